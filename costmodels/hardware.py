@@ -1,0 +1,200 @@
+"""Hardware specs: DeviceSpec (datasheet figures + a separate fitted calibration block) and ClusterSpec.
+
+Datasheet numbers and fitted factors never mix: `DeviceSpec` fields are what the vendor publishes,
+`DeviceCalibration` holds achievable fractions fitted against measured runs (see profiles/hardware/*.yaml
+for the sources and benchmarks/calibrate.py for the fit). Link bandwidths are per device, per direction.
+"""
+
+from dataclasses import dataclass
+
+from costmodels.errors import require
+
+DTYPES = ("bf16", "fp16", "fp8")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeviceCalibration:
+    """Achievable fractions of datasheet peaks and fixed overheads, fitted once per device.
+
+    GEMM efficiency follows a saturating curve in the GEMM's FLOP count F:
+    eff(F) = gemm_efficiency_max * F / (F + gemm_half_flops).
+    """
+
+    gemm_efficiency_max: float = 0.80
+    """asymptotic fraction of peak dense FLOP/s reached by large GEMMs"""
+    gemm_half_flops: float = 2.0e9
+    """GEMM size (FLOPs) at which efficiency reaches half of gemm_efficiency_max"""
+    attention_efficiency: float = 0.60
+    """fraction of peak reached by fused (flash) attention kernels"""
+    hbm_efficiency: float = 0.85
+    """fraction of datasheet HBM bandwidth reached by streaming kernels"""
+    intra_node_efficiency: float = 0.75
+    """fraction of the intra-node link bandwidth seen by large collectives (bus bandwidth)"""
+    inter_node_efficiency: float = 0.90
+    """fraction of the NIC line rate seen by large collectives"""
+    collective_latency_s: float = 20e-6
+    """alpha: fixed latency of one collective call"""
+    kernel_floor_s: float = 5e-6
+    """minimum time of any kernel (launch bound)"""
+    dp_overlap: float = 0.8
+    """fraction of data-parallel gradient/parameter traffic hidden behind compute"""
+    tp_overlap: float = 0.0
+    """fraction of tensor-parallel traffic hidden behind compute"""
+    step_overhead_s: float = 0.0
+    """fixed per-training-step overhead (optimizer launch, data loading, logging)"""
+    decode_step_overhead_s: float = 1.0e-3
+    """fixed per-iteration overhead of a serving engine (scheduling, sampling, launch)"""
+    source: str = "uncalibrated defaults"
+    """how these numbers were obtained"""
+
+    def __post_init__(self):
+        for name in ("gemm_efficiency_max", "attention_efficiency", "hbm_efficiency",
+                     "intra_node_efficiency", "inter_node_efficiency"):
+            v = getattr(self, name)
+            require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"calibration.{name}")
+        for name in ("dp_overlap", "tp_overlap"):
+            v = getattr(self, name)
+            require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"calibration.{name}")
+        for name in ("gemm_half_flops", "collective_latency_s", "kernel_floor_s", "step_overhead_s",
+                     "decode_step_overhead_s"):
+            v = getattr(self, name)
+            require(v >= 0.0, f"must be >= 0, got {v}", field=f"calibration.{name}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeviceSpec:
+    """One accelerator and the node it usually ships in (datasheet figures)."""
+
+    name: str
+    """profile name"""
+    bf16_flops_per_s: float
+    """peak dense BF16/FP16 tensor FLOP/s (not the 2:4-sparse figure)"""
+    fp8_flops_per_s: float
+    """peak dense FP8 FLOP/s (0 when the device has no FP8 tensor cores)"""
+    hbm_bytes: float
+    """device memory in bytes"""
+    hbm_bytes_per_s: float
+    """device memory bandwidth"""
+    devices_per_node: int
+    """devices in the usual node (scale-up domain)"""
+    intra_node_bytes_per_s: float
+    """scale-up link bandwidth per device, per direction (NVLink / Infinity Fabric / PCIe)"""
+    inter_node_bytes_per_s: float
+    """scale-out NIC bandwidth per device, per direction"""
+    intra_node_latency_s: float = 5e-6
+    """one hop inside a node"""
+    inter_node_latency_s: float = 10e-6
+    """one hop across nodes"""
+    memory_reserve_bytes: float = 2.0 * 2**30
+    """memory the framework and CUDA context keep (not usable by tensors)"""
+    cost_per_hour: float = 0.0
+    """list or cloud price per device-hour, for cost objectives (0 = unknown)"""
+    calibration: DeviceCalibration = DeviceCalibration()
+    """fitted efficiencies"""
+    source: str = ""
+    """where this spec came from"""
+
+    def __post_init__(self):
+        src = self.source or None
+        for name in ("bf16_flops_per_s", "hbm_bytes", "hbm_bytes_per_s", "intra_node_bytes_per_s",
+                     "inter_node_bytes_per_s"):
+            require(getattr(self, name) > 0, "must be > 0", field=name, source=src)
+        require(self.fp8_flops_per_s >= 0, "must be >= 0", field="fp8_flops_per_s", source=src)
+        require(self.devices_per_node >= 1, "must be >= 1", field="devices_per_node", source=src)
+        require(0 <= self.memory_reserve_bytes < self.hbm_bytes, "must be in [0, hbm)", field="memory_reserve_bytes",
+                source=src)
+
+    def peak_flops_per_s(self, dtype: str) -> float:
+        """Dense peak for a compute dtype; FP8 falls back to BF16 on devices without FP8."""
+        require(dtype in DTYPES, f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}", field="dtype")
+        if dtype == "fp8" and self.fp8_flops_per_s > 0:
+            return self.fp8_flops_per_s
+        return self.bf16_flops_per_s
+
+    @property
+    def usable_bytes(self) -> float:
+        return self.hbm_bytes - self.memory_reserve_bytes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NodePool:
+    """Identical nodes of one device type."""
+
+    name: str
+    """pool name, unique in the cluster"""
+    device: DeviceSpec
+    """the accelerator"""
+    nodes: int
+    """number of nodes"""
+    devices_per_node: int
+    """devices per node (defaults to the device's node shape when loaded)"""
+    intra_node_bytes_per_s: float
+    """scale-up bandwidth per device, per direction"""
+    inter_node_bytes_per_s: float
+    """scale-out bandwidth per device, per direction"""
+
+    def __post_init__(self):
+        require(self.nodes >= 1, "must be >= 1", field=f"pools.{self.name}.nodes")
+        require(self.devices_per_node >= 1, "must be >= 1", field=f"pools.{self.name}.devices_per_node")
+        require(self.intra_node_bytes_per_s > 0, "must be > 0", field=f"pools.{self.name}.intra_node_bytes_per_s")
+        require(self.inter_node_bytes_per_s > 0, "must be > 0", field=f"pools.{self.name}.inter_node_bytes_per_s")
+
+    @property
+    def num_devices(self) -> int:
+        return self.nodes * self.devices_per_node
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClusterSpec:
+    """One or more pools; several pools = a heterogeneous cluster."""
+
+    name: str
+    """cluster name"""
+    pools: tuple[NodePool, ...]
+    """the pools, in a fixed order"""
+    inter_pool_bytes_per_s: float = 0.0
+    """bandwidth per device between pools (0 = the slower pool's NIC bandwidth)"""
+
+    def __post_init__(self):
+        require(len(self.pools) >= 1, "a cluster needs at least one pool", field="pools")
+        names = [p.name for p in self.pools]
+        require(len(set(names)) == len(names), f"pool names must be unique, got {names}", field="pools")
+        require(self.inter_pool_bytes_per_s >= 0, "must be >= 0", field="inter_pool_bytes_per_s")
+
+    @classmethod
+    def homogeneous(cls, device: DeviceSpec, num_devices: int, devices_per_node: int | None = None) -> "ClusterSpec":
+        """`num_devices` devices of one kind in nodes of `devices_per_node` (default: the device's node shape).
+
+        A partial last node is allowed only when everything fits in one node.
+        """
+        per_node = devices_per_node or device.devices_per_node
+        require(num_devices >= 1, f"must be >= 1, got {num_devices}", field="num_gpus")
+        require(per_node >= 1, f"must be >= 1, got {per_node}", field="gpus_per_node")
+        if num_devices < per_node:
+            per_node = num_devices
+        require(num_devices % per_node == 0,
+                f"{num_devices} GPUs do not fill whole nodes of {per_node}; use a multiple of {per_node}",
+                field="num_gpus")
+        pool = NodePool(name=device.name, device=device, nodes=num_devices // per_node, devices_per_node=per_node,
+                        intra_node_bytes_per_s=device.intra_node_bytes_per_s,
+                        inter_node_bytes_per_s=device.inter_node_bytes_per_s)
+        return cls(name=f"{num_devices}x{device.name}", pools=(pool,))
+
+    @property
+    def num_devices(self) -> int:
+        return sum(p.num_devices for p in self.pools)
+
+    @property
+    def is_heterogeneous(self) -> bool:
+        return len(self.pools) > 1
+
+    @property
+    def primary(self) -> NodePool:
+        """The first pool (the only one in a homogeneous cluster)."""
+        return self.pools[0]
+
+    def pool(self, name: str) -> NodePool:
+        for p in self.pools:
+            if p.name == name:
+                return p
+        raise KeyError(name)
