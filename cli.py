@@ -7,7 +7,7 @@ Exit codes: 0 ok, 1 bug (traceback) or `diff` found differences, 2 bad input, 3 
 import click
 
 from costmodels.errors import ParplanError
-from planner.commands import documents, experts, profiles, scatter, serve, train
+from planner.commands import documents, estimate as estimate_cmds, experts, profiles, scatter, serve, train
 
 
 class _ParplanGroup(click.Group):
@@ -43,7 +43,7 @@ def trace():
 
 
 GROUPS = {"root": main, "plan": plan, "estimate": estimate, "trace": trace}
-for _module in (train, experts, serve, scatter, documents, profiles):
+for _module in (estimate_cmds, train, experts, serve, scatter, documents, profiles):
     _module.register(GROUPS)
 
 if __name__ == "__main__":
