@@ -44,19 +44,41 @@ class DeviceCalibration:
     """fixed per-training-step overhead (optimizer launch, data loading, logging)"""
     decode_step_overhead_s: float = 1.0e-3
     """fixed per-iteration overhead of a serving engine (scheduling, sampling, launch)"""
+    serving_gemm_efficiency_max: float = 0.70
+    """serving: asymptotic fraction of peak reached by prefill GEMMs inside an inference engine"""
+    serving_gemm_half_flops: float = 2.0e10
+    """serving: per-GPU GEMM size (FLOPs) at which prefill GEMM efficiency is half its maximum"""
+    allreduce_hop_latency_s: float = 7.0e-6
+    """serving: latency of one step of a small-message TP all-reduce (a ring of n ranks takes 2(n-1) steps)"""
+    serving_hbm_efficiency: float = 0.80
+    """serving: fraction of HBM bandwidth reached by an engine's decode kernels (weights and KV reads)"""
+    serving_kernel_floor_s: float = 5.0e-6
+    """serving: GPU-side minimum time of one kernel (replayed from a CUDA graph)"""
+    serving_allreduce_efficiency: float = 0.75
+    """serving: fraction of the intra-node link bandwidth seen by an engine's TP all-reduces of activations"""
+    launch_floor_s: float = 9.0e-6
+    """serving: CPU launch cost of one kernel when the engine runs eagerly (no CUDA graphs)"""
+    seq_overhead_s: float = 3.0e-4
+    """serving: CPU time per running sequence per engine iteration (scheduling, sampling) in an eager engine"""
+    prefill_overhead_s: float = 1.0e-2
+    """serving: fixed CPU/host time of one prefill iteration (input preparation, first-token sampling)"""
     source: str = "uncalibrated defaults"
     """how these numbers were obtained"""
 
     def __post_init__(self):
-        for name in ("gemm_efficiency_max", "attention_efficiency", "hbm_efficiency",
+        for name in ("gemm_efficiency_max", "attention_efficiency", "hbm_efficiency", "serving_allreduce_efficiency",
+                     "serving_hbm_efficiency",
                      "intra_node_efficiency", "inter_node_efficiency"):
             v = getattr(self, name)
             require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"calibration.{name}")
         for name in ("dp_overlap", "tp_overlap"):
             v = getattr(self, name)
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"calibration.{name}")
+        require(0.0 < self.serving_gemm_efficiency_max <= 1.0,
+                f"must be in (0, 1], got {self.serving_gemm_efficiency_max}", field="calibration.serving_gemm_efficiency_max")
         for name in ("gemm_half_flops", "collective_latency_s", "kernel_floor_s", "step_overhead_s",
-                     "decode_step_overhead_s"):
+                     "decode_step_overhead_s", "serving_gemm_half_flops", "allreduce_hop_latency_s", "serving_kernel_floor_s", "launch_floor_s",
+                     "seq_overhead_s", "prefill_overhead_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"calibration.{name}")
 

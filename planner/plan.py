@@ -62,6 +62,12 @@ def digest(obj) -> str:
     return hashlib.sha256(dumps_canonical(obj).encode()).hexdigest()
 
 
+def inputs_digest(inputs: dict) -> str:
+    """The digest a plan's `inputs` should carry: sha256 of the canonical inputs without `inputs_digest`."""
+    rest = {k: v for k, v in inputs.items() if k != "inputs_digest"}
+    return digest(rest)
+
+
 def parplan_version() -> str:
     try:
         return metadata.version("parplan")
@@ -101,8 +107,7 @@ def make_plan(kind: str, *, inputs: dict, decision: dict, predicted: dict, alter
     if unknown:
         raise ValueError(f"unknown plan sections {unknown}; allowed extras: {EXTRA_SECTIONS}")
     inputs = canonicalize(dict(inputs))
-    inputs.pop("inputs_digest", None)
-    inputs["inputs_digest"] = digest(inputs)
+    inputs["inputs_digest"] = inputs_digest(inputs)
     doc = {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,
@@ -118,23 +123,39 @@ def make_plan(kind: str, *, inputs: dict, decision: dict, predicted: dict, alter
     return Plan(canonicalize(doc))
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Read a plan file; reject malformed JSON (with line), unknown kinds and unknown schema versions."""
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a valid plan number")
+
+
+def load_plan(path: str | Path, *, check_schema: bool = True) -> Plan:
+    """Read a plan file; reject malformed JSON (with line), unknown kinds and unknown schema versions.
+
+    With `check_schema` (the default) the document must also match the JSON Schema of its version; the
+    SpecError then names the failing JSON paths. `parplan validate` passes False and lists the violations itself.
+    """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read plan: {exc.strerror}", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text (byte {exc.start}): a plan is a JSON file", source=str(path)) from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise SpecError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", source=str(path)) from None
+    except ValueError as exc:
+        raise SpecError(f"malformed JSON: {exc}", source=str(path)) from None
     if not isinstance(doc, dict):
         raise SpecError("a plan is a JSON object", source=str(path))
     version = doc.get("schema_version")
-    if version not in SCHEMA_HISTORY:
+    if type(version) is not int or version not in SCHEMA_HISTORY:
         raise SpecError(f"unsupported schema_version {version!r}; this parplan reads {sorted(SCHEMA_HISTORY)}",
                         field="schema_version", source=str(path))
-    if doc.get("kind") not in KINDS:
+    if not isinstance(doc.get("kind"), str) or doc["kind"] not in KINDS:
         raise SpecError(f"unknown kind {doc.get('kind')!r}; valid: {', '.join(KINDS)}", field="kind", source=str(path))
+    if check_schema:
+        from planner.schema_check import check_document
+
+        check_document(doc, source=str(path), version=version)
     return Plan(doc)

@@ -1,0 +1,167 @@
+"""FLOP counts of a decoder-only transformer, by part (pure arithmetic, no hardware, no parallelism).
+
+Notation: T tokens (= b·s), b sequences of length s, h hidden, a query heads, g kv heads, d head width,
+f MLP width, V vocabulary, k routed experts per token, E routed experts. One multiply-add = 2 FLOPs.
+
+Forward FLOPs of one layer:
+  QKV projection     2·T·h·(a·d + 2·g·d)                    (MLA: the down/up projections, see below)
+  output projection  2·T·(a·d_v)·h
+  attention core     QK^T 2·b·s²·a·d_qk and AV 2·b·s²·a·d_v; a causal mask halves both (default)
+  dense MLP          2·T·h·f·(3 if gated else 2)
+  MoE MLP            routed k·2·T·h·f_e·(3|2) + shared 2·T·h·f_s·(3|2) + router 2·T·h·E
+  logits (once)      2·T·h·V
+Backward = 2 × forward. Recompute adds: selective = the attention core forward, full = the whole layer
+forward. Model FLOPs (MFU) never count recompute; hardware FLOPs (HFU) do.
+
+Check against Megatron (Narayanan et al. 2021, eq. 3; Korthikanti et al. 2022): for a GPT layer
+(MHA, f = 4h, not gated) counted without the causal halving, one step of B sequences costs
+  72·B·s·L·h²·(1 + s/(6h) + V/(12·L·h))     without recompute
+  96·B·s·L·h²·(1 + s/(6h) + V/(16·L·h))     with full recompute
+(`megatron_formula_flops`; tests/costmodels/test_flops.py checks that the part sums equal these).
+"""
+
+from dataclasses import dataclass
+
+from costmodels.model import ModelSpec
+
+RECOMPUTE_MODES = ("none", "selective", "full")
+
+
+@dataclass(frozen=True, slots=True)
+class LayerFlops:
+    """Forward FLOPs of one transformer layer for one batch, by part (unsharded: the whole layer)."""
+
+    qkv: float
+    """query/key/value projections (MLA: all down and up projections)"""
+    attn_out: float
+    """attention output projection"""
+    attention_core: float
+    """QK^T and AV (causal-halved unless counted otherwise)"""
+    mlp: float
+    """dense MLP, or the shared experts of an MoE layer"""
+    experts: float
+    """routed experts (k copies of every token)"""
+    router: float
+    """MoE gate"""
+
+    @property
+    def total(self) -> float:
+        return self.qkv + self.attn_out + self.attention_core + self.mlp + self.experts + self.router
+
+    def scaled(self, factor: float) -> "LayerFlops":
+        return LayerFlops(self.qkv * factor, self.attn_out * factor, self.attention_core * factor,
+                          self.mlp * factor, self.experts * factor, self.router * factor)
+
+
+def _mlp_matrices(model: ModelSpec) -> int:
+    return 3 if model.gated_mlp else 2
+
+
+def attention_projection_flops(model: ModelSpec, tokens: float) -> tuple[float, float]:
+    """(QKV, output) projection forward FLOPs for `tokens` tokens."""
+    h, a = model.hidden, model.heads
+    if model.attention == "mla":
+        m = model.mla
+        qk_dim = m.qk_nope_head_dim + m.qk_rope_head_dim
+        if m.q_lora_rank > 0:
+            q = 2 * tokens * (h * m.q_lora_rank + m.q_lora_rank * a * qk_dim)
+        else:
+            q = 2 * tokens * h * a * qk_dim
+        kv_down = 2 * tokens * h * (m.kv_lora_rank + m.qk_rope_head_dim)
+        kv_up = 2 * tokens * m.kv_lora_rank * a * (m.qk_nope_head_dim + m.v_head_dim)
+        return q + kv_down + kv_up, 2 * tokens * a * m.v_head_dim * h
+    d = model.head_dim
+    return 2 * tokens * h * (a * d + 2 * model.kv_heads * d), 2 * tokens * a * d * h
+
+
+def attention_head_dims(model: ModelSpec) -> tuple[int, int]:
+    """(query-key width, value width) of one head."""
+    if model.attention == "mla":
+        return model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim, model.mla.v_head_dim
+    return model.head_dim, model.head_dim
+
+
+def attention_core_flops(model: ModelSpec, batch: float, seq: int, causal: bool = True) -> float:
+    """QK^T + AV forward FLOPs for `batch` sequences of length `seq` (halved under a causal mask)."""
+    d_qk, d_v = attention_head_dims(model)
+    full = 2.0 * batch * seq * seq * model.heads * (d_qk + d_v)
+    return full / 2 if causal else full
+
+
+def mlp_flops(model: ModelSpec, tokens: float, ffn: int) -> float:
+    """Forward FLOPs of an MLP of width `ffn` (gated: three matrices, else two)."""
+    return 2.0 * tokens * model.hidden * ffn * _mlp_matrices(model)
+
+
+def moe_flops(model: ModelSpec, tokens: float) -> tuple[float, float, float]:
+    """(routed experts, shared experts, router) forward FLOPs of one MoE layer."""
+    moe = model.moe
+    routed = moe.top_k * mlp_flops(model, tokens, moe.expert_ffn)
+    shared_ffn = moe.shared_expert_ffn or moe.expert_ffn
+    shared = moe.shared_experts * mlp_flops(model, tokens, shared_ffn)
+    router = 2.0 * tokens * model.hidden * moe.experts
+    return routed, shared, router
+
+
+def logits_flops(model: ModelSpec, tokens: float) -> float:
+    """Forward FLOPs of the LM head."""
+    return 2.0 * tokens * model.hidden * model.vocab
+
+
+def layer_forward_flops(model: ModelSpec, is_moe: bool, batch: float, seq: int, causal: bool = True) -> LayerFlops:
+    """Forward FLOPs of one dense or MoE layer for `batch` sequences of length `seq`."""
+    tokens = batch * seq
+    qkv, out = attention_projection_flops(model, tokens)
+    core = attention_core_flops(model, batch, seq, causal)
+    if is_moe:
+        routed, shared, router = moe_flops(model, tokens)
+        return LayerFlops(qkv, out, core, shared, routed, router)
+    return LayerFlops(qkv, out, core, mlp_flops(model, tokens, model.ffn), 0.0, 0.0)
+
+
+def mtp_extra_flops(model: ModelSpec, tokens: float) -> float:
+    """Forward FLOPs of one multi-token-prediction module beyond its transformer layer: the 2h->h
+    projection and its own logits (DeepSeek-V3 §2.2)."""
+    return 2.0 * tokens * 2 * model.hidden * model.hidden + logits_flops(model, tokens)
+
+
+def recompute_forward_flops(layer: LayerFlops, recompute: str) -> float:
+    """Extra forward FLOPs that recomputation repeats during the backward pass of one layer."""
+    if recompute == "full":
+        return layer.total
+    if recompute == "selective":
+        return layer.attention_core
+    return 0.0
+
+
+def step_flops(model: ModelSpec, global_batch: int, seq: int, recompute: str = "none",
+               causal: bool = True) -> float:
+    """FLOPs of one training step (forward + backward, + recompute when asked) of the whole model.
+
+    With recompute='none' these are the *model* FLOPs used for MFU; with the run's mode, hardware FLOPs.
+    """
+    dense = layer_forward_flops(model, False, global_batch, seq, causal) if model.dense_layers else None
+    moe = layer_forward_flops(model, True, global_batch, seq, causal) if model.moe_layers else None
+    total = 0.0
+    for layer, count in ((dense, model.dense_layers), (moe, model.moe_layers)):
+        if layer is not None:
+            total += count * (3 * layer.total + recompute_forward_flops(layer, recompute))
+    tokens = global_batch * seq
+    head = logits_flops(model, tokens)
+    if model.mtp_layers:
+        mtp_layer = moe if moe is not None else dense
+        head += model.mtp_layers * (mtp_layer.total + mtp_extra_flops(model, tokens))
+    return total + 3 * head
+
+
+def megatron_formula_flops(model: ModelSpec, global_batch: int, seq: int, full_recompute: bool) -> float:
+    """Megatron's closed form for a GPT model (eq. 3 of arXiv 2104.04473, and its no-recompute form).
+
+    72·B·s·L·h²·(1 + s/6h + V/12Lh) without recompute, 96·B·s·L·h²·(1 + s/6h + V/16Lh) with full
+    recompute. Exact for MHA, f = 4h, GELU MLP, no causal halving. This is the convention the 2021
+    paper and the Megatron-LM README use for their published TFLOP/s.
+    """
+    b, s, L, h, V = global_batch, seq, model.layers, model.hidden, model.vocab
+    if full_recompute:
+        return 96.0 * b * s * L * h * h * (1 + s / (6 * h) + V / (16 * L * h))
+    return 72.0 * b * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h))

@@ -1,0 +1,162 @@
+"""Memory per GPU: parameters, gradients, optimizer states, activations (bytes).
+
+Model states follow Megatron-LM practice (`theoretical_memory_usage.py`): bf16 parameters (2 B), fp32
+main gradients (4 B), fp32 master weights + Adam m, v (12 B) = 18 B per parameter. ZeRO stages
+(Rajbhandari et al. 2020) shard over the data-parallel group d (expert parameters over edp):
+  ZeRO 0 (DDP)                       2 + 4 + 12
+  ZeRO 1 (distributed optimizer)     2 + 4 + 12/d
+  ZeRO 2 (+ gradients)               2 + 4/d + 12/d
+  ZeRO 3 (+ parameters, FSDP)        (2 + 4 + 12)/d
+
+Activations of one layer for one micro-batch of b sequences of s tokens (16-bit tensors, 1-byte dropout
+masks, FlashAttention so no a·s² score terms; Korthikanti et al. 2022, §4), per token:
+  attention  2h (LN out / QKV input) + 2·a·d (Q) + 4·g·d (K, V) + 2·a·d (attention output) + 1·h (mask)
+             + 4·a (fp32 softmax statistics, dropped under selective recompute)
+  dense MLP  2h (input) + (6 if gated else 4)·f (fc1 outputs and activation) + 1·h (mask)
+  norms      4h (two LayerNorm inputs)
+  GPT (MHA, f = 4h): 11 + 19 + 4 = 34·h, the paper's 34·s·b·h.
+Tensor parallelism shards the parts inside the TP region; with sequence parallelism the rest too
+(the paper's s·b·h·(10 + 24/t) without SP, 34·s·b·h/t with SP). Context parallelism divides everything
+by cp. Full recompute keeps only the layer input 2·s·b·h (/t with SP). MoE layers keep the router
+logits (fp32), k permuted copies of every token, the experts' fc1/activation outputs and their outputs.
+"""
+
+from costmodels.model import ModelSpec
+
+PARAM_BYTES = 2.0
+"""bf16 parameter"""
+GRAD_BYTES = 4.0
+"""fp32 main gradient (Megatron accumulates and reduces gradients in fp32 under bf16)"""
+OPTIMIZER_BYTES = 12.0
+"""fp32 master weight + Adam first and second moments"""
+ACT_BYTES = 2.0
+"""16-bit activations"""
+
+
+def attention_params(model: ModelSpec) -> float:
+    """Parameters of one attention block (biases ignored)."""
+    h, a = model.hidden, model.heads
+    if model.attention == "mla":
+        m = model.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        q = (h * m.q_lora_rank + m.q_lora_rank + m.q_lora_rank * a * qk) if m.q_lora_rank else h * a * qk
+        kv = h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank \
+            + m.kv_lora_rank * a * (m.qk_nope_head_dim + m.v_head_dim)
+        return float(q + kv + a * m.v_head_dim * h)
+    d = model.head_dim
+    return float(h * (a * d + 2 * model.kv_heads * d) + a * d * h)
+
+
+def mlp_params(model: ModelSpec, ffn: int) -> float:
+    return float((3 if model.gated_mlp else 2) * model.hidden * ffn)
+
+
+def layer_params(model: ModelSpec, is_moe: bool) -> tuple[float, float]:
+    """(dense parameters, routed-expert parameters) of one layer. Dense = attention, norms, dense MLP,
+    router and shared experts (sharded by tp); routed experts are sharded by ep·etp."""
+    dense = attention_params(model) + 2 * model.hidden
+    if not is_moe:
+        return dense + mlp_params(model, model.ffn), 0.0
+    moe = model.moe
+    shared = moe.shared_experts * mlp_params(model, moe.shared_expert_ffn or moe.expert_ffn)
+    return dense + model.hidden * moe.experts + shared, moe.experts * mlp_params(model, moe.expert_ffn)
+
+
+def embedding_params(model: ModelSpec) -> float:
+    """Input embedding (first stage)."""
+    return float(model.vocab * model.hidden)
+
+
+def head_params(model: ModelSpec, pp: int) -> float:
+    """Final norm + LM head (last stage). With tied embeddings and pp > 1 the last stage still holds a
+    copy of the embedding for the output layer (Megatron keeps the two in sync)."""
+    head = 0.0 if (model.tied_embeddings and pp == 1) else float(model.vocab * model.hidden)
+    return head + model.hidden
+
+
+def mtp_params(model: ModelSpec) -> tuple[float, float]:
+    """(dense, expert) parameters of one MTP module: a layer + 2h->h projection + two norms."""
+    dense, experts = layer_params(model, model.moe is not None)
+    return dense + 2.0 * model.hidden * model.hidden + 2 * model.hidden, experts
+
+
+def state_bytes_per_param(zero: int, shard: int) -> tuple[float, float, float]:
+    """(weight, gradient, optimizer) bytes per parameter per GPU under a ZeRO stage with `shard` ranks."""
+    weights = PARAM_BYTES / shard if zero >= 3 else PARAM_BYTES
+    grads = GRAD_BYTES / shard if zero >= 2 else GRAD_BYTES
+    optim = OPTIMIZER_BYTES / shard if zero >= 1 else OPTIMIZER_BYTES
+    return weights, grads, optim
+
+
+def attention_activation_bytes(model: ModelSpec, tokens: float, tp: int, sp: bool, recompute: str) -> float:
+    """Bytes the attention block and its LayerNorm keep for one micro-batch (tokens already / cp)."""
+    h, a, g = model.hidden, model.heads, model.kv_heads
+    if model.attention == "mla":
+        m = model.mla
+        q_w, kv_w, o_w = a * (m.qk_nope_head_dim + m.qk_rope_head_dim), \
+            a * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim), a * m.v_head_dim
+        sharded = 2 * q_w + 2 * kv_w + 2 * o_w + 2 * (m.q_lora_rank + m.kv_lora_rank)
+    else:
+        sharded = 2 * a * model.head_dim + 4 * g * model.head_dim + 2 * a * model.head_dim
+    if recompute != "selective":
+        sharded += 4 * a  # fp32 softmax statistics of flash attention
+    replicated = 2 * h + 1 * h + 2 * h  # QKV input, dropout mask, LayerNorm input
+    if sp:
+        return tokens * (sharded + replicated) / tp
+    return tokens * (sharded / tp + replicated)
+
+
+def mlp_activation_bytes(model: ModelSpec, tokens: float, tp: int, sp: bool) -> float:
+    """Bytes a dense MLP block and its LayerNorm keep."""
+    sharded = (6 if model.gated_mlp else 4) * model.ffn
+    replicated = 2 * model.hidden + 1 * model.hidden + 2 * model.hidden  # input, mask, LayerNorm input
+    if sp:
+        return tokens * (sharded + replicated) / tp
+    return tokens * (sharded / tp + replicated)
+
+
+def moe_activation_bytes(model: ModelSpec, tokens: float, tp: int, etp: int) -> float:
+    """Bytes an MoE block keeps. Megatron requires sequence parallelism with MoE and tp > 1, so the
+    tokens of this GPU are tokens / tp; the experts see k copies of them (balanced routing)."""
+    moe, h = model.moe, model.hidden
+    local = tokens / tp
+    per_token = 2 * h + 2 * h + 1 * h + 4 * moe.experts  # LN input, router input, mask, fp32 router logits
+    act = 6 if model.gated_mlp else 4
+    routed = moe.top_k * (2 * h + act * moe.expert_ffn / etp + 2 * h)  # permuted input, fc1/act, output
+    shared_ffn = moe.shared_expert_ffn or moe.expert_ffn
+    shared = moe.shared_experts * act * shared_ffn
+    return local * (per_token + routed + shared)
+
+
+def layer_activation_bytes(model: ModelSpec, is_moe: bool, mbs: int, seq: int, *, tp: int, cp: int, etp: int,
+                           sp: bool, recompute: str) -> float:
+    """Activation bytes one layer keeps for one in-flight micro-batch on one GPU."""
+    tokens = mbs * seq / cp
+    if recompute == "full":
+        return tokens * ACT_BYTES * model.hidden / (tp if sp else 1)
+    return layer_working_activation_bytes(model, is_moe, mbs, seq, tp=tp, cp=cp, etp=etp, sp=sp,
+                                          recompute=recompute)
+
+
+def layer_working_activation_bytes(model: ModelSpec, is_moe: bool, mbs: int, seq: int, *, tp: int, cp: int,
+                                   etp: int, sp: bool, recompute: str = "none") -> float:
+    """Activations of one layer when it is materialised (no recompute): what full recompute rebuilds
+    during the backward pass of one layer."""
+    tokens = mbs * seq / cp
+    attn = attention_activation_bytes(model, tokens, tp, sp, recompute)
+    if is_moe:
+        return attn + moe_activation_bytes(model, tokens, tp, etp)
+    return attn + mlp_activation_bytes(model, tokens, tp, sp)
+
+
+def embedding_activation_bytes(model: ModelSpec, mbs: int, seq: int, *, tp: int, cp: int, sp: bool) -> float:
+    """Embedding output and its dropout mask (first stage), per in-flight micro-batch."""
+    tokens = mbs * seq / cp
+    return tokens * 3 * model.hidden / (tp if sp else 1) + tokens * 8  # + int64 token ids
+
+
+def head_activation_bytes(model: ModelSpec, mbs: int, seq: int, *, tp: int, cp: int, sp: bool) -> float:
+    """Final norm input, LM-head input and the fp32 softmax of the vocabulary-parallel cross entropy
+    (last stage; one micro-batch in flight there under 1F1B)."""
+    tokens = mbs * seq / cp
+    return tokens * 4 * model.hidden / (tp if sp else 1) + tokens * 4 * model.vocab / tp

@@ -1,0 +1,58 @@
+"""Queueing delays at a percentile (not the mean).
+
+Prefill (one server, FCFS, Poisson arrivals rate λ, service times S with E[S], E[S²]): M/G/1.
+  ρ = λ·E[S];  Pollaczek–Khinchine mean wait  E[W] = λ·E[S²] / (2(1 − ρ)).
+  Tail: P(W > t) ≈ ρ·exp(−t·ρ / E[W])  (exact for M/M/1; the standard exponential tail approximation for M/G/1),
+  so the q-quantile is  w_q = (E[W]/ρ)·ln(ρ / (1 − q))  when ρ > 1 − q, else 0.
+Decode (B_max batch slots, each held for a request's whole decode): offered load a = λ·E[O]·t_step busy slots;
+  square-root staffing (Halfin–Whitt): the q-quantile of busy slots ≈ a + z_q·√a must stay ≤ B_max, so
+  a_max = ((√(z² + 4B) − z)/2)².
+"""
+
+import math
+from statistics import NormalDist
+
+
+def mg1_wait_quantile_s(rate_per_s: float, mean_service_s: float, second_moment_s2: float, quantile: float) -> float:
+    """q-quantile of the M/G/1 FCFS waiting time; inf when the queue is unstable (ρ ≥ 1)."""
+    if rate_per_s <= 0:
+        return 0.0
+    rho = rate_per_s * mean_service_s
+    if rho >= 1.0:
+        return math.inf
+    if rho <= 1.0 - quantile:
+        return 0.0
+    mean_wait = rate_per_s * second_moment_s2 / (2.0 * (1.0 - rho))
+    return mean_wait / rho * math.log(rho / (1.0 - quantile))
+
+
+def mg1_max_rate(mean_service_s: float, second_moment_s2: float, quantile: float, wait_budget_s: float) -> float:
+    """Largest arrival rate whose waiting-time q-quantile is ≤ wait_budget_s (0 when the budget is negative)."""
+    if wait_budget_s < 0 or mean_service_s <= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0 / mean_service_s
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if mg1_wait_quantile_s(mid, mean_service_s, second_moment_s2, quantile) <= wait_budget_s:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def normal_quantile(q: float) -> float:
+    return NormalDist().inv_cdf(q)
+
+
+def busy_slots_quantile(offered_load: float, quantile: float) -> float:
+    """q-quantile of busy slots under square-root staffing: a + z·√a."""
+    return offered_load + normal_quantile(quantile) * math.sqrt(max(offered_load, 0.0))
+
+
+def max_offered_load(slots: float, quantile: float) -> float:
+    """Largest offered load a with a + z_q·√a ≤ slots."""
+    if slots <= 0:
+        return 0.0
+    z = max(normal_quantile(quantile), 0.0)
+    root = (math.sqrt(z * z + 4.0 * slots) - z) / 2.0
+    return root * root

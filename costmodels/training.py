@@ -1,0 +1,328 @@
+"""Training step cost of one parallel configuration: time, memory and FLOPs per GPU, with breakdowns.
+
+    layer_costs(model, pool, workload, config) -> LayerCosts        per-layer costs, independent of the stage split
+    estimate_training(model, cluster, workload, config) -> TrainingEstimate
+
+Step time (seconds):
+    t_i   = sum of layer times of stage i (fwd + bwd + recompute of ONE micro-batch, incl. exposed TP/CP/EP
+            comm) + embedding (stage 0) + head/loss/MTP (last stage) + 2 p2p messages per boundary (x vpp)
+    T     = pipeline_step_time(t, m, vpp)                         (costmodels/pipeline.py)
+          + max_i max(0, dp_sync_i - dp_overlap · t_i)           (gradient reduce + parameter gather; they
+                                                                  hide behind one micro-batch at most)
+          + max_i Adam update time of the stage + step_overhead_s
+Memory of stage i (bytes per GPU):
+    states (weights + grads + optimizer, ZeRO-sharded) + in_flight_i x activations of one micro-batch
+    + head activations (1 micro-batch) + the working set of one layer under full recompute + reserve.
+MFU = model FLOPs (no recompute, causal-halved attention) / (T · GPUs · peak); HFU counts recompute.
+"""
+
+from dataclasses import dataclass, field
+
+from costmodels import flops as F
+from costmodels import layer_parts as LP
+from costmodels.comm import collective_time_s, p2p_time_s
+from costmodels.hardware import ClusterSpec, NodePool
+from costmodels.memory import ACT_BYTES
+from costmodels.model import ModelSpec
+from costmodels.parallel import ParallelConfig, TrainingWorkload
+from costmodels.pipeline import in_flight_microbatches, pipeline_step_time
+
+GiB = float(2**30)
+TIME_PARTS = LP.TIME_PARTS
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LayerCosts:
+    """Per-layer costs of one configuration on one pool, independent of how layers are split into stages."""
+
+    layer_time_s: tuple[float, ...]
+    """fwd + bwd (+ recompute) of ONE micro-batch on one GPU, incl. non-overlapped TP/CP/EP comm"""
+    layer_weight_bytes: tuple[float, ...]
+    """weights + gradients + optimizer states per GPU after sharding"""
+    layer_activation_bytes: tuple[float, ...]
+    """activations of ONE in-flight micro-batch"""
+    layer_working_bytes: tuple[float, ...]
+    """activations rebuilt while one layer runs its backward under full recompute (0 otherwise)"""
+    dp_sync_time_s: tuple[float, ...]
+    """per step: gradient reduce-scatter/all-reduce + parameter all-gather of the layer, before overlap"""
+    optimizer_time_s: tuple[float, ...]
+    """per step: Adam update of the layer's locally owned parameters"""
+    is_moe: tuple[bool, ...]
+    """which layers have routed experts"""
+    embed_time_s: float
+    """embedding fwd + bwd of one micro-batch (first stage)"""
+    embed_weight_bytes: float
+    embed_activation_bytes: float
+    """per in-flight micro-batch"""
+    embed_dp_sync_time_s: float
+    embed_optimizer_time_s: float
+    head_time_s: float
+    """final norm, LM head, loss and MTP modules of one micro-batch (last stage)"""
+    head_weight_bytes: float
+    head_activation_bytes: float
+    """one micro-batch (1F1B runs the last stage's backward right after its forward)"""
+    head_dp_sync_time_s: float
+    head_optimizer_time_s: float
+    p2p_time_s: float
+    """one activation (or gradient) message across a stage boundary, per micro-batch"""
+    memory_capacity_bytes: float
+    """usable HBM per GPU of the pool (datasheet minus the framework reserve)"""
+    reserve_bytes: float
+    """the framework reserve"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrainingEstimate:
+    """Predicted cost of one training configuration."""
+
+    feasible: bool
+    infeasible_reasons: tuple[str, ...]
+    step_time_s: float
+    tokens_per_s_per_gpu: float
+    model_tflops_per_gpu: float
+    """model FLOPs (recompute not counted) per second per GPU / 1e12"""
+    hardware_tflops_per_gpu: float
+    """FLOPs executed incl. recompute per second per GPU / 1e12"""
+    mfu: float
+    memory_per_gpu_bytes: float
+    """peak over stages, incl. the framework reserve"""
+    microbatches: int
+    stage_layers: tuple[int, ...]
+    stage_time_s: tuple[float, ...]
+    """one micro-batch on each stage"""
+    stage_memory_bytes: tuple[float, ...]
+    breakdown: dict = field(default_factory=dict)
+    """time_s: parts of the step summing to step_time_s; memory_bytes: parts of the peak stage"""
+
+    def to_dict(self) -> dict:
+        return {"feasible": self.feasible, "infeasible_reasons": list(self.infeasible_reasons),
+                "step_time_s": self.step_time_s, "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
+                "model_tflops_per_gpu": self.model_tflops_per_gpu,
+                "hardware_tflops_per_gpu": self.hardware_tflops_per_gpu, "mfu": self.mfu,
+                "memory_per_gpu_bytes": self.memory_per_gpu_bytes, "microbatches": self.microbatches,
+                "stage_layers": list(self.stage_layers), "stage_time_s": list(self.stage_time_s),
+                "stage_memory_bytes": list(self.stage_memory_bytes), "breakdown": self.breakdown}
+
+
+# ---- caches (keyed by object identity of the frozen specs, which are kept alive in the entry) ----
+_CACHE: dict = {}
+_CACHE_LIMIT = 8192
+
+
+def _cached(key, objs, build):
+    hit = _CACHE.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], objs)):
+        return hit[1]
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
+    value = build()
+    _CACHE[key] = (objs, value)
+    return value
+
+
+def _setting(workload: TrainingWorkload, config: ParallelConfig) -> LP.Setting:
+    return LP.Setting(mbs=config.mbs, seq=workload.seq_len, dtype=workload.dtype, tp=config.tp, cp=config.cp,
+                      dp=config.dp, ep=config.ep, etp=config.etp, zero=config.zero, recompute=config.recompute,
+                      sp=config.sequence_parallel and config.tp > 1)
+
+
+def _kind_costs(model: ModelSpec, pool: NodePool, st: LP.Setting, pp: int):
+    """(dense PartCost or None, MoE PartCost or None, embed, head, p2p seconds) — cached."""
+    def build():
+        dense = LP.layer_cost(model, False, pool, st) if model.dense_layers else None
+        moe = LP.layer_cost(model, True, pool, st) if model.moe_layers else None
+        embed = LP.embed_cost(model, pool, st)
+        head = LP.head_cost(model, pool, st, pp)
+        msg = st.mbs * st.seq / st.cp * model.hidden * ACT_BYTES / st.tp
+        stride = st.tp * st.cp * st.dp
+        p2p = collective_time_s("p2p", msg, 2, stride, devices_per_node=pool.devices_per_node,
+                                intra_bytes_per_s=pool.intra_node_bytes_per_s,
+                                inter_bytes_per_s=pool.inter_node_bytes_per_s,
+                                calibration=pool.device.calibration) if pp > 1 else 0.0
+        return dense, moe, embed, head, p2p
+    return _cached(("kinds", id(model), id(pool), st, pp), (model, pool), build)
+
+
+def _moe_flags(model: ModelSpec) -> tuple[bool, ...]:
+    return _cached(("flags", id(model)), (model,), lambda: tuple(model.layer_is_moe(i) for i in range(model.layers)))
+
+
+def layer_costs(model: ModelSpec, pool: NodePool, workload: TrainingWorkload, config: ParallelConfig) -> LayerCosts:
+    """Per-layer costs of `config` on one GPU of `pool` (stage split, pp position and vpp not applied)."""
+    dense, moe, embed, head, p2p = _kind_costs(model, pool, _setting(workload, config), config.pp)
+    flags = _moe_flags(model)
+    per = [moe if f else dense for f in flags]
+    dev = pool.device
+    return LayerCosts(
+        layer_time_s=tuple(c.time_s for c in per), layer_weight_bytes=tuple(c.state_bytes for c in per),
+        layer_activation_bytes=tuple(c.activation_bytes for c in per),
+        layer_working_bytes=tuple(c.working_bytes for c in per), dp_sync_time_s=tuple(c.dp_sync_s for c in per),
+        optimizer_time_s=tuple(c.optimizer_s for c in per), is_moe=flags,
+        embed_time_s=embed.time_s, embed_weight_bytes=embed.state_bytes, embed_activation_bytes=embed.activation_bytes,
+        embed_dp_sync_time_s=embed.dp_sync_s, embed_optimizer_time_s=embed.optimizer_s,
+        head_time_s=head.time_s, head_weight_bytes=head.state_bytes, head_activation_bytes=head.activation_bytes,
+        head_dp_sync_time_s=head.dp_sync_s, head_optimizer_time_s=head.optimizer_s, p2p_time_s=p2p,
+        memory_capacity_bytes=dev.usable_bytes, reserve_bytes=dev.memory_reserve_bytes)
+
+
+def even_stage_layers(layers: int, pp: int) -> tuple[int, ...]:
+    """Layers per stage as even as possible; the extra layers go to the inner stages first (the end
+    stages also carry the embedding and the LM head)."""
+    base, extra = divmod(layers, pp)
+    order = list(range(1, pp - 1)) + [0, pp - 1] if pp > 2 else list(range(pp))
+    counts = [base] * pp
+    for i in order[:extra]:
+        counts[i] += 1
+    return tuple(counts)
+
+
+def check_config(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkload,
+                 config: ParallelConfig) -> list[tuple[str, str]]:
+    """Structural problems as (field, reason): divisibility, GPU count, pools. Empty = consistent."""
+    c, out = config, []
+    gpus = c.num_devices
+    if c.stage_pools is None or not cluster.is_heterogeneous:
+        if gpus != cluster.num_devices:
+            out.append(("dp", f"tp*pp*dp*cp = {c.tp}*{c.pp}*{c.dp}*{c.cp} = {gpus} but the cluster has "
+                              f"{cluster.num_devices} GPUs"))
+    if c.stage_pools is not None:
+        names = [p.name for p in cluster.pools]
+        for name in sorted(set(c.stage_pools)):
+            if name not in names:
+                out.append(("stage_pools", f"unknown pool {name!r}; valid: {', '.join(names)}"))
+            else:
+                need = c.stage_pools.count(name) * c.tp * c.cp * c.dp
+                have = cluster.pool(name).num_devices
+                if need > have:
+                    out.append(("stage_pools", f"pool {name!r} needs {need} GPUs but has {have}"))
+    if model.heads % c.tp:
+        out.append(("tp", f"tp={c.tp} does not divide the {model.heads} attention heads"))
+    if model.attention != "mla" and model.kv_heads % c.tp:
+        out.append(("tp", f"tp={c.tp} does not divide the {model.kv_heads} kv heads"))
+    if model.dense_layers and model.ffn % c.tp:
+        out.append(("tp", f"tp={c.tp} does not divide ffn={model.ffn}"))
+    if workload.global_batch % (c.dp * c.mbs):
+        out.append(("gbs", f"global batch {workload.global_batch} is not divisible by dp*mbs = {c.dp}*{c.mbs}"))
+    if c.cp > 1 and workload.seq_len % (2 * c.cp):
+        out.append(("cp", f"sequence length {workload.seq_len} is not divisible by 2*cp = {2 * c.cp}"))
+    stages = c.stage_layers or even_stage_layers(model.layers, c.pp)
+    if sum(stages) != model.layers:
+        out.append(("stage_layers", f"stage layers sum to {sum(stages)}, the model has {model.layers}"))
+    if model.layers < c.pp:
+        out.append(("pp", f"pp={c.pp} exceeds the {model.layers} layers"))
+    if c.vpp > 1:
+        if c.pp < 2:
+            out.append(("vpp", "an interleaved schedule (vpp > 1) needs pp >= 2"))
+        if any(n % c.vpp for n in stages):
+            out.append(("vpp", f"vpp={c.vpp} does not divide the layers of every stage {list(stages)}"))
+    if model.moe is not None:
+        if model.moe.experts % c.ep:
+            out.append(("ep", f"ep={c.ep} does not divide the {model.moe.experts} experts"))
+        if model.moe.expert_ffn % c.etp:
+            out.append(("etp", f"etp={c.etp} does not divide expert ffn={model.moe.expert_ffn}"))
+    elif c.ep > 1 or c.etp > 1:
+        out.append(("ep", "ep and etp apply to MoE models only"))
+    return out
+
+
+def _flops(model: ModelSpec, workload: TrainingWorkload, recompute: str) -> float:
+    key = ("flops", id(model), workload.global_batch, workload.seq_len, recompute)
+    return _cached(key, (model,), lambda: F.step_flops(model, workload.global_batch, workload.seq_len, recompute))
+
+
+def _empty(reasons) -> TrainingEstimate:
+    return TrainingEstimate(feasible=False, infeasible_reasons=tuple(reasons), step_time_s=0.0,
+                            tokens_per_s_per_gpu=0.0, model_tflops_per_gpu=0.0, hardware_tflops_per_gpu=0.0, mfu=0.0,
+                            memory_per_gpu_bytes=0.0, microbatches=0, stage_layers=(), stage_time_s=(),
+                            stage_memory_bytes=(), breakdown={})
+
+
+def _inter_pool_bytes_per_s(cluster: ClusterSpec, a: NodePool, b: NodePool) -> float:
+    return cluster.inter_pool_bytes_per_s or min(a.inter_node_bytes_per_s, b.inter_node_bytes_per_s)
+
+
+def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkload,
+                      config: ParallelConfig) -> TrainingEstimate:
+    """Step time, throughput, MFU and peak memory of `config`; structural problems give feasible=False
+    with zero metrics, memory overflow gives feasible=False with all metrics computed."""
+    problems = check_config(model, cluster, workload, config)
+    if problems:
+        return _empty(f"{fld}: {why}" for fld, why in problems)
+    c, st = config, _setting(workload, config)
+    pp, m, vpp = c.pp, config.microbatches(workload), c.vpp
+    stages = c.stage_layers or even_stage_layers(model.layers, pp)
+    pools = [cluster.pool(n) for n in c.stage_pools] if c.stage_pools else [cluster.primary] * pp
+    flags = _moe_flags(model)
+    stage_t, stage_mem, stage_sync, stage_opt, stage_parts, mem_parts = [], [], [], [], [], []
+    start = 0
+    for i, n_layers in enumerate(stages):
+        pool = pools[i]
+        dense, moe, embed, head, p2p = _kind_costs(model, pool, st, pp)
+        n_moe = sum(flags[start:start + n_layers])
+        n_dense = n_layers - n_moe
+        start += n_layers
+        items = [(dense, n_dense), (moe, n_moe)]
+        if i == 0:
+            items.append((embed, 1))
+        if i == pp - 1:
+            items.append((head, 1))
+        items = [(cost, k) for cost, k in items if cost is not None and k]
+        parts = dict.fromkeys(TIME_PARTS, 0.0)
+        for cost, k in items:
+            for name, v in cost.parts.items():
+                parts[name] += k * v
+        if pp > 1:
+            if i < pp - 1 and pools[i + 1] is not pool:
+                p2p = p2p_time_s(st.mbs * st.seq / st.cp * model.hidden * ACT_BYTES / st.tp,
+                                 _inter_pool_bytes_per_s(cluster, pool, pools[i + 1]), pool.device.calibration)
+            boundaries = vpp if vpp > 1 else (1 if i < pp - 1 else 0)
+            parts["p2p"] = 2 * boundaries * p2p
+        stage_parts.append(parts)
+        stage_t.append(sum(parts.values()))
+        # gradient reduction hides behind the last micro-batch's backward and the parameter gather behind
+        # the first forward: at most dp_overlap x one micro-batch of this stage is available to hide it
+        sync = sum(cost.dp_sync_s * k for cost, k in items)
+        stage_sync.append(max(0.0, sync - pool.device.calibration.dp_overlap * stage_t[-1]))
+        stage_opt.append(sum(cost.optimizer_s * k for cost, k in items))
+        inflight = in_flight_microbatches(i, pp, m, vpp)
+        layer_items = [(cost, k) for cost, k in items if cost is not embed and cost is not head]
+        act = inflight * sum(cost.activation_bytes * k for cost, k in layer_items)
+        if i == 0:
+            act += inflight * embed.activation_bytes
+        if i == pp - 1:
+            act += head.activation_bytes
+        working = max((cost.working_bytes for cost, _ in layer_items), default=0.0)
+        mp = {"weights": sum(cost.param_bytes * k for cost, k in items),
+              "grads": sum(cost.grad_bytes * k for cost, k in items),
+              "optimizer": sum(cost.optimizer_bytes * k for cost, k in items),
+              "activations": act + working, "reserve": pool.device.memory_reserve_bytes}
+        mem_parts.append(mp)
+        stage_mem.append(sum(mp.values()))
+
+    pipe = pipeline_step_time(stage_t, m, vpp)
+    worst = max(range(pp), key=lambda j: stage_t[j])
+    dp_exposed, optimizer = max(stage_sync), max(stage_opt)
+    overhead = pools[0].device.calibration.step_overhead_s
+    step = pipe + dp_exposed + optimizer + overhead
+    time_parts = {k: m * v for k, v in stage_parts[worst].items()}
+    time_parts.update(pp_bubble=pipe - m * stage_t[worst], dp_comm=dp_exposed, optimizer=optimizer, overhead=overhead)
+
+    reasons = []
+    for i, mem in enumerate(stage_mem):
+        dev = pools[i].device
+        if mem > dev.hbm_bytes:
+            reasons.append(f"stage {i} needs {(mem - dev.memory_reserve_bytes) / GiB:.1f} GiB per GPU; "
+                           f"usable HBM is {dev.usable_bytes / GiB:.1f} GiB")
+    peak_stage = max(range(pp), key=lambda j: stage_mem[j])
+    gpus_per_stage = c.tp * c.cp * c.dp
+    gpus = gpus_per_stage * pp
+    peak = sum(p.device.peak_flops_per_s(workload.dtype) for p in pools) * gpus_per_stage
+    model_flops, hw_flops = _flops(model, workload, "none"), _flops(model, workload, c.recompute)
+    return TrainingEstimate(
+        feasible=not reasons, infeasible_reasons=tuple(reasons), step_time_s=step,
+        tokens_per_s_per_gpu=workload.tokens / step / gpus, model_tflops_per_gpu=model_flops / step / gpus / 1e12,
+        hardware_tflops_per_gpu=hw_flops / step / gpus / 1e12, mfu=model_flops / step / peak,
+        memory_per_gpu_bytes=stage_mem[peak_stage], microbatches=m, stage_layers=tuple(stages),
+        stage_time_s=tuple(stage_t), stage_memory_bytes=tuple(stage_mem),
+        breakdown={"time_s": time_parts, "memory_bytes": mem_parts[peak_stage],
+                   "bottleneck_stage": worst, "peak_memory_stage": peak_stage})

@@ -1,0 +1,89 @@
+"""Operations on any plan document: validate, explain, export (the API behind `parplan validate/explain/export`).
+
+The planner-specific part of each is delegated to the planner package that handles the document
+(`planner.registry.handler`): its independent `check`, its `explain`, its `EXPORT_FORMATS` and `export`.
+"""
+
+from costmodels.errors import SpecError
+from planner import registry
+from planner.plan import Plan, inputs_digest
+from planner.schema_check import schema_problems
+
+
+def _planner_function(plan: Plan, name: str):
+    module = registry.handler(plan)
+    function = getattr(module, name, None)
+    if function is None:
+        raise SpecError(f"{module.__name__} provides no {name}() for {plan.kind} documents", field="kind")
+    return function
+
+
+def validate_plan(plan: Plan) -> list[str]:
+    """Problems found in a plan, empty when it is valid.
+
+    Three layers, each run only when the previous one passed (a later one relies on the earlier):
+    the JSON Schema of the document's version, the recomputed `inputs_digest`, then the planner's own
+    independent check that re-evaluates the decision against the inputs with the cost models.
+    """
+    problems = schema_problems(plan.doc, plan["schema_version"])
+    if problems:
+        return [f"schema: {p}" for p in problems]
+    stored, recomputed = plan["inputs"]["inputs_digest"], inputs_digest(plan["inputs"])
+    if stored != recomputed:
+        return [f"inputs.inputs_digest: {stored} does not match the inputs (sha256 {recomputed}); "
+                "the inputs were edited after planning"]
+    check = _planner_function(plan, "check")
+    return [str(problem) for problem in check(plan)]
+
+
+def _number(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "-"}[value]
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def header(plan: Plan) -> str:
+    """What every plan shows first: kind, schema version, inputs digest, solver verdict, headline metrics."""
+    kind = plan.kind
+    if kind == "estimate":
+        kind = f"estimate of a {plan['inputs'].get('target', '?')} configuration"
+    lines = [f"plan        {kind} (schema version {plan['schema_version']})",
+             f"inputs      sha256 {plan['inputs']['inputs_digest']}"]
+    solver = plan.get("solver") or {}
+    if solver:
+        gap = solver.get("gap")
+        gap_text = "-" if gap is None else f"{gap * 100:.3g}%"
+        lines.append(f"solver      {solver.get('backend', '?')} {solver.get('status', '?')}; objective "
+                     f"{_number(solver.get('objective'))}, bound {_number(solver.get('bound'))}, gap {gap_text}")
+    if "feasible" in plan.doc:
+        lines.append(f"feasible    {_number(plan['feasible'])}")
+        lines.extend(f"  - {reason}" for reason in plan.get("infeasible_reasons") or [])
+    headline = {key: value for key, value in sorted(plan["predicted"].items())
+                if value is None or isinstance(value, (int, float, str))}
+    if headline:
+        width = max(len(key) for key in headline)
+        lines.append("predicted")
+        lines.extend(f"  {key.ljust(width)}  {_number(value)}" for key, value in headline.items())
+    return "\n".join(lines)
+
+
+def explain_plan(plan: Plan) -> str:
+    """The generic header followed by the planner's own readable summary."""
+    explain = _planner_function(plan, "explain")
+    return header(plan) + "\n\n" + explain(plan).rstrip("\n")
+
+
+def export_formats(plan: Plan) -> tuple[str, ...]:
+    """The executor formats the planner of this document can export."""
+    return tuple(getattr(registry.handler(plan), "EXPORT_FORMATS", ()))
+
+
+def export_plan(plan: Plan, fmt: str) -> str:
+    """The plan in an executor's format (Megatron arguments, vLLM command, ...); SpecError on unknown formats."""
+    formats = export_formats(plan)
+    if fmt not in formats:
+        raise SpecError(f"unknown format {fmt!r} for {plan.kind} plans; valid: {', '.join(formats) or '(none)'}",
+                        field="--format")
+    return _planner_function(plan, "export")(plan, fmt)

@@ -1,0 +1,163 @@
+"""Assign exact sequences to the groups of one multiset, minimising the slowest group's time.
+
+Groups of the same class (degree, spans nodes) are identical; group g's time is the sum of its
+sequences' times on its class (sequences run one after another; micro-batching only splits memory).
+- `greedy`: longest-processing-time first — sequences by decreasing best time, each to the group that
+  would finish it earliest (one heap per class, so each step looks at one candidate per class).
+- `improve`: moves then swaps (with the SWAP_PARTNERS least-loaded groups) out of the slowest group while that strictly lowers its time and the
+  receiving group stays below it.
+- `exhaustive`: depth-first search over all assignments with symmetry breaking (identical groups with
+  equal load are tried once) and pruning at the incumbent — provably optimal, for small batches.
+"""
+
+import heapq
+import math
+
+SWAP_PARTNERS = 4
+"""swaps are tried with the this many least-loaded groups"""
+
+
+def greedy(order: list[int], group_class: list[int], rows: list[list[float]]) -> tuple[list[int], list[float]]:
+    """LPT assignment; returns (group of each sequence, load of each group)."""
+    heaps: list[list] = [[] for _ in rows]
+    for g, c in enumerate(group_class):
+        heaps[c].append((0.0, g))
+    for h in heaps:
+        heapq.heapify(h)
+    n = len(rows[0]) if rows else 0
+    where = [-1] * n
+    loads = [0.0] * len(group_class)
+    live = [c for c in range(len(rows)) if heaps[c]]
+    for i in order:
+        best, best_c = math.inf, -1
+        for c in live:
+            t = rows[c][i]
+            if t == math.inf:
+                continue
+            cand = heaps[c][0][0] + t
+            if cand < best or (cand == best and heaps[c][0][1] < heaps[best_c][0][1]):
+                best, best_c = cand, c
+        if best_c < 0:
+            return [], []
+        _, g = heapq.heapreplace(heaps[best_c], (best, heaps[best_c][0][1]))
+        where[i] = g
+        loads[g] = best
+    return where, loads
+
+
+def improve(where: list[int], loads: list[float], group_class: list[int], rows: list[list[float]],
+            rounds: int) -> None:
+    """Local search in place: move or swap sequences out of the slowest group."""
+    members: list[list[int]] = [[] for _ in loads]
+    for i, g in enumerate(where):
+        members[g].append(i)
+    classes = sorted(set(group_class))
+    eps = 1e-12
+    for _ in range(rounds):
+        top = max(range(len(loads)), key=lambda g: (loads[g], -g))
+        row_top = rows[group_class[top]]
+        lightest = {}
+        for g, c in enumerate(group_class):
+            if g != top and (c not in lightest or loads[g] < loads[lightest[c]]):
+                lightest[c] = g
+        moved = False
+        for i in sorted(members[top], key=lambda i: -row_top[i]):
+            for c in classes:
+                h = lightest.get(c)
+                if h is None:
+                    continue
+                new_h = loads[h] + rows[c][i]
+                if new_h < loads[top] - eps:
+                    _move(i, top, h, where, loads, members, group_class, rows)
+                    moved = True
+                    break
+            if moved:
+                break
+        if moved or _swap(top, where, loads, members, group_class, rows, eps):
+            continue
+        break
+
+
+def _move(i, src, dst, where, loads, members, group_class, rows) -> None:
+    members[src].remove(i)
+    members[dst].append(i)
+    loads[src] -= rows[group_class[src]][i]
+    loads[dst] += rows[group_class[dst]][i]
+    where[i] = dst
+
+
+def _swap(top, where, loads, members, group_class, rows, eps) -> bool:
+    """First swap (by group, then sequences) that lowers the slowest group and keeps the other below it."""
+    rt = rows[group_class[top]]
+    limit = loads[top]
+    for h in sorted(range(len(loads)), key=lambda g: (loads[g], g))[:SWAP_PARTNERS]:
+        if h == top or loads[h] >= limit - eps:
+            continue
+        rh = rows[group_class[h]]
+        for i in members[top]:
+            for j in members[h]:
+                d_top = rt[j] - rt[i]
+                if d_top >= -eps:
+                    continue
+                new_h = loads[h] - rh[j] + rh[i]
+                if new_h < limit - eps and loads[top] + d_top < limit - eps:
+                    _move(i, top, h, where, loads, members, group_class, rows)
+                    _move(j, h, top, where, loads, members, group_class, rows)
+                    return True
+    return False
+
+
+def exhaustive(order: list[int], group_class: list[int], rows: list[list[float]],
+               incumbent: float) -> tuple[list[int], float] | None:
+    """Optimal assignment by branch and bound; None when nothing beats `incumbent`."""
+    n_groups = len(group_class)
+    loads = [0.0] * n_groups
+    where = [-1] * (len(rows[0]) if rows else 0)
+    best: list = [incumbent, None]
+
+    def dfs(pos: int, cur_max: float) -> None:
+        if pos == len(order):
+            if cur_max < best[0]:
+                best[0], best[1] = cur_max, list(where)
+            return
+        i = order[pos]
+        seen = set()
+        for g in range(n_groups):
+            c = group_class[g]
+            key = (c, loads[g])
+            if key in seen:
+                continue
+            seen.add(key)
+            t = rows[c][i]
+            new = loads[g] + t
+            if new >= best[0]:
+                continue
+            old = loads[g]
+            loads[g] = new
+            where[i] = g
+            dfs(pos + 1, max(cur_max, new))
+            loads[g] = old
+            where[i] = -1
+
+    dfs(0, 0.0)
+    if best[1] is None:
+        return None
+    return best[1], best[0]
+
+
+def micro_batches(seqs: list[int], act_bytes: list[float], left_bytes: float) -> list[int]:
+    """Micro-batch index of each of `seqs` (first-fit decreasing on activation bytes per GPU)."""
+    if sum(act_bytes[i] for i in seqs) <= left_bytes:
+        return [0] * len(seqs)
+    bins: list[float] = []
+    index = {}
+    for i in sorted(seqs, key=lambda i: (-act_bytes[i], i)):
+        for b, used in enumerate(bins):
+            if used + act_bytes[i] <= left_bytes:
+                bins[b] += act_bytes[i]
+                index[i] = b
+                break
+        else:
+            bins.append(act_bytes[i])
+            index[i] = len(bins) - 1
+    return [index[i] for i in seqs]

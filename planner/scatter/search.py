@@ -1,0 +1,194 @@
+"""The exact method: enumerate degree multisets without symmetry, bound each, assign exact lengths.
+
+Sets: units U (SP ranks), allowed degrees D (ascending, 1 ∈ D), sequences I.
+Decision: a multiset M = {c_d groups of degree d} with Σ_d c_d·d = U (C1) — a partition of U, so groups
+are never labelled and no two solutions differ by a permutation of identical groups; an assignment of
+every sequence to one group (C2) that fits memory on that group's degree (C3, inf times in the table);
+objective: the slowest group's time (sum of its sequences' times).
+Search (branch and bound over partitions): degrees are fixed from the largest down; a node's bound
+(bounds.BoundOracle.partial_bound) holds for every completion, so a node whose bound reaches the
+incumbent / (1 + relative_gap) is cut. Surviving complete multisets are sorted by their own bound and
+assigned (assign.greedy + assign.improve, or assign.exhaustive for small batches) until the next bound
+reaches the incumbent / (1 + relative_gap) or `max_evaluations` is spent.
+Proven bound: the minimum over (a) cut subtrees' bounds, (b) complete multisets' bounds (their exact
+optimum when assigned exhaustively), (c) the incumbent. Each is a lower bound on every plan in its part
+of the space, and the parts cover every multiset, so the minimum bounds the step time of every plan.
+Work limits (`max_nodes`, `max_evaluations`) are deterministic; the wall-clock limit is a safety net only.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.scatter import assign, layout
+from planner.scatter.bounds import BoundOracle
+from planner.scatter.request import CostTable, ScatterOptions
+
+IMPROVE_WITHIN = 1.03
+"""a multiset's greedy assignment is improved by local search only when within this factor of the incumbent"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Assignment:
+    """A multiset with its placement and assignment."""
+
+    slots: tuple
+    """layout.GroupSlot per group, in rank order"""
+    group_rows: tuple
+    """(row, spans_nodes) of each group"""
+    groups: tuple
+    """sorted sequence indices of each group"""
+    loads_s: tuple
+    """time of each group"""
+
+    @property
+    def step_time_s(self) -> float:
+        return max(self.loads_s) if self.loads_s else 0.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SearchResult:
+    best: Assignment
+    """the plan found"""
+    bound_s: float
+    """proven lower bound on every plan's step time"""
+    exhausted: bool
+    """the whole space was covered within the work limits"""
+    nodes: int
+    """enumeration nodes visited"""
+    evaluated: int
+    """multisets assigned"""
+
+
+class Evaluator:
+    """Assigns sequences to the groups of a multiset (rows: table row index per degree)."""
+
+    def __init__(self, table: CostTable, total_units: int, options: ScatterOptions):
+        self.table = table
+        self.units = total_units
+        self.options = options
+        self._rows: dict = {}
+
+    def row(self, k: int, spans: bool) -> list[float]:
+        key = (k, spans)
+        if key not in self._rows:
+            src = self.table.inter_s if spans else self.table.intra_s
+            self._rows[key] = src[k].tolist()
+        return self._rows[key]
+
+    def evaluate(self, counts: dict[int, int], *, exhaustive: bool = False,
+                 promising: float = np.inf) -> tuple[Assignment | None, bool]:
+        """Best assignment found for the multiset; (None, _) when some sequence fits on none of its groups.
+
+        The local search runs only when the greedy assignment is below `promising` (exhaustive search
+        for small batches always runs)."""
+        degs = self.table.degrees
+        row_of = {d: k for k, d in enumerate(degs)}
+        degree_list = [degs[k] for k in sorted(counts) for _ in range(counts[k])]
+        slots = layout.place(degree_list, self.table.node_units, self.units)
+        keys = sorted({(row_of[s.degree], s.spans_nodes) for s in slots})
+        cls_index = {key: c for c, key in enumerate(keys)}
+        group_class = [cls_index[(row_of[s.degree], s.spans_nodes)] for s in slots]
+        rows = [self.row(k, spans) for k, spans in keys]
+        best_time = np.min([np.asarray(r) for r in rows], axis=0)
+        if not np.isfinite(best_time).all():
+            return None, False
+        order = np.lexsort((np.arange(best_time.size), -best_time)).tolist()
+        where, loads = assign.greedy(order, group_class, rows)
+        if max(loads) < promising:
+            assign.improve(where, loads, group_class, rows, self.options.improve_rounds)
+        proven = False
+        if exhaustive:
+            found = assign.exhaustive(order, group_class, rows, max(loads) * (1 - 1e-12))
+            if found is not None:
+                where = found[0]
+            proven = True
+        members: list[list[int]] = [[] for _ in slots]
+        for i, g in enumerate(where):
+            members[g].append(i)
+        loads = [float(sum(rows[group_class[g]][i] for i in members[g])) for g in range(len(slots))]
+        members, loads = _canonical(members, loads, group_class)
+        return Assignment(slots=tuple(slots), group_rows=tuple(keys[c] for c in group_class),
+                          groups=tuple(tuple(m) for m in members), loads_s=tuple(loads)), proven
+
+
+def _canonical(members, loads, group_class):
+    """Relabel identical groups: within a class, longer-running groups take the lower ranks."""
+    out_m, out_l = list(members), list(loads)
+    for c in sorted(set(group_class)):
+        idx = [g for g, gc in enumerate(group_class) if gc == c]
+        ranked = sorted(idx, key=lambda g: (-loads[g], members[g]))
+        for slot, g in zip(idx, ranked):
+            out_m[slot], out_l[slot] = sorted(members[g]), loads[g]
+    return out_m, out_l
+
+
+def static_candidates(table: CostTable, units: int) -> list[dict[int, int]]:
+    """One multiset per degree that fits every sequence: units // d groups of degree d (rest idle)."""
+    fits = np.isfinite(table.intra_s).all(axis=1)
+    return [{k: units // d} for k, d in enumerate(table.degrees) if fits[k]]
+
+
+def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: float,
+           incumbent: Assignment | None) -> SearchResult:
+    """Branch and bound over partitions of `units` into the table's degrees."""
+    oracle = BoundOracle(table.degrees, table.intra_s)
+    evaluator = Evaluator(table, units, options)
+    tol = 1.0 + options.relative_gap
+    best = incumbent
+    ub = best.step_time_s if best is not None else np.inf
+    degrees = table.degrees
+    top = len(degrees) - 1
+    cut_bound = np.inf
+    leaves: list[tuple[float, tuple]] = []
+    nodes = 0
+    out_of_work = False
+
+    def dfs(level: int, fixed: dict[int, int], remaining: int) -> None:
+        nonlocal nodes, cut_bound, out_of_work
+        nodes += 1
+        if level == 0:
+            counts = dict(fixed)
+            counts[0] = remaining
+            lb = oracle.multiset_bound(counts, cap=ub / tol)
+            if lb >= ub / tol:
+                cut_bound = min(cut_bound, lb)
+            else:
+                leaves.append((lb, tuple(counts.get(k, 0) for k in range(top + 1))))
+            return
+        lb = oracle.partial_bound(fixed, level, units, cap=ub / tol)
+        if lb >= ub / tol or out_of_work:
+            cut_bound = min(cut_bound, lb)
+            return
+        if nodes >= options.max_nodes or time.perf_counter() > deadline:
+            out_of_work = True
+            cut_bound = min(cut_bound, lb)
+            return
+        d = degrees[level]
+        for c in range(remaining // d, -1, -1):
+            fixed[level] = c
+            dfs(level - 1, fixed, remaining - c * d)
+        del fixed[level]
+
+    dfs(top, {}, units)
+    leaves.sort(key=lambda leaf: (leaf[0], tuple(-c for c in leaf[1])))
+    exhaustive = len(table.intra_s[0]) <= options.exact_assign_max_sequences
+    leaf_floor = np.inf
+    evaluated = 0
+    for pos, (lb, vec) in enumerate(leaves):
+        if lb >= ub / tol or evaluated >= options.max_evaluations or time.perf_counter() > deadline:
+            leaf_floor = min(leaf_floor, min(b for b, _ in leaves[pos:]))
+            out_of_work = out_of_work or lb < ub / tol
+            break
+        counts = {k: c for k, c in enumerate(vec) if c}
+        found, proven = evaluator.evaluate(counts, exhaustive=exhaustive, promising=ub * IMPROVE_WITHIN)
+        evaluated += 1
+        if found is None:
+            continue
+        leaf_floor = min(leaf_floor, found.step_time_s if proven else lb)
+        if found.step_time_s < ub:
+            best, ub = found, found.step_time_s
+    bound = min(ub, cut_bound, leaf_floor)
+    return SearchResult(best=best, bound_s=float(bound), exhausted=not out_of_work, nodes=nodes,
+                        evaluated=evaluated)

@@ -1,0 +1,331 @@
+"""Candidate instance shapes and their SLO-feasible capacities (requests/s), per serving mode.
+
+Notation: λ arrival rate (req/s); L, O input/output lengths (distribution from the workload); q the SLO
+percentile; P(L) prefill time of one prompt; t_kv(L) KV transfer time; d(B, c) decode step of B sequences at
+context c; T_ttft, T_tpot the SLOs.
+  prefill   M/G/1 per instance with service S = P(L)/pp (pp stages pipeline prompts):
+            w_q(λ) + P(L_q) + t_kv(L_q) ≤ T_ttft  → λ_P = largest λ meeting it (costmodels.queueing)
+  decode    B_max = largest B with d(B, c̄) ≤ T_tpot and B·(L+O)_q ≤ KV capacity, c̄ the time-averaged
+            context E[L·O]/E[O] + E[O²]/(2E[O]); slots busy at the (1+3q)/4 quantile ≤ B_max (square-root
+            staffing) → λ_D = a_max / (E[O]·d(B_max, c̄))
+  colocated chunked prefill (Sarathi): each iteration carries ≤ B decode tokens and a C-token prompt chunk,
+            m(B, C) ≤ T_tpot; prompts are an M/G/1 queue with service ⌈L/C⌉·m(B, C);
+            λ = min(λ_P, λ_D), maximised over C ∈ CHUNKS (B the largest feasible for each C)
+  intra_gpu semi-PD: prefill gets a compute share s, decode 1 − s of the same GPUs (no KV transfer);
+            prefill time P/s, decode step d·max(1, BW_SATURATION_SHARE/(1 − s)) (HBM bandwidth saturates
+            with BW_SATURATION_SHARE of the SMs); λ_P(s) increases and λ_D(s) decreases in s, so
+            max_s min(λ_P, λ_D) is at their crossing, found by bisection (exact to SHARE_TOL).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from costmodels.hardware import ClusterSpec, NodePool
+from costmodels.model import ModelSpec
+from costmodels.queueing import max_offered_load, mg1_max_rate, mg1_wait_quantile_s
+from costmodels.serving import (InstanceShape, check_shape, decode_step_time, kv_capacity_tokens, kv_transfer_time,
+                                mixed_step_time, prefill_time)
+from costmodels.errors import SpecError
+from planner.serve.request import ServeOptions, ServingWorkload
+
+CHUNKS = (256, 512, 1024, 2048, 4096)
+BW_SATURATION_SHARE = 0.5
+SHARE_TOL = 1e-4
+MAX_BATCH = 1024
+GRID_POINTS = 16
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LengthStats:
+    """Summary of the length distribution used by every capacity model."""
+
+    mean_in: float
+    mean_out: float
+    q_in: float
+    q_out: float
+    q_total: float
+    ctx_avg: float
+    inputs: tuple
+    """the sample of input lengths (for E[S], E[S²])"""
+
+    @staticmethod
+    def of(workload: ServingWorkload) -> "LengthStats":
+        li, lo = workload.length_sample()
+        li, lo = li.astype(float), lo.astype(float)
+        q = workload.quantile
+        ctx = float(np.mean(li * lo) / np.mean(lo) + np.mean(lo ** 2) / (2 * np.mean(lo)))
+        return LengthStats(mean_in=float(li.mean()), mean_out=float(lo.mean()), q_in=float(np.quantile(li, q)),
+                           q_out=float(np.quantile(lo, q)), q_total=float(np.quantile(li + lo, q)), ctx_avg=ctx,
+                           inputs=tuple(li.tolist()))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Candidate:
+    """One instance shape on one pool, with its capacity in one role."""
+
+    role: str
+    """prefill, decode, colocated or intra_gpu"""
+    pool: str
+    """cluster pool of the instance"""
+    dest_pool: str
+    """prefill only: the pool of the decode instances it sends KV to (others: == pool)"""
+    tp: int
+    pp: int
+    ep: int
+    dp: int
+    gpus: int
+    """GPUs per instance"""
+    capacity_rps: float
+    """SLO-feasible request rate of one instance"""
+    max_batch: int = 0
+    """decode/colocated/intra_gpu: largest decode batch"""
+    chunk_tokens: int = 0
+    """colocated: prefill chunk size"""
+    prefill_share: float = 0.0
+    """intra_gpu: compute share given to prefill"""
+    ttft_floor_s: float = 0.0
+    """TTFT percentile at zero load (prefill time + KV transfer)"""
+    tpot_s: float = 0.0
+    """decode step at max_batch (the TPOT bound)"""
+    mean_service_s: float = 0.0
+    """mean prefill service time (prefill, colocated, intra_gpu)"""
+    second_moment_s2: float = 0.0
+    """E[S²] of the prefill service time"""
+    kv_bytes_per_req: float = 0.0
+    """prefill: KV bytes sent per request"""
+    cost_per_hour: float = 0.0
+    """price of one instance"""
+
+    @property
+    def shape(self) -> InstanceShape:
+        return InstanceShape(tp=self.tp, pp=self.pp, ep=self.ep, dp=self.dp)
+
+    @property
+    def key(self) -> tuple:
+        return (self.role, self.pool, self.dest_pool, self.tp, self.pp, self.ep, self.dp)
+
+    @property
+    def name(self) -> str:
+        extra = f">{self.dest_pool}" if self.role == "prefill" and self.dest_pool != self.pool else ""
+        return f"{self.role}:{self.pool}{extra}:tp{self.tp}pp{self.pp}ep{self.ep}dp{self.dp}"
+
+    def ttft_quantile_s(self, rate: float, quantile: float) -> float:
+        """Predicted TTFT percentile of one instance at arrival rate `rate`."""
+        return mg1_wait_quantile_s(rate, self.mean_service_s, self.second_moment_s2, quantile) + self.ttft_floor_s
+
+    def to_json(self) -> dict:
+        return {"role": self.role, "pool": self.pool, "dest_pool": self.dest_pool, "tp": self.tp, "pp": self.pp,
+                "ep": self.ep, "dp": self.dp, "gpus": self.gpus, "capacity_rps": self.capacity_rps,
+                "max_batch": self.max_batch, "chunk_tokens": self.chunk_tokens, "prefill_share": self.prefill_share,
+                "ttft_floor_s": self.ttft_floor_s, "tpot_s": self.tpot_s}
+
+
+def shapes_for(model: ModelSpec, pool: NodePool, options: ServeOptions) -> list[InstanceShape]:
+    """Instance shapes that pass divisibility, fit a node per TP group, and fit the pool."""
+    out = []
+    per_node = pool.devices_per_node
+    tps = [t for t in (1, 2, 4, 8, 16) if t <= per_node and model.heads % t == 0]
+    pps = [p for p in (1, 2, 4, 8) if p <= options.max_pp and p <= model.layers]
+    for tp in tps:
+        for pp in pps:
+            dps = (1,) if model.moe is None else tuple(d for d in (1, 2, 4, 8, 16) if tp * d <= 2 * per_node)
+            for dp in dps:
+                if tp * dp * pp > pool.num_devices or (dp > 1 and pp > 1):
+                    continue
+                eps = (1,) if model.moe is None else (1, tp * dp) if tp * dp > 1 else (1,)
+                for ep in eps:
+                    shape = InstanceShape(tp=tp, pp=pp, ep=ep, dp=dp)
+                    try:
+                        check_shape(model, shape)
+                    except SpecError:
+                        continue
+                    if dp > 1 and ep == 1:
+                        continue
+                    out.append(shape)
+    return out
+
+
+def _length_grid(stats: LengthStats) -> np.ndarray:
+    lo, hi = max(1.0, min(stats.inputs)), max(stats.inputs)
+    if hi <= lo:
+        return np.array([lo])
+    return np.unique(np.geomspace(lo, hi, GRID_POINTS))
+
+
+class CapacityModel:
+    """Evaluates candidates for one (model, cluster, workload, options)."""
+
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, workload: ServingWorkload, options: ServeOptions):
+        self.model, self.cluster, self.workload, self.options = model, cluster, workload, options
+        self.stats = LengthStats.of(workload)
+        self.q = workload.quantile
+        self.slot_q = (1 + 3 * self.q) / 4
+
+    def _kw(self, pool: NodePool) -> dict:
+        return {"engine": self.options.engine, "dtype": self.options.dtype, "devices_per_node": pool.devices_per_node}
+
+    def _prefill_moments(self, pool: NodePool, shape: InstanceShape, scale: float = 1.0) -> tuple[float, float, float]:
+        """(E[S], E[S²], P(L_q)) of the prefill service, S = P(L)/pp, scaled by `scale`."""
+        grid = _length_grid(self.stats)
+        times = np.array([prefill_time(self.model, pool.device, shape, batch=1, prompt_len=float(n),
+                                       **self._kw(pool))["time_s"] for n in grid])
+        s = np.interp(np.asarray(self.stats.inputs), grid, times) * scale
+        service = s / shape.pp
+        q_time = float(np.interp(self.stats.q_in, grid, times)) * scale
+        return float(service.mean()), float((service ** 2).mean()), q_time
+
+    def transfer(self, src: NodePool, dst: NodePool, shape: InstanceShape, tokens: float) -> tuple[float, float]:
+        """(seconds, bytes/s per GPU) of a KV transfer from a prefill instance on src to a decode instance on dst."""
+        if src.name == dst.name:
+            bw, lat = src.inter_node_bytes_per_s, src.device.inter_node_latency_s
+        else:
+            bw = self.cluster.inter_pool_bytes_per_s or min(src.inter_node_bytes_per_s, dst.inter_node_bytes_per_s)
+            lat = max(src.device.inter_node_latency_s, dst.device.inter_node_latency_s)
+        senders = shape.tp * shape.dp
+        t = kv_transfer_time(self.model, tokens=tokens, link_bytes_per_s=bw, latency_s=lat, senders=senders,
+                             dtype=self.options.dtype)
+        return t, bw
+
+    def prefill(self, pool: NodePool, dest: NodePool, shape: InstanceShape) -> Candidate | None:
+        if kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype) < self.stats.q_in:
+            return None
+        mean_s, m2, p_q = self._prefill_moments(pool, shape)
+        t_kv, _ = self.transfer(pool, dest, shape, self.stats.q_in)
+        floor = p_q + t_kv
+        rate = mg1_max_rate(mean_s, m2, self.q, self.workload.ttft_s - floor)
+        kv_req = self.stats.mean_in * _kv_bytes_per_token(self.model, self.options.dtype)
+        return Candidate(role="prefill", pool=pool.name, dest_pool=dest.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
+                         dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, ttft_floor_s=floor, mean_service_s=mean_s,
+                         second_moment_s2=m2, kv_bytes_per_req=kv_req,
+                         cost_per_hour=pool.device.cost_per_hour * shape.gpus)
+
+    def _largest_batch(self, step, limit: int, budget_s: float) -> tuple[int, float]:
+        """Largest B ≤ limit with step(B) ≤ budget (step nondecreasing in B): (B, step(B)); (0, step(1)) if none."""
+        first = step(1)
+        if limit < 1 or first > budget_s:
+            return 0, first
+        lo, hi = 1, limit
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if step(mid) <= budget_s:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo, step(lo)
+
+    def _memory_batch(self, pool: NodePool, shape: InstanceShape) -> int:
+        cap = kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype)
+        return min(MAX_BATCH, int(cap // max(self.stats.q_total, 1.0)))
+
+    def decode(self, pool: NodePool, shape: InstanceShape, slowdown: float = 1.0) -> Candidate | None:
+        limit = self._memory_batch(pool, shape)
+        ctx = self.stats.ctx_avg
+
+        def step(b):
+            return decode_step_time(self.model, pool.device, shape, batch=b, context_len=ctx,
+                                    **self._kw(pool))["time_s"] * slowdown
+
+        batch, t = self._largest_batch(step, limit, self.workload.tpot_s)
+        if batch == 0:
+            return Candidate(role="decode", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp,
+                             ep=shape.ep, dp=shape.dp, gpus=shape.gpus, capacity_rps=0.0, tpot_s=t)
+        rate = max_offered_load(batch, self.slot_q) / (self.stats.mean_out * t)
+        return Candidate(role="decode", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
+                         dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=batch, tpot_s=t,
+                         cost_per_hour=pool.device.cost_per_hour * shape.gpus)
+
+    def colocated(self, pool: NodePool, shape: InstanceShape) -> Candidate | None:
+        limit = self._memory_batch(pool, shape)
+        if limit < 1:
+            return None
+        best = None
+        stats = self.stats
+        inputs = np.asarray(stats.inputs)
+        for chunk in CHUNKS:
+            def step(b, chunk=chunk):
+                return mixed_step_time(self.model, pool.device, shape, decode_batch=b, decode_context=stats.ctx_avg,
+                                       chunk_tokens=chunk, chunk_context=stats.mean_in / 2, **self._kw(pool))
+
+            batch, t = self._largest_batch(step, limit, self.workload.tpot_s)
+            if batch == 0:
+                continue
+            service = np.ceil(inputs / chunk) * t
+            mean_s, m2 = float(service.mean()), float((service ** 2).mean())
+            floor = math.ceil(stats.q_in / chunk) * t
+            rate_p = mg1_max_rate(mean_s, m2, self.q, self.workload.ttft_s - floor)
+            rate_d = max_offered_load(batch, self.slot_q) / (stats.mean_out * t)
+            rate = min(rate_p, rate_d)
+            if best is None or rate > best.capacity_rps + 1e-12:
+                best = Candidate(role="colocated", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp,
+                                 ep=shape.ep, dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=batch,
+                                 chunk_tokens=chunk, ttft_floor_s=floor, tpot_s=t, mean_service_s=mean_s,
+                                 second_moment_s2=m2, cost_per_hour=pool.device.cost_per_hour * shape.gpus)
+        return best
+
+    def intra_gpu(self, pool: NodePool, shape: InstanceShape) -> Candidate | None:
+        if self._memory_batch(pool, shape) < 1:
+            return None
+        mean_s, m2, p_q = self._prefill_moments(pool, shape)
+
+        def evaluate(share: float) -> tuple[float, float, Candidate | None]:
+            scale = 1.0 / share
+            rate_p = mg1_max_rate(mean_s * scale, m2 * scale * scale, self.q, self.workload.ttft_s - p_q * scale)
+            dec = self.decode(pool, shape, slowdown=max(1.0, BW_SATURATION_SHARE / (1.0 - share)))
+            return rate_p, dec.capacity_rps if dec else 0.0, dec
+
+        lo, hi = SHARE_TOL, 1.0 - SHARE_TOL
+        # λ_P(s) increases and λ_D(s) decreases in s: bisection on the sign of λ_P − λ_D finds the crossing
+        while hi - lo > SHARE_TOL:
+            mid = 0.5 * (lo + hi)
+            rate_p, rate_d, _ = evaluate(mid)
+            if rate_p < rate_d:
+                lo = mid
+            else:
+                hi = mid
+        options = []
+        for s in (lo, hi):
+            rate_p, rate_d, dec = evaluate(s)
+            options.append((min(rate_p, rate_d), -s, s, dec))
+        rate, _, share, dec = max(options, key=lambda o: (o[0], o[1]))
+        if dec is None or rate <= 0:
+            return None
+        return Candidate(role="intra_gpu", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
+                         dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=dec.max_batch,
+                         prefill_share=share, ttft_floor_s=p_q / share, tpot_s=dec.tpot_s,
+                         mean_service_s=mean_s / share, second_moment_s2=m2 / share ** 2,
+                         cost_per_hour=pool.device.cost_per_hour * shape.gpus)
+
+
+def _kv_bytes_per_token(model: ModelSpec, dtype: str) -> float:
+    from costmodels.kv import kv_bytes_per_token
+    return kv_bytes_per_token(model, dtype)
+
+
+def build_candidates(cm: CapacityModel) -> dict[str, list[Candidate]]:
+    """All candidates with positive capacity, by role, sorted by key."""
+    out = {"prefill": [], "decode": [], "colocated": [], "intra_gpu": [], "decode_infeasible": [],
+           "prefill_infeasible": []}
+    modes = cm.options.modes
+    for pool in cm.cluster.pools:
+        for shape in shapes_for(cm.model, pool, cm.options):
+            if "disaggregated" in modes:
+                for dest in cm.cluster.pools:
+                    c = cm.prefill(pool, dest, shape)
+                    if c is not None:
+                        out["prefill" if c.capacity_rps > 0 else "prefill_infeasible"].append(c)
+                d = cm.decode(pool, shape)
+                if d is not None:
+                    out["decode" if d.capacity_rps > 0 else "decode_infeasible"].append(d)
+            if "colocated" in modes:
+                c = cm.colocated(pool, shape)
+                if c is not None and c.capacity_rps > 0:
+                    out["colocated"].append(c)
+            if "intra_gpu" in modes:
+                c = cm.intra_gpu(pool, shape)
+                if c is not None and c.capacity_rps > 0:
+                    out["intra_gpu"].append(c)
+    for role in out:
+        out[role].sort(key=lambda c: c.key)
+    return out

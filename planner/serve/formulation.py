@@ -1,0 +1,204 @@
+"""Integer instance counts per candidate shape: an ILP per serving mode (PuLP, solved by solvers.solve_pulp).
+
+Sets     K pools (nodes N_k of n_k GPUs); P prefill candidates i (shape, pool k(i), destination decode pool
+         l(i)); D decode candidates j (shape, pool k(j)); for colocated / intra_gpu a single set C of
+         candidates c that serve whole requests.
+Data     g_i GPUs per instance; cap_i SLO-feasible req/s of one instance (planner.serve.capacity);
+         b_i KV bytes/s per GPU of the link from i to its destination pool, b_j the decode pool's NIC;
+         κ KV bytes per request; price_i $/h per instance; R target rate (objectives gpus, cost).
+Variables x_i, y_j, z_c ∈ Z≥0 instance counts; λ_l ≥ 0 req/s sent to decode pool l; s_k ∈ Z≥0 nodes of pool
+         k given to instances smaller than a node.
+Objective goodput: max Σλ / Σ g·count (linear-fractional: Dinkelbach, max Σλ − θ·Σg·count with θ updated
+         to the last ratio until the optimum is 0; every step an ILP, so the ratio is exact);
+         gpus: min Σ g·count; cost: min Σ price·count; both with Σλ ≥ R.
+(C1) prefill capacity   Σ_{i: l(i)=l} cap_i x_i ≥ λ_l                 for every decode pool l
+(C2) decode capacity    Σ_{j: k(j)=l} cap_j y_j ≥ λ_l                 for every l
+(C3) KV bandwidth       κ·λ_l ≤ Σ_{i: l(i)=l} b_i g_i x_i  and  κ·λ_l ≤ Σ_{j: k(j)=l} b_j g_j y_j
+(C4) GPU inventory      Σ_{instances on k} g·count ≤ N_k·n_k           for every pool k
+(C5) node packing       Σ_{small on k} g·count ≤ n_k·s_k;  s_k + Σ_{big on k} (g/n_k)·count ≤ N_k
+         (instance sizes are powers of two dividing n_k or multiples of it, so small instances pack exactly)
+(C6) rate               Σ_l λ_l ≥ R                                     (objectives gpus and cost)
+Single-phase modes use (C4)-(C6) with (C1') Σ_c cap_c z_c ≥ λ.
+"""
+
+from dataclasses import dataclass
+
+import pulp
+
+from costmodels.hardware import ClusterSpec
+from costmodels.errors import SpecError
+from planner.serve.capacity import Candidate
+from solvers import SolverOptions, SolveStatus, solve_pulp
+
+DINKELBACH_TOL = 1e-9
+MAX_DINKELBACH = 30
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CountSolution:
+    """Instance counts and the rate they serve."""
+
+    counts: tuple[tuple[Candidate, int], ...]
+    """(candidate, instances) with instances > 0, sorted by candidate key"""
+    rate_rps: float
+    """Σλ, the SLO-feasible rate the counts sustain"""
+    gpus: int
+    cost_per_hour: float
+    solver: dict
+    """backend, status, objective, bound, gap of the last solve"""
+
+    @property
+    def goodput_per_gpu(self) -> float:
+        return self.rate_rps / self.gpus if self.gpus else 0.0
+
+
+def _int_var(name: str, ub: int) -> pulp.LpVariable:
+    return pulp.LpVariable(name, lowBound=0, upBound=max(ub, 0), cat="Integer")
+
+
+def _fits(c: Candidate, pool_nodes: int, per_node: int) -> bool:
+    if c.gpus <= per_node:
+        return per_node % c.gpus == 0
+    return c.gpus % per_node == 0 and c.gpus // per_node <= pool_nodes
+
+
+class _Model:
+    """Builds (C1)-(C6) for one mode; `terms()` give the expressions the objectives need."""
+
+    def __init__(self, cluster: ClusterSpec, groups: dict[str, list[Candidate]], kv_bytes_per_req: float,
+                 rate: float | None):
+        self.cluster = cluster
+        self.prob = None
+        self.groups = {role: [c for c in cands if _fits(c, cluster.pool(c.pool).nodes,
+                                                          cluster.pool(c.pool).devices_per_node)]
+                       for role, cands in groups.items()}
+        self.kv = kv_bytes_per_req
+        self.rate = rate
+
+    def build(self, sense) -> tuple:
+        prob = pulp.LpProblem("serve_counts", sense)
+        var = {}
+        for role, cands in self.groups.items():
+            for n, c in enumerate(cands):
+                pool = self.cluster.pool(c.pool)
+                var[(role, n)] = _int_var(f"{role}_{n}", pool.num_devices // c.gpus)
+        lam = {}
+        if "prefill" in self.groups:
+            for pool in self.cluster.pools:
+                lam[pool.name] = pulp.LpVariable(f"lam_{pool.name}", lowBound=0)
+                pre = [(c, var[("prefill", n)]) for n, c in enumerate(self.groups["prefill"]) if c.dest_pool == pool.name]
+                dec = [(c, var[("decode", n)]) for n, c in enumerate(self.groups["decode"]) if c.pool == pool.name]
+                # (C1) prefill capacity, (C2) decode capacity
+                prob += pulp.lpSum(c.capacity_rps * v for c, v in pre) >= lam[pool.name], f"C1_{pool.name}"
+                prob += pulp.lpSum(c.capacity_rps * v for c, v in dec) >= lam[pool.name], f"C2_{pool.name}"
+                # (C3) KV bandwidth out of the prefill instances and into the decode instances
+                out_bw = []
+                for c, v in pre:
+                    src, dst = self.cluster.pool(c.pool), pool
+                    bw = src.inter_node_bytes_per_s if src.name == dst.name else (
+                        self.cluster.inter_pool_bytes_per_s or min(src.inter_node_bytes_per_s, dst.inter_node_bytes_per_s))
+                    out_bw.append(bw * c.gpus * v)
+                prob += self.kv * lam[pool.name] <= pulp.lpSum(out_bw), f"C3_out_{pool.name}"
+                prob += self.kv * lam[pool.name] <= pulp.lpSum(pool.inter_node_bytes_per_s * c.gpus * v
+                                                               for c, v in dec), f"C3_in_{pool.name}"
+        else:
+            (role,) = tuple(self.groups)
+            lam["all"] = pulp.LpVariable("lam_all", lowBound=0)
+            # (C1') whole-request capacity
+            prob += pulp.lpSum(c.capacity_rps * var[(role, n)] for n, c in enumerate(self.groups[role])) >= lam["all"], "C1"
+        for pool in self.cluster.pools:
+            small, big = [], []
+            for (role, n), v in var.items():
+                c = self.groups[role][n]
+                if c.pool != pool.name:
+                    continue
+                (small if c.gpus <= pool.devices_per_node else big).append((c, v))
+            # (C4) GPU inventory
+            prob += pulp.lpSum(c.gpus * v for c, v in small + big) <= pool.num_devices, f"C4_{pool.name}"
+            # (C5) node packing
+            s_k = _int_var(f"nodes_{pool.name}", pool.nodes)
+            prob += pulp.lpSum(c.gpus * v for c, v in small) <= pool.devices_per_node * s_k, f"C5a_{pool.name}"
+            prob += s_k + pulp.lpSum(c.gpus // pool.devices_per_node * v for c, v in big) <= pool.nodes, f"C5b_{pool.name}"
+        total_rate = pulp.lpSum(lam.values())
+        if self.rate is not None:
+            # (C6) target rate
+            prob += total_rate >= self.rate, "C6"
+        gpus = pulp.lpSum(self.groups[role][n].gpus * v for (role, n), v in var.items())
+        cost = pulp.lpSum(self.groups[role][n].cost_per_hour * v for (role, n), v in var.items())
+        return prob, var, total_rate, gpus, cost
+
+    def extract(self, var, total_rate) -> tuple[tuple[tuple[Candidate, int], ...], float]:
+        counts = []
+        for (role, n), v in sorted(var.items(), key=lambda kv: self.groups[kv[0][0]][kv[0][1]].key):
+            k = int(round(v.value() or 0))
+            if k > 0:
+                counts.append((self.groups[role][n], k))
+        return tuple(counts), float(pulp.value(total_rate) or 0.0)
+
+
+def _solution(model: _Model, var, total_rate, result) -> CountSolution:
+    counts, _ = model.extract(var, total_rate)
+    # the rate the integer counts sustain (λ can sit below its bounds when the objective does not push it)
+    rate = _sustained_rate(model, counts)
+    gpus = sum(c.gpus * k for c, k in counts)
+    cost = sum(c.cost_per_hour * k for c, k in counts)
+    return CountSolution(counts=counts, rate_rps=rate, gpus=gpus, cost_per_hour=cost, solver=result.to_json())
+
+
+def _sustained_rate(model: _Model, counts) -> float:
+    """Largest Σλ the counts support under (C1)-(C3)."""
+    if "prefill" not in model.groups:
+        return sum(c.capacity_rps * k for c, k in counts)
+    total = 0.0
+    for pool in model.cluster.pools:
+        pre = sum(c.capacity_rps * k for c, k in counts if c.role == "prefill" and c.dest_pool == pool.name)
+        dec = sum(c.capacity_rps * k for c, k in counts if c.role == "decode" and c.pool == pool.name)
+        bw_out = 0.0
+        for c, k in counts:
+            if c.role == "prefill" and c.dest_pool == pool.name:
+                src = model.cluster.pool(c.pool)
+                bw = src.inter_node_bytes_per_s if src.name == pool.name else (
+                    model.cluster.inter_pool_bytes_per_s or min(src.inter_node_bytes_per_s, pool.inter_node_bytes_per_s))
+                bw_out += bw * c.gpus * k
+        bw_in = sum(pool.inter_node_bytes_per_s * c.gpus * k for c, k in counts if c.role == "decode" and c.pool == pool.name)
+        total += min(pre, dec, bw_out / model.kv if model.kv else pre, bw_in / model.kv if model.kv else dec)
+    return total
+
+
+def solve_counts(cluster: ClusterSpec, groups: dict[str, list[Candidate]], *, objective: str, rate: float | None,
+                 kv_bytes_per_req: float, options: SolverOptions) -> CountSolution | None:
+    """Optimal integer counts for one mode (groups: {"prefill", "decode"} or {"colocated"} / {"intra_gpu"})."""
+    if not all(groups.values()):
+        return None
+    model = _Model(cluster, groups, kv_bytes_per_req, rate)
+    if not all(model.groups.values()):
+        return None
+    if objective in ("gpus", "cost") or (objective == "goodput" and rate is not None):
+        prob, var, total_rate, gpus, cost = model.build(pulp.LpMinimize)
+        if objective == "cost":
+            if all(c.cost_per_hour == 0 for cands in model.groups.values() for c in cands):
+                raise SpecError("the cost objective needs cost_per_hour in the hardware profiles", field="objective")
+            prob += cost
+        else:
+            prob += gpus
+        result = solve_pulp(prob, options)
+        if not result.status.has_solution:
+            return None
+        return _solution(model, var, total_rate, result)
+    # goodput per GPU without a target rate: Dinkelbach on max Σλ / Σg
+    theta, best = 0.0, None
+    for _ in range(MAX_DINKELBACH):
+        prob, var, total_rate, gpus, _ = model.build(pulp.LpMaximize)
+        prob += total_rate - theta * gpus
+        result = solve_pulp(prob, options)
+        if not result.status.has_solution:
+            return best
+        sol = _solution(model, var, total_rate, result)
+        if sol.gpus == 0:
+            return best
+        value = (result.objective or 0.0)
+        best = sol if best is None or sol.goodput_per_gpu > best.goodput_per_gpu + 1e-12 else best
+        if value <= DINKELBACH_TOL * max(1.0, sol.rate_rps):
+            break
+        theta = sol.goodput_per_gpu
+    return best

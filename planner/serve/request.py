@@ -1,0 +1,152 @@
+"""Inputs of the serve planner: the workload with its SLOs, and planner options."""
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from costmodels.errors import SpecError, require
+from costmodels.serving import ENGINES
+
+ARRIVALS = ("poisson", "bursty")
+OBJECTIVES = ("goodput", "gpus", "cost")
+MOMENT_SAMPLES = 4096
+"""seeded draws used to summarise a lognormal length distribution"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServingWorkload:
+    """Requests and their service-level objectives."""
+
+    input_len: int
+    """prompt tokens (fixed lengths; the mean is reported when a distribution is given)"""
+    output_len: int
+    """output tokens (fixed lengths)"""
+    ttft_s: float
+    """time-to-first-token SLO"""
+    tpot_s: float
+    """time-per-output-token SLO (mean inter-token time of one request)"""
+    rate_per_s: float | None = None
+    """arrival rate; None lets the goodput objective find the largest sustainable rate"""
+    percentile: float = 90.0
+    """SLO percentile used by the capacity models"""
+    attainment: float = 0.9
+    """target fraction of requests meeting both SLOs"""
+    lengths: tuple[tuple[int, int], ...] = ()
+    """empirical (input, output) pairs; when given they replace the fixed lengths"""
+    lognormal: tuple[float, float, float, float] = ()
+    """(mu_in, sigma_in, mu_out, sigma_out) of log-lengths; when given they replace the fixed lengths"""
+    arrival: str = "poisson"
+    """poisson, or bursty (gamma inter-arrival times with coefficient of variation burst_cv)"""
+    burst_cv: float = 2.0
+    """coefficient of variation of inter-arrival times for bursty arrivals"""
+
+    def __post_init__(self):
+        require(self.input_len >= 1, f"must be >= 1, got {self.input_len}", field="isl")
+        require(self.output_len >= 1, f"must be >= 1, got {self.output_len}", field="osl")
+        require(self.ttft_s > 0, f"must be > 0, got {self.ttft_s}", field="ttft_ms")
+        require(self.tpot_s > 0, f"must be > 0, got {self.tpot_s}", field="tpot_ms")
+        require(self.rate_per_s is None or self.rate_per_s > 0, f"must be > 0, got {self.rate_per_s}", field="rate")
+        require(50.0 <= self.percentile < 100.0, f"must be in [50, 100), got {self.percentile}", field="percentile")
+        require(0.0 < self.attainment < 1.0, f"must be in (0, 1), got {self.attainment}", field="attainment")
+        require(self.arrival in ARRIVALS, f"unknown arrival {self.arrival!r}; valid: {', '.join(ARRIVALS)}",
+                field="arrival")
+        require(self.burst_cv > 0, f"must be > 0, got {self.burst_cv}", field="burst_cv")
+        require(not (self.lengths and self.lognormal), "give lengths or lognormal, not both", field="lengths")
+        for i, pair in enumerate(self.lengths):
+            require(len(pair) == 2 and pair[0] >= 1 and pair[1] >= 1, f"pair {i} must be two lengths >= 1",
+                    field="lengths")
+        if self.lognormal:
+            require(len(self.lognormal) == 4 and self.lognormal[1] >= 0 and self.lognormal[3] >= 0,
+                    "needs (mu_in, sigma_in >= 0, mu_out, sigma_out >= 0)", field="lognormal")
+
+    @property
+    def quantile(self) -> float:
+        return self.percentile / 100.0
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """n (input, output) lengths drawn from the workload's distribution."""
+        if self.lengths:
+            pairs = np.asarray(self.lengths, dtype=np.int64)
+            idx = rng.integers(0, len(pairs), size=n)
+            return pairs[idx, 0], pairs[idx, 1]
+        if self.lognormal:
+            mu_i, s_i, mu_o, s_o = self.lognormal
+            li = np.maximum(1, np.rint(np.exp(rng.normal(mu_i, s_i, size=n)))).astype(np.int64)
+            lo = np.maximum(1, np.rint(np.exp(rng.normal(mu_o, s_o, size=n)))).astype(np.int64)
+            return li, lo
+        return np.full(n, self.input_len, dtype=np.int64), np.full(n, self.output_len, dtype=np.int64)
+
+    def length_sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """A fixed, seeded sample that summarises the length distribution (moments, quantiles)."""
+        if self.lengths:
+            pairs = np.asarray(self.lengths, dtype=np.int64)
+            return pairs[:, 0], pairs[:, 1]
+        n = MOMENT_SAMPLES if self.lognormal else 1
+        return self.sample(n, np.random.default_rng(12345))
+
+    def interarrivals(self, n: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+        """n inter-arrival gaps (seconds) at mean rate `rate`."""
+        if self.arrival == "poisson":
+            return rng.exponential(1.0 / rate, size=n)
+        shape = 1.0 / (self.burst_cv ** 2)
+        return rng.gamma(shape, 1.0 / (rate * shape), size=n)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServeOptions:
+    """How to plan."""
+
+    engine: str = "modern"
+    """engine model for the planner (costmodels.serving.ENGINES); estimate defaults to the calibrated 'legacy'"""
+    dtype: str = "bf16"
+    """weight and KV-cache dtype"""
+    max_pp: int = 4
+    """largest pipeline degree considered"""
+    modes: tuple[str, ...] = ("disaggregated", "colocated", "intra_gpu")
+    """serving modes compared"""
+    simulate_requests: int = 2000
+    """requests replayed by the simulator to verify the chosen plan"""
+    seed: int = 0
+    """simulator seed"""
+    time_limit_s: float = 30.0
+    """solver time limit per solve"""
+
+    def __post_init__(self):
+        require(self.engine in ENGINES, f"unknown engine {self.engine!r}; valid: {', '.join(sorted(ENGINES))}",
+                field="engine")
+        require(self.dtype in ("bf16", "fp16", "fp8"), f"unknown dtype {self.dtype!r}; valid: bf16, fp16, fp8",
+                field="dtype")
+        require(self.max_pp >= 1, f"must be >= 1, got {self.max_pp}", field="max_pp")
+        for m in self.modes:
+            require(m in ("disaggregated", "colocated", "intra_gpu"), f"unknown mode {m!r}", field="modes")
+        require(len(self.modes) >= 1, "needs at least one mode", field="modes")
+        require(self.simulate_requests >= 10, f"must be >= 10, got {self.simulate_requests}", field="requests")
+        require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
+
+
+def read_lengths_csv(path: str) -> tuple[tuple[int, int], ...]:
+    """(input, output) pairs from a CSV with two integer columns (a header row is skipped)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read lengths: {exc.strerror}", source=path) from None
+    pairs = []
+    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            a, b = int(row[0]), int(row[1])
+        except (ValueError, IndexError):
+            if lineno == 1:
+                continue
+            raise SpecError(f"line {lineno}: expected two integers (input,output), got {row!r}", source=path) from None
+        if a < 1 or b < 1 or math.isnan(a):
+            raise SpecError(f"line {lineno}: lengths must be >= 1", source=path)
+        pairs.append((a, b))
+    if not pairs:
+        raise SpecError("no (input,output) rows", source=path)
+    return tuple(pairs)

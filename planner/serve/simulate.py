@@ -1,0 +1,280 @@
+"""Discrete-event, request-level simulator of a serve plan.
+
+Requests arrive (Poisson, or bursty gamma gaps) with lengths drawn from the workload (seeded
+numpy Generator). Per mode:
+  disaggregated  a request goes to the prefill instance that finishes it first (FCFS, one prompt at a time,
+                 pp stages pipelined: the next prompt starts after P(L)/pp); its KV moves to a decode instance
+                 (smooth weighted round-robin by capacity) taking t_kv(L); the decode instance runs continuous
+                 batching: it admits waiting requests FCFS while the batch < max_batch and the reserved KV
+                 (L + O tokens per request) fits its KV capacity; one iteration takes d(B, mean context).
+  intra_gpu      the same with one prefill and one decode server per instance (compute shares), no transfer.
+  colocated      one engine per instance with chunked prefill: every iteration carries the running decode
+                 batch and up to C tokens of the oldest admitted prompt (m(B, C)); a prompt is admitted when a
+                 batch slot and its KV reservation are free.
+The first token is emitted when a request joins a decode batch (disaggregated, intra_gpu) or when its last
+prompt chunk finishes (colocated): TTFT = that time − arrival. TPOT = (finish − first token)/(O − 1).
+A request attains its SLO when TTFT ≤ T_ttft and TPOT ≤ T_tpot. Between events the simulator advances
+whole runs of identical iterations at once (the batch only changes at admissions and completions).
+"""
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from costmodels.serving import InstanceShape, decode_step_time, kv_capacity_tokens, mixed_step_time, prefill_time
+from planner.serve.capacity import CapacityModel, _length_grid
+
+BATCH_GRID = 24
+CTX_PROBE = 8192.0
+
+
+@dataclass(slots=True)
+class _Decode:
+    """One decode engine: batch limit, KV capacity and a step-time table linear in context."""
+
+    max_batch: int
+    kv_tokens: float
+    grid: np.ndarray
+    step0: np.ndarray
+    slope: np.ndarray
+    slowdown: float = 1.0
+    chunk: int = 0
+    chunk_step0: np.ndarray | None = None
+    chunk_slope: np.ndarray | None = None
+
+    def step(self, batch: int, ctx: float, chunk: bool = False) -> float:
+        if chunk:
+            return float(np.interp(batch, self.grid, self.chunk_step0) + np.interp(batch, self.grid, self.chunk_slope) * ctx)
+        if batch <= 0:
+            return 0.0
+        return (float(np.interp(batch, self.grid, self.step0)) + float(np.interp(batch, self.grid, self.slope)) * ctx) \
+            * self.slowdown
+
+
+def _batch_grid(max_batch: int) -> np.ndarray:
+    return np.unique(np.rint(np.geomspace(1, max(max_batch, 1), BATCH_GRID)).astype(int)).astype(float)
+
+
+class Deployment:
+    """The engines of one plan decision, with cost-model tables built once."""
+
+    def __init__(self, cm: CapacityModel, decision: dict):
+        self.cm = cm
+        self.mode = decision["mode"]
+        self.prefill, self.decode, self.weights = [], [], []
+        model, cluster = cm.model, cm.cluster
+        for g in decision["groups"]:
+            pool = cluster.pool(g["pool"])
+            shape = InstanceShape(tp=g["tp"], pp=g["pp"], ep=g["ep"], dp=g["dp"])
+            kw = cm._kw(pool)
+            for _ in range(g["instances"]):
+                if g["role"] in ("prefill", "intra_gpu"):
+                    share = g.get("prefill_share") or 1.0
+                    grid = _length_grid(cm.stats)
+                    times = np.array([prefill_time(model, pool.device, shape, batch=1, prompt_len=float(n), **kw)["time_s"]
+                                      for n in grid]) / share
+                    dest = cluster.pool(g.get("dest_pool", g["pool"]))
+                    self.prefill.append({"grid": grid, "times": times, "pp": shape.pp, "dest": dest.name,
+                                         "transfer": g["role"] == "prefill", "src": pool, "shape": shape,
+                                         "dest_pool": dest})
+                if g["role"] in ("decode", "intra_gpu", "colocated"):
+                    slowdown = 1.0
+                    if g["role"] == "intra_gpu":
+                        slowdown = max(1.0, 0.5 / (1.0 - g["prefill_share"]))
+                    bgrid = _batch_grid(g["max_batch"])
+                    s0 = np.array([decode_step_time(model, pool.device, shape, batch=b, context_len=0.0, **kw)["time_s"]
+                                   for b in bgrid])
+                    s1 = np.array([decode_step_time(model, pool.device, shape, batch=b, context_len=CTX_PROBE,
+                                                    **kw)["time_s"] for b in bgrid])
+                    eng = _Decode(max_batch=g["max_batch"], kv_tokens=kv_capacity_tokens(model, pool.device, shape,
+                                                                                          cm.options.dtype),
+                                  grid=bgrid, step0=s0, slope=(s1 - s0) / CTX_PROBE, slowdown=slowdown)
+                    if g["role"] == "colocated":
+                        chunk = g["chunk_tokens"]
+                        c0 = np.array([mixed_step_time(model, pool.device, shape, decode_batch=b, decode_context=0.0,
+                                                       chunk_tokens=chunk, chunk_context=cm.stats.mean_in / 2, **kw)
+                                       for b in np.concatenate([[0.0], bgrid])])
+                        c1 = np.array([mixed_step_time(model, pool.device, shape, decode_batch=b,
+                                                       decode_context=CTX_PROBE, chunk_tokens=chunk,
+                                                       chunk_context=cm.stats.mean_in / 2, **kw)
+                                       for b in np.concatenate([[0.0], bgrid])])
+                        eng.grid = np.concatenate([[0.0], bgrid])
+                        eng.step0 = np.concatenate([[s0[0]], s0])
+                        eng.slope = np.concatenate([[eng.slope[0]], eng.slope])
+                        eng.chunk = chunk
+                        eng.chunk_step0 = c0
+                        eng.chunk_slope = (c1 - c0) / CTX_PROBE
+                    self.decode.append((eng, g["pool"]))
+                    self.weights.append(g.get("capacity_rps", 1.0))
+
+
+def _wrr(weights: list[float], n: int) -> np.ndarray:
+    """Smooth weighted round-robin assignment of n items."""
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+    current = np.zeros(len(w))
+    out = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        current += w
+        i = int(np.argmax(current))
+        out[k] = i
+        current[i] -= 1.0
+    return out
+
+
+def _run_decode(eng: _Decode, ready: np.ndarray, li: np.ndarray, lo: np.ndarray):
+    """Continuous batching on one engine. Returns (first-token times, finish times)."""
+    order = np.argsort(ready, kind="stable")
+    first = np.empty(len(ready))
+    finish = np.empty(len(ready))
+    t, nxt, done = 0.0, 0, 0  # done: iterations run so far
+    active = []  # heap of (finishing iteration, idx, admission iteration)
+    base = 0.0  # Σ (L_j − admission_j): mean context of the batch = base / B + done
+    kv_used = 0.0
+    while nxt < len(order) or active:
+        while nxt < len(order):
+            i = order[nxt]
+            need = li[i] + lo[i]
+            if ready[i] > t or len(active) >= eng.max_batch or (active and kv_used + need > eng.kv_tokens):
+                break
+            first[i] = t
+            steps = max(int(lo[i]) - 1, 0)
+            if steps == 0:
+                finish[i] = t
+            else:
+                heapq.heappush(active, (done + steps, int(i), done))
+                base += li[i] - done
+                kv_used += need
+            nxt += 1
+        if not active:
+            t = max(t, ready[order[nxt]])
+            continue
+        b = len(active)
+        ctx = base / b + done
+        k = active[0][0] - done
+        if nxt < len(order) and b < eng.max_batch and ready[order[nxt]] > t:
+            k = min(k, max(1, math.ceil((ready[order[nxt]] - t) / eng.step(b, ctx))))
+        t += k * eng.step(b, ctx + k / 2.0)
+        done += k
+        while active and active[0][0] <= done:
+            _, j, start = heapq.heappop(active)
+            finish[j] = t
+            base -= li[j] - start
+            kv_used -= li[j] + lo[j]
+    return first, finish
+
+
+def _run_colocated(eng: _Decode, arrive: np.ndarray, li: np.ndarray, lo: np.ndarray):
+    """Chunked-prefill engine. Returns (first-token times, finish times)."""
+    n = len(arrive)
+    order = np.argsort(arrive, kind="stable")
+    first = np.empty(n)
+    finish = np.empty(n)
+    t, nxt, done = 0.0, 0, 0
+    active = []
+    base = 0.0
+    kv_used = 0.0
+    prefilling = None  # [idx, prompt tokens left]
+    while nxt < n or active or prefilling is not None:
+        if prefilling is None and nxt < n:
+            i = order[nxt]
+            need = li[i] + lo[i]
+            if arrive[i] <= t and len(active) < eng.max_batch and (not active or kv_used + need <= eng.kv_tokens):
+                prefilling = [int(i), float(li[i])]
+                kv_used += need
+                nxt += 1
+        b = len(active)
+        if b == 0 and prefilling is None:
+            t = max(t, arrive[order[nxt]])
+            continue
+        ctx = base / b + done if b else 0.0
+        if prefilling is not None:
+            k = math.ceil(prefilling[1] / eng.chunk)
+            if active:
+                k = min(k, active[0][0] - done)
+            k = max(1, k)
+            t += k * eng.step(b, ctx + k / 2.0, chunk=True)
+            prefilling[1] -= k * eng.chunk
+        else:
+            k = active[0][0] - done
+            if nxt < n and b < eng.max_batch and arrive[order[nxt]] > t:
+                k = min(k, max(1, math.ceil((arrive[order[nxt]] - t) / eng.step(b, ctx))))
+            t += k * eng.step(b, ctx + k / 2.0)
+        done += k
+        while active and active[0][0] <= done:
+            _, j, start = heapq.heappop(active)
+            finish[j] = t
+            base -= li[j] - start
+            kv_used -= li[j] + lo[j]
+        if prefilling is not None and prefilling[1] <= 0:
+            i = prefilling[0]
+            first[i] = t
+            steps = max(int(lo[i]) - 1, 0)
+            if steps == 0:
+                finish[i] = t
+                kv_used -= li[i] + lo[i]
+            else:
+                heapq.heappush(active, (done + steps, i, done))
+                base += li[i] - done
+            prefilling = None
+    return first, finish
+
+
+def simulate(dep: Deployment, *, rate: float, requests: int, seed: int) -> dict:
+    """Replay `requests` requests at `rate` req/s; SLO attainment and TTFT/TPOT percentiles."""
+    cm = dep.cm
+    wl = cm.workload
+    rng = np.random.default_rng(seed)
+    arrive = np.cumsum(wl.interarrivals(requests, rate, rng))
+    li, lo = wl.sample(requests, rng)
+    li, lo = li.astype(float), lo.astype(float)
+    first = np.empty(requests)
+    finish = np.empty(requests)
+    if dep.mode == "colocated":
+        assign = _wrr(dep.weights, requests)
+        for k, (eng, _) in enumerate(dep.decode):
+            idx = np.nonzero(assign == k)[0]
+            f, d = _run_colocated(eng, arrive[idx], li[idx], lo[idx])
+            first[idx], finish[idx] = f, d
+    else:
+        free = np.zeros(len(dep.prefill))
+        ready = np.empty(requests)
+        which = np.empty(requests, dtype=np.int64)
+        for r in range(requests):
+            best, best_done = -1, math.inf
+            for k, p in enumerate(dep.prefill):
+                s = float(np.interp(li[r], p["grid"], p["times"]))
+                start = max(free[k], arrive[r])
+                if start + s < best_done - 1e-15:
+                    best, best_done, best_start, best_s = k, start + s, start, s
+            p = dep.prefill[best]
+            free[best] = best_start + best_s / p["pp"]
+            t_kv = cm.transfer(p["src"], p["dest_pool"], p["shape"], li[r])[0] if p["transfer"] else 0.0
+            ready[r] = best_done + t_kv
+            which[r] = best
+        if dep.mode == "intra_gpu":
+            assign = which
+        else:
+            assign = np.empty(requests, dtype=np.int64)
+            for pool in sorted({d[1] for d in dep.decode}):
+                members = [k for k, d in enumerate(dep.decode) if d[1] == pool]
+                idx = np.nonzero(np.array([dep.prefill[w]["dest"] == pool for w in which]))[0]
+                picks = _wrr([dep.weights[k] for k in members], len(idx))
+                assign[idx] = np.asarray(members)[picks]
+        for k, (eng, _) in enumerate(dep.decode):
+            idx = np.nonzero(assign == k)[0]
+            if len(idx):
+                f, d = _run_decode(eng, ready[idx], li[idx], lo[idx])
+                first[idx], finish[idx] = f, d
+    ttft = first - arrive
+    tpot = np.where(lo > 1, (finish - first) / np.maximum(lo - 1, 1), 0.0)
+    ok = (ttft <= wl.ttft_s + 1e-12) & (tpot <= wl.tpot_s + 1e-12)
+    pct = wl.percentile
+    return {"requests": requests, "rate_rps": rate, "seed": seed, "attainment": float(ok.mean()),
+            "ttft_s": {"p50": float(np.percentile(ttft, 50)), f"p{pct:g}": float(np.percentile(ttft, pct)),
+                       "p99": float(np.percentile(ttft, 99))},
+            "tpot_s": {"p50": float(np.percentile(tpot, 50)), f"p{pct:g}": float(np.percentile(tpot, pct)),
+                       "p99": float(np.percentile(tpot, 99))},
+            "goodput_rps": float(ok.sum() / (finish.max() - arrive.min())) if requests else 0.0}

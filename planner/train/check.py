@@ -1,0 +1,68 @@
+"""Independent verifier of a `kind: train` plan: recompute everything from the inputs with the cost model.
+
+Checks: the decision is structurally valid (costmodels.training.check_config) and inside the request's
+space (TP/EP inside a node unless allowed, MoE folding, vpp chunks); the estimate recomputed from the
+inputs fits in memory and equals `predicted`; every alternative is valid, recomputes to its figures and is
+not faster than the plan; the baseline recomputes to its figures.
+"""
+
+import math
+
+from costmodels.training import check_config, estimate_training
+from planner.plan import Plan
+from planner.train.planning import PREDICTED_KEYS, config_of
+from planner.train.request import request_from_inputs
+
+RELATIVE_TOLERANCE = 1e-6
+
+
+def _close(a, b) -> bool:
+    return isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
+        math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)
+
+
+def _check_decision(request, decision: dict, figures: dict, label: str) -> tuple[list[str], object]:
+    problems = []
+    try:
+        config = config_of(decision)
+    except Exception as exc:  # a malformed decision is a finding, not a crash
+        return [f"{label}: decision cannot be read: {exc}"], None
+    model, cluster, workload = request.model, request.cluster, request.workload
+    for fld, why in check_config(model, cluster, workload, config):
+        problems.append(f"{label}.{fld}: {why}")
+    pool, opts = cluster.primary, request.options
+    if config.tp > pool.devices_per_node and not opts.allow_cross_node_tp:
+        problems.append(f"{label}.tp: tp={config.tp} spans nodes of {pool.devices_per_node} GPUs")
+    if config.ep * config.etp > pool.devices_per_node and not opts.allow_cross_node_ep:
+        problems.append(f"{label}.ep: ep*etp={config.ep * config.etp} spans nodes of {pool.devices_per_node} GPUs")
+    if decision.get("edp") != config.edp:
+        problems.append(f"{label}.edp: {decision.get('edp')} but tp*cp*dp/(ep*etp) = {config.edp}")
+    if problems:
+        return problems, None
+    est = estimate_training(model, cluster, workload, config)
+    if not est.feasible:
+        problems += [f"{label}: does not fit: {r}" for r in est.infeasible_reasons]
+    for key in PREDICTED_KEYS:
+        if not _close(figures.get(key), getattr(est, key)):
+            problems.append(f"{label}.{key}: plan says {figures.get(key)!r}, the cost model gives {getattr(est, key)!r}")
+    return problems, est
+
+
+def check(plan: Plan) -> list[str]:
+    """Problems found (empty = the plan is consistent with its inputs and the cost model)."""
+    if plan.kind == "estimate":
+        from planner.train.estimate import check_estimate
+        return check_estimate(plan)
+    request = request_from_inputs(plan["inputs"])
+    problems, est = _check_decision(request, plan["decision"], plan["predicted"], "decision")
+    for i, alt in enumerate(plan.get("alternatives") or []):
+        found, alt_est = _check_decision(request, alt.get("decision", {}), alt, f"alternatives[{i}]")
+        problems += found
+        if est is not None and alt_est is not None and alt_est.step_time_s < est.step_time_s * (1 - 1e-9):
+            problems.append(f"alternatives[{i}]: step {alt_est.step_time_s:.6g} s beats the plan's "
+                            f"{est.step_time_s:.6g} s")
+    base = (plan.get("baselines") or {}).get("megatron_rule") or {}
+    if base.get("feasible"):
+        found, _ = _check_decision(request, base["decision"], base, "baselines.megatron_rule")
+        problems += found
+    return problems

@@ -1,0 +1,46 @@
+"""A readable summary of a `kind: train` plan (estimate documents delegate to planner.train.estimate)."""
+
+from planner.plan import Plan
+
+GiB = float(2**30)
+
+
+def _strategy(d: dict) -> str:
+    text = f"tp={d['tp']} pp={d['pp']} dp={d['dp']} cp={d['cp']}"
+    if d["ep"] > 1 or d["etp"] > 1:
+        text += f" ep={d['ep']} etp={d['etp']} edp={d['edp']}"
+    sp = " sp" if d["sequence_parallel"] else ""
+    return text + f" vpp={d['vpp']} mbs={d['mbs']} zero={d['zero']} recompute={d['recompute']}{sp}"
+
+
+def explain(plan: Plan) -> str:
+    if plan.kind == "estimate":
+        from planner.train.estimate import explain_estimate
+        return explain_estimate(plan)
+    d, p, inputs = plan["decision"], plan["predicted"], plan["inputs"]
+    w, cluster = inputs["workload"], inputs["cluster"]
+    lines = [f"training plan for {inputs['model']['name']} on {cluster['name']} "
+             f"(gbs {w['global_batch']} x seq {w['seq_len']}, {w['dtype']})",
+             f"  strategy   {_strategy(d)}",
+             f"  stages     {d['stage_layers']} layers, {d['microbatches']} micro-batches per step",
+             f"  step       {p['step_time_s']:.4g} s   {p['tokens_per_s_per_gpu']:.6g} tokens/s/GPU   "
+             f"{p['model_tflops_per_gpu']:.4g} TFLOP/s/GPU   MFU {p['mfu'] * 100:.1f}%",
+             f"  memory     {p['memory_per_gpu_bytes'] / GiB:.1f} GiB per GPU (peak stage)"]
+    parts = (p.get("breakdown") or {}).get("time_s") or {}
+    top = sorted(((v, k) for k, v in parts.items() if v > 0), reverse=True)[:6]
+    if top:
+        lines.append("  time       " + ", ".join(f"{k} {v:.3g} s" for v, k in top))
+    s = plan["solver"]
+    gap = "-" if s.get("gap") is None else f"{s['gap'] * 100:.3g}%"
+    search = s.get("search", {})
+    lines.append(f"  solver     split: {s.get('split', '')} [{s['backend']} {s['status']}, gap {gap}]; search: "
+                 f"{search.get('enumerated', '?')} enumerated, {search.get('evaluated', '?')} costed")
+    base = plan["baselines"].get("megatron_rule", {})
+    if base.get("feasible"):
+        lines.append(f"  baseline   megatron rule {_strategy(base['decision'])}: step {base['step_time_s']:.4g} s, "
+                     f"MFU {base['mfu'] * 100:.1f}% (plan is {base['plan_speedup']:.3f}x faster)")
+    elif base:
+        lines.append(f"  baseline   megatron rule: {base.get('reason', 'infeasible')}")
+    for i, alt in enumerate(plan["alternatives"], 1):
+        lines.append(f"  alt {i}      {_strategy(alt['decision'])}: {alt['why_lost']}")
+    return "\n".join(lines)

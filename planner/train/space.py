@@ -1,0 +1,122 @@
+"""The outer search space: every (tp, cp, pp, dp, ep, etp, vpp, mbs, zero, recompute, sp) a request allows.
+
+Divisibility and placement rules (Megatron-LM's own checks):
+  tp | heads and tp | kv_heads (MLA: tp | heads), tp | ffn; tp inside a node unless allowed
+  cp > 1 needs seq % (2 cp) == 0 (load-balanced causal chunks) and at least `min_cp_tokens` per rank
+  tp * cp * pp * dp = GPUs of the pool (homogeneous) ; pp <= layers
+  gbs % dp == 0, mbs | gbs / dp; m = gbs / (dp * mbs) micro-batches
+  vpp > 1: pp > 1, layers % (pp * vpp) == 0 (equal chunks), m % pp == 0 (interleaved schedule)
+  MoE: ep | experts, etp | expert_ffn, ep * etp | tp * cp * dp (parallel folding), ep * etp inside a node
+       unless allowed; tp > 1 with MoE needs sequence parallelism
+  sequence parallelism only when tp > 1
+"""
+
+from dataclasses import dataclass
+
+from costmodels.hardware import NodePool
+from costmodels.parallel import ParallelConfig
+from planner.train.request import TrainRequest
+
+MIN_CP_TOKENS = 1024
+"""context parallelism is not split finer than this many tokens per rank (unless options.max_cp says so)"""
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Shape:
+    """The degrees of one candidate; with mbs, zero, recompute and sp it makes a ParallelConfig."""
+
+    tp: int
+    cp: int
+    pp: int
+    dp: int
+    ep: int
+    etp: int
+
+
+def tp_choices(request: TrainRequest, pool: NodePool) -> list[int]:
+    model, opts = request.model, request.options
+    out = []
+    for tp in divisors(model.heads):
+        if model.attention != "mla" and model.kv_heads % tp:
+            continue
+        if model.ffn and model.ffn % tp:
+            continue
+        if tp > pool.devices_per_node and not opts.allow_cross_node_tp:
+            continue
+        out.append(tp)
+    return out
+
+
+def cp_choices(request: TrainRequest) -> list[int]:
+    seq, opts = request.workload.seq_len, request.options
+    limit = opts.max_cp or max(1, seq // MIN_CP_TOKENS)
+    return [cp for cp in divisors(seq) if cp <= limit and (cp == 1 or seq % (2 * cp) == 0)]
+
+
+def expert_choices(request: TrainRequest, pool: NodePool, dense_group: int) -> list[tuple[int, int]]:
+    """(ep, etp) pairs for a stage of `dense_group` = tp * cp * dp GPUs."""
+    model, opts = request.model, request.options
+    if model.moe is None:
+        return [(1, 1)]
+    out = []
+    for ep in divisors(model.moe.experts):
+        for etp in divisors(model.moe.expert_ffn):
+            group = ep * etp
+            if dense_group % group:
+                continue
+            if group > pool.devices_per_node and not opts.allow_cross_node_ep:
+                continue
+            if etp > pool.devices_per_node and not opts.allow_cross_node_tp:
+                continue
+            out.append((ep, etp))
+    return out
+
+
+def shapes(request: TrainRequest, gpus: int, pool: NodePool) -> list[Shape]:
+    """All degree combinations that use exactly `gpus` GPUs of `pool`, sorted."""
+    model, gbs = request.model, request.workload.global_batch
+    out = []
+    for tp in tp_choices(request, pool):
+        if gpus % tp:
+            continue
+        for cp in cp_choices(request):
+            if (gpus // tp) % cp:
+                continue
+            for pp in divisors(gpus // (tp * cp)):
+                if pp > model.layers:
+                    continue
+                dp = gpus // (tp * cp * pp)
+                if gbs % dp:
+                    continue
+                for ep, etp in expert_choices(request, pool, tp * cp * dp):
+                    out.append(Shape(tp, cp, pp, dp, ep, etp))
+    return sorted(out)
+
+
+def configs_for_shape(request: TrainRequest, shape: Shape) -> list[ParallelConfig]:
+    """Every ParallelConfig of one shape (mbs, vpp, zero, recompute, sp), in a fixed order."""
+    model, opts, gbs = request.model, request.options, request.workload.global_batch
+    per_replica = gbs // shape.dp
+    sps = sorted({sp and shape.tp > 1 for sp in opts.sequence_parallel}, reverse=True)
+    if model.moe is not None and shape.tp > 1:
+        sps = [True] if True in opts.sequence_parallel else []
+    out = []
+    for mbs in divisors(per_replica):
+        if mbs > opts.max_mbs:
+            break
+        m = per_replica // mbs
+        vpps = [1]
+        if shape.pp > 1:
+            vpps += [v for v in range(2, opts.max_vpp + 1) if model.layers % (shape.pp * v) == 0 and m % shape.pp == 0]
+        for vpp in vpps:
+            for zero in sorted(opts.zero_stages):
+                for recompute in opts.recompute_modes:
+                    for sp in sps:
+                        out.append(ParallelConfig(tp=shape.tp, pp=shape.pp, dp=shape.dp, cp=shape.cp, ep=shape.ep,
+                                                  etp=shape.etp, vpp=vpp, mbs=mbs, zero=zero, recompute=recompute,
+                                                  sequence_parallel=sp))
+    return out

@@ -1,0 +1,139 @@
+"""estimate_training / layer_costs: consistency of the pieces, feasibility, MoE, heterogeneous pools."""
+
+import dataclasses
+import math
+
+import pytest
+
+from costmodels import (ClusterSpec, NodePool, ParallelConfig, TrainingWorkload, estimate_training, layer_costs,
+                        pipeline_step_time)
+from costmodels.flops import step_flops
+from costmodels.pipeline import in_flight_microbatches
+from costmodels.training import even_stage_layers
+from tests.costmodels.helpers import GiB, cluster, device, gpt, moe_model
+
+WL = TrainingWorkload(global_batch=64, seq_len=2048)
+
+
+def test_stage_times_rebuild_from_layer_costs():
+    model, cl = gpt(layers=24, hidden=4096, heads=32), cluster(32)
+    cfg = ParallelConfig(tp=4, pp=4, dp=2, mbs=2, recompute="selective")
+    est = estimate_training(model, cl, WL, cfg)
+    lc = layer_costs(model, cl.primary, WL, cfg)
+    stages = even_stage_layers(24, 4)
+    start, times = 0, []
+    for i, n in enumerate(stages):
+        t = sum(lc.layer_time_s[start:start + n]) + (lc.embed_time_s if i == 0 else 0.0)
+        t += lc.head_time_s if i == 3 else 0.0
+        t += 2 * lc.p2p_time_s if i < 3 else 0.0
+        times.append(t)
+        start += n
+    assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(times, est.stage_time_s))
+    m = 64 // (2 * 2)
+    assert est.microbatches == m
+    assert est.step_time_s >= pipeline_step_time(times, m)
+    # the breakdown adds up to the step time
+    assert math.isclose(sum(est.breakdown["time_s"].values()), est.step_time_s, rel_tol=1e-9)
+    # memory of stage 0: states + in-flight activations + reserve
+    mem0 = sum(lc.layer_weight_bytes[:6]) + lc.embed_weight_bytes + lc.reserve_bytes \
+        + in_flight_microbatches(0, 4, m) * (sum(lc.layer_activation_bytes[:6]) + lc.embed_activation_bytes)
+    assert math.isclose(est.stage_memory_bytes[0], mem0, rel_tol=1e-12)
+
+
+def test_metrics_are_consistent():
+    model, cl = gpt(layers=24, hidden=2048, heads=16), cluster(16)
+    est = estimate_training(model, cl, WL, ParallelConfig(tp=2, pp=2, dp=4, mbs=1, recompute="full"))
+    assert est.feasible
+    assert math.isclose(est.tokens_per_s_per_gpu, 64 * 2048 / est.step_time_s / 16)
+    assert math.isclose(est.model_tflops_per_gpu, step_flops(model, 64, 2048) / est.step_time_s / 16 / 1e12)
+    assert est.hardware_tflops_per_gpu > est.model_tflops_per_gpu  # full recompute executes more
+    assert math.isclose(est.mfu, est.model_tflops_per_gpu * 1e12 / 312e12)
+
+
+def test_structural_problems_are_reported():
+    model, cl = gpt(layers=24, hidden=2304, heads=24), cluster(64)
+    bad = estimate_training(model, cl, WL, ParallelConfig(tp=16, pp=2, dp=4, mbs=1))
+    assert not bad.feasible
+    assert any("does not divide the 24 attention heads" in r for r in bad.infeasible_reasons)
+    assert any("the cluster has 64 GPUs" in r for r in bad.infeasible_reasons)
+    bad = estimate_training(model, cl, WL, ParallelConfig(tp=2, pp=1, dp=32, mbs=4))
+    assert any("not divisible by dp*mbs" in r for r in bad.infeasible_reasons)
+
+
+def test_memory_overflow_names_the_stage_and_numbers():
+    model = gpt(layers=48, hidden=8192, heads=64)
+    est = estimate_training(model, cluster(8), WL, ParallelConfig(tp=8, pp=1, dp=1, mbs=1))
+    assert not est.feasible and est.step_time_s > 0
+    (reason,) = est.infeasible_reasons
+    need = (est.stage_memory_bytes[0] - 2 * GiB) / GiB
+    assert reason == f"stage 0 needs {need:.1f} GiB per GPU; usable HBM is 78.0 GiB"
+
+
+def test_recompute_trades_memory_for_time():
+    model, cl = gpt(layers=24, hidden=4096, heads=32), cluster(8)
+    runs = {r: estimate_training(model, cl, WL, ParallelConfig(tp=8, dp=1, mbs=4, recompute=r))
+            for r in ("none", "selective", "full")}
+    assert runs["none"].memory_per_gpu_bytes > runs["selective"].memory_per_gpu_bytes > runs["full"].memory_per_gpu_bytes
+    assert runs["none"].step_time_s < runs["selective"].step_time_s < runs["full"].step_time_s
+
+
+def test_zero_stages_shrink_states():
+    model, cl = gpt(layers=24, hidden=4096, heads=32), cluster(64)
+    mem = [estimate_training(model, cl, WL, ParallelConfig(tp=2, dp=32, mbs=2, zero=z)).memory_per_gpu_bytes
+           for z in range(4)]
+    assert mem[0] > mem[1] > mem[2] > mem[3]
+
+
+def test_moe_expert_weights_shard_by_ep():
+    model, cl = moe_model(layers=4, experts=8), cluster(8)
+    wl = TrainingWorkload(global_batch=16, seq_len=1024)
+    one = layer_costs(model, cl.primary, wl, ParallelConfig(tp=1, dp=8, ep=1, zero=0))
+    eight = layer_costs(model, cl.primary, wl, ParallelConfig(tp=1, dp=8, ep=8, zero=0))
+    assert all(lc for lc in one.is_moe)
+    # expert parameters: 8 experts * 3 * h * f_e = 8 * 3 * 1024 * 1024; 18 B each without ZeRO
+    expert_bytes = 8 * 3 * 1024 * 1024 * 18
+    assert math.isclose(one.layer_weight_bytes[0] - eight.layer_weight_bytes[0], expert_bytes * (1 - 1 / 8))
+    est = estimate_training(model, cl, wl, ParallelConfig(tp=1, dp=8, ep=8))
+    assert est.feasible and est.breakdown["time_s"]["ep_comm"] > 0
+    bad = estimate_training(moe_model(experts=6), cl, wl, ParallelConfig(tp=1, dp=8, ep=4))
+    assert any("does not divide the 6 experts" in r for r in bad.infeasible_reasons)
+
+
+def test_dense_then_moe_layers():
+    model = moe_model(layers=6, first_dense=2)
+    lc = layer_costs(model, cluster(8).primary, TrainingWorkload(global_batch=16, seq_len=1024),
+                     ParallelConfig(tp=2, dp=4, ep=4))
+    assert lc.is_moe == (False, False, True, True, True, True)
+    assert lc.layer_time_s[0] != lc.layer_time_s[2]
+
+
+def test_heterogeneous_pools_and_explicit_split():
+    fast, slow = device("fast"), device("slow", gemm_efficiency_max=0.4)
+    pools = tuple(NodePool(name=d.name, device=d, nodes=1, devices_per_node=8, intra_node_bytes_per_s=300e9,
+                           inter_node_bytes_per_s=25e9) for d in (fast, slow))
+    cl = ClusterSpec(name="mixed", pools=pools, inter_pool_bytes_per_s=10e9)
+    model = gpt(layers=24, hidden=2048, heads=16)
+    even = ParallelConfig(tp=8, pp=2, dp=1, mbs=1, stage_pools=("fast", "slow"))
+    est = estimate_training(model, cl, WL, even)
+    assert est.feasible and est.stage_time_s[1] > est.stage_time_s[0]
+    skewed = dataclasses.replace(even, stage_layers=(16, 8))
+    better = estimate_training(model, cl, WL, skewed)
+    assert better.step_time_s < est.step_time_s
+    bad = estimate_training(model, cl, WL, dataclasses.replace(even, stage_pools=("fast", "nope")))
+    assert any("unknown pool 'nope'" in r for r in bad.infeasible_reasons)
+
+
+def test_even_stage_layers():
+    assert even_stage_layers(10, 4) == (2, 3, 3, 2)
+    assert even_stage_layers(9, 2) == (5, 4)
+    assert sum(even_stage_layers(105, 35)) == 105
+
+
+@pytest.mark.parametrize("vpp", [2, 3])
+def test_interleaving_shrinks_the_bubble(vpp):
+    model, cl = gpt(layers=24, hidden=2048, heads=16), cluster(16)
+    wl = TrainingWorkload(global_batch=32, seq_len=2048)
+    plain = estimate_training(model, cl, wl, ParallelConfig(tp=2, pp=4, dp=2, mbs=1))
+    inter = estimate_training(model, cl, wl, ParallelConfig(tp=2, pp=4, dp=2, mbs=1, vpp=vpp))
+    assert inter.breakdown["time_s"]["pp_bubble"] < plain.breakdown["time_s"]["pp_bubble"]
+    assert inter.memory_per_gpu_bytes > plain.memory_per_gpu_bytes

@@ -1,0 +1,99 @@
+"""The search against brute force over costmodels.training.estimate_training, and its bounds' validity."""
+
+import itertools
+
+from hypothesis import given, settings, strategies as st
+
+from costmodels.parallel import ParallelConfig, TrainingWorkload
+from costmodels.training import estimate_training, even_stage_layers
+from planner.train import TrainOptions, check, plan_training
+from planner.train.bounds import Bounds
+from planner.train.request import TrainRequest
+from planner.train.search import split_problem
+
+from train_fixtures import tiny_cluster, tiny_model
+
+OPTIONS = TrainOptions(max_vpp=2, max_mbs=4, max_cp=2, alternatives=2)
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def brute_force(model, cluster, workload, opts):
+    """Every strategy the options allow (independent loops) x every split; the best feasible step time."""
+    n, per_node, gbs, seq = cluster.num_devices, cluster.primary.devices_per_node, workload.global_batch, workload.seq_len
+    best = None
+    for tp, cp, pp in itertools.product(divisors(n), repeat=3):
+        if n % (tp * cp * pp) or tp > per_node or pp > model.layers or cp > opts.max_cp:
+            continue
+        if model.heads % tp or model.kv_heads % tp or model.ffn % tp or (cp > 1 and seq % (2 * cp)):
+            continue
+        dp = n // (tp * cp * pp)
+        experts = [(1, 1)]
+        if model.moe:
+            experts = [(e, t) for e in divisors(model.moe.experts) for t in divisors(model.moe.expert_ffn)
+                       if (tp * cp * dp) % (e * t) == 0 and e * t <= per_node]
+        for (ep, etp), mbs, vpp, zero, rec, sp in itertools.product(
+                experts, range(1, opts.max_mbs + 1), range(1, opts.max_vpp + 1), opts.zero_stages,
+                opts.recompute_modes, (False, True)):
+            if gbs % (dp * mbs) or (sp and tp == 1) or (model.moe and tp > 1 and not sp):
+                continue
+            m = gbs // (dp * mbs)
+            if vpp > 1:
+                if pp == 1 or model.layers % (pp * vpp) or m % pp:
+                    continue
+                splits = [even_stage_layers(model.layers, pp)]
+            else:
+                splits = [tuple(b - a for a, b in zip((0, *c), (*c, model.layers)))
+                          for c in itertools.combinations(range(1, model.layers), pp - 1)]
+            for split in splits:
+                cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp, vpp=vpp, mbs=mbs, zero=zero,
+                                     recompute=rec, sequence_parallel=sp, stage_layers=split)
+                est = estimate_training(model, cluster, workload, cfg)
+                if est.feasible and (best is None or est.step_time_s < best):
+                    best = est.step_time_s
+    return best
+
+
+@settings(max_examples=6, deadline=None)
+@given(layers=st.sampled_from([3, 4, 6]), hbm=st.sampled_from([0.6, 1.0, 4.0]), gbs=st.sampled_from([8, 16]),
+       seq=st.sampled_from([512, 2048]), moe=st.booleans())
+def test_plan_equals_brute_force(layers, hbm, gbs, seq, moe):
+    model = tiny_model(layers=layers, moe=moe, first_dense=1 if moe else 0)
+    cluster = tiny_cluster(8, hbm)
+    workload = TrainingWorkload(global_batch=gbs, seq_len=seq)
+    best = brute_force(model, cluster, workload, OPTIONS)
+    try:
+        plan = plan_training(model, cluster, workload, options=OPTIONS)
+    except Exception as exc:  # InfeasibleError exactly when brute force finds nothing
+        assert best is None, exc
+        assert type(exc).__name__ == "InfeasibleError"
+        return
+    assert best is not None
+    assert abs(plan["predicted"]["step_time_s"] - best) <= 1e-9 * best
+    assert check(plan) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(tp=st.sampled_from([1, 2, 4]), pp=st.sampled_from([1, 2]), mbs=st.sampled_from([1, 2]),
+       zero=st.integers(0, 3), rec=st.sampled_from(["none", "selective", "full"]), moe=st.booleans(),
+       seq=st.sampled_from([512, 4096]))
+def test_bounds_are_valid_and_objective_matches(tp, pp, mbs, zero, rec, moe, seq):
+    model = tiny_model(layers=4, moe=moe)
+    cluster = tiny_cluster(8, 80.0)
+    workload = TrainingWorkload(global_batch=16, seq_len=seq)
+    dp = 8 // (tp * pp)
+    ep = 2 if moe else 1
+    cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, ep=ep, mbs=mbs, zero=zero, recompute=rec, sequence_parallel=tp > 1,
+                         stage_layers=even_stage_layers(4, pp))
+    est = estimate_training(model, cluster, workload, cfg)
+    request = TrainRequest(model=model, cluster=cluster, workload=workload)
+    bounds = Bounds(model, cluster.primary, workload)
+    assert bounds.time(cfg) <= est.step_time_s
+    assert bounds.memory(cfg) <= max(est.stage_memory_bytes) - cluster.primary.device.memory_reserve_bytes
+    prob = split_problem(request, cfg, (cluster.primary,) * pp)
+    assert abs(prob.objective(cfg.stage_layers) - est.step_time_s) <= 1e-9 * est.step_time_s
+    assert prob.lower_bound(0.0) <= est.step_time_s
+    mem = [b + cluster.primary.device.memory_reserve_bytes for b in prob.stage_memory(cfg.stage_layers)]
+    assert all(abs(a - b) <= 1e-6 * b for a, b in zip(mem, est.stage_memory_bytes))

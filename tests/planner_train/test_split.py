@@ -1,0 +1,63 @@
+"""The split DP and ILP against brute force over every contiguous split (tiny instances)."""
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from planner.train.split import SplitProblem, best_split_dp, solve_split_ilp
+from solvers.result import SolverOptions
+
+GiB = float(2**30)
+
+
+def problem(seed: int, layers: int, stages: int, m: int, vpp: int = 1) -> SplitProblem:
+    rng = np.random.default_rng(seed)
+    return SplitProblem(
+        layer_time_s=rng.uniform(1, 3, (1, layers)), layer_static_bytes=rng.uniform(1, 3, (1, layers)) * GiB,
+        layer_activation_bytes=rng.uniform(0, 1, (1, layers)) * GiB,
+        layer_working_bytes=rng.choice([0.0, 0.5], (1, layers)) * GiB,
+        layer_sync_s=rng.uniform(0, 2, (1, layers)), layer_optimizer_s=rng.uniform(0, 0.2, (1, layers)),
+        first=np.array([[0.5, 2 * GiB, 0.1 * GiB, 0.3, 0.05]]), last=np.array([[1.0, 2 * GiB, 0.5 * GiB, 0.3, 0.05]]),
+        stage_pool=(0,) * stages, in_flight=tuple(float(min(stages - s, m)) for s in range(stages)),
+        p2p_time_s=tuple(0.1 if s < stages - 1 else 0.0 for s in range(stages)),
+        memory_cap_bytes=np.array([rng.uniform(5, 15) * GiB]), dp_overlap=np.array([0.8]), microbatches=m, vpp=vpp)
+
+
+def all_splits(layers: int, stages: int):
+    for cuts in itertools.combinations(range(1, layers), stages - 1):
+        b = (0, *cuts, layers)
+        yield tuple(b[i + 1] - b[i] for i in range(stages))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), layers=st.integers(2, 7), stages=st.integers(1, 4), m=st.integers(1, 6))
+def test_dp_and_ilp_match_brute_force(seed, layers, stages, m):
+    stages = min(stages, layers)
+    prob = problem(seed, layers, stages, m)
+    feasible = [s for s in all_splits(layers, stages) if prob.fits(s)]
+    dp = best_split_dp(prob)
+    ilp = solve_split_ilp(prob, SolverOptions(relative_gap=0.0))
+    if not feasible:
+        assert dp is None
+        assert not ilp.solve.status.has_solution
+        return
+    best_obj = min(prob.objective(s) for s in feasible)
+    best_slowest = min(max(prob.stage_times(s)) for s in feasible)
+    split, slowest = dp
+    assert prob.fits(split) and abs(slowest - best_slowest) < 1e-9
+    assert prob.lower_bound(slowest) <= best_obj + 1e-9  # the DP's bound is valid
+    assert prob.fits(ilp.stage_layers) and abs(ilp.objective_s - best_obj) < 1e-6 * best_obj
+    assert abs(ilp.solve.objective - best_obj) < 1e-6 * best_obj  # the ILP objective is the step-time formula
+
+
+def test_ilp_equal_chunks():
+    for seed in range(20):
+        prob = problem(seed, 8, 2, 4, vpp=2)
+        res = solve_split_ilp(prob, SolverOptions(relative_gap=0.0), multiple_of=2)
+        feasible = [s for s in all_splits(8, 2) if prob.fits(s) and all(n % 2 == 0 for n in s)]
+        if not feasible:
+            assert not res.solve.status.has_solution
+            continue
+        assert res.stage_layers in feasible
+        assert abs(res.objective_s - min(prob.objective(s) for s in feasible)) < 1e-6
