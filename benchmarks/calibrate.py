@@ -61,6 +61,10 @@ RANGES = {
     # the HBM traffic of the scores makes the attention core run at a small fraction of peak
     "a100-80gb": {"attention_efficiency": (0.05, 0.60, False)},
 }
+DERIVED = {"a100-40gb": "a100-80gb", "h800": "h100-sxm", "h200": "h100-sxm"}
+"""devices without published runs that share the fitted device's die and software stack: the GEMM,
+attention and overlap fractions carry over; their own datasheet figures (HBM size and bandwidth, NVLink
+bandwidth) already differ in their profiles. b200, h100-pcie, mi300x, l40s keep uncalibrated defaults."""
 CSV_NAME = "published_training_runs.csv"
 SOURCE = f"training fields fitted by benchmarks/calibrate.py ({CSV_NAME} dense rows)"
 
@@ -161,7 +165,7 @@ def format_values(values: dict) -> str:
     return "\n".join(f"  {k}: {v:.4g}" for k, v in values.items())
 
 
-def write_block(profile: str, cal: DeviceCalibration) -> None:
+def write_block(profile: str, cal: DeviceCalibration, note: str = "") -> None:
     """Update this script's keys (and the source line) inside the `calibration:` block of the device's
     YAML; every other line (datasheet figures, serving fields) stays as it is."""
     path = REPO / "profiles" / "hardware" / f"{profile}.yaml"
@@ -174,12 +178,11 @@ def write_block(profile: str, cal: DeviceCalibration) -> None:
         block, n = re.subn(rf"(?m)^  {name}:.*$", line, block, count=1)
         if n == 0:
             block = line + "\n" + block
-    note = f"training fields fitted by benchmarks/calibrate.py ({CSV_NAME} dense rows)"
+    note = note or f"training fields fitted by benchmarks/calibrate.py ({CSV_NAME} dense rows)"
     match = re.search(r"(?m)^  source:(.*)$", block)
     old = match.group(1).strip() if match else ""
     if "calibrate.py" in old:
-        old = re.sub(r"training fields fitted by benchmarks/calibrate\.py \([^)]*\)", note, old)
-        new_source = old
+        new_source = re.sub(r"training fields (fitted|copied)[^;]*calibrate\.py( \([^)]*\))?", note, old)
     else:
         new_source = note if old in ("", "uncalibrated defaults") else f"{old}; {note}"
     if match:
@@ -194,7 +197,7 @@ def main(argv=None):
     ap.add_argument("--csv", default=str(DEFAULT_CSV))
     ap.add_argument("--write", action="store_true", help="store the fitted blocks in profiles/hardware/*.yaml")
     args = ap.parse_args(argv)
-    rows = [r for r in load_rows(args.csv) if not r.skip]
+    rows = [r for r in load_rows(args.csv) if not r.skip and r.in_target]
     for profile in sorted({r.gpu_profile for r in rows}):
         mine = [r for r in rows if r.gpu_profile == profile]
         cal = fit_device(profile, mine)
@@ -205,6 +208,10 @@ def main(argv=None):
         print(format_values(fitted_values(profile, cal)))
         if args.write:
             write_block(profile, cal)
+            for derived, parent in sorted(DERIVED.items()):
+                if parent == profile:
+                    write_block(derived, cal, f"training fields copied from the {parent} fit (same die and stack) "
+                                              "by benchmarks/calibrate.py")
 
 
 if __name__ == "__main__":

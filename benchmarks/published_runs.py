@@ -24,7 +24,7 @@ import dataclasses
 import pathlib
 
 from costmodels import ClusterSpec, ParallelConfig, TrainingWorkload, estimate_training
-from costmodels.flops import megatron_formula_flops
+from costmodels.flops import megatron_formula_flops, step_flops
 from profiles import load_device, load_model, model_from_hf_config
 
 GPU_PROFILES = {"A100-SXM4-80GB": "a100-80gb", "A100": "a100-80gb", "H100": "h100-sxm", "H100-80GB": "h100-sxm"}
@@ -95,7 +95,7 @@ def _row(rec: dict, index: int) -> Row:
     workload = TrainingWorkload(global_batch=_int(rec["global_batch"]), seq_len=_int(rec["seq_len"]), dtype="bf16")
     config = ParallelConfig(tp=tp, pp=pp, dp=dp, cp=cp, vpp=_int(rec["vpp"], 1), mbs=mbs, zero=1,
                             recompute=_recompute(rec["recompute"]), sequence_parallel=not paper_2021)
-    if paper_2021 or "COUNTS the recompute" in rec["notes"]:  # noqa: SIM114
+    if paper_2021 or "COUNTS the recompute" in rec["notes"]:
         metric, published = "hardware_tflops", float(tflops)
     elif tflops:
         metric, published = "model_tflops", float(tflops)
@@ -128,7 +128,9 @@ def predict(row: Row, device):
     cluster = ClusterSpec.homogeneous(device, row.num_gpus)
     est = estimate_training(row.model, cluster, row.workload, row.config)
     b, s = row.workload.global_batch, row.workload.seq_len
-    if row.metric == "hardware_tflops":
+    if not row.in_target:  # MoE: Megatron's general count (GQA, gated MLP, top-k experts), no causal halving
+        flops = step_flops(row.model, b, s, "none", causal=False)
+    elif row.metric == "hardware_tflops":
         flops = megatron_formula_flops(row.model, b, s, full_recompute=row.config.recompute == "full")
     else:
         flops = megatron_formula_flops(row.model, b, s, full_recompute=False)

@@ -1,7 +1,8 @@
 """Time and memory of one layer (or the embedding / LM head) of ONE micro-batch on ONE GPU.
 
 The parts of a layer's time (forward + backward + recompute, additive as in Calculon's "no_overlap"):
-  gemm         every projection/MLP GEMM: forward F, backward 2F (dgrad + wgrad) at the same efficiency
+  gemm         every projection/MLP GEMM: forward F, backward 2F (dgrad + wgrad) at the same efficiency;
+               the local experts of an MoE layer count as one grouped GEMM
   attention    fused attention core: forward + 2 × forward
   elementwise  norms, residual adds, dropout, activations: fwd bytes (15h + 2f|3f per token) + 2 × in bwd
   recompute    selective: attention core forward again; full: the whole forward again (incl. its comm)
@@ -11,7 +12,7 @@ The parts of a layer's time (forward + backward + recompute, additive as in Calc
                hidden behind the attention core; only the excess counts
   ep_comm      MoE token dispatch + combine all-to-all over ep, forward and backward
   zero_comm    ZeRO-2 gradient reduce-scatter / ZeRO-3 parameter gathers that recur every micro-batch,
-               times (1 - dp_overlap)
+               minus what dp_overlap x the layer's own compute can hide (prefetching)
 Per step (not per micro-batch): dp_sync (gradient reduce-scatter/all-reduce + parameter all-gather,
 before overlap) and the Adam update (30 B per locally owned parameter through HBM).
 """
@@ -211,7 +212,7 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     p_b, g_b, o_b, sync, zero_mb = env.dp_costs(dense_local, expert_local)
     parts = {"gemm": 3 * gemm_fwd, "attention": 3 * attn_fwd, "elementwise": 3 * ew_fwd, "recompute": recompute,
              "tp_comm": 2 * tp_fwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": 2 * ep_fwd,
-             "zero_comm": zero_mb * (1.0 - env.cal.dp_overlap)}
+             "zero_comm": max(0.0, zero_mb - env.cal.dp_overlap * 3 * (gemm_fwd + attn_fwd + ew_fwd))}
     kw = dict(tp=tp, cp=cp, etp=st.etp, sp=st.sp and tp > 1)
     act = M.layer_activation_bytes(model, is_moe, st.mbs, st.seq, recompute=st.recompute, **kw)
     working = M.layer_working_activation_bytes(model, is_moe, st.mbs, st.seq, **kw) if st.recompute == "full" else 0.0

@@ -129,8 +129,9 @@ def _setting(workload: TrainingWorkload, config: ParallelConfig) -> LP.Setting:
 def _kind_costs(model: ModelSpec, pool: NodePool, st: LP.Setting, pp: int):
     """(dense PartCost or None, MoE PartCost or None, embed, head, p2p seconds) — cached."""
     def build():
-        dense = LP.layer_cost(model, False, pool, st) if model.dense_layers else None
-        moe = LP.layer_cost(model, True, pool, st) if model.moe_layers else None
+        n_moe = _moe_prefix(model)[-1]
+        dense = LP.layer_cost(model, False, pool, st) if n_moe < model.layers else None
+        moe = LP.layer_cost(model, True, pool, st) if n_moe else None
         embed = LP.embed_cost(model, pool, st)
         head = LP.head_cost(model, pool, st, pp)
         msg = st.mbs * st.seq / st.cp * model.hidden * ACT_BYTES / st.tp
@@ -145,6 +146,17 @@ def _kind_costs(model: ModelSpec, pool: NodePool, st: LP.Setting, pp: int):
 
 def _moe_flags(model: ModelSpec) -> tuple[bool, ...]:
     return _cached(("flags", id(model)), (model,), lambda: tuple(model.layer_is_moe(i) for i in range(model.layers)))
+
+
+def _moe_prefix(model: ModelSpec) -> tuple[int, ...]:
+    """prefix[i] = MoE layers among the first i layers."""
+    def build():
+        out, n = [0], 0
+        for f in _moe_flags(model):
+            n += f
+            out.append(n)
+        return tuple(out)
+    return _cached(("prefix", id(model)), (model,), build)
 
 
 def layer_costs(model: ModelSpec, pool: NodePool, workload: TrainingWorkload, config: ParallelConfig) -> LayerCosts:
@@ -199,7 +211,7 @@ def check_config(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkl
         out.append(("tp", f"tp={c.tp} does not divide the {model.heads} attention heads"))
     if model.attention != "mla" and model.kv_heads % c.tp:
         out.append(("tp", f"tp={c.tp} does not divide the {model.kv_heads} kv heads"))
-    if model.dense_layers and model.ffn % c.tp:
+    if _moe_prefix(model)[-1] < model.layers and model.ffn % c.tp:
         out.append(("tp", f"tp={c.tp} does not divide ffn={model.ffn}"))
     if workload.global_batch % (c.dp * c.mbs):
         out.append(("gbs", f"global batch {workload.global_batch} is not divisible by dp*mbs = {c.dp}*{c.mbs}"))
@@ -241,6 +253,33 @@ def _inter_pool_bytes_per_s(cluster: ClusterSpec, a: NodePool, b: NodePool) -> f
     return cluster.inter_pool_bytes_per_s or min(a.inter_node_bytes_per_s, b.inter_node_bytes_per_s)
 
 
+def _stage(model, cluster, st, kinds, pool, next_pool, n_dense, n_moe, first, last, pp, vpp):
+    """(time parts of one micro-batch, dp sync, optimizer time, activations per in-flight micro-batch,
+    activations held once (head, recompute working set), model states) of one stage."""
+    dense, moe, embed, head, p2p = kinds
+    items = [(c, k) for c, k in ((dense, n_dense), (moe, n_moe), (embed, int(first)), (head, int(last)))
+             if c is not None and k]
+    parts = dict.fromkeys(TIME_PARTS, 0.0)
+    for cost, k in items:
+        for name, v in cost.parts.items():
+            parts[name] += k * v
+    if pp > 1:
+        if not last and next_pool is not pool:
+            p2p = p2p_time_s(st.mbs * st.seq / st.cp * model.hidden * ACT_BYTES / st.tp,
+                             _inter_pool_bytes_per_s(cluster, pool, next_pool), pool.device.calibration)
+        boundaries = vpp if vpp > 1 else (0 if last else 1)
+        parts["p2p"] = 2 * boundaries * p2p
+    layer_items = [(c, k) for c, k in items if c is not embed and c is not head]
+    act_layers = sum(c.activation_bytes * k for c, k in layer_items)
+    working = max((c.working_bytes for c, _ in layer_items), default=0.0)
+    states = {"weights": sum(c.param_bytes * k for c, k in items), "grads": sum(c.grad_bytes * k for c, k in items),
+              "optimizer": sum(c.optimizer_bytes * k for c, k in items)}
+    act_per_microbatch = act_layers + (embed.activation_bytes if first else 0.0)
+    act_fixed = (head.activation_bytes if last else 0.0) + working
+    return (parts, sum(c.dp_sync_s * k for c, k in items), sum(c.optimizer_s * k for c, k in items),
+            act_per_microbatch, act_fixed, states)
+
+
 def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkload,
                       config: ParallelConfig) -> TrainingEstimate:
     """Step time, throughput, MFU and peak memory of `config`; structural problems give feasible=False
@@ -252,60 +291,45 @@ def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: Training
     pp, m, vpp = c.pp, config.microbatches(workload), c.vpp
     stages = c.stage_layers or even_stage_layers(model.layers, pp)
     pools = [cluster.pool(n) for n in c.stage_pools] if c.stage_pools else [cluster.primary] * pp
-    flags = _moe_flags(model)
-    stage_t, stage_mem, stage_sync, stage_opt, stage_parts, mem_parts = [], [], [], [], [], []
+    prefix = _moe_prefix(model)
+    kinds, stage_memo, sigs = {}, {}, []
+    stage_t, stage_mem, stage_sync, stage_opt = [], [], [], []
     start = 0
     for i, n_layers in enumerate(stages):
         pool = pools[i]
-        dense, moe, embed, head, p2p = _kind_costs(model, pool, st, pp)
-        n_moe = sum(flags[start:start + n_layers])
-        n_dense = n_layers - n_moe
+        n_moe = prefix[start + n_layers] - prefix[start]
         start += n_layers
-        items = [(dense, n_dense), (moe, n_moe)]
-        if i == 0:
-            items.append((embed, 1))
-        if i == pp - 1:
-            items.append((head, 1))
-        items = [(cost, k) for cost, k in items if cost is not None and k]
-        parts = dict.fromkeys(TIME_PARTS, 0.0)
-        for cost, k in items:
-            for name, v in cost.parts.items():
-                parts[name] += k * v
-        if pp > 1:
-            if i < pp - 1 and pools[i + 1] is not pool:
-                p2p = p2p_time_s(st.mbs * st.seq / st.cp * model.hidden * ACT_BYTES / st.tp,
-                                 _inter_pool_bytes_per_s(cluster, pool, pools[i + 1]), pool.device.calibration)
-            boundaries = vpp if vpp > 1 else (1 if i < pp - 1 else 0)
-            parts["p2p"] = 2 * boundaries * p2p
-        stage_parts.append(parts)
-        stage_t.append(sum(parts.values()))
-        # gradient reduction hides behind the last micro-batch's backward and the parameter gather behind
-        # the first forward: at most dp_overlap x one micro-batch of this stage is available to hide it
-        sync = sum(cost.dp_sync_s * k for cost, k in items)
-        stage_sync.append(max(0.0, sync - pool.device.calibration.dp_overlap * stage_t[-1]))
-        stage_opt.append(sum(cost.optimizer_s * k for cost, k in items))
-        inflight = in_flight_microbatches(i, pp, m, vpp)
-        layer_items = [(cost, k) for cost, k in items if cost is not embed and cost is not head]
-        act = inflight * sum(cost.activation_bytes * k for cost, k in layer_items)
-        if i == 0:
-            act += inflight * embed.activation_bytes
-        if i == pp - 1:
-            act += head.activation_bytes
-        working = max((cost.working_bytes for cost, _ in layer_items), default=0.0)
-        mp = {"weights": sum(cost.param_bytes * k for cost, k in items),
-              "grads": sum(cost.grad_bytes * k for cost, k in items),
-              "optimizer": sum(cost.optimizer_bytes * k for cost, k in items),
-              "activations": act + working, "reserve": pool.device.memory_reserve_bytes}
-        mem_parts.append(mp)
-        stage_mem.append(sum(mp.values()))
+        next_pool = pools[i + 1] if i < pp - 1 else pool
+        sig = (id(pool), n_layers, n_moe, i == 0, i == pp - 1, id(next_pool))
+        memo = stage_memo.get(sig)
+        if memo is None:
+            if id(pool) not in kinds:
+                kinds[id(pool)] = _kind_costs(model, pool, st, pp)
+            parts, sync, opt, act, act_fixed, states = _stage(model, cluster, st, kinds[id(pool)], pool, next_pool,
+                                                              n_layers - n_moe, n_moe, i == 0, i == pp - 1, pp, vpp)
+            t = sum(parts.values())
+            # gradient reduction hides behind the last micro-batch's backward and the parameter gather behind
+            # the first forward: at most dp_overlap x one micro-batch of this stage is available to hide it
+            exposed = max(0.0, sync - pool.device.calibration.dp_overlap * t)
+            fixed = sum(states.values()) + act_fixed + pool.device.memory_reserve_bytes
+            memo = stage_memo[sig] = (t, exposed, opt, act, fixed, parts, states)
+        sigs.append(sig)
+        stage_t.append(memo[0])
+        stage_sync.append(memo[1])
+        stage_opt.append(memo[2])
+        stage_mem.append(memo[4] + in_flight_microbatches(i, pp, m, vpp) * memo[3])
 
     pipe = pipeline_step_time(stage_t, m, vpp)
-    worst = max(range(pp), key=lambda j: stage_t[j])
+    worst = max(range(pp), key=stage_t.__getitem__)
     dp_exposed, optimizer = max(stage_sync), max(stage_opt)
     overhead = pools[0].device.calibration.step_overhead_s
     step = pipe + dp_exposed + optimizer + overhead
-    time_parts = {k: m * v for k, v in stage_parts[worst].items()}
+    time_parts = {k: m * v for k, v in stage_memo[sigs[worst]][5].items()}
     time_parts.update(pp_bubble=pipe - m * stage_t[worst], dp_comm=dp_exposed, optimizer=optimizer, overhead=overhead)
+    peak_stage = max(range(pp), key=stage_mem.__getitem__)
+    reserve = pools[peak_stage].device.memory_reserve_bytes
+    states = stage_memo[sigs[peak_stage]][6]
+    mem_parts = dict(states, activations=stage_mem[peak_stage] - sum(states.values()) - reserve, reserve=reserve)
 
     reasons = []
     for i, mem in enumerate(stage_mem):
@@ -313,7 +337,6 @@ def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: Training
         if mem > dev.hbm_bytes:
             reasons.append(f"stage {i} needs {(mem - dev.memory_reserve_bytes) / GiB:.1f} GiB per GPU; "
                            f"usable HBM is {dev.usable_bytes / GiB:.1f} GiB")
-    peak_stage = max(range(pp), key=lambda j: stage_mem[j])
     gpus_per_stage = c.tp * c.cp * c.dp
     gpus = gpus_per_stage * pp
     peak = sum(p.device.peak_flops_per_s(workload.dtype) for p in pools) * gpus_per_stage
@@ -324,5 +347,5 @@ def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: Training
         hardware_tflops_per_gpu=hw_flops / step / gpus / 1e12, mfu=model_flops / step / peak,
         memory_per_gpu_bytes=stage_mem[peak_stage], microbatches=m, stage_layers=tuple(stages),
         stage_time_s=tuple(stage_t), stage_memory_bytes=tuple(stage_mem),
-        breakdown={"time_s": time_parts, "memory_bytes": mem_parts[peak_stage],
+        breakdown={"time_s": time_parts, "memory_bytes": mem_parts,
                    "bottleneck_stage": worst, "peak_memory_stage": peak_stage})

@@ -32,8 +32,8 @@ from planner.plan import Plan, canonicalize
 from planner.schema_check import json_path
 
 SECTION_ORDER = ("kind", "schema_version", "decision", "feasible", "infeasible_reasons", "predicted", "simulated",
-                 "baselines", "solver", "alternatives", "summary", "inputs")
-"""sections in the order a diff lists them (decisions first); unknown sections follow, sorted"""
+                 "baselines", "solver", "inputs", "summary", "alternatives")
+"""sections in the order a diff lists them (decisions first, the many alternatives last); others follow, sorted"""
 IGNORED_SECTIONS = ("provenance",)
 METRIC_SECTIONS = ("predicted", "simulated", "baselines", "solver", "alternatives")
 """sections whose lists are walked element by element"""
@@ -42,7 +42,8 @@ ABSENT = "absent"
 TOLERANCE = 1e-9
 """limits are compared with this slack so that exactly +2.000 % does not count as more than +2 %"""
 
-_EXPR = re.compile(r"^(?P<path>[^:\s]+):(?P<sign>[+-]?)(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?P<pct>%?)$")
+_EXPR = re.compile(r"^(?P<path>[^:\s]+):(?P<sign>[+-]?)"
+                   r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?P<pct>%?)$")
 
 
 class _Missing:
@@ -154,9 +155,10 @@ def _violation(threshold: Threshold, a, b) -> str | None:
 def diff_plans(a: Plan | dict, b: Plan | dict, fail_on=()) -> dict:
     """Compare plan A with plan B (provenance ignored).
 
-    Returns {"equal": bool, "changes": [...], "thresholds": [expr, ...], "threshold_violations": [...]}; each change has section, field,
-    a, b, delta and rel_delta (delta / |a|; null unless both sides are numbers and a != 0), and each violation
-    has expr, field, a, b and message. `fail_on` holds threshold expressions or parsed Thresholds.
+    Returns {"equal": bool, "changes": [...], "thresholds": [expr, ...], "threshold_violations": [...]}.
+    Each change has section, field, a, b, delta and rel_delta (delta / |a|; null unless both sides are numbers
+    and a != 0); a side the plan lacks is left out. Each violation has expr, field, a, b and message.
+    `fail_on` holds threshold expressions or parsed Thresholds.
     """
     thresholds = [t if isinstance(t, Threshold) else parse_threshold(t) for t in fail_on]
     flat_a = flatten(a.doc if isinstance(a, Plan) else a)

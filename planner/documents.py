@@ -65,7 +65,9 @@ def header(plan: Plan) -> str:
     if headline:
         width = max(len(key) for key in headline)
         lines.append("predicted")
-        lines.extend(f"  {key.ljust(width)}  {_number(value)}" for key, value in headline.items())
+        for key, value in headline.items():
+            gib = f" ({value / 2**30:.2f} GiB)" if key.endswith("_bytes") and isinstance(value, (int, float)) else ""
+            lines.append(f"  {key.ljust(width)}  {_number(value)}{gib}")
     return "\n".join(lines)
 
 

@@ -39,9 +39,6 @@ def _runs_under_both_seeds(args) -> bytes:
 
 
 def test_estimate_train_is_byte_identical_across_hash_seeds(tmp_path):
-    import cli  # TEMPORARY guard while `estimate train` is being written in parallel; removed before hand-off
-    if "train" not in getattr(cli.estimate, "commands", {}):
-        pytest.skip("estimate train not registered yet")
     text = _runs_under_both_seeds(ESTIMATE_TRAIN)
     doc = json.loads(text)
     assert doc["kind"] == "estimate" and doc["inputs"]["target"] == "train"
@@ -52,6 +49,14 @@ def test_estimate_train_is_byte_identical_across_hash_seeds(tmp_path):
     (tmp_path / "b.json").write_bytes(text)
     diff = _runs_under_both_seeds(["diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", "-"])
     assert json.loads(diff)["equal"] is True
+
+
+def test_plan_scatter_is_byte_identical_across_hash_seeds(tmp_path):
+    lengths = tmp_path / "lengths.txt"
+    lengths.write_text("\n".join(str(n) for n in (1024, 8192, 2048, 512, 16384, 4096, 3000, 700)) + "\n")
+    text = _runs_under_both_seeds(["plan", "scatter", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "8",
+                                   "--lengths", str(lengths), "-o", "-"])
+    assert json.loads(text)["kind"] == "scatter"
 
 
 def test_diff_of_different_plans_is_byte_identical_across_hash_seeds(tmp_path):

@@ -55,10 +55,12 @@ def validate(ctx, plan_path, output):
 @click.argument("plan_a", metavar="A", type=_plan_path)
 @click.argument("plan_b", metavar="B", type=_plan_path)
 @click.option("--fail-on", "fail_on", multiple=True, metavar="EXPR",
-              help="PATH:[+|-]NUMBER[%], e.g. predicted.step_time_s:+2% (repeatable). With thresholds the exit "
-                   "status is 1 only when one is crossed; without them, when anything differs.")
+              help="PATH:[+|-]NUMBER[%] (repeatable): '+' fails when B exceeds A by more than NUMBER, '-' when it "
+                   "falls by more, no sign either way; '%' makes NUMBER relative to |A|. Examples: "
+                   "predicted.step_time_s:+2%  predicted.mfu:-1%  predicted.max_load_ratio:+0.05. With thresholds "
+                   "the exit status is 1 only when one is crossed; without them, when anything differs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Write the diff as JSON {equal, changes, threshold_violations} to FILE ('-' for stdout).")
+              help="Write the diff as JSON {equal, changes, thresholds, threshold_violations} to FILE ('-' for stdout).")
 @click.pass_context
 def diff(ctx, plan_a, plan_b, fail_on, output):
     """Show what changed from plan A to plan B: decisions first, then metric deltas (provenance ignored).

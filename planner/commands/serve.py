@@ -1,5 +1,140 @@
-"""Commands of this area (filled in by its owner)."""
+"""`parplan plan serve`, `parplan estimate serve` and `parplan simulate`."""
+
+import click
+
+import profiles
+from costmodels.errors import SpecError
+from costmodels.hardware import ClusterSpec
+from costmodels.serving import DEFAULT_ENGINE, ENGINES
+from planner.commands.common import emit, gpus_per_node_option, model_option, output_option, time_limit_option
+from planner.plan import dumps_canonical, load_plan
+
+_engines = click.Choice(sorted(ENGINES))
+
+
+def _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref) -> ClusterSpec:
+    if cluster_ref:
+        if gpu_ref or num_gpus:
+            raise SpecError("give --cluster, or --gpu with --num-gpus, not both", field="cluster")
+        return profiles.load_cluster(cluster_ref)
+    if not gpu_ref or not num_gpus:
+        raise SpecError("needs --gpu and --num-gpus (or --cluster)", field="gpu")
+    return ClusterSpec.homogeneous(profiles.load_device(gpu_ref), num_gpus, gpus_per_node)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(sorted({t.strip() for t in text.split(",") if t.strip()}))
+
+
+@click.command("serve")
+@model_option
+@click.option("--gpu", "gpu_ref", default=None, metavar="G", help="Hardware profile name or hardware YAML path.")
+@click.option("--num-gpus", type=int, default=None, metavar="N", help="GPUs to use.")
+@gpus_per_node_option
+@click.option("--cluster", "cluster_ref", default=None, metavar="CLUSTER",
+              help="Cluster profile name or YAML (several pools = heterogeneous) instead of --gpu/--num-gpus.")
+@click.option("--isl", type=int, required=True, metavar="L", help="Input (prompt) length in tokens.")
+@click.option("--osl", type=int, required=True, metavar="O", help="Output length in tokens.")
+@click.option("--ttft-ms", type=float, required=True, metavar="X", help="Time-to-first-token SLO in ms.")
+@click.option("--tpot-ms", type=float, required=True, metavar="Y", help="Time-per-output-token SLO in ms.")
+@click.option("--percentile", type=float, default=90.0, show_default=True, help="SLO percentile.")
+@click.option("--attainment", type=float, default=0.9, show_default=True,
+              help="Target fraction of requests meeting both SLOs.")
+@click.option("--rate", type=float, default=None, metavar="R", help="Arrival rate in requests/s.")
+@click.option("--objective", type=click.Choice(["goodput", "gpus", "cost"]), default=None,
+              help="goodput (default without --rate): max goodput per GPU; gpus/cost (need --rate): fewest GPUs/$.")
+@click.option("--lengths", "lengths_csv", default=None, metavar="CSV", help="CSV of input,output length pairs.")
+@click.option("--lognormal", nargs=4, type=float, default=None, metavar="MU_IN SIGMA_IN MU_OUT SIGMA_OUT",
+              help="Lognormal length distributions (parameters of the log-lengths).")
+@click.option("--arrival", type=click.Choice(["poisson", "bursty"]), default="poisson", show_default=True)
+@click.option("--engine", type=_engines, default="modern", show_default=True,
+              help="Engine model: modern (CUDA-graph engines, current vLLM/SGLang) or legacy (fitted to profiled vLLM).")
+@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8"]), default="bf16", show_default=True,
+              help="Weight and KV-cache dtype.")
+@click.option("--modes", default="disaggregated,colocated,intra_gpu", show_default=True,
+              help="Comma-separated serving modes to compare.")
+@click.option("--prefill-pools", default="", help="Comma-separated pools allowed for prefill instances (default: any).")
+@click.option("--decode-pools", default="", help="Comma-separated pools allowed for decode instances (default: any).")
+@click.option("--requests", type=int, default=2000, show_default=True, help="Requests the simulator replays.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed.")
+@time_limit_option
+@output_option
+def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, osl, ttft_ms, tpot_ms, percentile,
+               attainment, rate, objective, lengths_csv, lognormal, arrival, engine, dtype, modes, prefill_pools,
+               decode_pools, requests, seed, time_limit_s, output):
+    """Prefill/decode split (or colocated / intra-GPU) maximising goodput under TTFT/TPOT SLOs."""
+    from planner import plan_serving
+    from planner.serve import ServeOptions, ServingWorkload, explain
+    from planner.serve.request import read_lengths_csv
+
+    model = profiles.load_model(model_ref)
+    cluster = _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref)
+    workload = ServingWorkload(input_len=isl, output_len=osl, ttft_s=ttft_ms / 1e3, tpot_s=tpot_ms / 1e3,
+                               rate_per_s=rate, percentile=percentile, attainment=attainment,
+                               lengths=read_lengths_csv(lengths_csv) if lengths_csv else (),
+                               lognormal=tuple(lognormal) if lognormal else (), arrival=arrival)
+    options = ServeOptions(engine=engine, dtype=dtype, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+                           simulate_requests=requests, seed=seed, time_limit_s=time_limit_s,
+                           prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools))
+    plan = plan_serving(model, cluster, workload, objective=objective or ("gpus" if rate else "goodput"),
+                        options=options)
+    emit(plan, output, explain(plan))
+
+
+@click.command("serve")
+@model_option
+@click.option("--gpu", "gpu_ref", required=True, metavar="G", help="Hardware profile name or hardware YAML path.")
+@click.option("--tp", type=int, required=True, help="Tensor-parallel degree.")
+@click.option("--pp", type=int, default=1, show_default=True, help="Pipeline stages.")
+@click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree (divides tp).")
+@click.option("--batch", type=int, required=True, help="Sequences prefilled together / decoded together.")
+@click.option("--isl", type=int, required=True, help="Input length in tokens.")
+@click.option("--osl", type=int, required=True, help="Output length in tokens.")
+@click.option("--engine", type=_engines, default=DEFAULT_ENGINE, show_default=True,
+              help="legacy: calibrated on profiled vLLM; modern: CUDA-graph engine estimate.")
+@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8"]), default="bf16", show_default=True)
+@gpus_per_node_option
+@output_option
+def estimate_serve(model_ref, gpu_ref, tp, pp, ep, batch, isl, osl, engine, dtype, gpus_per_node, output):
+    """Prefill latency and mean decode step of one instance shape and batch."""
+    from planner.serve import estimate_serving, explain
+
+    plan = estimate_serving(profiles.load_model(model_ref), profiles.load_device(gpu_ref), tp=tp, pp=pp, ep=ep,
+                            batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype, devices_per_node=gpus_per_node)
+    emit(plan, output, explain(plan))
+
+
+@click.command("simulate")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--rate", type=float, default=None, help="Arrival rate (default: the plan's).")
+@click.option("--requests", type=int, default=None, help="Requests to replay (default: the plan's).")
+@click.option("--seed", type=int, default=None, help="Seed (default: the plan's).")
+@output_option
+def simulate_cmd(plan_path, rate, requests, seed, output):
+    """Replay a serve plan's workload: SLO attainment and TTFT/TPOT percentiles."""
+    from planner.serve import simulate_plan
+
+    result = simulate_plan(load_plan(plan_path), rate=rate, requests=requests, seed=seed)
+    if output is None:
+        pct = [k for k in result["ttft_s"] if k not in ("p50", "p99")]
+        p = pct[0] if pct else "p50"
+        click.echo(f"{result['requests']} requests at {result['rate_rps']:.3f} req/s (seed {result['seed']}): "
+                   f"attainment {result['attainment']:.3f}; TTFT p50/{p}/p99 "
+                   + "/".join(f"{result['ttft_s'][k] * 1e3:.0f}" for k in ("p50", p, "p99"))
+                   + " ms; TPOT p50/" + p + "/p99 "
+                   + "/".join(f"{result['tpot_s'][k] * 1e3:.2f}" for k in ("p50", p, "p99")) + " ms")
+    else:
+        text = dumps_canonical(result)
+        if output == "-":
+            click.echo(text, nl=False)
+        else:
+            with open(output, "w") as fh:
+                fh.write(text)
+            click.echo(f"wrote {output}", err=True)
 
 
 def register(groups):
     """Attach this module's commands to the CLI groups."""
+    groups["plan"].add_command(plan_serve)
+    groups["estimate"].add_command(estimate_serve)
+    groups["root"].add_command(simulate_cmd)

@@ -31,7 +31,7 @@ PACK_SLACK = 0.02
 SPREAD = 1.0
 """an expert with r >= 2 replicas keeps at most ceil(SPREAD * r) of them on one node, linking nodes so the
 LP split can move tokens between them"""
-LOAD_TOLERANCE = 0.005
+LOAD_TOLERANCE = 0.02
 """with traffic_weight 0 an affinity move may cost at most this fraction of the layer's target"""
 
 
@@ -217,7 +217,9 @@ def sweep_layers(load: np.ndarray, trans: np.ndarray | None, slots: list, shares
                         target=targets[l] * (1 + PACK_SLACK), affinity=score, node_limit=node_limit,
                         node_target=targets[l])
             share, t = optimal_split(load[l], cand, c0, kappa)
-            cand, share, t = improve(load[l], cand, share, t, c0, kappa, node_of, cross_node=True)
+            cand, share, t = improve(load[l], cand, share, t, c0, kappa, node_of, cross_node=False)
+            if t > caps[l] and node_limit is None:
+                cand, share, t = improve(load[l], cand, share, t, c0, kappa, node_of, cross_node=True)
             cand_ns = node_shares(share, node_of, nodes)
             old_cross = layer_cross(trans, l, ns, ns[l])
             new_cross = layer_cross(trans, l, ns, cand_ns)

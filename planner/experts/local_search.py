@@ -6,7 +6,7 @@ each replica keeps the tokens it serves, so g's pairs become T_g - t_i + t_j and
 max(time_g, time_h) below the current time_g; moves inside g's node come first (they leave every
 expert's node shares, hence the cross-node traffic, unchanged); a move across nodes is taken only when
 no move inside the node improves and `cross_node` is allowed, and then the improving one that moves the
-fewest tokens between nodes. Rounds of moves alternate with split.optimal_split until neither improves.
+fewest tokens between nodes (callers disallow these under node_limit). Rounds of moves alternate with split.optimal_split until neither improves.
 """
 
 import numpy as np
@@ -17,35 +17,38 @@ MOVES_PER_ROUND = 64
 ROUNDS = 4
 
 
-def _scan(load, slots, share, pairs, c0, kappa, g: int, others: np.ndarray, limit: float, same: bool):
-    """Best improving move from GPU g to one of `others` (key: new max inside a node, else tokens moved)."""
-    best_key, best = np.inf, None
-    mine = [(s, int(e), load[e] * share[e, g]) for s, e in enumerate(slots[g]) if e >= 0]
-    held_g = set(int(e) for e in slots[g] if e >= 0)
-    for h in others:
-        held_h = set(int(e) for e in slots[h] if e >= 0)
-        theirs = [(s, int(e), load[e] * share[e, h] if e >= 0 else 0.0) for s, e in enumerate(slots[h])]
-        for si, ei, ti in mine:
-            if ei in held_h:
-                continue
-            for sj, ej, tj in theirs:
-                if tj >= ti or (ej >= 0 and ej in held_g):
-                    continue
-                value = max(c0 + kappa[g] * (pairs[g] - ti + tj), c0 + kappa[h] * (pairs[h] + ti - tj))
-                key = value if same else ti + tj
-                if value < limit and key < best_key:
-                    best_key, best = key, (g, si, ei, int(h), sj, ej)
-    return best
-
-
 def _best_move(load, slots, share, pairs, times, c0, kappa, node_of, cross_node: bool):
+    """Best improving move from the busiest GPU (see the module docstring), or None."""
+    gpus, width = slots.shape
     g = int(np.argmax(times))
     limit = times[g] * (1 - 1e-9)
-    inside = np.flatnonzero((node_of == node_of[g]) & (np.arange(node_of.shape[0]) != g))
-    move = _scan(load, slots, share, pairs, c0, kappa, g, inside, limit, True)
-    if move is None and cross_node:
-        move = _scan(load, slots, share, pairs, c0, kappa, g, np.flatnonzero(node_of != node_of[g]), limit, False)
-    return move
+    valid = slots >= 0
+    ids = np.where(valid, slots, 0)
+    tok = np.where(valid, load[ids] * share[ids, np.arange(gpus)[:, None]], 0.0)  # [G, S] tokens per slot
+    held = np.zeros((load.shape[0] + 1, gpus), dtype=bool)
+    held[np.where(valid, slots, load.shape[0]), np.arange(gpus)[:, None]] = True
+    held[load.shape[0]] = False  # empty slots hold nothing
+    mine = np.flatnonzero(valid[g])
+    ei, ti = slots[g, mine], tok[g, mine]  # [M]
+    ej, tj = np.where(valid, slots, load.shape[0]), tok  # [G, S]
+    ok = (tj[:, None, :] < ti[None, :, None])  # [G, M, S]
+    ok &= ~held[ei].T[:, :, None]  # e_i not already on h
+    ok &= ~held[ej, g][:, None, :]  # e_j not already on g
+    ok[g] = False
+    value = np.maximum(c0 + kappa[g] * (pairs[g] - ti[None, :, None] + tj[:, None, :]),
+                       c0 + kappa[:, None, None] * (pairs[:, None, None] + ti[None, :, None] - tj[:, None, :]))
+    ok &= value < limit
+    same = (node_of == node_of[g])[:, None, None]
+    inside, across = ok & same, ok & ~same
+    if inside.any():
+        flat = int(np.argmin(np.where(inside, value, np.inf)))
+    elif cross_node and across.any():
+        flat = int(np.argmin(np.where(across, ti[None, :, None] + tj[:, None, :], np.inf)))
+    else:
+        return None
+    h, m, sj = np.unravel_index(flat, ok.shape)
+    return g, int(mine[m]), int(ei[m]), int(h), int(sj), int(slots[h, sj])
+    return None
 
 
 def improve(load: np.ndarray, slots: np.ndarray, share: np.ndarray, t: float, c0: float, kappa: np.ndarray,

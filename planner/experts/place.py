@@ -17,6 +17,7 @@ The baselines (baselines.py) run through the same evaluator (evaluate.py).
 """
 
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 
 import highspy
@@ -37,7 +38,7 @@ from solvers import SolverOptions, relative_gap
 
 EXACT_LIMIT = 48
 """largest E * G solved with the exact MILP"""
-SWEEPS = 2
+SWEEPS = 1
 """affinity sweeps across layers (alternating direction)"""
 INLINE_LIMIT = 200_000
 """statistics with at most this many numbers are carried inline in the plan; larger ones by path + digest"""
@@ -96,7 +97,8 @@ def _layer_solve(request: ExpertRequest, c0: float, kappa: np.ndarray, options: 
         placed = pack(load[l], count, slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
                       target=bound * (1 + PACK_SLACK), node_limit=request.node_limit)
         share, t = optimal_split(load[l], placed, c0, kappa)
-        placed, share, t = improve(load[l], placed, share, t, c0, kappa, node_of, cross_node=True)
+        placed, share, t = improve(load[l], placed, share, t, c0, kappa, node_of,
+                                   cross_node=request.node_limit is None)
         if exact and t > bound * (1 + 1e-9):
             milp_slots, result = solve_layer(load[l], slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa,
                                              options=options)
@@ -204,7 +206,7 @@ def place_experts(stats, *, num_gpus: int, gpus_per_node: int = 8, slots_per_gpu
     bound = float(sum(bounds))
     objective = predicted["objective"]
     gap = relative_gap(objective, bound)
-    solver = {"backend": "highs", "backend_version": highspy.Highs().version(), "method": method,
+    solver = {"backend": "highs", "backend_version": metadata.version("highspy"), "method": method,
               "status": "optimal" if gap is not None and gap <= max(options.relative_gap, 1e-9) else "feasible",
               "objective": objective, "bound": bound, "gap": gap, "milp_statuses": sorted(set(statuses))}
     inputs = {"stats": _stats_input(stats), "num_gpus": num_gpus, "gpus_per_node": gpus_per_node,

@@ -39,9 +39,10 @@ def greedy(order: list[int], group_class: list[int], rows: list[list[float]]) ->
                 best, best_c = cand, c
         if best_c < 0:
             return [], []
-        _, g = heapq.heapreplace(heaps[best_c], (best, heaps[best_c][0][1]))
+        finish = heaps[best_c][0][0] + rows[best_c][i]
+        _, g = heapq.heapreplace(heaps[best_c], (finish, heaps[best_c][0][1]))
         where[i] = g
-        loads[g] = best
+        loads[g] = finish
     return where, loads
 
 

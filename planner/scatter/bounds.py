@@ -12,14 +12,20 @@ Dual certificate (Farkas): for any weights λ_k ≥ 0 the system is infeasible a
   Σ_i min_{k: t[k,i] ≤ T} λ_k·t[k,i]  >  T · Σ_k c_k·λ_k.
 The left side h(T) is a non-increasing step function with steps at the table's times, so the smallest T
 passing the test is found by a search over those breakpoints — closed-form per weight vector, no LP solver.
-We use λ_k = d_k^α·[d_k ≥ δ] for α in ALPHAS and each threshold δ in the support. With α = 1 and δ = the
-smallest degree this is the
+We use λ_k = w_k·[d_k ≥ δ] for the weight families in FAMILIES and each threshold δ in the support. With
+w_k = d_k and δ = the smallest degree this is the
 "GPU-seconds / units" bound restricted to degrees usable within T; larger δ charge only the sequences
 that cannot finish within T on a group smaller than δ against the units held by groups of degree ≥ δ;
-α < 1 prices a large group below its unit count, which is what binds when a multiset has too few small
-groups for the short sequences (they run less efficiently on larger groups).
+the other families price a large group below its unit count (at what a typical sequence gains on it), which
+is what binds when a large group's spare time can only take sequences at a worse GPU-time than elsewhere.
 Each is valid (any λ ≥ 0 is), so their maximum is; it is also ≥ the largest single-sequence time
 max_i min_{k∈M} t[k,i], which we use as the search's start.
+Long sequences (integrality): for a complete multiset, the few longest sequences (`long_idx`) are
+assigned exactly, by enumeration over groups (identical groups with equal load are tried once), and only
+the rest is relaxed. With preloads p_g from the long sequences, group g can take at most T - p_g, so
+  T ≥ max_g p_g  and  Σ_{i short} min_{k: t[k,i] ≤ T} λ_k·t[k,i] + Σ_g λ_{k(g)}·p_g ≤ T·Σ_k c_k·λ_k;
+the multiset's bound is the minimum over the enumerated assignments (each covers the plans that put the long
+sequences that way, and together they cover all plans), computed only for multisets that survive the rest.
 The same test bounds every completion of a partial multiset (counts fixed for degrees above a level,
 the remaining units free among smaller degrees): the support then includes all smaller degrees, and
 thresholds δ above the level only see the fixed groups' units.
@@ -27,20 +33,25 @@ thresholds δ above the level only see the fixed groups' units.
 
 import numpy as np
 
-ALPHAS = (1.0, 0.75, 0.5)
-"""exponents of the weight families λ_k = d_k^alpha tried on complete multisets"""
+FAMILIES = (("pow", 1.0), ("eq", 1.0), ("eq", 0.5), ("pow", 0.5))
+"""weight families tried on complete multisets (see BoundOracle.lam)"""
+DEFAULT = ("pow", 1.0)
 
 
 class BoundOracle:
     """Memoised evaluation of the bounds above for one cost table."""
 
-    def __init__(self, degrees: tuple[int, ...], times: np.ndarray):
+    def __init__(self, degrees: tuple[int, ...], times: np.ndarray, long_idx: tuple[int, ...] = ()):
         self.degrees = degrees
         self.t = times
-        self._w: dict = {}
-        finite = times[np.isfinite(times)]
-        self.breaks = np.unique(finite)
+        self.long_idx = tuple(long_idx)
+        short = np.ones(times.shape[1], dtype=bool)
+        short[list(self.long_idx)] = False
+        self.cols = {"all": np.ones(times.shape[1], dtype=bool), "short": short}
+        self.breaks = np.unique(times[np.isfinite(times)])
         self.breaks_list = self.breaks.tolist()
+        self._w: dict = {}
+        self._lam: dict = {}
         self._h: dict = {}
         self._single: dict = {}
         self._bound: dict = {}
@@ -48,100 +59,160 @@ class BoundOracle:
     def rows(self, mask: int) -> list[int]:
         return [k for k in range(len(self.degrees)) if mask >> k & 1]
 
-    def single(self, mask: int) -> float:
-        """max_i min_{k in mask} t[k,i]: some sequence takes at least this long."""
-        val = self._single.get(mask)
+    def single(self, mask: int, part: str = "all") -> float:
+        """max_i min_{k in mask} t[k,i] over the part's sequences: one of them takes at least this long."""
+        key = (mask, part)
+        val = self._single.get(key)
         if val is None:
-            val = float(self.t[self.rows(mask)].min(axis=0).max())
-            self._single[mask] = val
+            sub = self.t[self.rows(mask)][:, self.cols[part]]
+            val = float(sub.min(axis=0).max()) if sub.size else 0.0
+            self._single[key] = val
         return val
 
-    def weights(self, alpha: float) -> np.ndarray:
-        if alpha not in self._w:
-            self._w[alpha] = self.t * np.asarray(self.degrees, dtype=float)[:, None] ** alpha
-        return self._w[alpha]
+    def lam(self, mask: int, fam: tuple) -> np.ndarray:
+        """Per-row weights λ_k of family `fam` for this support: ("pow", α) is d_k^α; ("eq", β) blends
+        d_k^(1-β) with e_k^β, e_k = Σ_S t[k0,i] / Σ_S t[k,i] over the sequences S that fit on every row of
+        the support (k0 its smallest degree): the price that makes a typical sequence cost the same everywhere."""
+        key = (mask, fam)
+        if key not in self._lam:
+            d = np.asarray(self.degrees, dtype=float)
+            kind, x = fam
+            lam = d ** x if kind == "pow" else d.copy()
+            if kind == "eq":
+                rows = self.rows(mask)
+                both = np.isfinite(self.t[rows]).all(axis=0)
+                if both.any():
+                    base = self.t[rows[0], both].sum()
+                    for k in rows:
+                        lam[k] = d[k] ** (1 - x) * (base / self.t[k, both].sum()) ** x
+            self._lam[key] = lam
+        return self._lam[key]
 
-    def _h_at(self, mask: int, low: int, j: int, alpha: float = 1.0) -> float:
-        """h at breakpoint j: rows below `low` are free (λ = 0), rows from `low` cost d_k^alpha·t."""
-        key = (mask, low, j, alpha)
+    def _weights(self, mask: int, fam: tuple) -> np.ndarray:
+        key = (mask, fam)
+        if key not in self._w:
+            self._w[key] = self.t * self.lam(mask, fam)[:, None]
+        return self._w[key]
+
+    def _h_at(self, mask: int, low: int, j: int, fam: tuple, part: str) -> float:
+        """h at breakpoint j over the part's sequences: rows below `low` are free (λ = 0), the others cost λ_k·t."""
+        key = (mask, low, j, fam, part)
         val = self._h.get(key)
         if val is None:
-            cap = self.breaks_list[j] if j >= 0 else np.inf
             rows = self.rows(mask)
-            t = self.t[rows]
-            ok = t <= cap
+            cols = self.cols[part]
+            ok = self.t[rows][:, cols] <= self.breaks_list[j]
             charged = [r for r, k in enumerate(rows) if k >= low]
             free_rows = [r for r, k in enumerate(rows) if k < low]
-            if not charged:
-                val = 0.0
-            else:
-                w = self.weights(alpha)
-                cost = np.where(ok[charged], w[[rows[r] for r in charged]], np.inf).min(axis=0)
+            val = 0.0
+            if charged and ok.shape[1]:
+                w = self._weights(mask, fam)[[rows[r] for r in charged]][:, cols]
+                cost = np.where(ok[charged], w, np.inf).min(axis=0)
                 if free_rows:
                     cost = np.where(ok[free_rows].any(axis=0), 0.0, cost)
                 val = float(cost.sum())
             self._h[key] = val
         return val
 
-    def bound(self, mask: int, low: int, units: float, cap: float = np.inf, alpha: float = 1.0) -> float:
-        """Smallest T passing the dual test for λ_k = d_k^alpha·[k ≥ low] with Σ c_k λ_k = `units`.
-
-        Returns at least `cap` early when the bound is already known to reach `cap` (used for pruning).
-        """
-        key = (mask, low, units, alpha)
-        val = self._bound.get(key)
-        if val is not None:
-            return val
+    def _search(self, mask: int, low: int, units: float, fam: tuple, part: str, const: float, floor: float,
+                cap: float) -> float:
+        """Smallest T ≥ floor with h_part(T) + const ≤ T·units (≥ cap returned early once known to exceed it)."""
+        t0 = max(floor, self.single(mask, part))
         if units <= 0:
-            return self.single(mask)
-        breaks = self.breaks_list
-        last = len(breaks) - 1
-        t0 = self.single(mask)
-        h_all = self._h_at(mask, low, last, alpha)
-        t0 = max(t0, h_all / units)
-        j = int(np.searchsorted(self.breaks, t0, side="right")) - 1
+            return t0
+        breaks, last = self.breaks_list, len(self.breaks_list) - 1
+        t0 = max(t0, (self._h_at(mask, low, last, fam, part) + const) / units)
+        j = max(int(np.searchsorted(self.breaks, t0, side="right")) - 1, 0)
 
         def feasible(jj: int) -> tuple[bool, float]:
-            hj = self._h_at(mask, low, jj, alpha)
+            hj = self._h_at(mask, low, jj, fam, part) + const
             tj = max(breaks[jj], hj / units) if hj < np.inf else np.inf
             return (jj == last or tj < breaks[jj + 1]) and tj < np.inf, tj
 
         ok, tj = feasible(j)
         if ok:
-            val = max(t0, tj)
-        else:
-            lo, step = j, 1
-            hi = min(j + step, last)
-            while True:
-                ok_hi, _ = feasible(hi)
-                if ok_hi or hi == last:
-                    break
-                if breaks[hi + 1] >= cap:
-                    return breaks[hi + 1]  # infeasible below breaks[hi + 1], already past the cap
-                lo, step = hi, step * 2
-                hi = min(hi + step, last)
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if feasible(mid)[0]:
-                    hi = mid
-                else:
-                    lo = mid
-            val = max(t0, feasible(hi)[1])
-        self._bound[key] = val
+            return max(t0, tj)
+        lo, step = j, 1
+        hi = min(j + step, last)
+        while True:
+            if feasible(hi)[0] or hi == last:
+                break
+            if breaks[hi + 1] >= cap:
+                return breaks[hi + 1]  # infeasible below breaks[hi + 1], already past the cap
+            lo, step = hi, step * 2
+            hi = min(hi + step, last)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if feasible(mid)[0]:
+                hi = mid
+            else:
+                lo = mid
+        return max(t0, feasible(hi)[1])
+
+    def bound(self, mask: int, low: int, units: float, cap: float = np.inf, fam: tuple = DEFAULT) -> float:
+        """Smallest T passing the dual test for λ = lam(mask, fam)·[k ≥ low] with Σ c_k λ_k = `units`."""
+        key = (mask, low, units, fam)
+        val = self._bound.get(key)
+        if val is None:
+            val = self._search(mask, low, units, fam, "all", 0.0, 0.0, cap)
+            if val < cap:
+                self._bound[key] = val
         return val
 
     def multiset_bound(self, counts: dict[int, int], cap: float = np.inf) -> float:
-        """Bound of a complete multiset {row k: group count}."""
+        """Bound of a complete multiset {row k: group count}, all sequences relaxed."""
         support = [k for k in sorted(counts) if counts[k] > 0]
         mask = sum(1 << k for k in support)
         best = self.single(mask)
-        for alpha in ALPHAS:
+        for fam in FAMILIES:
+            lam = self.lam(mask, fam)
             for low in support:
-                units = float(sum(self.degrees[k] ** alpha * counts[k] for k in support if k >= low))
-                best = max(best, self.bound(mask, low, units, cap, alpha))
+                units = float(sum(lam[k] * counts[k] for k in support if k >= low))
+                best = max(best, self.bound(mask, low, units, cap, fam))
                 if best >= cap:
                     return best
         return best
+
+    def long_bound(self, counts: dict[int, int], cap: float = np.inf) -> float:
+        """Bound of a complete multiset with the long sequences assigned exactly (see the module notes)."""
+        support = [k for k in sorted(counts) if counts[k] > 0]
+        mask = sum(1 << k for k in support)
+        groups = [k for k in support for _ in range(counts[k])]
+        loads = [0.0] * len(groups)
+        order = sorted(self.long_idx, key=lambda i: -float(np.min(self.t[support, i])))
+        best = [cap]
+
+        def leaf() -> float:
+            pmax = max(loads)
+            val = pmax
+            for fam in FAMILIES:
+                lam = self.lam(mask, fam)
+                for low in support:
+                    units = float(sum(lam[k] * counts[k] for k in support if k >= low))
+                    const = float(sum(lam[k] * p for k, p in zip(groups, loads) if k >= low))
+                    val = max(val, self._search(mask, low, units, fam, "short", const, pmax, best[0]))
+                    if val >= best[0]:
+                        return val
+            return val
+
+        def dfs(pos: int) -> None:
+            if pos == len(order):
+                best[0] = min(best[0], leaf())
+                return
+            i = order[pos]
+            seen = set()
+            for g, k in enumerate(groups):
+                t = self.t[k, i]
+                if (k, loads[g]) in seen or not loads[g] + t < best[0]:
+                    continue
+                seen.add((k, loads[g]))
+                old = loads[g]
+                loads[g] = old + t
+                dfs(pos + 1)
+                loads[g] = old
+
+        dfs(0)
+        return best[0]
 
     def partial_bound(self, fixed: dict[int, int], level: int, total_units: int, cap: float = np.inf) -> float:
         """Bound of every completion: rows above `level` fixed to `fixed`, rows ≤ level free."""

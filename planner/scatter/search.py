@@ -7,7 +7,8 @@ every sequence to one group (C2) that fits memory on that group's degree (C3, in
 objective: the slowest group's time (sum of its sequences' times).
 Search (branch and bound over partitions): degrees are fixed from the largest down; a node's bound
 (bounds.BoundOracle.partial_bound) holds for every completion, so a node whose bound reaches the
-incumbent / (1 + relative_gap) is cut. Surviving complete multisets are sorted by their own bound and
+incumbent / (1 + relative_gap) is cut. Surviving complete multisets are sorted by their own bound, re-bounded
+with their longest sequences placed exactly (bounds.BoundOracle.long_bound), and the survivors are
 assigned (assign.greedy + assign.improve, or assign.exhaustive for small batches) until the next bound
 reaches the incumbent / (1 + relative_gap) or `max_evaluations` is spent.
 Proven bound: the minimum over (a) cut subtrees' bounds, (b) complete multisets' bounds (their exact
@@ -133,7 +134,9 @@ def static_candidates(table: CostTable, units: int) -> list[dict[int, int]]:
 def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: float,
            incumbent: Assignment | None) -> SearchResult:
     """Branch and bound over partitions of `units` into the table's degrees."""
-    oracle = BoundOracle(table.degrees, table.intra_s)
+    lengths_order = np.argsort(-np.nanmin(np.where(np.isfinite(table.intra_s), table.intra_s, np.nan), axis=0),
+                               kind="stable")
+    oracle = BoundOracle(table.degrees, table.intra_s, tuple(lengths_order[:options.long_sequences].tolist()))
     evaluator = Evaluator(table, units, options)
     tol = 1.0 + options.relative_gap
     best = incumbent
@@ -182,11 +185,15 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
             out_of_work = out_of_work or lb < ub / tol
             break
         counts = {k: c for k, c in enumerate(vec) if c}
+        strong = max(lb, oracle.long_bound(counts, cap=ub / tol))
+        if strong >= ub / tol:
+            leaf_floor = min(leaf_floor, strong)
+            continue
         found, proven = evaluator.evaluate(counts, exhaustive=exhaustive, promising=ub * IMPROVE_WITHIN)
         evaluated += 1
         if found is None:
             continue
-        leaf_floor = min(leaf_floor, found.step_time_s if proven else lb)
+        leaf_floor = min(leaf_floor, found.step_time_s if proven else strong)
         if found.step_time_s < ub:
             best, ub = found, found.step_time_s
     bound = min(ub, cut_bound, leaf_floor)

@@ -264,16 +264,22 @@ class CapacityModel:
                                  second_moment_s2=m2, cost_per_hour=pool.device.cost_per_hour * shape.gpus)
         return best
 
+    def intra_gpu_rates(self, pool: NodePool, shape: InstanceShape, share: float,
+                        moments: tuple | None = None) -> tuple[float, float, Candidate | None]:
+        """(λ_P(s), λ_D(s), decode candidate) of an intra-GPU instance giving prefill the compute share s."""
+        mean_s, m2, p_q = moments or self._prefill_moments(pool, shape)
+        scale = 1.0 / share
+        rate_p = mg1_max_rate(mean_s * scale, m2 * scale * scale, self.q, self.workload.ttft_s - p_q * scale)
+        dec = self.decode(pool, shape, slowdown=max(1.0, BW_SATURATION_SHARE / (1.0 - share)))
+        return rate_p, dec.capacity_rps if dec else 0.0, dec
+
     def intra_gpu(self, pool: NodePool, shape: InstanceShape) -> Candidate | None:
         if self._memory_batch(pool, shape) < 1:
             return None
         mean_s, m2, p_q = self._prefill_moments(pool, shape)
 
         def evaluate(share: float) -> tuple[float, float, Candidate | None]:
-            scale = 1.0 / share
-            rate_p = mg1_max_rate(mean_s * scale, m2 * scale * scale, self.q, self.workload.ttft_s - p_q * scale)
-            dec = self.decode(pool, shape, slowdown=max(1.0, BW_SATURATION_SHARE / (1.0 - share)))
-            return rate_p, dec.capacity_rps if dec else 0.0, dec
+            return self.intra_gpu_rates(pool, shape, share, (mean_s, m2, p_q))
 
         lo, hi = SHARE_TOL, 1.0 - SHARE_TOL
         # λ_P(s) increases and λ_D(s) decreases in s: bisection on the sign of λ_P − λ_D finds the crossing
@@ -310,11 +316,15 @@ def build_candidates(cm: CapacityModel) -> dict[str, list[Candidate]]:
     modes = cm.options.modes
     for pool in cm.cluster.pools:
         for shape in shapes_for(cm.model, pool, cm.options):
-            if "disaggregated" in modes:
+            opts = cm.options
+            if "disaggregated" in modes and (not opts.prefill_pools or pool.name in opts.prefill_pools):
                 for dest in cm.cluster.pools:
+                    if opts.decode_pools and dest.name not in opts.decode_pools:
+                        continue
                     c = cm.prefill(pool, dest, shape)
                     if c is not None:
                         out["prefill" if c.capacity_rps > 0 else "prefill_infeasible"].append(c)
+            if "disaggregated" in modes and (not opts.decode_pools or pool.name in opts.decode_pools):
                 d = cm.decode(pool, shape)
                 if d is not None:
                     out["decode" if d.capacity_rps > 0 else "decode_infeasible"].append(d)

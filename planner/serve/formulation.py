@@ -194,11 +194,23 @@ def solve_counts(cluster: ClusterSpec, groups: dict[str, list[Candidate]], *, ob
         if not result.status.has_solution:
             return best
         sol = _solution(model, var, total_rate, result)
-        if sol.gpus == 0:
+        if sol.gpus == 0 or sol.rate_rps <= 0:
             return best
         value = (result.objective or 0.0)
         best = sol if best is None or sol.goodput_per_gpu > best.goodput_per_gpu + 1e-12 else best
         if value <= DINKELBACH_TOL * max(1.0, sol.rate_rps):
             break
         theta = sol.goodput_per_gpu
+    if best is None:
+        return None
+    # among the counts reaching the optimal ratio, take the largest rate (replicas of the best unit)
+    theta = best.goodput_per_gpu
+    prob, var, total_rate, gpus, _ = model.build(pulp.LpMaximize)
+    prob += total_rate - theta * gpus >= -DINKELBACH_TOL * max(1.0, best.rate_rps), "ratio"
+    prob += total_rate
+    result = solve_pulp(prob, options)
+    if result.status.has_solution:
+        sol = _solution(model, var, total_rate, result)
+        if sol.gpus and sol.goodput_per_gpu >= theta * (1 - 1e-7):
+            return sol
     return best

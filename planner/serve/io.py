@@ -46,5 +46,7 @@ def workload_from_dict(d: dict) -> ServingWorkload:
 
 def options_from_dict(d: dict) -> ServeOptions:
     d = dict(d)
-    d["modes"] = tuple(d.get("modes", ()))
+    for key in ("modes", "prefill_pools", "decode_pools"):
+        if key in d:
+            d[key] = tuple(d[key])
     return _build(ServeOptions, d, "inputs.options")

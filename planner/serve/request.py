@@ -111,8 +111,12 @@ class ServeOptions:
     """requests replayed by the simulator to verify the chosen plan"""
     seed: int = 0
     """simulator seed"""
-    time_limit_s: float = 30.0
+    time_limit_s: float = 60.0
     """solver time limit per solve"""
+    prefill_pools: tuple[str, ...] = ()
+    """pools allowed to host prefill instances in disaggregated mode (empty: any)"""
+    decode_pools: tuple[str, ...] = ()
+    """pools allowed to host decode instances in disaggregated mode (empty: any)"""
 
     def __post_init__(self):
         require(self.engine in ENGINES, f"unknown engine {self.engine!r}; valid: {', '.join(sorted(ENGINES))}",

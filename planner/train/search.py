@@ -31,6 +31,10 @@ from planner.train.split import SplitProblem, best_split_dp, solve_split_ilp
 from solvers.result import SolverOptions
 
 
+SLACK = 1e-9
+"""relative slack on every bound comparison (floating-point sums in different orders)"""
+
+
 def config_key(c: ParallelConfig) -> tuple:
     """A total order on candidates for deterministic tie-breaking (simpler strategies first)."""
     return (c.tp, c.pp, c.dp, c.cp, c.ep, c.etp, c.vpp, c.mbs, c.zero, RECOMPUTE_MODES.index(c.recompute),
@@ -119,7 +123,7 @@ def _evaluate(request: TrainRequest, c: ParallelConfig, pool: NodePool, threshol
               ) -> tuple[Candidate | None, str]:
     """(candidate, '') or (None, why it was dropped: 'balanced' | 'memory')."""
     prob = split_problem(request, c, (pool,) * c.pp)
-    if prob.lower_bound(0.0) >= threshold:
+    if prob.lower_bound(0.0) * (1 - SLACK) >= threshold:
         return None, "balanced"
     if c.vpp > 1 or c.pp == 1:
         split = even_stage_layers(request.model.layers, c.pp)
@@ -164,7 +168,7 @@ def search(request: TrainRequest, *, keep: int, solver: SolverOptions, progress=
         return -best[0][0] if len(best) >= keep else float("inf")
 
     for i, (lb, _, c) in enumerate(queue):
-        if lb >= threshold():
+        if lb * (1 - SLACK) >= threshold():
             stats.pruned_time_bound += len(queue) - i
             break
         cand, why = _evaluate(request, c, pool, threshold())
@@ -178,7 +182,7 @@ def search(request: TrainRequest, *, keep: int, solver: SolverOptions, progress=
                     stats.tightest_memory = (mem, c)
             continue
         stats.evaluated += 1
-        if cand.lower_bound_s < cand.step_time_s:
+        if cand.lower_bound_s < cand.step_time_s * (1 - SLACK):
             unproven.append(cand)
         entry = (-cand.step_time_s, _neg_key(cand.config), cand)
         if len(best) < keep:
@@ -205,7 +209,7 @@ def _close_gaps(request, ranked, unproven, pool, keep, solver, stats) -> list:
     kept = {id(cd): cd for cd in ranked}
     for cd in sorted(unproven, key=lambda x: (x.lower_bound_s, config_key(x.config))):
         winner = min(kept.values(), key=lambda x: (x.step_time_s, config_key(x.config)))
-        if cd.lower_bound_s >= winner.step_time_s * (1 - solver.relative_gap):
+        if cd.lower_bound_s * (1 - SLACK) >= winner.step_time_s * (1 - solver.relative_gap):
             break
         prob = split_problem(request, cd.config, (pool,) * cd.config.pp)
         res = solve_split_ilp(prob, solver)

@@ -157,14 +157,23 @@ class SplitProblem:
         return pipe + sync + opt + self.overhead_s
 
     def lower_bound(self, slowest_s: float) -> float:
-        """Valid lower bound on the objective on one pool, given a lower bound on the slowest stage time."""
-        k = self.stage_pool[0]
-        total = float(self.layer_time_s[k].sum()) + self.first[k, 0] + self.last[k, 0] + sum(self.p2p_time_s)
+        """Valid lower bound on the objective over all splits, given a lower bound on the slowest stage time.
+
+        sum t[s] >= the total with every layer (and each end) on its cheapest pool used by a stage; the
+        exposed sync is >= the mean of y_s - h t_s on one pool (their sum is fixed there), >= 0 otherwise;
+        the slowest update is >= the mean update.
+        """
+        used = sorted(set(self.stage_pool))
+        total = float(self.layer_time_s[used].min(axis=0).sum()) + min(self.first[k, 0] for k in used) \
+            + min(self.last[k, 0] for k in used) + sum(self.p2p_time_s)
         slowest_s = max(slowest_s, total / self.stages)
-        opt = (float(self.layer_optimizer_s[k].sum()) + self.first[k, 4] + self.last[k, 4]) / self.stages
-        # the exposed sync max_s max(0, y_s - h t_s) is at least the mean of y_s - h t_s (their sum is fixed)
-        sync = float(self.layer_sync_s[k].sum()) + self.first[k, 3] + self.last[k, 3]
-        exposed = max(0.0, (sync - self.dp_overlap[k] * total) / self.stages)
+        opt = (float(self.layer_optimizer_s[used].min(axis=0).sum()) + min(self.first[k, 4] for k in used)
+               + min(self.last[k, 4] for k in used)) / self.stages
+        exposed = 0.0
+        if len(used) == 1:
+            k = used[0]
+            sync = float(self.layer_sync_s[k].sum()) + self.first[k, 3] + self.last[k, 3]
+            exposed = max(0.0, (sync - self.dp_overlap[k] * total) / self.stages)
         return (self.microbatches - 1 / self.vpp) * slowest_s + total / self.vpp + exposed + opt + self.overhead_s
 
 
@@ -181,35 +190,38 @@ class SplitResult:
 
 
 def best_split_dp(problem: SplitProblem) -> tuple[tuple[int, ...], float] | None:
-    """The split with the smallest slowest-stage time T* among those that fit, on one pool.
+    """The split with the smallest slowest-stage time T* among those that fit.
 
     f[s][j] = smallest achievable max stage time when stages 0..s run layers 0..j-1 and all fit
-    ((C3), (C4), (C6), (C7)); returns (stage_layers, T*) or None when no split fits.
+    ((C3), (C4), (C6), (C7)), each stage costed on its own pool; returns (stage_layers, T*) or None when
+    no split fits. On one pool this split also minimises the objective up to the small sync / update
+    terms (see lower_bound); on several pools sum t[s] depends on the split and the ILP decides.
     """
-    require(len(set(problem.stage_pool)) == 1, "the DP handles one pool; use solve_split_ilp", field="split")
-    k, p, n = problem.stage_pool[0], problem.stages, problem.layers
-
-    def prefix(a):
-        return np.concatenate(([0.0], np.cumsum(a[k])))
-
-    ct, cw, ca = prefix(problem.layer_time_s), prefix(problem.layer_static_bytes), prefix(problem.layer_activation_bytes)
-    block_t = ct[None, :] - ct[:, None]
-    block_w = cw[None, :] - cw[:, None]
-    block_a = ca[None, :] - ca[:, None]
+    p, n = problem.stages, problem.layers
     idx = np.arange(n + 1)
     valid = idx[None, :] > idx[:, None]
-    r = problem.layer_working_bytes[k]
-    if r.any():
-        block_r = np.zeros((n + 1, n + 1))
-        for i in range(n):
-            block_r[i, i + 1:] = np.maximum.accumulate(r[i:])
-    else:
-        block_r = 0.0
-    cap = problem.memory_cap_bytes[k]
+    blocks = {}
+
+    def pool_blocks(k):
+        if k not in blocks:
+            pre = [np.concatenate(([0.0], np.cumsum(a[k]))) for a in
+                   (problem.layer_time_s, problem.layer_static_bytes, problem.layer_activation_bytes)]
+            diff = [c[None, :] - c[:, None] for c in pre]
+            r = problem.layer_working_bytes[k]
+            block_r = 0.0
+            if r.any():
+                block_r = np.zeros((n + 1, n + 1))
+                for i in range(n):
+                    block_r[i, i + 1:] = np.maximum.accumulate(r[i:])
+            blocks[k] = (*diff, block_r)
+        return blocks[k]
+
     f = np.full(n + 1, np.inf)
     f[0] = 0.0
     choice = np.zeros((p, n + 1), dtype=np.int64)
     for s in range(p):
+        k = problem.stage_pool[s]
+        block_t, block_w, block_a, block_r = pool_blocks(k)
         t = block_t + problem.p2p_time_s[s]
         mem = block_w + problem.in_flight[s] * block_a + block_r
         if s == 0:
@@ -218,7 +230,7 @@ def best_split_dp(problem: SplitProblem) -> tuple[tuple[int, ...], float] | None
         if s == p - 1:
             t = t + problem.last[k, 0]
             mem = mem + problem.last[k, 1] + problem.last[k, 2]
-        cost = np.where(valid & (mem <= cap), t, np.inf)
+        cost = np.where(valid & (mem <= problem.memory_cap_bytes[k]), t, np.inf)
         total = np.maximum(f[:, None], cost)
         choice[s] = np.argmin(total, axis=0)
         f = total[choice[s], idx]

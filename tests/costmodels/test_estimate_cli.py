@@ -87,3 +87,18 @@ def test_check_and_explain_round_trip():
     assert problems and problems[0].startswith("predicted.step_time_s")
     text = explain_estimate(plan)
     assert "recompute=full" in text and "time part" in text
+
+
+def test_heterogeneous_estimate_round_trips():
+    from costmodels import NodePool
+    from planner.plan import Plan
+    from tests.costmodels.helpers import device, gpt
+    pools = tuple(NodePool(name=n, device=device(n), nodes=1, devices_per_node=8, intra_node_bytes_per_s=300e9,
+                           inter_node_bytes_per_s=25e9) for n in ("a", "b"))
+    cluster = ClusterSpec(name="ab", pools=pools)
+    config = ParallelConfig(tp=8, pp=2, dp=1, stage_layers=(13, 11), stage_pools=("a", "b"))
+    plan = estimate_plan(gpt(layers=24, hidden=2048, heads=16), cluster, TrainingWorkload(global_batch=16, seq_len=2048),
+                         config)
+    assert plan["predicted"]["stage_layers"] == [13, 11]
+    reread = Plan(json.loads(plan.dumps()))
+    assert check_estimate(reread) == []

@@ -4,6 +4,7 @@ import dataclasses
 import math
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from costmodels import (ClusterSpec, NodePool, ParallelConfig, TrainingWorkload, estimate_training, layer_costs,
                         pipeline_step_time)
@@ -137,3 +138,25 @@ def test_interleaving_shrinks_the_bubble(vpp):
     inter = estimate_training(model, cl, wl, ParallelConfig(tp=2, pp=4, dp=2, mbs=1, vpp=vpp))
     assert inter.breakdown["time_s"]["pp_bubble"] < plain.breakdown["time_s"]["pp_bubble"]
     assert inter.memory_per_gpu_bytes > plain.memory_per_gpu_bytes
+
+
+@settings(max_examples=60, deadline=None)
+@given(tp=st.sampled_from([1, 2, 4]), pp=st.sampled_from([1, 2, 3]), mbs=st.sampled_from([1, 2]),
+       recompute=st.sampled_from(["none", "selective", "full"]), zero=st.integers(0, 3), vpp=st.sampled_from([1, 2]),
+       sp=st.booleans())
+def test_invariants_over_random_configs(tp, pp, mbs, recompute, zero, vpp, sp):
+    model = gpt(layers=12, hidden=1024, heads=16)
+    dp = 24 // (tp * pp) if 24 % (tp * pp) == 0 else 1
+    cl = ClusterSpec.homogeneous(device(), tp * pp * dp, devices_per_node=min(8, tp * pp * dp))
+    wl = TrainingWorkload(global_batch=48, seq_len=1024)
+    cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, mbs=mbs, recompute=recompute, zero=zero, vpp=vpp, sequence_parallel=sp)
+    est = estimate_training(model, cl, wl, cfg)
+    if est.step_time_s == 0:  # structurally impossible: reasons given
+        assert est.infeasible_reasons and not est.feasible
+        return
+    assert math.isclose(sum(est.breakdown["time_s"].values()), est.step_time_s, rel_tol=1e-9)
+    assert est.step_time_s >= est.microbatches * max(est.stage_time_s) * (1 - 1e-12)
+    assert est.memory_per_gpu_bytes == max(est.stage_memory_bytes)
+    assert est.hardware_tflops_per_gpu >= est.model_tflops_per_gpu
+    assert 0 < est.mfu < 1
+    assert est.feasible == (est.memory_per_gpu_bytes <= 80 * GiB)

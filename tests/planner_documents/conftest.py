@@ -33,6 +33,9 @@ def build_plan(kind="scatter", *, step_time_s=1.25, decision=None, inputs=None, 
                                    "breakdown": {"compute_s": 1.0, "comm_s": 0.25}},
                      "baselines": {"static_sp": {"step_time_s": 1.5}},
                      "alternatives": [{"step_time_s": 1.4, "why": "more pipeline bubble"}]})
+    if kind == "estimate":
+        sections["predicted"].update(model_tflops_per_gpu=400.0, hardware_tflops_per_gpu=410.0,
+                                     memory_per_gpu_bytes=6.0e10)
     sections.update(overrides)
     return make_plan(kind, inputs=inputs if inputs is not None else base_inputs, **sections)
 

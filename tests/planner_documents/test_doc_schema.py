@@ -47,6 +47,18 @@ def test_estimate_documents_require_feasibility(plan_factory, section):
     assert schema_problems(doc) == [f"$: '{section}' is a required property"]
 
 
+@pytest.mark.parametrize("field", ["step_time_s", "model_tflops_per_gpu", "hardware_tflops_per_gpu", "mfu",
+                                   "memory_per_gpu_bytes", "breakdown"])
+def test_train_estimates_carry_the_issue_metrics(plan_factory, field):
+    doc = copy.deepcopy(plan_factory("estimate").doc)
+    del doc["predicted"][field]
+    assert schema_problems(doc) == [f"predicted: '{field}' is a required property"]
+    doc["predicted"][field] = None if field != "breakdown" else {}
+    assert schema_problems(doc) == []
+    doc["predicted"][field] = -1.0
+    assert len(schema_problems(doc)) == 1
+
+
 def test_estimate_documents_name_their_target(plan_factory):
     doc = copy.deepcopy(plan_factory("estimate").doc)
     del doc["inputs"]["target"]

@@ -2,6 +2,7 @@
 
 import itertools
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from costmodels.parallel import ParallelConfig, TrainingWorkload
@@ -13,7 +14,7 @@ from planner.train.search import split_problem
 
 from train_fixtures import tiny_cluster, tiny_model
 
-OPTIONS = TrainOptions(max_vpp=2, max_mbs=4, max_cp=2, alternatives=2)
+OPTIONS = TrainOptions(max_vpp=2, max_mbs=2, max_cp=2, alternatives=2)
 
 
 def divisors(n):
@@ -56,10 +57,24 @@ def brute_force(model, cluster, workload, opts):
     return best
 
 
-@settings(max_examples=6, deadline=None)
-@given(layers=st.sampled_from([3, 4, 6]), hbm=st.sampled_from([0.6, 1.0, 4.0]), gbs=st.sampled_from([8, 16]),
-       seq=st.sampled_from([512, 2048]), moe=st.booleans())
+CASES = dict(layers=st.sampled_from([3, 4, 5]), hbm=st.sampled_from([0.6, 1.0, 4.0]), gbs=st.sampled_from([8, 16]),
+             seq=st.sampled_from([512, 2048]), moe=st.booleans())
+
+
+@settings(max_examples=3, deadline=None)
+@given(**CASES)
 def test_plan_equals_brute_force(layers, hbm, gbs, seq, moe):
+    check_against_brute_force(layers, hbm, gbs, seq, moe)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)
+@given(**CASES)
+def test_plan_equals_brute_force_many(layers, hbm, gbs, seq, moe):
+    check_against_brute_force(layers, hbm, gbs, seq, moe)
+
+
+def check_against_brute_force(layers, hbm, gbs, seq, moe):
     model = tiny_model(layers=layers, moe=moe, first_dense=1 if moe else 0)
     cluster = tiny_cluster(8, hbm)
     workload = TrainingWorkload(global_batch=gbs, seq_len=seq)
@@ -71,7 +86,7 @@ def test_plan_equals_brute_force(layers, hbm, gbs, seq, moe):
         assert type(exc).__name__ == "InfeasibleError"
         return
     assert best is not None
-    assert abs(plan["predicted"]["step_time_s"] - best) <= 1e-9 * best
+    assert abs(plan["predicted"]["step_time_s"] - best) <= 1e-8 * best  # plans keep 9 digits
     assert check(plan) == []
 
 
@@ -90,10 +105,11 @@ def test_bounds_are_valid_and_objective_matches(tp, pp, mbs, zero, rec, moe, seq
     est = estimate_training(model, cluster, workload, cfg)
     request = TrainRequest(model=model, cluster=cluster, workload=workload)
     bounds = Bounds(model, cluster.primary, workload)
-    assert bounds.time(cfg) <= est.step_time_s
-    assert bounds.memory(cfg) <= max(est.stage_memory_bytes) - cluster.primary.device.memory_reserve_bytes
+    slack = 1 + 1e-9  # floating-point sums in a different order
+    assert bounds.time(cfg) <= est.step_time_s * slack
+    assert bounds.memory(cfg) <= (max(est.stage_memory_bytes) - cluster.primary.device.memory_reserve_bytes) * slack
     prob = split_problem(request, cfg, (cluster.primary,) * pp)
     assert abs(prob.objective(cfg.stage_layers) - est.step_time_s) <= 1e-9 * est.step_time_s
-    assert prob.lower_bound(0.0) <= est.step_time_s
+    assert prob.lower_bound(0.0) <= est.step_time_s * slack
     mem = [b + cluster.primary.device.memory_reserve_bytes for b in prob.stage_memory(cfg.stage_layers)]
     assert all(abs(a - b) <= 1e-6 * b for a, b in zip(mem, est.stage_memory_bytes))

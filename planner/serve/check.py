@@ -1,0 +1,152 @@
+"""Independent verification and readable summaries of serve plans and serve estimates."""
+
+import math
+
+from costmodels.serving import InstanceShape
+from planner.plan import Plan
+from planner.serve.capacity import CapacityModel
+from planner.serve.estimate import estimate_numbers
+from planner.serve.io import cluster_from_dict, device_from_dict, model_from_dict, options_from_dict, workload_from_dict
+
+REL_TOL = 1e-6
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def _check_estimate(plan: Plan) -> list[str]:
+    inp = plan["inputs"]
+    model, device = model_from_dict(inp["model"]), device_from_dict(inp["device"])
+    shape = InstanceShape(**inp["shape"])
+    got = estimate_numbers(model, device, shape, batch=inp["batch"], isl=inp["isl"], osl=inp["osl"],
+                           engine=inp["engine"], dtype=inp["dtype"], devices_per_node=inp["devices_per_node"])
+    problems = []
+    for key in ("prefill_s", "decode_step_s", "weights_bytes_per_gpu", "kv_capacity_tokens"):
+        if not _close(got[key], plan["predicted"][key]):
+            problems.append(f"predicted.{key} is {plan['predicted'][key]}, recomputed {got[key]}")
+    fits = got["kv_capacity_tokens"] >= inp["batch"] * (inp["isl"] + inp["osl"])
+    if bool(plan.get("feasible")) != fits:
+        problems.append(f"feasible is {plan.get('feasible')}, but weights + KV {'fit' if fits else 'do not fit'}")
+    return problems
+
+
+def _pack(sizes: list[int], per_node: int, nodes: int) -> bool:
+    """First-fit decreasing of instance sizes into nodes (multi-node instances take whole nodes)."""
+    free = [per_node] * nodes
+    for size in sorted(sizes, reverse=True):
+        if size > per_node:
+            whole = size // per_node
+            empty = [i for i, f in enumerate(free) if f == per_node]
+            if size % per_node or len(empty) < whole:
+                return False
+            for i in empty[:whole]:
+                free[i] = 0
+            continue
+        for i, f in enumerate(free):
+            if f >= size:
+                free[i] -= size
+                break
+        else:
+            return False
+    return True
+
+
+def check(plan: Plan) -> list[str]:
+    """Problems found by recomputing the plan from its inputs; an empty list means the plan is valid."""
+    if plan.kind == "estimate":
+        return _check_estimate(plan)
+    inp = plan["inputs"]
+    model, cluster = model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"])
+    workload, options = workload_from_dict(inp["workload"]), options_from_dict(inp["options"])
+    cm = CapacityModel(model, cluster, workload, options)
+    problems = []
+    decision, predicted = plan["decision"], plan["predicted"]
+    derate = predicted.get("capacity_derate", 1.0)
+    by_pool = {}
+    supply = {}
+    for g in decision["groups"]:
+        pool = cluster.pool(g["pool"])
+        shape = InstanceShape(tp=g["tp"], pp=g["pp"], ep=g["ep"], dp=g["dp"])
+        if g["role"] == "prefill":
+            fresh = cm.prefill(pool, cluster.pool(g["dest_pool"]), shape)
+        else:
+            fresh = getattr(cm, g["role"])(pool, shape)
+        if fresh is None:
+            problems.append(f"{g['role']} tp{g['tp']}pp{g['pp']} on {g['pool']} does not fit in memory")
+            continue
+        for key in ("capacity_rps", "max_batch", "tpot_s", "ttft_floor_s", "chunk_tokens"):
+            if not _close(float(getattr(fresh, key)), float(g[key])):
+                problems.append(f"{g['role']} group on {g['pool']}: {key} is {g[key]}, recomputed {getattr(fresh, key)}")
+        if g["role"] in ("decode", "colocated", "intra_gpu") and fresh.tpot_s > workload.tpot_s * (1 + REL_TOL):
+            problems.append(f"{g['role']} step {fresh.tpot_s * 1e3:.2f} ms exceeds the TPOT SLO")
+        by_pool.setdefault(g["pool"], []).extend([g["gpus"]] * g["instances"])
+        phase = "prefill" if g["role"] == "prefill" else "decode" if g["role"] == "decode" else "whole"
+        supply[phase] = supply.get(phase, 0.0) + fresh.capacity_rps * g["instances"]
+    for name, sizes in sorted(by_pool.items()):
+        pool = cluster.pool(name)
+        if sum(sizes) > pool.num_devices:
+            problems.append(f"pool {name}: plan uses {sum(sizes)} GPUs, inventory is {pool.num_devices}")
+        elif not _pack(sizes, pool.devices_per_node, pool.nodes):
+            problems.append(f"pool {name}: instances {sorted(sizes)} do not pack into {pool.nodes} nodes of "
+                            f"{pool.devices_per_node}")
+    rate = predicted["rate_rps"]
+    for phase, cap in sorted(supply.items()):
+        if cap * derate < rate * (1 - REL_TOL):
+            problems.append(f"{phase} capacity {cap * derate:.4f} req/s (derate {derate}) is below the rate {rate:.4f}")
+    if predicted["ttft_s"] > workload.ttft_s * (1 + REL_TOL):
+        problems.append(f"predicted TTFT {predicted['ttft_s']:.4f} s exceeds the SLO {workload.ttft_s} s")
+    if predicted["tpot_s"] > workload.tpot_s * (1 + REL_TOL):
+        problems.append(f"predicted TPOT {predicted['tpot_s']:.4f} s exceeds the SLO {workload.tpot_s} s")
+    gpus = sum(sum(s) for s in by_pool.values())
+    if gpus != predicted["gpus"]:
+        problems.append(f"predicted.gpus is {predicted['gpus']}, the groups use {gpus}")
+    sim = plan.get("simulated") or {}
+    if "attainment" not in sim:
+        problems.append("simulated.attainment is missing")
+    elif sim["attainment"] < workload.attainment:
+        problems.append(f"simulated attainment {sim['attainment']:.3f} is below the target {workload.attainment}")
+    return problems
+
+
+def explain(plan: Plan) -> str:
+    """A readable summary of a serve plan or serve estimate."""
+    p = plan["predicted"]
+    if plan.kind == "estimate":
+        inp = plan["inputs"]
+        return "\n".join([
+            f"serve estimate: {inp['model']['name']} on {inp['device']['name']} tp={inp['shape']['tp']} "
+            f"pp={inp['shape']['pp']} ep={inp['shape']['ep']} (engine {inp['engine']})",
+            f"  batch {inp['batch']} x ISL {inp['isl']} / OSL {inp['osl']}",
+            f"  prefill            {p['prefill_s'] * 1e3:10.2f} ms",
+            f"  decode step (mean) {p['decode_step_s'] * 1e3:10.2f} ms  ({p['decode_tokens_per_s']:.1f} tok/s)",
+            f"  weights per GPU    {p['weights_bytes_per_gpu'] / 2**30:10.2f} GiB; KV room {p['kv_capacity_tokens']:.0f} tokens",
+            f"  feasible: {plan.get('feasible')}" + "".join(f"\n    {r}" for r in plan.get("infeasible_reasons", []))])
+    wl = plan["inputs"]["workload"]
+    d = plan["decision"]
+    lines = [f"serve plan: mode {d['mode']} ({plan['inputs']['options']['engine']} engine), objective "
+             f"{plan['inputs']['objective']}",
+             f"  SLO: TTFT {wl['ttft_s'] * 1e3:.0f} ms, TPOT {wl['tpot_s'] * 1e3:.1f} ms at p{wl['percentile']:g}, "
+             f"attainment {wl['attainment']}",
+             f"  {'role':10} {'pool':10} {'tp':>3} {'pp':>3} {'ep':>3} {'dp':>3} {'inst':>5} {'GPUs':>5} {'req/s':>8} "
+             f"{'batch':>6} {'chunk':>6} {'share':>6}"]
+    for g in d["groups"]:
+        lines.append(f"  {g['role']:10} {g['pool']:10} {g['tp']:3d} {g['pp']:3d} {g['ep']:3d} {g['dp']:3d} "
+                     f"{g['instances']:5d} {g['gpus'] * g['instances']:5d} {g['capacity_rps'] * g['instances']:8.3f} "
+                     f"{g['max_batch']:6d} {g['chunk_tokens']:6d} {g['prefill_share']:6.3f}")
+    sim = plan.get("simulated", {})
+    pct = f"p{wl['percentile']:g}"
+    lines += [f"  rate {p['rate_rps']:.3f} req/s on {p['gpus']} GPUs: goodput {p['goodput_tokens_per_s_per_gpu']:.1f} "
+              f"output tok/s/GPU; predicted TTFT {p['ttft_s'] * 1e3:.0f} ms, TPOT {p['tpot_s'] * 1e3:.2f} ms ({pct})",
+              f"  simulated ({sim.get('requests')} requests, seed {sim.get('seed')}): attainment {sim.get('attainment', 0):.3f}, "
+              f"TTFT {pct} {sim.get('ttft_s', {}).get(pct, 0) * 1e3:.0f} ms, TPOT {pct} "
+              f"{sim.get('tpot_s', {}).get(pct, 0) * 1e3:.2f} ms"]
+    for name, b in sorted(plan["baselines"].items()):
+        if b.get("feasible") is False:
+            lines.append(f"  baseline {name}: no SLO-feasible configuration")
+        else:
+            lines.append(f"  baseline {name}: {b['gpus']} GPUs, {b['rate_rps']:.3f} req/s, "
+                         f"{b['goodput_tokens_per_s_per_gpu']:.1f} tok/s/GPU")
+    s = plan["solver"]
+    lines.append(f"  solver {s.get('backend')} {s.get('status')}, objective {s.get('objective')}, gap {s.get('gap')}")
+    return "\n".join(lines)

@@ -1,0 +1,266 @@
+"""plan_serving: candidates → per-mode ILP → best mode → simulator verification → plan document.
+
+Modes compared in one plan: disaggregated (prefill and decode instances, KV moved between them),
+colocated (continuous batching with chunked prefill), intra_gpu (semi-PD compute shares inside each
+instance). The best mode by the objective wins; the simulator then replays the workload against it. If the
+simulated attainment falls below the target, the capacities are derated by DERATE and the counts re-solved
+(rate given), or the sustainable rate is lowered by DERATE (goodput objective), at most MAX_REPAIRS times.
+"""
+
+import dataclasses
+import math
+import sys
+import time
+
+from costmodels.errors import InfeasibleError, require
+from costmodels.hardware import ClusterSpec
+from costmodels.kv import kv_bytes_per_token
+from costmodels.model import ModelSpec
+from planner.plan import Plan, make_plan
+from planner.serve.capacity import Candidate, CapacityModel, build_candidates
+from planner.serve.formulation import CountSolution, solve_counts
+from planner.serve.request import OBJECTIVES, ServeOptions, ServingWorkload
+from planner.serve.simulate import Deployment, simulate
+from solvers import SolverOptions
+
+DERATE = 0.9
+MAX_REPAIRS = 8
+MODE_ROLES = {"disaggregated": ("prefill", "decode"), "colocated": ("colocated",), "intra_gpu": ("intra_gpu",)}
+
+
+def _derated(groups: dict, factor: float) -> dict:
+    return {role: [dataclasses.replace(c, capacity_rps=c.capacity_rps * factor) for c in cands]
+            for role, cands in groups.items()}
+
+
+def groups_of(sol: CountSolution, rate: float) -> list[dict]:
+    """Decision groups (one per candidate with instances > 0), with the load each instance carries."""
+    out = []
+    total = {}
+    for c, k in sol.counts:
+        total[(c.role, c.dest_pool)] = total.get((c.role, c.dest_pool), 0.0) + c.capacity_rps * k
+    for c, k in sol.counts:
+        share = c.capacity_rps / total[(c.role, c.dest_pool)] if total[(c.role, c.dest_pool)] else 0.0
+        g = c.to_json()
+        g["instances"] = k
+        g["load_rps"] = rate * share
+        out.append(g)
+    return out
+
+
+def _predicted(cm: CapacityModel, sol: CountSolution, rate: float) -> dict:
+    groups = groups_of(sol, rate)
+    cands = {c.key: c for c, _ in sol.counts}
+    ttft = 0.0
+    tpot = 0.0
+    for g, (c, _) in zip(groups, sol.counts):
+        if c.role in ("prefill", "colocated", "intra_gpu"):
+            # when a pool feeds several decode pools, its load splits in proportion to capacity
+            ttft = max(ttft, cands[c.key].ttft_quantile_s(g["load_rps"], cm.q))
+        if c.role in ("decode", "colocated", "intra_gpu"):
+            tpot = max(tpot, c.tpot_s)
+    tokens = rate * cm.stats.mean_out
+    return {"rate_rps": rate, "gpus": sol.gpus, "cost_per_hour": sol.cost_per_hour,
+            "goodput_tokens_per_s": tokens, "goodput_tokens_per_s_per_gpu": tokens / sol.gpus if sol.gpus else 0.0,
+            "ttft_s": ttft, "tpot_s": tpot, "capacity_rps": sol.rate_rps}
+
+
+def _decision(mode: str, groups: list[dict]) -> dict:
+    decision = {"mode": mode, "groups": groups, "prefill": None, "decode": None, "colocated": None, "intra_gpu": None}
+    for role in ("prefill", "decode", "colocated", "intra_gpu"):
+        mine = [g for g in groups if g["role"] == role]
+        if mine:
+            main = max(mine, key=lambda g: (g["instances"] * g["gpus"], -g["tp"], g["pool"]))
+            decision[role] = {k: main[k] for k in ("tp", "pp", "ep", "dp", "pool", "instances", "max_batch",
+                                                   "chunk_tokens", "prefill_share", "dest_pool")}
+            decision[role]["instances_total"] = sum(g["instances"] for g in mine)
+    return decision
+
+
+def _one_p_one_d(cands: dict, cluster: ClusterSpec, objective: str, rate: float | None, mean_out: float):
+    """DistServe-style baseline: one prefill + one decode instance, replicated as a unit: (CountSolution, groups)."""
+    best = None
+    for p in cands["prefill"]:
+        for d in cands["decode"]:
+            if p.dest_pool != d.pool:
+                continue
+            need = {}
+            for c in (p, d):
+                need[c.pool] = need.get(c.pool, 0) + c.gpus
+            units = min(cluster.pool(k).num_devices // v for k, v in need.items())
+            if units < 1:
+                continue
+            unit_rate = min(p.capacity_rps, d.capacity_rps)
+            if rate is not None:
+                units_needed = math.ceil(rate / unit_rate - 1e-9)
+                if units_needed > units:
+                    continue
+                units = units_needed
+            gpus = units * (p.gpus + d.gpus)
+            sol = CountSolution(counts=tuple(sorted(((p, units), (d, units)), key=lambda cu: cu[0].key)),
+                                rate_rps=units * unit_rate, gpus=gpus, cost_per_hour=units * (p.cost_per_hour + d.cost_per_hour),
+                                solver={"backend": "enumeration", "status": "optimal"})
+            key = (-gpus, 0.0) if rate is not None else (sol.goodput_per_gpu, -gpus)
+            if best is None or key > best[0]:
+                best = (key, sol, {"prefill": [p], "decode": [d]})
+    return (best[1], best[2]) if best else None
+
+
+def _verify(cm: CapacityModel, mode: str, sol: CountSolution, groups: dict, *, objective: str, rate: float | None,
+            kv_req: float, solver_opts: SolverOptions | None):
+    """Simulate; while attainment < target, lower the served rate (no target rate) or re-solve with derated
+    capacities (target rate; solver_opts None = no re-solve). Returns (sol, served rate, sim, factor, repairs)."""
+    served = rate if rate is not None else sol.rate_rps
+    opts = cm.options
+
+    def run(s, r):
+        return simulate(Deployment(cm, _decision(mode, groups_of(s, r))), rate=r, requests=opts.simulate_requests,
+                        seed=opts.seed)
+
+    sim = run(sol, served)
+    repairs, factor = 0, 1.0
+    while sim["attainment"] < cm.workload.attainment and repairs < MAX_REPAIRS:
+        repairs += 1
+        factor *= DERATE
+        if rate is None:
+            served = sol.rate_rps * factor
+        else:
+            if solver_opts is None:
+                break
+            again = solve_counts(cm.cluster, _derated(groups, factor), objective=objective, rate=rate,
+                                 kv_bytes_per_req=kv_req, options=solver_opts)
+            if again is None:
+                break
+            sol = CountSolution(counts=tuple((c0, k) for c0, k in _undo_derate(again.counts, groups)),
+                                rate_rps=again.rate_rps / factor, gpus=again.gpus, cost_per_hour=again.cost_per_hour,
+                                solver=again.solver)
+        sim = run(sol, served)
+    return sol, served, sim, factor, repairs
+
+
+def _undo_derate(counts, groups: dict):
+    """Map derated candidates back to the originals (same key)."""
+    originals = {c.key: c for cands in groups.values() for c in cands}
+    return [(originals[c.key], k) for c, k in counts]
+
+
+def _better_verified(a: tuple, b: tuple | None, objective: str, rate: float | None, target: float) -> bool:
+    """Compare verified solutions: reaching the attainment target first, then the objective at the verified rate."""
+    if b is None:
+        return True
+    target_a, target_b = a[2]["attainment"], b[2]["attainment"]
+    if (target_a >= target) != (target_b >= target):
+        return target_a >= target
+    if objective == "cost":
+        return a[0].cost_per_hour < b[0].cost_per_hour - 1e-9
+    if objective == "gpus" or rate is not None:
+        return (a[0].gpus, -target_a) < (b[0].gpus, -target_b)
+    return a[1] / a[0].gpus > b[1] / b[0].gpus * (1 + 1e-9)
+
+
+def _infeasible(cm: CapacityModel, cands: dict, workload: ServingWorkload) -> InfeasibleError:
+    pre = cands["prefill"] + cands["prefill_infeasible"] + cands["colocated"] + cands["intra_gpu"]
+    dec = cands["decode"] + cands["decode_infeasible"]
+    best_t = min(pre, key=lambda c: (c.ttft_floor_s, c.gpus, c.key), default=None)
+    best_d = min(dec, key=lambda c: (c.tpot_s, c.gpus, c.key), default=None)
+    if best_t is None and best_d is None:
+        return InfeasibleError("no instance shape fits the model's weights in the cluster's GPUs",
+                               details={"binding": "memory"})
+    ttft = best_t.ttft_floor_s if best_t else math.inf
+    tpot = best_d.tpot_s if best_d else math.inf
+    binding = [name for name, ok in (("TTFT", ttft <= workload.ttft_s), ("TPOT", tpot <= workload.tpot_s)) if not ok]
+    what = " and ".join(binding) if binding else "GPU budget / rate"
+    cfg_t = best_t.name if best_t else "none"
+    cfg_d = best_d.name if best_d else "none"
+    msg = (f"no configuration meets the SLOs; binding: {what}. Best achievable TTFT (p{workload.percentile:g}, zero load) "
+           f"{ttft * 1e3:.1f} ms with {cfg_t} (SLO {workload.ttft_s * 1e3:.1f} ms); best TPOT {tpot * 1e3:.2f} ms "
+           f"with {cfg_d} at batch 1 (SLO {workload.tpot_s * 1e3:.2f} ms)")
+    if not binding:
+        msg += f"; each SLO is reachable alone but not at rate {workload.rate_per_s} req/s within {cm.cluster.num_devices} GPUs"
+    return InfeasibleError(msg, details={"binding": binding or ["capacity"], "best_ttft_s": ttft, "best_tpot_s": tpot,
+                                         "ttft_config": cfg_t, "tpot_config": cfg_d})
+
+
+def plan_serving(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorkload, *, objective: str = "goodput",
+                 rate: float | None = None, options: ServeOptions | None = None) -> Plan:
+    """Best prefill/decode split (or colocated / intra-GPU mode) under the workload's percentile SLOs."""
+    options = options or ServeOptions()
+    require(objective in OBJECTIVES, f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}",
+            field="objective")
+    if rate is not None:
+        workload = dataclasses.replace(workload, rate_per_s=rate)
+    rate = workload.rate_per_s
+    require(rate is not None or objective == "goodput", f"objective {objective!r} needs a target --rate",
+            field="rate")
+    names = [p.name for p in cluster.pools]
+    for name in options.prefill_pools + options.decode_pools:
+        require(name in names, f"unknown pool {name!r}; valid: {', '.join(names)}", field="prefill_pools/decode_pools")
+    started = time.perf_counter()
+    cm = CapacityModel(model, cluster, workload, options)
+    cands = build_candidates(cm)
+    solver_opts = SolverOptions(time_limit_s=options.time_limit_s, threads=1, seed=0, relative_gap=1e-9)
+    kv_req = cm.stats.mean_in * kv_bytes_per_token(model, options.dtype)
+    results = {}
+    for mode in options.modes:
+        groups = {role: cands[role] for role in MODE_ROLES[mode]}
+        sol = solve_counts(cluster, groups, objective=objective, rate=rate, kv_bytes_per_req=kv_req,
+                           options=solver_opts)
+        if sol is not None:
+            results[mode] = (sol, groups)
+    verified = {}
+    for mode, (sol, groups) in results.items():
+        verified[mode] = _verify(cm, mode, sol, groups, objective=objective, rate=rate, kv_req=kv_req,
+                                 solver_opts=solver_opts)
+    best_mode = None
+    for mode in options.modes:
+        if mode in verified and verified[mode] is not None and _better_verified(
+                verified[mode], verified[best_mode] if best_mode else None, objective, rate, workload.attainment):
+            best_mode = mode
+    if best_mode is None:
+        raise _infeasible(cm, cands, workload)
+    sol, served, sim, factor, repairs = verified[best_mode]
+    decision = _decision(best_mode, groups_of(sol, served))
+    predicted = _predicted(cm, sol, served)
+    predicted["capacity_derate"] = factor if rate is None else 1.0
+    alternatives = []
+    for mode in options.modes:
+        if mode == best_mode:
+            continue
+        if verified.get(mode):
+            v_sol, v_rate, v_sim = verified[mode][:3]
+            alt = _predicted(cm, v_sol, v_rate)
+            alternatives.append({"mode": mode, "gpus": alt["gpus"], "rate_rps": alt["rate_rps"],
+                                 "goodput_tokens_per_s_per_gpu": alt["goodput_tokens_per_s_per_gpu"],
+                                 "simulated_attainment": v_sim["attainment"],
+                                 "why": f"worse {objective} than {best_mode} after simulation"})
+        else:
+            alternatives.append({"mode": mode, "why": "no SLO-feasible configuration"})
+    baselines = {}
+    if verified.get("colocated"):
+        c, c_rate, c_sim = verified["colocated"][:3]
+        b = _predicted(cm, c, c_rate)
+        baselines["colocated"] = {"groups": groups_of(c, c_rate), "simulated_attainment": c_sim["attainment"],
+                                  **{k: b[k] for k in ("gpus", "rate_rps", "goodput_tokens_per_s_per_gpu", "ttft_s",
+                                                       "tpot_s")}}
+    else:
+        baselines["colocated"] = {"feasible": False}
+    one = _one_p_one_d(cands, cluster, objective, rate, cm.stats.mean_out)
+    if one is not None:
+        one_sol, one_groups = one
+        checked = _verify(cm, "disaggregated", one_sol, one_groups, objective=objective, rate=rate, kv_req=kv_req,
+                          solver_opts=None)
+        if checked is not None:
+            o_sol, o_rate, o_sim = checked[:3]
+            o = _predicted(cm, o_sol, o_rate)
+            baselines["disaggregated_1p1d"] = {"groups": groups_of(o_sol, o_rate),
+                                               "simulated_attainment": o_sim["attainment"],
+                                               **{k: o[k] for k in ("gpus", "rate_rps", "goodput_tokens_per_s_per_gpu",
+                                                                    "ttft_s", "tpot_s")}}
+    baselines.setdefault("disaggregated_1p1d", {"feasible": False})
+    inputs = {"model": dataclasses.asdict(model), "cluster": dataclasses.asdict(cluster),
+              "workload": dataclasses.asdict(workload), "options": dataclasses.asdict(options),
+              "objective": objective}
+    print(f"parplan serve: {len(cands['prefill']) + len(cands['decode']) + len(cands['colocated']) + len(cands['intra_gpu'])}"
+          f" candidates, mode {best_mode}, {time.perf_counter() - started:.2f} s", file=sys.stderr)
+    return make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
+                     baselines=baselines, solver=sol.solver, simulated={**sim, "repairs": repairs})
