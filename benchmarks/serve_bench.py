@@ -61,6 +61,44 @@ def shape(g: dict) -> str:
     return f"{g['instances']}x {g['role'][0].upper()} tp{g['tp']}pp{g['pp']}{extra} @{g['pool']}"
 
 
+def accuracy() -> list[str]:
+    """Median / mean |error| of `estimate serve` (legacy engine) against measured latencies."""
+    import csv
+    import statistics
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    from serve_fit import model_of  # noqa: E402
+    from serve_fit_data import rows as fit_rows  # noqa: E402
+    from planner.serve import estimate_serving
+
+    sets = {}
+    shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "calibration" / "measured_serving_latency.csv"
+    if shared.exists():
+        lines = [ln for ln in shared.read_text().splitlines() if ln and not ln.startswith("#")]
+        sets["shared CSV: llama2-70b, 8 x H100 (19 rows)"] = [
+            {"model": r["model"], "gpu": "h100-sxm", "tp": int(r["tp"]), "isl": int(r["prompt_len"]),
+             "batch": int(r["batch"]), "osl": int(r["output_len"]), "prefill_s": float(r["prefill_ms_median"]) / 1e3,
+             "decode_s": float(r["decode_ms_per_token_median"]) / 1e3} for r in csv.DictReader(lines)]
+    for gpu in ("h100-sxm", "a100-80gb"):
+        for tp in (2, 4, 8):
+            for model in ("llama2-70b", "bloom-176b"):
+                chosen = [r for r in fit_rows() if r["gpu"] == gpu and r["tp"] == tp and r["model"] == model]
+                if chosen:
+                    sets[f"Splitwise medians: {model}, {gpu}, tp{tp} ({len(chosen)} rows)"] = chosen
+    out = ["", "## estimate serve accuracy (engine `legacy`, calibration in profiles/hardware/*.yaml)", "",
+           "| data | prefill median abs err | prefill mean | decode median abs err | decode mean |", "|---|---|---|---|---|"]
+    for name, data in sets.items():
+        pre, dec = [], []
+        for r in data:
+            plan = estimate_serving(model_of(r["model"]), profiles.load_device(r["gpu"]), tp=r["tp"], batch=r["batch"],
+                                    isl=r["isl"], osl=r["osl"])
+            pre.append(abs(plan["predicted"]["prefill_s"] / r["prefill_s"] - 1))
+            dec.append(abs(plan["predicted"]["decode_step_s"] / r["decode_s"] - 1))
+        out.append(f"| {name} | {statistics.median(pre):.1%} | {statistics.mean(pre):.1%} | "
+                   f"{statistics.median(dec):.1%} | {statistics.mean(dec):.1%} |")
+    return out
+
+
 def run(out_path: str) -> None:
     rows = []
     for title, model_name, cluster_fn, isl, osl, ttft, tpot, dtype, nreq in SCENARIOS:
@@ -79,13 +117,14 @@ def run(out_path: str) -> None:
             continue
         dt = time.perf_counter() - t0
         p, sim, base = plan["predicted"], plan["simulated"], plan["baselines"]
-        colo = base["colocated"].get("goodput_tokens_per_s_per_gpu", 0.0)
-        one = base["disaggregated_1p1d"].get("goodput_tokens_per_s_per_gpu", 0.0)
+        colo, one = (f"{b['goodput_tokens_per_s_per_gpu']:.1f} ({b['gpus']} GPUs, att {b['simulated_attainment']:.2f})"
+                     if "gpus" in b else "no feasible deployment"
+                     for b in (base["colocated"], base["disaggregated_1p1d"]))
         problems = check(plan)
         groups = "; ".join(shape(g) for g in plan["decision"]["groups"])
         rows.append(f"| {title} | {ttft}/{tpot} | {plan['decision']['mode']}: {groups} | "
                     f"{p['goodput_tokens_per_s_per_gpu']:.1f} ({p['gpus']} GPUs, {p['rate_rps']:.2f} req/s) | "
-                    f"{colo:.1f} | {one:.1f} | {sim['attainment']:.3f} ({sim['requests']} req) | {dt:.2f} | "
+                    f"{colo} | {one} | {sim['attainment']:.3f} ({sim['requests']} req) | {dt:.2f} | "
                     f"check: {'ok' if not problems else problems}; TTFT p90 sim {sim['ttft_s']['p90'] * 1e3:.0f} ms, "
                     f"TPOT p90 sim {sim['tpot_s']['p90'] * 1e3:.1f} ms |")
         print(title, plan["decision"]["mode"], f"{dt:.2f}s", f"att {sim['attainment']:.3f}", file=sys.stderr)
@@ -102,7 +141,7 @@ def run(out_path: str) -> None:
     header[-3:-3] = ["The speed row plans for a target rate of 12 req/s with the fewest GPUs (objective gpus) on a "
                      "64-GPU two-pool cluster and simulates 5,000 requests; wall time includes candidate costing, "
                      "every ILP, the simulation of each mode and of the baselines.", ""]
-    text = "\n".join(header + rows) + "\n"
+    text = "\n".join(header + rows + accuracy()) + "\n"
     pathlib.Path(out_path).write_text(text)
     print(text)
 

@@ -26,15 +26,15 @@ BLOOM = ModelSpec(name="bloom-176b", layers=70, hidden=14336, heads=112, kv_head
                   vocab=250880, tied_embeddings=True, gated_mlp=False, attention="mha")
 
 FIELDS = {
-    "launch_floor_s": [20e-6, 25e-6, 30e-6, 35e-6, 40e-6, 45e-6, 50e-6, 60e-6],
+    "launch_floor_s": [5e-6, 10e-6, 20e-6, 30e-6, 40e-6, 45e-6, 50e-6, 60e-6, 80e-6],
     "serving_kernel_floor_s": [2e-6, 3e-6, 4e-6, 5e-6, 6e-6, 8e-6, 10e-6],
-    "serving_allreduce_efficiency": [0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75],
+    "serving_allreduce_efficiency": [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75],
     "allreduce_hop_latency_s": [3e-6, 5e-6, 7e-6, 9e-6, 11e-6, 14e-6],
     "decode_step_overhead_s": [0.5e-3, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3],
     "seq_overhead_s": [0.1e-3, 0.2e-3, 0.25e-3, 0.3e-3, 0.35e-3, 0.4e-3],
-    "prefill_overhead_s": [0.0, 5e-3, 10e-3, 15e-3, 20e-3, 25e-3],
+    "prefill_overhead_s": [0.0, 5e-3, 10e-3, 20e-3, 30e-3, 40e-3],
     "serving_gemm_efficiency_max": [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8],
-    "serving_gemm_half_flops": [1e8, 3e8, 1e9, 3e9, 1e10, 3e10],
+    "serving_gemm_half_flops": [1e8, 1e9, 1e10, 3e10, 1e11, 3e11],
     "serving_hbm_efficiency": [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9],
 }
 

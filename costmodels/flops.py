@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 from costmodels.model import ModelSpec
 
-RECOMPUTE_MODES = ("none", "selective", "full")
-
 
 @dataclass(frozen=True, slots=True)
 class LayerFlops:

@@ -7,7 +7,8 @@ The parts of a layer's time (forward + backward + recompute, additive as in Calc
   elementwise  norms, residual adds, dropout, activations: fwd bytes (15h + 2f|3f per token) + 2 × in bwd
   recompute    selective: attention core forward again; full: the whole forward again (incl. its comm)
   tp_comm      2 collectives forward and 2 backward over tp of the b·(s/cp)·h hidden tensor (AG/RS with
-               sequence parallelism, all-reduce without), times (1 - tp_overlap)
+               sequence parallelism, all-reduce without), times (1 - tp_overlap) with sequence parallelism
+               (TP communication overlap, e.g. Megatron --tp-comm-overlap, needs it); fully exposed without
   cp_comm      ring attention's K/V all-gather (fwd) and all-gather + reduce-scatter (bwd) over cp,
                hidden behind the attention core; only the excess counts
   ep_comm      MoE token dispatch + combine all-to-all over ep, forward and backward
@@ -31,7 +32,11 @@ ADAM_BYTES_PER_PARAM = 30.0
 LOSS_BYTES_PER_LOGIT = 30.0
 """vocabulary-parallel cross entropy in fp32: upcast, max, exp, sum, normalise, gradient"""
 GRAD_REDUCE_BYTES = 2.0
-"""Megatron reduces fp32 main gradients under bf16"""
+"""bytes per gradient on the wire: bf16, the default of Megatron-Core's DistributedDataParallelConfig
+(grad_reduce_in_fp32 = False; NeMo and some Megatron-LM bf16 setups turn it on, doubling this traffic).
+The fp32 main-gradient buffer stays in memory either way (memory.GRAD_BYTES). With fp32 on the wire the
+48-way DP traffic of the H100 README runs could not hide behind one micro-batch, which their published
+throughput says it did."""
 TIME_PARTS = ("gemm", "attention", "elementwise", "recompute", "tp_comm", "cp_comm", "ep_comm", "zero_comm")
 
 
@@ -87,6 +92,7 @@ class _Env:
         self.intra = pool.intra_node_bytes_per_s
         self.inter = pool.inter_node_bytes_per_s
         self.st = st
+        self.tp_exposed = (1.0 - self.cal.tp_overlap) if st.sp else 1.0
 
     def coll(self, op: str, size: float, n: int, stride: int) -> float:
         return collective_time_s(op, size, n, stride, devices_per_node=self.dpn, intra_bytes_per_s=self.intra,
@@ -191,7 +197,7 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
         if st.ep > 1:
             a2a = tokens / tp * model.moe.top_k * h * M.ACT_BYTES
             ep_fwd = 2 * env.coll("all_to_all", a2a, st.ep, st.etp)
-    tp_fwd *= (1.0 - env.cal.tp_overlap)
+    tp_fwd *= env.tp_exposed
     cp_fwd = cp_bwd = 0.0
     if cp > 1:
         d_qk, d_v = F.attention_head_dims(model)
@@ -227,7 +233,7 @@ def embed_cost(model: ModelSpec, pool: NodePool, st: Setting) -> PartCost:
     sp = st.sp and st.tp > 1
     ew = env.ew(3 * M.ACT_BYTES * tokens * model.hidden / (st.tp if sp else 1))
     tp_s = env.coll("reduce_scatter" if sp else "all_reduce", tokens * model.hidden * M.ACT_BYTES, st.tp, 1)
-    tp_s *= (1.0 - env.cal.tp_overlap)
+    tp_s *= env.tp_exposed
     params = M.embedding_params(model) / st.tp
     p_b, g_b, o_b, sync, zero_mb = env.dp_costs(params, 0.0)
     parts = {"gemm": 0.0, "attention": 0.0, "elementwise": ew, "recompute": 0.0, "tp_comm": 2 * tp_s,
@@ -248,7 +254,7 @@ def head_cost(model: ModelSpec, pool: NodePool, st: Setting, pp: int) -> PartCos
     loss = env.ew(LOSS_BYTES_PER_LOGIT * tokens * model.vocab / tp)
     tp_s = env.coll("all_gather" if sp else "all_reduce", tokens * h * M.ACT_BYTES, tp, 1) \
         + 3 * env.coll("all_reduce", tokens * 4, tp, 1)
-    tp_s *= (1.0 - env.cal.tp_overlap)
+    tp_s *= env.tp_exposed
     params = M.head_params(model, pp) / tp
     dense_mtp = expert_mtp = act_mtp = 0.0
     time_mtp, mtp_parts = 0.0, {}

@@ -1,12 +1,13 @@
 """Serving cost model: prefill latency, decode step time, KV-cache capacity, KV transfer time.
 
-One *instance* is a serving engine on tp·pp GPUs (tp ranks per pipeline stage, ep | tp of them sharing the
-routed experts by expert parallelism; expert tensor parallelism is tp/ep). Times are per GPU of one stage,
-summed over the pp stages (a request crosses every stage), in seconds.
+One *instance* is a serving engine on tp·dp·pp GPUs: per pipeline stage, dp attention replicas of tp ranks
+(dp = 1 unless DP attention is used, MoE models only); the routed experts of a stage are spread over ep of its
+tp·dp GPUs (expert tensor parallelism tp·dp/ep). Times are per GPU of the busiest stage, times pp (a request
+crosses every stage), in seconds.
 
 Every kernel costs max(floor, FLOPs / (peak·eff), bytes / (BW·η_hbm)) (roofline with a launch floor):
   eff(F) = e_max · F / (F + F_half)                   size-dependent GEMM efficiency (F = FLOPs on one GPU)
-  floor  = launch_floor_s (eager engine: CPU-bound launches) or kernel_floor_s (CUDA-graph engine)
+  floor  = the GPU-side minimum kernel time (serving_kernel_floor_s, or kernel_floor_s for "modern")
 Per layer and step (T tokens in the step, b sequences, context c):
   GEMMs         qkv, out, MLP gate/up and down (MoE: grouped GEMMs over the experts that receive tokens;
                 the expected number of distinct experts hit by n token-slots is E·(1 - (1 - k/E)^n))
@@ -14,19 +15,22 @@ Per layer and step (T tokens in the step, b sequences, context c):
                 decode: KV read b·c·kv_bytes/shard at η_hbm
   other kernels OTHER_KERNELS_PER_LAYER element-wise kernels (norms, rotary, KV write, activation, residuals),
                 each max(floor, ELEMENTWISE_PASSES·T·h·β / OTHER_KERNELS_PER_LAYER / (BW·η))
-  TP all-reduce 2 per layer: 2(n-1)·α_hop + 2(n-1)/n · S / (B_link·η_link), S = T·h·β (α_hop: allreduce_hop_latency_s)
-  EP all-to-all dispatch + combine per MoE layer instead of the MLP all-reduce:
-                2·[(ep-1)·α_hop + (ep-1)/ep · T·k·h·β/tp... ] (tokens split over the TP ranks)
+  TP all-reduce 2 per layer: α + 2(n-1)·α_hop + 2(n-1)/n · S / (B_link·η_link), S = T·h·β
+                ("legacy": α = 0, α_hop fitted; "modern": α = collective_latency_s, α_hop = 0)
+  EP all-to-all dispatch + combine per MoE layer (replacing one all-reduce):
+                2·[α + (ep-1)·α_hop + (ep-1)/ep · T·k·h·β/(tp·dp)], over the NIC when tp·dp spans nodes
+  DP attention  dp attention replicas per stage share the MoE layers (instance = tp·dp·pp GPUs)
 Per step: + LM head GEMM on the sampled tokens, + per-iteration overhead (decode_step_overhead_s),
   + seq_overhead_s per running sequence (decode), + prefill_overhead_s (prefill), + (pp-1) p2p sends.
 KV capacity: (usable HBM · KV_MEMORY_FRACTION − weights on the GPU) / KV bytes per token on the GPU.
 KV transfer: all layers' KV of a prompt over the link between the two instances (NVLink inside a node,
-  the NIC across nodes, the inter-pool link across pools), split over min(tp_P, tp_D) parallel senders.
+  the NIC across nodes, the inter-pool link across pools), sent in parallel by the prefill instance's tp·dp GPUs.
 
-Engines (ENGINES): "eager" reproduces the profiled vLLM of Splitwise (Patel et al., ISCA'24): no CUDA graphs,
-per-sequence CPU sampling; its constants are fitted (profiles/hardware/*.yaml, benchmarks/serve_fit.py).
-"graphs" models a CUDA-graph engine with GPU-side sampling (current vLLM, SGLang): kernels floor at
-kernel_floor_s and the CPU overheads shrink by documented factors — an estimate, not calibrated.
+Engines (ENGINES): "legacy" reproduces the vLLM profiled by Splitwise (Patel et al., ISCA'24): decode replayed from
+CUDA graphs, prefill launched eagerly (wall = max(CPU launches, GPU work)), CPU sampling per sequence; its
+serving_* constants are fitted (profiles/hardware/*.yaml, benchmarks/serve_fit.py) and it is the default of
+`estimate serve`. "modern" (planner default) models current CUDA-graph engines (vLLM V1, SGLang) with the
+device's micro-benchmark figures and smaller CPU overheads — an estimate, not fitted to measurements.
 """
 
 import math

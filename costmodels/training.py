@@ -5,7 +5,8 @@
 
 Step time (seconds):
     t_i   = sum of layer times of stage i (fwd + bwd + recompute of ONE micro-batch, incl. exposed TP/CP/EP
-            comm) + embedding (stage 0) + head/loss/MTP (last stage) + 2 p2p messages per boundary (x vpp)
+            comm) + embedding (stage 0) + head/loss/MTP (last stage) + p2p: 2 messages (activation out,
+            gradient in) on every stage but the last; 2·vpp on every stage when interleaved
     T     = pipeline_step_time(t, m, vpp)                         (costmodels/pipeline.py)
           + max_i max(0, dp_sync_i - dp_overlap · t_i)           (gradient reduce + parameter gather; they
                                                                   hide behind one micro-batch at most)
@@ -16,6 +17,7 @@ Memory of stage i (bytes per GPU):
 MFU = model FLOPs (no recompute, causal-halved attention) / (T · GPUs · peak); HFU counts recompute.
 """
 
+import functools
 from dataclasses import dataclass, field
 
 from costmodels import flops as F
@@ -177,6 +179,7 @@ def layer_costs(model: ModelSpec, pool: NodePool, workload: TrainingWorkload, co
         memory_capacity_bytes=dev.usable_bytes, reserve_bytes=dev.memory_reserve_bytes)
 
 
+@functools.lru_cache(maxsize=4096)
 def even_stage_layers(layers: int, pp: int) -> tuple[int, ...]:
     """Layers per stage as even as possible; the extra layers go to the inner stages first (the end
     stages also carry the embedding and the LM head)."""
@@ -193,7 +196,10 @@ def check_config(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkl
     """Structural problems as (field, reason): divisibility, GPU count, pools. Empty = consistent."""
     c, out = config, []
     gpus = c.num_devices
-    if c.stage_pools is None or not cluster.is_heterogeneous:
+    if cluster.is_heterogeneous and c.stage_pools is None:
+        out.append(("stage_pools", f"a cluster of several pools needs stage_pools (one of "
+                                   f"{', '.join(p.name for p in cluster.pools)} per stage)"))
+    elif c.stage_pools is None or not cluster.is_heterogeneous:
         if gpus != cluster.num_devices:
             out.append(("dp", f"tp*pp*dp*cp = {c.tp}*{c.pp}*{c.dp}*{c.cp} = {gpus} but the cluster has "
                               f"{cluster.num_devices} GPUs"))
@@ -263,6 +269,7 @@ def _stage(model, cluster, st, kinds, pool, next_pool, n_dense, n_moe, first, la
     for cost, k in items:
         for name, v in cost.parts.items():
             parts[name] += k * v
+    parts["p2p"] = 0.0
     if pp > 1:
         if not last and next_pool is not pool:
             p2p = p2p_time_s(st.mbs * st.seq / st.cp * model.hidden * ACT_BYTES / st.tp,
@@ -339,7 +346,10 @@ def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: Training
                            f"usable HBM is {dev.usable_bytes / GiB:.1f} GiB")
     gpus_per_stage = c.tp * c.cp * c.dp
     gpus = gpus_per_stage * pp
-    peak = sum(p.device.peak_flops_per_s(workload.dtype) for p in pools) * gpus_per_stage
+    if c.stage_pools:
+        peak = sum(p.device.peak_flops_per_s(workload.dtype) for p in pools) * gpus_per_stage
+    else:
+        peak = pools[0].device.peak_flops_per_s(workload.dtype) * gpus
     model_flops, hw_flops = _flops(model, workload, "none"), _flops(model, workload, c.recompute)
     return TrainingEstimate(
         feasible=not reasons, infeasible_reasons=tuple(reasons), step_time_s=step,

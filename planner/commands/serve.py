@@ -86,7 +86,8 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
 @click.option("--gpu", "gpu_ref", required=True, metavar="G", help="Hardware profile name or hardware YAML path.")
 @click.option("--tp", type=int, required=True, help="Tensor-parallel degree.")
 @click.option("--pp", type=int, default=1, show_default=True, help="Pipeline stages.")
-@click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree (divides tp).")
+@click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree (divides tp*dp).")
+@click.option("--dp", type=int, default=1, show_default=True, help="Attention data-parallel replicas (MoE, DP attention).")
 @click.option("--batch", type=int, required=True, help="Sequences prefilled together / decoded together.")
 @click.option("--isl", type=int, required=True, help="Input length in tokens.")
 @click.option("--osl", type=int, required=True, help="Output length in tokens.")
@@ -95,11 +96,11 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8"]), default="bf16", show_default=True)
 @gpus_per_node_option
 @output_option
-def estimate_serve(model_ref, gpu_ref, tp, pp, ep, batch, isl, osl, engine, dtype, gpus_per_node, output):
+def estimate_serve(model_ref, gpu_ref, tp, pp, ep, dp, batch, isl, osl, engine, dtype, gpus_per_node, output):
     """Prefill latency and mean decode step of one instance shape and batch."""
     from planner.serve import estimate_serving, explain
 
-    plan = estimate_serving(profiles.load_model(model_ref), profiles.load_device(gpu_ref), tp=tp, pp=pp, ep=ep,
+    plan = estimate_serving(profiles.load_model(model_ref), profiles.load_device(gpu_ref), tp=tp, pp=pp, ep=ep, dp=dp,
                             batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype, devices_per_node=gpus_per_node)
     emit(plan, output, explain(plan))
 
@@ -109,12 +110,14 @@ def estimate_serve(model_ref, gpu_ref, tp, pp, ep, batch, isl, osl, engine, dtyp
 @click.option("--rate", type=float, default=None, help="Arrival rate (default: the plan's).")
 @click.option("--requests", type=int, default=None, help="Requests to replay (default: the plan's).")
 @click.option("--seed", type=int, default=None, help="Seed (default: the plan's).")
+@click.option("--arrival", type=click.Choice(["poisson", "bursty"]), default=None,
+              help="Arrival process (default: the plan's workload).")
 @output_option
-def simulate_cmd(plan_path, rate, requests, seed, output):
+def simulate_cmd(plan_path, rate, requests, seed, arrival, output):
     """Replay a serve plan's workload: SLO attainment and TTFT/TPOT percentiles."""
     from planner.serve import simulate_plan
 
-    result = simulate_plan(load_plan(plan_path), rate=rate, requests=requests, seed=seed)
+    result = simulate_plan(load_plan(plan_path), rate=rate, requests=requests, seed=seed, arrival=arrival)
     if output is None:
         pct = [k for k in result["ttft_s"] if k not in ("p50", "p99")]
         p = pct[0] if pct else "p50"

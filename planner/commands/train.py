@@ -2,8 +2,8 @@
 
 import click
 
-from planner.commands.common import (emit, gpu_option, gpus_per_node_option, model_option, output_option,
-                                     progress, time_limit_option)
+from planner.commands.common import (emit, gpus_per_node_option, model_option, output_option, progress,
+                                     time_limit_option)
 
 
 def resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, gbs, seq, dtype):

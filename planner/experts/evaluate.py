@@ -68,7 +68,3 @@ def evaluate(stats: RoutingStats, layout: Layout, *, c0: float, kappa: np.ndarra
         out["window_max_load_ratio"] = [float(m / s) if s > 0 else 1.0 for m, s in zip(win_max, win_mean)]
     return out
 
-
-def layer_objective_parts(load: np.ndarray, share: np.ndarray, c0: float, kappa: np.ndarray) -> float:
-    """Busiest GPU's time of one layer."""
-    return float(np.max(c0 + kappa * (load @ share)))

@@ -4,11 +4,14 @@ Per layer (the load part decomposes by layer):
   1. replica counts r_e: the counts the replica-counting bound needs (split.replica_bound), then the
      remaining slots go one at a time to the expert with the heaviest per-replica load (water-filling),
      so every slot holds a replica;
-  2. packing: replicas, heaviest per-replica load first, go to a GPU with a free slot that does not
-     hold the expert yet (and keeps the expert within node_limit nodes); among GPUs that stay under the
-     target time (the bound times 1 + slack) prefer the node with the largest affinity score, then the
-     least loaded GPU; when none stays under the target, the GPU whose time grows least;
-  3. split.optimal_split re-splits the tokens exactly (LP).
+  2. packing (pack): with affinity scores and several nodes, phase A chooses how many replicas of each
+     expert go to each node by an LP (maximise affinity; node slots; node load <= its share of the
+     bound), rounded; phase B puts the replicas, heaviest per-replica load first, on a GPU of their node
+     with a free slot that does not hold the expert yet (within node_limit nodes), preferring GPUs that
+     stay under the target time (bound * (1 + PACK_SLACK)) and that link two groups of GPUs not yet
+     sharing an expert (so the LP split can move tokens between them), then the least loaded GPU;
+  3. split.optimal_split re-splits the tokens exactly (LP), and local_search.improve swaps replicas
+     off the busiest GPU, alternating with the LP split.
 Across layers (the traffic part couples neighbours): the affinity of expert e of layer l to node n is
   F[e, n] = sum_e' T[l-1, e', e] * node_share[l-1, e', n] + sum_e' T[l, e, e'] * node_share[l+1, e', n],
 and sweeps (forward, backward, ...) repack one layer at a time against its neighbours' current nodes,
@@ -22,16 +25,14 @@ import heapq
 import highspy
 import numpy as np
 
+from costmodels.errors import InfeasibleError
 from planner.experts.evaluate import boundary_cross, node_shares
 from planner.experts.local_search import improve
 from planner.experts.split import optimal_split
 
 PACK_SLACK = 0.02
 """packing target = layer bound * (1 + PACK_SLACK); the LP re-split absorbs the rest"""
-SPREAD = 1.0
-"""an expert with r >= 2 replicas keeps at most ceil(SPREAD * r) of them on one node, linking nodes so the
-LP split can move tokens between them"""
-LOAD_TOLERANCE = 0.02
+LOAD_TOLERANCE = 0.005
 """with traffic_weight 0 an affinity move may cost at most this fraction of the layer's target"""
 
 
@@ -64,8 +65,7 @@ def _assign_nodes(load: np.ndarray, counts: np.ndarray, *, node_cap: np.ndarray,
     scale = max(1e-300, float(np.abs(affinity).max()))
     lp.col_cost_ = (-(affinity / scale) / counts[:, None]).ravel()
     lp.col_lower_ = np.zeros(cols)
-    spread = np.where(counts >= 2, np.ceil(counts * SPREAD), counts)
-    lp.col_upper_ = np.minimum(spread[:, None], per_node[None, :]).astype(np.float64).ravel()
+    lp.col_upper_ = np.minimum(counts[:, None], per_node[None, :]).astype(np.float64).ravel()
     lp.row_lower_ = np.r_[counts.astype(np.float64), node_slots.astype(np.float64), np.full(nodes, -highspy.kHighsInf)]
     lp.row_upper_ = np.r_[counts.astype(np.float64), node_slots.astype(np.float64), node_cap]
     e_idx, n_idx = np.divmod(np.arange(cols), nodes)
@@ -145,10 +145,16 @@ def pack(load: np.ndarray, counts: np.ndarray, *, slots_per_gpu: int, c0: float,
             cand &= node_of == n
         elif node_limit is not None:
             used = np.unique(node_of[has[e]])
-            if used.shape[0] >= node_limit and (cand & np.isin(node_of, used)).any():
+            if used.shape[0] >= node_limit:
                 cand &= np.isin(node_of, used)
+            else:  # open a node with room for this expert's share of replicas
+                room = np.bincount(node_of, weights=(free > 0) & ~has[e], minlength=nodes)
+                roomy = cand & (room[node_of] >= -(-int(counts[e]) // node_limit))
+                cand = roomy if roomy.any() else cand
+            if not cand.any():  # node_limit leaves no GPU for this replica: its slot stays empty
+                continue
         if not cand.any():
-            raise RuntimeError(f"no GPU can take a replica of expert {e}")
+            raise InfeasibleError(f"no GPU with a free slot can take replica {int(has[e].sum()) + 1} of expert {e}")
         after = c0 + kappa * (pairs + w)
         fits = cand & (after <= target * (1 + 1e-12))
         key = after.copy()

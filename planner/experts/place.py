@@ -20,7 +20,6 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-import highspy
 import numpy as np
 
 from costmodels.errors import SpecError

@@ -4,6 +4,7 @@ Groups of the same class (degree, spans nodes) are identical; group g's time is 
 sequences' times on its class (sequences run one after another; micro-batching only splits memory).
 - `greedy`: longest-processing-time first — sequences by decreasing best time, each to the group that
   would finish it earliest (one heap per class, so each step looks at one candidate per class).
+- `routed`: sequences routed to classes by prices (the bound's dual weights), then balanced by `improve`.
 - `improve`: moves then swaps (with the SWAP_PARTNERS least-loaded groups) out of the slowest group while that strictly lowers its time and the
   receiving group stays below it.
 - `exhaustive`: depth-first search over all assignments with symmetry breaking (identical groups with
@@ -43,6 +44,35 @@ def greedy(order: list[int], group_class: list[int], rows: list[list[float]]) ->
         _, g = heapq.heapreplace(heaps[best_c], (finish, heaps[best_c][0][1]))
         where[i] = g
         loads[g] = finish
+    return where, loads
+
+
+def routed(order: list[int], group_class: list[int], rows: list[list[float]], price: list[float],
+           limit: float) -> tuple[list[int], list[float]]:
+    """Each sequence to the class where price_c · t[c,i] is least among the classes that finish it within
+    `limit` (all classes if none does), longest first onto the class's least-loaded group. With the dual
+    prices of the bound this follows the LP relaxation's routing; `improve` then balances the groups."""
+    heaps: list[list] = [[] for _ in rows]
+    for g, c in enumerate(group_class):
+        heaps[c].append((0.0, g))
+    live = [c for c in range(len(rows)) if heaps[c]]
+    where = [-1] * (len(rows[0]) if rows else 0)
+    loads = [0.0] * len(group_class)
+    for i in order:
+        pick, pick_key = -1, None
+        for c in live:
+            t = rows[c][i]
+            if t == math.inf:
+                continue
+            key = (t > limit, price[c] * t)
+            if pick_key is None or key < pick_key:
+                pick, pick_key = c, key
+        if pick < 0:
+            return [], []
+        load, g = heaps[pick][0]
+        heapq.heapreplace(heaps[pick], (load + rows[pick][i], g))
+        where[i] = g
+        loads[g] = load + rows[pick][i]
     return where, loads
 
 

@@ -10,8 +10,8 @@ Every integral plan with step time T satisfies this, so the smallest feasible T 
 
 Dual certificate (Farkas): for any weights λ_k ≥ 0 the system is infeasible at T when
   Σ_i min_{k: t[k,i] ≤ T} λ_k·t[k,i]  >  T · Σ_k c_k·λ_k.
-The left side h(T) is a non-increasing step function with steps at the table's times, so the smallest T
-passing the test is found by a search over those breakpoints — closed-form per weight vector, no LP solver.
+The left side h(T) is a non-increasing step function with steps at the table's times, built once per
+weight vector by sorting; the smallest T passing the test is read off its intervals — closed form, no LP.
 We use λ_k = w_k·[d_k ≥ δ] for the weight families in FAMILIES and each threshold δ in the support. With
 w_k = d_k and δ = the smallest degree this is the
 "GPU-seconds / units" bound restricted to degrees usable within T; larger δ charge only the sequences
@@ -33,8 +33,10 @@ thresholds δ above the level only see the fixed groups' units.
 
 import numpy as np
 
-FAMILIES = (("pow", 1.0), ("eq", 1.0), ("eq", 0.5), ("pow", 0.5))
-"""weight families tried on complete multisets (see BoundOracle.lam)"""
+FAMILIES = (("pow", 1.0), ("eq", 1.0))
+"""weight families tried on every complete multiset (see BoundOracle.lam)"""
+LONG_FAMILIES = (("pow", 1.0), ("eq", 1.0), ("eq", 0.5), ("pow", 0.5))
+"""weight families tried when re-bounding a multiset with its long sequences placed"""
 DEFAULT = ("pow", 1.0)
 
 
@@ -48,8 +50,6 @@ class BoundOracle:
         short = np.ones(times.shape[1], dtype=bool)
         short[list(self.long_idx)] = False
         self.cols = {"all": np.ones(times.shape[1], dtype=bool), "short": short}
-        self.breaks = np.unique(times[np.isfinite(times)])
-        self.breaks_list = self.breaks.tolist()
         self._w: dict = {}
         self._lam: dict = {}
         self._h: dict = {}
@@ -94,69 +94,59 @@ class BoundOracle:
             self._w[key] = self.t * self.lam(mask, fam)[:, None]
         return self._w[key]
 
-    def _h_at(self, mask: int, low: int, j: int, fam: tuple, part: str) -> float:
-        """h at breakpoint j over the part's sequences: rows below `low` are free (λ = 0), the others cost λ_k·t."""
-        key = (mask, low, j, fam, part)
+    def _curve(self, mask: int, low: int, fam: tuple, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """h as a step function over the part's sequences: (interval starts, h on each interval).
+
+        Rows below `low` are free (λ = 0), the others cost λ_k·t; h is inf until every sequence has a row
+        that finishes it. Built once per key from each sequence's options sorted by time (running minimum of
+        its cost), as events summed in time order."""
+        key = (mask, low, fam, part)
         val = self._h.get(key)
         if val is None:
             rows = self.rows(mask)
             cols = self.cols[part]
-            ok = self.t[rows][:, cols] <= self.breaks_list[j]
-            charged = [r for r, k in enumerate(rows) if k >= low]
-            free_rows = [r for r, k in enumerate(rows) if k < low]
-            val = 0.0
-            if charged and ok.shape[1]:
-                w = self._weights(mask, fam)[[rows[r] for r in charged]][:, cols]
-                cost = np.where(ok[charged], w, np.inf).min(axis=0)
-                if free_rows:
-                    cost = np.where(ok[free_rows].any(axis=0), 0.0, cost)
-                val = float(cost.sum())
+            t = self.t[rows][:, cols]
+            cost = self._weights(mask, fam)[rows][:, cols].copy()
+            cost[[r for r, k in enumerate(rows) if k < low], :] = 0.0
+            order = np.argsort(t, axis=0, kind="stable")
+            ts = np.take_along_axis(t, order, axis=0)
+            cm = np.minimum.accumulate(np.take_along_axis(cost, order, axis=0), axis=0)
+            delta = np.vstack([cm[:1], np.diff(cm, axis=0)])
+            first = np.zeros_like(ts)
+            first[0] = 1.0
+            fin = np.isfinite(ts)
+            ev_t, ev_d, ev_f = ts[fin], delta[fin], first[fin]
+            idx = np.argsort(ev_t, kind="stable")
+            ev_t, csum, ccount = ev_t[idx], np.cumsum(ev_d[idx]), np.cumsum(ev_f[idx])
+            starts = np.unique(ev_t)
+            last = np.searchsorted(ev_t, starts, side="right") - 1
+            h = np.where(ccount[last] >= t.shape[1], csum[last], np.inf)
+            val = (starts, np.append(starts[1:], np.inf), h)
             self._h[key] = val
         return val
 
-    def _search(self, mask: int, low: int, units: float, fam: tuple, part: str, const: float, floor: float,
-                cap: float) -> float:
-        """Smallest T ≥ floor with h_part(T) + const ≤ T·units (≥ cap returned early once known to exceed it)."""
+    def _search(self, mask: int, low: int, units: float, fam: tuple, part: str, const: float,
+                floor: float) -> float:
+        """Smallest T ≥ floor with h_part(T) + const ≤ T·units."""
         t0 = max(floor, self.single(mask, part))
         if units <= 0:
             return t0
-        breaks, last = self.breaks_list, len(self.breaks_list) - 1
-        t0 = max(t0, (self._h_at(mask, low, last, fam, part) + const) / units)
-        j = max(int(np.searchsorted(self.breaks, t0, side="right")) - 1, 0)
-
-        def feasible(jj: int) -> tuple[bool, float]:
-            hj = self._h_at(mask, low, jj, fam, part) + const
-            tj = max(breaks[jj], hj / units) if hj < np.inf else np.inf
-            return (jj == last or tj < breaks[jj + 1]) and tj < np.inf, tj
-
-        ok, tj = feasible(j)
-        if ok:
-            return max(t0, tj)
-        lo, step = j, 1
-        hi = min(j + step, last)
-        while True:
-            if feasible(hi)[0] or hi == last:
-                break
-            if breaks[hi + 1] >= cap:
-                return breaks[hi + 1]  # infeasible below breaks[hi + 1], already past the cap
-            lo, step = hi, step * 2
-            hi = min(hi + step, last)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if feasible(mid)[0]:
-                hi = mid
-            else:
-                lo = mid
-        return max(t0, feasible(hi)[1])
+        starts, ends, h = self._curve(mask, low, fam, part)
+        if starts.size == 0:
+            return max(t0, const / units)
+        with np.errstate(invalid="ignore"):
+            cand = np.maximum(np.maximum(starts, t0), (h + const) / units)
+            ok = (cand < ends) & (ends > t0) & np.isfinite(h)
+        return float(cand[int(np.argmax(ok))]) if ok.any() else t0
 
     def bound(self, mask: int, low: int, units: float, cap: float = np.inf, fam: tuple = DEFAULT) -> float:
-        """Smallest T passing the dual test for λ = lam(mask, fam)·[k ≥ low] with Σ c_k λ_k = `units`."""
+        """Smallest T passing the dual test for λ = lam(mask, fam)·[k ≥ low] with Σ c_k λ_k = `units`
+        (`cap` is accepted for symmetry with the callers' pruning and does not change the value)."""
         key = (mask, low, units, fam)
         val = self._bound.get(key)
         if val is None:
-            val = self._search(mask, low, units, fam, "all", 0.0, 0.0, cap)
-            if val < cap:
-                self._bound[key] = val
+            val = self._search(mask, low, units, fam, "all", 0.0, 0.0)
+            self._bound[key] = val
         return val
 
     def multiset_bound(self, counts: dict[int, int], cap: float = np.inf) -> float:
@@ -185,12 +175,12 @@ class BoundOracle:
         def leaf() -> float:
             pmax = max(loads)
             val = pmax
-            for fam in FAMILIES:
+            for fam in LONG_FAMILIES:
                 lam = self.lam(mask, fam)
                 for low in support:
                     units = float(sum(lam[k] * counts[k] for k in support if k >= low))
                     const = float(sum(lam[k] * p for k, p in zip(groups, loads) if k >= low))
-                    val = max(val, self._search(mask, low, units, fam, "short", const, pmax, best[0]))
+                    val = max(val, self._search(mask, low, units, fam, "short", const, pmax))
                     if val >= best[0]:
                         return val
             return val

@@ -26,6 +26,10 @@ from planner.scatter import assign, layout
 from planner.scatter.bounds import BoundOracle
 from planner.scatter.request import CostTable, ScatterOptions
 
+ROUTING_FAMILIES = (("eq", 0.75), ("eq", 1.0))
+"""bound weight families whose prices route sequences in the extra assignments of promising multisets"""
+ROUNDING_FACTORS = (1.0, 1.03, 1.07, 1.15)
+"""makespan targets (× the root bound) at which the relaxation is rounded into incumbent multisets"""
 IMPROVE_WITHIN = 1.03
 """a multiset's greedy assignment is improved by local search only when within this factor of the incumbent"""
 
@@ -78,12 +82,12 @@ class Evaluator:
             self._rows[key] = src[k].tolist()
         return self._rows[key]
 
-    def evaluate(self, counts: dict[int, int], *, exhaustive: bool = False,
-                 promising: float = np.inf) -> tuple[Assignment | None, bool]:
+    def evaluate(self, counts: dict[int, int], *, exhaustive: bool = False, promising: float = np.inf,
+                 prices: list | None = None, limit: float = np.inf) -> tuple[Assignment | None, bool]:
         """Best assignment found for the multiset; (None, _) when some sequence fits on none of its groups.
 
-        The local search runs only when the greedy assignment is below `promising` (exhaustive search
-        for small batches always runs)."""
+        The local search, and the routings by `prices` (per-row weights, sequences kept within `limit`),
+        run only when the greedy assignment is below `promising` (exhaustive search always runs)."""
         degs = self.table.degrees
         row_of = {d: k for k, d in enumerate(degs)}
         degree_list = [degs[k] for k in sorted(counts) for _ in range(counts[k])]
@@ -99,6 +103,12 @@ class Evaluator:
         where, loads = assign.greedy(order, group_class, rows)
         if max(loads) < promising:
             assign.improve(where, loads, group_class, rows, self.options.improve_rounds)
+            for lam in prices or []:
+                cand = assign.routed(order, group_class, rows, [float(lam[k]) for k, _ in keys], limit)
+                if cand[1]:
+                    assign.improve(*cand, group_class, rows, self.options.improve_rounds)
+                    if max(cand[1]) < max(loads):
+                        where, loads = cand
         proven = False
         if exhaustive:
             found = assign.exhaustive(order, group_class, rows, max(loads) * (1 - 1e-12))
@@ -131,6 +141,31 @@ def static_candidates(table: CostTable, units: int) -> list[dict[int, int]]:
     return [{k: units // d} for k, d in enumerate(table.degrees) if fits[k]]
 
 
+def rounded_multisets(table: CostTable, units: int, root_bound: float) -> list[dict[int, int]]:
+    """Incumbent candidates from the relaxation: at T = root_bound · f, each sequence takes the degree with the
+    fewest GPU-seconds among those finishing it within T; degree d gets ceil(its work / T) groups, and
+    degree-1 groups take the units left (candidates that overflow the units are dropped)."""
+    t = table.intra_s
+    degs = np.asarray(table.degrees, dtype=float)
+    out: list[dict[int, int]] = []
+    for factor in ROUNDING_FACTORS:
+        cap = root_bound * factor
+        cost = np.where(t <= cap, t * degs[:, None], np.inf)
+        choice = np.argmin(np.where(np.isfinite(cost).any(axis=0), cost, t), axis=0)
+        counts = {}
+        for k in range(1, len(degs)):
+            work = float(t[k, choice == k].sum())
+            if work > 0:
+                counts[k] = int(np.ceil(work / cap - 1e-9))
+        left = units - sum(int(degs[k]) * c for k, c in counts.items())
+        if left >= 0:
+            counts[0] = left
+            counts = {k: c for k, c in counts.items() if c}
+            if counts not in out:
+                out.append(counts)
+    return out
+
+
 def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: float,
            incumbent: Assignment | None) -> SearchResult:
     """Branch and bound over partitions of `units` into the table's degrees."""
@@ -143,6 +178,13 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
     ub = best.step_time_s if best is not None else np.inf
     degrees = table.degrees
     top = len(degrees) - 1
+    root = oracle.partial_bound({}, top, units)
+    for counts in rounded_multisets(table, units, root):
+        mask = sum(1 << k for k in counts)
+        found, _ = evaluator.evaluate(counts, prices=[oracle.lam(mask, fam) for fam in ROUTING_FAMILIES],
+                                      limit=root)
+        if found is not None and found.step_time_s < ub:
+            best, ub = found, found.step_time_s
     cut_bound = np.inf
     leaves: list[tuple[float, tuple]] = []
     nodes = 0
@@ -189,7 +231,10 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
         if strong >= ub / tol:
             leaf_floor = min(leaf_floor, strong)
             continue
-        found, proven = evaluator.evaluate(counts, exhaustive=exhaustive, promising=ub * IMPROVE_WITHIN)
+        mask = sum(1 << k for k in counts)
+        prices = [oracle.lam(mask, fam) for fam in ROUTING_FAMILIES]
+        found, proven = evaluator.evaluate(counts, exhaustive=exhaustive, promising=ub * IMPROVE_WITHIN,
+                                           prices=prices, limit=strong)
         evaluated += 1
         if found is None:
             continue

@@ -14,8 +14,11 @@ from planner.serve.request import ServeOptions, ServingWorkload
 from planner.serve.search import plan_serving
 
 
-def simulate_plan(plan: Plan, *, rate: float | None = None, requests: int | None = None, seed: int | None = None) -> dict:
-    """Replay a serve plan's own workload (or another rate / request count / seed) through the simulator."""
+def simulate_plan(plan: Plan, *, rate: float | None = None, requests: int | None = None, seed: int | None = None,
+                  arrival: str | None = None) -> dict:
+    """Replay a serve plan's own workload (or another rate / request count / seed / arrival process)."""
+    import dataclasses
+
     from costmodels.errors import SpecError
     from planner.serve.capacity import CapacityModel
     from planner.serve.io import cluster_from_dict, model_from_dict, options_from_dict, workload_from_dict
@@ -24,8 +27,11 @@ def simulate_plan(plan: Plan, *, rate: float | None = None, requests: int | None
     if plan.kind != "serve":
         raise SpecError("simulate needs a serve plan", field="kind")
     inp = plan["inputs"]
-    cm = CapacityModel(model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"]),
-                       workload_from_dict(inp["workload"]), options_from_dict(inp["options"]))
+    workload = workload_from_dict(inp["workload"])
+    if arrival is not None:
+        workload = dataclasses.replace(workload, arrival=arrival)
+    cm = CapacityModel(model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"]), workload,
+                       options_from_dict(inp["options"]))
     rate = rate if rate is not None else plan["predicted"]["rate_rps"]
     if rate <= 0:
         raise SpecError(f"must be > 0, got {rate}", field="rate")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodels.hardware import ClusterSpec, NodePool
+from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
 from costmodels.queueing import max_offered_load, mg1_max_rate, mg1_wait_quantile_s
 from costmodels.serving import (InstanceShape, check_shape, decode_step_time, kv_capacity_tokens, kv_transfer_time,
@@ -147,7 +148,7 @@ def shapes_for(model: ModelSpec, pool: NodePool, options: ServeOptions) -> list[
     return out
 
 
-def _length_grid(stats: LengthStats) -> np.ndarray:
+def length_grid(stats: LengthStats) -> np.ndarray:
     lo, hi = max(1.0, min(stats.inputs)), max(stats.inputs)
     if hi <= lo:
         return np.array([lo])
@@ -168,7 +169,7 @@ class CapacityModel:
 
     def _prefill_moments(self, pool: NodePool, shape: InstanceShape, scale: float = 1.0) -> tuple[float, float, float]:
         """(E[S], E[S²], P(L_q)) of the prefill service, S = P(L)/pp, scaled by `scale`."""
-        grid = _length_grid(self.stats)
+        grid = length_grid(self.stats)
         times = np.array([prefill_time(self.model, pool.device, shape, batch=1, prompt_len=float(n),
                                        **self._kw(pool))["time_s"] for n in grid])
         s = np.interp(np.asarray(self.stats.inputs), grid, times) * scale
@@ -195,7 +196,7 @@ class CapacityModel:
         t_kv, _ = self.transfer(pool, dest, shape, self.stats.q_in)
         floor = p_q + t_kv
         rate = mg1_max_rate(mean_s, m2, self.q, self.workload.ttft_s - floor)
-        kv_req = self.stats.mean_in * _kv_bytes_per_token(self.model, self.options.dtype)
+        kv_req = self.stats.mean_in * kv_bytes_per_token(self.model, self.options.dtype)
         return Candidate(role="prefill", pool=pool.name, dest_pool=dest.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
                          dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, ttft_floor_s=floor, mean_service_s=mean_s,
                          second_moment_s2=m2, kv_bytes_per_req=kv_req,
@@ -302,11 +303,6 @@ class CapacityModel:
                          prefill_share=share, ttft_floor_s=p_q / share, tpot_s=dec.tpot_s,
                          mean_service_s=mean_s / share, second_moment_s2=m2 / share ** 2,
                          cost_per_hour=pool.device.cost_per_hour * shape.gpus)
-
-
-def _kv_bytes_per_token(model: ModelSpec, dtype: str) -> float:
-    from costmodels.kv import kv_bytes_per_token
-    return kv_bytes_per_token(model, dtype)
 
 
 def build_candidates(cm: CapacityModel) -> dict[str, list[Candidate]]:

@@ -18,7 +18,7 @@ def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     mean_step = mean_decode_step_time(model, device, shape, batch=batch, input_len=isl, output_len=osl, **kw)
     last = decode_step_time(model, device, shape, batch=batch, context_len=isl + osl, **kw)
     weights = weight_bytes_per_gpu(model, shape, dtype)
-    kv_need = batch * (isl + osl) * kv_bytes_per_token_gpu(model, shape, dtype)
+    kv_need = batch * (isl + osl) * kv_bytes_per_token_gpu(model, shape, dtype) / shape.dp
     capacity = kv_capacity_tokens(model, device, shape, dtype)
     return {
         "prefill_s": pre["time_s"],
@@ -32,14 +32,14 @@ def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     }
 
 
-def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int = 1, ep: int = 1, batch: int,
+def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1, batch: int,
                      isl: int, osl: int, engine: str = DEFAULT_ENGINE, dtype: str = "bf16",
                      devices_per_node: int | None = None) -> Plan:
     """An estimate document (kind "estimate", inputs.target "serve") for one instance shape and batch."""
     require(batch >= 1, f"must be >= 1, got {batch}", field="batch")
     require(isl >= 1, f"must be >= 1, got {isl}", field="isl")
     require(osl >= 1, f"must be >= 1, got {osl}", field="osl")
-    shape = InstanceShape(tp=tp, pp=pp, ep=ep)
+    shape = InstanceShape(tp=tp, pp=pp, ep=ep, dp=dp)
     check_shape(model, shape)
     per_node = devices_per_node or device.devices_per_node
     require(tp <= per_node, f"tp ({tp}) must fit in one node of {per_node} GPUs", field="tp")
@@ -53,7 +53,7 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
         reasons.append(f"KV cache for {batch} x {isl + osl} tokens needs {batch * (isl + osl)} tokens of room; "
                        f"the instance holds {predicted['kv_capacity_tokens']:.0f}")
     inputs = {"target": "serve", "model": dataclasses.asdict(model), "device": dataclasses.asdict(device),
-              "shape": {"tp": tp, "pp": pp, "ep": ep}, "batch": batch, "isl": isl, "osl": osl, "engine": engine,
+              "shape": {"tp": tp, "pp": pp, "ep": ep, "dp": dp}, "batch": batch, "isl": isl, "osl": osl, "engine": engine,
               "dtype": dtype, "devices_per_node": per_node}
-    return make_plan("estimate", inputs=inputs, decision={"tp": tp, "pp": pp, "ep": ep, "batch": batch},
+    return make_plan("estimate", inputs=inputs, decision={"tp": tp, "pp": pp, "ep": ep, "dp": dp, "batch": batch},
                      predicted=predicted, feasible=not reasons, infeasible_reasons=reasons)

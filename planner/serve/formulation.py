@@ -28,7 +28,7 @@ import pulp
 from costmodels.hardware import ClusterSpec
 from costmodels.errors import SpecError
 from planner.serve.capacity import Candidate
-from solvers import SolverOptions, SolveStatus, solve_pulp
+from solvers import SolverOptions, solve_pulp
 
 DINKELBACH_TOL = 1e-9
 MAX_DINKELBACH = 30

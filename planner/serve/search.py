@@ -17,7 +17,7 @@ from costmodels.hardware import ClusterSpec
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
 from planner.plan import Plan, make_plan
-from planner.serve.capacity import Candidate, CapacityModel, build_candidates
+from planner.serve.capacity import CapacityModel, build_candidates
 from planner.serve.formulation import CountSolution, solve_counts
 from planner.serve.request import OBJECTIVES, ServeOptions, ServingWorkload
 from planner.serve.simulate import Deployment, simulate

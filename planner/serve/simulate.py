@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodels.serving import InstanceShape, decode_step_time, kv_capacity_tokens, mixed_step_time, prefill_time
-from planner.serve.capacity import CapacityModel, _length_grid
+from planner.serve.capacity import CapacityModel, length_grid
 
 BATCH_GRID = 24
 CTX_PROBE = 8192.0
@@ -72,7 +72,7 @@ class Deployment:
             for _ in range(g["instances"]):
                 if g["role"] in ("prefill", "intra_gpu"):
                     share = g.get("prefill_share") or 1.0
-                    grid = _length_grid(cm.stats)
+                    grid = length_grid(cm.stats)
                     times = np.array([prefill_time(model, pool.device, shape, batch=1, prompt_len=float(n), **kw)["time_s"]
                                       for n in grid]) / share
                     dest = cluster.pool(g.get("dest_pool", g["pool"]))

@@ -30,11 +30,14 @@ def _check_decision(request, decision: dict, figures: dict, label: str) -> tuple
     model, cluster, workload = request.model, request.cluster, request.workload
     for fld, why in check_config(model, cluster, workload, config):
         problems.append(f"{label}.{fld}: {why}")
-    pool, opts = cluster.primary, request.options
-    if config.tp > pool.devices_per_node and not opts.allow_cross_node_tp:
-        problems.append(f"{label}.tp: tp={config.tp} spans nodes of {pool.devices_per_node} GPUs")
-    if config.ep * config.etp > pool.devices_per_node and not opts.allow_cross_node_ep:
-        problems.append(f"{label}.ep: ep*etp={config.ep * config.etp} spans nodes of {pool.devices_per_node} GPUs")
+    opts = request.options
+    known = {p.name: p for p in cluster.pools}
+    names = sorted(set(config.stage_pools)) if config.stage_pools else [cluster.primary.name]
+    node = min((known[n].devices_per_node for n in names if n in known), default=cluster.primary.devices_per_node)
+    if config.tp > node and not opts.allow_cross_node_tp:
+        problems.append(f"{label}.tp: tp={config.tp} spans nodes of {node} GPUs")
+    if config.ep * config.etp > node and not opts.allow_cross_node_ep:
+        problems.append(f"{label}.ep: ep*etp={config.ep * config.etp} spans nodes of {node} GPUs")
     if decision.get("edp") != config.edp:
         problems.append(f"{label}.edp: {decision.get('edp')} but tp*cp*dp/(ep*etp) = {config.edp}")
     if problems:

@@ -22,7 +22,9 @@ def explain(plan: Plan) -> str:
     lines = [f"training plan for {inputs['model']['name']} on {cluster['name']} "
              f"(gbs {w['global_batch']} x seq {w['seq_len']}, {w['dtype']})",
              f"  strategy   {_strategy(d)}",
-             f"  stages     {d['stage_layers']} layers, {d['microbatches']} micro-batches per step",
+             f"  stages     {d['stage_layers']} layers"
+             + (f" on pools {d['stage_pools']}" if d.get("stage_pools") else "")
+             + f", {d['microbatches']} micro-batches per step",
              f"  step       {p['step_time_s']:.4g} s   {p['tokens_per_s_per_gpu']:.6g} tokens/s/GPU   "
              f"{p['model_tflops_per_gpu']:.4g} TFLOP/s/GPU   MFU {p['mfu'] * 100:.1f}%",
              f"  memory     {p['memory_per_gpu_bytes'] / GiB:.1f} GiB per GPU (peak stage)"]

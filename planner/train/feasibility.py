@@ -81,6 +81,8 @@ def infeasible_message(request: TrainRequest, stats) -> str:
         need, c = stats.tightest_memory
         msg += (f": the most frugal one ({_describe(c)}) needs at least {need / GiB:.1f} GiB per GPU; "
                 f"usable HBM is {usable:.1f} GiB")
+    if request.cluster.is_heterogeneous:
+        return msg + "; add nodes to a pool (the GPU-count search covers single-pool clusters)"
     best = minimum_gpus(request)
     if best is not None:
         msg += f"; the smallest GPU count that fits is {best}"

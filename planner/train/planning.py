@@ -12,7 +12,7 @@ from planner.plan import Plan, make_plan
 from planner.train.baselines import megatron_rule_config
 from planner.train.feasibility import infeasible_message
 from planner.train.request import TrainOptions, TrainRequest
-from planner.train.search import Candidate, search, split_problem
+from planner.train.search import Candidate, pools_of, search, split_problem
 from planner.train.split import solve_split_ilp
 from solvers.result import SolverOptions
 
@@ -72,22 +72,23 @@ def why_lost(winner, loser) -> str:
 def _final_split(request: TrainRequest, winner: Candidate, solver: SolverOptions) -> tuple[Candidate, dict]:
     """Prove the winner's split with the ILP (pp > 1, vpp = 1); returns the candidate and the solver block."""
     c = winner.config
-    if c.pp == 1 or c.vpp > 1:
-        reason = "one stage" if c.pp == 1 else "interleaved schedule: equal chunks"
+    if c.pp == 1 or c.vpp > 1 or not request.options.uneven_split:
+        reason = "one stage" if c.pp == 1 else ("interleaved schedule: equal chunks" if c.vpp > 1
+                                                else "uniform splits requested")
         return winner, {"backend": "enumeration", "backend_version": "", "status": "optimal",
                         "objective": winner.step_time_s, "bound": winner.step_time_s, "gap": 0.0,
                         "split": f"fixed ({reason})"}
-    prob = split_problem(request, c, (request.cluster.primary,) * c.pp)
+    prob = split_problem(request, c, pools_of(request, c))
     res = solve_split_ilp(prob, solver)
     block = res.solve.to_json()
     block["split"] = "ILP (C1)-(C9)"
     if res.solve.status.has_solution and res.objective_s < winner.step_time_s * (1 - 1e-12):
-        winner = Candidate(res.objective_s, res.objective_s, replace(c, stage_layers=res.stage_layers))
+        winner = Candidate(res.objective_s, res.objective_s, replace(c, stage_layers=res.stage_layers), winner.order)
     return winner, block
 
 
 def plan(request: TrainRequest, solver: SolverOptions, progress=None) -> Plan:
-    """The plan for one request (homogeneous clusters)."""
+    """The plan for one request."""
     started = time.perf_counter()
     keep = 1 + request.options.alternatives
     result = search(request, keep=keep, solver=solver, progress=progress)
@@ -104,6 +105,10 @@ def plan(request: TrainRequest, solver: SolverOptions, progress=None) -> Plan:
                              **{k: getattr(alt, k) for k in PREDICTED_KEYS}, "why_lost": why_lost(est, alt)})
     baselines = {"megatron_rule": _baseline(request, est)}
     solver_block.update(search=result.stats.to_json(), optimality=OPTIMALITY)
+    if result.stats.timed_out:  # the outer search did not close: report its bound, not the split's
+        bound = min(result.stats.bound_s, est.step_time_s)
+        solver_block.update(status="feasible", objective=est.step_time_s, bound=bound,
+                            gap=(est.step_time_s - bound) / est.step_time_s)
     doc = make_plan("train", inputs=request.inputs_json(), decision=decision_of(winner.config, m),
                     predicted=predicted_of(est), alternatives=alternatives, baselines=baselines, solver=solver_block)
     if progress:
@@ -113,6 +118,8 @@ def plan(request: TrainRequest, solver: SolverOptions, progress=None) -> Plan:
 
 
 def _baseline(request: TrainRequest, planned) -> dict:
+    if request.cluster.is_heterogeneous:
+        return {"feasible": False, "reason": "the rule assumes one GPU type; not applied to several pools"}
     config, why = megatron_rule_config(request)
     if config is None:
         return {"feasible": False, "reason": why}

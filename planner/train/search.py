@@ -14,6 +14,7 @@ So the winner is optimal over the whole space up to the ILP's reported gap.
 """
 
 import heapq
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -21,12 +22,12 @@ import numpy as np
 from costmodels.comm import p2p_time_s as inter_pool_p2p_s
 from costmodels.hardware import NodePool
 from costmodels.memory import ACT_BYTES
-from costmodels.parallel import RECOMPUTE_MODES, ParallelConfig
+from costmodels.parallel import ParallelConfig
 from costmodels.pipeline import in_flight_microbatches
 from costmodels.training import even_stage_layers, layer_costs
 from planner.train.bounds import Bounds
 from planner.train.request import TrainRequest
-from planner.train.space import configs_for_shape, shapes
+from planner.train.space import configs_for_shape, hetero_shapes, shapes
 from planner.train.split import SplitProblem, best_split_dp, solve_split_ilp
 from solvers.result import SolverOptions
 
@@ -35,13 +36,31 @@ SLACK = 1e-9
 """relative slack on every bound comparison (floating-point sums in different orders)"""
 
 
-def config_key(c: ParallelConfig) -> tuple:
-    """A total order on candidates for deterministic tie-breaking (simpler strategies first)."""
-    return (c.tp, c.pp, c.dp, c.cp, c.ep, c.etp, c.vpp, c.mbs, c.zero, RECOMPUTE_MODES.index(c.recompute),
-            not c.sequence_parallel)
+_ARRAYS = ("layer_time_s", "layer_weight_bytes", "layer_activation_bytes", "layer_working_bytes",
+           "dp_sync_time_s", "optimizer_time_s")
 
 
-def split_problem(request: TrainRequest, config: ParallelConfig, pools: tuple[NodePool, ...]) -> SplitProblem:
+def _pool_arrays(request: TrainRequest, config: ParallelConfig, distinct: list, cache: dict | None) -> tuple:
+    """(costs, per-layer arrays, first, last) of the distinct pools; memoised over what they depend on
+    (everything but vpp and the split)."""
+    key = (tuple(p.name for p in distinct), config.tp, config.pp, config.dp, config.cp, config.ep, config.etp,
+           config.mbs, config.zero, config.recompute, config.sequence_parallel and config.tp > 1)
+    if cache is not None and key in cache:
+        return cache[key]
+    costs = [layer_costs(request.model, p, request.workload, config) for p in distinct]
+    arrays = {a: np.vstack([np.asarray(getattr(lc, a), dtype=float) for lc in costs]) for a in _ARRAYS}
+    first = np.array([[lc.embed_time_s, lc.embed_weight_bytes, lc.embed_activation_bytes,
+                       lc.embed_dp_sync_time_s, lc.embed_optimizer_time_s] for lc in costs])
+    last = np.array([[lc.head_time_s, lc.head_weight_bytes, lc.head_activation_bytes,
+                      lc.head_dp_sync_time_s, lc.head_optimizer_time_s] for lc in costs])
+    value = (costs, arrays, first, last)
+    if cache is not None:
+        cache[key] = value
+    return value
+
+
+def split_problem(request: TrainRequest, config: ParallelConfig, pools: tuple[NodePool, ...],
+                  cache: dict | None = None) -> SplitProblem:
     """The split model's data for `config` with stage s on pools[s] (costmodels.training.layer_costs)."""
     model, workload = request.model, request.workload
     distinct = []
@@ -49,15 +68,7 @@ def split_problem(request: TrainRequest, config: ParallelConfig, pools: tuple[No
         if all(p is not q for q in distinct):
             distinct.append(p)
     index = [next(i for i, q in enumerate(distinct) if q is p) for p in pools]
-    costs = [layer_costs(model, p, workload, config) for p in distinct]
-
-    def per_layer(attr):
-        return np.vstack([np.asarray(getattr(lc, attr), dtype=float) for lc in costs])
-
-    first = np.array([[lc.embed_time_s, lc.embed_weight_bytes, lc.embed_activation_bytes,
-                       lc.embed_dp_sync_time_s, lc.embed_optimizer_time_s] for lc in costs])
-    last = np.array([[lc.head_time_s, lc.head_weight_bytes, lc.head_activation_bytes,
-                      lc.head_dp_sync_time_s, lc.head_optimizer_time_s] for lc in costs])
+    costs, arrays, first, last = _pool_arrays(request, config, distinct, cache)
     pp, vpp, m = config.pp, config.vpp, config.microbatches(workload)
     p2p = []
     for s in range(pp):
@@ -70,10 +81,10 @@ def split_problem(request: TrainRequest, config: ParallelConfig, pools: tuple[No
         boundaries = vpp if vpp > 1 else (1 if s < pp - 1 else 0)
         p2p.append(2 * boundaries * one if pp > 1 else 0.0)
     return SplitProblem(
-        layer_time_s=per_layer("layer_time_s"), layer_static_bytes=per_layer("layer_weight_bytes"),
-        layer_activation_bytes=per_layer("layer_activation_bytes"),
-        layer_working_bytes=per_layer("layer_working_bytes"), layer_sync_s=per_layer("dp_sync_time_s"),
-        layer_optimizer_s=per_layer("optimizer_time_s"), first=first, last=last, stage_pool=tuple(index),
+        layer_time_s=arrays["layer_time_s"], layer_static_bytes=arrays["layer_weight_bytes"],
+        layer_activation_bytes=arrays["layer_activation_bytes"], layer_working_bytes=arrays["layer_working_bytes"],
+        layer_sync_s=arrays["dp_sync_time_s"], layer_optimizer_s=arrays["optimizer_time_s"], first=first, last=last,
+        stage_pool=tuple(index),
         in_flight=tuple(in_flight_microbatches(s, pp, m, vpp) for s in range(pp)), p2p_time_s=tuple(p2p),
         memory_cap_bytes=np.array([lc.memory_capacity_bytes for lc in costs]),
         dp_overlap=np.array([p.device.calibration.dp_overlap for p in distinct]), microbatches=m, vpp=vpp,
@@ -90,6 +101,8 @@ class Candidate:
     """valid lower bound over all splits of this outer candidate"""
     config: ParallelConfig
     """the strategy, stage_layers set"""
+    order: int
+    """position in the enumeration (the deterministic tie-break: smaller degrees first)"""
 
 
 @dataclass(slots=True)
@@ -103,13 +116,18 @@ class SearchStats:
     evaluated: int = 0
     infeasible_split: int = 0
     ilp_solves: int = 0
+    timed_out: bool = False
+    """the time limit stopped the search before its bounds closed"""
+    bound_s: float | None = None
+    """when timed out: the smallest step-time lower bound among the unexplored strategies"""
     tightest_memory: tuple = ()
     """(memory lower bound in bytes, config) of the candidate that came closest to fitting"""
 
     def to_json(self) -> dict:
         return {"enumerated": self.enumerated, "pruned_by_memory_bound": self.pruned_memory_bound,
                 "pruned_by_time_bound": self.pruned_time_bound, "pruned_by_balanced_bound": self.pruned_balanced_bound,
-                "evaluated": self.evaluated, "no_split_fits": self.infeasible_split, "split_ilp_solves": self.ilp_solves}
+                "evaluated": self.evaluated, "no_split_fits": self.infeasible_split, "split_ilp_solves": self.ilp_solves,
+                "complete": not self.timed_out}
 
 
 @dataclass(slots=True)
@@ -119,59 +137,103 @@ class SearchResult:
     stats: SearchStats = field(default_factory=SearchStats)
 
 
-def _evaluate(request: TrainRequest, c: ParallelConfig, pool: NodePool, threshold: float
+def pools_of(request: TrainRequest, c: ParallelConfig) -> tuple[NodePool, ...]:
+    """The pool of each stage (the first pool when the config names none)."""
+    if c.stage_pools:
+        return tuple(request.cluster.pool(name) for name in c.stage_pools)
+    return (request.cluster.primary,) * c.pp
+
+
+def candidates(request: TrainRequest):
+    """Every strategy of the space, in a fixed order."""
+    cluster = request.cluster
+    if not cluster.is_heterogeneous:
+        for shape in shapes(request, cluster.num_devices, cluster.primary):
+            yield from configs_for_shape(request, shape)
+        return
+    for shape, layout in hetero_shapes(request):
+        for c in configs_for_shape(request, shape):
+            yield replace(c, stage_pools=layout)
+
+
+def _evaluate(request: TrainRequest, c: ParallelConfig, order: int, threshold: float, cache: dict
               ) -> tuple[Candidate | None, str]:
     """(candidate, '') or (None, why it was dropped: 'balanced' | 'memory')."""
-    prob = split_problem(request, c, (pool,) * c.pp)
+    prob = split_problem(request, c, pools_of(request, c), cache)
     if prob.lower_bound(0.0) * (1 - SLACK) >= threshold:
         return None, "balanced"
-    if c.vpp > 1 or c.pp == 1:
+    if c.vpp > 1 or c.pp == 1 or not request.options.uneven_split:
         split = even_stage_layers(request.model.layers, c.pp)
         if not prob.fits(split):
             return None, "memory"
         value = prob.objective(split)
-        return Candidate(value, value, replace(c, stage_layers=split)), ""
+        return Candidate(value, value, replace(c, stage_layers=split), order), ""
     found = best_split_dp(prob)
     if found is None:
         return None, "memory"
     split, slowest = found
     value = prob.objective(split)
-    return Candidate(value, min(value, prob.lower_bound(slowest)), replace(c, stage_layers=split)), ""
+    return Candidate(value, min(value, prob.lower_bound(slowest)), replace(c, stage_layers=split), order), ""
+
+
+class _Bounds:
+    """LB-time and LB-memory over the pools a candidate uses (the fastest pool bounds its time)."""
+
+    def __init__(self, request: TrainRequest):
+        self.per_pool = {p.name: Bounds(request.model, p, request.workload) for p in request.cluster.pools}
+        self.primary = request.cluster.primary.name
+        self.cap = {p.name: p.device.usable_bytes for p in request.cluster.pools}
+
+    def _names(self, c: ParallelConfig):
+        return sorted(set(c.stage_pools)) if c.stage_pools else [self.primary]
+
+    def time(self, c: ParallelConfig) -> float:
+        return min(self.per_pool[n].time(c) for n in self._names(c))
+
+    def memory(self, c: ParallelConfig) -> float:
+        return self.per_pool[self.primary].memory(c)
+
+    def capacity(self, c: ParallelConfig) -> float:
+        return max(self.cap[n] for n in self._names(c))
 
 
 def search(request: TrainRequest, *, keep: int, solver: SolverOptions, progress=None) -> SearchResult:
-    """The `keep` best strategies on a homogeneous cluster (best first)."""
-    pool = request.cluster.primary
-    gpus = request.cluster.num_devices
-    bounds = Bounds(request.model, pool, request.workload)
-    cap = pool.device.usable_bytes
+    """The `keep` best strategies (best first). Stops early when solver.time_limit_s runs out (once a
+    strategy is found); then stats.bound_s is the smallest lower bound left unexplored (not proven)."""
+    deadline = time.perf_counter() + solver.time_limit_s
+    bounds = _Bounds(request)
     result, stats = SearchResult(), SearchResult().stats
     result.stats = stats
     queue = []
-    for shape in shapes(request, gpus, pool):
-        for c in configs_for_shape(request, shape):
-            stats.enumerated += 1
-            mem = bounds.memory(c)
-            if mem > cap:
-                stats.pruned_memory_bound += 1
-                if not stats.tightest_memory or mem < stats.tightest_memory[0]:
-                    stats.tightest_memory = (mem, c)
-                continue
-            queue.append((bounds.time(c), len(queue), c))
+    for c in candidates(request):
+        stats.enumerated += 1
+        mem = bounds.memory(c)
+        if mem > bounds.capacity(c):
+            stats.pruned_memory_bound += 1
+            if not stats.tightest_memory or mem < stats.tightest_memory[0]:
+                stats.tightest_memory = (mem, c)
+            continue
+        queue.append((bounds.time(c), len(queue), c))
     queue.sort(key=lambda e: (e[0], e[1]))
     if progress:
         progress(f"train: {stats.enumerated} strategies enumerated, {len(queue)} pass the memory bound")
     best: list = []  # max-heap on (value, key) via negation: the `keep` best so far
     unproven: list[Candidate] = []
+    cache: dict = {}
 
     def threshold() -> float:
         return -best[0][0] if len(best) >= keep else float("inf")
 
-    for i, (lb, _, c) in enumerate(queue):
+    for i, (lb, order, c) in enumerate(queue):
         if lb * (1 - SLACK) >= threshold():
             stats.pruned_time_bound += len(queue) - i
             break
-        cand, why = _evaluate(request, c, pool, threshold())
+        if best and time.perf_counter() > deadline:  # never before one strategy is found
+            stats.timed_out, stats.bound_s = True, lb
+            if progress:
+                progress(f"train: time limit reached with {len(queue) - i} strategies unexplored")
+            break
+        cand, why = _evaluate(request, c, order, threshold(), cache)
         if cand is None:
             if why == "balanced":
                 stats.pruned_balanced_bound += 1
@@ -184,38 +246,38 @@ def search(request: TrainRequest, *, keep: int, solver: SolverOptions, progress=
         stats.evaluated += 1
         if cand.lower_bound_s < cand.step_time_s * (1 - SLACK):
             unproven.append(cand)
-        entry = (-cand.step_time_s, _neg_key(cand.config), cand)
+        entry = (-cand.step_time_s, -cand.order, cand)
         if len(best) < keep:
             heapq.heappush(best, entry)
         elif entry > best[0]:
             heapq.heapreplace(best, entry)
         if progress and stats.evaluated % 2000 == 0:
             progress(f"train: {stats.evaluated} evaluated, best step {-max(best)[0]:.4f} s")
-    ranked = sorted((e[2] for e in best), key=lambda cd: (cd.step_time_s, config_key(cd.config)))
-    ranked = _close_gaps(request, ranked, unproven, pool, keep, solver, stats)
+    ranked = sorted((e[2] for e in best), key=_rank)
+    ranked = _close_gaps(request, ranked, unproven, solver, stats)
     result.ranked = ranked
     return result
 
 
-def _neg_key(c: ParallelConfig) -> tuple:
-    return tuple(-v for v in config_key(c))
+def _rank(cd: Candidate) -> tuple:
+    return cd.step_time_s, cd.order
 
 
-def _close_gaps(request, ranked, unproven, pool, keep, solver, stats) -> list:
+def _close_gaps(request, ranked, unproven, solver, stats) -> list:
     """Re-split with the ILP, in increasing lower bound, every candidate whose DP split is not proven
     optimal and whose bound is below the current winner (so the winner is exact); returns the kept set."""
     if not ranked:
         return ranked
     kept = {id(cd): cd for cd in ranked}
-    for cd in sorted(unproven, key=lambda x: (x.lower_bound_s, config_key(x.config))):
-        winner = min(kept.values(), key=lambda x: (x.step_time_s, config_key(x.config)))
+    for cd in sorted(unproven, key=lambda x: (x.lower_bound_s, x.order)):
+        winner = min(kept.values(), key=_rank)
         if cd.lower_bound_s * (1 - SLACK) >= winner.step_time_s * (1 - solver.relative_gap):
             break
-        prob = split_problem(request, cd.config, (pool,) * cd.config.pp)
-        res = solve_split_ilp(prob, solver)
+        res = solve_split_ilp(split_problem(request, cd.config, pools_of(request, cd.config)), solver)
         stats.ilp_solves += 1
         if res.solve.status.has_solution and res.objective_s < cd.step_time_s:
             kept.pop(id(cd), None)
-            better = Candidate(res.objective_s, res.objective_s, replace(cd.config, stage_layers=res.stage_layers))
+            better = Candidate(res.objective_s, res.objective_s, replace(cd.config, stage_layers=res.stage_layers),
+                               cd.order)
             kept[id(better)] = better
-    return sorted(kept.values(), key=lambda x: (x.step_time_s, config_key(x.config)))[:keep]
+    return sorted(kept.values(), key=_rank)[:len(ranked)]

@@ -9,7 +9,11 @@ Divisibility and placement rules (Megatron-LM's own checks):
   MoE: ep | experts, etp | expert_ffn, ep * etp | tp * cp * dp (parallel folding), ep * etp inside a node
        unless allowed; tp > 1 with MoE needs sequence parallelism
   sequence parallelism only when tp > 1
+Heterogeneous clusters (several pools): every stage has the same tp, cp, dp (so tp*cp*dp GPUs); a pool
+hosts either as many stages as fit in it or none; the used pools take consecutive stages in every order.
 """
+
+import itertools
 
 from dataclasses import dataclass
 
@@ -94,6 +98,27 @@ def shapes(request: TrainRequest, gpus: int, pool: NodePool) -> list[Shape]:
                     continue
                 for ep, etp in expert_choices(request, pool, tp * cp * dp):
                     out.append(Shape(tp, cp, pp, dp, ep, etp))
+    return sorted(out)
+
+
+def hetero_shapes(request: TrainRequest) -> list[tuple[Shape, tuple[str, ...]]]:
+    """(shape, pool of each stage) for a heterogeneous cluster, sorted."""
+    pools = request.cluster.pools
+    model, gbs = request.model, request.workload.global_batch
+    narrowest = min(pools, key=lambda p: (p.devices_per_node, p.name))
+    out = []
+    for tp, cp in itertools.product(tp_choices(request, narrowest), cp_choices(request)):
+        for dp in divisors(gbs):
+            group = tp * cp * dp
+            stages = {p.name: p.num_devices // group for p in pools if p.num_devices >= group}
+            for r in range(1, len(stages) + 1):
+                for used in itertools.permutations(sorted(stages), r):
+                    layout = tuple(n for n in used for _ in range(stages[n]))
+                    pp = len(layout)
+                    if pp > model.layers:
+                        continue
+                    for ep, etp in expert_choices(request, narrowest, group):
+                        out.append((Shape(tp, cp, pp, dp, ep, etp), layout))
     return sorted(out)
 
 

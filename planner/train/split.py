@@ -37,11 +37,12 @@ Math (one candidate strategy; everything per micro-batch, per GPU of a stage)
                           + [s=p-1](ELw + ELa) <= M[k(s)]
     (C8) exposed sync:  Y >= sum_l x[l,s] y[l,k(s)] + [s=0] E0y + [s=p-1] ELy - h[k(s)] t[s]   (and Y >= 0)
     (C9) slowest update:  O >= sum_l x[l,s] o[l,k(s)] + [s=0] E0o + [s=p-1] ELo
-  On one pool sum_s t[s] is a constant and Y, O are small, so `best_split_dp` minimises T exactly by
-  dynamic programming over prefix sums (it ranks thousands of candidates and gives the valid lower bound
-  (m - 1/v) T* + (1/v) sum t + mean exposed sync + mean update); the ILP is solved with PuLP + HiGHS for the strategies that
-  matter and reports status, bound and gap. Uniform splits (vpp > 1, Megatron's interleaved schedule)
-  are one feasible point of the same model.
+  `best_split_dp` minimises T exactly by dynamic programming over prefix sums (each stage costed on its
+  pool). On one pool sum_s t[s] is a constant and Y, O are small, so its split is usually optimal and
+  (m - 1/v) T* + (1/v) sum t + mean exposed sync + mean update is a valid lower bound that proves it; the
+  ILP is solved with PuLP + HiGHS where that bound leaves a gap (always on several pools, where sum_s t[s]
+  depends on the split) and for the final plan, and reports status, bound and gap. Uniform splits
+  (vpp > 1, Megatron's interleaved schedule) are points of the same model.
 """
 
 from dataclasses import dataclass
@@ -244,9 +245,8 @@ def best_split_dp(problem: SplitProblem) -> tuple[tuple[int, ...], float] | None
     return tuple(bounds[i + 1] - bounds[i] for i in range(p)), float(f[n])
 
 
-def solve_split_ilp(problem: SplitProblem, options: SolverOptions, multiple_of: int = 1) -> SplitResult:
-    """Solve (C1)-(C9) with PuLP + HiGHS. `multiple_of` > 1 forces every stage's layer count to be a
-    multiple of it (interleaved chunks of equal size). Infeasibility is reported in the status."""
+def solve_split_ilp(problem: SplitProblem, options: SolverOptions) -> SplitResult:
+    """Solve (C1)-(C9) with PuLP + HiGHS; infeasibility is reported in the status."""
     L, p, m, v = problem.layers, problem.stages, problem.microbatches, problem.vpp
     lp = pulp.LpProblem("stage_split", pulp.LpMinimize)
     u = {(l, s): lp.add_variable(f"u_{l}_{s}", cat="Binary") for l in range(L) for s in range(p - 1)}
@@ -272,9 +272,6 @@ def solve_split_ilp(problem: SplitProblem, options: SolverOptions, multiple_of: 
         k, n = problem.stage_pool[s], problem.in_flight[s]
         count = pulp.lpSum(x(l, s) for l in range(L))
         lp += count >= 1, f"C3_nonempty_{s}"
-        if multiple_of > 1:
-            chunks = lp.add_variable(f"chunks_{s}", lowBound=1, cat="Integer")
-            lp += count == multiple_of * chunks, f"C3_chunks_{s}"
         ends = [problem.first[k] if s == 0 else None, problem.last[k] if s == p - 1 else None]
         fixed = [sum(e[c] for e in ends if e is not None) for c in range(5)]
         lp += t[s] == pulp.lpSum(float(problem.layer_time_s[k, l]) * x(l, s) for l in range(L)) \

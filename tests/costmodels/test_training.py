@@ -160,3 +160,15 @@ def test_invariants_over_random_configs(tp, pp, mbs, recompute, zero, vpp, sp):
     assert est.hardware_tflops_per_gpu >= est.model_tflops_per_gpu
     assert 0 < est.mfu < 1
     assert est.feasible == (est.memory_per_gpu_bytes <= 80 * GiB)
+
+
+def test_tp_overlap_needs_sequence_parallelism():
+    model, cl = gpt(layers=8, hidden=4096, heads=32), cluster(8, tp_overlap=0.9)
+    wl = TrainingWorkload(global_batch=8, seq_len=2048)
+    sp = layer_costs(model, cl.primary, wl, ParallelConfig(tp=8, dp=1, sequence_parallel=True))
+    no_sp = layer_costs(model, cl.primary, wl, ParallelConfig(tp=8, dp=1, sequence_parallel=False))
+    # same bytes on the wire (AG + RS = AR); 90 % hidden only with SP
+    est_sp = estimate_training(model, cl, wl, ParallelConfig(tp=8, dp=1, sequence_parallel=True))
+    est_no = estimate_training(model, cl, wl, ParallelConfig(tp=8, dp=1, sequence_parallel=False))
+    assert est_sp.breakdown["time_s"]["tp_comm"] < 0.2 * est_no.breakdown["time_s"]["tp_comm"]
+    assert sp.layer_time_s[0] < no_sp.layer_time_s[0]

@@ -85,3 +85,16 @@ def test_single_phase_mode_packs_nodes():
     # 2 x 4-GPU (2.0) is not enough; 2 x 4 + ... exceeds 8 GPUs; 1 x 4 + 2 x 2 = 2.2 req/s on 8 GPUs
     assert sol.gpus == 8 and sol.rate_rps >= 2.1
     assert solve_counts(cluster, cands, objective="gpus", rate=5.0, kv_bytes_per_req=1e6, options=OPTS) is None
+
+
+@settings(max_examples=15, deadline=None)
+@given(pre=cand_strategy, dec=cand_strategy, kv=st.sampled_from([1e6, 5e10]))
+def test_more_gpus_never_worse(pre, dec, kv):
+    small, big = _cluster(1), _cluster(2)
+    groups = {"prefill": [_cand("prefill", g, c, i + 1) for i, (g, c) in enumerate(pre)],
+              "decode": [_cand("decode", g, c, i + 1) for i, (g, c) in enumerate(dec)]}
+    a = solve_counts(small, groups, objective="goodput", rate=None, kv_bytes_per_req=kv, options=OPTS)
+    b = solve_counts(big, groups, objective="goodput", rate=None, kv_bytes_per_req=kv, options=OPTS)
+    if a is not None:
+        assert b is not None and b.goodput_per_gpu >= a.goodput_per_gpu * (1 - 1e-9)
+        assert b.rate_rps >= a.rate_rps * (1 - 1e-9)

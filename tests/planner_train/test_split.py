@@ -11,17 +11,20 @@ from solvers.result import SolverOptions
 GiB = float(2**30)
 
 
-def problem(seed: int, layers: int, stages: int, m: int, vpp: int = 1) -> SplitProblem:
+def problem(seed: int, layers: int, stages: int, m: int, pools: int = 1) -> SplitProblem:
     rng = np.random.default_rng(seed)
+    speed = rng.uniform(1, 3, (pools, 1))
+    ends = np.array([0.5, 2 * GiB, 0.1 * GiB, 0.3, 0.05])
     return SplitProblem(
-        layer_time_s=rng.uniform(1, 3, (1, layers)), layer_static_bytes=rng.uniform(1, 3, (1, layers)) * GiB,
-        layer_activation_bytes=rng.uniform(0, 1, (1, layers)) * GiB,
-        layer_working_bytes=rng.choice([0.0, 0.5], (1, layers)) * GiB,
-        layer_sync_s=rng.uniform(0, 2, (1, layers)), layer_optimizer_s=rng.uniform(0, 0.2, (1, layers)),
-        first=np.array([[0.5, 2 * GiB, 0.1 * GiB, 0.3, 0.05]]), last=np.array([[1.0, 2 * GiB, 0.5 * GiB, 0.3, 0.05]]),
-        stage_pool=(0,) * stages, in_flight=tuple(float(min(stages - s, m)) for s in range(stages)),
+        layer_time_s=rng.uniform(1, 3, (1, layers)) * speed, layer_static_bytes=rng.uniform(1, 3, (pools, layers)) * GiB,
+        layer_activation_bytes=rng.uniform(0, 1, (pools, layers)) * GiB,
+        layer_working_bytes=rng.choice([0.0, 0.5], (pools, layers)) * GiB,
+        layer_sync_s=rng.uniform(0, 2, (pools, layers)), layer_optimizer_s=rng.uniform(0, 0.2, (pools, layers)),
+        first=np.vstack([ends] * pools), last=np.vstack([ends * 2] * pools),
+        stage_pool=tuple(sorted(int(k) for k in rng.integers(0, pools, stages))),
+        in_flight=tuple(float(min(stages - s, m)) for s in range(stages)),
         p2p_time_s=tuple(0.1 if s < stages - 1 else 0.0 for s in range(stages)),
-        memory_cap_bytes=np.array([rng.uniform(5, 15) * GiB]), dp_overlap=np.array([0.8]), microbatches=m, vpp=vpp)
+        memory_cap_bytes=rng.uniform(5, 15, pools) * GiB, dp_overlap=np.full(pools, 0.8), microbatches=m)
 
 
 def all_splits(layers: int, stages: int):
@@ -31,10 +34,11 @@ def all_splits(layers: int, stages: int):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), layers=st.integers(2, 7), stages=st.integers(1, 4), m=st.integers(1, 6))
-def test_dp_and_ilp_match_brute_force(seed, layers, stages, m):
+@given(seed=st.integers(0, 10_000), layers=st.integers(2, 7), stages=st.integers(1, 4), m=st.integers(1, 6),
+       pools=st.integers(1, 2))
+def test_dp_and_ilp_match_brute_force(seed, layers, stages, m, pools):
     stages = min(stages, layers)
-    prob = problem(seed, layers, stages, m)
+    prob = problem(seed, layers, stages, m, pools)
     feasible = [s for s in all_splits(layers, stages) if prob.fits(s)]
     dp = best_split_dp(prob)
     ilp = solve_split_ilp(prob, SolverOptions(relative_gap=0.0))
@@ -50,14 +54,3 @@ def test_dp_and_ilp_match_brute_force(seed, layers, stages, m):
     assert prob.fits(ilp.stage_layers) and abs(ilp.objective_s - best_obj) < 1e-6 * best_obj
     assert abs(ilp.solve.objective - best_obj) < 1e-6 * best_obj  # the ILP objective is the step-time formula
 
-
-def test_ilp_equal_chunks():
-    for seed in range(20):
-        prob = problem(seed, 8, 2, 4, vpp=2)
-        res = solve_split_ilp(prob, SolverOptions(relative_gap=0.0), multiple_of=2)
-        feasible = [s for s in all_splits(8, 2) if prob.fits(s) and all(n % 2 == 0 for n in s)]
-        if not feasible:
-            assert not res.solve.status.has_solution
-            continue
-        assert res.stage_layers in feasible
-        assert abs(res.objective_s - min(prob.objective(s) for s in feasible)) < 1e-6
