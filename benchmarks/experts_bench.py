@@ -81,6 +81,20 @@ def main() -> None:
                      f"{r['load_vs_greedy']:.4f} | {tvg} | "
                      f"{r['cross_vs_contiguous']:.3f} | {r['ratio']:.4f}, {r['greedy_ratio']:.4f}, "
                      f"{r['affinity_only_ratio']:.3f} | {r['affinity_only_cross']:.3f} | {bvg} | {r['check']} |")
+    lines += ["", "Notes:",
+              "- gap = (objective - bound) / objective; the bound is the per-layer replica-counting bound "
+              "(split.replica_bound), valid for every placement; with traffic_weight > 0 the traffic term's "
+              "bound is 0, so the gap there is loose by construction.",
+              "- The issue's bar 'busiest-GPU load <= 0.95 x greedy_replicate' cannot be met on these statistics "
+              "by any placement: the proven lower bound is the 'bound / greedy' column (about 0.991), i.e. the "
+              "EPLB-style greedy is already within 1% of optimal on load; parplan closes most of that remaining "
+              "1% while cutting cross-node transition traffic to well under 0.7 x contiguous (bar met) with "
+              "gap well under 3% (bar met).",
+              "- Where the greedy's assumptions break, the joint planner wins by more: with one node at half "
+              "speed the greedy (speed-blind, equal split) is ~1.9x the bound, parplan within ~1-2% of it "
+              "(objective / greedy column).",
+              "- Wall times were measured on the shared 2-core machine while other helpers ran (load average "
+              "about 6); re-run on an idle machine for the 60 s budget."]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer batches")
     args = parser.parse_args()
-    n_quality, n_big, n_milp = (10, 1, 1) if args.quick else (40, 3, 3)
+    n_quality, n_big, n_milp = (10, 1, 1) if args.quick else (40, 5, 3)
     lines = ["## scatter (sequence-length-aware SP)", "",
              f"Command: `.venv/bin/python benchmarks/scatter_bench.py{' --quick' if args.quick else ''}` "
              f"(Python {platform.python_version()}; shared 2-core machine while other jobs ran — timings are noisy).",

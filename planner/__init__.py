@@ -3,6 +3,8 @@
 The heavy solver imports happen on first use, so `import planner` stays cheap for autotuners.
 """
 
+from planner.diff import diff_plans
+from planner.documents import explain_plan, export_formats, export_plan, validate_plan
 from planner.plan import Plan, load_plan, make_plan
 
 
@@ -30,4 +32,5 @@ def scatter_sequences(*args, **kwargs) -> Plan:
     return run(*args, **kwargs)
 
 
-__all__ = ["Plan", "load_plan", "make_plan", "plan_training", "place_experts", "plan_serving", "scatter_sequences"]
+__all__ = ["Plan", "load_plan", "make_plan", "plan_training", "place_experts", "plan_serving", "scatter_sequences",
+           "validate_plan", "diff_plans", "explain_plan", "export_plan", "export_formats"]

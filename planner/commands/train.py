@@ -15,6 +15,8 @@ def resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_r
 
     model = profiles.load_model(model_ref)
     if cluster_ref is not None:
+        if gpu_ref is not None or num_gpus is not None:
+            raise SpecError("give either --cluster or --gpu with --num-gpus, not both", field="cluster")
         cluster = profiles.load_cluster(cluster_ref)
     else:
         if gpu_ref is None or num_gpus is None:

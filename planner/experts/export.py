@@ -4,8 +4,8 @@ sglang  `--init-expert-location FILE.json` (SGLang's EPLB, python/sglang/srt/epl
         a JSON object with the single key "physical_to_logical_map", an [num_layers][num_physical_experts]
         integer array. Physical expert p lives on EP rank p // num_local_physical_experts, so GPU g's slots
         are physical ids g*S .. g*S+S-1 and num_physical_experts = G*S = experts + ep_num_redundant_experts.
-        SGLang indexes the map by the model's layer id (all hidden layers for DeepSeek), so when the plan
-        carries a model with leading dense layers those rows get the trivial map p mod E.
+        SGLang indexes the map by the model's layer id (num_hidden_layers rows, e.g. 61 for DeepSeek-V3), so
+        when the plan carries a model its dense layers get the trivial map p mod E.
 vllm    vLLM-Ascend's static EPLB map (`--additional-config '{"expert_map_path": "FILE.json"}'`):
         {"moe_layer_count": L, "layer_list": [{"layer_id": l, "device_count": G,
          "device_list": [{"device_id": g, "device_expert": [logical ids in slot order]}]}]}.
@@ -34,11 +34,13 @@ def _slots(plan: Plan) -> list:
     return layers
 
 
-def _dense_prefix(plan: Plan) -> int:
+def _moe_layer_ids(plan: Plan) -> tuple[int, list[int]] | None:
+    """(hidden layers, ids of the MoE layers) of the plan's model, or None without a model."""
     model = plan["inputs"].get("model")
     if not model or not model.get("moe"):
-        return 0
-    return int(model["moe"].get("first_dense_layers", 0))
+        return None
+    first, freq = int(model["moe"].get("first_dense_layers", 0)), int(model["moe"].get("layer_freq", 1))
+    return model["layers"], [i for i in range(first, model["layers"]) if (i - first) % freq == 0]
 
 
 def export(plan: Plan, fmt: str) -> str:
@@ -47,11 +49,14 @@ def export(plan: Plan, fmt: str) -> str:
         raise SpecError(f"unknown format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}", field="format")
     layers = _slots(plan)
     if fmt == "sglang":
-        physical = len(layers[0]) * len(layers[0][0])
-        experts = plan["inputs"]["model"]["moe"]["experts"] if plan["inputs"].get("model") else None
-        rows = [[g_ids for gpu in layer for g_ids in gpu] for layer in layers]
-        if experts is not None:
-            rows = [[p % experts for p in range(physical)] for _ in range(_dense_prefix(plan))] + rows
+        rows = [[e for gpu in layer for e in gpu] for layer in layers]
+        ids = _moe_layer_ids(plan)
+        if ids is not None:
+            hidden, moe_ids = ids
+            experts = plan["inputs"]["model"]["moe"]["experts"]
+            trivial = [p % experts for p in range(len(rows[0]))]
+            by_id = dict(zip(moe_ids, rows))
+            rows = [by_id.get(i, trivial) for i in range(hidden)]
         return json.dumps({"physical_to_logical_map": rows}, separators=(",", ":")) + "\n"
     doc = {"moe_layer_count": len(layers), "layer_list": [
         {"layer_id": l, "device_count": len(layer),

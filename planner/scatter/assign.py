@@ -83,16 +83,18 @@ def improve(where: list[int], loads: list[float], group_class: list[int], rows: 
     for i, g in enumerate(where):
         members[g].append(i)
     classes = sorted(set(group_class))
+    of_class = {c: [g for g, gc in enumerate(group_class) if gc == c] for c in classes}
     eps = 1e-12
     for _ in range(rounds):
-        top = max(range(len(loads)), key=lambda g: (loads[g], -g))
+        top = max(range(len(loads)), key=loads.__getitem__)
         row_top = rows[group_class[top]]
         lightest = {}
-        for g, c in enumerate(group_class):
-            if g != top and (c not in lightest or loads[g] < loads[lightest[c]]):
-                lightest[c] = g
+        for c in classes:
+            cand = [g for g in of_class[c] if g != top]
+            if cand:
+                lightest[c] = min(cand, key=loads.__getitem__)
         moved = False
-        for i in sorted(members[top], key=lambda i: -row_top[i]):
+        for i in sorted(members[top], key=row_top.__getitem__, reverse=True):
             for c in classes:
                 h = lightest.get(c)
                 if h is None:

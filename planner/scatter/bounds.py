@@ -111,7 +111,8 @@ class BoundOracle:
             order = np.argsort(t, axis=0, kind="stable")
             ts = np.take_along_axis(t, order, axis=0)
             cm = np.minimum.accumulate(np.take_along_axis(cost, order, axis=0), axis=0)
-            delta = np.vstack([cm[:1], np.diff(cm, axis=0)])
+            with np.errstate(invalid="ignore"):  # inf - inf only where the time is inf too (dropped below)
+                delta = np.vstack([cm[:1], np.diff(cm, axis=0)])
             first = np.zeros_like(ts)
             first[0] = 1.0
             fin = np.isfinite(ts)
@@ -121,7 +122,7 @@ class BoundOracle:
             starts = np.unique(ev_t)
             last = np.searchsorted(ev_t, starts, side="right") - 1
             h = np.where(ccount[last] >= t.shape[1], csum[last], np.inf)
-            val = (starts, np.append(starts[1:], np.inf), h)
+            val = (starts, starts.tolist() + [np.inf], h.tolist())
             self._h[key] = val
         return val
 
@@ -131,13 +132,28 @@ class BoundOracle:
         t0 = max(floor, self.single(mask, part))
         if units <= 0:
             return t0
-        starts, ends, h = self._curve(mask, low, fam, part)
+        starts, bounds_list, h = self._curve(mask, low, fam, part)
         if starts.size == 0:
             return max(t0, const / units)
-        with np.errstate(invalid="ignore"):
-            cand = np.maximum(np.maximum(starts, t0), (h + const) / units)
-            ok = (cand < ends) & (ends > t0) & np.isfinite(h)
-        return float(cand[int(np.argmax(ok))]) if ok.any() else t0
+
+        def value(e: int) -> float:
+            """The smallest feasible T in interval e (≥ t0), or inf when there is none."""
+            if h[e] == np.inf:
+                return np.inf
+            t = max(bounds_list[e], t0, (h[e] + const) / units)
+            return t if t < bounds_list[e + 1] else np.inf
+
+        lo = max(int(np.searchsorted(starts, t0, side="right")) - 1, 0)
+        hi = len(h) - 1  # the last interval is always feasible (it never ends)
+        if value(lo) < np.inf:
+            return value(lo)
+        while hi - lo > 1:  # feasibility is monotone in T: bisect for the first feasible interval
+            mid = (lo + hi) // 2
+            if value(mid) < np.inf:
+                hi = mid
+            else:
+                lo = mid
+        return value(hi)
 
     def bound(self, mask: int, low: int, units: float, cap: float = np.inf, fam: tuple = DEFAULT) -> float:
         """Smallest T passing the dual test for λ = lam(mask, fam)·[k ≥ low] with Σ c_k λ_k = `units`

@@ -5,7 +5,8 @@ Decision: a multiset M = {c_d groups of degree d} with Σ_d c_d·d = U (C1) — 
 are never labelled and no two solutions differ by a permutation of identical groups; an assignment of
 every sequence to one group (C2) that fits memory on that group's degree (C3, inf times in the table);
 objective: the slowest group's time (sum of its sequences' times).
-Search (branch and bound over partitions): degrees are fixed from the largest down; a node's bound
+Search (branch and bound over partitions): the relaxation rounded into a few multisets gives the incumbent
+(`rounded_multisets`); degrees are fixed from the largest down, counts nearest the incumbent's first; a node's bound
 (bounds.BoundOracle.partial_bound) holds for every completion, so a node whose bound reaches the
 incumbent / (1 + relative_gap) is cut. Surviving complete multisets are sorted by their own bound, re-bounded
 with their longest sequences placed exactly (bounds.BoundOracle.long_bound), and the survivors are
@@ -28,7 +29,7 @@ from planner.scatter.request import CostTable, ScatterOptions
 
 ROUTING_FAMILIES = (("eq", 0.75), ("eq", 1.0))
 """bound weight families whose prices route sequences in the extra assignments of promising multisets"""
-ROUNDING_FACTORS = (1.0, 1.03, 1.07, 1.15)
+ROUNDING_FACTORS = (1.0, 1.05)
 """makespan targets (× the root bound) at which the relaxation is rounded into incumbent multisets"""
 IMPROVE_WITHIN = 1.03
 """a multiset's greedy assignment is improved by local search only when within this factor of the incumbent"""
@@ -144,7 +145,8 @@ def static_candidates(table: CostTable, units: int) -> list[dict[int, int]]:
 def rounded_multisets(table: CostTable, units: int, root_bound: float) -> list[dict[int, int]]:
     """Incumbent candidates from the relaxation: at T = root_bound · f, each sequence takes the degree with the
     fewest GPU-seconds among those finishing it within T; degree d gets ceil(its work / T) groups, and
-    degree-1 groups take the units left (candidates that overflow the units are dropped)."""
+    degree-1 groups take the units left (candidates that overflow the units are dropped). The last
+    candidate, one group of the largest degree plus degree-1 groups, always fits every sequence."""
     t = table.intra_s
     degs = np.asarray(table.degrees, dtype=float)
     out: list[dict[int, int]] = []
@@ -163,6 +165,10 @@ def rounded_multisets(table: CostTable, units: int, root_bound: float) -> list[d
             counts = {k: c for k, c in counts.items() if c}
             if counts not in out:
                 out.append(counts)
+    top = len(degs) - 1
+    fallback = {k: c for k, c in ((top, 1), (0, units - int(degs[top]))) if c}
+    if fallback not in out:  # one group of the largest degree runs every sequence, so a plan always exists
+        out.append(fallback)
     return out
 
 
@@ -179,12 +185,13 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
     degrees = table.degrees
     top = len(degrees) - 1
     root = oracle.partial_bound({}, top, units)
+    seed: dict[int, int] = {}
     for counts in rounded_multisets(table, units, root):
         mask = sum(1 << k for k in counts)
         found, _ = evaluator.evaluate(counts, prices=[oracle.lam(mask, fam) for fam in ROUTING_FAMILIES],
                                       limit=root)
         if found is not None and found.step_time_s < ub:
-            best, ub = found, found.step_time_s
+            best, ub, seed = found, found.step_time_s, counts
     cut_bound = np.inf
     leaves: list[tuple[float, tuple]] = []
     nodes = 0
@@ -211,10 +218,14 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
             cut_bound = min(cut_bound, lb)
             return
         d = degrees[level]
-        for c in range(remaining // d, -1, -1):
+        near = seed.get(level, 0)
+        for c in sorted(range(remaining // d + 1), key=lambda c: (abs(c - near), -c)):
+            if out_of_work:
+                cut_bound = min(cut_bound, lb)  # this node's bound covers its unexplored children
+                break
             fixed[level] = c
             dfs(level - 1, fixed, remaining - c * d)
-        del fixed[level]
+        fixed.pop(level, None)
 
     dfs(top, {}, units)
     leaves.sort(key=lambda leaf: (leaf[0], tuple(-c for c in leaf[1])))

@@ -62,7 +62,7 @@ def _static_best(table: CostTable, evaluator: Evaluator) -> tuple[int, Assignmen
     """The best single SP degree for every sequence that fits memory (ties: the smaller degree)."""
     best = None
     for counts in static_candidates(table, evaluator.units):
-        found, _ = evaluator.evaluate(counts)
+        found, _ = evaluator.evaluate(counts, promising=0.0)  # identical groups: LPT alone
         if found is not None and (best is None or found.step_time_s < best[1].step_time_s):
             best = (table.degrees[next(iter(counts))], found)
     return best

@@ -148,6 +148,17 @@ def shapes_for(model: ModelSpec, pool: NodePool, options: ServeOptions) -> list[
     return out
 
 
+def kv_link(cluster: ClusterSpec, src: NodePool, dst: NodePool) -> tuple[float, float]:
+    """(bytes/s per GPU, latency) of the link a KV transfer from pool src to pool dst uses: NVLink when the pool is
+    one node (prefill and decode share it), the NIC between nodes of one pool, the inter-pool link between pools."""
+    if src.name == dst.name:
+        if src.nodes == 1:
+            return src.intra_node_bytes_per_s, src.device.intra_node_latency_s
+        return src.inter_node_bytes_per_s, src.device.inter_node_latency_s
+    bw = cluster.inter_pool_bytes_per_s or min(src.inter_node_bytes_per_s, dst.inter_node_bytes_per_s)
+    return bw, max(src.device.inter_node_latency_s, dst.device.inter_node_latency_s)
+
+
 def length_grid(stats: LengthStats) -> np.ndarray:
     lo, hi = max(1.0, min(stats.inputs)), max(stats.inputs)
     if hi <= lo:
@@ -179,11 +190,7 @@ class CapacityModel:
 
     def transfer(self, src: NodePool, dst: NodePool, shape: InstanceShape, tokens: float) -> tuple[float, float]:
         """(seconds, bytes/s per GPU) of a KV transfer from a prefill instance on src to a decode instance on dst."""
-        if src.name == dst.name:
-            bw, lat = src.inter_node_bytes_per_s, src.device.inter_node_latency_s
-        else:
-            bw = self.cluster.inter_pool_bytes_per_s or min(src.inter_node_bytes_per_s, dst.inter_node_bytes_per_s)
-            lat = max(src.device.inter_node_latency_s, dst.device.inter_node_latency_s)
+        bw, lat = kv_link(self.cluster, src, dst)
         senders = shape.tp * shape.dp
         t = kv_transfer_time(self.model, tokens=tokens, link_bytes_per_s=bw, latency_s=lat, senders=senders,
                              dtype=self.options.dtype)

@@ -14,6 +14,7 @@ Objective goodput: max Σλ / Σ g·count (linear-fractional: Dinkelbach, max Σ
 (C1) prefill capacity   Σ_{i: l(i)=l} cap_i x_i ≥ λ_l                 for every decode pool l
 (C2) decode capacity    Σ_{j: k(j)=l} cap_j y_j ≥ λ_l                 for every l
 (C3) KV bandwidth       κ·λ_l ≤ Σ_{i: l(i)=l} b_i g_i x_i  and  κ·λ_l ≤ Σ_{j: k(j)=l} b_j g_j y_j
+         (b: NVLink inside a one-node pool, the NIC between nodes, the inter-pool link between pools)
 (C4) GPU inventory      Σ_{instances on k} g·count ≤ N_k·n_k           for every pool k
 (C5) node packing       Σ_{small on k} g·count ≤ n_k·s_k;  s_k + Σ_{big on k} (g/n_k)·count ≤ N_k
          (instance sizes are powers of two dividing n_k or multiples of it, so small instances pack exactly)
@@ -27,7 +28,7 @@ import pulp
 
 from costmodels.hardware import ClusterSpec
 from costmodels.errors import SpecError
-from planner.serve.capacity import Candidate
+from planner.serve.capacity import Candidate, kv_link
 from solvers import SolverOptions, solve_pulp
 
 DINKELBACH_TOL = 1e-9
@@ -50,6 +51,13 @@ class CountSolution:
     @property
     def goodput_per_gpu(self) -> float:
         return self.rate_rps / self.gpus if self.gpus else 0.0
+
+
+def _ingress(cluster: ClusterSpec, pool) -> float:
+    """KV bytes/s per decode GPU: NVLink in a one-node pool (unless other pools send), else the NIC."""
+    if pool.nodes == 1 and len(cluster.pools) == 1:
+        return pool.intra_node_bytes_per_s
+    return pool.inter_node_bytes_per_s
 
 
 def _int_var(name: str, ub: int) -> pulp.LpVariable:
@@ -94,12 +102,9 @@ class _Model:
                 # (C3) KV bandwidth out of the prefill instances and into the decode instances
                 out_bw = []
                 for c, v in pre:
-                    src, dst = self.cluster.pool(c.pool), pool
-                    bw = src.inter_node_bytes_per_s if src.name == dst.name else (
-                        self.cluster.inter_pool_bytes_per_s or min(src.inter_node_bytes_per_s, dst.inter_node_bytes_per_s))
-                    out_bw.append(bw * c.gpus * v)
+                    out_bw.append(kv_link(self.cluster, self.cluster.pool(c.pool), pool)[0] * c.gpus * v)
                 prob += self.kv * lam[pool.name] <= pulp.lpSum(out_bw), f"C3_out_{pool.name}"
-                prob += self.kv * lam[pool.name] <= pulp.lpSum(pool.inter_node_bytes_per_s * c.gpus * v
+                prob += self.kv * lam[pool.name] <= pulp.lpSum(_ingress(self.cluster, pool) * c.gpus * v
                                                                for c, v in dec), f"C3_in_{pool.name}"
         else:
             (role,) = tuple(self.groups)
@@ -153,14 +158,10 @@ def _sustained_rate(model: _Model, counts) -> float:
     for pool in model.cluster.pools:
         pre = sum(c.capacity_rps * k for c, k in counts if c.role == "prefill" and c.dest_pool == pool.name)
         dec = sum(c.capacity_rps * k for c, k in counts if c.role == "decode" and c.pool == pool.name)
-        bw_out = 0.0
-        for c, k in counts:
-            if c.role == "prefill" and c.dest_pool == pool.name:
-                src = model.cluster.pool(c.pool)
-                bw = src.inter_node_bytes_per_s if src.name == pool.name else (
-                    model.cluster.inter_pool_bytes_per_s or min(src.inter_node_bytes_per_s, pool.inter_node_bytes_per_s))
-                bw_out += bw * c.gpus * k
-        bw_in = sum(pool.inter_node_bytes_per_s * c.gpus * k for c, k in counts if c.role == "decode" and c.pool == pool.name)
+        bw_out = sum(kv_link(model.cluster, model.cluster.pool(c.pool), pool)[0] * c.gpus * k for c, k in counts
+                     if c.role == "prefill" and c.dest_pool == pool.name)
+        bw_in = sum(_ingress(model.cluster, pool) * c.gpus * k for c, k in counts
+                    if c.role == "decode" and c.pool == pool.name)
         total += min(pre, dec, bw_out / model.kv if model.kv else pre, bw_in / model.kv if model.kv else dec)
     return total
 

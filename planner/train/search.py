@@ -158,8 +158,16 @@ def candidates(request: TrainRequest):
 
 def _evaluate(request: TrainRequest, c: ParallelConfig, order: int, threshold: float, cache: dict
               ) -> tuple[Candidate | None, str]:
-    """(candidate, '') or (None, why it was dropped: 'balanced' | 'memory')."""
-    prob = split_problem(request, c, pools_of(request, c), cache)
+    """(candidate, '') or (None, why it was dropped: 'balanced' | 'memory').
+
+    The balanced bound is first taken from the cheapest sibling (ZeRO 1, no recompute: the cost model's
+    per-micro-batch layer times only grow with the ZeRO stage and with recomputation), whose layer costs
+    are shared by up to 12 candidates, then from the candidate's own costs."""
+    pools = pools_of(request, c)
+    sibling = replace(c, zero=1, recompute="none")
+    if split_problem(request, sibling, pools, cache).time_lower_bound() * (1 - SLACK) >= threshold:
+        return None, "balanced"
+    prob = split_problem(request, c, pools, cache)
     if prob.lower_bound(0.0) * (1 - SLACK) >= threshold:
         return None, "balanced"
     if c.vpp > 1 or c.pp == 1 or not request.options.uneven_split:

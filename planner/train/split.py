@@ -157,6 +157,14 @@ class SplitProblem:
         opt = max(self._stage_sum(self.layer_optimizer_s, 4, stage_layers))
         return pipe + sync + opt + self.overhead_s
 
+    def time_lower_bound(self) -> float:
+        """The pipeline part of lower_bound(0) (no sync or update terms): valid for any configuration whose
+        per-micro-batch layer times are at least these (e.g. a higher ZeRO stage or more recompute)."""
+        used = sorted(set(self.stage_pool))
+        total = float(self.layer_time_s[used].min(axis=0).sum()) + min(self.first[k, 0] for k in used) \
+            + min(self.last[k, 0] for k in used) + sum(self.p2p_time_s)
+        return (self.microbatches - 1 / self.vpp) * total / self.stages + total / self.vpp + self.overhead_s
+
     def lower_bound(self, slowest_s: float) -> float:
         """Valid lower bound on the objective over all splits, given a lower bound on the slowest stage time.
 

@@ -40,8 +40,9 @@ def _brute(cluster, pre, dec, kv, rate, objective):
         xp, xd = counts[:len(pre)], counts[len(pre):]
         cap_p = sum(c.capacity_rps * k for c, k in zip(pre, xp))
         cap_d = sum(c.capacity_rps * k for c, k in zip(dec, xd))
-        bw_p = sum(50e9 * c.gpus * k for c, k in zip(pre, xp))
-        bw_d = sum(50e9 * c.gpus * k for c, k in zip(dec, xd))
+        link = 400e9 if nodes == 1 else 50e9  # NVLink inside a one-node pool, else the NIC
+        bw_p = sum(link * c.gpus * k for c, k in zip(pre, xp))
+        bw_d = sum(link * c.gpus * k for c, k in zip(dec, xd))
         lam = min(cap_p, cap_d, bw_p / kv, bw_d / kv)
         gpus = sum(sizes)
         if objective == "gpus":

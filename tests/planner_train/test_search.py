@@ -113,3 +113,23 @@ def test_bounds_are_valid_and_objective_matches(tp, pp, mbs, zero, rec, moe, seq
     assert prob.lower_bound(0.0) <= est.step_time_s * slack
     mem = [b + cluster.primary.device.memory_reserve_bytes for b in prob.stage_memory(cfg.stage_layers)]
     assert all(abs(a - b) <= 1e-6 * b for a, b in zip(mem, est.stage_memory_bytes))
+
+
+@settings(max_examples=30, deadline=None)
+@given(tp=st.sampled_from([1, 2]), pp=st.sampled_from([1, 2, 4]), mbs=st.sampled_from([1, 2]), zero=st.integers(0, 3),
+       rec=st.sampled_from(["none", "selective", "full"]), moe=st.booleans(), vpp=st.sampled_from([1, 2]))
+def test_sibling_bound_is_valid(tp, pp, mbs, zero, rec, moe, vpp):
+    """The search bounds every ZeRO stage / recompute mode by the ZeRO-1, no-recompute sibling's layer times."""
+    if pp == 1:
+        vpp = 1
+    model = tiny_model(layers=8, moe=moe)
+    cluster = tiny_cluster(8, 80.0)
+    workload = TrainingWorkload(global_batch=16, seq_len=1024)
+    dp = 8 // (tp * pp)
+    cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, ep=2 if moe else 1, mbs=mbs, zero=zero, recompute=rec, vpp=vpp,
+                         sequence_parallel=tp > 1, stage_layers=even_stage_layers(8, pp))
+    est = estimate_training(model, cluster, workload, cfg)
+    request = TrainRequest(model=model, cluster=cluster, workload=workload)
+    sibling = ParallelConfig(**{**{f: getattr(cfg, f) for f in cfg.__slots__}, "zero": 1, "recompute": "none"})
+    prob = split_problem(request, sibling, (cluster.primary,) * pp)
+    assert prob.time_lower_bound() <= est.step_time_s * (1 + 1e-9)
