@@ -35,8 +35,10 @@ import numpy as np
 
 FAMILIES = (("pow", 1.0), ("eq", 1.0))
 """weight families tried on every complete multiset (see BoundOracle.lam)"""
-LONG_FAMILIES = (("pow", 1.0), ("eq", 1.0), ("eq", 0.5), ("pow", 0.5))
+LONG_FAMILIES = (("pow", 1.0), ("eq", 1.0), ("eq", 0.5))
 """weight families tried when re-bounding a multiset with its long sequences placed"""
+TUNING_FACTORS = (0.85, 0.95, 1.05, 1.2)
+"""multipliers tried on one class's weight per coordinate-ascent step of tuned_bound"""
 DEFAULT = ("pow", 1.0)
 
 
@@ -77,7 +79,7 @@ class BoundOracle:
         if key not in self._lam:
             d = np.asarray(self.degrees, dtype=float)
             kind, x = fam
-            lam = d ** x if kind == "pow" else d.copy()
+            lam = np.asarray(x, dtype=float) if kind == "vec" else d ** x if kind == "pow" else d.copy()
             if kind == "eq":
                 rows = self.rows(mask)
                 both = np.isfinite(self.t[rows]).all(axis=0)
@@ -219,6 +221,35 @@ class BoundOracle:
 
         dfs(0)
         return best[0]
+
+    def tuned_bound(self, counts: dict[int, int], rounds: int = 2) -> float:
+        """Plain bound (all sequences relaxed, δ = smallest degree) with per-class weights tuned by coordinate
+        ascent from the best family: any λ ≥ 0 gives a valid bound, so the search only affects strength."""
+        support = [k for k in sorted(counts) if counts[k] > 0]
+        mask = sum(1 << k for k in support)
+        low = support[0]
+
+        def value(lam: np.ndarray) -> float:
+            fam = ("vec", tuple(float(f"{v:.6g}") for v in lam))
+            units = float(sum(fam[1][k] * counts[k] for k in support))
+            return self.bound(mask, low, units, fam=fam)
+
+        start = [self.lam(mask, fam) for fam in LONG_FAMILIES]
+        scored = [(value(lam), k) for k, lam in enumerate(start)]
+        best_val, at = max(scored)
+        lam = start[at].copy()
+        for _ in range(rounds):
+            improved = False
+            for k in support[1:]:
+                for factor in TUNING_FACTORS:
+                    trial = lam.copy()
+                    trial[k] *= factor
+                    val = value(trial)
+                    if val > best_val * (1 + 1e-9):
+                        best_val, lam, improved = val, trial, True
+            if not improved:
+                break
+        return best_val
 
     def partial_bound(self, fixed: dict[int, int], level: int, total_units: int, cap: float = np.inf) -> float:
         """Bound of every completion: rows above `level` fixed to `fixed`, rows ≤ level free."""

@@ -34,6 +34,8 @@ class ScatterOptions:
     """move/swap improvement steps per assignment"""
     exact_assign_max_sequences: int = 12
     """batches up to this size get an exhaustive assignment per multiset (provably optimal)"""
+    tighten_multisets: int = 4
+    """multisets with the lowest bounds whose dual weights are tuned at the end to raise the proven bound"""
     long_sequences: int = 4
     """longest sequences placed exactly (not relaxed) when bounding a multiset"""
     milp_buckets: int = 16
@@ -45,6 +47,7 @@ class ScatterOptions:
             require(getattr(self, name) >= 1, "must be >= 1", field=name)
         require(self.improve_rounds >= 0, "must be >= 0", field="improve_rounds")
         require(self.long_sequences >= 0, "must be >= 0", field="long_sequences")
+        require(self.tighten_multisets >= 0, "must be >= 0", field="tighten_multisets")
         require(self.exact_assign_max_sequences >= 0, "must be >= 0", field="exact_assign_max_sequences")
 
 

@@ -13,7 +13,8 @@ with their longest sequences placed exactly (bounds.BoundOracle.long_bound), and
 assigned (assign.greedy + assign.improve, or assign.exhaustive for small batches) until the next bound
 reaches the incumbent / (1 + relative_gap) or `max_evaluations` is spent.
 Proven bound: the minimum over (a) cut subtrees' bounds, (b) complete multisets' bounds (their exact
-optimum when assigned exhaustively), (c) the incumbent. Each is a lower bound on every plan in its part
+optimum when assigned exhaustively; the lowest few re-bounded with tuned dual weights,
+bounds.BoundOracle.tuned_bound), (c) the incumbent. Each is a lower bound on every plan in its part
 of the space, and the parts cover every multiset, so the minimum bounds the step time of every plan.
 Work limits (`max_nodes`, `max_evaluations`) are deterministic; the wall-clock limit is a safety net only.
 """
@@ -230,17 +231,18 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
     dfs(top, {}, units)
     leaves.sort(key=lambda leaf: (leaf[0], tuple(-c for c in leaf[1])))
     exhaustive = len(table.intra_s[0]) <= options.exact_assign_max_sequences
-    leaf_floor = np.inf
+    floors: dict[tuple, float] = {}  # multiset -> its best lower bound (its optimum when proven)
+    settled: set = set()  # multisets whose floor is final (proven optimum or already tightened)
     evaluated = 0
     for pos, (lb, vec) in enumerate(leaves):
         if lb >= ub / tol or evaluated >= options.max_evaluations or time.perf_counter() > deadline:
-            leaf_floor = min(leaf_floor, min(b for b, _ in leaves[pos:]))
+            floors.update((v, b) for b, v in leaves[pos:] if b < ub / tol)
             out_of_work = out_of_work or lb < ub / tol
             break
         counts = {k: c for k, c in enumerate(vec) if c}
         strong = max(lb, oracle.long_bound(counts, cap=ub / tol))
+        floors[vec] = strong
         if strong >= ub / tol:
-            leaf_floor = min(leaf_floor, strong)
             continue
         mask = sum(1 << k for k in counts)
         prices = [oracle.lam(mask, fam) for fam in ROUTING_FAMILIES]
@@ -248,10 +250,20 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
                                            prices=prices, limit=strong)
         evaluated += 1
         if found is None:
+            floors[vec] = np.inf
             continue
-        leaf_floor = min(leaf_floor, found.step_time_s if proven else strong)
+        if proven:
+            floors[vec] = found.step_time_s
+            settled.add(vec)
         if found.step_time_s < ub:
             best, ub = found, found.step_time_s
-    bound = min(ub, cut_bound, leaf_floor)
+    for _ in range(options.tighten_multisets):  # raise the lowest floors with tuned dual weights
+        open_floors = [(b, v) for v, b in floors.items() if v not in settled and b < ub]
+        if not open_floors or time.perf_counter() > deadline:
+            break
+        _, vec = min(open_floors)
+        floors[vec] = max(floors[vec], oracle.tuned_bound({k: c for k, c in enumerate(vec) if c}))
+        settled.add(vec)
+    bound = min([ub, cut_bound, *floors.values()])
     return SearchResult(best=best, bound_s=float(bound), exhausted=not out_of_work, nodes=nodes,
                         evaluated=evaluated)

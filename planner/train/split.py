@@ -20,7 +20,8 @@ Math (one candidate strategy; everything per micro-batch, per GPU of a stage)
     M[k]      B     usable memory per GPU on pool k
     m, v      -     micro-batches per step, virtual chunks per device
   Variables
-    u[l,s] in {0,1}  layer l sits on a stage <= s (cumulative assignment; u[l,p-1] = 1)
+    u[l,s] in {0,1}  layer l sits on a stage <= s (cumulative assignment; u[l,p-1] = 1; runs of identical
+                     layers are aggregated exactly, see solve_split_ilp)
     x[l,s] = u[l,s] - u[l,s-1]  layer l sits on stage s (u[l,-1] = 0)
     t[s] >= 0        time of stage s for one micro-batch;  T >= 0 the slowest stage
     Y, O, R[s] >= 0  largest exposed dp sync, slowest stage's optimizer update, stage s's working set
@@ -253,60 +254,89 @@ def best_split_dp(problem: SplitProblem) -> tuple[tuple[int, ...], float] | None
     return tuple(bounds[i + 1] - bounds[i] for i in range(p)), float(f[n])
 
 
-def solve_split_ilp(problem: SplitProblem, options: SolverOptions) -> SplitResult:
-    """Solve (C1)-(C9) with PuLP + HiGHS; infeasibility is reported in the status."""
-    L, p, m, v = problem.layers, problem.stages, problem.microbatches, problem.vpp
-    lp = pulp.LpProblem("stage_split", pulp.LpMinimize)
-    u = {(l, s): lp.add_variable(f"u_{l}_{s}", cat="Binary") for l in range(L) for s in range(p - 1)}
+def layer_runs(problem: SplitProblem) -> list[tuple[int, int]]:
+    """Maximal runs [start, end) of consecutive layers with identical data on every pool."""
+    data = np.concatenate([problem.layer_time_s, problem.layer_static_bytes, problem.layer_activation_bytes,
+                           problem.layer_working_bytes, problem.layer_sync_s, problem.layer_optimizer_s])
+    runs, start = [], 0
+    for l in range(1, problem.layers + 1):
+        if l == problem.layers or not np.array_equal(data[:, l], data[:, start]):
+            runs.append((start, l))
+            start = l
+    return runs
 
-    def cum(l, s):
+
+def solve_split_ilp(problem: SplitProblem, options: SolverOptions) -> SplitResult:
+    """Solve (C1)-(C9) with PuLP + HiGHS; infeasibility is reported in the status.
+
+    Identical consecutive layers (a run r of n_r layers: the dense block, the MoE block) are aggregated
+    exactly: q[r,s] in 0..n_r counts the layers of run r on stages <= s (the cumulative u summed over the
+    run), so x becomes c[r,s] = q[r,s] - q[r,s-1]. (C1) becomes the fill order q[r,s] >= n_r z[r,s],
+    q[r+1,s] <= n_{r+1} z[r,s] with z binary (a later run starts only after an earlier one is complete),
+    and (C6) uses a presence binary g[r,s] >= c[r,s] / n_r. With all layers distinct this is the per-layer
+    model itself.
+    """
+    runs = layer_runs(problem)
+    R, p, m, v = len(runs), problem.stages, problem.microbatches, problem.vpp
+    size = [b - a for a, b in runs]
+    lp = pulp.LpProblem("stage_split", pulp.LpMinimize)
+    q = {(r, s): lp.add_variable(f"q_{r}_{s}", lowBound=0, upBound=size[r], cat="Integer")
+         for r in range(R) for s in range(p - 1)}
+
+    def cum(r, s):
         if s < 0:
             return 0
-        return 1 if s == p - 1 else u[l, s]
+        return size[r] if s == p - 1 else q[r, s]
 
-    def x(l, s):
-        return cum(l, s) - cum(l, s - 1)
+    def c(r, s):
+        return cum(r, s) - cum(r, s - 1)
+
+    def per_run(array, k):
+        return [float(array[k, a]) for a, _ in runs]
 
     t = [lp.add_variable(f"t_{s}", lowBound=0) for s in range(p)]
     T, Y, O = (lp.add_variable(name, lowBound=0) for name in ("T", "Y", "O"))
     lp += (m - 1.0 / v) * T + (1.0 / v) * pulp.lpSum(t) + Y + O + problem.overhead_s
     for s in range(p - 1):
-        for l in range(L - 1):
-            lp += u[l + 1, s] <= u[l, s], f"C1_order_{l}_{s}"
+        for r in range(R - 1):
+            z = lp.add_variable(f"z_{r}_{s}", cat="Binary")
+            lp += q[r, s] >= size[r] * z, f"C1_run_full_{r}_{s}"
+            lp += q[r + 1, s] <= size[r + 1] * z, f"C1_fill_order_{r}_{s}"
         if s < p - 2:
-            for l in range(L):
-                lp += u[l, s] <= u[l, s + 1], f"C2_cumulative_{l}_{s}"
+            for r in range(R):
+                lp += q[r, s] <= q[r, s + 1], f"C2_cumulative_{r}_{s}"
     for s in range(p):
         k, n = problem.stage_pool[s], problem.in_flight[s]
-        count = pulp.lpSum(x(l, s) for l in range(L))
-        lp += count >= 1, f"C3_nonempty_{s}"
+        lp += pulp.lpSum(c(r, s) for r in range(R)) >= 1, f"C3_nonempty_{s}"
         ends = [problem.first[k] if s == 0 else None, problem.last[k] if s == p - 1 else None]
-        fixed = [sum(e[c] for e in ends if e is not None) for c in range(5)]
-        lp += t[s] == pulp.lpSum(float(problem.layer_time_s[k, l]) * x(l, s) for l in range(L)) \
-            + fixed[0] + problem.p2p_time_s[s], f"C4_stage_time_{s}"
+        fixed = [sum(e[i] for e in ends if e is not None) for i in range(5)]
+        tau = per_run(problem.layer_time_s, k)
+        lp += t[s] == pulp.lpSum(tau[r] * c(r, s) for r in range(R)) + fixed[0] + problem.p2p_time_s[s], \
+            f"C4_stage_time_{s}"
         lp += t[s] <= T, f"C5_slowest_{s}"
         # (C6) working set and (C7) per-GPU memory, in GiB to keep coefficients well conditioned
-        work = problem.layer_working_bytes[k] / _GiB
-        R = 0.0
-        if work.any():
-            R = lp.add_variable(f"R_{s}", lowBound=0)
-            for l in range(L):
-                if work[l] > 0:
-                    lp += R >= float(work[l]) * x(l, s), f"C6_working_{l}_{s}"
-        per_layer = (problem.layer_static_bytes[k] + n * problem.layer_activation_bytes[k]) / _GiB
+        work = [w / _GiB for w in per_run(problem.layer_working_bytes, k)]
+        held = 0.0
+        if any(work):
+            held = lp.add_variable(f"R_{s}", lowBound=0)
+            for r in range(R):
+                if work[r] > 0:
+                    g = lp.add_variable(f"g_{r}_{s}", cat="Binary")
+                    lp += c(r, s) <= size[r] * g, f"C6_present_{r}_{s}"
+                    lp += held >= work[r] * g, f"C6_working_{r}_{s}"
+        w, a = per_run(problem.layer_static_bytes, k), per_run(problem.layer_activation_bytes, k)
         act_end = (n * problem.first[k, 2] if s == 0 else 0.0) + (problem.last[k, 2] if s == p - 1 else 0.0)
-        lp += pulp.lpSum(float(per_layer[l]) * x(l, s) for l in range(L)) + R + (fixed[1] + act_end) / _GiB \
-            <= float(problem.memory_cap_bytes[k]) / _GiB, f"C7_memory_{s}"
+        lp += pulp.lpSum((w[r] + n * a[r]) / _GiB * c(r, s) for r in range(R)) + held \
+            + (fixed[1] + act_end) / _GiB <= float(problem.memory_cap_bytes[k]) / _GiB, f"C7_memory_{s}"
         # (C8) exposed dp sync, (C9) slowest optimizer update
-        lp += Y >= pulp.lpSum(float(problem.layer_sync_s[k, l]) * x(l, s) for l in range(L)) + fixed[3] \
-            - float(problem.dp_overlap[k]) * t[s], f"C8_sync_{s}"
-        lp += O >= pulp.lpSum(float(problem.layer_optimizer_s[k, l]) * x(l, s) for l in range(L)) + fixed[4], \
-            f"C9_update_{s}"
+        y, o = per_run(problem.layer_sync_s, k), per_run(problem.layer_optimizer_s, k)
+        lp += Y >= pulp.lpSum(y[r] * c(r, s) for r in range(R)) + fixed[3] - float(problem.dp_overlap[k]) * t[s], \
+            f"C8_sync_{s}"
+        lp += O >= pulp.lpSum(o[r] * c(r, s) for r in range(R)) + fixed[4], f"C9_update_{s}"
     solve = _solve(lp, options)
     if not solve.status.has_solution:
         return SplitResult(stage_layers=(), objective_s=float("inf"), solve=solve)
-    stage_of = [min([s for s in range(p - 1) if u[l, s].value() > 0.5], default=p - 1) for l in range(L)]
-    split = tuple(stage_of.count(s) for s in range(p))
+    split = tuple(int(round(sum(pulp.value(c(r, s)) for r in range(R)))) for s in range(p))
     return SplitResult(stage_layers=split, objective_s=problem.objective(split), solve=solve)
 
 

@@ -54,3 +54,24 @@ def test_dp_and_ilp_match_brute_force(seed, layers, stages, m, pools):
     assert prob.fits(ilp.stage_layers) and abs(ilp.objective_s - best_obj) < 1e-6 * best_obj
     assert abs(ilp.solve.objective - best_obj) < 1e-6 * best_obj  # the ILP objective is the step-time formula
 
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), dense=st.integers(1, 4), moe=st.integers(1, 6), stages=st.integers(2, 4),
+       m=st.integers(1, 8))
+def test_ilp_with_runs_of_identical_layers(seed, dense, moe, stages, m):
+    """Dense-then-MoE: two runs of identical layers, aggregated by the ILP, against brute force."""
+    layers = dense + moe
+    stages = min(stages, layers)
+    prob = problem(seed, layers, stages, m)
+    for arr in (prob.layer_time_s, prob.layer_static_bytes, prob.layer_activation_bytes, prob.layer_working_bytes,
+                prob.layer_sync_s, prob.layer_optimizer_s):
+        arr[:, :dense] = arr[:, :1]
+        arr[:, dense:] = arr[:, dense:dense + 1]
+    feasible = [s for s in all_splits(layers, stages) if prob.fits(s)]
+    ilp = solve_split_ilp(prob, SolverOptions(relative_gap=0.0))
+    if not feasible:
+        assert not ilp.solve.status.has_solution
+        return
+    best = min(prob.objective(s) for s in feasible)
+    assert prob.fits(ilp.stage_layers) and abs(ilp.objective_s - best) < 1e-6 * best
