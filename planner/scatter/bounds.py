@@ -181,8 +181,9 @@ class BoundOracle:
                     return best
         return best
 
-    def long_bound(self, counts: dict[int, int], cap: float = np.inf) -> float:
-        """Bound of a complete multiset with the long sequences assigned exactly (see the module notes)."""
+    def long_bound(self, counts: dict[int, int], cap: float = np.inf, extra: tuple = ()) -> float:
+        """Bound of a complete multiset with the long sequences assigned exactly (see the module notes);
+        `extra` adds weight families (e.g. the tuned vector of tuned_bound) to LONG_FAMILIES."""
         support = [k for k in sorted(counts) if counts[k] > 0]
         mask = sum(1 << k for k in support)
         groups = [k for k in support for _ in range(counts[k])]
@@ -193,7 +194,7 @@ class BoundOracle:
         def leaf() -> float:
             pmax = max(loads)
             val = pmax
-            for fam in LONG_FAMILIES:
+            for fam in LONG_FAMILIES + tuple(extra):
                 lam = self.lam(mask, fam)
                 for low in support:
                     units = float(sum(lam[k] * counts[k] for k in support if k >= low))
@@ -222,15 +223,19 @@ class BoundOracle:
         dfs(0)
         return best[0]
 
-    def tuned_bound(self, counts: dict[int, int], rounds: int = 2) -> float:
+    def tuned_bound(self, counts: dict[int, int], rounds: int = 2) -> tuple[float, tuple]:
         """Plain bound (all sequences relaxed, δ = smallest degree) with per-class weights tuned by coordinate
-        ascent from the best family: any λ ≥ 0 gives a valid bound, so the search only affects strength."""
+        ascent from the best family: any λ ≥ 0 gives a valid bound, so the search only affects strength.
+        Returns (bound, the weight family reached)."""
         support = [k for k in sorted(counts) if counts[k] > 0]
         mask = sum(1 << k for k in support)
         low = support[0]
 
+        def as_fam(lam: np.ndarray) -> tuple:
+            return ("vec", tuple(float(f"{v:.6g}") for v in lam))
+
         def value(lam: np.ndarray) -> float:
-            fam = ("vec", tuple(float(f"{v:.6g}") for v in lam))
+            fam = as_fam(lam)
             units = float(sum(fam[1][k] * counts[k] for k in support))
             return self.bound(mask, low, units, fam=fam)
 
@@ -249,7 +254,7 @@ class BoundOracle:
                         best_val, lam, improved = val, trial, True
             if not improved:
                 break
-        return best_val
+        return best_val, as_fam(lam)
 
     def partial_bound(self, fixed: dict[int, int], level: int, total_units: int, cap: float = np.inf) -> float:
         """Bound of every completion: rows above `level` fixed to `fixed`, rows ≤ level free."""

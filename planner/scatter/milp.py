@@ -26,7 +26,7 @@ import solvers
 from costmodels.errors import SolverError
 from planner.scatter import layout
 from planner.scatter.request import CostTable, ScatterOptions, ScatterRequest
-from planner.scatter.search import Assignment, Evaluator, _canonical
+from planner.scatter.search import Assignment, Evaluator, canonical
 from solvers.result import relative_gap
 
 
@@ -112,6 +112,6 @@ def _to_assignment(req, table, evaluator, groups_b, z, x) -> Assignment:
         loads.append(float(sum(row[i] for i in members[j])))
     classes = sorted(set(rows))
     group_class = [classes.index(r) for r in rows]
-    contents, loads = _canonical(contents, loads, group_class)
+    contents, loads = canonical(contents, loads, group_class)
     return Assignment(slots=tuple(slots), group_rows=tuple(rows), groups=tuple(tuple(c) for c in contents),
                       loads_s=tuple(loads))

@@ -24,11 +24,11 @@ DEGREE_SETS = ("any", "pow2")
 class ScatterOptions:
     """Search controls (identical options give identical plans)."""
 
-    relative_gap: float = 0.01
+    relative_gap: float = 0.025
     """stop when (step time - bound) / step time is at most this (0 = prove optimality)"""
     max_evaluations: int = 16
     """degree multisets whose exact-length assignment is computed (the best by bound first)"""
-    max_nodes: int = 3000
+    max_nodes: int = 1500
     """multiset-enumeration nodes visited before the rest is covered by its bound only"""
     improve_rounds: int = 200
     """move/swap improvement steps per assignment"""

@@ -121,12 +121,12 @@ class Evaluator:
         for i, g in enumerate(where):
             members[g].append(i)
         loads = [float(sum(rows[group_class[g]][i] for i in members[g])) for g in range(len(slots))]
-        members, loads = _canonical(members, loads, group_class)
+        members, loads = canonical(members, loads, group_class)
         return Assignment(slots=tuple(slots), group_rows=tuple(keys[c] for c in group_class),
                           groups=tuple(tuple(m) for m in members), loads_s=tuple(loads)), proven
 
 
-def _canonical(members, loads, group_class):
+def canonical(members, loads, group_class):
     """Relabel identical groups: within a class, longer-running groups take the lower ranks."""
     out_m, out_l = list(members), list(loads)
     for c in sorted(set(group_class)):
@@ -246,6 +246,12 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
             continue
         mask = sum(1 << k for k in counts)
         prices = [oracle.lam(mask, fam) for fam in ROUTING_FAMILIES]
+        if evaluated < options.tighten_multisets:  # the likeliest multisets: tune the duals, route by them
+            tuned, fam = oracle.tuned_bound(counts)
+            floors[vec] = strong = max(strong, tuned)
+            prices.append(oracle.lam(mask, fam))
+            if strong >= ub / tol:
+                continue
         found, proven = evaluator.evaluate(counts, exhaustive=exhaustive, promising=ub * IMPROVE_WITHIN,
                                            prices=prices, limit=strong)
         evaluated += 1
@@ -262,7 +268,9 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
         if not open_floors or time.perf_counter() > deadline:
             break
         _, vec = min(open_floors)
-        floors[vec] = max(floors[vec], oracle.tuned_bound({k: c for k, c in enumerate(vec) if c}))
+        counts = {k: c for k, c in enumerate(vec) if c}
+        tuned, fam = oracle.tuned_bound(counts)
+        floors[vec] = max(floors[vec], tuned, oracle.long_bound(counts, cap=ub, extra=(fam,)))
         settled.add(vec)
     bound = min([ub, cut_bound, *floors.values()])
     return SearchResult(best=best, bound_s=float(bound), exhausted=not out_of_work, nodes=nodes,
