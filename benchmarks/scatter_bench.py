@@ -90,7 +90,8 @@ def main() -> None:
         m = run([lengths], 16, method="milp", time_limit_s=30)[0]
         lines.append(f"| {k} | {e['step'] * 1e3:.1f} | {e['gap'] * 100:.2f} % | {e['wall_s']:.2f} | "
                      f"{m['step'] * 1e3:.1f} | {(m['gap'] or 0) * 100:.1f} % | {m['wall_s']:.1f} |")
-    lines += ["", "Notes: *gap* is the proven gap (step time − lower bound) / step time of `solver.gap`; the bound holds "
+    lines += ["", "Notes: *gap* is the proven gap (step time − lower bound) / step time of `solver.gap`; "
+              "the bound holds "
               "over every degree multiset and assignment (planner/scatter/bounds.py). *speedup* is the static "
               "baseline's step time (best single SP degree, sequences spread by LPT over its groups, measured in the "
               "same run) over the plan's. The MILP's own gap is against its bucketed dual bound; its step time is "

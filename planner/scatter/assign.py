@@ -5,8 +5,8 @@ sequences' times on its class (sequences run one after another; micro-batching o
 - `greedy`: longest-processing-time first — sequences by decreasing best time, each to the group that
   would finish it earliest (one heap per class, so each step looks at one candidate per class).
 - `routed`: sequences routed to classes by prices (the bound's dual weights), then balanced by `improve`.
-- `improve`: moves then swaps (with the SWAP_PARTNERS least-loaded groups) out of the slowest group while that strictly lowers its time and the
-  receiving group stays below it.
+- `improve`: moves then swaps (with the SWAP_PARTNERS least-loaded groups) out of the slowest group
+  while that strictly lowers its time and the receiving group stays below it.
 - `exhaustive`: depth-first search over all assignments with symmetry breaking (identical groups with
   equal load are tried once) and pruning at the incumbent — provably optimal, for small batches.
 """
@@ -15,7 +15,7 @@ import heapq
 import math
 
 SWAP_PARTNERS = 4
-"""swaps are tried with the this many least-loaded groups"""
+"""swaps are tried with this many least-loaded groups"""
 
 
 def greedy(order: list[int], group_class: list[int], rows: list[list[float]]) -> tuple[list[int], list[float]]:

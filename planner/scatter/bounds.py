@@ -55,6 +55,7 @@ class BoundOracle:
         self._w: dict = {}
         self._lam: dict = {}
         self._h: dict = {}
+        self._base: dict = {}
         self._single: dict = {}
         self._bound: dict = {}
 
@@ -96,34 +97,45 @@ class BoundOracle:
             self._w[key] = self.t * self.lam(mask, fam)[:, None]
         return self._w[key]
 
-    def _curve(self, mask: int, low: int, fam: tuple, part: str) -> tuple[np.ndarray, np.ndarray]:
-        """h as a step function over the part's sequences: (interval starts, h on each interval).
+    def _events(self, mask: int, part: str) -> tuple:
+        """Weight-independent part of the curves of (mask, part): options sorted by time per sequence, and
+        the finite option events in time order with the interval starts they define."""
+        key = (mask, part)
+        val = self._base.get(key)
+        if val is None:
+            rows = self.rows(mask)
+            t = self.t[rows][:, self.cols[part]]
+            order = np.argsort(t, axis=0, kind="stable")
+            ts = np.take_along_axis(t, order, axis=0)
+            fin = np.isfinite(ts)
+            ev_t = ts[fin]
+            idx = np.argsort(ev_t, kind="stable")
+            ev_t = ev_t[idx]
+            first = np.zeros_like(ts)
+            first[0] = 1.0
+            starts = np.unique(ev_t)
+            last = np.searchsorted(ev_t, starts, side="right") - 1
+            complete = np.cumsum(first[fin][idx])[last] >= t.shape[1]
+            val = (rows, order, fin, idx, starts, last, complete)
+            self._base[key] = val
+        return val
 
-        Rows below `low` are free (λ = 0), the others cost λ_k·t; h is inf until every sequence has a row
-        that finishes it. Built once per key from each sequence's options sorted by time (running minimum of
-        its cost), as events summed in time order."""
+    def _curve(self, mask: int, low: int, fam: tuple, part: str) -> tuple:
+        """h as a step function over the part's sequences: (interval starts, their list with inf appended,
+        h on each interval). Rows below `low` are free (λ = 0), the others cost λ_k·t; h is inf until every
+        sequence has a row that finishes it. Each sequence's cost is the running minimum over its options in
+        time order; the changes are summed as events in time order."""
         key = (mask, low, fam, part)
         val = self._h.get(key)
         if val is None:
-            rows = self.rows(mask)
-            cols = self.cols[part]
-            t = self.t[rows][:, cols]
-            cost = self._weights(mask, fam)[rows][:, cols].copy()
+            rows, order, fin, idx, starts, last, complete = self._events(mask, part)
+            cost = self._weights(mask, fam)[rows][:, self.cols[part]].copy()
             cost[[r for r, k in enumerate(rows) if k < low], :] = 0.0
-            order = np.argsort(t, axis=0, kind="stable")
-            ts = np.take_along_axis(t, order, axis=0)
             cm = np.minimum.accumulate(np.take_along_axis(cost, order, axis=0), axis=0)
-            with np.errstate(invalid="ignore"):  # inf - inf only where the time is inf too (dropped below)
+            with np.errstate(invalid="ignore"):  # inf - inf only where the time is inf too (dropped)
                 delta = np.vstack([cm[:1], np.diff(cm, axis=0)])
-            first = np.zeros_like(ts)
-            first[0] = 1.0
-            fin = np.isfinite(ts)
-            ev_t, ev_d, ev_f = ts[fin], delta[fin], first[fin]
-            idx = np.argsort(ev_t, kind="stable")
-            ev_t, csum, ccount = ev_t[idx], np.cumsum(ev_d[idx]), np.cumsum(ev_f[idx])
-            starts = np.unique(ev_t)
-            last = np.searchsorted(ev_t, starts, side="right") - 1
-            h = np.where(ccount[last] >= t.shape[1], csum[last], np.inf)
+            csum = np.cumsum(delta[fin][idx])
+            h = np.where(complete, csum[last], np.inf) if starts.size else np.zeros(0)
             val = (starts, starts.tolist() + [np.inf], h.tolist())
             self._h[key] = val
         return val

@@ -28,6 +28,8 @@ class ScatterOptions:
     """stop when (step time - bound) / step time is at most this (0 = prove optimality)"""
     max_evaluations: int = 16
     """degree multisets whose exact-length assignment is computed (the best by bound first)"""
+    stall_evaluations: int = 10
+    """stop assigning multisets after this many in a row did not improve the incumbent"""
     max_nodes: int = 1500
     """multiset-enumeration nodes visited before the rest is covered by its bound only"""
     improve_rounds: int = 200
@@ -43,7 +45,7 @@ class ScatterOptions:
 
     def __post_init__(self):
         require(0.0 <= self.relative_gap < 1.0, f"must be in [0, 1), got {self.relative_gap}", field="relative_gap")
-        for name in ("max_evaluations", "max_nodes", "milp_buckets"):
+        for name in ("max_evaluations", "stall_evaluations", "max_nodes", "milp_buckets"):
             require(getattr(self, name) >= 1, "must be >= 1", field=name)
         require(self.improve_rounds >= 0, "must be >= 0", field="improve_rounds")
         require(self.long_sequences >= 0, "must be >= 0", field="long_sequences")

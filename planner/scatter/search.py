@@ -11,7 +11,8 @@ Search (branch and bound over partitions): the relaxation rounded into a few mul
 incumbent / (1 + relative_gap) is cut. Surviving complete multisets are sorted by their own bound, re-bounded
 with their longest sequences placed exactly (bounds.BoundOracle.long_bound), and the survivors are
 assigned (assign.greedy + assign.improve, or assign.exhaustive for small batches) until the next bound
-reaches the incumbent / (1 + relative_gap) or `max_evaluations` is spent.
+reaches the incumbent / (1 + relative_gap), `max_evaluations` is spent, or `stall_evaluations` in a row
+did not improve the incumbent.
 Proven bound: the minimum over (a) cut subtrees' bounds, (b) complete multisets' bounds (their exact
 optimum when assigned exhaustively; the lowest few re-bounded with tuned dual weights,
 bounds.BoundOracle.tuned_bound), (c) the incumbent. Each is a lower bound on every plan in its part
@@ -233,9 +234,10 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
     exhaustive = len(table.intra_s[0]) <= options.exact_assign_max_sequences
     floors: dict[tuple, float] = {}  # multiset -> its best lower bound (its optimum when proven)
     settled: set = set()  # multisets whose floor is final (proven optimum or already tightened)
-    evaluated = 0
+    evaluated = stalled = 0
     for pos, (lb, vec) in enumerate(leaves):
-        if lb >= ub / tol or evaluated >= options.max_evaluations or time.perf_counter() > deadline:
+        if lb >= ub / tol or evaluated >= options.max_evaluations or stalled >= options.stall_evaluations \
+                or time.perf_counter() > deadline:
             floors.update((v, b) for b, v in leaves[pos:] if b < ub / tol)
             out_of_work = out_of_work or lb < ub / tol
             break
@@ -261,6 +263,7 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
         if proven:
             floors[vec] = found.step_time_s
             settled.add(vec)
+        stalled = 0 if found.step_time_s < ub else stalled + 1
         if found.step_time_s < ub:
             best, ub = found, found.step_time_s
     for _ in range(options.tighten_multisets):  # raise the lowest floors with tuned dual weights

@@ -13,7 +13,7 @@ from planner.scatter.request import ScatterRequest, allowed_degrees, build_costs
 
 from costmodels.errors import InfeasibleError
 
-from specs import SMALL_HBM, TINY, cluster
+from scatter_specs import SMALL_HBM, TINY, cluster
 
 EXACT = ScatterOptions(relative_gap=0.0, max_evaluations=10_000, exact_assign_max_sequences=10)
 

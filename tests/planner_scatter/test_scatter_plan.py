@@ -13,7 +13,7 @@ from planner.plan import Plan
 from planner.scatter import ScatterOptions, batches_summary, check, explain, export, scatter_sequences
 from planner.scatter.lengths import read_batches, synthetic_batches
 
-from specs import H100, LLAMA8B, SMALL_HBM, TINY, cluster
+from scatter_specs import H100, LLAMA8B, SMALL_HBM, TINY, cluster
 
 BATCH = synthetic_batches(dist="lognormal", mean=1000, max_len=65536, count=128, seed=5)[0]
 
@@ -140,7 +140,8 @@ def test_cli_equals_api_and_exit_codes(tmp_path):
 
 
 def test_plan_bytes_do_not_depend_on_hash_seed(tmp_path):
-    code = ("import sys; sys.path.insert(0, %r); from specs import *; from planner.scatter import scatter_sequences;"
+    code = ("import sys; sys.path.insert(0, %r); from scatter_specs import *; "
+            "from planner.scatter import scatter_sequences; "
             "sys.stdout.write(scatter_sequences([300, 9000, 70, 20000, 1500], model=TINY, "
             "cluster=cluster(SMALL_HBM, 8)).dumps())") % os.path.dirname(__file__)
     outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -6,7 +6,7 @@ import pytest
 from costmodels import sequence as sc
 from costmodels.errors import InfeasibleError
 
-from specs import H100, LLAMA8B
+from scatter_specs import H100, LLAMA8B
 
 KW = dict(tp=1, gpus_per_node=8, intra_bytes_per_s=450e9, inter_bytes_per_s=50e9)
 
