@@ -22,16 +22,22 @@ Option names are the executors' own (looked up in their sources and docs):
 import json
 
 from costmodels.errors import SpecError
+from costmodels.training import even_stage_layers
 from planner.plan import Plan
 
 EXPORT_FORMATS = ("megatron", "torchtitan", "deepspeed")
 
 
 def _decision(plan: Plan) -> tuple[dict, dict, dict]:
-    if plan.kind != "train":
-        raise SpecError(f"export needs a 'train' plan, got kind {plan.kind!r}", field="kind")
+    """(decision, model, workload) of a train plan or of an estimate of a train configuration; an estimate
+    without an explicit split gets the even split `estimate_training` costed."""
+    if plan.kind not in ("train", "estimate"):
+        raise SpecError(f"export needs a 'train' plan or a train estimate, got kind {plan.kind!r}", field="kind")
     inputs = plan["inputs"]
-    return plan["decision"], inputs["model"], inputs["workload"]
+    decision = dict(plan["decision"])
+    if decision.get("stage_layers") is None:
+        decision["stage_layers"] = list(even_stage_layers(inputs["model"]["layers"], decision["pp"]))
+    return decision, inputs["model"], inputs["workload"]
 
 
 def _megatron_split_flags(d: dict, model: dict) -> list[str]:
