@@ -13,11 +13,11 @@ benchmarks/results/estimate_speed.md.
 import argparse
 import itertools
 import pathlib
-import platform
 import time
 
 from costmodels import ClusterSpec, ParallelConfig, TrainingWorkload, estimate_training
 from profiles import load_device, load_model
+from machine import machine_note
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "estimate_speed.md"
 
@@ -62,8 +62,7 @@ def main(argv=None):
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text("# estimate_training speed\n\n"
                        "Command: `.venv/bin/python benchmarks/estimate_speed_bench.py`\n\n"
-                       f"Machine: {platform.machine()}, Python {platform.python_version()} "
-                       "(shared with other helpers while measured; timings are noisy).\n\n"
+                       f"{machine_note()}\n\n"
                        f"llama3-70b on 64 x h100-sxm, gbs 256, seq 4096: {line}.\n")
 
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.experts import check, place_experts  # noqa: E402
 from planner.experts.synthetic import synth_stats  # noqa: E402
+from machine import machine_note
 
 COMMAND = "parplan trace synth --layers 58 --experts 256 --top-k 8 --skew 1.2 --affinity 0.9 --seed 0 -o ds.npz"
 
@@ -93,8 +94,7 @@ def main() -> None:
               "- Where the greedy's assumptions break, the joint planner wins by more: with one node at half "
               "speed the greedy (speed-blind, equal split) is ~1.9x the bound, parplan within ~1-2% of it "
               "(objective / greedy column).",
-              "- Wall times were measured on the shared 2-core machine while other helpers ran (load average "
-              "about 6); re-run on an idle machine for the 60 s budget."]
+              f"- {machine_note()}"]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -19,6 +19,7 @@ from costmodels.errors import InfeasibleError  # noqa: E402
 from costmodels.hardware import ClusterSpec, NodePool  # noqa: E402
 from planner import plan_serving  # noqa: E402
 from planner.serve import ServeOptions, ServingWorkload, check  # noqa: E402
+from machine import machine_note
 
 
 def two_pool(a: str, b: str, nodes_a: int, nodes_b: int) -> ClusterSpec:
@@ -130,8 +131,8 @@ def run(out_path: str) -> None:
         print(title, plan["decision"]["mode"], f"{dt:.2f}s", f"att {sim['attainment']:.3f}", file=sys.stderr)
     header = ["# serve planner benchmark", "",
               "Command: `.venv/bin/python benchmarks/serve_bench.py` (engine model `modern`, SLO percentile p90, "
-              "attainment target 0.9, Poisson arrivals, simulator seed 0). Measured on the shared 2-core machine while "
-              "other helpers were running, so wall times are noisy; the lead re-runs at the end.", "",
+              "attainment target 0.9, Poisson arrivals, simulator seed 0). "
+              f"{machine_note()}", "",
               "Goodput = output tokens/s per GPU at the largest rate the plan sustains within the SLOs (goodput "
               "objective), verified by the simulator. Baselines are solved in the same run: `colocated` = best "
               "continuous batching + chunked prefill deployment (ILP over the same shapes), `1P1D` = DistServe-style "

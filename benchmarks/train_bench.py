@@ -17,7 +17,6 @@ import argparse
 import csv
 import itertools
 import pathlib
-import platform
 import sys
 import time
 
@@ -32,6 +31,7 @@ from costmodels.training import estimate_training, even_stage_layers  # noqa: E4
 from planner.train import TrainOptions, plan_training  # noqa: E402
 from planner.train.request import TrainRequest  # noqa: E402
 from planner.train.space import configs_for_shape, shapes  # noqa: E402
+from machine import machine_note
 
 CSV = ROOT.parent / "shared" / "calibration" / "published_training_runs.csv"
 OUT = ROOT / "benchmarks" / "results" / "train.md"
@@ -180,8 +180,7 @@ def main() -> int:
                         "extrapolating")
     args = parser.parse_args()
     out = ["## train: hybrid-parallel training planner", "",
-           f"Command: `.venv/bin/python benchmarks/train_bench.py` (Python {platform.python_version()}; the machine "
-           "was shared with other helpers while measuring, so times are noisy).", ""]
+           f"Command: `.venv/bin/python benchmarks/train_bench.py`. {machine_note()}", ""]
     if not args.skip_published:
         with CSV.open() as f:
             rows = list(csv.DictReader(f))

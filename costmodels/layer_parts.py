@@ -257,12 +257,10 @@ def head_cost(model: ModelSpec, pool: NodePool, st: Setting, pp: int) -> PartCos
     tp_s *= env.tp_exposed
     params = M.head_params(model, pp) / tp
     dense_mtp = expert_mtp = act_mtp = 0.0
-    time_mtp, mtp_parts = 0.0, {}
+    mtp_parts = {}
     if model.mtp_layers:
         layer = layer_cost(model, model.moe is not None, pool, st)
         proj = env.gemm(2.0 * tokens * 2 * h * h / tp, tokens, 2 * h, h / tp)
-        one = layer.time_s + 3 * (proj + gemm_fwd) + loss
-        time_mtp = model.mtp_layers * one
         d, e = M.mtp_params(model)
         dense_mtp, expert_mtp = model.mtp_layers * d / tp, model.mtp_layers * e / (st.ep * st.etp)
         act_mtp = model.mtp_layers * layer.activation_bytes

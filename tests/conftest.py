@@ -14,3 +14,10 @@ def shared_dir() -> pathlib.Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is not present")
     return SHARED
+
+
+# Property tests draw the same examples on every run, so CI results do not depend on luck.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("parplan", derandomize=True, print_blob=True)
+settings.load_profile("parplan")

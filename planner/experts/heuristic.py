@@ -118,7 +118,6 @@ def pack(load: np.ndarray, counts: np.ndarray, *, slots_per_gpu: int, c0: float,
     """
     gpus = kappa.shape[0]
     nodes = int(node_of.max()) + 1
-    cap = np.maximum(0.0, (target - c0) / kappa)
     items = sorted(((load[e] / counts[e], e) for e in range(load.shape[0]) for _ in range(int(counts[e]))),
                    key=lambda it: (-it[0], it[1]))
     per_node = np.bincount(node_of, minlength=nodes)

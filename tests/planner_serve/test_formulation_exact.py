@@ -91,7 +91,9 @@ def test_single_phase_mode_packs_nodes():
 @settings(max_examples=15, deadline=None)
 @given(pre=cand_strategy, dec=cand_strategy, kv=st.sampled_from([1e6, 5e10]))
 def test_more_gpus_never_worse(pre, dec, kv):
-    small, big = _cluster(1), _cluster(2)
+    # both pools span several nodes, so KV moves over the same link (the NIC) in both; a one-node pool
+    # would move it over NVLink instead, which is a different link, not fewer GPUs
+    small, big = _cluster(2), _cluster(3)
     groups = {"prefill": [_cand("prefill", g, c, i + 1) for i, (g, c) in enumerate(pre)],
               "decode": [_cand("decode", g, c, i + 1) for i, (g, c) in enumerate(dec)]}
     a = solve_counts(small, groups, objective="goodput", rate=None, kv_bytes_per_req=kv, options=OPTS)
