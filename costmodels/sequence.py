@@ -12,6 +12,9 @@ Time of one sequence (forward + backward, seconds), per layer, summed over `laye
   ulysses  = 4 all-to-alls per layer (QKV and O, forward and backward), each α + (u-1)/u · bytes / bw,
              bytes per GPU = (s/u) · 2 B · d_h · (2·a_loc + 2·max(kv_loc, u)); kv heads are replicated
              when u > kv_loc (each rank then needs one kv head for the whole sequence). Not overlapped.
+             A group of whole nodes sends (u - n)/u of those bytes over the NIC and (n - 1)/u over NVLink
+             at the same time (n = SP ranks per node): max of the two; a group split across nodes
+             otherwise (not whole nodes) is charged (u-1)/u over the NIC (conservative).
   ring     = (r-1) P2P passes of a KV block of (s/r) · 2 · kv_blk · d_h · 2 B forward and twice that backward;
              each pass overlaps the attention of the previous block, so the exposed time is
              max(ring transfer, attention) - attention (documented overlap: full, up to the compute).
@@ -200,7 +203,13 @@ def sequence_time_parts(model: ModelSpec, device: DeviceSpec, s: np.ndarray, *, 
     if u > 1:
         bw_u = bw_span if style == "ulysses" else bw_intra
         a2a_bytes = (s / degree) * BYTES_BF16 * d_qk * (2 * a_loc + 2 * max(kv_loc, u))
-        sp_layer = sp_layer + 4 * alpha + 2.0 * (u - 1) / u * a2a_bytes / bw_u
+        node_ranks = gpus_per_node // tp
+        if style == "ulysses" and inter_node and u > node_ranks and u % node_ranks == 0:
+            # whole nodes: (u - node_ranks)/u of the bytes cross the NIC while (node_ranks - 1)/u use NVLink
+            a2a_s = np.maximum((u - node_ranks) / u * a2a_bytes / bw_span, (node_ranks - 1) / u * a2a_bytes / bw_intra)
+        else:
+            a2a_s = (u - 1) / u * a2a_bytes / bw_u
+        sp_layer = sp_layer + 4 * alpha + 2.0 * a2a_s
     if r > 1:
         kv_blk = max(kv_loc / u, 1.0)
         block_bytes = (s / r) * 2 * kv_blk * d_qk * BYTES_BF16

@@ -28,22 +28,21 @@ def greedy(order: list[int], group_class: list[int], rows: list[list[float]]) ->
     n = len(rows[0]) if rows else 0
     where = [-1] * n
     loads = [0.0] * len(group_class)
-    live = [c for c in range(len(rows)) if heaps[c]]
+    live_rows = [(heaps[c], rows[c]) for c in range(len(rows)) if heaps[c]]
+    replace = heapq.heapreplace
     for i in order:
-        best, best_c = math.inf, -1
-        for c in live:
-            t = rows[c][i]
-            if t == math.inf:
-                continue
-            cand = heaps[c][0][0] + t
-            if cand < best or (cand == best and heaps[c][0][1] < heaps[best_c][0][1]):
-                best, best_c = cand, c
-        if best_c < 0:
+        best, best_heap = math.inf, None
+        for h, row in live_rows:
+            top = h[0]
+            cand = top[0] + row[i]  # inf where the sequence does not fit
+            if cand < best or (cand == best and best_heap is not None and top[1] < best_heap[0][1]):
+                best, best_heap = cand, h
+        if best == math.inf:
             return [], []
-        finish = heaps[best_c][0][0] + rows[best_c][i]
-        _, g = heapq.heapreplace(heaps[best_c], (finish, heaps[best_c][0][1]))
+        g = best_heap[0][1]
+        replace(best_heap, (best, g))
         where[i] = g
-        loads[g] = finish
+        loads[g] = best
     return where, loads
 
 

@@ -26,6 +26,13 @@ the rest is relaxed. With preloads p_g from the long sequences, group g can take
   T ≥ max_g p_g  and  Σ_{i short} min_{k: t[k,i] ≤ T} λ_k·t[k,i] + Σ_g λ_{k(g)}·p_g ≤ T·Σ_k c_k·λ_k;
 the multiset's bound is the minimum over the enumerated assignments (each covers the plans that put the long
 sequences that way, and together they cover all plans), computed only for multisets that survive the rest.
+Top-degree waste (global, every multiset): for a candidate T, a_i(T) = min_{k: t[k,i] ≤ T} d_k·t[k,i] is the
+fewest unit-seconds sequence i can use. Sequences H that finish within T only on the largest degree D need
+m ≥ ceil(Σ_H t[D,i] / T) groups of degree D, whose other L ≥ m·D·T − Σ_H D·t[D,i] unit-seconds are idle or
+run other sequences j at D·t[D,j] ≥ a_j(T): the least waste W(L) is a fractional knapsack filling L with
+the lowest waste per unit-second (D·t[D,j] − a_j)/(D·t[D,j]) first, idle at 1. Any plan with step time ≤ T
+satisfies Σ_i a_i(T) + W(L) ≤ U·T (U units); a T that fails the test is below every plan's step time,
+so the bisection's largest failing T is a lower bound (no monotonicity needed: each failing T is one).
 The same test bounds every completion of a partial multiset (counts fixed for degrees above a level,
 the remaining units free among smaller degrees): the support then includes all smaller degrees, and
 thresholds δ above the level only see the fixed groups' units.
@@ -280,3 +287,51 @@ class BoundOracle:
             units = float(sum(self.degrees[k] * fixed[k] for k in fixed_rows if k >= low))
             best = max(best, self.bound(mask, low, units, cap))
         return best
+
+
+def _waste_test_fails(t: np.ndarray, degs: np.ndarray, units: int, T: float) -> bool:
+    """True when no plan has step time ≤ T by the top-degree waste test (module notes)."""
+    allowed = t <= T
+    if not allowed.any(axis=0).all():
+        return True
+    area = np.where(allowed, t * degs[:, None], np.inf)
+    a = area.min(axis=0)
+    top = t.shape[0] - 1
+    only_top = allowed[top] & ~allowed[:top].any(axis=0)
+    waste = 0.0
+    if only_top.any():
+        need = float(t[top, only_top].sum())
+        m = max(int(np.ceil(need / T - 1e-9)), 1)
+        if m * degs[top] > units:
+            return True
+        left = m * degs[top] * T - degs[top] * need
+        fill = allowed[top] & ~only_top
+        b = area[top, fill]
+        w = b - a[fill]
+        order = np.argsort(w / b, kind="stable")
+        b, w = b[order], w[order]
+        cb = np.cumsum(b)
+        j = int(np.searchsorted(cb, left, side="right"))
+        waste = float(w[:j].sum())
+        if j < b.size:
+            waste += float(w[j]) * (left - (float(cb[j - 1]) if j else 0.0)) / float(b[j])
+        else:
+            waste += left - (float(cb[-1]) if b.size else 0.0)
+    return float(a.sum()) + waste > units * T * (1 + 1e-9)
+
+
+def top_waste_bound(degrees: tuple[int, ...], times: np.ndarray, units: int, low: float, high: float,
+                    steps: int = 12) -> float:
+    """The largest T in [low, high) found by bisection that fails the waste test, else `low` (a valid bound
+    when `low` is one)."""
+    degs = np.asarray(degrees, dtype=float)
+    best = low
+    if not _waste_test_fails(times, degs, units, low):
+        return low
+    for _ in range(steps):
+        mid = 0.5 * (low + high)
+        if _waste_test_fails(times, degs, units, mid):
+            best = low = mid
+        else:
+            high = mid
+    return best

@@ -26,19 +26,21 @@ class ScatterOptions:
 
     relative_gap: float = 0.025
     """stop when (step time - bound) / step time is at most this (0 = prove optimality)"""
-    max_evaluations: int = 16
+    max_evaluations: int = 6
     """degree multisets whose exact-length assignment is computed (the best by bound first)"""
-    stall_evaluations: int = 10
+    stall_evaluations: int = 3
     """stop assigning multisets after this many in a row did not improve the incumbent"""
-    max_nodes: int = 1500
+    max_nodes: int = 300
     """multiset-enumeration nodes visited before the rest is covered by its bound only"""
-    improve_rounds: int = 200
+    improve_rounds: int = 50
     """move/swap improvement steps per assignment"""
     exact_assign_max_sequences: int = 12
     """batches up to this size get an exhaustive assignment per multiset (provably optimal)"""
-    tighten_multisets: int = 4
+    tighten_multisets: int = 3
     """multisets with the lowest bounds whose dual weights are tuned at the end to raise the proven bound"""
-    long_sequences: int = 4
+    refine_evaluations: int = 60
+    """multisets scored (by LPT) in the descent from the incumbent's multiset when the gap is not yet proven"""
+    long_sequences: int = 3
     """longest sequences placed exactly (not relaxed) when bounding a multiset"""
     milp_buckets: int = 16
     """length buckets of the FlexSP-style MILP"""
@@ -49,6 +51,7 @@ class ScatterOptions:
             require(getattr(self, name) >= 1, "must be >= 1", field=name)
         require(self.improve_rounds >= 0, "must be >= 0", field="improve_rounds")
         require(self.long_sequences >= 0, "must be >= 0", field="long_sequences")
+        require(self.refine_evaluations >= 0, "must be >= 0", field="refine_evaluations")
         require(self.tighten_multisets >= 0, "must be >= 0", field="tighten_multisets")
         require(self.exact_assign_max_sequences >= 0, "must be >= 0", field="exact_assign_max_sequences")
 

@@ -12,10 +12,14 @@ incumbent / (1 + relative_gap) is cut. Surviving complete multisets are sorted b
 with their longest sequences placed exactly (bounds.BoundOracle.long_bound), and the survivors are
 assigned (assign.greedy + assign.improve, or assign.exhaustive for small batches) until the next bound
 reaches the incumbent / (1 + relative_gap), `max_evaluations` is spent, or `stall_evaluations` in a row
-did not improve the incumbent.
+did not improve the incumbent. While the target gap is not proven, the incumbent's multiset is then improved by
+a first-improvement descent over neighbouring multisets (split, merge, or exchange a group for degree-1
+groups; `refine`), each scored by its LPT assignment — the bounds are often flat over many large-batch
+multisets, so their order alone does not find the best one.
 Proven bound: the minimum over (a) cut subtrees' bounds, (b) complete multisets' bounds (their exact
 optimum when assigned exhaustively; the lowest few re-bounded with tuned dual weights,
-bounds.BoundOracle.tuned_bound), (c) the incumbent. Each is a lower bound on every plan in its part
+bounds.BoundOracle.tuned_bound), (c) the incumbent. That minimum is then raised by the global top-degree waste test
+(bounds.top_waste_bound), valid for every plan. Each is a lower bound on every plan in its part
 of the space, and the parts cover every multiset, so the minimum bounds the step time of every plan.
 Work limits (`max_nodes`, `max_evaluations`) are deterministic; the wall-clock limit is a safety net only.
 """
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.scatter import assign, layout
-from planner.scatter.bounds import BoundOracle
+from planner.scatter.bounds import BoundOracle, top_waste_bound
 from planner.scatter.request import CostTable, ScatterOptions
 
 ROUTING_FAMILIES = (("eq", 0.75), ("eq", 1.0))
@@ -77,6 +81,7 @@ class Evaluator:
         self.units = total_units
         self.options = options
         self._rows: dict = {}
+        self._orders: dict = {}
 
     def row(self, k: int, spans: bool) -> list[float]:
         key = (k, spans)
@@ -85,12 +90,9 @@ class Evaluator:
             self._rows[key] = src[k].tolist()
         return self._rows[key]
 
-    def evaluate(self, counts: dict[int, int], *, exhaustive: bool = False, promising: float = np.inf,
-                 prices: list | None = None, limit: float = np.inf) -> tuple[Assignment | None, bool]:
-        """Best assignment found for the multiset; (None, _) when some sequence fits on none of its groups.
-
-        The local search, and the routings by `prices` (per-row weights, sequences kept within `limit`),
-        run only when the greedy assignment is below `promising` (exhaustive search always runs)."""
+    def _prepare(self, counts: dict[int, int]) -> tuple:
+        """(slots, class keys (row, spans_nodes), class of each group, time row per class, sequences by
+        decreasing best time over the classes or None when one fits on no class)."""
         degs = self.table.degrees
         row_of = {d: k for k, d in enumerate(degs)}
         degree_list = [degs[k] for k in sorted(counts) for _ in range(counts[k])]
@@ -99,10 +101,31 @@ class Evaluator:
         cls_index = {key: c for c, key in enumerate(keys)}
         group_class = [cls_index[(row_of[s.degree], s.spans_nodes)] for s in slots]
         rows = [self.row(k, spans) for k, spans in keys]
-        best_time = np.min([np.asarray(r) for r in rows], axis=0)
-        if not np.isfinite(best_time).all():
+        order_key = tuple(keys)
+        if order_key not in self._orders:
+            src = [self.table.inter_s[k] if spans else self.table.intra_s[k] for k, spans in keys]
+            best_time = np.min(src, axis=0)
+            self._orders[order_key] = np.lexsort((np.arange(best_time.size), -best_time)).tolist() \
+                if np.isfinite(best_time).all() else None
+        return slots, keys, group_class, rows, self._orders[order_key]
+
+    def score(self, counts: dict[int, int]) -> float:
+        """Step time of the multiset's LPT assignment (inf when a sequence fits on none of its groups)."""
+        _, _, group_class, rows, order = self._prepare(counts)
+        if order is None:
+            return np.inf
+        _, loads = assign.greedy(order, group_class, rows)
+        return max(loads) if loads else np.inf
+
+    def evaluate(self, counts: dict[int, int], *, exhaustive: bool = False, promising: float = np.inf,
+                 prices: list | None = None, limit: float = np.inf) -> tuple[Assignment | None, bool]:
+        """Best assignment found for the multiset; (None, _) when some sequence fits on none of its groups.
+
+        The local search, and the routings by `prices` (per-row weights, sequences kept within `limit`),
+        run only when the greedy assignment is below `promising` (exhaustive search always runs)."""
+        slots, keys, group_class, rows, order = self._prepare(counts)
+        if order is None:
             return None, False
-        order = np.lexsort((np.arange(best_time.size), -best_time)).tolist()
         where, loads = assign.greedy(order, group_class, rows)
         if max(loads) < promising:
             assign.improve(where, loads, group_class, rows, self.options.improve_rounds)
@@ -139,9 +162,9 @@ def canonical(members, loads, group_class):
 
 
 def static_candidates(table: CostTable, units: int) -> list[dict[int, int]]:
-    """One multiset per degree that fits every sequence: units // d groups of degree d (rest idle)."""
+    """One multiset per degree d that divides the units and fits every sequence: units / d groups of degree d."""
     fits = np.isfinite(table.intra_s).all(axis=1)
-    return [{k: units // d} for k, d in enumerate(table.degrees) if fits[k]]
+    return [{k: units // d} for k, d in enumerate(table.degrees) if fits[k] and units % d == 0]
 
 
 def rounded_multisets(table: CostTable, units: int, root_bound: float) -> list[dict[int, int]]:
@@ -266,6 +289,9 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
         stalled = 0 if found.step_time_s < ub else stalled + 1
         if found.step_time_s < ub:
             best, ub = found, found.step_time_s
+    if min([cut_bound, *floors.values()]) < ub / tol and time.perf_counter() <= deadline:
+        best = refine(evaluator, best, options.refine_evaluations)
+        ub = best.step_time_s
     for _ in range(options.tighten_multisets):  # raise the lowest floors with tuned dual weights
         open_floors = [(b, v) for v, b in floors.items() if v not in settled and b < ub]
         if not open_floors or time.perf_counter() > deadline:
@@ -276,5 +302,68 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
         floors[vec] = max(floors[vec], tuned, oracle.long_bound(counts, cap=ub, extra=(fam,)))
         settled.add(vec)
     bound = min([ub, cut_bound, *floors.values()])
+    if bound < ub * (1 - options.relative_gap):  # the global waste test holds for every plan (bounds.py)
+        bound = max(bound, top_waste_bound(table.degrees, table.intra_s, units, bound, ub))
     return SearchResult(best=best, bound_s=float(bound), exhausted=not out_of_work, nodes=nodes,
                         evaluated=evaluated)
+
+
+def neighbours(counts: dict[int, int], degrees: tuple[int, ...]) -> list[dict[int, int]]:
+    """Multisets one step away: one group of degree a split into groups of b | a, groups of a merged into one
+    of b (a | b), or one group of a exchanged with degree-1 groups for one of b (any a ≠ b, units kept)."""
+    out = []
+    rows = range(len(degrees))
+    for a in rows:
+        for b in rows:
+            if a == b:
+                continue
+            da, db = degrees[a], degrees[b]
+            moves = []
+            if counts.get(a, 0) >= 1 and da % db == 0:
+                moves.append({a: -1, b: da // db})
+            if db % da == 0 and counts.get(a, 0) >= db // da:
+                moves.append({a: -(db // da), b: 1})
+            if degrees[0] == 1 and 0 not in (a, b) and counts.get(a, 0) >= 1 and \
+                    (da > db or counts.get(0, 0) >= db - da):
+                moves.append({a: -1, b: 1, 0: da - db})
+            for move in moves:
+                new = dict(counts)
+                for k, c in move.items():
+                    new[k] = new.get(k, 0) + c
+                new = {k: c for k, c in sorted(new.items()) if c}
+                if all(c > 0 for c in new.values()) and new not in out:
+                    out.append(new)
+    return out
+
+
+def refine(evaluator: Evaluator, best: Assignment, budget: int) -> Assignment:
+    """First-improvement descent over degree multisets (neighbours), each scored by its LPT assignment, within
+    `budget` evaluations; the multiset reached is then assigned with the local search. Returns the better of
+    that and `best`."""
+    degrees = evaluator.table.degrees
+    row_of = {d: k for k, d in enumerate(degrees)}
+    current: dict[int, int] = {}
+    for slot in best.slots:
+        current[row_of[slot.degree]] = current.get(row_of[slot.degree], 0) + 1
+    current = dict(sorted(current.items()))
+    score = best.step_time_s
+    seen = [current]
+    moved = False
+    while budget > 0:
+        step = None
+        for cand in neighbours(current, degrees):
+            if cand in seen or budget <= 0:
+                continue
+            seen.append(cand)
+            budget -= 1
+            value = evaluator.score(cand)
+            if value < score:
+                step, score = cand, value
+                break
+        if step is None:
+            break
+        current, moved = step, True
+    if not moved:
+        return best
+    found, _ = evaluator.evaluate(current)
+    return found if found is not None and found.step_time_s < best.step_time_s else best

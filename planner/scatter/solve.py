@@ -13,7 +13,12 @@ from costmodels.hardware import ClusterSpec
 from costmodels.model import ModelSpec
 from planner.plan import Plan, make_plan
 from planner.scatter import assign
-from planner.scatter.request import CostTable, ScatterOptions, ScatterRequest, build_costs
+from planner.scatter.request import (
+    CostTable,
+    ScatterOptions,
+    ScatterRequest,
+    build_costs,
+)
 from planner.scatter.search import Assignment, Evaluator, search, static_candidates
 from solvers.result import relative_gap
 
@@ -43,7 +48,7 @@ def plan_request(req: ScatterRequest, options: ScatterOptions) -> Plan:
         baselines["milp"] = {"step_time_s": best.step_time_s, "bound_s": solver["bound"], "gap": solver["gap"],
                              "status": solver["status"]}
     else:
-        incumbent = static[1] if static is not None and req.units % static[0] == 0 else None
+        incumbent = static[1] if static is not None else None
         result = search(table, req.units, options, deadline=deadline, incumbent=incumbent)
         best = result.best
         gap = relative_gap(best.step_time_s, result.bound_s)
@@ -59,7 +64,7 @@ def plan_request(req: ScatterRequest, options: ScatterOptions) -> Plan:
 
 
 def _static_best(table: CostTable, evaluator: Evaluator) -> tuple[int, Assignment] | None:
-    """The best single SP degree for every sequence that fits memory (ties: the smaller degree)."""
+    """The best single SP degree for every sequence that fits memory and divides the GPUs (ties: the smaller)."""
     best = None
     for counts in static_candidates(table, evaluator.units):
         found, _ = evaluator.evaluate(counts, promising=0.0)  # identical groups: LPT alone

@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from planner.scatter import ScatterOptions, check, scatter_sequences
-from planner.scatter import layout
-from planner.scatter.request import ScatterRequest, allowed_degrees, build_costs
+from scatter_specs import SMALL_HBM, TINY, cluster
 
 from costmodels.errors import InfeasibleError
-
-from scatter_specs import SMALL_HBM, TINY, cluster
+from planner.scatter import ScatterOptions, check, layout, scatter_sequences
+from planner.scatter.bounds import top_waste_bound
+from planner.scatter.request import ScatterRequest, allowed_degrees, build_costs
 
 EXACT = ScatterOptions(relative_gap=0.0, max_evaluations=10_000, exact_assign_max_sequences=10)
 
@@ -75,3 +73,18 @@ def test_more_gpus_never_slower(lengths):
     small = scatter_sequences(lengths, model=TINY, cluster=cluster(SMALL_HBM, 4), options=EXACT)
     large = scatter_sequences(lengths, model=TINY, cluster=cluster(SMALL_HBM, 8), options=EXACT)
     assert large["predicted"]["step_time_s"] <= small["predicted"]["step_time_s"] * (1 + 1e-9)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(gpus=st.sampled_from([2, 4, 8]), style=st.sampled_from(["ulysses", "ring"]), data=st.data())
+def test_top_waste_bound_is_below_brute_force(gpus, style, data):
+    n = data.draw(st.integers(1, 6 if gpus <= 4 else 4))
+    lengths = data.draw(st.lists(st.integers(64, 40_000), min_size=n, max_size=n))
+    req = ScatterRequest(lengths=tuple(lengths), model=TINY, cluster=cluster(SMALL_HBM, gpus), sp_style=style)
+    try:
+        optimum = brute_force(req)
+    except InfeasibleError:
+        return
+    table = build_costs(req)
+    bound = top_waste_bound(table.degrees, table.intra_s, req.units, 1e-9, 10 * optimum, steps=40)
+    assert bound <= optimum * (1 + 1e-9)

@@ -7,13 +7,19 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from scatter_specs import H100, LLAMA8B, SMALL_HBM, TINY, cluster
 
 from costmodels.errors import InfeasibleError, SpecError
 from planner.plan import Plan
-from planner.scatter import ScatterOptions, batches_summary, check, explain, export, scatter_sequences
+from planner.scatter import (
+    ScatterOptions,
+    batches_summary,
+    check,
+    explain,
+    export,
+    scatter_sequences,
+)
 from planner.scatter.lengths import read_batches, synthetic_batches
-
-from scatter_specs import H100, LLAMA8B, SMALL_HBM, TINY, cluster
 
 BATCH = synthetic_batches(dist="lognormal", mean=1000, max_len=65536, count=128, seed=5)[0]
 
@@ -111,9 +117,8 @@ def test_batches_summary(plan):
 def test_cli_equals_api_and_exit_codes(tmp_path):
     pytest.importorskip("profiles")
     import profiles
-    from costmodels.hardware import ClusterSpec
-
     from cli import main
+    from costmodels.hardware import ClusterSpec
 
     runner = CliRunner()
     lengths = tmp_path / "l.txt"
@@ -147,3 +152,22 @@ def test_plan_bytes_do_not_depend_on_hash_seed(tmp_path):
     outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")]
     assert outs[0] == outs[1] and outs[0]
+
+
+def test_multiset_neighbours_keep_the_units_and_refine_never_worsens():
+    from planner.scatter.request import ScatterRequest, build_costs
+    from planner.scatter.search import Evaluator, neighbours, refine, static_candidates
+    req = ScatterRequest(lengths=tuple(BATCH), model=LLAMA8B, cluster=cluster(H100, 16))
+    table = build_costs(req)
+    degrees = table.degrees
+    start = {0: 4, 2: 1, 3: 1}  # 4 × 1 + 4 + 8 = 16 units
+    near = neighbours(start, degrees)
+    assert near and start not in near
+    for counts in near:
+        assert sum(degrees[k] * c for k, c in counts.items()) == 16 and min(counts.values()) > 0
+    assert {0: 8, 3: 1} in near and {0: 4, 2: 3} in near  # split the 4 into ones, the 8 into fours
+    evaluator = Evaluator(table, 16, ScatterOptions())
+    static, _ = evaluator.evaluate(static_candidates(table, 16)[-1])
+    better = refine(evaluator, static, 40)
+    assert better.step_time_s <= static.step_time_s
+    assert better.step_time_s == pytest.approx(max(better.loads_s))

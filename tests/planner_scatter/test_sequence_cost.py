@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from scatter_specs import H100, LLAMA8B
 
 from costmodels import sequence as sc
 from costmodels.errors import InfeasibleError
-
-from scatter_specs import H100, LLAMA8B
 
 KW = dict(tp=1, gpus_per_node=8, intra_bytes_per_s=450e9, inter_bytes_per_s=50e9)
 
@@ -64,3 +63,20 @@ def test_inter_node_costs_more():
 def test_static_memory_that_does_not_fit_is_infeasible():
     with pytest.raises(InfeasibleError, match="optimizer states need"):
         sc.memory_left_bytes(LLAMA8B, H100, tp=1, zero=0, dp=1)
+
+
+def test_ulysses_over_whole_nodes_sends_only_remote_peers_bytes_over_the_nic():
+    # degree 16 over two nodes of 8: per layer 2 (fwd+bwd) × max(8/16 · B / NIC, 7/16 · B / NVLink) + 4 α,
+    # B = (s/16) · 2 B · 128 · (2·32 + 2·16) bytes (kv heads replicated to 16)
+    s = np.array([65536.0])
+    cal = H100.calibration
+    parts = sc.sequence_time_parts(LLAMA8B, H100, s, degree=16, style="ulysses", inter_node=True, **KW)
+    b = 65536 / 16 * 2 * 128 * (2 * 32 + 2 * 16)
+    per_layer = 4 * cal.collective_latency_s + 2 * max(
+        8 / 16 * b / (50e9 * cal.inter_node_efficiency), 7 / 16 * b / (450e9 * cal.intra_node_efficiency))
+    assert parts["sp_comm"][0] == pytest.approx(LLAMA8B.layers * per_layer)
+    # a group split across nodes without whole nodes is charged every peer over the NIC (conservative)
+    split = sc.sequence_time_parts(LLAMA8B, H100, s, degree=4, style="ulysses", inter_node=True, **KW)
+    b4 = 65536 / 4 * 2 * 128 * (2 * 32 + 2 * 8)
+    assert split["sp_comm"][0] == pytest.approx(
+        LLAMA8B.layers * (4 * cal.collective_latency_s + 2 * 3 / 4 * b4 / (50e9 * cal.inter_node_efficiency)))
