@@ -22,15 +22,22 @@ time_limit_option = click.option(
     help="Solver wall-clock limit in seconds.")
 
 
+def write_output(text: str, output: str, note: str | None = None) -> None:
+    """Write `text` to stdout when `output` is '-', else to the file `output`, announcing it on stderr."""
+    if output == "-":
+        sys.stdout.write(text)
+        return
+    with open(output, "w") as fh:
+        fh.write(text)
+    click.echo(note or f"wrote {output}", err=True)
+
+
 def emit(plan: Plan, output: str | None, summary: str) -> None:
     """Write the canonical JSON to `output`, or print the human summary when no output is given."""
     if output is None:
         click.echo(summary)
-    elif output == "-":
-        sys.stdout.write(plan.dumps())
     else:
-        plan.write(output)
-        click.echo(f"wrote {output}", err=True)
+        write_output(plan.dumps(), output)
 
 
 def progress(message: str) -> None:

@@ -1,12 +1,12 @@
 """`parplan plan scatter` (per-batch SP groups) and `parplan trace lengths` (synthetic length batches)."""
 
 import json
-import sys
 import time
 
 import click
 
-from planner.commands.common import emit, gpu_option, gpus_per_node_option, model_option, num_gpus_option, progress
+from planner.commands.common import (emit, gpu_option, gpus_per_node_option, model_option, num_gpus_option, progress,
+                                     write_output)
 
 
 @click.command("scatter")
@@ -61,13 +61,10 @@ def plan_scatter(model_ref, gpu_ref, num_gpus, gpus_per_node, lengths_path, sp_s
             click.echo(f"batch {k}: step {p['predicted']['step_time_s'] * 1e3:.1f} ms, gap "
                        f"{(p['solver'].get('gap') or 0) * 100:.2f}%, groups {p['decision']['degree_multiset']}")
         click.echo(text)
-    elif output == "-":
-        sys.stdout.write(lines)
     else:
-        with open(output, "w") as fh:
-            fh.write(lines)
-        click.echo(text, err=True)
-        click.echo(f"wrote {output} ({len(plans)} plans, JSON lines)", err=True)
+        if output != "-":
+            click.echo(text, err=True)
+        write_output(lines, output, f"wrote {output} ({len(plans)} plans, JSON lines)")
 
 
 def _summary_text(summary: dict) -> str:
@@ -104,12 +101,8 @@ def trace_lengths(dist, mean, max_len, count, seed, batches, shape, output):
         flat = np.concatenate([np.asarray(b) for b in data])
         click.echo(f"{batches} batch(es) x {count} sequences ({dist}, seed {seed}): mean {flat.mean():.0f}, "
                    f"p50 {np.percentile(flat, 50):.0f}, p99 {np.percentile(flat, 99):.0f}, max {flat.max()} tokens")
-    elif output == "-":
-        sys.stdout.write(text)
     else:
-        with open(output, "w") as fh:
-            fh.write(text)
-        click.echo(f"wrote {output}", err=True)
+        write_output(text, output)
 
 
 def register(groups):

@@ -6,7 +6,8 @@ import profiles
 from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec
 from costmodels.serving import DEFAULT_ENGINE, ENGINES
-from planner.commands.common import emit, gpus_per_node_option, model_option, output_option, time_limit_option
+from planner.commands.common import (emit, gpus_per_node_option, model_option, output_option, time_limit_option,
+                                     write_output)
 from planner.plan import dumps_canonical, load_plan
 
 _engines = click.Choice(sorted(ENGINES))
@@ -127,13 +128,7 @@ def simulate_cmd(plan_path, rate, requests, seed, arrival, output):
                    + " ms; TPOT p50/" + p + "/p99 "
                    + "/".join(f"{result['tpot_s'][k] * 1e3:.2f}" for k in ("p50", p, "p99")) + " ms")
     else:
-        text = dumps_canonical(result)
-        if output == "-":
-            click.echo(text, nl=False)
-        else:
-            with open(output, "w") as fh:
-                fh.write(text)
-            click.echo(f"wrote {output}", err=True)
+        write_output(dumps_canonical(result), output)
 
 
 def register(groups):
