@@ -8,12 +8,13 @@ planner.scatter.lengths.synthetic_batches; model llama3-8b, GPU h100-sxm profile
 
 import argparse
 import pathlib
-import platform
 import statistics
 import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from machine import machine_note
 
 import profiles
 from costmodels.hardware import ClusterSpec
@@ -49,7 +50,7 @@ def main() -> None:
     lines = ["## scatter (sequence-length-aware SP)", "",
              f"Command: `nice .venv/bin/python benchmarks/scatter_bench.py{' --quick' if args.quick else ''}"
              f"{' --skip-milp' if args.skip_milp else ''}` "
-             f"(Python {platform.python_version()}; shared 2-core machine while other jobs ran — timings are noisy).",
+             f"{machine_note()}",
              "Lengths: lognormal sigma 2, mean 1000 tokens, clipped to [16, 65536], seeded; llama3-8b on h100-sxm, "
              "ulysses (unless stated), degrees any, default options.", ""]
     small = synthetic_batches(dist="lognormal", mean=1000, max_len=65536, count=256, seed=0, batches=n_quality)

@@ -5,6 +5,9 @@ sequences' times on its class (sequences run one after another; micro-batching o
 - `greedy`: longest-processing-time first — sequences by decreasing best time, each to the group that
   would finish it earliest (one heap per class, so each step looks at one candidate per class).
 - `routed`: sequences routed to classes by prices (the bound's dual weights), then balanced by `improve`.
+- `packed`: the same prices, but classes filled only up to their groups' capacity at a target time, the
+  sequences with the most to lose from their second choice first (a regret rule, like the LP's split
+  at capacity); `routed` alone sends every sequence past the price threshold to one class.
 - `improve`: moves then swaps (with the SWAP_PARTNERS least-loaded groups) out of the slowest group
   while that strictly lowers its time and the receiving group stays below it.
 - `exhaustive`: depth-first search over all assignments with symmetry breaking (identical groups with
@@ -13,6 +16,8 @@ sequences' times on its class (sequences run one after another; micro-batching o
 
 import heapq
 import math
+
+import numpy as np
 
 SWAP_PARTNERS = 4
 """swaps are tried with this many least-loaded groups"""
@@ -72,6 +77,57 @@ def routed(order: list[int], group_class: list[int], rows: list[list[float]], pr
         heapq.heapreplace(heaps[pick], (load + rows[pick][i], g))
         where[i] = g
         loads[g] = load + rows[pick][i]
+    return where, loads
+
+
+def packed(order: list[int], group_class: list[int], rows: list[list[float]], price: list[float],
+           limit: float) -> tuple[list[int], list[float]]:
+    """Like `routed`, but each class holds at most its groups' count × `limit` seconds: sequences claim their
+    cheapest class (price_c · t[c,i]) in decreasing order of regret (the extra price of their second choice),
+    so the sequences that gain most from a class get it first, as in the LP relaxation; a sequence whose
+    cheap classes are full takes the next one with room (its cheapest if none has). Each class's sequences are
+    then spread longest first over its groups."""
+    n_groups = [0] * len(rows)
+    for c in group_class:
+        n_groups[c] += 1
+    live = [c for c in range(len(rows)) if n_groups[c]]
+    room = [n_groups[c] * limit for c in range(len(rows))]
+    t = np.asarray([rows[c] for c in live], dtype=float)
+    cost = np.asarray([price[c] for c in live], dtype=float)[:, None] * t
+    over = t > limit
+    fin = np.isfinite(t)
+    if not fin.any(axis=0).all():
+        return [], []
+    big = 2.0 * float(cost[fin].max()) + 1.0
+    key = np.where(fin, cost + over * big, np.inf)  # (beyond limit, price · t) in lexicographic order
+    prefs = np.argsort(key, axis=0, kind="stable")
+    ranked = np.take_along_axis(key, prefs, axis=0)
+    if len(live) > 1:
+        same = np.take_along_axis(over, prefs, axis=0)
+        gain = np.where(np.isfinite(ranked[1]) & (same[0] == same[1]), ranked[1] - ranked[0], np.inf)
+    else:
+        gain = np.full(t.shape[1], np.inf)
+    pos = np.empty(t.shape[1], dtype=np.int64)
+    pos[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
+    claim = np.lexsort((pos, -gain))  # largest regret first, ties in `order`
+    pref_lists = [[live[r] for r in col] for col in prefs.T.tolist()]
+    chosen = [-1] * t.shape[1]
+    for i in claim.tolist():
+        opts = [c for c in pref_lists[i] if rows[c][i] < math.inf]
+        c = next((c for c in opts if rows[c][i] <= room[c]), opts[0])
+        room[c] -= rows[c][i]
+        chosen[i] = c
+    heaps: list[list] = [[] for _ in rows]
+    for g, c in enumerate(group_class):
+        heaps[c].append((0.0, g))
+    where = [-1] * (len(rows[0]) if rows else 0)
+    loads = [0.0] * len(group_class)
+    for i in order:  # order is longest first
+        c = chosen[i]
+        load, g = heaps[c][0]
+        heapq.heapreplace(heaps[c], (load + rows[c][i], g))
+        where[i] = g
+        loads[g] = load + rows[c][i]
     return where, loads
 
 

@@ -10,17 +10,20 @@ Search (branch and bound over partitions): the relaxation rounded into a few mul
 (bounds.BoundOracle.partial_bound) holds for every completion, so a node whose bound reaches the
 incumbent / (1 + relative_gap) is cut. Surviving complete multisets are sorted by their own bound, re-bounded
 with their longest sequences placed exactly (bounds.BoundOracle.long_bound), and the survivors are
-assigned (assign.greedy + assign.improve, or assign.exhaustive for small batches) until the next bound
+assigned (assign.greedy, and for promising ones assign.routed / assign.packed by the bound's dual prices,
+each + assign.improve; or assign.exhaustive for small batches) until the next bound
 reaches the incumbent / (1 + relative_gap), `max_evaluations` is spent, or `stall_evaluations` in a row
 did not improve the incumbent. While the target gap is not proven, the incumbent's multiset is then improved by
 a first-improvement descent over neighbouring multisets (split, merge, or exchange a group for degree-1
 groups; `refine`), each scored by its LPT assignment — the bounds are often flat over many large-batch
 multisets, so their order alone does not find the best one.
 Proven bound: the minimum over (a) cut subtrees' bounds, (b) complete multisets' bounds (their exact
-optimum when assigned exhaustively; the lowest few re-bounded with tuned dual weights,
-bounds.BoundOracle.tuned_bound), (c) the incumbent. That minimum is then raised by the global top-degree waste test
-(bounds.top_waste_bound), valid for every plan. Each is a lower bound on every plan in its part
-of the space, and the parts cover every multiset, so the minimum bounds the step time of every plan.
+optimum when assigned exhaustively; every multiset still below the target, lowest first and within
+`max_nodes` calls, re-bounded with its longest sequences placed, as the assigned ones are; the lowest few then
+re-bounded with tuned dual weights, bounds.BoundOracle.tuned_bound), (c) the incumbent. That minimum is then
+raised by the global top-degree waste test (bounds.top_waste_bound), valid for every plan. Each is a lower
+bound on every plan in its part of the space, and the parts cover every multiset, so the minimum bounds the
+step time of every plan.
 Work limits (`max_nodes`, `max_evaluations`) are deterministic; the wall-clock limit is a safety net only.
 """
 
@@ -118,10 +121,11 @@ class Evaluator:
         return max(loads) if loads else np.inf
 
     def evaluate(self, counts: dict[int, int], *, exhaustive: bool = False, promising: float = np.inf,
-                 prices: list | None = None, limit: float = np.inf) -> tuple[Assignment | None, bool]:
+                 prices: list | None = None, limit: float = np.inf,
+                 routes: tuple = (assign.routed, assign.packed)) -> tuple[Assignment | None, bool]:
         """Best assignment found for the multiset; (None, _) when some sequence fits on none of its groups.
 
-        The local search, and the routings by `prices` (per-row weights, sequences kept within `limit`),
+        The local search, and the routings `routes` by `prices` (per-row weights, sequences kept within `limit`),
         run only when the greedy assignment is below `promising` (exhaustive search always runs)."""
         slots, keys, group_class, rows, order = self._prepare(counts)
         if order is None:
@@ -130,11 +134,12 @@ class Evaluator:
         if max(loads) < promising:
             assign.improve(where, loads, group_class, rows, self.options.improve_rounds)
             for lam in prices or []:
-                cand = assign.routed(order, group_class, rows, [float(lam[k]) for k, _ in keys], limit)
-                if cand[1]:
-                    assign.improve(*cand, group_class, rows, self.options.improve_rounds)
-                    if max(cand[1]) < max(loads):
-                        where, loads = cand
+                for route in routes:
+                    cand = route(order, group_class, rows, [float(lam[k]) for k, _ in keys], limit)
+                    if cand[1]:
+                        assign.improve(*cand, group_class, rows, self.options.improve_rounds)
+                        if max(cand[1]) < max(loads):
+                            where, loads = cand
         proven = False
         if exhaustive:
             found = assign.exhaustive(order, group_class, rows, max(loads) * (1 - 1e-12))
@@ -214,7 +219,7 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
     for counts in rounded_multisets(table, units, root):
         mask = sum(1 << k for k in counts)
         found, _ = evaluator.evaluate(counts, prices=[oracle.lam(mask, fam) for fam in ROUTING_FAMILIES],
-                                      limit=root)
+                                      limit=root, routes=(assign.routed,))
         if found is not None and found.step_time_s < ub:
             best, ub, seed = found, found.step_time_s, counts
     cut_bound = np.inf
@@ -256,6 +261,7 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
     leaves.sort(key=lambda leaf: (leaf[0], tuple(-c for c in leaf[1])))
     exhaustive = len(table.intra_s[0]) <= options.exact_assign_max_sequences
     floors: dict[tuple, float] = {}  # multiset -> its best lower bound (its optimum when proven)
+    long_done: set = set()  # multisets whose floor includes long_bound
     settled: set = set()  # multisets whose floor is final (proven optimum or already tightened)
     evaluated = stalled = 0
     for pos, (lb, vec) in enumerate(leaves):
@@ -266,6 +272,7 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
             break
         counts = {k: c for k, c in enumerate(vec) if c}
         strong = max(lb, oracle.long_bound(counts, cap=ub / tol))
+        long_done.add(vec)
         floors[vec] = strong
         if strong >= ub / tol:
             continue
@@ -290,20 +297,33 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
         if found.step_time_s < ub:
             best, ub = found, found.step_time_s
     if min([cut_bound, *floors.values()]) < ub / tol and time.perf_counter() <= deadline:
-        best = refine(evaluator, best, options.refine_evaluations)
+        best = refine(evaluator, best, options.refine_evaluations, oracle)
         ub = best.step_time_s
-    for _ in range(options.tighten_multisets):  # raise the lowest floors with tuned dual weights
+    placed, tunings = 0, options.tighten_multisets
+    while time.perf_counter() <= deadline:  # raise the lowest open floor while that can raise the minimum
         open_floors = [(b, v) for v, b in floors.items() if v not in settled and b < ub]
-        if not open_floors or time.perf_counter() > deadline:
+        final = min([ub, cut_bound, *(b for v, b in floors.items() if v in settled)])
+        if not open_floors or min(open_floors)[0] >= final:
             break
         _, vec = min(open_floors)
         counts = {k: c for k, c in enumerate(vec) if c}
+        if vec not in long_done:  # first place its longest sequences exactly
+            if placed >= options.max_nodes:
+                break
+            placed += 1
+            long_done.add(vec)
+            floors[vec] = max(floors[vec], oracle.long_bound(counts, cap=ub))
+            continue
+        if tunings <= 0:
+            break
+        tunings -= 1  # then tune the dual weights, with and without the long sequences placed
         tuned, fam = oracle.tuned_bound(counts)
         floors[vec] = max(floors[vec], tuned, oracle.long_bound(counts, cap=ub, extra=(fam,)))
         settled.add(vec)
     bound = min([ub, cut_bound, *floors.values()])
     if bound < ub * (1 - options.relative_gap):  # the global waste test holds for every plan (bounds.py)
-        bound = max(bound, top_waste_bound(table.degrees, table.intra_s, units, bound, ub))
+        bound = max(bound, top_waste_bound(table.degrees, table.intra_s, units, bound, ub),
+                    top_waste_bound(table.degrees, table.intra_s, units, root, ub))
     return SearchResult(best=best, bound_s=float(bound), exhausted=not out_of_work, nodes=nodes,
                         evaluated=evaluated)
 
@@ -336,17 +356,18 @@ def neighbours(counts: dict[int, int], degrees: tuple[int, ...]) -> list[dict[in
     return out
 
 
-def refine(evaluator: Evaluator, best: Assignment, budget: int) -> Assignment:
-    """First-improvement descent over degree multisets (neighbours), each scored by its LPT assignment, within
-    `budget` evaluations; the multiset reached is then assigned with the local search. Returns the better of
-    that and `best`."""
+def refine(evaluator: Evaluator, best: Assignment, budget: int, oracle: BoundOracle) -> Assignment:
+    """First-improvement descent over degree multisets (neighbours), each scored by its LPT assignment (the
+    start too, so that like is compared with like), within `budget` evaluations; the multiset reached is then
+    assigned with the local search and the price routings of its bound. Returns the better of that and
+    `best`."""
     degrees = evaluator.table.degrees
     row_of = {d: k for k, d in enumerate(degrees)}
     current: dict[int, int] = {}
     for slot in best.slots:
         current[row_of[slot.degree]] = current.get(row_of[slot.degree], 0) + 1
     current = dict(sorted(current.items()))
-    score = best.step_time_s
+    score = evaluator.score(current)
     seen = [current]
     moved = False
     while budget > 0:
@@ -365,5 +386,7 @@ def refine(evaluator: Evaluator, best: Assignment, budget: int) -> Assignment:
         current, moved = step, True
     if not moved:
         return best
-    found, _ = evaluator.evaluate(current)
+    mask = sum(1 << k for k in current)
+    found, _ = evaluator.evaluate(current, prices=[oracle.lam(mask, fam) for fam in ROUTING_FAMILIES],
+                                  limit=oracle.multiset_bound(current), routes=(assign.packed,))
     return found if found is not None and found.step_time_s < best.step_time_s else best

@@ -156,6 +156,7 @@ def test_plan_bytes_do_not_depend_on_hash_seed(tmp_path):
 
 def test_multiset_neighbours_keep_the_units_and_refine_never_worsens():
     from planner.scatter.request import ScatterRequest, build_costs
+    from planner.scatter.bounds import BoundOracle
     from planner.scatter.search import Evaluator, neighbours, refine, static_candidates
     req = ScatterRequest(lengths=tuple(BATCH), model=LLAMA8B, cluster=cluster(H100, 16))
     table = build_costs(req)
@@ -168,6 +169,6 @@ def test_multiset_neighbours_keep_the_units_and_refine_never_worsens():
     assert {0: 8, 3: 1} in near and {0: 4, 2: 3} in near  # split the 4 into ones, the 8 into fours
     evaluator = Evaluator(table, 16, ScatterOptions())
     static, _ = evaluator.evaluate(static_candidates(table, 16)[-1])
-    better = refine(evaluator, static, 40)
+    better = refine(evaluator, static, 40, BoundOracle(table.degrees, table.intra_s))
     assert better.step_time_s <= static.step_time_s
     assert better.step_time_s == pytest.approx(max(better.loads_s))
