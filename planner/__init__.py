@@ -1,36 +1,41 @@
 """parplan's public planning API. Each function returns a `planner.plan.Plan` (canonical JSON via `.dumps()`).
 
-The heavy solver imports happen on first use, so `import planner` stays cheap for autotuners.
+    plan_training(model, cluster, workload, *, options=None, time_limit_s=60, progress=None)   (planner.train)
+    place_experts(stats, *, num_gpus, slots_per_gpu, ...)                                     (planner.experts)
+    plan_serving(model, cluster, workload, *, objective="goodput", rate=None, options=None)   (planner.serve)
+    scatter_sequences(lengths, *, model, cluster, ...)                                        (planner.scatter)
+
+These are the planners' own functions (real signatures, nothing wraps them). Each builds its planner's
+typed request and runs what the planner's one entry point `planner.<name>.plan.plan(request, options, *,
+progress=None)` runs (the contract: planner.contract, planner.registry). The planner packages are imported
+on first use (module `__getattr__`), so `import planner` stays cheap for autotuners.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from planner.diff import diff_plans
 from planner.documents import explain_plan, export_formats, export_plan, validate_plan
 from planner.plan import Plan, load_plan, make_plan
 
+if TYPE_CHECKING:
+    from planner.experts.place import place_experts
+    from planner.scatter.solve import scatter_sequences
+    from planner.serve.search import plan_serving
+    from planner.train.planning import plan_training
 
-def plan_training(*args, **kwargs) -> Plan:
-    """Fastest hybrid-parallel training strategy that fits; see planner.train.plan_training."""
-    from planner.train import plan_training as run
-    return run(*args, **kwargs)
-
-
-def place_experts(*args, **kwargs) -> Plan:
-    """MoE expert placement with replicas and token split; see planner.experts.place_experts."""
-    from planner.experts import place_experts as run
-    return run(*args, **kwargs)
+_LAZY = {"plan_training": "planner.train.planning", "place_experts": "planner.experts.place",
+         "plan_serving": "planner.serve.search", "scatter_sequences": "planner.scatter.solve"}
+"""public name -> the module that defines it (imported on first access)"""
 
 
-def plan_serving(*args, **kwargs) -> Plan:
-    """Prefill/decode split under TTFT/TPOT SLOs; see planner.serve.plan_serving."""
-    from planner.serve import plan_serving as run
-    return run(*args, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'planner' has no attribute {name!r}")
 
 
-def scatter_sequences(*args, **kwargs) -> Plan:
-    """Per-batch sequence-parallel groups; see planner.scatter.scatter_sequences."""
-    from planner.scatter import scatter_sequences as run
-    return run(*args, **kwargs)
-
-
-__all__ = ["Plan", "load_plan", "make_plan", "plan_training", "place_experts", "plan_serving", "scatter_sequences",
-           "validate_plan", "diff_plans", "explain_plan", "export_plan", "export_formats"]
+__all__ = ["Plan", "diff_plans", "explain_plan", "export_formats", "export_plan", "load_plan", "make_plan",
+           "place_experts", "plan_serving", "plan_training", "scatter_sequences", "validate_plan"]

@@ -106,6 +106,8 @@ def make_plan(kind: str, *, inputs: dict, decision: dict, predicted: dict, alter
     unknown = sorted(set(extra) - set(EXTRA_SECTIONS))
     if unknown:
         raise ValueError(f"unknown plan sections {unknown}; allowed extras: {EXTRA_SECTIONS}")
+    from planner.contract import normalized_solver  # the one builder of the solver block (imports this module)
+
     inputs = canonicalize(dict(inputs))
     inputs["inputs_digest"] = inputs_digest(inputs)
     doc = {
@@ -116,7 +118,7 @@ def make_plan(kind: str, *, inputs: dict, decision: dict, predicted: dict, alter
         "predicted": predicted,
         "alternatives": alternatives or [],
         "baselines": baselines or {},
-        "solver": solver or {},
+        "solver": normalized_solver(solver or {}),
         "provenance": {"parplan_version": parplan_version()},
         **extra,
     }
@@ -143,7 +145,8 @@ def load_plan(path: str | Path, *, check_schema: bool = True) -> Plan:
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", source=str(path)) from None
+        raise SpecError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                        source=str(path)) from None
     except ValueError as exc:
         raise SpecError(f"malformed JSON: {exc}", source=str(path)) from None
     if not isinstance(doc, dict):

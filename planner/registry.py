@@ -1,22 +1,73 @@
-"""Which planner package handles a plan document (for validate, explain and export).
+"""The four planners: which package handles a plan document, and each planner's entry point and types.
 
-Each planner package (planner.train, planner.experts, planner.serve, planner.scatter) exposes
-`check(plan) -> list[str]` (problems found by its independent verifier; empty = valid),
-`explain(plan) -> str` (a readable summary), `EXPORT_FORMATS` (tuple of names) and
-`export(plan, fmt) -> str`. Estimate documents name their planner in `inputs.target`.
+Each planner package `planner.<name>` (train, experts, serve, scatter) has the same shape:
+  request.py   its typed request (and options)          PLANNERS[name].request / .options
+  plan.py      `plan(request, options, *, progress=None) -> Plan` (planner.contract.PlanEntry)
+  check.py     `check(plan) -> list[str]`: problems found by an independent verifier (empty = valid),
+               and `explain(plan) -> str`, a readable summary
+  export.py    `EXPORT_FORMATS` (tuple of names) and `export(plan, fmt) -> str`
+Estimate documents name their planner in `inputs.target`. Types are named as "module:attribute" strings and
+imported on use, so that importing the registry stays cheap.
 """
 
 import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 from costmodels.errors import SpecError
+from planner.contract import PlanEntry
 from planner.plan import Plan
 
-PLANNERS = ("train", "experts", "serve", "scatter")
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlannerInfo:
+    """One planner: its package name and the types its entry point takes."""
+
+    name: str
+    """package name under planner/ and the plan `kind` it produces"""
+    request: str
+    """'module:attribute' of its request type"""
+    options: str
+    """'module:attribute' of its options type"""
+
+    def request_type(self) -> type:
+        return _resolve(self.request)
+
+    def options_type(self) -> type:
+        return _resolve(self.options)
+
+    def entry(self) -> PlanEntry[Any, Any]:
+        """The `plan` function of planner/<name>/plan.py."""
+        entry: PlanEntry[Any, Any] = importlib.import_module(f"planner.{self.name}.plan").plan
+        return entry
 
 
-def handler(plan: Plan):
+def _resolve(ref: str) -> type:
+    module, _, attr = ref.partition(":")
+    found: type = getattr(importlib.import_module(module), attr)
+    return found
+
+
+INFO = {
+    "train": PlannerInfo(name="train", request="planner.train.request:TrainRequest",
+                         options="solvers.result:SolverOptions"),
+    "experts": PlannerInfo(name="experts", request="planner.experts.request:ExpertRequest",
+                           options="solvers.result:SolverOptions"),
+    "serve": PlannerInfo(name="serve", request="planner.serve.request:ServeRequest",
+                         options="planner.serve.request:ServeOptions"),
+    "scatter": PlannerInfo(name="scatter", request="planner.scatter.request:ScatterRequest",
+                           options="planner.scatter.request:ScatterOptions"),
+}
+"""planner name -> its entry point's types"""
+
+PLANNERS = tuple(INFO)
+
+
+def handler(plan: Plan) -> ModuleType:
     """The planner package responsible for this document."""
     target = plan["inputs"].get("target") if plan.kind == "estimate" else plan.kind
     if target not in PLANNERS:
         raise SpecError(f"no planner handles target {target!r}; valid: {', '.join(PLANNERS)}", field="inputs.target")
     return importlib.import_module(f"planner.{target}")
+

@@ -6,8 +6,8 @@ import profiles
 from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec
 from costmodels.serving import DEFAULT_ENGINE, ENGINES
-from planner.commands.common import (emit, gpus_per_node_option, model_option, output_option, time_limit_option,
-                                     write_output)
+from planner.commands.common import (emit, gpus_per_node_option, model_option, output_option, progress,
+                                     time_limit_option, write_output)
 from planner.plan import dumps_canonical, load_plan
 
 _engines = click.Choice(sorted(ENGINES))
@@ -78,7 +78,7 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                            simulate_requests=requests, seed=seed, time_limit_s=time_limit_s,
                            prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools))
     plan = plan_serving(model, cluster, workload, objective=objective or ("gpus" if rate else "goodput"),
-                        options=options)
+                        options=options, progress=progress)
     emit(plan, output, explain(plan))
 
 

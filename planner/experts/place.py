@@ -178,6 +178,25 @@ def place_experts(stats, *, num_gpus: int, gpus_per_node: int = 8, slots_per_gpu
                             model=model, device=device, previous=_previous_array(previous), max_moves=max_moves,
                             node_limit=node_limit, traffic_weight=traffic_weight,
                             gpu_speed=None if gpu_speed is None else tuple(float(s) for s in gpu_speed))
+    return place(request, options, progress)
+
+
+def _inputs(request: ExpertRequest, options: SolverOptions) -> dict:
+    """The plan's `inputs` section (enough to recompute the plan)."""
+    model, device = request.model, request.device
+    return {"stats": _stats_input(request.stats), "num_gpus": request.num_gpus,
+            "gpus_per_node": request.gpus_per_node, "slots_per_gpu": request.slots_per_gpu,
+            "gpu_speed": None if request.gpu_speed is None else list(request.speeds()),
+            "model": None if model is None else asdict(model), "device": None if device is None else asdict(device),
+            "previous_gpu_experts": None if request.previous is None else request.previous.tolist(),
+            "max_moves": request.max_moves, "node_limit": request.node_limit,
+            "traffic_weight": request.traffic_weight,
+            "options": {"relative_gap": options.relative_gap, "seed": options.seed, "threads": options.threads}}
+
+
+def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan:
+    """The kind-'experts' plan for one request (the body of planner.experts.plan.plan)."""
+    stats, model, traffic_weight = request.stats, request.model, request.traffic_weight
     c0, kappa = request.cost_arrays()
     node_of = request.node_of_gpu()
     slots, shares, times, bounds, counts, method, statuses = _layer_solve(request, c0, kappa, options, progress)
@@ -208,13 +227,8 @@ def place_experts(stats, *, num_gpus: int, gpus_per_node: int = 8, slots_per_gpu
     solver = {"backend": "highs", "backend_version": metadata.version("highspy"), "method": method,
               "status": "optimal" if gap is not None and gap <= max(options.relative_gap, 1e-9) else "feasible",
               "objective": objective, "bound": bound, "gap": gap, "milp_statuses": sorted(set(statuses))}
-    inputs = {"stats": _stats_input(stats), "num_gpus": num_gpus, "gpus_per_node": gpus_per_node,
-              "slots_per_gpu": slots_per_gpu, "gpu_speed": None if gpu_speed is None else list(request.speeds()),
-              "model": None if model is None else asdict(model), "device": None if device is None else asdict(device),
-              "previous_gpu_experts": None if request.previous is None else request.previous.tolist(),
-              "max_moves": max_moves, "node_limit": node_limit, "traffic_weight": traffic_weight,
-              "options": {"relative_gap": options.relative_gap, "seed": options.seed, "threads": options.threads}}
     if progress is not None:
         progress(f"experts: objective {objective:.6g}, bound {bound:.6g}, gap {100 * (gap or 0):.2f}% ({method})")
-    return make_plan("experts", inputs=inputs, decision=_decision(layout.slots, layout.share, request),
-                     predicted=predicted, baselines=baselines, solver=solver)
+    return make_plan("experts", inputs=_inputs(request, options),
+                     decision=_decision(layout.slots, layout.share, request), predicted=predicted,
+                     baselines=baselines, solver=solver)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from costmodels.errors import SpecError, require
+from costmodels.hardware import ClusterSpec
+from costmodels.model import ModelSpec
 from costmodels.serving import ENGINES
 
 ARRIVALS = ("poisson", "bursty")
@@ -129,6 +131,30 @@ class ServeOptions:
         require(len(self.modes) >= 1, "needs at least one mode", field="modes")
         require(self.simulate_requests >= 10, f"must be >= 10, got {self.simulate_requests}", field="requests")
         require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
+
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServeRequest:
+    """One planning question: serve `workload` with `model` on `cluster`, optimising `objective`."""
+
+    model: ModelSpec
+    """the model"""
+    cluster: ClusterSpec
+    """the GPUs (one pool, or several)"""
+    workload: ServingWorkload
+    """requests and their SLOs (its rate_per_s is the target rate, None = find the largest)"""
+    objective: str = "goodput"
+    """goodput (per GPU), gpus or cost (the last two need a target rate)"""
+
+    def __post_init__(self):
+        require(isinstance(self.model, ModelSpec), "must be a ModelSpec", field="model")
+        require(isinstance(self.cluster, ClusterSpec), "must be a ClusterSpec", field="cluster")
+        require(isinstance(self.workload, ServingWorkload), "must be a ServingWorkload", field="workload")
+        require(self.objective in OBJECTIVES, f"unknown objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}",
+                field="objective")
+        require(self.workload.rate_per_s is not None or self.objective == "goodput",
+                f"objective {self.objective!r} needs a target --rate", field="rate")
 
 
 def read_lengths_csv(path: str) -> tuple[tuple[int, int], ...]:

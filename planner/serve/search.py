@@ -9,17 +9,17 @@ simulated attainment falls below the target, the capacities are derated by DERAT
 
 import dataclasses
 import math
-import sys
 import time
 
 from costmodels.errors import InfeasibleError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
+from planner.confidence import serve_plan_fields
 from planner.plan import Plan, make_plan
 from planner.serve.capacity import CapacityModel, build_candidates
 from planner.serve.formulation import CountSolution, solve_counts
-from planner.serve.request import OBJECTIVES, ServeOptions, ServingWorkload
+from planner.serve.request import ServeOptions, ServeRequest, ServingWorkload
 from planner.serve.simulate import Deployment, simulate
 from solvers import SolverOptions
 
@@ -182,16 +182,18 @@ def _infeasible(cm: CapacityModel, cands: dict, workload: ServingWorkload) -> In
 
 
 def plan_serving(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorkload, *, objective: str = "goodput",
-                 rate: float | None = None, options: ServeOptions | None = None) -> Plan:
+                 rate: float | None = None, options: ServeOptions | None = None, progress=None) -> Plan:
     """Best prefill/decode split (or colocated / intra-GPU mode) under the workload's percentile SLOs."""
-    options = options or ServeOptions()
-    require(objective in OBJECTIVES, f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}",
-            field="objective")
     if rate is not None:
         workload = dataclasses.replace(workload, rate_per_s=rate)
+    request = ServeRequest(model=model, cluster=cluster, workload=workload, objective=objective)
+    return plan_request(request, options or ServeOptions(), progress)
+
+
+def plan_request(request: ServeRequest, options: ServeOptions, progress=None) -> Plan:
+    """The kind-'serve' plan for one request (the body of planner.serve.plan.plan)."""
+    model, cluster, workload, objective = request.model, request.cluster, request.workload, request.objective
     rate = workload.rate_per_s
-    require(rate is not None or objective == "goodput", f"objective {objective!r} needs a target --rate",
-            field="rate")
     names = [p.name for p in cluster.pools]
     for name in options.prefill_pools + options.decode_pools:
         require(name in names, f"unknown pool {name!r}; valid: {', '.join(names)}", field="prefill_pools/decode_pools")
@@ -222,6 +224,7 @@ def plan_serving(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorklo
     decision = _decision(best_mode, groups_of(sol, served))
     predicted = _predicted(cm, sol, served)
     predicted["capacity_derate"] = factor if rate is None else 1.0
+    predicted.update(serve_plan_fields(model, cluster, workload, options, decision, predicted))
     alternatives = []
     for mode in options.modes:
         if mode == best_mode:
@@ -260,7 +263,8 @@ def plan_serving(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorklo
     inputs = {"model": dataclasses.asdict(model), "cluster": dataclasses.asdict(cluster),
               "workload": dataclasses.asdict(workload), "options": dataclasses.asdict(options),
               "objective": objective}
-    print(f"parplan serve: {len(cands['prefill']) + len(cands['decode']) + len(cands['colocated']) + len(cands['intra_gpu'])}"
-          f" candidates, mode {best_mode}, {time.perf_counter() - started:.2f} s", file=sys.stderr)
+    if progress is not None:
+        count = sum(len(cands[role]) for role in ("prefill", "decode", "colocated", "intra_gpu"))
+        progress(f"parplan serve: {count} candidates, mode {best_mode}, {time.perf_counter() - started:.2f} s")
     return make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
                      baselines=baselines, solver=sol.solver, simulated={**sim, "repairs": repairs})

@@ -9,7 +9,8 @@
 from planner.train.check import check
 from planner.train.explain import explain
 from planner.train.export import EXPORT_FORMATS, export
-from planner.train.planning import plan, plan_training
+from planner.train.plan import plan  # the contract entry point (planner.contract.PlanEntry)
+from planner.train.planning import plan_training
 from planner.train.request import TrainOptions, TrainRequest
 
 __all__ = ["EXPORT_FORMATS", "TrainOptions", "TrainRequest", "check", "explain", "export", "plan", "plan_training"]

@@ -73,7 +73,7 @@ def test_planner_documents_require_the_solver_verdict(plan_factory):
     doc["solver"]["status"] = "done"
     assert schema_problems(doc) == ["solver: 'bound' is a required property",
                                     "solver.status: 'done' is not one of ['optimal', 'feasible', 'infeasible', "
-                                    "'unbounded', 'no_solution', 'error']"]
+                                    "'unbounded', 'no_solution', 'error', 'time_limit']"]
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), [
