@@ -1,0 +1,162 @@
+"""Megatron-LM (NVIDIA/Megatron-LM@d98e8a6) launch script for a train plan: pretrain_gpt.py arguments.
+
+Flag semantics, from megatron/training/arguments.py and megatron/core at that commit:
+- model shape: --num-layers --hidden-size --num-attention-heads --kv-channels --ffn-hidden-size,
+  --group-query-attention --num-query-groups, --swiglu, --untie-embeddings-and-output-weights; MoE
+  --num-experts --moe-router-topk --moe-ffn-hidden-size --moe-shared-expert-intermediate-size --moe-layer-freq
+  (a Python list, 1 = MoE layer); MLA --multi-latent-attention --q-lora-rank --kv-lora-rank --qk-head-dim
+  --qk-pos-emb-head-dim --v-head-dim; MTP --mtp-num-layers (the MTP block sits after the last decoder layer).
+- split: equal stages need nothing; --decoder-first/last-pipeline-num-layers when only the end stages differ;
+  otherwise --pipeline-model-parallel-layout (E embedding, t decoder layer, m MTP, L loss; one '|'-separated
+  entry per virtual stage, virtual stage v of rank s at position v*pp + s). Interleaving with equal chunks:
+  --num-layers-per-virtual-pipeline-stage.
+- ZeRO: 1 = --use-distributed-optimizer; 2/3 = Megatron-FSDP (--use-megatron-fsdp
+  --data-parallel-sharding-strategy optim_grads | optim_grads_params), which requires --ckpt-format fsdp_dtensor.
+- recompute: full = --recompute-granularity full --recompute-method uniform --recompute-num-layers 1;
+  selective = --recompute-granularity selective --recompute-modules core_attn (the attention core only, the
+  selective recompute of Korthikanti et al. that parplan's memory model costs).
+- FP8: --fp8-format hybrid --fp8-recipe delayed on top of --bf16 (Transformer Engine); workload.fp8_allgather
+  = --fp8-param-gather. TP overlap (workload.async_tp, default on): --tp-comm-overlap. MoE dispatch:
+  --moe-token-dispatcher-type alltoall, or flex with --moe-flex-dispatcher-backend deepep for a2a_dedup;
+  a2a_overlap = --overlap-moe-expert-parallel-comm.
+"""
+
+from planner.exports.common import ExportRefused, Target
+from planner.exports.train_layout import TrainView, moe_layer_ids, node_comment_lines, torchrun_line
+
+
+def _model_flags(model: dict) -> list[list[str]]:
+    heads, kv = model["heads"], model["kv_heads"]
+    flags = [["--num-layers", str(model["layers"])], ["--hidden-size", str(model["hidden"])],
+             ["--num-attention-heads", str(heads)], ["--kv-channels", str(model["head_dim"])],
+             ["--ffn-hidden-size", str(model["ffn"])]]
+    if model.get("max_position"):
+        flags.append(["--max-position-embeddings", str(model["max_position"])])
+    if kv != heads and not model.get("mla"):
+        flags += [["--group-query-attention"], ["--num-query-groups", str(kv)]]
+    if model.get("gated_mlp", True):
+        flags.append(["--swiglu"])
+    if not model.get("tied_embeddings", False):
+        flags.append(["--untie-embeddings-and-output-weights"])
+    mla = model.get("mla")
+    if mla:
+        flags += [["--multi-latent-attention"], ["--q-lora-rank", str(mla["q_lora_rank"])],
+                  ["--kv-lora-rank", str(mla["kv_lora_rank"])], ["--qk-head-dim", str(mla["qk_nope_head_dim"])],
+                  ["--qk-pos-emb-head-dim", str(mla["qk_rope_head_dim"])], ["--v-head-dim", str(mla["v_head_dim"])]]
+    moe = model.get("moe")
+    if moe:
+        is_moe = set(moe_layer_ids(model))
+        pattern = "[" + ",".join("1" if i in is_moe else "0" for i in range(model["layers"])) + "]"
+        flags += [["--num-experts", str(moe["experts"])], ["--moe-router-topk", str(moe["top_k"])],
+                  ["--moe-ffn-hidden-size", str(moe["expert_ffn"])], ["--moe-layer-freq", f"'{pattern}'"],
+                  ["--moe-grouped-gemm"]]
+        if moe.get("shared_experts"):
+            width = moe["shared_experts"] * (moe.get("shared_expert_ffn") or moe["expert_ffn"])
+            flags.append(["--moe-shared-expert-intermediate-size", str(width)])
+    if model.get("mtp_layers"):
+        flags.append(["--mtp-num-layers", str(model["mtp_layers"])])
+    return flags
+
+
+def _chunks(n: int, parts: int) -> list[int]:
+    base, extra = divmod(n, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def _layout(view: TrainView) -> str:
+    """--pipeline-model-parallel-layout for any split (and interleaving); MTP and loss on the last stage."""
+    d, pp, vpp = view.d, view.d["pp"], view.d["vpp"]
+    mtp = "m" * int(view.model.get("mtp_layers", 0))
+    per_rank = [_chunks(n, vpp) for n in d["stage_layers"]]
+    entries = []
+    for v in range(vpp):
+        for s in range(pp):
+            first, last = v == 0 and s == 0, v == vpp - 1 and s == pp - 1
+            entries.append(("E" if first else "") + f"t*{per_rank[s][v]}" + (mtp + "L" if last else ""))
+    return "'" + "|".join(entries) + "'"
+
+
+def _split_flags(view: TrainView, target: Target) -> list[list[str]]:
+    d, pp, vpp = view.d, view.d["pp"], view.d["vpp"]
+    layers = d["stage_layers"]
+    if sum(layers) != view.model["layers"] or len(layers) != pp:
+        raise ExportRefused(target, "decision.stage_layers", layers,
+                            f"{pp} stages must hold the model's {view.model['layers']} layers")
+    if pp == 1:
+        return []
+    if vpp > 1:
+        if len(set(layers)) == 1 and layers[0] % vpp == 0:
+            return [["--num-layers-per-virtual-pipeline-stage", str(layers[0] // vpp)]]
+        return [["--pipeline-model-parallel-layout", _layout(view)]]
+    if len(set(layers)) == 1:
+        return []
+    middle = layers[1:-1]
+    if len(set(middle)) <= 1 and pp > 2:
+        flags = []
+        if layers[0] != middle[0]:
+            flags.append(["--decoder-first-pipeline-num-layers", str(layers[0])])
+        if layers[-1] != middle[0]:
+            flags.append(["--decoder-last-pipeline-num-layers", str(layers[-1])])
+        return flags
+    return [["--pipeline-model-parallel-layout", _layout(view)]]
+
+
+def _moe_comm_flags(view: TrainView, target: Target) -> list[list[str]]:
+    """Dispatcher: all-to-all, or DeepEP (sends a token once per destination node) for workload.a2a_dedup."""
+    if not view.model.get("moe"):
+        return []
+    if view.option("fp8_dispatch"):
+        raise ExportRefused(target, "inputs.workload.fp8_dispatch", True,
+                            "no FP8 dispatch setting was checked against this version")
+    flags = ([["--moe-token-dispatcher-type", "flex"], ["--moe-flex-dispatcher-backend", "deepep"]]
+             if view.option("a2a_dedup") else [["--moe-token-dispatcher-type", "alltoall"]])
+    if view.option("a2a_overlap"):
+        flags.append(["--overlap-moe-expert-parallel-comm"])
+    return flags
+
+
+def _strategy_flags(view: TrainView, target: Target) -> list[list[str]]:
+    d = view.d
+    if d["zero"] >= 2 and d["pp"] > 1:
+        raise ExportRefused(target, "decision.zero", d["zero"],
+                            "Megatron-FSDP (ZeRO 2/3) runs without pipeline parallelism")
+    flags = [["--tensor-model-parallel-size", str(d["tp"])], ["--pipeline-model-parallel-size", str(d["pp"])],
+             ["--context-parallel-size", str(d["cp"])]]
+    if view.model.get("moe"):
+        flags += [["--expert-model-parallel-size", str(d["ep"])], ["--expert-tensor-parallel-size", str(d["etp"])]]
+    flags += [["--micro-batch-size", str(d["mbs"])], ["--global-batch-size", str(view.work["global_batch"])],
+              ["--seq-length", str(view.work["seq_len"])]]
+    if d["sequence_parallel"] and d["tp"] > 1:
+        flags.append(["--sequence-parallel"])
+    if d["zero"] == 1:
+        flags.append(["--use-distributed-optimizer"])
+    elif d["zero"] in (2, 3):
+        strategy = "optim_grads" if d["zero"] == 2 else "optim_grads_params"
+        flags += [["--use-megatron-fsdp"], ["--data-parallel-sharding-strategy", strategy],
+                  ["--use-distributed-optimizer"], ["--ckpt-format", "fsdp_dtensor"]]
+    if d["recompute"] == "full":
+        flags += [["--recompute-granularity", "full"], ["--recompute-method", "uniform"],
+                  ["--recompute-num-layers", "1"]]
+    elif d["recompute"] == "selective":
+        flags += [["--recompute-granularity", "selective"], ["--recompute-modules", "core_attn"]]
+    dtype = view.work["dtype"]
+    flags.append(["--fp16"] if dtype == "fp16" else ["--bf16"])
+    if dtype == "fp8":
+        flags += [["--fp8-format", "hybrid"], ["--fp8-recipe", "delayed"]]
+        if view.option("fp8_allgather"):
+            flags.append(["--fp8-param-gather"])
+    if view.tp_overlap(default=True):
+        flags.append(["--tp-comm-overlap"])
+    return flags + _moe_comm_flags(view, target)
+
+
+def megatron_script(view: TrainView, target: Target, header: list[str]) -> str:
+    """A bash script: the header, the node order, the argument array, and the per-node torchrun line."""
+    flags = _model_flags(view.model) + _strategy_flags(view, target) + _split_flags(view, target)
+    lines = ["#!/bin/bash", *header, *node_comment_lines(view, target),
+             "# data, tokenizer and optimizer arguments follow on the command line of this script (\"$@\")",
+             "MEGATRON_ARGS=("]
+    lines += ["  " + " ".join(flag) for flag in flags]
+    lines += [")", torchrun_line(view, target, ["pretrain_gpt.py", '"${MEGATRON_ARGS[@]}"', '"$@"'])]
+    return "\n".join(lines) + "\n"
+

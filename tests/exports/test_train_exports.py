@@ -1,0 +1,186 @@
+"""Train exports: every emitted name exists in the targeted executor version, the executor's semantics give
+back the plan's batch and split, and what a target cannot run is refused (exit 2) instead of dropped."""
+
+import json
+import shlex
+import tomllib
+
+import pytest
+from click.testing import CliRunner
+from names import accepted, deepspeed_names, megatron_names, recipe_names, toml_names
+from train_plans import edited, planned
+
+from cli import main
+from planner.exports.common import ExportRefused
+from planner.train import EXPORT_FORMATS, export
+
+NAMES = {"megatron": megatron_names, "torchtitan": recipe_names, "torchtitan-toml": toml_names,
+         "deepspeed": deepspeed_names}
+
+
+def matrix():
+    """(case, plan) pairs: real plans and edited copies covering the decisions the formats must carry."""
+    cp = planned("cp_pp_tp")  # tp 2, pp 2, cp 2, sequence parallel, ZeRO 0
+    hetero = edited(planned("hetero"), pp=2, dp=2, stage_layers=[4, 2], stage_pools=["fast", "slow"], zero=0,
+                    microbatches=2)
+    return {
+        "dense": planned("dense"), "zero3": planned("dense_zero3"), "moe": planned("moe"),
+        "moe_mtp": planned("moe_mtp"), "fp8": planned("fp8"), "cp_pp_tp": cp, "hetero": hetero,
+        "uneven": edited(cp, cp=1, dp=2, microbatches=8, stage_layers=[3, 5], recompute="selective"),
+        "uneven4": edited(cp, pp=4, cp=1, dp=1, microbatches=16, stage_layers=[1, 3, 3, 1], recompute="full"),
+        "interleaved": edited(cp, vpp=2, cp=1, dp=2, microbatches=8, recompute="full"),
+    }
+
+
+CASES = matrix()
+
+
+def _export_or_refusal(plan, fmt):
+    try:
+        return export(plan, fmt)
+    except ExportRefused as exc:
+        return exc
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_emitted_name_exists_in_the_target(case, fmt):
+    out = _export_or_refusal(CASES[case], fmt)
+    if isinstance(out, ExportRefused):
+        assert str(out).startswith("decision") or str(out).startswith("inputs"), out
+        return
+    names = NAMES[fmt](out)
+    assert names and names <= accepted(fmt), sorted(names - accepted(fmt))
+    assert "plan sha256" in out and "inputs_digest" not in out.split("sha256")[0]
+
+
+def _megatron_args(text: str) -> dict:
+    body = text.split("MEGATRON_ARGS=(\n", 1)[1].split("\n)", 1)[0]
+    return {words[0]: words[1] if len(words) > 1 else True for words in map(shlex.split, body.splitlines())}
+
+
+def _layout_layers(layout: str) -> list[int]:
+    return [sum(int(part.split("*")[1]) if "*" in part else 1 for part in entry.replace("E", "").replace("L", "")
+                .replace("m", "").split("t") if part) for entry in layout.split("|")]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_megatron_batch_split_and_zero(case):
+    plan = CASES[case]
+    d, work = plan["decision"], plan["inputs"]["workload"]
+    out = _export_or_refusal(plan, "megatron")
+    if isinstance(out, ExportRefused):
+        pytest.fail(f"megatron refused {case}: {out}")
+    args = _megatron_args(out)
+    mbs, gbs = int(args["--micro-batch-size"]), int(args["--global-batch-size"])
+    assert mbs * d["microbatches"] * d["dp"] == gbs == work["global_batch"]
+    if "--pipeline-model-parallel-layout" in args:
+        per_virtual = _layout_layers(args["--pipeline-model-parallel-layout"])
+        pp = d["pp"]
+        assert [sum(per_virtual[s::pp]) for s in range(pp)] == d["stage_layers"]
+    if d["zero"] >= 2:
+        assert args["--ckpt-format"] == "fsdp_dtensor" and "--use-megatron-fsdp" in args
+    if plan["inputs"]["model"].get("mtp_layers"):
+        assert args["--mtp-num-layers"] == "1"
+    assert ("--sequence-parallel" in args) == bool(d["sequence_parallel"])
+    assert int(args["--context-parallel-size"]) == d["cp"]
+
+
+def test_megatron_uneven_ends_and_heterogeneous_node_order():
+    out = export(CASES["uneven4"], "megatron")
+    args = _megatron_args(out)
+    assert args["--decoder-first-pipeline-num-layers"] == "1" and args["--decoder-last-pipeline-num-layers"] == "1"
+    hetero = export(CASES["hetero"], "megatron")
+    assert "#   node rank 0: pool fast (stage 0)" in hetero and "#   node rank 1: pool slow (stage 1)" in hetero
+    assert "--nnodes 2 --nproc-per-node 2" in hetero
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_torchtitan_toml_batch_and_parts(case):
+    plan = CASES[case]
+    out = _export_or_refusal(plan, "torchtitan-toml")
+    if isinstance(out, ExportRefused):
+        return
+    job = tomllib.loads(out)
+    d, par, train = plan["decision"], job["parallelism"], job["training"]
+    dp = par["data_parallel_replicate_degree"] * par["data_parallel_shard_degree"]
+    accumulation = train["global_batch_size"] // (train["local_batch_size"] * dp)
+    micro = par.get("pipeline_parallel_microbatch_size", train["local_batch_size"])
+    assert micro == d["mbs"] and dp == d["dp"]
+    assert accumulation * (train["local_batch_size"] // micro) == d["microbatches"]
+    assert micro * d["microbatches"] * dp == train["global_batch_size"]
+    if d["pp"] > 1:
+        parts = par["module_fqns_per_model_part"]
+        layers = [sum(name.startswith("layers.") for name in part) for part in parts]
+        assert [sum(layers[s::d["pp"]]) for s in range(d["pp"])] == d["stage_layers"]
+        assert parts[0][0] == "tok_embeddings" and parts[-1][-2:] == ["norm", "output"]
+    mode = {"none": "none", "full": "full", "selective": "selective"}[d["recompute"]]
+    assert job["activation_checkpoint"]["mode"] == mode
+    if mode == "selective":
+        assert job["activation_checkpoint"]["selective_ac_option"] == "op"
+
+
+def test_torchtitan_recipe_tokens_and_microbatches():
+    plan = CASES["interleaved"]
+    out = export(plan, "torchtitan")
+    seq = plan["inputs"]["workload"]["seq_len"]
+    assert f"config.training.num_tokens_per_microbatch_per_dp_rank = {seq}" in out
+    assert "config.parallelism.num_pp_microbatches = 8" in out
+    assert 'config.parallelism.pipeline_parallel_schedule = "Interleaved1F1B"' in out
+    assert "config.activation_checkpoint = FullAC.Config()" in out
+    compile(out, "recipe.py", "exec")  # the recipe is valid Python
+
+
+@pytest.mark.parametrize("case", ["dense", "zero3", "moe"])
+def test_deepspeed_batch(case):
+    plan = CASES[case]
+    cfg = json.loads(export(plan, "deepspeed"))
+    d = plan["decision"]
+    assert cfg["train_micro_batch_size_per_gpu"] * cfg["gradient_accumulation_steps"] * d["dp"] == \
+        cfg["train_batch_size"]
+    assert cfg["zero_optimization"]["stage"] == d["zero"]
+    if plan["inputs"]["model"].get("moe"):
+        assert cfg["expert_parallel"]["autoep_size"] == d["ep"] and cfg["expert_parallel"]["preset_model"]
+
+
+@pytest.mark.parametrize("case, fmt, field", [
+    ("moe_mtp", "deepspeed", "inputs.model.mtp_layers"),
+    ("moe_mtp", "torchtitan-toml", "inputs.model.mtp_layers"),
+    ("fp8", "deepspeed", "inputs.workload.dtype"),
+    ("cp_pp_tp", "deepspeed", "decision.cp"),
+    ("interleaved", "deepspeed", "decision.vpp"),
+    ("uneven", "deepspeed", "decision.sequence_parallel"),
+    ("dense", "torchtitan", "decision.zero"),
+])
+def test_refusals_name_the_decision(case, fmt, field):
+    with pytest.raises(ExportRefused, match=field.replace(".", r"\.")):
+        export(CASES[case], fmt)
+
+
+def test_deepspeed_pipeline_with_zero2_and_moe_limits():
+    pipe = edited(CASES["uneven4"], stage_layers=[2, 2, 2, 2], zero=2, sequence_parallel=False, tp=1)
+    with pytest.raises(ExportRefused, match="ZeRO stage < 2"):
+        export(pipe, "deepspeed")
+    with pytest.raises(ExportRefused, match="expert_tensor_parallel_size=1"):
+        export(edited(CASES["moe"], etp=2, tp=2, dp=4, microbatches=2), "deepspeed")
+
+
+def test_torchtitan_expert_tp_limits():
+    moe = edited(CASES["moe"], zero=3, tp=2, dp=4, etp=2, ep=2, sequence_parallel=True, microbatches=2)
+    assert "expert_tensor_parallel_degree = 2" in export(moe, "torchtitan-toml")
+    with pytest.raises(ExportRefused, match="no expert TP"):
+        export(moe, "torchtitan")
+    with pytest.raises(ExportRefused, match="etp must be tp"):
+        export(edited(moe, ep=1, etp=1), "torchtitan-toml")
+
+
+def test_cli_export_and_refusal_exit_codes(tmp_path):
+    path = tmp_path / "plan.json"
+    CASES["moe_mtp"].write(path)
+    ok = CliRunner().invoke(main, ["export", str(path), "--format", "megatron"])
+    assert ok.exit_code == 0 and "--mtp-num-layers 1" in ok.output
+    refused = CliRunner().invoke(main, ["export", str(path), "--format", "deepspeed"])
+    assert refused.exit_code == 2 and "inputs.model.mtp_layers" in refused.output
+    assert "Traceback" not in refused.output
+    unknown = CliRunner().invoke(main, ["export", str(path), "--format", "nemo"])
+    assert unknown.exit_code == 2 and "torchtitan-toml" in unknown.output
