@@ -3,6 +3,7 @@
 import math
 
 from costmodels.serving import InstanceShape
+from planner.confidence import confidence_lines
 from planner.plan import Plan
 from planner.serve.capacity import CapacityModel
 from planner.serve.estimate import estimate_numbers
@@ -121,6 +122,7 @@ def explain(plan: Plan) -> str:
             f"  prefill            {p['prefill_s'] * 1e3:10.2f} ms",
             f"  decode step (mean) {p['decode_step_s'] * 1e3:10.2f} ms  ({p['decode_tokens_per_s']:.1f} tok/s)",
             f"  weights per GPU    {p['weights_bytes_per_gpu'] / 2**30:10.2f} GiB; KV room {p['kv_capacity_tokens']:.0f} tokens",
+            *confidence_lines(p, width=19),
             f"  feasible: {plan.get('feasible')}" + "".join(f"\n    {r}" for r in plan.get("infeasible_reasons", []))])
     wl = plan["inputs"]["workload"]
     d = plan["decision"]
@@ -141,6 +143,7 @@ def explain(plan: Plan) -> str:
               f"  simulated ({sim.get('requests')} requests, seed {sim.get('seed')}): attainment {sim.get('attainment', 0):.3f}, "
               f"TTFT {pct} {sim.get('ttft_s', {}).get(pct, 0) * 1e3:.0f} ms, TPOT {pct} "
               f"{sim.get('tpot_s', {}).get(pct, 0) * 1e3:.2f} ms"]
+    lines += confidence_lines(p)
     for name, b in sorted(plan["baselines"].items()):
         if b.get("feasible") is False:
             lines.append(f"  baseline {name}: no SLO-feasible configuration")

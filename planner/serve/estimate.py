@@ -7,6 +7,7 @@ from costmodels.model import ModelSpec
 from costmodels.serving import (DEFAULT_ENGINE, InstanceShape, check_shape, decode_step_time, kv_bytes_per_token_gpu,
                                 kv_capacity_tokens, mean_decode_step_time, prefill_time, weight_bytes_per_gpu)
 from costmodels.errors import require
+from planner.confidence import serve_estimate_confidence
 from planner.plan import Plan, make_plan
 
 
@@ -52,6 +53,8 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     elif predicted["kv_capacity_tokens"] < batch * (isl + osl):
         reasons.append(f"KV cache for {batch} x {isl + osl} tokens needs {batch * (isl + osl)} tokens of room; "
                        f"the instance holds {predicted['kv_capacity_tokens']:.0f}")
+    predicted.update(serve_estimate_confidence(model, device.name, tp=tp, isl=isl, engine=engine, dtype=dtype,
+                                               predicted=predicted))
     inputs = {"target": "serve", "model": dataclasses.asdict(model), "device": dataclasses.asdict(device),
               "shape": {"tp": tp, "pp": pp, "ep": ep, "dp": dp}, "batch": batch, "isl": isl, "osl": osl, "engine": engine,
               "dtype": dtype, "devices_per_node": per_node}

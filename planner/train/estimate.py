@@ -18,6 +18,7 @@ from costmodels.hardware import ClusterSpec, DeviceCalibration, DeviceSpec, Node
 from costmodels.model import MLASpec, ModelSpec, MoESpec
 from costmodels.parallel import ParallelConfig, TrainingWorkload
 from costmodels.training import check_config, estimate_training
+from planner.confidence import confidence_lines, train_confidence
 from planner.plan import Plan, make_plan
 
 PREDICTED_KEYS = ("step_time_s", "tokens_per_s_per_gpu", "model_tflops_per_gpu", "hardware_tflops_per_gpu", "mfu",
@@ -85,6 +86,9 @@ def estimate_plan(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWork
     predicted.update(microbatches=est.microbatches, stage_layers=list(est.stage_layers),
                      stage_time_s=list(est.stage_time_s), stage_memory_bytes=list(est.stage_memory_bytes),
                      breakdown=est.breakdown)
+    if est.step_time_s:  # interval, regime, extrapolated (planner/confidence)
+        predicted.update(train_confidence(model, cluster, workload, config, step_time_s=est.step_time_s,
+                                          tokens_per_s_per_gpu=est.tokens_per_s_per_gpu))
     return make_plan("estimate", inputs=inputs, decision=config_to_dict(config), predicted=predicted,
                      feasible=est.feasible, infeasible_reasons=list(est.infeasible_reasons))
 
@@ -137,6 +141,7 @@ def explain_estimate(plan: Plan) -> str:
               f"{'peak memory per GPU':<28}{p['memory_per_gpu_bytes'] / GiB:>12.1f} GiB",
               f"{'micro-batches per step':<28}{p['microbatches']:>12d}",
               f"{'layers per stage':<28}{' '.join(map(str, p['stage_layers'])):>12}",
+              *confidence_lines(p, indent="", width=28),
               "", f"{'time part':<20}{'seconds':>10}{'share':>8}"]
     step = p["step_time_s"]
     for name, value in sorted(p["breakdown"]["time_s"].items(), key=lambda kv: -kv[1]):

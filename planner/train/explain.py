@@ -1,5 +1,6 @@
 """A readable summary of a `kind: train` plan (estimate documents delegate to planner.train.estimate)."""
 
+from planner.confidence import alternative_note, confidence_lines
 from planner.plan import Plan
 
 GiB = float(2**30)
@@ -27,7 +28,8 @@ def explain(plan: Plan) -> str:
              + f", {d['microbatches']} micro-batches per step",
              f"  step       {p['step_time_s']:.4g} s   {p['tokens_per_s_per_gpu']:.6g} tokens/s/GPU   "
              f"{p['model_tflops_per_gpu']:.4g} TFLOP/s/GPU   MFU {p['mfu'] * 100:.1f}%",
-             f"  memory     {p['memory_per_gpu_bytes'] / GiB:.1f} GiB per GPU (peak stage)"]
+             f"  memory     {p['memory_per_gpu_bytes'] / GiB:.1f} GiB per GPU (peak stage)",
+             *confidence_lines(p)]
     parts = (p.get("breakdown") or {}).get("time_s") or {}
     top = sorted(((v, k) for k, v in parts.items() if v > 0), reverse=True)[:6]
     if top:
@@ -44,5 +46,5 @@ def explain(plan: Plan) -> str:
     elif base:
         lines.append(f"  baseline   megatron rule: {base.get('reason', 'infeasible')}")
     for i, alt in enumerate(plan["alternatives"], 1):
-        lines.append(f"  alt {i}      {_strategy(alt['decision'])}: {alt['why_lost']}")
+        lines.append(f"  alt {i}      {_strategy(alt['decision'])}: {alt['why_lost']}{alternative_note(alt)}")
     return "\n".join(lines)

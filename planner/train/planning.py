@@ -8,6 +8,7 @@ from costmodels.hardware import ClusterSpec
 from costmodels.model import ModelSpec
 from costmodels.parallel import ParallelConfig, TrainingWorkload
 from costmodels.training import estimate_training
+from planner.confidence import train_confidence, train_versus
 from planner.plan import Plan, make_plan
 from planner.train.baselines import megatron_rule_config
 from planner.train.feasibility import infeasible_message
@@ -102,15 +103,20 @@ def plan(request: TrainRequest, solver: SolverOptions, progress=None) -> Plan:
     for cand in result.ranked[1:]:
         alt = estimate_training(model, cluster, workload, cand.config)
         alternatives.append({"decision": decision_of(cand.config, cand.config.microbatches(workload)),
-                             **{k: getattr(alt, k) for k in PREDICTED_KEYS}, "why_lost": why_lost(est, alt)})
+                             **{k: getattr(alt, k) for k in PREDICTED_KEYS}, "why_lost": why_lost(est, alt),
+                             **train_versus(model, cluster, workload, winner.config, est.step_time_s, cand.config,
+                                            alt.step_time_s)})
     baselines = {"megatron_rule": _baseline(request, est)}
     solver_block.update(search=result.stats.to_json(), optimality=OPTIMALITY)
     if result.stats.timed_out:  # the outer search did not close: report its bound, not the split's
         bound = min(result.stats.bound_s, est.step_time_s)
         solver_block.update(status="feasible", objective=est.step_time_s, bound=bound,
                             gap=(est.step_time_s - bound) / est.step_time_s)
+    predicted = predicted_of(est)
+    predicted.update(train_confidence(model, cluster, workload, winner.config, step_time_s=est.step_time_s,
+                                      tokens_per_s_per_gpu=est.tokens_per_s_per_gpu))
     doc = make_plan("train", inputs=request.inputs_json(), decision=decision_of(winner.config, m),
-                    predicted=predicted_of(est), alternatives=alternatives, baselines=baselines, solver=solver_block)
+                    predicted=predicted, alternatives=alternatives, baselines=baselines, solver=solver_block)
     if progress:
         progress(f"train: planned in {time.perf_counter() - started:.2f} s ({result.stats.evaluated} strategies "
                  f"costed of {result.stats.enumerated})")
