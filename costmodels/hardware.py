@@ -16,16 +16,24 @@ DTYPES = ("bf16", "fp16", "fp8")
 class DeviceCalibration:
     """Achievable fractions of datasheet peaks and fixed overheads, fitted once per device.
 
-    GEMM efficiency follows a saturating curve in the GEMM's FLOP count F:
-    eff(F) = gemm_efficiency_max * F / (F + gemm_half_flops).
+    GEMM efficiency follows a saturating curve in the GEMM's FLOP count F per dtype, attention efficiency
+    one in the work of a query row (costmodels/compute.py).
     """
 
     gemm_efficiency_max: float = 0.80
     """asymptotic fraction of peak dense FLOP/s reached by large GEMMs"""
     gemm_half_flops: float = 2.0e9
     """GEMM size (FLOPs) at which efficiency reaches half of gemm_efficiency_max"""
+    fp8_gemm_efficiency_max: float = 0.60
+    """asymptotic fraction of the FP8 peak reached by large FP8 GEMMs (own curve: same GEMM, twice the peak)"""
+    fp8_gemm_half_flops: float = 1.0e11
+    """FP8 GEMM size (FLOPs) at which FP8 efficiency reaches half of fp8_gemm_efficiency_max"""
     attention_efficiency: float = 0.60
-    """fraction of peak reached by fused (flash) attention kernels"""
+    """asymptotic fraction of the 16-bit peak reached by fused (flash) attention kernels on long rows"""
+    attention_half_work: float = 512.0
+    """row work (keys x head width / 128) at which attention reaches half of attention_efficiency"""
+    eager_elementwise_factor: float = 1.0
+    """element-wise HBM traffic of an eager (uncompiled) PyTorch model relative to fused kernels (>= 1)"""
     hbm_efficiency: float = 0.85
     """fraction of datasheet HBM bandwidth reached by streaming kernels"""
     intra_node_efficiency: float = 0.75
@@ -66,7 +74,7 @@ class DeviceCalibration:
     """how these numbers were obtained"""
 
     def __post_init__(self):
-        for name in ("gemm_efficiency_max", "attention_efficiency", "hbm_efficiency", "serving_allreduce_efficiency",
+        for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "attention_efficiency", "hbm_efficiency", "serving_allreduce_efficiency",
                      "serving_hbm_efficiency",
                      "intra_node_efficiency", "inter_node_efficiency"):
             v = getattr(self, name)
@@ -76,7 +84,9 @@ class DeviceCalibration:
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"calibration.{name}")
         require(0.0 < self.serving_gemm_efficiency_max <= 1.0,
                 f"must be in (0, 1], got {self.serving_gemm_efficiency_max}", field="calibration.serving_gemm_efficiency_max")
-        for name in ("gemm_half_flops", "collective_latency_s", "kernel_floor_s", "step_overhead_s",
+        require(self.eager_elementwise_factor >= 1.0, f"must be >= 1, got {self.eager_elementwise_factor}",
+                field="calibration.eager_elementwise_factor")
+        for name in ("gemm_half_flops", "fp8_gemm_half_flops", "attention_half_work", "collective_latency_s", "kernel_floor_s", "step_overhead_s",
                      "decode_step_overhead_s", "serving_gemm_half_flops", "allreduce_hop_latency_s", "serving_kernel_floor_s", "launch_floor_s",
                      "seq_overhead_s", "prefill_overhead_s"):
             v = getattr(self, name)

@@ -1,29 +1,40 @@
 """Time and memory of one layer (or the embedding / LM head) of ONE micro-batch on ONE GPU.
 
-The parts of a layer's time (forward + backward + recompute, additive as in Calculon's "no_overlap"):
-  gemm         every projection/MLP GEMM: forward F, backward 2F (dgrad + wgrad) at the same efficiency;
-               the local experts of an MoE layer count as one grouped GEMM
-  attention    fused attention core: forward + 2 × forward
-  elementwise  norms, residual adds, dropout, activations: fwd bytes (15h + 2f|3f per token) + 2 × in bwd
+The parts of a layer's time (forward + backward + recompute, additive as in Calculon's "no_overlap"),
+built from the compute and comm layers (costmodels/compute.py, costmodels/comm.py):
+  gemm         every projection/MLP GEMM by its own m x n x k: forward once, backward twice (dgrad +
+               wgrad) at the same efficiency; routed experts are one GEMM per local expert whose m is
+               the tokens that expert receives on the busiest rank (mean x moe_skew), so many small
+               experts run far below the efficiency of few large ones; FP8 GEMMs on the FP8 curve
+  attention    fused attention core, forward + backward (compute.attention_time_s, always 16-bit);
+               with cp the kernel works on blocks of s/cp keys (ring attention)
+  elementwise  norms, residual adds, dropout, activations: fwd bytes (15h + 2f|3f per token) + 2 × in bwd,
+               × eager_elementwise_factor when kernels are not fused (torchtitan without torch.compile);
+               FP8: the casts and amax reductions of every GEMM's operands
   recompute    selective: attention core forward again; full: the whole forward again (incl. its comm)
   tp_comm      2 collectives forward and 2 backward over tp of the b·(s/cp)·h hidden tensor (AG/RS with
-               sequence parallelism, all-reduce without), times (1 - tp_overlap) with sequence parallelism
-               (TP communication overlap, e.g. Megatron --tp-comm-overlap, needs it); fully exposed without
+               sequence parallelism, all-reduce without), times (1 - tp_overlap) when TP overlap is on
+               (Megatron --tp-comm-overlap / torchtitan async TP; needs sequence parallelism)
   cp_comm      ring attention's K/V all-gather (fwd) and all-gather + reduce-scatter (bwd) over cp,
                hidden behind the attention core; only the excess counts
-  ep_comm      MoE token dispatch + combine all-to-all over ep, forward and backward
-  zero_comm    ZeRO-2 gradient reduce-scatter / ZeRO-3 parameter gathers that recur every micro-batch,
-               minus what dp_overlap x the layer's own compute can hide (prefetching)
-Per step (not per micro-batch): dp_sync (gradient reduce-scatter/all-reduce + parameter all-gather,
-before overlap) and the Adam update (30 B per locally owned parameter through HBM).
+  ep_comm      MoE dispatch + combine forward and backward (comm.moe_dispatch_time_s: per-node de-dup and
+               FP8 dispatch as options); with a2a_overlap only what exceeds the layer's other compute
+  zero_comm    per-micro-batch ZeRO traffic: ZeRO-2 gradient reduce-scatter; ZeRO-3 per-layer parameter
+               all-gather (fwd, and again in bwd) + gradient reduce-scatter. Overlap is prefetch of the
+               next layer only: forward exposes max(0, AG - forward compute of the layer), backward
+               max(0, AG + RS - backward compute)
+Per step (not per micro-batch): dp_sync (ZeRO 0/1/2 gradient all-reduce or reduce-scatter + parameter
+all-gather, before overlap) and the Adam update (30 B per locally owned parameter through HBM). What each
+ZeRO stage means and the bytes of a reduced gradient come from the framework (costmodels/framework.py).
 """
 
 from dataclasses import dataclass
 
 from costmodels import flops as F
 from costmodels import memory as M
-from costmodels.comm import collective_time_s
-from costmodels.compute import attention_time_s, gemm_time_s, memory_bound_time_s
+from costmodels.comm import Links, collective_time_s, moe_dispatch_time_s
+from costmodels.compute import FP8_CAST_BYTES, attention_time_s, gemm_time_s, memory_bound_time_s
+from costmodels.framework import framework
 from costmodels.hardware import NodePool
 from costmodels.model import ModelSpec
 
@@ -31,12 +42,6 @@ ADAM_BYTES_PER_PARAM = 30.0
 """Adam step traffic per parameter: read fp32 master, m, v, grad (16 B), write master, m, v (12 B), bf16 copy (2 B)"""
 LOSS_BYTES_PER_LOGIT = 30.0
 """vocabulary-parallel cross entropy in fp32: upcast, max, exp, sum, normalise, gradient"""
-GRAD_REDUCE_BYTES = 2.0
-"""bytes per gradient on the wire: bf16, the default of Megatron-Core's DistributedDataParallelConfig
-(grad_reduce_in_fp32 = False; NeMo and some Megatron-LM bf16 setups turn it on, doubling this traffic).
-The fp32 main-gradient buffer stays in memory either way (memory.GRAD_BYTES). With fp32 on the wire the
-48-way DP traffic of the H100 README runs could not hide behind one micro-batch, which their published
-throughput says it did."""
 TIME_PARTS = ("gemm", "attention", "elementwise", "recompute", "tp_comm", "cp_comm", "ep_comm", "zero_comm")
 
 
@@ -55,6 +60,16 @@ class Setting:
     zero: int
     recompute: str
     sp: bool
+    framework: str = "megatron"
+    fused: bool = True
+    """element-wise kernels fused (framework kernels or torch.compile)"""
+    tp_overlap: bool = True
+    """TP communication overlap is on"""
+    fp8_allgather: bool = False
+    moe_skew: float = 1.0
+    a2a_dedup: bool = False
+    fp8_dispatch: bool = False
+    a2a_overlap: bool = False
 
     @property
     def edp(self) -> int:
@@ -80,60 +95,110 @@ class PartCost:
         return self.param_bytes + self.grad_bytes + self.optimizer_bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ZeroComm:
+    """ZeRO traffic of one layer part: per step (before the stage-level overlap) and per micro-batch."""
+
+    sync_s: float
+    """per step: gradient all-reduce / reduce-scatter and parameter all-gather (ZeRO 0-2)"""
+    gather_s: float
+    """per micro-batch: one parameter all-gather (ZeRO 3; issued in forward and again in backward)"""
+    scatter_s: float
+    """per micro-batch: gradient reduce-scatter (ZeRO 2 and 3)"""
+
+    def exposed_s(self, forward_s: float, backward_s: float) -> float:
+        """Per-micro-batch traffic left after prefetching behind the part's own forward / backward."""
+        return max(0.0, self.gather_s - forward_s) + max(0.0, self.gather_s + self.scatter_s - backward_s)
+
+
 class _Env:
     """Device numbers and collective helpers for one pool and setting."""
 
     def __init__(self, pool: NodePool, st: Setting):
-        dev = pool.device
-        self.cal = dev.calibration
-        self.peak = dev.peak_flops_per_s(st.dtype)
-        self.hbm = dev.hbm_bytes_per_s
+        self.dev = pool.device
+        self.cal = self.dev.calibration
+        self.links = Links.of(self.dev, pool.devices_per_node, pool.intra_node_bytes_per_s,
+                              pool.inter_node_bytes_per_s)
         self.dpn = pool.devices_per_node
-        self.intra = pool.intra_node_bytes_per_s
-        self.inter = pool.inter_node_bytes_per_s
         self.st = st
-        self.tp_exposed = (1.0 - self.cal.tp_overlap) if st.sp else 1.0
+        self.fw = framework(st.framework)
+        self.tp_exposed = (1.0 - self.cal.tp_overlap) if (st.sp and st.tp_overlap) else 1.0
+        self.ew_factor = 1.0 if st.fused else self.cal.eager_elementwise_factor
 
     def coll(self, op: str, size: float, n: int, stride: int) -> float:
-        return collective_time_s(op, size, n, stride, devices_per_node=self.dpn, intra_bytes_per_s=self.intra,
-                                 inter_bytes_per_s=self.inter, calibration=self.cal)
+        return collective_time_s(op, size, n, stride, self.links)
 
-    def gemm(self, flops: float, tokens: float, k: float, n: float) -> float:
-        return gemm_time_s(flops, tokens, k, n, self.peak, self.hbm, self.cal)
+    def gemms(self, shapes) -> tuple[float, float]:
+        """(forward GEMM time, forward element-wise bytes of FP8 casts) of (m, n, k, count) shapes."""
+        t = cast = 0.0
+        for m, n, k, count in shapes:
+            t += count * gemm_time_s(m, n, k, self.st.dtype, self.dev)
+            if self.st.dtype == "fp8":  # casts of forward + backward, charged a third per pass
+                cast += count * FP8_CAST_BYTES * (m * k + k * n + m * n) / 3
+        return t, cast
 
     def ew(self, nbytes: float) -> float:
-        return memory_bound_time_s(nbytes, self.hbm, self.cal)
+        return memory_bound_time_s(nbytes * self.ew_factor, self.dev)
 
-    def dp_costs(self, dense_params: float, expert_params: float) -> tuple[float, float, float, float, float]:
-        """(param, grad, optimizer bytes, per-step dp sync s, per-micro-batch ZeRO comm s) on this GPU."""
+    def zero(self, dense_params: float, expert_params: float) -> tuple[float, float, float, ZeroComm]:
+        """(param, grad, optimizer bytes on this GPU, ZeRO traffic) of locally held parameters."""
         st = self.st
         dense_group, expert_group = st.dp * st.cp, st.edp
         w_d, g_d, o_d = M.state_bytes_per_param(st.zero, dense_group)
         w_e, g_e, o_e = M.state_bytes_per_param(st.zero, expert_group)
-        sync = per_mb = 0.0
+        gather_bytes = 1.0 if (st.fp8_allgather and st.dtype == "fp8") else M.PARAM_BYTES
+        sync = gather = scatter = 0.0
         for params, n, stride in ((dense_params, dense_group, st.tp), (expert_params, expert_group, st.ep * st.etp)):
             if params <= 0 or n <= 1:
                 continue
-            grads, weights = GRAD_REDUCE_BYTES * params, M.PARAM_BYTES * params
+            grads, weights = self.fw.grad_reduce_bytes * params, gather_bytes * params
             if st.zero == 0:
                 sync += self.coll("all_reduce", grads, n, stride)
             elif st.zero == 1:
                 sync += self.coll("reduce_scatter", grads, n, stride) + self.coll("all_gather", weights, n, stride)
             elif st.zero == 2:
                 sync += self.coll("all_gather", weights, n, stride)
-                per_mb += self.coll("reduce_scatter", grads, n, stride)
+                scatter += self.coll("reduce_scatter", grads, n, stride)
             else:
-                gathers = 3 if st.recompute == "full" else 2
-                per_mb += gathers * self.coll("all_gather", weights, n, stride) \
-                    + self.coll("reduce_scatter", grads, n, stride)
+                gather += self.coll("all_gather", weights, n, stride)
+                scatter += self.coll("reduce_scatter", grads, n, stride)
         return (dense_params * w_d + expert_params * w_e, dense_params * g_d + expert_params * g_e,
-                dense_params * o_d + expert_params * o_e, sync, per_mb)
+                dense_params * o_d + expert_params * o_e, ZeroComm(sync, gather, scatter))
 
     def optimizer_s(self, dense_params: float, expert_params: float) -> float:
         st = self.st
         shard_d = st.dp * st.cp if st.zero >= 1 else 1
         shard_e = st.edp if st.zero >= 1 else 1
-        return self.ew(ADAM_BYTES_PER_PARAM * (dense_params / shard_d + expert_params / shard_e))
+        return memory_bound_time_s(ADAM_BYTES_PER_PARAM * (dense_params / shard_d + expert_params / shard_e),
+                                   self.dev)
+
+
+def _gemm_shapes(model: ModelSpec, is_moe: bool, st: Setting) -> tuple[list, list, float]:
+    """(attention/dense/shared GEMM shapes, routed-expert GEMM shapes, element-wise elements per token
+    that tp shards) of one forward pass; a shape is (m, n, k, count)."""
+    h, tp = model.hidden, st.tp
+    tokens = st.mbs * st.seq / st.cp
+    lf = F.layer_forward_flops(model, is_moe, 1, 1)  # per token
+    q_width, o_width = lf.qkv / (2 * h), lf.attn_out / (2 * h)
+    nmat = 3 if model.gated_mlp else 2
+    dense = [(tokens, q_width / tp, h, 1), (tokens, h, o_width / tp, 1)]
+    if not is_moe:
+        f = model.ffn / tp
+        return dense + [(tokens, f * (nmat - 1), h, 1), (tokens, h, f, 1)], [], nmat * f
+    moe = model.moe
+    sharded = 0.0
+    if lf.mlp > 0:
+        f_s = (moe.shared_expert_ffn or moe.expert_ffn) * moe.shared_experts / tp
+        dense += [(tokens, f_s * (nmat - 1), h, 1), (tokens, h, f_s, 1)]
+        sharded += nmat * f_s
+    dense.append((tokens / tp, moe.experts, h, 1))
+    # the busiest EP rank receives moe_skew x the mean of k copies of the tokens its group holds
+    routed = tokens * moe.top_k * st.etp / tp * st.moe_skew
+    local = max(1, moe.experts // st.ep)
+    per_expert, f_e = routed / local, moe.expert_ffn / st.etp
+    experts = [(per_expert, f_e * (nmat - 1), h, local), (per_expert, h, f_e, local)]
+    sharded += routed / tokens * (4 * h + nmat * f_e)  # permute/unpermute + activation, per layer token
+    return dense, experts, sharded
 
 
 def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> PartCost:
@@ -141,89 +206,80 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     env = _Env(pool, st)
     h, tp, cp = model.hidden, st.tp, st.cp
     tokens = st.mbs * st.seq / cp  # tokens of this GPU's micro-batch slice (sequence split by cp)
-    lf = F.layer_forward_flops(model, is_moe, st.mbs, st.seq)
-    shard = tp * cp
-    # forward GEMMs on this GPU: (FLOPs of one GEMM, M, K, N, how many)
-    full_tokens = st.mbs * st.seq
-    q_width = lf.qkv / (2 * full_tokens * h)
-    o_width = lf.attn_out / (2 * full_tokens * h)
-    gemms = [(lf.qkv / shard, tokens, h, q_width / tp, 1), (lf.attn_out / shard, tokens, o_width / tp, h, 1)]
-    nmat = 3 if model.gated_mlp else 2
-    ew_sharded = 0.0
-    if is_moe:
-        moe = model.moe
-        routed_tokens = tokens * moe.top_k * st.etp / tp  # k copies of the tokens this GPU's experts receive
-        local_experts = max(1, moe.experts // st.ep)
-        per_expert_tokens = routed_tokens / local_experts
-        f_e = moe.expert_ffn / st.etp
-        per_expert = 2.0 * per_expert_tokens * h * f_e
-        # grouped GEMM (Megatron --moe-grouped-gemm): the local experts run as one kernel, so its size
-        # (and efficiency) is that of all local experts together
-        gemms += [(per_expert * (nmat - 1) * local_experts, routed_tokens, h, f_e * (nmat - 1), 1),
-                  (per_expert * local_experts, routed_tokens, f_e, h, 1)]
-        if lf.mlp > 0:
-            f_s = (moe.shared_expert_ffn or moe.expert_ffn) * moe.shared_experts / tp
-            gemms += [(lf.mlp / shard * (nmat - 1) / nmat, tokens, h, f_s * (nmat - 1), 1),
-                      (lf.mlp / shard / nmat, tokens, f_s, h, 1)]
-            ew_sharded += tokens * (nmat * f_s)
-        gemms.append((lf.router / shard, tokens / tp, h, moe.experts, 1))
-        ew_sharded += routed_tokens * (4 * h + nmat * f_e)  # permute/unpermute + activation
-    else:
-        f = model.ffn / tp
-        gemms += [(lf.mlp / shard * (nmat - 1) / nmat, tokens, h, f * (nmat - 1), 1),
-                  (lf.mlp / shard / nmat, tokens, f, h, 1)]
-        ew_sharded += tokens * nmat * f
-    gemm_fwd = sum(n * env.gemm(fl, m, k, w) for fl, m, k, w, n in gemms)
-    attn_fwd = attention_time_s(lf.attention_core / shard, env.peak, env.cal)
+    dense_shapes, expert_shapes, ew_sharded = _gemm_shapes(model, is_moe, st)
+    dense_fwd, cast_d = env.gemms(dense_shapes)
+    expert_fwd, cast_e = env.gemms(expert_shapes)
+    gemm_fwd = dense_fwd + expert_fwd
+    d_qk, d_v = F.attention_head_dims(model)
+    attn_kw = dict(causal=True, block_kv=st.seq / cp)
+    attn_fwd = attention_time_s(st.mbs, st.seq / cp, st.seq, model.heads / tp, d_qk, d_v, env.dev, **attn_kw)
+    attn_all = attention_time_s(st.mbs, st.seq / cp, st.seq, model.heads / tp, d_qk, d_v, env.dev, backward=True,
+                                **attn_kw)
     ew_replicated = tokens * 15 * h
-    ew_elems = ew_sharded + (ew_replicated / tp if (st.sp or tp == 1) else ew_replicated)
-    ew_fwd = env.ew(M.ACT_BYTES * ew_elems)
+    ew_elems = tokens * ew_sharded + (ew_replicated / tp if (st.sp or tp == 1) else ew_replicated)
+    ew_fwd = env.ew(M.ACT_BYTES * ew_elems) + memory_bound_time_s(cast_d + cast_e, env.dev)
 
-    # communication of one forward pass
-    hidden_bytes = tokens * h * M.ACT_BYTES
-    if tp > 1:
-        if st.sp:
-            tp_ops = env.coll("all_gather", hidden_bytes, tp, 1) + env.coll("reduce_scatter", hidden_bytes, tp, 1)
-        else:
-            tp_ops = env.coll("all_reduce", hidden_bytes, tp, 1)
-        tp_fwd = tp_ops * (1 if is_moe else 2)  # attention block (+ dense MLP block)
-    else:
-        tp_fwd = 0.0
-    ep_fwd = 0.0
-    if is_moe:
-        if st.etp > 1:
-            moe_hidden = hidden_bytes * st.etp / tp
-            tp_fwd += env.coll("all_gather", moe_hidden, st.etp, 1) + env.coll("reduce_scatter", moe_hidden, st.etp, 1)
-        if st.ep > 1:
-            a2a = tokens / tp * model.moe.top_k * h * M.ACT_BYTES
-            ep_fwd = 2 * env.coll("all_to_all", a2a, st.ep, st.etp)
-    tp_fwd *= env.tp_exposed
+    tp_fwd = _tp_forward(model, is_moe, env, tokens)
+    ep_fwd, ep_all = _ep_time(model, is_moe, env, tokens)
+    if st.a2a_overlap:  # dispatch/combine of one micro-batch hide behind another's attention and dense GEMMs
+        ep_all = max(0.0, ep_all - 3 * (dense_fwd + attn_fwd))
     cp_fwd = cp_bwd = 0.0
     if cp > 1:
-        d_qk, d_v = F.attention_head_dims(model)
         kv_heads = model.heads if model.attention == "mla" else model.kv_heads
         kv_bytes = tokens * kv_heads * (d_qk + d_v) * M.ACT_BYTES / tp * cp
         ag = env.coll("all_gather", kv_bytes, cp, tp)
         cp_fwd = max(0.0, ag - attn_fwd)
-        cp_bwd = max(0.0, ag + env.coll("reduce_scatter", kv_bytes, cp, tp) - 2 * attn_fwd)
+        cp_bwd = max(0.0, ag + env.coll("reduce_scatter", kv_bytes, cp, tp) - (attn_all - attn_fwd))
 
+    compute_fwd = gemm_fwd + attn_fwd + ew_fwd
     if st.recompute == "full":
-        recompute = gemm_fwd + attn_fwd + ew_fwd + tp_fwd + cp_fwd + ep_fwd
+        recompute = compute_fwd + tp_fwd + cp_fwd + ep_fwd
     elif st.recompute == "selective":
         recompute = attn_fwd
     else:
         recompute = 0.0
     dense_params, expert_params = M.layer_params(model, is_moe)
     dense_local, expert_local = dense_params / tp, expert_params / (st.ep * st.etp)
-    p_b, g_b, o_b, sync, zero_mb = env.dp_costs(dense_local, expert_local)
-    parts = {"gemm": 3 * gemm_fwd, "attention": 3 * attn_fwd, "elementwise": 3 * ew_fwd, "recompute": recompute,
-             "tp_comm": 2 * tp_fwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": 2 * ep_fwd,
-             "zero_comm": max(0.0, zero_mb - env.cal.dp_overlap * 3 * (gemm_fwd + attn_fwd + ew_fwd))}
+    p_b, g_b, o_b, zc = env.zero(dense_local, expert_local)
+    backward = 2 * gemm_fwd + (attn_all - attn_fwd) + 2 * ew_fwd + recompute
+    parts = {"gemm": 3 * gemm_fwd, "attention": attn_all, "elementwise": 3 * ew_fwd, "recompute": recompute,
+             "tp_comm": 2 * tp_fwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": ep_all,
+             "zero_comm": zc.exposed_s(compute_fwd, backward)}
     kw = dict(tp=tp, cp=cp, etp=st.etp, sp=st.sp and tp > 1)
     act = M.layer_activation_bytes(model, is_moe, st.mbs, st.seq, recompute=st.recompute, **kw)
     working = M.layer_working_activation_bytes(model, is_moe, st.mbs, st.seq, **kw) if st.recompute == "full" else 0.0
-    return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, working, sync,
+    return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, working, zc.sync_s,
                     env.optimizer_s(dense_local, expert_local))
+
+
+def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> float:
+    """Exposed TP (and expert-TP) communication of one forward pass."""
+    st = env.st
+    hidden_bytes = tokens * model.hidden * M.ACT_BYTES
+    t = 0.0
+    if st.tp > 1:
+        if st.sp:
+            ops = env.coll("all_gather", hidden_bytes, st.tp, 1) + env.coll("reduce_scatter", hidden_bytes, st.tp, 1)
+        else:
+            ops = env.coll("all_reduce", hidden_bytes, st.tp, 1)
+        t = ops * (1 if is_moe else 2)  # attention block (+ dense MLP block)
+    if is_moe and st.etp > 1:
+        moe_hidden = hidden_bytes * st.etp / st.tp
+        t += env.coll("all_gather", moe_hidden, st.etp, 1) + env.coll("reduce_scatter", moe_hidden, st.etp, 1)
+    return t * env.tp_exposed
+
+
+def _ep_time(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float]:
+    """MoE dispatch + combine: (forward, forward + backward) before any overlap; backward is all bf16."""
+    st = env.st
+    if not is_moe or st.ep <= 1:
+        return 0.0, 0.0
+    sent = tokens / st.tp * st.moe_skew  # the busiest rank's share of the traffic
+    kw = dict(hidden=model.hidden, top_k=model.moe.top_k, ep=st.ep, stride=st.etp, links=env.links,
+              dedup=st.a2a_dedup)
+    bf16 = moe_dispatch_time_s(sent, **kw)
+    dispatch = moe_dispatch_time_s(sent, fp8=st.fp8_dispatch, **kw)
+    return dispatch + bf16, dispatch + 3 * bf16
 
 
 def embed_cost(model: ModelSpec, pool: NodePool, st: Setting) -> PartCost:
@@ -235,11 +291,11 @@ def embed_cost(model: ModelSpec, pool: NodePool, st: Setting) -> PartCost:
     tp_s = env.coll("reduce_scatter" if sp else "all_reduce", tokens * model.hidden * M.ACT_BYTES, st.tp, 1)
     tp_s *= env.tp_exposed
     params = M.embedding_params(model) / st.tp
-    p_b, g_b, o_b, sync, zero_mb = env.dp_costs(params, 0.0)
+    p_b, g_b, o_b, zc = env.zero(params, 0.0)
     parts = {"gemm": 0.0, "attention": 0.0, "elementwise": ew, "recompute": 0.0, "tp_comm": 2 * tp_s,
-             "cp_comm": 0.0, "ep_comm": 0.0, "zero_comm": zero_mb * (1.0 - env.cal.dp_overlap)}
+             "cp_comm": 0.0, "ep_comm": 0.0, "zero_comm": zc.exposed_s(ew / 3, 2 * ew / 3)}
     act = M.embedding_activation_bytes(model, st.mbs, st.seq, tp=st.tp, cp=st.cp, sp=sp)
-    return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, 0.0, sync, env.optimizer_s(params, 0.0))
+    return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, 0.0, zc.sync_s, env.optimizer_s(params, 0.0))
 
 
 def head_cost(model: ModelSpec, pool: NodePool, st: Setting, pp: int) -> PartCost:
@@ -248,9 +304,8 @@ def head_cost(model: ModelSpec, pool: NodePool, st: Setting, pp: int) -> PartCos
     h, tp = model.hidden, st.tp
     tokens = st.mbs * st.seq / st.cp
     sp = st.sp and tp > 1
-    logits = F.logits_flops(model, tokens) / tp
-    gemm_fwd = env.gemm(logits, tokens, h, model.vocab / tp)
-    ew_fwd = env.ew(M.ACT_BYTES * 4 * tokens * h / (tp if sp else 1))
+    gemm_fwd, cast = env.gemms([(tokens, model.vocab / tp, h, 1)])
+    ew_fwd = env.ew(M.ACT_BYTES * 4 * tokens * h / (tp if sp else 1)) + memory_bound_time_s(cast, env.dev)
     loss = env.ew(LOSS_BYTES_PER_LOGIT * tokens * model.vocab / tp)
     tp_s = env.coll("all_gather" if sp else "all_reduce", tokens * h * M.ACT_BYTES, tp, 1) \
         + 3 * env.coll("all_reduce", tokens * 4, tp, 1)
@@ -260,18 +315,20 @@ def head_cost(model: ModelSpec, pool: NodePool, st: Setting, pp: int) -> PartCos
     mtp_parts = {}
     if model.mtp_layers:
         layer = layer_cost(model, model.moe is not None, pool, st)
-        proj = env.gemm(2.0 * tokens * 2 * h * h / tp, tokens, 2 * h, h / tp)
+        proj, _ = env.gemms([(tokens, h / tp, 2 * h, 1)])
         d, e = M.mtp_params(model)
         dense_mtp, expert_mtp = model.mtp_layers * d / tp, model.mtp_layers * e / (st.ep * st.etp)
         act_mtp = model.mtp_layers * layer.activation_bytes
         mtp_parts = {k: model.mtp_layers * v for k, v in layer.parts.items()}
         mtp_parts["gemm"] += model.mtp_layers * 3 * (proj + gemm_fwd)
         mtp_parts["elementwise"] += model.mtp_layers * loss
-    p_b, g_b, o_b, sync, zero_mb = env.dp_costs(params + dense_mtp, expert_mtp)
+    p_b, g_b, o_b, zc = env.zero(params + dense_mtp, expert_mtp)
+    sync = zc.sync_s
     if model.tied_embeddings and pp > 1:  # keep the two embedding copies in sync (first and last stage)
-        sync += env.coll("all_reduce", GRAD_REDUCE_BYTES * M.embedding_params(model) / tp, 2, env.dpn)
+        sync += env.coll("all_reduce", env.fw.grad_reduce_bytes * M.embedding_params(model) / tp, 2, env.dpn)
+    fwd = gemm_fwd + ew_fwd + loss / 3
     parts = {"gemm": 3 * gemm_fwd, "attention": 0.0, "elementwise": 3 * ew_fwd + loss, "recompute": 0.0,
-             "tp_comm": 2 * tp_s, "cp_comm": 0.0, "ep_comm": 0.0, "zero_comm": zero_mb * (1.0 - env.cal.dp_overlap)}
+             "tp_comm": 2 * tp_s, "cp_comm": 0.0, "ep_comm": 0.0, "zero_comm": zc.exposed_s(fwd, 2 * fwd)}
     for k, v in mtp_parts.items():
         parts[k] += v
     act = M.head_activation_bytes(model, st.mbs, st.seq, tp=tp, cp=st.cp, sp=sp) + act_mtp

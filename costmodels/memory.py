@@ -21,6 +21,8 @@ by cp. Full recompute keeps only the layer input 2·s·b·h (/t with SP). MoE la
 logits (fp32), k permuted copies of every token, the experts' fc1/activation outputs and their outputs.
 """
 
+from costmodels.geometry import (  # noqa: F401  (re-exported: the state-byte users read counts here)
+    attention_params, embedding_params, head_params, layer_params, mlp_params, mtp_params)
 from costmodels.model import ModelSpec
 
 PARAM_BYTES = 2.0
@@ -31,53 +33,6 @@ OPTIMIZER_BYTES = 12.0
 """fp32 master weight + Adam first and second moments"""
 ACT_BYTES = 2.0
 """16-bit activations"""
-
-
-def attention_params(model: ModelSpec) -> float:
-    """Parameters of one attention block (biases ignored)."""
-    h, a = model.hidden, model.heads
-    if model.attention == "mla":
-        m = model.mla
-        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        q = (h * m.q_lora_rank + m.q_lora_rank + m.q_lora_rank * a * qk) if m.q_lora_rank else h * a * qk
-        kv = h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank \
-            + m.kv_lora_rank * a * (m.qk_nope_head_dim + m.v_head_dim)
-        return float(q + kv + a * m.v_head_dim * h)
-    d = model.head_dim
-    return float(h * (a * d + 2 * model.kv_heads * d) + a * d * h)
-
-
-def mlp_params(model: ModelSpec, ffn: int) -> float:
-    return float((3 if model.gated_mlp else 2) * model.hidden * ffn)
-
-
-def layer_params(model: ModelSpec, is_moe: bool) -> tuple[float, float]:
-    """(dense parameters, routed-expert parameters) of one layer. Dense = attention, norms, dense MLP,
-    router and shared experts (sharded by tp); routed experts are sharded by ep·etp."""
-    dense = attention_params(model) + 2 * model.hidden
-    if not is_moe:
-        return dense + mlp_params(model, model.ffn), 0.0
-    moe = model.moe
-    shared = moe.shared_experts * mlp_params(model, moe.shared_expert_ffn or moe.expert_ffn)
-    return dense + model.hidden * moe.experts + shared, moe.experts * mlp_params(model, moe.expert_ffn)
-
-
-def embedding_params(model: ModelSpec) -> float:
-    """Input embedding (first stage)."""
-    return float(model.vocab * model.hidden)
-
-
-def head_params(model: ModelSpec, pp: int) -> float:
-    """Final norm + LM head (last stage). With tied embeddings and pp > 1 the last stage still holds a
-    copy of the embedding for the output layer (Megatron keeps the two in sync)."""
-    head = 0.0 if (model.tied_embeddings and pp == 1) else float(model.vocab * model.hidden)
-    return head + model.hidden
-
-
-def mtp_params(model: ModelSpec) -> tuple[float, float]:
-    """(dense, expert) parameters of one MTP module: a layer + 2h->h projection + two norms."""
-    dense, experts = layer_params(model, model.moe is not None)
-    return dense + 2.0 * model.hidden * model.hidden + 2 * model.hidden, experts
 
 
 def state_bytes_per_param(zero: int, shard: int) -> tuple[float, float, float]:

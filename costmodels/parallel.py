@@ -8,6 +8,7 @@ arXiv 2504.14960); the two products are equal, so edp = tp·cp·dp / (etp·ep).
 from dataclasses import dataclass
 
 from costmodels.errors import require
+from costmodels.framework import framework
 
 RECOMPUTE_MODES = ("none", "selective", "full")
 ZERO_STAGES = (0, 1, 2, 3)
@@ -23,12 +24,42 @@ class TrainingWorkload:
     """tokens per sequence"""
     dtype: str = "bf16"
     """compute dtype of GEMMs: bf16 or fp8 (weights/grads/optimizer states stay mixed-precision)"""
+    framework: str = "megatron"
+    """the training framework (costmodels/framework.py): megatron, torchtitan or deepspeed"""
+    compile: bool = False
+    """torch.compile fuses element-wise kernels (torchtitan; Megatron and DeepSpeed fuse them anyway)"""
+    async_tp: bool | None = None
+    """overlap TP communication with GEMMs (torchtitan async TP, Megatron --tp-comm-overlap);
+    None = the framework's default"""
+    fp8_allgather: bool = False
+    """FSDP all-gathers FP8 weights (1 byte per parameter) when dtype is fp8"""
+    moe_skew: float = 1.0
+    """routed tokens of the busiest expert-parallel rank over the mean (1 = force-balanced, dropless > 1)"""
+    a2a_dedup: bool = False
+    """MoE dispatch sends a token once per destination node (DeepEP-style de-duplication)"""
+    fp8_dispatch: bool = False
+    """MoE dispatch sends FP8 values with block scales (the combine stays bf16)"""
+    a2a_overlap: bool = False
+    """MoE dispatch/combine overlap the compute of another micro-batch (only the excess is exposed)"""
 
     def __post_init__(self):
         require(self.global_batch >= 1, f"must be >= 1, got {self.global_batch}", field="gbs")
         require(self.seq_len >= 1, f"must be >= 1, got {self.seq_len}", field="seq")
         require(self.dtype in ("bf16", "fp16", "fp8"), f"unknown dtype {self.dtype!r}; valid: bf16, fp16, fp8",
                 field="dtype")
+        framework(self.framework)
+        require(self.moe_skew >= 1.0, f"must be >= 1, got {self.moe_skew}", field="moe_skew")
+
+    @property
+    def tp_overlap(self) -> bool:
+        """Whether TP communication overlaps GEMMs (the option, else the framework's default)."""
+        fw = framework(self.framework)
+        return fw.tp_overlap and (fw.default_tp_overlap if self.async_tp is None else self.async_tp)
+
+    @property
+    def fused_elementwise(self) -> bool:
+        """Whether element-wise kernels are fused (framework kernels or torch.compile)."""
+        return self.compile or framework(self.framework).fused_elementwise
 
     @property
     def tokens(self) -> int:

@@ -5,7 +5,7 @@ group uses d·tp GPUs. One sequence of s tokens is split into d shards of s/d to
 
 Time of one sequence (forward + backward, seconds), per layer, summed over `layers`:
   linear   = 3 · 2 · P_lin · s / (d·tp · peak · eff_gemm(F)),  P_lin = attention + active MLP matrices,
-             eff_gemm(F) = gemm_efficiency_max · F / (F + gemm_half_flops)
+             eff_gemm = compute.gemm_efficiency(tokens, h/tp, h, dtype) (m x k x n of one projection)
   attention (causal, flash) = 3.5 · a · s² · (d_qk + d_v) / (d·tp · peak · attention_efficiency)
              (forward a·s²·(d_qk+d_v) FLOPs after causal halving; backward ≈ 2.5× forward because flash
              attention recomputes the scores; zig-zag sharding balances the causal mask across ranks)
@@ -40,7 +40,9 @@ import math
 
 import numpy as np
 
+from costmodels.compute import gemm_efficiency
 from costmodels.errors import InfeasibleError, require
+from costmodels.geometry import attention_matrix_params, total_params
 from costmodels.hardware import DeviceSpec
 from costmodels.model import ModelSpec
 
@@ -63,17 +65,6 @@ def _attention_dims(model: ModelSpec) -> tuple[int, int, int]:
     return model.kv_heads, model.head_dim, model.head_dim
 
 
-def _attention_params(model: ModelSpec) -> float:
-    h, a = model.hidden, model.heads
-    if model.mla is not None:
-        m = model.mla
-        q = h * a * (m.qk_nope_head_dim + m.qk_rope_head_dim) if m.q_lora_rank == 0 else \
-            h * m.q_lora_rank + m.q_lora_rank * a * (m.qk_nope_head_dim + m.qk_rope_head_dim)
-        kv = h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank * a * (m.qk_nope_head_dim + m.v_head_dim)
-        return float(q + kv + a * m.v_head_dim * h)
-    return float(h * a * model.head_dim * 2 + h * model.kv_heads * model.head_dim * 2)
-
-
 def _mlp_widths(model: ModelSpec) -> tuple[float, float]:
     """(average active MLP intermediate width per layer, total MLP intermediate width summed over layers)."""
     if model.moe is None:
@@ -88,11 +79,8 @@ def _mlp_widths(model: ModelSpec) -> tuple[float, float]:
 
 
 def parameter_count(model: ModelSpec) -> float:
-    """All parameters (weights of every expert, embeddings, LM head unless tied)."""
-    mats = 3 if model.gated_mlp else 2
-    _, mlp_total = _mlp_widths(model)
-    embed = model.vocab * model.hidden * (1 if model.tied_embeddings else 2)
-    return model.layers * _attention_params(model) + mats * model.hidden * mlp_total + embed
+    """All parameters (weights of every expert, embeddings, LM head unless tied): geometry.total_params."""
+    return total_params(model)
 
 
 def static_bytes_per_gpu(model: ModelSpec, *, tp: int, zero: int, dp: int) -> float:
@@ -182,9 +170,8 @@ def sequence_time_parts(model: ModelSpec, device: DeviceSpec, s: np.ndarray, *, 
     peak = device.peak_flops_per_s(dtype)
     gpus = degree * tp
     f_active, _ = _mlp_widths(model)
-    p_lin = _attention_params(model) + (3 if model.gated_mlp else 2) * h * f_active
-    gemm_flops = 2.0 * np.maximum(s / degree, PACKED_TOKENS_PER_GPU) * h * h / tp
-    eff = cal.gemm_efficiency_max * gemm_flops / (gemm_flops + cal.gemm_half_flops)
+    p_lin = sum(attention_matrix_params(model)) + (3 if model.gated_mlp else 2) * h * f_active
+    eff = gemm_efficiency(np.maximum(s / degree, PACKED_TOKENS_PER_GPU), h / tp, h, dtype, cal)
     eff = np.maximum(eff, 1e-6)
     linear = 3.0 * 2.0 * (p_lin * L + h * model.vocab) * s / (gpus * peak * eff)
     attn_layer = (1.0 + ATTENTION_BACKWARD_FACTOR) * a * s * s * (d_qk + d_v) / (

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from costmodels import flops as F
 from costmodels import layer_parts as LP
-from costmodels.comm import collective_time_s, p2p_time_s
+from costmodels.comm import Links, collective_time_s, p2p_time_s
+from costmodels.framework import unsupported
 from costmodels.hardware import ClusterSpec, NodePool
 from costmodels.memory import ACT_BYTES
 from costmodels.model import ModelSpec
@@ -125,7 +126,11 @@ def _cached(key, objs, build):
 def _setting(workload: TrainingWorkload, config: ParallelConfig) -> LP.Setting:
     return LP.Setting(mbs=config.mbs, seq=workload.seq_len, dtype=workload.dtype, tp=config.tp, cp=config.cp,
                       dp=config.dp, ep=config.ep, etp=config.etp, zero=config.zero, recompute=config.recompute,
-                      sp=config.sequence_parallel and config.tp > 1)
+                      sp=config.sequence_parallel and config.tp > 1, framework=workload.framework,
+                      fused=workload.fused_elementwise, tp_overlap=workload.tp_overlap,
+                      fp8_allgather=workload.fp8_allgather, moe_skew=workload.moe_skew,
+                      a2a_dedup=workload.a2a_dedup, fp8_dispatch=workload.fp8_dispatch,
+                      a2a_overlap=workload.a2a_overlap)
 
 
 def _kind_costs(model: ModelSpec, pool: NodePool, st: LP.Setting, pp: int):
@@ -138,10 +143,9 @@ def _kind_costs(model: ModelSpec, pool: NodePool, st: LP.Setting, pp: int):
         head = LP.head_cost(model, pool, st, pp)
         msg = st.mbs * st.seq / st.cp * model.hidden * ACT_BYTES / st.tp
         stride = st.tp * st.cp * st.dp
-        p2p = collective_time_s("p2p", msg, 2, stride, devices_per_node=pool.devices_per_node,
-                                intra_bytes_per_s=pool.intra_node_bytes_per_s,
-                                inter_bytes_per_s=pool.inter_node_bytes_per_s,
-                                calibration=pool.device.calibration) if pp > 1 else 0.0
+        links = Links.of(pool.device, pool.devices_per_node, pool.intra_node_bytes_per_s,
+                         pool.inter_node_bytes_per_s)
+        p2p = collective_time_s("p2p", msg, 2, stride, links) if pp > 1 else 0.0
         return dense, moe, embed, head, p2p
     return _cached(("kinds", id(model), id(pool), st, pp), (model, pool), build)
 
@@ -240,6 +244,7 @@ def check_config(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkl
             out.append(("etp", f"etp={c.etp} does not divide expert ffn={model.moe.expert_ffn}"))
     elif c.ep > 1 or c.etp > 1:
         out.append(("ep", "ep and etp apply to MoE models only"))
+    out += unsupported(workload.framework, zero=c.zero, pp=c.pp, cp=c.cp, vpp=c.vpp, tp=c.tp, etp=c.etp)
     return out
 
 
@@ -273,7 +278,7 @@ def _stage(model, cluster, st, kinds, pool, next_pool, n_dense, n_moe, first, la
     if pp > 1:
         if not last and next_pool is not pool:
             p2p = p2p_time_s(st.mbs * st.seq / st.cp * model.hidden * ACT_BYTES / st.tp,
-                             _inter_pool_bytes_per_s(cluster, pool, next_pool), pool.device.calibration)
+                             _inter_pool_bytes_per_s(cluster, pool, next_pool), pool.device)
         boundaries = vpp if vpp > 1 else (0 if last else 1)
         parts["p2p"] = 2 * boundaries * p2p
     layer_items = [(c, k) for c, k in items if c is not embed and c is not head]

@@ -77,7 +77,7 @@ def split_problem(request: TrainRequest, config: ParallelConfig, pools: tuple[No
             link = request.cluster.inter_pool_bytes_per_s or min(pools[s].inter_node_bytes_per_s,
                                                                  pools[s + 1].inter_node_bytes_per_s)
             msg = config.mbs * workload.seq_len / config.cp * model.hidden * ACT_BYTES / config.tp
-            one = inter_pool_p2p_s(msg, link, pools[s].device.calibration)
+            one = inter_pool_p2p_s(msg, link, pools[s].device)
         boundaries = vpp if vpp > 1 else (1 if s < pp - 1 else 0)
         p2p.append(2 * boundaries * one if pp > 1 else 0.0)
     return SplitProblem(

@@ -14,9 +14,9 @@ hosts either as many stages as fit in it or none; the used pools take consecutiv
 """
 
 import itertools
-
 from dataclasses import dataclass
 
+from costmodels.framework import unsupported
 from costmodels.hardware import NodePool
 from costmodels.parallel import ParallelConfig
 from planner.train.request import TrainRequest
@@ -139,6 +139,9 @@ def configs_for_shape(request: TrainRequest, shape: Shape) -> list[ParallelConfi
             vpps += [v for v in range(2, opts.max_vpp + 1) if model.layers % (shape.pp * v) == 0 and m % shape.pp == 0]
         for vpp in vpps:
             for zero in sorted(opts.zero_stages):
+                if unsupported(request.workload.framework, zero=zero, pp=shape.pp, cp=shape.cp, vpp=vpp, tp=shape.tp,
+                               etp=shape.etp):
+                    continue  # the framework cannot run it: not searched
                 for recompute in opts.recompute_modes:
                     for sp in sps:
                         out.append(ParallelConfig(tp=shape.tp, pp=shape.pp, dp=shape.dp, cp=shape.cp, ep=shape.ep,

@@ -18,13 +18,13 @@ def moe_model(layers=4, experts=8, top_k=2, shared=0, first_dense=0) -> ModelSpe
                                               first_dense_layers=first_dense))
 
 
-def device(name="test-gpu", hbm_gib=80.0, **cal) -> DeviceSpec:
-    """An A100-80GB-like device with an explicit calibration."""
+def device(name="test-gpu", hbm_gib=80.0, fp8=False, **cal) -> DeviceSpec:
+    """An A100-80GB-like device with an explicit calibration (fp8: with FP8 tensor cores at 2x BF16)."""
     base = dict(gemm_efficiency_max=0.75, gemm_half_flops=1e10, attention_efficiency=0.5, hbm_efficiency=0.85,
                 intra_node_efficiency=0.75, inter_node_efficiency=0.9, collective_latency_s=20e-6,
                 kernel_floor_s=5e-6, dp_overlap=0.5, tp_overlap=0.0, step_overhead_s=0.0)
     base.update(cal)
-    return DeviceSpec(name=name, bf16_flops_per_s=312e12, fp8_flops_per_s=0.0, hbm_bytes=hbm_gib * GiB,
+    return DeviceSpec(name=name, bf16_flops_per_s=312e12, fp8_flops_per_s=624e12 if fp8 else 0.0, hbm_bytes=hbm_gib * GiB,
                       hbm_bytes_per_s=2.039e12, devices_per_node=8, intra_node_bytes_per_s=300e9,
                       inter_node_bytes_per_s=25e9, calibration=DeviceCalibration(**base))
 
