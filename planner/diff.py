@@ -8,16 +8,20 @@ one value (`decision.stage_layers: [8, 8] -> [7, 9]`), which keeps placements re
 
 Threshold grammar (`--fail-on`, repeatable):
 
-    EXPR   := PATH ":" [SIGN] NUMBER ["%"]
+    EXPR   := PATH ":" [SIGN] NUMBER ["%"]  |  PATH ":" [SIGN] "interval"
     SIGN   := "+"   fail when B exceeds A by more than the limit   (a regression for times, loads, gaps)
             | "-"   fail when B falls below A by more than the limit (a regression for MFU, goodput)
             | none  fail when B differs from A by more than the limit, either way
     "%"    := the limit is relative to |A| (percent); without it the limit is absolute, in the field's unit
+    interval := the limit is plan A's own 80 % prediction interval of that metric (`predicted.interval.<metric>`,
+              planner/confidence): "+" fails when B exceeds its high end, "-" when B falls below its low end,
+              no sign either; a change inside the model's noise passes
 
     predicted.step_time_s:+2%        step time grew by more than 2 %
     predicted.mfu:-1%                MFU fell by more than 1 % (relative)
     predicted.max_load_ratio:+0.05   max load ratio grew by more than 0.05 (absolute)
     solver.gap:+0.01                 optimality gap grew by more than 0.01
+    predicted.step_time_s:+interval  step time grew beyond A's 80 % interval (more than the model's noise)
 
 A number that exists on one side only (or is null on one side) crosses every threshold on it; a PATH present
 in neither plan is an error, so a typo cannot pass CI silently.
@@ -43,7 +47,7 @@ TOLERANCE = 1e-9
 """limits are compared with this slack so that exactly +2.000 % does not count as more than +2 %"""
 
 _EXPR = re.compile(r"^(?P<path>[^:\s]+):(?P<sign>[+-]?)"
-                   r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?P<pct>%?)$")
+                   r"(?:(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?P<pct>%?)|(?P<interval>interval))$")
 
 
 class _Missing:
@@ -70,8 +74,13 @@ class Threshold:
     """largest allowed change: a fraction of |A| when relative, else in the field's unit"""
     relative: bool
     """True for a percent limit"""
+    interval: bool = False
+    """True: the limit is plan A's prediction interval of the field (limit and relative unused)"""
 
     def describe(self) -> str:
+        if self.interval:
+            side = {"+": "grows above", "-": "falls below", "": "leaves"}[self.direction]
+            return f"{self.path} {side} A's prediction interval"
         limit = f"{self.limit * 100:g}%" if self.relative else f"{self.limit:g}"
         verb = {"+": "grows by", "-": "falls by", "": "changes by"}[self.direction]
         return f"{self.path} {verb} more than {limit}"
@@ -81,8 +90,11 @@ def parse_threshold(expr: str) -> Threshold:
     """Parse 'PATH:[+|-]NUMBER[%]' (see the module docstring); SpecError naming the expression otherwise."""
     match = _EXPR.match(expr.strip())
     if match is None:
-        raise SpecError(f"cannot parse {expr!r}; expected PATH:[+|-]NUMBER[%], e.g. predicted.step_time_s:+2%",
-                        field="--fail-on")
+        raise SpecError(f"cannot parse {expr!r}; expected PATH:[+|-]NUMBER[%] or PATH:[+|-]interval, e.g. "
+                        "predicted.step_time_s:+2% or predicted.step_time_s:+interval", field="--fail-on")
+    if match["interval"]:
+        return Threshold(expr=expr, path=match["path"], direction=match["sign"], limit=0.0, relative=False,
+                         interval=True)
     value = float(match["number"])
     relative = match["pct"] == "%"
     return Threshold(expr=expr, path=match["path"], direction=match["sign"],
@@ -152,6 +164,30 @@ def _violation(threshold: Threshold, a, b) -> str | None:
     return None
 
 
+def _interval_bounds(path: str, flat_a: dict) -> tuple[float, float]:
+    """(low, high) of plan A's prediction interval of `path` (a.b.metric -> a.b.interval.metric)."""
+    parent, _, leaf = path.rpartition(".")
+    low, high = (flat_a.get(f"{parent}.interval.{leaf}.{end}") for end in ("low", "high"))
+    if not (_is_number(low) and _is_number(high)):
+        stated = sorted({k.split(".interval.", 1)[1].rsplit(".", 1)[0] for k in flat_a
+                         if ".interval." in k and k.endswith((".low", ".high"))})
+        raise SpecError(f"plan A states no prediction interval for {path!r} ({parent}.interval.{leaf}); intervals "
+                        f"exist for: {', '.join(stated) or 'none'}", field="--fail-on")
+    return low, high
+
+
+def _interval_violation(threshold: Threshold, a, b, flat_a: dict) -> str | None:
+    """Why (a -> b) leaves A's prediction interval on the threshold's side, or None."""
+    low, high = _interval_bounds(threshold.path, flat_a)
+    if not (_is_number(a) and _is_number(b)):
+        return _violation(threshold, a, b)
+    above = b > high * (1 + TOLERANCE) and threshold.direction in ("+", "")
+    below = b < low * (1 - TOLERANCE) and threshold.direction in ("-", "")
+    if above or below:
+        return f"{threshold.describe()} [{low:.6g}, {high:.6g}]: {_show(a)} -> {_show(b)}"
+    return None
+
+
 def diff_plans(a: Plan | dict, b: Plan | dict, fail_on=()) -> dict:
     """Compare plan A with plan B (provenance ignored).
 
@@ -180,7 +216,10 @@ def diff_plans(a: Plan | dict, b: Plan | dict, fail_on=()) -> dict:
             raise SpecError(f"{threshold.path!r} is in neither plan; numeric fields include: "
                             f"{', '.join(numeric[:12])}{', ...' if len(numeric) > 12 else ''}", field="--fail-on")
         va, vb = flat_a.get(threshold.path, _MISSING), flat_b.get(threshold.path, _MISSING)
-        message = _violation(threshold, va, vb)
+        if threshold.interval:
+            message = _interval_violation(threshold, va, vb, flat_a)
+        else:
+            message = _violation(threshold, va, vb)
         if message:
             violations.append({"expr": threshold.expr, "field": threshold.path, "message": message, **_sides(va, vb)})
     return {"equal": not changes, "changes": changes, "thresholds": [t.expr for t in thresholds],
