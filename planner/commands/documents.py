@@ -57,7 +57,9 @@ def validate(ctx, plan_path, output):
 @click.option("--fail-on", "fail_on", multiple=True, metavar="EXPR",
               help="PATH:[+|-]NUMBER[%] (repeatable): '+' fails when B exceeds A by more than NUMBER, '-' when it "
                    "falls by more, no sign either way; '%' makes NUMBER relative to |A|. Examples: "
-                   "predicted.step_time_s:+2%  predicted.mfu:-1%  predicted.max_load_ratio:+0.05. With thresholds "
+                   "predicted.step_time_s:+2%  predicted.mfu:-1%  predicted.max_load_ratio:+0.05. "
+                   "PATH:[+|-]interval uses A's own 80% prediction interval of that metric as the limit "
+                   "(predicted.step_time_s:+interval). With thresholds "
                    "the exit status is 1 only when one is crossed; without them, when anything differs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write the diff as JSON {equal, changes, thresholds, threshold_violations} to FILE ('-' for stdout).")
