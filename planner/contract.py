@@ -7,7 +7,7 @@ whose function
 
 answers one typed request (`planner/<name>/request.py`) under the given options and returns the plan
 document. `PlanEntry` states that shape as a `typing.Protocol`; `planner.registry.PLANNERS` lists each
-planner's request and options types, and tests/test_contract.py checks all four against both.
+planner's request and options types, and tests/test_planner_contract.py checks all four against both.
 `progress`, when given, receives one-line status messages (never stdout: see solvers.deadline).
 
 `solver_block` is the only place that shapes the `solver` section: the status is one of SOLVER_STATUSES,

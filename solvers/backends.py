@@ -10,10 +10,14 @@ Every backend gets threads, seed, time limit and relative gap from SolverOptions
 """
 
 import importlib.util
+from typing import TYPE_CHECKING, Any
 
 from costmodels.errors import SolverUnavailableError, SpecError
 from solvers.native import ortools_error
 from solvers.result import SolveResult, SolverOptions
+
+if TYPE_CHECKING:
+    from ortools.sat.python.cp_model import CpModel, IntVar
 
 BACKENDS = ("highs", "cbc", "cpsat")
 
@@ -54,7 +58,7 @@ def require_backend(backend: str) -> None:
         raise SolverUnavailableError(f"solver backend {backend!r} is unavailable: {reason}")
 
 
-def solve_pulp(problem, options: SolverOptions | None = None) -> SolveResult:
+def solve_pulp(problem: Any, options: SolverOptions | None = None) -> SolveResult:
     """Solve a `pulp.LpProblem` with `options.backend`; the solution is also stored on the PuLP variables.
 
     cpsat accepts only problems whose variables are all integer with finite bounds and whose constraints
@@ -75,7 +79,8 @@ def solve_pulp(problem, options: SolverOptions | None = None) -> SolveResult:
     return cpsat.solve_pulp_with_cpsat(problem, options)
 
 
-def solve_cpsat(model, options: SolverOptions | None = None, variables: dict | None = None) -> SolveResult:
+def solve_cpsat(model: "CpModel", options: SolverOptions | None = None,
+                variables: "dict[str, IntVar] | None" = None) -> SolveResult:
     """Solve an OR-Tools `cp_model.CpModel`; `variables` maps names to the IntVars whose values to report."""
     require_backend("cpsat")
     from solvers import cpsat

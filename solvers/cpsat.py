@@ -9,21 +9,25 @@ CP-SAT minimises a floating-point objective exactly over integer points.
 
 import math
 import time
+from importlib import metadata
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from costmodels.errors import SpecError
-from solvers.pulp_model import assign_values, dense_model
+from solvers.pulp_model import DenseModel, assign_values, dense_model
 from solvers.result import SolveResult, SolverOptions, SolveStatus, relative_gap
+
+if TYPE_CHECKING:
+    from ortools.sat.python.cp_model import CpModel, IntVar
 
 NAME = "cpsat"
 
 
 def version() -> str:
-    import ortools
-
-    return ortools.__version__
+    return metadata.version("ortools")
 
 
-def _status_table(cp_model) -> dict:
+def _status_table(cp_model: ModuleType) -> dict[Any, SolveStatus]:
     return {
         cp_model.OPTIMAL: SolveStatus.OPTIMAL,
         cp_model.FEASIBLE: SolveStatus.FEASIBLE,
@@ -33,7 +37,7 @@ def _status_table(cp_model) -> dict:
     }
 
 
-def solve_cpsat(model, options: SolverOptions, variables: dict | None = None) -> SolveResult:
+def solve_cpsat(model: "CpModel", options: SolverOptions, variables: "dict[str, IntVar] | None" = None) -> SolveResult:
     """Solve a `cp_model.CpModel`; `variables` (name -> IntVar) selects the values to report."""
     from ortools.sat.python import cp_model
 
@@ -66,41 +70,42 @@ def _integral(x: float) -> bool:
     return math.isfinite(x) and float(x).is_integer()
 
 
-def pulp_to_cpsat(problem):
+def pulp_to_cpsat(problem: Any) -> "tuple[CpModel, dict[str, IntVar], DenseModel]":
     """(CpModel, name -> IntVar, the problem's DenseModel) for an all-integer PuLP problem; SpecError otherwise."""
     from ortools.sat.python import cp_model
 
     dense = dense_model(problem)
     why = "backend 'cpsat' solves integer models only and never rounds a model; use backend highs or cbc"
-    for name, integer, lo, hi in zip(dense.names, dense.integer, dense.lower, dense.upper):
+    bounded: list[tuple[str, float, float]] = []
+    for name, integer, lo, hi in zip(dense.names, dense.integer, dense.lower, dense.upper, strict=True):
         if not integer:
             raise SpecError(f"variable {name!r} is continuous; {why}", field="backend")
         if lo is None or hi is None:
             raise SpecError(f"integer variable {name!r} needs finite bounds for CP-SAT; {why}", field="backend")
+        bounded.append((name, lo, hi))
     for row in dense.rows:
         numbers = row.coefficients + [b for b in (row.lower, row.upper) if b is not None]
         if not all(_integral(a) for a in numbers):
             raise SpecError(f"constraint {row.name!r} has non-integral coefficients or bounds; {why}", field="backend")
     model = cp_model.CpModel()
-    xs = [model.new_int_var(math.ceil(lo), math.floor(hi), name)
-          for name, lo, hi in zip(dense.names, dense.lower, dense.upper)]
+    xs = [model.new_int_var(math.ceil(lo), math.floor(hi), name) for name, lo, hi in bounded]
     for row in dense.rows:
-        expr = sum(int(a) * xs[j] for j, a in zip(row.columns, row.coefficients))
+        expr = sum(int(a) * xs[j] for j, a in zip(row.columns, row.coefficients, strict=True))
         lo = -cp_model.INT_MAX if row.lower is None else int(row.lower)
         hi = cp_model.INT_MAX if row.upper is None else int(row.upper)
         model.add_linear_constraint(expr, lo, hi).with_name(row.name)
     costs = dense.costs + [dense.offset]
     if all(_integral(c) for c in costs):  # keep an integer objective when it is one
         costs = [int(c) for c in costs]
-    objective = sum(c * x for c, x in zip(costs, xs) if c != 0) + costs[-1]
+    objective = sum(c * x for c, x in zip(costs[:-1], xs, strict=True) if c != 0) + costs[-1]
     if dense.maximize:
         model.maximize(objective)
     else:
         model.minimize(objective)
-    return model, dict(zip(dense.names, xs)), dense
+    return model, dict(zip(dense.names, xs, strict=True)), dense
 
 
-def solve_pulp_with_cpsat(problem, options: SolverOptions) -> SolveResult:
+def solve_pulp_with_cpsat(problem: Any, options: SolverOptions) -> SolveResult:
     """Translate an all-integer PuLP problem exactly and solve it with CP-SAT; values go back onto the problem."""
     model, variables, dense = pulp_to_cpsat(problem)
     result = solve_cpsat(model, options, variables)

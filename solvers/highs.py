@@ -8,6 +8,9 @@ live next to OR-Tools in one process (see solvers/native.py).
 
 import importlib.metadata
 import time
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +34,7 @@ def load_error() -> str | None:
     return None
 
 
-def _status_table(highspy) -> dict:
+def _status_table(highspy: ModuleType) -> dict[Any, SolveStatus]:
     """HiGHS model status -> ours; a limit gives FEASIBLE only when a solution is in hand (checked below)."""
     s = highspy.HighsModelStatus
     table = {
@@ -60,12 +63,12 @@ def _status_table(highspy) -> dict:
     return table
 
 
-def _bounds(values, missing: float) -> np.ndarray:
+def _bounds(values: Iterable[float | None], missing: float) -> np.ndarray:
     """Bounds as a float array, None (no bound) replaced by +-inf."""
     return np.array([missing if b is None else b for b in values], dtype=np.float64)
 
 
-def solve(problem, options: SolverOptions) -> SolveResult:
+def solve(problem: Any, options: SolverOptions) -> SolveResult:
     import highspy
 
     model = dense_model(problem)

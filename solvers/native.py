@@ -7,16 +7,16 @@ undefined HiGHS symbol, and after ortools highspy fails likewise. highspy 1.12.0
 lives next to ortools in either order (checked with both import orders), hence the project pins highspy < 1.13.
 """
 
+import contextlib
+
 _ERROR: list[str] = []
 
 
 def ortools_error() -> str | None:
     """None when OR-Tools' CP-SAT can be used in this process; otherwise why not and what to install."""
     if not _ERROR:
-        try:  # load highspy first if it is installed, so which library wins never depends on call order
+        with contextlib.suppress(ImportError):  # load highspy first if installed: the winner never depends on order
             import highspy  # noqa: F401
-        except ImportError:
-            pass
         try:
             from ortools.sat.python import cp_model  # noqa: F401  (loads the native library)
             _ERROR.append("")

@@ -5,6 +5,7 @@ Columns follow `problem.variables()` (sorted by name, so the order is determinis
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulp
 
@@ -71,7 +72,7 @@ def dense_model(problem: pulp.LpProblem) -> DenseModel:
     )
 
 
-def constraints(problem: pulp.LpProblem) -> list:
+def constraints(problem: pulp.LpProblem) -> list[Any]:
     """The problem's constraints in insertion order (PuLP >= 3.3 makes `constraints` callable; 2.x has a dict)."""
     view = problem.constraints
     return list(view()) if callable(view) else list(view.values())
@@ -84,7 +85,7 @@ def has_integers(model: DenseModel) -> bool:
 def assign_values(problem: pulp.LpProblem, model: DenseModel, column_values: list[float]) -> dict[str, float]:
     """Store a solution on the PuLP variables (so pulp.value() works) and return name -> value."""
     values = {}
-    for v, name, value in zip(problem.variables(), model.names, column_values):
+    for v, name, value in zip(problem.variables(), model.names, column_values, strict=True):
         v.varValue = float(value)
         values[name] = float(value)
     return values

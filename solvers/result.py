@@ -3,11 +3,12 @@
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from costmodels.errors import require
 
 
-class SolveStatus(str, enum.Enum):
+class SolveStatus(enum.StrEnum):
     OPTIMAL = "optimal"
     FEASIBLE = "feasible"
     INFEASIBLE = "infeasible"
@@ -37,7 +38,7 @@ class SolverOptions:
     verbose: bool = False
     """print the backend's log"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
         require(self.threads >= 1, f"must be >= 1, got {self.threads}", field="threads")
         require(0 <= self.relative_gap < 1, f"must be in [0, 1), got {self.relative_gap}", field="relative_gap")
@@ -68,12 +69,12 @@ class SolveResult:
     """backend name"""
     backend_version: str = ""
     """backend version"""
-    values: dict = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
     """variable name -> value of the returned solution"""
     message: str = ""
     """the backend's own status text"""
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The `solver` block of a plan (no timing: that goes to provenance)."""
         return {"backend": self.backend, "backend_version": self.backend_version, "status": self.status.value,
                 "objective": self.objective, "bound": self.bound, "gap": self.gap}
