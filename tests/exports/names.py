@@ -56,10 +56,20 @@ def command_lines(text: str) -> list[list[str]]:
     return [shlex.split(line) for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def serve_names(text: str, fmt: str) -> set[str]:
+# Names the lists do not cover, with where the executor defines them (the lists are extracted from the files
+# their headers name; vLLM's `serve` subcommand adds its own flags in vllm/entrypoints/cli/serve.py).
+UNLISTED = {"vllm": {"--headless"}}
+
+
+def is_engine(words: list[str]) -> bool:
+    return ("vllm" in words and "serve" in words) or "sglang.launch_server" in words \
+        or "sglang_router.launch_router" in words
+
+
+def serve_names(text: str) -> set[str]:
     """Flags of the engine commands, `router:` flags of SGLang's router, JSON sub-keys, environment variables."""
     names = set()
-    for words in command_lines(text):
+    for words in filter(is_engine, command_lines(text)):
         router = "sglang_router.launch_router" in words
         for i, word in enumerate(words):
             if re.fullmatch(r"[A-Z_]+=.*", word) and word.startswith(("VLLM_", "SGLANG_")):

@@ -1,0 +1,139 @@
+"""vLLM 0.33.0 launch lines for a serve plan, one per node of every instance.
+
+- PD disaggregation: --kv-transfer-config {"kv_connector": "NixlConnector", "kv_role": "kv_producer" (prefill)
+  | "kv_consumer" (decode)}; each worker sets VLLM_NIXL_SIDE_CHANNEL_PORT (unique per node) and
+  VLLM_NIXL_SIDE_CHANNEL_HOST (its node's address). Decode instances with pipeline > 1 raise
+  NotImplementedError in vLLM's NixlConnector: refused. Requests enter through vLLM's PD proxy example
+  (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py).
+- Shape: --tensor-parallel-size, --pipeline-parallel-size, --data-parallel-size (attention DP);
+  --enable-expert-parallel makes EP = tp x dp, so the plan's ep must be 1 or tp x dp.
+  --max-num-seqs is per data-parallel engine (the plan's max_batch / dp).
+- Multi-node: tp x pp across nodes = --nnodes N --node-rank r --master-addr/--master-port (ranks > 0 run
+  --headless); dp across nodes = --data-parallel-size-local, --data-parallel-start-rank, --data-parallel-address,
+  --data-parallel-rpc-port (ranks > 0 --headless). GPUs are pinned with CUDA_VISIBLE_DEVICES.
+- Colocated: --enable-chunked-prefill --max-num-batched-tokens (chunk + decode batch).
+- Intra-GPU (semi-PD): a prefill and a decode process on the same GPUs under CUDA MPS, each with
+  CUDA_MPS_ACTIVE_THREAD_PERCENTAGE = its compute share and --gpu-memory-utilization from serve_memory.
+"""
+
+import json
+import math
+
+from planner.exports.common import ExportRefused, Target
+from planner.exports.serve_layout import Worker, shell_line, visible
+from planner.exports.serve_memory import intra_gpu_fractions
+from planner.plan import Plan
+
+NIXL_PORT = 5600
+MASTER_PORT = 29500
+DP_RPC_PORT = 13345
+
+
+def _kv(role: str) -> list[str]:
+    config = {"kv_connector": "NixlConnector", "kv_role": role}
+    return ["--kv-transfer-config", json.dumps(config, separators=(",", ":"))]
+
+
+def _shape(w: Worker, target: Target) -> list[str]:
+    g = w.group
+    args = ["--tensor-parallel-size", str(g["tp"])]
+    if g["pp"] > 1:
+        args += ["--pipeline-parallel-size", str(g["pp"])]
+    if g["dp"] > 1:
+        args += ["--data-parallel-size", str(g["dp"])]
+    if g["ep"] > 1:
+        if g["ep"] != g["tp"] * g["dp"]:
+            raise ExportRefused(target, f"decision.groups[{w.group_index}].ep", g["ep"],
+                                f"--enable-expert-parallel uses EP = tp x dp = {g['tp'] * g['dp']}")
+        args.append("--enable-expert-parallel")
+    return args
+
+
+def _multi_node(w: Worker, rank: int, ordinal: int) -> list[str]:
+    g, nodes = w.group, len(w.placement)
+    if nodes == 1:
+        return []
+    if g["dp"] > 1:
+        local = g["dp"] // nodes  # place() gives whole nodes, and tp x dp = GPUs (dp > 1 has pp = 1)
+        args = ["--data-parallel-size-local", str(local), "--data-parallel-start-rank", str(rank * local),
+                "--data-parallel-address", w.head.addr, "--data-parallel-rpc-port", str(DP_RPC_PORT + ordinal)]
+    else:
+        args = ["--nnodes", str(nodes), "--node-rank", str(rank), "--master-addr", w.head.addr,
+                "--master-port", str(MASTER_PORT + ordinal)]
+    return args + (["--headless"] if rank > 0 else [])
+
+
+def _role_args(w: Worker, target: Target) -> list[str]:
+    g, per_engine = w.group, math.ceil(w.group["max_batch"] / w.group["dp"])
+    if len(w.placement) > 1 and g["dp"] > 1 and (g["dp"] % len(w.placement) or g["pp"] > 1):
+        raise ExportRefused(target, f"decision.groups[{w.group_index}].dp", g["dp"],
+                            f"multi-node data parallelism needs whole DP ranks per node ({len(w.placement)} nodes, "
+                            f"pp={g['pp']})")
+    if w.role in ("decode", "intra_gpu") and g["pp"] > 1:
+        raise ExportRefused(target, f"decision.groups[{w.group_index}].pp", g["pp"],
+                            "vLLM's NixlConnector raises NotImplementedError for a decode instance with pipeline > 1")
+    if w.role == "prefill":
+        return _kv("kv_producer")
+    if w.role == "decode":
+        return _kv("kv_consumer") + ["--max-num-seqs", str(per_engine)]
+    if w.role == "colocated":
+        return ["--enable-chunked-prefill", "--max-num-batched-tokens", str(g["chunk_tokens"] + per_engine),
+                "--max-num-seqs", str(per_engine)]
+    return ["--max-num-seqs", str(per_engine)]
+
+
+def worker_lines(plan: Plan, w: Worker, ordinal: int, target: Target, base: list[str]) -> list[str]:
+    """The lines of one instance: one per node (two per node for an intra-GPU instance)."""
+    argv = base + ["--port", str(w.port)] + _shape(w, target) + _role_args(w, target)
+    out = [f"# {w.role} instance {w.n} ({w.group['gpus']} GPUs): {w.where()}"]
+    for rank, (node, ids) in enumerate(w.placement):
+        env = visible(ids)
+        tail = _multi_node(w, rank, ordinal)
+        if w.role != "intra_gpu":
+            if w.role in ("prefill", "decode"):
+                env |= {"VLLM_NIXL_SIDE_CHANNEL_HOST": node.addr, "VLLM_NIXL_SIDE_CHANNEL_PORT": NIXL_PORT + ordinal}
+            out.append(f"# on {node.name}")
+            out.append(shell_line(env, argv + tail))
+            continue
+        share = max(1, min(99, round(100 * w.group["prefill_share"])))
+        pre_mem, dec_mem = intra_gpu_fractions(plan, w.group, w.group_index, target)
+        pre = base + ["--port", str(w.port)] + _shape(w, target) + _kv("kv_producer")
+        dec = argv[:]
+        dec[dec.index("--port") + 1] = str(w.port + 100)
+        out.append(f"# on {node.name} (start the MPS daemon first: nvidia-cuda-mps-control -d)")
+        nixl = {"VLLM_NIXL_SIDE_CHANNEL_HOST": node.addr}
+        out.append(shell_line(env | nixl | {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": share,
+                                            "VLLM_NIXL_SIDE_CHANNEL_PORT": NIXL_PORT + ordinal},
+                              pre + ["--gpu-memory-utilization", str(pre_mem)] + tail))
+        out.append(shell_line(env | nixl | {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": 100 - share,
+                                            "VLLM_NIXL_SIDE_CHANNEL_PORT": NIXL_PORT + 500 + ordinal},
+                              dec + _kv("kv_consumer") + ["--gpu-memory-utilization", str(dec_mem)] + tail))
+    return out
+
+
+def proxy_lines(workers: list[Worker]) -> list[str]:
+    """vLLM's PD proxy example in front of the prefill and decode instances (API on each head node)."""
+    pre = [(w.head.addr, w.port) for w in workers if w.role in ("prefill", "intra_gpu")]
+    dec = [(w.head.addr, w.port + (100 if w.role == "intra_gpu" else 0)) for w in workers
+           if w.role in ("decode", "intra_gpu")]
+    if not pre:
+        return []
+    argv = ["python", "toy_proxy_server.py", "--port", "8000", "--prefiller-hosts", *[h for h, _ in pre],
+            "--prefiller-ports", *[str(p) for _, p in pre], "--decoder-hosts", *[h for h, _ in dec],
+            "--decoder-ports", *[str(p) for _, p in dec]]
+    return ["# PD proxy (vLLM repository: tests/v1/kv_connector/nixl_integration/toy_proxy_server.py)",
+            shell_line({}, argv)]
+
+
+def vllm_lines(plan: Plan, workers: list[Worker], target: Target) -> list[str]:
+    model = plan["inputs"]["model"]["name"]
+    options = plan["inputs"]["options"]
+    base = ["vllm", "serve", model, "--host", "0.0.0.0", "--dtype", "bfloat16"]
+    if options["dtype"] == "fp8":
+        base += ["--quantization", "fp8"]
+    if (options.get("kv_dtype") or options["dtype"]) == "fp8":
+        base += ["--kv-cache-dtype", "fp8"]
+    out = []
+    for ordinal, w in enumerate(workers):
+        out += worker_lines(plan, w, ordinal, target, base)
+    return out + proxy_lines(workers)

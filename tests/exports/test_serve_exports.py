@@ -1,0 +1,135 @@
+"""Serve exports: engine names exist in the targeted version, every instance is launched on its own GPUs with
+per-node lines, multi-node instances carry node count/rank/rendezvous, and what the engine cannot run exits 2."""
+
+import json
+import re
+import shlex
+
+import pytest
+from click.testing import CliRunner
+from names import UNLISTED, accepted, command_lines, is_engine, serve_names
+from serve_plans import edited_group, group, multi_node, planned
+
+from cli import main
+from planner.exports.common import ExportRefused
+from planner.serve import EXPORT_FORMATS, export
+
+CASES = {
+    "disaggregated": lambda: planned("llama3-8b", 8, "disaggregated"),
+    "colocated": lambda: planned("llama3-8b", 8, "colocated"),
+    "intra_gpu": lambda: planned("llama3-8b", 8, "intra_gpu"),
+    "moe_disaggregated": lambda: planned("qwen3-30b-a3b", 16, "disaggregated"),
+    "multi_node": multi_node,
+}
+
+
+def _servers(text: str) -> list[list[str]]:
+    return [w for w in command_lines(text) if is_engine(w) and "sglang_router.launch_router" not in w]
+
+
+def _servers_on_nodes(text: str) -> list[tuple[str, list[str]]]:
+    """(node named by the preceding '# on nodeN' comment, words) of every engine server line."""
+    out, node = [], None
+    for line in text.splitlines():
+        if line.startswith("# on node"):
+            node = line.split()[2]
+        elif line and not line.startswith("#"):
+            words = shlex.split(line)
+            if is_engine(words) and "sglang_router.launch_router" not in words:
+                out.append((node, words))
+    return out
+
+
+def _env(words: list[str]) -> dict:
+    return dict(w.split("=", 1) for w in words if re.fullmatch(r"[A-Z_]+=.*", w))
+
+
+def _flag(words: list[str], name: str):
+    return words[words.index(name) + 1] if name in words else None
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_emitted_name_exists_in_the_target(case, fmt):
+    text = export(CASES[case](), fmt)
+    names = serve_names(text)
+    unknown = names - accepted(fmt) - UNLISTED.get(fmt, set())
+    assert names and not unknown, sorted(unknown)
+    assert "plan sha256" in text and text.splitlines()[0].startswith("# parplan export for ")
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_instance_runs_on_its_own_gpus(case, fmt):
+    plan = CASES[case]()
+    counts: dict[tuple, int] = {}
+    for node, words in _servers_on_nodes(export(plan, fmt)):
+        for gpu in _env(words)["CUDA_VISIBLE_DEVICES"].split(","):
+            counts[(node, gpu)] = counts.get((node, gpu), 0) + 1
+    share = 2 if plan["decision"]["mode"] == "intra_gpu" else 1  # semi-PD: two processes on the same GPUs
+    assert set(counts.values()) == {share}
+    assert len(counts) == sum(g["instances"] * g["gpus"] for g in plan["decision"]["groups"])
+
+
+def test_disaggregated_vllm_roles_and_proxy():
+    plan = CASES["disaggregated"]()
+    text = export(plan, "vllm")
+    servers = _servers(text)
+    roles = [json.loads(_flag(w, "--kv-transfer-config"))["kv_role"] for w in servers]
+    counts = {g["role"]: g["instances"] for g in plan["decision"]["groups"]}
+    assert roles.count("kv_producer") == counts.get("prefill", 0)
+    assert roles.count("kv_consumer") == counts.get("decode", 0)
+    assert "toy_proxy_server.py" in text
+    ports = [(_env(w)["VLLM_NIXL_SIDE_CHANNEL_HOST"], _env(w)["VLLM_NIXL_SIDE_CHANNEL_PORT"]) for w in servers]
+    assert len(set(ports)) == len(ports)
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_multi_node_lines_carry_node_count_rank_and_rendezvous(fmt):
+    servers = _servers(export(multi_node(), fmt))
+    assert len(servers) == 4  # two 16-GPU instances, one line per node of 8 GPUs
+    if fmt == "sglang":
+        for pair in (servers[:2], servers[2:]):
+            assert [_flag(w, "--node-rank") for w in pair] == ["0", "1"]
+            assert {_flag(w, "--nnodes") for w in pair} == {"2"}
+            assert len({_flag(w, "--dist-init-addr") for w in pair}) == 1
+            assert int(_flag(pair[0], "--tp-size")) * int(_flag(pair[0], "--pp-size") or 1) == 16
+        return
+    decode, prefill = servers[:2], servers[2:]
+    assert [_flag(w, "--data-parallel-start-rank") for w in decode] == ["0", "8"]
+    assert {_flag(w, "--data-parallel-size-local") for w in decode} == {"8"}
+    assert ["--headless" in w for w in decode] == [False, True]
+    assert [_flag(w, "--node-rank") for w in prefill] == ["0", "1"]
+    assert {_flag(w, "--nnodes") for w in prefill} == {"2"} and len({_flag(w, "--master-addr") for w in prefill}) == 1
+
+
+def test_vllm_refuses_decode_pipeline_with_nixl():
+    base = CASES["disaggregated"]()
+    plan = edited_group(base, "decode", pp=2, gpus=2 * group(base, "decode")["gpus"], instances=1)
+    with pytest.raises(ExportRefused, match=r"decision\.groups\[\d\]\.pp.*NotImplementedError"):
+        export(plan, "vllm")
+    assert "--disaggregation-mode decode" in export(plan, "sglang")
+
+
+def test_intra_gpu_memory_split_and_refusal():
+    plan = CASES["intra_gpu"]()
+    servers = _servers(export(plan, "vllm"))
+    fractions = [float(_flag(w, "--gpu-memory-utilization")) for w in servers]
+    assert all(a + b <= 1.0 for a, b in zip(fractions[::2], fractions[1::2], strict=True))
+    big = planned("qwen3-30b-a3b", 16, "intra_gpu")
+    one_gpu = edited_group(big, "intra_gpu", tp=1, ep=1, dp=1, gpus=1)
+    for fmt in EXPORT_FORMATS:
+        with pytest.raises(ExportRefused, match="two engine processes each load the weights"):
+            export(one_gpu, fmt)
+
+
+def test_cli_serve_export_exit_codes(tmp_path):
+    path = tmp_path / "serve.json"
+    CASES["disaggregated"]().write(path)
+    ok = CliRunner().invoke(main, ["export", str(path), "--format", "sglang"])
+    assert ok.exit_code == 0 and "sglang_router.launch_router" in ok.output
+    bad = tmp_path / "bad.json"
+    base = CASES["disaggregated"]()
+    edited_group(base, "decode", pp=2, gpus=2 * group(base, "decode")["gpus"], instances=1).write(bad)
+    refused = CliRunner().invoke(main, ["export", str(bad), "--format", "vllm"])
+    assert refused.exit_code == 2 and "NotImplementedError" in refused.output and "Traceback" not in refused.output
