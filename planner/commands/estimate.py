@@ -7,6 +7,7 @@ from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec
 from costmodels.parallel import RECOMPUTE_MODES, ParallelConfig, TrainingWorkload
 from planner.commands.common import emit, gpu_option, gpus_per_node_option, model_option, num_gpus_option, output_option
+from planner.commands.train import runtime_kwargs, runtime_options
 
 
 def _default_dp(num_gpus: int, tp: int, pp: int, cp: int) -> int:
@@ -36,9 +37,10 @@ def _default_dp(num_gpus: int, tp: int, pp: int, cp: int) -> int:
 @click.option("--recompute", type=click.Choice(RECOMPUTE_MODES), default="none", show_default=True)
 @click.option("--sequence-parallel/--no-sequence-parallel", default=True, show_default=True)
 @click.option("--dtype", type=click.Choice(("bf16", "fp8")), default="bf16", show_default=True)
+@runtime_options
 @output_option
 def train_command(model_ref, gpu_ref, num_gpus, gpus_per_node, tp, pp, dp, cp, ep, etp, vpp, mbs, gbs, seq, zero,
-                  recompute, sequence_parallel, dtype, output):
+                  recompute, sequence_parallel, dtype, output, **runtime):
     """Cost one training configuration: step time, TFLOP/s, MFU, memory per GPU, breakdown."""
     from planner.train.estimate import estimate_plan, explain_estimate, validate_config
     from profiles import load_device, load_model
@@ -47,7 +49,7 @@ def train_command(model_ref, gpu_ref, num_gpus, gpus_per_node, tp, pp, dp, cp, e
     cluster = ClusterSpec.homogeneous(device, num_gpus, gpus_per_node)
     if dp is None:
         dp = _default_dp(num_gpus, tp, pp, cp)
-    workload = TrainingWorkload(global_batch=gbs, seq_len=seq, dtype=dtype)
+    workload = TrainingWorkload(global_batch=gbs, seq_len=seq, dtype=dtype, **runtime_kwargs(runtime))
     config = ParallelConfig(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp, vpp=vpp, mbs=mbs, zero=zero,
                             recompute=recompute, sequence_parallel=sequence_parallel)
     validate_config(model, cluster, workload, config)

@@ -6,7 +6,39 @@ from planner.commands.common import (emit, gpus_per_node_option, model_option, o
                                      time_limit_option)
 
 
-def resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, gbs, seq, dtype):
+def runtime_options(command):
+    """The framework and kernel/communication options of a training run (`estimate train`, `plan train`)."""
+    from costmodels.framework import FRAMEWORKS
+
+    options = [
+        click.option("--framework", type=click.Choice(FRAMEWORKS), default="megatron", show_default=True,
+                     help="Training framework: fixes what each ZeRO stage means, the overlaps, what can run."),
+        click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
+                     help="torch.compile (torchtitan): fused element-wise kernels."),
+        click.option("--async-tp/--no-async-tp", default=None,
+                     help="Overlap TP communication with GEMMs (torchtitan async TP, Megatron --tp-comm-overlap); "
+                          "default: the framework's (on for megatron, off for torchtitan)."),
+        click.option("--fp8-allgather", is_flag=True, help="FSDP all-gathers FP8 weights (with --dtype fp8)."),
+        click.option("--moe-skew", type=click.FloatRange(min=1.0), default=1.0, show_default=True,
+                     help="MoE routing imbalance: tokens of the busiest EP rank over the mean (1 = balanced)."),
+        click.option("--a2a-dedup", is_flag=True, help="MoE dispatch sends a token once per node (DeepEP)."),
+        click.option("--fp8-dispatch", is_flag=True, help="MoE dispatch in FP8 with block scales."),
+        click.option("--a2a-overlap", is_flag=True, help="MoE dispatch/combine overlap another micro-batch."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def runtime_kwargs(kw: dict) -> dict:
+    """TrainingWorkload fields from the runtime_options values (removed from `kw`)."""
+    out = {name: kw.pop(name) for name in ("framework", "async_tp", "fp8_allgather", "moe_skew", "a2a_dedup",
+                                           "fp8_dispatch", "a2a_overlap")}
+    out["compile"] = kw.pop("compile_")
+    return out
+
+
+def resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, gbs, seq, dtype, **runtime):
     """(model, cluster, workload) from CLI references, through the profile loader."""
     import profiles
     from costmodels.errors import SpecError
@@ -22,7 +54,7 @@ def resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_r
         if gpu_ref is None or num_gpus is None:
             raise SpecError("give --gpu and --num-gpus, or --cluster", field="gpu")
         cluster = ClusterSpec.homogeneous(profiles.load_device(gpu_ref), num_gpus, gpus_per_node)
-    return model, cluster, TrainingWorkload(global_batch=gbs, seq_len=seq, dtype=dtype)
+    return model, cluster, TrainingWorkload(global_batch=gbs, seq_len=seq, dtype=dtype, **runtime)
 
 
 @click.command("train")
@@ -38,10 +70,11 @@ def resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_r
               help="GEMM compute dtype.")
 @click.option("--allow-cross-node-tp", is_flag=True, help="Let TP groups span nodes.")
 @click.option("--allow-cross-node-ep", is_flag=True, help="Let EP groups span nodes.")
+@runtime_options
 @time_limit_option
 @output_option
 def plan_train(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, gbs, seq, dtype, allow_cross_node_tp,
-               allow_cross_node_ep, time_limit_s, output):
+               allow_cross_node_ep, time_limit_s, output, **runtime):
     """Plan TP/PP/DP/CP/EP/ETP, VPP, micro-batch, ZeRO, recompute and the layer split for one training job.
 
     Exit 3 when nothing fits (the message says what binds and the smallest GPU count that would fit).
@@ -49,7 +82,7 @@ def plan_train(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, gbs, se
     from planner.train import TrainOptions, explain, plan_training
 
     model, cluster, workload = resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref,
-                                                     gbs, seq, dtype)
+                                                     gbs, seq, dtype, **runtime_kwargs(runtime))
     options = TrainOptions(allow_cross_node_tp=allow_cross_node_tp, allow_cross_node_ep=allow_cross_node_ep)
     plan = plan_training(model, cluster, workload, options=options, time_limit_s=time_limit_s, progress=progress)
     emit(plan, output, explain(plan))

@@ -51,6 +51,18 @@ def _check_decision(request, decision: dict, figures: dict, label: str) -> tuple
     return problems, est
 
 
+def robust_problems(request, decision: dict, est, alt_decision: dict, alt_est, i: int) -> list[str]:
+    """A robust plan: no alternative may have a smaller 90th-percentile step time."""
+    from planner.confidence.robust import no_better, pessimistic
+
+    r = request
+    plan_p90 = pessimistic(r.model, r.cluster, r.workload, config_of(decision), est.step_time_s)
+    alt_p90 = pessimistic(r.model, r.cluster, r.workload, config_of(alt_decision), alt_est.step_time_s)
+    if no_better(plan_p90, alt_p90):
+        return []
+    return [f"alternatives[{i}]: 90th-percentile step {alt_p90:.6g} s beats the plan's {plan_p90:.6g} s"]
+
+
 def check(plan: Plan) -> list[str]:
     """Problems found (empty = the plan is consistent with its inputs and the cost model)."""
     if plan.kind == "estimate":
@@ -61,7 +73,11 @@ def check(plan: Plan) -> list[str]:
     for i, alt in enumerate(plan.get("alternatives") or []):
         found, alt_est = _check_decision(request, alt.get("decision", {}), alt, f"alternatives[{i}]")
         problems += found
-        if est is not None and alt_est is not None and alt_est.step_time_s < est.step_time_s * (1 - 1e-9):
+        if est is None or alt_est is None:
+            continue
+        if request.options.objective == "robust":  # ranked by 90th-percentile step time
+            problems += robust_problems(request, plan["decision"], est, alt.get("decision", {}), alt_est, i)
+        elif alt_est.step_time_s < est.step_time_s * (1 - 1e-9):
             problems.append(f"alternatives[{i}]: step {alt_est.step_time_s:.6g} s beats the plan's "
                             f"{est.step_time_s:.6g} s")
     base = (plan.get("baselines") or {}).get("megatron_rule") or {}

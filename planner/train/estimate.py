@@ -89,7 +89,8 @@ def estimate_plan(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWork
     if est.step_time_s:  # interval, regime, extrapolated (planner/confidence)
         predicted.update(train_confidence(model, cluster, workload, config, step_time_s=est.step_time_s,
                                           tokens_per_s_per_gpu=est.tokens_per_s_per_gpu))
-    return make_plan("estimate", inputs=inputs, decision=config_to_dict(config), predicted=predicted,
+    decision = {"framework": workload.framework, **config_to_dict(config)}
+    return make_plan("estimate", inputs=inputs, decision=decision, predicted=predicted,
                      feasible=est.feasible, infeasible_reasons=list(est.infeasible_reasons))
 
 

@@ -9,6 +9,8 @@ from costmodels.model import ModelSpec
 from costmodels.parallel import ParallelConfig, TrainingWorkload
 from costmodels.training import estimate_training
 from planner.confidence import train_confidence, train_versus
+from planner.confidence.robust import POOL as ROBUST_POOL
+from planner.confidence.robust import robust_alternative, robust_rank
 from planner.plan import Plan, make_plan
 from planner.train.baselines import megatron_rule_config
 from planner.train.feasibility import infeasible_message
@@ -92,9 +94,15 @@ def plan(request: TrainRequest, solver: SolverOptions, progress=None) -> Plan:
     """The plan for one request."""
     started = time.perf_counter()
     keep = 1 + request.options.alternatives
-    result = search(request, keep=keep, solver=solver, progress=progress)
+    robust = request.options.objective == "robust"
+    result = search(request, keep=max(keep, ROBUST_POOL) if robust else keep, solver=solver, progress=progress)
     if not result.ranked:
         raise InfeasibleError(infeasible_message(request, result.stats))
+    robust_note = {}
+    if robust:  # re-rank the pool by 90th-percentile step time (planner/confidence/robust.py)
+        ranked, robust_note = robust_rank(request.model, request.cluster, request.workload, result.ranked,
+                                          request.options.zero_stages)
+        result.ranked = ranked[:keep]
     winner, solver_block = _final_split(request, result.ranked[0], solver)
     model, cluster, workload = request.model, request.cluster, request.workload
     est = estimate_training(model, cluster, workload, winner.config)
@@ -105,9 +113,13 @@ def plan(request: TrainRequest, solver: SolverOptions, progress=None) -> Plan:
         alternatives.append({"decision": decision_of(cand.config, cand.config.microbatches(workload)),
                              **{k: getattr(alt, k) for k in PREDICTED_KEYS}, "why_lost": why_lost(est, alt),
                              **train_versus(model, cluster, workload, winner.config, est.step_time_s, cand.config,
-                                            alt.step_time_s)})
+                                            alt.step_time_s),
+                             **(robust_alternative(model, cluster, workload, winner.config, est.step_time_s,
+                                                   cand.config, alt.step_time_s) if robust else {})})
     baselines = {"megatron_rule": _baseline(request, est)}
     solver_block.update(search=result.stats.to_json(), optimality=OPTIMALITY)
+    if robust:
+        solver_block["robust"] = robust_note
     if result.stats.timed_out:  # the outer search did not close: report its bound, not the split's
         bound = min(result.stats.bound_s, est.step_time_s)
         solver_block.update(status="feasible", objective=est.step_time_s, bound=bound,

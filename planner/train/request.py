@@ -38,6 +38,9 @@ class TrainOptions:
     """allow different layer counts per stage (the split ILP); False = uniform splits only"""
     alternatives: int = 5
     """how many runner-up strategies the plan lists"""
+    objective: str = "expected"
+    """'expected': fastest predicted step time; 'robust': fastest 90th-percentile step time from the
+    calibration residuals of each strategy's regime (planner/confidence/robust.py)"""
 
     def __post_init__(self):
         require(len(self.zero_stages) >= 1 and all(z in ZERO_STAGES for z in self.zero_stages),
@@ -50,6 +53,8 @@ class TrainOptions:
         require(self.max_mbs >= 1, f"must be >= 1, got {self.max_mbs}", field="options.max_mbs")
         require(self.max_cp >= 0, f"must be >= 0, got {self.max_cp}", field="options.max_cp")
         require(0 <= self.alternatives <= 50, f"must be in 0..50, got {self.alternatives}", field="options.alternatives")
+        require(self.objective in ("expected", "robust"), f"unknown objective {self.objective!r}; valid: expected, "
+                "robust", field="options.objective")
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -3,8 +3,9 @@
 import itertools
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
+from costmodels.framework import unsupported
 from costmodels.parallel import ParallelConfig, TrainingWorkload
 from costmodels.training import estimate_training, even_stage_layers
 from planner.train import TrainOptions, check, plan_training
@@ -13,6 +14,13 @@ from planner.train.request import TrainRequest
 from planner.train.search import split_problem
 
 from train_fixtures import tiny_cluster, tiny_model
+
+
+def _runnable_workload(seq: int, zero: int, pp: int, vpp: int = 1) -> TrainingWorkload:
+    """A framework that runs this ZeRO stage (DeepSpeed for stage 2, torchtitan for FSDP with pp)."""
+    framework = "deepspeed" if zero == 2 else ("torchtitan" if zero == 3 and pp > 1 else "megatron")
+    assume(not unsupported(framework, zero=zero, pp=pp, cp=1, vpp=vpp, tp=1, etp=1))
+    return TrainingWorkload(global_batch=16, seq_len=seq, framework=framework)
 
 OPTIONS = TrainOptions(max_vpp=2, max_mbs=2, max_cp=2, alternatives=2)
 
@@ -97,7 +105,7 @@ def check_against_brute_force(layers, hbm, gbs, seq, moe):
 def test_bounds_are_valid_and_objective_matches(tp, pp, mbs, zero, rec, moe, seq):
     model = tiny_model(layers=4, moe=moe)
     cluster = tiny_cluster(8, 80.0)
-    workload = TrainingWorkload(global_batch=16, seq_len=seq)
+    workload = _runnable_workload(seq, zero, pp)
     dp = 8 // (tp * pp)
     ep = 2 if moe else 1
     cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, ep=ep, mbs=mbs, zero=zero, recompute=rec, sequence_parallel=tp > 1,
@@ -124,7 +132,7 @@ def test_sibling_bound_is_valid(tp, pp, mbs, zero, rec, moe, vpp):
         vpp = 1
     model = tiny_model(layers=8, moe=moe)
     cluster = tiny_cluster(8, 80.0)
-    workload = TrainingWorkload(global_batch=16, seq_len=1024)
+    workload = _runnable_workload(1024, zero, pp, vpp)
     dp = 8 // (tp * pp)
     cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, ep=2 if moe else 1, mbs=mbs, zero=zero, recompute=rec, vpp=vpp,
                          sequence_parallel=tp > 1, stage_layers=even_stage_layers(8, pp))

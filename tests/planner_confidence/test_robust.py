@@ -1,0 +1,62 @@
+"""`plan train --objective robust`: the fastest 90th-percentile step time, checked by validate."""
+
+from dataclasses import dataclass
+
+import pytest
+
+import planner
+import profiles
+from costmodels.errors import SpecError
+from costmodels.hardware import ClusterSpec
+from costmodels.parallel import ParallelConfig, TrainingWorkload
+from planner.confidence.robust import pessimistic, robust_rank, robust_why_lost
+from planner.train import TrainOptions
+
+
+@dataclass
+class Cand:
+    step_time_s: float
+    order: int
+    config: ParallelConfig
+
+
+def _specs():
+    return (profiles.load_model("llama3-8b"), ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 16),
+            TrainingWorkload(global_batch=32, seq_len=4096))
+
+
+def test_robust_rank_prefers_the_supported_regime_when_times_are_close():
+    model, cluster, workload = _specs()
+    supported = ParallelConfig(dp=16, zero=1)     # megatron-zero1: calibration rows on h100-sxm
+    unsupported = ParallelConfig(dp=16, zero=0)   # megatron-zero0: no rows -> the wider prior
+    fast_but_unsure = Cand(1.00, 0, unsupported)
+    sure = Cand(1.02, 1, supported)
+    ranked, note = robust_rank(model, cluster, workload, [fast_but_unsure, sure], (0, 1))
+    assert ranked[0] is sure and note["proven"]
+    assert pessimistic(model, cluster, workload, supported, 1.02) < pessimistic(model, cluster, workload,
+                                                                                  unsupported, 1.00)
+    # far enough apart, the expected winner stays the robust winner
+    ranked, _ = robust_rank(model, cluster, workload, [Cand(0.5, 0, unsupported), sure], (0, 1))
+    assert ranked[0].config == unsupported
+    assert robust_why_lost(1.0, 1.03, 1.0, 0.99) == "+3.0% 90th-percentile step time (-1.0% expected)"
+
+
+def test_plan_train_robust_vs_expected():
+    model, cluster, workload = _specs()
+    expected = planner.plan_training(model, cluster, workload)
+    robust = planner.plan_training(model, cluster, workload, options=TrainOptions(objective="robust"))
+    e_p, r_p = expected["predicted"], robust["predicted"]
+    # each objective wins on its own measure
+    assert e_p["step_time_s"] <= r_p["step_time_s"] * (1 + 1e-9)
+    assert r_p["interval"]["step_time_s"]["high"] <= e_p["interval"]["step_time_s"]["high"] * (1 + 1e-9)
+    note = robust["solver"]["robust"]
+    assert note["objective"] == "robust" and note["pessimistic_step_time_s"] == pytest.approx(
+        r_p["interval"]["step_time_s"]["high"])
+    assert all("90th-percentile" in a["why_lost"] and "pessimistic_step_time_s" in a for a in robust["alternatives"])
+    assert robust["inputs"]["options"]["objective"] == "robust"
+    assert planner.validate_plan(robust) == [] and planner.validate_plan(expected) == []
+
+
+def test_unknown_objective_is_a_spec_error():
+    with pytest.raises(SpecError, match="objective"):
+        TrainOptions(objective="optimistic")
