@@ -30,10 +30,13 @@ def _speeds(text: str | None):
 @click.option("--node-limit", type=int, default=None, metavar="N", help="An expert's replicas span at most N nodes.")
 @click.option("--traffic-weight", type=float, default=0.0, show_default=True, metavar="W",
               help="Objective units per cross-node transition token (0: traffic only breaks ties).")
+@click.option("--method", type=click.Choice(["auto", "exact", "heuristic"]), default="auto", show_default=True,
+              help="Per-layer load method: exact (group bound and placement, or the MILP; within --time-limit), "
+                   "heuristic, or auto (exact where cheap).")
 @time_limit_option
 @output_option
 def plan_experts(stats_path, num_gpus, gpus_per_node, slots_per_gpu, model_ref, gpu_ref, gpu_speed, previous_path,
-                 max_moves, node_limit, traffic_weight, time_limit_s, output):
+                 max_moves, node_limit, traffic_weight, method, time_limit_s, output):
     """Place MoE experts (with replicas) on GPUs per layer and split their tokens across replicas.
 
     Minimises the busiest GPU per layer (time with --model/--gpu, tokens otherwise) and keeps heavy
@@ -52,7 +55,7 @@ def plan_experts(stats_path, num_gpus, gpus_per_node, slots_per_gpu, model_ref, 
     plan = place_experts(stats_path, num_gpus=num_gpus, gpus_per_node=gpus_per_node, slots_per_gpu=slots_per_gpu,
                          model=model, device=device, previous=previous_path, max_moves=max_moves,
                          node_limit=node_limit, traffic_weight=traffic_weight, gpu_speed=_speeds(gpu_speed),
-                         options=SolverOptions(time_limit_s=time_limit_s), progress=progress)
+                         method=method, options=SolverOptions(time_limit_s=time_limit_s), progress=progress)
     emit(plan, output, explain(plan))
 
 

@@ -4,7 +4,7 @@ check(plan) re-reads the statistics from the plan's inputs (inline, or the file 
 must match) and verifies, without the planner's code: per layer G GPUs with <= S slots each, ids in
 range, no expert twice on one GPU, every expert placed, shares >= 0 only on GPUs that hold the expert and
 summing to 1 per expert, node_limit and max_moves; then recomputes every predicted metric from the
-statistics and compares (relative tolerance 1e-6), and checks bound <= objective.
+statistics and compares (relative tolerance 1e-6), and checks bound <= objective, per layer and in total.
 """
 
 from pathlib import Path
@@ -132,11 +132,15 @@ def check(plan: Plan) -> list[str]:
         cost = expert_cost(_model(inp["model"]), _device(inp["device"]), num_gpus=gpus, gpus_per_node=inp["gpus_per_node"])
     objective = 0.0
     tokens_max = []
+    layer_info = plan["solver"].get("layers") or [{}] * stats.layers
     for l in range(stats.layers):
         gpu_pairs = [sum(stats.expert_load[l, e] * share[l, e, g] for e in range(stats.experts) if share[l, e, g] > 0)
                      for g in range(gpus)]
         tokens_max.append(max(gpu_pairs))
-        objective += max(cost.time_s(n, speed[g]) for g, n in enumerate(gpu_pairs))
+        layer_time = max(cost.time_s(n, speed[g]) for g, n in enumerate(gpu_pairs))
+        objective += layer_time
+        if layer_info[l].get("bound") is not None and layer_info[l]["bound"] > layer_time * (1 + TOL):
+            problems.append(f"layer {l}: bound {layer_info[l]['bound']} exceeds the recomputed time {layer_time}")
         if not _close(tokens_max[-1], plan["predicted"]["layer_max_gpu_tokens"][l]):
             problems.append(f"layer {l}: busiest GPU has {tokens_max[-1]} tokens, plan says "
                             f"{plan['predicted']['layer_max_gpu_tokens'][l]}")

@@ -202,7 +202,7 @@ def layer_cross(trans: np.ndarray | None, l: int, ns: list, mine: np.ndarray) ->
 def sweep_layers(load: np.ndarray, trans: np.ndarray | None, slots: list, shares: list, times: list,
                  targets: list, caps: list, counts: list, *, slots_per_gpu: int, c0: float, kappa: np.ndarray,
                  node_of: np.ndarray, traffic_weight: float, node_limit: int | None, sweeps: int,
-                 frozen: set, progress=None) -> None:
+                 frozen: set, deadline=None, progress=None) -> None:
     """Improve affinity by repacking layers against their neighbours (in place)."""
     if trans is None or sweeps <= 0:
         return
@@ -217,13 +217,15 @@ def sweep_layers(load: np.ndarray, trans: np.ndarray | None, slots: list, shares
         for l in order:
             if l in frozen:
                 continue
+            if deadline is not None and deadline.expired():
+                return
             score = affinity_scores(trans, l, ns)
             cand = pack(load[l], counts[l], slots_per_gpu=slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
                         target=targets[l] * (1 + PACK_SLACK), affinity=score, node_limit=node_limit,
                         node_target=targets[l])
             share, t = optimal_split(load[l], cand, c0, kappa)
             cand, share, t = improve(load[l], cand, share, t, c0, kappa, node_of, cross_node=False)
-            if t > caps[l] and node_limit is None:
+            if t > caps[l] and node_limit is None and traffic_weight == 0:
                 cand, share, t = improve(load[l], cand, share, t, c0, kappa, node_of, cross_node=True)
             cand_ns = node_shares(share, node_of, nodes)
             old_cross = layer_cross(trans, l, ns, ns[l])

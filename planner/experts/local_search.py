@@ -1,6 +1,7 @@
 """Swap local search on one layer's placement, alternating with the exact LP split.
 
-A move exchanges one replica on the busiest GPU g with one replica (or an empty slot) on another GPU h;
+A move exchanges one replica on a busiest GPU g (any of the GPUs tied at the maximum, lowest index
+first, so that ties do not stall the search: each move lowers the number of GPUs at the maximum) with one replica (or an empty slot) on another GPU h;
 each replica keeps the tokens it serves, so g's pairs become T_g - t_i + t_j and h's T_h + t_i - t_j
 (a feasible solution: the LP re-split afterwards can only lower the maximum). The best move lowers
 max(time_g, time_h) below the current time_g; moves inside g's node come first (they leave every
@@ -18,10 +19,19 @@ ROUNDS = 4
 
 
 def _best_move(load, slots, share, pairs, times, c0, kappa, node_of, cross_node: bool):
-    """Best improving move from the busiest GPU (see the module docstring), or None."""
+    """Best improving move from the first tied busiest GPU that has one (module docstring), or None."""
+    top = float(np.max(times))
+    for g in np.flatnonzero(times >= top * (1 - 1e-9)).tolist():
+        move = _move_from(int(g), top, load, slots, share, pairs, c0, kappa, node_of, cross_node)
+        if move is not None:
+            return move
+    return None
+
+
+def _move_from(g: int, top: float, load, slots, share, pairs, c0, kappa, node_of, cross_node: bool):
+    """Best move taking GPU g below `top` while its partner stays below `top`, or None."""
     gpus, width = slots.shape
-    g = int(np.argmax(times))
-    limit = times[g] * (1 - 1e-9)
+    limit = top * (1 - 1e-9)
     valid = slots >= 0
     ids = np.where(valid, slots, 0)
     tok = np.where(valid, load[ids] * share[ids, np.arange(gpus)[:, None]], 0.0)  # [G, S] tokens per slot
@@ -48,7 +58,6 @@ def _best_move(load, slots, share, pairs, times, c0, kappa, node_of, cross_node:
         return None
     h, m, sj = np.unravel_index(flat, ok.shape)
     return g, int(mine[m]), int(ei[m]), int(h), int(sj), int(slots[h, sj])
-    return None
 
 
 def improve(load: np.ndarray, slots: np.ndarray, share: np.ndarray, t: float, c0: float, kappa: np.ndarray,

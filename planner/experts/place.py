@@ -5,14 +5,15 @@ Problem (per MoE layer l; see split.py and milp.py for the algebra):
   per GPU; optional: the replicas of e span <= node_limit nodes; optional: <= max_moves replicas new
   to their GPU relative to a previous plan) and shares y[l,e,g] >= 0 (sum_g y = 1, y <= x), to minimise
       sum_l max_g (c0 + k_g * sum_e a[l,e] y[l,e,g])  +  traffic_weight * cross_node_tokens(y)
-Method:
-  * small instances (E * G <= EXACT_LIMIT, no node_limit, no previous plan): the exact layer MILP;
-  * otherwise, per layer: replica-counting bound -> replica counts -> packing under the bound's target ->
-    exact LP re-split (heuristic.py, split.py);
+Method (`method`: auto | exact | heuristic, see layer.py), per layer: replica-counting bound -> replica
+  counts -> packing under the bound's target -> exact LP re-split -> tie-aware swaps (heuristic.py,
+  split.py, local_search.py); then, where the method asks for it, the exact solve of layer.py (group bound
+  and group placement on identical GPUs, groups.py; the placement MILP otherwise, milp.py);
   * then affinity sweeps across layers move experts between nodes so that heavy transitions stay inside
     a node, never letting a layer's busiest GPU exceed max(current, bound * (1 + LOAD_TOLERANCE));
   * with a previous plan: per layer keep (re-split only) or adopt the new placement (migration.py).
-Bound: sum over layers of the replica-counting bound (or the MILP's bound) + traffic_weight * 0.
+Bound: sum over layers of each layer's proven bound + traffic_weight * 0. The solver block lists, per
+layer, the method, the bound and the gap; the whole run obeys options.time_limit_s (solvers.deadline).
 The baselines (baselines.py) run through the same evaluator (evaluate.py).
 """
 
@@ -26,38 +27,21 @@ from costmodels.errors import SpecError
 from costmodels.routing import RoutingStats, load_stats
 from planner.experts import baselines as base
 from planner.experts.evaluate import Layout, evaluate
-from planner.experts.heuristic import LOAD_TOLERANCE, PACK_SLACK, pack, replica_counts, sweep_layers
+from planner.experts.heuristic import LOAD_TOLERANCE, sweep_layers
+from planner.experts.layer import LayerResult, fill_slots, solve_layer_load
 from planner.experts.migration import choose_layers, moves, relabel
-from planner.experts.local_search import improve
-from planner.experts.milp import solve_layer
 from planner.experts.request import ExpertRequest, previous_from_plan
-from planner.experts.split import optimal_split, replica_bound
+from planner.experts.split import optimal_split
 from planner.plan import Plan, load_plan, make_plan
 from solvers import SolverOptions, relative_gap
+from solvers.deadline import Deadline
 
-EXACT_LIMIT = 48
-"""largest E * G solved with the exact MILP"""
+SOLVE_SHARE = 0.8
+"""fraction of the time left that the per-layer exact solves may use (the rest: sweeps, baselines, output)"""
 SWEEPS = 1
 """affinity sweeps across layers (alternating direction)"""
 INLINE_LIMIT = 200_000
 """statistics with at most this many numbers are carried inline in the plan; larger ones by path + digest"""
-
-
-def fill_slots(slots: np.ndarray, load: np.ndarray) -> np.ndarray:
-    """Give every empty slot a replica (heaviest per-replica load first, never twice on one GPU)."""
-    out = slots.copy()
-    counts = np.bincount(out[out >= 0], minlength=load.shape[0]).astype(np.float64)
-    for g in range(out.shape[0]):
-        for s in range(out.shape[1]):
-            if out[g, s] >= 0:
-                continue
-            held = set(out[g][out[g] >= 0].tolist())
-            order = sorted((e for e in range(load.shape[0]) if e not in held),
-                           key=lambda e: (-load[e] / max(counts[e], 1.0), e))
-            if order:
-                out[g, s] = order[0]
-                counts[order[0]] += 1
-    return out
 
 
 def _stats_input(stats: RoutingStats) -> dict:
@@ -81,43 +65,24 @@ def _previous_array(previous) -> np.ndarray | None:
     return np.asarray(previous, dtype=np.int64)
 
 
-def _layer_solve(request: ExpertRequest, c0: float, kappa: np.ndarray, options: SolverOptions, progress):
-    """Per layer: slots, shares, times, bounds, replica counts, and the method used."""
+def _layer_solve(request: ExpertRequest, c0: float, kappa: np.ndarray, deadline: Deadline,
+                 options: SolverOptions, progress) -> list[LayerResult]:
+    """Every layer by request.method; an exact solve gets the layer's share of SOLVE_SHARE of the time left."""
     load = request.stats.expert_load
     node_of = request.node_of_gpu()
-    exact = (request.experts * request.num_gpus <= EXACT_LIMIT and request.node_limit is None
-             and request.previous is None)
-    slots, shares, times, bounds, counts = [], [], [], [], []
-    statuses = []
+    out = []
     for l in range(request.layers):
-        bound, need = replica_bound(load[l], request.num_gpus, request.slots_per_gpu, c0, kappa,
-                                    request.max_replicas())
-        count = replica_counts(load[l], need, request.num_gpus * request.slots_per_gpu, request.max_replicas())
-        placed = pack(load[l], count, slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
-                      target=bound * (1 + PACK_SLACK), node_limit=request.node_limit)
-        share, t = optimal_split(load[l], placed, c0, kappa)
-        placed, share, t = improve(load[l], placed, share, t, c0, kappa, node_of,
-                                   cross_node=request.node_limit is None)
-        if exact and t > bound * (1 + 1e-9):
-            milp_slots, result = solve_layer(load[l], slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa,
-                                             options=options)
-            statuses.append(result.status.value)
-            if milp_slots is not None:
-                cand = fill_slots(milp_slots, load[l])
-                cand_share, cand_t = optimal_split(load[l], cand, c0, kappa)
-                if cand_t < t:
-                    placed, share, t = cand, cand_share, cand_t
-            if result.bound is not None:
-                bound = max(bound, min(float(result.bound), t))
-        slots.append(placed)
-        shares.append(share)
-        times.append(t)
-        bounds.append(bound)
-        counts.append(np.bincount(placed[placed >= 0], minlength=request.experts))
+        share_s = deadline.remaining() * SOLVE_SHARE / (request.layers - l)
+        layer_deadline = Deadline(max(share_s, 1e-3))
+        out.append(solve_layer_load(load[l], slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa,
+                                    node_of=node_of, node_limit=request.node_limit,
+                                    max_replicas=request.max_replicas(), method=request.method,
+                                    deadline=layer_deadline, options=options))
+        if layer_deadline.hit:
+            deadline.mark_hit()
         if progress is not None and (l + 1) % 10 == 0:
             progress(f"experts: placed {l + 1}/{request.layers} layers")
-    method = "exact-milp" if exact else "heuristic+lp"
-    return slots, shares, times, bounds, counts, method, statuses
+    return out
 
 
 def _apply_previous(request: ExpertRequest, slots, shares, times, c0, kappa, progress) -> int:
@@ -162,12 +127,13 @@ def _decision(slots: np.ndarray, share: np.ndarray, request: ExpertRequest) -> d
 
 def place_experts(stats, *, num_gpus: int, gpus_per_node: int = 8, slots_per_gpu: int, model=None, device=None,
                   previous=None, max_moves: int | None = None, node_limit: int | None = None,
-                  traffic_weight: float = 0.0, gpu_speed=None, options: SolverOptions | None = None,
-                  progress=None) -> Plan:
+                  traffic_weight: float = 0.0, gpu_speed=None, method: str = "auto",
+                  options: SolverOptions | None = None, progress=None) -> Plan:
     """Place experts (with replicas) on GPUs per MoE layer and split their tokens; returns a kind-'experts' plan.
 
     `stats` is a RoutingStats or a path to a statistics file (JSON/NPZ); `previous` a plan (path, Plan,
-    dict) or a [L][G][S] array; `progress` an optional callable taking one line of text.
+    dict) or a [L][G][S] array; `method` auto | exact | heuristic (planner.experts.layer); `progress` an
+    optional callable taking one line of text.
     """
     options = options or SolverOptions()
     if isinstance(stats, (str, Path)):
@@ -176,7 +142,7 @@ def place_experts(stats, *, num_gpus: int, gpus_per_node: int = 8, slots_per_gpu
         raise SpecError("must be RoutingStats or a path to a statistics file", field="stats")
     request = ExpertRequest(stats=stats, num_gpus=num_gpus, gpus_per_node=gpus_per_node, slots_per_gpu=slots_per_gpu,
                             model=model, device=device, previous=_previous_array(previous), max_moves=max_moves,
-                            node_limit=node_limit, traffic_weight=traffic_weight,
+                            node_limit=node_limit, traffic_weight=traffic_weight, method=method,
                             gpu_speed=None if gpu_speed is None else tuple(float(s) for s in gpu_speed))
     return place(request, options, progress)
 
@@ -190,23 +156,33 @@ def _inputs(request: ExpertRequest, options: SolverOptions) -> dict:
             "model": None if model is None else asdict(model), "device": None if device is None else asdict(device),
             "previous_gpu_experts": None if request.previous is None else request.previous.tolist(),
             "max_moves": request.max_moves, "node_limit": request.node_limit,
-            "traffic_weight": request.traffic_weight,
+            "traffic_weight": request.traffic_weight, "method": request.method,
             "options": {"relative_gap": options.relative_gap, "seed": options.seed, "threads": options.threads}}
 
 
 def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan:
     """The kind-'experts' plan for one request (the body of planner.experts.plan.plan)."""
     stats, model, traffic_weight = request.stats, request.model, request.traffic_weight
+    deadline = Deadline(options.time_limit_s)
     c0, kappa = request.cost_arrays()
     node_of = request.node_of_gpu()
-    slots, shares, times, bounds, counts, method, statuses = _layer_solve(request, c0, kappa, options, progress)
-    exact = method == "exact-milp"
-    caps = list(times) if exact else [max(t, b * (1 + LOAD_TOLERANCE)) for t, b in zip(times, bounds)]
+    layers = _layer_solve(request, c0, kappa, deadline, options, progress)
+    slots = [fill_slots(r.slots, stats.expert_load[l]) if r.method == "exact" else r.slots
+             for l, r in enumerate(layers)]
+    shares, times, bounds = [], [], [r.bound for r in layers]
+    for l, r in enumerate(layers):
+        share, t = optimal_split(stats.expert_load[l], slots[l], c0, kappa)
+        shares.append(share if t < r.time else r.share)
+        times.append(min(t, r.time))
+    counts = [np.bincount(s[s >= 0], minlength=request.experts) for s in slots]
+    tolerance = 0.0 if request.method == "exact" else LOAD_TOLERANCE
+    caps = [max(t, b * (1 + tolerance)) for t, b in zip(times, bounds)]
     frozen = set(range(request.layers)) if request.previous is not None and request.max_moves == 0 else set()
-    sweep_layers(stats.expert_load, stats.transitions, slots, shares, times, bounds, caps, counts,
-                 slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
-                 traffic_weight=traffic_weight, node_limit=request.node_limit, sweeps=SWEEPS, frozen=frozen,
-                 progress=progress)
+    if not deadline.expired():
+        sweep_layers(stats.expert_load, stats.transitions, slots, shares, times, bounds, caps, counts,
+                     slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
+                     traffic_weight=traffic_weight, node_limit=request.node_limit, sweeps=SWEEPS, frozen=frozen,
+                     deadline=deadline, progress=progress)
     spent = None
     if request.previous is not None:
         spent = _apply_previous(request, slots, shares, times, c0, kappa, progress)
@@ -224,9 +200,15 @@ def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan
     bound = float(sum(bounds))
     objective = predicted["objective"]
     gap = relative_gap(objective, bound)
+    final = (c0 + kappa[None, :] * np.einsum("le,leg->lg", stats.expert_load, layout.share)).max(axis=1)
+    per_layer = [{"method": r.method, "bound": b, "gap": relative_gap(float(t), b)}
+                 for r, b, t in zip(layers, bounds, final)]
+    methods = sorted({r.method for r in layers})
+    method = methods[0] if len(methods) == 1 else "mixed"
     solver = {"backend": "highs", "backend_version": metadata.version("highspy"), "method": method,
               "status": "optimal" if gap is not None and gap <= max(options.relative_gap, 1e-9) else "feasible",
-              "objective": objective, "bound": bound, "gap": gap, "milp_statuses": sorted(set(statuses))}
+              "objective": objective, "bound": bound, "gap": gap, "layers": per_layer,
+              "time_limit_hit": deadline.hit}
     if progress is not None:
         progress(f"experts: objective {objective:.6g}, bound {bound:.6g}, gap {100 * (gap or 0):.2f}% ({method})")
     return make_plan("experts", inputs=_inputs(request, options),

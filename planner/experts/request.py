@@ -15,6 +15,9 @@ from costmodels.hardware import DeviceSpec
 from costmodels.model import ModelSpec
 from costmodels.routing import RoutingStats
 
+METHODS = ("auto", "exact", "heuristic")
+"""per-layer load methods (planner.experts.layer)"""
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ExpertRequest:
@@ -42,6 +45,8 @@ class ExpertRequest:
     """an expert's replicas may span at most this many nodes (node-limited routing)"""
     traffic_weight: float = 0.0
     """objective units per cross-node transition token (0: cross-node traffic is a tie-breaker)"""
+    method: str = "auto"
+    """per-layer load method: auto | exact | heuristic (planner.experts.layer)"""
 
     def __post_init__(self):
         layers, experts = self.stats.layers, self.stats.experts
@@ -81,8 +86,11 @@ class ExpertRequest:
         require(self.max_moves is None or self.previous is not None, "a migration budget needs a previous plan",
                 field="max_moves")
         require(self.max_moves is None or self.max_moves >= 0, "must be >= 0", field="max_moves")
-        require(self.node_limit is None or 1 <= self.node_limit, "must be >= 1", field="node_limit")
+        require(self.node_limit is None or self.node_limit >= 1, "must be >= 1", field="node_limit")
         require(self.traffic_weight >= 0 and np.isfinite(self.traffic_weight), "must be >= 0", field="traffic_weight")
+        require(self.method in METHODS, f"unknown method {self.method!r}; valid: {', '.join(METHODS)}", field="method")
+        require(self.method != "exact" or self.node_limit is None,
+                "the exact method does not model node_limit; use method auto or heuristic", field="method")
 
     @property
     def layers(self) -> int:
