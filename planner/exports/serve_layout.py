@@ -33,7 +33,7 @@ class Node:
 
     @property
     def addr(self) -> str:
-        return "${NODE%d_ADDR}" % self.index
+        return "${NODE" + str(self.index) + "_ADDR}"
 
 
 @dataclass(kw_only=True, slots=True)
