@@ -34,10 +34,11 @@ OPTIMALITY = ("exhaustive enumeration of the outer space; candidates pruned only
               "objective)")
 
 
-def decision_of(config: ParallelConfig, microbatches: int) -> dict:
-    """What an executor needs."""
-    return {"tp": config.tp, "pp": config.pp, "dp": config.dp, "cp": config.cp, "ep": config.ep, "etp": config.etp,
-            "edp": config.edp, "vpp": config.vpp, "mbs": config.mbs, "microbatches": microbatches,
+def decision_of(config: ParallelConfig, microbatches: int, framework: str) -> dict:
+    """What an executor needs (the framework fixes what `zero` means)."""
+    return {"framework": framework, "tp": config.tp, "pp": config.pp, "dp": config.dp, "cp": config.cp,
+            "ep": config.ep, "etp": config.etp, "edp": config.edp, "vpp": config.vpp, "mbs": config.mbs,
+            "microbatches": microbatches,
             "zero": config.zero, "recompute": config.recompute,
             "sequence_parallel": bool(config.sequence_parallel and config.tp > 1),
             "stage_layers": list(config.stage_layers),
@@ -110,7 +111,8 @@ def plan(request: TrainRequest, solver: SolverOptions, progress=None) -> Plan:
     alternatives = []
     for cand in result.ranked[1:]:
         alt = estimate_training(model, cluster, workload, cand.config)
-        alternatives.append({"decision": decision_of(cand.config, cand.config.microbatches(workload)),
+        alt_decision = decision_of(cand.config, cand.config.microbatches(workload), workload.framework)
+        alternatives.append({"decision": alt_decision,
                              **{k: getattr(alt, k) for k in PREDICTED_KEYS}, "why_lost": why_lost(est, alt),
                              **train_versus(model, cluster, workload, winner.config, est.step_time_s, cand.config,
                                             alt.step_time_s),
@@ -127,8 +129,9 @@ def plan(request: TrainRequest, solver: SolverOptions, progress=None) -> Plan:
     predicted = predicted_of(est)
     predicted.update(train_confidence(model, cluster, workload, winner.config, step_time_s=est.step_time_s,
                                       tokens_per_s_per_gpu=est.tokens_per_s_per_gpu))
-    doc = make_plan("train", inputs=request.inputs_json(), decision=decision_of(winner.config, m),
-                    predicted=predicted, alternatives=alternatives, baselines=baselines, solver=solver_block)
+    decision = decision_of(winner.config, m, workload.framework)
+    doc = make_plan("train", inputs=request.inputs_json(), decision=decision, predicted=predicted,
+                    alternatives=alternatives, baselines=baselines, solver=solver_block)
     if progress:
         progress(f"train: planned in {time.perf_counter() - started:.2f} s ({result.stats.evaluated} strategies "
                  f"costed of {result.stats.enumerated})")
@@ -142,7 +145,8 @@ def _baseline(request: TrainRequest, planned) -> dict:
     if config is None:
         return {"feasible": False, "reason": why}
     est = estimate_training(request.model, request.cluster, request.workload, config)
-    return {"feasible": True, "decision": decision_of(config, config.microbatches(request.workload)),
+    wl = request.workload
+    return {"feasible": True, "decision": decision_of(config, config.microbatches(wl), wl.framework),
             **{k: getattr(est, k) for k in PREDICTED_KEYS},
             "plan_speedup": est.step_time_s / planned.step_time_s}
 
