@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from costmodels.errors import require
 
 DTYPES = ("bf16", "fp16", "fp8")
+MEASURED_ENGINES = ("sglang", "trtllm", "vllm")
+"""inference engines whose kernel constants a profile may carry (serving_engines)"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -94,6 +96,60 @@ class DeviceCalibration:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class EngineCalibration:
+    """Kernel constants of one inference engine on one device, fitted to its measured per-op tables
+    (benchmarks/serve_engine_fit.py; see costmodels/serving_kernels.py for the formulas they enter)."""
+
+    engine: str
+    """engine name (trtllm, vllm, sglang)"""
+    gemm_efficiency_max: float
+    """BF16 GEMMs: asymptotic fraction of the BF16 peak"""
+    gemm_half_flops: float
+    """BF16 GEMMs: FLOPs at which efficiency is half its maximum"""
+    fp8_gemm_efficiency_max: float
+    """FP8 GEMMs: asymptotic fraction of the FP8 peak"""
+    fp8_gemm_half_flops: float
+    """FP8 GEMMs: FLOPs at which efficiency is half its maximum"""
+    hbm_efficiency: float
+    """fraction of HBM bandwidth reached streaming weights (small-m GEMMs)"""
+    kernel_floor_s: float
+    """GPU time of the smallest kernel"""
+    attention_efficiency: float
+    """prefill (context) attention: fraction of the BF16 peak"""
+    attention_floor_s: float
+    """prefill attention: fixed time per call"""
+    attention_half_context: float
+    """prefill attention: keys per query row at which its efficiency is half the maximum (short rows idle SMs)"""
+    kv_read_efficiency: float
+    """decode attention: fraction of HBM bandwidth reached reading the KV cache"""
+    decode_attention_floor_s: float
+    """decode attention: fixed time per call"""
+    decode_seq_s: float
+    """decode attention: time per sequence in the batch (per-sequence scheduling and reduction)"""
+    allreduce_call_s: float
+    """TP all-reduce (engine's custom kernel): fixed time per call"""
+    allreduce_efficiency: float
+    """TP all-reduce: fraction of the NVLink bandwidth reached"""
+    moe_efficiency_max: float
+    """grouped expert GEMMs: asymptotic fraction of the peak of their dtype"""
+    moe_half_flops: float
+    """grouped expert GEMMs: per-expert FLOPs at which efficiency is half its maximum"""
+    source: str = ""
+    """tables and versions the constants were fitted to"""
+
+    def __post_init__(self):
+        for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
+                     "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency_max"):
+            v = getattr(self, name)
+            require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
+        for name in ("gemm_half_flops", "fp8_gemm_half_flops", "kernel_floor_s", "attention_floor_s",
+                     "attention_half_context", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s",
+                     "moe_half_flops"):
+            v = getattr(self, name)
+            require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeviceSpec:
     """One accelerator and the node it usually ships in (datasheet figures)."""
 
@@ -123,6 +179,8 @@ class DeviceSpec:
     """list or cloud price per device-hour, for cost objectives (0 = unknown)"""
     calibration: DeviceCalibration = DeviceCalibration()
     """fitted efficiencies"""
+    serving_engines: tuple[EngineCalibration, ...] = ()
+    """per inference engine kernel constants fitted to measured per-op tables (empty: none measured)"""
     source: str = ""
     """where this spec came from"""
 

@@ -5,20 +5,19 @@ One *instance* is a serving engine on tp·dp·pp GPUs: per pipeline stage, dp at
 tp·dp GPUs (expert tensor parallelism tp·dp/ep). Times are per GPU of the busiest stage, times pp (a request
 crosses every stage), in seconds.
 
-Every kernel costs max(floor, FLOPs / (peak·eff), bytes / (BW·η_hbm)) (roofline with a launch floor):
-  eff(F) = e_max · F / (F + F_half)                   size-dependent GEMM efficiency (F = FLOPs on one GPU)
-  floor  = the GPU-side minimum kernel time (serving_kernel_floor_s, or kernel_floor_s for "modern")
+Every kernel is priced by costmodels/serving_kernels.py (roofline with a launch floor, GEMMs with a
+size-dependent efficiency at the peak of their dtype) with the engine's KernelConstants.
 Per layer and step (T tokens in the step, b sequences, context c):
   GEMMs         qkv, out, MLP gate/up and down (MoE: grouped GEMMs over the experts that receive tokens;
                 the expected number of distinct experts hit by n token-slots is E·(1 - (1 - k/E)^n))
   attention     prefill: causal flash attention 4·T·(L/2)·(a/tp)·d FLOPs at attention_efficiency;
                 decode: KV read b·c·kv_bytes/shard at η_hbm
-  other kernels OTHER_KERNELS_PER_LAYER element-wise kernels (norms, rotary, KV write, activation, residuals),
-                each max(floor, ELEMENTWISE_PASSES·T·h·β / OTHER_KERNELS_PER_LAYER / (BW·η))
-  TP all-reduce 2 per layer: α + 2(n-1)·α_hop + 2(n-1)/n · S / (B_link·η_link), S = T·h·β
-                ("legacy": α = 0, α_hop fitted; "modern": α = collective_latency_s, α_hop = 0)
+  other kernels n_e element-wise kernels (norms, rotary, KV write, activation, residuals; n_e = 8 unfused,
+                4 fused), each max(floor, ELEMENTWISE_PASSES·T·h·2 / n_e / (BW·η))
+  MoE skew      the busiest expert-parallel GPU receives skew × the mean token-expert slots (1 = balanced)
+  TP all-reduce 2 per layer: t_call + 2(n-1)·t_hop + 2(n-1)/n · S / (B_link·η_ar), S = T·h·2 (BF16)
   EP all-to-all dispatch + combine per MoE layer (replacing one all-reduce):
-                2·[α + (ep-1)·α_hop + (ep-1)/ep · T·k·h·β/(tp·dp)], over the NIC when tp·dp spans nodes
+                2·[t_call + (ep-1)·t_hop + (ep-1)/ep · skew·T·k·h·2/(tp·dp)], over the NIC when tp·dp spans nodes
   DP attention  dp attention replicas per stage share the MoE layers (instance = tp·dp·pp GPUs)
 Per step: + LM head GEMM on the sampled tokens, + per-iteration overhead (decode_step_overhead_s),
   + seq_overhead_s per running sequence (decode), + prefill_overhead_s (prefill), + (pp-1) p2p sends.
@@ -26,25 +25,39 @@ KV capacity: (usable HBM · KV_MEMORY_FRACTION − weights on the GPU) / KV byte
 KV transfer: all layers' KV of a prompt over the link between the two instances (NVLink inside a node,
   the NIC across nodes, the inter-pool link across pools), sent in parallel by the prefill instance's tp·dp GPUs.
 
-Engines (ENGINES): "legacy" reproduces the vLLM profiled by Splitwise (Patel et al., ISCA'24): decode replayed from
-CUDA graphs, prefill launched eagerly (wall = max(CPU launches, GPU work)), CPU sampling per sequence; its
-serving_* constants are fitted (profiles/hardware/*.yaml, benchmarks/serve_fit.py) and it is the default of
-`estimate serve`. "modern" (planner default) models current CUDA-graph engines (vLLM V1, SGLang) with the
-device's micro-benchmark figures and smaller CPU overheads — an estimate, not fitted to measurements.
+Engines (ENGINES): "trtllm", "vllm", "sglang" take their GEMM, attention and all-reduce constants from the
+device profile's `serving_engines` block, fitted per engine and device to the engine's measured per-op tables
+(aiconfigurator-core; benchmarks/serve_engine_fit.py), with CUDA-graph CPU overheads and fused element-wise
+kernels (estimates). "legacy" reproduces the vLLM profiled by Splitwise (Patel et al., ISCA'24): decode replayed
+from CUDA graphs, prefill launched eagerly (wall = max(CPU launches, GPU work)), CPU sampling per sequence;
+its serving_* constants are fitted (benchmarks/serve_fit.py) and it is the default of `estimate serve`.
+"modern" is a generic CUDA-graph engine at the device's micro-benchmark figures (an estimate, not fitted).
+Kernel formulas: costmodels/serving_kernels.py (GEMMs in the weight dtype at its own peak, KV in the KV dtype).
 """
 
 import math
 from dataclasses import dataclass
 
 from costmodels.errors import require
-from costmodels.hardware import DeviceSpec
+from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
 from costmodels.kv import BYTES_PER_ELEMENT, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
+from costmodels.serving_kernels import (
+    KernelConstants,
+    allreduce_s,
+    decode_attention_s,
+    engine_calibration,
+    gemm_s,
+    grouped_gemm_s,
+    prefill_attention_s,
+)
 
 OTHER_KERNELS_PER_LAYER = 8
 """element-wise kernels per block: 2 norms, rotary, KV-cache write, activation, 2 residual adds, attention prep"""
 ELEMENTWISE_PASSES = 12
 """reads+writes of a T·h activation per block by the element-wise kernels"""
+FUSED_KERNELS_PER_LAYER = 4
+"""element-wise kernels per block in engines that fuse them (add+norm twice, rotary+KV write, activation)"""
 KV_MEMORY_FRACTION = 0.90
 """share of usable HBM an engine hands to weights + KV cache (vLLM gpu_memory_utilization default)"""
 
@@ -61,23 +74,49 @@ class EngineModel:
     """multiplier on calibration.seq_overhead_s"""
     prefill_overhead_scale: float
     """multiplier on calibration.prefill_overhead_s"""
-    fitted_constants: bool
-    """True: the serving_* calibration fitted to the profiled engine (HBM efficiency, kernel floor, all-reduce
-    bandwidth and per-hop latency); False: the device's micro-benchmark figures (hbm_efficiency, kernel_floor_s,
-    intra_node_efficiency, and collective_latency_s as one flat latency per all-reduce, as for one-shot/NVLS)"""
+    constants: str
+    """where the kernel constants come from: "legacy" (the device's serving_* fit to Splitwise-profiled vLLM),
+    "micro" (the device's micro-benchmark figures), "measured" (the device's serving_engines entry for this
+    engine, fitted to the engine's measured per-op tables)"""
+    elementwise_kernels: int
+    """element-wise kernels per block outside GEMMs and attention (norms, rotary, KV write, activation, residuals)"""
 
 
 ENGINES = {
     # vLLM as profiled by Splitwise (2023): decode replayed from CUDA graphs, prefill eager, CPU sampling per sequence.
     "legacy": EngineModel(name="legacy", eager_prefill=True, seq_overhead_scale=1.0, prefill_overhead_scale=1.0,
-                          fitted_constants=True),
-    # current vLLM V1 / SGLang: piecewise CUDA graphs for prefill, GPU-side sampling and overlapped scheduling
-    # (~10x less CPU per sequence, ~4x less per prefill), kernels and all-reduces at micro-benchmark speed
-    # (GEMV HBM efficiency, nccl-tests latency and bus bandwidth). These factors are estimates, not fitted.
+                          constants="legacy", elementwise_kernels=OTHER_KERNELS_PER_LAYER),
+    # a generic CUDA-graph engine at micro-benchmark speed (kept for comparison; estimates, not fitted)
     "modern": EngineModel(name="modern", eager_prefill=False, seq_overhead_scale=0.1, prefill_overhead_scale=0.25,
-                          fitted_constants=False),
+                          constants="micro", elementwise_kernels=OTHER_KERNELS_PER_LAYER),
+    # engines with measured kernels (aiconfigurator-core tables): GEMM, attention and all-reduce constants are
+    # fitted per device (profiles/hardware/*.yaml serving_engines). Not in the tables, so estimates: CPU overheads
+    # as "modern" (CUDA graphs, GPU-side sampling, overlapped scheduling) and FUSED_KERNELS_PER_LAYER fused
+    # element-wise kernels (add+norm twice, rotary+KV write, activation).
+    **{name: EngineModel(name=name, eager_prefill=False, seq_overhead_scale=0.1, prefill_overhead_scale=0.25,
+                         constants="measured", elementwise_kernels=FUSED_KERNELS_PER_LAYER)
+       for name in MEASURED_ENGINES},
 }
 DEFAULT_ENGINE = "legacy"
+
+
+def kernel_constants(device: DeviceSpec, engine: EngineModel) -> KernelConstants:
+    """The kernel constants an engine runs with on a device (see EngineModel.constants)."""
+    if engine.constants == "measured":
+        return KernelConstants.of_engine(engine_calibration(device, engine.name))
+    cal = device.calibration
+    legacy = engine.constants == "legacy"
+    hbm = cal.serving_hbm_efficiency if legacy else cal.hbm_efficiency
+    return KernelConstants(
+        gemm_efficiency_max=cal.serving_gemm_efficiency_max, gemm_half_flops=cal.serving_gemm_half_flops,
+        fp8_gemm_efficiency_max=cal.serving_gemm_efficiency_max, fp8_gemm_half_flops=cal.serving_gemm_half_flops,
+        hbm_efficiency=hbm, kernel_floor_s=cal.serving_kernel_floor_s if legacy else cal.kernel_floor_s,
+        attention_efficiency=cal.attention_efficiency, attention_floor_s=0.0, attention_half_context=0.0,
+        kv_read_efficiency=hbm, decode_attention_floor_s=0.0, decode_seq_s=0.0,
+        allreduce_call_s=0.0 if legacy else cal.collective_latency_s,
+        allreduce_hop_s=cal.allreduce_hop_latency_s if legacy else 0.0,
+        allreduce_efficiency=cal.serving_allreduce_efficiency if legacy else cal.intra_node_efficiency,
+        moe_efficiency_max=cal.serving_gemm_efficiency_max, moe_half_flops=cal.serving_gemm_half_flops)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -116,60 +155,41 @@ def check_shape(model: ModelSpec, shape: InstanceShape) -> None:
                 field="ep")
 
 
+def quant_block_problem(model: ModelSpec, shape: InstanceShape, block: int) -> str:
+    """Why an FP8-block checkpoint (block x block scales) cannot be split this way ("" when it can): every
+    tensor-split weight dimension (dense FFN / tp, expert FFN / expert-TP) must be a multiple of the block."""
+    if block <= 0:
+        return ""
+    splits = []
+    if model.layers - model.moe_layers:
+        splits.append(("ffn", model.ffn, shape.tp))
+    if model.moe is not None:
+        splits.append(("moe.expert_ffn", model.moe.expert_ffn, shape.tp * shape.dp // shape.ep))
+    for name, width, ways in splits:
+        if ways > 1 and (width % ways or (width // ways) % block):
+            return (f"{name} {width} split {ways} ways gives {width / ways:g} columns, not a multiple of the "
+                    f"{block}-wide FP8 quantization block; the checkpoint cannot be loaded at this split")
+    return ""
+
+
 def engine_model(name: str) -> EngineModel:
     require(name in ENGINES, f"unknown engine {name!r}; valid: {', '.join(sorted(ENGINES))}", field="engine")
     return ENGINES[name]
 
 
-def gemm_efficiency(device: DeviceSpec, flops: float) -> float:
-    cal = device.calibration
-    return cal.serving_gemm_efficiency_max * flops / (flops + cal.serving_gemm_half_flops)
-
-
-def _hbm_efficiency(device: DeviceSpec, engine: EngineModel) -> float:
-    cal = device.calibration
-    return cal.serving_hbm_efficiency if engine.fitted_constants else cal.hbm_efficiency
-
-
-def _kernel_floor(device: DeviceSpec, engine: EngineModel) -> float:
-    cal = device.calibration
-    return cal.serving_kernel_floor_s if engine.fitted_constants else cal.kernel_floor_s
-
-
-def _kernel(device: DeviceSpec, floor: float, flops: float, bytes_: float, *, eff: float | None = None,
-            hbm_eff: float = 0.8) -> float:
-    """max(floor, compute time, memory time) of one kernel on one GPU."""
-    peak = device.bf16_flops_per_s
-    e = gemm_efficiency(device, flops) if eff is None else eff
-    compute = flops / (peak * e) if flops > 0 else 0.0
-    memory = bytes_ / (device.hbm_bytes_per_s * hbm_eff)
-    return max(floor, compute, memory)
-
-
-def tp_link(device: DeviceSpec, tp: int, devices_per_node: int | None = None,
-            engine: EngineModel = ENGINES[DEFAULT_ENGINE]) -> tuple[float, float]:
-    """(bytes/s, hop latency) seen by a TP group: NVLink inside a node, the NIC when it spans nodes."""
+def tp_link(device: DeviceSpec, k: KernelConstants, n: int, devices_per_node: int | None = None) -> tuple[float, float]:
+    """(effective bytes/s, extra hop latency) of a group of n GPUs: NVLink inside a node, the NIC across nodes."""
     per_node = devices_per_node or device.devices_per_node
-    cal = device.calibration
-    hop = cal.allreduce_hop_latency_s if engine.fitted_constants else 0.0
-    if tp <= per_node:
-        eff = cal.serving_allreduce_efficiency if engine.fitted_constants else cal.intra_node_efficiency
-        return device.intra_node_bytes_per_s * eff, hop
-    return device.inter_node_bytes_per_s * cal.inter_node_efficiency, hop + device.inter_node_latency_s
+    if n <= per_node:
+        return device.intra_node_bytes_per_s * k.allreduce_efficiency, 0.0
+    return device.inter_node_bytes_per_s * device.calibration.inter_node_efficiency, device.inter_node_latency_s
 
 
-def allreduce_s(bytes_: float, n: int, link_bytes_per_s: float, hop_s: float, alpha_s: float = 0.0) -> float:
-    """Ring all-reduce of `bytes_` over n ranks: alpha + 2(n-1) hop latencies + 2(n-1)/n of the data over the link."""
+def alltoall_s(k: KernelConstants, bytes_per_rank: float, n: int, link_bytes_per_s: float, hop_s: float) -> float:
+    """Pairwise all-to-all: t_call + (n-1) hops + (n-1)/n of each rank's data over the link."""
     if n <= 1:
         return 0.0
-    return alpha_s + 2 * (n - 1) * hop_s + 2 * (n - 1) / n * bytes_ / link_bytes_per_s
-
-
-def alltoall_s(bytes_per_rank: float, n: int, link_bytes_per_s: float, hop_s: float, alpha_s: float = 0.0) -> float:
-    """Pairwise all-to-all: alpha + (n-1) hop latencies + (n-1)/n of each rank's data over the link."""
-    if n <= 1:
-        return 0.0
-    return alpha_s + (n - 1) * hop_s + (n - 1) / n * bytes_per_rank / link_bytes_per_s
+    return k.allreduce_call_s + (n - 1) * (k.allreduce_hop_s + hop_s) + (n - 1) / n * bytes_per_rank / link_bytes_per_s
 
 
 def _layer_kinds(model: ModelSpec, pp: int) -> list[tuple[int, int]]:
@@ -190,111 +210,145 @@ def _layer_kinds(model: ModelSpec, pp: int) -> list[tuple[int, int]]:
     return kinds
 
 
-def _step_layers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, engine: EngineModel, *,
-                 decode_seqs: float, decode_ctx: float, prefill_seqs: float, prefill_len: float, prefill_ctx: float,
-                 dtype: str, devices_per_node: int | None) -> tuple[dict, int]:
-    """Time of the blocks of the slowest stage for one engine iteration (decode tokens of `decode_seqs`
-    sequences at context decode_ctx, plus `prefill_seqs` prompt chunks of prefill_len tokens after prefill_ctx
-    cached tokens), by part, in seconds; and the number of kernels launched.
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepLoad:
+    """The work of one engine iteration: decode tokens plus prompt chunks."""
 
-    With DP attention (dp > 1) the sequences are spread over dp attention replicas (the busiest one holds
-    ceil-like shares: decode_seqs/dp decode sequences, max(1, prefill_seqs/dp) prompts); the MoE layers see
-    every token of the instance, experts spread over ep of the tp·dp GPUs.
-    """
-    dp = shape.dp
-    d_seqs = decode_seqs / dp
-    p_seqs = max(1.0, prefill_seqs / dp) if prefill_seqs else 0.0
-    local = d_seqs + p_seqs * prefill_len  # tokens through the attention/dense part of the busiest replica
-    tokens = decode_seqs + prefill_seqs * prefill_len  # tokens of the whole instance (MoE layers)
-    beta = BYTES_PER_ELEMENT[dtype]
-    tp, ep = shape.tp, shape.ep
-    floor = _kernel_floor(device, engine)
-    hbm = _hbm_efficiency(device, engine)
-    alpha = 0.0 if engine.fitted_constants else device.calibration.collective_latency_s
-    link, hop = tp_link(device, tp, devices_per_node, engine)
-    moe_link, moe_hop = tp_link(device, tp * dp, devices_per_node, engine)
+    decode_seqs: float
+    """sequences decoding one token each"""
+    decode_ctx: float
+    """their context length"""
+    prefill_seqs: float
+    """prompt chunks prefilled in this iteration"""
+    prefill_len: float
+    """tokens per chunk"""
+    prefill_ctx: float
+    """cached tokens before each chunk (earlier chunks, shared prefix)"""
 
-    def kernel(flops, bytes_, eff=None):
-        return _kernel(device, floor, flops, bytes_, eff=eff, hbm_eff=hbm)
 
-    h = model.hidden
-    out = {"gemm_s": 0.0, "attention_s": 0.0, "elementwise_s": 0.0, "allreduce_s": 0.0, "alltoall_s": 0.0}
-    kernels = 0
-    kv_layer = kv_bytes_per_token_layer(model, dtype) / kv_shard(model, tp)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Precision:
+    """Dtypes of one deployment and the routing skew of its MoE layers."""
+
+    dtype: str = "bf16"
+    """weights and GEMM inputs (bf16, fp16, fp8: FP8 GEMMs at the FP8 peak)"""
+    kv_dtype: str = ""
+    """KV cache ("" = dtype)"""
+    skew: float = 1.0
+    """MoE: token-expert slots on the busiest expert-parallel GPU / the mean (1 = balanced routing)"""
+
+    def __post_init__(self):
+        for name in ("dtype", "kv_dtype"):
+            v = getattr(self, name)
+            require(v in BYTES_PER_ELEMENT or (name == "kv_dtype" and v == ""),
+                    f"unknown {name} {v!r}; valid: {', '.join(BYTES_PER_ELEMENT)}", field=name.replace("_", "-"))
+        require(self.skew >= 1.0, f"must be >= 1 (busiest GPU / mean), got {self.skew}", field="moe-skew")
+
+    @property
+    def kv(self) -> str:
+        return self.kv_dtype or self.dtype
+
+
+def _attention(model: ModelSpec, device: DeviceSpec, k: KernelConstants, tp: int, load: StepLoad, dp: int,
+               prec: Precision) -> float:
+    """Attention core of one block on the busiest DP replica (prefill chunks and decode reads)."""
     heads = model.heads / tp
     if model.attention == "mla":
-        qk_dim = model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim
-        v_dim = model.mla.v_head_dim
+        qk_dim, v_dim = model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim, model.mla.v_head_dim
     else:
         qk_dim = v_dim = model.head_dim
+    t = 0.0
+    p_seqs = max(1.0, load.prefill_seqs / dp) if load.prefill_seqs else 0.0
+    if p_seqs:
+        rows = load.prefill_len / 2 + load.prefill_ctx
+        flops = 2 * p_seqs * load.prefill_len * rows * heads * (qk_dim + v_dim)
+        t += prefill_attention_s(device, k, flops, rows)
+    d_seqs = load.decode_seqs / dp
+    if d_seqs:
+        kv_layer = kv_bytes_per_token_layer(model, prec.kv) / kv_shard(model, tp)
+        flops = 2 * d_seqs * load.decode_ctx * heads * (qk_dim + v_dim)
+        t += decode_attention_s(device, k, d_seqs, d_seqs * load.decode_ctx * kv_layer, flops)
+    return t
+
+
+def _dense_gemms(device: DeviceSpec, k: KernelConstants, model: ModelSpec, p, tp: int, tokens: float,
+                 dtype: str) -> float:
+    """Attention projections and the dense MLP (or shared experts and router) of one block."""
+    h = model.hidden
     halves = (2 / 3, 1 / 3) if model.gated_mlp else (1 / 2, 1 / 2)
+    t = 0.0
+    for params in (p.qkv, p.out):
+        t += gemm_s(device, k, tokens, params / tp / h, h, dtype)
+    for params in (p.mlp, p.shared):
+        if params:
+            for share in halves:
+                t += gemm_s(device, k, tokens, params * share / tp / h, h, dtype)
+    if p.router:
+        t += gemm_s(device, k, tokens, p.router / h, h, "bf16")
+    return t
+
+
+def _routed_experts(device: DeviceSpec, k: KernelConstants, model: ModelSpec, p, shape: InstanceShape,
+                    tokens: float, prec: Precision) -> float:
+    """Grouped GEMMs of the routed experts on the busiest GPU (skew x the mean token-expert slots)."""
+    moe = model.moe
+    halves = (2 / 3, 1 / 3) if model.gated_mlp else (1 / 2, 1 / 2)
+    slots = tokens * moe.top_k / shape.ep * prec.skew
+    local = moe.experts / shape.ep
+    etp = shape.tp * shape.dp // shape.ep
+    return sum(grouped_gemm_s(device, k, slots, local, p.routed_expert * share / etp, prec.dtype) for share in halves)
+
+
+def _step_layers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, engine: EngineModel, load: StepLoad,
+                 prec: Precision, devices_per_node: int | None) -> tuple[dict, int]:
+    """Time of the blocks of the slowest stage for one engine iteration, by part (s); and the kernels launched.
+
+    With DP attention (dp > 1) the sequences are spread over dp attention replicas (the busiest one holds
+    decode_seqs/dp decode sequences, max(1, prefill_seqs/dp) prompts); the MoE layers see every token of the
+    instance, experts spread over ep of the tp·dp GPUs.
+    """
+    dp, tp, ep = shape.dp, shape.tp, shape.ep
+    k = kernel_constants(device, engine)
+    p_seqs = max(1.0, load.prefill_seqs / dp) if load.prefill_seqs else 0.0
+    local = load.decode_seqs / dp + p_seqs * load.prefill_len  # tokens of the busiest attention replica
+    tokens = load.decode_seqs + load.prefill_seqs * load.prefill_len  # tokens of the whole instance (MoE layers)
+    act = 2.0  # activations between kernels and on the wire stay in BF16
+    link, hop = tp_link(device, k, tp, devices_per_node)
+    moe_link, moe_hop = tp_link(device, k, tp * dp, devices_per_node)
+    out = {"gemm_s": 0.0, "attention_s": 0.0, "elementwise_s": 0.0, "allreduce_s": 0.0, "alltoall_s": 0.0}
+    kernels = 0
+    n_elem = engine.elementwise_kernels
     for index, count in _layer_kinds(model, shape.pp):
         p = layer_params(model, index)
-        gemm = 0.0
-        n_kernels = 4 + OTHER_KERNELS_PER_LAYER + (3 if p.routed_expert else 0)
-        for params in (p.qkv, p.out):
-            w = params / tp
-            gemm += kernel(2 * local * w, w * beta)
-        if p.mlp:
-            for share in halves:
-                w = p.mlp * share / tp
-                gemm += kernel(2 * local * w, w * beta)
+        gemm = _dense_gemms(device, k, model, p, tp, local, prec.dtype)
         if p.routed_expert:
-            moe = model.moe
-            local_experts = moe.experts / ep
-            slots = tokens * moe.top_k / ep  # token-expert pairs landing on this GPU's experts (balanced)
-            hit = local_experts * (1 - (1 - 1 / local_experts) ** slots)
-            for share in halves:
-                w_expert = p.routed_expert * share / (tp * dp // ep)
-                flops = 2 * slots * w_expert
-                per_expert_flops = flops / max(hit, 1.0)
-                gemm += kernel(flops, hit * w_expert * beta,
-                                eff=gemm_efficiency(device, per_expert_flops))
-            if p.shared:
-                for share in halves:
-                    w = p.shared * share / tp
-                    gemm += kernel(2 * local * w, w * beta)
-            gemm += kernel(2 * local * p.router, p.router * beta)
-        attn = 0.0
-        if p_seqs:
-            # causal flash attention over each prompt chunk (plus the cached context before it)
-            flops = 2 * p_seqs * prefill_len * (prefill_len / 2 + prefill_ctx) * heads * (qk_dim + v_dim)
-            attn += max(floor, flops / (device.bf16_flops_per_s * device.calibration.attention_efficiency))
-        if d_seqs:
-            kv_read = d_seqs * decode_ctx * kv_layer
-            flops = 2 * d_seqs * decode_ctx * heads * (qk_dim + v_dim)
-            attn += kernel(flops, kv_read, eff=device.calibration.attention_efficiency)
-        elem_bytes = ELEMENTWISE_PASSES * local * h * beta / OTHER_KERNELS_PER_LAYER
-        elementwise = OTHER_KERNELS_PER_LAYER * kernel(0.0, elem_bytes)
-        ar = allreduce_s(local * h * beta, tp, link, hop, alpha)
+            gemm += _routed_experts(device, k, model, p, shape, tokens, prec)
+        elem_bytes = ELEMENTWISE_PASSES * local * model.hidden * act / n_elem
+        elementwise = n_elem * max(k.kernel_floor_s, elem_bytes / (device.hbm_bytes_per_s * k.hbm_efficiency))
+        ar = allreduce_s(k, local * model.hidden * act, tp, link, hop)
         a2a = 0.0
         if p.routed_expert and ep > 1:
-            # dispatch and combine: each GPU sends its tokens' expert copies to the owners
-            a2a = 2 * alltoall_s(tokens * model.moe.top_k * h * beta / (tp * dp), ep, moe_link, moe_hop, alpha)
+            # dispatch and combine: each GPU sends its tokens' expert copies to the owners (busiest: skew x mean)
+            per_rank = tokens * model.moe.top_k * model.hidden * act / (tp * dp) * prec.skew
+            a2a = 2 * alltoall_s(k, per_rank, ep, moe_link, moe_hop)
             ar_count = 1 + (1 if (tp * dp // ep > 1 or p.shared) else 0)
         else:
             ar_count = 2
         out["gemm_s"] += count * gemm
-        out["attention_s"] += count * attn
+        out["attention_s"] += count * _attention(model, device, k, tp, load, dp, prec)
         out["elementwise_s"] += count * elementwise
         out["allreduce_s"] += count * ar_count * ar
         out["alltoall_s"] += count * a2a
+        n_kernels = 5 + n_elem + (3 if p.routed_expert else 0)
         kernels += count * (n_kernels + (ar_count if tp > 1 else 0) + (2 if a2a else 0))
     return out, kernels
 
 
-def _check_dtype(dtype: str) -> None:
-    require(dtype in BYTES_PER_ELEMENT, f"unknown dtype {dtype!r}; valid: {', '.join(BYTES_PER_ELEMENT)}",
-            field="dtype")
-
-
-def _stage_total(model, device, shape, engine: EngineModel, parts: dict, *, tokens: float, sampled: float, dtype: str,
+def _stage_total(model, device, shape, engine: EngineModel, parts: dict, *, tokens: float, sampled: float,
                  devices_per_node: int | None) -> dict:
     """Add LM head and pipeline sends; blocks of the slowest stage count pp times (every stage is crossed)."""
-    beta = BYTES_PER_ELEMENT[dtype]
-    w_head = model.vocab * model.hidden / shape.tp
-    head = _kernel(device, _kernel_floor(device, engine), 2 * sampled * w_head, w_head * beta,
-                   hbm_eff=_hbm_efficiency(device, engine))
+    k = kernel_constants(device, engine)
+    head = gemm_s(device, k, sampled, model.vocab / shape.tp, model.hidden, "bf16")
     per_node = devices_per_node or device.devices_per_node
     stages_per_node = max(1, per_node // shape.tp)
     p2p = 0.0
@@ -302,27 +356,30 @@ def _stage_total(model, device, shape, engine: EngineModel, parts: dict, *, toke
         cross_node = boundary % stages_per_node == 0
         bw = device.inter_node_bytes_per_s if cross_node else device.intra_node_bytes_per_s
         lat = device.inter_node_latency_s if cross_node else device.intra_node_latency_s
-        p2p += lat + tokens * model.hidden * beta / shape.tp / bw
+        p2p += lat + tokens * model.hidden * 2.0 / shape.tp / bw
     total = {k: v * shape.pp for k, v in parts.items()}
     total["lm_head_s"] = head
     total["pipeline_p2p_s"] = p2p
     return total
 
 
-def prefill_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: int, prompt_len: float,
-                 context_len: float = 0.0, engine: str = DEFAULT_ENGINE, dtype: str = "bf16",
-                 devices_per_node: int | None = None) -> dict:
+def _precision(dtype: str, kv_dtype: str, skew: float) -> Precision:
+    return Precision(dtype=dtype, kv_dtype=kv_dtype, skew=skew)
+
+
+def prefill_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float, prompt_len: float,
+                 context_len: float = 0.0, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
+                 skew: float = 1.0, devices_per_node: int | None = None) -> dict:
     """Latency of prefilling `batch` prompts of `prompt_len` tokens together (after `context_len` cached tokens).
 
     Returns {"time_s": ..., breakdown...}.
     """
-    _check_dtype(dtype)
+    prec = _precision(dtype, kv_dtype, skew)
     eng = engine_model(engine)
-    tokens = float(batch * prompt_len)
-    parts, kernels = _step_layers(model, device, shape, eng, decode_seqs=0, decode_ctx=0.0, prefill_seqs=batch,
-                                  prefill_len=prompt_len, prefill_ctx=context_len, dtype=dtype,
-                                  devices_per_node=devices_per_node)
-    total = _stage_total(model, device, shape, eng, parts, tokens=tokens, sampled=batch, dtype=dtype,
+    load = StepLoad(decode_seqs=0.0, decode_ctx=0.0, prefill_seqs=batch, prefill_len=prompt_len,
+                    prefill_ctx=context_len)
+    parts, kernels = _step_layers(model, device, shape, eng, load, prec, devices_per_node)
+    total = _stage_total(model, device, shape, eng, parts, tokens=batch * prompt_len, sampled=batch,
                          devices_per_node=devices_per_node)
     cal = device.calibration
     gpu = sum(total.values())
@@ -335,14 +392,20 @@ def prefill_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, 
 
 
 def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float, context_len: float,
-                     engine: str = DEFAULT_ENGINE, dtype: str = "bf16", devices_per_node: int | None = None) -> dict:
-    """One decode iteration of `batch` sequences whose context is `context_len` tokens: {"time_s", breakdown}."""
-    _check_dtype(dtype)
+                     engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
+                     devices_per_node: int | None = None, tokens_per_seq: float = 1.0) -> dict:
+    """One decode iteration of `batch` sequences whose context is `context_len` tokens: {"time_s", breakdown}.
+
+    `tokens_per_seq` > 1: speculative decoding verifies that many tokens per sequence in the step (their GEMM rows
+    and KV writes; attention reads each sequence's KV once).
+    """
+    prec = _precision(dtype, kv_dtype, skew)
     eng = engine_model(engine)
-    parts, _ = _step_layers(model, device, shape, eng, decode_seqs=batch, decode_ctx=context_len, prefill_seqs=0,
-                            prefill_len=0.0, prefill_ctx=0.0, dtype=dtype, devices_per_node=devices_per_node)
-    total = _stage_total(model, device, shape, eng, parts, tokens=batch, sampled=batch, dtype=dtype,
-                         devices_per_node=devices_per_node)
+    load = StepLoad(decode_seqs=batch * tokens_per_seq, decode_ctx=context_len / tokens_per_seq, prefill_seqs=0.0,
+                    prefill_len=0.0, prefill_ctx=0.0)
+    parts, _ = _step_layers(model, device, shape, eng, load, prec, devices_per_node)
+    total = _stage_total(model, device, shape, eng, parts, tokens=batch * tokens_per_seq,
+                         sampled=batch * tokens_per_seq, devices_per_node=devices_per_node)
     cal = device.calibration
     total["overhead_s"] = cal.decode_step_overhead_s + batch * cal.seq_overhead_s * eng.seq_overhead_scale
     total["time_s"] = sum(total.values())
@@ -351,15 +414,16 @@ def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
 
 def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, decode_batch: float,
                     decode_context: float, chunk_tokens: float, chunk_context: float, engine: str = DEFAULT_ENGINE,
-                    dtype: str = "bf16", devices_per_node: int | None = None) -> float:
+                    dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
+                    devices_per_node: int | None = None) -> float:
     """One chunked-prefill iteration (Sarathi): decode_batch decode tokens plus a prompt chunk of chunk_tokens."""
-    _check_dtype(dtype)
+    prec = _precision(dtype, kv_dtype, skew)
     eng = engine_model(engine)
-    parts, kernels = _step_layers(model, device, shape, eng, decode_seqs=decode_batch, decode_ctx=decode_context,
-                                  prefill_seqs=1 if chunk_tokens > 0 else 0, prefill_len=chunk_tokens,
-                                  prefill_ctx=chunk_context, dtype=dtype, devices_per_node=devices_per_node)
-    total = _stage_total(model, device, shape, eng, parts, tokens=decode_batch + chunk_tokens, sampled=decode_batch + 1,
-                         dtype=dtype, devices_per_node=devices_per_node)
+    load = StepLoad(decode_seqs=decode_batch, decode_ctx=decode_context, prefill_seqs=1 if chunk_tokens > 0 else 0,
+                    prefill_len=chunk_tokens, prefill_ctx=chunk_context)
+    parts, kernels = _step_layers(model, device, shape, eng, load, prec, devices_per_node)
+    total = _stage_total(model, device, shape, eng, parts, tokens=decode_batch + chunk_tokens,
+                         sampled=decode_batch + 1, devices_per_node=devices_per_node)
     cal = device.calibration
     gpu = sum(total.values())
     launch = kernels * shape.pp * cal.launch_floor_s if (eng.eager_prefill and chunk_tokens > 0) else 0.0
@@ -368,14 +432,14 @@ def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, 
 
 
 def mean_decode_step_time(model, device, shape, *, batch: float, input_len: float, output_len: float,
-                          engine: str = DEFAULT_ENGINE, dtype: str = "bf16", devices_per_node: int | None = None,
-                          points: int = 4) -> float:
-    """Mean time per output token over contexts input_len .. input_len + output_len (Simpson-free midpoints)."""
+                          engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
+                          devices_per_node: int | None = None, points: int = 4) -> float:
+    """Mean time per decode step over contexts input_len .. input_len + output_len (midpoints)."""
     total = 0.0
     for i in range(points):
         ctx = input_len + output_len * (i + 0.5) / points
         total += decode_step_time(model, device, shape, batch=batch, context_len=ctx, engine=engine, dtype=dtype,
-                                  devices_per_node=devices_per_node)["time_s"]
+                                  kv_dtype=kv_dtype, skew=skew, devices_per_node=devices_per_node)["time_s"]
     return total / points
 
 
@@ -399,10 +463,11 @@ def kv_bytes_per_token_gpu(model: ModelSpec, shape: InstanceShape, dtype: str = 
     return kv_bytes_per_token_layer(model, dtype) / kv_shard(model, shape.tp) * per_stage
 
 
-def kv_capacity_tokens(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, dtype: str = "bf16") -> float:
-    """Tokens of KV cache an instance holds (0 when the weights alone do not fit)."""
+def kv_capacity_tokens(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, dtype: str = "bf16",
+                       kv_dtype: str = "") -> float:
+    """Tokens of KV cache an instance holds (0 when the weights alone do not fit); KV in kv_dtype ("" = dtype)."""
     budget = device.usable_bytes * KV_MEMORY_FRACTION - weight_bytes_per_gpu(model, shape, dtype)
-    return max(0.0, shape.dp * budget / kv_bytes_per_token_gpu(model, shape, dtype))
+    return max(0.0, shape.dp * budget / kv_bytes_per_token_gpu(model, shape, kv_dtype or dtype))
 
 
 def kv_transfer_time(model: ModelSpec, *, tokens: float, link_bytes_per_s: float, latency_s: float, senders: int,

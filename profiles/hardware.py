@@ -17,6 +17,7 @@ Device YAML (profiles/hardware/NAME.yaml):
 | memory_reserve_gib     | 2^30 bytes        | memory_reserve_bytes      | no       |
 | cost_per_hour          | currency / device-hour | cost_per_hour        | no       |
 | calibration            | mapping of DeviceCalibration fields, SI | calibration | no |
+| serving_engines        | {engine: EngineCalibration fields, SI} | serving_engines | no |
 
 Cluster YAML (profiles/clusters/NAME.yaml): `name` (optional, default the file stem), optional
 `inter_pool_gb_per_s`, and `pools:` a list of {name (optional), device (profile name or YAML path relative
@@ -25,7 +26,7 @@ to the cluster file), nodes, optional devices_per_node, intra_node_gb_per_s, nic
 
 import dataclasses
 
-from costmodels.hardware import ClusterSpec, DeviceCalibration, DeviceSpec, NodePool
+from costmodels.hardware import ClusterSpec, DeviceCalibration, DeviceSpec, EngineCalibration, MEASURED_ENGINES, NodePool
 from profiles.strict import Section
 
 GB = 1e9
@@ -35,7 +36,7 @@ PER_US = 1e6  # microseconds per second
 
 DEVICE_KEYS = ("description", "bf16_tflops", "fp8_tflops", "hbm_gib", "hbm_gb", "hbm_tb_per_s", "devices_per_node",
                "intra_node_gb_per_s", "nic_gb_per_s", "intra_node_latency_us", "inter_node_latency_us",
-               "memory_reserve_gib", "cost_per_hour", "calibration")
+               "memory_reserve_gib", "cost_per_hour", "calibration", "serving_engines")
 DEVICE_REQUIRED = ("bf16_tflops", "hbm_tb_per_s", "devices_per_node", "intra_node_gb_per_s", "nic_gb_per_s")
 CALIBRATION_KEYS = tuple(f.name for f in dataclasses.fields(DeviceCalibration))
 CLUSTER_KEYS = ("name", "description", "inter_pool_gb_per_s", "pools")
@@ -62,6 +63,7 @@ def device_from_mapping(data: dict, *, name: str, source: str) -> DeviceSpec:
         memory_reserve_bytes=s.number("memory_reserve_gib", default["memory_reserve_bytes"] / GIB) * GIB,
         cost_per_hour=s.number("cost_per_hour", 0.0),
         calibration=calibration_from_mapping(s.raw("calibration", {}), source=source),
+        serving_engines=engines_from_mapping(s.raw("serving_engines", {}), source=source),
         source=source,
     )
 
@@ -71,6 +73,19 @@ def calibration_from_mapping(data: dict, *, source: str) -> DeviceCalibration:
     s = Section(data, source=source, prefix="calibration", allowed=CALIBRATION_KEYS)
     values = {key: (s.text(key) if key == "source" else s.number(key)) for key in CALIBRATION_KEYS if key in s.data}
     return DeviceCalibration(**values)
+
+
+def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration, ...]:
+    """The `serving_engines:` block: {engine: {EngineCalibration field: SI value}}, sorted by engine name."""
+    keys = tuple(f.name for f in dataclasses.fields(EngineCalibration) if f.name != "engine")
+    outer = Section(data, source=source, prefix="serving_engines", allowed=MEASURED_ENGINES)
+    out = []
+    for engine in sorted(outer.data):
+        s = Section(outer.raw(engine), source=source, prefix=f"serving_engines.{engine}", allowed=keys,
+                    required=tuple(k for k in keys if k != "source"))
+        values = {key: (s.text(key) if key == "source" else s.number(key)) for key in keys if key in s.data}
+        out.append(EngineCalibration(engine=engine, **values))
+    return tuple(out)
 
 
 def cluster_from_mapping(data: dict, *, name: str, source: str, resolve_device) -> ClusterSpec:

@@ -6,11 +6,33 @@ import profiles
 from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec
 from costmodels.serving import DEFAULT_ENGINE, ENGINES
-from planner.commands.common import (emit, gpus_per_node_option, model_option, output_option, progress,
-                                     time_limit_option, write_output)
+from planner.commands.common import (
+    emit,
+    gpus_per_node_option,
+    model_option,
+    output_option,
+    progress,
+    time_limit_option,
+    write_output,
+)
 from planner.plan import dumps_canonical, load_plan
 
 _engines = click.Choice(sorted(ENGINES))
+_ENGINE_HELP = ("trtllm / vllm / sglang: kernel constants fitted to the engine's measured per-op tables (hardware "
+                "profile serving_engines); legacy: fitted to Splitwise-profiled vLLM (2023); modern: generic estimate.")
+_DTYPES = click.Choice(["bf16", "fp16", "fp8"])
+
+
+def _dtype_options(f):
+    """--dtype, --kv-dtype, --moe-skew, --quant-block (shared by plan serve and estimate serve)."""
+    f = click.option("--quant-block", type=int, default=0, show_default=True,
+                     help="FP8-block checkpoint quantization block (e.g. 128): refuse splits that break it (0: none).")(f)
+    f = click.option("--moe-skew", type=float, default=1.0, show_default=True,
+                     help="MoE routing skew: expert slots on the busiest EP GPU / the mean (1 = balanced).")(f)
+    f = click.option("--kv-dtype", type=click.Choice(["", "bf16", "fp16", "fp8"]), default="",
+                     help="KV-cache dtype (default: --dtype).")(f)
+    return click.option("--dtype", type=_DTYPES, default="bf16", show_default=True,
+                        help="Weight and GEMM dtype (fp8: FP8 GEMMs at the FP8 peak).")(f)
 
 
 def _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref) -> ClusterSpec:
@@ -48,10 +70,11 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--lognormal", nargs=4, type=float, default=None, metavar="MU_IN SIGMA_IN MU_OUT SIGMA_OUT",
               help="Lognormal length distributions (parameters of the log-lengths).")
 @click.option("--arrival", type=click.Choice(["poisson", "bursty"]), default="poisson", show_default=True)
-@click.option("--engine", type=_engines, default="modern", show_default=True,
-              help="Engine model: modern (CUDA-graph engines, current vLLM/SGLang) or legacy (fitted to profiled vLLM).")
-@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8"]), default="bf16", show_default=True,
-              help="Weight and KV-cache dtype.")
+@click.option("--engine", type=_engines, default="vllm", show_default=True, help=_ENGINE_HELP)
+@_dtype_options
+@click.option("--ep", type=int, default=0, show_default=True, help="Expert-parallel degree of every instance (0: any).")
+@click.option("--attention-dp", type=int, default=0, show_default=True,
+              help="Attention data-parallel replicas per instance (MoE; 0: any).")
 @click.option("--modes", default="disaggregated,colocated,intra_gpu", show_default=True,
               help="Comma-separated serving modes to compare.")
 @click.option("--prefill-pools", default="", help="Comma-separated pools allowed for prefill instances (default: any).")
@@ -61,8 +84,8 @@ def _names(text: str) -> tuple[str, ...]:
 @time_limit_option
 @output_option
 def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, osl, ttft_ms, tpot_ms, percentile,
-               attainment, rate, objective, lengths_csv, lognormal, arrival, engine, dtype, modes, prefill_pools,
-               decode_pools, requests, seed, time_limit_s, output):
+               attainment, rate, objective, lengths_csv, lognormal, arrival, engine, dtype, kv_dtype, moe_skew,
+               quant_block, ep, attention_dp, modes, prefill_pools, decode_pools, requests, seed, time_limit_s, output):
     """Prefill/decode split (or colocated / intra-GPU) maximising goodput under TTFT/TPOT SLOs."""
     from planner import plan_serving
     from planner.serve import ServeOptions, ServingWorkload, explain
@@ -74,7 +97,8 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                                rate_per_s=rate, percentile=percentile, attainment=attainment,
                                lengths=read_lengths_csv(lengths_csv) if lengths_csv else (),
                                lognormal=tuple(lognormal) if lognormal else (), arrival=arrival)
-    options = ServeOptions(engine=engine, dtype=dtype, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+    options = ServeOptions(engine=engine, dtype=dtype, kv_dtype=kv_dtype, moe_skew=moe_skew, quant_block=quant_block,
+                           ep=ep, attention_dp=attention_dp, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
                            simulate_requests=requests, seed=seed, time_limit_s=time_limit_s,
                            prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools))
     plan = plan_serving(model, cluster, workload, objective=objective or ("gpus" if rate else "goodput"),
@@ -88,21 +112,23 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
 @click.option("--tp", type=int, required=True, help="Tensor-parallel degree.")
 @click.option("--pp", type=int, default=1, show_default=True, help="Pipeline stages.")
 @click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree (divides tp*dp).")
-@click.option("--dp", type=int, default=1, show_default=True, help="Attention data-parallel replicas (MoE, DP attention).")
+@click.option("--attention-dp", "--dp", "dp", type=int, default=1, show_default=True,
+              help="Attention data-parallel replicas (MoE, DP attention).")
 @click.option("--batch", type=int, required=True, help="Sequences prefilled together / decoded together.")
 @click.option("--isl", type=int, required=True, help="Input length in tokens.")
 @click.option("--osl", type=int, required=True, help="Output length in tokens.")
-@click.option("--engine", type=_engines, default=DEFAULT_ENGINE, show_default=True,
-              help="legacy: calibrated on profiled vLLM; modern: CUDA-graph engine estimate.")
-@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8"]), default="bf16", show_default=True)
+@click.option("--engine", type=_engines, default=DEFAULT_ENGINE, show_default=True, help=_ENGINE_HELP)
+@_dtype_options
 @gpus_per_node_option
 @output_option
-def estimate_serve(model_ref, gpu_ref, tp, pp, ep, dp, batch, isl, osl, engine, dtype, gpus_per_node, output):
+def estimate_serve(model_ref, gpu_ref, tp, pp, ep, dp, batch, isl, osl, engine, dtype, kv_dtype, moe_skew, quant_block,
+                   gpus_per_node, output):
     """Prefill latency and mean decode step of one instance shape and batch."""
     from planner.serve import estimate_serving, explain
 
     plan = estimate_serving(profiles.load_model(model_ref), profiles.load_device(gpu_ref), tp=tp, pp=pp, ep=ep, dp=dp,
-                            batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype, devices_per_node=gpus_per_node)
+                            batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
+                            moe_skew=moe_skew, quant_block=quant_block, devices_per_node=gpus_per_node)
     emit(plan, output, explain(plan))
 
 

@@ -22,13 +22,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec, NodePool
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
 from costmodels.queueing import max_offered_load, mg1_max_rate, mg1_wait_quantile_s
-from costmodels.serving import (InstanceShape, check_shape, decode_step_time, kv_capacity_tokens, kv_transfer_time,
-                                mixed_step_time, prefill_time)
-from costmodels.errors import SpecError
+from costmodels.serving import (
+    InstanceShape,
+    check_shape,
+    decode_step_time,
+    kv_capacity_tokens,
+    kv_transfer_time,
+    mixed_step_time,
+    prefill_time,
+    quant_block_problem,
+)
 from planner.serve.request import ServeOptions, ServingWorkload
 
 CHUNKS = (256, 512, 1024, 2048, 4096)
@@ -135,14 +143,15 @@ def shapes_for(model: ModelSpec, pool: NodePool, options: ServeOptions) -> list[
             for dp in dps:
                 if tp * dp * pp > pool.num_devices or (dp > 1 and pp > 1):
                     continue
-                eps = (1,) if model.moe is None else (1, tp * dp) if tp * dp > 1 else (1,)
+                eps = (1,) if model.moe is None else tuple(sorted({1, tp * dp, options.ep or 1}))
                 for ep in eps:
                     shape = InstanceShape(tp=tp, pp=pp, ep=ep, dp=dp)
                     try:
                         check_shape(model, shape)
                     except SpecError:
                         continue
-                    if dp > 1 and ep == 1:
+                    if (dp > 1 and ep == 1) or quant_block_problem(model, shape, options.quant_block) \
+                            or options.ep not in (0, ep) or options.attention_dp not in (0, dp):
                         continue
                     out.append(shape)
     return out
@@ -176,7 +185,9 @@ class CapacityModel:
         self.slot_q = (1 + 3 * self.q) / 4
 
     def _kw(self, pool: NodePool) -> dict:
-        return {"engine": self.options.engine, "dtype": self.options.dtype, "devices_per_node": pool.devices_per_node}
+        o = self.options
+        return {"engine": o.engine, "dtype": o.dtype, "kv_dtype": o.kv_dtype, "skew": o.moe_skew,
+                "devices_per_node": pool.devices_per_node}
 
     def _prefill_moments(self, pool: NodePool, shape: InstanceShape, scale: float = 1.0) -> tuple[float, float, float]:
         """(E[S], E[S²], P(L_q)) of the prefill service, S = P(L)/pp, scaled by `scale`."""
@@ -193,17 +204,17 @@ class CapacityModel:
         bw, lat = kv_link(self.cluster, src, dst)
         senders = shape.tp * shape.dp
         t = kv_transfer_time(self.model, tokens=tokens, link_bytes_per_s=bw, latency_s=lat, senders=senders,
-                             dtype=self.options.dtype)
+                             dtype=self.options.kv_dtype or self.options.dtype)
         return t, bw
 
     def prefill(self, pool: NodePool, dest: NodePool, shape: InstanceShape) -> Candidate | None:
-        if kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype) < self.stats.q_in:
+        if kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype, self.options.kv_dtype) < self.stats.q_in:
             return None
         mean_s, m2, p_q = self._prefill_moments(pool, shape)
         t_kv, _ = self.transfer(pool, dest, shape, self.stats.q_in)
         floor = p_q + t_kv
         rate = mg1_max_rate(mean_s, m2, self.q, self.workload.ttft_s - floor)
-        kv_req = self.stats.mean_in * kv_bytes_per_token(self.model, self.options.dtype)
+        kv_req = self.stats.mean_in * kv_bytes_per_token(self.model, self.options.kv_dtype or self.options.dtype)
         return Candidate(role="prefill", pool=pool.name, dest_pool=dest.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
                          dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, ttft_floor_s=floor, mean_service_s=mean_s,
                          second_moment_s2=m2, kv_bytes_per_req=kv_req,
@@ -224,7 +235,7 @@ class CapacityModel:
         return lo, step(lo)
 
     def _memory_batch(self, pool: NodePool, shape: InstanceShape) -> int:
-        cap = kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype)
+        cap = kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype, self.options.kv_dtype)
         return min(MAX_BATCH, int(cap // max(self.stats.q_total, 1.0)))
 
     def decode(self, pool: NodePool, shape: InstanceShape, slowdown: float = 1.0) -> Candidate | None:

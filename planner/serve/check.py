@@ -21,7 +21,8 @@ def _check_estimate(plan: Plan) -> list[str]:
     model, device = model_from_dict(inp["model"]), device_from_dict(inp["device"])
     shape = InstanceShape(**inp["shape"])
     got = estimate_numbers(model, device, shape, batch=inp["batch"], isl=inp["isl"], osl=inp["osl"],
-                           engine=inp["engine"], dtype=inp["dtype"], devices_per_node=inp["devices_per_node"])
+                           engine=inp["engine"], dtype=inp["dtype"], devices_per_node=inp["devices_per_node"],
+                           kv_dtype=inp.get("kv_dtype", ""), skew=inp.get("moe_skew", 1.0))
     problems = []
     for key in ("prefill_s", "decode_step_s", "weights_bytes_per_gpu", "kv_capacity_tokens"):
         if not _close(got[key], plan["predicted"][key]):

@@ -1,8 +1,8 @@
 """Rebuild the specs a serve plan or estimate recorded in `inputs` (dataclasses.asdict form)."""
 
 from costmodels.errors import SpecError
-from costmodels.hardware import ClusterSpec, DeviceCalibration, DeviceSpec, NodePool
-from costmodels.model import MLASpec, MoESpec, ModelSpec
+from costmodels.hardware import ClusterSpec, DeviceCalibration, DeviceSpec, EngineCalibration, NodePool
+from costmodels.model import MLASpec, ModelSpec, MoESpec
 from planner.serve.request import ServeOptions, ServingWorkload
 
 
@@ -25,6 +25,8 @@ def model_from_dict(d: dict) -> ModelSpec:
 def device_from_dict(d: dict) -> DeviceSpec:
     d = dict(d)
     d["calibration"] = _build(DeviceCalibration, d.get("calibration", {}), "inputs.device.calibration")
+    d["serving_engines"] = tuple(_build(EngineCalibration, e, "inputs.device.serving_engines")
+                                 for e in d.get("serving_engines", ()))
     return _build(DeviceSpec, d, "inputs.device")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from costmodels.errors import SpecError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.model import ModelSpec
-from costmodels.serving import ENGINES
+from costmodels.serving import ENGINES, Precision
 
 ARRIVALS = ("poisson", "bursty")
 OBJECTIVES = ("goodput", "gpus", "cost")
@@ -101,10 +101,20 @@ class ServingWorkload:
 class ServeOptions:
     """How to plan."""
 
-    engine: str = "modern"
+    engine: str = "vllm"
     """engine model for the planner (costmodels.serving.ENGINES); estimate defaults to the calibrated 'legacy'"""
     dtype: str = "bf16"
-    """weight and KV-cache dtype"""
+    """weight and GEMM dtype (fp8: FP8 GEMMs at the FP8 peak)"""
+    kv_dtype: str = ""
+    """KV-cache dtype ("" = dtype)"""
+    moe_skew: float = 1.0
+    """MoE routing skew: token-expert slots on the busiest expert-parallel GPU / the mean"""
+    ep: int = 0
+    """expert-parallel degree of every instance (0 = the planner chooses)"""
+    attention_dp: int = 0
+    """attention data-parallel replicas per instance (0 = the planner chooses)"""
+    quant_block: int = 0
+    """FP8-block checkpoints: the quantisation block; split weight dimensions must be multiples of it (0 = none)"""
     max_pp: int = 4
     """largest pipeline degree considered"""
     modes: tuple[str, ...] = ("disaggregated", "colocated", "intra_gpu")
@@ -123,8 +133,10 @@ class ServeOptions:
     def __post_init__(self):
         require(self.engine in ENGINES, f"unknown engine {self.engine!r}; valid: {', '.join(sorted(ENGINES))}",
                 field="engine")
-        require(self.dtype in ("bf16", "fp16", "fp8"), f"unknown dtype {self.dtype!r}; valid: bf16, fp16, fp8",
-                field="dtype")
+        Precision(dtype=self.dtype, kv_dtype=self.kv_dtype, skew=self.moe_skew)
+        for name in ("quant_block", "ep", "attention_dp"):
+            v = getattr(self, name)
+            require(v >= 0, f"must be >= 0, got {v}", field=name.replace("_", "-"))
         require(self.max_pp >= 1, f"must be >= 1, got {self.max_pp}", field="max_pp")
         for m in self.modes:
             require(m in ("disaggregated", "colocated", "intra_gpu"), f"unknown mode {m!r}", field="modes")

@@ -201,7 +201,7 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
     cm = CapacityModel(model, cluster, workload, options)
     cands = build_candidates(cm)
     solver_opts = SolverOptions(time_limit_s=options.time_limit_s, threads=1, seed=0, relative_gap=1e-9)
-    kv_req = cm.stats.mean_in * kv_bytes_per_token(model, options.dtype)
+    kv_req = cm.stats.mean_in * kv_bytes_per_token(model, options.kv_dtype or options.dtype)
     results = {}
     for mode in options.modes:
         groups = {role: cands[role] for role in MODE_ROLES[mode]}

@@ -89,7 +89,8 @@ class Deployment:
                     s1 = np.array([decode_step_time(model, pool.device, shape, batch=b, context_len=CTX_PROBE,
                                                     **kw)["time_s"] for b in bgrid])
                     eng = _Decode(max_batch=g["max_batch"], kv_tokens=kv_capacity_tokens(model, pool.device, shape,
-                                                                                          cm.options.dtype),
+                                                                                          cm.options.dtype,
+                                                                                          cm.options.kv_dtype),
                                   grid=bgrid, step0=s0, slope=(s1 - s0) / CTX_PROBE, slowdown=slowdown)
                     if g["role"] == "colocated":
                         chunk = g["chunk_tokens"]

@@ -189,8 +189,9 @@ def test_simulator_matches_cost_model_at_low_load(llama_plan):
     dev = profiles.load_device("h100-sxm")
     p, d = llama_plan["decision"]["prefill"], llama_plan["decision"]["decode"]
     pre = prefill_time(model, dev, InstanceShape(tp=p["tp"], pp=p["pp"]), batch=1, prompt_len=4000,
-                       engine="modern")["time_s"]
+                       engine="vllm")["time_s"]
     assert pre < sim["ttft_s"]["p50"] < pre * 1.05
     step = decode_step_time(model, dev, InstanceShape(tp=d["tp"], pp=d["pp"]), batch=1, context_len=4250,
-                            engine="modern")["time_s"]
-    assert sim["tpot_s"]["p50"] == pytest.approx(step, rel=0.03)
+                            engine="vllm")["time_s"]
+    # the simulator interpolates step time linearly in context between probes (the floors make it not quite linear)
+    assert sim["tpot_s"]["p50"] == pytest.approx(step, rel=0.06)

@@ -1,0 +1,110 @@
+"""Measured per-op latency tables of NVIDIA aiconfigurator-core (Apache-2.0), read for the serving fit.
+
+    .venv/bin/pip install 'aiconfigurator-core==0.12.0'     # or: pip install -e '.[aiconfigurator]'
+
+The package ships parquet tables measured on real GPUs per engine and version. This module reads, for
+one device and one engine, the tables the serving model needs and returns plain points in SI units:
+  gemm       (m, n, k, dtype bf16|fp8 per-tensor) -> seconds; the fastest kernel the engine ships per shape
+  prefill    context attention (batch, isl, heads, kv_heads, head_dim; BF16, no sliding window)
+  decode     generation attention (batch, context, heads, kv_heads, head_dim, kv dtype; no sliding window)
+  allreduce  the engine's custom all-reduce under CUDA graphs (GPUs, bytes)
+  moe        fused MoE layer (tokens, hidden, inter, topk, experts, moe_tp, ep, dtype; balanced routing)
+Repeated measurements of one point are reduced to their median. Nothing here is fitted.
+"""
+
+import os
+from dataclasses import dataclass
+
+from costmodels.errors import SpecError
+
+VERSION = "0.12.0"
+DEVICES = {"h100-sxm": "h100_sxm", "h200": "h200_sxm"}
+"""parplan hardware profile -> aiconfigurator system directory"""
+ENGINE_VERSIONS = {"trtllm": "1.3.0rc20", "vllm": "0.24.0", "sglang": "0.5.14"}
+"""engine -> the table version used (the newest with GEMM, attention, all-reduce and MoE tables on both GPUs)"""
+DTYPES = {"bfloat16": "bf16", "fp8": "fp8"}
+MS = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """Points of one (device, engine): tuples of floats, latency in seconds last."""
+
+    device: str
+    engine: str
+    version: str
+    gemm: tuple
+    """(m, n, k, dtype, t)"""
+    prefill: tuple
+    """(batch, isl, heads, kv_heads, head_dim, t)"""
+    decode: tuple
+    """(batch, context, heads, kv_heads, head_dim, kv_dtype, t)"""
+    allreduce: tuple
+    """(gpus, bytes, t)"""
+    moe: tuple
+    """(tokens, hidden, inter, topk, experts, moe_tp, ep, dtype, t)"""
+
+
+def data_dir() -> str:
+    try:
+        import aiconfigurator_core
+    except ImportError:
+        raise SpecError(f"needs aiconfigurator-core: .venv/bin/pip install 'aiconfigurator-core=={VERSION}' "
+                        "(optional extra `aiconfigurator`)", field="aiconfigurator") from None
+    return os.path.join(os.path.dirname(aiconfigurator_core.__file__), "systems", "data")
+
+
+def _read(path: str):
+    import pandas as pd
+
+    if not os.path.exists(path):
+        raise SpecError("table not found (another aiconfigurator-core version?)", source=path)
+    return pd.read_parquet(path)
+
+
+def _points(df, keys: list[str]) -> tuple:
+    """Median latency (s) per distinct key, sorted by key."""
+    grouped = df.groupby(keys, sort=True)["latency"].median()
+    return tuple((*key, float(t) * MS) for key, t in grouped.items())
+
+
+def _fastest(df, keys: list[str]) -> tuple:
+    """Per key, the median over repeats of each kernel source, then the fastest source."""
+    per_source = df.groupby([*keys, "kernel_source"], sort=True)["latency"].median().reset_index()
+    best = per_source.groupby(keys, sort=True)["latency"].min()
+    return tuple((*key, float(t) * MS) for key, t in best.items())
+
+
+def load(device: str, engine: str) -> Tables:
+    """The tables of one parplan device profile and engine."""
+    if device not in DEVICES or engine not in ENGINE_VERSIONS:
+        raise SpecError(f"no tables for {device}/{engine}; devices: {', '.join(DEVICES)}; "
+                        f"engines: {', '.join(ENGINE_VERSIONS)}", field="device")
+    version = ENGINE_VERSIONS[engine]
+    root = os.path.join(data_dir(), DEVICES[device])
+
+    def table(op: str, name: str):
+        return _read(os.path.join(root, op, engine, version, f"{name}.parquet"))
+
+    g = table("gemm", "gemm_perf")
+    g = g[g.gemm_dtype.isin(list(DTYPES))].assign(dtype=lambda d: d.gemm_dtype.map(DTYPES))
+    gemm = _fastest(g, ["m", "n", "k", "dtype"])
+    c = table("attention", "context_attention_perf")
+    c = c[(c.attn_dtype == "bfloat16") & (c.kv_cache_dtype == "bfloat16") & (c.window_size == 0)]
+    prefill = _points(c, ["batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim"])
+    d = table("attention", "generation_attention_perf")
+    d = d[(d.window_size == 0) & d.kv_cache_dtype.isin(list(DTYPES))].assign(
+        kv=lambda x: x.kv_cache_dtype.map(DTYPES))
+    decode = _points(d, ["batch_size", "step", "num_heads", "num_key_value_heads", "head_dim", "kv"])
+    a = table("comm", "custom_allreduce_perf")
+    if "backend" in a.columns:
+        a = a[a.backend.str.endswith("graph")]
+    a = a[a.allreduce_dtype == "bfloat16"]
+    allreduce = _points(a, ["num_gpus", "message_size"])
+    m = table("moe", "moe_perf")
+    m = m[(m.distribution == "balanced") & m.moe_dtype.isin(list(DTYPES))].assign(
+        dtype=lambda x: x.moe_dtype.map(DTYPES))
+    moe = _fastest(m, ["num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
+                       "moe_ep_size", "dtype"])
+    return Tables(device=device, engine=engine, version=version, gemm=gemm, prefill=prefill, decode=decode,
+                  allreduce=allreduce, moe=moe)
