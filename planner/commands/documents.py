@@ -89,11 +89,16 @@ def explain(plan_path):
 @click.command("export")
 @click.argument("plan_path", metavar="PLAN", type=_plan_path)
 @click.option("--format", "fmt", required=True, metavar="F",
-              help="Executor format; the planner of PLAN lists its formats when F is unknown.")
+              help="Executor format, by plan kind: train megatron|torchtitan|torchtitan-toml|deepspeed; serve "
+                   "vllm|sglang; experts sglang|vllm-ascend (vllm is refused: no static expert map); scatter json. "
+                   "Each names the executor version it targets in its header.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write the exported configuration to FILE instead of stdout.")
 def export(plan_path, fmt, output):
-    """Write PLAN in an executor's format (Megatron-LM arguments, torchtitan TOML, vLLM command, ...)."""
+    """Write PLAN for a named executor version (Megatron-LM script, torchtitan recipe or TOML, vLLM/SGLang lines, ...).
+
+    Exit 2 when the executor cannot run a decision of the plan (the message names the decision and the limit).
+    """
     _write_text(documents.export_plan(load_plan(plan_path), fmt), output)
 
 

@@ -46,6 +46,8 @@ TARGETS: dict[str, Target] = {t.fmt: t for t in (
     Target(fmt="vllm-ascend", executor="vLLM-Ascend", version="vllm-project/vllm-ascend@182b75e",
            names_file="vllm-ascend.tsv",
            launch="vllm serve ... --additional-config '{\"eplb_config\": {\"expert_map_path\": \"<this file>\"}}'"),
+    Target(fmt="json", executor="parplan scatter rank map", version="format 1 (planner/scatter/export.py)",
+           names_file="", launch="a data loader reads ranks[rank] on each rank: its SP group, SP/TP rank, sequences"),
 )}
 
 

@@ -1,17 +1,20 @@
-"""Executor-facing export of a scatter plan: which SP group, SP rank and sequences each GPU rank takes."""
+"""Executor-facing export of a scatter plan: which SP group, SP rank and sequences each GPU rank takes.
+
+`json` (parplan's own rank map, format 1): {"parplan": header, "sp_style": ..., "ranks": [{rank, group, sp_rank,
+tp_rank, degree, sequences, micro_batch}] sorted by rank}; the header names the format and the plan digest.
+"""
 
 import json
 
-from costmodels.errors import SpecError
+from planner.exports.common import header_facts, target
 from planner.plan import Plan, canonicalize
 
 EXPORT_FORMATS = ("json",)
 
 
 def export(plan: Plan, fmt: str) -> str:
-    """`json`: {"ranks": [{rank, group, sp_rank, tp_rank, degree, sequences, micro_batch}]} sorted by rank."""
-    if fmt not in EXPORT_FORMATS:
-        raise SpecError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}", field="format")
+    """The rank map of format `fmt` (one of EXPORT_FORMATS)."""
+    tgt = target(fmt, EXPORT_FORMATS)
     tp = plan["decision"]["tp"]
     rows = []
     for g, group in enumerate(plan["decision"]["groups"]):
@@ -20,5 +23,5 @@ def export(plan: Plan, fmt: str) -> str:
             rows.append({"rank": rank, "group": g, "sp_rank": pos // tp, "tp_rank": pos % tp,
                          "degree": group["degree"], "sequences": group["sequences"], "micro_batch": mbs})
     rows.sort(key=lambda r: r["rank"])
-    return json.dumps(canonicalize({"sp_style": plan["decision"]["sp_style"], "ranks": rows}), sort_keys=True,
-                      indent=1) + "\n"
+    doc = {"parplan": header_facts(plan, tgt), "sp_style": plan["decision"]["sp_style"], "ranks": rows}
+    return json.dumps(canonicalize(doc), sort_keys=True, indent=1) + "\n"
