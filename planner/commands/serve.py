@@ -66,6 +66,9 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--rate", type=float, default=None, metavar="R", help="Arrival rate in requests/s.")
 @click.option("--objective", type=click.Choice(["goodput", "gpus", "cost"]), default=None,
               help="goodput (default without --rate): max goodput per GPU; gpus/cost (need --rate): fewest GPUs/$.")
+@click.option("--robust", is_flag=True,
+              help="Plan against the SLOs divided by the 90th-percentile latency factor of the calibration residuals "
+                   "(the SLOs then hold even when the cost model is optimistic).")
 @click.option("--lengths", "lengths_csv", default=None, metavar="CSV", help="CSV of input,output length pairs.")
 @click.option("--lognormal", nargs=4, type=float, default=None, metavar="MU_IN SIGMA_IN MU_OUT SIGMA_OUT",
               help="Lognormal length distributions (parameters of the log-lengths).")
@@ -80,12 +83,15 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--prefill-pools", default="", help="Comma-separated pools allowed for prefill instances (default: any).")
 @click.option("--decode-pools", default="", help="Comma-separated pools allowed for decode instances (default: any).")
 @click.option("--requests", type=int, default=2000, show_default=True, help="Requests the simulator replays.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed (replays use seed, seed+1, ...).")
+@click.option("--verify-seeds", type=int, default=4, show_default=True,
+              help="Independent simulator replays; a rate is accepted when their 95% lower bound clears the target.")
 @time_limit_option
 @output_option
 def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, osl, ttft_ms, tpot_ms, percentile,
-               attainment, rate, objective, lengths_csv, lognormal, arrival, engine, dtype, kv_dtype, moe_skew,
-               quant_block, ep, attention_dp, modes, prefill_pools, decode_pools, requests, seed, time_limit_s, output):
+               attainment, rate, objective, robust, lengths_csv, lognormal, arrival, engine, dtype, kv_dtype, moe_skew,
+               quant_block, ep, attention_dp, modes, prefill_pools, decode_pools, requests, seed, verify_seeds,
+               time_limit_s, output):
     """Prefill/decode split (or colocated / intra-GPU) maximising goodput under TTFT/TPOT SLOs."""
     from planner import plan_serving
     from planner.serve import ServeOptions, ServingWorkload, explain
@@ -99,8 +105,8 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                                lognormal=tuple(lognormal) if lognormal else (), arrival=arrival)
     options = ServeOptions(engine=engine, dtype=dtype, kv_dtype=kv_dtype, moe_skew=moe_skew, quant_block=quant_block,
                            ep=ep, attention_dp=attention_dp, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
-                           simulate_requests=requests, seed=seed, time_limit_s=time_limit_s,
-                           prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools))
+                           simulate_requests=requests, seed=seed, verify_seeds=verify_seeds, time_limit_s=time_limit_s,
+                           prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools), robust=robust)
     plan = plan_serving(model, cluster, workload, objective=objective or ("gpus" if rate else "goodput"),
                         options=options, progress=progress)
     emit(plan, output, explain(plan))

@@ -108,6 +108,9 @@ def check(plan: Plan) -> list[str]:
         problems.append("simulated.attainment is missing")
     elif sim["attainment"] < workload.attainment:
         problems.append(f"simulated attainment {sim['attainment']:.3f} is below the target {workload.attainment}")
+    elif "attainment_interval" in sim and sim["attainment_interval"][0] < workload.attainment:
+        problems.append(f"simulated attainment's lower bound {sim['attainment_interval'][0]:.3f} is below the target "
+                        f"{workload.attainment} (the rate was not accepted)")
     return problems
 
 

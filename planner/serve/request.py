@@ -122,9 +122,14 @@ class ServeOptions:
     simulate_requests: int = 2000
     """requests replayed by the simulator to verify the chosen plan"""
     seed: int = 0
-    """simulator seed"""
+    """simulator seed (replays use seed, seed+1, ...)"""
+    verify_seeds: int = 4
+    """independent simulator replays behind each accepted rate (planner.serve.verify)"""
     time_limit_s: float = 60.0
     """solver time limit per solve"""
+    robust: bool = False
+    """plan against the SLOs divided by the 90th-percentile latency factor of the calibration residuals
+    (planner/confidence/robust_serve.py), so the SLOs hold even when the cost model is optimistic"""
     prefill_pools: tuple[str, ...] = ()
     """pools allowed to host prefill instances in disaggregated mode (empty: any)"""
     decode_pools: tuple[str, ...] = ()
@@ -142,6 +147,7 @@ class ServeOptions:
             require(m in ("disaggregated", "colocated", "intra_gpu"), f"unknown mode {m!r}", field="modes")
         require(len(self.modes) >= 1, "needs at least one mode", field="modes")
         require(self.simulate_requests >= 10, f"must be >= 10, got {self.simulate_requests}", field="requests")
+        require(2 <= self.verify_seeds <= 11, f"must be in 2..11, got {self.verify_seeds}", field="verify_seeds")
         require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
 
 

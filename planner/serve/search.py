@@ -16,11 +16,13 @@ from costmodels.hardware import ClusterSpec
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
 from planner.confidence import serve_plan_fields
+from planner.confidence.robust_serve import robust_workload
 from planner.plan import Plan, make_plan
 from planner.serve.capacity import CapacityModel, build_candidates
 from planner.serve.formulation import CountSolution, solve_counts
 from planner.serve.request import ServeOptions, ServeRequest, ServingWorkload
 from planner.serve.simulate import Deployment, simulate
+from planner.serve.verify import accepted, replicate
 from solvers import SolverOptions
 
 DERATE = 0.9
@@ -114,12 +116,13 @@ def _verify(cm: CapacityModel, mode: str, sol: CountSolution, groups: dict, *, o
     opts = cm.options
 
     def run(s, r):
-        return simulate(Deployment(cm, _decision(mode, groups_of(s, r))), rate=r, requests=opts.simulate_requests,
-                        seed=opts.seed)
+        dep = Deployment(cm, _decision(mode, groups_of(s, r)))
+        return replicate(lambda seed: simulate(dep, rate=r, requests=opts.simulate_requests, seed=seed),
+                         seed=opts.seed, seeds=opts.verify_seeds, requests=opts.simulate_requests)
 
     sim = run(sol, served)
     repairs, factor = 0, 1.0
-    while sim["attainment"] < cm.workload.attainment and repairs < MAX_REPAIRS:
+    while not accepted(sim, cm.workload.attainment) and repairs < MAX_REPAIRS:
         repairs += 1
         factor *= DERATE
         if rate is None:
@@ -149,8 +152,8 @@ def _better_verified(a: tuple, b: tuple | None, objective: str, rate: float | No
     if b is None:
         return True
     target_a, target_b = a[2]["attainment"], b[2]["attainment"]
-    if (target_a >= target) != (target_b >= target):
-        return target_a >= target
+    if accepted(a[2], target) != accepted(b[2], target):
+        return accepted(a[2], target)
     if objective == "cost":
         return a[0].cost_per_hour < b[0].cost_per_hour - 1e-9
     if objective == "gpus" or rate is not None:
@@ -193,6 +196,9 @@ def plan_serving(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorklo
 def plan_request(request: ServeRequest, options: ServeOptions, progress=None) -> Plan:
     """The kind-'serve' plan for one request (the body of planner.serve.plan.plan)."""
     model, cluster, workload, objective = request.model, request.cluster, request.workload, request.objective
+    robust_note = None
+    if options.robust:  # SLOs tightened by the 90th-percentile latency factor (planner/confidence/robust_serve.py)
+        workload, robust_note = robust_workload(model, cluster, workload, options)
     rate = workload.rate_per_s
     names = [p.name for p in cluster.pools]
     for name in options.prefill_pools + options.decode_pools:
@@ -225,6 +231,8 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
     predicted = _predicted(cm, sol, served)
     predicted["capacity_derate"] = factor if rate is None else 1.0
     predicted.update(serve_plan_fields(model, cluster, workload, options, decision, predicted))
+    if robust_note:
+        predicted["robust"] = robust_note
     alternatives = []
     for mode in options.modes:
         if mode == best_mode:
