@@ -151,6 +151,8 @@ def node_comment_lines(view: TrainView, target: Target) -> list[str]:
 def torchrun_line(view: TrainView, target: Target, entry: list[str]) -> str:
     """The per-node launch line (NODE_RANK and MASTER_ADDR are set on each node; see the node order above)."""
     gpn, layout = node_layout(view, target)
+    one = len(layout) == 1
     return " ".join(["torchrun", "--nnodes", str(len(layout)), "--nproc-per-node", str(gpn),
-                     "--node-rank", "${NODE_RANK:?node rank, see the node order above}",
-                     "--master-addr", "${MASTER_ADDR:?address of node rank 0}", "--master-port", "29500", *entry])
+                     "--node-rank", "0" if one else "${NODE_RANK:?node rank, see the node order above}",
+                     "--master-addr", "localhost" if one else "${MASTER_ADDR:?address of node rank 0}",
+                     "--master-port", "29500", *entry])

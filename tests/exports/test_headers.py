@@ -3,14 +3,14 @@ the plan it came from (the same document gives the same bytes)."""
 
 import json
 
+from serve_plans import planned as serve_plan
+from train_plans import planned as train_plan
+
 import profiles
 from costmodels.hardware import ClusterSpec
 from planner import experts, scatter, serve, train
 from planner.exports.common import TARGETS, header_lines, plan_digest
 from planner.scatter import scatter_sequences
-
-from serve_plans import planned as serve_plan
-from train_plans import planned as train_plan
 
 
 def test_every_format_has_a_named_target():
