@@ -38,7 +38,7 @@ def _requests() -> dict[str, tuple[object, object]]:
                   SOLVE),
         "experts": (ExpertRequest(stats=stats, num_gpus=4, gpus_per_node=4, slots_per_gpu=3), SOLVE),
         "serve": (ServeRequest(model=MODEL, cluster=CLUSTER, workload=serve_wl, objective="gpus"),
-                  ServeOptions(simulate_requests=200, max_pp=1)),
+                  ServeOptions(simulate_requests=200, max_pp=1, engine="modern")),
         "scatter": (ScatterRequest(lengths=(4096, 512, 300, 2000, 128, 900), model=MODEL, cluster=CLUSTER),
                     ScatterOptions()),
     }

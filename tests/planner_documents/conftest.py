@@ -9,13 +9,27 @@ from planner.plan import make_plan
 
 SOLVER = {"backend": "highs", "backend_version": "1.7.0", "status": "optimal", "objective": 1.25, "bound": 1.2,
           "gap": 0.04}
-DECISIONS = {
-    "train": {"tp": 4, "pp": 2, "dp": 2, "cp": 1, "ep": 1, "etp": 1, "vpp": 1, "mbs": 1, "zero": 1,
-              "recompute": "selective", "sequence_parallel": True, "stage_layers": [16, 16]},
-    "experts": {"layers": [{"layer": 0, "slots": [[0, 1], [2, 3]]}]},
-    "serve": {"mode": "disaggregated", "prefill": [{"tp": 2, "count": 1}], "decode": [{"tp": 4, "count": 1}]},
-    "scatter": {"groups": [{"degree": 2, "ranks": [0, 1], "sequences": [1]},
-                           {"degree": 2, "ranks": [2, 3], "sequences": [0, 2]}]},
+_SERVE_ROLE = {"tp": 2, "pp": 1, "ep": 1, "dp": 1, "pool": "h100", "dest_pool": "h100", "instances": 1,
+               "instances_total": 1, "max_batch": 1, "chunk_tokens": 0, "prefill_share": 1.0}
+_SERVE_GROUP = {"role": "prefill", "pool": "h100", "dest_pool": "h100", "tp": 2, "pp": 1, "ep": 1, "dp": 1, "gpus": 2,
+                "instances": 1, "capacity_rps": 4.0, "load_rps": 2.0, "max_batch": 1, "chunk_tokens": 0,
+                "prefill_share": 1.0, "ttft_floor_s": 0.2, "tpot_s": 0.0}
+DECISIONS = {  # complete decisions of each kind (planner/decisions.py types; the schema checks every field)
+    "train": {"framework": "megatron", "tp": 4, "pp": 2, "dp": 2, "cp": 1, "ep": 1, "etp": 1, "edp": 2, "vpp": 1,
+              "mbs": 1, "microbatches": 8, "zero": 1, "recompute": "selective", "sequence_parallel": True,
+              "stage_layers": [16, 16], "stage_pools": None},
+    "experts": {"layers": [{"gpu_experts": [[0, 1], [2, 3]],
+                            "token_share": [[0, 0, 1.0], [1, 0, 1.0], [2, 1, 1.0], [3, 1, 1.0]]}],
+                "num_gpus": 2, "gpus_per_node": 2, "slots_per_gpu": 2},
+    "serve": {"mode": "disaggregated",
+              "groups": [_SERVE_GROUP, {**_SERVE_GROUP, "role": "decode", "tp": 4, "gpus": 4, "max_batch": 64}],
+              "prefill": _SERVE_ROLE, "decode": {**_SERVE_ROLE, "tp": 4, "max_batch": 64}, "colocated": None,
+              "intra_gpu": None},
+    "scatter": {"sp_style": "ulysses", "tp": 1, "zero": 1, "degree_multiset": [2, 2],
+                "groups": [{"degree": 2, "gpus": 2, "ranks": [0, 1], "spans_nodes": False, "sequences": [1],
+                            "time_s": 1.25},
+                           {"degree": 2, "gpus": 2, "ranks": [2, 3], "spans_nodes": False, "sequences": [0, 2],
+                            "time_s": 1.2}]},
 }
 
 
