@@ -14,9 +14,10 @@ import time
 
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
 
+from machine import machine_note  # noqa: E402
+
 import profiles  # noqa: E402
 from costmodels.hardware import ClusterSpec  # noqa: E402
-from machine import machine_note  # noqa: E402
 from planner import plan_serving  # noqa: E402
 from planner.serve import ServingWorkload, simulate_plan  # noqa: E402
 
