@@ -63,9 +63,14 @@ def _serve_plan(plan: Plan) -> tuple[dict, list[str]]:
     from planner.serve.io import cluster_from_dict, model_from_dict, options_from_dict, workload_from_dict
 
     inp = plan["inputs"]
-    return serve_plan_fields(model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"]),
-                             workload_from_dict(inp["workload"]), options_from_dict(inp["options"]), plan["decision"],
-                             plan["predicted"]), []
+    model, cluster = model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"])
+    workload, options = workload_from_dict(inp["workload"]), options_from_dict(inp["options"])
+    fresh = serve_plan_fields(model, cluster, workload, options, plan["decision"], plan["predicted"])
+    if getattr(options, "robust", False) or "robust" in plan["predicted"]:
+        from planner.confidence.robust_serve import robust_problems
+
+        return fresh, robust_problems(model, cluster, workload, options, plan["predicted"].get("robust", {}))
+    return fresh, []
 
 
 DERIVE = {("estimate", "train"): _train_estimate, ("train", None): _train_plan,

@@ -30,10 +30,20 @@ def confidence_lines(predicted: dict, indent: str = "  ", width: int = 11) -> li
     else:
         support = "too few calibration rows: the wider prior sets the interval"
     flags = predicted.get("extrapolated") or []
-    return [f"{indent}{_label('interval', width)}{level}: " + "; ".join(spans),
+    extra = _robust_line(predicted.get("robust") or {}, indent, width)
+    return extra + [f"{indent}{_label('interval', width)}{level}: " + "; ".join(spans),
             f"{indent}{_label('regime', width)}{regime['key']}: {support}",
             f"{indent}{_label('extrapolated', width)}"
             + ("; ".join(flags) if flags else "no (calibration rows cover it)")]
+
+
+def _robust_line(robust: dict, indent: str, width: int) -> list[str]:
+    """A robust serve plan: the user's SLOs, the latency factor and the SLOs it was planned against."""
+    if "latency_factor" not in robust:
+        return []
+    g, ttft, tpot = robust["latency_factor"], robust["ttft_slo_s"] * 1e3, robust["tpot_slo_s"] * 1e3
+    return [f"{indent}{_label('robust', width)}SLOs divided by the 90th-percentile latency factor {g:.3f}: "
+            f"TTFT {ttft:.4g} ms, TPOT {tpot:.4g} ms planned as {ttft / g:.4g} / {tpot / g:.4g} ms"]
 
 
 def _label(name: str, width: int) -> str:

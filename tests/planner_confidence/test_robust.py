@@ -1,5 +1,6 @@
 """`plan train --objective robust`: the fastest 90th-percentile step time, checked by validate."""
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -10,6 +11,7 @@ from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec
 from costmodels.parallel import ParallelConfig, TrainingWorkload
 from planner.confidence.robust import pessimistic, robust_rank, robust_why_lost
+from planner.plan import Plan
 from planner.train import TrainOptions
 
 
@@ -60,3 +62,28 @@ def test_plan_train_robust_vs_expected():
 def test_unknown_objective_is_a_spec_error():
     with pytest.raises(SpecError, match="objective"):
         TrainOptions(objective="optimistic")
+
+
+def test_plan_serve_robust_keeps_the_pessimistic_latency_inside_the_slo():
+    from planner.serve import ServeOptions, ServingWorkload
+
+    model = profiles.load_model("llama3.1-70b")
+    cluster = ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 16)
+    workload = ServingWorkload(input_len=2000, output_len=300, ttft_s=1.5, tpot_s=0.05)
+    plans = {robust: planner.plan_serving(model, cluster, workload,
+                                          options=ServeOptions(engine="legacy", robust=robust, simulate_requests=400))
+             for robust in (False, True)}
+    robust = plans[True]
+    note = robust["predicted"]["robust"]
+    g = note["latency_factor"]
+    assert g > 1 and note["ttft_slo_s"] == 1.5 and note["tpot_slo_s"] == 0.05
+    assert robust["inputs"]["workload"]["tpot_s"] == pytest.approx(0.05 / g)
+    # the upper end of the 80 % interval (the 90th-percentile latency) stays inside the user's SLOs
+    assert robust["predicted"]["interval"]["tpot_s"]["high"] <= 0.05 * (1 + 1e-6)
+    assert robust["predicted"]["interval"]["ttft_s"]["high"] <= 1.5 * (1 + 1e-6)
+    assert (robust["predicted"]["goodput_tokens_per_s_per_gpu"]
+            <= plans[False]["predicted"]["goodput_tokens_per_s_per_gpu"] * (1 + 1e-9))
+    assert planner.validate_plan(robust) == []
+    doc = json.loads(robust.dumps())
+    doc["predicted"]["robust"]["tpot_slo_s"] = 0.1
+    assert any("tpot" in p for p in planner.validate_plan(Plan(doc)))
