@@ -128,3 +128,41 @@ def shell_line(env: dict, argv: list[str]) -> str:
 
 def visible(ids: list[int]) -> dict:
     return {"CUDA_VISIBLE_DEVICES": ",".join(map(str, ids))}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Route:
+    """The prefill instances that send their KV to one decode pool, and that pool's decode instances."""
+
+    dest_pool: str
+    """the decode pool (decision.groups[].dest_pool of the prefill instances)"""
+    prefill: list
+    """prefill (or intra_gpu) workers"""
+    decode: list
+    """decode (or intra_gpu) workers"""
+    rate_rps: float
+    """requests/s the plan sends this way (sum of the prefill instances' load_rps)"""
+
+
+def routes(workers: list[Worker]) -> list[Route]:
+    """One route per decode pool: a separate proxy/router per route keeps each prefill's KV on its planned pool."""
+    out = []
+    pools = sorted({w.group.get("dest_pool") or w.group["pool"] for w in workers
+                    if w.role in ("prefill", "intra_gpu")})
+    for pool in pools:
+        pre = [w for w in workers if w.role in ("prefill", "intra_gpu")
+               and (w.group.get("dest_pool") or w.group["pool"]) == pool]
+        dec = [w for w in workers if w.role in ("decode", "intra_gpu") and w.group["pool"] == pool]
+        out.append(Route(dest_pool=pool, prefill=pre, decode=dec,
+                         rate_rps=sum(float(w.group.get("load_rps") or 0.0) for w in pre)))
+    return out
+
+
+def load_weights(workers: list[Worker], limit: int = 8) -> list[int]:
+    """Small integer weights proportional to each instance's planned load_rps (1 each when loads are equal or
+    unknown); a round-robin balancer that lists instance i weights[i] times sends it that share."""
+    loads = [float(w.group.get("load_rps") or 0.0) for w in workers]
+    top = max(loads, default=0.0)
+    if top <= 0 or min(loads) == top:
+        return [1] * len(workers)
+    return [max(1, round(limit * x / top)) for x in loads]

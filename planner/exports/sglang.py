@@ -5,7 +5,8 @@
   ADDR:PORT on every node of the instance; GPUs pinned with CUDA_VISIBLE_DEVICES.
 - PD: --disaggregation-mode prefill|decode --disaggregation-transfer-backend nixl, prefill
   --disaggregation-bootstrap-port; the router `python -m sglang_router.launch_router --pd-disaggregation
-  --prefill URL BOOTSTRAP --decode URL`. Decode --max-running-requests = the plan's decode batch.
+  --prefill URL BOOTSTRAP --decode URL`, one per decode pool, with --prefill-policy/--decode-policy power_of_two
+  (load-aware) when the instances' planned loads differ. Decode --max-running-requests = the plan's decode batch.
 - Colocated: --chunked-prefill-size and --max-running-requests.
 - Intra-GPU: a prefill and a decode server on the same GPUs under CUDA MPS with
   CUDA_MPS_ACTIVE_THREAD_PERCENTAGE = each phase's share and --mem-fraction-static from serve_memory.
@@ -13,7 +14,7 @@
 """
 
 from planner.exports.common import Target
-from planner.exports.serve_layout import Worker, shell_line, visible
+from planner.exports.serve_layout import Worker, load_weights, routes, shell_line, visible
 from planner.exports.serve_memory import intra_gpu_fractions
 from planner.plan import Plan
 
@@ -76,16 +77,20 @@ def worker_lines(plan: Plan, w: Worker, ordinal: int, target: Target, base: list
 
 
 def router_lines(workers: list[Worker]) -> list[str]:
-    pre = [w for w in workers if w.role in ("prefill", "intra_gpu")]
-    dec = [w for w in workers if w.role in ("decode", "intra_gpu")]
-    if not pre:
-        return []
-    argv = ["python", "-m", "sglang_router.launch_router", "--pd-disaggregation"]
-    for w in pre:
-        argv += ["--prefill", f"http://{w.head.addr}:{w.port}", str(BOOTSTRAP_PORT + w.n)]
-    for w in dec:
-        argv += ["--decode", f"http://{w.head.addr}:{w.port + (100 if w.role == 'intra_gpu' else 0)}"]
-    return ["# PD router", shell_line({}, argv + ["--host", "0.0.0.0", "--port", "8000"])]
+    """One PD router per decode pool; instances of unequal planned load are balanced by load (power_of_two)."""
+    out = []
+    for k, route in enumerate(routes(workers)):
+        argv = ["python", "-m", "sglang_router.launch_router", "--pd-disaggregation"]
+        for w in route.prefill:
+            argv += ["--prefill", f"http://{w.head.addr}:{w.port}", str(BOOTSTRAP_PORT + w.n)]
+        for w in route.decode:
+            argv += ["--decode", f"http://{w.head.addr}:{w.port + (100 if w.role == 'intra_gpu' else 0)}"]
+        for flag, group in (("--prefill-policy", route.prefill), ("--decode-policy", route.decode)):
+            if len(set(load_weights(group))) > 1:
+                argv += [flag, "power_of_two"]
+        out += [f"# PD router to decode pool {route.dest_pool}: {route.rate_rps:.4g} req/s of the plan",
+                shell_line({}, argv + ["--host", "0.0.0.0", "--port", str(8000 + k)])]
+    return out
 
 
 def sglang_lines(plan: Plan, workers: list[Worker], target: Target) -> list[str]:

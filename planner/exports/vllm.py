@@ -4,7 +4,8 @@
   | "kv_consumer" (decode)}; each worker sets VLLM_NIXL_SIDE_CHANNEL_PORT (unique per node) and
   VLLM_NIXL_SIDE_CHANNEL_HOST (its node's address). Decode instances with pipeline > 1 raise
   NotImplementedError in vLLM's NixlConnector: refused. Requests enter through vLLM's PD proxy example
-  (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py).
+  (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py), one per decode pool (each prefill's planned
+  dest_pool); it round-robins over its host lists, so an instance is listed in proportion to its planned load.
 - Shape: --tensor-parallel-size, --pipeline-parallel-size, --data-parallel-size (attention DP);
   --enable-expert-parallel makes EP = tp x dp, so the plan's ep must be 1 or tp x dp.
   --max-num-seqs is per data-parallel engine (the plan's max_batch / dp).
@@ -20,7 +21,7 @@ import json
 import math
 
 from planner.exports.common import ExportRefused, Target
-from planner.exports.serve_layout import Worker, shell_line, visible
+from planner.exports.serve_layout import Worker, load_weights, routes, shell_line, visible
 from planner.exports.serve_memory import intra_gpu_fractions
 from planner.plan import Plan
 
@@ -112,17 +113,20 @@ def worker_lines(plan: Plan, w: Worker, ordinal: int, target: Target, base: list
 
 
 def proxy_lines(workers: list[Worker]) -> list[str]:
-    """vLLM's PD proxy example in front of the prefill and decode instances (API on each head node)."""
-    pre = [(w.head.addr, w.port) for w in workers if w.role in ("prefill", "intra_gpu")]
-    dec = [(w.head.addr, w.port + (100 if w.role == "intra_gpu" else 0)) for w in workers
-           if w.role in ("decode", "intra_gpu")]
-    if not pre:
-        return []
-    argv = ["python", "toy_proxy_server.py", "--port", "8000", "--prefiller-hosts", *[h for h, _ in pre],
-            "--prefiller-ports", *[str(p) for _, p in pre], "--decoder-hosts", *[h for h, _ in dec],
-            "--decoder-ports", *[str(p) for _, p in dec]]
-    return ["# PD proxy (vLLM repository: tests/v1/kv_connector/nixl_integration/toy_proxy_server.py)",
-            shell_line({}, argv)]
+    """vLLM's PD proxy example in front of each route (API on each head node). The proxy round-robins over its
+    lists, so each instance is listed in proportion to its planned load (serve_layout.load_weights)."""
+    out = []
+    for k, route in enumerate(routes(workers)):
+        pre = [(w.head.addr, w.port) for w, n in zip(route.prefill, load_weights(route.prefill), strict=True)
+               for _ in range(n)]
+        dec = [(w.head.addr, w.port + (100 if w.role == "intra_gpu" else 0))
+               for w, n in zip(route.decode, load_weights(route.decode), strict=True) for _ in range(n)]
+        argv = ["python", "toy_proxy_server.py", "--port", str(8000 + k), "--prefiller-hosts", *[h for h, _ in pre],
+                "--prefiller-ports", *[str(p) for _, p in pre], "--decoder-hosts", *[h for h, _ in dec],
+                "--decoder-ports", *[str(p) for _, p in dec]]
+        out += [f"# PD proxy to decode pool {route.dest_pool}: {route.rate_rps:.4g} req/s of the plan (vLLM "
+                "repository: tests/v1/kv_connector/nixl_integration/toy_proxy_server.py)", shell_line({}, argv)]
+    return out
 
 
 def vllm_lines(plan: Plan, workers: list[Worker], target: Target) -> list[str]:

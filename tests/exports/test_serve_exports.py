@@ -133,3 +133,19 @@ def test_cli_serve_export_exit_codes(tmp_path):
     edited_group(base, "decode", pp=2, gpus=2 * group(base, "decode")["gpus"], instances=1).write(bad)
     refused = CliRunner().invoke(main, ["export", str(bad), "--format", "vllm"])
     assert refused.exit_code == 2 and "NotImplementedError" in refused.output and "Traceback" not in refused.output
+
+
+def test_unequal_instances_get_load_weighted_routing():
+    plan = CASES["moe_disaggregated"]()
+    prefill = [g for g in plan["decision"]["groups"] if g["role"] == "prefill"]
+    assert len({g["load_rps"] for g in prefill}) > 1  # the planner mixed prefill shapes of different capacity
+    proxy = next(w for w in command_lines(export(plan, "vllm")) if "toy_proxy_server.py" in w)
+    ports = proxy[proxy.index("--prefiller-ports") + 1:proxy.index("--decoder-hosts")]
+    loads = [g["load_rps"] for g in prefill for _ in range(g["instances"])]  # ports 8100, 8101, ... in this order
+    listed = [ports.count(str(8100 + i)) for i in range(len(loads))]
+    for i in range(len(loads)):
+        for j in range(len(loads)):
+            if loads[i] > 1.5 * loads[j]:
+                assert listed[i] > listed[j], (loads, listed)
+    router = next(w for w in command_lines(export(plan, "sglang")) if "sglang_router.launch_router" in w)
+    assert router[router.index("--prefill-policy") + 1] == "power_of_two"
