@@ -18,8 +18,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-import calibrate  # noqa: E402
-from confidence_residuals import serve_records, train_records  # noqa: E402
+from confidence_residuals import families, serve_records, train_records  # noqa: E402
 from machine import machine_note  # noqa: E402
 
 from planner.confidence.coverage import coverage, held_out  # noqa: E402
@@ -34,8 +33,7 @@ OUT = HERE / "results" / "confidence.md"
 def residuals_document(records: list[dict], loo: bool) -> dict:
     records = sorted(records, key=lambda r: (r["target"], r["metric"], r["source"], r["label"]))
     command = "benchmarks/confidence_bench.py" + ("" if loo else " --no-loo")
-    families = dict(sorted(calibrate.DERIVED.items()))
-    return {"format": FORMAT, "generated_by": command, "level": LEVEL, "families": families, "rows": records}
+    return {"format": FORMAT, "generated_by": command, "level": LEVEL, "families": families(), "rows": records}
 
 
 def regime_table(table) -> list[str]:

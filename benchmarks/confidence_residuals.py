@@ -1,11 +1,11 @@
 """Calibration residuals for planner/confidence: one record per calibration row, with leave-one-out errors.
 
-Training: every usable row of the calibration CSVs (published_runs.load_rows; the torchtitan CSV too when
-published_runs offers a loader for it). The error is ln(predicted / measured) of the step time: the
-published figure is a throughput (TFLOP/s, MFU, tokens/s), so predicted/measured time = published /
-predicted figure. Rows that take part in a device's fit (in_target) get a leave-one-out error: the device
-is refitted with calibrate.fit_device on its other rows and the held-out row is predicted with that fit.
-Rows outside any fit (MoE rows) are out of sample already.
+Training: every usable row of the calibration CSVs (published_runs.load_rows and, when published_runs
+offers it, load_torchtitan_rows). The error is ln(predicted / measured) of the step time: the published
+figure is a throughput (TFLOP/s, MFU, tokens/s), so predicted/measured time = published / predicted figure.
+Rows that take part in a fit (in_target) get a leave-one-out error: their device family (calibrate.FAMILIES,
+parts sharing a die and one fitted calibration) is refitted with calibrate.fit_device on its other rows and
+the held-out row is predicted with that fit. Rows outside any fit (MoE rows) are out of sample already.
 
 Serving: the measured prefill and decode medians (serve_fit_data.rows) against the shipped serving
 calibration (the `legacy` engine the constants are fitted to); these errors are in sample (loo = false).
@@ -47,6 +47,20 @@ def training_rows() -> list:
     return out
 
 
+def families() -> dict:
+    """device profile -> family name (calibrate.FAMILIES members, and calibrate.DERIVED parts by their parent)."""
+    fams = getattr(calibrate, "FAMILIES", None) or {p: (p,) for p in set(calibrate.DERIVED.values())}
+    out = {member: name for name, members in fams.items() for member in members}
+    out.update({part: out.get(parent, parent) for part, parent in calibrate.DERIVED.items()})
+    return dict(sorted(out.items()))
+
+
+def fit_profile(family: str) -> str:
+    """The profile calibrate.fit_device is called with for a family (its first member)."""
+    fams = getattr(calibrate, "FAMILIES", None) or {}
+    return fams[family][0] if family in fams else family
+
+
 def log_error(row, device) -> float:
     """ln(predicted / measured) of the row's step time."""
     figure, est = published_runs.predict(row, device)
@@ -66,16 +80,17 @@ def train_record(source: str, row, err: float, fit: float, loo: bool) -> dict:
     c, w = row.config, row.workload
     regime = train_regime(moe=row.model.moe is not None, dtype=w.dtype, framework=getattr(w, "framework", "megatron"),
                           zero=c.zero, dp_group=c.dp * c.cp, seq_len=w.seq_len,
-                          family=family_of(row.gpu_profile, calibrate.DERIVED))
+                          family=family_of(row.gpu_profile, families()))
     return _record(row.label, source, regime, "step_time_s", c.dp * c.cp, w.seq_len, err, fit, loo)
 
 
 def fitted_groups(rows: list) -> dict:
-    """profile -> the rows its fit uses (as calibrate.main selects them)."""
+    """family -> the rows its fit uses (as calibrate.main selects them: in_target rows of the family's parts)."""
+    fam = families()
     groups: dict = {}
     for source, row in rows:
         if row.in_target:
-            groups.setdefault(row.gpu_profile, []).append((source, row))
+            groups.setdefault(family_of(row.gpu_profile, fam), []).append((source, row))
     return groups
 
 
@@ -87,11 +102,14 @@ def train_records(loo: bool = True, progress=print) -> list[dict]:
     out = []
     for source, row in rows:
         device = published_runs.device_for(row, devices)
-        mine = groups.get(row.gpu_profile, [])
+        family = family_of(row.gpu_profile, families())
+        mine = groups.get(family, [])
         fit = log_error(row, device)
         if loo and row.in_target and len(mine) > 2:
             others = [r for s, r in mine if r is not row]
-            cal = calibrate.fit_device(row.gpu_profile, others)
+            for _, r in mine:  # fit_device costs each row on its own part's datasheet
+                published_runs.device_for(r, devices)
+            cal = calibrate.fit_device(fit_profile(family), others)
             refit = dataclasses.replace(device, calibration=cal)
             out.append(train_record(source, row, log_error(row, refit), fit, True))
             progress(f"  loo {row.label}: {out[-1]['log_error']:+.3f} (in sample {fit:+.3f})")
@@ -111,7 +129,7 @@ def serve_records() -> list[dict]:
         pre = prefill_time(model, device, shape, batch=r["batch"], prompt_len=r["isl"])["time_s"]
         dec = mean_decode_step_time(model, device, shape, batch=r["batch"], input_len=r["isl"], output_len=r["osl"])
         regime = serve_regime(moe=model.moe is not None, dtype="bf16", engine=DEFAULT_ENGINE, tp=r["tp"],
-                              prompt_len=r["isl"], family=family_of(r["gpu"], calibrate.DERIVED))
+                              prompt_len=r["isl"], family=family_of(r["gpu"], families()))
         label = f"{r['model']} {r['gpu']} tp{r['tp']} isl{r['isl']} batch{r['batch']}"
         errs = (("prefill_s", math.log(pre / r["prefill_s"])), ("decode_step_s", math.log(dec / r["decode_s"])))
         for metric, err in errs:

@@ -12,6 +12,8 @@ import planner
 import profiles
 from costmodels.hardware import ClusterSpec
 from costmodels.parallel import ParallelConfig, TrainingWorkload
+from planner.confidence.regimes import family_of
+from planner.confidence.residuals import shipped_table
 from planner.plan import Plan
 from planner.schema_check import schema_problems
 from planner.train.estimate import estimate_plan
@@ -30,7 +32,8 @@ def test_estimate_on_a_calibrated_gpu_is_supported():
     low, high = p["interval"]["step_time_s"]["low"], p["interval"]["step_time_s"]["high"]
     assert 0.8 * p["step_time_s"] < low < high < 1.25 * p["step_time_s"]
     assert p["interval"]["level"] == 0.8
-    assert p["regime"]["family"] == "h100-sxm" and p["regime"]["rows"] >= 5 and not p["regime"]["prior"]
+    family = family_of("h100-sxm", shipped_table().families)
+    assert p["regime"]["family"] == family and p["regime"]["rows"] >= 5 and not p["regime"]["prior"]
     assert p["extrapolated"] == []
 
 
