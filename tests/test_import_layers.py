@@ -1,7 +1,8 @@
 """The import layers of DESIGN.md hold: costmodels imports nothing of ours; solvers imports only costmodels (its
 error types and specs); profiles only costmodels; planner not cli; nothing in the packages imports cli.
 
-Every import statement counts, including those inside functions (lazy imports are still dependencies)."""
+Every import statement counts, including those inside functions (lazy imports are still dependencies).
+Also: no function in the packages is longer than MAX_FUNCTION_LINES, except the ones listed (to be split)."""
 
 import ast
 from pathlib import Path
@@ -55,3 +56,28 @@ def test_the_checker_sees_lazy_and_dotted_imports(tmp_path):
     sample.write_text("import os\nimport planner.plan as p\n\ndef f():\n    from cli import main\n"
                       "    from . import sibling\n    return main, p\n")
     assert imported_packages(sample) == {("planner", 2), ("cli", 5)}
+
+
+MAX_FUNCTION_LINES = 80
+LONG_FUNCTIONS = {
+    "planner/scatter/search.py:search": "scatter owner: multiset branch and bound, to be split",
+    "planner/serve/search.py:plan_request": "serve owner: modes, verification, alternatives, baselines in one",
+}
+"""functions known to exceed MAX_FUNCTION_LINES (file:name -> why it is still long); new ones are refused"""
+
+
+def long_functions() -> dict[str, int]:
+    """'file:name' -> lines, for every function over MAX_FUNCTION_LINES in the packages, benchmarks and cli.py."""
+    paths = [p for package in (*ALLOWED, "benchmarks") for p in sorted((ROOT / package).rglob("*.py"))]
+    out = {}
+    for path in [*paths, ROOT / "cli.py"]:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    out[f"{path.relative_to(ROOT)}:{node.name}"] = lines
+    return out
+
+
+def test_no_new_function_over_the_line_limit():
+    assert sorted(set(long_functions()) - set(LONG_FUNCTIONS)) == []
