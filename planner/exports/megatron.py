@@ -11,12 +11,14 @@ Flag semantics, from megatron/training/arguments.py and megatron/core at that co
   entry per virtual stage, virtual stage v of rank s at position v*pp + s). Interleaving with equal chunks:
   --num-layers-per-virtual-pipeline-stage.
 - ZeRO: 1 = --use-distributed-optimizer; 2/3 = Megatron-FSDP (--use-megatron-fsdp
-  --data-parallel-sharding-strategy optim_grads | optim_grads_params), which requires --ckpt-format fsdp_dtensor.
+  --data-parallel-sharding-strategy optim_grads | optim_grads_params), which requires --use-distributed-optimizer,
+  --ckpt-format fsdp_dtensor and --no-gradient-accumulation-fusion, and runs without pipeline parallelism.
 - recompute: full = --recompute-granularity full --recompute-method uniform --recompute-num-layers 1;
   selective = --recompute-granularity selective --recompute-modules core_attn (the attention core only, the
   selective recompute of Korthikanti et al. that parplan's memory model costs).
 - FP8: --fp8-format hybrid --fp8-recipe delayed on top of --bf16 (Transformer Engine); workload.fp8_allgather
-  = --fp8-param-gather. TP overlap (workload.async_tp, default on): --tp-comm-overlap. MoE dispatch:
+  = --fp8-param-gather. TP overlap (workload.async_tp, default on with sequence parallelism, which it needs):
+  --tp-comm-overlap. MoE dispatch:
   --moe-token-dispatcher-type alltoall, or flex with --moe-flex-dispatcher-backend deepep for a2a_dedup;
   a2a_overlap = --overlap-moe-expert-parallel-comm.
 """
@@ -133,7 +135,8 @@ def _strategy_flags(view: TrainView, target: Target) -> list[list[str]]:
     elif d["zero"] in (2, 3):
         strategy = "optim_grads" if d["zero"] == 2 else "optim_grads_params"
         flags += [["--use-megatron-fsdp"], ["--data-parallel-sharding-strategy", strategy],
-                  ["--use-distributed-optimizer"], ["--ckpt-format", "fsdp_dtensor"]]
+                  ["--use-distributed-optimizer"], ["--ckpt-format", "fsdp_dtensor"],
+                  ["--no-gradient-accumulation-fusion"]]
     if d["recompute"] == "full":
         flags += [["--recompute-granularity", "full"], ["--recompute-method", "uniform"],
                   ["--recompute-num-layers", "1"]]
@@ -145,7 +148,10 @@ def _strategy_flags(view: TrainView, target: Target) -> list[list[str]]:
         flags += [["--fp8-format", "hybrid"], ["--fp8-recipe", "delayed"]]
         if view.option("fp8_allgather"):
             flags.append(["--fp8-param-gather"])
-    if view.tp_overlap(default=True):
+    if view.tp_overlap(default=bool(d["sequence_parallel"])):
+        if not d["sequence_parallel"]:
+            raise ExportRefused(target, "inputs.workload.async_tp", True,
+                                "--tp-comm-overlap runs only with --sequence-parallel (the plan has none)")
         flags.append(["--tp-comm-overlap"])
     return flags + _moe_comm_flags(view, target)
 
