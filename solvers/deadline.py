@@ -13,7 +13,9 @@ Usage:
 whether the limit has passed (`expired()`), and remembers whether any check found it passed (`hit`), so that
 the plan can say its solve was cut short (its result then depends on machine speed and is not
 reproducible byte for byte). `mark_hit()` records a hit that a backend reported (e.g. HiGHS stopped on its
-own time limit). A `Deadline` made with `time_limit_s=None` never expires.
+own time limit). A `Deadline` made with `time_limit_s=None` never expires. `reserve(seconds)` gives a
+child deadline that ends that much earlier (for the search, keeping time to write the plan up); a hit on
+the child is a hit on its parent.
 
 `ProgressReporter(progress, interval_s=1.0)` wraps a callback `progress(message: str)`: `update(message)`
 forwards at most one message per `interval_s` (the first after `interval_s` has passed, so that fast solves
@@ -36,7 +38,7 @@ TIME_LIMIT_STATUS = "time_limit"
 class Deadline:
     """A wall-clock limit started at construction (time.perf_counter)."""
 
-    __slots__ = ("limit_s", "started", "hit", "_clock")
+    __slots__ = ("limit_s", "started", "hit", "_clock", "_parent", "_end")
 
     def __init__(self, time_limit_s: float | None, *, clock: Callable[[], float] = time.perf_counter):
         if time_limit_s is not None:
@@ -46,11 +48,21 @@ class Deadline:
         self._clock = clock
         self.started = clock()
         self.hit = False
+        self._parent: Deadline | None = None
+        self._end = math.inf if time_limit_s is None else self.started + time_limit_s
+
+    def reserve(self, seconds: float) -> "Deadline":
+        """A child deadline ending `seconds` before this one (not before now); its hits are this one's too."""
+        child = Deadline(self.limit_s, clock=self._clock)
+        child.started = self.started
+        child._end = max(self._end - max(seconds, 0.0), min(self._clock(), self._end))
+        child._parent = self
+        return child
 
     @property
     def at(self) -> float:
         """The clock reading at which the limit passes (inf without a limit)."""
-        return math.inf if self.limit_s is None else self.started + self.limit_s
+        return self._end
 
     def elapsed(self) -> float:
         """Seconds since the deadline was made."""
@@ -62,13 +74,15 @@ class Deadline:
 
     def expired(self) -> bool:
         """True once the limit has passed; records the hit."""
-        if self._clock() >= self.at:
-            self.hit = True
+        if not self.hit and self._clock() >= self._end:
+            self.mark_hit()
         return self.hit
 
     def mark_hit(self) -> None:
         """Record that a backend stopped on this limit."""
         self.hit = True
+        if self._parent is not None:
+            self._parent.mark_hit()
 
     def status(self, finished_status: str) -> str:
         """`TIME_LIMIT_STATUS` when the limit stopped the work, else `finished_status`."""

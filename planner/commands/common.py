@@ -43,3 +43,8 @@ def emit(plan: Plan, output: str | None, summary: str) -> None:
 def progress(message: str) -> None:
     """One line of progress on stderr (never on stdout, which may carry JSON)."""
     click.echo(message, err=True)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr."""
+    click.echo(f"parplan: warning: {message}", err=True)

@@ -5,8 +5,17 @@ import time
 
 import click
 
-from planner.commands.common import (emit, gpu_option, gpus_per_node_option, model_option, num_gpus_option, progress,
-                                     write_output)
+from planner.commands.common import (
+    emit,
+    gpu_option,
+    gpus_per_node_option,
+    model_option,
+    num_gpus_option,
+    progress,
+    warn,
+    write_output,
+)
+from solvers.deadline import TIME_LIMIT_STATUS
 
 
 @click.command("scatter")
@@ -48,8 +57,13 @@ def plan_scatter(model_ref, gpu_ref, num_gpus, gpus_per_node, lengths_path, sp_s
     for k, batch in enumerate(batches):
         started = time.perf_counter()
         plans.append(scatter_sequences(batch, model=model, cluster=cluster, sp_style=sp_style, degrees=degrees,
-                                       tp=tp, zero=zero, method=method, time_limit_s=time_limit_s))
+                                       tp=tp, zero=zero, method=method, time_limit_s=time_limit_s,
+                                       progress=progress))
         progress(f"batch {k}: {len(batch)} sequences planned in {time.perf_counter() - started:.3f} s")
+        if plans[-1]["solver"]["status"] == TIME_LIMIT_STATUS:
+            warn(f"batch {k}: the search stopped at its time limit ({time_limit_s:g} s); the plan is the best "
+                 f"found so far (gap {_pct(plans[-1]['solver'].get('gap'))}) and may differ from run to run — "
+                 f"raise --time-limit for a reproducible plan")
     if len(plans) == 1:
         emit(plans[0], output, explain(plans[0]))
         return
@@ -65,6 +79,10 @@ def plan_scatter(model_ref, gpu_ref, num_gpus, gpus_per_node, lengths_path, sp_s
         if output != "-":
             click.echo(text, err=True)
         write_output(lines, output, f"wrote {output} ({len(plans)} plans, JSON lines)")
+
+
+def _pct(gap: float | None) -> str:
+    return "unknown" if gap is None else f"{gap * 100:.2f}%"
 
 
 def _summary_text(summary: dict) -> str:

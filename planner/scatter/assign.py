@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from solvers.deadline import Deadline
+
 SWAP_PARTNERS = 4
 """swaps are tried with this many least-loaded groups"""
 
@@ -132,8 +134,8 @@ def packed(order: list[int], group_class: list[int], rows: list[list[float]], pr
 
 
 def improve(where: list[int], loads: list[float], group_class: list[int], rows: list[list[float]],
-            rounds: int) -> None:
-    """Local search in place: move or swap sequences out of the slowest group."""
+            rounds: int, deadline: Deadline | None = None) -> None:
+    """Local search in place: move or swap sequences out of the slowest group (stops once `deadline` passed)."""
     members: list[list[int]] = [[] for _ in loads]
     for i, g in enumerate(where):
         members[g].append(i)
@@ -141,6 +143,8 @@ def improve(where: list[int], loads: list[float], group_class: list[int], rows: 
     of_class = {c: [g for g, gc in enumerate(group_class) if gc == c] for c in classes}
     eps = 1e-12
     for _ in range(rounds):
+        if deadline is not None and deadline.expired():
+            return
         top = max(range(len(loads)), key=loads.__getitem__)
         row_top = rows[group_class[top]]
         lightest = {}
@@ -161,7 +165,7 @@ def improve(where: list[int], loads: list[float], group_class: list[int], rows: 
                     break
             if moved:
                 break
-        if moved or _swap(top, where, loads, members, group_class, rows, eps):
+        if moved or _swap(top, where, loads, members, group_class, rows, eps, deadline):
             continue
         break
 
@@ -174,7 +178,7 @@ def _move(i, src, dst, where, loads, members, group_class, rows) -> None:
     where[i] = dst
 
 
-def _swap(top, where, loads, members, group_class, rows, eps) -> bool:
+def _swap(top, where, loads, members, group_class, rows, eps, deadline) -> bool:
     """First swap (by group, then sequences) that lowers the slowest group and keeps the other below it."""
     rt = rows[group_class[top]]
     limit = loads[top]
@@ -183,6 +187,8 @@ def _swap(top, where, loads, members, group_class, rows, eps) -> bool:
             continue
         rh = rows[group_class[h]]
         for i in members[top]:
+            if deadline is not None and deadline.expired():
+                return False
             for j in members[h]:
                 d_top = rt[j] - rt[i]
                 if d_top >= -eps:
@@ -234,18 +240,74 @@ def exhaustive(order: list[int], group_class: list[int], rows: list[list[float]]
 
 
 def micro_batches(seqs: list[int], act_bytes: list[float], left_bytes: float) -> list[int]:
-    """Micro-batch index of each of `seqs` (first-fit decreasing on activation bytes per GPU)."""
+    """Micro-batch index of each of `seqs` (first-fit decreasing on activation bytes per GPU).
+
+    First fit finds the lowest-numbered micro-batch with room through a max-tree over the room left in
+    each (grown as micro-batches open), and a run of equal sizes fills a micro-batch in one visit, so a
+    group of n sequences in m micro-batches takes O(n log m) steps instead of O(n·m)."""
     if sum(act_bytes[i] for i in seqs) <= left_bytes:
         return [0] * len(seqs)
-    bins: list[float] = []
+    tree = _RoomTree()
     index = {}
-    for i in sorted(seqs, key=lambda i: (-act_bytes[i], i)):
-        for b, used in enumerate(bins):
-            if used + act_bytes[i] <= left_bytes:
-                bins[b] += act_bytes[i]
-                index[i] = b
-                break
-        else:
-            bins.append(act_bytes[i])
-            index[i] = len(bins) - 1
+    ordered = sorted(seqs, key=lambda i: (-act_bytes[i], i))
+    pos = 0
+    while pos < len(ordered):
+        need = act_bytes[ordered[pos]]
+        b = tree.first_with(need)
+        room = tree.room(b) if b >= 0 else left_bytes
+        if b < 0:
+            b = tree.open()
+        index[ordered[pos]] = b
+        room -= need
+        pos += 1
+        while pos < len(ordered) and act_bytes[ordered[pos]] == need and room >= need:
+            index[ordered[pos]] = b  # equal sizes: first fit keeps choosing this micro-batch while it has room
+            room -= need
+            pos += 1
+        tree.set(b, room)
     return [index[i] for i in seqs]
+
+
+class _RoomTree:
+    """Max-tree over the room left in each open micro-batch (leaves in opening order)."""
+
+    def __init__(self) -> None:
+        self.size = 64
+        self.opened = 0
+        self.node = [-math.inf] * (2 * self.size)
+
+    def room(self, b: int) -> float:
+        return self.node[self.size + b]
+
+    def first_with(self, need: float) -> int:
+        """The lowest-numbered micro-batch with at least `need` room, or -1."""
+        node = self.node
+        if node[1] < need:
+            return -1
+        k = 1
+        while k < self.size:
+            k = 2 * k if node[2 * k] >= need else 2 * k + 1
+        return k - self.size
+
+    def open(self) -> int:
+        if self.opened == self.size:  # double the leaves, keeping the rooms
+            leaves = self.node[self.size:]
+            self.size *= 2
+            self.node = [-math.inf] * (2 * self.size)
+            for b, r in enumerate(leaves):
+                self.set(b, r)
+        self.opened += 1
+        return self.opened - 1
+
+    def set(self, b: int, room: float) -> None:
+        node = self.node
+        k = self.size + b
+        node[k] = room
+        k //= 2
+        while k:  # refresh the maxima above, stopping where nothing changes
+            a, c = node[2 * k], node[2 * k + 1]
+            top = a if a >= c else c
+            if node[k] == top:
+                break
+            node[k] = top
+            k //= 2

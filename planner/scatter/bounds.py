@@ -217,7 +217,7 @@ class BoundOracle:
                 lam = self.lam(mask, fam)
                 for low in support:
                     units = float(sum(lam[k] * counts[k] for k in support if k >= low))
-                    const = float(sum(lam[k] * p for k, p in zip(groups, loads) if k >= low))
+                    const = float(sum(lam[k] * p for k, p in zip(groups, loads, strict=True) if k >= low))
                     val = max(val, self._search(mask, low, units, fam, "short", const, pmax))
                     if val >= best[0]:
                         return val

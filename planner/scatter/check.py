@@ -85,7 +85,7 @@ def check(plan: Plan) -> list[str]:
             problems.append(f"group {g}: micro_batch has {len(mbs)} entries for {len(seqs)} sequences")
             continue
         for b in sorted(set(mbs)):
-            need = float(sum(m for m, bb in zip(mem, mbs) if bb == b))
+            need = float(sum(m for m, bb in zip(mem, mbs, strict=True) if bb == b))
             if need > left * (1 + REL_TOL):
                 problems.append(f"group {g} micro-batch {b}: {need / 2**30:.2f} GiB of activations per GPU, "
                                 f"{left / 2**30:.2f} GiB left")

@@ -27,6 +27,7 @@ from costmodels.errors import SolverError
 from planner.scatter import layout
 from planner.scatter.request import CostTable, ScatterOptions, ScatterRequest
 from planner.scatter.search import Assignment, Evaluator, canonical
+from solvers.deadline import Deadline
 from solvers.result import relative_gap
 
 
@@ -46,9 +47,8 @@ def buckets(lengths: list[int], table: CostTable, count: int) -> list[list[int]]
 
 
 def solve_milp(req: ScatterRequest, table: CostTable, options: ScatterOptions, evaluator: Evaluator, *,
-               deadline: float) -> tuple[Assignment, dict]:
-    import time
-
+               deadline: Deadline) -> tuple[Assignment | None, dict]:
+    """The MILP's plan and solver block; (None, block) when the time limit passed before it found a plan."""
     import pulp
 
     units, degs = req.units, table.degrees
@@ -70,15 +70,26 @@ def solve_milp(req: ScatterRequest, table: CostTable, options: ScatterOptions, e
         prob += pulp.lpSum(v for (j, bb, k), v in x.items() if bb == b) == len(groups_b[b]), f"C4_{b}"
     for j in range(units):  # (C5)
         prob += pulp.lpSum(t[b][k] * v for (jj, b, k), v in x.items() if jj == j) <= T, f"C5_{j}"
-    left = max(deadline - time.perf_counter(), 1.0)
+    left = deadline.remaining()
+    if left <= 0.05:  # building the model took the whole limit: no time to solve it
+        deadline.mark_hit()
+        return None, {"backend": "highs", "status": deadline.status("no_solution"), "objective": None,
+                      "bound": None, "gap": None}
     result = solvers.solve_pulp(prob, solvers.SolverOptions(time_limit_s=left, threads=1, seed=0,
                                                             relative_gap=options.relative_gap))
+    if result.status.value != "optimal" and deadline.remaining() <= 0.05 * left:
+        deadline.mark_hit()  # stopped short of its gap target on the backend's limit, which is ours
     if not result.status.has_solution:
+        if deadline.hit:
+            return None, {"backend": result.backend, "backend_version": result.backend_version,
+                          "status": deadline.status(result.status.value), "objective": None, "bound": result.bound,
+                          "gap": None}
         raise SolverError(f"{result.backend}: the bucketed MILP found no solution ({result.status.value}, "
                           f"{result.message})")
     best = _to_assignment(req, table, evaluator, groups_b, z, x)
     solver = {"backend": result.backend, "backend_version": result.backend_version,
-              "status": result.status.value, "objective": best.step_time_s, "milp_objective": result.objective,
+              "status": deadline.status(result.status.value), "objective": best.step_time_s,
+              "milp_objective": result.objective,
               "bound": result.bound, "gap": relative_gap(best.step_time_s, result.bound)}
     return best, solver
 

@@ -11,8 +11,9 @@ from planner.scatter.solve import plan_request
 
 
 def plan(request: ScatterRequest, options: ScatterOptions, *, progress: Progress | None = None) -> Plan:
-    """The plan (kind "scatter") for one batch; `progress` receives the closing status line."""
-    result = plan_request(request, options)
+    """The plan (kind "scatter") for one batch; `progress` receives search progress (at most once a second)
+    and the closing status line."""
+    result = plan_request(request, options, progress)
     if progress is not None:
         solver = result["solver"]
         gap = solver.get("gap")

@@ -7,6 +7,7 @@ node takes whole nodes (d·tp a multiple of the node size).
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,7 +96,8 @@ class ScatterRequest:
                 f"tp={self.tp} must divide the GPUs per node ({pool.devices_per_node})", field="tp")
         require(self.model.heads % self.tp == 0, f"tp={self.tp} must divide heads ({self.model.heads})", field="tp")
         require(self.zero is None or self.zero in (0, 1, 2, 3), f"must be 0..3, got {self.zero!r}", field="zero")
-        require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
+        require(math.isfinite(self.time_limit_s) and self.time_limit_s > 0,
+                f"must be a finite number of seconds > 0, got {self.time_limit_s}", field="time_limit")
 
     @property
     def units(self) -> int:

@@ -27,7 +27,6 @@ step time of every plan.
 Work limits (`max_nodes`, `max_evaluations`) are deterministic; the wall-clock limit is a safety net only.
 """
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +34,7 @@ import numpy as np
 from planner.scatter import assign, layout
 from planner.scatter.bounds import BoundOracle, top_waste_bound
 from planner.scatter.request import CostTable, ScatterOptions
+from solvers.deadline import Deadline, ProgressReporter
 
 ROUTING_FAMILIES = (("eq", 0.75), ("eq", 1.0))
 """bound weight families whose prices route sequences in the extra assignments of promising multisets"""
@@ -122,22 +122,26 @@ class Evaluator:
 
     def evaluate(self, counts: dict[int, int], *, exhaustive: bool = False, promising: float = np.inf,
                  prices: list | None = None, limit: float = np.inf,
-                 routes: tuple = (assign.routed, assign.packed)) -> tuple[Assignment | None, bool]:
+                 routes: tuple = (assign.routed, assign.packed),
+                 deadline: Deadline | None = None) -> tuple[Assignment | None, bool]:
         """Best assignment found for the multiset; (None, _) when some sequence fits on none of its groups.
 
         The local search, and the routings `routes` by `prices` (per-row weights, sequences kept within `limit`),
-        run only when the greedy assignment is below `promising` (exhaustive search always runs)."""
+        run only when the greedy assignment is below `promising` (exhaustive search always runs); they stop
+        early once `deadline` has passed (the greedy assignment is always made)."""
         slots, keys, group_class, rows, order = self._prepare(counts)
         if order is None:
             return None, False
         where, loads = assign.greedy(order, group_class, rows)
         if max(loads) < promising:
-            assign.improve(where, loads, group_class, rows, self.options.improve_rounds)
+            assign.improve(where, loads, group_class, rows, self.options.improve_rounds, deadline)
             for lam in prices or []:
                 for route in routes:
+                    if deadline is not None and deadline.expired():
+                        break
                     cand = route(order, group_class, rows, [float(lam[k]) for k, _ in keys], limit)
                     if cand[1]:
-                        assign.improve(*cand, group_class, rows, self.options.improve_rounds)
+                        assign.improve(*cand, group_class, rows, self.options.improve_rounds, deadline)
                         if max(cand[1]) < max(loads):
                             where, loads = cand
         proven = False
@@ -161,7 +165,7 @@ def canonical(members, loads, group_class):
     for c in sorted(set(group_class)):
         idx = [g for g, gc in enumerate(group_class) if gc == c]
         ranked = sorted(idx, key=lambda g: (-loads[g], members[g]))
-        for slot, g in zip(idx, ranked):
+        for slot, g in zip(idx, ranked, strict=True):
             out_m[slot], out_l[slot] = sorted(members[g]), loads[g]
     return out_m, out_l
 
@@ -202,9 +206,11 @@ def rounded_multisets(table: CostTable, units: int, root_bound: float) -> list[d
     return out
 
 
-def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: float,
-           incumbent: Assignment | None) -> SearchResult:
-    """Branch and bound over partitions of `units` into the table's degrees."""
+def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: Deadline,
+           incumbent: Assignment | None, progress: ProgressReporter | None = None) -> SearchResult:
+    """Branch and bound over partitions of `units` into the table's degrees (stopped by `deadline`: every
+    check records a hit; the plan found so far and the bound of what was left unexplored are returned)."""
+    report = progress or ProgressReporter(None)
     lengths_order = np.argsort(-np.nanmin(np.where(np.isfinite(table.intra_s), table.intra_s, np.nan), axis=0),
                                kind="stable")
     oracle = BoundOracle(table.degrees, table.intra_s, tuple(lengths_order[:options.long_sequences].tolist()))
@@ -217,11 +223,15 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
     root = oracle.partial_bound({}, top, units)
     seed: dict[int, int] = {}
     for counts in rounded_multisets(table, units, root):
+        if best is not None and deadline.expired():
+            break
         mask = sum(1 << k for k in counts)
         found, _ = evaluator.evaluate(counts, prices=[oracle.lam(mask, fam) for fam in ROUTING_FAMILIES],
-                                      limit=root, routes=(assign.routed,))
+                                      limit=root, routes=(assign.routed,), deadline=deadline)
         if found is not None and found.step_time_s < ub:
             best, ub, seed = found, found.step_time_s, counts
+        report.update(lambda ub=ub: f"scatter: rounding the relaxation, best step {ub:.6g} s, "
+                              f"{deadline.elapsed():.1f} s elapsed")
     cut_bound = np.inf
     leaves: list[tuple[float, tuple]] = []
     nodes = 0
@@ -243,7 +253,7 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
         if lb >= ub / tol or out_of_work:
             cut_bound = min(cut_bound, lb)
             return
-        if nodes >= options.max_nodes or time.perf_counter() > deadline:
+        if nodes >= options.max_nodes or deadline.expired():
             out_of_work = True
             cut_bound = min(cut_bound, lb)
             return
@@ -266,7 +276,7 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
     evaluated = stalled = 0
     for pos, (lb, vec) in enumerate(leaves):
         if lb >= ub / tol or evaluated >= options.max_evaluations or stalled >= options.stall_evaluations \
-                or time.perf_counter() > deadline:
+                or deadline.expired():
             floors.update((v, b) for b, v in leaves[pos:] if b < ub / tol)
             out_of_work = out_of_work or lb < ub / tol
             break
@@ -285,8 +295,10 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
             if strong >= ub / tol:
                 continue
         found, proven = evaluator.evaluate(counts, exhaustive=exhaustive, promising=ub * IMPROVE_WITHIN,
-                                           prices=prices, limit=strong)
+                                           prices=prices, limit=strong, deadline=deadline)
         evaluated += 1
+        report.update(lambda n=evaluated, ub=ub: f"scatter: {n} multisets assigned, best step {ub:.6g} s, "
+                              f"{deadline.elapsed():.1f} s elapsed")
         if found is None:
             floors[vec] = np.inf
             continue
@@ -296,11 +308,11 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: f
         stalled = 0 if found.step_time_s < ub else stalled + 1
         if found.step_time_s < ub:
             best, ub = found, found.step_time_s
-    if min([cut_bound, *floors.values()]) < ub / tol and time.perf_counter() <= deadline:
-        best = refine(evaluator, best, options.refine_evaluations, oracle)
+    if min([cut_bound, *floors.values()]) < ub / tol and not deadline.expired():
+        best = refine(evaluator, best, options.refine_evaluations, oracle, deadline)
         ub = best.step_time_s
     placed, tunings = 0, options.tighten_multisets
-    while time.perf_counter() <= deadline:  # raise the lowest open floor while that can raise the minimum
+    while not deadline.expired():  # raise the lowest open floor while that can raise the minimum
         open_floors = [(b, v) for v, b in floors.items() if v not in settled and b < ub]
         final = min([ub, cut_bound, *(b for v, b in floors.items() if v in settled)])
         if not open_floors or min(open_floors)[0] >= final:
@@ -356,11 +368,13 @@ def neighbours(counts: dict[int, int], degrees: tuple[int, ...]) -> list[dict[in
     return out
 
 
-def refine(evaluator: Evaluator, best: Assignment, budget: int, oracle: BoundOracle) -> Assignment:
+def refine(evaluator: Evaluator, best: Assignment, budget: int, oracle: BoundOracle,
+           deadline: Deadline | None = None) -> Assignment:
     """First-improvement descent over degree multisets (neighbours), each scored by its LPT assignment (the
     start too, so that like is compared with like), within `budget` evaluations; the multiset reached is then
     assigned with the local search and the price routings of its bound. Returns the better of that and
-    `best`."""
+    `best`. Stops early once `deadline` has passed."""
+    deadline = deadline or Deadline(None)
     degrees = evaluator.table.degrees
     row_of = {d: k for k, d in enumerate(degrees)}
     current: dict[int, int] = {}
@@ -370,10 +384,10 @@ def refine(evaluator: Evaluator, best: Assignment, budget: int, oracle: BoundOra
     score = evaluator.score(current)
     seen = [current]
     moved = False
-    while budget > 0:
+    while budget > 0 and not deadline.expired():
         step = None
         for cand in neighbours(current, degrees):
-            if cand in seen or budget <= 0:
+            if cand in seen or budget <= 0 or deadline.expired():
                 continue
             seen.append(cand)
             budget -= 1
@@ -388,5 +402,5 @@ def refine(evaluator: Evaluator, best: Assignment, budget: int, oracle: BoundOra
         return best
     mask = sum(1 << k for k in current)
     found, _ = evaluator.evaluate(current, prices=[oracle.lam(mask, fam) for fam in ROUTING_FAMILIES],
-                                  limit=oracle.multiset_bound(current), routes=(assign.packed,))
+                                  limit=oracle.multiset_bound(current), routes=(assign.packed,), deadline=deadline)
     return found if found is not None and found.step_time_s < best.step_time_s else best

@@ -62,3 +62,15 @@ def test_progress_is_throttled_and_silent_when_none() -> None:
     silent.update(lambda: pytest.fail("built a message nobody reads"))
     silent.done("x")
     assert not silent.enabled
+
+
+def test_reserve_ends_earlier_and_hits_the_parent() -> None:
+    clock = FakeClock()
+    parent = Deadline(10.0, clock=clock)
+    child = parent.reserve(3.0)
+    clock.now += 6.0
+    assert child.remaining() == pytest.approx(1.0) and not child.expired()
+    clock.now += 1.5
+    assert child.expired() and parent.hit and parent.remaining() == pytest.approx(2.5)
+    late = parent.reserve(100.0)  # never ends before now
+    assert late.remaining() == 0.0
