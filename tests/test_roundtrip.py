@@ -2,6 +2,7 @@
 plan file; the JSON Schema's decision sections are exactly what the types imply; requests read back from a
 plan's inputs; every schema version has its CHANGELOG entry."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,8 +13,11 @@ from costmodels.errors import SpecError
 from planner import registry
 from planner.decisions import DECISIONS, ScatterDecision, TrainDecision, decision_type, schema_of
 from planner.plan import SCHEMA_HISTORY, load_plan
+from planner.scatter.request import ScatterRequest
 from planner.schema_check import load_schema, schema_problems
-from planner.train.request import request_from_inputs
+from planner.serve.request import ServeRequest
+from planner.train.request import TrainRequest, request_from_inputs
+from planner.typed import from_dict, to_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +50,24 @@ def test_train_request_reads_back_from_the_plan_inputs(plans):
     assert json.loads(json.dumps(again)) == {k: v for k, v in inputs.items() if k != "inputs_digest"}
 
 
+@pytest.mark.parametrize(("kind", "cls", "section"), [("train", TrainRequest, None), ("serve", ServeRequest, None),
+                                                      ("scatter", ScatterRequest, "request")])
+def test_request_round_trips_through_the_one_generic_reader(kind, cls, section, plans):
+    inputs = plans[kind]["inputs"] if section is None else plans[kind]["inputs"][section]
+    names = [f.name for f in dataclasses.fields(cls)]
+    subset = {k: inputs[k] for k in names if k in inputs}
+    request = from_dict(cls, subset, "inputs")
+    assert isinstance(request, cls)  # equal to the planned request up to the plan's 9-digit rounding
+    assert json.loads(json.dumps(to_plain(request))) == subset
+
+
+def test_generic_reader_names_the_bad_nested_field(plans):
+    inputs = json.loads(json.dumps({k: plans["train"]["inputs"][k] for k in ("model", "cluster", "workload")}))
+    inputs["cluster"]["pools"][0]["device"]["hbm_bytes"] = "80GiB"
+    with pytest.raises(SpecError, match=r"inputs\.cluster\.pools\[0\]\.device\.hbm_bytes: must be float"):
+        from_dict(TrainRequest, inputs, "inputs")
+
+
 def test_from_dict_names_the_bad_field():
     good = {"sp_style": "ulysses", "tp": 1, "zero": 0, "degree_multiset": [2],
             "groups": [{"degree": 2, "gpus": 2, "ranks": [0, 1], "spans_nodes": False, "sequences": [0],
@@ -54,11 +76,11 @@ def test_from_dict_names_the_bad_field():
     bad = json.loads(json.dumps(good))
     bad["groups"][0]["ranks"] = [0, "1"]
     with pytest.raises(SpecError, match=r"decision\.groups\[0\]\.ranks\[1\]"):
-        ScatterDecision.from_dict(bad)
+        ScatterDecision.from_dict(bad, "decision")
     with pytest.raises(SpecError, match="unknown keys \\['count'\\]"):
         ScatterDecision.from_dict({**good, "count": 3})
     with pytest.raises(SpecError, match=r"decision\.framework: is required"):
-        TrainDecision.from_dict({"tp": 1})
+        TrainDecision.from_dict({"tp": 1}, "decision")
 
 
 def test_schema_rejects_a_decision_the_type_rejects(plans):

@@ -11,6 +11,7 @@ from costmodels.errors import SpecError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.model import ModelSpec
 from costmodels.serving import ENGINES, Precision
+from planner.typed import Typed
 
 ARRIVALS = ("poisson", "bursty")
 OBJECTIVES = ("goodput", "gpus", "cost")
@@ -38,7 +39,7 @@ class ServingWorkload:
     """target fraction of requests meeting both SLOs"""
     lengths: tuple[tuple[int, int], ...] = ()
     """empirical (input, output) pairs; when given they replace the fixed lengths"""
-    lognormal: tuple[float, float, float, float] = ()
+    lognormal: tuple[float, float, float, float] | tuple[()] = ()
     """(mu_in, sigma_in, mu_out, sigma_out) of log-lengths; when given they replace the fixed lengths"""
     arrival: str = "poisson"
     """poisson, or bursty (gamma inter-arrival times with coefficient of variation burst_cv)"""
@@ -153,7 +154,7 @@ class ServeOptions:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ServeRequest:
+class ServeRequest(Typed):
     """One planning question: serve `workload` with `model` on `cluster`, optimising `objective`."""
 
     model: ModelSpec

@@ -12,6 +12,7 @@ from costmodels.hardware import ClusterSpec
 from costmodels.model import ModelSpec
 from costmodels.parallel import RECOMPUTE_MODES, ZERO_STAGES, TrainingWorkload
 from planner.train.estimate import cluster_from_dict, model_from_dict
+from planner.typed import Typed
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -52,7 +53,8 @@ class TrainOptions:
         require(self.max_vpp >= 1, f"must be >= 1, got {self.max_vpp}", field="options.max_vpp")
         require(self.max_mbs >= 1, f"must be >= 1, got {self.max_mbs}", field="options.max_mbs")
         require(self.max_cp >= 0, f"must be >= 0, got {self.max_cp}", field="options.max_cp")
-        require(0 <= self.alternatives <= 50, f"must be in 0..50, got {self.alternatives}", field="options.alternatives")
+        require(0 <= self.alternatives <= 50, f"must be in 0..50, got {self.alternatives}",
+                field="options.alternatives")
         require(self.objective in ("expected", "robust"), f"unknown objective {self.objective!r}; valid: expected, "
                 "robust", field="options.objective")
 
@@ -61,7 +63,7 @@ class TrainOptions:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class TrainRequest:
+class TrainRequest(Typed):
     """One planning question: train `model` on `cluster` with `workload`, choosing from `options`."""
 
     model: ModelSpec
