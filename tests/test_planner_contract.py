@@ -32,7 +32,7 @@ SOLVE = SolverOptions(time_limit_s=60.0, threads=1, seed=0)
 def _requests() -> dict[str, tuple[object, object]]:
     """A small request and options for every planner."""
     stats = synth_stats(layers=2, experts=8, top_k=2, skew=1.0, affinity=0.5, seed=3, tokens=512)
-    serve_wl = ServingWorkload(input_len=512, output_len=64, ttft_s=1.0, tpot_s=0.05, rate_per_s=2.0)
+    serve_wl = ServingWorkload(input_len=512, output_len=64, ttft_s=2.0, tpot_s=0.2, rate_per_s=2.0)
     return {
         "train": (TrainRequest(model=MODEL, cluster=CLUSTER, workload=TrainingWorkload(global_batch=16, seq_len=512)),
                   SOLVE),
