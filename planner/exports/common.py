@@ -54,7 +54,7 @@ TARGETS: dict[str, Target] = {t.fmt: t for t in (
 class ExportRefused(SpecError):
     """The target executor cannot run a decision of the plan (exit 2)."""
 
-    def __init__(self, target: Target, decision: str, value, limit: str):
+    def __init__(self, target: Target, decision: str, value: object, limit: str) -> None:
         super().__init__(f"{target.executor} ({target.version}) cannot run {decision}={value!r}: {limit}",
                          field=decision)
 

@@ -19,6 +19,7 @@ import json
 
 from planner.exports.common import ExportRefused, Target, header_facts
 from planner.exports.train_layout import TrainView, node_layout, node_runs
+from planner.plan import Plan
 
 AUTOEP_PRESETS = ("mixtral", "qwen3_moe", "qwen3_5_moe", "deepseek_v2", "deepseek_v3")
 
@@ -68,7 +69,7 @@ def _autoep(view: TrainView, target: Target) -> dict:
     return cfg
 
 
-def deepspeed_config(view: TrainView, target: Target, plan) -> str:
+def deepspeed_config(view: TrainView, target: Target, plan: Plan) -> str:
     """The config JSON (keys sorted) with the header and the model-side settings under "parplan"."""
     _refuse_unexpressible(view, target)
     d, work = view.d, view.work

@@ -70,9 +70,8 @@ def worker_lines(plan: Plan, w: Worker, ordinal: int, target: Target, base: list
             "--max-running-requests", str(w.group["max_batch"]), "--mem-fraction-static", str(dec_mem)]
         out.append(f"# on {node.name} (start the MPS daemon first: nvidia-cuda-mps-control -d)")
         out.append(shell_line(visible(ids) | {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": share}, pre + tail))
-        if tail:
-            tail = _multi_node(w, rank, ordinal + 500)
-        out.append(shell_line(visible(ids) | {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": 100 - share}, dec + tail))
+        dec_tail = _multi_node(w, rank, ordinal + 500)  # the decode server has its own rendezvous port
+        out.append(shell_line(visible(ids) | {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": 100 - share}, dec + dec_tail))
     return out
 
 

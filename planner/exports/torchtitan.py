@@ -126,7 +126,7 @@ def _parallelism(view: TrainView, target: Target) -> dict:
     return par
 
 
-def _toml_value(v) -> str:
+def _toml_value(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):

@@ -41,3 +41,13 @@ def edited_group(plan: Plan, role: str, **fields) -> Plan:
         if g["role"] == role:
             g.update(fields)
     return Plan(doc)
+
+
+def unequal_prefills() -> Plan:
+    """A disaggregated plan edited to two prefill instances whose planned loads differ threefold (on a spare node)."""
+    doc = copy.deepcopy(planned("llama3-8b", 8, "disaggregated").doc)
+    doc["inputs"]["cluster"]["pools"][0]["nodes"] += 1
+    prefill = dict(group(Plan(doc), "prefill"), instances=1)
+    slow, fast = dict(prefill, load_rps=1.0), dict(prefill, load_rps=3.0)
+    doc["decision"]["groups"] = [g for g in doc["decision"]["groups"] if g["role"] != "prefill"] + [slow, fast]
+    return Plan(doc)

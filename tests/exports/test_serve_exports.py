@@ -8,10 +8,11 @@ import shlex
 import pytest
 from click.testing import CliRunner
 from names import UNLISTED, accepted, command_lines, is_engine, serve_names
-from serve_plans import edited_group, group, multi_node, planned
+from serve_plans import edited_group, group, multi_node, planned, unequal_prefills
 
 from cli import main
 from planner.exports.common import ExportRefused
+from planner.plan import Plan
 from planner.serve import EXPORT_FORMATS, export
 
 CASES = {
@@ -136,16 +137,30 @@ def test_cli_serve_export_exit_codes(tmp_path):
 
 
 def test_unequal_instances_get_load_weighted_routing():
-    plan = CASES["moe_disaggregated"]()
+    plan = unequal_prefills()
     prefill = [g for g in plan["decision"]["groups"] if g["role"] == "prefill"]
-    assert len({g["load_rps"] for g in prefill}) > 1  # the planner mixed prefill shapes of different capacity
     proxy = next(w for w in command_lines(export(plan, "vllm")) if "toy_proxy_server.py" in w)
     ports = proxy[proxy.index("--prefiller-ports") + 1:proxy.index("--decoder-hosts")]
-    loads = [g["load_rps"] for g in prefill for _ in range(g["instances"])]  # ports 8100, 8101, ... in this order
-    listed = [ports.count(str(8100 + i)) for i in range(len(loads))]
-    for i in range(len(loads)):
-        for j in range(len(loads)):
-            if loads[i] > 1.5 * loads[j]:
-                assert listed[i] > listed[j], (loads, listed)
+    assert [ports.count("8100"), ports.count("8101")] == [3, 8]  # loads 1 : 3 as small integers (limit 8)
+    assert [g["load_rps"] for g in prefill] == [1.0, 3.0]
     router = next(w for w in command_lines(export(plan, "sglang")) if "sglang_router.launch_router" in w)
     assert router[router.index("--prefill-policy") + 1] == "power_of_two"
+
+
+def test_each_decode_pool_gets_its_own_route():
+    """Prefills planned to send KV to different decode pools go through different proxies/routers."""
+    def grp(role, pool, dest, load):
+        return {"role": role, "pool": pool, "dest_pool": dest, "tp": 1, "pp": 1, "ep": 1, "dp": 1, "gpus": 1,
+                "instances": 1, "max_batch": 8, "chunk_tokens": 0, "prefill_share": 0.0, "load_rps": load}
+    pools = [{"name": n, "nodes": 2, "devices_per_node": 2} for n in ("a", "b")]
+    plan = Plan({"kind": "serve", "inputs": {"model": {"name": "m"}, "options": {"dtype": "bf16"},
+                                             "cluster": {"pools": pools}},
+                 "decision": {"mode": "disaggregated", "groups": [
+                     grp("prefill", "a", "a", 2.0), grp("prefill", "a", "b", 1.0),
+                     grp("decode", "a", "a", 2.0), grp("decode", "b", "b", 1.0)]}})
+    for fmt, needle in (("vllm", "toy_proxy_server.py"), ("sglang", "sglang_router.launch_router")):
+        fronts = [w for w in command_lines(export(plan, fmt)) if needle in w]
+        assert len(fronts) == 2
+        assert {_flag(w, "--port") for w in fronts} == {"8000", "8001"}
+    text = export(plan, "vllm")
+    assert "# PD proxy to decode pool a: 2 req/s" in text and "# PD proxy to decode pool b: 1 req/s" in text
