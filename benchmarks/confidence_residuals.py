@@ -3,15 +3,15 @@
 Training: every usable row of the calibration CSVs (published_runs.load_rows and, when published_runs
 offers it, load_torchtitan_rows). The error is ln(predicted / measured) of the step time: the published
 figure is a throughput (TFLOP/s, MFU, tokens/s), so predicted/measured time = published / predicted figure.
-Rows that take part in a fit (in_target) get a leave-one-out error: their device family (calibrate.FAMILIES,
-parts sharing a die and one fitted calibration) is refitted with calibrate.fit_device on its other rows and
-the held-out row is predicted with that fit. Rows outside any fit (MoE rows) are out of sample already.
+Rows that take part in a fit (in_target) get a leave-one-out error (confidence_loo.py): by the leverage of
+the row in its device family's linearised fit (default; calibrate.FAMILIES: parts sharing a die and one
+fitted calibration), or by a true refit of the family with calibrate.fit_device on its other rows. Rows
+outside any fit (MoE rows) are out of sample already.
 
 Serving: the measured prefill and decode medians (serve_fit_data.rows) against the shipped serving
 calibration (the `legacy` engine the constants are fitted to); these errors are in sample (loo = false).
 """
 
-import dataclasses
 import math
 import pathlib
 import sys
@@ -20,6 +20,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import calibrate  # noqa: E402
+import confidence_loo  # noqa: E402
 import published_runs  # noqa: E402
 from serve_fit import model_of  # noqa: E402
 from serve_fit_data import rows as serve_rows  # noqa: E402
@@ -94,27 +95,41 @@ def fitted_groups(rows: list) -> dict:
     return groups
 
 
-def train_records(loo: bool = True, progress=print) -> list[dict]:
-    """One record per training row; leave-one-out refits when `loo` (minutes), else in-sample errors."""
+def _step_error(row, residual: float) -> float:
+    """The step-time error of a row from the fit's residual ln(predicted / published figure)."""
+    return residual if row.metric.endswith("_s") else -residual
+
+
+def loo_errors(rows: list, devices: dict, method: str, progress) -> dict:
+    """id(row) -> leave-one-out step-time error of every fitted row ('leverage' or 'refit', confidence_loo.py)."""
+    out = {}
+    for family, members in sorted(fitted_groups(rows).items()):
+        fitted = [r for _, r in members]
+        for r in fitted:
+            published_runs.device_for(r, devices)
+        if len(fitted) <= 2:
+            continue
+        if method == "leverage":
+            errors = confidence_loo.leverage_errors(fitted, devices, family)
+        else:
+            errors = [confidence_loo.refit_error(r, [o for o in fitted if o is not r], devices, fit_profile(family))
+                      for r in fitted]
+        for r, e in zip(fitted, errors, strict=True):
+            out[id(r)] = _step_error(r, e)
+            fit = log_error(r, devices[r.gpu_profile])
+            progress(f"  loo ({method}) {r.label}: {out[id(r)]:+.3f} (in sample {fit:+.3f})")
+    return out
+
+
+def train_records(loo: str | None = "leverage", progress=print) -> list[dict]:
+    """One record per training row, with leave-one-out errors by `loo` ('leverage', 'refit') or in-sample (None)."""
     rows = training_rows()
     devices: dict = {}
-    groups = fitted_groups(rows)
+    held = loo_errors([(s, r) for s, r in rows], devices, loo, progress) if loo else {}
     out = []
     for source, row in rows:
-        device = published_runs.device_for(row, devices)
-        family = family_of(row.gpu_profile, families())
-        mine = groups.get(family, [])
-        fit = log_error(row, device)
-        if loo and row.in_target and len(mine) > 2:
-            others = [r for s, r in mine if r is not row]
-            for _, r in mine:  # fit_device costs each row on its own part's datasheet
-                published_runs.device_for(r, devices)
-            cal = calibrate.fit_device(fit_profile(family), others)
-            refit = dataclasses.replace(device, calibration=cal)
-            out.append(train_record(source, row, log_error(row, refit), fit, True))
-            progress(f"  loo {row.label}: {out[-1]['log_error']:+.3f} (in sample {fit:+.3f})")
-        else:
-            out.append(train_record(source, row, fit, fit, False))
+        fit = log_error(row, published_runs.device_for(row, devices))
+        out.append(train_record(source, row, held.get(id(row), fit), fit, id(row) in held))
     return out
 
 

@@ -14,6 +14,7 @@ import math
 
 from planner.confidence.distribution import (
     LEVEL,
+    ErrorDistribution,
     pessimistic_rate,
     pessimistic_time,
     probability_faster,
@@ -131,6 +132,18 @@ def versus_plan(plan_time_s: float, plan: Support, alt_time_s: float, alt: Suppo
     """What an alternative carries: the probability that it is actually faster than the plan."""
     p = probability_faster(alt_time_s, alt.distribution, plan_time_s, plan.distribution)
     return {"probability_faster": p, "within_noise": within_noise(p)}
+
+
+def goodput_versus(predicted: dict, alt_goodput: float) -> dict:
+    """What a serve plan's alternative carries: the probability that its real goodput per GPU exceeds the plan's,
+    both drawn from the plan's regime distribution (predicted.regime; goodput is an inverse latency)."""
+    regime, plan_goodput = predicted["regime"], predicted["goodput_tokens_per_s_per_gpu"]
+    dist = ErrorDistribution(rows=regime["rows"], mean=regime["bias_log"], half_width=regime["half_width_log"],
+                             median_error=regime["median_error"], p10=regime["ratio_p10"], p90=regime["ratio_p90"])
+    if alt_goodput <= 0 or plan_goodput <= 0:
+        return {"probability_better": 0.0, "within_noise": False}
+    p = probability_faster(1 / alt_goodput, dist, 1 / plan_goodput, dist)
+    return {"probability_better": p, "within_noise": within_noise(p)}
 
 
 def train_versus(model, cluster, workload, plan_config, plan_time_s: float, alt_config, alt_time_s: float) -> dict:

@@ -10,9 +10,10 @@ predicted·exp(-e), so the central 80 % interval of the measured time is
 and the 90th-percentile (pessimistic) time is its upper end. Throughput-like metrics (tokens/s, goodput)
 are inverse times: their interval is value·exp(m -/+ k).
 
-Regimes with fewer than MIN_ROWS rows, and extrapolated ones, use PRIOR: mean 0 and a standard deviation
-PRIOR_WIDEN times the pooled standard deviation of all rows of the target, at least PRIOR_MIN_HALF_WIDTH
-(±25 % at 80 %). This is a stated assumption, not a fit.
+Regimes with fewer than MIN_ROWS rows, and extrapolated ones, use the prior: mean 0 and an 80 % half-width
+PRIOR_WIDEN times the pooled one of all rows of the target (the larger of |10th| and |90th| percentile of
+their log errors, so a few wild rows do not blow it up), at least PRIOR_MIN_HALF_WIDTH (x1.25 either way).
+This is a stated assumption, not a fit.
 """
 
 import math
@@ -93,9 +94,8 @@ def from_log_errors(errors: list[float]) -> ErrorDistribution:
 
 def prior_from(pooled: list[float]) -> ErrorDistribution:
     """The documented wider prior around zero bias (module docstring)."""
-    n = len(pooled)
-    sd = math.sqrt(sum(e * e for e in pooled) / n) if n else 0.0
-    k = max(PRIOR_WIDEN * Z_90 * sd, PRIOR_MIN_HALF_WIDTH)
+    spread = max(abs(percentile(pooled, 0.1)), abs(percentile(pooled, 0.9))) if pooled else 0.0
+    k = max(PRIOR_WIDEN * spread, PRIOR_MIN_HALF_WIDTH)
     return ErrorDistribution(rows=0, mean=0.0, half_width=k, median_error=0.0, p10=math.exp(-k), p90=math.exp(k),
                              prior=True)
 

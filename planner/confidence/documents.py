@@ -8,6 +8,7 @@ extrapolated in `predicted`; probability_faster and within_noise of train altern
 from planner.confidence.attach import (
     confidence_problems,
     differences,
+    goodput_versus,
     serve_estimate_confidence,
     serve_plan_fields,
     train_confidence,
@@ -66,11 +67,17 @@ def _serve_plan(plan: Plan) -> tuple[dict, list[str]]:
     model, cluster = model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"])
     workload, options = workload_from_dict(inp["workload"]), options_from_dict(inp["options"])
     fresh = serve_plan_fields(model, cluster, workload, options, plan["decision"], plan["predicted"])
+    problems = []
+    for i, alt in enumerate(plan.get("alternatives") or []):
+        if "goodput_tokens_per_s_per_gpu" in alt:
+            want = goodput_versus({**plan["predicted"], **fresh}, alt["goodput_tokens_per_s_per_gpu"])
+            for key in sorted(want):
+                problems += differences(alt.get(key), want[key], f"alternatives[{i}].{key}")
     if getattr(options, "robust", False) or "robust" in plan["predicted"]:
         from planner.confidence.robust_serve import robust_problems
 
-        return fresh, robust_problems(model, cluster, workload, options, plan["predicted"].get("robust", {}))
-    return fresh, []
+        problems += robust_problems(model, cluster, workload, options, plan["predicted"].get("robust", {}))
+    return fresh, problems
 
 
 DERIVE = {("estimate", "train"): _train_estimate, ("train", None): _train_plan,

@@ -52,7 +52,9 @@ def _label(name: str, width: int) -> str:
 
 def alternative_note(alt: dict) -> str:
     """' [P(faster) 34%, within noise]' for an alternative that carries a probability; '' otherwise."""
-    if "probability_faster" not in alt:
-        return ""
     noise = ", within noise" if alt.get("within_noise") else ""
-    return f" [P(faster) {alt['probability_faster'] * 100:.0f}%{noise}]"
+    if "probability_faster" in alt:
+        return f" [P(faster) {alt['probability_faster'] * 100:.0f}%{noise}]"
+    if "probability_better" in alt:
+        return f" [P(more goodput) {alt['probability_better'] * 100:.0f}%{noise}]"
+    return ""

@@ -3,7 +3,7 @@
 import math
 
 from costmodels.serving import InstanceShape
-from planner.confidence import confidence_lines
+from planner.confidence import alternative_note, confidence_lines
 from planner.plan import Plan
 from planner.serve.capacity import CapacityModel
 from planner.serve.estimate import estimate_numbers
@@ -148,6 +148,8 @@ def explain(plan: Plan) -> str:
               f"TTFT {pct} {sim.get('ttft_s', {}).get(pct, 0) * 1e3:.0f} ms, TPOT {pct} "
               f"{sim.get('tpot_s', {}).get(pct, 0) * 1e3:.2f} ms"]
     lines += confidence_lines(p)
+    for alt in plan.get("alternatives") or []:
+        lines.append(f"  alt {alt['mode']}: {alt.get('why', '')}{alternative_note(alt)}")
     for name, b in sorted(plan["baselines"].items()):
         if b.get("feasible") is False:
             lines.append(f"  baseline {name}: no SLO-feasible configuration")

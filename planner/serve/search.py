@@ -16,6 +16,7 @@ from costmodels.hardware import ClusterSpec
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
 from planner.confidence import serve_plan_fields
+from planner.confidence.attach import goodput_versus
 from planner.confidence.robust_serve import robust_workload
 from planner.plan import Plan, make_plan
 from planner.serve.capacity import CapacityModel, build_candidates
@@ -243,7 +244,8 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
             alternatives.append({"mode": mode, "gpus": alt["gpus"], "rate_rps": alt["rate_rps"],
                                  "goodput_tokens_per_s_per_gpu": alt["goodput_tokens_per_s_per_gpu"],
                                  "simulated_attainment": v_sim["attainment"],
-                                 "why": f"worse {objective} than {best_mode} after simulation"})
+                                 "why": f"worse {objective} than {best_mode} after simulation",
+                                 **goodput_versus(predicted, alt["goodput_tokens_per_s_per_gpu"])})
         else:
             alternatives.append({"mode": mode, "why": "no SLO-feasible configuration"})
     baselines = {}

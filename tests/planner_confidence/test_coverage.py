@@ -37,7 +37,7 @@ def test_shipped_residuals_match_the_cost_model(shared_dir):
     """A stale file (cost model or calibration changed since it was generated) fails here: regenerate it with
     `.venv/bin/python benchmarks/confidence_bench.py`."""
     module = _records()
-    records = module.train_records(loo=False, progress=lambda _: None)
+    records = module.train_records(loo=None, progress=lambda _: None)
     fresh = {(r["label"], r["metric"]): r["fit_error"] for r in records}
     stored = {(r.label, r.metric): r.fit_error for r in shipped_table().rows if r.target == "train"}
     assert set(fresh) == set(stored)
@@ -50,7 +50,7 @@ def test_full_leave_one_out_refit_covers_at_least_70_percent(shared_dir):
     from planner.confidence.residuals import table_from_json
 
     module = _records()
-    records = module.train_records(loo=True, progress=lambda _: None) + module.serve_records()
+    records = module.train_records(loo="refit", progress=lambda _: None) + module.serve_records()
     table = table_from_json({"format": 1, "families": {}, "rows": records})
     verdicts = held_out(table, "train")
     assert len(verdicts) >= 20 and coverage(verdicts) >= TARGET

@@ -54,12 +54,12 @@ def test_student_t_is_conservative_between_table_entries():
         t_90(0)
 
 
-def test_prior_is_wider_than_pooled_and_has_a_floor():
-    pooled = [0.05, -0.05, 0.1, -0.1]
-    rms = math.sqrt(sum(e * e for e in pooled) / len(pooled))
+def test_prior_is_wider_than_pooled_robust_to_outliers_and_has_a_floor():
+    pooled = [-0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 4.5]  # one wild row
     prior = prior_from(pooled)
     assert prior.prior and prior.rows == 0 and prior.mean == 0.0
-    assert prior.half_width == pytest.approx(max(2 * Z_90 * rms, PRIOR_MIN_HALF_WIDTH))
+    # 10th / 90th percentiles: -0.1 and 0.3 -> half-width 2 x 0.3
+    assert prior.half_width == pytest.approx(2 * 0.3)
     assert prior_from([0.001, -0.001]).half_width == pytest.approx(PRIOR_MIN_HALF_WIDTH)
 
 
@@ -73,3 +73,17 @@ def test_probability_faster():
     want = 0.5 * math.erfc(math.log(1.05) / (math.sqrt(2) * d.sd * math.sqrt(2)))
     assert probability_faster(1.05, d, 1.0, d) == pytest.approx(want)
     assert within_noise(0.2) and not within_noise(0.05)
+
+
+def test_goodput_versus_uses_the_plan_regime():
+    from planner.confidence.attach import goodput_versus
+
+    d = from_log_errors([-0.05, 0.0, 0.05, 0.02, -0.02])
+    predicted = {"goodput_tokens_per_s_per_gpu": 100.0,
+                 "regime": {"rows": d.rows, "bias_log": d.mean, "half_width_log": d.half_width,
+                            "median_error": d.median_error, "ratio_p10": d.p10, "ratio_p90": d.p90}}
+    same = goodput_versus(predicted, 100.0)
+    assert same["probability_better"] == pytest.approx(0.5) and same["within_noise"]
+    worse = goodput_versus(predicted, 80.0)
+    assert worse["probability_better"] == pytest.approx(probability_faster(1 / 80, d, 1 / 100, d))
+    assert worse["probability_better"] < 0.05 and not worse["within_noise"]

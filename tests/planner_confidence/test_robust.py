@@ -84,6 +84,12 @@ def test_plan_serve_robust_keeps_the_pessimistic_latency_inside_the_slo():
     assert (robust["predicted"]["goodput_tokens_per_s_per_gpu"]
             <= plans[False]["predicted"]["goodput_tokens_per_s_per_gpu"] * (1 + 1e-9))
     assert planner.validate_plan(robust) == []
+    plan = plans[False]
+    for alt in plan["alternatives"]:
+        if "goodput_tokens_per_s_per_gpu" in alt:
+            better = alt["goodput_tokens_per_s_per_gpu"] > plan["predicted"]["goodput_tokens_per_s_per_gpu"]
+            assert (alt["probability_better"] > 0.5) == better
+            assert alt["within_noise"] == (alt["probability_better"] >= 0.1)
     doc = json.loads(robust.dumps())
     doc["predicted"]["robust"]["tpot_slo_s"] = 0.1
     assert any("tpot" in p for p in planner.validate_plan(Plan(doc)))
