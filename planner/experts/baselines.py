@@ -11,6 +11,8 @@
                     affinity with the neighbouring layers, sweeping forward and backward
 """
 
+import heapq
+
 import numpy as np
 
 from planner.experts.evaluate import Layout, node_shares
@@ -22,10 +24,9 @@ AFFINITY_SWEEPS = 3
 
 def equal_shares(slots: np.ndarray, experts: int) -> np.ndarray:
     """[E, G] equal split of each expert across its replicas."""
-    share = np.zeros((experts, slots.shape[0]))
-    for g, row in enumerate(slots):
-        for e in row[row >= 0]:
-            share[e, g] = 1.0
+    share = np.zeros((experts + 1, slots.shape[0]))
+    share[np.where(slots >= 0, slots, experts), np.arange(slots.shape[0])[:, None]] = 1.0
+    share = share[:experts]
     counts = share.sum(axis=1, keepdims=True)
     return np.divide(share, counts, out=np.zeros_like(share), where=counts > 0)
 
@@ -54,18 +55,24 @@ def round_robin(request: ExpertRequest) -> Layout:
 def _greedy_layer(load: np.ndarray, gpus: int, width: int, max_replicas: int) -> np.ndarray:
     counts = replica_counts(load, np.ones_like(load), gpus * width, max_replicas)
     slots = np.full((gpus, width), -1, dtype=np.int64)
-    free = np.full(gpus, width)
-    gpu_load = np.zeros(gpus)
+    free = [width] * gpus
+    held: list[set] = [set() for _ in range(gpus)]
+    heap = [(0.0, g) for g in range(gpus)]  # (load, GPU) of the GPUs with a free slot: least loaded first
     items = sorted(((load[e] / counts[e], e) for e in range(load.shape[0]) for _ in range(counts[e])),
                    key=lambda it: (-it[0], it[1]))
     for w, e in items:
-        key = np.where((free > 0) & np.all(slots != e, axis=1), gpu_load, np.inf)
-        g = int(np.argmin(key))
-        if not np.isfinite(key[g]):  # every free slot is on a GPU holding e: leave this replica out
-            continue
-        slots[g, width - free[g]] = e
-        free[g] -= 1
-        gpu_load[g] += w
+        skipped = []
+        while heap and e in held[heap[0][1]]:
+            skipped.append(heapq.heappop(heap))
+        if heap:  # else every free slot is on a GPU holding e: leave this replica out
+            gpu_load, g = heapq.heappop(heap)
+            slots[g, width - free[g]] = e
+            free[g] -= 1
+            held[g].add(e)
+            if free[g]:
+                heapq.heappush(heap, (gpu_load + w, g))
+        for item in skipped:
+            heapq.heappush(heap, item)
     return slots
 
 
@@ -78,18 +85,23 @@ def greedy_replicate(request: ExpertRequest) -> Layout:
 
 
 def _count_balanced(order: list, gpus: int, quota: np.ndarray, node_of: np.ndarray, score) -> np.ndarray:
+    """Experts in `order` onto the open GPU (fill < quota) of least key fill - 1e6 * score[e, node] / max_n
+    score[e, n], lowest index first: per node, the open GPU of least (fill, index) is its candidate."""
     width = int(quota.max())
     slots = np.full((gpus, width), -1, dtype=np.int64)
-    fill = np.zeros(gpus, dtype=np.int64)
+    nodes = int(node_of.max()) + 1
+    heaps = [[(0, g) for g in range(gpus) if node_of[g] == n and quota[g] > 0] for n in range(nodes)]
+    weight = [[0.0] * nodes for _ in order]
+    if score is not None:
+        weight = (1e6 * score / np.maximum(score.max(axis=1, keepdims=True), 1e-12)).tolist()
     for e in order:
-        open_ = fill < quota
-        key = fill.astype(np.float64)
-        if score is not None:
-            key = key - 1e6 * score[e, node_of] / max(1e-12, float(score[e].max()))
-        key[~open_] = np.inf
-        g = int(np.argmin(key))
-        slots[g, fill[g]] = e
-        fill[g] += 1
+        row = weight[e]
+        best = min((heaps[n][0][0] - row[n], heaps[n][0][1], n) for n in range(nodes) if heaps[n])
+        n = best[2]
+        fill, g = heapq.heappop(heaps[n])
+        slots[g, fill] = e
+        if fill + 1 < quota[g]:
+            heapq.heappush(heaps[n], (fill + 1, g))
     return slots
 
 

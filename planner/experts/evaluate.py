@@ -35,8 +35,7 @@ def node_shares(share: np.ndarray, node_of: np.ndarray, nodes: int) -> np.ndarra
 
 def boundary_cross(trans: np.ndarray, left: np.ndarray, right: np.ndarray) -> float:
     """Cross-node transition tokens between two consecutive layers with node shares left, right [E, N]."""
-    same = left @ right.T
-    return float(np.sum(trans * (1.0 - same)))
+    return float(trans.sum() - np.trace(left.T @ trans @ right))  # = sum trans * (1 - left @ right.T)
 
 
 def evaluate(stats: RoutingStats, layout: Layout, *, c0: float, kappa: np.ndarray, node_of: np.ndarray,

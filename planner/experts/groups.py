@@ -37,6 +37,7 @@ The leader rule breaks the symmetry between groups; P_hi is the warm start's val
 components), so the search never leaves the region that can improve on it.
 """
 
+import bisect
 from dataclasses import dataclass
 
 import highspy
@@ -94,60 +95,63 @@ def spread_spare(load: np.ndarray, groups: list[tuple[list[int], int]], gpus: in
     return out
 
 
-def _fill_one(items: dict[int, float], left: int, slots: int, cap: float) -> list[tuple[int, float]]:
-    """One bin of Lemma 2's induction: [(expert, tokens)] taken from `items` (updated in place)."""
-    total = sum(items.values())
-    m = len(items)
+def _fill_one(items: list[tuple[float, int]], left: int, slots: int, cap: float) -> list[tuple[int, float]]:
+    """One bin of Lemma 2's induction: [(expert, tokens)] taken from `items`, a list of (tokens, expert)
+    sorted ascending (updated in place)."""
+    total = sum(t for t, _ in items)
     need = max(0.0, total - left * cap)
-    remove = max(0, m - (slots - 1) * left - 1)
-    order = sorted(items, key=lambda e: (items[e], e))
-    p, others = order[-1], order[:-1]
-    size = np.array([items[e] for e in others])
-    width = min(slots - 1, len(others))
-    for w in range(remove, width + 1):
-        if w == width or size[len(size) - w:].sum() + items[p] >= need * (1 - _TOL):
-            break
-    sums = np.convolve(size, np.ones(w), mode="valid") if w else np.zeros(1)
-    first = int(np.argmax(sums >= need - items[p] - _TOL * max(1.0, need))) if w else 0
-    whole = others[first:first + w]
-    taken = [(e, items.pop(e)) for e in whole]
+    remove = max(0, len(items) - (slots - 1) * left - 1)
+    size_p, p = items[-1]
+    size = np.array([t for t, _ in items[:-1]])
+    width = min(slots - 1, size.shape[0])
+    w = remove
+    while w < width and size[size.shape[0] - w:].sum() + size_p < need * (1 - _TOL):
+        w += 1
+    first = 0
+    if w:
+        sums = np.convolve(size, np.ones(w), mode="valid")
+        first = int(np.argmax(sums >= need - size_p - _TOL * max(1.0, need)))
+    taken = [(e, t) for t, e in items[first:first + w]]
+    del items[first:first + w]
     rest = need - sum(t for _, t in taken)
     if rest > _TOL * max(1.0, cap):
-        part = min(rest, items[p])
+        part = min(rest, size_p)
         taken.append((p, part))
-        items[p] -= part
-        if items[p] <= _TOL * max(1.0, cap):
-            del items[p]
+        items.pop()
+        if size_p - part > _TOL * max(1.0, cap):
+            bisect.insort(items, (size_p - part, p))
     return taken
 
 
 def pack_group(load: np.ndarray, experts: list[int], gpus: list[int], slots: int) -> list[tuple[int, int, float]]:
     """Lemma 2's packing of `experts` onto `gpus` at capacity a(group) / k: [(expert, GPU, tokens)]."""
-    items = {int(e): float(load[e]) for e in experts}
-    cap = sum(items.values()) / len(gpus)
+    items = sorted((float(load[e]), int(e)) for e in experts)
+    cap = sum(t for t, _ in items) / len(gpus)
     out = []
     for i, g in enumerate(gpus):
         left = len(gpus) - i - 1
         if left == 0:
-            out += [(e, g, t) for e, t in sorted(items.items())]
+            out += [(e, g, t) for t, e in items]
             break
         out += [(e, g, t) for e, t in _fill_one(items, left, slots, cap)]
-    zero = [e for e in experts if load[e] <= 0 and not any(p[0] == e for p in out)]
-    return out + [(e, gpus[-1], 0.0) for e in zero]
+    return out
 
 
-def place_groups(load: np.ndarray, groups: list[tuple[list[int], int]], gpus: int, slots: int) -> np.ndarray:
-    """[G, S] slots for groups on consecutive GPUs (each group packed by pack_group)."""
+def place_groups(load: np.ndarray, groups: list[tuple[list[int], int]], gpus: int,
+                 slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """([G, S] slots, [E, G] shares) for groups on consecutive GPUs, each group packed by pack_group
+    (its GPUs then carry exactly a(group) / k pairs each)."""
     out = np.full((gpus, slots), -1, dtype=np.int64)
+    share = np.zeros((load.shape[0], gpus))
     fill = np.zeros(gpus, dtype=np.int64)
     first = 0
     for experts, k in groups:
-        for e, g, _ in pack_group(load, experts, list(range(first, first + k)), slots):
-            if e not in out[g, :fill[g]]:
-                out[g, fill[g]] = e
-                fill[g] += 1
+        for e, g, tokens in pack_group(load, experts, list(range(first, first + k)), slots):
+            out[g, fill[g]] = e
+            fill[g] += 1
+            share[e, g] = tokens / load[e] if load[e] > 0 else 1.0
         first += k
-    return out
+    return out, share / share.sum(axis=1, keepdims=True)
 
 
 class _Model:

@@ -5,8 +5,8 @@ Methods (`method` of place_experts and `--method`):
              (heuristic.py, split.py, local_search.py); its bound is the replica-counting bound.
   exact      the heuristic as a warm start, then
                identical GPUs (one kappa) and no node_limit: the group bound of groups.py is the layer
-               optimum (Lemmas 1 and 2 there). E <= (S-1) G + 1: one group, P* = a(E) / G in closed form;
-               E <= SUBSET_LIMIT: exhaustive subset search; larger: the group MILP (HiGHS);
+               optimum (Lemmas 1 and 2 there). E <= (S-1) G + 1: one group, P* = a(E) / G in closed form
+               (built directly, without the heuristic); E <= SUBSET_LIMIT: exhaustive subset search; larger: the group MILP (HiGHS);
                otherwise (GPU speeds differ): the placement MILP of milp.py with the bound as a cut.
              Every exact solve gets the layer's share of the time left; a solve stopped by the time limit
              keeps its best placement and its proven bound, and the plan reports the gap.
@@ -79,27 +79,32 @@ def heuristic_layer(load: np.ndarray, *, slots_per_gpu: int, c0: float, kappa: n
     return LayerResult(slots=placed, share=share, time=t, bound=bound, method="heuristic")
 
 
+def closed_form(load: np.ndarray, *, slots_per_gpu: int, c0: float, kappa: np.ndarray) -> LayerResult | None:
+    """Identical GPUs and E <= (S-1) G + 1: one group, every GPU at a(E) / G pairs (optimal), or None."""
+    experts, gpus = load.shape[0], kappa.shape[0]
+    if np.any(kappa != kappa[0]) or experts > (slots_per_gpu - 1) * gpus + 1:
+        return None
+    placed, share = place_groups(load, [(list(range(experts)), gpus)], gpus, slots_per_gpu)
+    t = c0 + float(kappa[0]) * float(load.sum()) / gpus
+    return LayerResult(slots=placed, share=share, time=t, bound=t, method="exact")
+
+
 def _groups_exact(load: np.ndarray, res: LayerResult, slots_per_gpu: int, c0: float, kappa: float,
                   method: str, deadline: Deadline) -> LayerResult | None:
-    """Identical GPUs: the group optimum (groups.py), or None where auto finds it too costly."""
+    """Identical GPUs, E > (S-1) G + 1: the group optimum (groups.py), or None where auto finds it too costly."""
     experts, gpus = load.shape[0], res.slots.shape[0]
+    warm = spread_spare(load, components(res.slots, experts), gpus)
     lower = (res.bound - c0) / kappa
-    if experts <= (slots_per_gpu - 1) * gpus + 1:
-        groups = [(list(range(experts)), gpus)]
-        pairs = bound = float(load.sum()) / gpus
+    if experts <= SUBSET_LIMIT:
+        sol = subset_search(load, gpus, slots_per_gpu, warm, lower, deadline)
+    elif method == "exact":
+        sol = group_milp(load, gpus, slots_per_gpu, warm, lower, deadline)
     else:
-        warm = spread_spare(load, components(res.slots, experts), gpus)
-        if experts <= SUBSET_LIMIT:
-            sol = subset_search(load, gpus, slots_per_gpu, warm, lower, deadline)
-        elif method == "exact":
-            sol = group_milp(load, gpus, slots_per_gpu, warm, lower, deadline)
-        else:
-            return None
-        groups, pairs, bound = spread_spare(load, sol.groups, gpus), sol.pairs, sol.bound
-    placed = place_groups(load, groups, gpus, slots_per_gpu)
-    share, t = optimal_split(load, placed, c0, np.full(gpus, kappa))
+        return None
+    placed, share = place_groups(load, spread_spare(load, sol.groups, gpus), gpus, slots_per_gpu)
+    t = c0 + kappa * float((load @ share).max())
     best = (placed, share, t) if t < res.time else (res.slots, res.share, res.time)
-    return LayerResult(slots=best[0], share=best[1], time=best[2], bound=max(res.bound, c0 + kappa * min(bound, pairs)),
+    return LayerResult(slots=best[0], share=best[1], time=best[2], bound=max(res.bound, c0 + kappa * sol.bound),
                        method="exact")
 
 
@@ -128,6 +133,10 @@ def solve_layer_load(load: np.ndarray, *, slots_per_gpu: int, c0: float, kappa: 
                      node_limit: int | None, max_replicas: int, method: str, deadline: Deadline,
                      options: SolverOptions) -> LayerResult:
     """The layer's placement by `method` (module docstring) within `deadline`."""
+    if method != "heuristic" and node_limit is None:
+        direct = closed_form(load, slots_per_gpu=slots_per_gpu, c0=c0, kappa=kappa)
+        if direct is not None:
+            return direct
     res = heuristic_layer(load, slots_per_gpu=slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
                           node_limit=node_limit, max_replicas=max_replicas)
     if method == "heuristic" or node_limit is not None or res.time <= res.bound * (1 + 1e-9) or deadline.expired():

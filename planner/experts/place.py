@@ -13,7 +13,9 @@ Method (`method`: auto | exact | heuristic, see layer.py), per layer: replica-co
     a node, never letting a layer's busiest GPU exceed max(current, bound * (1 + LOAD_TOLERANCE));
   * with a previous plan: per layer keep (re-split only) or adopt the new placement (migration.py).
 Bound: sum over layers of each layer's proven bound + traffic_weight * 0. The solver block lists, per
-layer, the method, the bound and the gap; the whole run obeys options.time_limit_s (solvers.deadline).
+layer, the method, the bound and the gap. Time: the baselines run first; the layer solves and the sweeps
+then share what is left of options.time_limit_s less OUTPUT_SHARE of it (solvers.deadline); a plan whose
+search the limit cut short says so (status time_limit).
 The baselines (baselines.py) run through the same evaluator (evaluate.py).
 """
 
@@ -37,7 +39,9 @@ from solvers import SolverOptions, relative_gap
 from solvers.deadline import Deadline
 
 SOLVE_SHARE = 0.8
-"""fraction of the time left that the per-layer exact solves may use (the rest: sweeps, baselines, output)"""
+"""fraction of the solve time left that the per-layer exact solves may use (the rest: affinity sweeps)"""
+OUTPUT_SHARE = 0.1
+"""fraction of the time limit kept for evaluating the plan and writing it (baselines are computed first)"""
 SWEEPS = 1
 """affinity sweeps across layers (alternating direction)"""
 INLINE_LIMIT = 200_000
@@ -166,37 +170,36 @@ def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan
     deadline = Deadline(options.time_limit_s)
     c0, kappa = request.cost_arrays()
     node_of = request.node_of_gpu()
-    layers = _layer_solve(request, c0, kappa, deadline, options, progress)
+    timed = model is not None
+    baselines = {}
+    for name in sorted(base.BASELINES):
+        baselines[name] = evaluate(stats, base.BASELINES[name](request), c0=c0, kappa=kappa, node_of=node_of,
+                                   traffic_weight=traffic_weight, timed=timed)
+    solve_deadline = Deadline(max(1e-3, deadline.remaining() - OUTPUT_SHARE * options.time_limit_s))
+    layers = _layer_solve(request, c0, kappa, solve_deadline, options, progress)
     slots = [fill_slots(r.slots, stats.expert_load[l]) if r.method == "exact" else r.slots
-             for l, r in enumerate(layers)]
-    shares, times, bounds = [], [], [r.bound for r in layers]
-    for l, r in enumerate(layers):
-        share, t = optimal_split(stats.expert_load[l], slots[l], c0, kappa)
-        shares.append(share if t < r.time else r.share)
-        times.append(min(t, r.time))
+             for l, r in enumerate(layers)]  # a filled slot serves no tokens until a sweep re-splits
+    shares, times, bounds = [r.share for r in layers], [r.time for r in layers], [r.bound for r in layers]
     counts = [np.bincount(s[s >= 0], minlength=request.experts) for s in slots]
     tolerance = 0.0 if request.method == "exact" else LOAD_TOLERANCE
     caps = [max(t, b * (1 + tolerance)) for t, b in zip(times, bounds)]
     frozen = set(range(request.layers)) if request.previous is not None and request.max_moves == 0 else set()
-    if not deadline.expired():
+    if not solve_deadline.expired():
         sweep_layers(stats.expert_load, stats.transitions, slots, shares, times, bounds, caps, counts,
                      slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
                      traffic_weight=traffic_weight, node_limit=request.node_limit, sweeps=SWEEPS, frozen=frozen,
-                     deadline=deadline, progress=progress)
+                     deadline=solve_deadline, progress=progress)
+    if solve_deadline.hit:
+        deadline.mark_hit()
     spent = None
     if request.previous is not None:
         spent = _apply_previous(request, slots, shares, times, c0, kappa, progress)
     layout = Layout(slots=np.stack(slots), share=np.stack(shares))
-    timed = model is not None
     predicted = evaluate(stats, layout, c0=c0, kappa=kappa, node_of=node_of, traffic_weight=traffic_weight,
                          timed=timed)
     predicted["layer_bound"] = list(bounds)
     if spent is not None:
         predicted["moves"] = spent
-    baselines = {}
-    for name in sorted(base.BASELINES):
-        baselines[name] = evaluate(stats, base.BASELINES[name](request), c0=c0, kappa=kappa, node_of=node_of,
-                                   traffic_weight=traffic_weight, timed=timed)
     bound = float(sum(bounds))
     objective = predicted["objective"]
     gap = relative_gap(objective, bound)

@@ -148,3 +148,18 @@ def test_method_on_cli_and_api(tmp_path):
     assert bad.exit_code == 2 and "node_limit" in bad.output
     bad = CliRunner().invoke(main, base + ["--method", "fastest"])
     assert bad.exit_code == 2 and "auto" in bad.output
+
+
+def test_time_limit_is_obeyed_and_reported():
+    from planner.experts.synthetic import synth_stats
+    from solvers import SolverOptions
+
+    stats = synth_stats(layers=4, experts=30, top_k=4, skew=1.2, affinity=0.5, seed=1, tokens=2048, clusters=4)
+    start = time.perf_counter()
+    plan = place_experts(stats, num_gpus=12, gpus_per_node=4, slots_per_gpu=3, method="exact",
+                         options=SolverOptions(time_limit_s=2.0))
+    wall = time.perf_counter() - start
+    assert check(plan) == []
+    assert wall <= 2.0 * 1.1
+    assert plan["solver"]["status"] == "time_limit" and plan["solver"]["time_limit_hit"] is True
+    assert all(layer["gap"] >= 0 for layer in plan["solver"]["layers"])
