@@ -2,6 +2,10 @@
 the plan it came from (the same document gives the same bytes)."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 from serve_plans import planned as serve_plan
 from train_plans import planned as train_plan
@@ -37,3 +41,13 @@ def test_scatter_rank_map_header_and_ranks():
     assert plan_digest(plan) in doc["parplan"]["plan"]
     assert [r["rank"] for r in doc["ranks"]] == list(range(8))
     assert sorted({i for r in doc["ranks"] for i in r["sequences"]}) == list(range(8))
+
+
+def test_same_plan_same_bytes_under_two_hash_seeds(tmp_path):
+    path = tmp_path / "serve.json"
+    serve_plan("llama3-8b", 8, "disaggregated").write(path)
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    outs = [subprocess.run([sys.executable, "-m", "cli", "export", str(path), "--format", "sglang"], cwd=repo,
+                           env=dict(os.environ, PYTHONHASHSEED=seed), check=True, capture_output=True).stdout
+            for seed in ("1", "2")]
+    assert outs[0] == outs[1] and outs[0]
