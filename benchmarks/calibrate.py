@@ -1,22 +1,28 @@
-"""Fit a few physical efficiency parameters per device against published training runs.
+"""Fit a few physical efficiency parameters per GPU die against measured training runs.
 
-    .venv/bin/python benchmarks/calibrate.py [--csv PATH] [--write]
+    .venv/bin/python benchmarks/calibrate.py [--dir ../shared/calibration] [--write]
 
-For each device with dense rows in ../shared/calibration/published_training_runs.csv (A100-80GB: the 2021
-Megatron paper + README; H100-SXM: the Megatron-LM README table), Nelder-Mead on
+Rows: every usable row of ../shared/calibration/published_training_runs.csv (Megatron 2021 paper + README on
+A100-80GB, Megatron-LM README on H100-SXM; MoE rows are reported, not fitted) and torchtitan_fsdp_runs.csv
+(FSDP2 with TP/PP/CP, compile, Float8, async TP on A100, the 500 W H100 and H200). Parts sharing a die form a
+family (FAMILIES) whose efficiencies are fitted jointly, each row costed on its own part's datasheet.
+Nelder-Mead (deterministic: seeded coarse search, then simplex) on
 
     sum over rows of log(predicted / published)^2  (+ a penalty beyond +-12 %)
 
-over these DeviceCalibration fields, each kept in a physical range:
-  gemm_efficiency_max   [0.50, 0.95]   asymptotic GEMM fraction of peak
-  gemm_half_flops       [1e8, 5e11]    GEMM size at half that efficiency
-  attention_efficiency  [0.10, 0.90]   attention core fraction of peak (2021 stack: unfused softmax)
-  intra_node_efficiency [0.50, 0.95]   NVLink bus-bandwidth fraction
-  dp_overlap            [0.00, 1.00]   data-parallel traffic hidden behind compute
-  tp_overlap            [0.00, 0.90]   TP traffic hidden (H100 rows ran --tp-comm-overlap; 0 for A100 2021)
-hbm_efficiency (0.85), inter_node_efficiency (0.90: nccl-tests 46-48 GB/s on a 50 GB/s NIC) and the
-latencies stay at their datasheet-derived values. No per-row parameter exists. --write stores the fit
-in the `calibration:` block of profiles/hardware/<device>.yaml (nothing else in the file changes).
+over these DeviceCalibration fields, each kept in a physical range (a parameter no row exercises keeps its
+profile value):
+  gemm_efficiency_max, gemm_half_flops           16-bit GEMM curve
+  fp8_gemm_efficiency_max, fp8_gemm_half_flops   FP8 GEMM curve (its own: FP8 rows only)
+  attention_efficiency, attention_half_work      fused attention, rising with row length
+  eager_elementwise_factor [1, 8]                element-wise traffic of uncompiled PyTorch (torchtitan rows)
+  sdpa_attention_factor [0.3, 1]                 PyTorch SDPA flash (FA2) speed relative to cuDNN/TE attention
+  dp_overlap [0, 1]                              ZeRO 0/1/2 step-level traffic hidden behind compute
+  tp_overlap [0, 0.9]                            TP traffic hidden when TP overlap / async TP is on
+hbm_efficiency (0.85), inter_node_efficiency (0.90: nccl-tests 46-48 GB/s on a 50 GB/s NIC),
+intra_node_efficiency (FIXED, from nccl-tests bus bandwidths) and the latencies stay at their
+datasheet-derived values. No per-row parameter exists. --write stores the fit in the `calibration:` block of
+profiles/hardware/<device>.yaml for every part of the family (nothing else in the file changes).
 """
 
 import argparse
@@ -29,48 +35,60 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from published_runs import load_rows, predict  # noqa: E402
+from published_runs import load_all_rows, predict  # noqa: E402
 
 from costmodels import DeviceCalibration  # noqa: E402
 from profiles import load_device  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_CSV = REPO.parent / "shared" / "calibration" / "published_training_runs.csv"
+DEFAULT_DIR = REPO.parent / "shared" / "calibration"
 PARAMS = {  # name: (low, high, log-scaled)
     "gemm_efficiency_max": (0.50, 0.95, False),
     "gemm_half_flops": (1e8, 5e11, True),
+    "fp8_gemm_efficiency_max": (0.30, 0.95, False),
+    "fp8_gemm_half_flops": (1e8, 2e12, True),
     "attention_efficiency": (0.10, 0.90, False),
-    "intra_node_efficiency": (0.50, 0.95, False),
+    "attention_half_work": (16.0, 1e5, True),
+    "eager_elementwise_factor": (1.0, 8.0, False),
+    "sdpa_attention_factor": (0.3, 1.0, False),
     "dp_overlap": (0.0, 1.0, False),
     "tp_overlap": (0.0, 0.9, False),
 }
+FAMILIES = {
+    # one die and its efficiencies (fractions of each part's own datasheet peaks), fitted jointly on every
+    # row of the family's parts: the H100 die runs as H100 SXM (700 W), the 500 W 96 GB part and H200
+    "a100": ("a100-80gb",),
+    "h100": ("h100-sxm", "h100-96gb-500w", "h200"),
+}
 FIXED = {
-    # 2021 Megatron stack: no TP overlap existed; NVLink3 all-reduce bus bandwidth ~230 of 300 GB/s
-    # (nccl-tests#175) -> 0.75.
-    "a100-80gb": {"tp_overlap": 0.0, "intra_node_efficiency": 0.75},
+    # 2021 Megatron stack and torchtitan on A100: no TP overlap anywhere in the rows; NVLink3 all-reduce bus
+    # bandwidth ~230 of 300 GB/s (nccl-tests#175) -> 0.75. No FP8 tensor cores.
+    "a100": {"tp_overlap": 0.0, "intra_node_efficiency": 0.75, "fp8_gemm_efficiency_max": 0.60,
+             "fp8_gemm_half_flops": 1e11},
     # NVLink4 all-gather/reduce-scatter bus bandwidth at 16-256 MiB is 216-332 of 450 GB/s (nccl-tests via
-    # APEX+ profiles, costmodels.md 4.3) -> 0.70. Fused (cuDNN/flash) attention on H100 reaches roughly half
-    # of the dense peak over forward + backward -> 0.50 (not fitted: the H100 rows cannot separate it
-    # from the GEMM efficiency curve).
-    "h100-sxm": {"intra_node_efficiency": 0.70},
+    # APEX+ profiles, costmodels.md 4.3) -> 0.70.
+    "h100": {"intra_node_efficiency": 0.70},
 }
 RANGES = {
-    # fused causal attention (cuDNN / FlashAttention) on H100: forward 40-75 %, backward lower
-    "h100-sxm": {"attention_efficiency": (0.30, 0.80, False)},
-    # 2021 Megatron computed softmax/dropout on materialised s x s scores (no FlashAttention):
-    # the HBM traffic of the scores makes the attention core run at a small fraction of peak
-    "a100-80gb": {"attention_efficiency": (0.05, 0.60, False)},
+    # the 2021 A100 rows ran unfused attention (costed by its score traffic); flash attention on A100 and H100
+    # reaches 30-75 % of the dense peak in forward, less in backward
+    "h100": {"attention_efficiency": (0.30, 0.85, False)},
+    "a100": {"attention_efficiency": (0.20, 0.85, False)},
 }
-DERIVED = {"a100-40gb": "a100-80gb", "h800": "h100-sxm", "h200": "h100-sxm"}
-"""devices without published runs that share the fitted device's die and software stack: the GEMM,
-attention and overlap fractions carry over; their own datasheet figures (HBM size and bandwidth, NVLink
-bandwidth) already differ in their profiles. b200, h100-pcie, mi300x, l40s keep uncalibrated defaults."""
-CSV_NAME = "published_training_runs.csv"
-SOURCE = f"training fields fitted by benchmarks/calibrate.py ({CSV_NAME} dense rows)"
+DERIVED = {"a100-40gb": "a100-80gb", "h800": "h100-sxm"}
+"""devices without rows that share a fitted family's die and software stack: the GEMM, attention and overlap
+fractions carry over; their own datasheet figures (HBM size and bandwidth, NVLink) differ in their profiles.
+b200, h100-pcie, mi300x and l40s keep uncalibrated defaults."""
+CSV_NAMES = "published_training_runs.csv + torchtitan_fsdp_runs.csv"
+SOURCE = f"training fields fitted by benchmarks/calibrate.py ({CSV_NAMES})"
+
+
+def family_of(profile: str) -> str:
+    return next((f for f, members in FAMILIES.items() if profile in members), profile)
 
 
 def _range(profile, name):
-    return RANGES.get(profile, {}).get(name, PARAMS[name])
+    return RANGES.get(family_of(profile), {}).get(name, PARAMS[name])
 
 
 def _decode(x, names, profile):
@@ -98,8 +116,13 @@ def errors(rows, device) -> list[float]:
     return [predict(r, device)[0] / r.published - 1 for r in rows]
 
 
-def _loss(rows, device) -> float:
-    errs = errors(rows, device)
+def family_errors(rows, calibration: DeviceCalibration, devices: dict) -> list[float]:
+    """Relative errors of rows of several parts, each on its own datasheet with the shared calibration."""
+    return [predict(r, dataclasses.replace(devices[r.gpu_profile], calibration=calibration))[0] / r.published - 1
+            for r in rows]
+
+
+def _loss(errs) -> float:
     logs = [math.log(1 + e) for e in errs]
     return sum(v * v for v in logs) + 10 * sum(max(0.0, abs(v) - 0.12) ** 2 for v in logs)
 
@@ -134,15 +157,19 @@ def nelder_mead(fun, x0, steps=400, scale=0.5):
 
 
 def fit_device(profile: str, rows) -> DeviceCalibration:
+    """The calibration of `profile` fitted on `rows` (rows of any part of its family, each costed on its own
+    datasheet with the one shared calibration)."""
+    family = family_of(profile)
     base = load_device(profile)
-    fixed = FIXED.get(profile, {})
-    names = [n for n in PARAMS if n not in fixed]
-    def device_with(values):
-        cal = dataclasses.replace(base.calibration, **values, **fixed, source=SOURCE)
-        return dataclasses.replace(base, calibration=cal)
+    devices = {r.gpu_profile: load_device(r.gpu_profile) for r in rows}
+    fixed = FIXED.get(family, {})
+    names = [n for n in PARAMS if n not in fixed and _used(n, rows)]
+
+    def calibration(values):
+        return dataclasses.replace(base.calibration, **values, **fixed, source=SOURCE)
 
     def fun(x):
-        return _loss(rows, device_with(_decode(x, names, profile)))
+        return _loss(family_errors(rows, calibration(_decode(x, names, profile)), devices))
 
     # deterministic coarse search over the box (seeded), then Nelder-Mead from the best few points
     rng = np.random.default_rng(0)
@@ -153,7 +180,23 @@ def fit_device(profile: str, rows) -> DeviceCalibration:
         if f < best_f:
             best_x, best_f = x, f
     x, _ = nelder_mead(fun, best_x, steps=150, scale=0.2)
-    return device_with(_decode(x, names, profile)).calibration
+    return calibration(_decode(x, names, profile))
+
+
+def _used(name: str, rows) -> bool:
+    """Whether any row exercises the parameter (otherwise it keeps the profile's value)."""
+    w = [r.workload for r in rows]
+    if name.startswith("fp8_"):
+        return any(x.dtype == "fp8" for x in w)
+    if name == "eager_elementwise_factor":
+        return any(not x.fused_elementwise for x in w)
+    if name == "sdpa_attention_factor":
+        return any(x.framework == "torchtitan" for x in w)
+    if name == "tp_overlap":
+        return any(r.config.tp > 1 and x.tp_overlap for r, x in zip(rows, w))
+    if name == "dp_overlap":
+        return any(r.config.zero < 3 and r.config.dp > 1 for r in rows)
+    return True
 
 
 def fitted_values(profile: str, cal: DeviceCalibration) -> dict:
@@ -178,7 +221,7 @@ def write_block(profile: str, cal: DeviceCalibration, note: str = "") -> None:
         block, n = re.subn(rf"(?m)^  {name}:.*$", line, block, count=1)
         if n == 0:
             block = line + "\n" + block
-    note = note or f"training fields fitted by benchmarks/calibrate.py ({CSV_NAME} dense rows)"
+    note = note or SOURCE
     match = re.search(r"(?m)^  source:(.*)$", block)
     old = match.group(1).strip() if match else ""
     if "calibrate.py" in old:
@@ -194,23 +237,26 @@ def write_block(profile: str, cal: DeviceCalibration, note: str = "") -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--csv", default=str(DEFAULT_CSV))
+    ap.add_argument("--dir", default=str(DEFAULT_DIR), help="folder with the calibration CSVs")
     ap.add_argument("--write", action="store_true", help="store the fitted blocks in profiles/hardware/*.yaml")
     args = ap.parse_args(argv)
-    rows = [r for r in load_rows(args.csv) if not r.skip and r.in_target]
-    for profile in sorted({r.gpu_profile for r in rows}):
-        mine = [r for r in rows if r.gpu_profile == profile]
-        cal = fit_device(profile, mine)
-        dev = dataclasses.replace(load_device(profile), calibration=cal)
-        errs = errors(mine, dev)
-        print(f"# {profile}: {len(mine)} rows, max |err| {100 * max(map(abs, errs)):.1f}%, "
+    rows = [r for r in load_all_rows(args.dir) if not r.skip and r.in_target]
+    for family, members in FAMILIES.items():
+        mine = [r for r in rows if r.gpu_profile in members]
+        if not mine:
+            continue
+        cal = fit_device(members[0], mine)
+        devices = {p: load_device(p) for p in members}
+        errs = family_errors(mine, cal, devices)
+        print(f"# {family} ({', '.join(members)}): {len(mine)} rows, max |err| {100 * max(map(abs, errs)):.1f}%, "
               f"median |err| {100 * float(np.median(np.abs(errs))):.1f}%")
-        print(format_values(fitted_values(profile, cal)))
+        print(format_values(fitted_values(members[0], cal)))
         if args.write:
-            write_block(profile, cal)
+            for profile in members:
+                write_block(profile, cal)
             for derived, parent in sorted(DERIVED.items()):
-                if parent == profile:
-                    write_block(derived, cal, f"training fields copied from the {parent} fit (same die and stack) "
+                if parent in members:
+                    write_block(derived, cal, f"training fields copied from the {family} fit (same die and stack) "
                                               "by benchmarks/calibrate.py")
 
 

@@ -27,6 +27,13 @@ from costmodels import ClusterSpec, ParallelConfig, TrainingWorkload, estimate_t
 from costmodels.flops import megatron_formula_flops, step_flops
 from profiles import load_device, load_model, model_from_hf_config
 
+CALIBRATION_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "calibration"
+PUBLISHED_CSV, TITAN_CSV = "published_training_runs.csv", "torchtitan_fsdp_runs.csv"
+TITAN_GPUS = {"H100 Grand Teton": "h100-96gb-500w", "H200": "h200", "A100-SXM4-80": "a100-80gb"}
+"""torchtitan rows' GPU column (prefix) -> hardware profile"""
+TITAN_MODELS = {"llama3.1-8b": "llama3.1-8b", "llama3.1-70b": "llama3.1-70b", "llama3.1-405b": "llama3-405b",
+                "llama3-8b": "llama3-8b", "llama3-70b": "llama3-70b", "llama2-13b": "llama2-13b",
+                "llama2-70b": "llama2-70b"}
 GPU_PROFILES = {"A100-SXM4-80GB": "a100-80gb", "A100": "a100-80gb", "H100": "h100-sxm", "H100-80GB": "h100-sxm"}
 PAPER_VOCAB = 51200
 MOE_PROFILES = {"Mixtral-8x22B": "mixtral-8x22b", "Qwen2-57B-A14B": "qwen2-57b-a14b"}
@@ -40,7 +47,7 @@ class Row:
     label: str
     gpu_profile: str
     metric: str
-    """hardware_tflops (recompute counted), model_tflops, or mfu"""
+    """hardware_tflops (recompute counted), model_tflops, mfu, or tokens_per_s_per_gpu"""
     published: float
     model: object = None
     num_gpus: int = 0
@@ -92,7 +99,9 @@ def _row(rec: dict, index: int) -> Row:
     cp = _int(rec["cp"], 1)
     dp = _int(rec["dp"], gpus // (tp * pp * cp))
     mbs = _int(rec["micro_batch"], 1)
-    workload = TrainingWorkload(global_batch=_int(rec["global_batch"]), seq_len=_int(rec["seq_len"]), dtype="bf16")
+    # the 2021 stack had no FlashAttention (scores through HBM) and no TP-communication overlap
+    workload = TrainingWorkload(global_batch=_int(rec["global_batch"]), seq_len=_int(rec["seq_len"]), dtype="bf16",
+                                flash_attention=not paper_2021, async_tp=not paper_2021)
     config = ParallelConfig(tp=tp, pp=pp, dp=dp, cp=cp, vpp=_int(rec["vpp"], 1), mbs=mbs, zero=1,
                             recompute=_recompute(rec["recompute"]), sequence_parallel=not paper_2021)
     if paper_2021 or "COUNTS the recompute" in rec["notes"]:
@@ -123,6 +132,47 @@ def load_rows(csv_path) -> list[Row]:
         return [_row(rec, i) for i, rec in enumerate(csv.DictReader(fh))]
 
 
+def load_all_rows(directory=CALIBRATION_DIR) -> list[Row]:
+    """Every training calibration row: published_training_runs.csv, then torchtitan_fsdp_runs.csv."""
+    directory = pathlib.Path(directory)
+    return load_rows(directory / PUBLISHED_CSV) + load_torchtitan_rows(directory / TITAN_CSV)
+
+
+def _titan_row(rec: dict, index: int) -> Row:
+    """One torchtitan row: FSDP2 (ZeRO 3 over dp_shard x cp), TP, PP, CP; compile, Float8, async TP as run."""
+    gpu = rec["gpu"].strip()
+    profile = next(p for key, p in TITAN_GPUS.items() if gpu.startswith(key))
+    gpus, tp, pp, cp = (_int(rec[k], 1) for k in ("num_gpus", "tp", "pp", "cp"))
+    dp = _int(rec["dp_shard"], 1) * _int(rec["dp_replicate"], 1)
+    local, gbs = _int(rec["local_batch"]), _int(rec["global_batch"])
+    schedule = rec["pp_schedule"].strip()
+    mbs = local if pp == 1 else 1  # torchtitan's pipeline micro-batch size defaults to 1
+    model = load_model(TITAN_MODELS[rec["model"].strip()])
+    vpp, stages = (2, _stage_layers(model.layers, pp, 2)) if schedule == "Interleaved1F1B" else (1, None)
+    float8 = rec["float8"].strip()
+    recompute = _recompute(rec["recompute"])
+    workload = TrainingWorkload(global_batch=gbs, seq_len=_int(rec["seq_len"]),
+                                dtype="fp8" if float8.startswith("tensorwise") else "bf16", framework="torchtitan",
+                                compile=rec["compile"].strip() == "yes", async_tp=rec["async_tp"].strip() == "yes",
+                                fp8_allgather="all-gather" in float8)
+    config = ParallelConfig(tp=tp, pp=pp, dp=dp, cp=cp, vpp=vpp, mbs=mbs, zero=3 if dp * cp > 1 else 0,
+                            recompute=recompute, sequence_parallel=tp > 1, stage_layers=stages)
+    label = (f"T{index:02d} {rec['model'].strip()} ({gpus} {profile}) {rec['notes'].split(';')[0].strip()}")
+    return Row(label=label, gpu_profile=profile, metric="tokens_per_s_per_gpu",
+               published=float(rec["tokens_per_s_per_gpu"]), model=model, num_gpus=gpus, workload=workload, config=config)
+
+
+def _stage_layers(layers: int, pp: int, vpp: int) -> tuple[int, ...]:
+    """Layers per stage, each a multiple of vpp (layers must be), as even as possible (the last stages take fewer)."""
+    base, extra = divmod(layers // vpp, pp)
+    return tuple(vpp * (base + (1 if i < extra else 0)) for i in range(pp))
+
+
+def load_torchtitan_rows(csv_path) -> list[Row]:
+    with open(pathlib.Path(csv_path), newline="") as fh:
+        return [_titan_row(rec, i) for i, rec in enumerate(csv.DictReader(fh))]
+
+
 def predict(row: Row, device):
     """(predicted figure in the row's convention, TrainingEstimate) on `device`."""
     cluster = ClusterSpec.homogeneous(device, row.num_gpus)
@@ -134,6 +184,8 @@ def predict(row: Row, device):
         flops = megatron_formula_flops(row.model, b, s, full_recompute=row.config.recompute == "full")
     else:
         flops = megatron_formula_flops(row.model, b, s, full_recompute=False)
+    if row.metric == "tokens_per_s_per_gpu":
+        return est.tokens_per_s_per_gpu, est
     tflops = flops / est.step_time_s / row.num_gpus / 1e12
     if row.metric == "mfu":
         return tflops * 1e12 / device.peak_flops_per_s(row.workload.dtype), est

@@ -19,6 +19,9 @@ on their arguments, so they accept numpy arrays as well as floats.
           (the work of one query row: longer rows amortise the tile prologue/epilogue and the softmax
           rescaling, so TFLOP/s rise with sequence length as measured)
       backward = ATTENTION_BACKWARD_FACTOR × forward FLOPs (FlashAttention-2 recomputes the scores)
+  unfused attention (scores materialised, no causal skipping): the full s_q x s_kv GEMM FLOPs at the same
+      efficiency + SCORE_BYTES_FORWARD per score element through HBM; backward = 2 x forward (the scores
+      are stored, not recomputed)
   memory-bound kernel: t = bytes / (BW · hbm_efficiency)
 P is the device's dense peak of the dtype, BW its HBM bandwidth; efficiencies come from DeviceCalibration
 (fitted by benchmarks/calibrate.py, stored in profiles/hardware/*.yaml).
@@ -32,6 +35,9 @@ FP8_CAST_BYTES = 5.0
 """HBM bytes per element of a tensor-wise FP8 cast: read 2 (amax), read 2 + write 1 (scale and cast)"""
 ATTENTION_BACKWARD_FACTOR = 2.5
 """flash-attention backward FLOPs relative to forward (5 matmuls instead of 2: the scores are recomputed)"""
+SCORE_BYTES_FORWARD = 11.0
+"""unfused attention, HBM bytes per score element in the forward pass: QK^T written (2), fused masked softmax
+read + write (4), dropout mask (1) and output (2), read by the AV GEMM (2); the backward moves twice that"""
 
 
 def _curve(dtype: str, cal: DeviceCalibration) -> tuple[float, float]:
@@ -93,3 +99,11 @@ def attention_time_s(batch, seq_q, seq_kv, heads, d_qk, d_v, device: DeviceSpec,
 def memory_bound_time_s(nbytes, device: DeviceSpec):
     """Time of element-wise kernels moving `nbytes` through HBM (seconds)."""
     return nbytes / (device.hbm_bytes_per_s * device.calibration.hbm_efficiency)
+
+
+def unfused_attention_time_s(batch, seq, heads, d_qk, d_v, device: DeviceSpec, *, backward: bool = False):
+    """Attention with materialised s x s scores (no FlashAttention): the GEMMs on all scores plus their HBM
+    traffic (seconds; forward, or forward + backward)."""
+    gemms = attention_time_s(batch, seq, seq, heads, d_qk, d_v, device, causal=False)
+    traffic = memory_bound_time_s(SCORE_BYTES_FORWARD * batch * heads * seq * seq, device)
+    return 3.0 * (gemms + traffic) if backward else gemms + traffic  # no recomputation of the scores

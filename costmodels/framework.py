@@ -16,6 +16,10 @@
   grads on the wire  bf16                         fp32 (FSDP2 reduce_dtype)      bf16
   TP overlap         --tp-comm-overlap            async TP (torch SymmetricMemory) none
   element-wise       fused kernels                fused only with torch.compile  fused kernels (Megatron-DS)
+  "selective"        attention core recomputed    op-level SAC: every other matmul attention core recomputed
+  recompute                                       and the element-wise ops recomputed
+  attention kernel   cuDNN / TE fused attention   PyTorch SDPA flash (FA2):      fused
+                                                  sdpa_attention_factor x speed
 Runnable combinations (the planner searches only these): DeepSpeed refuses pipeline parallelism with
 ZeRO >= 2 and has no context parallelism or interleaved pipeline; torchtitan shards experts with
 etp = 1 or etp = tp only; Megatron-FSDP runs without pipeline parallelism.
@@ -43,12 +47,16 @@ class Framework:
     """the framework can overlap TP communication with GEMMs"""
     default_tp_overlap: bool
     """TP-communication overlap is on unless switched off"""
+    selective_recomputes_ops: bool
+    """selective recompute = op-level SAC (half the matmuls + element-wise ops), else the attention core"""
+    sdpa_attention: bool
+    """attention runs PyTorch SDPA's flash kernel (FlashAttention-2), not cuDNN/Transformer Engine fused attention"""
 
 
 _RULES = {
-    "megatron": Framework("megatron", (0, 1, 3), 2.0, True, True, True),
-    "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False),
-    "deepspeed": Framework("deepspeed", (0, 1, 2, 3), 2.0, True, False, False),
+    "megatron": Framework("megatron", (0, 1, 3), 2.0, True, True, True, False, False),
+    "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False, True, True),
+    "deepspeed": Framework("deepspeed", (0, 1, 2, 3), 2.0, True, False, False, False, False),
 }
 
 

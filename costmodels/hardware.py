@@ -36,6 +36,8 @@ class DeviceCalibration:
     """row work (keys x head width / 128) at which attention reaches half of attention_efficiency"""
     eager_elementwise_factor: float = 1.0
     """element-wise HBM traffic of an eager (uncompiled) PyTorch model relative to fused kernels (>= 1)"""
+    sdpa_attention_factor: float = 1.0
+    """speed of PyTorch SDPA's flash kernel (FlashAttention-2) relative to cuDNN/TE fused attention"""
     hbm_efficiency: float = 0.85
     """fraction of datasheet HBM bandwidth reached by streaming kernels"""
     intra_node_efficiency: float = 0.75
@@ -76,7 +78,7 @@ class DeviceCalibration:
     """how these numbers were obtained"""
 
     def __post_init__(self):
-        for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "attention_efficiency", "hbm_efficiency", "serving_allreduce_efficiency",
+        for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "attention_efficiency", "sdpa_attention_factor", "hbm_efficiency", "serving_allreduce_efficiency",
                      "serving_hbm_efficiency",
                      "intra_node_efficiency", "inter_node_efficiency"):
             v = getattr(self, name)

@@ -7,11 +7,14 @@ built from the compute and comm layers (costmodels/compute.py, costmodels/comm.p
                the tokens that expert receives on the busiest rank (mean x moe_skew), so many small
                experts run far below the efficiency of few large ones; FP8 GEMMs on the FP8 curve
   attention    fused attention core, forward + backward (compute.attention_time_s, always 16-bit);
-               with cp the kernel works on blocks of s/cp keys (ring attention)
+               with cp the kernel works on blocks of s/cp keys (ring attention); without flash attention
+               the scores go through HBM (compute.unfused_attention_time_s); frameworks on PyTorch SDPA
+               (FlashAttention-2) run it at sdpa_attention_factor of the fused cuDNN/TE kernel's speed
   elementwise  norms, residual adds, dropout, activations: fwd bytes (15h + 2f|3f per token) + 2 × in bwd,
                × eager_elementwise_factor when kernels are not fused (torchtitan without torch.compile);
                FP8: the casts and amax reductions of every GEMM's operands
-  recompute    selective: attention core forward again; full: the whole forward again (incl. its comm)
+  recompute    selective: attention core forward again (Megatron, DeepSpeed) or, for torchtitan's op-level
+               SAC, every other matmul and the element-wise ops; full: the whole forward again (incl. comm)
   tp_comm      2 collectives forward and 2 backward over tp of the b·(s/cp)·h hidden tensor (AG/RS with
                sequence parallelism, all-reduce without), times (1 - tp_overlap) when TP overlap is on
                (Megatron --tp-comm-overlap / torchtitan async TP; needs sequence parallelism)
@@ -22,7 +25,8 @@ built from the compute and comm layers (costmodels/compute.py, costmodels/comm.p
   zero_comm    per-micro-batch ZeRO traffic: ZeRO-2 gradient reduce-scatter; ZeRO-3 per-layer parameter
                all-gather (fwd, and again in bwd) + gradient reduce-scatter. Overlap is prefetch of the
                next layer only: forward exposes max(0, AG - forward compute of the layer), backward
-               max(0, AG + RS - backward compute)
+               max(0, AG + RS - backward compute) (torchtitan re-gathers per micro-batch with pp too: its
+               published 405B pipeline rows carry that traffic)
 Per step (not per micro-batch): dp_sync (ZeRO 0/1/2 gradient all-reduce or reduce-scatter + parameter
 all-gather, before overlap) and the Adam update (30 B per locally owned parameter through HBM). What each
 ZeRO stage means and the bytes of a reduced gradient come from the framework (costmodels/framework.py).
@@ -33,7 +37,8 @@ from dataclasses import dataclass
 from costmodels import flops as F
 from costmodels import memory as M
 from costmodels.comm import Links, collective_time_s, moe_dispatch_time_s
-from costmodels.compute import FP8_CAST_BYTES, attention_time_s, gemm_time_s, memory_bound_time_s
+from costmodels.compute import (FP8_CAST_BYTES, attention_time_s, gemm_time_s, memory_bound_time_s,
+                                unfused_attention_time_s)
 from costmodels.framework import framework
 from costmodels.hardware import NodePool
 from costmodels.model import ModelSpec
@@ -70,6 +75,8 @@ class Setting:
     a2a_dedup: bool = False
     fp8_dispatch: bool = False
     a2a_overlap: bool = False
+    flash: bool = True
+    """fused (flash) attention; False = materialised scores"""
 
     @property
     def edp(self) -> int:
@@ -210,11 +217,7 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     dense_fwd, cast_d = env.gemms(dense_shapes)
     expert_fwd, cast_e = env.gemms(expert_shapes)
     gemm_fwd = dense_fwd + expert_fwd
-    d_qk, d_v = F.attention_head_dims(model)
-    attn_kw = dict(causal=True, block_kv=st.seq / cp)
-    attn_fwd = attention_time_s(st.mbs, st.seq / cp, st.seq, model.heads / tp, d_qk, d_v, env.dev, **attn_kw)
-    attn_all = attention_time_s(st.mbs, st.seq / cp, st.seq, model.heads / tp, d_qk, d_v, env.dev, backward=True,
-                                **attn_kw)
+    attn_fwd, attn_all = _attention(model, env)
     ew_replicated = tokens * 15 * h
     ew_elems = tokens * ew_sharded + (ew_replicated / tp if (st.sp or tp == 1) else ew_replicated)
     ew_fwd = env.ew(M.ACT_BYTES * ew_elems) + memory_bound_time_s(cast_d + cast_e, env.dev)
@@ -226,6 +229,7 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     cp_fwd = cp_bwd = 0.0
     if cp > 1:
         kv_heads = model.heads if model.attention == "mla" else model.kv_heads
+        d_qk, d_v = F.attention_head_dims(model)
         kv_bytes = tokens * kv_heads * (d_qk + d_v) * M.ACT_BYTES / tp * cp
         ag = env.coll("all_gather", kv_bytes, cp, tp)
         cp_fwd = max(0.0, ag - attn_fwd)
@@ -234,6 +238,8 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     compute_fwd = gemm_fwd + attn_fwd + ew_fwd
     if st.recompute == "full":
         recompute = compute_fwd + tp_fwd + cp_fwd + ep_fwd
+    elif st.recompute == "selective" and env.fw.selective_recomputes_ops:
+        recompute = gemm_fwd / 2 + ew_fwd  # op-level SAC: every other matmul and the element-wise ops
     elif st.recompute == "selective":
         recompute = attn_fwd
     else:
@@ -246,10 +252,29 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
              "tp_comm": 2 * tp_fwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": ep_all,
              "zero_comm": zc.exposed_s(compute_fwd, backward)}
     kw = dict(tp=tp, cp=cp, etp=st.etp, sp=st.sp and tp > 1)
-    act = M.layer_activation_bytes(model, is_moe, st.mbs, st.seq, recompute=st.recompute, **kw)
+    act = M.layer_activation_bytes(model, is_moe, st.mbs, st.seq, recompute=st.recompute,
+                                   ops_sac=env.fw.selective_recomputes_ops, **kw)
     working = M.layer_working_activation_bytes(model, is_moe, st.mbs, st.seq, **kw) if st.recompute == "full" else 0.0
     return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, working, zc.sync_s,
                     env.optimizer_s(dense_local, expert_local))
+
+
+def _attention(model: ModelSpec, env: _Env) -> tuple[float, float]:
+    """(forward, forward + backward) of the attention core of one micro-batch on this GPU."""
+    st = env.st
+    d_qk, d_v = F.attention_head_dims(model)
+    heads = model.heads / st.tp
+    if not st.flash:
+        return (unfused_attention_time_s(st.mbs, st.seq, heads, d_qk, d_v, env.dev),
+                unfused_attention_time_s(st.mbs, st.seq, heads, d_qk, d_v, env.dev, backward=True))
+    kw = dict(causal=True, block_kv=st.seq / st.cp)
+    if env.fw.sdpa_attention:
+        slow = 1.0 / env.cal.sdpa_attention_factor
+        return (slow * attention_time_s(st.mbs, st.seq / st.cp, st.seq, heads, d_qk, d_v, env.dev, **kw),
+                slow * attention_time_s(st.mbs, st.seq / st.cp, st.seq, heads, d_qk, d_v, env.dev, backward=True,
+                                        **kw))
+    return (attention_time_s(st.mbs, st.seq / st.cp, st.seq, heads, d_qk, d_v, env.dev, **kw),
+            attention_time_s(st.mbs, st.seq / st.cp, st.seq, heads, d_qk, d_v, env.dev, backward=True, **kw))
 
 
 def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> float:

@@ -22,7 +22,7 @@ logits (fp32), k permuted copies of every token, the experts' fc1/activation out
 """
 
 from costmodels.geometry import (  # noqa: F401  (re-exported: the state-byte users read counts here)
-    attention_params, embedding_params, head_params, layer_params, mlp_params, mtp_params)
+    attention_matrix_params, attention_params, embedding_params, head_params, layer_params, mlp_params, mtp_params)
 from costmodels.model import ModelSpec
 
 PARAM_BYTES = 2.0
@@ -83,12 +83,26 @@ def moe_activation_bytes(model: ModelSpec, tokens: float, tp: int, etp: int) -> 
     return local * (per_token + routed + shared)
 
 
+def ops_sac_activation_bytes(model: ModelSpec, tokens: float, tp: int) -> float:
+    """Bytes a dense layer keeps under op-level selective checkpointing (torchtitan "selective op"): the layer
+    input, every other matmul output (QKV, attention out, fc1 (+ gate), fc2 alternate), the attention output
+    and its fp32 log-sum-exp; everything element-wise is recomputed. Shards by tp like the TP region."""
+    qkv, out = (w / model.hidden for w in attention_matrix_params(model))  # output widths per token
+    nmat = 3 if model.gated_mlp else 2
+    matmul_outputs = ACT_BYTES * (qkv + model.hidden + (nmat - 1) * model.ffn + model.hidden)
+    attention_out = ACT_BYTES * out + 4 * model.heads
+    return tokens * (ACT_BYTES * model.hidden + matmul_outputs / 2 + attention_out) / tp
+
+
 def layer_activation_bytes(model: ModelSpec, is_moe: bool, mbs: int, seq: int, *, tp: int, cp: int, etp: int,
-                           sp: bool, recompute: str) -> float:
-    """Activation bytes one layer keeps for one in-flight micro-batch on one GPU."""
+                           sp: bool, recompute: str, ops_sac: bool = False) -> float:
+    """Activation bytes one layer keeps for one in-flight micro-batch on one GPU (`ops_sac`: selective
+    recompute is torchtitan's op-level SAC; MoE layers keep Megatron's accounting)."""
     tokens = mbs * seq / cp
     if recompute == "full":
         return tokens * ACT_BYTES * model.hidden / (tp if sp else 1)
+    if recompute == "selective" and ops_sac and not is_moe:
+        return ops_sac_activation_bytes(model, tokens, tp)
     return layer_working_activation_bytes(model, is_moe, mbs, seq, tp=tp, cp=cp, etp=etp, sp=sp,
                                           recompute=recompute)
 

@@ -41,6 +41,8 @@ class TrainingWorkload:
     """MoE dispatch sends FP8 values with block scales (the combine stays bf16)"""
     a2a_overlap: bool = False
     """MoE dispatch/combine overlap the compute of another micro-batch (only the excess is exposed)"""
+    flash_attention: bool = True
+    """fused (flash) attention; False = the scores are materialised in HBM (e.g. Megatron-LM of 2021)"""
 
     def __post_init__(self):
         require(self.global_batch >= 1, f"must be >= 1, got {self.global_batch}", field="gbs")

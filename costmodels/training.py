@@ -130,7 +130,7 @@ def _setting(workload: TrainingWorkload, config: ParallelConfig) -> LP.Setting:
                       fused=workload.fused_elementwise, tp_overlap=workload.tp_overlap,
                       fp8_allgather=workload.fp8_allgather, moe_skew=workload.moe_skew,
                       a2a_dedup=workload.a2a_dedup, fp8_dispatch=workload.fp8_dispatch,
-                      a2a_overlap=workload.a2a_overlap)
+                      a2a_overlap=workload.a2a_overlap, flash=workload.flash_attention)
 
 
 def _kind_costs(model: ModelSpec, pool: NodePool, st: LP.Setting, pp: int):

@@ -17,6 +17,7 @@ model could use (dp·cp for dense, edp for experts).
 
 from costmodels import flops as F
 from costmodels import memory as M
+from costmodels.framework import framework
 from costmodels.hardware import NodePool
 from costmodels.model import ModelSpec
 from costmodels.parallel import ParallelConfig, TrainingWorkload
@@ -24,8 +25,9 @@ from costmodels.pipeline import in_flight_microbatches
 
 
 def _flops_per_gpu(model: ModelSpec, mbs: int, seq: int, tp: int, cp: int, etp: int, recompute: str,
-                   ) -> tuple[float, float]:
-    """(GEMM FLOPs, attention-core FLOPs) of one micro-batch through all layers + head + MTP, per GPU."""
+                   ops_sac: bool = False) -> tuple[float, float]:
+    """(GEMM FLOPs, attention-core FLOPs) of one micro-batch through all layers + head + MTP, per GPU.
+    `ops_sac`: selective recompute is op-level SAC (half the matmuls again, not the attention core)."""
     shard = tp * cp
     gemm = att = 0.0
     mtp_moe = model.moe is not None  # an MTP module's transformer layer is of the model's last kind
@@ -38,8 +40,9 @@ def _flops_per_gpu(model: ModelSpec, mbs: int, seq: int, tp: int, cp: int, etp: 
         dense_g = (lf.qkv + lf.attn_out + lf.mlp + lf.router) / shard
         expert_g = lf.experts / (shard * etp)
         fwd_g, fwd_a = dense_g + expert_g, lf.attention_core / shard
-        rec_g = fwd_g if recompute == "full" else 0.0
-        rec_a = fwd_a if recompute in ("full", "selective") else 0.0
+        selective = recompute == "selective"
+        rec_g = fwd_g if recompute == "full" else (fwd_g / 2 if selective and ops_sac else 0.0)
+        rec_a = fwd_a if recompute == "full" or (selective and not ops_sac) else 0.0
         gemm += count * (3 * fwd_g + rec_g)
         att += count * (3 * fwd_a + rec_a)
     tokens = mbs * seq
@@ -56,8 +59,9 @@ class Bounds:
         self.model, self.pool, self.workload = model, pool, workload
         dev = pool.device
         peak = max(dev.peak_flops_per_s(workload.dtype), dev.bf16_flops_per_s)
-        self._gemm_rate = peak * dev.calibration.gemm_efficiency_max
+        self._gemm_rate = peak * max(dev.calibration.gemm_efficiency_max, dev.calibration.fp8_gemm_efficiency_max)
         self._att_rate = peak * dev.calibration.attention_efficiency
+        self._ops_sac = framework(workload.framework).selective_recomputes_ops
         self._work: dict = {}
         self._states: dict = {}
         self._act: dict = {}
@@ -66,7 +70,7 @@ class Bounds:
         """W: compute time of one micro-batch through the whole model on one GPU (lower bound)."""
         key = (c.mbs, c.tp, c.cp, c.etp, c.recompute)
         if key not in self._work:
-            gemm, att = _flops_per_gpu(self.model, c.mbs, self.workload.seq_len, *key[1:])
+            gemm, att = _flops_per_gpu(self.model, c.mbs, self.workload.seq_len, *key[1:], ops_sac=self._ops_sac)
             self._work[key] = gemm / self._gemm_rate + att / self._att_rate
         return self._work[key]
 
@@ -83,7 +87,7 @@ class Bounds:
             self._states[skey] = _states(self.model, *skey)
         akey = (c.mbs, c.tp, c.cp, c.etp, c.sequence_parallel and c.tp > 1, c.recompute)
         if akey not in self._act:
-            self._act[akey] = _activations(self.model, self.workload.seq_len, *akey)
+            self._act[akey] = _activations(self.model, self.workload.seq_len, *akey, ops_sac=self._ops_sac)
         n_min = in_flight_microbatches(c.pp - 1, c.pp, c.microbatches(self.workload), c.vpp)
         return (self._states[skey] + n_min * self._act[akey]) / c.pp
 
@@ -105,11 +109,12 @@ def _states(model: ModelSpec, tp: int, dense_shard: int, expert_group: int, expe
     return total
 
 
-def _activations(model: ModelSpec, seq: int, mbs: int, tp: int, cp: int, etp: int, sp: bool, recompute: str) -> float:
+def _activations(model: ModelSpec, seq: int, mbs: int, tp: int, cp: int, etp: int, sp: bool, recompute: str,
+                 ops_sac: bool = False) -> float:
     """Activation bytes of all transformer layers for one micro-batch per GPU."""
     act = 0.0
     for is_moe, count in ((False, model.dense_layers), (True, model.moe_layers)):
         if count:
             act += count * M.layer_activation_bytes(model, is_moe, mbs, seq, tp=tp, cp=cp, etp=etp, sp=sp,
-                                                    recompute=recompute)
+                                                    recompute=recompute, ops_sac=ops_sac)
     return act
