@@ -18,24 +18,21 @@ DeepSpeed ignores (DeepSpeedConfig reads the keys it knows).
 import json
 
 from planner.exports.common import ExportRefused, Target, header_facts
-from planner.exports.train_layout import TrainView, node_layout, node_runs
+from planner.exports.train_layout import TrainView, node_layout, node_runs, refuse_unsupported
 from planner.plan import Plan
 
 AUTOEP_PRESETS = ("mixtral", "qwen3_moe", "qwen3_5_moe", "deepseek_v2", "deepseek_v3")
 
 
 def _refuse_unexpressible(view: TrainView, target: Target) -> None:
+    refuse_unsupported(view, target, "deepspeed")  # pipeline + ZeRO >= 2, CP, interleaving
     d = view.d
     checks = [
-        ("decision.cp", d["cp"], d["cp"] > 1, "no context-parallel setting in the config"),
-        ("decision.vpp", d["vpp"], d["vpp"] > 1, "the pipeline engine has no interleaved schedule"),
         ("inputs.workload.dtype", view.work["dtype"], view.work["dtype"] == "fp8", "no FP8 training setting"),
         ("decision.sequence_parallel", True, d["sequence_parallel"] and d["tp"] > 1,
          "AutoTP has no sequence-parallel (sharded layer-norm/dropout activations) setting"),
         ("decision.recompute", d["recompute"], d["recompute"] == "selective",
          "activation checkpointing is per layer; there is no selective (attention-only) recompute"),
-        ("decision.zero", d["zero"], d["pp"] > 1 and d["zero"] >= 2,
-         "the pipeline engine asserts ZeRO stage < 2 (runtime/pipe/engine.py)"),
         ("decision.stage_layers", d["stage_layers"], d["pp"] > 1 and len(set(d["stage_layers"])) > 1,
          "PipelineModule partition methods cannot place an uneven transformer-layer split"),
         ("inputs.model.mtp_layers", view.model.get("mtp_layers"), bool(view.model.get("mtp_layers")),

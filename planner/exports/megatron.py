@@ -10,6 +10,8 @@ Flag semantics, from megatron/training/arguments.py and megatron/core at that co
   otherwise --pipeline-model-parallel-layout (E embedding, t decoder layer, m MTP, L loss; one '|'-separated
   entry per virtual stage, virtual stage v of rank s at position v*pp + s). Interleaving with equal chunks:
   --num-layers-per-virtual-pipeline-stage.
+- Runnable combinations: costmodels.framework.unsupported("megatron", ...) (the rules the planner searches
+  under); a plan outside them is refused.
 - ZeRO: 1 = --use-distributed-optimizer; 2/3 = Megatron-FSDP (--use-megatron-fsdp
   --data-parallel-sharding-strategy optim_grads | optim_grads_params), which requires --use-distributed-optimizer,
   --ckpt-format fsdp_dtensor and --no-gradient-accumulation-fusion, and runs without pipeline parallelism.
@@ -24,7 +26,7 @@ Flag semantics, from megatron/training/arguments.py and megatron/core at that co
 """
 
 from planner.exports.common import ExportRefused, Target
-from planner.exports.train_layout import TrainView, moe_layer_ids, node_comment_lines, torchrun_line
+from planner.exports.train_layout import TrainView, moe_layer_ids, node_comment_lines, refuse_unsupported, torchrun_line
 
 
 def _model_flags(model: dict) -> list[list[str]]:
@@ -119,9 +121,6 @@ def _moe_comm_flags(view: TrainView, target: Target) -> list[list[str]]:
 
 def _strategy_flags(view: TrainView, target: Target) -> list[list[str]]:
     d = view.d
-    if d["zero"] >= 2 and d["pp"] > 1:
-        raise ExportRefused(target, "decision.zero", d["zero"],
-                            "Megatron-FSDP (ZeRO 2/3) runs without pipeline parallelism")
     flags = [["--tensor-model-parallel-size", str(d["tp"])], ["--pipeline-model-parallel-size", str(d["pp"])],
              ["--context-parallel-size", str(d["cp"])]]
     if view.model.get("moe"):
@@ -158,6 +157,7 @@ def _strategy_flags(view: TrainView, target: Target) -> list[list[str]]:
 
 def megatron_script(view: TrainView, target: Target, header: list[str]) -> str:
     """A bash script: the header, the node order, the argument array, and the per-node torchrun line."""
+    refuse_unsupported(view, target, "megatron")
     flags = _model_flags(view.model) + _strategy_flags(view, target) + _split_flags(view, target)
     lines = ["#!/bin/bash", *header, *node_comment_lines(view, target),
              "# data, tokenizer and optimizer arguments follow on the command line of this script (\"$@\")",

@@ -10,7 +10,8 @@ Semantics, from torchtitan's sources:
 - Split: module_fqns_per_model_part, one list per virtual stage (model part i runs on rank i mod pp), names
   tok_embeddings, layers.N, norm, output (torchtitan's own default split differs from the plan's).
 - Data parallel: ZeRO 0 = data_parallel_replicate_degree (DDP); ZeRO 3 = data_parallel_shard_degree with
-  fsdp_reshard_after_forward "always" (FSDP2); FSDP2 has no ZeRO 1 or 2 (refused).
+  fsdp_reshard_after_forward "always" (FSDP2); FSDP2 has no ZeRO 1 or 2 (refused, with every other rule of
+  costmodels.framework.unsupported("torchtitan", ...), the rules the planner searches under).
 - Workload switches: compile = compile.enable; async_tp = v0.2.2 parallelism.enable_async_tensor_parallel,
   b5bcd76 compile.enable_async_tensor_parallel (both need compile); a2a_dedup = the DeepEP all-to-all (v0.2.2
   expert_parallel_comm_backend "deepep", b5bcd76 model_registry(..., moe_comm_backend="deepep")); fp8_allgather
@@ -30,7 +31,7 @@ Semantics, from torchtitan's sources:
 import json
 
 from planner.exports.common import ExportRefused, Target
-from planner.exports.train_layout import TrainView, node_comment_lines, torchrun_line
+from planner.exports.train_layout import TrainView, node_comment_lines, refuse_unsupported, torchrun_line
 
 
 def _model_parts(view: TrainView) -> list[list[str]]:
@@ -53,9 +54,6 @@ def _model_parts(view: TrainView) -> list[list[str]]:
 
 def _data_parallel(view: TrainView, target: Target) -> dict:
     d = view.d
-    if d["zero"] in (1, 2):
-        raise ExportRefused(target, "decision.zero", d["zero"],
-                            "FSDP2 has ZeRO 0 (data_parallel_replicate_degree) and 3 (data_parallel_shard_degree) only")
     if d["zero"] == 0:
         par = {"data_parallel_replicate_degree": d["dp"], "data_parallel_shard_degree": 1}
     else:
@@ -80,11 +78,10 @@ def _check_experts(view: TrainView, target: Target) -> None:
                             f"with ep=1 torchtitan shards experts with the dense TP (etp must be tp={d['tp']})")
     if d["ep"] > 1 and target.fmt == "torchtitan" and d["etp"] != 1:
         raise ExportRefused(target, "decision.etp", d["etp"], "b5bcd76 has no expert TP: with ep > 1 etp must be 1")
-    if d["ep"] > 1 and d["etp"] not in (1, d["tp"]):
-        raise ExportRefused(target, "decision.etp", d["etp"], f"expert TP must be 1 or tp={d['tp']}")
 
 
 def _check_common(view: TrainView, target: Target) -> None:
+    refuse_unsupported(view, target, "torchtitan")
     d, mtp = view.d, int(view.model.get("mtp_layers", 0))
     if view.work["dtype"] == "fp16":
         raise ExportRefused(target, "inputs.workload.dtype", "fp16", "mixed_precision_param is bfloat16 or float32")

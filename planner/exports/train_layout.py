@@ -10,6 +10,7 @@ k*gpn .. (k+1)*gpn-1. On a heterogeneous cluster the node order therefore decide
 from dataclasses import dataclass
 
 from costmodels.errors import SpecError
+from costmodels.framework import unsupported
 from costmodels.training import even_stage_layers
 from planner.exports.common import ExportRefused, Target
 from planner.plan import Plan
@@ -72,6 +73,14 @@ def train_view(plan: Plan) -> TrainView:
                         field="decision.microbatches")
     framework = d.get("framework") or work.get("framework") or "megatron"
     return TrainView(d=d, model=inputs["model"], work=work, cluster=inputs.get("cluster") or {}, framework=framework)
+
+
+def refuse_unsupported(view: TrainView, target: Target, framework: str) -> None:
+    """The framework rules the planner searches under (costmodels.framework.unsupported), as export refusals."""
+    d = view.d
+    for field, reason in unsupported(framework, zero=d["zero"], pp=d["pp"], cp=d["cp"], vpp=d["vpp"], tp=d["tp"],
+                                     etp=d["etp"]):
+        raise ExportRefused(target, f"decision.{field}", d[field], reason)
 
 
 def moe_layer_ids(model: dict) -> list[int]:
