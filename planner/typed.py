@@ -33,7 +33,7 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
             except SpecError:
                 continue
         return _convert(options[-1], value, path)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_dict(hint, value, path)
     if origin is tuple:
         if not isinstance(value, list | tuple):
@@ -101,7 +101,7 @@ def _schema_of_hint(hint: Any) -> dict[str, Any]:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return {"anyOf": [_schema_of_hint(a) if a is not type(None) else {"type": "null"} for a in args]}
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return schema_of(hint)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
