@@ -8,6 +8,7 @@ import click
 
 from costmodels.errors import ParplanError
 from planner.commands import documents, estimate as estimate_cmds, experts, profiles, scatter, serve, train
+from planner.commands.guard import guard_commands
 
 
 class _ParplanGroup(click.Group):
@@ -45,6 +46,7 @@ def trace():
 GROUPS = {"root": main, "plan": plan, "estimate": estimate, "trace": trace}
 for _module in (estimate_cmds, train, experts, serve, scatter, documents, profiles):
     _module.register(GROUPS)
+guard_commands(main)  # outputs writable and distinct from inputs, numbers finite and in range: before any work
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@ import sys
 
 import click
 
+from planner.commands.output import write_text
 from planner.plan import Plan
 
 output_option = click.option(
@@ -23,12 +24,13 @@ time_limit_option = click.option(
 
 
 def write_output(text: str, output: str, note: str | None = None) -> None:
-    """Write `text` to stdout when `output` is '-', else to the file `output`, announcing it on stderr."""
+    """Write `text` to stdout when `output` is '-', else atomically to the file `output` (planner.commands.output:
+    a failed or interrupted write leaves the previous file untouched, errors exit 2 naming the path),
+    announcing it on stderr."""
     if output == "-":
         sys.stdout.write(text)
         return
-    with open(output, "w") as fh:
-        fh.write(text)
+    write_text(output, text)
     click.echo(note or f"wrote {output}", err=True)
 
 

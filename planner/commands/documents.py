@@ -4,12 +4,10 @@ Exit codes: validate 0 valid / 1 problems found / 2 unreadable; diff 0 same / 1 
 crossed / 2 error; explain and export 0 / 2 (unknown format lists the planner's formats).
 """
 
-import sys
-from pathlib import Path
-
 import click
 
 from planner import documents
+from planner.commands.common import write_output
 from planner.diff import diff_plans, format_diff, parse_threshold
 from planner.plan import dumps_canonical, load_plan
 
@@ -17,14 +15,10 @@ _plan_path = click.Path(dir_okay=False, path_type=str)
 
 
 def _write_text(text: str, output: str | None) -> None:
-    """Text to stdout (no -o, or -o -) or to a file."""
+    """Text to stdout (no -o, or -o -) or atomically to a file."""
     if not text.endswith("\n"):
         text += "\n"
-    if output is None or output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(output).write_text(text)
-        click.echo(f"wrote {output}", err=True)
+    write_output(text, "-" if output is None else output)
 
 
 @click.command("validate")
@@ -62,7 +56,8 @@ def validate(ctx, plan_path, output):
                    "(predicted.step_time_s:+interval). With thresholds "
                    "the exit status is 1 only when one is crossed; without them, when anything differs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Write the diff as JSON {equal, changes, thresholds, threshold_violations} to FILE ('-' for stdout).")
+              help="Write the diff as JSON {equal, changes, thresholds, threshold_violations} to FILE "
+                   "('-' for stdout).")
 @click.pass_context
 def diff(ctx, plan_a, plan_b, fail_on, output):
     """Show what changed from plan A to plan B: decisions first, then metric deltas (provenance ignored).

@@ -3,6 +3,7 @@
 import click
 
 from planner.commands.common import emit, output_option, progress, time_limit_option
+from planner.commands.output import atomic_path
 
 
 def _speeds(text: str | None):
@@ -80,7 +81,8 @@ def trace_synth(layers, experts, top_k, skew, affinity, seed, tokens, clusters, 
 
     stats = synth_stats(layers=layers, experts=experts, top_k=top_k, skew=skew, affinity=affinity, seed=seed,
                         tokens=tokens, clusters=clusters, drift=drift, windows=windows)
-    stats.write(output)
+    with atomic_path(output) as tmp:
+        stats.write(tmp)
     click.echo(f"wrote {output}: {layers} layers x {experts} experts, {tokens * windows} tokens", err=True)
 
 
@@ -93,7 +95,8 @@ def trace_stats(trace_path, output):
     from costmodels.routing import load_trace
 
     stats = load_trace(trace_path)
-    stats.write(output)
+    with atomic_path(output) as tmp:
+        stats.write(tmp)
     click.echo(f"wrote {output}: {stats.layers} layers x {stats.experts} experts", err=True)
 
 

@@ -19,9 +19,12 @@ def read_batches(path: str | Path) -> list[list[int]]:
     """Batches from a lengths file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read lengths: {exc.strerror}", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text (byte {exc.start}): a lengths file is one integer per line or a JSON list",
+                        source=str(path)) from None
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
