@@ -8,6 +8,7 @@ import click
 
 from costmodels.errors import ParplanError
 from planner.commands import documents, estimate as estimate_cmds, experts, profiles, scatter, serve, train
+from planner.commands import sweep as sweep_cmds
 from planner.commands.guard import guard_commands
 
 
@@ -44,7 +45,7 @@ def trace():
 
 
 GROUPS = {"root": main, "plan": plan, "estimate": estimate, "trace": trace}
-for _module in (estimate_cmds, train, experts, serve, scatter, documents, profiles):
+for _module in (estimate_cmds, train, experts, serve, scatter, documents, profiles, sweep_cmds):
     _module.register(GROUPS)
 guard_commands(main)  # outputs writable and distinct from inputs, numbers finite and in range: before any work
 
