@@ -6,7 +6,6 @@ The planner-specific part of each is delegated to the planner package that handl
 
 from costmodels.errors import SpecError
 from planner import registry
-from planner.confidence.documents import check_confidence
 from planner.plan import Plan, inputs_digest
 from planner.schema_check import schema_problems
 
@@ -24,8 +23,8 @@ def validate_plan(plan: Plan) -> list[str]:
 
     Three layers, each run only when the previous one passed (a later one relies on the earlier):
     the JSON Schema of the document's version, the recomputed `inputs_digest`, then the planner's own
-    independent check that re-evaluates the decision against the inputs with the cost models, together
-    with the re-derived confidence fields (interval, regime, extrapolated; planner.confidence.documents).
+    independent check that re-evaluates the decision against the inputs with the cost models (train and
+    serve checks also re-derive the confidence fields: planner.confidence.documents).
     """
     problems = schema_problems(plan.doc, plan["schema_version"])
     if problems:
@@ -35,7 +34,7 @@ def validate_plan(plan: Plan) -> list[str]:
         return [f"inputs.inputs_digest: {stored} does not match the inputs (sha256 {recomputed}); "
                 "the inputs were edited after planning"]
     check = _planner_function(plan, "check")
-    return [str(problem) for problem in check(plan)] + check_confidence(plan)
+    return [str(problem) for problem in check(plan)]
 
 
 def _number(value) -> str:

@@ -5,6 +5,7 @@ check_confidence(plan) lists the fields that differ from a fresh derivation (int
 extrapolated in `predicted`; probability_faster and within_noise of train alternatives).
 """
 
+from costmodels.errors import SpecError
 from planner.confidence.attach import (
     confidence_problems,
     differences,
@@ -89,5 +90,8 @@ def check_confidence(plan: Plan) -> list[str]:
     if not covered(plan):
         return []
     target = plan["inputs"].get("target") if plan.kind == "estimate" else None
-    fresh, problems = DERIVE[(plan.kind, target)](plan)
+    try:
+        fresh, problems = DERIVE[(plan.kind, target)](plan)
+    except (SpecError, KeyError, TypeError, ValueError) as exc:
+        return [f"predicted: the confidence fields cannot be re-derived from the inputs: {exc}"]
     return confidence_problems(plan["predicted"], fresh) + problems

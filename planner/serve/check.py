@@ -4,6 +4,7 @@ import math
 
 from costmodels.serving import InstanceShape
 from planner.confidence import alternative_note, confidence_lines
+from planner.confidence.documents import check_confidence
 from planner.plan import Plan
 from planner.serve.capacity import CapacityModel
 from planner.serve.estimate import estimate_numbers
@@ -57,7 +58,7 @@ def _pack(sizes: list[int], per_node: int, nodes: int) -> bool:
 def check(plan: Plan) -> list[str]:
     """Problems found by recomputing the plan from its inputs; an empty list means the plan is valid."""
     if plan.kind == "estimate":
-        return _check_estimate(plan)
+        return _check_estimate(plan) + check_confidence(plan)
     inp = plan["inputs"]
     model, cluster = model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"])
     workload, options = workload_from_dict(inp["workload"]), options_from_dict(inp["options"])
@@ -84,7 +85,7 @@ def check(plan: Plan) -> list[str]:
             problems.append(f"{g['role']} step {fresh.tpot_s * 1e3:.2f} ms exceeds the TPOT SLO")
         by_pool.setdefault(g["pool"], []).extend([g["gpus"]] * g["instances"])
         phase = "prefill" if g["role"] == "prefill" else "decode" if g["role"] == "decode" else "whole"
-        supply[phase] = supply.get(phase, 0.0) + fresh.capacity_rps * g["instances"]
+        supply[phase] = supply.get(phase, 0.0) + fresh.group_rps(g["instances"])
     for name, sizes in sorted(by_pool.items()):
         pool = cluster.pool(name)
         if sum(sizes) > pool.num_devices:
@@ -111,7 +112,7 @@ def check(plan: Plan) -> list[str]:
     elif "attainment_interval" in sim and sim["attainment_interval"][0] < workload.attainment:
         problems.append(f"simulated attainment's lower bound {sim['attainment_interval'][0]:.3f} is below the target "
                         f"{workload.attainment} (the rate was not accepted)")
-    return problems
+    return problems + check_confidence(plan)
 
 
 def explain(plan: Plan) -> str:

@@ -9,6 +9,7 @@ not faster than the plan; the baseline recomputes to its figures.
 import math
 
 from costmodels.training import check_config, estimate_training
+from planner.confidence.documents import check_confidence
 from planner.plan import Plan
 from planner.train.planning import PREDICTED_KEYS, config_of
 from planner.train.request import request_from_inputs
@@ -67,7 +68,7 @@ def check(plan: Plan) -> list[str]:
     """Problems found (empty = the plan is consistent with its inputs and the cost model)."""
     if plan.kind == "estimate":
         from planner.train.estimate import check_estimate
-        return check_estimate(plan)
+        return check_estimate(plan) + check_confidence(plan)
     request = request_from_inputs(plan["inputs"])
     problems, est = _check_decision(request, plan["decision"], plan["predicted"], "decision")
     for i, alt in enumerate(plan.get("alternatives") or []):
@@ -84,4 +85,4 @@ def check(plan: Plan) -> list[str]:
     if base.get("feasible"):
         found, _ = _check_decision(request, base["decision"], base, "baselines.megatron_rule")
         problems += found
-    return problems
+    return problems + check_confidence(plan)

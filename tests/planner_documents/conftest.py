@@ -33,6 +33,14 @@ DECISIONS = {  # complete decisions of each kind (planner/decisions.py types; th
 }
 
 
+CONFIDENCE = {"interval": {"level": 0.8, "step_time_s": {"low": 1.2, "high": 1.3}}, "extrapolated": [],
+              "regime": {"key": "train/dense/bf16/megatron-zero1/dp<=8/ctx<=4k/h100", "target": "train",
+                         "arch": "dense", "dtype": "bf16", "framework": "megatron-zero1", "scale": "dp<=8",
+                         "context": "ctx<=4k", "family": "h100", "matched": "train/dense/bf16/*/*/*/h100", "rows": 9,
+                         "median_error": -0.01, "ratio_p10": 0.95, "ratio_p90": 1.06, "bias_log": 0.0,
+                         "half_width_log": 0.04, "prior": False}}
+
+
 def build_plan(kind="scatter", *, step_time_s=1.25, decision=None, inputs=None, **overrides):
     """A schema-valid plan of `kind`; keyword overrides replace whole sections."""
     if kind == "estimate":
@@ -50,6 +58,8 @@ def build_plan(kind="scatter", *, step_time_s=1.25, decision=None, inputs=None, 
     if kind == "estimate":
         sections["predicted"].update(model_tflops_per_gpu=400.0, hardware_tflops_per_gpu=410.0,
                                      memory_per_gpu_bytes=6.0e10)
+    if kind in ("train", "serve", "estimate"):  # planner/confidence fields (required by the schema for these)
+        sections["predicted"].update(CONFIDENCE)
     sections.update(overrides)
     return make_plan(kind, inputs=inputs if inputs is not None else base_inputs, **sections)
 
