@@ -7,10 +7,13 @@ import pathlib
 import subprocess
 import sys
 
+from click.testing import CliRunner
 from serve_plans import planned as serve_plan
 from train_plans import planned as train_plan
 
+import planner
 import profiles
+from cli import main
 from costmodels.hardware import ClusterSpec
 from planner import experts, scatter, serve, train
 from planner.exports.common import TARGETS, header_lines, plan_digest
@@ -51,3 +54,12 @@ def test_same_plan_same_bytes_under_two_hash_seeds(tmp_path):
                            env=dict(os.environ, PYTHONHASHSEED=seed), check=True, capture_output=True).stdout
             for seed in ("1", "2")]
     assert outs[0] == outs[1] and outs[0]
+
+
+def test_cli_output_equals_the_api(tmp_path):
+    """`parplan export` prints exactly planner.export_plan's text, for a format of each planner."""
+    for plan, fmt in ((train_plan("moe"), "torchtitan-toml"), (serve_plan("llama3-8b", 8, "colocated"), "vllm")):
+        path = tmp_path / f"{fmt}.json"
+        plan.write(path)
+        result = CliRunner().invoke(main, ["export", str(path), "--format", fmt])
+        assert result.exit_code == 0 and result.output == planner.export_plan(plan, fmt)
