@@ -11,7 +11,9 @@ vllm-ascend      additional_config {"eplb_config": {"expert_map_path": FILE, "nu
 (182b75e)        moved under eplb_config in da958ee); FILE {"moe_layer_count": L, "layer_list": [{"device_list":
                  [{"device_expert": [logical ids in slot order]}]}]} indexed by MoE-layer ordinal. Ascend NPUs only.
 vllm (0.33.0)    has no static expert map (its EPLB places replicas online): refused.
-Neither file carries the token shares: the engines split an expert's tokens across its replicas themselves.
+Neither file carries the token shares (decision.layers[].token_share): both engines split an expert's tokens
+evenly over its replicas (SGLang's static dispatch: the replica on the sender's GPU, else a fair random one).
+`split_note` states what that costs: the busiest GPU's tokens under the even split against the plan's own split.
 """
 
 import json
@@ -50,6 +52,26 @@ def _moe_rows(plan: Plan, target: Target, layers: list) -> tuple[int, list[int]]
     return model["layers"], ids
 
 
+def split_note(plan: Plan, layers: list) -> str:
+    """The busiest GPU's tokens when the engine splits each expert evenly over its replica slots, vs the plan's."""
+    inline = (plan["inputs"].get("stats") or {}).get("inline") or {}
+    loads, planned = inline.get("expert_load"), plan["predicted"].get("layer_max_gpu_tokens")
+    head = "token split: the engine splits each expert evenly over its replicas, not by decision token_share"
+    if not loads or not planned:
+        return head + " (routing statistics not inline in the plan: effect not evaluated)"
+    worst, at = 0.0, 0
+    for li, layer in enumerate(layers):
+        slots: dict[int, int] = {}
+        for gpu in layer:
+            for e in gpu:
+                slots[e] = slots.get(e, 0) + 1
+        busiest = max(sum(loads[li][e] / slots[e] for e in gpu) for gpu in layer)
+        if busiest / max(planned[li], 1e-12) > worst:
+            worst, at = busiest / max(planned[li], 1e-12), li
+    return (f"{head}; busiest GPU with the even split: {worst * planned[at]:.6g} tokens in MoE layer {at}, "
+            f"{(worst - 1) * 100:+.1f}% against the plan's split")
+
+
 def _script(plan: Plan, target: Target, name: str, doc: dict, notes: list[str], flags: str) -> str:
     body = json.dumps(doc, separators=(",", ":"))
     usage = replace(target, launch=f"bash <this script> [FILE, default {name}]: writes FILE and prints the flags "
@@ -78,7 +100,8 @@ def sglang_script(plan: Plan, target: Target) -> str:
     flags = (f"--ep-size {gpus} --ep-num-redundant-experts {gpus * width - experts} "
              "--init-expert-location $MAP")
     notes = [f"physical_to_logical_map: {hidden} model layers x {gpus * width} physical slots "
-             f"({gpus} EP ranks x {width}; rank r holds slots r*{width}..r*{width}+{width - 1})"]
+             f"({gpus} EP ranks x {width}; rank r holds slots r*{width}..r*{width}+{width - 1})",
+             split_note(plan, layers)]
     return _script(plan, target, "expert_location.json", doc, notes, flags)
 
 
@@ -90,5 +113,5 @@ def ascend_script(plan: Plan, target: Target) -> str:
            "layer_list": [{"device_list": [{"device_expert": list(ids)} for ids in layer]} for layer in layers]}
     config = {"eplb_config": {"expert_map_path": "$MAP", "num_redundant_experts": gpus * width - experts}}
     flags = "--enable-expert-parallel --additional-config " + json.dumps(config, separators=(",", ":"))
-    notes = [f"{len(layers)} MoE layers x {gpus} NPUs x {width} slots (Ascend NPUs only)"]
+    notes = [f"{len(layers)} MoE layers x {gpus} NPUs x {width} slots (Ascend NPUs only)", split_note(plan, layers)]
     return _script(plan, target, "expert_map.json", doc, notes, flags)

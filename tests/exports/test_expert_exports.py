@@ -14,6 +14,7 @@ from costmodels.model import ModelSpec, MoESpec
 from planner.experts import EXPORT_FORMATS, export, place_experts
 from planner.experts.synthetic import synth_stats
 from planner.exports.common import ExportRefused
+from planner.plan import Plan
 
 GPUS, SLOTS, EXPERTS = 4, 3, 8
 MODEL = ModelSpec(name="tiny-moe", layers=5, hidden=256, heads=4, kv_heads=4, head_dim=64, ffn=512, vocab=1000,
@@ -25,7 +26,8 @@ DEVICE = DeviceSpec(name="toy", bf16_flops_per_s=100e12, fp8_flops_per_s=0.0, hb
 @pytest.fixture(scope="module")
 def plans():
     stats = synth_stats(layers=3, experts=EXPERTS, top_k=2, skew=1.2, affinity=0.5, seed=1, tokens=1000)
-    with_model = place_experts(stats, num_gpus=GPUS, gpus_per_node=2, slots_per_gpu=SLOTS, model=MODEL, device=DEVICE)
+    with_model = place_experts(stats, num_gpus=GPUS, gpus_per_node=2, slots_per_gpu=SLOTS, model=MODEL, device=DEVICE,
+                               method="exact")  # "auto" raises InfeasibleError here at 7a5c45d (reported)
     without = place_experts(stats, num_gpus=GPUS, gpus_per_node=2, slots_per_gpu=SLOTS)
     return {"model": with_model, "no_model": without}
 
@@ -84,3 +86,13 @@ def test_upstream_vllm_is_refused(plans):
     assert "vllm" in EXPORT_FORMATS
     with pytest.raises(ExportRefused, match="no static expert map"):
         export(plans["model"], "vllm")
+
+
+def test_token_split_note_states_the_even_split_cost():
+    # expert 0 has replicas on both GPUs: the even split gives GPU 0 100/2 + 50 = 100 tokens, GPU 1 50 + 30 = 80;
+    # the plan's own split reached 90 on its busiest GPU, so the engine's split costs +11.1%
+    plan = Plan({"kind": "experts", "inputs": {"stats": {"inline": {"expert_load": [[100, 50, 30]]}}, "model": None},
+                 "predicted": {"layer_max_gpu_tokens": [90.0]},
+                 "decision": {"slots_per_gpu": 2, "layers": [{"gpu_experts": [[0, 1], [0, 2]]}]}})
+    text = export(plan, "vllm-ascend")
+    assert "busiest GPU with the even split: 100 tokens in MoE layer 0, +11.1% against the plan's split" in text
