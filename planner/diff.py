@@ -8,7 +8,7 @@ one value (`decision.stage_layers: [8, 8] -> [7, 9]`), which keeps placements re
 
 Threshold grammar (`--fail-on`, repeatable):
 
-    EXPR   := PATH ":" [SIGN] NUMBER ["%"]  |  PATH ":" [SIGN] "interval"
+    EXPR   := PATH ":" [SIGN] NUMBER ["%"]  |  PATH ":" [SIGN] "interval"  |  PATH ":changed"
     SIGN   := "+"   fail when B exceeds A by more than the limit   (a regression for times, loads, gaps)
             | "-"   fail when B falls below A by more than the limit (a regression for MFU, goodput)
             | none  fail when B differs from A by more than the limit, either way
@@ -16,12 +16,16 @@ Threshold grammar (`--fail-on`, repeatable):
     interval := the limit is plan A's own 80 % prediction interval of that metric (`predicted.interval.<metric>`,
               planner/confidence): "+" fails when B exceeds its high end, "-" when B falls below its low end,
               no sign either; a change inside the model's noise passes
+    changed := fail when the field differs in any way (the form for categorical fields: strings, booleans,
+              lists, e.g. decision.recompute:changed); NUMBER and interval limits apply to numeric fields only,
+              and are refused (exit 2) on a field that holds something else, so a gate cannot silently never fail
 
     predicted.step_time_s:+2%        step time grew by more than 2 %
     predicted.mfu:-1%                MFU fell by more than 1 % (relative)
     predicted.max_load_ratio:+0.05   max load ratio grew by more than 0.05 (absolute)
     solver.gap:+0.01                 optimality gap grew by more than 0.01
     predicted.step_time_s:+interval  step time grew beyond A's 80 % interval (more than the model's noise)
+    decision.recompute:changed       the recompute mode is not the same
 
 A number that exists on one side only (or is null on one side) crosses every threshold on it; a PATH present
 in neither plan is an error, so a typo cannot pass CI silently.
@@ -47,7 +51,8 @@ TOLERANCE = 1e-9
 """limits are compared with this slack so that exactly +2.000 % does not count as more than +2 %"""
 
 _EXPR = re.compile(r"^(?P<path>[^:\s]+):(?P<sign>[+-]?)"
-                   r"(?:(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?P<pct>%?)|(?P<interval>interval))$")
+                   r"(?:(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?P<pct>%?)|(?P<interval>interval)"
+                   r"|(?P<changed>changed))$")
 
 
 class _Missing:
@@ -76,8 +81,12 @@ class Threshold:
     """True for a percent limit"""
     interval: bool = False
     """True: the limit is plan A's prediction interval of the field (limit and relative unused)"""
+    changed: bool = False
+    """True: any change of the field fails (categorical fields; direction, limit and relative unused)"""
 
     def describe(self) -> str:
+        if self.changed:
+            return f"{self.path} changed"
         if self.interval:
             side = {"+": "grows above", "-": "falls below", "": "leaves"}[self.direction]
             return f"{self.path} {side} A's prediction interval"
@@ -90,8 +99,13 @@ def parse_threshold(expr: str) -> Threshold:
     """Parse 'PATH:[+|-]NUMBER[%]' (see the module docstring); SpecError naming the expression otherwise."""
     match = _EXPR.match(expr.strip())
     if match is None:
-        raise SpecError(f"cannot parse {expr!r}; expected PATH:[+|-]NUMBER[%] or PATH:[+|-]interval, e.g. "
-                        "predicted.step_time_s:+2% or predicted.step_time_s:+interval", field="--fail-on")
+        raise SpecError(f"cannot parse {expr!r}; expected PATH:[+|-]NUMBER[%], PATH:[+|-]interval or PATH:changed, "
+                        "e.g. predicted.step_time_s:+2%, predicted.step_time_s:+interval or "
+                        "decision.recompute:changed", field="--fail-on")
+    if match["changed"]:
+        if match["sign"]:
+            raise SpecError(f"{expr!r}: 'changed' takes no sign; use {match['path']}:changed", field="--fail-on")
+        return Threshold(expr=expr, path=match["path"], direction="", limit=0.0, relative=False, changed=True)
     if match["interval"]:
         return Threshold(expr=expr, path=match["path"], direction=match["sign"], limit=0.0, relative=False,
                          interval=True)
@@ -150,13 +164,7 @@ def _violation(threshold: Threshold, a, b) -> str | None:
             return f"{threshold.path} is {_show(a)} in A and {_show(b)} in B"
         return None
     delta = b - a
-    if threshold.relative:
-        if a == 0:
-            change = math.inf if delta else 0.0
-        else:
-            change = delta / abs(a)
-    else:
-        change = delta
+    change = ((math.inf if delta else 0.0) if a == 0 else delta / abs(a)) if threshold.relative else delta
     signed = {"+": change, "-": -change, "": abs(change)}[threshold.direction]
     if signed > threshold.limit * (1 + TOLERANCE) + TOLERANCE * (0 if threshold.relative else abs(a)):
         shown = f"{change * 100:+.3g}%" if threshold.relative and math.isfinite(change) else f"{delta:+.6g}"
@@ -216,7 +224,13 @@ def diff_plans(a: Plan | dict, b: Plan | dict, fail_on=()) -> dict:
             raise SpecError(f"{threshold.path!r} is in neither plan; numeric fields include: "
                             f"{', '.join(numeric[:12])}{', ...' if len(numeric) > 12 else ''}", field="--fail-on")
         va, vb = flat_a.get(threshold.path, _MISSING), flat_b.get(threshold.path, _MISSING)
-        if threshold.interval:
+        if threshold.changed:
+            message = None if _same(va, vb) else f"{threshold.describe()}: {_show(va)} -> {_show(vb)}"
+        elif _categorical(va, vb):
+            raise SpecError(f"{threshold.expr!r}: {threshold.path} is not a number (A: {_show(va)}, B: {_show(vb)}); "
+                            f"a numeric limit can never catch its change: use {threshold.path}:changed",
+                            field="--fail-on")
+        elif threshold.interval:
             message = _interval_violation(threshold, va, vb, flat_a)
         else:
             message = _violation(threshold, va, vb)
@@ -224,6 +238,11 @@ def diff_plans(a: Plan | dict, b: Plan | dict, fail_on=()) -> dict:
             violations.append({"expr": threshold.expr, "field": threshold.path, "message": message, **_sides(va, vb)})
     return {"equal": not changes, "changes": changes, "thresholds": [t.expr for t in thresholds],
             "threshold_violations": violations}
+
+
+def _categorical(va, vb) -> bool:
+    """Neither side is a number and at least one holds something (a string, boolean, list or object)."""
+    return not (_is_number(va) or _is_number(vb)) and any(v is not None and v is not _MISSING for v in (va, vb))
 
 
 def _sides(va, vb) -> dict:
@@ -268,7 +287,7 @@ def format_diff(result: dict, *, label_a: str = "A", label_b: str = "B", max_row
                          delta, rel))
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         for row in rows:
-            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
         if len(changes) > max_rows:
             lines.append(f"... and {len(changes) - max_rows} more changes (write them all with -o FILE)")
         by_section = {}

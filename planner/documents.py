@@ -37,6 +37,16 @@ def validate_plan(plan: Plan) -> list[str]:
     return [str(problem) for problem in check(plan)]
 
 
+def require_valid(plan: Plan, source: str | None = None) -> None:
+    """SpecError (exit 2) listing the problems `validate_plan` finds: what export and simulate run first, so that
+    a hand-edited impossible plan (tp=3 on 32 heads, more GPUs than the plan has) is never acted upon."""
+    problems = validate_plan(plan)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise SpecError(f"not a valid {plan.kind} plan ({shown}); `parplan validate` lists every problem",
+                        source=source)
+
+
 def _number(value) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "yes", False: "no", None: "-"}[value]
@@ -84,9 +94,11 @@ def export_formats(plan: Plan) -> tuple[str, ...]:
 
 
 def export_plan(plan: Plan, fmt: str) -> str:
-    """The plan in an executor's format (Megatron arguments, vLLM command, ...); SpecError on unknown formats."""
+    """The plan in an executor's format (Megatron arguments, vLLM command, ...); SpecError on unknown formats
+    and on plans that `validate_plan` rejects (checked first)."""
     formats = export_formats(plan)
     if fmt not in formats:
         raise SpecError(f"unknown format {fmt!r} for {plan.kind} plans; valid: {', '.join(formats) or '(none)'}",
                         field="--format")
+    require_valid(plan)
     return _planner_function(plan, "export")(plan, fmt)

@@ -5,6 +5,7 @@ is a choice, the valid values. Values are type-checked here so the spec construc
 """
 
 import json
+import math
 import pathlib
 import re
 from collections.abc import Iterable, Mapping
@@ -52,6 +53,32 @@ def read_text(path: pathlib.Path) -> str:
         raise SpecError(f"cannot read file: {exc}", source=str(path)) from None
 
 
+PLAUSIBLE_RANGES: dict[str, tuple[float, float, str]] = {
+    "hbm_gib": (1, 4096, "GiB"),
+    "hbm_gb": (1, 4400, "GB"),
+    "memory_reserve_gib": (0, 1024, "GiB"),
+    "bf16_tflops": (1, 100_000, "TFLOP/s"),
+    "fp8_tflops": (0, 200_000, "TFLOP/s"),
+    "hbm_tb_per_s": (0.05, 100, "TB/s"),
+    "intra_node_gb_per_s": (0.1, 100_000, "GB/s"),
+    "nic_gb_per_s": (0.01, 10_000, "GB/s"),
+    "inter_pool_gb_per_s": (0, 10_000, "GB/s"),
+    "intra_node_latency_us": (0, 1e6, "µs"),
+    "inter_node_latency_us": (0, 1e6, "µs"),
+}
+"""key -> (low, high, unit): device figures far outside these are unit mix-ups (bytes for GiB, bit/s for GB/s)"""
+
+
+def _unit_hint(value: float, high: float, unit: str) -> str:
+    """A guess at the unit actually used, for a value far above the range."""
+    if value <= high:
+        return ""
+    for factor, name in ((2**30, "bytes"), (1e9, "bytes (or bit/s)"), (1e12, "FLOP/s or bytes/s"), (8, "Gb/s")):
+        if value / factor <= high and value / factor >= 1e-3:
+            return f"; it looks like {name}: {value / factor:g} {unit}?"
+    return ""
+
+
 class Section:
     """A mapping read from a file, checked on construction against the keys it may and must have.
 
@@ -95,11 +122,19 @@ class Section:
         return value
 
     def number(self, key: str, default: float | None = None) -> float:
+        """A finite number; keys of PLAUSIBLE_RANGES must also lie in their range (a unit mix-up otherwise)."""
         value = self.data.get(key, default)
         if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
             value = float(value)  # YAML 1.1 reads 2.0e9 (no sign in the exponent) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise self.error(key, f"must be a finite number, got {value!r}")
+        if key in PLAUSIBLE_RANGES and key in self.data:
+            low, high, unit = PLAUSIBLE_RANGES[key]
+            if not low <= value <= high:
+                raise self.error(key, f"{value:g} is not a plausible value in {unit} (expected {low:g} to {high:g})"
+                                      f"{_unit_hint(value, high, unit)}")
         return float(value)
 
     def flag(self, key: str, default: bool | None = None) -> bool:

@@ -148,9 +148,12 @@ def estimate_serve(model_ref, gpu_ref, tp, pp, ep, dp, batch, isl, osl, engine, 
 @output_option
 def simulate_cmd(plan_path, rate, requests, seed, arrival, output):
     """Replay a serve plan's workload: SLO attainment and TTFT/TPOT percentiles."""
+    from planner.documents import require_valid
     from planner.serve import simulate_plan
 
-    result = simulate_plan(load_plan(plan_path), rate=rate, requests=requests, seed=seed, arrival=arrival)
+    plan = load_plan(plan_path)
+    require_valid(plan, plan_path)  # validate's checks first: never replay a hand-edited impossible plan
+    result = simulate_plan(plan, rate=rate, requests=requests, seed=seed, arrival=arrival)
     if output is None:
         pct = [k for k in result["ttft_s"] if k not in ("p50", "p99")]
         p = pct[0] if pct else "p50"
