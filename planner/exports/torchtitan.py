@@ -8,7 +8,8 @@ Semantics, from torchtitan's sources:
   num_tokens_per_microbatch_per_dp_rank = mbs x seq, parallelism.num_pp_microbatches, num_tokens_per_train_step
   = global batch x seq, max_context_length = seq.
 - Split: module_fqns_per_model_part, one list per virtual stage (model part i runs on rank i mod pp), names
-  tok_embeddings, layers.N, norm, output (torchtitan's own default split differs from the plan's).
+  tok_embeddings, layers.N, norm, output (v0.2.2) / lm_head (b5bcd76); torchtitan's own default split
+  differs from the plan's.
 - Data parallel: ZeRO 0 = data_parallel_replicate_degree (DDP); ZeRO 3 = data_parallel_shard_degree with
   fsdp_reshard_after_forward "always" (FSDP2); FSDP2 has no ZeRO 1 or 2 (refused, with every other rule of
   costmodels.framework.unsupported("torchtitan", ...), the rules the planner searches under).
@@ -23,7 +24,8 @@ Semantics, from torchtitan's sources:
   "op"; b5bcd76 SelectiveAC), which saves the expensive matmuls' outputs and recomputes the rest.
 - Sequence parallel: b5bcd76 parallelism.enable_sequence_parallel; v0.2.2 always applies it with TP (a plan
   without it runs with less activation memory than planned).
-- FP8: v0.2.2 model.converters ["quantize.linear.float8"] (+ "quantize.grouped_mm.float8" for MoE);
+- FP8: v0.2.2 model.converters ["quantize.linear.float8"] (+ "quantize.grouped_mm.float8" with
+  quantize.grouped_mm.float8.fqns ["experts"] for MoE, a prototype that asserts pp = 1 and cp = 1);
   b5bcd76 converters of model_registry(flavor, converters=[...]). MTP: b5bcd76 model_registry(...,
   num_mtp_layers=N), without PP or CP; v0.2.2 has no MTP.
 """
@@ -34,8 +36,10 @@ from planner.exports.common import ExportRefused, Target
 from planner.exports.train_layout import TrainView, node_comment_lines, refuse_unsupported, torchrun_line
 
 
-def _model_parts(view: TrainView) -> list[list[str]]:
-    """Module names per model part (virtual stage), part i on rank i mod pp."""
+def _model_parts(view: TrainView, target: Target) -> list[list[str]]:
+    """Module names per model part (virtual stage), part i on rank i mod pp; the output projection is `output`
+    in v0.2.2 and `lm_head` in b5bcd76."""
+    head = "output" if target.fmt == "torchtitan-toml" else "lm_head"
     d, pp, vpp = view.d, view.d["pp"], view.d["vpp"]
     per_rank = []
     for n in d["stage_layers"]:
@@ -46,7 +50,7 @@ def _model_parts(view: TrainView) -> list[list[str]]:
     for i, n in enumerate(counts):
         names = (["tok_embeddings"] if i == 0 else []) + [f"layers.{j}" for j in range(start, start + n)]
         if i == len(counts) - 1:
-            names += ["norm", "output"]
+            names += ["norm", head]
         parts.append(names)
         start += n
     return parts
@@ -107,7 +111,7 @@ def _parallelism(view: TrainView, target: Target) -> dict:
         par["enable_sequence_parallel"] = bool(d["sequence_parallel"] and d["tp"] > 1)
     if d["pp"] > 1:
         par["pipeline_parallel_schedule"] = "Interleaved1F1B" if d["vpp"] > 1 else "1F1B"
-        par["module_fqns_per_model_part"] = _model_parts(view)
+        par["module_fqns_per_model_part"] = _model_parts(view, target)
         if target.fmt == "torchtitan":
             par["num_pp_microbatches"] = view.accumulation
         else:
@@ -145,8 +149,14 @@ def toml_job(view: TrainView, target: Target, header: list[str]) -> str:
         ac["selective_ac_option"] = "op"
     sections = [("parallelism", _parallelism(view, target)), ("training", training), ("activation_checkpoint", ac)]
     if work["dtype"] == "fp8":
-        converters = ["quantize.linear.float8"] + (["quantize.grouped_mm.float8"] if view.model.get("moe") else [])
+        moe = bool(view.model.get("moe"))
+        if moe and (d["pp"] > 1 or d["cp"] > 1):
+            raise ExportRefused(target, "inputs.workload.dtype", "fp8", "the Float8 MoE prototype of v0.2.2 asserts "
+                                f"pp = 1 and cp = 1 (plan: pp={d['pp']}, cp={d['cp']})")
+        converters = ["quantize.linear.float8"] + (["quantize.grouped_mm.float8"] if moe else [])
         sections.append(("model", {"converters": converters}))
+        if moe:
+            sections.append(("quantize.grouped_mm.float8", {"fqns": ["experts"]}))
         if view.option("fp8_allgather"):
             sections.append(("quantize.linear.float8", {"enable_fsdp_float8_all_gather": True}))
     if view.option("compile"):

@@ -129,6 +129,7 @@ def test_torchtitan_recipe_tokens_and_microbatches():
     assert "config.parallelism.num_pp_microbatches = 8" in out
     assert 'config.parallelism.pipeline_parallel_schedule = "Interleaved1F1B"' in out
     assert "config.activation_checkpoint = FullAC.Config()" in out
+    assert "'norm', 'lm_head']]" in out and "'output'" not in out  # b5bcd76 names the output projection lm_head
     compile(out, "recipe.py", "exec")  # the recipe is valid Python
 
 
@@ -164,6 +165,16 @@ def test_deepspeed_pipeline_with_zero2_and_moe_limits():
         export(pipe, "deepspeed")
     with pytest.raises(ExportRefused, match="expert_tensor_parallel_size=1"):
         export(edited(CASES["moe"], etp=2, tp=2, dp=4, microbatches=2), "deepspeed")
+
+
+def test_torchtitan_toml_fp8_moe_quantizes_the_experts():
+    moe = edited(CASES["moe"], zero=3)
+    moe.doc["inputs"]["workload"]["dtype"] = "fp8"
+    job = tomllib.loads(export(moe, "torchtitan-toml"))
+    assert job["model"]["converters"] == ["quantize.linear.float8", "quantize.grouped_mm.float8"]
+    assert job["quantize"]["grouped_mm"]["float8"]["fqns"] == ["experts"]
+    with pytest.raises(ExportRefused, match="Float8 MoE prototype"):
+        export(edited(moe, pp=2, dp=4, stage_layers=[4, 4], microbatches=2), "torchtitan-toml")
 
 
 def test_torchtitan_expert_tp_limits():
