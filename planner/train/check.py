@@ -22,7 +22,10 @@ def _close(a, b) -> bool:
         math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)
 
 
-def _check_decision(request, decision: dict, figures: dict, label: str) -> tuple[list[str], object]:
+def _check_decision(request, decision: dict, figures: dict, label: str,
+                    figures_label: str | None = None) -> tuple[list[str], object]:
+    """Problems of one decision (fields named `label`.*) and of its predicted figures (`figures_label`.*)."""
+    figures_label = figures_label or label
     problems = []
     try:
         config = config_of(decision)
@@ -48,7 +51,8 @@ def _check_decision(request, decision: dict, figures: dict, label: str) -> tuple
         problems += [f"{label}: does not fit: {r}" for r in est.infeasible_reasons]
     for key in PREDICTED_KEYS:
         if not _close(figures.get(key), getattr(est, key)):
-            problems.append(f"{label}.{key}: plan says {figures.get(key)!r}, the cost model gives {getattr(est, key)!r}")
+            problems.append(f"{figures_label}.{key}: plan says {figures.get(key)!r}, the cost model gives "
+                            f"{getattr(est, key)!r}")
     return problems, est
 
 
@@ -70,9 +74,10 @@ def check(plan: Plan) -> list[str]:
         from planner.train.estimate import check_estimate
         return check_estimate(plan) + check_confidence(plan)
     request = request_from_inputs(plan["inputs"])
-    problems, est = _check_decision(request, plan["decision"], plan["predicted"], "decision")
+    problems, est = _check_decision(request, plan["decision"], plan["predicted"], "decision", "predicted")
     for i, alt in enumerate(plan.get("alternatives") or []):
-        found, alt_est = _check_decision(request, alt.get("decision", {}), alt, f"alternatives[{i}]")
+        found, alt_est = _check_decision(request, alt.get("decision", {}), alt, f"alternatives[{i}].decision",
+                                         f"alternatives[{i}]")
         problems += found
         if est is None or alt_est is None:
             continue
