@@ -160,7 +160,9 @@ def megatron_script(view: TrainView, target: Target, header: list[str]) -> str:
     refuse_unsupported(view, target, "megatron")
     flags = _model_flags(view.model) + _strategy_flags(view, target) + _split_flags(view, target)
     lines = ["#!/bin/bash", *header, *node_comment_lines(view, target),
-             "# data, tokenizer and optimizer arguments follow on the command line of this script (\"$@\")",
+             "# data, tokenizer and optimizer arguments follow on the command line of this script (\"$@\"), with the",
+             "# model family's non-shape flags (e.g. Llama: --position-embedding-type rope --normalization RMSNorm",
+             "# --disable-bias-linear); the shape flags below are the ones the plan was costed with",
              "MEGATRON_ARGS=("]
     lines += ["  " + " ".join(flag) for flag in flags]
     lines += [")", torchrun_line(view, target, ["pretrain_gpt.py", '"${MEGATRON_ARGS[@]}"', '"$@"'])]
