@@ -23,8 +23,10 @@ def export(plan: Plan, fmt: str) -> str:
     tgt = target(fmt, EXPORT_FORMATS)
     nodes, workers = place(plan, tgt)
     model = plan["inputs"]["model"]["name"]
+    engine = plan["inputs"].get("options", {}).get("engine")
     lines = header_lines(plan, tgt) + [
-        f"# mode {plan['decision']['mode']}; model {model}: replace it with the model's Hugging Face path",
+        f"# mode {plan['decision']['mode']}; model {model}: replace it with the model's Hugging Face path"
+        + (f"; planned with the {engine} engine model" if engine else ""),
         *node_lines(nodes, workers)]
     body = vllm_lines(plan, workers, tgt) if fmt == "vllm" else sglang_lines(plan, workers, tgt)
     return "\n".join(lines + body) + "\n"
