@@ -1,7 +1,9 @@
 """Train exports: every emitted name exists in the targeted executor version, the executor's semantics give
 back the plan's batch and split, and what a target cannot run is refused (exit 2) instead of dropped."""
 
+import ast
 import json
+import re
 import shlex
 import tomllib
 
@@ -196,3 +198,38 @@ def test_cli_export_and_refusal_exit_codes(tmp_path):
     assert "Traceback" not in refused.output
     unknown = CliRunner().invoke(main, ["export", str(path), "--format", "nemo"])
     assert unknown.exit_code == 2 and "torchtitan-toml" in unknown.output
+
+
+def _recipe_values(text: str) -> dict:
+    return {m.group(1): ast.literal_eval(m.group(2))
+            for m in re.finditer(r"^    config\.([a-z_.]+) = (.+)$", text, flags=re.M)
+            if not m.group(2).endswith(")") and m.group(2) != "None"}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_torchtitan_recipe_batch_and_parts(case):
+    plan = CASES[case]
+    out = _export_or_refusal(plan, "torchtitan")
+    if isinstance(out, ExportRefused):
+        return
+    v, d = _recipe_values(out), plan["decision"]
+    seq = plan["inputs"]["workload"]["seq_len"]
+    dp = v["parallelism.data_parallel_replicate_degree"] * v["parallelism.data_parallel_shard_degree"]
+    micro_tokens = v["training.num_tokens_per_microbatch_per_dp_rank"]
+    per_step = micro_tokens * v.get("parallelism.num_pp_microbatches", 1) * dp
+    accumulation = v["training.num_tokens_per_train_step"] // per_step
+    assert micro_tokens == d["mbs"] * seq and dp == d["dp"]
+    assert accumulation * v.get("parallelism.num_pp_microbatches", 1) == d["microbatches"]
+    if d["pp"] > 1:
+        parts = v["parallelism.module_fqns_per_model_part"]
+        layers = [sum(name.startswith("layers.") for name in part) for part in parts]
+        assert [sum(layers[s::d["pp"]]) for s in range(d["pp"])] == d["stage_layers"]
+
+
+def test_deepspeed_pipeline_with_even_split():
+    plan = edited(CASES["uneven4"], stage_layers=[2, 2, 2, 2], zero=1, sequence_parallel=False, tp=1, dp=2,
+                  microbatches=8)
+    cfg = json.loads(export(plan, "deepspeed"))
+    assert cfg["pipeline"] == {"activation_checkpoint_interval": 1}  # recompute full: every layer
+    assert "num_stages=4" in cfg["parplan"]["model"] and "2 transformer layers" in cfg["parplan"]["model"]
+    assert cfg["train_micro_batch_size_per_gpu"] * cfg["gradient_accumulation_steps"] * 2 == cfg["train_batch_size"]
