@@ -51,12 +51,14 @@ class Framework:
     """selective recompute = op-level SAC (half the matmuls + element-wise ops), else the attention core"""
     sdpa_attention: bool
     """attention runs PyTorch SDPA's flash kernel (FlashAttention-2), not cuDNN/Transformer Engine fused attention"""
+    fp8_saves_fp8_inputs: bool
+    """FP8 GEMMs keep the FP8 copy of their input for backward (Transformer Engine)"""
 
 
 _RULES = {
-    "megatron": Framework("megatron", (0, 1, 3), 2.0, True, True, True, False, False),
-    "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False, True, True),
-    "deepspeed": Framework("deepspeed", (0, 1, 2, 3), 2.0, True, False, False, False, False),
+    "megatron": Framework("megatron", (0, 1, 3), 2.0, True, True, True, False, False, True),
+    "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False, True, True, False),
+    "deepspeed": Framework("deepspeed", (0, 1, 2, 3), 2.0, True, False, False, False, False, False),
 }
 
 

@@ -172,6 +172,13 @@ class _Env:
         return (dense_params * w_d + expert_params * w_e, dense_params * g_d + expert_params * g_e,
                 dense_params * o_d + expert_params * o_e, ZeroComm(sync, gather, scatter))
 
+    def gather_buffer_bytes(self, params: float) -> float:
+        """ZeRO 3: the unsharded parameters of this layer and of the prefetched next one, and this layer's
+        unsharded gradients before their reduce-scatter (0 for other stages)."""
+        if self.st.zero != 3:
+            return 0.0
+        return params * (2 * M.PARAM_BYTES + self.fw.grad_reduce_bytes)
+
     def optimizer_s(self, dense_params: float, expert_params: float) -> float:
         st = self.st
         shard_d = st.dp * st.cp if st.zero >= 1 else 1
@@ -252,9 +259,12 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
              "tp_comm": 2 * tp_fwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": ep_all,
              "zero_comm": zc.exposed_s(compute_fwd, backward)}
     kw = dict(tp=tp, cp=cp, etp=st.etp, sp=st.sp and tp > 1)
+    fp8_inputs = st.dtype == "fp8" and env.fw.fp8_saves_fp8_inputs
     act = M.layer_activation_bytes(model, is_moe, st.mbs, st.seq, recompute=st.recompute,
-                                   ops_sac=env.fw.selective_recomputes_ops, **kw)
-    working = M.layer_working_activation_bytes(model, is_moe, st.mbs, st.seq, **kw) if st.recompute == "full" else 0.0
+                                   ops_sac=env.fw.selective_recomputes_ops, fp8=fp8_inputs, **kw)
+    working = M.layer_working_activation_bytes(model, is_moe, st.mbs, st.seq, fp8=fp8_inputs, **kw) \
+        if st.recompute == "full" else 0.0
+    working += env.gather_buffer_bytes(dense_local + expert_local)
     return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, working, zc.sync_s,
                     env.optimizer_s(dense_local, expert_local))
 

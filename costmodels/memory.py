@@ -43,19 +43,24 @@ def state_bytes_per_param(zero: int, shard: int) -> tuple[float, float, float]:
     return weights, grads, optim
 
 
-def attention_activation_bytes(model: ModelSpec, tokens: float, tp: int, sp: bool, recompute: str) -> float:
-    """Bytes the attention block and its LayerNorm keep for one micro-batch (tokens already / cp)."""
+def attention_activation_bytes(model: ModelSpec, tokens: float, tp: int, sp: bool, recompute: str,
+                               fp8: bool = False) -> float:
+    """Bytes the attention block and its LayerNorm keep for one micro-batch (tokens already / cp).
+    Selective recompute also rebuilds MLA's up-projections from the latents (Megatron-Core recompute module
+    mla_up_proj); `fp8` keeps the FP8 copy of the QKV GEMM input."""
     h, a, g = model.hidden, model.heads, model.kv_heads
     if model.attention == "mla":
         m = model.mla
         q_w, kv_w, o_w = a * (m.qk_nope_head_dim + m.qk_rope_head_dim), \
             a * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim), a * m.v_head_dim
-        sharded = 2 * q_w + 2 * kv_w + 2 * o_w + 2 * (m.q_lora_rank + m.kv_lora_rank)
+        latents = 2 * (m.q_lora_rank + m.kv_lora_rank)
+        projected = 0 if recompute == "selective" else 2 * q_w + 2 * kv_w
+        sharded = projected + 2 * o_w + latents
     else:
         sharded = 2 * a * model.head_dim + 4 * g * model.head_dim + 2 * a * model.head_dim
     if recompute != "selective":
         sharded += 4 * a  # fp32 softmax statistics of flash attention
-    replicated = 2 * h + 1 * h + 2 * h  # QKV input, dropout mask, LayerNorm input
+    replicated = (1 if fp8 else 2) * h + 1 * h + 2 * h  # QKV input, dropout mask, LayerNorm input
     if sp:
         return tokens * (sharded + replicated) / tp
     return tokens * (sharded / tp + replicated)
@@ -70,14 +75,20 @@ def mlp_activation_bytes(model: ModelSpec, tokens: float, tp: int, sp: bool) -> 
     return tokens * (sharded / tp + replicated)
 
 
-def moe_activation_bytes(model: ModelSpec, tokens: float, tp: int, etp: int) -> float:
+def moe_activation_bytes(model: ModelSpec, tokens: float, tp: int, etp: int, selective: bool = False,
+                         fp8: bool = False) -> float:
     """Bytes an MoE block keeps. Megatron requires sequence parallelism with MoE and tp > 1, so the
-    tokens of this GPU are tokens / tp; the experts see k copies of them (balanced routing)."""
+    tokens of this GPU are tokens / tp; the experts see k copies of them (balanced routing).
+    `selective`: Megatron-Core's MoE recompute modules (layernorm, moe_act): the norm output (router input)
+    and the activation-function output are rebuilt in backward. `fp8`: Transformer Engine keeps the FP8 copy
+    of a GEMM input for its weight gradient (1 B per value: the permuted expert input)."""
     moe, h = model.moe, model.hidden
     local = tokens / tp
-    per_token = 2 * h + 2 * h + 1 * h + 4 * moe.experts  # LN input, router input, mask, fp32 router logits
-    act = 6 if model.gated_mlp else 4
-    routed = moe.top_k * (2 * h + act * moe.expert_ffn / etp + 2 * h)  # permuted input, fc1/act, output
+    router_input = 0 if selective else 2 * h
+    per_token = 2 * h + router_input + 1 * h + 4 * moe.experts  # LN input, router input, mask, fp32 logits
+    act = (4 if model.gated_mlp else 2) if selective else (6 if model.gated_mlp else 4)
+    gemm_input = 1 if fp8 else 2
+    routed = moe.top_k * (gemm_input * h + act * moe.expert_ffn / etp + 2 * h)  # permuted input, fc1/act, out
     shared_ffn = moe.shared_expert_ffn or moe.expert_ffn
     shared = moe.shared_experts * act * shared_ffn
     return local * (per_token + routed + shared)
@@ -95,26 +106,27 @@ def ops_sac_activation_bytes(model: ModelSpec, tokens: float, tp: int) -> float:
 
 
 def layer_activation_bytes(model: ModelSpec, is_moe: bool, mbs: int, seq: int, *, tp: int, cp: int, etp: int,
-                           sp: bool, recompute: str, ops_sac: bool = False) -> float:
+                           sp: bool, recompute: str, ops_sac: bool = False, fp8: bool = False) -> float:
     """Activation bytes one layer keeps for one in-flight micro-batch on one GPU (`ops_sac`: selective
-    recompute is torchtitan's op-level SAC; MoE layers keep Megatron's accounting)."""
+    recompute is torchtitan's op-level SAC; MoE layers keep Megatron's accounting; `fp8`: FP8 GEMM inputs
+    kept for backward, as Transformer Engine does)."""
     tokens = mbs * seq / cp
     if recompute == "full":
         return tokens * ACT_BYTES * model.hidden / (tp if sp else 1)
     if recompute == "selective" and ops_sac and not is_moe:
         return ops_sac_activation_bytes(model, tokens, tp)
     return layer_working_activation_bytes(model, is_moe, mbs, seq, tp=tp, cp=cp, etp=etp, sp=sp,
-                                          recompute=recompute)
+                                          recompute=recompute, fp8=fp8)
 
 
 def layer_working_activation_bytes(model: ModelSpec, is_moe: bool, mbs: int, seq: int, *, tp: int, cp: int,
-                                   etp: int, sp: bool, recompute: str = "none") -> float:
+                                   etp: int, sp: bool, recompute: str = "none", fp8: bool = False) -> float:
     """Activations of one layer when it is materialised (no recompute): what full recompute rebuilds
     during the backward pass of one layer."""
     tokens = mbs * seq / cp
-    attn = attention_activation_bytes(model, tokens, tp, sp, recompute)
+    attn = attention_activation_bytes(model, tokens, tp, sp, recompute, fp8)
     if is_moe:
-        return attn + moe_activation_bytes(model, tokens, tp, etp)
+        return attn + moe_activation_bytes(model, tokens, tp, etp, recompute == "selective", fp8)
     return attn + mlp_activation_bytes(model, tokens, tp, sp)
 
 

@@ -61,7 +61,9 @@ class Bounds:
         peak = max(dev.peak_flops_per_s(workload.dtype), dev.bf16_flops_per_s)
         self._gemm_rate = peak * max(dev.calibration.gemm_efficiency_max, dev.calibration.fp8_gemm_efficiency_max)
         self._att_rate = peak * dev.calibration.attention_efficiency
-        self._ops_sac = framework(workload.framework).selective_recomputes_ops
+        fw = framework(workload.framework)
+        self._ops_sac = fw.selective_recomputes_ops
+        self._fp8_inputs = workload.dtype == "fp8" and fw.fp8_saves_fp8_inputs
         self._work: dict = {}
         self._states: dict = {}
         self._act: dict = {}
@@ -87,7 +89,8 @@ class Bounds:
             self._states[skey] = _states(self.model, *skey)
         akey = (c.mbs, c.tp, c.cp, c.etp, c.sequence_parallel and c.tp > 1, c.recompute)
         if akey not in self._act:
-            self._act[akey] = _activations(self.model, self.workload.seq_len, *akey, ops_sac=self._ops_sac)
+            self._act[akey] = _activations(self.model, self.workload.seq_len, *akey, ops_sac=self._ops_sac,
+                                           fp8=self._fp8_inputs)
         n_min = in_flight_microbatches(c.pp - 1, c.pp, c.microbatches(self.workload), c.vpp)
         return (self._states[skey] + n_min * self._act[akey]) / c.pp
 
@@ -110,11 +113,11 @@ def _states(model: ModelSpec, tp: int, dense_shard: int, expert_group: int, expe
 
 
 def _activations(model: ModelSpec, seq: int, mbs: int, tp: int, cp: int, etp: int, sp: bool, recompute: str,
-                 ops_sac: bool = False) -> float:
+                 ops_sac: bool = False, fp8: bool = False) -> float:
     """Activation bytes of all transformer layers for one micro-batch per GPU."""
     act = 0.0
     for is_moe, count in ((False, model.dense_layers), (True, model.moe_layers)):
         if count:
             act += count * M.layer_activation_bytes(model, is_moe, mbs, seq, tp=tp, cp=cp, etp=etp, sp=sp,
-                                                    recompute=recompute, ops_sac=ops_sac)
+                                                    recompute=recompute, ops_sac=ops_sac, fp8=fp8)
     return act
