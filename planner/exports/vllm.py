@@ -56,8 +56,11 @@ def _multi_node(w: Worker, rank: int, ordinal: int) -> list[str]:
         return []
     if g["dp"] > 1:
         local = g["dp"] // nodes  # place() gives whole nodes, and tp x dp = GPUs (dp > 1 has pp = 1)
-        args = ["--data-parallel-size-local", str(local), "--data-parallel-start-rank", str(rank * local),
-                "--data-parallel-address", w.head.addr, "--data-parallel-rpc-port", str(DP_RPC_PORT + ordinal)]
+        # the head serves the API for every DP rank (internal load balancing): no start rank there, which
+        # would switch vLLM to hybrid balancing (an API server per node for its local ranks only)
+        start = ["--data-parallel-start-rank", str(rank * local)] if rank else []
+        args = ["--data-parallel-size-local", str(local), *start, "--data-parallel-address", w.head.addr,
+                "--data-parallel-rpc-port", str(DP_RPC_PORT + ordinal)]
     else:
         args = ["--nnodes", str(nodes), "--node-rank", str(rank), "--master-addr", w.head.addr,
                 "--master-port", str(MASTER_PORT + ordinal)]

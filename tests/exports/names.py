@@ -56,8 +56,9 @@ def command_lines(text: str) -> list[list[str]]:
     return [shlex.split(line) for line in text.splitlines() if line and not line.startswith("#")]
 
 
-# Names the lists do not cover, with where the executor defines them (the lists are extracted from the files
-# their headers name; vLLM's `serve` subcommand adds its own flags in vllm/entrypoints/cli/serve.py).
+# Names the lists do not cover, with where the executor reads them (the lists are extracted from the files
+# their headers name): vLLM's `serve` subcommand flag --headless (ServeSubcommand.cmd in
+# vllm/entrypoints/cli/serve.py reads args.headless: worker nodes of multi-node TP/PP and DP run it).
 UNLISTED = {"vllm": {"--headless"}}
 
 

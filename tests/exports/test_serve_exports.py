@@ -97,7 +97,7 @@ def test_multi_node_lines_carry_node_count_rank_and_rendezvous(fmt):
             assert int(_flag(pair[0], "--tp-size")) * int(_flag(pair[0], "--pp-size") or 1) == 16
         return
     decode, prefill = servers[:2], servers[2:]
-    assert [_flag(w, "--data-parallel-start-rank") for w in decode] == ["0", "8"]
+    assert [_flag(w, "--data-parallel-start-rank") for w in decode] == [None, "8"]  # the head balances all ranks
     assert {_flag(w, "--data-parallel-size-local") for w in decode} == {"8"}
     assert ["--headless" in w for w in decode] == [False, True]
     assert [_flag(w, "--node-rank") for w in prefill] == ["0", "1"]
