@@ -1,8 +1,8 @@
 """vLLM 0.33.0 launch lines for a serve plan, one per node of every instance.
 
 - PD disaggregation: --kv-transfer-config {"kv_connector": "NixlConnector", "kv_role": "kv_producer" (prefill)
-  | "kv_consumer" (decode)}; each worker sets VLLM_NIXL_SIDE_CHANNEL_PORT (unique per node) and
-  VLLM_NIXL_SIDE_CHANNEL_HOST (its node's address). Decode instances with pipeline > 1 raise
+  | "kv_consumer" (decode)}; each worker sets VLLM_NIXL_SIDE_CHANNEL_PORT (a block of 64 per instance, as vLLM
+  adds the DP rank) and VLLM_NIXL_SIDE_CHANNEL_HOST (its node's address). Decode instances with pipeline > 1 raise
   NotImplementedError in vLLM's NixlConnector: refused. Requests enter through vLLM's PD proxy example
   (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py), one per decode pool (each prefill's planned
   dest_pool); it round-robins over its host lists, so an instance is listed in proportion to its planned load.
@@ -26,8 +26,15 @@ from planner.exports.serve_memory import intra_gpu_fractions
 from planner.plan import Plan
 
 NIXL_PORT = 5600
+NIXL_STRIDE = 64
+"""side-channel ports per instance: vLLM adds the data-parallel rank to VLLM_NIXL_SIDE_CHANNEL_PORT (dp <= 16 here,
+and an intra-GPU decode process uses the upper half of its instance's block)"""
 MASTER_PORT = 29500
 DP_RPC_PORT = 13345
+
+
+def _nixl_port(ordinal: int) -> int:
+    return NIXL_PORT + NIXL_STRIDE * ordinal
 
 
 def _kv(role: str) -> list[str]:
@@ -95,7 +102,7 @@ def worker_lines(plan: Plan, w: Worker, ordinal: int, target: Target, base: list
         tail = _multi_node(w, rank, ordinal)
         if w.role != "intra_gpu":
             if w.role in ("prefill", "decode"):
-                env |= {"VLLM_NIXL_SIDE_CHANNEL_HOST": node.addr, "VLLM_NIXL_SIDE_CHANNEL_PORT": NIXL_PORT + ordinal}
+                env |= {"VLLM_NIXL_SIDE_CHANNEL_HOST": node.addr, "VLLM_NIXL_SIDE_CHANNEL_PORT": _nixl_port(ordinal)}
             out.append(f"# on {node.name}")
             out.append(shell_line(env, argv + tail))
             continue
@@ -107,10 +114,10 @@ def worker_lines(plan: Plan, w: Worker, ordinal: int, target: Target, base: list
         out.append(f"# on {node.name} (start the MPS daemon first: nvidia-cuda-mps-control -d)")
         nixl = {"VLLM_NIXL_SIDE_CHANNEL_HOST": node.addr}
         out.append(shell_line(env | nixl | {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": share,
-                                            "VLLM_NIXL_SIDE_CHANNEL_PORT": NIXL_PORT + ordinal},
+                                            "VLLM_NIXL_SIDE_CHANNEL_PORT": _nixl_port(ordinal)},
                               pre + ["--gpu-memory-utilization", str(pre_mem)] + tail))
         out.append(shell_line(env | nixl | {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": 100 - share,
-                                            "VLLM_NIXL_SIDE_CHANNEL_PORT": NIXL_PORT + 500 + ordinal},
+                                            "VLLM_NIXL_SIDE_CHANNEL_PORT": _nixl_port(ordinal) + NIXL_STRIDE // 2},
                               dec + _kv("kv_consumer") + ["--gpu-memory-utilization", str(dec_mem)] + tail))
     return out
 
