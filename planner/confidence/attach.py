@@ -43,7 +43,9 @@ def _least_supported(supports: list[Support]) -> tuple[Support, list[str]]:
 
 
 def _blocks(support: Support, reasons: list[str], interval: dict) -> dict:
-    return {"interval": {"level": LEVEL, **interval}, "regime": support.to_json(), "extrapolated": reasons}
+    """The three fields; a metric whose prediction is not a finite number gets no interval."""
+    finite = {k: v for k, v in interval.items() if all(math.isfinite(x) for x in v.values())}
+    return {"interval": {"level": LEVEL, **finite}, "regime": support.to_json(), "extrapolated": reasons}
 
 
 def _pair(bounds: tuple[float, float]) -> dict:
