@@ -27,7 +27,7 @@ Semantics, from torchtitan's sources:
 - FP8: v0.2.2 model.converters ["quantize.linear.float8"] (+ "quantize.grouped_mm.float8" with
   quantize.grouped_mm.float8.fqns ["experts"] for MoE, a prototype that asserts pp = 1 and cp = 1);
   b5bcd76 converters of model_registry(flavor, converters=[...]). MTP: b5bcd76 model_registry(...,
-  num_mtp_layers=N), without PP or CP; v0.2.2 has no MTP.
+  num_mtp_layers=N) with config.loss = MTPLoss.Config(...), without PP or CP; v0.2.2 has no MTP.
 """
 
 import json
@@ -185,7 +185,12 @@ def _model_spec_line(view: TrainView) -> list[str]:
         kwargs.append('moe_comm_backend="deepep"')
     if not kwargs:
         return []
-    return [f"    config.model_spec = model_registry(flavor, {', '.join(kwargs)})"]
+    lines = [f"    config.model_spec = model_registry(flavor, {', '.join(kwargs)})"]
+    if view.model.get("mtp_layers"):  # as deepseek_v3_debugmodel_mtp: the MTP heads need their loss
+        lines += ["    from torchtitan.models.common.config_utils import decoder_vocab_size",
+                  "    from torchtitan.models.deepseek_v3.mtp import MTPLoss",
+                  "    config.loss = MTPLoss.Config(global_vocab_size=decoder_vocab_size(config.model_spec))"]
+    return lines
 
 
 def python_recipe(view: TrainView, target: Target, header: list[str]) -> str:

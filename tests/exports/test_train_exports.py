@@ -123,6 +123,13 @@ def test_torchtitan_toml_batch_and_parts(case):
         assert job["activation_checkpoint"]["selective_ac_option"] == "op"
 
 
+def test_torchtitan_recipe_mtp_sets_model_and_loss():
+    out = export(edited(CASES["moe_mtp"], zero=3), "torchtitan")
+    assert "config.model_spec = model_registry(flavor, num_mtp_layers=1)" in out
+    assert "config.loss = MTPLoss.Config(" in out
+    compile(out, "recipe.py", "exec")
+
+
 def test_torchtitan_recipe_tokens_and_microbatches():
     plan = CASES["interleaved"]
     out = export(plan, "torchtitan")
