@@ -5,7 +5,7 @@ Usage: python3 benchmarks/min_versions.py [--keep DIR] [--override NAME==VERSION
 Reads the `>=` bound of each runtime dependency and of the `test` extra from pyproject.toml, creates a new
 virtual environment in a temporary folder (or DIR), installs exactly those versions (wheels only), installs
 the committed tree (`git archive HEAD`; `--work-tree`: the working tree as it is) without dependencies, then
-runs SMOKE_TESTS (the solver layer, the four planners' contract, the plan documents) and one CLI plan.
+runs SMOKE_TESTS (the solver layer, the four planners' contract, the typed round trip) and one CLI plan.
 It writes benchmarks/results/min_versions.md with the versions, the command and the outcome, and exits
 non-zero when an install or the smoke test fails. It needs the package registry and a few minutes, so CI
 does not run it; run it after changing a lower bound.
@@ -22,7 +22,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE_TESTS = ["tests/solvers", "tests/test_planner_contract.py", "tests/planner_documents/test_doc_schema.py"]
+SMOKE_TESTS = ["tests/solvers", "tests/test_planner_contract.py", "tests/test_roundtrip.py"]
 CLI_SMOKE = ["plan", "train", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--gbs", "64",
              "--seq", "2048"]
 
