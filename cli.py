@@ -7,7 +7,9 @@ Exit codes: 0 ok, 1 bug (traceback) or `diff` found differences, 2 bad input, 3 
 import click
 
 from costmodels.errors import ParplanError
-from planner.commands import documents, estimate as estimate_cmds, experts, profiles, scatter, serve, train
+from planner.commands import documents, experts, profiles, scatter, serve, train
+from planner.commands import estimate as estimate_cmds
+from planner.commands import plot as plot_cmds
 from planner.commands import sweep as sweep_cmds
 from planner.commands.guard import guard_commands
 
@@ -45,7 +47,7 @@ def trace():
 
 
 GROUPS = {"root": main, "plan": plan, "estimate": estimate, "trace": trace}
-for _module in (estimate_cmds, train, experts, serve, scatter, documents, profiles, sweep_cmds):
+for _module in (estimate_cmds, train, experts, serve, scatter, documents, profiles, sweep_cmds, plot_cmds):
     _module.register(GROUPS)
 guard_commands(main)  # outputs writable and distinct from inputs, numbers finite and in range: before any work
 

@@ -36,6 +36,12 @@ class SweepOptions:
 class SweepResult:
     """What a sweep produced."""
 
+    planner: str
+    """the grid's planner"""
+    axes: dict
+    """the grid's axes (key -> values)"""
+    grid_keys: list[str]
+    """axes and fixed keys, the first columns of every row"""
     rows: list[dict]
     """one row per scenario, in grid order"""
     columns: list[str]
@@ -88,7 +94,8 @@ def run_sweep(grid: Grid | str | Path, output: str | Path, *, plans_dir: str | P
     ordered = [rows[s.digest] for s in scenarios if s.digest in rows]
     columns = column_order(ordered, grid.keys)
     files = write_tables(ordered, columns, output)
-    return SweepResult(rows=ordered, columns=columns, files=files, plans_dir=store.plans_dir, ran=len(tasks),
+    return SweepResult(planner=grid.planner, axes=dict(grid.axes), grid_keys=grid.keys, rows=ordered, columns=columns,
+                       files=files, plans_dir=store.plans_dir, ran=len(tasks),
                        failed=[r for r in ordered if r["status"] == "error"])
 
 
