@@ -112,6 +112,8 @@ class EngineCalibration:
     """FP8 GEMMs: asymptotic fraction of the FP8 peak"""
     fp8_gemm_half_flops: float
     """FP8 GEMMs: FLOPs at which efficiency is half its maximum"""
+    fp8_quant_s: float
+    """FP8 GEMMs: fixed time of the kernel that quantises the input (tensor-wise scale)"""
     hbm_efficiency: float
     """fraction of HBM bandwidth reached streaming weights (small-m GEMMs)"""
     kernel_floor_s: float
@@ -120,33 +122,30 @@ class EngineCalibration:
     """prefill (context) attention: fraction of the BF16 peak"""
     attention_floor_s: float
     """prefill attention: fixed time per call"""
-    attention_half_context: float
-    """prefill attention: keys per query row at which its efficiency is half the maximum (short rows idle SMs)"""
+    attention_half_work: float
+    """prefill attention: work of a query row (keys x d_qk / 128) at which efficiency is half its maximum"""
     kv_read_efficiency: float
     """decode attention: fraction of HBM bandwidth reached reading the KV cache"""
     decode_attention_floor_s: float
     """decode attention: fixed time per call"""
     decode_seq_s: float
-    """decode attention: time per sequence in the batch (per-sequence scheduling and reduction)"""
+    """decode attention: time per (sequence, KV head) work unit (scheduling and split-KV reduction)"""
     allreduce_call_s: float
     """TP all-reduce (engine's custom kernel): fixed time per call"""
+    allreduce_hop_s: float
+    """TP all-reduce: latency of one of its 2(n-1) dependent steps"""
     allreduce_efficiency: float
     """TP all-reduce: fraction of the NVLink bandwidth reached"""
-    moe_efficiency_max: float
-    """grouped expert GEMMs: asymptotic fraction of the peak of their dtype"""
-    moe_half_flops: float
-    """grouped expert GEMMs: per-expert FLOPs at which efficiency is half its maximum"""
     source: str = ""
     """tables and versions the constants were fitted to"""
 
     def __post_init__(self):
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
-                     "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency_max"):
+                     "kv_read_efficiency", "allreduce_efficiency"):
             v = getattr(self, name)
             require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
-        for name in ("gemm_half_flops", "fp8_gemm_half_flops", "kernel_floor_s", "attention_floor_s",
-                     "attention_half_context", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s",
-                     "moe_half_flops"):
+        for name in ("gemm_half_flops", "fp8_gemm_half_flops", "fp8_quant_s", "kernel_floor_s", "attention_floor_s",
+                     "attention_half_work", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s", "allreduce_hop_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
 

@@ -4,6 +4,13 @@ Prefill (one server, FCFS, Poisson arrivals rate λ, service times S with E[S], 
   ρ = λ·E[S];  Pollaczek–Khinchine mean wait  E[W] = λ·E[S²] / (2(1 − ρ)).
   Tail: P(W > t) ≈ ρ·exp(−t·ρ / E[W])  (exact for M/M/1; the standard exponential tail approximation for M/G/1),
   so the q-quantile is  w_q = (E[W]/ρ)·ln(ρ / (1 − q))  when ρ > 1 − q, else 0.
+Pooled prefill (c identical servers behind one router that holds the queue, FCFS to the first free server):
+  M/G/c with a = λ·E[S] (offered load), ρ = a/c, Erlang C(c, a) = P(wait > 0) of M/M/c,
+  Allen–Cunneen mean wait  E[W] ≈ (1 + C_s²)/2 · C(c, a)·E[S] / (c − a),  C_s² = E[S²]/E[S]² − 1,
+  tail  P(W > t) ≈ C(c, a)·exp(−t·C(c, a) / E[W]),  so  w_q = (E[W]/C)·ln(C / (1 − q))  when C > 1 − q, else 0.
+  Exact for M/M/c (C_s² = 1); at c = 1 it is the M/G/1 formula above (C(1, a) = ρ, E[W] = P–K), so pooling
+  never changes a single instance's figure. It credits c pooled instances with more than c times one
+  instance's rate at the same TTFT (a request waits for the first of c servers, not for its own).
 Decode (B_max batch slots, each held for a request's whole decode): offered load a = λ·E[O]·t_step busy slots;
   square-root staffing (Halfin–Whitt): the q-quantile of busy slots ≈ a + z_q·√a must stay ≤ B_max, so
   a_max = ((√(z² + 4B) − z)/2)².
@@ -34,6 +41,51 @@ def mg1_max_rate(mean_service_s: float, second_moment_s2: float, quantile: float
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         if mg1_wait_quantile_s(mid, mean_service_s, second_moment_s2, quantile) <= wait_budget_s:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def erlang_c(servers: int, offered_load: float) -> float:
+    """Probability that an arrival waits in M/M/c with c servers and offered load a (1 when a >= c)."""
+    if offered_load <= 0:
+        return 0.0
+    if offered_load >= servers:
+        return 1.0
+    term, total = 1.0, 1.0  # a^k / k! for k = 0
+    for k in range(1, servers):
+        term *= offered_load / k
+        total += term
+    last = term * offered_load / servers * servers / (servers - offered_load)
+    return last / (total + last)
+
+
+def mgc_wait_quantile_s(rate_per_s: float, mean_service_s: float, second_moment_s2: float, quantile: float,
+                        servers: int) -> float:
+    """q-quantile of the M/G/c FCFS waiting time (Allen–Cunneen mean, exponential tail); inf when unstable."""
+    if rate_per_s <= 0:
+        return 0.0
+    a = rate_per_s * mean_service_s
+    if a >= servers:
+        return math.inf
+    c_wait = erlang_c(servers, a)
+    if c_wait <= 1.0 - quantile:
+        return 0.0
+    scv = second_moment_s2 / mean_service_s ** 2 - 1.0
+    mean_wait = (1.0 + scv) / 2.0 * c_wait * mean_service_s / (servers - a)
+    return mean_wait / c_wait * math.log(c_wait / (1.0 - quantile))
+
+
+def mgc_max_rate(mean_service_s: float, second_moment_s2: float, quantile: float, wait_budget_s: float,
+                 servers: int) -> float:
+    """Largest arrival rate at which c pooled servers keep the waiting-time q-quantile <= wait_budget_s."""
+    if wait_budget_s < 0 or mean_service_s <= 0 or servers < 1:
+        return 0.0
+    lo, hi = 0.0, servers / mean_service_s
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if mgc_wait_quantile_s(mid, mean_service_s, second_moment_s2, quantile, servers) <= wait_budget_s:
             lo = mid
         else:
             hi = mid

@@ -38,13 +38,16 @@ Kernel formulas: costmodels/serving_kernels.py (GEMMs in the weight dtype at its
 import math
 from dataclasses import dataclass
 
+from costmodels.compute import memory_bound_time_s
 from costmodels.errors import require
 from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
 from costmodels.kv import BYTES_PER_ELEMENT, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
 from costmodels.serving_kernels import (
+    EngineKernels,
     KernelConstants,
     allreduce_s,
+    alltoall_s,
     decode_attention_s,
     engine_calibration,
     gemm_s,
@@ -80,6 +83,8 @@ class EngineModel:
     engine, fitted to the engine's measured per-op tables)"""
     elementwise_kernels: int
     """element-wise kernels per block outside GEMMs and attention (norms, rotary, KV write, activation, residuals)"""
+    fused_quant: bool = False
+    """FP8: activations are quantised inside the preceding fused norm/activation kernel (no separate pass)"""
 
 
 ENGINES = {
@@ -92,9 +97,9 @@ ENGINES = {
     # engines with measured kernels (aiconfigurator-core tables): GEMM, attention and all-reduce constants are
     # fitted per device (profiles/hardware/*.yaml serving_engines). Not in the tables, so estimates: CPU overheads
     # as "modern" (CUDA graphs, GPU-side sampling, overlapped scheduling) and FUSED_KERNELS_PER_LAYER fused
-    # element-wise kernels (add+norm twice, rotary+KV write, activation).
+    # element-wise kernels (add+norm twice, rotary+KV write, activation) that also quantise FP8 GEMM inputs.
     **{name: EngineModel(name=name, eager_prefill=False, seq_overhead_scale=0.1, prefill_overhead_scale=0.25,
-                         constants="measured", elementwise_kernels=FUSED_KERNELS_PER_LAYER)
+                         constants="measured", elementwise_kernels=FUSED_KERNELS_PER_LAYER, fused_quant=True)
        for name in MEASURED_ENGINES},
 }
 DEFAULT_ENGINE = "legacy"
@@ -110,13 +115,16 @@ def kernel_constants(device: DeviceSpec, engine: EngineModel) -> KernelConstants
     return KernelConstants(
         gemm_efficiency_max=cal.serving_gemm_efficiency_max, gemm_half_flops=cal.serving_gemm_half_flops,
         fp8_gemm_efficiency_max=cal.serving_gemm_efficiency_max, fp8_gemm_half_flops=cal.serving_gemm_half_flops,
-        hbm_efficiency=hbm, kernel_floor_s=cal.serving_kernel_floor_s if legacy else cal.kernel_floor_s,
-        attention_efficiency=cal.attention_efficiency, attention_floor_s=0.0, attention_half_context=0.0,
+        fp8_quant_s=cal.serving_kernel_floor_s if legacy else cal.kernel_floor_s, hbm_efficiency=hbm, kernel_floor_s=cal.serving_kernel_floor_s if legacy else cal.kernel_floor_s,
+        attention_efficiency=cal.attention_efficiency, attention_floor_s=0.0, attention_half_work=0.0,
         kv_read_efficiency=hbm, decode_attention_floor_s=0.0, decode_seq_s=0.0,
         allreduce_call_s=0.0 if legacy else cal.collective_latency_s,
         allreduce_hop_s=cal.allreduce_hop_latency_s if legacy else 0.0,
-        allreduce_efficiency=cal.serving_allreduce_efficiency if legacy else cal.intra_node_efficiency,
-        moe_efficiency_max=cal.serving_gemm_efficiency_max, moe_half_flops=cal.serving_gemm_half_flops)
+        allreduce_efficiency=cal.serving_allreduce_efficiency if legacy else cal.intra_node_efficiency)
+
+
+def engine_kernels(device: DeviceSpec, engine: EngineModel, devices_per_node: int | None = None) -> EngineKernels:
+    return EngineKernels(device, kernel_constants(device, engine), devices_per_node)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -177,21 +185,6 @@ def engine_model(name: str) -> EngineModel:
     return ENGINES[name]
 
 
-def tp_link(device: DeviceSpec, k: KernelConstants, n: int, devices_per_node: int | None = None) -> tuple[float, float]:
-    """(effective bytes/s, extra hop latency) of a group of n GPUs: NVLink inside a node, the NIC across nodes."""
-    per_node = devices_per_node or device.devices_per_node
-    if n <= per_node:
-        return device.intra_node_bytes_per_s * k.allreduce_efficiency, 0.0
-    return device.inter_node_bytes_per_s * device.calibration.inter_node_efficiency, device.inter_node_latency_s
-
-
-def alltoall_s(k: KernelConstants, bytes_per_rank: float, n: int, link_bytes_per_s: float, hop_s: float) -> float:
-    """Pairwise all-to-all: t_call + (n-1) hops + (n-1)/n of each rank's data over the link."""
-    if n <= 1:
-        return 0.0
-    return k.allreduce_call_s + (n - 1) * (k.allreduce_hop_s + hop_s) + (n - 1) / n * bytes_per_rank / link_bytes_per_s
-
-
 def _layer_kinds(model: ModelSpec, pp: int) -> list[tuple[int, int]]:
     """[(representative layer index, count)] of the slowest stage: dense and MoE blocks, worst stage by count."""
     per_stage = math.ceil(model.layers / pp)
@@ -249,8 +242,7 @@ class Precision:
         return self.kv_dtype or self.dtype
 
 
-def _attention(model: ModelSpec, device: DeviceSpec, k: KernelConstants, tp: int, load: StepLoad, dp: int,
-               prec: Precision) -> float:
+def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp: int, prec: Precision) -> float:
     """Attention core of one block on the busiest DP replica (prefill chunks and decode reads)."""
     heads = model.heads / tp
     if model.attention == "mla":
@@ -262,45 +254,47 @@ def _attention(model: ModelSpec, device: DeviceSpec, k: KernelConstants, tp: int
     if p_seqs:
         rows = load.prefill_len / 2 + load.prefill_ctx
         flops = 2 * p_seqs * load.prefill_len * rows * heads * (qk_dim + v_dim)
-        t += prefill_attention_s(device, k, flops, rows)
+        t += prefill_attention_s(ek, flops, rows)
     d_seqs = load.decode_seqs / dp
     if d_seqs:
         kv_layer = kv_bytes_per_token_layer(model, prec.kv) / kv_shard(model, tp)
         flops = 2 * d_seqs * load.decode_ctx * heads * (qk_dim + v_dim)
-        t += decode_attention_s(device, k, d_seqs, d_seqs * load.decode_ctx * kv_layer, flops)
+        kv_heads = 1.0 if model.attention == "mla" else max(1.0, model.kv_heads / tp)
+        t += decode_attention_s(ek, d_seqs * kv_heads, d_seqs * load.decode_ctx * kv_layer, flops)
     return t
 
 
-def _dense_gemms(device: DeviceSpec, k: KernelConstants, model: ModelSpec, p, tp: int, tokens: float,
-                 dtype: str) -> float:
+def _dense_gemms(ek: EngineKernels, model: ModelSpec, p, tp: int, tokens: float, dtype: str, fused: bool) -> float:
     """Attention projections and the dense MLP (or shared experts and router) of one block."""
     h = model.hidden
     halves = (2 / 3, 1 / 3) if model.gated_mlp else (1 / 2, 1 / 2)
     t = 0.0
     for params in (p.qkv, p.out):
-        t += gemm_s(device, k, tokens, params / tp / h, h, dtype)
+        t += gemm_s(ek, tokens, params / tp / h, h, dtype, fused)
     for params in (p.mlp, p.shared):
         if params:
             for share in halves:
-                t += gemm_s(device, k, tokens, params * share / tp / h, h, dtype)
+                t += gemm_s(ek, tokens, params * share / tp / h, h, dtype, fused)
     if p.router:
-        t += gemm_s(device, k, tokens, p.router / h, h, "bf16")
+        t += gemm_s(ek, tokens, p.router / h, h, "bf16")
     return t
 
 
-def _routed_experts(device: DeviceSpec, k: KernelConstants, model: ModelSpec, p, shape: InstanceShape,
-                    tokens: float, prec: Precision) -> float:
+def _routed_experts(ek: EngineKernels, model: ModelSpec, p, shape: InstanceShape, tokens: float,
+                    prec: Precision, fused: bool) -> float:
     """Grouped GEMMs of the routed experts on the busiest GPU (skew x the mean token-expert slots)."""
     moe = model.moe
     halves = (2 / 3, 1 / 3) if model.gated_mlp else (1 / 2, 1 / 2)
     slots = tokens * moe.top_k / shape.ep * prec.skew
     local = moe.experts / shape.ep
     etp = shape.tp * shape.dp // shape.ep
-    return sum(grouped_gemm_s(device, k, slots, local, p.routed_expert * share / etp, prec.dtype) for share in halves)
+    h = model.hidden
+    return sum(grouped_gemm_s(ek, slots, local, p.routed_expert * share / etp / h, h, prec.dtype, fused)
+               for share in halves)
 
 
-def _step_layers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, engine: EngineModel, load: StepLoad,
-                 prec: Precision, devices_per_node: int | None) -> tuple[dict, int]:
+def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engine: EngineModel, load: StepLoad,
+                 prec: Precision) -> tuple[dict, int]:
     """Time of the blocks of the slowest stage for one engine iteration, by part (s); and the kernels launched.
 
     With DP attention (dp > 1) the sequences are spread over dp attention replicas (the busiest one holds
@@ -308,34 +302,31 @@ def _step_layers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, eng
     instance, experts spread over ep of the tp·dp GPUs.
     """
     dp, tp, ep = shape.dp, shape.tp, shape.ep
-    k = kernel_constants(device, engine)
     p_seqs = max(1.0, load.prefill_seqs / dp) if load.prefill_seqs else 0.0
     local = load.decode_seqs / dp + p_seqs * load.prefill_len  # tokens of the busiest attention replica
     tokens = load.decode_seqs + load.prefill_seqs * load.prefill_len  # tokens of the whole instance (MoE layers)
     act = 2.0  # activations between kernels and on the wire stay in BF16
-    link, hop = tp_link(device, k, tp, devices_per_node)
-    moe_link, moe_hop = tp_link(device, k, tp * dp, devices_per_node)
     out = {"gemm_s": 0.0, "attention_s": 0.0, "elementwise_s": 0.0, "allreduce_s": 0.0, "alltoall_s": 0.0}
     kernels = 0
     n_elem = engine.elementwise_kernels
     for index, count in _layer_kinds(model, shape.pp):
         p = layer_params(model, index)
-        gemm = _dense_gemms(device, k, model, p, tp, local, prec.dtype)
+        gemm = _dense_gemms(ek, model, p, tp, local, prec.dtype, engine.fused_quant)
         if p.routed_expert:
-            gemm += _routed_experts(device, k, model, p, shape, tokens, prec)
+            gemm += _routed_experts(ek, model, p, shape, tokens, prec, engine.fused_quant)
         elem_bytes = ELEMENTWISE_PASSES * local * model.hidden * act / n_elem
-        elementwise = n_elem * max(k.kernel_floor_s, elem_bytes / (device.hbm_bytes_per_s * k.hbm_efficiency))
-        ar = allreduce_s(k, local * model.hidden * act, tp, link, hop)
+        elementwise = n_elem * max(ek.k.kernel_floor_s, memory_bound_time_s(elem_bytes, ek.device))
+        ar = allreduce_s(ek, local * model.hidden * act, tp)
         a2a = 0.0
         if p.routed_expert and ep > 1:
             # dispatch and combine: each GPU sends its tokens' expert copies to the owners (busiest: skew x mean)
             per_rank = tokens * model.moe.top_k * model.hidden * act / (tp * dp) * prec.skew
-            a2a = 2 * alltoall_s(k, per_rank, ep, moe_link, moe_hop)
+            a2a = 2 * alltoall_s(ek, per_rank, ep)
             ar_count = 1 + (1 if (tp * dp // ep > 1 or p.shared) else 0)
         else:
             ar_count = 2
         out["gemm_s"] += count * gemm
-        out["attention_s"] += count * _attention(model, device, k, tp, load, dp, prec)
+        out["attention_s"] += count * _attention(model, ek, tp, load, dp, prec)
         out["elementwise_s"] += count * elementwise
         out["allreduce_s"] += count * ar_count * ar
         out["alltoall_s"] += count * a2a
@@ -344,11 +335,11 @@ def _step_layers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, eng
     return out, kernels
 
 
-def _stage_total(model, device, shape, engine: EngineModel, parts: dict, *, tokens: float, sampled: float,
+def _stage_total(model, ek: EngineKernels, shape, parts: dict, *, tokens: float, sampled: float,
                  devices_per_node: int | None) -> dict:
     """Add LM head and pipeline sends; blocks of the slowest stage count pp times (every stage is crossed)."""
-    k = kernel_constants(device, engine)
-    head = gemm_s(device, k, sampled, model.vocab / shape.tp, model.hidden, "bf16")
+    device = ek.device
+    head = gemm_s(ek, sampled, model.vocab / shape.tp, model.hidden, "bf16")
     per_node = devices_per_node or device.devices_per_node
     stages_per_node = max(1, per_node // shape.tp)
     p2p = 0.0
@@ -378,8 +369,9 @@ def prefill_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, 
     eng = engine_model(engine)
     load = StepLoad(decode_seqs=0.0, decode_ctx=0.0, prefill_seqs=batch, prefill_len=prompt_len,
                     prefill_ctx=context_len)
-    parts, kernels = _step_layers(model, device, shape, eng, load, prec, devices_per_node)
-    total = _stage_total(model, device, shape, eng, parts, tokens=batch * prompt_len, sampled=batch,
+    ek = engine_kernels(device, eng, devices_per_node)
+    parts, kernels = _step_layers(model, ek, shape, eng, load, prec)
+    total = _stage_total(model, ek, shape, parts, tokens=batch * prompt_len, sampled=batch,
                          devices_per_node=devices_per_node)
     cal = device.calibration
     gpu = sum(total.values())
@@ -403,8 +395,9 @@ def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     eng = engine_model(engine)
     load = StepLoad(decode_seqs=batch * tokens_per_seq, decode_ctx=context_len / tokens_per_seq, prefill_seqs=0.0,
                     prefill_len=0.0, prefill_ctx=0.0)
-    parts, _ = _step_layers(model, device, shape, eng, load, prec, devices_per_node)
-    total = _stage_total(model, device, shape, eng, parts, tokens=batch * tokens_per_seq,
+    ek = engine_kernels(device, eng, devices_per_node)
+    parts, _ = _step_layers(model, ek, shape, eng, load, prec)
+    total = _stage_total(model, ek, shape, parts, tokens=batch * tokens_per_seq,
                          sampled=batch * tokens_per_seq, devices_per_node=devices_per_node)
     cal = device.calibration
     total["overhead_s"] = cal.decode_step_overhead_s + batch * cal.seq_overhead_s * eng.seq_overhead_scale
@@ -421,8 +414,9 @@ def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, 
     eng = engine_model(engine)
     load = StepLoad(decode_seqs=decode_batch, decode_ctx=decode_context, prefill_seqs=1 if chunk_tokens > 0 else 0,
                     prefill_len=chunk_tokens, prefill_ctx=chunk_context)
-    parts, kernels = _step_layers(model, device, shape, eng, load, prec, devices_per_node)
-    total = _stage_total(model, device, shape, eng, parts, tokens=decode_batch + chunk_tokens,
+    ek = engine_kernels(device, eng, devices_per_node)
+    parts, kernels = _step_layers(model, ek, shape, eng, load, prec)
+    total = _stage_total(model, ek, shape, parts, tokens=decode_batch + chunk_tokens,
                          sampled=decode_batch + 1, devices_per_node=devices_per_node)
     cal = device.calibration
     gpu = sum(total.values())

@@ -1,33 +1,36 @@
-"""Kernel times of a serving engine on one GPU (seconds), from one set of constants per engine and device.
+"""Kernel times of a serving engine on one GPU (seconds): the shared compute and comm layers with one set of
+constants per engine and device.
 
-The same formulas serve every engine; only the constants differ (`KernelConstants`):
-  GEMM (m x k) @ (k x n), dtype d, F = 2mkn:
-      t = max(floor, (F + F_half,d) / (P_d · e_max,d), bytes / (BW · η_hbm))
-      (the saturating efficiency e(F) = e_max·F/(F + F_half) written as a time), P_d the dense peak of the
-      dtype (FP8 at its own rate), bytes = β_d·(k·n + m·k) + 2·m·n (BF16 output)
-      FP8 adds the kernel that quantises the input: max(floor, 3·m·k / (BW · η_hbm))
-  prefill attention, F = 2·Σ_seq L·(L/2 + prefix)·heads·(d_qk + d_v), c = keys per query row (L/2 + prefix):
-      t = max(floor, t_attn,0 + F·(1 + c_half/c) / (P_bf16 · e_attn))   (short rows leave SMs idle)
-  decode attention of b sequences, KV bytes read K = Σ_seq context · kv_bytes_per_token:
-      t = max(floor, t_dec,0 + b·t_seq + K / (BW · η_kv), F / (P_bf16 · e_attn))
-  TP all-reduce of S bytes over n GPUs on NVLink of B bytes/s (η_ar applied by the caller; NIC: its own η):
-      t = t_call + 2(n-1)·t_hop + 2(n-1)/n · S / (B · η_ar)
-  grouped expert GEMMs (MoE), per GPU: s token-expert slots on E_l local experts of w weights each;
-      hit = E_l·(1 − (1 − 1/E_l)^s) experts receive tokens; F = 2·s·w:
-      t = max(floor, (F + hit·F_half,moe) / (P_d · e_moe), hit·w·β_d / (BW · η_hbm))
+Serving composes costmodels/compute.py (GEMMs with per-dtype curves and tile padding, attention efficiency
+rising with row length, memory-bound kernels) and costmodels/comm.py (ring collectives, all-to-all); an engine
+only changes the constants they run with (`KernelConstants`, applied as a DeviceCalibration by
+`EngineKernels`). Serving-specific terms on top:
+  GEMM: t = max(F / (P_d · eff(m, n, k)), t_floor + bytes / (BW · η_hbm)) with the compute layer's eff and
+      bytes; the launch/ramp-up latency adds to streaming (measured small GEMMs sit above a pure max())
+  GEMM in FP8 (tensor-wise scaling): + the kernel that quantises the input, t_q + 3·m·k / (BW · η_hbm), which the
+      per-op tables include; engines that fuse it into the preceding norm/activation kernel (fused_quant) skip it
+  prefill attention, F FLOPs, rows of c keys:  max(floor, t_attn,0 + F / (P_bf16 · eff(c, 128)))
+  decode attention of b sequences × g KV heads on the GPU reading K KV bytes:
+      max(floor, t_dec,0 + b·g·t_seq + K / (BW · η_kv), F / (P_bf16 · e_attn))   (one work unit per pair)
+  grouped expert GEMMs (MoE, one kernel), s token-expert slots over E_l local experts of (k x n) weights:
+      hit = E_l·(1 − (1 − 1/E_l)^s) experts receive s/hit rows each, F = 2·s·n·k,
+      t = max(F / (P_d · eff(s/hit, n, k)), floor + (hit·β·k·n + s·(β·k + 2·n)) / (BW · η_hbm))
 Constants come from `EngineCalibration` (fitted to measured per-op tables by benchmarks/serve_engine_fit.py)
 for trtllm/vllm/sglang, or from the device's `DeviceCalibration` serving fields for legacy/modern.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
+from costmodels import comm, compute
 from costmodels.errors import require
 from costmodels.hardware import DeviceSpec, EngineCalibration
 
-BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
-"""bytes per element of a weight / KV dtype"""
-OUT_BYTES = 2.0
-"""GEMM outputs and activations between kernels stay in BF16"""
+ATTENTION_REF_WIDTH = 128.0
+"""head width at which the compute layer's attention curve is evaluated: the engines' measured prefill attention
+(aiconfigurator tables, head_dim 64-256) rises with the keys per row but not with the head width"""
+QUANT_BYTES = 3.0
+"""HBM bytes per input element of a tensor-wise FP8 activation quantisation (read 2, write 1)"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,32 +41,43 @@ class KernelConstants:
     gemm_half_flops: float
     fp8_gemm_efficiency_max: float
     fp8_gemm_half_flops: float
+    fp8_quant_s: float
     hbm_efficiency: float
     kernel_floor_s: float
     attention_efficiency: float
     attention_floor_s: float
-    attention_half_context: float
+    attention_half_work: float
     kv_read_efficiency: float
     decode_attention_floor_s: float
     decode_seq_s: float
     allreduce_call_s: float
     allreduce_hop_s: float
     allreduce_efficiency: float
-    moe_efficiency_max: float
-    moe_half_flops: float
 
     @classmethod
     def of_engine(cls, cal: EngineCalibration) -> "KernelConstants":
-        """Constants fitted to an engine's measured tables (all-reduce latency folded into t_call)."""
-        return cls(gemm_efficiency_max=cal.gemm_efficiency_max, gemm_half_flops=cal.gemm_half_flops,
-                   fp8_gemm_efficiency_max=cal.fp8_gemm_efficiency_max, fp8_gemm_half_flops=cal.fp8_gemm_half_flops,
-                   hbm_efficiency=cal.hbm_efficiency, kernel_floor_s=cal.kernel_floor_s,
-                   attention_efficiency=cal.attention_efficiency, attention_floor_s=cal.attention_floor_s,
-                   attention_half_context=cal.attention_half_context, kv_read_efficiency=cal.kv_read_efficiency,
-                   decode_attention_floor_s=cal.decode_attention_floor_s, decode_seq_s=cal.decode_seq_s,
-                   allreduce_call_s=cal.allreduce_call_s, allreduce_hop_s=0.0,
-                   allreduce_efficiency=cal.allreduce_efficiency, moe_efficiency_max=cal.moe_efficiency_max,
-                   moe_half_flops=cal.moe_half_flops)
+        """Constants fitted to an engine's measured tables."""
+        return cls(**{f.name: getattr(cal, f.name) for f in dataclasses.fields(cls)})
+
+
+class EngineKernels:
+    """A device as one engine runs it: `device` carries the engine's constants as its calibration."""
+
+    __slots__ = ("device", "k", "links")
+
+    def __init__(self, device: DeviceSpec, k: KernelConstants, devices_per_node: int | None = None):
+        cal = dataclasses.replace(
+            device.calibration, gemm_efficiency_max=k.gemm_efficiency_max, gemm_half_flops=k.gemm_half_flops,
+            fp8_gemm_efficiency_max=k.fp8_gemm_efficiency_max, fp8_gemm_half_flops=k.fp8_gemm_half_flops,
+            hbm_efficiency=k.hbm_efficiency, kernel_floor_s=k.kernel_floor_s,
+            attention_efficiency=k.attention_efficiency, attention_half_work=k.attention_half_work)
+        self.device = dataclasses.replace(device, calibration=cal)
+        self.k = k
+        per_node = devices_per_node or device.devices_per_node
+        self.links = comm.Links(per_node, device.intra_node_bytes_per_s * k.allreduce_efficiency,
+                                device.inter_node_bytes_per_s * device.calibration.inter_node_efficiency,
+                                k.allreduce_hop_s, k.allreduce_hop_s + device.inter_node_latency_s,
+                                k.allreduce_call_s)
 
 
 def engine_calibration(device: DeviceSpec, engine: str) -> EngineCalibration:
@@ -77,55 +91,48 @@ def engine_calibration(device: DeviceSpec, engine: str) -> EngineCalibration:
     raise AssertionError  # unreachable: require raised
 
 
-def peak(device: DeviceSpec, dtype: str) -> float:
-    """Dense peak of a GEMM dtype (FP8 at the FP8 rate where the device has one)."""
-    return device.peak_flops_per_s("fp8" if dtype == "fp8" else "bf16")
-
-
-def _gemm_curve(k: KernelConstants, dtype: str) -> tuple[float, float]:
-    if dtype == "fp8":
-        return k.fp8_gemm_efficiency_max, k.fp8_gemm_half_flops
-    return k.gemm_efficiency_max, k.gemm_half_flops
-
-
-def gemm_s(device: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float, dtype: str) -> float:
-    """One (m x kk) @ (kk x n) GEMM with weights in `dtype` (FP8: plus the kernel quantising its input)."""
-    flops = 2.0 * m * n * kk
-    e_max, half = _gemm_curve(k, dtype)
-    compute = (flops + half) / (peak(device, dtype) * e_max) if flops > 0 else 0.0
-    moved = BYTES[dtype] * (kk * n + m * kk) + OUT_BYTES * m * n
-    bw = device.hbm_bytes_per_s * k.hbm_efficiency
-    t = max(k.kernel_floor_s, compute, moved / bw)
-    if dtype == "fp8":
-        t += max(k.kernel_floor_s, (OUT_BYTES + BYTES["fp8"]) * m * kk / bw)
+def gemm_s(ek: EngineKernels, m: float, n: float, kk: float, dtype: str, fused_quant: bool = False) -> float:
+    """One (m x kk) @ (kk x n) GEMM with weights in `dtype` (FP8: plus the kernel quantising its input, unless the
+    engine fuses that quantisation into the element-wise kernel before the GEMM: `fused_quant`)."""
+    dtype = "fp8" if dtype == "fp8" else "bf16"
+    if m <= 0:
+        return 0.0
+    dev = ek.device
+    compute_s = 2.0 * m * n * kk / (dev.peak_flops_per_s(dtype) * compute.gemm_efficiency(m, n, kk, dtype,
+                                                                                        dev.calibration))
+    e_in = 1.0 if dtype == "fp8" else 2.0
+    t = max(compute_s, ek.k.kernel_floor_s + compute.memory_bound_time_s(e_in * (m * kk + kk * n) + 2.0 * m * n, dev))
+    if dtype == "fp8" and not fused_quant:
+        t += ek.k.fp8_quant_s + compute.memory_bound_time_s(QUANT_BYTES * m * kk, dev)
     return t
 
 
-def prefill_attention_s(device: DeviceSpec, k: KernelConstants, flops: float, context: float) -> float:
-    """Causal flash attention doing `flops` FLOPs (BF16 math) with `context` keys per query row on average."""
+def prefill_attention_s(ek: EngineKernels, flops: float, row_keys: float) -> float:
+    """Causal flash attention doing `flops` FLOPs (BF16 math) over query rows of `row_keys` keys on average."""
     if flops <= 0:
         return 0.0
-    occupancy = 1.0 + k.attention_half_context / max(context, 1.0)
-    return max(k.kernel_floor_s,
-               k.attention_floor_s + flops * occupancy / (device.bf16_flops_per_s * k.attention_efficiency))
+    eff = compute.attention_efficiency(max(row_keys, 1.0), ATTENTION_REF_WIDTH, ek.device.calibration)
+    return max(ek.k.kernel_floor_s, ek.k.attention_floor_s + flops / (ek.device.bf16_flops_per_s * eff))
 
 
-def decode_attention_s(device: DeviceSpec, k: KernelConstants, batch: float, kv_bytes: float, flops: float) -> float:
-    """Decode attention of `batch` sequences reading `kv_bytes` of KV cache and doing `flops` FLOPs."""
+def decode_attention_s(ek: EngineKernels, units: float, kv_bytes: float, flops: float) -> float:
+    """Decode attention over `units` (sequence, KV head) pairs reading `kv_bytes` of KV cache, `flops` FLOPs."""
     if kv_bytes <= 0:
         return 0.0
-    memory = k.decode_attention_floor_s + batch * k.decode_seq_s + kv_bytes / (device.hbm_bytes_per_s
+    k, dev = ek.k, ek.device
+    memory = k.decode_attention_floor_s + units * k.decode_seq_s + kv_bytes / (dev.hbm_bytes_per_s
                                                                                * k.kv_read_efficiency)
-    compute = flops / (device.bf16_flops_per_s * k.attention_efficiency)
-    return max(k.kernel_floor_s, memory, compute)
+    return max(k.kernel_floor_s, memory, flops / (dev.bf16_flops_per_s * k.attention_efficiency))
 
 
-def allreduce_s(k: KernelConstants, size_bytes: float, n: int, bytes_per_s: float, extra_hop_s: float = 0.0) -> float:
-    """TP all-reduce of `size_bytes` over n GPUs on a link reaching `bytes_per_s` per GPU (after efficiency)."""
-    if n <= 1 or size_bytes <= 0:
-        return 0.0
-    hop = k.allreduce_hop_s + extra_hop_s
-    return k.allreduce_call_s + 2 * (n - 1) * hop + 2 * (n - 1) / n * size_bytes / bytes_per_s
+def allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
+    """TP all-reduce of `size_bytes` over n consecutive GPUs (comm layer; NVLink inside a node, NICs across)."""
+    return comm.collective_time_s("all_reduce", size_bytes, n, 1, ek.links)
+
+
+def alltoall_s(ek: EngineKernels, bytes_per_rank: float, n: int) -> float:
+    """All-to-all where every one of n consecutive GPUs sends `bytes_per_rank` bytes in total (comm layer)."""
+    return comm.collective_time_s("all_to_all", bytes_per_rank, n, 1, ek.links)
 
 
 def experts_hit(local_experts: float, slots: float) -> float:
@@ -135,13 +142,21 @@ def experts_hit(local_experts: float, slots: float) -> float:
     return local_experts * (1 - (1 - 1 / local_experts) ** slots)
 
 
-def grouped_gemm_s(device: DeviceSpec, k: KernelConstants, slots: float, local_experts: float,
-                   expert_weights: float, dtype: str) -> float:
-    """One grouped GEMM over `local_experts` experts of `expert_weights` weights each, `slots` token rows."""
+def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: float, kk: float, dtype: str,
+                   fused_quant: bool = False) -> float:
+    """One grouped GEMM kernel: `slots` token rows over `local_experts` experts of (kk x n) weights each; the
+    experts that receive tokens run s/hit rows each at the GEMM curve's efficiency (tile padding included)."""
     if slots <= 0:
         return 0.0
-    hit = experts_hit(local_experts, slots)
-    flops = 2.0 * slots * expert_weights
-    compute = (flops + hit * k.moe_half_flops) / (peak(device, dtype) * k.moe_efficiency_max)
-    memory = hit * expert_weights * BYTES[dtype] / (device.hbm_bytes_per_s * k.hbm_efficiency)
-    return max(k.kernel_floor_s, compute, memory)
+    dtype = "fp8" if dtype == "fp8" else "bf16"
+    dev = ek.device
+    hit = max(experts_hit(local_experts, slots), 1.0)
+    rows = slots / hit
+    eff = compute.gemm_efficiency(rows, n, kk, dtype, dev.calibration)
+    flops = 2.0 * slots * n * kk
+    e_in = 1.0 if dtype == "fp8" else 2.0
+    moved = hit * e_in * kk * n + slots * (e_in * kk + 2.0 * n)
+    t = max(flops / (dev.peak_flops_per_s(dtype) * eff), ek.k.kernel_floor_s + compute.memory_bound_time_s(moved, dev))
+    if dtype == "fp8" and not fused_quant:
+        t += ek.k.fp8_quant_s + compute.memory_bound_time_s(QUANT_BYTES * slots * kk, dev)
+    return t

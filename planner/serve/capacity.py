@@ -3,8 +3,10 @@
 Notation: λ arrival rate (req/s); L, O input/output lengths (distribution from the workload); q the SLO
 percentile; P(L) prefill time of one prompt; t_kv(L) KV transfer time; d(B, c) decode step of B sequences at
 context c; T_ttft, T_tpot the SLOs.
-  prefill   M/G/1 per instance with service S = P(L)/pp (pp stages pipeline prompts):
-            w_q(λ) + P(L_q) + t_kv(L_q) ≤ T_ttft  → λ_P = largest λ meeting it (costmodels.queueing)
+  prefill   one router queue in front of the prefill instances (the first free instance takes the oldest
+            prompt): c instances of a shape form an M/G/c queue with service S = P(L)/pp (pp stages pipeline
+            prompts): w_q(λ; c) + P(L_q) + t_kv(L_q) ≤ T_ttft → λ_P(c) = largest λ meeting it, for c = 1 ..
+            MAX_POOLED (costmodels.queueing; λ_P(1) is the M/G/1 figure, λ_P(c) ≥ c·λ_P(1))
   decode    B_max = largest B with d(B, c̄) ≤ T_tpot and B·(L+O)_q ≤ KV capacity, c̄ the time-averaged
             context E[L·O]/E[O] + E[O²]/(2E[O]); slots busy at the (1+3q)/4 quantile ≤ B_max (square-root
             staffing) → λ_D = a_max / (E[O]·d(B_max, c̄))
@@ -17,6 +19,7 @@ context c; T_ttft, T_tpot the SLOs.
             max_s min(λ_P, λ_D) is at their crossing, found by bisection (exact to SHARE_TOL).
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -26,7 +29,7 @@ from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec, NodePool
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
-from costmodels.queueing import max_offered_load, mg1_max_rate, mg1_wait_quantile_s
+from costmodels.queueing import max_offered_load, mg1_max_rate, mgc_max_rate, mgc_wait_quantile_s
 from costmodels.serving import (
     InstanceShape,
     check_shape,
@@ -44,6 +47,8 @@ BW_SATURATION_SHARE = 0.5
 SHARE_TOL = 1e-4
 MAX_BATCH = 1024
 GRID_POINTS = 16
+MAX_POOLED = 64
+"""largest number of pooled prefill instances of one shape priced exactly (more: linear beyond)"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,6 +111,21 @@ class Candidate:
     """prefill: KV bytes sent per request"""
     cost_per_hour: float = 0.0
     """price of one instance"""
+    pooled_rps: tuple[float, ...] = ()
+    """prefill: SLO-feasible rate of c instances behind one router for c = 1, 2, ... (M/G/c); empty: c x one"""
+
+    def group_rps(self, count: int) -> float:
+        """SLO-feasible rate of `count` instances of this candidate (pooled for prefill)."""
+        if count <= 0:
+            return 0.0
+        if self.pooled_rps and count <= len(self.pooled_rps):
+            return self.pooled_rps[count - 1]
+        return count * self.capacity_rps
+
+    def scaled(self, factor: float) -> "Candidate":
+        """The candidate with every capacity multiplied by `factor`."""
+        return dataclasses.replace(self, capacity_rps=self.capacity_rps * factor,
+                                   pooled_rps=tuple(r * factor for r in self.pooled_rps))
 
     @property
     def shape(self) -> InstanceShape:
@@ -120,9 +140,10 @@ class Candidate:
         extra = f">{self.dest_pool}" if self.role == "prefill" and self.dest_pool != self.pool else ""
         return f"{self.role}:{self.pool}{extra}:tp{self.tp}pp{self.pp}ep{self.ep}dp{self.dp}"
 
-    def ttft_quantile_s(self, rate: float, quantile: float) -> float:
-        """Predicted TTFT percentile of one instance at arrival rate `rate`."""
-        return mg1_wait_quantile_s(rate, self.mean_service_s, self.second_moment_s2, quantile) + self.ttft_floor_s
+    def ttft_quantile_s(self, rate: float, quantile: float, servers: int = 1) -> float:
+        """Predicted TTFT percentile of `servers` pooled instances (one router queue) at total arrival rate `rate`."""
+        return mgc_wait_quantile_s(rate, self.mean_service_s, self.second_moment_s2, quantile, servers) \
+            + self.ttft_floor_s
 
     def to_json(self) -> dict:
         return {"role": self.role, "pool": self.pool, "dest_pool": self.dest_pool, "tp": self.tp, "pp": self.pp,
@@ -213,12 +234,14 @@ class CapacityModel:
         mean_s, m2, p_q = self._prefill_moments(pool, shape)
         t_kv, _ = self.transfer(pool, dest, shape, self.stats.q_in)
         floor = p_q + t_kv
-        rate = mg1_max_rate(mean_s, m2, self.q, self.workload.ttft_s - floor)
+        budget = self.workload.ttft_s - floor
+        most = min(MAX_POOLED, pool.num_devices // shape.gpus)
+        pooled = tuple(mgc_max_rate(mean_s, m2, self.q, budget, c) for c in range(1, most + 1))
         kv_req = self.stats.mean_in * kv_bytes_per_token(self.model, self.options.kv_dtype or self.options.dtype)
         return Candidate(role="prefill", pool=pool.name, dest_pool=dest.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
-                         dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, ttft_floor_s=floor, mean_service_s=mean_s,
-                         second_moment_s2=m2, kv_bytes_per_req=kv_req,
-                         cost_per_hour=pool.device.cost_per_hour * shape.gpus)
+                         dp=shape.dp, gpus=shape.gpus, capacity_rps=pooled[0] if pooled else 0.0, ttft_floor_s=floor,
+                         mean_service_s=mean_s, second_moment_s2=m2, kv_bytes_per_req=kv_req,
+                         cost_per_hour=pool.device.cost_per_hour * shape.gpus, pooled_rps=pooled)
 
     def _largest_batch(self, step, limit: int, budget_s: float) -> tuple[int, float]:
         """Largest B ≤ limit with step(B) ≤ budget (step nondecreasing in B): (B, step(B)); (0, step(1)) if none."""

@@ -11,7 +11,9 @@ Variables x_i, y_j, z_c ∈ Z≥0 instance counts; λ_l ≥ 0 req/s sent to deco
 Objective goodput: max Σλ / Σ g·count (linear-fractional: Dinkelbach, max Σλ − θ·Σg·count with θ updated
          to the last ratio until the optimum is 0; every step an ILP, so the ratio is exact);
          gpus: min Σ g·count; cost: min Σ price·count; both with Σλ ≥ R.
-(C1) prefill capacity   Σ_{i: l(i)=l} cap_i x_i ≥ λ_l                 for every decode pool l
+(C1) prefill capacity   Σ_{i: l(i)=l} Σ_m cap_i(m)·z_im ≥ λ_l          for every decode pool l
+     (C1p) x_i = Σ_m m·z_im, Σ_m z_im ≤ 1, z binary: cap_i(m) is the rate of m instances of i pooled behind
+           one router (M/G/m, planner.serve.capacity), more than m·cap_i(1)
 (C2) decode capacity    Σ_{j: k(j)=l} cap_j y_j ≥ λ_l                 for every l
 (C3) KV bandwidth       κ·λ_l ≤ Σ_{i: l(i)=l} b_i g_i x_i  and  κ·λ_l ≤ Σ_{j: k(j)=l} b_j g_j y_j
          (b: NVLink inside a one-node pool, the NIC between nodes, the inter-pool link between pools)
@@ -26,8 +28,8 @@ from dataclasses import dataclass
 
 import pulp
 
-from costmodels.hardware import ClusterSpec
 from costmodels.errors import SpecError
+from costmodels.hardware import ClusterSpec
 from planner.serve.capacity import Candidate, kv_link
 from solvers import SolverOptions, solve_pulp
 
@@ -86,18 +88,23 @@ class _Model:
     def build(self, sense) -> tuple:
         prob = pulp.LpProblem("serve_counts", sense)
         var = {}
+        pooled = {}
         for role, cands in self.groups.items():
             for n, c in enumerate(cands):
                 pool = self.cluster.pool(c.pool)
                 var[(role, n)] = _int_var(f"{role}_{n}", pool.num_devices // c.gpus)
+                if c.pooled_rps:
+                    pooled[(role, n)] = self._pool_choice(prob, f"{role}_{n}", var[(role, n)], c)
         lam = {}
         if "prefill" in self.groups:
             for pool in self.cluster.pools:
                 lam[pool.name] = pulp.LpVariable(f"lam_{pool.name}", lowBound=0)
                 pre = [(c, var[("prefill", n)]) for n, c in enumerate(self.groups["prefill"]) if c.dest_pool == pool.name]
                 dec = [(c, var[("decode", n)]) for n, c in enumerate(self.groups["decode"]) if c.pool == pool.name]
-                # (C1) prefill capacity, (C2) decode capacity
-                prob += pulp.lpSum(c.capacity_rps * v for c, v in pre) >= lam[pool.name], f"C1_{pool.name}"
+                supply = [pooled.get(("prefill", n), c.capacity_rps * var[("prefill", n)])
+                          for n, c in enumerate(self.groups["prefill"]) if c.dest_pool == pool.name]
+                # (C1) prefill capacity (pooled: the M/G/c rate of the chosen count), (C2) decode capacity
+                prob += pulp.lpSum(supply) >= lam[pool.name], f"C1_{pool.name}"
                 prob += pulp.lpSum(c.capacity_rps * v for c, v in dec) >= lam[pool.name], f"C2_{pool.name}"
                 # (C3) KV bandwidth out of the prefill instances and into the decode instances
                 out_bw = []
@@ -132,6 +139,15 @@ class _Model:
         cost = pulp.lpSum(self.groups[role][n].cost_per_hour * v for (role, n), v in var.items())
         return prob, var, total_rate, gpus, cost
 
+    @staticmethod
+    def _pool_choice(prob, name: str, count, c: Candidate):
+        """(C1p) pooled capacity: binaries z_m pick the count m of instances (count = Σ m·z_m, Σ z_m ≤ 1), and the
+        candidate supplies Σ λ_P(m)·z_m, the M/G/c rate of m pooled instances (exact, not a linearisation)."""
+        z = {m: pulp.LpVariable(f"{name}_pool_{m}", cat="Binary") for m in range(1, len(c.pooled_rps) + 1)}
+        prob += pulp.lpSum(z.values()) <= 1, f"C1p_one_{name}"
+        prob += count == pulp.lpSum(m * v for m, v in z.items()), f"C1p_count_{name}"
+        return pulp.lpSum(c.pooled_rps[m - 1] * v for m, v in z.items())
+
     def extract(self, var, total_rate) -> tuple[tuple[tuple[Candidate, int], ...], float]:
         counts = []
         for (role, n), v in sorted(var.items(), key=lambda kv: self.groups[kv[0][0]][kv[0][1]].key):
@@ -153,11 +169,11 @@ def _solution(model: _Model, var, total_rate, result) -> CountSolution:
 def _sustained_rate(model: _Model, counts) -> float:
     """Largest Σλ the counts support under (C1)-(C3)."""
     if "prefill" not in model.groups:
-        return sum(c.capacity_rps * k for c, k in counts)
+        return sum(c.group_rps(k) for c, k in counts)
     total = 0.0
     for pool in model.cluster.pools:
-        pre = sum(c.capacity_rps * k for c, k in counts if c.role == "prefill" and c.dest_pool == pool.name)
-        dec = sum(c.capacity_rps * k for c, k in counts if c.role == "decode" and c.pool == pool.name)
+        pre = sum(c.group_rps(k) for c, k in counts if c.role == "prefill" and c.dest_pool == pool.name)
+        dec = sum(c.group_rps(k) for c, k in counts if c.role == "decode" and c.pool == pool.name)
         bw_out = sum(kv_link(model.cluster, model.cluster.pool(c.pool), pool)[0] * c.gpus * k for c, k in counts
                      if c.role == "prefill" and c.dest_pool == pool.name)
         bw_in = sum(_ingress(model.cluster, pool) * c.gpus * k for c, k in counts

@@ -3,8 +3,11 @@
 Modes compared in one plan: disaggregated (prefill and decode instances, KV moved between them),
 colocated (continuous batching with chunked prefill), intra_gpu (semi-PD compute shares inside each
 instance). The best mode by the objective wins; the simulator then replays the workload against it. If the
-simulated attainment falls below the target, the capacities are derated by DERATE and the counts re-solved
-(rate given), or the sustainable rate is lowered by DERATE (goodput objective), at most MAX_REPAIRS times.
+simulated attainment is not accepted (planner.serve.verify: independent replays whose one-sided 95% lower bound
+must clear the target), the capacities are derated by DERATE and the counts re-solved (rate given), or the
+sustainable rate is lowered by DERATE (goodput objective), at most MAX_REPAIRS times; with the goodput objective
+an accepted rate is then raised by 1/DERATE steps while the replays still accept it, so the plan reports the
+sustained maximum the simulator supports.
 """
 
 import dataclasses
@@ -28,11 +31,13 @@ from solvers import SolverOptions
 
 DERATE = 0.9
 MAX_REPAIRS = 8
+MAX_RAISES = 4
+"""goodput objective: upward steps of 1/DERATE tried beyond the first accepted rate"""
 MODE_ROLES = {"disaggregated": ("prefill", "decode"), "colocated": ("colocated",), "intra_gpu": ("intra_gpu",)}
 
 
 def _derated(groups: dict, factor: float) -> dict:
-    return {role: [dataclasses.replace(c, capacity_rps=c.capacity_rps * factor) for c in cands]
+    return {role: [c.scaled(factor) for c in cands]
             for role, cands in groups.items()}
 
 
@@ -41,9 +46,10 @@ def groups_of(sol: CountSolution, rate: float) -> list[dict]:
     out = []
     total = {}
     for c, k in sol.counts:
-        total[(c.role, c.dest_pool)] = total.get((c.role, c.dest_pool), 0.0) + c.capacity_rps * k
+        total[(c.role, c.dest_pool)] = total.get((c.role, c.dest_pool), 0.0) + c.group_rps(k)
     for c, k in sol.counts:
-        share = c.capacity_rps / total[(c.role, c.dest_pool)] if total[(c.role, c.dest_pool)] else 0.0
+        # each instance of a group carries an equal part of the group's share (capacity-proportional across groups)
+        share = c.group_rps(k) / k / total[(c.role, c.dest_pool)] if total[(c.role, c.dest_pool)] else 0.0
         g = c.to_json()
         g["instances"] = k
         g["load_rps"] = rate * share
@@ -52,14 +58,18 @@ def groups_of(sol: CountSolution, rate: float) -> list[dict]:
 
 
 def _predicted(cm: CapacityModel, sol: CountSolution, rate: float) -> dict:
-    groups = groups_of(sol, rate)
+    # TTFT at the analytic capacity when the simulator supported a higher rate (the queueing model has no
+    # finite figure past its capacity; the simulated block reports the raised rate)
+    groups = groups_of(sol, min(rate, sol.rate_rps))
     cands = {c.key: c for c, _ in sol.counts}
     ttft = 0.0
     tpot = 0.0
-    for g, (c, _) in zip(groups, sol.counts):
+    for g, (c, k) in zip(groups, sol.counts, strict=True):
         if c.role in ("prefill", "colocated", "intra_gpu"):
-            # when a pool feeds several decode pools, its load splits in proportion to capacity
-            ttft = max(ttft, cands[c.key].ttft_quantile_s(g["load_rps"], cm.q))
+            # when a pool feeds several decode pools, its load splits in proportion to capacity; a prefill
+            # group's instances share one router queue (M/G/c at the group's load), the others queue per instance
+            servers = k if c.pooled_rps else 1
+            ttft = max(ttft, cands[c.key].ttft_quantile_s(g["load_rps"] * servers, cm.q, servers=servers))
         if c.role in ("decode", "colocated", "intra_gpu"):
             tpot = max(tpot, c.tpot_s)
     tokens = rate * cm.stats.mean_out
@@ -139,7 +149,20 @@ def _verify(cm: CapacityModel, mode: str, sol: CountSolution, groups: dict, *, o
                                 rate_rps=again.rate_rps / factor, gpus=again.gpus, cost_per_hour=again.cost_per_hour,
                                 solver=again.solver)
         sim = run(sol, served)
+    if rate is None and accepted(sim, cm.workload.attainment):
+        served, sim, factor = _raise_rate(lambda r: run(sol, r), sol.rate_rps, factor, sim, cm.workload.attainment)
     return sol, served, sim, factor, repairs
+
+
+def _raise_rate(run, capacity: float, factor: float, sim: dict, target: float) -> tuple[float, dict, float]:
+    """Raise an accepted rate by steps of 1/DERATE while the replays still accept it (at most MAX_RAISES steps);
+    the last accepted rate is the sustained maximum the plan reports: (rate, its replays, rate / capacity)."""
+    for _ in range(MAX_RAISES):
+        trial = run(capacity * factor / DERATE)
+        if not accepted(trial, target):
+            break
+        factor, sim = factor / DERATE, trial
+    return capacity * factor, sim, factor
 
 
 def _undo_derate(counts, groups: dict):

@@ -10,9 +10,17 @@ import profiles
 from costmodels.errors import SpecError
 from costmodels.kv import kv_bytes_per_token, kv_bytes_per_token_layer
 from costmodels.queueing import max_offered_load, mg1_max_rate, mg1_wait_quantile_s
-from costmodels.serving import (InstanceShape, check_shape, decode_step_time, kv_bytes_per_token_gpu,
-                                kv_capacity_tokens, kv_transfer_time, mean_decode_step_time, prefill_time,
-                                weight_bytes_per_gpu)
+from costmodels.serving import (
+    InstanceShape,
+    check_shape,
+    decode_step_time,
+    kv_bytes_per_token_gpu,
+    kv_capacity_tokens,
+    kv_transfer_time,
+    mean_decode_step_time,
+    prefill_time,
+    weight_bytes_per_gpu,
+)
 from planner.serve import check, estimate_serving
 
 KIB = 1024

@@ -2,11 +2,11 @@
 
 import itertools
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costmodels.hardware import ClusterSpec, DeviceSpec, NodePool
 from planner.serve.capacity import Candidate
-from planner.serve.check import _pack
 from planner.serve.formulation import solve_counts
 from solvers import SolverOptions
 
@@ -21,11 +21,31 @@ def _cluster(nodes: int) -> ClusterSpec:
     return ClusterSpec(name="toy", pools=(pool,))
 
 
-def _cand(role, gpus, cap, idx):
-    return Candidate(role=role, pool="p", dest_pool="p", tp=gpus, pp=1, ep=1, dp=idx, gpus=gpus, capacity_rps=cap)
+def _cand(role, gpus, cap, idx, pool_gain=0.0):
+    """pool_gain > 0 (prefill): m pooled instances serve m·cap·(1 + pool_gain·(1 - 1/m)) (concave, like M/G/m)."""
+    pooled = tuple(m * cap * (1 + pool_gain * (1 - 1 / m)) for m in range(1, 9)) if pool_gain else ()
+    return Candidate(role=role, pool="p", dest_pool="p", tp=gpus, pp=1, ep=1, dp=idx, gpus=gpus, capacity_rps=cap,
+                     pooled_rps=pooled)
+
+
+def _packs(sizes, per_node: int, nodes: int) -> bool:
+    """The oracle's own packing rule: instances of >= a node take whole nodes; the smaller ones (powers of two
+    dividing a node) fill the remaining nodes exactly by GPU count (buddy allocation never fragments them)."""
+    whole = sum(s // per_node for s in sizes if s >= per_node)
+    if any(s >= per_node and s % per_node for s in sizes):
+        return False
+    small = sum(s for s in sizes if s < per_node)
+    return whole + -(-small // per_node) <= nodes
+
+
+def _supply(c, k):
+    if k == 0:
+        return 0.0
+    return c.pooled_rps[k - 1] if c.pooled_rps else c.capacity_rps * k
 
 
 cand_strategy = st.lists(st.tuples(st.sampled_from([1, 2, 4, 8]), st.floats(0.1, 5.0)), min_size=1, max_size=2)
+gain_strategy = st.sampled_from([0.0, 0.3, 1.0])
 
 
 def _brute(cluster, pre, dec, kv, rate, objective):
@@ -35,11 +55,11 @@ def _brute(cluster, pre, dec, kv, rate, objective):
     best = None
     for counts in itertools.product(*ranges):
         sizes = [c.gpus for c, k in zip(pre + dec, counts) for _ in range(k)]
-        if not sizes or sum(sizes) > total or not _pack(sizes, per_node, nodes):
+        if not sizes or sum(sizes) > total or not _packs(sizes, per_node, nodes):
             continue
         xp, xd = counts[:len(pre)], counts[len(pre):]
-        cap_p = sum(c.capacity_rps * k for c, k in zip(pre, xp))
-        cap_d = sum(c.capacity_rps * k for c, k in zip(dec, xd))
+        cap_p = sum(_supply(c, k) for c, k in zip(pre, xp, strict=True))
+        cap_d = sum(_supply(c, k) for c, k in zip(dec, xd, strict=True))
         link = 400e9 if nodes == 1 else 50e9  # NVLink inside a one-node pool, else the NIC
         bw_p = sum(link * c.gpus * k for c, k in zip(pre, xp))
         bw_d = sum(link * c.gpus * k for c, k in zip(dec, xd))
@@ -56,10 +76,10 @@ def _brute(cluster, pre, dec, kv, rate, objective):
 
 @settings(max_examples=25, deadline=None)
 @given(pre=cand_strategy, dec=cand_strategy, nodes=st.integers(1, 2), kv=st.sampled_from([1e6, 1e10, 5e10]),
-       rate=st.floats(0.2, 6.0))
-def test_ilp_equals_enumeration(pre, dec, nodes, kv, rate):
+       rate=st.floats(0.2, 6.0), gain=gain_strategy)
+def test_ilp_equals_enumeration(pre, dec, nodes, kv, rate, gain):
     cluster = _cluster(nodes)
-    pre_c = [_cand("prefill", g, c, i + 1) for i, (g, c) in enumerate(pre) if g <= cluster.num_devices]
+    pre_c = [_cand("prefill", g, c, i + 1, gain) for i, (g, c) in enumerate(pre) if g <= cluster.num_devices]
     dec_c = [_cand("decode", g, c, i + 1) for i, (g, c) in enumerate(dec) if g <= cluster.num_devices]
     if not pre_c or not dec_c:
         return
