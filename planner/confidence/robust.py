@@ -8,6 +8,9 @@ configuration of the request can have (g_min over its ZeRO stages and data-paral
 the robust winner's value: no configuration left out can then beat it.
 """
 
+from costmodels.hardware import ClusterSpec
+from costmodels.model import ModelSpec
+from costmodels.parallel import ParallelConfig, TrainingWorkload
 from planner.confidence.attach import train_support
 from planner.confidence.distribution import pessimistic_time
 
@@ -16,7 +19,9 @@ POOL = 64
 OBJECTIVES = ("expected", "robust")
 
 
-def pessimistic(model, cluster, workload, config, step_time_s: float) -> float:
+def pessimistic(
+    model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkload, config: ParallelConfig, step_time_s: float
+) -> float:
     """The 90th-percentile step time of one configuration."""
     return pessimistic_time(step_time_s, train_support(model, cluster, workload, config)[0].distribution)
 
@@ -25,7 +30,9 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def smallest_factor(model, cluster, workload, zero_stages) -> float:
+def smallest_factor(
+    model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkload, zero_stages: tuple[int, ...]
+) -> float:
     """g_min: the smallest pessimistic factor of any configuration (ZeRO stage x data-parallel group size)."""
     from costmodels.parallel import ParallelConfig
 
@@ -38,21 +45,33 @@ def smallest_factor(model, cluster, workload, zero_stages) -> float:
     return min(factors)
 
 
-def robust_rank(model, cluster, workload, ranked: list, zero_stages) -> tuple[list, dict]:
+def robust_rank(
+    model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkload, ranked: list, zero_stages: tuple[int, ...]
+) -> tuple[list, dict]:
     """Candidates (with .step_time_s, .order, .config) re-ranked by pessimistic step time, and the solver note."""
-    scored = sorted(((pessimistic(model, cluster, workload, c.config, c.step_time_s), c.step_time_s, c.order, c)
-                     for c in ranked), key=lambda e: e[:3])
+    scored = sorted(
+        ((pessimistic(model, cluster, workload, c.config, c.step_time_s), c.step_time_s, c.order, c) for c in ranked),
+        key=lambda e: e[:3],
+    )
     if not scored:
         return [], {}
     best = scored[0][0]
     last_expected = max(c.step_time_s for c in ranked)
     floor = smallest_factor(model, cluster, workload, zero_stages)
     proven = len(ranked) < POOL or last_expected * floor >= best * (1 - 1e-12)
-    note = {"objective": "robust", "pool": len(ranked), "pessimistic_step_time_s": best,
-            "smallest_factor": floor, "proven": proven,
-            "rule": f"re-ranked the {len(ranked)} best expected strategies by their 90th-percentile step time; "
-                    + ("no strategy left out can beat the winner" if proven else
-                       "NOT proven: a strategy outside the pool might be more robust")}
+    note = {
+        "objective": "robust",
+        "pool": len(ranked),
+        "pessimistic_step_time_s": best,
+        "smallest_factor": floor,
+        "proven": proven,
+        "rule": f"re-ranked the {len(ranked)} best expected strategies by their 90th-percentile step time; "
+        + (
+            "no strategy left out can beat the winner"
+            if proven
+            else "NOT proven: a strategy outside the pool might be more robust"
+        ),
+    }
     return [e[3] for e in scored], note
 
 
@@ -65,7 +84,15 @@ def robust_why_lost(plan_p90_s: float, alt_p90_s: float, plan_s: float, alt_s: f
     return f"+{delta * 100:.1f}% 90th-percentile step time ({expected * 100:+.1f}% expected)"
 
 
-def robust_alternative(model, cluster, workload, plan_config, plan_s: float, alt_config, alt_s: float) -> dict:
+def robust_alternative(
+    model: ModelSpec,
+    cluster: ClusterSpec,
+    workload: TrainingWorkload,
+    plan_config: ParallelConfig,
+    plan_s: float,
+    alt_config: ParallelConfig,
+    alt_s: float,
+) -> dict:
     """What a robust plan's alternative carries: its 90th-percentile step time and why it lost on it."""
     plan_p90 = pessimistic(model, cluster, workload, plan_config, plan_s)
     alt_p90 = pessimistic(model, cluster, workload, alt_config, alt_s)

@@ -9,39 +9,55 @@ The plan records the user's SLOs and g in `predicted.robust`; its inputs hold th
 planned and simulated against, so `validate` recomputes it unchanged.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
+from costmodels.hardware import ClusterSpec
+from costmodels.model import ModelSpec
 from planner.confidence.attach import longest_prompt, serve_support
 from planner.confidence.distribution import pessimistic_time
 
 RELATIVE_TOLERANCE = 1e-6
 
+if TYPE_CHECKING:
+    from planner.serve.request import ServeOptions, ServingWorkload
 
-def latency_factor(model, cluster, workload, options) -> float:
+
+def latency_factor(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorkload, options: ServeOptions) -> float:
     """g: the largest 90th-percentile latency factor of any instance shape the planner may use (>= 1)."""
     prompt = longest_prompt(workload)
     factors = [1.0]
     for pool in cluster.pools:
         tp = 1
         while tp <= pool.devices_per_node:
-            support, _ = serve_support(model, [(pool.device.name, tp)], prompt_len=prompt, engine=options.engine,
-                                       dtype=options.dtype)
+            support, _ = serve_support(
+                model, [(pool.device.name, tp)], prompt_len=prompt, engine=options.engine, dtype=options.dtype
+            )
             factors.append(pessimistic_time(1.0, support.distribution))
             tp *= 2
     return max(factors)
 
 
-def robust_workload(model, cluster, workload, options) -> tuple:
+def robust_workload(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorkload, options: ServeOptions) -> tuple:
     """(the workload with SLOs divided by g, the `predicted.robust` note)."""
     g = latency_factor(model, cluster, workload, options)
-    note = {"objective": "robust", "latency_factor": g, "ttft_slo_s": workload.ttft_s, "tpot_slo_s": workload.tpot_s,
-            "rule": "planned against the SLOs divided by the 90th-percentile latency factor of the least supported "
-                    "instance shape"}
+    note = {
+        "objective": "robust",
+        "latency_factor": g,
+        "ttft_slo_s": workload.ttft_s,
+        "tpot_slo_s": workload.tpot_s,
+        "rule": "planned against the SLOs divided by the 90th-percentile latency factor of the least supported "
+        "instance shape",
+    }
     return dataclasses.replace(workload, ttft_s=workload.ttft_s / g, tpot_s=workload.tpot_s / g), note
 
 
-def robust_problems(model, cluster, workload, options, note: dict) -> list[str]:
+def robust_problems(
+    model: ModelSpec, cluster: ClusterSpec, workload: ServingWorkload, options: ServeOptions, note: dict
+) -> list[str]:
     """What validate checks in a robust serve plan: g re-derived, and the planned SLOs = the user's / g."""
     g = latency_factor(model, cluster, workload, options)
     problems = []
