@@ -141,3 +141,22 @@ def test_sibling_bound_is_valid(tp, pp, mbs, zero, rec, moe, vpp):
     sibling = ParallelConfig(**{**{f: getattr(cfg, f) for f in cfg.__slots__}, "zero": 1, "recompute": "none"})
     prob = split_problem(request, sibling, (cluster.primary,) * pp)
     assert prob.time_lower_bound() <= est.step_time_s * (1 + 1e-9)
+
+
+def test_uneven_split_decides_the_winner():
+    """7 layers, 8 GPUs of 0.3 GiB, ZeRO 1 without recompute: tp 2 x pp 2 x dp 2 fits only when the first
+    stage (two micro-batches in flight and the embedding) takes 3 layers and the last 4; the even split puts
+    4 on the first stage, so restricted to even splits the best plan is a different, slower strategy
+    (tp 4, dp 1). The plan equals the brute force over every split."""
+    model, cluster = tiny_model(layers=7), tiny_cluster(8, 0.3)
+    workload = TrainingWorkload(global_batch=16, seq_len=2048)
+    opts = TrainOptions(max_vpp=2, max_mbs=4, max_cp=1, zero_stages=(1,), recompute_modes=("none",), alternatives=1)
+    plan = plan_training(model, cluster, workload, options=opts)
+    d = plan["decision"]
+    assert (d["tp"], d["pp"], d["dp"], d["stage_layers"]) == (2, 2, 2, [3, 4])
+    assert list(even_stage_layers(7, 2)) == [4, 3]
+    best = brute_force(model, cluster, workload, opts)
+    assert abs(plan["predicted"]["step_time_s"] - best) <= 1e-8 * best
+    even = plan_training(model, cluster, workload, options=TrainOptions(**{**opts.to_json(), "uneven_split": False}))
+    assert even["decision"]["tp"] == 4 and even["predicted"]["step_time_s"] > 1.1 * best
+    assert check(plan) == [] and check(even) == []
