@@ -25,19 +25,45 @@ from planner.exports.train_layout import moe_layer_ids
 from planner.plan import Plan
 
 
-def _slots(plan: Plan) -> list[list[list[int]]]:
+def _slots(plan: Plan, target: Target) -> tuple[list[list[list[int]]], int]:
+    """Every GPU's slots, full: the engines need a logical expert in every physical slot. A GPU left with empty
+    slots gets duplicates of an expert whose every replica is on that GPU, which changes no GPU's token share
+    (SGLang dispatches to a same-GPU replica, or fairly among replicas that are all on that GPU). Returns the
+    slots and the number of padded slots."""
     width = plan["decision"]["slots_per_gpu"]
-    layers = [layer["gpu_experts"] for layer in plan["decision"]["layers"]]
-    for li, layer in enumerate(layers):
-        for g, ids in enumerate(layer):
-            if len(ids) != width:
-                raise SpecError(f"layer {li} GPU {g} holds {len(ids)} of {width} slots; the engines need every slot "
-                                "filled", field=f"decision.layers[{li}].gpu_experts[{g}]")
-    return layers
+    out, padded = [], 0
+    for li, layer in enumerate(plan["decision"]["layers"]):
+        gpus = [list(ids) for ids in layer["gpu_experts"]]
+        home = {e: {g for g, ids in enumerate(gpus) if e in ids} for ids in gpus for e in ids}
+        for g, ids in enumerate(gpus):
+            field = f"decision.layers[{li}].gpu_experts[{g}]"
+            if len(ids) > width:
+                raise SpecError(f"holds {len(ids)} experts in {width} slots", field=field)
+            only_here = [e for e in ids if home[e] == {g}]
+            if len(ids) < width and not only_here:
+                raise ExportRefused(target, field, ids, "every physical slot needs an expert, and none of this "
+                                    "GPU's experts lives only here to fill the empty slots without moving tokens")
+            padded += width - len(ids)
+            ids += [only_here[0]] * (width - len(ids)) if only_here else []
+        out.append(gpus)
+    return out, padded
 
 
-def _experts(plan: Plan, layers: list) -> int:
+def _expert_count(plan: Plan, layers: list) -> int:
+    """Routed experts: from the plan's model or routing statistics, else the distinct ids placed."""
+    model, stats = plan["inputs"].get("model") or {}, plan["inputs"].get("stats") or {}
+    if (model.get("moe") or {}).get("experts"):
+        return int(model["moe"]["experts"])
+    if stats.get("experts"):
+        return int(stats["experts"])
+    if (stats.get("inline") or {}).get("expert_load"):
+        return len(stats["inline"]["expert_load"][0])
     return len({e for layer in layers for gpu in layer for e in gpu})
+
+
+def _pad_note(padded: int) -> list[str]:
+    return [f"slot padding: {padded} empty slot(s) hold a duplicate of an expert that lives only on that GPU "
+            "(no GPU's token share changes)"] if padded else []
 
 
 def _moe_rows(plan: Plan, target: Target, layers: list) -> tuple[int, list[int]] | None:
@@ -86,14 +112,14 @@ def _script(plan: Plan, target: Target, name: str, doc: dict, notes: list[str], 
 
 
 def sglang_script(plan: Plan, target: Target) -> str:
-    layers = _slots(plan)
+    layers, padded = _slots(plan, target)
     rows = _moe_rows(plan, target, layers)
     if rows is None:
         raise ExportRefused(target, "inputs.model", None,
                             "SGLang indexes the map by the model's layer ids; this plan was made without the model, "
                             "so its rows are MoE-layer ordinals (plan again with --model/--gpu)")
     hidden, moe_ids = rows
-    experts, gpus, width = _experts(plan, layers), len(layers[0]), plan["decision"]["slots_per_gpu"]
+    experts, gpus, width = _expert_count(plan, layers), len(layers[0]), plan["decision"]["slots_per_gpu"]
     by_id = {i: [e for gpu in layer for e in gpu] for i, layer in zip(moe_ids, layers, strict=True)}
     trivial = [p % experts for p in range(gpus * width)]
     doc = {"physical_to_logical_map": [by_id.get(i, trivial) for i in range(hidden)]}
@@ -101,17 +127,18 @@ def sglang_script(plan: Plan, target: Target) -> str:
              "--init-expert-location $MAP")
     notes = [f"physical_to_logical_map: {hidden} model layers x {gpus * width} physical slots "
              f"({gpus} EP ranks x {width}; rank r holds slots r*{width}..r*{width}+{width - 1})",
-             split_note(plan, layers)]
+             split_note(plan, layers), *_pad_note(padded)]
     return _script(plan, target, "expert_location.json", doc, notes, flags)
 
 
 def ascend_script(plan: Plan, target: Target) -> str:
-    layers = _slots(plan)
+    layers, padded = _slots(plan, target)
     _moe_rows(plan, target, layers)
-    experts, gpus, width = _experts(plan, layers), len(layers[0]), plan["decision"]["slots_per_gpu"]
+    experts, gpus, width = _expert_count(plan, layers), len(layers[0]), plan["decision"]["slots_per_gpu"]
     doc = {"moe_layer_count": len(layers),
            "layer_list": [{"device_list": [{"device_expert": list(ids)} for ids in layer]} for layer in layers]}
     config = {"eplb_config": {"expert_map_path": "$MAP", "num_redundant_experts": gpus * width - experts}}
     flags = "--enable-expert-parallel --additional-config " + json.dumps(config, separators=(",", ":"))
-    notes = [f"{len(layers)} MoE layers x {gpus} NPUs x {width} slots (Ascend NPUs only)", split_note(plan, layers)]
+    notes = [f"{len(layers)} MoE layers x {gpus} NPUs x {width} slots (Ascend NPUs only)", split_note(plan, layers),
+             *_pad_note(padded)]
     return _script(plan, target, "expert_map.json", doc, notes, flags)

@@ -48,7 +48,9 @@ def test_sglang_map_rows_are_model_layers_and_flags_match(plans, tmp_path):
     assert len(rows) == MODEL.layers and all(len(r) == GPUS * SLOTS for r in rows)
     layers = plan["decision"]["layers"]
     for moe_ordinal, layer_id in enumerate(range(2, 5)):  # layers 0-1 dense, 2-4 MoE
-        assert rows[layer_id] == [e for gpu in layers[moe_ordinal]["gpu_experts"] for e in gpu]
+        for g, planned in enumerate(layers[moe_ordinal]["gpu_experts"]):  # GPU g holds slots g*S .. g*S+S-1
+            slots = rows[layer_id][g * SLOTS:(g + 1) * SLOTS]
+            assert slots[:len(planned)] == planned and set(slots) == set(planned)
     assert rows[0] == [p % EXPERTS for p in range(GPUS * SLOTS)]
     assert flags == ["--ep-size", str(GPUS), "--ep-num-redundant-experts", str(GPUS * SLOTS - EXPERTS),
                      "--init-expert-location", str(tmp_path / "loc.json")]
@@ -71,7 +73,9 @@ def test_vllm_ascend_map_and_additional_config(plans, tmp_path, case):
     doc, flags = _run(export(plan, "vllm-ascend"), tmp_path, "map.json")
     assert doc["moe_layer_count"] == 3 == len(doc["layer_list"])
     for layer, planned in zip(doc["layer_list"], plan["decision"]["layers"], strict=True):
-        assert [d["device_expert"] for d in layer["device_list"]] == planned["gpu_experts"]
+        for device, ids in zip(layer["device_list"], planned["gpu_experts"], strict=True):
+            slots = device["device_expert"]
+            assert len(slots) == SLOTS and slots[:len(ids)] == ids and set(slots) == set(ids)
     config = json.loads(flags[flags.index("--additional-config") + 1])
     assert config == {"eplb_config": {"expert_map_path": str(tmp_path / "map.json"),
                                       "num_redundant_experts": GPUS * SLOTS - EXPERTS}}
@@ -96,3 +100,19 @@ def test_token_split_note_states_the_even_split_cost():
                  "decision": {"slots_per_gpu": 2, "layers": [{"gpu_experts": [[0, 1], [0, 2]]}]}})
     text = export(plan, "vllm-ascend")
     assert "busiest GPU with the even split: 100 tokens in MoE layer 0, +11.1% against the plan's split" in text
+
+
+def _hand_plan(gpu_experts: list) -> Plan:
+    return Plan({"kind": "experts", "inputs": {"stats": {"inline": {"expert_load": [[100, 50, 30]]}}, "model": None},
+                 "predicted": {"layer_max_gpu_tokens": [90.0]},
+                 "decision": {"slots_per_gpu": 2, "layers": [{"gpu_experts": gpu_experts}]}})
+
+
+def test_empty_slots_are_padded_without_moving_tokens(tmp_path):
+    # GPU 1 has one empty slot; expert 2 lives only there, so a second copy of it moves no tokens between GPUs
+    doc, flags = _run(export(_hand_plan([[0, 1], [2]]), "vllm-ascend"), tmp_path, "map.json")
+    assert [d["device_expert"] for d in doc["layer_list"][0]["device_list"]] == [[0, 1], [2, 2]]
+    assert json.loads(flags[-1])["eplb_config"]["num_redundant_experts"] == 1  # 4 slots, 3 experts
+    assert "slot padding: 1 empty slot(s)" in export(_hand_plan([[0, 1], [2]]), "vllm-ascend")
+    with pytest.raises(ExportRefused, match="every physical slot needs an expert"):
+        export(_hand_plan([[0, 1, ], [0]]), "vllm-ascend")  # expert 0 also lives on GPU 0: a copy would move tokens
