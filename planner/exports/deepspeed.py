@@ -45,7 +45,8 @@ def _refuse_unexpressible(view: TrainView, target: Target) -> None:
             raise ExportRefused(target, field, value, limit)
 
 
-def _autoep(view: TrainView, target: Target) -> dict:
+def _autoep(view: TrainView, target: Target) -> dict | None:
+    """The expert_parallel block (None when ep = 1: the model's own MoE layers run unchanged)."""
     d, moe = view.d, view.model["moe"]
     checks = [
         ("decision.etp", d["etp"], d["etp"] != 1, "AutoEP accepts expert_tensor_parallel_size=1 only"),
@@ -57,6 +58,8 @@ def _autoep(view: TrainView, target: Target) -> dict:
     for field, value, bad, limit in checks:
         if bad:
             raise ExportRefused(target, field, value, limit)
+    if d["ep"] == 1:
+        return None
     cfg = {"enabled": True, "autoep_size": d["ep"], "expert_tensor_parallel_size": 1}
     family = (view.model.get("extra") or {}).get("hf_model_type")
     if family not in AUTOEP_PRESETS:
@@ -75,8 +78,9 @@ def deepspeed_config(view: TrainView, target: Target, plan: Plan) -> str:
                  "bf16": {"enabled": work["dtype"] != "fp16"}, "fp16": {"enabled": work["dtype"] == "fp16"}}
     if d["tp"] > 1:
         cfg["tensor_parallel"] = {"autotp_size": d["tp"]}
-    if view.model.get("moe"):
-        cfg["expert_parallel"] = _autoep(view, target)
+    autoep = _autoep(view, target) if view.model.get("moe") else None
+    if autoep:
+        cfg["expert_parallel"] = autoep
     notes = header_facts(plan, target)
     gpn, layout = node_layout(view, target)
     notes["launch"] = (f"deepspeed --num_nodes {len(layout)} --num_gpus {gpn} --hostfile <hosts in the node order "
