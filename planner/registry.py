@@ -13,11 +13,27 @@ imported on use, so that importing the registry stays cheap.
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from costmodels.errors import SpecError
 from planner.contract import PlanEntry
 from planner.plan import Plan
+
+if TYPE_CHECKING:  # mypy (strict on this module) checks that each entry point has the PlanEntry shape
+    from planner.experts.plan import plan as experts_plan
+    from planner.experts.request import ExpertRequest
+    from planner.scatter.plan import plan as scatter_plan
+    from planner.scatter.request import ScatterOptions, ScatterRequest
+    from planner.serve.plan import plan as serve_plan
+    from planner.serve.request import ServeOptions, ServeRequest
+    from planner.train.plan import plan as train_plan
+    from planner.train.request import TrainRequest
+    from solvers.result import SolverOptions
+
+    _TRAIN: PlanEntry[TrainRequest, SolverOptions] = train_plan
+    _EXPERTS: PlanEntry[ExpertRequest, SolverOptions] = experts_plan
+    _SERVE: PlanEntry[ServeRequest, ServeOptions] = serve_plan
+    _SCATTER: PlanEntry[ScatterRequest, ScatterOptions] = scatter_plan
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
