@@ -165,7 +165,11 @@ def toml_job(view: TrainView, target: Target, header: list[str]) -> str:
              "# launch on every node: " + torchrun_line(view, target, ["-m", "torchtitan.train",
                                                                        "--job.config_file", "<this file>"]),
              f"# [model] name / flavor: the torchtitan flavor of {view.model.get('name', '?')} "
-             "(set them in your job file or with --model.name / --model.flavor)", ""]
+             "(set them in your job file or with --model.name / --model.flavor)"]
+    if d["tp"] > 1 and not d["sequence_parallel"]:
+        lines.append("# sequence_parallel=false in the plan: v0.2.2 always shards activations along the sequence "
+                     "with TP (same traffic, less activation memory than planned)")
+    lines.append("")
     for name, body in sections:
         lines.append(f"[{name}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in body.items()]

@@ -240,3 +240,9 @@ def test_deepspeed_pipeline_with_even_split():
     assert cfg["pipeline"] == {"activation_checkpoint_interval": 1}  # recompute full: every layer
     assert "num_stages=4" in cfg["parplan"]["model"] and "2 transformer layers" in cfg["parplan"]["model"]
     assert cfg["train_micro_batch_size_per_gpu"] * cfg["gradient_accumulation_steps"] * 2 == cfg["train_batch_size"]
+
+
+def test_torchtitan_toml_says_when_it_adds_sequence_parallelism():
+    plan = edited(CASES["uneven"], sequence_parallel=False)
+    assert "v0.2.2 always shards activations along the sequence with TP" in export(plan, "torchtitan-toml")
+    assert "config.parallelism.enable_sequence_parallel = False" in export(plan, "torchtitan")
