@@ -34,7 +34,11 @@ def validate_plan(plan: Plan) -> list[str]:
         return [f"inputs.inputs_digest: {stored} does not match the inputs (sha256 {recomputed}); "
                 "the inputs were edited after planning"]
     check = _planner_function(plan, "check")
-    return [str(problem) for problem in check(plan)]
+    try:
+        return [str(problem) for problem in check(plan)]
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:  # hand-edited past the schema
+        return [f"{plan.kind} check could not read the plan ({type(exc).__name__}: {exc}); it was edited into a "
+                "shape the planner never writes"]
 
 
 def require_valid(plan: Plan, source: str | None = None) -> None:
@@ -85,7 +89,14 @@ def header(plan: Plan) -> str:
 def explain_plan(plan: Plan) -> str:
     """The generic header followed by the planner's own readable summary."""
     explain = _planner_function(plan, "explain")
-    return header(plan) + "\n\n" + explain(plan).rstrip("\n")
+    try:
+        body = explain(plan)
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:  # a hand-edited document
+        problems = validate_plan(plan)
+        why = "; ".join(problems[:3]) if problems else f"{type(exc).__name__}: {exc}"
+        raise SpecError(f"cannot explain this {plan.kind} plan: it is malformed ({why}); `parplan validate` "
+                        "lists its problems") from None
+    return header(plan) + "\n\n" + body.rstrip("\n")
 
 
 def export_formats(plan: Plan) -> tuple[str, ...]:

@@ -92,11 +92,14 @@ def check(plan: Plan) -> list[str]:
     missing = [i for i in range(len(lengths)) if i not in seen]
     if missing:
         problems.append(f"sequences {missing[:8]} are not assigned")
-    predicted = plan["predicted"]["step_time_s"]
+    predicted = plan["predicted"].get("step_time_s")
+    if not isinstance(predicted, (int, float)) or isinstance(predicted, bool):
+        problems.append(f"predicted.step_time_s: {predicted!r} is not a number (recomputed {step} s)")
+        return problems
     if abs(step - predicted) > REL_TOL * max(step, 1e-9):
-        problems.append(f"step time {predicted} s, recomputed {step} s")
+        problems.append(f"predicted.step_time_s: {predicted} s, recomputed {step} s")
     bound = plan["solver"].get("bound")
-    if bound is not None and bound > predicted * (1 + REL_TOL):
+    if isinstance(bound, (int, float)) and bound > predicted * (1 + REL_TOL):
         problems.append(f"bound {bound} s is above the step time {predicted} s")
     return problems
 
@@ -111,11 +114,11 @@ def explain(plan: Plan) -> str:
              f"{_pct(sol.get('gap'))} ({sol.get('status')}, {sol.get('backend')})"]
     static = plan["baselines"].get("static_best")
     if static:
-        lines.append(f"static best: degree {static['degree']}, {static['step_time_s'] * 1e3:.1f} ms "
+        lines.append(f"static best: degree {static.get('degree', '?')}, {_ms(static.get('step_time_s'))} ms "
                      f"(speedup {static.get('speedup', 0):.2f}x)")
     milp = plan["baselines"].get("milp")
     if milp:
-        lines.append(f"FlexSP-style MILP: {milp['step_time_s'] * 1e3:.1f} ms, its bound {_ms(milp['bound_s'])} ms")
+        lines.append(f"FlexSP-style MILP: {_ms(milp.get('step_time_s'))} ms, its bound {_ms(milp.get('bound_s'))} ms")
     lines.append(f"{'group':>5} {'degree':>6} {'ranks':>11} {'seqs':>5} {'tokens':>8} {'longest':>8} {'time ms':>9} mb")
     for g, group in enumerate(dec["groups"]):
         toks = [req["lengths"][i] for i in group["sequences"]]
