@@ -93,7 +93,7 @@ def _range(profile, name):
 
 def _decode(x, names, profile):
     out = {}
-    for v, name in zip(x, names):
+    for v, name in zip(x, names, strict=True):
         lo, hi, log = _range(profile, name)
         u = 1 / (1 + math.exp(-v))  # unconstrained -> (0, 1)
         out[name] = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if log else lo + u * (hi - lo)
@@ -193,7 +193,7 @@ def _used(name: str, rows) -> bool:
     if name == "sdpa_attention_factor":
         return any(x.framework == "torchtitan" for x in w)
     if name == "tp_overlap":
-        return any(r.config.tp > 1 and x.tp_overlap for r, x in zip(rows, w))
+        return any(r.config.tp > 1 and x.tp_overlap for r, x in zip(rows, w, strict=True))
     if name == "dp_overlap":
         return any(r.config.zero < 3 and r.config.dp > 1 for r in rows)
     return True

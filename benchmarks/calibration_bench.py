@@ -90,18 +90,20 @@ def concordance(recs) -> tuple[int, int]:
     return good, total
 
 
+def _order(recs, key) -> str:
+    return " > ".join(r["row"].label.split(" ", 1)[0] for r in sorted(recs, key=key, reverse=True))
+
+
 def ranking_table(records) -> tuple[list[str], int, int]:
     lines = ["| group (model, GPU, GPUs, tokens/step) | runs, measured order (fastest first) | predicted order | "
              "pairs right |", "|---|---|---|---|"]
     right = both = 0
     for (model, gpu, gpus, tokens), recs in groups(records).items():
-        def order(key):
-            return " > ".join(r["row"].label.split(" ", 1)[0] for r in sorted(recs, key=key, reverse=True))
         good, total = concordance(recs)
         right += good == total
         both += 1
-        lines.append(f"| {model}, {gpu}, {gpus}, {tokens} | {order(lambda r: r['row'].published)} | "
-                     f"{order(lambda r: r['predicted'])} | {good}/{total} |")
+        lines.append(f"| {model}, {gpu}, {gpus}, {tokens} | {_order(recs, lambda r: r['row'].published)} | "
+                     f"{_order(recs, lambda r: r['predicted'])} | {good}/{total} |")
     return lines, right, both
 
 

@@ -159,7 +159,8 @@ def _titan_row(rec: dict, index: int) -> Row:
                             recompute=recompute, sequence_parallel=tp > 1, stage_layers=stages)
     label = (f"T{index:02d} {rec['model'].strip()} ({gpus} {profile}) {rec['notes'].split(';')[0].strip()}")
     return Row(label=label, gpu_profile=profile, metric="tokens_per_s_per_gpu",
-               published=float(rec["tokens_per_s_per_gpu"]), model=model, num_gpus=gpus, workload=workload, config=config)
+               published=float(rec["tokens_per_s_per_gpu"]), model=model, num_gpus=gpus, workload=workload,
+               config=config)
 
 
 def _stage_layers(layers: int, pp: int, vpp: int) -> tuple[int, ...]:

@@ -140,4 +140,5 @@ def p2p_time_s(size_bytes: float, bytes_per_s: float, device: DeviceSpec) -> flo
     if size_bytes <= 0:
         return 0.0
     cal = device.calibration
-    return cal.collective_latency_s + device.inter_node_latency_s + size_bytes / (bytes_per_s * cal.inter_node_efficiency)
+    wire = size_bytes / (bytes_per_s * cal.inter_node_efficiency)
+    return cal.collective_latency_s + device.inter_node_latency_s + wire

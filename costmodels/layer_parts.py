@@ -37,8 +37,13 @@ from dataclasses import dataclass
 from costmodels import flops as F
 from costmodels import memory as M
 from costmodels.comm import Links, collective_time_s, moe_dispatch_time_s
-from costmodels.compute import (FP8_CAST_BYTES, attention_time_s, gemm_time_s, memory_bound_time_s,
-                                unfused_attention_time_s)
+from costmodels.compute import (
+    FP8_CAST_BYTES,
+    attention_time_s,
+    gemm_time_s,
+    memory_bound_time_s,
+    unfused_attention_time_s,
+)
 from costmodels.framework import framework
 from costmodels.hardware import NodePool
 from costmodels.model import ModelSpec

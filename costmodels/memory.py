@@ -22,7 +22,14 @@ logits (fp32), k permuted copies of every token, the experts' fc1/activation out
 """
 
 from costmodels.geometry import (  # noqa: F401  (re-exported: the state-byte users read counts here)
-    attention_matrix_params, attention_params, embedding_params, head_params, layer_params, mlp_params, mtp_params)
+    attention_matrix_params,
+    attention_params,
+    embedding_params,
+    head_params,
+    layer_params,
+    mlp_params,
+    mtp_params,
+)
 from costmodels.model import ModelSpec
 
 PARAM_BYTES = 2.0

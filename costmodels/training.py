@@ -114,7 +114,7 @@ _CACHE_LIMIT = 8192
 
 def _cached(key, objs, build):
     hit = _CACHE.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], objs)):
+    if hit is not None and all(a is b for a, b in zip(hit[0], objs, strict=True)):
         return hit[1]
     if len(_CACHE) >= _CACHE_LIMIT:
         _CACHE.clear()
@@ -203,10 +203,9 @@ def check_config(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkl
     if cluster.is_heterogeneous and c.stage_pools is None:
         out.append(("stage_pools", f"a cluster of several pools needs stage_pools (one of "
                                    f"{', '.join(p.name for p in cluster.pools)} per stage)"))
-    elif c.stage_pools is None or not cluster.is_heterogeneous:
-        if gpus != cluster.num_devices:
-            out.append(("dp", f"tp*pp*dp*cp = {c.tp}*{c.pp}*{c.dp}*{c.cp} = {gpus} but the cluster has "
-                              f"{cluster.num_devices} GPUs"))
+    elif (c.stage_pools is None or not cluster.is_heterogeneous) and gpus != cluster.num_devices:
+        out.append(("dp", f"tp*pp*dp*cp = {c.tp}*{c.pp}*{c.dp}*{c.cp} = {gpus} but the cluster has "
+                          f"{cluster.num_devices} GPUs"))
     if c.stage_pools is not None:
         names = [p.name for p in cluster.pools]
         for name in sorted(set(c.stage_pools)):

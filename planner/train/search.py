@@ -31,7 +31,6 @@ from planner.train.space import configs_for_shape, hetero_shapes, shapes
 from planner.train.split import SplitProblem, best_split_dp, solve_split_ilp
 from solvers.result import SolverOptions
 
-
 SLACK = 1e-9
 """relative slack on every bound comparison (floating-point sums in different orders)"""
 
@@ -126,7 +125,8 @@ class SearchStats:
     def to_json(self) -> dict:
         return {"enumerated": self.enumerated, "pruned_by_memory_bound": self.pruned_memory_bound,
                 "pruned_by_time_bound": self.pruned_time_bound, "pruned_by_balanced_bound": self.pruned_balanced_bound,
-                "evaluated": self.evaluated, "no_split_fits": self.infeasible_split, "split_ilp_solves": self.ilp_solves,
+                "evaluated": self.evaluated, "no_split_fits": self.infeasible_split,
+                "split_ilp_solves": self.ilp_solves,
                 "complete": not self.timed_out}
 
 

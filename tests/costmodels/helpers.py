@@ -24,7 +24,8 @@ def device(name="test-gpu", hbm_gib=80.0, fp8=False, **cal) -> DeviceSpec:
                 intra_node_efficiency=0.75, inter_node_efficiency=0.9, collective_latency_s=20e-6,
                 kernel_floor_s=5e-6, dp_overlap=0.5, tp_overlap=0.0, step_overhead_s=0.0)
     base.update(cal)
-    return DeviceSpec(name=name, bf16_flops_per_s=312e12, fp8_flops_per_s=624e12 if fp8 else 0.0, hbm_bytes=hbm_gib * GiB,
+    return DeviceSpec(name=name, bf16_flops_per_s=312e12, fp8_flops_per_s=624e12 if fp8 else 0.0,
+                      hbm_bytes=hbm_gib * GiB,
                       hbm_bytes_per_s=2.039e12, devices_per_node=8, intra_node_bytes_per_s=300e9,
                       inter_node_bytes_per_s=25e9, calibration=DeviceCalibration(**base))
 

@@ -38,7 +38,8 @@ def test_published_dense_rows_within_targets(rows):
 def test_skipped_rows_say_why(rows):
     skipped = [r for r in rows if r.skip]
     assert skipped and all(r.skip for r in skipped)
-    assert {r.skip for r in skipped} <= {"tp/pp or the architecture not stated", "MoE row without a stated architecture"}
+    assert {r.skip for r in skipped} <= {"tp/pp or the architecture not stated",
+                                         "MoE row without a stated architecture"}
     assert all(not r.in_target for r in rows if r.model is not None and r.model.is_moe)
 
 
@@ -70,7 +71,8 @@ def test_torchtitan_row_conventions(shared_dir):
                                                                        "torchtitan_fsdp_runs.csv")}
     fp8 = rows["T02"]
     assert fp8.gpu_profile == "h100-96gb-500w" and fp8.workload.dtype == "fp8" and fp8.workload.compile
-    assert fp8.config.zero == 3 and fp8.config.dp == 8 and fp8.config.mbs == 2 and fp8.workload.framework == "torchtitan"
+    assert fp8.config.zero == 3 and fp8.config.dp == 8 and fp8.config.mbs == 2
+    assert fp8.workload.framework == "torchtitan"
     cp = rows["T06"]
     assert cp.config.cp == 8 and cp.config.dp == 1 and cp.config.zero == 3 and cp.workload.seq_len == 262144
     interleaved = rows["T13"]

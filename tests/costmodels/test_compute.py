@@ -3,8 +3,14 @@
 import math
 
 from costmodels import NodePool
-from costmodels.compute import (attention_efficiency, attention_time_s, fp8_cast_time_s, gemm_efficiency,
-                                gemm_time_s, memory_bound_time_s)
+from costmodels.compute import (
+    attention_efficiency,
+    attention_time_s,
+    fp8_cast_time_s,
+    gemm_efficiency,
+    gemm_time_s,
+    memory_bound_time_s,
+)
 from costmodels.layer_parts import Setting, layer_cost
 from tests.costmodels.helpers import device, gpt
 

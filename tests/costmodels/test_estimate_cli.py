@@ -97,8 +97,36 @@ def test_heterogeneous_estimate_round_trips():
                            inter_node_bytes_per_s=25e9) for n in ("a", "b"))
     cluster = ClusterSpec(name="ab", pools=pools)
     config = ParallelConfig(tp=8, pp=2, dp=1, stage_layers=(13, 11), stage_pools=("a", "b"))
-    plan = estimate_plan(gpt(layers=24, hidden=2048, heads=16), cluster, TrainingWorkload(global_batch=16, seq_len=2048),
+    plan = estimate_plan(gpt(layers=24, hidden=2048, heads=16), cluster,
+                         TrainingWorkload(global_batch=16, seq_len=2048),
                          config)
     assert plan["predicted"]["stage_layers"] == [13, 11]
     reread = Plan(json.loads(plan.dumps()))
     assert check_estimate(reread) == []
+
+
+def test_framework_and_run_options_end_to_end(tmp_path):
+    out = tmp_path / "t.json"
+    base = ["estimate", "train", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "16", "--tp", "2",
+            "--pp", "1", "--mbs", "1", "--gbs", "64", "--seq", "4096"]
+    res = run(base + ["--zero", "3", "--framework", "torchtitan", "--compile", "--async-tp", "--dtype", "fp8",
+                      "--fp8-allgather", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["decision"]["framework"] == "torchtitan"
+    wl = doc["inputs"]["workload"]
+    assert (wl["framework"], wl["compile"], wl["async_tp"], wl["fp8_allgather"]) == ("torchtitan", True, True, True)
+    model, device = load_model("llama3-8b"), load_device("h100-sxm")
+    workload = TrainingWorkload(global_batch=64, seq_len=4096, dtype="fp8", framework="torchtitan", compile=True,
+                                async_tp=True, fp8_allgather=True)
+    api = estimate_plan(model, ClusterSpec.homogeneous(device, 16), workload,
+                        ParallelConfig(tp=2, pp=1, dp=8, mbs=1, zero=3))
+    assert out.read_text() == api.dumps()
+    assert check_estimate(api) == []
+
+
+def test_framework_refuses_what_it_cannot_run():
+    res = run(BASE + ["--zero", "2"])  # Megatron has no ZeRO-2
+    assert res.exit_code == 2 and "megatron has no ZeRO stage 2" in res.output and "Traceback" not in res.output
+    res = run(BASE + ["--framework", "jax"])
+    assert res.exit_code == 2 and "megatron" in res.output and "Traceback" not in res.output

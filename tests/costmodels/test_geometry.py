@@ -4,9 +4,8 @@ import math
 
 import pytest
 
-from costmodels import ClusterSpec, ParallelConfig, TrainingWorkload, layer_costs
+from costmodels import ClusterSpec, ParallelConfig, TrainingWorkload, layer_costs, sequence, serving
 from costmodels import geometry as G
-from costmodels import sequence, serving
 from costmodels.flops import step_flops
 from costmodels.memory import PARAM_BYTES
 from profiles import list_profiles, load_device, load_model

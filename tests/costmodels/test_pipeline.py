@@ -2,7 +2,8 @@
 
 import math
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from costmodels import pipeline_step_time
 from costmodels.pipeline import in_flight_microbatches, pipeline_bubble_time

@@ -4,10 +4,18 @@ import dataclasses
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from costmodels import (ClusterSpec, NodePool, ParallelConfig, TrainingWorkload, estimate_training, layer_costs,
-                        pipeline_step_time)
+from costmodels import (
+    ClusterSpec,
+    NodePool,
+    ParallelConfig,
+    TrainingWorkload,
+    estimate_training,
+    layer_costs,
+    pipeline_step_time,
+)
 from costmodels.flops import step_flops
 from costmodels.pipeline import in_flight_microbatches
 from costmodels.training import even_stage_layers
@@ -29,7 +37,7 @@ def test_stage_times_rebuild_from_layer_costs():
         t += 2 * lc.p2p_time_s if i < 3 else 0.0
         times.append(t)
         start += n
-    assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(times, est.stage_time_s))
+    assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(times, est.stage_time_s, strict=True))
     m = 64 // (2 * 2)
     assert est.microbatches == m
     assert est.step_time_s >= pipeline_step_time(times, m)
@@ -74,7 +82,8 @@ def test_recompute_trades_memory_for_time():
     model, cl = gpt(layers=24, hidden=4096, heads=32), cluster(8)
     runs = {r: estimate_training(model, cl, WL, ParallelConfig(tp=8, dp=1, mbs=4, recompute=r))
             for r in ("none", "selective", "full")}
-    assert runs["none"].memory_per_gpu_bytes > runs["selective"].memory_per_gpu_bytes > runs["full"].memory_per_gpu_bytes
+    mem = {r: e.memory_per_gpu_bytes for r, e in runs.items()}
+    assert mem["none"] > mem["selective"] > mem["full"]
     assert runs["none"].step_time_s < runs["selective"].step_time_s < runs["full"].step_time_s
 
 

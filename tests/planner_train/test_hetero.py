@@ -3,13 +3,12 @@
 import itertools
 
 import pytest
+from train_fixtures import tiny_device, tiny_model
 
 from costmodels.hardware import ClusterSpec, NodePool
 from costmodels.parallel import ParallelConfig, TrainingWorkload
 from costmodels.training import estimate_training
 from planner.train import TrainOptions, check, plan_training
-
-from train_fixtures import tiny_device, tiny_model
 
 OPTIONS = TrainOptions(max_vpp=1, max_mbs=2, max_cp=1, zero_stages=(0, 1, 3), alternatives=2)
 
@@ -41,7 +40,7 @@ def brute_force(model, cluster, workload):
                     if workload.global_batch % (dp * mbs) or (sp and tp == 1):
                         continue
                     for cuts in itertools.combinations(range(1, model.layers), pp - 1):
-                        split = tuple(b - a for a, b in zip((0, *cuts), (*cuts, model.layers)))
+                        split = tuple(b - a for a, b in zip((0, *cuts), (*cuts, model.layers), strict=True))
                         cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, mbs=mbs, zero=zero, recompute=rec,
                                              sequence_parallel=sp, stage_layers=split, stage_pools=layout)
                         est = estimate_training(model, cluster, workload, cfg)
@@ -61,8 +60,8 @@ def test_hetero_plan_equals_brute_force(layers, slow_gib):
     assert check(plan) == []
     d = plan["decision"]
     if d["stage_pools"] and len(set(d["stage_pools"])) == 2:  # the fast pool runs more layers per stage
-        fast = [n for n, pool in zip(d["stage_layers"], d["stage_pools"]) if pool == "fast"]
-        slow = [n for n, pool in zip(d["stage_layers"], d["stage_pools"]) if pool == "slow"]
+        fast = [n for n, pool in zip(d["stage_layers"], d["stage_pools"], strict=True) if pool == "fast"]
+        slow = [n for n, pool in zip(d["stage_layers"], d["stage_pools"], strict=True) if pool == "slow"]
         assert max(fast) >= max(slow)
 
 

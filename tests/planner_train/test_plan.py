@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from train_fixtures import tiny_cluster, tiny_model
 
 import profiles
 from cli import main
@@ -16,8 +17,6 @@ from costmodels.parallel import TrainingWorkload
 from planner import plan_training
 from planner.plan import Plan
 from planner.train import check, explain, export
-
-from train_fixtures import tiny_cluster, tiny_model
 
 ARGS = ["--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "16", "--gbs", "64", "--seq", "4096"]
 

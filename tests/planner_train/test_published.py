@@ -36,7 +36,8 @@ def assert_plan_beats_published(row):
     cluster = ClusterSpec.homogeneous(profiles.load_device(GPU_PROFILES[row["gpu"]]), int(row["num_gpus"]))
     workload = TrainingWorkload(global_batch=int(row["global_batch"]), seq_len=int(row["seq_len"]))
     request = TrainRequest(model=model, cluster=cluster, workload=workload, options=OPTIONS)
-    space = {_key(c) for s in shapes(request, cluster.num_devices, cluster.primary) for c in configs_for_shape(request, s)}
+    space = {_key(c) for s in shapes(request, cluster.num_devices, cluster.primary)
+             for c in configs_for_shape(request, s)}
     feasible = []
     for cfg in published_configs(row, model, workload):
         assert _key(cfg) in space, f"published configuration {cfg} is outside the search space"

@@ -3,7 +3,9 @@
 import itertools
 
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from train_fixtures import tiny_cluster, tiny_model
 
 from costmodels.framework import unsupported
 from costmodels.parallel import ParallelConfig, TrainingWorkload
@@ -12,8 +14,6 @@ from planner.train import TrainOptions, check, plan_training
 from planner.train.bounds import Bounds
 from planner.train.request import TrainRequest
 from planner.train.search import split_problem
-
-from train_fixtures import tiny_cluster, tiny_model
 
 
 def _runnable_workload(seq: int, zero: int, pp: int, vpp: int = 1) -> TrainingWorkload:
@@ -31,7 +31,8 @@ def divisors(n):
 
 def brute_force(model, cluster, workload, opts):
     """Every strategy the options allow (independent loops) x every split; the best feasible step time."""
-    n, per_node, gbs, seq = cluster.num_devices, cluster.primary.devices_per_node, workload.global_batch, workload.seq_len
+    n, per_node = cluster.num_devices, cluster.primary.devices_per_node
+    gbs, seq = workload.global_batch, workload.seq_len
     best = None
     for tp, cp, pp in itertools.product(divisors(n), repeat=3):
         if n % (tp * cp * pp) or tp > per_node or pp > model.layers or cp > opts.max_cp:
@@ -54,7 +55,7 @@ def brute_force(model, cluster, workload, opts):
                     continue
                 splits = [even_stage_layers(model.layers, pp)]
             else:
-                splits = [tuple(b - a for a, b in zip((0, *c), (*c, model.layers)))
+                splits = [tuple(b - a for a, b in zip((0, *c), (*c, model.layers), strict=True))
                           for c in itertools.combinations(range(1, model.layers), pp - 1)]
             for split in splits:
                 cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp, vpp=vpp, mbs=mbs, zero=zero,
@@ -120,7 +121,7 @@ def test_bounds_are_valid_and_objective_matches(tp, pp, mbs, zero, rec, moe, seq
     assert abs(prob.objective(cfg.stage_layers) - est.step_time_s) <= 1e-9 * est.step_time_s
     assert prob.lower_bound(0.0) <= est.step_time_s * slack
     mem = [b + cluster.primary.device.memory_reserve_bytes for b in prob.stage_memory(cfg.stage_layers)]
-    assert all(abs(a - b) <= 1e-6 * b for a, b in zip(mem, est.stage_memory_bytes))
+    assert all(abs(a - b) <= 1e-6 * b for a, b in zip(mem, est.stage_memory_bytes, strict=True))
 
 
 @settings(max_examples=30, deadline=None)

@@ -3,7 +3,8 @@
 import itertools
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planner.train.split import SplitProblem, best_split_dp, solve_split_ilp
 from solvers.result import SolverOptions
@@ -16,7 +17,8 @@ def problem(seed: int, layers: int, stages: int, m: int, pools: int = 1) -> Spli
     speed = rng.uniform(1, 3, (pools, 1))
     ends = np.array([0.5, 2 * GiB, 0.1 * GiB, 0.3, 0.05])
     return SplitProblem(
-        layer_time_s=rng.uniform(1, 3, (1, layers)) * speed, layer_static_bytes=rng.uniform(1, 3, (pools, layers)) * GiB,
+        layer_time_s=rng.uniform(1, 3, (1, layers)) * speed,
+        layer_static_bytes=rng.uniform(1, 3, (pools, layers)) * GiB,
         layer_activation_bytes=rng.uniform(0, 1, (pools, layers)) * GiB,
         layer_working_bytes=rng.choice([0.0, 0.5], (pools, layers)) * GiB,
         layer_sync_s=rng.uniform(0, 2, (pools, layers)), layer_optimizer_s=rng.uniform(0, 0.2, (pools, layers)),
