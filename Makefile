@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench figures clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# README pictures: an example capacity sweep and one plot per plan kind (benchmarks/figures/*.png)
+figures: $(STAMP)
+	$(BIN)/python benchmarks/figures/make_figures.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow -p no:cacheprovider

@@ -7,7 +7,7 @@
 from pathlib import Path
 
 from costmodels.errors import SpecError
-from planner.plots.figure import check_suffix, save
+from planner.plots.figure import DPI, check_suffix, save
 
 KINDS = ("train", "experts", "serve", "scatter")
 
@@ -30,10 +30,10 @@ def figure_for(doc: dict):
     return draw(doc)
 
 
-def plot_plan(doc: dict, path: str | Path) -> Path:
-    """Draw a plan document to `path` (.png or .svg)."""
+def plot_plan(doc: dict, path: str | Path, dpi: int = DPI) -> Path:
+    """Draw a plan document to `path` (.png or .svg); PNGs have `dpi` pixels per inch."""
     check_suffix(path)
-    return save(figure_for(doc), path)
+    return save(figure_for(doc), path, dpi)
 
 
 __all__ = ["KINDS", "figure_for", "plot_plan"]

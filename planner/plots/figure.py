@@ -41,13 +41,13 @@ def new_figure(width_in: float, height_in: float, mosaic: list[list[str]], **kwa
     return fig, fig.subplot_mosaic(mosaic, **kwargs)
 
 
-def save(fig, path: str | Path) -> Path:
+def save(fig, path: str | Path, dpi: int = DPI) -> Path:
     """Write `fig` as PNG or SVG (by suffix) without timestamps, then close it."""
     path = Path(path)
     suffix = check_suffix(path)
     metadata = {"Date": None} if suffix == ".svg" else {"Software": None}
     try:
-        fig.savefig(path, dpi=DPI, metadata=metadata)
+        fig.savefig(path, dpi=dpi, metadata=metadata)
     finally:
         pyplot().close(fig)
     return path

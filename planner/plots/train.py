@@ -117,5 +117,6 @@ def draw(doc: dict):
     step_breakdown(axes["time"], doc)
     model = ((doc.get("inputs") or {}).get("model") or {}).get("name", "")
     cluster = ((doc.get("inputs") or {}).get("cluster") or {}).get("name", "")
-    fig.suptitle(f"train plan: {model} on {cluster}".strip())
+    what = "train estimate" if doc.get("kind") == "estimate" else "train plan"
+    fig.suptitle(f"{what}: {model} on {cluster}".strip())
     return fig
