@@ -8,7 +8,8 @@ architecture buildable), the planner plans for the row's model, GPU, GPU count, 
 length; the published configuration is costed by the same model (fields the source leaves blank, e.g.
 micro-batch or recompute, take their best value for the published degrees). Both predicted throughputs
 and their ratio are reported.
-Speed: wall time of plan_training on the three scale targets beside a brute-force baseline that costs
+MoE plans: the three MoE cases of issue 9 with their decision and largest time parts.
+Speed: wall and CPU time of plan_training on the three scale targets beside a brute-force baseline that costs
 every enumerated strategy with costmodels.training.estimate_training (even split), measured in the same run
 (capped; beyond the cap the rate is extrapolated and marked so).
 """
@@ -23,6 +24,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import machine_note  # noqa: E402
+
 import profiles  # noqa: E402
 from costmodels.hardware import ClusterSpec  # noqa: E402
 from costmodels.model import ModelSpec  # noqa: E402
@@ -31,7 +34,6 @@ from costmodels.training import estimate_training, even_stage_layers  # noqa: E4
 from planner.train import TrainOptions, plan_training  # noqa: E402
 from planner.train.request import TrainRequest  # noqa: E402
 from planner.train.space import configs_for_shape, shapes  # noqa: E402
-from machine import machine_note
 
 CSV = ROOT.parent / "shared" / "calibration" / "published_training_runs.csv"
 OUT = ROOT / "benchmarks" / "results" / "train.md"
@@ -125,7 +127,8 @@ def brute_force_time(request: TrainRequest, cap_s: float) -> tuple[float, int, b
     started, done = time.perf_counter(), 0
     for c in configs:
         estimate_training(request.model, request.cluster, request.workload,
-                          ParallelConfig(**{**_fields(c), "stage_layers": even_stage_layers(request.model.layers, c.pp)}))
+                          ParallelConfig(**{**_fields(c),
+                                            "stage_layers": even_stage_layers(request.model.layers, c.pp)}))
         done += 1
         if time.perf_counter() - started > cap_s:
             break
@@ -147,26 +150,49 @@ SPEED_CASES = (
     ("Llama-3-70B, 1024 x H100, gbs 1024 x 8192", lambda: profiles.load_model("llama3-70b"), "h100-sxm", 1024, 1024,
      8192, 3.0),
     ("GPT 1T, 3072 x A100-80GB, gbs 3072 x 2048", gpt_1t, "a100-80gb", 3072, 3072, 2048, 10.0),
-    ("DeepSeek-V3, 2048 x H800, gbs 4096 x 4096", lambda: profiles.load_model("deepseek-v3"), "h800", 2048, 4096,
-     4096, 20.0),
+    ("DeepSeek-V3, 2048 x H800, gbs 15360 x 4096", lambda: profiles.load_model("deepseek-v3"), "h800", 2048,
+     15360, 4096, 20.0),
+)
+MOE_CASES = (  # issue 9: plans whose EP, ZeRO and CP the breakdown justifies
+    ("mixtral-8x22b", "h100-sxm", 128, 256, 4096),
+    ("qwen3-235b-a22b", "h100-sxm", 256, 2048, 4096),
+    ("deepseek-v3", "h800", 2048, 15360, 4096),
 )
 
 
+def moe_plans() -> list[str]:
+    lines = ["| model | GPUs | plan | step s | MFU | memory GiB | largest time parts (s per step) | vs Megatron rule |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, gpu, gpus, gbs, seq in MOE_CASES:
+        cluster = ClusterSpec.homogeneous(profiles.load_device(gpu), gpus)
+        plan = plan_training(profiles.load_model(name), cluster, TrainingWorkload(global_batch=gbs, seq_len=seq))
+        d, p = plan["decision"], plan["predicted"]
+        parts = sorted(p["breakdown"]["time_s"].items(), key=lambda kv: -kv[1])[:5]
+        base = plan["baselines"]["megatron_rule"]
+        lines.append(f"| {name} | {gpus} {gpu} | tp{d['tp']} pp{d['pp']} dp{d['dp']} cp{d['cp']} ep{d['ep']} "
+                     f"etp{d['etp']} vpp{d['vpp']} mbs{d['mbs']} zero{d['zero']} {d['recompute']} | "
+                     f"{p['step_time_s']:.2f} | {100 * p['mfu']:.1f}% | {p['memory_per_gpu_bytes'] / 2**30:.1f} | "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in parts)
+                     + f" | {base.get('plan_speedup', 0):.2f}x |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def speed(cap_s: float) -> list[str]:
-    lines = ["| case | target s | plan s | strategies | costed | brute force s (estimate_training each) | speedup |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| case | target s | plan s (wall) | plan s (CPU) | strategies | costed | brute force s "
+             "(estimate_training each) | speedup |", "|---|---|---|---|---|---|---|---|"]
     for label, make_model, gpu, gpus, gbs, seq, target in SPEED_CASES:
         model = make_model()
         cluster = ClusterSpec.homogeneous(profiles.load_device(gpu), gpus)
         workload = TrainingWorkload(global_batch=gbs, seq_len=seq)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         plan = plan_training(model, cluster, workload)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         search = plan["solver"]["search"]
         brute, count, extrapolated = brute_force_time(TrainRequest(model=model, cluster=cluster, workload=workload),
                                                       cap_s)
         mark = " (extrapolated)" if extrapolated else ""
-        lines.append(f"| {label} | {target:g} | {elapsed:.2f} | {count} | {search['evaluated']} | "
+        lines.append(f"| {label} | {target:g} | {elapsed:.2f} | {cpu:.2f} | {count} | {search['evaluated']} | "
                      f"{brute:.1f}{mark} | {brute / elapsed:.1f}x |")
         print(lines[-1], flush=True)
     return lines
@@ -189,6 +215,10 @@ def main() -> int:
                 "Blank fields of a published row (micro-batch, recompute, vpp) take their best value. "
                 "Rows without tp/pp or without a buildable architecture are left out.", ""]
         out += quality(rows) + [""]
+    out += ["### MoE plans (issue 9)", "",
+            "Default options (megatron, bf16, EP and TP inside a node). The largest time parts are what `explain` "
+            "shows; they justify the EP, ZeRO and CP choice.", ""]
+    out += moe_plans() + [""]
     if not args.skip_speed:
         out += ["### Search speed", "", "Brute force = costing every enumerated strategy (even split) with "
                 "`estimate_training`, the same space the planner searches with bounds.", ""]
