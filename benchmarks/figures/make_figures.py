@@ -27,8 +27,8 @@ PLANS = {
                        "--recompute", "selective"],
     "plot_experts.png": ["plan", "experts", "--stats", "{stats}", "--num-gpus", "16", "--gpus-per-node", "4",
                          "--slots-per-gpu", "3"],
-    "plot_serve.png": ["plan", "serve", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "16", "--isl", "2048",
-                       "--osl", "256", "--ttft-ms", "1000", "--tpot-ms", "50", "--requests", "500"],
+    "plot_serve.png": ["plan", "serve", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "16",
+                       "--isl", "2048", "--osl", "256", "--ttft-ms", "1000", "--tpot-ms", "50", "--requests", "500"],
     "plot_scatter.png": ["plan", "scatter", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "16",
                          "--lengths", "{lengths}"],
 }
@@ -50,7 +50,8 @@ def main() -> int:
             print(f"wrote sweep_{i}.png: {title}")
         parplan("trace", "synth", "--layers", "8", "--experts", "32", "--top-k", "4", "--skew", "1.4", "--affinity",
                 "0.6", "-o", str(folder / "stats.json"))
-        parplan("trace", "lengths", "--mean", "4000", "--max", "32768", "--count", "32", "-o", str(folder / "lengths.txt"))
+        parplan("trace", "lengths", "--mean", "4000", "--max", "32768", "--count", "32",
+                "-o", str(folder / "lengths.txt"))
         for name, args in PLANS.items():
             args = [a.format(stats=folder / "stats.json", lengths=folder / "lengths.txt") for a in args]
             plot_plan(json.loads(parplan(*args, "-o", "-")), HERE / name, DPI)

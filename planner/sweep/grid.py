@@ -25,6 +25,7 @@ import click
 import yaml
 
 from costmodels.errors import SpecError
+from planner.commands.guard import check_params
 from planner.plan import digest
 from planner.sweep.commands import command_options, option_args, planner_command
 from planner.sweep.filters import Filter
@@ -132,9 +133,11 @@ def _scenario(grid: Grid, index: int, values: dict, options: dict, command: clic
             value = str(path)
         args += option_args(options[key], key, value, grid.source)
     try:
-        command.make_context(command.name, list(args), resilient_parsing=False)
+        check_params(command.make_context(command.name, list(args), resilient_parsing=False))
     except click.UsageError as exc:
         raise SpecError(f"scenario {index} ({_describe(values)}): {exc.format_message()}", source=grid.source) from None
+    except SpecError as exc:  # the CLI's own checks (finite numbers, counts >= 1), as `parplan plan ...` runs them
+        raise SpecError(f"scenario {index} ({_describe(values)}): {exc}", source=grid.source) from None
     key = digest({"planner": grid.planner, "values": values, "files": files})
     return Scenario(index=index, planner=grid.planner, values=dict(values), args=tuple(args), digest=key)
 

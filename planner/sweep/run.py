@@ -82,13 +82,7 @@ def run_sweep(grid: Grid | str | Path, output: str | Path, *, plans_dir: str | P
 
     tasks = [s.task() for s in todo]
     try:
-        if not tasks:
-            pass
-        elif options.ray:
-            run_ray(tasks, on_result, address=options.ray_address, num_cpus=options.ray_cpus,
-                    retries=options.retries, run=run)
-        else:
-            run_local(tasks, on_result, workers=options.workers or default_workers(), retries=options.retries, run=run)
+        _execute(tasks, on_result, options, run)
     finally:
         bar.close()
     ordered = [rows[s.digest] for s in scenarios if s.digest in rows]
@@ -97,6 +91,17 @@ def run_sweep(grid: Grid | str | Path, output: str | Path, *, plans_dir: str | P
     return SweepResult(planner=grid.planner, axes=dict(grid.axes), grid_keys=grid.keys, rows=ordered, columns=columns,
                        files=files, plans_dir=store.plans_dir, ran=len(tasks),
                        failed=[r for r in ordered if r["status"] == "error"])
+
+
+def _execute(tasks: list[dict], on_result: Callable[[dict], None], options: SweepOptions,
+             run: Callable[[dict], dict]) -> None:
+    if not tasks:
+        return
+    if options.ray:
+        run_ray(tasks, on_result, address=options.ray_address, num_cpus=options.ray_cpus, retries=options.retries,
+                run=run)
+    else:
+        run_local(tasks, on_result, workers=options.workers or default_workers(), retries=options.retries, run=run)
 
 
 def _require_pyarrow() -> None:

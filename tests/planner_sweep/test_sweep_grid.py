@@ -66,6 +66,8 @@ def test_flags_and_file_values(tmp_path):
     ("planner: train\naxes: {num_gpus: [eight]}\nfixed: {model: llama3-8b, gpu: h100-sxm, gbs: 8, seq: 64}\n",
      ["scenario 0", "num_gpus=eight", "--num-gpus", "eight"]),
     ("planner: train\naxes: {num_gpus: [8]}\n", ["scenario 0", "Missing option"]),
+    ("planner: train\naxes: {num_gpus: [8, -8]}\nfixed: {model: llama3-8b, gpu: h100-sxm, gbs: 8, seq: 64}\n",
+     ["scenario 1", "num_gpus=-8", "--num-gpus must be >= 1"]),
     ("planner: [train\n", ["malformed YAML"]),
 ])
 def test_bad_grids_name_the_problem(tmp_path, text, words):
