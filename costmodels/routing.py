@@ -170,17 +170,14 @@ def stats_from_ids(expert_ids, num_experts: int | None = None, *, source: str = 
     layers, tokens, k = ids.shape
     load = np.zeros((layers, experts))
     trans = np.zeros((layers - 1, experts, experts)) if layers > 1 else None
-    rows = np.arange(tokens)[:, None]
-    prev = None
+    ordered = np.sort(ids, axis=2)
+    require(bool(np.all(ordered[:, :, 1:] != ordered[:, :, :-1])), "the K ids of one token in one layer must be distinct",
+            field="expert_ids", source=src)
     for l in range(layers):
-        onehot = np.zeros((tokens, experts), dtype=np.float32)
-        onehot[rows, ids[l]] = 1.0
-        require(bool(np.all(onehot.sum(axis=1) == k)), "the K ids of one token in one layer must be distinct",
-                field="expert_ids", source=src)
-        load[l] = onehot.sum(axis=0, dtype=np.float64)
-        if prev is not None:
-            trans[l - 1] = prev.T @ onehot
-        prev = onehot
+        load[l] = np.bincount(ids[l].ravel(), minlength=experts)
+        if l > 0:  # token t adds one to (e, e') for each of its K x K pairs
+            pairs = ids[l - 1][:, :, None] * experts + ids[l][:, None, :]
+            trans[l - 1] = np.bincount(pairs.ravel(), minlength=experts * experts).reshape(experts, experts)
     return RoutingStats(expert_load=load, transitions=trans, source=source)
 
 

@@ -12,12 +12,9 @@ Per layer (the load part decomposes by layer):
      sharing an expert (so the LP split can move tokens between them), then the least loaded GPU;
   3. split.optimal_split re-splits the tokens exactly (LP), and local_search.improve swaps replicas
      off the busiest GPU, alternating with the LP split.
-Across layers (the traffic part couples neighbours): the affinity of expert e of layer l to node n is
-  F[e, n] = sum_e' T[l-1, e', e] * node_share[l-1, e', n] + sum_e' T[l, e, e'] * node_share[l+1, e', n],
-and sweeps (forward, backward, ...) repack one layer at a time against its neighbours' current nodes,
-keeping a repacked layer only when it lowers the layer's part of the objective (with traffic_weight 0:
-when it lowers the cross-node traffic while the layer's busiest GPU stays under the caller's cap, e.g.
-max(current, bound * (1 + LOAD_TOLERANCE))).
+Across layers (the traffic part couples neighbours), the affinity of expert e of layer l to node n is
+  F[e, n] = sum_e' T[l-1, e', e] * node_share[l-1, e', n] + sum_e' T[l, e, e'] * node_share[l+1, e', n]
+(affinity_scores); affinity.py repacks layers against it.
 """
 
 import heapq
@@ -26,9 +23,7 @@ import highspy
 import numpy as np
 
 from costmodels.errors import InfeasibleError
-from planner.experts.evaluate import boundary_cross, node_shares
-from planner.experts.local_search import improve
-from planner.experts.split import optimal_split
+from planner.experts.evaluate import boundary_cross
 
 PACK_SLACK = 0.02
 """packing target = layer bound * (1 + PACK_SLACK); the LP re-split absorbs the rest"""
@@ -197,47 +192,3 @@ def layer_cross(trans: np.ndarray | None, l: int, ns: list, mine: np.ndarray) ->
     if l + 1 < len(ns):
         total += boundary_cross(trans[l], mine, ns[l + 1])
     return total
-
-
-def sweep_layers(load: np.ndarray, trans: np.ndarray | None, slots: list, shares: list, times: list,
-                 targets: list, caps: list, counts: list, *, slots_per_gpu: int, c0: float, kappa: np.ndarray,
-                 node_of: np.ndarray, traffic_weight: float, node_limit: int | None, sweeps: int,
-                 frozen: set, deadline=None, progress=None) -> None:
-    """Improve affinity by repacking layers against their neighbours (in place)."""
-    if trans is None or sweeps <= 0:
-        return
-    nodes = int(node_of.max()) + 1
-    if nodes <= 1:
-        return
-    layers = load.shape[0]
-    ns = [node_shares(s, node_of, nodes) for s in shares]
-    for sweep in range(sweeps):
-        order = range(layers) if sweep % 2 == 0 else range(layers - 1, -1, -1)
-        changed = 0
-        for l in order:
-            if l in frozen:
-                continue
-            if deadline is not None and deadline.expired():
-                return
-            score = affinity_scores(trans, l, ns)
-            cand = pack(load[l], counts[l], slots_per_gpu=slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
-                        target=targets[l] * (1 + PACK_SLACK), affinity=score, node_limit=node_limit,
-                        node_target=targets[l])
-            share, t = optimal_split(load[l], cand, c0, kappa)
-            cand, share, t = improve(load[l], cand, share, t, c0, kappa, node_of, cross_node=False)
-            if t > caps[l] and node_limit is None and traffic_weight == 0:
-                cand, share, t = improve(load[l], cand, share, t, c0, kappa, node_of, cross_node=True)
-            cand_ns = node_shares(share, node_of, nodes)
-            old_cross = layer_cross(trans, l, ns, ns[l])
-            new_cross = layer_cross(trans, l, ns, cand_ns)
-            if traffic_weight > 0:
-                better = t + traffic_weight * new_cross < times[l] + traffic_weight * old_cross - 1e-12
-            else:
-                better = new_cross < old_cross * (1 - 1e-9) and t <= caps[l]
-            if better:
-                slots[l], shares[l], times[l], ns[l] = cand, share, t, cand_ns
-                changed += 1
-        if progress is not None:
-            progress(f"experts: affinity sweep {sweep + 1}/{sweeps}: {changed} layers repacked")
-        if changed == 0:
-            break

@@ -29,7 +29,8 @@ from costmodels.errors import SpecError
 from costmodels.routing import RoutingStats, load_stats
 from planner.experts import baselines as base
 from planner.experts.evaluate import Layout, evaluate
-from planner.experts.heuristic import LOAD_TOLERANCE, sweep_layers
+from planner.experts.affinity import SweepState, found, improve_affinity
+from planner.experts.heuristic import LOAD_TOLERANCE
 from planner.experts.layer import LayerResult, fill_slots, solve_layer_load
 from planner.experts.migration import choose_layers, moves, relabel
 from planner.experts.request import ExpertRequest, previous_from_plan
@@ -42,8 +43,6 @@ SOLVE_SHARE = 0.8
 """fraction of the solve time left that the per-layer exact solves may use (the rest: affinity sweeps)"""
 OUTPUT_SHARE = 0.1
 """fraction of the time limit kept for evaluating the plan and writing it (baselines are computed first)"""
-SWEEPS = 1
-"""affinity sweeps across layers (alternating direction)"""
 INLINE_LIMIT = 200_000
 """statistics with at most this many numbers are carried inline in the plan; larger ones by path + digest"""
 
@@ -184,13 +183,22 @@ def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan
     tolerance = 0.0 if request.method == "exact" else LOAD_TOLERANCE
     caps = [max(t, b * (1 + tolerance)) for t, b in zip(times, bounds)]
     frozen = set(range(request.layers)) if request.previous is not None and request.max_moves == 0 else set()
-    if not solve_deadline.expired():
-        sweep_layers(stats.expert_load, stats.transitions, slots, shares, times, bounds, caps, counts,
-                     slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
-                     traffic_weight=traffic_weight, node_limit=request.node_limit, sweeps=SWEEPS, frozen=frozen,
-                     deadline=solve_deadline, progress=progress)
+    affinity = None
+    if stats.transitions is not None and int(node_of.max()) > 0 and not solve_deadline.expired():
+        state = SweepState(load=stats.expert_load, trans=stats.transitions, slots=list(slots), shares=list(shares),
+                           times=list(times), targets=bounds, caps=caps, counts=counts,
+                           slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
+                           traffic_weight=traffic_weight, node_limit=request.node_limit, frozen=frozen)
+        improve_affinity(state, solve_deadline, progress)
+        affinity = found(stats.transitions, state.ns)
+        if affinity or traffic_weight > 0:
+            slots, shares, times = state.slots, state.shares, state.times
+        elif progress is not None:
+            progress("experts: no affinity found in the transitions; keeping the load-optimal layers")
     if solve_deadline.hit:
         deadline.mark_hit()
+    if request.node_limit is None:  # empty slots get a replica that serves no tokens (loaded, ready to use)
+        slots = [fill_slots(s, stats.expert_load[l]) for l, s in enumerate(slots)]
     spent = None
     if request.previous is not None:
         spent = _apply_previous(request, slots, shares, times, c0, kappa, progress)
@@ -200,6 +208,7 @@ def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan
     predicted["layer_bound"] = list(bounds)
     if spent is not None:
         predicted["moves"] = spent
+    predicted["affinity_found"] = affinity
     bound = float(sum(bounds))
     objective = predicted["objective"]
     gap = relative_gap(objective, bound)

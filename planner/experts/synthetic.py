@@ -16,21 +16,11 @@ import numpy as np
 
 from costmodels.errors import require
 from costmodels.routing import RoutingStats, stats_from_ids
+from planner.experts.families import FAMILIES, pick, successor_ids
 
 
-def _top_sorted(keys: np.ndarray, k: int) -> np.ndarray:
-    """[T, k] column indices of the k largest keys of each row, largest first."""
-    if k < keys.shape[1]:
-        top = np.argpartition(-keys, k - 1, axis=1)[:, :k]
-    else:
-        top = np.tile(np.arange(k), (keys.shape[0], 1))
-    order = np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
-
-
-def synth_ids(*, layers: int, experts: int, top_k: int, skew: float, affinity: float, seed: int, tokens: int,
-              clusters: int = 8, drift: float = 0.0, windows: int = 1) -> np.ndarray:
-    """[W][L][T][K] expert ids (T = tokens per window)."""
+def _check(*, layers: int, experts: int, top_k: int, skew: float, affinity: float, tokens: int, windows: int,
+           drift: float) -> None:
     require(layers >= 1, "must be >= 1", field="layers")
     require(experts >= 1, "must be >= 1", field="experts")
     require(1 <= top_k <= experts, f"must be in 1..experts ({experts})", field="top_k")
@@ -39,6 +29,13 @@ def synth_ids(*, layers: int, experts: int, top_k: int, skew: float, affinity: f
     require(tokens >= 1, "must be >= 1", field="tokens")
     require(windows >= 1, "must be >= 1", field="windows")
     require(0 <= drift <= 1, "must be in [0, 1]", field="drift")
+
+
+def synth_ids(*, layers: int, experts: int, top_k: int, skew: float, affinity: float, seed: int, tokens: int,
+              clusters: int = 8, drift: float = 0.0, windows: int = 1) -> np.ndarray:
+    """[W][L][T][K] expert ids (T = tokens per window)."""
+    _check(layers=layers, experts=experts, top_k=top_k, skew=skew, affinity=affinity, tokens=tokens,
+           windows=windows, drift=drift)
     require(clusters >= 1, "must be >= 1", field="clusters")
     clusters = min(clusters, experts)
     rng = np.random.default_rng(seed)
@@ -54,25 +51,27 @@ def synth_ids(*, layers: int, experts: int, top_k: int, skew: float, affinity: f
         for l in range(layers):
             logw = -skew * np.log1p(ranks[l].astype(np.float64))
             inside = groups[l][None, :] == topic[:, None]  # [T, E]
-            size_in = inside.sum(axis=1)
-            m = np.minimum(rng.binomial(top_k, affinity, size=tokens), size_in)
-            m = np.maximum(m, top_k - (experts - size_in))
+            m = rng.binomial(top_k, affinity, size=tokens)  # drawn before the keys (stream order is part of the seed)
             keys = logw[None, :] + rng.gumbel(size=(tokens, experts))
-            best_in = _top_sorted(np.where(inside, keys, -np.inf), top_k)
-            best_out = _top_sorted(np.where(inside, -np.inf, keys), top_k)
-            j = np.arange(top_k)[None, :]
-            from_in = j < m[:, None]
-            pick_in = np.take_along_axis(best_in, np.minimum(j, top_k - 1), axis=1)
-            pick_out = np.take_along_axis(best_out, np.clip(j - m[:, None], 0, top_k - 1), axis=1)
-            out[w, l] = np.where(from_in, pick_in, pick_out)
+            out[w, l] = pick(keys, inside, m, top_k)
     return out
 
 
 def synth_stats(*, layers: int, experts: int, top_k: int, skew: float, affinity: float, seed: int,
-                tokens: int = 4096, clusters: int = 8, drift: float = 0.0, windows: int = 1) -> RoutingStats:
-    """RoutingStats aggregated from synth_ids (windows summed; window_load kept when windows > 1)."""
-    ids = synth_ids(layers=layers, experts=experts, top_k=top_k, skew=skew, affinity=affinity, seed=seed,
-                    tokens=tokens, clusters=clusters, drift=drift, windows=windows)
+                tokens: int = 4096, clusters: int = 8, drift: float = 0.0, windows: int = 1,
+                family: str = "clustered", fanout: int = 4) -> RoutingStats:
+    """RoutingStats aggregated from the family's ids (windows summed; window_load kept when windows > 1).
+
+    family "clustered" is synth_ids (this module); the others are planner.experts.families."""
+    require(family in FAMILIES, f"unknown family {family!r}; valid: {', '.join(FAMILIES)}", field="family")
+    if family == "clustered":
+        ids = synth_ids(layers=layers, experts=experts, top_k=top_k, skew=skew, affinity=affinity, seed=seed,
+                        tokens=tokens, clusters=clusters, drift=drift, windows=windows)
+    else:
+        _check(layers=layers, experts=experts, top_k=top_k, skew=skew, affinity=affinity, tokens=tokens,
+               windows=windows, drift=drift)
+        ids = successor_ids(family=family, layers=layers, experts=experts, top_k=top_k, skew=skew,
+                            affinity=affinity, seed=seed, tokens=tokens, fanout=fanout, drift=drift, windows=windows)
     parts = [stats_from_ids(ids[w], experts) for w in range(windows)]
     load = sum(p.expert_load for p in parts)
     trans = None if layers == 1 else sum(p.transitions for p in parts)

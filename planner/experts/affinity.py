@@ -1,0 +1,277 @@
+"""Affinity as graph partitioning: keep heavy layer-to-layer transitions inside a node.
+
+Graph: one vertex per (layer, expert), weighted by its tokens; an edge (l, e) - (l+1, e') weighted by
+transitions[l, e, e']. Cross-node traffic is the weight of the edges cut by the node assignment. Every layer
+must still meet its load cap, and replicas and the token split follow each layer's assignment:
+  identical GPUs and nodes (no node_limit): every node takes a(E) / N expert tokens in at most
+  (S-1) g + 1 expert pieces (an expert may be split over nodes); by Lemma 2 of groups.py such a node
+  packs exactly, every GPU at a(E) / G pairs (groups.pack_group): the layer's optimum whenever
+  E <= (S-1) G + 1. The assignment (_node_tokens): greedy by affinity under count and load quotas, then a
+  one-way repair of the node loads;
+  otherwise (or when that fails): heuristic.pack with node affinity, the LP split and local_search.improve.
+
+Method (a seeded, multilevel-free partitioning by propagation):
+  1. seed: one middle layer l0 is partitioned into N node parts by recursive spectral bisection of the
+     similarity of its experts, S = R R^T + Q Q^T (R: rows of transitions[l0] normalised, the successor
+     profile of each expert; Q: columns of transitions[l0-1] normalised, the predecessor profile). Each
+     bisection sorts the experts of a part by the Fiedler vector of the normalised Laplacian of S and
+     cuts at the count share of the two halves' node counts; this finds the hidden order of a
+     window-successor structure (a ring: Fiedler vector ~ cos of the position) and clusters alike.
+  2. propagation: layers l0+1 .. L-1, then l0-1 .. 0, each repacked against its already-placed
+     neighbour's node shares (affinity F[e, n], heuristic.affinity_scores), so the seed's structure
+     carries along the transition chain;
+  3. refinement: full sweeps (alternating direction) while the time limit allows and some layer improves.
+A repacked layer is kept only when it lowers the layer's part of the objective (traffic_weight 0: when it
+lowers its cross-node traffic with its busiest GPU under the cap); in the propagation (2) the affinity and
+the traffic count only the boundary with the neighbour already placed.
+No affinity: if the plan's cross-node share of the transitions is not clearly below what a random balanced
+assignment gives, 1 - 1/N (NO_AFFINITY_RATIO of it), the statistics show no node structure: the layers go
+back to their load-optimal placements and the plan says so.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.experts.evaluate import boundary_cross, node_shares
+from planner.experts.groups import pack_group
+from planner.experts.heuristic import PACK_SLACK, affinity_scores, layer_cross, pack
+from planner.experts.local_search import improve
+from planner.experts.split import optimal_split
+
+NO_AFFINITY_RATIO = 0.95
+"""cross-node share >= this fraction of a random assignment's (1 - 1/N) counts as no affinity found"""
+PASSES = 3
+"""refinement sweeps after the propagation (each stops early when nothing improves)"""
+WINDOWS = (8.0, 4.0, 2.0, 1.0)
+"""a node may take an expert while within this many of its token counts of the lightest node: the widest
+window whose assignment the repair can balance is used"""
+
+
+@dataclass(kw_only=True, slots=True)
+class SweepState:
+    """Per-layer placements being improved (lists indexed by layer, updated in place)."""
+
+    load: np.ndarray
+    trans: np.ndarray
+    slots: list
+    shares: list
+    times: list
+    targets: list
+    """each layer's proven bound (packing target)"""
+    caps: list
+    """each layer's busiest-GPU cap"""
+    counts: list
+    slots_per_gpu: int
+    c0: float
+    kappa: np.ndarray
+    node_of: np.ndarray
+    traffic_weight: float
+    node_limit: int | None
+    frozen: set
+    ns: list | None = None
+    """[E, N] node shares per layer (derived)"""
+
+    def __post_init__(self):
+        nodes = int(self.node_of.max()) + 1
+        self.ns = [node_shares(s, self.node_of, nodes) for s in self.shares]
+
+
+def _node_tokens(load: np.ndarray, score: np.ndarray, room: np.ndarray, window: float) -> np.ndarray | None:
+    """[E, N] tokens of each expert per node, every node at a(E) / N (equal nodes), or None.
+
+    Greedy (LPT with room for affinity): experts by load, heaviest first, each onto its best-affinity node
+    among those with a free expert quota (E / N) whose tokens so far exceed the lightest such node's by at
+    most `window` x its own tokens (so the imbalance shrinks with the experts still to come). Repair:
+    nodes sorted by surplus over the mean, node i passes the running surplus on to node i+1 as a part of
+    its largest expert (the running sums of surpluses sorted descending are >= 0, so all flows go one way
+    and each node receives at most one piece). None when a flow exceeds that expert or a node would hold
+    more than `room` pieces."""
+    experts, nodes = score.shape
+    out = np.zeros((experts, nodes))
+    order = sorted(range(experts), key=lambda e: (-load[e], e))
+    have = np.zeros(nodes)  # tokens on each node so far
+    quota = np.full(nodes, experts // nodes) + (np.arange(nodes) < experts % nodes)  # experts it still takes
+    for e in order:
+        open_ = quota > 0
+        lightest = float(have[open_].min())
+        allowed = open_ & (have <= lightest + window * load[e])
+        n = int(np.argmin(np.where(allowed, -score[e], np.inf)))
+        out[e, n] = load[e]
+        have[n] += load[e]
+        quota[n] -= 1
+    surplus = out.sum(axis=0) - load.sum() / nodes
+    chain = sorted(range(nodes), key=lambda n: (-surplus[n], n))
+    carry = 0.0
+    for i, n in enumerate(chain[:-1]):
+        carry += surplus[n]
+        if carry <= 1e-12 * max(1.0, float(load.sum())):
+            continue
+        e = int(np.argmax(out[:, n]))
+        if out[e, n] < carry:
+            return None
+        out[e, n] -= carry
+        out[e, chain[i + 1]] += carry
+    if np.any((out > 0).sum(axis=0) > room):
+        return None
+    return out
+
+
+def _node_candidate(st: SweepState, l: int, score: np.ndarray):
+    """Identical GPUs: nodes by _node_tokens under the cap, each node packed exactly (groups.pack_group)."""
+    load, gpus, width = st.load[l], st.kappa.shape[0], st.slots_per_gpu
+    nodes = st.ns[l].shape[1]
+    per_node = np.bincount(st.node_of, minlength=nodes)
+    if np.any(per_node != per_node[0]):
+        return None
+    for window in WINDOWS:
+        tokens = _node_tokens(load, score, (width - 1) * per_node + 1, window)
+        if tokens is not None:
+            break
+    else:
+        return None
+    slots = np.full((gpus, width), -1, dtype=np.int64)
+    share = np.zeros((load.shape[0], gpus))
+    for n in range(nodes):
+        members = np.flatnonzero(tokens[:, n] > 0).tolist()
+        fill = {}
+        for e, g, t in pack_group(tokens[:, n], members, np.flatnonzero(st.node_of == n).tolist(), width):
+            slots[g, fill.setdefault(g, 0)] = e
+            fill[g] += 1
+            share[e, g] += t / load[e]
+    for e in np.flatnonzero(load <= 0):  # experts without tokens take a free slot anywhere
+        g = int(np.flatnonzero((slots < 0).any(axis=1))[0])
+        slots[g, int(np.argmax(slots[g] < 0))] = e
+        share[e, g] = 1.0
+    t = float(np.max(st.c0 + st.kappa * (load @ share)))
+    return slots, share, t
+
+
+def _candidate(st: SweepState, l: int, score: np.ndarray):
+    if st.node_limit is None and np.all(st.kappa == st.kappa[0]):
+        fast = _node_candidate(st, l, score)
+        if fast is not None:
+            return fast
+    cand = pack(st.load[l], st.counts[l], slots_per_gpu=st.slots_per_gpu, c0=st.c0, kappa=st.kappa,
+                node_of=st.node_of, target=st.targets[l] * (1 + PACK_SLACK), affinity=score,
+                node_limit=st.node_limit, node_target=st.targets[l])
+    share, t = optimal_split(st.load[l], cand, st.c0, st.kappa)
+    cand, share, t = improve(st.load[l], cand, share, t, st.c0, st.kappa, st.node_of, cross_node=False)
+    if t > st.caps[l] and st.node_limit is None and st.traffic_weight == 0:
+        cand, share, t = improve(st.load[l], cand, share, t, st.c0, st.kappa, st.node_of, cross_node=True)
+    return cand, share, t
+
+
+def repack(st: SweepState, l: int, only: int | None = None) -> bool:
+    """Repack layer l against its neighbours' node shares (or neighbour `only`'s alone, judged on that
+    boundary alone: propagation); keep it if better (module docstring)."""
+    if l in st.frozen:
+        return False
+    view = st.ns if only is None else [x if k == only else None for k, x in enumerate(st.ns)]
+    score = affinity_scores(st.trans, l, view)
+    if score is None:
+        return False
+    cand, share, t = _candidate(st, l, score)
+    cand_ns = node_shares(share, st.node_of, st.ns[l].shape[1])
+    if only is None:
+        old, new = layer_cross(st.trans, l, st.ns, st.ns[l]), layer_cross(st.trans, l, st.ns, cand_ns)
+    else:
+        pair = st.trans[min(l, only)]
+        left, right = (st.ns[only], None) if only < l else (None, st.ns[only])
+        old = boundary_cross(pair, st.ns[l] if left is None else left, st.ns[l] if right is None else right)
+        new = boundary_cross(pair, cand_ns if left is None else left, cand_ns if right is None else right)
+    if st.traffic_weight > 0:
+        better = t + st.traffic_weight * new < st.times[l] + st.traffic_weight * old - 1e-12
+    else:
+        better = new < old * (1 - 1e-9) and t <= st.caps[l]
+    if better:
+        st.slots[l], st.shares[l], st.times[l], st.ns[l] = cand, share, t, cand_ns
+    return better
+
+
+def _similarity(trans: np.ndarray, l: int) -> np.ndarray:
+    """S = R R^T + Q Q^T of layer l's experts (module docstring), zero diagonal."""
+    parts = []
+    if l < trans.shape[0]:
+        parts.append(trans[l])
+    if l > 0:
+        parts.append(trans[l - 1].T)
+    sim = np.zeros((trans.shape[1], trans.shape[1]))
+    for m in parts:
+        norm = np.linalg.norm(m, axis=1, keepdims=True)
+        r = np.divide(m, norm, out=np.zeros_like(m), where=norm > 0)
+        sim += r @ r.T
+    np.fill_diagonal(sim, 0.0)
+    return sim
+
+
+def _bisect(sim: np.ndarray, idx: np.ndarray, parts: int, out: np.ndarray, first: int) -> None:
+    """Label idx with parts first .. first + parts - 1 by recursive Fiedler bisection."""
+    if parts == 1 or idx.shape[0] <= 1:
+        out[idx] = first
+        return
+    w = sim[np.ix_(idx, idx)]
+    deg = w.sum(axis=1)
+    inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-300)), 0.0)
+    lap = np.eye(idx.shape[0]) - inv[:, None] * w * inv[None, :]
+    _, vec = np.linalg.eigh(lap)
+    fiedler = vec[:, 1] * inv if idx.shape[0] > 1 else np.zeros(1)
+    if fiedler[np.argmax(np.abs(fiedler))] < 0:  # eigenvector sign is arbitrary: fix it
+        fiedler = -fiedler
+    order = idx[np.lexsort((idx, fiedler))]
+    left = parts // 2
+    cut = int(round(idx.shape[0] * left / parts))
+    _bisect(sim, np.sort(order[:cut]), left, out, first)
+    _bisect(sim, np.sort(order[cut:]), parts - left, out, first + left)
+
+
+def spectral_seed(trans: np.ndarray, l: int, nodes: int) -> np.ndarray:
+    """[E, N] one-hot node of every expert of layer l (recursive spectral bisection)."""
+    experts = trans.shape[1]
+    label = np.zeros(experts, dtype=np.int64)
+    _bisect(_similarity(trans, l), np.arange(experts), nodes, label, 0)
+    seed = np.zeros((experts, nodes))
+    seed[np.arange(experts), label] = 1.0
+    return seed
+
+
+def improve_affinity(st: SweepState, deadline, progress=None) -> None:
+    """Seed, propagate and refine (module docstring), within `deadline`."""
+    layers, nodes = st.load.shape[0], st.ns[0].shape[1]
+    l0 = layers // 2
+    seed = spectral_seed(st.trans, l0, nodes)
+    if l0 not in st.frozen:
+        cand, share, t = _candidate(st, l0, seed * st.load[l0][:, None])
+        if t <= st.caps[l0] or st.traffic_weight > 0:
+            st.slots[l0], st.shares[l0], st.times[l0] = cand, share, t
+            st.ns[l0] = node_shares(share, st.node_of, nodes)
+    for order, step in ((range(l0 + 1, layers), -1), (range(l0 - 1, -1, -1), 1)):
+        for l in order:
+            if deadline.expired():
+                return
+            repack(st, l, only=l + step)
+    if progress is not None:
+        progress(f"experts: affinity propagated from layer {l0}")
+    for sweep in range(PASSES):
+        changed = 0
+        for l in (range(layers) if sweep % 2 == 0 else range(layers - 1, -1, -1)):
+            if deadline.expired():
+                return
+            changed += repack(st, l)
+        if progress is not None:
+            progress(f"experts: affinity sweep {sweep + 1}/{PASSES}: {changed} layers repacked")
+        if changed == 0:
+            return
+
+
+def cross_share(trans: np.ndarray, ns: list) -> float:
+    """Cross-node share of all transition tokens for node shares ns."""
+    total = float(trans.sum())
+    cross = sum(boundary_cross(trans[l], ns[l], ns[l + 1]) for l in range(trans.shape[0]))
+    return cross / total if total > 0 else 0.0
+
+
+def found(trans: np.ndarray, ns: list) -> bool:
+    """Whether the placement's traffic is clearly below a random balanced assignment's."""
+    nodes = ns[0].shape[1]
+    return cross_share(trans, ns) < NO_AFFINITY_RATIO * (1.0 - 1.0 / nodes)
