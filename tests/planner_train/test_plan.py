@@ -1,4 +1,4 @@
-"""plan_training end to end: the plan document, its checker, CLI == API bytes, determinism, errors, exports."""
+"""plan_training end to end: plan document, checker, CLI == API bytes, determinism, errors (exports: tests/exports)."""
 
 import json
 import os
@@ -16,7 +16,7 @@ from costmodels.hardware import ClusterSpec
 from costmodels.parallel import TrainingWorkload
 from planner import plan_training
 from planner.plan import Plan
-from planner.train import check, explain, export
+from planner.train import check, explain
 
 ARGS = ["--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "16", "--gbs", "64", "--seq", "4096"]
 
@@ -91,41 +91,3 @@ def test_cli_infeasible_exit_3():
                                        "8", "--gbs", "64", "--seq", "4096"])
     assert result.exit_code == 3
     assert "smallest GPU count that fits" in result.output
-
-
-def _fixed_plan(decision: dict) -> Plan:
-    """A plan document carrying a hand-written decision (for the export tests)."""
-    base = {"tp": 4, "pp": 4, "dp": 8, "cp": 2, "ep": 8, "etp": 1, "edp": 8, "vpp": 1, "mbs": 1, "microbatches": 16,
-            "zero": 1, "recompute": "full", "sequence_parallel": True, "stage_layers": [7, 8, 8, 7],
-            "stage_pools": None}
-    base.update(decision)
-    return Plan({"kind": "train", "inputs": {"model": {"name": "m", "moe": {"experts": 64}, "mtp_layers": 0},
-                                             "workload": {"global_batch": 1024, "seq_len": 4096, "dtype": "bf16"}},
-                 "decision": base})
-
-
-def test_megatron_flags_exact():
-    text = export(_fixed_plan({}), "megatron")
-    assert text.split() == [
-        "--tensor-model-parallel-size", "4", "\\", "--pipeline-model-parallel-size", "4", "\\",
-        "--context-parallel-size", "2", "\\", "--expert-model-parallel-size", "8", "\\",
-        "--expert-tensor-parallel-size", "1", "\\", "--decoder-first-pipeline-num-layers", "7", "\\",
-        "--decoder-last-pipeline-num-layers", "7", "\\", "--micro-batch-size", "1", "\\",
-        "--global-batch-size", "1024", "\\", "--seq-length", "4096", "\\", "--sequence-parallel", "\\",
-        "--use-distributed-optimizer", "\\", "--recompute-granularity", "full", "\\", "--recompute-method", "uniform",
-        "\\", "--recompute-num-layers", "1", "\\", "--bf16"]
-    layout = export(_fixed_plan({"stage_layers": [6, 8, 9, 7]}), "megatron")
-    assert "--pipeline-model-parallel-layout 'Et*6|t*8|t*9|t*7L'" in layout
-    vpp = export(_fixed_plan({"vpp": 2, "stage_layers": [8, 8, 8, 8]}), "megatron")
-    assert "--num-layers-per-virtual-pipeline-stage 4" in vpp
-
-
-def test_torchtitan_and_deepspeed():
-    toml = export(_fixed_plan({"cp": 1, "zero": 3, "recompute": "selective"}), "torchtitan")
-    for line in ("data_parallel_shard_degree = 8", "tensor_parallel_degree = 4", "pipeline_parallel_degree = 4",
-                 "expert_parallel_degree = 8", 'mode = "selective"', 'pipeline_parallel_schedule = "1F1B"',
-                 "local_batch_size = 128"):
-        assert line in toml
-    ds = json.loads(export(_fixed_plan({"cp": 1, "zero": 2}), "deepspeed"))
-    assert ds["train_micro_batch_size_per_gpu"] == 1 and ds["gradient_accumulation_steps"] == 128
-    assert ds["zero_optimization"]["stage"] == 2 and ds["bf16"]["enabled"] and ds["tensor_parallel"]["autotp_size"] == 4
