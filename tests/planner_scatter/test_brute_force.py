@@ -142,4 +142,5 @@ def test_packed_assignment_is_complete_and_follows_prices_when_classes_have_room
     assert np.allclose(loads, expect)
     if roomy:
         for i, g in enumerate(where):
-            assert price[group_class[g]] * rows[group_class[g]][i] <= min(p * r[i] for p, r in zip(price, rows, strict=True)) + 1e-12
+            cheapest = min(p * r[i] for p, r in zip(price, rows, strict=True))
+            assert price[group_class[g]] * rows[group_class[g]][i] <= cheapest + 1e-12

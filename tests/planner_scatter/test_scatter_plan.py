@@ -145,18 +145,18 @@ def test_cli_equals_api_and_exit_codes(tmp_path):
 
 
 def test_plan_bytes_do_not_depend_on_hash_seed(tmp_path):
-    code = ("import sys; sys.path.insert(0, %r); from scatter_specs import *; "
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); from scatter_specs import *; "
             "from planner.scatter import scatter_sequences; "
             "sys.stdout.write(scatter_sequences([300, 9000, 70, 20000, 1500], model=TINY, "
-            "cluster=cluster(SMALL_HBM, 8)).dumps())") % os.path.dirname(__file__)
+            "cluster=cluster(SMALL_HBM, 8)).dumps())")
     outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")]
     assert outs[0] == outs[1] and outs[0]
 
 
 def test_multiset_neighbours_keep_the_units_and_refine_never_worsens():
-    from planner.scatter.request import ScatterRequest, build_costs
     from planner.scatter.bounds import BoundOracle
+    from planner.scatter.request import ScatterRequest, build_costs
     from planner.scatter.search import Evaluator, neighbours, refine, static_candidates
     req = ScatterRequest(lengths=tuple(BATCH), model=LLAMA8B, cluster=cluster(H100, 16))
     table = build_costs(req)
