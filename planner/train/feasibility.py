@@ -41,7 +41,9 @@ def frugal_fit(request: TrainRequest, gpus: int, budget: int = 40) -> bool:
 def minimum_gpus(request: TrainRequest) -> int | None:
     """The smallest GPU count (whole nodes, more than requested) on which a strategy fits, or None."""
     pool = request.cluster.primary
-    per_node, start = pool.devices_per_node, request.cluster.num_devices
+    # a cluster smaller than one node has a shrunken node (ClusterSpec.homogeneous): suggest whole real nodes
+    per_node = max(pool.devices_per_node, pool.device.devices_per_node) if pool.nodes == 1 else pool.devices_per_node
+    start = request.cluster.num_devices
 
     def at(n: int) -> TrainRequest:
         cluster = ClusterSpec.homogeneous(pool.device, n, per_node)
