@@ -3,12 +3,18 @@
 We pass the model ourselves rather than through PuLP's HiGHS adapter so that the objective constant and
 sense reach HiGHS, HiGHS's own model status goes through our table (PuLP's adapter reports a time-limited
 run as "Optimal"), and the MIP dual bound is read from HiGHS's info. highspy must be a version that can
-live next to OR-Tools in one process (see solvers/native.py).
+live next to OR-Tools in one process (see solvers/native.py). HiGHS writes some diagnostics straight to the
+process's stdout even with output_flag off (e.g. "HighsMipSolverData::transformNewIntegerFeasibleSolution"
+in 1.12); stdout may carry a plan's JSON, so the solve runs with file descriptor 1 pointed at stderr.
 """
 
+import contextlib
+import ctypes
 import importlib.metadata
+import os
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -68,6 +74,20 @@ def _bounds(values: Iterable[float | None], missing: float) -> np.ndarray:
     return np.array([missing if b is None else b for b in values], dtype=np.float64)
 
 
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what native code writes to file descriptor 1 to stderr instead, while the block runs."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)  # C stdio buffers go out through the redirected descriptor
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def solve(problem: Any, options: SolverOptions) -> SolveResult:
     import highspy
 
@@ -98,13 +118,14 @@ def solve(problem: Any, options: SolverOptions) -> SolveResult:
     h.changeObjectiveSense(highspy.ObjSense.kMaximize if model.maximize else highspy.ObjSense.kMinimize)
 
     start = time.perf_counter()
-    h.run()
-    raw = h.getModelStatus()
-    if raw == highspy.HighsModelStatus.kUnboundedOrInfeasible:
-        # presolve cannot tell these apart; HiGHS without presolve can (tests/solvers/test_contract.py)
-        h.setOptionValue("presolve", "off")
+    with stdout_to_stderr():
         h.run()
         raw = h.getModelStatus()
+        if raw == highspy.HighsModelStatus.kUnboundedOrInfeasible:
+            # presolve cannot tell these apart; HiGHS without presolve can (tests/solvers/test_contract.py)
+            h.setOptionValue("presolve", "off")
+            h.run()
+            raw = h.getModelStatus()
     elapsed = time.perf_counter() - start
 
     status = _status_table(highspy).get(raw, SolveStatus.ERROR)
