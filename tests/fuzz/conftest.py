@@ -58,6 +58,14 @@ def files(tmp_path_factory) -> dict[str, str]:
                   "--pp", "1", "--mbs", "1", "--gbs", "8", "--seq", "4096", "-o", estimate])
     assert res.exit_code == 0, res.output
     out["estimate_json"] = str(estimate)
+    full = d / "estimate_full.json"
+    res = invoke(["estimate", "train", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--tp", "2",
+                  "--pp", "1", "--mbs", "1", "--gbs", "8", "--seq", "4096", "--recompute", "full", "-o", full])
+    assert res.exit_code == 0, res.output
+    out["estimate_full_json"] = str(full)
+    doc = json.loads(estimate.read_text())
+    doc["decision"]["tp"] = 3
+    put("estimate_tp3.json", json.dumps(doc))
     stats = d / "stats.json"
     res = invoke(["trace", "synth", "--layers", "2", "--experts", "8", "--top-k", "2", "--tokens", "256", "-o", stats])
     assert res.exit_code == 0, res.output
