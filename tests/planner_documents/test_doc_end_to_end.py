@@ -147,9 +147,12 @@ def test_validate_explain_export_diff_a_real_experts_plan(tmp_path):
         place_experts(stats, num_gpus=4, gpus_per_node=2, slots_per_gpu=slots).write(paths[slots])
     assert run("validate", paths[2]).exit_code == 0
     assert run("explain", paths[2]).output.startswith("plan        experts (schema version 1)")
-    for fmt in EXPORT_FORMATS:
+    for fmt in EXPORT_FORMATS:  # made without --model: only the MoE-layer-indexed Ascend map can be written
         exported = run("export", paths[2], "--format", fmt)
-        assert exported.exit_code == 0 and exported.stdout.strip()
+        if fmt == "vllm-ascend":
+            assert exported.exit_code == 0 and exported.stdout.strip()
+        else:
+            assert exported.exit_code == 2 and "Traceback" not in exported.output
     # more replica slots per GPU can only lower the busiest GPU's load
     result = run("diff", paths[2], paths[3], "--fail-on", "predicted.max_load_ratio:+0", "-o", "-")
     assert result.exit_code == 0, result.stdout

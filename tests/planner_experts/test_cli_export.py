@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from planner.experts import EXPORT_FORMATS, check, export, place_experts
+from planner.experts import check, place_experts
 from planner.plan import load_plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -65,25 +65,6 @@ def test_trace_stats_command(tmp_path):
     with np.load(out) as npz:
         assert npz["expert_load"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 1]]
         assert npz["transitions"].shape == (1, 4, 4)
-
-
-def test_exports_have_the_engines_structure(stats_file):
-    plan = place_experts(str(stats_file), num_gpus=8, gpus_per_node=4, slots_per_gpu=3)
-    assert EXPORT_FORMATS == ("sglang", "vllm")
-    sgl = json.loads(export(plan, "sglang"))
-    assert list(sgl) == ["physical_to_logical_map"]
-    rows = sgl["physical_to_logical_map"]
-    assert len(rows) == 3 and all(len(r) == 8 * 3 for r in rows)
-    for l, row in enumerate(rows):
-        for p, e in enumerate(row):  # physical expert p lives on GPU p // slots_per_gpu
-            assert e in plan["decision"]["layers"][l]["gpu_experts"][p // 3]
-        assert sorted(set(row)) == list(range(16))
-    vll = json.loads(export(plan, "vllm"))
-    assert set(vll) == {"moe_layer_count", "layer_list"} and vll["moe_layer_count"] == 3
-    layer = vll["layer_list"][1]
-    assert set(layer) == {"layer_id", "device_count", "device_list"} and layer["device_count"] == 8
-    assert layer["device_list"][5] == {"device_id": 5,
-                                       "device_expert": plan["decision"]["layers"][1]["gpu_experts"][5]}
 
 
 def test_same_bytes_under_two_hash_seeds(tmp_path, stats_file):

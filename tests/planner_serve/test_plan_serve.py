@@ -14,7 +14,7 @@ from planner.plan import Plan
 from planner.serve import ServeOptions, ServingWorkload, check, explain, export, simulate_plan
 from planner.serve.capacity import CapacityModel, shapes_for
 
-FAST = ServeOptions(simulate_requests=600)
+FAST = ServeOptions(simulate_requests=600, verify_layouts=1)  # layouts: tests/planner_serve/test_serve_features.py
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_cli_equals_api(llama_plan, tmp_path):
     out = tmp_path / "p.json"
     r = CliRunner().invoke(main, ["plan", "serve", "--model", "llama3.1-70b", "--gpu", "h100-sxm", "--num-gpus", "16",
                                   "--isl", "4000", "--osl", "500", "--ttft-ms", "600", "--tpot-ms", "20",
-                                  "--requests", "600", "-o", str(out)])
+                                  "--requests", "600", "--verify-layouts", "1", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert out.read_text() == llama_plan.dumps()
     r = CliRunner().invoke(main, ["simulate", str(out), "--requests", "300", "--seed", "1"])
@@ -111,7 +111,7 @@ def test_heterogeneous_cluster_and_length_distributions(tmp_path):
     csv.write_text("input,output\n1200,100\n3000,400\n600,50\n")
     r = CliRunner().invoke(main, ["plan", "serve", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "8",
                                   "--isl", "1500", "--osl", "200", "--ttft-ms", "500", "--tpot-ms", "20",
-                                  "--lengths", str(csv), "--requests", "300"])
+                                  "--lengths", str(csv), "--requests", "300", "--verify-layouts", "1"])
     assert r.exit_code == 0, r.output
 
 
@@ -145,8 +145,9 @@ def test_exports_use_real_pd_flags(llama_plan):
         assert "--prefiller-hosts" in v and "--decoder-ports" in v
         assert "--disaggregation-mode prefill" in s and "--disaggregation-mode decode" in s
         assert "--disaggregation-transfer-backend nixl" in s and "--disaggregation-bootstrap-port 8998" in s
-        assert "sglang_router.launch_router --pd-disaggregation --prefill http://localhost:8100 8998" in s
-    assert "--tensor-parallel-size" in v and "--tp " in s
+        assert 'sglang_router.launch_router --pd-disaggregation --prefill "http://${NODE' in s
+        assert s.count("--disaggregation-mode prefill") == s.count("--prefill \"http://")
+    assert "--tensor-parallel-size" in v and "--tp-size " in s
     with pytest.raises(SpecError):
         export(llama_plan, "trtllm")
 
@@ -164,7 +165,8 @@ def test_bytes_identical_across_hash_seeds(tmp_path):
     import sys
 
     args = [sys.executable, "-m", "cli", "plan", "serve", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus",
-            "8", "--isl", "1000", "--osl", "100", "--ttft-ms", "400", "--tpot-ms", "15", "--requests", "200", "-o", "-"]
+            "8", "--isl", "1000", "--osl", "100", "--ttft-ms", "400", "--tpot-ms", "15", "--requests", "200",
+            "--verify-layouts", "1", "-o", "-"]
     outs = []
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
