@@ -123,17 +123,18 @@ def mtp_extra_flops(model: ModelSpec, tokens: float) -> float:
     return 2.0 * tokens * 2 * model.hidden * model.hidden + logits_flops(model, tokens)
 
 
-def recompute_forward_flops(layer: LayerFlops, recompute: str) -> float:
-    """Extra forward FLOPs that recomputation repeats during the backward pass of one layer."""
+def recompute_forward_flops(layer: LayerFlops, recompute: str, ops_sac: bool = False) -> float:
+    """Extra forward FLOPs that recomputation repeats during the backward pass of one layer (`ops_sac`:
+    selective is op-level SAC, which repeats every other matmul instead of the attention core)."""
     if recompute == "full":
         return layer.total
     if recompute == "selective":
-        return layer.attention_core
+        return (layer.total - layer.attention_core) / 2 if ops_sac else layer.attention_core
     return 0.0
 
 
 def step_flops(model: ModelSpec, global_batch: int, seq: int, recompute: str = "none",
-               causal: bool = True) -> float:
+               causal: bool = True, ops_sac: bool = False) -> float:
     """FLOPs of one training step (forward + backward, + recompute when asked) of the whole model.
 
     With recompute='none' these are the *model* FLOPs used for MFU; with the run's mode, hardware FLOPs.
@@ -143,7 +144,7 @@ def step_flops(model: ModelSpec, global_batch: int, seq: int, recompute: str = "
     total = 0.0
     for layer, count in ((dense, model.dense_layers), (moe, model.moe_layers)):
         if layer is not None:
-            total += count * (3 * layer.total + recompute_forward_flops(layer, recompute))
+            total += count * (3 * layer.total + recompute_forward_flops(layer, recompute, ops_sac))
     tokens = global_batch * seq
     head = logits_flops(model, tokens)
     if model.mtp_layers:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from costmodels import flops as F
 from costmodels import layer_parts as LP
 from costmodels.comm import Links, collective_time_s, p2p_time_s
-from costmodels.framework import unsupported
+from costmodels.framework import framework, unsupported
 from costmodels.hardware import ClusterSpec, NodePool
 from costmodels.memory import ACT_BYTES
 from costmodels.model import ModelSpec
@@ -248,8 +248,10 @@ def check_config(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkl
 
 
 def _flops(model: ModelSpec, workload: TrainingWorkload, recompute: str) -> float:
-    key = ("flops", id(model), workload.global_batch, workload.seq_len, recompute)
-    return _cached(key, (model,), lambda: F.step_flops(model, workload.global_batch, workload.seq_len, recompute))
+    ops_sac = framework(workload.framework).selective_recomputes_ops
+    key = ("flops", id(model), workload.global_batch, workload.seq_len, recompute, ops_sac)
+    return _cached(key, (model,), lambda: F.step_flops(model, workload.global_batch, workload.seq_len, recompute,
+                                                       ops_sac=ops_sac))
 
 
 def _empty(reasons) -> TrainingEstimate:

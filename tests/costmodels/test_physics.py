@@ -9,6 +9,7 @@ from costmodels import ClusterSpec, NodePool, ParallelConfig, TrainingWorkload, 
 from costmodels import memory as M
 from costmodels.compute import SCORE_BYTES_FORWARD, gemm_time_s, unfused_attention_time_s
 from costmodels.errors import SpecError
+from costmodels.flops import layer_forward_flops
 from costmodels.framework import framework, unsupported
 from costmodels.layer_parts import Setting, ZeroComm, layer_cost
 from profiles import load_device, load_model
@@ -135,3 +136,17 @@ def test_deepseek_v3_published_configuration_fits_on_h800():
     est = estimate_training(model, ClusterSpec.homogeneous(dev, 2048), workload, config)
     assert est.feasible, est.infeasible_reasons
     assert max(est.stage_memory_bytes) <= dev.hbm_bytes
+
+
+def test_hardware_flops_follow_the_framework_recompute():
+    # torchtitan's selective recompute repeats half the matmul forward, Megatron's the attention core
+    model = load_model("llama3.1-8b")
+    cl = ClusterSpec.homogeneous(load_device("h100-sxm"), 8)
+    config = ParallelConfig(dp=8, mbs=1, zero=3, recompute="selective")
+    runs = {fw: estimate_training(model, cl, TrainingWorkload(global_batch=8, seq_len=4096, framework=fw), config)
+            for fw in ("megatron", "torchtitan")}
+    lf = layer_forward_flops(model, False, 8, 4096)
+    extra = {fw: (r.hardware_tflops_per_gpu - r.model_tflops_per_gpu) * r.step_time_s * 8 * 1e12 / 32
+             for fw, r in runs.items()}
+    assert math.isclose(extra["megatron"], lf.attention_core, rel_tol=1e-9)
+    assert math.isclose(extra["torchtitan"], (lf.total - lf.attention_core) / 2, rel_tol=1e-9)
