@@ -239,29 +239,33 @@ def exhaustive(order: list[int], group_class: list[int], rows: list[list[float]]
     return best[1], best[0]
 
 
-def micro_batches(seqs: list[int], act_bytes: list[float], left_bytes: float) -> list[int]:
-    """Micro-batch index of each of `seqs` (first-fit decreasing on activation bytes per GPU).
+def micro_batches(seqs: list[int], act_bytes, left_bytes: float) -> list[int]:
+    """Micro-batch index of each of `seqs` (first-fit decreasing on activation bytes per GPU; `act_bytes` is
+    indexed by sequence, a list or a numpy array).
 
     First fit finds the lowest-numbered micro-batch with room through a max-tree over the room left in
     each (grown as micro-batches open), and a run of equal sizes fills a micro-batch in one visit, so a
     group of n sequences in m micro-batches takes O(n log m) steps instead of O(n·m)."""
-    if sum(act_bytes[i] for i in seqs) <= left_bytes:
+    idx = np.asarray(seqs, dtype=np.int64)
+    sizes = np.asarray(act_bytes, dtype=float)[idx]
+    if float(sizes.sum()) <= left_bytes:
         return [0] * len(seqs)
+    rank = np.lexsort((idx, -sizes))  # largest first, ties by sequence index
+    need_of, seq_of = sizes[rank].tolist(), idx[rank].tolist()
     tree = _RoomTree()
     index = {}
-    ordered = sorted(seqs, key=lambda i: (-act_bytes[i], i))
     pos = 0
-    while pos < len(ordered):
-        need = act_bytes[ordered[pos]]
+    while pos < len(seq_of):
+        need = need_of[pos]
         b = tree.first_with(need)
         room = tree.room(b) if b >= 0 else left_bytes
         if b < 0:
             b = tree.open()
-        index[ordered[pos]] = b
+        index[seq_of[pos]] = b
         room -= need
         pos += 1
-        while pos < len(ordered) and act_bytes[ordered[pos]] == need and room >= need:
-            index[ordered[pos]] = b  # equal sizes: first fit keeps choosing this micro-batch while it has room
+        while pos < len(seq_of) and need_of[pos] == need and room >= need:
+            index[seq_of[pos]] = b  # equal sizes: first fit keeps choosing this micro-batch while it has room
             room -= need
             pos += 1
         tree.set(b, room)

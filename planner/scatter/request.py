@@ -110,9 +110,12 @@ class ScatterRequest:
         return seqcost.default_zero(self.model, pool.device, tp=self.tp, dp=self.units)
 
     def to_inputs(self) -> dict:
-        doc = dataclasses.asdict(self)
+        """The request as plain data (dataclasses.asdict of every field but the lengths, which are copied once as
+        ints: a deep copy of a long batch would dominate the write-up of a plan)."""
+        doc = {f.name: dataclasses.asdict(getattr(self, f.name)) if dataclasses.is_dataclass(getattr(self, f.name))
+               else getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "lengths"}
         doc["zero"] = self.resolved_zero()
-        doc["lengths"] = [int(s) for s in self.lengths]
+        doc["lengths"] = np.asarray(self.lengths, dtype=np.int64).tolist()
         return doc
 
 

@@ -102,15 +102,11 @@ def _decision(req: ScatterRequest, table: CostTable, best: Assignment) -> dict:
     tp = req.tp
     row_of = {d: k for k, d in enumerate(table.degrees)}
     groups = []
-    act_rows: dict[int, list[float]] = {}
     for slot, seqs, load in zip(best.slots, best.groups, best.loads_s, strict=True):
         ranks = [u * tp + j for u in slot.units for j in range(tp)]
         group = {"degree": slot.degree, "gpus": slot.degree * tp, "ranks": ranks, "spans_nodes": slot.spans_nodes,
                  "sequences": list(seqs), "time_s": load}
-        row = row_of[slot.degree]
-        if row not in act_rows:
-            act_rows[row] = table.act_bytes[row].tolist()
-        mbs = assign.micro_batches(list(seqs), act_rows[row], table.left_bytes)
+        mbs = assign.micro_batches(list(seqs), table.act_bytes[row_of[slot.degree]], table.left_bytes)
         if mbs and max(mbs) > 0:
             group["micro_batch"] = mbs
         groups.append(group)
