@@ -125,7 +125,7 @@ def explain_estimate(plan: Plan) -> str:
     model, cluster, wl = inputs["model"], inputs["cluster"], inputs["workload"]
     gpus = sum(pool["nodes"] * pool["devices_per_node"] for pool in cluster["pools"])
     lines = [f"estimate train: {model['name']} on {gpus} x {cluster['pools'][0]['device']['name']}, "
-             f"gbs {wl['global_batch']} x seq {wl['seq_len']} ({wl['dtype']})",
+             f"gbs {wl['global_batch']} x seq {wl['seq_len']} ({wl['dtype']}, {d.get('framework', 'megatron')})",
              f"config: tp={d['tp']} pp={d['pp']} dp={d['dp']} cp={d['cp']} ep={d['ep']} etp={d['etp']} "
              f"vpp={d['vpp']} mbs={d['mbs']} zero={d['zero']} recompute={d['recompute']} "
              f"sp={'on' if d['sequence_parallel'] else 'off'}",

@@ -21,7 +21,7 @@ def explain(plan: Plan) -> str:
     d, p, inputs = plan["decision"], plan["predicted"], plan["inputs"]
     w, cluster = inputs["workload"], inputs["cluster"]
     lines = [f"training plan for {inputs['model']['name']} on {cluster['name']} "
-             f"(gbs {w['global_batch']} x seq {w['seq_len']}, {w['dtype']})",
+             f"(gbs {w['global_batch']} x seq {w['seq_len']}, {w['dtype']}, {d.get('framework', 'megatron')})",
              f"  strategy   {_strategy(d)}",
              f"  stages     {d['stage_layers']} layers"
              + (f" on pools {d['stage_pools']}" if d.get("stage_pools") else "")
