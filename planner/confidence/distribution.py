@@ -11,8 +11,9 @@ and the 90th-percentile (pessimistic) time is its upper end. Throughput-like met
 are inverse times: their interval is value·exp(m -/+ k).
 
 Regimes with fewer than MIN_ROWS rows, and extrapolated ones, use the prior: mean 0 and an 80 % half-width
-PRIOR_WIDEN times the pooled one of all rows of the target (the larger of |10th| and |90th| percentile of
-their log errors, so a few wild rows do not blow it up), at least PRIOR_MIN_HALF_WIDTH (x1.25 either way).
+PRIOR_WIDEN times the pooled one of the device family's rows, or of all rows of the target for a device
+without rows (the larger of |10th| and |90th| percentile of their log errors, so a few wild rows do not blow
+it up), at least PRIOR_MIN_HALF_WIDTH (x1.25 either way).
 This is a stated assumption, not a fit.
 """
 

@@ -15,7 +15,9 @@ assess(regime, rows, size=, length=) -> Support
    - MoE routing skew above 1 (the busiest expert rank over the mean) is assumed, not measured;
    - the sequence / prompt length exceeds the longest calibrated one;
    - the family has fewer than MIN_ROWS rows (the prior is used).
-   An extrapolated estimate uses the wider of its distribution and the prior.
+   An extrapolated estimate uses the wider of its distribution and the prior. The prior is built from the
+   family's rows when it has MIN_ROWS of them (extrapolating within a device), else from all rows of the
+   target (a device without rows).
 """
 
 from dataclasses import dataclass, replace
@@ -90,8 +92,8 @@ def _reasons(regime: Regime, rows: list[Residual], size: int, length: int, skew:
 def assess(regime: Regime, rows: list[Residual], pooled: list[Residual], *, size: int, length: int,
            skew: float = 1.0) -> Support:
     """Support of `regime` by `rows` (same target and metrics, any family); `pooled` sets the prior."""
-    prior = prior_from([r.log_error for r in pooled])
     family_rows = [r for r in rows if r.family == regime.family]
+    prior = prior_from([r.log_error for r in (family_rows if len(family_rows) >= MIN_ROWS else pooled)])
     reasons = _reasons(regime, family_rows, size, length, skew)
     rows_dist, matched = None, "prior"
     if len(family_rows) >= MIN_ROWS:

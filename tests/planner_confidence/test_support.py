@@ -3,7 +3,7 @@
 import pytest
 from confidence_fixtures import table
 
-from planner.confidence.distribution import MIN_ROWS, from_log_errors
+from planner.confidence.distribution import MIN_ROWS, from_log_errors, prior_from
 from planner.confidence.regimes import bucket, family_of, serve_regime, train_regime
 from planner.confidence.support import assess
 
@@ -45,6 +45,9 @@ def test_zero3_beyond_the_fitted_scale_is_extrapolated_and_uses_the_prior_when_w
     s = support(framework="torchtitan", zero=3, dp_group=512, seq_len=8192)
     assert any("torchtitan-zero3" in r and "512" in r and "128" in r for r in s.reasons)
     assert s.distribution.half_width >= s.support.half_width and s.distribution.prior
+    # the prior comes from the family's own rows (gpu-a), not from other devices'
+    family = [r.log_error for r in table().rows if r.target == "train" and r.family == "gpu-a"]
+    assert s.distribution == prior_from(family)
 
 
 @pytest.mark.parametrize("kw, words", [
