@@ -14,7 +14,6 @@ So the winner is optimal over the whole space up to the ILP's reported gap.
 """
 
 import heapq
-import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,6 +28,7 @@ from planner.train.bounds import Bounds
 from planner.train.request import TrainRequest
 from planner.train.space import configs_for_shape, hetero_shapes, shapes
 from planner.train.split import SplitProblem, best_split_dp, solve_split_ilp
+from solvers.deadline import Deadline
 from solvers.result import SolverOptions
 
 SLACK = 1e-9
@@ -208,7 +208,7 @@ class _Bounds:
 def search(request: TrainRequest, *, keep: int, solver: SolverOptions, progress=None) -> SearchResult:
     """The `keep` best strategies (best first). Stops early when solver.time_limit_s runs out (once a
     strategy is found); then stats.bound_s is the smallest lower bound left unexplored (not proven)."""
-    deadline = time.perf_counter() + solver.time_limit_s
+    deadline = Deadline(solver.time_limit_s)
     bounds = _Bounds(request)
     result, stats = SearchResult(), SearchResult().stats
     result.stats = stats
@@ -236,7 +236,7 @@ def search(request: TrainRequest, *, keep: int, solver: SolverOptions, progress=
         if lb * (1 - SLACK) >= threshold():
             stats.pruned_time_bound += len(queue) - i
             break
-        if best and time.perf_counter() > deadline:  # never before one strategy is found
+        if best and deadline.expired():  # never before one strategy is found
             stats.timed_out, stats.bound_s = True, lb
             if progress:
                 progress(f"train: time limit reached with {len(queue) - i} strategies unexplored")
