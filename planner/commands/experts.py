@@ -72,15 +72,23 @@ def plan_experts(stats_path, num_gpus, gpus_per_node, slots_per_gpu, model_ref, 
 @click.option("--clusters", type=int, default=8, show_default=True, metavar="C", help="Expert groups per layer.")
 @click.option("--windows", type=int, default=1, show_default=True, metavar="W", help="Time windows.")
 @click.option("--drift", type=float, default=0.0, show_default=True, metavar="D",
-              help="Fraction of experts whose popularity rank is re-drawn each window.")
+              help="Fraction of experts whose popularity rank (clustered) or hidden position (drifting; default "
+                   "0.3) is re-drawn each window.")
+@click.option("--family", type=click.Choice(["clustered", "sliding", "permuted", "powerlaw", "drifting", "none"]),
+              default="clustered", show_default=True,
+              help="Routing structure: token-type clusters, sliding-window or permuted successors, power-law hot "
+                   "experts, drifting successors, or none (see planner.experts.families).")
+@click.option("--fanout", type=int, default=4, show_default=True, metavar="F",
+              help="Successor families: a token's window spans F x top-k experts.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="Statistics file to write (.json or .npz).")
-def trace_synth(layers, experts, top_k, skew, affinity, seed, tokens, clusters, windows, drift, output):
-    """Write seeded synthetic routing statistics with Zipf-like skew and inter-layer affinity."""
+def trace_synth(layers, experts, top_k, skew, affinity, seed, tokens, clusters, windows, drift, family, fanout,
+                output):
+    """Write seeded synthetic routing statistics with Zipf-like skew and a routing-structure family."""
     from planner.experts.synthetic import synth_stats
 
     stats = synth_stats(layers=layers, experts=experts, top_k=top_k, skew=skew, affinity=affinity, seed=seed,
-                        tokens=tokens, clusters=clusters, drift=drift, windows=windows)
+                        tokens=tokens, clusters=clusters, drift=drift, windows=windows, family=family, fanout=fanout)
     with atomic_path(output) as tmp:
         stats.write(tmp)
     click.echo(f"wrote {output}: {layers} layers x {experts} experts, {tokens * windows} tokens", err=True)

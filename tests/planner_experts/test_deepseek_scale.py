@@ -2,6 +2,7 @@
 
 import time
 
+import numpy as np
 import pytest
 
 from planner.experts import check, place_experts
@@ -17,9 +18,27 @@ def test_deepseek_v3_scale(tmp_path):
     wall = time.perf_counter() - start
     pred, base = plan["predicted"], plan["baselines"]
     assert check(plan) == []
-    assert plan["solver"]["gap"] <= 0.03
+    average = float(np.load(path)["expert_load"].sum()) / 64  # every GPU at the mean: a bound computed here
+    assert pred["busiest_gpu_tokens_total"] <= average * 1.01
     assert pred["busiest_gpu_tokens_total"] < base["greedy_replicate"]["busiest_gpu_tokens_total"]
-    assert pred["cross_node_tokens"] <= 0.7 * base["contiguous"]["cross_node_tokens"]
-    # the issue's 0.95 x greedy_replicate bar cannot hold here: the proven bound is 0.991 x greedy
-    assert plan["solver"]["bound"] / base["greedy_replicate"]["objective"] > 0.95
+    assert pred["cross_node_tokens"] <= 0.6 * base["contiguous"]["cross_node_tokens"]
     assert wall <= 60 * 2  # 60 s on an idle 2-core machine; slack for a shared one
+
+
+@pytest.mark.parametrize("family", ["permuted", "none"])
+def test_deepseek_width_at_reduced_layers(tmp_path, family):
+    """Default suite: DeepSeek-V3 width (256 experts, 64 GPUs in 8 nodes, 5 slots), 6 layers."""
+    path = tmp_path / f"{family}.npz"
+    stats = synth_stats(layers=6, experts=256, top_k=8, skew=1.2, affinity=0.9, seed=1, tokens=2048, family=family)
+    stats.write(path)
+    plan = place_experts(str(path), num_gpus=64, gpus_per_node=8, slots_per_gpu=5)
+    pred, base = plan["predicted"], plan["baselines"]
+    assert check(plan) == []
+    average = stats.expert_load.sum(axis=1) / 64  # the optimum here: E <= (S-1) G + 1 (groups.py, Lemma 2)
+    assert pred["layer_max_gpu_tokens"] == pytest.approx(average.tolist(), rel=1e-9)
+    assert pred["busiest_gpu_tokens_total"] <= base["greedy_replicate"]["busiest_gpu_tokens_total"]
+    if family == "none":
+        assert pred["affinity_found"] is False
+    else:
+        assert pred["affinity_found"] is True
+        assert pred["cross_node_tokens"] <= 0.75 * base["contiguous"]["cross_node_tokens"]

@@ -75,7 +75,8 @@ def test_medium_instance_beats_baselines_with_small_gap():
     assert set(base) == {"contiguous", "round_robin", "greedy_replicate", "affinity_only"}
     assert pred["busiest_gpu_tokens_total"] <= base["greedy_replicate"]["busiest_gpu_tokens_total"] + 1e-9
     assert pred["cross_node_tokens"] <= base["contiguous"]["cross_node_tokens"]
-    assert plan["solver"]["gap"] <= 0.03
+    average = _medium().expert_load.sum(axis=1).sum() / 16  # no placement beats every GPU at the average
+    assert average <= pred["busiest_gpu_tokens_total"] <= 1.03 * average
     for layer in plan["decision"]["layers"]:
         assert all(len(ids) == 3 for ids in layer["gpu_experts"])
 
@@ -167,5 +168,6 @@ def test_any_instance_gives_a_valid_plan(experts, gpus_nodes, slots, node_limit,
     stats = synth_stats(layers=3, experts=experts, top_k=min(2, experts), skew=1.5, affinity=0.7, seed=seed,
                         tokens=64, clusters=2)
     plan = _checked(place_experts(stats, num_gpus=gpus, gpus_per_node=per_node, slots_per_gpu=slots,
-                                  node_limit=node_limit))
-    assert plan["solver"]["bound"] <= plan["predicted"]["objective"] * (1 + 1e-8)
+                                  node_limit=node_limit))  # check() also tests bound <= recomputed objective
+    average = stats.expert_load.sum(axis=1) / gpus  # a valid bound computed here, from the statistics alone
+    assert plan["solver"]["bound"] >= average.sum() * (1 - 1e-9)
