@@ -29,8 +29,8 @@ EDGE = 0.01
 
 
 def _free_params(family: str, cal) -> list[tuple[str, float, float]]:
-    fixed = getattr(calibrate, "FIXED", {}).get(family, {})
-    ranges = getattr(calibrate, "RANGES", {}).get(family, {})
+    fixed = calibrate.FIXED.get(family, {})
+    ranges = calibrate.RANGES.get(family, {})
     out = []
     for name, (lo, hi, _log) in calibrate.PARAMS.items():
         lo, hi = ranges.get(name, (lo, hi, _log))[:2]

@@ -1,8 +1,8 @@
 """Calibration residuals for planner/confidence: one record per calibration row, with leave-one-out errors.
 
-Training: every usable row of the calibration CSVs (published_runs.load_rows and, when published_runs
-offers it, load_torchtitan_rows). The error is ln(predicted / measured) of the step time: the published
-figure is a throughput (TFLOP/s, MFU, tokens/s), so predicted/measured time = published / predicted figure.
+Training: every usable row of the calibration CSVs (published_runs.load_rows, load_torchtitan_rows). The
+error is ln(predicted / measured) of the step time: the published figure is a throughput (TFLOP/s, MFU,
+tokens/s), so predicted/measured time = published / predicted figure.
 Rows that take part in a fit (in_target) get a leave-one-out error (confidence_loo.py): by the leverage of
 the row in its device family's linearised fit (default; calibrate.FAMILIES: parts sharing a die and one
 fitted calibration), or by a true refit of the family with calibrate.fit_device on its other rows. Rows
@@ -34,32 +34,21 @@ TRAIN_CSVS = ("published_training_runs.csv", "torchtitan_fsdp_runs.csv")
 
 
 def training_rows() -> list:
-    """Usable rows of every training CSV published_runs can read (skipped rows left out)."""
-    out = []
-    for name in TRAIN_CSVS:
-        path = CALIBRATION / name
-        if not path.exists():
-            continue
-        loader = published_runs.load_rows if name == TRAIN_CSVS[0] else getattr(published_runs, "load_torchtitan_rows",
-                                                                                None)
-        if loader is None:
-            continue
-        out += [(name, r) for r in loader(path) if not r.skip]
-    return out
+    """(csv name, row) for the usable rows of both training CSVs (skipped rows left out)."""
+    loaders = {TRAIN_CSVS[0]: published_runs.load_rows, TRAIN_CSVS[1]: published_runs.load_torchtitan_rows}
+    return [(name, r) for name, load in loaders.items() for r in load(CALIBRATION / name) if not r.skip]
 
 
 def families() -> dict:
     """device profile -> family name (calibrate.FAMILIES members, and calibrate.DERIVED parts by their parent)."""
-    fams = getattr(calibrate, "FAMILIES", None) or {p: (p,) for p in set(calibrate.DERIVED.values())}
-    out = {member: name for name, members in fams.items() for member in members}
+    out = {member: name for name, members in calibrate.FAMILIES.items() for member in members}
     out.update({part: out.get(parent, parent) for part, parent in calibrate.DERIVED.items()})
     return dict(sorted(out.items()))
 
 
 def fit_profile(family: str) -> str:
     """The profile calibrate.fit_device is called with for a family (its first member)."""
-    fams = getattr(calibrate, "FAMILIES", None) or {}
-    return fams[family][0] if family in fams else family
+    return calibrate.FAMILIES[family][0]
 
 
 def log_error(row, device) -> float:
@@ -79,7 +68,7 @@ def _record(label: str, source: str, regime, metric: str, size: int, length: int
 
 def train_record(source: str, row, err: float, fit: float, loo: bool) -> dict:
     c, w = row.config, row.workload
-    regime = train_regime(moe=row.model.moe is not None, dtype=w.dtype, framework=getattr(w, "framework", "megatron"),
+    regime = train_regime(moe=row.model.moe is not None, dtype=w.dtype, framework=w.framework,
                           zero=c.zero, dp_group=c.dp * c.cp, seq_len=w.seq_len,
                           family=family_of(row.gpu_profile, families()))
     return _record(row.label, source, regime, "step_time_s", c.dp * c.cp, w.seq_len, err, fit, loo)

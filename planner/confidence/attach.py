@@ -78,7 +78,7 @@ def train_support(
         regime = train_regime(
             moe=model.moe is not None,
             dtype=workload.dtype,
-            framework=getattr(workload, "framework", "megatron"),
+            framework=workload.framework,
             zero=config.zero,
             dp_group=config.dp * config.cp,
             seq_len=workload.seq_len,
@@ -91,7 +91,7 @@ def train_support(
                 rows,
                 size=config.dp * config.cp,
                 length=workload.seq_len,
-                skew=getattr(workload, "moe_skew", 1.0),
+                skew=workload.moe_skew,
             )
         )
     return _least_supported(supports)
