@@ -427,13 +427,14 @@ def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, 
 
 def mean_decode_step_time(model, device, shape, *, batch: float, input_len: float, output_len: float,
                           engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
-                          devices_per_node: int | None = None, points: int = 4) -> float:
+                          devices_per_node: int | None = None, points: int = 4, tokens_per_seq: float = 1.0) -> float:
     """Mean time per decode step over contexts input_len .. input_len + output_len (midpoints)."""
     total = 0.0
     for i in range(points):
         ctx = input_len + output_len * (i + 0.5) / points
         total += decode_step_time(model, device, shape, batch=batch, context_len=ctx, engine=engine, dtype=dtype,
-                                  kv_dtype=kv_dtype, skew=skew, devices_per_node=devices_per_node)["time_s"]
+                                  kv_dtype=kv_dtype, skew=skew, devices_per_node=devices_per_node,
+                                  tokens_per_seq=tokens_per_seq)["time_s"]
     return total / points
 
 
@@ -458,9 +459,10 @@ def kv_bytes_per_token_gpu(model: ModelSpec, shape: InstanceShape, dtype: str = 
 
 
 def kv_capacity_tokens(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, dtype: str = "bf16",
-                       kv_dtype: str = "") -> float:
-    """Tokens of KV cache an instance holds (0 when the weights alone do not fit); KV in kv_dtype ("" = dtype)."""
-    budget = device.usable_bytes * KV_MEMORY_FRACTION - weight_bytes_per_gpu(model, shape, dtype)
+                       kv_dtype: str = "", weight_copies: int = 1) -> float:
+    """Tokens of KV cache an instance holds (0 when the weights alone do not fit); KV in kv_dtype ("" = dtype).
+    `weight_copies` = 2 for two engine processes sharing the GPUs (intra-GPU prefill/decode), each with the weights."""
+    budget = device.usable_bytes * KV_MEMORY_FRACTION - weight_copies * weight_bytes_per_gpu(model, shape, dtype)
     return max(0.0, shape.dp * budget / kv_bytes_per_token_gpu(model, shape, kv_dtype or dtype))
 
 

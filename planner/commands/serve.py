@@ -23,6 +23,16 @@ _ENGINE_HELP = ("trtllm / vllm / sglang: kernel constants fitted to the engine's
 _DTYPES = click.Choice(["bf16", "fp16", "fp8"])
 
 
+def _feature_options(f):
+    """--prefix-len, --spec-depth, --spec-accept (shared by plan serve and estimate serve)."""
+    f = click.option("--spec-accept", type=float, default=1.0, show_default=True,
+                     help="Speculative decoding / MTP: mean tokens emitted per decode step (1 .. spec-depth + 1).")(f)
+    f = click.option("--spec-depth", type=int, default=0, show_default=True,
+                     help="Speculative decoding / MTP: draft tokens verified per decode step (0: off).")(f)
+    return click.option("--prefix-len", type=int, default=0, show_default=True,
+                        help="Prompt tokens of a shared prefix already in the prefix cache (prefill skips them).")(f)
+
+
 def _dtype_options(f):
     """--dtype, --kv-dtype, --moe-skew, --quant-block (shared by plan serve and estimate serve)."""
     f = click.option("--quant-block", type=int, default=0, show_default=True,
@@ -58,14 +68,20 @@ def _names(text: str) -> tuple[str, ...]:
               help="Cluster profile name or YAML (several pools = heterogeneous) instead of --gpu/--num-gpus.")
 @click.option("--isl", type=int, required=True, metavar="L", help="Input (prompt) length in tokens.")
 @click.option("--osl", type=int, required=True, metavar="O", help="Output length in tokens.")
-@click.option("--ttft-ms", type=float, required=True, metavar="X", help="Time-to-first-token SLO in ms.")
-@click.option("--tpot-ms", type=float, required=True, metavar="Y", help="Time-per-output-token SLO in ms.")
+@click.option("--ttft-ms", type=float, default=None, metavar="X",
+              help="Time-to-first-token SLO in ms (required unless --objective throughput).")
+@click.option("--tpot-ms", type=float, default=None, metavar="Y",
+              help="Time-per-output-token SLO in ms (required unless --objective throughput).")
 @click.option("--percentile", type=float, default=90.0, show_default=True, help="SLO percentile.")
 @click.option("--attainment", type=float, default=0.9, show_default=True,
               help="Target fraction of requests meeting both SLOs.")
 @click.option("--rate", type=float, default=None, metavar="R", help="Arrival rate in requests/s.")
-@click.option("--objective", type=click.Choice(["goodput", "gpus", "cost"]), default=None,
-              help="goodput (default without --rate): max goodput per GPU; gpus/cost (need --rate): fewest GPUs/$.")
+@click.option("--objective", type=click.Choice(["goodput", "gpus", "cost", "throughput"]), default=None,
+              help="goodput (default without --rate): max goodput per GPU; gpus/cost (need --rate): fewest GPUs/$; "
+                   "throughput: offline batch inference, max output tokens/s per GPU, no SLOs.")
+@click.option("--top", type=int, default=0, show_default=True, help="Also report the next N deployments.")
+@click.option("--pareto", is_flag=True,
+              help="Also report the front of goodput per GPU against the TPOT SLO (each point a full deployment).")
 @click.option("--robust", is_flag=True,
               help="Plan against the SLOs divided by the 90th-percentile latency factor of the calibration residuals "
                    "(the SLOs then hold even when the cost model is optimistic).")
@@ -75,6 +91,7 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--arrival", type=click.Choice(["poisson", "bursty"]), default="poisson", show_default=True)
 @click.option("--engine", type=_engines, default="vllm", show_default=True, help=_ENGINE_HELP)
 @_dtype_options
+@_feature_options
 @click.option("--ep", type=int, default=0, show_default=True, help="Expert-parallel degree of every instance (0: any).")
 @click.option("--attention-dp", type=int, default=0, show_default=True,
               help="Attention data-parallel replicas per instance (MoE; 0: any).")
@@ -86,12 +103,14 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed (replays use seed, seed+1, ...).")
 @click.option("--verify-seeds", type=int, default=4, show_default=True,
               help="Independent simulator replays; a rate is accepted when their 95% lower bound clears the target.")
+@click.option("--verify-layouts", type=int, default=3, show_default=True,
+              help="Layouts per mode verified by simulation (goodput objective); the best simulated one wins.")
 @time_limit_option
 @output_option
 def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, osl, ttft_ms, tpot_ms, percentile,
-               attainment, rate, objective, robust, lengths_csv, lognormal, arrival, engine, dtype, kv_dtype, moe_skew,
-               quant_block, ep, attention_dp, modes, prefill_pools, decode_pools, requests, seed, verify_seeds,
-               time_limit_s, output):
+               attainment, rate, objective, top, pareto, robust, lengths_csv, lognormal, arrival, engine, dtype,
+               kv_dtype, moe_skew, quant_block, prefix_len, spec_depth, spec_accept, ep, attention_dp, modes,
+               prefill_pools, decode_pools, requests, seed, verify_seeds, verify_layouts, time_limit_s, output):
     """Prefill/decode split (or colocated / intra-GPU) maximising goodput under TTFT/TPOT SLOs."""
     from planner import plan_serving
     from planner.serve import ServeOptions, ServingWorkload, explain
@@ -99,13 +118,19 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
 
     model = profiles.load_model(model_ref)
     cluster = _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref)
-    workload = ServingWorkload(input_len=isl, output_len=osl, ttft_s=ttft_ms / 1e3, tpot_s=tpot_ms / 1e3,
+    if objective != "throughput" and (ttft_ms is None or tpot_ms is None):
+        raise SpecError("needs --ttft-ms and --tpot-ms (only --objective throughput plans without SLOs)",
+                        field="ttft-ms" if ttft_ms is None else "tpot-ms")
+    workload = ServingWorkload(input_len=isl, output_len=osl, ttft_s=(ttft_ms or 0.0) / 1e3,
+                               tpot_s=(tpot_ms or 0.0) / 1e3, prefix_len=prefix_len,
                                rate_per_s=rate, percentile=percentile, attainment=attainment,
                                lengths=read_lengths_csv(lengths_csv) if lengths_csv else (),
                                lognormal=tuple(lognormal) if lognormal else (), arrival=arrival)
     options = ServeOptions(engine=engine, dtype=dtype, kv_dtype=kv_dtype, moe_skew=moe_skew, quant_block=quant_block,
                            ep=ep, attention_dp=attention_dp, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
-                           simulate_requests=requests, seed=seed, verify_seeds=verify_seeds, time_limit_s=time_limit_s,
+                           simulate_requests=requests, seed=seed, verify_seeds=verify_seeds,
+                           verify_layouts=verify_layouts, spec_depth=spec_depth, spec_accept=spec_accept, top=top,
+                           pareto=pareto, time_limit_s=time_limit_s,
                            prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools), robust=robust)
     plan = plan_serving(model, cluster, workload, objective=objective or ("gpus" if rate else "goodput"),
                         options=options, progress=progress)
@@ -125,16 +150,20 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
 @click.option("--osl", type=int, required=True, help="Output length in tokens.")
 @click.option("--engine", type=_engines, default=DEFAULT_ENGINE, show_default=True, help=_ENGINE_HELP)
 @_dtype_options
+@_feature_options
+@click.option("--offline", is_flag=True,
+              help="Also estimate offline batch inference (all requests queued, in-flight batching up to the KV room).")
 @gpus_per_node_option
 @output_option
 def estimate_serve(model_ref, gpu_ref, tp, pp, ep, dp, batch, isl, osl, engine, dtype, kv_dtype, moe_skew, quant_block,
-                   gpus_per_node, output):
+                   prefix_len, spec_depth, spec_accept, offline, gpus_per_node, output):
     """Prefill latency and mean decode step of one instance shape and batch."""
     from planner.serve import estimate_serving, explain
 
     plan = estimate_serving(profiles.load_model(model_ref), profiles.load_device(gpu_ref), tp=tp, pp=pp, ep=ep, dp=dp,
                             batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
-                            moe_skew=moe_skew, quant_block=quant_block, devices_per_node=gpus_per_node)
+                            moe_skew=moe_skew, quant_block=quant_block, devices_per_node=gpus_per_node,
+                            prefix_len=prefix_len, spec_depth=spec_depth, spec_accept=spec_accept, offline=offline)
     emit(plan, output, explain(plan))
 
 

@@ -26,6 +26,8 @@ def simulate_plan(plan: Plan, *, rate: float | None = None, requests: int | None
 
     if plan.kind != "serve":
         raise SpecError("simulate needs a serve plan", field="kind")
+    if plan["inputs"].get("objective") == "throughput":
+        raise SpecError("an offline (objective throughput) plan has no arrivals or SLOs to simulate", field="objective")
     inp = plan["inputs"]
     workload = workload_from_dict(inp["workload"])
     if arrival is not None:

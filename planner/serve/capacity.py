@@ -15,7 +15,8 @@ context c; T_ttft, T_tpot the SLOs.
             λ = min(λ_P, λ_D), maximised over C ∈ CHUNKS (B the largest feasible for each C)
   intra_gpu semi-PD: prefill gets a compute share s, decode 1 − s of the same GPUs (no KV transfer);
             prefill time P/s, decode step d·max(1, BW_SATURATION_SHARE/(1 − s)) (HBM bandwidth saturates
-            with BW_SATURATION_SHARE of the SMs); λ_P(s) increases and λ_D(s) decreases in s, so
+            with BW_SATURATION_SHARE of the SMs); both engine processes hold the weights, so the KV room is
+            the HBM left after two copies; λ_P(s) increases and λ_D(s) decreases in s, so
             max_s min(λ_P, λ_D) is at their crossing, found by bisection (exact to SHARE_TOL).
 """
 
@@ -47,6 +48,8 @@ BW_SATURATION_SHARE = 0.5
 SHARE_TOL = 1e-4
 MAX_BATCH = 1024
 GRID_POINTS = 16
+INTRA_GPU_WEIGHT_COPIES = 2
+"""intra_gpu: the prefill and decode engine processes on the same GPUs each load the weights (vLLM/SGLang)"""
 MAX_POOLED = 64
 """largest number of pooled prefill instances of one shape priced exactly (more: linear beyond)"""
 
@@ -210,11 +213,28 @@ class CapacityModel:
         return {"engine": o.engine, "dtype": o.dtype, "kv_dtype": o.kv_dtype, "skew": o.moe_skew,
                 "devices_per_node": pool.devices_per_node}
 
+    def prefill_seconds(self, pool: NodePool, shape: InstanceShape, n: float) -> float:
+        """Prefill of one prompt of n tokens whose shared prefix (workload.prefix_len) is already cached."""
+        cached = min(float(self.workload.prefix_len), n - 1.0)
+        return prefill_time(self.model, pool.device, shape, batch=1, prompt_len=n - cached, context_len=cached,
+                            **self._kw(pool))["time_s"]
+
+    def token_seconds(self, pool: NodePool, shape: InstanceShape, batch: float, context: float) -> float:
+        """Decode time per emitted token: one step verifying spec_depth + 1 tokens per sequence / spec_accept."""
+        o = self.options
+        return decode_step_time(self.model, pool.device, shape, batch=batch, context_len=context,
+                                tokens_per_seq=o.spec_depth + 1.0, **self._kw(pool))["time_s"] / o.spec_accept
+
+    def mixed_seconds(self, pool: NodePool, shape: InstanceShape, batch: float, context: float, chunk: float) -> float:
+        """One chunked-prefill iteration: `batch` decode tokens plus a prompt chunk after the cached prefix."""
+        return mixed_step_time(self.model, pool.device, shape, decode_batch=batch, decode_context=context,
+                               chunk_tokens=chunk, chunk_context=self.stats.mean_in / 2 + self.workload.prefix_len / 2,
+                               **self._kw(pool))
+
     def _prefill_moments(self, pool: NodePool, shape: InstanceShape, scale: float = 1.0) -> tuple[float, float, float]:
         """(E[S], E[S²], P(L_q)) of the prefill service, S = P(L)/pp, scaled by `scale`."""
         grid = length_grid(self.stats)
-        times = np.array([prefill_time(self.model, pool.device, shape, batch=1, prompt_len=float(n),
-                                       **self._kw(pool))["time_s"] for n in grid])
+        times = np.array([self.prefill_seconds(pool, shape, float(n)) for n in grid])
         s = np.interp(np.asarray(self.stats.inputs), grid, times) * scale
         service = s / shape.pp
         q_time = float(np.interp(self.stats.q_in, grid, times)) * scale
@@ -229,7 +249,8 @@ class CapacityModel:
         return t, bw
 
     def prefill(self, pool: NodePool, dest: NodePool, shape: InstanceShape) -> Candidate | None:
-        if kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype, self.options.kv_dtype) < self.stats.q_in:
+        room = kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype, self.options.kv_dtype)
+        if room < self.stats.q_in:
             return None
         mean_s, m2, p_q = self._prefill_moments(pool, shape)
         t_kv, _ = self.transfer(pool, dest, shape, self.stats.q_in)
@@ -257,17 +278,20 @@ class CapacityModel:
                 hi = mid - 1
         return lo, step(lo)
 
-    def _memory_batch(self, pool: NodePool, shape: InstanceShape) -> int:
-        cap = kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype, self.options.kv_dtype)
-        return min(MAX_BATCH, int(cap // max(self.stats.q_total, 1.0)))
+    def _memory_batch(self, pool: NodePool, shape: InstanceShape, weight_copies: int = 1) -> int:
+        """Largest decode batch whose KV (at the (L+O) quantile) fits; with two engine processes (intra_gpu) the
+        prefill process also holds one request's KV."""
+        cap = kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype, self.options.kv_dtype,
+                                 weight_copies)
+        return min(MAX_BATCH, int(cap // max(self.stats.q_total, 1.0)) - (weight_copies - 1))
 
-    def decode(self, pool: NodePool, shape: InstanceShape, slowdown: float = 1.0) -> Candidate | None:
-        limit = self._memory_batch(pool, shape)
+    def decode(self, pool: NodePool, shape: InstanceShape, slowdown: float = 1.0,
+               weight_copies: int = 1) -> Candidate | None:
+        limit = self._memory_batch(pool, shape, weight_copies)
         ctx = self.stats.ctx_avg
 
         def step(b):
-            return decode_step_time(self.model, pool.device, shape, batch=b, context_len=ctx,
-                                    **self._kw(pool))["time_s"] * slowdown
+            return self.token_seconds(pool, shape, b, ctx) * slowdown
 
         batch, t = self._largest_batch(step, limit, self.workload.tpot_s)
         if batch == 0:
@@ -287,15 +311,15 @@ class CapacityModel:
         inputs = np.asarray(stats.inputs)
         for chunk in CHUNKS:
             def step(b, chunk=chunk):
-                return mixed_step_time(self.model, pool.device, shape, decode_batch=b, decode_context=stats.ctx_avg,
-                                       chunk_tokens=chunk, chunk_context=stats.mean_in / 2, **self._kw(pool))
+                return self.mixed_seconds(pool, shape, b, stats.ctx_avg, chunk)
 
             batch, t = self._largest_batch(step, limit, self.workload.tpot_s)
             if batch == 0:
                 continue
-            service = np.ceil(inputs / chunk) * t
+            fresh = np.maximum(inputs - self.workload.prefix_len, 1.0)  # the cached prefix is not prefilled
+            service = np.ceil(fresh / chunk) * t
             mean_s, m2 = float(service.mean()), float((service ** 2).mean())
-            floor = math.ceil(stats.q_in / chunk) * t
+            floor = math.ceil(max(stats.q_in - self.workload.prefix_len, 1.0) / chunk) * t
             rate_p = mg1_max_rate(mean_s, m2, self.q, self.workload.ttft_s - floor)
             rate_d = max_offered_load(batch, self.slot_q) / (stats.mean_out * t)
             rate = min(rate_p, rate_d)
@@ -312,11 +336,12 @@ class CapacityModel:
         mean_s, m2, p_q = moments or self._prefill_moments(pool, shape)
         scale = 1.0 / share
         rate_p = mg1_max_rate(mean_s * scale, m2 * scale * scale, self.q, self.workload.ttft_s - p_q * scale)
-        dec = self.decode(pool, shape, slowdown=max(1.0, BW_SATURATION_SHARE / (1.0 - share)))
+        dec = self.decode(pool, shape, slowdown=max(1.0, BW_SATURATION_SHARE / (1.0 - share)),
+                          weight_copies=INTRA_GPU_WEIGHT_COPIES)
         return rate_p, dec.capacity_rps if dec else 0.0, dec
 
     def intra_gpu(self, pool: NodePool, shape: InstanceShape) -> Candidate | None:
-        if self._memory_batch(pool, shape) < 1:
+        if self._memory_batch(pool, shape, INTRA_GPU_WEIGHT_COPIES) < 1:
             return None
         mean_s, m2, p_q = self._prefill_moments(pool, shape)
 

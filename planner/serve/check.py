@@ -7,7 +7,7 @@ from planner.confidence import alternative_note, confidence_lines
 from planner.confidence.documents import check_confidence
 from planner.plan import Plan
 from planner.serve.capacity import CapacityModel
-from planner.serve.estimate import estimate_numbers
+from planner.serve.estimate import Workload, estimate_numbers
 from planner.serve.io import cluster_from_dict, device_from_dict, model_from_dict, options_from_dict, workload_from_dict
 
 REL_TOL = 1e-6
@@ -23,9 +23,14 @@ def _check_estimate(plan: Plan) -> list[str]:
     shape = InstanceShape(**inp["shape"])
     got = estimate_numbers(model, device, shape, batch=inp["batch"], isl=inp["isl"], osl=inp["osl"],
                            engine=inp["engine"], dtype=inp["dtype"], devices_per_node=inp["devices_per_node"],
-                           kv_dtype=inp.get("kv_dtype", ""), skew=inp.get("moe_skew", 1.0))
+                           kv_dtype=inp.get("kv_dtype", ""), skew=inp.get("moe_skew", 1.0),
+                           work=Workload(isl=inp["isl"], osl=inp["osl"], prefix_len=inp.get("prefix_len", 0),
+                                         spec_depth=inp.get("spec_depth", 0), spec_accept=inp.get("spec_accept", 1.0),
+                                         offline=inp.get("offline", False)))
     problems = []
-    for key in ("prefill_s", "decode_step_s", "weights_bytes_per_gpu", "kv_capacity_tokens"):
+    keys = ["prefill_s", "decode_step_s", "weights_bytes_per_gpu", "kv_capacity_tokens"]
+    keys += ["offline_output_tokens_per_s_per_gpu"] if inp.get("offline") else []
+    for key in keys:
         if not _close(got[key], plan["predicted"][key]):
             problems.append(f"predicted.{key} is {plan['predicted'][key]}, recomputed {got[key]}")
     fits = got["kv_capacity_tokens"] >= inp["batch"] * (inp["isl"] + inp["osl"])
@@ -55,6 +60,29 @@ def _pack(sizes: list[int], per_node: int, nodes: int) -> bool:
     return True
 
 
+def _check_offline(plan: Plan, model, cluster, workload, options) -> list[str]:
+    """An offline (objective throughput) plan: its shape's throughput recomputed, and no shape does better."""
+    from planner.serve.offline import _best_shape
+
+    rows = _best_shape(CapacityModel(model, cluster, workload, options), workload, options)
+    (g,) = plan["decision"]["groups"]
+    got = plan["predicted"]["offline_output_tokens_per_s_per_gpu"]
+    mine = [r for r in rows if (r[1].name, r[2].tp, r[2].pp, r[2].ep, r[2].dp) == (g["pool"], g["tp"], g["pp"], g["ep"],
+                                                                                  g["dp"])]
+    problems = []
+    if not mine:
+        problems.append(f"offline shape tp{g['tp']}pp{g['pp']} on {g['pool']} does not hold one request")
+    elif not _close(mine[0][0], got):
+        problems.append(f"offline_output_tokens_per_s_per_gpu is {got}, recomputed {mine[0][0]}")
+    if rows and rows[0][0] > got * (1 + REL_TOL):
+        problems.append(f"shape tp{rows[0][2].tp}pp{rows[0][2].pp} reaches {rows[0][0]:.1f} output tok/s/GPU, "
+                        f"more than the plan's {got:.1f}")
+    if g["instances"] * g["gpus"] > cluster.pool(g["pool"]).num_devices:
+        problems.append(f"pool {g['pool']}: plan uses {g['instances'] * g['gpus']} GPUs, inventory is "
+                        f"{cluster.pool(g['pool']).num_devices}")
+    return problems
+
+
 def check(plan: Plan) -> list[str]:
     """Problems found by recomputing the plan from its inputs; an empty list means the plan is valid."""
     if plan.kind == "estimate":
@@ -62,6 +90,8 @@ def check(plan: Plan) -> list[str]:
     inp = plan["inputs"]
     model, cluster = model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"])
     workload, options = workload_from_dict(inp["workload"]), options_from_dict(inp["options"])
+    if inp.get("objective") == "throughput":
+        return _check_offline(plan, model, cluster, workload, options)
     cm = CapacityModel(model, cluster, workload, options)
     problems = []
     decision, predicted = plan["decision"], plan["predicted"]
@@ -116,6 +146,20 @@ def check(plan: Plan) -> list[str]:
     return problems + check_confidence(plan)
 
 
+def _feature_lines(inp: dict, p: dict) -> list[str]:
+    """Estimate lines for the cached prefix, speculative decoding and offline throughput (when asked for)."""
+    lines = []
+    if inp.get("prefix_len"):
+        lines.append(f"  cached prefix      {inp['prefix_len']:10d} tokens (prefill computes {inp['isl'] - inp['prefix_len']})")
+    if inp.get("spec_depth"):
+        lines.append(f"  speculative        depth {inp['spec_depth']}, {inp['spec_accept']:g} tokens/step: "
+                     f"TPOT {p['tpot_s'] * 1e3:.2f} ms")
+    if inp.get("offline"):
+        lines.append(f"  offline            batch {p['offline_batch']}, {p['offline_requests_per_s']:.2f} req/s, "
+                     f"{p['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU")
+    return lines
+
+
 def explain(plan: Plan) -> str:
     """A readable summary of a serve plan or serve estimate."""
     p = plan["predicted"]
@@ -128,10 +172,20 @@ def explain(plan: Plan) -> str:
             f"  prefill            {p['prefill_s'] * 1e3:10.2f} ms",
             f"  decode step (mean) {p['decode_step_s'] * 1e3:10.2f} ms  ({p['decode_tokens_per_s']:.1f} tok/s)",
             f"  weights per GPU    {p['weights_bytes_per_gpu'] / 2**30:10.2f} GiB; KV room {p['kv_capacity_tokens']:.0f} tokens",
+            *_feature_lines(inp, p),
             *confidence_lines(p, width=19),
             f"  feasible: {plan.get('feasible')}" + "".join(f"\n    {r}" for r in plan.get("infeasible_reasons", []))])
     wl = plan["inputs"]["workload"]
     d = plan["decision"]
+    if plan["inputs"].get("objective") == "throughput":
+        g = d["groups"][0]
+        return "\n".join(
+            [f"serve plan: offline batch inference ({plan['inputs']['options']['engine']} engine), objective throughput",
+             f"  {g['instances']} x tp{g['tp']} pp{g['pp']} ep{g['ep']} dp{g['dp']} on {g['pool']} ({p['gpus']} GPUs), "
+             f"in-flight batch {p['offline_batch']}, ISL {wl['input_len']} / OSL {wl['output_len']}",
+             f"  {p['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU, {p['rate_rps']:.2f} req/s in all"]
+            + [f"  alternative {a['rank']}: tp{a['groups'][0]['tp']} pp{a['groups'][0]['pp']}: "
+               f"{a['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU" for a in plan["alternatives"]])
     lines = [f"serve plan: mode {d['mode']} ({plan['inputs']['options']['engine']} engine), objective "
              f"{plan['inputs']['objective']}",
              f"  SLO: TTFT {wl['ttft_s'] * 1e3:.0f} ms, TPOT {wl['tpot_s'] * 1e3:.1f} ms at p{wl['percentile']:g}, "
@@ -151,7 +205,16 @@ def explain(plan: Plan) -> str:
               f"{sim.get('tpot_s', {}).get(pct, 0) * 1e3:.2f} ms"]
     lines += confidence_lines(p)
     for alt in plan.get("alternatives") or []:
-        lines.append(f"  alt {alt['mode']}: {alt.get('why', '')}{alternative_note(alt)}")
+        if "rank" in alt:
+            shapes = " + ".join(f"{g['instances']}x {g['role']} tp{g['tp']}pp{g['pp']}" for g in alt["groups"])
+            lines.append(f"  top {alt['rank']} ({alt['mode']}): {shapes}: {alt['gpus']} GPUs, {alt['rate_rps']:.3f} "
+                         f"req/s, {alt['goodput_tokens_per_s_per_gpu']:.1f} tok/s/GPU (model)")
+        else:
+            lines.append(f"  alt {alt['mode']}: {alt.get('why', '')}{alternative_note(alt)}")
+    for pt in p.get("pareto") or []:
+        shapes = " + ".join(f"{g['instances']}x {g['role']} tp{g['tp']}pp{g['pp']}" for g in pt["groups"])
+        lines.append(f"  pareto TPOT {pt['tpot_slo_s'] * 1e3:.1f} ms: {pt['goodput_tokens_per_s_per_gpu']:.1f} "
+                     f"tok/s/GPU at {pt['rate_rps']:.3f} req/s ({pt['mode']}: {shapes})")
     for name, b in sorted(plan["baselines"].items()):
         if b.get("feasible") is False:
             lines.append(f"  baseline {name}: no SLO-feasible configuration")

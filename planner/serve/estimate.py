@@ -1,6 +1,7 @@
 """`parplan estimate serve`: the cost of one serving configuration (prefill latency, mean decode step, memory)."""
 
 import dataclasses
+from dataclasses import dataclass
 
 from costmodels.errors import InfeasibleError, require
 from costmodels.hardware import DeviceSpec
@@ -20,40 +21,77 @@ from costmodels.serving import (
 )
 from planner.confidence import serve_estimate_confidence
 from planner.plan import Plan, make_plan
+from planner.serve.offline import offline_throughput
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Workload:
+    """What an estimate serves: prompt and output lengths, shared cached prefix, speculative decoding, offline."""
+
+    isl: int
+    """prompt tokens"""
+    osl: int
+    """output tokens"""
+    prefix_len: int = 0
+    """prompt tokens already in the prefix cache (prefill computes only isl - prefix_len, attending to all)"""
+    spec_depth: int = 0
+    """draft tokens verified per decode step (speculative decoding / MTP; 0 = off)"""
+    spec_accept: float = 1.0
+    """mean tokens emitted per decode step, 1 .. spec_depth + 1"""
+    offline: bool = False
+    """also estimate offline batch inference (planner.serve.offline)"""
+
+    def __post_init__(self):
+        require(self.isl >= 1, f"must be >= 1, got {self.isl}", field="isl")
+        require(self.osl >= 1, f"must be >= 1, got {self.osl}", field="osl")
+        require(0 <= self.prefix_len < self.isl, f"must be in [0, isl), got {self.prefix_len}", field="prefix-len")
+        require(self.spec_depth >= 0, f"must be >= 0, got {self.spec_depth}", field="spec-depth")
+        require(1.0 <= self.spec_accept <= self.spec_depth + 1,
+                f"must be in [1, spec-depth + 1 = {self.spec_depth + 1}], got {self.spec_accept}", field="spec-accept")
 
 
 def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: int, isl: int, osl: int,
                      engine: str, dtype: str, devices_per_node: int | None, kv_dtype: str = "",
-                     skew: float = 1.0) -> dict:
+                     skew: float = 1.0, work: Workload | None = None) -> dict:
     """The predicted block of an estimate (also used by check to recompute)."""
+    work = work or Workload(isl=isl, osl=osl)
     kw = dict(engine=engine, dtype=dtype, kv_dtype=kv_dtype, skew=skew, devices_per_node=devices_per_node)
-    pre = prefill_time(model, device, shape, batch=batch, prompt_len=isl, **kw)
-    mean_step = mean_decode_step_time(model, device, shape, batch=batch, input_len=isl, output_len=osl, **kw)
-    last = decode_step_time(model, device, shape, batch=batch, context_len=isl + osl, **kw)
+    per_seq = work.spec_depth + 1.0
+    pre = prefill_time(model, device, shape, batch=batch, prompt_len=isl - work.prefix_len,
+                       context_len=work.prefix_len, **kw)
+    mean_step = mean_decode_step_time(model, device, shape, batch=batch, input_len=isl, output_len=osl,
+                                      tokens_per_seq=per_seq, **kw)
+    last = decode_step_time(model, device, shape, batch=batch, context_len=isl + osl, tokens_per_seq=per_seq, **kw)
     weights = weight_bytes_per_gpu(model, shape, dtype)
     kv_need = batch * (isl + osl) * kv_bytes_per_token_gpu(model, shape, kv_dtype or dtype) / shape.dp
     capacity = kv_capacity_tokens(model, device, shape, dtype, kv_dtype)
-    return {
+    out = {
         "prefill_s": pre["time_s"],
         "decode_step_s": mean_step,
-        "decode_tokens_per_s": batch / mean_step,
+        "tpot_s": mean_step / work.spec_accept,
+        "decode_tokens_per_s": batch * work.spec_accept / mean_step,
         "weights_bytes_per_gpu": weights,
         "kv_bytes_per_gpu": kv_need,
         "kv_capacity_tokens": capacity,
         "breakdown": {"prefill": {k: v for k, v in sorted(pre.items()) if k != "time_s"},
                       "decode_last_step": {k: v for k, v in sorted(last.items()) if k != "time_s"}},
     }
+    if work.offline:
+        out.update(offline_throughput(model, device, shape, isl=isl, osl=osl, kw=kw, prefix_len=work.prefix_len,
+                                      spec_depth=work.spec_depth, spec_accept=work.spec_accept))
+    return out
 
 
 def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1, batch: int,
                      isl: int, osl: int, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
-                     moe_skew: float = 1.0, quant_block: int = 0, devices_per_node: int | None = None) -> Plan:
+                     moe_skew: float = 1.0, quant_block: int = 0, devices_per_node: int | None = None,
+                     prefix_len: int = 0, spec_depth: int = 0, spec_accept: float = 1.0, offline: bool = False) -> Plan:
     """An estimate document (kind "estimate", inputs.target "serve") for one instance shape and batch.
 
     Raises InfeasibleError (exit 3) when an FP8-block checkpoint (quant_block) cannot be split at this shape."""
     require(batch >= 1, f"must be >= 1, got {batch}", field="batch")
-    require(isl >= 1, f"must be >= 1, got {isl}", field="isl")
-    require(osl >= 1, f"must be >= 1, got {osl}", field="osl")
+    work = Workload(isl=isl, osl=osl, prefix_len=prefix_len, spec_depth=spec_depth, spec_accept=spec_accept,
+                    offline=offline)
     shape = InstanceShape(tp=tp, pp=pp, ep=ep, dp=dp)
     check_shape(model, shape)
     Precision(dtype=dtype, kv_dtype=kv_dtype, skew=moe_skew)
@@ -63,7 +101,7 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     per_node = devices_per_node or device.devices_per_node
     require(tp <= per_node, f"tp ({tp}) must fit in one node of {per_node} GPUs", field="tp")
     predicted = estimate_numbers(model, device, shape, batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype,
-                                 kv_dtype=kv_dtype, skew=moe_skew, devices_per_node=per_node)
+                                 kv_dtype=kv_dtype, skew=moe_skew, devices_per_node=per_node, work=work)
     reasons = []
     if predicted["kv_capacity_tokens"] <= 0:
         reasons.append(f"weights need {predicted['weights_bytes_per_gpu'] / 2**30:.1f} GiB per GPU at tp={tp}, pp={pp}; "
@@ -76,6 +114,7 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     inputs = {"target": "serve", "model": dataclasses.asdict(model), "device": dataclasses.asdict(device),
               "shape": {"tp": tp, "pp": pp, "ep": ep, "dp": dp}, "batch": batch, "isl": isl, "osl": osl, "engine": engine,
               "dtype": dtype, "kv_dtype": kv_dtype, "moe_skew": moe_skew, "quant_block": quant_block,
+              "prefix_len": prefix_len, "spec_depth": spec_depth, "spec_accept": spec_accept, "offline": offline,
               "devices_per_node": per_node}
     return make_plan("estimate", inputs=inputs, decision={"tp": tp, "pp": pp, "ep": ep, "dp": dp, "batch": batch},
                      predicted=predicted, feasible=not reasons, infeasible_reasons=reasons)

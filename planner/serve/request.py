@@ -14,7 +14,7 @@ from costmodels.serving import ENGINES, Precision
 from planner.typed import Typed
 
 ARRIVALS = ("poisson", "bursty")
-OBJECTIVES = ("goodput", "gpus", "cost")
+OBJECTIVES = ("goodput", "gpus", "cost", "throughput")
 MOMENT_SAMPLES = 4096
 """seeded draws used to summarise a lognormal length distribution"""
 
@@ -33,6 +33,8 @@ class ServingWorkload:
     """time-per-output-token SLO (mean inter-token time of one request)"""
     rate_per_s: float | None = None
     """arrival rate; None lets the goodput objective find the largest sustainable rate"""
+    prefix_len: int = 0
+    """tokens of a prompt prefix shared by every request and kept in the prefix cache (prefill skips them)"""
     percentile: float = 90.0
     """SLO percentile used by the capacity models"""
     attainment: float = 0.9
@@ -49,9 +51,11 @@ class ServingWorkload:
     def __post_init__(self):
         require(self.input_len >= 1, f"must be >= 1, got {self.input_len}", field="isl")
         require(self.output_len >= 1, f"must be >= 1, got {self.output_len}", field="osl")
-        require(self.ttft_s > 0, f"must be > 0, got {self.ttft_s}", field="ttft_ms")
-        require(self.tpot_s > 0, f"must be > 0, got {self.tpot_s}", field="tpot_ms")
+        require(self.ttft_s >= 0, f"must be > 0 (0: no SLO, objective throughput), got {self.ttft_s}", field="ttft_ms")
+        require(self.tpot_s >= 0, f"must be > 0 (0: no SLO, objective throughput), got {self.tpot_s}", field="tpot_ms")
         require(self.rate_per_s is None or self.rate_per_s > 0, f"must be > 0, got {self.rate_per_s}", field="rate")
+        require(0 <= self.prefix_len < self.input_len, f"must be in [0, isl), got {self.prefix_len}",
+                field="prefix-len")
         require(50.0 <= self.percentile < 100.0, f"must be in [50, 100), got {self.percentile}", field="percentile")
         require(0.0 < self.attainment < 1.0, f"must be in (0, 1), got {self.attainment}", field="attainment")
         require(self.arrival in ARRIVALS, f"unknown arrival {self.arrival!r}; valid: {', '.join(ARRIVALS)}",
@@ -110,6 +114,10 @@ class ServeOptions:
     """KV-cache dtype ("" = dtype)"""
     moe_skew: float = 1.0
     """MoE routing skew: token-expert slots on the busiest expert-parallel GPU / the mean"""
+    spec_depth: int = 0
+    """speculative decoding / MTP: draft tokens verified per decode step (0 = off)"""
+    spec_accept: float = 1.0
+    """mean tokens emitted per decode step (accepted drafts + the bonus token), 1 <= spec_accept <= spec_depth + 1"""
     ep: int = 0
     """expert-parallel degree of every instance (0 = the planner chooses)"""
     attention_dp: int = 0
@@ -126,6 +134,13 @@ class ServeOptions:
     """simulator seed (replays use seed, seed+1, ...)"""
     verify_seeds: int = 4
     """independent simulator replays behind each accepted rate (planner.serve.verify)"""
+    top: int = 0
+    """also report the next `top` deployments (alternatives, best first)"""
+    pareto: bool = False
+    """also report the front of goodput per GPU against the TPOT SLO (predicted.pareto)"""
+    verify_layouts: int = 3
+    """goodput objective: layouts per mode verified by simulation (the mode's ILP solution and the next best
+    single-layout solutions, planner.serve.layouts); the best simulated one is kept"""
     time_limit_s: float = 60.0
     """solver time limit per solve"""
     robust: bool = False
@@ -140,6 +155,9 @@ class ServeOptions:
         require(self.engine in ENGINES, f"unknown engine {self.engine!r}; valid: {', '.join(sorted(ENGINES))}",
                 field="engine")
         Precision(dtype=self.dtype, kv_dtype=self.kv_dtype, skew=self.moe_skew)
+        require(self.spec_depth >= 0, f"must be >= 0, got {self.spec_depth}", field="spec-depth")
+        require(1.0 <= self.spec_accept <= self.spec_depth + 1,
+                f"must be in [1, spec-depth + 1 = {self.spec_depth + 1}], got {self.spec_accept}", field="spec-accept")
         for name in ("quant_block", "ep", "attention_dp"):
             v = getattr(self, name)
             require(v >= 0, f"must be >= 0, got {v}", field=name.replace("_", "-"))
@@ -148,6 +166,8 @@ class ServeOptions:
             require(m in ("disaggregated", "colocated", "intra_gpu"), f"unknown mode {m!r}", field="modes")
         require(len(self.modes) >= 1, "needs at least one mode", field="modes")
         require(self.simulate_requests >= 10, f"must be >= 10, got {self.simulate_requests}", field="requests")
+        require(self.top >= 0, f"must be >= 0, got {self.top}", field="top")
+        require(self.verify_layouts >= 1, f"must be >= 1, got {self.verify_layouts}", field="verify_layouts")
         require(2 <= self.verify_seeds <= 11, f"must be in 2..11, got {self.verify_seeds}", field="verify_seeds")
         require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
 
@@ -172,8 +192,10 @@ class ServeRequest(Typed):
         require(isinstance(self.workload, ServingWorkload), "must be a ServingWorkload", field="workload")
         require(self.objective in OBJECTIVES, f"unknown objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}",
                 field="objective")
-        require(self.workload.rate_per_s is not None or self.objective == "goodput",
+        require(self.workload.rate_per_s is not None or self.objective in ("goodput", "throughput"),
                 f"objective {self.objective!r} needs a target --rate", field="rate")
+        require(self.objective == "throughput" or (self.workload.ttft_s > 0 and self.workload.tpot_s > 0),
+                f"objective {self.objective!r} needs TTFT and TPOT SLOs > 0 (--ttft-ms, --tpot-ms)", field="ttft_ms")
 
 
 def read_lengths_csv(path: str) -> tuple[tuple[int, int], ...]:

@@ -24,6 +24,8 @@ from planner.confidence.robust_serve import robust_workload
 from planner.plan import Plan, make_plan
 from planner.serve.capacity import CapacityModel, build_candidates
 from planner.serve.formulation import CountSolution, solve_counts
+from planner.serve.front import pareto_front, top_alternatives
+from planner.serve.layouts import LAYOUT_MARGIN, ranked_layouts, same_counts
 from planner.serve.request import ServeOptions, ServeRequest, ServingWorkload
 from planner.serve.simulate import Deployment, simulate
 from planner.serve.verify import accepted, replicate
@@ -33,6 +35,8 @@ DERATE = 0.9
 MAX_REPAIRS = 8
 MAX_RAISES = 4
 """goodput objective: upward steps of 1/DERATE tried beyond the first accepted rate"""
+BISECT_STEPS = 2
+"""goodput objective: bisections between the last accepted and the first rejected rate"""
 MODE_ROLES = {"disaggregated": ("prefill", "decode"), "colocated": ("colocated",), "intra_gpu": ("intra_gpu",)}
 
 
@@ -111,7 +115,8 @@ def _one_p_one_d(cands: dict, cluster: ClusterSpec, objective: str, rate: float 
                 units = units_needed
             gpus = units * (p.gpus + d.gpus)
             sol = CountSolution(counts=tuple(sorted(((p, units), (d, units)), key=lambda cu: cu[0].key)),
-                                rate_rps=units * unit_rate, gpus=gpus, cost_per_hour=units * (p.cost_per_hour + d.cost_per_hour),
+                                rate_rps=units * unit_rate, gpus=gpus,
+                                cost_per_hour=units * (p.cost_per_hour + d.cost_per_hour),
                                 solver={"backend": "enumeration", "status": "optimal"})
             key = (-gpus, 0.0) if rate is not None else (sol.goodput_per_gpu, -gpus)
             if best is None or key > best[0]:
@@ -126,8 +131,13 @@ def _verify(cm: CapacityModel, mode: str, sol: CountSolution, groups: dict, *, o
     served = rate if rate is not None else sol.rate_rps
     opts = cm.options
 
+    deployments = {}  # the engines' cost tables depend on the counts, not on the rate: build them once
+
     def run(s, r):
-        dep = Deployment(cm, _decision(mode, groups_of(s, r)))
+        key = tuple((c.key, k) for c, k in s.counts)
+        if key not in deployments:
+            deployments[key] = Deployment(cm, _decision(mode, groups_of(s, r)))
+        dep = deployments[key]
         return replicate(lambda seed: simulate(dep, rate=r, requests=opts.simulate_requests, seed=seed),
                          seed=opts.seed, seeds=opts.verify_seeds, requests=opts.simulate_requests)
 
@@ -150,18 +160,32 @@ def _verify(cm: CapacityModel, mode: str, sol: CountSolution, groups: dict, *, o
                                 solver=again.solver)
         sim = run(sol, served)
     if rate is None and accepted(sim, cm.workload.attainment):
-        served, sim, factor = _raise_rate(lambda r: run(sol, r), sol.rate_rps, factor, sim, cm.workload.attainment)
+        served, sim, factor = _raise_rate(lambda r: run(sol, r), sol.rate_rps, factor, sim, cm.workload.attainment,
+                                          rejected_above=repairs > 0)
     return sol, served, sim, factor, repairs
 
 
-def _raise_rate(run, capacity: float, factor: float, sim: dict, target: float) -> tuple[float, dict, float]:
-    """Raise an accepted rate by steps of 1/DERATE while the replays still accept it (at most MAX_RAISES steps);
-    the last accepted rate is the sustained maximum the plan reports: (rate, its replays, rate / capacity)."""
-    for _ in range(MAX_RAISES):
-        trial = run(capacity * factor / DERATE)
+def _raise_rate(run, capacity: float, factor: float, sim: dict, target: float,
+                rejected_above: bool) -> tuple[float, dict, float]:
+    """Raise an accepted rate by steps of 1/DERATE while the replays still accept it (at most MAX_RAISES steps),
+    then bisect BISECT_STEPS times between the last accepted and the first rejected rate; the last accepted rate
+    is the sustained maximum the plan reports: (rate, its replays, rate / capacity)."""
+    high = factor / DERATE
+    for _ in range(0 if rejected_above else MAX_RAISES):
+        trial = run(capacity * high)
         if not accepted(trial, target):
             break
-        factor, sim = factor / DERATE, trial
+        factor, sim, high = high, trial, high / DERATE
+    else:
+        if not rejected_above:
+            return capacity * factor, sim, factor
+    for _ in range(BISECT_STEPS):
+        mid = (factor + high) / 2
+        trial = run(capacity * mid)
+        if accepted(trial, target):
+            factor, sim = mid, trial
+        else:
+            high = mid
     return capacity * factor, sim, factor
 
 
@@ -199,11 +223,13 @@ def _infeasible(cm: CapacityModel, cands: dict, workload: ServingWorkload) -> In
     what = " and ".join(binding) if binding else "GPU budget / rate"
     cfg_t = best_t.name if best_t else "none"
     cfg_d = best_d.name if best_d else "none"
-    msg = (f"no configuration meets the SLOs; binding: {what}. Best achievable TTFT (p{workload.percentile:g}, zero load) "
+    msg = (f"no configuration meets the SLOs; binding: {what}. "
+           f"Best achievable TTFT (p{workload.percentile:g}, zero load) "
            f"{ttft * 1e3:.1f} ms with {cfg_t} (SLO {workload.ttft_s * 1e3:.1f} ms); best TPOT {tpot * 1e3:.2f} ms "
            f"with {cfg_d} at batch 1 (SLO {workload.tpot_s * 1e3:.2f} ms)")
     if not binding:
-        msg += f"; each SLO is reachable alone but not at rate {workload.rate_per_s} req/s within {cm.cluster.num_devices} GPUs"
+        msg += (f"; each SLO is reachable alone but not at rate {workload.rate_per_s} req/s within "
+                f"{cm.cluster.num_devices} GPUs")
     return InfeasibleError(msg, details={"binding": binding or ["capacity"], "best_ttft_s": ttft, "best_tpot_s": tpot,
                                          "ttft_config": cfg_t, "tpot_config": cfg_d})
 
@@ -217,8 +243,58 @@ def plan_serving(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorklo
     return plan_request(request, options or ServeOptions(), progress)
 
 
+def _alternatives(cm: CapacityModel, verified: dict, modes: tuple[str, ...], best_mode: str, objective: str,
+                  predicted: dict) -> list[dict]:
+    """The other modes, verified by simulation, each with why it lost."""
+    alternatives = []
+    for mode in modes:
+        if mode == best_mode:
+            continue
+        if verified.get(mode):
+            v_sol, v_rate, v_sim = verified[mode][:3]
+            alt = _predicted(cm, v_sol, v_rate)
+            alternatives.append({"mode": mode, "gpus": alt["gpus"], "rate_rps": alt["rate_rps"],
+                                 "goodput_tokens_per_s_per_gpu": alt["goodput_tokens_per_s_per_gpu"],
+                                 "simulated_attainment": v_sim["attainment"],
+                                 "why": f"worse {objective} than {best_mode} after simulation",
+                                 **goodput_versus(predicted, alt["goodput_tokens_per_s_per_gpu"])})
+        else:
+            alternatives.append({"mode": mode, "why": "no SLO-feasible configuration"})
+    return alternatives
+
+
+def _baselines(cm: CapacityModel, cands: dict, verified: dict, *, objective: str, rate: float | None,
+               kv_req: float) -> dict:
+    """Colocated serving and DistServe-style 1P1D units, verified by simulation like the plan."""
+    keys = ("gpus", "rate_rps", "goodput_tokens_per_s_per_gpu", "ttft_s", "tpot_s")
+    baselines: dict = {}
+    if verified.get("colocated"):
+        c, c_rate, c_sim = verified["colocated"][:3]
+        b = _predicted(cm, c, c_rate)
+        baselines["colocated"] = {"groups": groups_of(c, c_rate), "simulated_attainment": c_sim["attainment"],
+                                  **{k: b[k] for k in keys}}
+    else:
+        baselines["colocated"] = {"feasible": False}
+    one = _one_p_one_d(cands, cm.cluster, objective, rate, cm.stats.mean_out)
+    if one is not None:
+        one_sol, one_groups = one
+        checked = _verify(cm, "disaggregated", one_sol, one_groups, objective=objective, rate=rate, kv_req=kv_req,
+                          solver_opts=None)
+        if checked is not None:
+            o_sol, o_rate, o_sim = checked[:3]
+            o = _predicted(cm, o_sol, o_rate)
+            baselines["disaggregated_1p1d"] = {"groups": groups_of(o_sol, o_rate),
+                                               "simulated_attainment": o_sim["attainment"], **{k: o[k] for k in keys}}
+    baselines.setdefault("disaggregated_1p1d", {"feasible": False})
+    return baselines
+
+
 def plan_request(request: ServeRequest, options: ServeOptions, progress=None) -> Plan:
     """The kind-'serve' plan for one request (the body of planner.serve.plan.plan)."""
+    if request.objective == "throughput":
+        from planner.serve.offline import plan_offline
+
+        return plan_offline(request, options, progress)
     model, cluster, workload, objective = request.model, request.cluster, request.workload, request.objective
     robust_note = None
     if options.robust:  # SLOs tightened by the 90th-percentile latency factor (planner/confidence/robust_serve.py)
@@ -239,10 +315,18 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
                            options=solver_opts)
         if sol is not None:
             results[mode] = (sol, groups)
-    verified = {}
+    verified, ranked = {}, {}
     for mode, (sol, groups) in results.items():
-        verified[mode] = _verify(cm, mode, sol, groups, objective=objective, rate=rate, kv_req=kv_req,
-                                 solver_opts=solver_opts)
+        ranked[mode] = ranked_layouts(cluster, groups, kv_bytes_per_req=kv_req, options=solver_opts) \
+            if rate is None else []
+        floor = sol.goodput_per_gpu * (1 - LAYOUT_MARGIN)
+        tries = [(sol, groups)] + [sg for sg in ranked[mode] if not same_counts(sg[0], sol)
+                                   and sg[0].goodput_per_gpu >= floor][:options.verify_layouts - 1]
+        for t_sol, t_groups in tries:
+            checked = _verify(cm, mode, t_sol, t_groups, objective=objective, rate=rate, kv_req=kv_req,
+                              solver_opts=solver_opts)
+            if _better_verified(checked, verified.get(mode), objective, rate, workload.attainment):
+                verified[mode] = checked
     best_mode = None
     for mode in options.modes:
         if mode in verified and verified[mode] is not None and _better_verified(
@@ -257,47 +341,21 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
     predicted.update(serve_plan_fields(model, cluster, workload, options, decision, predicted))
     if robust_note:
         predicted["robust"] = robust_note
-    alternatives = []
-    for mode in options.modes:
-        if mode == best_mode:
-            continue
-        if verified.get(mode):
-            v_sol, v_rate, v_sim = verified[mode][:3]
-            alt = _predicted(cm, v_sol, v_rate)
-            alternatives.append({"mode": mode, "gpus": alt["gpus"], "rate_rps": alt["rate_rps"],
-                                 "goodput_tokens_per_s_per_gpu": alt["goodput_tokens_per_s_per_gpu"],
-                                 "simulated_attainment": v_sim["attainment"],
-                                 "why": f"worse {objective} than {best_mode} after simulation",
-                                 **goodput_versus(predicted, alt["goodput_tokens_per_s_per_gpu"])})
-        else:
-            alternatives.append({"mode": mode, "why": "no SLO-feasible configuration"})
-    baselines = {}
-    if verified.get("colocated"):
-        c, c_rate, c_sim = verified["colocated"][:3]
-        b = _predicted(cm, c, c_rate)
-        baselines["colocated"] = {"groups": groups_of(c, c_rate), "simulated_attainment": c_sim["attainment"],
-                                  **{k: b[k] for k in ("gpus", "rate_rps", "goodput_tokens_per_s_per_gpu", "ttft_s",
-                                                       "tpot_s")}}
-    else:
-        baselines["colocated"] = {"feasible": False}
-    one = _one_p_one_d(cands, cluster, objective, rate, cm.stats.mean_out)
-    if one is not None:
-        one_sol, one_groups = one
-        checked = _verify(cm, "disaggregated", one_sol, one_groups, objective=objective, rate=rate, kv_req=kv_req,
-                          solver_opts=None)
-        if checked is not None:
-            o_sol, o_rate, o_sim = checked[:3]
-            o = _predicted(cm, o_sol, o_rate)
-            baselines["disaggregated_1p1d"] = {"groups": groups_of(o_sol, o_rate),
-                                               "simulated_attainment": o_sim["attainment"],
-                                               **{k: o[k] for k in ("gpus", "rate_rps", "goodput_tokens_per_s_per_gpu",
-                                                                    "ttft_s", "tpot_s")}}
-    baselines.setdefault("disaggregated_1p1d", {"feasible": False})
+    alternatives = _alternatives(cm, verified, options.modes, best_mode, objective, predicted)
+    if options.top:
+        alternatives += [{**alt, **goodput_versus(predicted, alt["goodput_tokens_per_s_per_gpu"])}
+                         for alt in top_alternatives(ranked, sol, cm.stats.mean_out, options.top, groups_of)]
+    baselines = _baselines(cm, cands, verified, objective=objective, rate=rate, kv_req=kv_req)
     inputs = {"model": dataclasses.asdict(model), "cluster": dataclasses.asdict(cluster),
               "workload": dataclasses.asdict(workload), "options": dataclasses.asdict(options),
               "objective": objective}
     if progress is not None:
         count = sum(len(cands[role]) for role in ("prefill", "decode", "colocated", "intra_gpu"))
         progress(f"parplan serve: {count} candidates, mode {best_mode}, {time.perf_counter() - started:.2f} s")
-    return make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
+    plan = make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
                      baselines=baselines, solver=sol.solver, simulated={**sim, "repairs": repairs})
+    if options.pareto and rate is None:
+        predicted["pareto"] = pareto_front(request, options, plan_request, plan)
+        plan = make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
+                         baselines=baselines, solver=sol.solver, simulated={**sim, "repairs": repairs})
+    return plan

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from costmodels.serving import InstanceShape, decode_step_time, kv_capacity_tokens, mixed_step_time, prefill_time
-from planner.serve.capacity import CapacityModel, length_grid
+from costmodels.serving import InstanceShape, kv_capacity_tokens
+from planner.serve.capacity import INTRA_GPU_WEIGHT_COPIES, CapacityModel, length_grid
 
 BATCH_GRID = 24
 CTX_PROBE = 8192.0
@@ -41,6 +41,7 @@ class _Decode:
     slope: np.ndarray
     slowdown: float = 1.0
     chunk: int = 0
+    prefix: int = 0
     chunk_step0: np.ndarray | None = None
     chunk_slope: np.ndarray | None = None
 
@@ -68,43 +69,39 @@ class Deployment:
         for g in decision["groups"]:
             pool = cluster.pool(g["pool"])
             shape = InstanceShape(tp=g["tp"], pp=g["pp"], ep=g["ep"], dp=g["dp"])
-            kw = cm._kw(pool)
             for _ in range(g["instances"]):
                 if g["role"] in ("prefill", "intra_gpu"):
                     share = g.get("prefill_share") or 1.0
                     grid = length_grid(cm.stats)
-                    times = np.array([prefill_time(model, pool.device, shape, batch=1, prompt_len=float(n), **kw)["time_s"]
-                                      for n in grid]) / share
+                    times = np.array([cm.prefill_seconds(pool, shape, float(n)) for n in grid]) / share
                     dest = cluster.pool(g.get("dest_pool", g["pool"]))
                     self.prefill.append({"grid": grid, "times": times, "pp": shape.pp, "dest": dest.name,
                                          "transfer": g["role"] == "prefill", "src": pool, "shape": shape,
                                          "dest_pool": dest})
                 if g["role"] in ("decode", "intra_gpu", "colocated"):
                     slowdown = 1.0
+                    copies = INTRA_GPU_WEIGHT_COPIES if g["role"] == "intra_gpu" else 1
                     if g["role"] == "intra_gpu":
                         slowdown = max(1.0, 0.5 / (1.0 - g["prefill_share"]))
                     bgrid = _batch_grid(g["max_batch"])
-                    s0 = np.array([decode_step_time(model, pool.device, shape, batch=b, context_len=0.0, **kw)["time_s"]
-                                   for b in bgrid])
-                    s1 = np.array([decode_step_time(model, pool.device, shape, batch=b, context_len=CTX_PROBE,
-                                                    **kw)["time_s"] for b in bgrid])
+                    s0 = np.array([cm.token_seconds(pool, shape, b, 0.0) for b in bgrid])
+                    s1 = np.array([cm.token_seconds(pool, shape, b, CTX_PROBE) for b in bgrid])
                     eng = _Decode(max_batch=g["max_batch"], kv_tokens=kv_capacity_tokens(model, pool.device, shape,
                                                                                           cm.options.dtype,
-                                                                                          cm.options.kv_dtype),
+                                                                                          cm.options.kv_dtype,
+                                                                                          copies),
                                   grid=bgrid, step0=s0, slope=(s1 - s0) / CTX_PROBE, slowdown=slowdown)
                     if g["role"] == "colocated":
                         chunk = g["chunk_tokens"]
-                        c0 = np.array([mixed_step_time(model, pool.device, shape, decode_batch=b, decode_context=0.0,
-                                                       chunk_tokens=chunk, chunk_context=cm.stats.mean_in / 2, **kw)
+                        c0 = np.array([cm.mixed_seconds(pool, shape, b, 0.0, chunk)
                                        for b in np.concatenate([[0.0], bgrid])])
-                        c1 = np.array([mixed_step_time(model, pool.device, shape, decode_batch=b,
-                                                       decode_context=CTX_PROBE, chunk_tokens=chunk,
-                                                       chunk_context=cm.stats.mean_in / 2, **kw)
+                        c1 = np.array([cm.mixed_seconds(pool, shape, b, CTX_PROBE, chunk)
                                        for b in np.concatenate([[0.0], bgrid])])
                         eng.grid = np.concatenate([[0.0], bgrid])
                         eng.step0 = np.concatenate([[s0[0]], s0])
                         eng.slope = np.concatenate([[eng.slope[0]], eng.slope])
                         eng.chunk = chunk
+                        eng.prefix = cm.workload.prefix_len
                         eng.chunk_step0 = c0
                         eng.chunk_slope = (c1 - c0) / CTX_PROBE
                     self.decode.append((eng, g["pool"]))
@@ -193,7 +190,7 @@ def _run_colocated(eng: _Decode, arrive: np.ndarray, li: np.ndarray, lo: np.ndar
             i = order[nxt]
             need = li[i] + lo[i]
             if arrive[i] <= t and len(active) < eng.max_batch and (not active or kv_used + need <= eng.kv_tokens):
-                prefilling = [int(i), float(li[i])]
+                prefilling = [int(i), float(max(li[i] - eng.prefix, 1))]
                 kv_used += need
                 nxt += 1
         b = len(active)

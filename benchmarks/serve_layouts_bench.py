@@ -1,0 +1,92 @@
+"""Is the serve plan's simulated goodput the best among the layouts its ILP considered? (pooled-queue check)
+
+    .venv/bin/python benchmarks/serve_layouts_bench.py [--out benchmarks/results/serve_layouts.md]
+
+Llama-3.1-70B on 16 H100, ISL 4000, OSL 500, TTFT 600 ms, TPOT 20 ms (p90, attainment 0.9), engine vllm.
+Every disaggregated layout of one prefill shape and one decode shape the ILP could choose is solved by the same
+ILP restricted to that pair (best instance counts for it); the layouts whose model goodput per GPU is within
+LAYOUT_MARGIN of the best are then verified like the plan (replays, the rate lowered until accepted and raised
+while accepted), and their simulated goodput per GPU is compared with the plan's.
+"""
+
+import argparse
+import pathlib
+import sys
+import time
+
+sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
+
+from machine import machine_note  # noqa: E402
+
+import profiles  # noqa: E402
+from costmodels.hardware import ClusterSpec  # noqa: E402
+from costmodels.kv import kv_bytes_per_token  # noqa: E402
+from planner import plan_serving  # noqa: E402
+from planner.serve import ServeOptions, ServingWorkload  # noqa: E402
+from planner.serve.capacity import CapacityModel, build_candidates  # noqa: E402
+from planner.serve.formulation import solve_counts  # noqa: E402
+from planner.serve.search import _verify  # noqa: E402
+from solvers import SolverOptions  # noqa: E402
+
+LAYOUT_MARGIN = 0.35
+"""layouts whose ILP goodput per GPU is within this fraction of the best are simulated"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results" / "serve_layouts.md"))
+    args = ap.parse_args()
+    model = profiles.load_model("llama3.1-70b")
+    cluster = ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 16)
+    wl = ServingWorkload(input_len=4000, output_len=500, ttft_s=0.6, tpot_s=0.02)
+    opts = ServeOptions(modes=("disaggregated",))
+    t0 = time.perf_counter()
+    plan = plan_serving(model, cluster, wl, options=ServeOptions())
+    plan_s = time.perf_counter() - t0
+    cm = CapacityModel(model, cluster, wl, opts)
+    cands = build_candidates(cm)
+    kv = cm.stats.mean_in * kv_bytes_per_token(model, "bf16")
+    solver = SolverOptions(time_limit_s=60, threads=1, seed=0, relative_gap=1e-9)
+    layouts = []
+    for p in cands["prefill"]:
+        for d in cands["decode"]:
+            groups = {"prefill": [p], "decode": [d]}
+            sol = solve_counts(cluster, groups, objective="goodput", rate=None, kv_bytes_per_req=kv, options=solver)
+            if sol is not None:
+                layouts.append((sol.goodput_per_gpu, p.name, d.name, sol, groups))
+    layouts.sort(key=lambda x: (-x[0], x[1], x[2]))
+    best_model = layouts[0][0]
+    rows = []
+    for ratio, _p, _d, sol, groups in layouts:
+        if ratio < best_model * (1 - LAYOUT_MARGIN):
+            continue
+        v_sol, served, sim, _, _ = _verify(cm, "disaggregated", sol, groups, objective="goodput", rate=None,
+                                           kv_req=kv, solver_opts=solver)
+        counts = " + ".join(f"{k}x {c.name.split(':')[0]} tp{c.tp}pp{c.pp}" for c, k in v_sol.counts)
+        rows.append((served * cm.stats.mean_out / v_sol.gpus, counts, v_sol.gpus, ratio * cm.stats.mean_out, served,
+                     sim["attainment"], sim["attainment_interval"][0]))
+    rows.sort(key=lambda r: -r[0])
+    p = plan["predicted"]
+    mine = p["goodput_tokens_per_s_per_gpu"]
+    groups = " + ".join(f"{g['instances']}x {g['role']} tp{g['tp']}pp{g['pp']}" for g in plan["decision"]["groups"])
+    best_other = rows[0][0] if rows else 0.0
+    lines = ["# serve plan vs every layout its ILP considered (simulated goodput)", "",
+             f"Command: `.venv/bin/python benchmarks/serve_layouts_bench.py`. {machine_note()}", "",
+             f"Plan ({plan_s:.1f} s, all modes, chose {plan['decision']['mode']}): {groups}: {mine:.1f} output "
+             f"tok/s/GPU at "
+             f"{p['rate_rps']:.3f} req/s (simulated attainment {plan['simulated']['attainment']:.3f}, lower bound "
+             f"{plan['simulated']['attainment_interval'][0]:.3f}).",
+             f"Best simulated layout below: {best_other:.1f} tok/s/GPU; plan is "
+             f"{'the best' if mine >= best_other * (1 - 1e-9) else 'NOT the best'} "
+             f"({len(layouts)} prefill x decode layouts solved, {len(rows)} within {LAYOUT_MARGIN:.0%} of the best "
+             "model goodput simulated).", "",
+             "| layout | GPUs | model tok/s/GPU | simulated rate req/s | simulated tok/s/GPU "
+             "| attainment (lower bound) |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {c} | {g} | {m:.1f} | {r:.3f} | {s:.1f} | {a:.3f} ({lo:.3f}) |" for s, c, g, m, r, a, lo in rows]
+    pathlib.Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
