@@ -44,10 +44,12 @@ def lower_bounds(pyproject: Path) -> dict[str, str]:
     return out
 
 
-def run(cmd: list[str], log: list[str], cwd: Path) -> bool:
+def run(cmd: list[str], log: list[str], cwd: Path, tail_lines: int = 15) -> bool:
+    """Run `cmd`; the log keeps the command and the last `tail_lines` lines of its output (pip warnings dropped)."""
     log.append("$ " + " ".join(cmd))
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+    lines = [ln for ln in (proc.stdout + proc.stderr).strip().splitlines() if not ln.startswith("WARNING: ")]
+    tail = lines[-tail_lines:]
     log.extend(tail)
     return proc.returncode == 0
 
@@ -96,7 +98,7 @@ def main() -> int:
               and run([py, "-m", "pip", "install", "-q", "--only-binary=:all:",
                        *[f"{k}=={v}" for k, v in sorted(pins.items())]], log, tree)
               and run([py, "-m", "pip", "install", "-q", "--no-deps", "."], log, tree)
-              and run([py, "-m", "pip", "list", "--format=freeze"], log, tree)
+              and run([py, "-m", "pip", "list", "--format=freeze"], log, tree, tail_lines=200)
               and run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *SMOKE_TESTS], log, tree)
               and run([str(venv / "bin" / "parplan"), *CLI_SMOKE], log, tree))
     report = write_report(pins, ok, log, time.perf_counter() - started)
