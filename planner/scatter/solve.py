@@ -5,6 +5,7 @@ group's sequences do not fit in memory together: the micro-batch index of each l
 """
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -31,7 +32,8 @@ on an idle core of the 2-core dev machine, 2.5x for a loaded one) so that the wh
 
 def scatter_sequences(lengths, *, model: ModelSpec, cluster: ClusterSpec, sp_style: str = "ulysses",
                       degrees: str = "any", tp: int = 1, zero: int | None = None, method: str = "exact",
-                      time_limit_s: float = 10.0, options: ScatterOptions | None = None, progress=None) -> Plan:
+                      time_limit_s: float = 10.0, options: ScatterOptions | None = None,
+                      progress: Callable[[str], None] | None = None) -> Plan:
     """Plan one batch: SP group degrees, their ranks, and which sequences each group processes.
 
     `time_limit_s` bounds the wall time of the whole call; a plan whose search it cut short has solver.status
@@ -42,7 +44,8 @@ def scatter_sequences(lengths, *, model: ModelSpec, cluster: ClusterSpec, sp_sty
     return plan_request(req, options or ScatterOptions(), progress)
 
 
-def plan_request(req: ScatterRequest, options: ScatterOptions, progress=None) -> Plan:
+def plan_request(req: ScatterRequest, options: ScatterOptions,
+                 progress: Callable[[str], None] | None = None) -> Plan:
     """The plan for one batch within `req.time_limit_s` of wall time (the search stops early enough to leave
     time for writing the plan up); `progress` (a callback or None) gets a line at most once a second."""
     deadline = Deadline(req.time_limit_s)
