@@ -42,6 +42,8 @@ ROWS += [  # an output equal to an input
     ("diff: -o = B", DI + ["-o", "{scatter2_json}"], 2, "same file as the input B"),
     ("simulate: -o = PLAN", SI + ["-o", "{scatter_json}"], 2, "same file as the input PLAN"),
     ("plan experts: -o = --stats", PE + ["-o", "{stats_json}"], 2, "same file as the input --stats"),
+    ("plot: -o = PLAN", ["plot", "{scatter_json}", "-o", "{scatter_json}"], 2, "same file as the input PLAN"),
+    ("plot: -o in a missing directory", ["plot", "{scatter_json}", "-o", "{dir}/nodir/x.png"], 2, "does not exist"),
     ("plan scatter: -o = --gpu YAML", SC[:5] + ["{hw_bytes_yaml}"] + SC[6:] + ["-o", "{hw_bytes_yaml}"], 2,
      "same file as the input --gpu"),
 ]
