@@ -59,7 +59,8 @@ def _front_panel(ax, points: list[dict], key: str, slo_s: float | None, label: s
     ax.set_xlabel(f"{label} (ms)")
     ax.set_ylabel("goodput (tokens/s per GPU)")
     ax.set_title(f"Goodput vs {label} (star: chosen)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.margins(x=0.2, y=0.1)
+    ax.legend(fontsize=7, loc="upper left")
 
 
 def _simulated_panel(ax, doc: dict, key: str, slo_s: float | None, label: str) -> None:

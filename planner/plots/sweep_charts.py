@@ -24,7 +24,8 @@ METRICS = {
 
 
 def derived(row: dict) -> dict:
-    """Columns computed from a row: serving cost per million tokens (GPU-hours, or $ where the GPU has a price)."""
+    """Columns computed from a row: serving cost in GPU-hours per million output tokens (goodput counts output
+    tokens per second per GPU)."""
     goodput = row.get("predicted.goodput_tokens_per_s_per_gpu")
     if not isinstance(goodput, (int, float)) or goodput <= 0:
         return {}
