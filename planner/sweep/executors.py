@@ -54,6 +54,8 @@ def run_local(tasks: list[dict], on_result: OnResult, *, workers: int, retries: 
                         if attempts[digest] > retries:
                             on_result(died(pending.pop(digest), f"worker process died {attempts[digest]} times"))
                         continue
+                    except Exception as exc:  # the task function itself raised: record it, carry on
+                        result = died(pending[digest], f"{type(exc).__name__}: {exc}")
                     pending.pop(digest)
                     on_result(result)
 

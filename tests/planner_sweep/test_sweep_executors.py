@@ -105,6 +105,18 @@ def test_local_pool_retries_a_killed_worker(local_sweep, small_grid, tmp_path, m
     assert _plans(result) == _subset(_plans(local_sweep), result)
 
 
+def _local_raise(task: dict) -> dict:
+    raise RuntimeError(f"scenario {task['index']} broke")
+
+
+def test_local_pool_records_a_raising_task_with_its_error(small_grid, tmp_path):
+    result = run_sweep(small_grid, tmp_path / "r.csv", options=SweepOptions(workers=2, progress=False),
+                       run=_local_raise)
+    assert len(result.rows) == 4 and {r["status"] for r in result.rows} == {"error"}
+    index = expand(load_grid(small_grid))[2].index
+    assert result.rows[2]["error"] == f"RuntimeError: scenario {index} broke"
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'parplan[ray]')")
