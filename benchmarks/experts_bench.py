@@ -18,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import machine_note
+
 from planner.experts import check, place_experts  # noqa: E402
 from planner.experts.synthetic import synth_stats  # noqa: E402
-from machine import machine_note
 
 COMMAND = "parplan trace synth --layers 58 --experts 256 --top-k 8 --skew 1.2 --affinity 0.9 --seed 0 -o ds.npz"
 FAMILIES = ("clustered", "sliding", "permuted", "powerlaw", "drifting", "none")

@@ -158,7 +158,8 @@ def stats_from_ids(expert_ids, num_experts: int | None = None, *, source: str = 
         ids = np.asarray(expert_ids)
     except (TypeError, ValueError):
         raise SpecError("must be an [L][T][K] integer array (ragged?)", field="expert_ids", source=src) from None
-    require(ids.ndim == 3 and min(ids.shape) >= 1, f"must have shape [L, T, K] with all sizes >= 1, got {list(ids.shape)}",
+    require(ids.ndim == 3 and min(ids.shape) >= 1,
+            f"must have shape [L, T, K] with all sizes >= 1, got {list(ids.shape)}",
             field="expert_ids", source=src)
     require(ids.dtype.kind in "iu" or (ids.dtype.kind == "f" and bool(np.all(ids == np.round(ids)))),
             "must hold integer expert ids", field="expert_ids", source=src)
@@ -171,7 +172,8 @@ def stats_from_ids(expert_ids, num_experts: int | None = None, *, source: str = 
     load = np.zeros((layers, experts))
     trans = np.zeros((layers - 1, experts, experts)) if layers > 1 else None
     ordered = np.sort(ids, axis=2)
-    require(bool(np.all(ordered[:, :, 1:] != ordered[:, :, :-1])), "the K ids of one token in one layer must be distinct",
+    require(bool(np.all(ordered[:, :, 1:] != ordered[:, :, :-1])),
+            "the K ids of one token in one layer must be distinct",
             field="expert_ids", source=src)
     for l in range(layers):
         load[l] = np.bincount(ids[l].ravel(), minlength=experts)

@@ -6,7 +6,8 @@ must still meet its load cap, and replicas and the token split follow each layer
   identical GPUs and nodes (no node_limit): every node takes a(E) / N tokens in at most (S-1) g + 1
   expert pieces (an expert may be split over nodes); by Lemma 2 of groups.py such a node packs exactly,
   every GPU at a(E) / G pairs (groups.pack_group): the layer optimum when E <= (S-1) G + 1, so affinity
-  costs no load. (Allowing nodes up to the load cap gained < 1 % traffic on the benchmark families.) The assignment (_node_tokens): greedy by affinity under count and load quotas, then a
+  costs no load. (Allowing nodes up to the load cap gained < 1 % traffic on the benchmark families.)
+  The assignment (_node_tokens): greedy by affinity under count and load quotas, then a
   one-way repair of the node loads;
   otherwise (or when that fails): heuristic.pack with node affinity, the LP split and local_search.improve.
 

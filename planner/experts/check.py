@@ -46,7 +46,8 @@ def plan_stats(plan: Plan) -> RoutingStats:
                         field="inputs.stats.path")
     stats = load_stats(ref["path"])
     if stats.digest() != ref["digest"]:
-        raise SpecError("statistics file changed since the plan was made (digest mismatch)", field="inputs.stats.digest")
+        raise SpecError("statistics file changed since the plan was made (digest mismatch)",
+                        field="inputs.stats.digest")
     return stats
 
 
@@ -102,7 +103,8 @@ def _constraints(plan: Plan, held: np.ndarray, node_of: np.ndarray, problems: li
                     problems.append(f"layer {l}: expert {e} spans {span} nodes > node_limit {inp['node_limit']}")
     if inp.get("previous_gpu_experts") is not None:
         prev = inp["previous_gpu_experts"]
-        total = sum(1 for l, layer in enumerate(plan["decision"]["layers"]) for g, ids in enumerate(layer["gpu_experts"])
+        total = sum(1 for l, layer in enumerate(plan["decision"]["layers"])
+                    for g, ids in enumerate(layer["gpu_experts"])
                     for e in ids if e not in prev[l][g])
         if inp.get("max_moves") is not None and total > inp["max_moves"]:
             problems.append(f"{total} replica moves exceed max_moves {inp['max_moves']}")
@@ -129,7 +131,8 @@ def check(plan: Plan) -> list[str]:
     speed = np.ones(gpus) if inp.get("gpu_speed") is None else np.asarray(inp["gpu_speed"], dtype=float)
     cost = TOKEN_COST
     if inp.get("model"):
-        cost = expert_cost(_model(inp["model"]), _device(inp["device"]), num_gpus=gpus, gpus_per_node=inp["gpus_per_node"])
+        cost = expert_cost(_model(inp["model"]), _device(inp["device"]), num_gpus=gpus,
+                           gpus_per_node=inp["gpus_per_node"])
     objective = 0.0
     tokens_max = []
     layer_info = plan["solver"].get("layers") or [{}] * stats.layers
@@ -174,7 +177,15 @@ def explain(plan: Plan) -> str:
     lines = [f"experts plan: {len(layers)} MoE layers on {inp['num_gpus']} GPUs "
              f"({inp['gpus_per_node']} per node), {inp['slots_per_gpu']} slots per GPU",
              f"solver: {solver.get('method')} status {solver.get('status')}, objective {solver.get('objective'):.6g}, "
-             f"bound {solver.get('bound'):.6g}, gap {100 * (solver.get('gap') or 0):.2f}%", ""]
+             f"bound {solver.get('bound'):.6g}, gap {100 * (solver.get('gap') or 0):.2f}%"]
+    if solver.get("layers"):
+        methods = sorted({layer["method"] for layer in solver["layers"]})
+        worst = max((layer["gap"] or 0.0) for layer in solver["layers"])
+        lines.append(f"layers: method {', '.join(methods)}; largest layer gap {100 * worst:.2f}%")
+    if pred.get("affinity_found") is False:
+        lines.append("affinity: no node structure found in the transitions (cross-node traffic about that of a "
+                     "random placement); the load-optimal layers are kept")
+    lines.append("")
     rows = [("planned", pred)] + sorted(plan["baselines"].items())
     lines.append(f"{'placement':<18}{'busiest-GPU tokens':>20}{'max/mean':>10}{'cross-node tokens':>19}"
                  + (f"{'MoE time (ms)':>15}" if "moe_time_s" in pred else ""))

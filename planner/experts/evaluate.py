@@ -64,6 +64,6 @@ def evaluate(stats: RoutingStats, layout: Layout, *, c0: float, kappa: np.ndarra
         win_pairs = np.einsum("wle,leg->wlg", stats.window_load, layout.share)
         win_max = win_pairs.max(axis=2).sum(axis=1)
         win_mean = win_pairs.mean(axis=2).sum(axis=1)
-        out["window_max_load_ratio"] = [float(m / s) if s > 0 else 1.0 for m, s in zip(win_max, win_mean)]
+        out["window_max_load_ratio"] = [float(m / s) if s > 0 else 1.0 for m, s in zip(win_max, win_mean, strict=True)]
     return out
 

@@ -62,7 +62,7 @@ def successor_ids(*, family: str, layers: int, experts: int, top_k: int, skew: f
     """[W][L][T][K] expert ids of a successor family (module docstring)."""
     require(family in FAMILIES and family != "clustered",
             f"unknown successor family {family!r}; valid: {', '.join(FAMILIES[1:])}", field="family")
-    require(1 <= fanout and fanout * top_k <= experts, f"fanout x top_k must be in 1..experts ({experts})",
+    require(fanout >= 1 and fanout * top_k <= experts, f"fanout x top_k must be in 1..experts ({experts})",
             field="fanout")
     rng = np.random.default_rng(seed)
     exponent = skew + (1.0 if family == "powerlaw" else 0.0)

@@ -232,7 +232,8 @@ def _partition_under(sums: np.ndarray, sizes: np.ndarray, gpus: int, slots: int,
     masks = np.flatnonzero((waste <= budget + tol) & (need <= gpus))
     masks = masks[masks > 0]
     low = np.log2(masks & -masks).astype(np.int64)
-    buckets = [masks[low == e][np.argsort(waste[masks[low == e]], kind="stable")] for e in range(int(np.log2(len(sums))))]
+    buckets = [masks[low == e][np.argsort(waste[masks[low == e]], kind="stable")]
+               for e in range(int(np.log2(len(sums))))]
     full = len(sums) - 1
     failed: dict[int, float] = {}
 

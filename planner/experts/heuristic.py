@@ -133,7 +133,7 @@ def pack(load: np.ndarray, counts: np.ndarray, *, slots_per_gpu: int, c0: float,
     pairs = np.zeros(gpus)
     has = np.zeros((load.shape[0], gpus), dtype=bool)
     parent = list(range(gpus))
-    for (w, e), n in zip(items, item_node):
+    for (w, e), n in zip(items, item_node, strict=True):
         cand = (free > 0) & ~has[e]
         if n is not None and (cand & (node_of == n)).any():
             cand &= node_of == n

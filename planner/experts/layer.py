@@ -6,7 +6,8 @@ Methods (`method` of place_experts and `--method`):
   exact      the heuristic as a warm start, then
                identical GPUs (one kappa) and no node_limit: the group bound of groups.py is the layer
                optimum (Lemmas 1 and 2 there). E <= (S-1) G + 1: one group, P* = a(E) / G in closed form
-               (built directly, without the heuristic); E <= SUBSET_LIMIT: exhaustive subset search; larger: the group MILP (HiGHS);
+               (built directly, without the heuristic); E <= SUBSET_LIMIT: exhaustive subset search;
+               larger: the group MILP (HiGHS);
                otherwise (GPU speeds differ): the placement MILP of milp.py with the bound as a cut.
              Every exact solve gets the layer's share of the time left; a solve stopped by the time limit
              keeps its best placement and its proven bound, and the plan reports the gap.

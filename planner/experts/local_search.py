@@ -1,13 +1,15 @@
 """Swap local search on one layer's placement, alternating with the exact LP split.
 
 A move exchanges one replica on a busiest GPU g (any of the GPUs tied at the maximum, lowest index
-first, so that ties do not stall the search: each move lowers the number of GPUs at the maximum) with one replica (or an empty slot) on another GPU h;
+first, so that ties do not stall the search: each move lowers the number of GPUs at the maximum) with
+one replica (or an empty slot) on another GPU h;
 each replica keeps the tokens it serves, so g's pairs become T_g - t_i + t_j and h's T_h + t_i - t_j
 (a feasible solution: the LP re-split afterwards can only lower the maximum). The best move lowers
 max(time_g, time_h) below the current time_g; moves inside g's node come first (they leave every
 expert's node shares, hence the cross-node traffic, unchanged); a move across nodes is taken only when
 no move inside the node improves and `cross_node` is allowed, and then the improving one that moves the
-fewest tokens between nodes (callers disallow these under node_limit). Rounds of moves alternate with split.optimal_split until neither improves.
+fewest tokens between nodes (callers disallow these under node_limit). Rounds of moves alternate with
+split.optimal_split until neither improves.
 """
 
 import numpy as np

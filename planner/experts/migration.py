@@ -23,7 +23,7 @@ def moves(new: np.ndarray, old: np.ndarray) -> int:
 def relabel(new: np.ndarray, old: np.ndarray, node_of: np.ndarray, speed: np.ndarray) -> np.ndarray:
     """`new` [G, S] with GPUs permuted within (node, speed) classes to overlap `old` most."""
     out = new.copy()
-    classes = sorted(set(zip(node_of.tolist(), speed.tolist())))
+    classes = sorted(set(zip(node_of.tolist(), speed.tolist(), strict=True)))
     for node, spd in classes:
         members = [g for g in range(new.shape[0]) if node_of[g] == node and speed[g] == spd]
         sets_new = {g: set(int(e) for e in new[g] if e >= 0) for g in members}

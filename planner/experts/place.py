@@ -28,8 +28,8 @@ import numpy as np
 from costmodels.errors import SpecError
 from costmodels.routing import RoutingStats, load_stats
 from planner.experts import baselines as base
-from planner.experts.evaluate import Layout, evaluate
 from planner.experts.affinity import SweepState, found, improve_affinity
+from planner.experts.evaluate import Layout, evaluate
 from planner.experts.heuristic import LOAD_TOLERANCE
 from planner.experts.layer import LayerResult, fill_slots, solve_layer_load
 from planner.experts.migration import choose_layers, moves, relabel
@@ -122,7 +122,7 @@ def _decision(slots: np.ndarray, share: np.ndarray, request: ExpertRequest) -> d
     for l in range(request.layers):
         gpu_experts = [sorted(int(e) for e in row if e >= 0) for row in slots[l]]
         e_idx, g_idx = np.nonzero(share[l] > 0)
-        token_share = [[int(e), int(g), float(share[l, e, g])] for e, g in zip(e_idx, g_idx)]
+        token_share = [[int(e), int(g), float(share[l, e, g])] for e, g in zip(e_idx, g_idx, strict=True)]
         layers.append({"gpu_experts": gpu_experts, "token_share": token_share})
     return {"layers": layers, "num_gpus": request.num_gpus, "gpus_per_node": request.gpus_per_node,
             "slots_per_gpu": request.slots_per_gpu}
@@ -181,7 +181,7 @@ def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan
     shares, times, bounds = [r.share for r in layers], [r.time for r in layers], [r.bound for r in layers]
     counts = [np.bincount(s[s >= 0], minlength=request.experts) for s in slots]
     tolerance = 0.0 if request.method == "exact" else LOAD_TOLERANCE
-    caps = [max(t, b * (1 + tolerance)) for t, b in zip(times, bounds)]
+    caps = [max(t, b * (1 + tolerance)) for t, b in zip(times, bounds, strict=True)]
     frozen = set(range(request.layers)) if request.previous is not None and request.max_moves == 0 else set()
     affinity = None
     if stats.transitions is not None and int(node_of.max()) > 0 and not solve_deadline.expired():
@@ -214,7 +214,7 @@ def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan
     gap = relative_gap(objective, bound)
     final = (c0 + kappa[None, :] * np.einsum("le,leg->lg", stats.expert_load, layout.share)).max(axis=1)
     per_layer = [{"method": r.method, "bound": b, "gap": relative_gap(float(t), b)}
-                 for r, b, t in zip(layers, bounds, final)]
+                 for r, b, t in zip(layers, bounds, final, strict=True)]
     methods = sorted({r.method for r in layers})
     method = methods[0] if len(methods) == 1 else "mixed"
     solver = {"backend": "highs", "backend_version": metadata.version("highspy"), "method": method,

@@ -66,10 +66,12 @@ class ExpertRequest:
         if self.model is not None:
             require(self.model.moe is not None, f"model {self.model.name!r} has no routed experts", field="model")
             require(self.model.moe.experts == experts,
-                    f"statistics have {experts} experts per layer, model {self.model.name!r} has {self.model.moe.experts}",
+                    f"statistics have {experts} experts per layer, model {self.model.name!r} has "
+                    f"{self.model.moe.experts}",
                     field="expert_load")
             require(self.model.moe_layers == layers,
-                    f"statistics have {layers} layers, model {self.model.name!r} has {self.model.moe_layers} MoE layers",
+                    f"statistics have {layers} layers, model {self.model.name!r} has {self.model.moe_layers} "
+                    "MoE layers",
                     field="expert_load")
         if self.gpu_speed is not None:
             require(len(self.gpu_speed) == self.num_gpus, f"needs {self.num_gpus} values, got {len(self.gpu_speed)}",
