@@ -115,7 +115,8 @@ def kernel_constants(device: DeviceSpec, engine: EngineModel) -> KernelConstants
     return KernelConstants(
         gemm_efficiency_max=cal.serving_gemm_efficiency_max, gemm_half_flops=cal.serving_gemm_half_flops,
         fp8_gemm_efficiency_max=cal.serving_gemm_efficiency_max, fp8_gemm_half_flops=cal.serving_gemm_half_flops,
-        fp8_quant_s=cal.serving_kernel_floor_s if legacy else cal.kernel_floor_s, hbm_efficiency=hbm, kernel_floor_s=cal.serving_kernel_floor_s if legacy else cal.kernel_floor_s,
+        fp8_quant_s=cal.serving_kernel_floor_s if legacy else cal.kernel_floor_s, hbm_efficiency=hbm,
+        kernel_floor_s=cal.serving_kernel_floor_s if legacy else cal.kernel_floor_s,
         attention_efficiency=cal.attention_efficiency, attention_floor_s=0.0, attention_half_work=0.0,
         kv_read_efficiency=hbm, decode_attention_floor_s=0.0, decode_seq_s=0.0,
         allreduce_call_s=0.0 if legacy else cal.collective_latency_s,

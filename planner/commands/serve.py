@@ -36,7 +36,8 @@ def _feature_options(f):
 def _dtype_options(f):
     """--dtype, --kv-dtype, --moe-skew, --quant-block (shared by plan serve and estimate serve)."""
     f = click.option("--quant-block", type=int, default=0, show_default=True,
-                     help="FP8-block checkpoint quantization block (e.g. 128): refuse splits that break it (0: none).")(f)
+                     help="FP8-block checkpoint quantization block (e.g. 128): refuse splits that break it "
+                          "(0: none).")(f)
     f = click.option("--moe-skew", type=float, default=1.0, show_default=True,
                      help="MoE routing skew: expert slots on the busiest EP GPU / the mean (1 = balanced).")(f)
     f = click.option("--kv-dtype", type=click.Choice(["", "bf16", "fp16", "fp8"]), default="",
@@ -127,7 +128,8 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                                lengths=read_lengths_csv(lengths_csv) if lengths_csv else (),
                                lognormal=tuple(lognormal) if lognormal else (), arrival=arrival)
     options = ServeOptions(engine=engine, dtype=dtype, kv_dtype=kv_dtype, moe_skew=moe_skew, quant_block=quant_block,
-                           ep=ep, attention_dp=attention_dp, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+                           ep=ep, attention_dp=attention_dp,
+                           modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
                            simulate_requests=requests, seed=seed, verify_seeds=verify_seeds,
                            verify_layouts=verify_layouts, spec_depth=spec_depth, spec_accept=spec_accept, top=top,
                            pareto=pareto, time_limit_s=time_limit_s,

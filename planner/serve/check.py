@@ -110,7 +110,8 @@ def check(plan: Plan) -> list[str]:
             continue
         for key in ("capacity_rps", "max_batch", "tpot_s", "ttft_floor_s", "chunk_tokens"):
             if not _close(float(getattr(fresh, key)), float(g[key])):
-                problems.append(f"{g['role']} group on {g['pool']}: {key} is {g[key]}, recomputed {getattr(fresh, key)}")
+                problems.append(f"{g['role']} group on {g['pool']}: {key} is {g[key]}, "
+                                f"recomputed {getattr(fresh, key)}")
         if g["role"] in ("decode", "colocated", "intra_gpu") and fresh.tpot_s > workload.tpot_s * (1 + REL_TOL):
             problems.append(f"{g['role']} step {fresh.tpot_s * 1e3:.2f} ms exceeds the TPOT SLO")
         by_pool.setdefault(g["pool"], []).extend([g["gpus"]] * g["instances"])
@@ -150,7 +151,8 @@ def _feature_lines(inp: dict, p: dict) -> list[str]:
     """Estimate lines for the cached prefix, speculative decoding and offline throughput (when asked for)."""
     lines = []
     if inp.get("prefix_len"):
-        lines.append(f"  cached prefix      {inp['prefix_len']:10d} tokens (prefill computes {inp['isl'] - inp['prefix_len']})")
+        lines.append(f"  cached prefix      {inp['prefix_len']:10d} tokens "
+                     f"(prefill computes {inp['isl'] - inp['prefix_len']})")
     if inp.get("spec_depth"):
         lines.append(f"  speculative        depth {inp['spec_depth']}, {inp['spec_accept']:g} tokens/step: "
                      f"TPOT {p['tpot_s'] * 1e3:.2f} ms")
@@ -171,7 +173,8 @@ def explain(plan: Plan) -> str:
             f"  batch {inp['batch']} x ISL {inp['isl']} / OSL {inp['osl']}",
             f"  prefill            {p['prefill_s'] * 1e3:10.2f} ms",
             f"  decode step (mean) {p['decode_step_s'] * 1e3:10.2f} ms  ({p['decode_tokens_per_s']:.1f} tok/s)",
-            f"  weights per GPU    {p['weights_bytes_per_gpu'] / 2**30:10.2f} GiB; KV room {p['kv_capacity_tokens']:.0f} tokens",
+            f"  weights per GPU    {p['weights_bytes_per_gpu'] / 2**30:10.2f} GiB; "
+            f"KV room {p['kv_capacity_tokens']:.0f} tokens",
             *_feature_lines(inp, p),
             *confidence_lines(p, width=19),
             f"  feasible: {plan.get('feasible')}" + "".join(f"\n    {r}" for r in plan.get("infeasible_reasons", []))])
@@ -180,7 +183,8 @@ def explain(plan: Plan) -> str:
     if plan["inputs"].get("objective") == "throughput":
         g = d["groups"][0]
         return "\n".join(
-            [f"serve plan: offline batch inference ({plan['inputs']['options']['engine']} engine), objective throughput",
+            [f"serve plan: offline batch inference ({plan['inputs']['options']['engine']} engine), "
+             "objective throughput",
              f"  {g['instances']} x tp{g['tp']} pp{g['pp']} ep{g['ep']} dp{g['dp']} on {g['pool']} ({p['gpus']} GPUs), "
              f"in-flight batch {p['offline_batch']}, ISL {wl['input_len']} / OSL {wl['output_len']}",
              f"  {p['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU, {p['rate_rps']:.2f} req/s in all"]
@@ -200,7 +204,8 @@ def explain(plan: Plan) -> str:
     pct = f"p{wl['percentile']:g}"
     lines += [f"  rate {p['rate_rps']:.3f} req/s on {p['gpus']} GPUs: goodput {p['goodput_tokens_per_s_per_gpu']:.1f} "
               f"output tok/s/GPU; predicted TTFT {p['ttft_s'] * 1e3:.0f} ms, TPOT {p['tpot_s'] * 1e3:.2f} ms ({pct})",
-              f"  simulated ({sim.get('requests')} requests, seed {sim.get('seed')}): attainment {sim.get('attainment', 0):.3f}, "
+              f"  simulated ({sim.get('requests')} requests, seed {sim.get('seed')}): "
+              f"attainment {sim.get('attainment', 0):.3f}, "
               f"TTFT {pct} {sim.get('ttft_s', {}).get(pct, 0) * 1e3:.0f} ms, TPOT {pct} "
               f"{sim.get('tpot_s', {}).get(pct, 0) * 1e3:.2f} ms"]
     lines += confidence_lines(p)

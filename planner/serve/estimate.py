@@ -82,7 +82,8 @@ def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     return out
 
 
-def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1, batch: int,
+def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1,
+                     batch: int,
                      isl: int, osl: int, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
                      moe_skew: float = 1.0, quant_block: int = 0, devices_per_node: int | None = None,
                      prefix_len: int = 0, spec_depth: int = 0, spec_accept: float = 1.0, offline: bool = False) -> Plan:
@@ -104,7 +105,8 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
                                  kv_dtype=kv_dtype, skew=moe_skew, devices_per_node=per_node, work=work)
     reasons = []
     if predicted["kv_capacity_tokens"] <= 0:
-        reasons.append(f"weights need {predicted['weights_bytes_per_gpu'] / 2**30:.1f} GiB per GPU at tp={tp}, pp={pp}; "
+        reasons.append(f"weights need {predicted['weights_bytes_per_gpu'] / 2**30:.1f} GiB per GPU at tp={tp}, "
+                       f"pp={pp}; "
                        f"the engine may use {device.usable_bytes * 0.9 / 2**30:.1f} GiB")
     elif predicted["kv_capacity_tokens"] < batch * (isl + osl):
         reasons.append(f"KV cache for {batch} x {isl + osl} tokens needs {batch * (isl + osl)} tokens of room; "
@@ -112,7 +114,8 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     predicted.update(serve_estimate_confidence(model, device.name, tp=tp, isl=isl, engine=engine, dtype=dtype,
                                                predicted=predicted))
     inputs = {"target": "serve", "model": dataclasses.asdict(model), "device": dataclasses.asdict(device),
-              "shape": {"tp": tp, "pp": pp, "ep": ep, "dp": dp}, "batch": batch, "isl": isl, "osl": osl, "engine": engine,
+              "shape": {"tp": tp, "pp": pp, "ep": ep, "dp": dp}, "batch": batch, "isl": isl, "osl": osl,
+              "engine": engine,
               "dtype": dtype, "kv_dtype": kv_dtype, "moe_skew": moe_skew, "quant_block": quant_block,
               "prefix_len": prefix_len, "spec_depth": spec_depth, "spec_accept": spec_accept, "offline": offline,
               "devices_per_node": per_node}

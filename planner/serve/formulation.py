@@ -99,7 +99,8 @@ class _Model:
         if "prefill" in self.groups:
             for pool in self.cluster.pools:
                 lam[pool.name] = pulp.LpVariable(f"lam_{pool.name}", lowBound=0)
-                pre = [(c, var[("prefill", n)]) for n, c in enumerate(self.groups["prefill"]) if c.dest_pool == pool.name]
+                pre = [(c, var[("prefill", n)]) for n, c in enumerate(self.groups["prefill"])
+                       if c.dest_pool == pool.name]
                 dec = [(c, var[("decode", n)]) for n, c in enumerate(self.groups["decode"]) if c.pool == pool.name]
                 supply = [pooled.get(("prefill", n), c.capacity_rps * var[("prefill", n)])
                           for n, c in enumerate(self.groups["prefill"]) if c.dest_pool == pool.name]
@@ -117,7 +118,8 @@ class _Model:
             (role,) = tuple(self.groups)
             lam["all"] = pulp.LpVariable("lam_all", lowBound=0)
             # (C1') whole-request capacity
-            prob += pulp.lpSum(c.capacity_rps * var[(role, n)] for n, c in enumerate(self.groups[role])) >= lam["all"], "C1"
+            supply = [pooled.get((role, n), c.capacity_rps * var[(role, n)]) for n, c in enumerate(self.groups[role])]
+            prob += pulp.lpSum(supply) >= lam["all"], "C1"
         for pool in self.cluster.pools:
             small, big = [], []
             for (role, n), v in var.items():
@@ -130,7 +132,8 @@ class _Model:
             # (C5) node packing
             s_k = _int_var(f"nodes_{pool.name}", pool.nodes)
             prob += pulp.lpSum(c.gpus * v for c, v in small) <= pool.devices_per_node * s_k, f"C5a_{pool.name}"
-            prob += s_k + pulp.lpSum(c.gpus // pool.devices_per_node * v for c, v in big) <= pool.nodes, f"C5b_{pool.name}"
+            prob += (s_k + pulp.lpSum(c.gpus // pool.devices_per_node * v for c, v in big) <= pool.nodes,
+                     f"C5b_{pool.name}")
         total_rate = pulp.lpSum(lam.values())
         if self.rate is not None:
             # (C6) target rate

@@ -78,7 +78,8 @@ def plan_offline(request, options, progress=None) -> Plan:
     groups = [_group(pool, shape, figures, instances)]
     gpus = instances * shape.gpus
     predicted = {"offline_output_tokens_per_s_per_gpu": per_gpu, "offline_batch": figures["offline_batch"],
-                 "offline_output_tokens_per_s": per_gpu * gpus, "rate_rps": figures["offline_requests_per_s"] * instances,
+                 "offline_output_tokens_per_s": per_gpu * gpus,
+                 "rate_rps": figures["offline_requests_per_s"] * instances,
                  "gpus": gpus, "goodput_tokens_per_s_per_gpu": per_gpu, "ttft_s": 0.0, "tpot_s": 0.0,
                  "cost_per_hour": pool.device.cost_per_hour * gpus, "capacity_rps": 0.0}
     decision = _decision("colocated", groups)

@@ -47,7 +47,8 @@ class _Decode:
 
     def step(self, batch: int, ctx: float, chunk: bool = False) -> float:
         if chunk:
-            return float(np.interp(batch, self.grid, self.chunk_step0) + np.interp(batch, self.grid, self.chunk_slope) * ctx)
+            return float(np.interp(batch, self.grid, self.chunk_step0)
+                         + np.interp(batch, self.grid, self.chunk_slope) * ctx)
         if batch <= 0:
             return 0.0
         return (float(np.interp(batch, self.grid, self.step0)) + float(np.interp(batch, self.grid, self.slope)) * ctx) \

@@ -54,15 +54,15 @@ def _brute(cluster, pre, dec, kv, rate, objective):
     ranges = [range(total // c.gpus + 1) for c in pre + dec]
     best = None
     for counts in itertools.product(*ranges):
-        sizes = [c.gpus for c, k in zip(pre + dec, counts) for _ in range(k)]
+        sizes = [c.gpus for c, k in zip(pre + dec, counts, strict=True) for _ in range(k)]
         if not sizes or sum(sizes) > total or not _packs(sizes, per_node, nodes):
             continue
         xp, xd = counts[:len(pre)], counts[len(pre):]
         cap_p = sum(_supply(c, k) for c, k in zip(pre, xp, strict=True))
         cap_d = sum(_supply(c, k) for c, k in zip(dec, xd, strict=True))
         link = 400e9 if nodes == 1 else 50e9  # NVLink inside a one-node pool, else the NIC
-        bw_p = sum(link * c.gpus * k for c, k in zip(pre, xp))
-        bw_d = sum(link * c.gpus * k for c, k in zip(dec, xd))
+        bw_p = sum(link * c.gpus * k for c, k in zip(pre, xp, strict=True))
+        bw_d = sum(link * c.gpus * k for c, k in zip(dec, xd, strict=True))
         lam = min(cap_p, cap_d, bw_p / kv, bw_d / kv)
         gpus = sum(sizes)
         if objective == "gpus":
