@@ -9,8 +9,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from planner.schema_check import schema_problems
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,21 +58,15 @@ def test_plan_scatter_is_byte_identical_across_hash_seeds(tmp_path):
 
 
 def test_diff_of_different_plans_is_byte_identical_across_hash_seeds(tmp_path):
-    from planner.plan import make_plan
-
-    solver = {"backend": "highs", "status": "optimal", "objective": 1.0, "bound": 1.0, "gap": 0.0}
-    for name, degree in (("a.json", 2), ("b.json", 4)):
-        make_plan("scatter", inputs={"lengths": [5, 3, 9], "gpus": 4},
-                  decision={"groups": [{"degree": degree, "ranks": list(range(degree)), "sequences": [0, 1, 2]}]},
-                  predicted={"step_time_s": 1.0 / degree, "per_group": {"g0": 1.0, "g1": 2.0 * degree}},
-                  solver=solver).write(tmp_path / name)
+    lengths = tmp_path / "lengths.txt"
+    lengths.write_text("\n".join(str(n) for n in (1024, 8192, 2048, 512, 16384, 4096, 3000, 700)) + "\n")
+    for name, gpus in (("a.json", "4"), ("b.json", "8")):
+        done = _parplan(["plan", "scatter", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", gpus,
+                         "--lengths", str(lengths), "-o", str(tmp_path / name)], "0")
+        assert done.returncode == 0, done.stderr.decode()
     outputs = []
     for seed in HASH_SEEDS:
         done = _parplan(["diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", "-"], seed)
         assert done.returncode == 1, done.stderr.decode()
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1] and json.loads(outputs[0])["equal"] is False
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))
