@@ -28,7 +28,7 @@ from planner.experts.split import optimal_split, replica_bound
 from solvers import SolverOptions
 from solvers.deadline import Deadline
 
-SUBSET_LIMIT = 18
+SUBSET_LIMIT = 12
 """largest expert count searched exhaustively over subsets (2^E subsets)"""
 MILP_LIMIT = 48
 """auto runs the placement MILP (GPU speeds differ) only up to this E * G"""
