@@ -18,11 +18,12 @@ from costmodels.errors import InfeasibleError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
+from costmodels.serving import kv_capacity_tokens, quant_block_problem
 from planner.confidence import serve_plan_fields
 from planner.confidence.attach import goodput_versus
 from planner.confidence.robust_serve import robust_workload
 from planner.plan import Plan, make_plan
-from planner.serve.capacity import CapacityModel, build_candidates
+from planner.serve.capacity import CapacityModel, build_candidates, shapes_for
 from planner.serve.formulation import CountSolution, solve_counts
 from planner.serve.front import pareto_front, top_alternatives
 from planner.serve.layouts import LAYOUT_MARGIN, ranked_layouts, same_counts
@@ -289,6 +290,24 @@ def _baselines(cm: CapacityModel, cands: dict, verified: dict, *, objective: str
     return baselines
 
 
+def _fitting_shapes(model: ModelSpec, cluster: ClusterSpec, options: ServeOptions) -> list:
+    """Candidate shapes whose weights fit their GPUs (any KV room left)."""
+    return [s for pool in cluster.pools for s in shapes_for(model, pool, options)
+            if kv_capacity_tokens(model, pool.device, s, options.dtype, options.kv_dtype) > 0]
+
+
+def _require_block_split(model: ModelSpec, cluster: ClusterSpec, options: ServeOptions) -> None:
+    """InfeasibleError (exit 3) naming the block when the FP8-block checkpoint splits at no shape that fits."""
+    if not options.quant_block or _fitting_shapes(model, cluster, options):
+        return
+    loose = _fitting_shapes(model, cluster, dataclasses.replace(options, quant_block=0))
+    if loose:
+        raise InfeasibleError(f"no instance shape that fits can load the FP8-block checkpoint "
+                              f"({options.quant_block}-wide quantization block): e.g. "
+                              f"{quant_block_problem(model, loose[0], options.quant_block)}",
+                              details={"binding": ["quant_block"], "quant_block": options.quant_block})
+
+
 def plan_request(request: ServeRequest, options: ServeOptions, progress=None) -> Plan:
     """The kind-'serve' plan for one request (the body of planner.serve.plan.plan)."""
     if request.objective == "throughput":
@@ -304,6 +323,7 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
     for name in options.prefill_pools + options.decode_pools:
         require(name in names, f"unknown pool {name!r}; valid: {', '.join(names)}", field="prefill_pools/decode_pools")
     started = time.perf_counter()
+    _require_block_split(model, cluster, options)
     cm = CapacityModel(model, cluster, workload, options)
     cands = build_candidates(cm)
     solver_opts = SolverOptions(time_limit_s=options.time_limit_s, threads=1, seed=0, relative_gap=1e-9)

@@ -129,3 +129,17 @@ def test_verified_layouts_pick_the_best_simulated(small):
     # more layouts verified can only keep or improve the simulated goodput of the chosen deployment
     assert three["predicted"]["goodput_tokens_per_s_per_gpu"] >= one["predicted"]["goodput_tokens_per_s_per_gpu"] - 1e-9
     assert check(three) == []
+
+
+def test_plan_refuses_a_checkpoint_no_shape_can_split():
+    model = profiles.load_model("llama3-405b")  # ffn 53248: /2, /4, /8 are not multiples of 8192; tp <= 2 do not fit
+    cluster = ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 16)
+    wl = ServingWorkload(input_len=1000, output_len=100, ttft_s=1.0, tpot_s=0.1)
+    from costmodels.errors import InfeasibleError
+
+    with pytest.raises(InfeasibleError, match="8192-wide quantization block"):
+        plan_serving(model, cluster, wl, options=ServeOptions(**QUICK, quant_block=8192))
+    r = CliRunner().invoke(main, ["plan", "serve", "--model", "llama3-405b", "--gpu", "h100-sxm", "--num-gpus", "16",
+                                  "--isl", "1000", "--osl", "100", "--ttft-ms", "1000", "--tpot-ms", "100",
+                                  "--quant-block", "8192"])
+    assert r.exit_code == 3 and "8192" in r.output
