@@ -16,8 +16,8 @@ Per layer and step (T tokens in the step, b sequences, context c):
                 4 fused), each max(floor, ELEMENTWISE_PASSES·T·h·2 / n_e / (BW·η))
   MoE skew      the busiest expert-parallel GPU receives skew × the mean token-expert slots (1 = balanced)
   TP all-reduce 2 per layer: t_call + 2(n-1)·t_hop + 2(n-1)/n · S / (B_link·η_ar), S = T·h·2 (BF16)
-  EP all-to-all dispatch + combine per MoE layer (replacing one all-reduce):
-                2·[t_call + (ep-1)·t_hop + (ep-1)/ep · skew·T·k·h·2/(tp·dp)], over the NIC when tp·dp spans nodes
+  EP dispatch + combine per MoE layer (replacing one all-reduce): comm.moe_dispatch_time_s (the training
+                model's term) for skew·T/(tp·dp) tokens per rank, FP8 dispatch payload with FP8 weights
   DP attention  dp attention replicas per stage share the MoE layers (instance = tp·dp·pp GPUs)
 Per step: + LM head GEMM on the sampled tokens, + per-iteration overhead (decode_step_overhead_s),
   + seq_overhead_s per running sequence (decode), + prefill_overhead_s (prefill), + (pp-1) p2p sends.
@@ -47,11 +47,11 @@ from costmodels.serving_kernels import (
     EngineKernels,
     KernelConstants,
     allreduce_s,
-    alltoall_s,
     decode_attention_s,
     engine_calibration,
     gemm_s,
     grouped_gemm_s,
+    moe_exchange_s,
     prefill_attention_s,
 )
 
@@ -321,8 +321,8 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
         a2a = 0.0
         if p.routed_expert and ep > 1:
             # dispatch and combine: each GPU sends its tokens' expert copies to the owners (busiest: skew x mean)
-            per_rank = tokens * model.moe.top_k * model.hidden * act / (tp * dp) * prec.skew
-            a2a = 2 * alltoall_s(ek, per_rank, ep)
+            a2a = moe_exchange_s(ek, tokens / (tp * dp) * prec.skew, model.hidden, model.moe.top_k, ep,
+                                 tp * dp // ep, prec.dtype == "fp8")
             ar_count = 1 + (1 if (tp * dp // ep > 1 or p.shared) else 0)
         else:
             ar_count = 2

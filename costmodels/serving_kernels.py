@@ -130,9 +130,12 @@ def allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
     return comm.collective_time_s("all_reduce", size_bytes, n, 1, ek.links)
 
 
-def alltoall_s(ek: EngineKernels, bytes_per_rank: float, n: int) -> float:
-    """All-to-all where every one of n consecutive GPUs sends `bytes_per_rank` bytes in total (comm layer)."""
-    return comm.collective_time_s("all_to_all", bytes_per_rank, n, 1, ek.links)
+def moe_exchange_s(ek: EngineKernels, tokens_per_rank: float, hidden: int, top_k: int, ep: int, stride: int,
+                   fp8: bool) -> float:
+    """MoE dispatch (FP8 payload when `fp8`) + combine (BF16) over ep ranks `stride` apart: the comm layer's
+    moe_dispatch_time_s, the same term the training model uses."""
+    return (comm.moe_dispatch_time_s(tokens_per_rank, hidden, top_k, ep, stride, ek.links, fp8=fp8)
+            + comm.moe_dispatch_time_s(tokens_per_rank, hidden, top_k, ep, stride, ek.links))
 
 
 def experts_hit(local_experts: float, slots: float) -> float:
