@@ -15,7 +15,8 @@ Method (a seeded partitioning by propagation, from two seeds: spectral and conti
   1. seed: one middle layer l0 is partitioned into N node parts by recursive spectral bisection of the
      similarity of its experts, S = R R^T + Q Q^T (R: rows of transitions[l0] normalised, the successor
      profile of each expert; Q: columns of transitions[l0-1] normalised, the predecessor profile). Each
-     bisection sorts the experts of a part by the Fiedler vector of the normalised Laplacian of S and
+     bisection sorts the experts of a part by the Fiedler vector of the normalised Laplacian of S (power
+     iteration) and
      cuts at the count share of the two halves' node counts; this finds the hidden order of a
      window-successor structure (a ring: Fiedler vector ~ cos of the position) and clusters alike.
   2. propagation: layers l0+1 .. L-1, then l0-1 .. 0, each repacked against its already-placed
@@ -48,6 +49,8 @@ SWAP_ROUNDS = 8
 """rounds of expert exchanges between nodes per layer assignment (_swap)"""
 SWAP_DRIFT = 0.03
 """an exchange keeps every node within this fraction of the mean tokens (the repair balances the rest)"""
+FIEDLER_ITERATIONS = 300
+"""power iterations for a Fiedler vector (a seed needs its order, not full accuracy)"""
 WINDOWS = (8.0, 4.0, 2.0, 1.0)
 """a node may take an expert while within this many of its token counts of the lightest node: the widest
 window whose assignment the repair can balance is used"""
@@ -255,6 +258,19 @@ def _similarity(trans: np.ndarray, l: int) -> np.ndarray:
     return sim
 
 
+def _fiedler(norm_w: np.ndarray, trivial: np.ndarray) -> np.ndarray:
+    """Second eigenvector of I + D^-1/2 W D^-1/2 (the Fiedler vector of the normalised Laplacian) by power
+    iteration orthogonal to the trivial eigenvector sqrt(d), from a fixed start (deterministic)."""
+    n = norm_w.shape[0]
+    top = trivial / max(float(np.linalg.norm(trivial)), 1e-300)
+    vec = np.cos(np.linspace(0.0, np.pi, n)) + 0.01 * np.arange(n) / n
+    for _ in range(FIEDLER_ITERATIONS):
+        vec = vec + norm_w @ vec
+        vec -= top * float(top @ vec)
+        vec /= max(float(np.linalg.norm(vec)), 1e-300)
+    return vec
+
+
 def _bisect(sim: np.ndarray, idx: np.ndarray, parts: int, out: np.ndarray, first: int) -> None:
     """Label idx with parts first .. first + parts - 1 by recursive Fiedler bisection."""
     if parts == 1 or idx.shape[0] <= 1:
@@ -263,9 +279,7 @@ def _bisect(sim: np.ndarray, idx: np.ndarray, parts: int, out: np.ndarray, first
     w = sim[np.ix_(idx, idx)]
     deg = w.sum(axis=1)
     inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-300)), 0.0)
-    lap = np.eye(idx.shape[0]) - inv[:, None] * w * inv[None, :]
-    _, vec = np.linalg.eigh(lap)
-    fiedler = vec[:, 1] * inv if idx.shape[0] > 1 else np.zeros(1)
+    fiedler = _fiedler(inv[:, None] * w * inv[None, :], np.sqrt(np.maximum(deg, 0.0))) * inv
     if fiedler[np.argmax(np.abs(fiedler))] < 0:  # eigenvector sign is arbitrary: fix it
         fiedler = -fiedler
     order = idx[np.lexsort((idx, fiedler))]

@@ -28,7 +28,7 @@ import numpy as np
 from costmodels.errors import SpecError
 from costmodels.routing import RoutingStats, load_stats
 from planner.experts import baselines as base
-from planner.experts.affinity import SweepState, found, improve_affinity
+from planner.experts.affinity import SweepState, cross_share, found, improve_affinity
 from planner.experts.evaluate import Layout, evaluate
 from planner.experts.heuristic import LOAD_TOLERANCE
 from planner.experts.layer import LayerResult, fill_slots, solve_layer_load
@@ -43,6 +43,8 @@ SOLVE_SHARE = 0.8
 """fraction of the solve time left that the per-layer exact solves may use (the rest: affinity sweeps)"""
 OUTPUT_SHARE = 0.1
 """fraction of the time limit kept for evaluating the plan and writing it (baselines are computed first)"""
+OUTPUT_PER_BASELINE = 0.8
+"""... or this multiple of the time the baselines took (both scale with the statistics), if more"""
 INLINE_LIMIT = 200_000
 """statistics with at most this many numbers are carried inline in the plan; larger ones by path + digest"""
 
@@ -174,7 +176,8 @@ def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan
     for name in sorted(base.BASELINES):
         baselines[name] = evaluate(stats, base.BASELINES[name](request), c0=c0, kappa=kappa, node_of=node_of,
                                    traffic_weight=traffic_weight, timed=timed)
-    solve_deadline = Deadline(max(1e-3, deadline.remaining() - OUTPUT_SHARE * options.time_limit_s))
+    reserve = max(OUTPUT_SHARE * options.time_limit_s, OUTPUT_PER_BASELINE * deadline.elapsed())
+    solve_deadline = Deadline(max(1e-3, deadline.remaining() - reserve))
     layers = _layer_solve(request, c0, kappa, solve_deadline, options, progress)
     slots = [fill_slots(r.slots, stats.expert_load[l]) if r.method == "exact" else r.slots
              for l, r in enumerate(layers)]  # a filled slot serves no tokens until a sweep re-splits
@@ -189,11 +192,14 @@ def place(request: ExpertRequest, options: SolverOptions, progress=None) -> Plan
                            times=list(times), targets=bounds, caps=caps, counts=counts,
                            slots_per_gpu=request.slots_per_gpu, c0=c0, kappa=kappa, node_of=node_of,
                            traffic_weight=traffic_weight, node_limit=request.node_limit, frozen=frozen)
+        before = cross_share(stats.transitions, state.ns)
         improve_affinity(state, solve_deadline, progress)
         affinity = found(stats.transitions, state.ns)
-        if affinity or traffic_weight > 0:
+        if solve_deadline.hit and not affinity:  # cut short: the search says nothing about the statistics
+            affinity = None
+        if affinity or traffic_weight > 0 or (affinity is None and cross_share(stats.transitions, state.ns) < before):
             slots, shares, times = state.slots, state.shares, state.times
-        elif progress is not None:
+        elif progress is not None and affinity is False:
             progress("experts: no affinity found in the transitions; keeping the load-optimal layers")
     if solve_deadline.hit:
         deadline.mark_hit()
