@@ -42,3 +42,20 @@ def test_deepseek_width_at_reduced_layers(tmp_path, family):
     else:
         assert pred["affinity_found"] is True
         assert pred["cross_node_tokens"] <= 0.75 * base["contiguous"]["cross_node_tokens"]
+
+
+def test_time_limit_at_deepseek_width():
+    """The planner call obeys --time-limit within 10 % at DeepSeek-V3 width (reading and writing files aside)."""
+    import time
+
+    from solvers import SolverOptions
+
+    stats = synth_stats(layers=20, experts=256, top_k=8, skew=1.2, affinity=0.9, seed=2, tokens=2048,
+                        family="clustered")
+    start = time.perf_counter()
+    plan = place_experts(stats, num_gpus=64, gpus_per_node=8, slots_per_gpu=5, options=SolverOptions(time_limit_s=3))
+    wall = time.perf_counter() - start
+    assert wall <= 3 * 1.1
+    assert plan["solver"]["time_limit_hit"] == (plan["solver"]["status"] == "time_limit")
+    assert plan["predicted"]["busiest_gpu_tokens_total"] <= plan["baselines"]["greedy_replicate"][
+        "busiest_gpu_tokens_total"]
