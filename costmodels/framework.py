@@ -20,12 +20,21 @@
   recompute                                       and the element-wise ops recomputed
   attention kernel   cuDNN / TE fused attention   PyTorch SDPA flash (FA2):      fused
                                                   sdpa_attention_factor x speed
-Runnable combinations (the planner searches only these): DeepSpeed refuses pipeline parallelism with
-ZeRO >= 2 and has no context parallelism or interleaved pipeline; torchtitan shards experts with
-etp = 1 or etp = tp only; Megatron-FSDP runs without pipeline parallelism.
+Runnable combinations (the planner searches only these; the exports refuse the rest with the same reasons):
+- DeepSpeed (deepspeedai/DeepSpeed@edaa722): pipeline parallelism needs ZeRO <= 1 and an equal number of
+  layers per stage (PipelineModule partition 'type:<layer>'); no context parallelism, interleaving, FP8
+  training, AutoTP sequence parallelism, selective (attention-only) recompute or MTP module. MoE runs through
+  AutoEP: expert TP = 1, ep divides the routed experts, and tp > 1 needs ep > 1, pp = 1 and ZeRO <= 2.
+- torchtitan (current, b5bcd76): experts are sharded with etp = tp when ep = 1 and etp = 1 when ep > 1 (no
+  expert TP beside EP); expert groups lie inside dp_shard x cp x tp (dp_shard = dp under FSDP, 1 under DDP);
+  MTP runs without pipeline and context parallelism; FSDP2 has no ZeRO 1 or 2.
+- Megatron: Megatron-FSDP (ZeRO 3) runs without pipeline parallelism; ZeRO 2 (Megatron-FSDP optim_grads,
+  which the export renders) is not searched: its per-micro-batch reduce-scatter is not costed apart from
+  ZeRO 3.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from costmodels.errors import require
 
@@ -68,20 +77,100 @@ def framework(name: str) -> Framework:
     return _RULES[name]
 
 
-def unsupported(name: str, *, zero: int, pp: int, cp: int, vpp: int, tp: int, etp: int) -> list[tuple[str, str]]:
-    """Reasons, as (field, reason), why framework `name` cannot run this combination; empty = runnable."""
-    fw, out = framework(name), []
-    if zero not in fw.zero_stages:
-        out.append(("zero", f"{name} has no ZeRO stage {zero}; valid: {', '.join(map(str, fw.zero_stages))}"))
+@dataclass(frozen=True, slots=True)
+class Combination:
+    """The decisions of one candidate that a framework may be unable to run."""
+
+    zero: int
+    pp: int
+    cp: int
+    vpp: int
+    tp: int
+    etp: int
+    ep: int = 1
+    dp: int = 1
+    experts: int = 0
+    """routed experts (0 = dense model)"""
+    recompute: str = "none"
+    sequence_parallel: bool = False
+    fp8: bool = False
+    mtp_layers: int = 0
+    stage_layers: tuple[int, ...] = ()
+    """layers per pipeline stage (empty = not chosen yet)"""
+    layers: int = 0
+    """the model's decoder layers (0 = unknown)"""
+    microbatches: int = 0
+    """micro-batches per step (0 = unknown)"""
+
+
+def _deepspeed(c: Combination) -> list[tuple[str, str]]:
+    out = []
+    if c.pp > 1 and c.zero >= 2:
+        out.append(("zero", "DeepSpeed pipeline parallelism supports ZeRO stage 0 or 1 only"))
+    if c.cp > 1:
+        out.append(("cp", "DeepSpeed has no context parallelism (ring attention)"))
+    if c.vpp > 1:
+        out.append(("vpp", "DeepSpeed has no interleaved pipeline schedule"))
+    if c.fp8:
+        out.append(("dtype", "DeepSpeed has no FP8 training setting"))
+    if c.sequence_parallel and c.tp > 1:
+        out.append(("sequence_parallel", "DeepSpeed AutoTP has no sequence-parallel setting"))
+    if c.recompute == "selective":
+        out.append(("recompute", "DeepSpeed checkpoints whole layers; there is no selective recompute"))
+    if c.pp > 1 and (len(set(c.stage_layers)) > 1 or (c.layers and c.layers % c.pp)):
+        out.append(("stage_layers", "DeepSpeed's PipelineModule places an equal number of layers per stage only"))
+    if c.mtp_layers:
+        out.append(("mtp_layers", "DeepSpeed has no multi-token-prediction module"))
+    if c.experts:
+        out += _autoep(c)
+    return out
+
+
+def _autoep(c: Combination) -> list[tuple[str, str]]:
+    """DeepSpeed AutoEP (module_inject/auto_ep_*.py) limits."""
+    out = []
+    if c.etp != 1:
+        out.append(("etp", "DeepSpeed AutoEP accepts expert_tensor_parallel_size=1 only"))
+    if c.experts % c.ep:
+        out.append(("ep", f"DeepSpeed AutoEP: autoep_size must divide the {c.experts} experts"))
+    if c.tp > 1 and c.ep == 1:
+        out.append(("ep", "DeepSpeed AutoEP with AutoTP (tp > 1) needs autoep_size > 1"))
+    if c.tp > 1 and c.pp > 1:
+        out.append(("pp", "DeepSpeed AutoEP with AutoTP (tp > 1) supports pp = 1 only"))
+    if c.tp > 1 and c.zero > 2:
+        out.append(("zero", "DeepSpeed AutoEP with AutoTP (tp > 1) supports ZeRO 0-2 only"))
+    return out
+
+
+def _torchtitan(c: Combination) -> list[tuple[str, str]]:
+    out = []
+    if c.experts and c.ep == 1 and c.etp != c.tp:
+        out.append(("etp", f"torchtitan shards experts with the dense TP when ep = 1 (etp = tp = {c.tp}), "
+                           f"not {c.etp}"))
+    if c.experts and c.ep > 1 and c.etp != 1:
+        out.append(("etp", f"torchtitan has no expert TP beside EP: with ep > 1 etp must be 1, not {c.etp}"))
+    region = (c.dp if c.zero else 1) * c.cp * c.tp
+    if c.experts and c.ep > 1 and region % c.ep:
+        out.append(("ep", f"torchtitan forms expert groups inside dp_shard x cp x tp = {region} ranks "
+                          f"(ZeRO {c.zero}); ep = {c.ep} does not divide it"))
+    if c.vpp > 1 and c.microbatches and c.microbatches < c.pp * c.vpp:
+        out.append(("vpp", f"torchtitan's interleaved schedules need at least pp x vpp = {c.pp * c.vpp} "
+                           f"micro-batches, not {c.microbatches}"))
+    if c.mtp_layers and (c.pp > 1 or c.cp > 1):
+        out.append(("mtp_layers", f"torchtitan runs MTP without PP and CP only (pp={c.pp}, cp={c.cp})"))
+    return out
+
+
+def unsupported(name: str, **decisions: Any) -> list[tuple[str, str]]:
+    """Reasons, as (field, reason), why framework `name` cannot run this combination (the fields of
+    `Combination`); empty = runnable."""
+    fw, c, out = framework(name), Combination(**decisions), []
+    if c.zero not in fw.zero_stages:
+        out.append(("zero", f"{name} has no ZeRO stage {c.zero}; valid: {', '.join(map(str, fw.zero_stages))}"))
     if name == "deepspeed":
-        if pp > 1 and zero >= 2:
-            out.append(("zero", "DeepSpeed pipeline parallelism supports ZeRO stage 0 or 1 only"))
-        if cp > 1:
-            out.append(("cp", "DeepSpeed has no context parallelism (ring attention)"))
-        if vpp > 1:
-            out.append(("vpp", "DeepSpeed has no interleaved pipeline schedule"))
-    if name == "torchtitan" and etp not in (1, tp):
-        out.append(("etp", f"torchtitan shards experts with etp = 1 or etp = tp ({tp}), not {etp}"))
-    if name == "megatron" and zero == 3 and pp > 1:
+        out += _deepspeed(c)
+    if name == "torchtitan":
+        out += _torchtitan(c)
+    if name == "megatron" and c.zero == 3 and c.pp > 1:
         out.append(("zero", "Megatron-FSDP (ZeRO 3) runs without pipeline parallelism"))
     return out

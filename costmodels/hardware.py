@@ -258,7 +258,7 @@ class ClusterSpec:
 
         A partial last node is allowed only when everything fits in one node.
         """
-        per_node = devices_per_node or device.devices_per_node
+        per_node = device.devices_per_node if devices_per_node is None else devices_per_node
         require(num_devices >= 1, f"must be >= 1, got {num_devices}", field="num_gpus")
         require(per_node >= 1, f"must be >= 1, got {per_node}", field="gpus_per_node")
         if num_devices < per_node:

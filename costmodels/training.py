@@ -243,8 +243,16 @@ def check_config(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkl
             out.append(("etp", f"etp={c.etp} does not divide expert ffn={model.moe.expert_ffn}"))
     elif c.ep > 1 or c.etp > 1:
         out.append(("ep", "ep and etp apply to MoE models only"))
-    out += unsupported(workload.framework, zero=c.zero, pp=c.pp, cp=c.cp, vpp=c.vpp, tp=c.tp, etp=c.etp)
-    return out
+    return out + framework_problems(model, workload, c)
+
+
+def framework_problems(model: ModelSpec, workload: TrainingWorkload, c: ParallelConfig) -> list[tuple[str, str]]:
+    """Why `workload.framework` cannot run configuration `c` (costmodels.framework.unsupported); empty = runnable."""
+    return unsupported(workload.framework, zero=c.zero, pp=c.pp, cp=c.cp, vpp=c.vpp, tp=c.tp, etp=c.etp, ep=c.ep,
+                       dp=c.dp, experts=model.moe.experts if model.moe else 0, recompute=c.recompute,
+                       sequence_parallel=c.sequence_parallel, fp8=workload.dtype == "fp8",
+                       mtp_layers=model.mtp_layers, stage_layers=tuple(c.stage_layers or ()), layers=model.layers,
+                       microbatches=c.microbatches(workload))
 
 
 def _flops(model: ModelSpec, workload: TrainingWorkload, recompute: str) -> float:

@@ -75,12 +75,30 @@ def train_view(plan: Plan) -> TrainView:
     return TrainView(d=d, model=inputs["model"], work=work, cluster=inputs.get("cluster") or {}, framework=framework)
 
 
+def framework_decisions(view: TrainView) -> dict:
+    """The decision as costmodels.framework.Combination fields."""
+    d, moe = view.d, view.model.get("moe") or {}
+    return dict(zero=d["zero"], pp=d["pp"], cp=d["cp"], vpp=d["vpp"], tp=d["tp"], etp=d["etp"], ep=d["ep"],
+                dp=d["dp"], experts=int(moe.get("experts", 0)), recompute=d["recompute"],
+                sequence_parallel=bool(d["sequence_parallel"]), fp8=view.work["dtype"] == "fp8",
+                mtp_layers=int(view.model.get("mtp_layers") or 0), stage_layers=tuple(d["stage_layers"]),
+                layers=int(view.model["layers"]), microbatches=view.accumulation)
+
+
+_INPUT_FIELDS = {"dtype": ("inputs.workload.dtype", "dtype"), "mtp_layers": ("inputs.model.mtp_layers", "mtp_layers")}
+
+
 def refuse_unsupported(view: TrainView, target: Target, framework: str) -> None:
-    """The framework rules the planner searches under (costmodels.framework.unsupported), as export refusals."""
-    d = view.d
-    for field, reason in unsupported(framework, zero=d["zero"], pp=d["pp"], cp=d["cp"], vpp=d["vpp"], tp=d["tp"],
-                                     etp=d["etp"]):
-        raise ExportRefused(target, f"decision.{field}", d[field], reason)
+    """The framework rules the planner searches under (costmodels.framework.unsupported), as export refusals.
+    torchtitan's expert rules are those of current torchtitan; the v0.2.2 export checks its own."""
+    for field, reason in unsupported(framework, **framework_decisions(view)):
+        if target.fmt == "torchtitan-toml" and field in ("ep", "etp"):
+            continue
+        if field in _INPUT_FIELDS:
+            path, key = _INPUT_FIELDS[field]
+            source = view.work if path.startswith("inputs.workload") else view.model
+            raise ExportRefused(target, path, source.get(key), reason)
+        raise ExportRefused(target, f"decision.{field}", view.d[field], reason)
 
 
 def moe_layer_ids(model: dict) -> list[int]:

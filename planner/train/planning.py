@@ -15,7 +15,7 @@ from planner.plan import Plan, make_plan
 from planner.train.baselines import megatron_rule_config
 from planner.train.feasibility import infeasible_message
 from planner.train.request import TrainOptions, TrainRequest
-from planner.train.search import Candidate, pools_of, search, split_problem
+from planner.train.search import Candidate, pools_of, search, split_problem, uneven_split_allowed
 from planner.train.split import solve_split_ilp
 from solvers.result import SolverOptions
 
@@ -76,9 +76,9 @@ def why_lost(winner, loser) -> str:
 def _final_split(request: TrainRequest, winner: Candidate, solver: SolverOptions) -> tuple[Candidate, dict]:
     """Prove the winner's split with the ILP (pp > 1, vpp = 1); returns the candidate and the solver block."""
     c = winner.config
-    if c.pp == 1 or c.vpp > 1 or not request.options.uneven_split:
+    if not uneven_split_allowed(request, c):
         reason = "one stage" if c.pp == 1 else ("interleaved schedule: equal chunks" if c.vpp > 1
-                                                else "uniform splits requested")
+                                                else "uniform splits requested or the framework's only")
         return winner, {"backend": "enumeration", "backend_version": "", "status": "optimal",
                         "objective": winner.step_time_s, "bound": winner.step_time_s, "gap": 0.0,
                         "split": f"fixed ({reason})"}

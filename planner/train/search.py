@@ -156,6 +156,12 @@ def candidates(request: TrainRequest):
             yield replace(c, stage_pools=layout)
 
 
+def uneven_split_allowed(request: TrainRequest, c: ParallelConfig) -> bool:
+    """Whether the split of `c` is searched (pp > 1, vpp = 1, uneven splits requested, and the framework can
+    place one: DeepSpeed's PipelineModule cannot), else the even split is used."""
+    return c.pp > 1 and c.vpp == 1 and request.options.uneven_split and request.workload.framework != "deepspeed"
+
+
 def _evaluate(request: TrainRequest, c: ParallelConfig, order: int, threshold: float, cache: dict
               ) -> tuple[Candidate | None, str]:
     """(candidate, '') or (None, why it was dropped: 'balanced' | 'memory').
@@ -170,7 +176,7 @@ def _evaluate(request: TrainRequest, c: ParallelConfig, order: int, threshold: f
     prob = split_problem(request, c, pools, cache)
     if prob.lower_bound(0.0) * (1 - SLACK) >= threshold:
         return None, "balanced"
-    if c.vpp > 1 or c.pp == 1 or not request.options.uneven_split:
+    if not uneven_split_allowed(request, c):
         split = even_stage_layers(request.model.layers, c.pp)
         if not prob.fits(split):
             return None, "memory"

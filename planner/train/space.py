@@ -7,7 +7,7 @@ Divisibility and placement rules (Megatron-LM's own checks):
   gbs % dp == 0, mbs | gbs / dp; m = gbs / (dp * mbs) micro-batches
   vpp > 1: pp > 1, layers % (pp * vpp) == 0 (equal chunks), m % pp == 0 (interleaved schedule)
   MoE: ep | experts, etp | expert_ffn, ep * etp | tp * cp * dp (parallel folding), ep * etp inside a node
-       unless allowed; tp > 1 with MoE needs sequence parallelism
+       unless allowed; tp > 1 with MoE needs sequence parallelism (DeepSpeed: has none)
   sequence parallelism only when tp > 1
 Heterogeneous clusters (several pools): every stage has the same tp, cp, dp (so tp*cp*dp GPUs); a pool
 hosts either as many stages as fit in it or none; the used pools take consecutive stages in every order.
@@ -16,9 +16,9 @@ hosts either as many stages as fit in it or none; the used pools take consecutiv
 import itertools
 from dataclasses import dataclass
 
-from costmodels.framework import unsupported
 from costmodels.hardware import NodePool
 from costmodels.parallel import ParallelConfig
+from costmodels.training import framework_problems
 from planner.train.request import TrainRequest
 
 MIN_CP_TOKENS = 1024
@@ -127,8 +127,8 @@ def configs_for_shape(request: TrainRequest, shape: Shape) -> list[ParallelConfi
     model, opts, gbs = request.model, request.options, request.workload.global_batch
     per_replica = gbs // shape.dp
     sps = sorted({sp and shape.tp > 1 for sp in opts.sequence_parallel}, reverse=True)
-    if model.moe is not None and shape.tp > 1:
-        sps = [True] if True in opts.sequence_parallel else []
+    if model.moe is not None and shape.tp > 1 and request.workload.framework != "deepspeed":
+        sps = [True] if True in opts.sequence_parallel else []  # Megatron/torchtitan MoE with TP need it
     out = []
     for mbs in divisors(per_replica):
         if mbs > opts.max_mbs:
@@ -139,12 +139,11 @@ def configs_for_shape(request: TrainRequest, shape: Shape) -> list[ParallelConfi
             vpps += [v for v in range(2, opts.max_vpp + 1) if model.layers % (shape.pp * v) == 0 and m % shape.pp == 0]
         for vpp in vpps:
             for zero in sorted(opts.zero_stages):
-                if unsupported(request.workload.framework, zero=zero, pp=shape.pp, cp=shape.cp, vpp=vpp, tp=shape.tp,
-                               etp=shape.etp):
-                    continue  # the framework cannot run it: not searched
                 for recompute in opts.recompute_modes:
                     for sp in sps:
-                        out.append(ParallelConfig(tp=shape.tp, pp=shape.pp, dp=shape.dp, cp=shape.cp, ep=shape.ep,
-                                                  etp=shape.etp, vpp=vpp, mbs=mbs, zero=zero, recompute=recompute,
-                                                  sequence_parallel=sp))
+                        c = ParallelConfig(tp=shape.tp, pp=shape.pp, dp=shape.dp, cp=shape.cp, ep=shape.ep,
+                                           etp=shape.etp, vpp=vpp, mbs=mbs, zero=zero, recompute=recompute,
+                                           sequence_parallel=sp)
+                        if not framework_problems(model, request.workload, c):  # else the framework cannot run it
+                            out.append(c)
     return out

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from costmodels import ClusterSpec, NodePool, ParallelConfig, TrainingWorkload, estimate_training
+from costmodels import ClusterSpec, DeviceSpec, NodePool, ParallelConfig, TrainingWorkload, estimate_training
 from costmodels import memory as M
 from costmodels.compute import SCORE_BYTES_FORWARD, gemm_time_s, unfused_attention_time_s
 from costmodels.errors import SpecError
@@ -32,8 +32,35 @@ def test_framework_rules():
     assert not unsupported("deepspeed", zero=1, pp=2, cp=1, vpp=1, tp=1, etp=1)
     assert unsupported("deepspeed", zero=1, pp=1, cp=2, vpp=1, tp=1, etp=1)[0][0] == "cp"
     assert unsupported("torchtitan", zero=1, pp=1, cp=1, vpp=1, tp=1, etp=1)  # no ZeRO-1 in FSDP2
-    assert unsupported("torchtitan", zero=3, pp=1, cp=1, vpp=1, tp=4, etp=2)[0][0] == "etp"
-    assert not unsupported("torchtitan", zero=3, pp=8, cp=2, vpp=2, tp=4, etp=4)
+    assert unsupported("torchtitan", zero=3, pp=1, cp=1, vpp=1, tp=4, etp=2, experts=8)[0][0] == "etp"
+    assert not unsupported("torchtitan", zero=3, pp=8, cp=2, vpp=2, tp=4, etp=4, experts=8)
+    # current torchtitan: no expert TP beside EP; expert groups inside dp_shard x cp x tp (dp_shard = 1 under DDP)
+    assert unsupported("torchtitan", zero=3, pp=1, cp=1, vpp=1, tp=4, etp=4, ep=2, dp=2, experts=8)[0][0] == "etp"
+    assert not unsupported("torchtitan", zero=3, pp=1, cp=1, vpp=1, tp=1, etp=1, ep=4, dp=4, experts=8)
+    assert unsupported("torchtitan", zero=0, pp=1, cp=1, vpp=1, tp=1, etp=1, ep=4, dp=4, experts=8)[0][0] == "ep"
+    assert unsupported("torchtitan", zero=3, pp=2, cp=1, vpp=2, tp=1, etp=1, microbatches=2)[0][0] == "vpp"
+    assert unsupported("torchtitan", zero=3, pp=2, cp=1, vpp=1, tp=1, etp=1, mtp_layers=1)[0][0] == "mtp_layers"
+
+
+def test_deepspeed_rules():
+    """DeepSpeed@edaa722: AutoEP limits, no FP8/SP/selective/MTP, equal pipeline stages only."""
+    base = dict(zero=1, pp=1, cp=1, vpp=1, tp=1, etp=1)
+
+    def fields(**kw) -> list[str]:
+        return [f for f, _ in unsupported("deepspeed", **{**base, **kw})]
+
+    assert fields(experts=8, ep=4) == []
+    assert fields(experts=8, ep=4, etp=2) == ["etp"]
+    assert fields(experts=8, ep=3) == ["ep"]
+    assert fields(experts=8, tp=2) == ["ep"]  # AutoTP with MoE needs autoep_size > 1
+    assert fields(experts=8, tp=2, ep=2, pp=2, layers=8) == ["pp"]
+    assert fields(experts=8, tp=2, ep=2, zero=3) == ["zero"]
+    assert fields(experts=8, tp=1, ep=2, zero=3) == []  # ZeRO 3 is refused with AutoTP only
+    assert fields(fp8=True) == ["dtype"] and fields(mtp_layers=1) == ["mtp_layers"]
+    assert fields(recompute="selective") == ["recompute"] and fields(recompute="full") == []
+    assert fields(tp=2, sequence_parallel=True) == ["sequence_parallel"] and fields(tp=2) == []
+    assert fields(pp=2, stage_layers=(3, 5)) == ["stage_layers"] and fields(pp=2, stage_layers=(4, 4)) == []
+    assert fields(pp=3, layers=8) == ["stage_layers"]
     assert framework("torchtitan").grad_reduce_bytes == 4.0 and framework("megatron").grad_reduce_bytes == 2.0
     with pytest.raises(SpecError, match="valid: megatron, torchtitan, deepspeed"):
         TrainingWorkload(global_batch=1, seq_len=1, framework="jax")
@@ -150,3 +177,12 @@ def test_hardware_flops_follow_the_framework_recompute():
              for fw, r in runs.items()}
     assert math.isclose(extra["megatron"], lf.attention_core, rel_tol=1e-9)
     assert math.isclose(extra["torchtitan"], (lf.total - lf.attention_core) / 2, rel_tol=1e-9)
+
+
+def test_homogeneous_cluster_rejects_zero_devices_per_node():
+    dev = DeviceSpec(name="d", bf16_flops_per_s=1e15, fp8_flops_per_s=2e15, hbm_bytes=80 * 2**30,
+                     hbm_bytes_per_s=3e12, devices_per_node=8, intra_node_bytes_per_s=400e9,
+                     inter_node_bytes_per_s=50e9)
+    with pytest.raises(SpecError, match="gpus_per_node"):
+        ClusterSpec.homogeneous(dev, 16, devices_per_node=0)
+    assert ClusterSpec.homogeneous(dev, 16).pools[0].devices_per_node == 8

@@ -10,11 +10,17 @@ import tomllib
 import pytest
 from click.testing import CliRunner
 from names import accepted, deepspeed_names, megatron_names, recipe_names, toml_names
-from train_plans import edited, planned
+from train_plans import FAST, device, edited, model, planned
 
 from cli import main
+from costmodels.hardware import ClusterSpec
+from costmodels.parallel import TrainingWorkload
+from costmodels.training import check_config, even_stage_layers
+from planner.documents import export_plan
 from planner.exports.common import ExportRefused
-from planner.train import EXPORT_FORMATS, export
+from planner.train import EXPORT_FORMATS, TrainOptions, export, plan_training
+from planner.train.request import TrainRequest
+from planner.train.space import configs_for_shape, shapes
 
 NAMES = {"megatron": megatron_names, "torchtitan": recipe_names, "torchtitan-toml": toml_names,
          "deepspeed": deepspeed_names}
@@ -246,3 +252,44 @@ def test_torchtitan_toml_says_when_it_adds_sequence_parallelism():
     plan = edited(CASES["uneven"], sequence_parallel=False)
     assert "v0.2.2 always shards activations along the sequence with TP" in export(plan, "torchtitan-toml")
     assert "config.parallelism.enable_sequence_parallel = False" in export(plan, "torchtitan")
+
+
+FRAMEWORK_FORMATS = {"megatron": ("megatron",), "torchtitan": ("torchtitan",), "deepspeed": ("deepspeed",)}
+
+
+@pytest.mark.parametrize("framework", sorted(FRAMEWORK_FORMATS))
+@pytest.mark.parametrize("moe", [False, True])
+def test_plans_for_a_framework_export_to_it(framework, moe):
+    """`plan train --framework X` on a small dense and a small MoE case; X's export takes the plan (no refusal)."""
+    wl = TrainingWorkload(global_batch=16, seq_len=1024, framework=framework)
+    plan = plan_training(model(moe=moe), ClusterSpec.homogeneous(device(), 8, 4), wl, options=TrainOptions(**FAST))
+    assert plan.doc["inputs"]["workload"]["framework"] == framework
+    for fmt in FRAMEWORK_FORMATS[framework]:
+        assert export_plan(plan, fmt)
+
+
+@pytest.mark.parametrize("framework", sorted(FRAMEWORK_FORMATS))
+def test_every_searched_configuration_exports(framework):
+    """Every configuration the search may return for the framework (space x framework rules x structural checks)
+    exports to the framework's format: a plan made for an executor never needs refusing."""
+    base = planned("moe")
+    cluster = ClusterSpec.homogeneous(device(), 8, 4)
+    m = model(moe=True)
+    wl = TrainingWorkload(global_batch=16, seq_len=1024, framework=framework)
+    request = TrainRequest(model=m, cluster=cluster, workload=wl,
+                           options=TrainOptions(max_vpp=2, max_mbs=2, max_cp=2, alternatives=0))
+    exported = 0
+    for shape in shapes(request, 8, cluster.primary):
+        for c in configs_for_shape(request, shape):
+            c = c.__class__(**{**{f: getattr(c, f) for f in c.__slots__},
+                               "stage_layers": even_stage_layers(m.layers, c.pp)})
+            if check_config(m, cluster, wl, c):
+                continue
+            plan = edited(base, tp=c.tp, pp=c.pp, dp=c.dp, cp=c.cp, ep=c.ep, etp=c.etp, vpp=c.vpp, mbs=c.mbs,
+                          zero=c.zero, recompute=c.recompute, sequence_parallel=c.sequence_parallel,
+                          stage_layers=list(c.stage_layers), microbatches=c.microbatches(wl))
+            plan.doc["inputs"]["workload"]["framework"] = framework
+            for fmt in FRAMEWORK_FORMATS[framework]:
+                assert export(plan, fmt), (framework, c)
+            exported += 1
+    assert exported >= 20  # the rules leave a real space to search

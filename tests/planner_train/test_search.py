@@ -16,10 +16,10 @@ from planner.train.request import TrainRequest
 from planner.train.search import split_problem
 
 
-def _runnable_workload(seq: int, zero: int, pp: int, vpp: int = 1) -> TrainingWorkload:
+def _runnable_workload(seq: int, zero: int, pp: int, vpp: int = 1, **decisions) -> TrainingWorkload:
     """A framework that runs this ZeRO stage (DeepSpeed for stage 2, torchtitan for FSDP with pp)."""
     framework = "deepspeed" if zero == 2 else ("torchtitan" if zero == 3 and pp > 1 else "megatron")
-    assume(not unsupported(framework, zero=zero, pp=pp, cp=1, vpp=vpp, tp=1, etp=1))
+    assume(not unsupported(framework, **{"tp": 1, "etp": 1, **decisions, "zero": zero, "pp": pp, "cp": 1, "vpp": vpp}))
     return TrainingWorkload(global_batch=16, seq_len=seq, framework=framework)
 
 OPTIONS = TrainOptions(max_vpp=2, max_mbs=2, max_cp=2, alternatives=2)
@@ -106,9 +106,11 @@ def check_against_brute_force(layers, hbm, gbs, seq, moe):
 def test_bounds_are_valid_and_objective_matches(tp, pp, mbs, zero, rec, moe, seq):
     model = tiny_model(layers=4, moe=moe)
     cluster = tiny_cluster(8, 80.0)
-    workload = _runnable_workload(seq, zero, pp)
     dp = 8 // (tp * pp)
     ep = 2 if moe else 1
+    workload = _runnable_workload(seq, zero, pp, tp=tp, ep=ep, dp=dp, etp=1 if moe or tp == 1 else tp,
+                                  experts=4 if moe else 0, recompute=rec, sequence_parallel=tp > 1,
+                                  stage_layers=even_stage_layers(4, pp), layers=4)
     cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, ep=ep, mbs=mbs, zero=zero, recompute=rec, sequence_parallel=tp > 1,
                          stage_layers=even_stage_layers(4, pp))
     est = estimate_training(model, cluster, workload, cfg)
@@ -133,8 +135,10 @@ def test_sibling_bound_is_valid(tp, pp, mbs, zero, rec, moe, vpp):
         vpp = 1
     model = tiny_model(layers=8, moe=moe)
     cluster = tiny_cluster(8, 80.0)
-    workload = _runnable_workload(1024, zero, pp, vpp)
     dp = 8 // (tp * pp)
+    workload = _runnable_workload(1024, zero, pp, vpp, tp=tp, ep=2 if moe else 1, dp=dp, experts=4 if moe else 0,
+                                  recompute=rec, sequence_parallel=tp > 1, stage_layers=even_stage_layers(8, pp),
+                                  layers=8, microbatches=16 // (dp * mbs))
     cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, ep=2 if moe else 1, mbs=mbs, zero=zero, recompute=rec, vpp=vpp,
                          sequence_parallel=tp > 1, stage_layers=even_stage_layers(8, pp))
     est = estimate_training(model, cluster, workload, cfg)
