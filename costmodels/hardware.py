@@ -136,16 +136,19 @@ class EngineCalibration:
     """TP all-reduce: latency of one of its 2(n-1) dependent steps"""
     allreduce_efficiency: float
     """TP all-reduce: fraction of the NVLink bandwidth reached"""
+    moe_efficiency: float = 1.0
+    """grouped expert GEMMs (fused MoE kernel): efficiency relative to the dense GEMM curve of the same size"""
     source: str = ""
     """tables and versions the constants were fitted to"""
 
     def __post_init__(self):
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
-                     "kv_read_efficiency", "allreduce_efficiency"):
+                     "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency"):
             v = getattr(self, name)
             require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("gemm_half_flops", "fp8_gemm_half_flops", "fp8_quant_s", "kernel_floor_s", "attention_floor_s",
-                     "attention_half_work", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s", "allreduce_hop_s"):
+                     "attention_half_work", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s",
+                     "allreduce_hop_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
 

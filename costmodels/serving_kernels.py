@@ -14,12 +14,14 @@ only changes the constants they run with (`KernelConstants`, applied as a Device
       max(floor, t_dec,0 + b·g·t_seq + K / (BW · η_kv), F / (P_bf16 · e_attn))   (one work unit per pair)
   grouped expert GEMMs (MoE, one kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive s/hit rows each, F = 2·s·n·k,
-      t = max(F / (P_d · eff(s/hit, n, k)), floor + (hit·β·k·n + s·(β·k + 2·n)) / (BW · η_hbm))
+      t = max(F / (P_d · eff), floor + (hit·β·k·n + s·(β·k + 2·n)) / (BW · η_hbm)), eff the GEMM curve at the
+      kernel's total F with the tile padding of s/hit rows per expert, times the engine's moe_efficiency
 Constants come from `EngineCalibration` (fitted to measured per-op tables by benchmarks/serve_engine_fit.py)
 for trtllm/vllm/sglang, or from the device's `DeviceCalibration` serving fields for legacy/modern.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from costmodels import comm, compute
@@ -53,6 +55,7 @@ class KernelConstants:
     allreduce_call_s: float
     allreduce_hop_s: float
     allreduce_efficiency: float
+    moe_efficiency: float = 1.0
 
     @classmethod
     def of_engine(cls, cal: EngineCalibration) -> "KernelConstants":
@@ -138,6 +141,11 @@ def moe_exchange_s(ek: EngineKernels, tokens_per_rank: float, hidden: int, top_k
             + comm.moe_dispatch_time_s(tokens_per_rank, hidden, top_k, ep, stride, ek.links))
 
 
+def _tile(rows: float) -> float:
+    """Useful share of the row tiles a GEMM of `rows` rows computes (the compute layer's tile padding)."""
+    return rows / (math.ceil(rows / compute.GEMM_TILE) * compute.GEMM_TILE)
+
+
 def experts_hit(local_experts: float, slots: float) -> float:
     """Expected distinct experts among `local_experts` that receive at least one of `slots` uniform slots."""
     if local_experts <= 0 or slots <= 0:
@@ -155,7 +163,9 @@ def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: flo
     dev = ek.device
     hit = max(experts_hit(local_experts, slots), 1.0)
     rows = slots / hit
-    eff = compute.gemm_efficiency(rows, n, kk, dtype, dev.calibration)
+    # one kernel: the size curve sees all its FLOPs, the tile padding each expert's rows
+    eff = compute.gemm_efficiency(slots, n, kk, dtype, dev.calibration) * _tile(rows) / _tile(slots) \
+        * ek.k.moe_efficiency
     flops = 2.0 * slots * n * kk
     e_in = 1.0 if dtype == "fp8" else 2.0
     moved = hit * e_in * kk * n + slots * (e_in * kk + 2.0 * n)
