@@ -47,3 +47,16 @@ def in_flight_microbatches(stage: int, pp: int, microbatches: int, vpp: int = 1)
         return float(min(pp - stage, microbatches))
     chunks = 2 * (pp - stage - 1) + (vpp - 1) * pp + 1
     return min(chunks / vpp, float(microbatches))
+
+
+def virtual_stage_layers(stage_layers: tuple[int, ...] | list[int], vpp: int) -> list[list[int]]:
+    """Decoder layers of each virtual stage, per pipeline rank: rank s runs virtual stages v*pp + s
+    (v = 0..vpp-1, Megatron's interleaved order) and spreads its layers over them larger-first, so the
+    last virtual stage, which also holds the loss (and MTP), is the smallest. Every stage needs >= vpp layers."""
+    if vpp < 1 or any(n < vpp for n in stage_layers):
+        raise ValueError(f"every stage needs at least vpp={vpp} layers, got {list(stage_layers)}")
+    out = []
+    for n in stage_layers:
+        base, extra = divmod(n, vpp)
+        out.append([base + (1 if v < extra else 0) for v in range(vpp)])
+    return out

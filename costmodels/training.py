@@ -234,8 +234,8 @@ def check_config(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkl
     if c.vpp > 1:
         if c.pp < 2:
             out.append(("vpp", "an interleaved schedule (vpp > 1) needs pp >= 2"))
-        if any(n % c.vpp for n in stages):
-            out.append(("vpp", f"vpp={c.vpp} does not divide the layers of every stage {list(stages)}"))
+        if any(n < c.vpp for n in stages):
+            out.append(("vpp", f"vpp={c.vpp}: every stage needs a layer per virtual stage, got {list(stages)}"))
     if model.moe is not None:
         if model.moe.experts % c.ep:
             out.append(("ep", f"ep={c.ep} does not divide the {model.moe.experts} experts"))

@@ -25,6 +25,7 @@ Flag semantics, from megatron/training/arguments.py and megatron/core at that co
   a2a_overlap = --overlap-moe-expert-parallel-comm.
 """
 
+from costmodels.pipeline import virtual_stage_layers
 from planner.exports.common import ExportRefused, Target
 from planner.exports.train_layout import TrainView, moe_layer_ids, node_comment_lines, refuse_unsupported, torchrun_line
 
@@ -62,16 +63,12 @@ def _model_flags(model: dict) -> list[list[str]]:
     return flags
 
 
-def _chunks(n: int, parts: int) -> list[int]:
-    base, extra = divmod(n, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
 def _layout(view: TrainView) -> str:
-    """--pipeline-model-parallel-layout for any split (and interleaving); MTP and loss on the last stage."""
+    """--pipeline-model-parallel-layout for any split (and interleaving): E (embedding) opens the first virtual
+    stage, MTP and L (loss) close the last; virtual stages as costed (costmodels.pipeline.virtual_stage_layers)."""
     d, pp, vpp = view.d, view.d["pp"], view.d["vpp"]
     mtp = "m" * int(view.model.get("mtp_layers", 0))
-    per_rank = [_chunks(n, vpp) for n in d["stage_layers"]]
+    per_rank = virtual_stage_layers(d["stage_layers"], vpp)
     entries = []
     for v in range(vpp):
         for s in range(pp):
@@ -89,6 +86,9 @@ def _split_flags(view: TrainView, target: Target) -> list[list[str]]:
     if pp == 1:
         return []
     if vpp > 1:
+        if min(layers) < vpp:
+            raise ExportRefused(target, "decision.stage_layers", layers,
+                                f"each stage needs a decoder layer per virtual stage (vpp={vpp})")
         if len(set(layers)) == 1 and layers[0] % vpp == 0:
             return [["--num-layers-per-virtual-pipeline-stage", str(layers[0] // vpp)]]
         return [["--pipeline-model-parallel-layout", _layout(view)]]

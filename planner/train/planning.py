@@ -77,8 +77,7 @@ def _final_split(request: TrainRequest, winner: Candidate, solver: SolverOptions
     """Prove the winner's split with the ILP (pp > 1, vpp = 1); returns the candidate and the solver block."""
     c = winner.config
     if not uneven_split_allowed(request, c):
-        reason = "one stage" if c.pp == 1 else ("interleaved schedule: equal chunks" if c.vpp > 1
-                                                else "uniform splits requested or the framework's only")
+        reason = "one stage" if c.pp == 1 else "uniform splits requested or the framework's only"
         return winner, {"backend": "enumeration", "backend_version": "", "status": "optimal",
                         "objective": winner.step_time_s, "bound": winner.step_time_s, "gap": 0.0,
                         "split": f"fixed ({reason})"}

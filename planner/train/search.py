@@ -6,10 +6,11 @@ the calibrated peak efficiencies; LB1 from the cost model's per-layer costs with
 stages) and a valid lower bound on its memory. Candidates are visited in increasing LB0; the search stops
 when LB0 reaches the k-th best step time found (k = 1 + alternatives), and skips a candidate whose
 memory bound exceeds the usable HBM or whose LB1 reaches that value. Every visited candidate with
-vpp = 1 gets the split that minimises its slowest stage under memory (split.best_split_dp, exact), so
+pp > 1 gets the split that minimises its slowest stage under memory (split.best_split_dp, exact), so
 its value is attained and LB2 = (m - 1/v) T* + sum t / v + balanced sync + balanced update is a valid
 bound; where LB2 < value the split ILP (solved by HiGHS) closes the gap for the candidates that can
-still matter. vpp > 1 uses equal chunks (Megatron's interleaved schedule), a single split.
+still matter. Interleaved candidates (vpp > 1) are split the same way with at least vpp layers per stage;
+DeepSpeed candidates (and uneven_split=False) take the even split.
 So the winner is optimal over the whole space up to the ILP's reported gap.
 """
 
@@ -157,9 +158,11 @@ def candidates(request: TrainRequest):
 
 
 def uneven_split_allowed(request: TrainRequest, c: ParallelConfig) -> bool:
-    """Whether the split of `c` is searched (pp > 1, vpp = 1, uneven splits requested, and the framework can
-    place one: DeepSpeed's PipelineModule cannot), else the even split is used."""
-    return c.pp > 1 and c.vpp == 1 and request.options.uneven_split and request.workload.framework != "deepspeed"
+    """Whether the split of `c` is searched (pp > 1, uneven splits requested, and the framework can place one:
+    DeepSpeed's PipelineModule cannot), else the even split is used. Interleaved (vpp > 1) splits are searched
+    too: each stage keeps at least vpp layers, its virtual stages take them larger-first
+    (costmodels.pipeline.virtual_stage_layers)."""
+    return c.pp > 1 and request.options.uneven_split and request.workload.framework != "deepspeed"
 
 
 def _evaluate(request: TrainRequest, c: ParallelConfig, order: int, threshold: float, cache: dict

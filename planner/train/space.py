@@ -5,7 +5,8 @@ Divisibility and placement rules (Megatron-LM's own checks):
   cp > 1 needs seq % (2 cp) == 0 (load-balanced causal chunks) and at least `min_cp_tokens` per rank
   tp * cp * pp * dp = GPUs of the pool (homogeneous) ; pp <= layers
   gbs % dp == 0, mbs | gbs / dp; m = gbs / (dp * mbs) micro-batches
-  vpp > 1: pp > 1, layers % (pp * vpp) == 0 (equal chunks), m % pp == 0 (interleaved schedule)
+  vpp > 1: pp > 1, layers >= pp * vpp (a decoder layer per virtual stage; any layer count, rendered as a
+           Megatron --pipeline-model-parallel-layout with embedding and loss entries), m % pp == 0
   MoE: ep | experts, etp | expert_ffn, ep * etp | tp * cp * dp (parallel folding), ep * etp inside a node
        unless allowed; tp > 1 with MoE needs sequence parallelism (DeepSpeed: has none)
   sequence parallelism only when tp > 1
@@ -136,7 +137,7 @@ def configs_for_shape(request: TrainRequest, shape: Shape) -> list[ParallelConfi
         m = per_replica // mbs
         vpps = [1]
         if shape.pp > 1:
-            vpps += [v for v in range(2, opts.max_vpp + 1) if model.layers % (shape.pp * v) == 0 and m % shape.pp == 0]
+            vpps += [v for v in range(2, opts.max_vpp + 1) if model.layers >= shape.pp * v and m % shape.pp == 0]
         for vpp in vpps:
             for zero in sorted(opts.zero_stages):
                 for recompute in opts.recompute_modes:

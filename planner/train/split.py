@@ -30,7 +30,7 @@ Math (one candidate strategy; everything per micro-batch, per GPU of a stage)
   Constraints
     (C1) order / contiguity:  u[l+1,s] <= u[l,s]   (a later layer is never on an earlier stage)
     (C2) cumulative:          u[l,s] <= u[l,s+1]
-    (C3) every stage runs at least one layer:  sum_l x[l,s] >= 1
+    (C3) every stage runs a layer per virtual stage:  sum_l x[l,s] >= vpp
     (C4) stage time:  t[s] = sum_l x[l,s] tau[l,k(s)] + [s=0] E0t + [s=p-1] ELt + c[s]
     (C5) slowest stage:  t[s] <= T
     (C6) working set:  R[s] >= r[l,k(s)] x[l,s]
@@ -42,8 +42,9 @@ Math (one candidate strategy; everything per micro-batch, per GPU of a stage)
   pool). On one pool sum_s t[s] is a constant and Y, O are small, so its split is usually optimal and
   (m - 1/v) T* + (1/v) sum t + mean exposed sync + mean update is a valid lower bound that proves it; the
   ILP is solved with PuLP + HiGHS where that bound leaves a gap (always on several pools, where sum_s t[s]
-  depends on the split) and for the final plan, and reports status, bound and gap. Uniform splits
-  (vpp > 1, Megatron's interleaved schedule) are points of the same model.
+  depends on the split) and for the final plan, and reports status, bound and gap. Interleaved
+  schedules (vpp > 1) use the same model with (C3) at vpp layers per stage; a stage's layers fill its virtual
+  stages larger-first (costmodels.pipeline.virtual_stage_layers), so the loss sits on the smallest chunk.
 """
 
 from dataclasses import dataclass
@@ -209,7 +210,7 @@ def best_split_dp(problem: SplitProblem) -> tuple[tuple[int, ...], float] | None
     """
     p, n = problem.stages, problem.layers
     idx = np.arange(n + 1)
-    valid = idx[None, :] > idx[:, None]
+    valid = idx[None, :] >= idx[:, None] + problem.vpp  # (C3): a layer per virtual stage
     blocks = {}
 
     def pool_blocks(k):
@@ -307,7 +308,7 @@ def solve_split_ilp(problem: SplitProblem, options: SolverOptions) -> SplitResul
                 lp += q[r, s] <= q[r, s + 1], f"C2_cumulative_{r}_{s}"
     for s in range(p):
         k, n = problem.stage_pool[s], problem.in_flight[s]
-        lp += pulp.lpSum(c(r, s) for r in range(R)) >= 1, f"C3_nonempty_{s}"
+        lp += pulp.lpSum(c(r, s) for r in range(R)) >= problem.vpp, f"C3_nonempty_{s}"
         ends = [problem.first[k] if s == 0 else None, problem.last[k] if s == p - 1 else None]
         fixed = [sum(e[i] for e in ends if e is not None) for i in range(5)]
         tau = per_run(problem.layer_time_s, k)

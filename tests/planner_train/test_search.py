@@ -51,12 +51,10 @@ def brute_force(model, cluster, workload, opts):
                 continue
             m = gbs // (dp * mbs)
             if vpp > 1:
-                if pp == 1 or model.layers % (pp * vpp) or m % pp:
+                if pp == 1 or model.layers < pp * vpp or m % pp:
                     continue
-                splits = [even_stage_layers(model.layers, pp)]
-            else:
-                splits = [tuple(b - a for a, b in zip((0, *c), (*c, model.layers), strict=True))
-                          for c in itertools.combinations(range(1, model.layers), pp - 1)]
+            splits = [tuple(b - a for a, b in zip((0, *c), (*c, model.layers), strict=True))
+                      for c in itertools.combinations(range(1, model.layers), pp - 1)]
             for split in splits:
                 cfg = ParallelConfig(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp, vpp=vpp, mbs=mbs, zero=zero,
                                      recompute=rec, sequence_parallel=sp, stage_layers=split)
