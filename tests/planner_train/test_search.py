@@ -50,9 +50,8 @@ def brute_force(model, cluster, workload, opts):
             if gbs % (dp * mbs) or (sp and tp == 1) or (model.moe and tp > 1 and not sp):
                 continue
             m = gbs // (dp * mbs)
-            if vpp > 1:
-                if pp == 1 or model.layers < pp * vpp or m % pp:
-                    continue
+            if vpp > 1 and (pp == 1 or model.layers < pp * vpp or m % pp):
+                continue
             splits = [tuple(b - a for a, b in zip((0, *c), (*c, model.layers), strict=True))
                       for c in itertools.combinations(range(1, model.layers), pp - 1)]
             for split in splits:
