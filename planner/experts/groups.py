@@ -35,6 +35,12 @@ Group MILP (experts sorted by load, descending, index i; group j is led by its f
   (G7) w[j,k] <= P,  w[j,k] <= P_hi b[j,k]   (exact linearisation of P * b for P <= P_hi)
 The leader rule breaks the symmetry between groups; P_hi is the warm start's value (the heuristic's
 components), so the search never leaves the region that can improve on it.
+
+Subset search (small E, subset_search): for a trial P a group X needs k(X) = max(ceil(a(X)/P),
+ceil((|X|-1)/(S-1)), 1) GPUs and wastes k(X) - a(X)/P of them; a partition fits iff its total waste is
+<= G - a(E)/P, which a depth-first search over the groups holding the lowest uncovered expert decides
+exactly (least waste first, failed states memoised). Bisection on P from the warm start down to the
+known lower bound, then "strictly below the best found" until infeasible, proves the optimum.
 """
 
 import bisect

@@ -9,13 +9,16 @@ Method (`method`: auto | exact | heuristic, see layer.py), per layer: replica-co
   counts -> packing under the bound's target -> exact LP re-split -> tie-aware swaps (heuristic.py,
   split.py, local_search.py); then, where the method asks for it, the exact solve of layer.py (group bound
   and group placement on identical GPUs, groups.py; the placement MILP otherwise, milp.py);
-  * then affinity sweeps across layers move experts between nodes so that heavy transitions stay inside
-    a node, never letting a layer's busiest GPU exceed max(current, bound * (1 + LOAD_TOLERANCE));
+  * then affinity.py partitions the (layer, expert) transition graph across nodes (spectral and contiguous
+    seeds, propagation, refinement) so that heavy transitions stay inside a node, never letting a layer's
+    busiest GPU exceed max(current, bound * (1 + LOAD_TOLERANCE)) (method exact: max(current, bound));
+    when no node structure is found the load-optimal layers are kept and the plan says so;
   * with a previous plan: per layer keep (re-split only) or adopt the new placement (migration.py).
 Bound: sum over layers of each layer's proven bound + traffic_weight * 0. The solver block lists, per
-layer, the method, the bound and the gap. Time: the baselines run first; the layer solves and the sweeps
-then share what is left of options.time_limit_s less OUTPUT_SHARE of it (solvers.deadline); a plan whose
-search the limit cut short says so (status time_limit).
+layer, the method, the bound and the gap. Time: the baselines run first; the layer solves and the affinity
+search then share what is left of options.time_limit_s less a reserve for the output (OUTPUT_SHARE of the
+limit or OUTPUT_PER_BASELINE x the baselines' time); a plan whose search the limit cut short says so
+(status time_limit).
 The baselines (baselines.py) run through the same evaluator (evaluate.py).
 """
 
