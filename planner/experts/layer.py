@@ -12,7 +12,8 @@ Methods (`method` of place_experts and `--method`):
              Every exact solve gets the layer's share of the time left; a solve stopped by the time limit
              keeps its best placement and its proven bound, and the plan reports the gap.
   auto       exact where it is cheap (closed form, subset search, and the placement MILP up to
-             MILP_LIMIT = E * G), the heuristic elsewhere.
+             MILP_LIMIT = E * G), the heuristic elsewhere (the group MILP took ~3 s per layer at
+             E = 16..20, G = 10..12: too slow for a default run over many layers).
 node_limit is not modelled by the exact methods: with it the heuristic runs (method "exact" refuses).
 """
 
