@@ -332,8 +332,9 @@ def _run_seed(st: SweepState, seed: np.ndarray, l0: int, deadline, progress) -> 
 
 
 def improve_affinity(st: SweepState, deadline, progress=None) -> None:
-    """Run _run_seed from the spectral seed and from the contiguous seed (time allowing) on copies of the
-    placements; keep the one with less cross-node traffic (the objective, with traffic_weight > 0)."""
+    """Run _run_seed from the spectral seed and from the contiguous seed (time allowing, and only if the
+    first found structure) on copies of the placements; keep the one with less cross-node traffic (the
+    objective, with traffic_weight > 0)."""
     layers, nodes = st.load.shape[0], st.ns[0].shape[1]
     l0 = layers // 2
     best = None
@@ -350,6 +351,8 @@ def improve_affinity(st: SweepState, deadline, progress=None) -> None:
                      f"{cross_share(trial.trans, trial.ns):.3f}")
         if best is None or value < best[0]:
             best = (value, trial)
+        if not found(trial.trans, trial.ns):  # the first seed found no structure: the statistics have none
+            break
     for f in ("slots", "shares", "times", "ns"):
         setattr(st, f, getattr(best[1], f))
 
