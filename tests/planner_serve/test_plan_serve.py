@@ -104,14 +104,15 @@ def test_heterogeneous_cluster_and_length_distributions(tmp_path):
     model = profiles.load_model("llama3-8b")
     cluster = profiles.load_cluster("h200x8-h100x8")
     wl = ServingWorkload(input_len=2000, output_len=300, ttft_s=0.4, tpot_s=0.015, lognormal=(7.3, 0.5, 5.5, 0.6))
-    p = plan_serving(model, cluster, wl, options=FAST)
+    p = plan_serving(model, cluster, wl, options=ServeOptions(simulate_requests=600, verify_layouts=1, verify_seeds=2))
     assert check(p) == []
     assert p["simulated"]["attainment"] >= 0.9
     csv = tmp_path / "lengths.csv"
     csv.write_text("input,output\n1200,100\n3000,400\n600,50\n")
     r = CliRunner().invoke(main, ["plan", "serve", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "8",
                                   "--isl", "1500", "--osl", "200", "--ttft-ms", "500", "--tpot-ms", "20",
-                                  "--lengths", str(csv), "--requests", "300", "--verify-layouts", "1"])
+                                  "--lengths", str(csv), "--requests", "300", "--verify-layouts", "1",
+                                  "--verify-seeds", "2"])
     assert r.exit_code == 0, r.output
 
 
