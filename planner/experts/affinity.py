@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costmodels.errors import InfeasibleError
 from planner.experts.evaluate import boundary_cross, node_shares
 from planner.experts.groups import pack_group
 from planner.experts.heuristic import PACK_SLACK, affinity_scores, layer_cross, pack
@@ -205,9 +206,12 @@ def _candidate(st: SweepState, l: int, score: np.ndarray):
         fast = _node_candidate(st, l, score)
         if fast is not None:
             return fast
-    cand = pack(st.load[l], st.counts[l], slots_per_gpu=st.slots_per_gpu, c0=st.c0, kappa=st.kappa,
-                node_of=st.node_of, target=st.targets[l] * (1 + PACK_SLACK), affinity=score,
-                node_limit=st.node_limit, node_target=st.targets[l])
+    try:
+        cand = pack(st.load[l], st.counts[l], slots_per_gpu=st.slots_per_gpu, c0=st.c0, kappa=st.kappa,
+                    node_of=st.node_of, target=st.targets[l] * (1 + PACK_SLACK), affinity=score,
+                    node_limit=st.node_limit, node_target=st.targets[l])
+    except InfeasibleError:  # the rounded node assignment left a replica no GPU can take: keep the layer
+        return st.slots[l], st.shares[l], st.times[l]
     share, t = optimal_split(st.load[l], cand, st.c0, st.kappa)
     cand, share, t = improve(st.load[l], cand, share, t, st.c0, st.kappa, st.node_of, cross_node=False)
     if t > st.caps[l] and st.node_limit is None and st.traffic_weight == 0:
