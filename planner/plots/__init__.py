@@ -4,15 +4,21 @@
     plot_plan(plan.doc, "plan.png")
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from costmodels.errors import SpecError
 from planner.plots.figure import DPI, check_suffix, save
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 KINDS = ("train", "experts", "serve", "scatter")
 
 
-def figure_for(doc: dict):
+def figure_for(doc: dict) -> Figure:
     """The matplotlib figure of one plan document (by its kind)."""
     kind = doc.get("kind")
     if kind == "estimate":  # an estimate draws like the plan of its target

@@ -6,16 +6,27 @@ trans[l, e, e'] that go from the node serving e in layer l to the node serving e
 summed over layer boundaries; the off-diagonal cells are cross-node traffic.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from planner.plots.figure import empty, new_figure
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
+    from matplotlib.ticker import MaxNLocator
+
+    from costmodels.routing import RoutingStats
+
 SIZE_IN = (12.0, 8.0)
 
 
-def _stats(doc: dict):
+def _stats(doc: dict) -> RoutingStats | None:
     """RoutingStats of the plan's inputs (inline, or the file they name), or None when unavailable."""
     from costmodels.routing import RoutingStats, load_stats
 
@@ -39,7 +50,7 @@ def plan_shares(doc: dict, layers: int, experts: int, gpus: int) -> np.ndarray:
     return share
 
 
-def greedy_shares(doc: dict, stats) -> np.ndarray:
+def greedy_shares(doc: dict, stats: RoutingStats) -> np.ndarray:
     """[L, E, G] shares of the greedy replicate-and-pack baseline on the same request."""
     from planner.experts.baselines import greedy_replicate
     from planner.experts.request import ExpertRequest
@@ -50,12 +61,12 @@ def greedy_shares(doc: dict, stats) -> np.ndarray:
     return greedy_replicate(request).share
 
 
-def gpu_load(stats, share: np.ndarray) -> np.ndarray:
+def gpu_load(stats: RoutingStats, share: np.ndarray) -> np.ndarray:
     """[L, G] tokens each GPU serves per layer."""
     return np.einsum("le,leg->lg", stats.expert_load, share)
 
 
-def node_traffic(stats, share: np.ndarray, gpus_per_node: int) -> np.ndarray | None:
+def node_traffic(stats: RoutingStats, share: np.ndarray, gpus_per_node: int) -> np.ndarray | None:
     """[N, N] transition tokens from node a (layer l) to node b (layer l + 1), summed over boundaries."""
     if stats.transitions is None:
         return None
@@ -67,7 +78,7 @@ def node_traffic(stats, share: np.ndarray, gpus_per_node: int) -> np.ndarray | N
     return sum(node_share[l].T @ stats.transitions[l] @ node_share[l + 1] for l in range(stats.transitions.shape[0]))
 
 
-def _heatmap(ax, load: np.ndarray, title: str, vmax: float):
+def _heatmap(ax: Axes, load: np.ndarray, title: str, vmax: float) -> AxesImage:
     ratio = load / load.mean(axis=1, keepdims=True)
     image = ax.imshow(ratio, aspect="auto", cmap="RdBu_r", vmin=2.0 - vmax, vmax=vmax, interpolation="nearest")
     ax.set_xlabel("GPU")
@@ -78,13 +89,13 @@ def _heatmap(ax, load: np.ndarray, title: str, vmax: float):
     return image
 
 
-def _integer_ticks(count: int):
+def _integer_ticks(count: int) -> MaxNLocator:
     from matplotlib.ticker import MaxNLocator
 
     return MaxNLocator(nbins=min(count, 16), integer=True)
 
 
-def _traffic(ax, matrix: np.ndarray | None, title: str, vmax: float) -> None:
+def _traffic(ax: Axes, matrix: np.ndarray | None, title: str, vmax: float) -> None:
     if matrix is None:
         empty(ax, title, "the statistics have no layer-to-layer transitions")
         return
@@ -103,7 +114,7 @@ def _traffic(ax, matrix: np.ndarray | None, title: str, vmax: float) -> None:
     ax.set_yticks(range(nodes))
 
 
-def draw(doc: dict):
+def draw(doc: dict) -> Figure:
     """Four panels: load heatmaps (plan, greedy) and node traffic matrices (plan, greedy)."""
     fig, axes = new_figure(*SIZE_IN, [["load_plan", "load_greedy"], ["traffic_plan", "traffic_greedy"]])
     stats = _stats(doc)

@@ -4,14 +4,22 @@ It holds the headline charts (planner/plots/sweep_charts.py), the picture of the
 table of every row that sorts by any column when its header is clicked (numbers numerically).
 """
 
+from __future__ import annotations
+
 import base64
 import html
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from planner.plots.figure import DPI, pyplot
 from planner.plots.sweep_charts import METRICS, charts, derived
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from planner.sweep import SweepResult
 
 MAX_CELL = 80
 """characters shown per table cell (errors and lists are cut, the full text is in the CSV)"""
@@ -46,7 +54,7 @@ tr.error td { background: #fde8e8; } tr.infeasible td { background: #fff6dd; }
 """
 
 
-def _png(fig) -> str:
+def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
@@ -55,7 +63,7 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _cell(value) -> tuple[str, str]:
+def _cell(value: object) -> tuple[str, str]:
     """(sort key, shown text) of one table cell."""
     if value is None:
         return "", ""
@@ -91,7 +99,7 @@ def _best(planner: str, rows: list[dict]) -> dict | None:
     return sorted(scored, key=lambda r: {**r, **derived(r)}[metric] * (1 if lower else -1))[0]
 
 
-def _best_figure(result, planner: str) -> str:
+def _best_figure(result: SweepResult, planner: str) -> str:
     from planner.plots import KINDS, figure_for
 
     best = _best(planner, result.rows)
@@ -106,7 +114,7 @@ def _best_figure(result, planner: str) -> str:
             f'<img class="plan" alt="best plan" src="data:image/png;base64,{_png(figure_for(doc))}">')
 
 
-def write_report(result, path: str | Path) -> Path:
+def write_report(result: SweepResult, path: str | Path) -> Path:
     """Write the HTML report of a finished sweep (`planner.sweep.SweepResult`)."""
     pyplot()  # fail early, with the install hint, when matplotlib is missing
     planner = result.planner

@@ -5,7 +5,14 @@ their token counts (the plan records group times, not per-sequence times), label
 The step ends with the slowest group; the lower bound and the best static SP degree are marked.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from planner.plots.figure import COLORS, empty, new_figure, note
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SIZE_IN = (12.0, 6.0)
 SEGMENT_COLORS = ("#4C72B0", "#6F93C8", "#93B1DA", "#B7CEEB")
@@ -19,7 +26,7 @@ def _ranks(ranks: list[int]) -> str:
     return ",".join(str(r) for r in ranks[:6]) + ("..." if len(ranks) > 6 else "")
 
 
-def draw(doc: dict):
+def draw(doc: dict) -> Figure:
     """Group bars with their sequences, the step time, the bound and the static baseline."""
     fig, axes = new_figure(*SIZE_IN, [["groups"]])
     ax = axes["groups"]

@@ -6,7 +6,15 @@ baselines, alternatives, and a `pareto` list where the plan has one. The front i
 beats on both goodput (higher) and latency (lower).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from planner.plots.figure import COLORS, empty, new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 SIZE_IN = (12.0, 8.0)
 GOODPUT = "goodput_tokens_per_s_per_gpu"
@@ -42,7 +50,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def _front_panel(ax, points: list[dict], key: str, slo_s: float | None, label: str) -> None:
+def _front_panel(ax: Axes, points: list[dict], key: str, slo_s: float | None, label: str) -> None:
     placed = [p for p in points if isinstance(p.get(key), (int, float))]
     if not placed:
         empty(ax, f"Goodput vs {label}", f"no configuration in the plan reports {key}")
@@ -63,7 +71,7 @@ def _front_panel(ax, points: list[dict], key: str, slo_s: float | None, label: s
     ax.legend(fontsize=7, loc="upper left")
 
 
-def _simulated_panel(ax, doc: dict, key: str, slo_s: float | None, label: str) -> None:
+def _simulated_panel(ax: Axes, doc: dict, key: str, slo_s: float | None, label: str) -> None:
     sim = (doc.get("simulated") or {}).get(key) or {}
     values = [(q, sim[q]) for q in QUANTILES if isinstance(sim.get(q), (int, float))]
     if not values:
@@ -84,7 +92,7 @@ def _simulated_panel(ax, doc: dict, key: str, slo_s: float | None, label: str) -
     ax.set_title(f"Simulated {label} percentiles{extra}")
 
 
-def draw(doc: dict):
+def draw(doc: dict) -> Figure:
     """Four panels: goodput vs TPOT and vs TTFT with the Pareto front, simulated TPOT and TTFT vs SLO."""
     fig, axes = new_figure(*SIZE_IN, [["tpot", "ttft"], ["sim_tpot", "sim_ttft"]])
     workload = (doc.get("inputs") or {}).get("workload") or {}

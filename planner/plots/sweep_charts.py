@@ -5,9 +5,15 @@ experts: busiest-GPU load ratio; scatter: step time. The x axis is the first pre
 (else its first numeric axis with several values); every other varied axis becomes one line per combination.
 """
 
+from __future__ import annotations
+
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from planner.plots.figure import new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SIZE_IN = (6.0, 4.0)
 PREFERRED_X = {"train": ("num_gpus",), "estimate-train": ("num_gpus",), "serve": ("tpot_ms", "ttft_ms", "rate"),
@@ -32,7 +38,7 @@ def derived(row: dict) -> dict:
     return {"cost_per_mtok": 1e6 / goodput / 3600.0}
 
 
-def _numeric(values) -> bool:
+def _numeric(values: list) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
@@ -44,7 +50,7 @@ def x_axis(planner: str, axes: dict) -> str | None:
     return varied[0] if varied else None
 
 
-def chart(rows: list[dict], axes: dict, x: str, metric: str, label: str):
+def chart(rows: list[dict], axes: dict, x: str, metric: str, label: str) -> Figure | None:
     """A line per combination of the other varied axes: metric vs x (successful scenarios only)."""
     others = [k for k, v in axes.items() if len(v) > 1 and k != x]
     lines: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -68,7 +74,7 @@ def chart(rows: list[dict], axes: dict, x: str, metric: str, label: str):
     return fig
 
 
-def charts(planner: str, rows: list[dict], axes: dict) -> list[tuple[str, object]]:
+def charts(planner: str, rows: list[dict], axes: dict) -> list[tuple[str, Figure]]:
     """(title, figure) for each headline metric the rows carry."""
     x = x_axis(planner, axes)
     if x is None:

@@ -1,7 +1,15 @@
 """Train plan: pipeline schedule Gantt per micro-batch, memory per stage stacked by part, step-time breakdown."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from planner.plots.figure import COLORS, GiB, empty, new_figure, note
 from planner.plots.schedule import one_f_one_b
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 SIZE_IN = (12.0, 8.0)
 MAX_LABELLED_MICROBATCHES = 16
@@ -20,7 +28,7 @@ def microbatches(doc: dict) -> int | None:
     return gbs // (mbs * dp) if gbs and mbs and dp else None
 
 
-def gantt(ax, doc: dict) -> None:
+def gantt(ax: Axes, doc: dict) -> None:
     decision, predicted = doc.get("decision", {}), doc.get("predicted", {})
     times, m = predicted.get("stage_time_s"), microbatches(doc)
     if not times or not m:
@@ -51,7 +59,7 @@ def gantt(ax, doc: dict) -> None:
          + (f"; interleaving (vpp={vpp}) not drawn" if vpp > 1 else ""))
 
 
-def memory(ax, doc: dict) -> None:
+def memory(ax: Axes, doc: dict) -> None:
     predicted = doc.get("predicted", {})
     totals = predicted.get("stage_memory_bytes")
     breakdown = predicted.get("breakdown", {})
@@ -89,7 +97,7 @@ def _hbm_gib(doc: dict) -> float | None:
     return min(values) / GiB if values else None
 
 
-def step_breakdown(ax, doc: dict) -> None:
+def step_breakdown(ax: Axes, doc: dict) -> None:
     predicted = doc.get("predicted", {})
     parts = (predicted.get("breakdown") or {}).get("time_s") or {}
     parts = {k: v for k, v in parts.items() if isinstance(v, (int, float)) and v > 0}
@@ -109,7 +117,7 @@ def step_breakdown(ax, doc: dict) -> None:
     ax.set_xlim(0, max(parts.values()) * 1.25)
 
 
-def draw(doc: dict):
+def draw(doc: dict) -> Figure:
     """The train figure (Gantt on top, memory and step-time breakdown below)."""
     fig, axes = new_figure(*SIZE_IN, [["gantt", "gantt"], ["memory", "time"]], height_ratios=(1.1, 1.0))
     gantt(axes["gantt"], doc)

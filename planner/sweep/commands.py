@@ -44,7 +44,7 @@ def command_options(command: click.Command) -> dict[str, click.Option]:
     return {k: v for k, v in sorted(options.items()) if k not in RESERVED}
 
 
-def option_args(option: click.Option, key: str, value, source: str) -> list[str]:
+def option_args(option: click.Option, key: str, value: object, source: str) -> list[str]:
     """Command-line arguments that give `option` the grid value `value`."""
     flag = next((o for o in option.opts if o.startswith("--")), option.opts[0])
     if option.is_flag:
@@ -68,7 +68,7 @@ def option_args(option: click.Option, key: str, value, source: str) -> list[str]
     return [flag, _text(value)]
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -7,15 +7,18 @@ never run code.
 
 import ast
 import operator
+from collections.abc import Callable
+from typing import Any
 
 from costmodels.errors import SpecError
 
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
-_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-            ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
-            ast.NotIn: lambda a, b: a not in b}
-_UNARY = {ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos}
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
+_UNARY: dict[type, Callable[[Any], Any]] = {ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos}
 _ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.BinOp, ast.UnaryOp, ast.Compare, ast.IfExp,
             ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple, *_BINARY, *_COMPARE, *_UNARY)
 
@@ -42,7 +45,7 @@ class Filter:
         return bool(_eval(self._tree.body, values))
 
 
-def _eval(node: ast.AST, values: dict):
+def _eval(node: ast.AST, values: dict) -> object:
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name):
@@ -58,6 +61,8 @@ def _eval(node: ast.AST, values: dict):
         return _BINARY[type(node.op)](_eval(node.left, values), _eval(node.right, values))
     if isinstance(node, ast.IfExp):
         return _eval(node.body, values) if _eval(node.test, values) else _eval(node.orelse, values)
+    if not isinstance(node, ast.Compare):  # unreachable: Filter admits no other node
+        raise TypeError(f"unexpected {type(node).__name__} in a filter")
     left = _eval(node.left, values)
     for op, right_node in zip(node.ops, node.comparators, strict=True):
         right = _eval(right_node, values)

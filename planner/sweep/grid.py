@@ -116,7 +116,7 @@ def load_grid(path: str | Path) -> Grid:
                 base_dir=path.resolve().parent)
 
 
-def _file_value(value, base_dir: Path) -> Path | None:
+def _file_value(value: object, base_dir: Path) -> Path | None:
     if not isinstance(value, str) or not value or "\n" in value:
         return None
     candidate = (base_dir / value)
@@ -150,7 +150,7 @@ def expand(grid: Grid) -> list[Scenario]:
     """Every combination of the axes (first axis slowest) that passes the filters, checked by click."""
     command = planner_command(grid.planner, grid.source)
     options = command_options(command)
-    scenarios = []
+    scenarios: list[Scenario] = []
     for combo in itertools.product(*grid.axes.values()):
         values = {**dict(zip(grid.axes, combo, strict=True)), **grid.fixed}
         try:

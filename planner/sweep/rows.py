@@ -15,7 +15,7 @@ MAX_LIST = 16
 DEPTH = 3
 
 
-def _flatten(prefix: str, value, depth: int, out: dict) -> None:
+def _flatten(prefix: str, value: object, depth: int, out: dict) -> None:
     if isinstance(value, dict):
         if depth == 0:
             return

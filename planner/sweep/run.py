@@ -106,7 +106,7 @@ def _execute(tasks: list[dict], on_result: Callable[[dict], None], options: Swee
 
 def _require_pyarrow() -> None:
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         raise SpecError("writing Parquet needs pyarrow: pip install 'parplan[sweep]' (or give -o results.csv)",
                         field="output") from None

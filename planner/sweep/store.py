@@ -83,8 +83,8 @@ def write_tables(rows: list[dict], columns: list[str], output: Path) -> list[Pat
             writer.writerow({c: ("" if row.get(c) is None else row[c]) for c in columns})
     if output.suffix == ".csv":
         return [csv_path]
-    import pyarrow as pa  # run_sweep checked that it is installed
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # type: ignore[import-untyped]  # run_sweep checked that it is installed
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     table = pa.table({c: _uniform([r.get(c) for r in rows]) for c in columns})
     pq.write_table(table, output)
