@@ -5,8 +5,9 @@ Serving composes costmodels/compute.py (GEMMs with per-dtype curves and tile pad
 rising with row length, memory-bound kernels) and costmodels/comm.py (ring collectives, all-to-all); an engine
 only changes the constants they run with (`KernelConstants`, applied as a DeviceCalibration by
 `EngineKernels`). Serving-specific terms on top:
-  GEMM: t = max(F / (P_d · eff(m, n, k)), t_floor + bytes / (BW · η_hbm)) with the compute layer's eff and
-      bytes; the launch/ramp-up latency adds to streaming (measured small GEMMs sit above a pure max())
+  GEMM: t = max(F_pad / (P_d · eff(m_pad, n, k)), t_floor + bytes / (BW · η_hbm)) with the compute layer's eff
+      on the GEMM padded to whole 128-row tiles (m_pad), so the curve's fixed cost is paid once, not once per
+      padded row; the launch/ramp-up latency adds to streaming (measured small GEMMs sit above a pure max())
   GEMM in FP8 (tensor-wise scaling): + the kernel that quantises the input, t_q + 3·m·k / (BW · η_hbm), which the
       per-op tables include; engines that fuse it into the preceding norm/activation kernel (fused_quant) skip it
   prefill attention, F FLOPs, rows of c keys:  max(floor, t_attn,0 + F / (P_bf16 · eff(c, 128)))
@@ -101,8 +102,9 @@ def gemm_s(ek: EngineKernels, m: float, n: float, kk: float, dtype: str, fused_q
     if m <= 0:
         return 0.0
     dev = ek.device
-    compute_s = 2.0 * m * n * kk / (dev.peak_flops_per_s(dtype) * compute.gemm_efficiency(m, n, kk, dtype,
-                                                                                        dev.calibration))
+    padded = _padded(m)  # the curve applies to the padded GEMM (its fixed cost is not multiplied by the padding)
+    compute_s = 2.0 * padded * n * kk / (dev.peak_flops_per_s(dtype) * compute.gemm_efficiency(padded, n, kk, dtype,
+                                                                                             dev.calibration))
     e_in = 1.0 if dtype == "fp8" else 2.0
     t = max(compute_s, ek.k.kernel_floor_s + compute.memory_bound_time_s(e_in * (m * kk + kk * n) + 2.0 * m * n, dev))
     if dtype == "fp8" and not fused_quant:
@@ -141,9 +143,9 @@ def moe_exchange_s(ek: EngineKernels, tokens_per_rank: float, hidden: int, top_k
             + comm.moe_dispatch_time_s(tokens_per_rank, hidden, top_k, ep, stride, ek.links))
 
 
-def _tile(rows: float) -> float:
-    """Useful share of the row tiles a GEMM of `rows` rows computes (the compute layer's tile padding)."""
-    return rows / (math.ceil(rows / compute.GEMM_TILE) * compute.GEMM_TILE)
+def _padded(rows: float) -> float:
+    """Rows a GEMM computes: `rows` padded to whole row tiles (compute.GEMM_TILE)."""
+    return math.ceil(rows / compute.GEMM_TILE) * compute.GEMM_TILE
 
 
 def experts_hit(local_experts: float, slots: float) -> float:
@@ -163,9 +165,9 @@ def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: flo
     dev = ek.device
     hit = max(experts_hit(local_experts, slots), 1.0)
     rows = slots / hit
-    # one kernel: the size curve sees all its FLOPs, the tile padding each expert's rows
-    eff = compute.gemm_efficiency(slots, n, kk, dtype, dev.calibration) * _tile(rows) / _tile(slots) \
-        * ek.k.moe_efficiency
+    # one kernel: the size curve sees all its (padded) FLOPs, padded per expert
+    padded = hit * _padded(rows)
+    eff = compute.gemm_efficiency(padded, n, kk, dtype, dev.calibration) * slots / padded * ek.k.moe_efficiency
     flops = 2.0 * slots * n * kk
     e_in = 1.0 if dtype == "fp8" else 2.0
     moved = hit * e_in * kk * n + slots * (e_in * kk + 2.0 * n)
