@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from costmodels.errors import SpecError
+from costmodels.errors import SolverUnavailableError, SpecError
 from planner.sweep.executors import default_workers, run_local, run_ray
 from planner.sweep.grid import Grid, expand, load_grid
 from planner.sweep.progress import ProgressBar
@@ -108,5 +108,5 @@ def _require_pyarrow() -> None:
     try:
         import pyarrow  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
-        raise SpecError("writing Parquet needs pyarrow: pip install 'parplan[sweep]' (or give -o results.csv)",
-                        field="output") from None
+        raise SolverUnavailableError("writing Parquet needs pyarrow: pip install 'parplan[sweep]' "
+                                     "(or give -o results.csv)") from None
