@@ -12,9 +12,11 @@ Flag semantics, from megatron/training/arguments.py and megatron/core at that co
   --num-layers-per-virtual-pipeline-stage.
 - Runnable combinations: costmodels.framework.unsupported("megatron", ...) (the rules the planner searches
   under); a plan outside them is refused.
-- ZeRO: 1 = --use-distributed-optimizer; 2/3 = Megatron-FSDP (--use-megatron-fsdp
-  --data-parallel-sharding-strategy optim_grads | optim_grads_params), which requires --use-distributed-optimizer,
+- ZeRO: 1 = --use-distributed-optimizer; 3 = Megatron-FSDP (--use-megatron-fsdp
+  --data-parallel-sharding-strategy optim_grads_params), which requires --use-distributed-optimizer,
   --ckpt-format fsdp_dtensor and --no-gradient-accumulation-fusion, and runs without pipeline parallelism.
+  ZeRO 2 (Megatron-FSDP optim_grads) is neither searched nor exported: the cost model does not cost it apart
+  from ZeRO 3 (costmodels.framework), so such a plan is refused.
 - recompute: full = --recompute-granularity full --recompute-method uniform --recompute-num-layers 1;
   selective = --recompute-granularity selective --recompute-modules core_attn (the attention core only, the
   selective recompute of Korthikanti et al. that parplan's memory model costs).
@@ -131,9 +133,8 @@ def _strategy_flags(view: TrainView, target: Target) -> list[list[str]]:
         flags.append(["--sequence-parallel"])
     if d["zero"] == 1:
         flags.append(["--use-distributed-optimizer"])
-    elif d["zero"] in (2, 3):
-        strategy = "optim_grads" if d["zero"] == 2 else "optim_grads_params"
-        flags += [["--use-megatron-fsdp"], ["--data-parallel-sharding-strategy", strategy],
+    elif d["zero"] == 3:
+        flags += [["--use-megatron-fsdp"], ["--data-parallel-sharding-strategy", "optim_grads_params"],
                   ["--use-distributed-optimizer"], ["--ckpt-format", "fsdp_dtensor"],
                   ["--no-gradient-accumulation-fusion"]]
     if d["recompute"] == "full":

@@ -47,7 +47,7 @@ Math (one candidate strategy; everything per micro-batch, per GPU of a stage)
   stages larger-first (costmodels.pipeline.virtual_stage_layers), so the loss sits on the smallest chunk.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass  # noqa: I001  (solvers must load before pulp, see below)
 
 import numpy as np
 
@@ -127,7 +127,8 @@ class SplitProblem:
 
     def stage_times(self, stage_layers) -> list[float]:
         """t[s] of a given split (C4)."""
-        return [t + c for t, c in zip(self._stage_sum(self.layer_time_s, 0, stage_layers), self.p2p_time_s)]
+        return [t + c for t, c in zip(self._stage_sum(self.layer_time_s, 0, stage_layers), self.p2p_time_s,
+                                          strict=True)]
 
     def stage_memory(self, stage_layers) -> list[float]:
         """Left side of (C7) for a given split."""
@@ -147,7 +148,7 @@ class SplitProblem:
 
     def fits(self, stage_layers) -> bool:
         caps = [self.memory_cap_bytes[self.stage_pool[s]] for s in range(self.stages)]
-        return all(b <= c for b, c in zip(self.stage_memory(stage_layers), caps))
+        return all(b <= c for b, c in zip(self.stage_memory(stage_layers), caps, strict=True))
 
     def objective(self, stage_layers) -> float:
         """The step time of a split: pipeline_step_time + slowest sync + slowest update + overhead."""
@@ -155,7 +156,7 @@ class SplitProblem:
         slowest = max(times)
         pipe = self.microbatches * slowest + (sum(times) - slowest) / self.vpp
         sync = max(max(0.0, y - self.dp_overlap[k] * t) for y, t, k in
-                   zip(self._stage_sum(self.layer_sync_s, 3, stage_layers), times, self.stage_pool))
+                   zip(self._stage_sum(self.layer_sync_s, 3, stage_layers), times, self.stage_pool, strict=True))
         opt = max(self._stage_sum(self.layer_optimizer_s, 4, stage_layers))
         return pipe + sync + opt + self.overhead_s
 
@@ -331,9 +332,9 @@ def solve_split_ilp(problem: SplitProblem, options: SolverOptions) -> SplitResul
             + (fixed[1] + act_end) / _GiB <= float(problem.memory_cap_bytes[k]) / _GiB, f"C7_memory_{s}"
         # (C8) exposed dp sync, (C9) slowest optimizer update
         y, o = per_run(problem.layer_sync_s, k), per_run(problem.layer_optimizer_s, k)
-        lp += Y >= pulp.lpSum(y[r] * c(r, s) for r in range(R)) + fixed[3] - float(problem.dp_overlap[k]) * t[s], \
+        lp += pulp.lpSum(y[r] * c(r, s) for r in range(R)) + fixed[3] - float(problem.dp_overlap[k]) * t[s] <= Y, \
             f"C8_sync_{s}"
-        lp += O >= pulp.lpSum(o[r] * c(r, s) for r in range(R)) + fixed[4], f"C9_update_{s}"
+        lp += pulp.lpSum(o[r] * c(r, s) for r in range(R)) + fixed[4] <= O, f"C9_update_{s}"
     solve = _solve(lp, options)
     if not solve.status.has_solution:
         return SplitResult(stage_layers=(), objective_s=float("inf"), solve=solve)

@@ -293,3 +293,9 @@ def test_every_searched_configuration_exports(framework):
                 assert export(plan, fmt), (framework, c)
             exported += 1
     assert exported >= 20  # the rules leave a real space to search
+
+
+def test_megatron_zero2_is_refused_not_rendered():
+    """Megatron-FSDP optim_grads (ZeRO 2) is outside the Megatron search, so its export refuses it."""
+    with pytest.raises(ExportRefused, match=r"decision\.zero.*valid: 0, 1, 3"):
+        export(edited(CASES["dense"], zero=2), "megatron")
