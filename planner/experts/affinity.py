@@ -44,11 +44,11 @@ from planner.experts.split import optimal_split
 
 NO_AFFINITY_RATIO = 0.95
 """cross-node share >= this fraction of a random assignment's (1 - 1/N) counts as no affinity found"""
-PASSES = 3
+PASSES = 5
 """refinement sweeps after the propagation (each stops early when nothing improves)"""
 SWAP_ROUNDS = 8
 """rounds of expert exchanges between nodes per layer assignment (_swap)"""
-SWAP_DRIFT = 0.03
+SWAP_DRIFT = 0.05
 """an exchange keeps every node within this fraction of the mean tokens (the repair balances the rest)"""
 FIEDLER_ITERATIONS = 300
 """power iterations for a Fiedler vector (a seed needs its order, not full accuracy)"""
