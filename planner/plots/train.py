@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from planner.plots.figure import COLORS, GiB, empty, new_figure, note
-from planner.plots.schedule import one_f_one_b
+from planner.plots.schedule import interleavable, pipeline_schedule
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -34,13 +34,15 @@ def gantt(ax: Axes, doc: dict) -> None:
     if not times or not m:
         empty(ax, "Pipeline schedule", "the plan has no per-stage times or micro-batch count")
         return
-    ops = one_f_one_b(list(times), m, str(decision.get("recompute", "none")))
+    vpp = int(decision.get("vpp") or 1)
+    ops = pipeline_schedule(list(times), m, str(decision.get("recompute", "none")), vpp)
     end = max(o.end_s for o in ops)
     for s in range(len(times)):
         ax.broken_barh([(0.0, end)], (s - 0.4, 0.8), facecolors=COLORS["idle"])
     for op in ops:
         ax.broken_barh([(op.start_s, op.end_s - op.start_s)], (op.stage - 0.4, 0.8), edgecolor="white", linewidth=0.4,
-                       facecolors=COLORS["forward"] if op.kind == "F" else COLORS["backward"])
+                       facecolors=COLORS["forward"] if op.kind == "F" else COLORS["backward"],
+                       alpha=1.0 - 0.4 * op.chunk / max(vpp - 1, 1))  # later model chunks lighter
         if m <= MAX_LABELLED_MICROBATCHES:
             ax.text((op.start_s + op.end_s) / 2, op.stage, str(op.microbatch + 1), ha="center", va="center",
                     fontsize=7, color="white")
@@ -52,11 +54,13 @@ def gantt(ax: Axes, doc: dict) -> None:
     handles = [ax.bar(0, 0, color=COLORS[k], label=label) for k, label in
                (("forward", "forward"), ("backward", "backward"), ("idle", "idle (bubble)"))]
     ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=3, frameon=False)
-    vpp = int(decision.get("vpp") or 1)
     shape = ", ".join(f"{k}={decision[k]}" for k in ("tp", "pp", "dp", "cp", "ep", "mbs") if k in decision)
-    ax.set_title(f"1F1B pipeline schedule, {m} micro-batches ({shape})", loc="left")
-    note(ax, "forward:backward drawn from the FLOP ratio (1:2, 1:3 with full recompute)"
-         + (f"; interleaving (vpp={vpp}) not drawn" if vpp > 1 else ""))
+    interleaved = interleavable(len(times), m, vpp)
+    name = f"interleaved 1F1B, {vpp} chunks per stage" if interleaved else "1F1B"
+    ax.set_title(f"{name} schedule, {m} micro-batches", loc="left")
+    note(ax, f"{shape}; forward:backward drawn from the FLOP ratio (1:2, 1:3 with full recompute)"
+         + (f"; vpp={vpp} drawn without interleaving (micro-batches not a multiple of pp)"
+            if vpp > 1 and not interleaved else ""))
 
 
 def memory(ax: Axes, doc: dict) -> None:

@@ -13,7 +13,7 @@ pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip insta
 
 from planner.plots import plot_plan  # noqa: E402
 from planner.plots.figure import DPI  # noqa: E402
-from planner.plots.schedule import one_f_one_b  # noqa: E402
+from planner.plots.schedule import pipeline_schedule  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -33,6 +33,8 @@ def plans(tmp_path_factory) -> dict:
     commands = {
         "train_pp": ["estimate", "train", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "16", "--tp", "2",
                      "--pp", "4", "--mbs", "1", "--gbs", "32", "--seq", "4096", "--recompute", "selective"],
+        "train_vpp": ["estimate", "train", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "16", "--tp", "2",
+                      "--pp", "4", "--vpp", "2", "--mbs", "1", "--gbs", "32", "--seq", "4096"],
         "train": ["plan", "train", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--gbs", "32",
                   "--seq", "2048"],
         "experts": ["plan", "experts", "--stats", str(folder / "stats.json"), "--num-gpus", "8", "--gpus-per-node", "4",
@@ -56,8 +58,8 @@ def _png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-@pytest.mark.parametrize("name, size_in", [("train_pp", (12, 8)), ("train", (12, 8)), ("experts", (12, 8)),
-                                           ("serve", (12, 8)), ("scatter", (12, 6))])
+@pytest.mark.parametrize("name, size_in", [("train_pp", (12, 8)), ("train_vpp", (12, 8)), ("train", (12, 8)),
+                                           ("experts", (12, 8)), ("serve", (12, 8)), ("scatter", (12, 6))])
 def test_every_plan_kind_draws_png_and_svg_of_the_expected_size(plans, name, size_in, tmp_path):
     png, svg = tmp_path / f"{name}.png", tmp_path / f"{name}.svg"
     result = CliRunner().invoke(main, ["plot", str(plans[name]), "-o", str(png)])
@@ -83,11 +85,14 @@ def test_bad_plot_requests_exit_2_naming_the_problem(plans, tmp_path):
 def test_schedule_matches_the_pipeline_formula_for_equal_stages():
     from costmodels.pipeline import pipeline_step_time
 
-    for pp, m in ((1, 4), (2, 4), (4, 8), (4, 2), (8, 16)):
-        ops = one_f_one_b([0.3] * pp, m)
-        assert len(ops) == 2 * pp * m
-        assert max(o.end_s for o in ops) == pytest.approx(pipeline_step_time([0.3] * pp, m))
-    ops = one_f_one_b([1.0, 2.0], 3, "full")
+    for pp, m, v in ((1, 4, 1), (2, 4, 1), (4, 8, 1), (4, 2, 1), (8, 16, 1), (2, 4, 2), (4, 8, 2), (4, 8, 4),
+                     (2, 2, 3), (8, 16, 2)):
+        ops = pipeline_schedule([0.3] * pp, m, vpp=v)
+        assert len(ops) == 2 * pp * m * (v if pp > 1 else 1)
+        assert max(o.end_s for o in ops) == pytest.approx(pipeline_step_time([0.3] * pp, m, v if pp > 1 else 1))
+    uneven = pipeline_schedule([0.3] * 4, 6, vpp=2)  # 6 micro-batches on 4 stages: not interleavable
+    assert {o.chunk for o in uneven} == {0} and max(o.end_s for o in uneven) == pytest.approx(0.3 * 9)
+    ops = pipeline_schedule([1.0, 2.0], 3, "full")
     by_stage = [sorted((o.start_s, o.kind) for o in ops if o.stage == s) for s in range(2)]
     assert [k for _, k in by_stage[0]] == ["F", "F", "B", "F", "B", "B"]  # one warm-up forward on stage 0 of 2
     assert [k for _, k in by_stage[1]] == ["F", "B", "F", "B", "F", "B"]
