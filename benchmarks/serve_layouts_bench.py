@@ -69,7 +69,7 @@ def main() -> None:
     p = plan["predicted"]
     mine = p["goodput_tokens_per_s_per_gpu"]
     groups = " + ".join(f"{g['instances']}x {g['role']} tp{g['tp']}pp{g['pp']}" for g in plan["decision"]["groups"])
-    best_other = rows[0][0] if rows else 0.0
+    best_other = rows[0][0] if rows else 0.0  # plan figures are rounded in the document: compare to 1e-6
     lines = ["# serve plan vs every layout its ILP considered (simulated goodput)", "",
              f"Command: `.venv/bin/python benchmarks/serve_layouts_bench.py`. {machine_note()}", "",
              f"Plan ({plan_s:.1f} s, all modes, chose {plan['decision']['mode']}): {groups}: {mine:.1f} output "
@@ -77,7 +77,7 @@ def main() -> None:
              f"{p['rate_rps']:.3f} req/s (simulated attainment {plan['simulated']['attainment']:.3f}, lower bound "
              f"{plan['simulated']['attainment_interval'][0]:.3f}).",
              f"Best simulated layout below: {best_other:.1f} tok/s/GPU; plan is "
-             f"{'the best' if mine >= best_other * (1 - 1e-9) else 'NOT the best'} "
+             f"{'the best' if mine >= best_other * (1 - 1e-6) else 'NOT the best'} "
              f"({len(layouts)} prefill x decode layouts solved, {len(rows)} within {LAYOUT_MARGIN:.0%} of the best "
              "model goodput simulated).", "",
              "| layout | GPUs | model tok/s/GPU | simulated rate req/s | simulated tok/s/GPU "
