@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from planner.experts import check, place_experts
+from planner.experts.heuristic import LOAD_TOLERANCE
 from planner.experts.synthetic import synth_stats
 
 
@@ -35,7 +36,9 @@ def test_deepseek_width_at_reduced_layers(tmp_path, family):
     pred, base = plan["predicted"], plan["baselines"]
     assert check(plan) == []
     average = stats.expert_load.sum(axis=1) / 64  # the optimum here: E <= (S-1) G + 1 (groups.py, Lemma 2)
-    assert pred["layer_max_gpu_tokens"] == pytest.approx(average.tolist(), rel=1e-9)
+    # method auto may give up LOAD_TOLERANCE of a layer's load for cross-node traffic, never more
+    assert np.all(np.array(pred["layer_max_gpu_tokens"]) <= average * (1 + LOAD_TOLERANCE) + 1e-9)
+    assert np.all(np.array(pred["layer_max_gpu_tokens"]) >= average * (1 - 1e-9))
     assert pred["busiest_gpu_tokens_total"] <= base["greedy_replicate"]["busiest_gpu_tokens_total"]
     if family == "none":
         assert pred["affinity_found"] is False
