@@ -21,8 +21,6 @@ from costmodels.parallel import ParallelConfig, TrainingWorkload
 from planner.confidence.distribution import (
     LEVEL,
     ErrorDistribution,
-    pessimistic_rate,
-    pessimistic_time,
     probability_faster,
     rate_interval,
     time_interval,
@@ -262,16 +260,6 @@ def train_versus(
     """versus_plan for two training configurations of the same request."""
     plan_support = train_support(model, cluster, workload, plan_config)[0]
     return versus_plan(plan_time_s, plan_support, alt_time_s, train_support(model, cluster, workload, alt_config)[0])
-
-
-def pessimistic_step_time(step_time_s: float, support: Support) -> float:
-    """The 90th-percentile step time (robust objective)."""
-    return pessimistic_time(step_time_s, support.distribution)
-
-
-def pessimistic_goodput(goodput: float, support: Support) -> float:
-    """The 10th-percentile goodput (robust objective)."""
-    return pessimistic_rate(goodput, support.distribution)
 
 
 def differences(stored, fresh, path: str) -> list[str]:

@@ -121,11 +121,6 @@ def pessimistic_time(time_s: float, dist: ErrorDistribution) -> float:
     return time_interval(time_s, dist)[1]
 
 
-def pessimistic_rate(rate: float, dist: ErrorDistribution) -> float:
-    """The 10th-percentile (slow) measured throughput: the lower end of the 80 % interval."""
-    return rate_interval(rate, dist)[0]
-
-
 def probability_faster(alt_time_s: float, alt: ErrorDistribution, plan_time_s: float, plan: ErrorDistribution) -> float:
     """P(measured alternative time < measured plan time), the two errors independent normal draws.
 

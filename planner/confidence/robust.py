@@ -16,7 +16,6 @@ from planner.confidence.distribution import pessimistic_time
 
 POOL = 64
 """expected-best configurations the robust objective re-ranks"""
-OBJECTIVES = ("expected", "robust")
 
 
 def pessimistic(
