@@ -48,7 +48,8 @@ def main() -> None:
     lines = ["# FP8 vs BF16 GEMM time ratio: measured vs fitted model", "",
              f"Command: `.venv/bin/python benchmarks/serve_fp8_ratio.py` (aiconfigurator-core {VERSION} tables). "
              f"{machine_note()}", "",
-             "| device | engine | GEMMs | measured BF16/FP8 | model BF16/FP8 | model / measured - 1 |", "|---|---|---|---|---|---|"]
+             "| device | engine | GEMMs | measured BF16/FP8 | model BF16/FP8 | model / measured - 1 |",
+             "|---|---|---|---|---|---|"]
     for device in ("h100-sxm", "h200"):
         for engine in ENGINE_VERSIONS:
             for regime, meas, model in ratios(device, engine):

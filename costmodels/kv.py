@@ -43,7 +43,8 @@ def attention_params(model: ModelSpec) -> tuple[float, float]:
         mla = model.mla
         qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
         q = (h * mla.q_lora_rank + mla.q_lora_rank * a * qk) if mla.q_lora_rank else h * a * qk
-        kv = h * (mla.kv_lora_rank + mla.qk_rope_head_dim) + mla.kv_lora_rank * a * (mla.qk_nope_head_dim + mla.v_head_dim)
+        kv = (h * (mla.kv_lora_rank + mla.qk_rope_head_dim)
+              + mla.kv_lora_rank * a * (mla.qk_nope_head_dim + mla.v_head_dim))
         return float(q + kv), float(a * mla.v_head_dim * h)
     d, g = model.head_dim, model.kv_heads
     return float(h * a * d + 2 * h * g * d), float(a * d * h)
