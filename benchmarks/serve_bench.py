@@ -4,7 +4,7 @@
 
 Scenarios (issue 5): Llama-3.1-70B on 16 H100; Qwen3-32B on 32 H200; Qwen3-235B-A22B and DeepSeek-V3 on
 64 H200; a heterogeneous H200 + H100 cluster; a tight SLO that cannot be met; a 64-GPU two-pool case with
-5,000 simulated requests (speed bar: <= 10 s including simulation). Engine model: "modern" (planner default).
+5,000 simulated requests (speed bar: <= 10 s including simulation). Engine model: "vllm" (planner default).
 """
 
 import argparse
@@ -130,7 +130,7 @@ def run(out_path: str) -> None:
                     f"TPOT p90 sim {sim['tpot_s']['p90'] * 1e3:.1f} ms |")
         print(title, plan["decision"]["mode"], f"{dt:.2f}s", f"att {sim['attainment']:.3f}", file=sys.stderr)
     header = ["# serve planner benchmark", "",
-              "Command: `.venv/bin/python benchmarks/serve_bench.py` (engine model `modern`, SLO percentile p90, "
+              "Command: `.venv/bin/python benchmarks/serve_bench.py` (engine model `vllm`, SLO percentile p90, "
               "attainment target 0.9, Poisson arrivals, simulator seed 0). "
               f"{machine_note()}", "",
               "Goodput = output tokens/s per GPU at the largest rate the plan sustains within the SLOs (goodput "
