@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from costmodels.errors import SolverUnavailableError, SpecError
+from planner.commands.output import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -55,7 +56,8 @@ def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
     suffix = check_suffix(path)
     metadata = {"Date": None} if suffix == ".svg" else {"Software": None}
     try:
-        fig.savefig(path, dpi=dpi, metadata=metadata)
+        with atomic_path(str(path)) as tmp:
+            fig.savefig(tmp, dpi=dpi, metadata=metadata, format=suffix.lstrip("."))
     finally:
         pyplot().close(fig)
     return path

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from planner.commands.output import atomic_path
 from planner.plots.figure import DPI, pyplot
 from planner.plots.sweep_charts import METRICS, charts, derived
 
@@ -131,5 +132,6 @@ def write_report(result: SweepResult, path: str | Path) -> Path:
             f'<div class="charts">{images}</div>{_best_figure(result, planner)}'
             f"<h2>Scenarios</h2>{_table(result.rows, result.columns)}<script>{SORT_JS}</script></body></html>\n")
     path = Path(path)
-    path.write_text(page, encoding="utf-8")
+    with atomic_path(str(path)) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
     return path

@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+from planner.commands.output import atomic_path
 from planner.sweep.rows import scenario_row
 
 JOURNAL = "journal.jsonl"
@@ -48,7 +49,8 @@ class ResultStore:
         plan_file = None
         if result.get("plan"):
             path = self.plan_path(result["digest"])
-            path.write_text(result["plan"], encoding="utf-8")
+            with atomic_path(str(path)) as tmp:
+                Path(tmp).write_text(result["plan"], encoding="utf-8")
             plan_file = path.name
         row = scenario_row(values, result, plan_file)
         with self.journal.open("a", encoding="utf-8") as fh:
@@ -76,7 +78,7 @@ def _uniform(values: list) -> list:
 def write_tables(rows: list[dict], columns: list[str], output: Path) -> list[Path]:
     """Write `output` (.parquet or .csv, checked by run_sweep) and the CSV beside it; return the files written."""
     csv_path = output.with_suffix(".csv")
-    with csv_path.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_path(str(csv_path)) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
@@ -87,5 +89,6 @@ def write_tables(rows: list[dict], columns: list[str], output: Path) -> list[Pat
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     table = pa.table({c: _uniform([r.get(c) for r in rows]) for c in columns})
-    pq.write_table(table, output)
+    with atomic_path(str(output)) as tmp:
+        pq.write_table(table, tmp)
     return [output, csv_path]
