@@ -167,7 +167,8 @@ def shapes_for(model: ModelSpec, pool: NodePool, options: ServeOptions) -> list[
             for dp in dps:
                 if tp * dp * pp > pool.num_devices or (dp > 1 and pp > 1):
                     continue
-                eps = (1,) if model.moe is None else tuple(sorted({1, tp * dp, options.ep or 1}))
+                eps = (1,) if model.moe is None else \
+                    tuple(e for e in sorted({1, tp * dp, options.ep or 1}) if (tp * dp) % e == 0)
                 for ep in eps:
                     shape = InstanceShape(tp=tp, pp=pp, ep=ep, dp=dp)
                     try:

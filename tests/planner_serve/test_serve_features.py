@@ -143,3 +143,20 @@ def test_plan_refuses_a_checkpoint_no_shape_can_split():
                                   "--isl", "1000", "--osl", "100", "--ttft-ms", "1000", "--tpot-ms", "100",
                                   "--quant-block", "8192"])
     assert r.exit_code == 3 and "8192" in r.output
+
+
+def test_ep_and_attention_dp_restrict_the_shapes():
+    from planner.serve.capacity import shapes_for
+
+    qwen = profiles.load_model("qwen3-235b-a22b")
+    pool = ClusterSpec.homogeneous(profiles.load_device("h200"), 16).pools[0]
+    free = shapes_for(qwen, pool, ServeOptions())
+    pinned = shapes_for(qwen, pool, ServeOptions(ep=8, attention_dp=2))
+    assert {(s.ep, s.dp) for s in free} > {(8, 2)}
+    assert pinned and all(s.ep == 8 and s.dp == 2 for s in pinned)
+    r = CliRunner().invoke(main, ["estimate", "serve", "--model", "qwen3-235b-a22b", "--gpu", "h200", "--tp", "4",
+                                  "--attention-dp", "2", "--ep", "8", "--batch", "8", "--isl", "1000", "--osl", "100",
+                                  "--engine", "sglang", "--dtype", "fp8", "--moe-skew", "1.3", "-o", "-"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["inputs"]["shape"] == {"tp": 4, "pp": 1, "ep": 8, "dp": 2} and doc["inputs"]["moe_skew"] == 1.3
