@@ -47,11 +47,14 @@ def _curve(dtype: str, cal: DeviceCalibration) -> tuple[float, float]:
 
 
 def gemm_efficiency(m, n, k, dtype: str, calibration: DeviceCalibration):
-    """Achievable fraction of the dtype's peak for one (m x k) @ (k x n) GEMM."""
+    """Achievable fraction of the dtype's peak for one (m x k) @ (k x n) GEMM.
+
+    The kernel computes m padded to whole row tiles; the size curve's fixed cost (`half` FLOPs) is paid once
+    per kernel: time = (F_padded + half) / (eff_max * peak), so efficiency = eff_max * F / (F_padded + half).
+    """
     eff_max, half = _curve(dtype, calibration)
-    flops = 2.0 * m * n * k
     tiles = -(-m // GEMM_TILE)  # ceil, also for numpy arrays
-    return eff_max * flops / (flops + half) * m / (tiles * GEMM_TILE)
+    return eff_max * 2.0 * m * n * k / (2.0 * tiles * GEMM_TILE * n * k + half)
 
 
 def gemm_time_s(m: float, n: float, k: float, dtype: str, device: DeviceSpec) -> float:
