@@ -377,3 +377,36 @@ def found(trans: np.ndarray, ns: list) -> bool:
     """Whether the placement's traffic is clearly below a random balanced assignment's."""
     nodes = ns[0].shape[1]
     return cross_share(trans, ns) < NO_AFFINITY_RATIO * (1.0 - 1.0 / nodes)
+
+
+def _stay_bound(trans: np.ndarray, load_next: np.ndarray, cap: float) -> float:
+    """Most transition tokens of one boundary that can stay on a node, by the rows of trans [E, E'].
+
+    Expert e's tokens that stay on node n are sum_e' trans[e, e'] y[e', n] with y[e', n] in [0, 1] the
+    share of e' served on node n and sum_e' load_next[e'] y[e', n] <= cap: at most K_e, the fractional
+    knapsack of trans[e] with weights load_next and capacity cap (best ratio first). As e's node shares sum
+    to 1, e keeps at most K_e of its tokens on-node, whatever the placement: sum_e K_e bounds the stay."""
+    ratio = np.divide(trans, load_next[None, :], out=np.full(trans.shape, np.inf), where=load_next[None, :] > 0)
+    order = np.argsort(-ratio, axis=1, kind="stable")
+    value = np.take_along_axis(trans, order, axis=1)
+    weight = load_next[order]
+    before = np.cumsum(weight, axis=1) - weight  # weight taken before each item
+    take = np.clip((cap - before) / np.where(weight > 0, weight, 1.0), 0.0, 1.0)
+    take = np.where(weight > 0, take, 1.0)  # a zero-load successor fits anywhere
+    return float((value * take).sum())
+
+
+def traffic_lower_bound(trans: np.ndarray, load: np.ndarray, node_cap: np.ndarray) -> float:
+    """A lower bound on the cross-node transition tokens of every placement in which each node of layer l
+    serves at most node_cap[l] tokens (e.g. gpus_per_node x that layer's busiest-GPU tokens).
+
+    Per boundary l: cross = total - stay, and stay is at most the smaller of _stay_bound by the rows
+    (each expert of layer l against a node of layer l+1) and by the columns (each expert of layer l+1
+    against a node of layer l). Piece-count and slot limits are ignored, so the bound is valid but loose."""
+    total = 0.0
+    for l in range(trans.shape[0]):
+        pair = trans[l]
+        stay = min(_stay_bound(pair, load[l + 1], float(node_cap[l + 1])),
+                   _stay_bound(pair.T, load[l], float(node_cap[l])))
+        total += max(0.0, float(pair.sum()) - stay)
+    return total
