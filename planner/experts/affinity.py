@@ -132,9 +132,11 @@ def _node_tokens(load: np.ndarray, score: np.ndarray, room: np.ndarray, window: 
     most `window` x its own tokens (so the imbalance shrinks with the experts still to come). Exchanges
     (_swap): pairs of experts of two nodes change nodes while that raises the affinity. Repair:
     nodes sorted by surplus over `cap`, node i passes the running surplus on to node i+1 as a part of
-    its largest expert (surpluses sorted descending: all flows go one way
-    and each node receives at most one piece; a node below `cap` absorbs what it has room for). None when
-    a flow exceeds that expert or a node would hold more than `room` pieces."""
+    one expert: among those holding at least the surplus, the one whose tokens have the most affinity to
+    node i+1 over node i per token (splitting the largest expert instead cost 4-5 % more traffic on the
+    benchmark families); surpluses sorted descending: all flows go one way
+    and each node receives at most one piece; a node below `cap` absorbs what it has room for. None when
+    no expert holds the flow or a node would hold more than `room` pieces."""
     experts, nodes = score.shape
     out = np.zeros((experts, nodes))
     order = sorted(range(experts), key=lambda e: (-load[e], e))
@@ -156,11 +158,14 @@ def _node_tokens(load: np.ndarray, score: np.ndarray, room: np.ndarray, window: 
         carry = max(0.0, carry + surplus[n])
         if carry <= 1e-12 * max(1.0, float(load.sum())):
             continue
-        e = int(np.argmax(out[:, n]))
-        if out[e, n] < carry:
+        nxt = chain[i + 1]
+        able = out[:, n] >= carry
+        if not able.any():
             return None
+        per_token = (score[:, nxt] - score[:, n]) / np.maximum(load, 1e-300)  # affinity kept per token moved
+        e = int(np.argmax(np.where(able, per_token, -np.inf)))
         out[e, n] -= carry
-        out[e, chain[i + 1]] += carry
+        out[e, nxt] += carry
     if np.any((out > 0).sum(axis=0) > room):
         return None
     return out
