@@ -13,9 +13,11 @@ from planner.commands.common import (
     output_option,
     progress,
     time_limit_option,
+    warn,
     write_output,
 )
 from planner.plan import dumps_canonical, load_plan
+from solvers.deadline import TIME_LIMIT_STATUS
 
 _engines = click.Choice(sorted(ENGINES))
 _ENGINE_HELP = ("trtllm / vllm / sglang: kernel constants fitted to the engine's measured per-op tables (hardware "
@@ -136,6 +138,10 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                            prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools), robust=robust)
     plan = plan_serving(model, cluster, workload, objective=objective or ("gpus" if rate else "goodput"),
                         options=options, progress=progress)
+    if plan["solver"]["status"] == TIME_LIMIT_STATUS:
+        warn(f"the search stopped at its time limit ({time_limit_s:g} s): the plan is the best simulated so far "
+             f"({plan['simulated']['replays']} replays) and may differ from run to run — raise --time-limit for a "
+             f"reproducible plan")
     emit(plan, output, explain(plan))
 
 

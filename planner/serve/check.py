@@ -223,6 +223,8 @@ def explain(plan: Plan) -> str:
     for name, b in sorted(plan["baselines"].items()):
         if b.get("feasible") is False:
             lines.append(f"  baseline {name}: no SLO-feasible configuration")
+        elif b.get("verified") is False:
+            lines.append(f"  baseline {name}: {b.get('why', 'not simulated')}")
         else:
             lines.append(f"  baseline {name}: {b['gpus']} GPUs, {b['rate_rps']:.3f} req/s, "
                          f"{b['goodput_tokens_per_s_per_gpu']:.1f} tok/s/GPU")

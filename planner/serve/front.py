@@ -5,13 +5,15 @@ top N     the next N deployments by the model's goodput per GPU, over every mode
           figures, not simulated (the plan itself is verified; these are what it was compared with).
 pareto    goodput per GPU against the TPOT SLO: the plan is re-solved with the TPOT SLO scaled by each of
           PARETO_FACTORS (TTFT unchanged); each point is a full verified deployment, and points another point
-          beats on both (lower TPOT SLO and higher goodput) are dropped. Sorted by TPOT SLO.
+          beats on both (lower TPOT SLO and higher goodput) are dropped. Sorted by TPOT SLO. The points share
+          the plan's time limit: each gets the time left, and points past the limit are left out (a hit).
 """
 
 import dataclasses
 
 from planner.serve.formulation import CountSolution
 from planner.serve.layouts import same_counts
+from solvers.deadline import TIME_LIMIT_STATUS, Deadline
 
 PARETO_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)
 """TPOT SLO multipliers of the points tried for the front"""
@@ -30,9 +32,9 @@ def top_alternatives(ranked: dict, chosen: CountSolution, mean_out: float, top: 
     return out
 
 
-def pareto_front(request, options, plan_fn, base) -> list[dict]:
+def pareto_front(request, options, plan_fn, base, deadline: Deadline) -> list[dict]:
     """Front of goodput per GPU vs TPOT SLO; `plan_fn(request, options)` plans one point, `base` is the plan at
-    factor 1 (reused)."""
+    factor 1 (reused); `deadline` is the plan's (a point cut by it marks it hit)."""
     from costmodels.errors import InfeasibleError
 
     quiet = dataclasses.replace(options, pareto=False, top=0)
@@ -41,11 +43,16 @@ def pareto_front(request, options, plan_fn, base) -> list[dict]:
         if factor == 1.0:
             plan = base
         else:
+            if deadline.expired():
+                continue
             wl = dataclasses.replace(request.workload, tpot_s=request.workload.tpot_s * factor)
             try:
-                plan = plan_fn(dataclasses.replace(request, workload=wl), quiet)
+                plan = plan_fn(dataclasses.replace(request, workload=wl),
+                               dataclasses.replace(quiet, time_limit_s=deadline.remaining()))
             except InfeasibleError:
                 continue
+            if plan["solver"]["status"] == TIME_LIMIT_STATUS:
+                deadline.mark_hit()
         p, wl = plan["predicted"], plan["inputs"]["workload"]
         points.append({"tpot_slo_s": wl["tpot_s"], "ttft_slo_s": wl["ttft_s"], "mode": plan["decision"]["mode"],
                        "groups": plan["decision"]["groups"], "gpus": p["gpus"], "rate_rps": p["rate_rps"],

@@ -12,17 +12,18 @@ sustained maximum the simulator supports.
 
 import dataclasses
 import math
-import time
 
 from costmodels.errors import InfeasibleError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
-from costmodels.serving import kv_capacity_tokens, quant_block_problem
+from costmodels.serving import KV_MEMORY_FRACTION, kv_capacity_tokens, quant_block_problem, weight_bytes_per_gpu
+from costmodels.training import GiB
 from planner.confidence import serve_plan_fields
 from planner.confidence.attach import goodput_versus
 from planner.confidence.robust_serve import robust_workload
 from planner.plan import Plan, make_plan
+from planner.serve.budget import VerifyBudget
 from planner.serve.capacity import CapacityModel, build_candidates, shapes_for
 from planner.serve.formulation import CountSolution, solve_counts
 from planner.serve.front import pareto_front, top_alternatives
@@ -30,7 +31,7 @@ from planner.serve.layouts import LAYOUT_MARGIN, ranked_layouts, same_counts
 from planner.serve.request import ServeOptions, ServeRequest, ServingWorkload
 from planner.serve.simulate import Deployment, simulate
 from planner.serve.verify import accepted, replicate
-from solvers import SolverOptions
+from solvers.deadline import Deadline
 
 DERATE = 0.9
 MAX_REPAIRS = 8
@@ -38,6 +39,9 @@ MAX_RAISES = 4
 """goodput objective: upward steps of 1/DERATE tried beyond the first accepted rate"""
 BISECT_STEPS = 2
 """goodput objective: bisections between the last accepted and the first rejected rate"""
+WRITE_UP_S = 0.1
+"""seconds of the time limit kept for writing the plan up after the search (confidence figures, the document)"""
+UNVERIFIED = "not simulated: the solve stopped at its time limit"
 MODE_ROLES = {"disaggregated": ("prefill", "decode"), "colocated": ("colocated",), "intra_gpu": ("intra_gpu",)}
 
 
@@ -126,9 +130,10 @@ def _one_p_one_d(cands: dict, cluster: ClusterSpec, objective: str, rate: float 
 
 
 def _verify(cm: CapacityModel, mode: str, sol: CountSolution, groups: dict, *, objective: str, rate: float | None,
-            kv_req: float, solver_opts: SolverOptions | None):
+            kv_req: float, budget: VerifyBudget, resolve: bool = True):
     """Simulate; while attainment < target, lower the served rate (no target rate) or re-solve with derated
-    capacities (target rate; solver_opts None = no re-solve). Returns (sol, served rate, sim, factor, repairs)."""
+    capacities (target rate; resolve False = no re-solve). Returns (sol, served rate, sim, factor, repairs), or
+    None when the budget allowed no replay; a repair or raise the budget refuses keeps the last simulated one."""
     served = rate if rate is not None else sol.rate_rps
     opts = cm.options
 
@@ -139,27 +144,36 @@ def _verify(cm: CapacityModel, mode: str, sol: CountSolution, groups: dict, *, o
         if key not in deployments:
             deployments[key] = Deployment(cm, _decision(mode, groups_of(s, r)))
         dep = deployments[key]
-        return replicate(lambda seed: simulate(dep, rate=r, requests=opts.simulate_requests, seed=seed),
-                         seed=opts.seed, seeds=opts.verify_seeds, requests=opts.simulate_requests)
+        return replicate(budget.timed(lambda seed: simulate(dep, rate=r, requests=opts.simulate_requests, seed=seed)),
+                         seed=opts.seed, seeds=opts.verify_seeds, requests=opts.simulate_requests,
+                         allows=budget.allows_replay)
 
     sim = run(sol, served)
+    if sim is None:
+        return None
     repairs, factor = 0, 1.0
     while not accepted(sim, cm.workload.attainment) and repairs < MAX_REPAIRS:
         repairs += 1
         factor *= DERATE
+        trial_sol = sol
         if rate is None:
-            served = sol.rate_rps * factor
+            trial_served = sol.rate_rps * factor
         else:
-            if solver_opts is None:
+            if not resolve:
                 break
             again = solve_counts(cm.cluster, _derated(groups, factor), objective=objective, rate=rate,
-                                 kv_bytes_per_req=kv_req, options=solver_opts)
+                                 kv_bytes_per_req=kv_req, options=budget.solver_options())
             if again is None:
                 break
-            sol = CountSolution(counts=tuple((c0, k) for c0, k in _undo_derate(again.counts, groups)),
-                                rate_rps=again.rate_rps / factor, gpus=again.gpus, cost_per_hour=again.cost_per_hour,
-                                solver=again.solver)
-        sim = run(sol, served)
+            trial_sol = CountSolution(counts=tuple((c0, k) for c0, k in _undo_derate(again.counts, groups)),
+                                      rate_rps=again.rate_rps / factor, gpus=again.gpus,
+                                      cost_per_hour=again.cost_per_hour, solver=again.solver)
+            trial_served = served
+        trial = run(trial_sol, trial_served)
+        if trial is None:  # out of time: the last simulated deployment stands
+            repairs, factor = repairs - 1, factor / DERATE
+            break
+        sol, served, sim = trial_sol, trial_served, trial
     if rate is None and accepted(sim, cm.workload.attainment):
         served, sim, factor = _raise_rate(lambda r: run(sol, r), sol.rate_rps, factor, sim, cm.workload.attainment,
                                           rejected_above=repairs > 0)
@@ -170,10 +184,13 @@ def _raise_rate(run, capacity: float, factor: float, sim: dict, target: float,
                 rejected_above: bool) -> tuple[float, dict, float]:
     """Raise an accepted rate by steps of 1/DERATE while the replays still accept it (at most MAX_RAISES steps),
     then bisect BISECT_STEPS times between the last accepted and the first rejected rate; the last accepted rate
-    is the sustained maximum the plan reports: (rate, its replays, rate / capacity)."""
+    is the sustained maximum the plan reports: (rate, its replays, rate / capacity). A replay the time budget
+    refuses (run returns None) ends the search at the last accepted rate."""
     high = factor / DERATE
     for _ in range(0 if rejected_above else MAX_RAISES):
         trial = run(capacity * high)
+        if trial is None:
+            return capacity * factor, sim, factor
         if not accepted(trial, target):
             break
         factor, sim, high = high, trial, high / DERATE
@@ -183,6 +200,8 @@ def _raise_rate(run, capacity: float, factor: float, sim: dict, target: float,
     for _ in range(BISECT_STEPS):
         mid = (factor + high) / 2
         trial = run(capacity * mid)
+        if trial is None:
+            break
         if accepted(trial, target):
             factor, sim = mid, trial
         else:
@@ -210,7 +229,36 @@ def _better_verified(a: tuple, b: tuple | None, objective: str, rate: float | No
     return a[1] / a[0].gpus > b[1] / b[0].gpus * (1 + 1e-9)
 
 
+def _weights_do_not_fit(model: ModelSpec, cluster: ClusterSpec, options: ServeOptions) -> InfeasibleError | None:
+    """When no instance shape's weights fit its GPUs: "weights need X GiB per GPU, the device has Y GiB" for the
+    shape needing least per GPU on each pool (costmodels.serving.weight_bytes_per_gpu; the room is the device's
+    usable memory times KV_MEMORY_FRACTION, as in kv_capacity_tokens). None when some shape fits."""
+    if _fitting_shapes(model, cluster, options):
+        return None
+    parts, details = [], []
+    for pool in cluster.pools:
+        shapes = shapes_for(model, pool, options)
+        if not shapes:
+            continue
+        shape = min(shapes, key=lambda s: (weight_bytes_per_gpu(model, s, options.dtype), s.tp * s.pp * s.dp))
+        need = weight_bytes_per_gpu(model, shape, options.dtype) / GiB
+        room = pool.device.usable_bytes * KV_MEMORY_FRACTION / GiB
+        parts.append(f"weights need {need:.1f} GiB per GPU, the device {pool.device.name} has {room:.1f} GiB for "
+                     f"weights and KV cache ({KV_MEMORY_FRACTION:.0%} of its {pool.device.usable_bytes / GiB:.1f} GiB "
+                     f"usable memory; least-memory shape tp{shape.tp} pp{shape.pp} dp{shape.dp} on pool {pool.name} "
+                     f"of {pool.num_devices} GPU{'s' if pool.num_devices > 1 else ''})")
+        details.append({"pool": pool.name, "weights_gib_per_gpu": need, "device_gib": room})
+    if not parts:
+        return None
+    hint = "more GPUs" + ("" if options.dtype == "fp8" else " or --dtype fp8")
+    return InfeasibleError(f"the weights do not fit: {'; '.join(parts)}; try {hint}",
+                           details={"binding": ["memory"], "pools": details})
+
+
 def _infeasible(cm: CapacityModel, cands: dict, workload: ServingWorkload) -> InfeasibleError:
+    memory = _weights_do_not_fit(cm.model, cm.cluster, cm.options)
+    if memory is not None:
+        return memory
     pre = cands["prefill"] + cands["prefill_infeasible"] + cands["colocated"] + cands["intra_gpu"]
     dec = cands["decode"] + cands["decode_infeasible"]
     best_t = min(pre, key=lambda c: (c.ttft_floor_s, c.gpus, c.key), default=None)
@@ -245,7 +293,7 @@ def plan_serving(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorklo
 
 
 def _alternatives(cm: CapacityModel, verified: dict, modes: tuple[str, ...], best_mode: str, objective: str,
-                  predicted: dict) -> list[dict]:
+                  predicted: dict, unverified: set[str]) -> list[dict]:
     """The other modes, verified by simulation, each with why it lost."""
     alternatives = []
     for mode in modes:
@@ -259,13 +307,15 @@ def _alternatives(cm: CapacityModel, verified: dict, modes: tuple[str, ...], bes
                                  "simulated_attainment": v_sim["attainment"],
                                  "why": f"worse {objective} than {best_mode} after simulation",
                                  **goodput_versus(predicted, alt["goodput_tokens_per_s_per_gpu"])})
+        elif mode in unverified:
+            alternatives.append({"mode": mode, "why": UNVERIFIED})
         else:
             alternatives.append({"mode": mode, "why": "no SLO-feasible configuration"})
     return alternatives
 
 
 def _baselines(cm: CapacityModel, cands: dict, verified: dict, *, objective: str, rate: float | None,
-               kv_req: float) -> dict:
+               kv_req: float, budget: VerifyBudget) -> dict:
     """Colocated serving and DistServe-style 1P1D units, verified by simulation like the plan."""
     keys = ("gpus", "rate_rps", "goodput_tokens_per_s_per_gpu", "ttft_s", "tpot_s")
     baselines: dict = {}
@@ -279,13 +329,16 @@ def _baselines(cm: CapacityModel, cands: dict, verified: dict, *, objective: str
     one = _one_p_one_d(cands, cm.cluster, objective, rate, cm.stats.mean_out)
     if one is not None:
         one_sol, one_groups = one
+        budget.stage = "verifying the 1P1D baseline"
         checked = _verify(cm, "disaggregated", one_sol, one_groups, objective=objective, rate=rate, kv_req=kv_req,
-                          solver_opts=None)
+                          budget=budget, resolve=False)
         if checked is not None:
             o_sol, o_rate, o_sim = checked[:3]
             o = _predicted(cm, o_sol, o_rate)
             baselines["disaggregated_1p1d"] = {"groups": groups_of(o_sol, o_rate),
                                                "simulated_attainment": o_sim["attainment"], **{k: o[k] for k in keys}}
+        else:
+            baselines["disaggregated_1p1d"] = {"verified": False, "why": UNVERIFIED}
     baselines.setdefault("disaggregated_1p1d", {"feasible": False})
     return baselines
 
@@ -322,31 +375,14 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
     names = [p.name for p in cluster.pools]
     for name in options.prefill_pools + options.decode_pools:
         require(name in names, f"unknown pool {name!r}; valid: {', '.join(names)}", field="prefill_pools/decode_pools")
-    started = time.perf_counter()
+    deadline = Deadline(options.time_limit_s)
+    budget = VerifyBudget(deadline.reserve(WRITE_UP_S), progress)
     _require_block_split(model, cluster, options)
     cm = CapacityModel(model, cluster, workload, options)
     cands = build_candidates(cm)
-    solver_opts = SolverOptions(time_limit_s=options.time_limit_s, threads=1, seed=0, relative_gap=1e-9)
     kv_req = cm.stats.mean_in * kv_bytes_per_token(model, options.kv_dtype or options.dtype)
-    results = {}
-    for mode in options.modes:
-        groups = {role: cands[role] for role in MODE_ROLES[mode]}
-        sol = solve_counts(cluster, groups, objective=objective, rate=rate, kv_bytes_per_req=kv_req,
-                           options=solver_opts)
-        if sol is not None:
-            results[mode] = (sol, groups)
-    verified, ranked = {}, {}
-    for mode, (sol, groups) in results.items():
-        ranked[mode] = ranked_layouts(cluster, groups, kv_bytes_per_req=kv_req, options=solver_opts) \
-            if rate is None else []
-        floor = sol.goodput_per_gpu * (1 - LAYOUT_MARGIN)
-        tries = [(sol, groups)] + [sg for sg in ranked[mode] if not same_counts(sg[0], sol)
-                                   and sg[0].goodput_per_gpu >= floor][:options.verify_layouts - 1]
-        for t_sol, t_groups in tries:
-            checked = _verify(cm, mode, t_sol, t_groups, objective=objective, rate=rate, kv_req=kv_req,
-                              solver_opts=solver_opts)
-            if _better_verified(checked, verified.get(mode), objective, rate, workload.attainment):
-                verified[mode] = checked
+    verified, ranked, unverified = _solve_modes(cm, cands, objective=objective, rate=rate, kv_req=kv_req,
+                                                budget=budget)
     best_mode = None
     for mode in options.modes:
         if mode in verified and verified[mode] is not None and _better_verified(
@@ -361,21 +397,52 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
     predicted.update(serve_plan_fields(model, cluster, workload, options, decision, predicted))
     if robust_note:
         predicted["robust"] = robust_note
-    alternatives = _alternatives(cm, verified, options.modes, best_mode, objective, predicted)
+    alternatives = _alternatives(cm, verified, options.modes, best_mode, objective, predicted, unverified)
     if options.top:
         alternatives += [{**alt, **goodput_versus(predicted, alt["goodput_tokens_per_s_per_gpu"])}
                          for alt in top_alternatives(ranked, sol, cm.stats.mean_out, options.top, groups_of)]
-    baselines = _baselines(cm, cands, verified, objective=objective, rate=rate, kv_req=kv_req)
+    baselines = _baselines(cm, cands, verified, objective=objective, rate=rate, kv_req=kv_req, budget=budget)
     inputs = {"model": dataclasses.asdict(model), "cluster": dataclasses.asdict(cluster),
               "workload": dataclasses.asdict(workload), "options": dataclasses.asdict(options),
               "objective": objective}
     if progress is not None:
         count = sum(len(cands[role]) for role in ("prefill", "decode", "colocated", "intra_gpu"))
-        progress(f"parplan serve: {count} candidates, mode {best_mode}, {time.perf_counter() - started:.2f} s")
-    plan = make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
-                     baselines=baselines, solver=sol.solver, simulated={**sim, "repairs": repairs})
+        progress(f"parplan serve: {count} candidates, mode {best_mode}, {deadline.elapsed():.2f} s")
     if options.pareto and rate is None:
-        predicted["pareto"] = pareto_front(request, options, plan_request, plan)
-        plan = make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
+        base = make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
                          baselines=baselines, solver=sol.solver, simulated={**sim, "repairs": repairs})
-    return plan
+        predicted["pareto"] = pareto_front(request, options, plan_request, base, budget.deadline)
+    solver = {**sol.solver, "status": deadline.status(sol.solver["status"])}
+    return make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
+                     baselines=baselines, solver=solver, simulated={**sim, "repairs": repairs})
+
+
+def _solve_modes(cm: CapacityModel, cands: dict, *, objective: str, rate: float | None, kv_req: float,
+                 budget: VerifyBudget) -> tuple[dict, dict, set[str]]:
+    """Per mode: the count ILP, its ranked layouts (goodput objective) and the best of up to
+    options.verify_layouts of them after simulation: (verified mode -> _verify result, ranked layouts,
+    modes with an ILP solution the time budget left unsimulated)."""
+    options = cm.options
+    results = {}
+    for mode in options.modes:
+        groups = {role: cands[role] for role in MODE_ROLES[mode]}
+        sol = solve_counts(cm.cluster, groups, objective=objective, rate=rate, kv_bytes_per_req=kv_req,
+                           options=budget.solver_options())
+        if sol is not None:
+            results[mode] = (sol, groups)
+    verified, ranked = {}, {}
+    for mode, (sol, groups) in results.items():
+        budget.stage = f"verifying {mode}"
+        ranked[mode] = ranked_layouts(cm.cluster, groups, kv_bytes_per_req=kv_req, options=budget.solver_options()) \
+            if rate is None else []
+        floor = sol.goodput_per_gpu * (1 - LAYOUT_MARGIN)
+        tries = [(sol, groups)] + [sg for sg in ranked[mode] if not same_counts(sg[0], sol)
+                                   and sg[0].goodput_per_gpu >= floor][:options.verify_layouts - 1]
+        for t_sol, t_groups in tries:
+            checked = _verify(cm, mode, t_sol, t_groups, objective=objective, rate=rate, kv_req=kv_req,
+                              budget=budget)
+            if checked is not None and _better_verified(checked, verified.get(mode), objective, rate,
+                                                        cm.workload.attainment):
+                verified[mode] = checked
+    budget.deadline.expired()  # an ILP that ran to the limit counts as a hit
+    return verified, ranked, set(results) - set(verified)

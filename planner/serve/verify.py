@@ -7,6 +7,8 @@ replays, not requests, are the independent samples, because requests inside one 
     one-sided 95 % lower bound  L = ā − t_{0.95, S−1} · s / √S     (Student t; the binomial floor on s keeps
                                                                      S identical replays from claiming certainty)
 The rate is accepted when L ≥ the attainment target. The plan reports ā, [L, ā + t·s/√S] and every a_i.
+A wall-clock budget (planner.serve.budget) may stop the replays early: the statistics then cover the S' < S
+replays that ran (a wider interval), and none at all means no result.
 """
 
 import math
@@ -16,9 +18,17 @@ T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 
 """one-sided 95 % Student t quantiles by degrees of freedom"""
 
 
-def replicate(run: Callable[[int], dict], *, seed: int, seeds: int, requests: int) -> dict:
-    """Run `run(seed_i)` for S seeds; the first replay's figures plus the attainment statistics above."""
-    results = [run(seed + i) for i in range(seeds)]
+def replicate(run: Callable[[int], dict], *, seed: int, seeds: int, requests: int,
+              allows: Callable[[], bool] | None = None) -> dict | None:
+    """Run `run(seed_i)` for S seeds (each only while `allows()` says so); the first replay's figures plus the
+    attainment statistics above, or None when no replay ran."""
+    results = []
+    for i in range(seeds):
+        if allows is not None and not allows():
+            break
+        results.append(run(seed + i))
+    if not results:
+        return None
     values = [r["attainment"] for r in results]
     mean = sum(values) / len(values)
     spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0

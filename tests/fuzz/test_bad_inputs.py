@@ -156,6 +156,9 @@ ROWS += [  # diff gates that cannot silently pass; export/simulate check the pla
     ("export an unknown format", EX[:3] + ["nope"] + O, 2, "valid: json"),
     ("simulate a hand-edited plan", ["simulate", "{scatter_tp3_json}"] + O, 2, "degree 3"),
     ("simulate a scatter plan", SI + O, 2, "serve"),
+    ("plan serve 70B on one GPU names the weights", PS[:3] + ["llama3.1-70b"] + PS[4:7] + ["1"] + PS[8:] + O, 3,
+     "weights need 131.4 GiB per GPU, the device h100-sxm has 70.2 GiB"),
+    ("plan serve --time-limit 1 stops and warns", PS + ["--time-limit", "1"], 0, "stopped at its time limit (1 s)"),
 ]
 
 
