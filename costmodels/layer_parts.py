@@ -14,7 +14,8 @@ built from the compute and comm layers (costmodels/compute.py, costmodels/comm.p
                × eager_elementwise_factor when kernels are not fused (torchtitan without torch.compile);
                FP8: the casts and amax reductions of every GEMM's operands
   recompute    selective: attention core forward again (Megatron, DeepSpeed) or, for torchtitan's op-level
-               SAC, every other matmul and the element-wise ops; full: the whole forward again (incl. comm)
+               SAC, every other matmul, the element-wise ops and the TP all-gathers (only reduce-scatter
+               outputs are on its save list); full: the whole forward again (incl. comm)
   tp_comm      2 collectives forward and 2 backward over tp of the b·(s/cp)·h hidden tensor (AG/RS with
                sequence parallelism, all-reduce without), times (1 - tp_overlap) when TP overlap is on
                (Megatron --tp-comm-overlap / torchtitan async TP; needs sequence parallelism)
@@ -234,7 +235,7 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     ew_elems = tokens * ew_sharded + (ew_replicated / tp if (st.sp or tp == 1) else ew_replicated)
     ew_fwd = env.ew(M.ACT_BYTES * ew_elems) + memory_bound_time_s(cast_d + cast_e, env.dev)
 
-    tp_fwd = _tp_forward(model, is_moe, env, tokens)
+    tp_fwd, tp_unsaved = _tp_forward(model, is_moe, env, tokens)
     ep_fwd, ep_all = _ep_time(model, is_moe, env, tokens)
     if st.a2a_overlap:  # dispatch/combine of one micro-batch hide behind another's attention and dense GEMMs
         ep_all = max(0.0, ep_all - 3 * (dense_fwd + attn_fwd))
@@ -251,7 +252,8 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     if st.recompute == "full":
         recompute = compute_fwd + tp_fwd + cp_fwd + ep_fwd
     elif st.recompute == "selective" and env.fw.selective_recomputes_ops:
-        recompute = gemm_fwd / 2 + ew_fwd  # op-level SAC: every other matmul and the element-wise ops
+        # op-level SAC: every other matmul, the element-wise ops and the TP collectives it does not save
+        recompute = gemm_fwd / 2 + ew_fwd + tp_unsaved
     elif st.recompute == "selective":
         recompute = attn_fwd
     else:
@@ -292,21 +294,26 @@ def _attention(model: ModelSpec, env: _Env) -> tuple[float, float]:
             attention_time_s(st.mbs, st.seq / st.cp, st.seq, heads, d_qk, d_v, env.dev, backward=True, **kw))
 
 
-def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> float:
-    """Exposed TP (and expert-TP) communication of one forward pass."""
+def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float]:
+    """Exposed TP (and expert-TP) communication of one forward pass: (all of it, the part whose outputs
+    op-level SAC does not save: the all-gathers with sequence parallelism, the all-reduces without; the
+    reduce-scatters are on torchtitan's save list)."""
     st = env.st
     hidden_bytes = tokens * model.hidden * M.ACT_BYTES
-    t = 0.0
+    t = unsaved = 0.0
     if st.tp > 1:
+        blocks = 1 if is_moe else 2  # attention block (+ dense MLP block)
         if st.sp:
-            ops = env.coll("all_gather", hidden_bytes, st.tp, 1) + env.coll("reduce_scatter", hidden_bytes, st.tp, 1)
+            ag = env.coll("all_gather", hidden_bytes, st.tp, 1)
+            t, unsaved = blocks * (ag + env.coll("reduce_scatter", hidden_bytes, st.tp, 1)), blocks * ag
         else:
-            ops = env.coll("all_reduce", hidden_bytes, st.tp, 1)
-        t = ops * (1 if is_moe else 2)  # attention block (+ dense MLP block)
+            t = unsaved = blocks * env.coll("all_reduce", hidden_bytes, st.tp, 1)
     if is_moe and st.etp > 1:
         moe_hidden = hidden_bytes * st.etp / st.tp
-        t += env.coll("all_gather", moe_hidden, st.etp, 1) + env.coll("reduce_scatter", moe_hidden, st.etp, 1)
-    return t * env.tp_exposed
+        ag = env.coll("all_gather", moe_hidden, st.etp, 1)
+        t += ag + env.coll("reduce_scatter", moe_hidden, st.etp, 1)
+        unsaved += ag
+    return t * env.tp_exposed, unsaved * env.tp_exposed
 
 
 def _ep_time(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float]:

@@ -89,6 +89,21 @@ def test_zero3_layer_traffic_by_hand():
     assert math.isclose(cost.working_bytes, params * (2 + 2 + 4))
 
 
+def test_op_sac_recomputes_the_tp_all_gathers_by_hand():
+    """torchtitan's op-level SAC saves every other matmul and the reduce-scatter outputs, not the all-gathers:
+    the recompute repeats the two sequence-parallel all-gathers (attention and MLP block) of the forward."""
+    model = gpt(layers=2, hidden=1024, heads=16, vocab=1000)
+    kw = dict(tp=8, sp=True, recompute="selective", framework="torchtitan", fused=True)
+    size = 2048 * 1024 * 2.0  # the gathered b*s*h bf16 tensor
+    ag = 20e-6 + 7 * 5e-6 + 7 / 8 * size / 225e9  # one node: 7 hops of 5 us + 7/8 of S at 300e9*0.75, 20 us call
+    for overlap, exposed in ((False, 1.0), (True, 0.4)):  # async TP hides tp_overlap=0.6 of every collective
+        cost = layer_cost(model, False, POOL, st(tp_overlap=overlap, **kw))
+        compute = cost.parts["gemm"] / 6 + cost.parts["elementwise"] / 3
+        assert math.isclose(cost.parts["recompute"], compute + 2 * ag * exposed, rel_tol=1e-9)
+    single = layer_cost(model, False, POOL, st(**{**kw, "tp": 1, "sp": False}))
+    assert math.isclose(single.parts["recompute"], single.parts["gemm"] / 6 + single.parts["elementwise"] / 3)
+
+
 def test_moe_experts_run_one_gemm_each_with_skew():
     model = moe_model(layers=2, experts=8, top_k=2)
     one, skewed = (layer_cost(model, True, POOL, st(ep=4, dp=4, moe_skew=s)) for s in (1.0, 1.5))
