@@ -6,7 +6,8 @@ top N     the next N deployments by the model's goodput per GPU, over every mode
 pareto    goodput per GPU against the TPOT SLO: the plan is re-solved with the TPOT SLO scaled by each of
           PARETO_FACTORS (TTFT unchanged); each point is a full verified deployment, and points another point
           beats on both (lower TPOT SLO and higher goodput) are dropped. Sorted by TPOT SLO. The points share
-          the plan's time limit: each gets the time left, and points past the limit are left out (a hit).
+          the plan's time limit: each gets the time left, and a point starts only while the time left covers
+          what the base plan took (else it is left out, a hit on the plan's deadline).
 """
 
 import dataclasses
@@ -38,12 +39,14 @@ def pareto_front(request, options, plan_fn, base, deadline: Deadline) -> list[di
     from costmodels.errors import InfeasibleError
 
     quiet = dataclasses.replace(options, pareto=False, top=0)
+    per_point_s = deadline.elapsed()  # the base plan's solve: the estimate of one point's
     points = []
     for factor in PARETO_FACTORS:
         if factor == 1.0:
             plan = base
         else:
-            if deadline.expired():
+            if deadline.expired() or deadline.remaining() < per_point_s:
+                deadline.mark_hit()
                 continue
             wl = dataclasses.replace(request.workload, tpot_s=request.workload.tpot_s * factor)
             try:

@@ -1,7 +1,8 @@
 """The serve planner's entry point (planner.contract.PlanEntry): prefill/decode split under percentile SLOs.
 
 Candidates, the per-mode count ILPs, simulator verification and the plan document are built in
-planner.serve.search; `options.time_limit_s` bounds each count ILP and `options.seed` seeds the simulator.
+planner.serve.search; `options.time_limit_s` bounds the whole solve (count ILPs, simulator replays, pareto
+points: planner.serve.budget) and `options.seed` seeds the simulator.
 """
 
 from planner.contract import Progress

@@ -8,6 +8,8 @@ must clear the target), the capacities are derated by DERATE and the counts re-s
 sustainable rate is lowered by DERATE (goodput objective), at most MAX_REPAIRS times; with the goodput objective
 an accepted rate is then raised by 1/DERATE steps while the replays still accept it, so the plan reports the
 sustained maximum the simulator supports.
+`options.time_limit_s` bounds all of it (planner.serve.budget): replays stop when the time left cannot cover
+one more, the plan is the best simulated so far and its solver.status says "time_limit".
 """
 
 import dataclasses
@@ -368,6 +370,8 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
 
         return plan_offline(request, options, progress)
     model, cluster, workload, objective = request.model, request.cluster, request.workload, request.objective
+    deadline = Deadline(options.time_limit_s)
+    budget = VerifyBudget(deadline.reserve(WRITE_UP_S), progress)
     robust_note = None
     if options.robust:  # SLOs tightened by the 90th-percentile latency factor (planner/confidence/robust_serve.py)
         workload, robust_note = robust_workload(model, cluster, workload, options)
@@ -375,8 +379,6 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
     names = [p.name for p in cluster.pools]
     for name in options.prefill_pools + options.decode_pools:
         require(name in names, f"unknown pool {name!r}; valid: {', '.join(names)}", field="prefill_pools/decode_pools")
-    deadline = Deadline(options.time_limit_s)
-    budget = VerifyBudget(deadline.reserve(WRITE_UP_S), progress)
     _require_block_split(model, cluster, options)
     cm = CapacityModel(model, cluster, workload, options)
     cands = build_candidates(cm)

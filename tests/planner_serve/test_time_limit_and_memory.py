@@ -92,3 +92,34 @@ def test_weights_that_fit_no_gpu_name_the_memory():
     r = CliRunner().invoke(main, ["plan", "serve", "--model", "llama3.1-70b", "--gpu", "h100-sxm", "--num-gpus", "1",
                                   "--isl", "4000", "--osl", "500", "--ttft-ms", "600", "--tpot-ms", "20"])
     assert r.exit_code == 3 and f"weights need {need:.1f} GiB per GPU" in r.output and "Traceback" not in r.output
+
+
+def test_pareto_points_share_the_plans_time_limit():
+    import dataclasses
+
+    from planner.serve.front import pareto_front
+
+    @dataclasses.dataclass(frozen=True)
+    class Request:
+        workload: ServingWorkload
+
+    def point(tpot_s: float, goodput: float) -> dict:
+        return {"predicted": {"gpus": 8, "rate_rps": 1.0, "goodput_tokens_per_s_per_gpu": goodput},
+                "inputs": {"workload": {"tpot_s": tpot_s, "ttft_s": 0.6}}, "decision": {"mode": "colocated",
+                                                                                       "groups": []},
+                "simulated": {"attainment": 0.95}, "solver": {"status": "optimal"}}
+
+    clock = FakeClock()
+    deadline = Deadline(10.0, clock=clock)
+    clock.now = 4.0  # the base plan took 4 s
+    limits = []
+
+    def plan_fn(request, options):
+        limits.append(options.time_limit_s)
+        clock.now += 4.0
+        return point(request.workload.tpot_s, 100.0)
+
+    front = pareto_front(Request(WL), ServeOptions(time_limit_s=10.0), plan_fn, point(0.02, 90.0), deadline)
+    # factor 0.5 starts with 6 s left (>= 4 s); afterwards 2 s are left, so 0.75, 1.5 and 2.0 are left out
+    assert limits == [6.0] and deadline.hit
+    assert [p["tpot_slo_s"] for p in front] == [0.01]  # the 0.5 point beats the base on both axes
