@@ -27,7 +27,15 @@ P is the device's dense peak of the dtype, BW its HBM bandwidth; efficiencies co
 (fitted by benchmarks/calibrate.py, stored in profiles/hardware/*.yaml).
 """
 
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
 from costmodels.hardware import DeviceCalibration, DeviceSpec
+
+GemmRows = TypeVar("GemmRows", float, npt.NDArray[np.floating[Any]])
+"""GEMM row counts: one number, or an array of them (costmodels.sequence costs many lengths at once)"""
 
 GEMM_TILE = 128
 """rows of one output tile of a tensor-core GEMM kernel (CUTLASS/cuBLAS 128 x N tiles on Ampere/Hopper)"""
@@ -46,7 +54,7 @@ def _curve(dtype: str, cal: DeviceCalibration) -> tuple[float, float]:
     return cal.gemm_efficiency_max, cal.gemm_half_flops
 
 
-def gemm_efficiency(m, n, k, dtype: str, calibration: DeviceCalibration):
+def gemm_efficiency(m: GemmRows, n: float, k: float, dtype: str, calibration: DeviceCalibration) -> GemmRows:
     """Achievable fraction of the dtype's peak for one (m x k) @ (k x n) GEMM.
 
     The kernel computes m padded to whole row tiles; the size curve's fixed cost (`half` FLOPs) is paid once
@@ -54,7 +62,8 @@ def gemm_efficiency(m, n, k, dtype: str, calibration: DeviceCalibration):
     """
     eff_max, half = _curve(dtype, calibration)
     tiles = -(-m // GEMM_TILE)  # ceil, also for numpy arrays
-    return eff_max * 2.0 * m * n * k / (2.0 * tiles * GEMM_TILE * n * k + half)
+    efficiency: GemmRows = eff_max * 2.0 * m * n * k / (2.0 * tiles * GEMM_TILE * n * k + half)
+    return efficiency
 
 
 def gemm_time_s(m: float, n: float, k: float, dtype: str, device: DeviceSpec) -> float:
@@ -74,20 +83,22 @@ def fp8_cast_time_s(m: float, n: float, k: float, device: DeviceSpec) -> float:
     return memory_bound_time_s(FP8_CAST_BYTES * (m * k + k * n + m * n), device)
 
 
-def attention_flops(batch, seq_q, seq_kv, heads, d_qk, d_v, causal: bool = True):
+def attention_flops(batch: float, seq_q: float, seq_kv: float, heads: float, d_qk: float, d_v: float,
+                    causal: bool = True) -> float:
     """Forward FLOPs of QK^T and AV (causal halving when the query and key ranges coincide)."""
     full = 2.0 * batch * seq_q * seq_kv * heads * (d_qk + d_v)
     return full / 2 if causal else full
 
 
-def attention_efficiency(seq_kv, d_qk, calibration: DeviceCalibration):
+def attention_efficiency(seq_kv: float, d_qk: float, calibration: DeviceCalibration) -> float:
     """Fraction of the 16-bit peak a fused attention kernel reaches for rows of seq_kv keys of width d_qk."""
     work = seq_kv * d_qk / 128.0
     return calibration.attention_efficiency * work / (work + calibration.attention_half_work)
 
 
-def attention_time_s(batch, seq_q, seq_kv, heads, d_qk, d_v, device: DeviceSpec, *, causal: bool = True,
-                     backward: bool = False, block_kv=None):
+def attention_time_s(batch: float, seq_q: float, seq_kv: float, heads: float, d_qk: float, d_v: float,
+                     device: DeviceSpec, *, causal: bool = True, backward: bool = False,
+                     block_kv: float | None = None) -> float:
     """Fused attention core time (seconds): forward, or forward + backward when `backward`.
 
     `block_kv` is the key range one kernel call sees (ring attention: s/cp per step); default seq_kv.
@@ -99,12 +110,13 @@ def attention_time_s(batch, seq_q, seq_kv, heads, d_qk, d_v, device: DeviceSpec,
     return flops / (device.peak_flops_per_s("bf16") * attention_efficiency(row, d_qk, device.calibration))
 
 
-def memory_bound_time_s(nbytes, device: DeviceSpec):
+def memory_bound_time_s(nbytes: float, device: DeviceSpec) -> float:
     """Time of element-wise kernels moving `nbytes` through HBM (seconds)."""
     return nbytes / (device.hbm_bytes_per_s * device.calibration.hbm_efficiency)
 
 
-def unfused_attention_time_s(batch, seq, heads, d_qk, d_v, device: DeviceSpec, *, backward: bool = False):
+def unfused_attention_time_s(batch: float, seq: float, heads: float, d_qk: float, d_v: float, device: DeviceSpec, *,
+                             backward: bool = False) -> float:
     """Attention with materialised s x s scores (no FlashAttention): the GEMMs on all scores plus their HBM
     traffic (seconds; forward, or forward + backward)."""
     gemms = attention_time_s(batch, seq, seq, heads, d_qk, d_v, device, causal=False)

@@ -9,6 +9,8 @@
 Anything else is a bug and keeps its traceback (exit 1).
 """
 
+from typing import Any
+
 
 class ParplanError(Exception):
     """Base of all expected parplan errors."""
@@ -33,7 +35,7 @@ class InfeasibleError(ParplanError):
 
     exit_code = 3
 
-    def __init__(self, message: str, *, details: dict | None = None):
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None):
         self.details = details or {}
         super().__init__(message)
 

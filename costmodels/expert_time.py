@@ -35,7 +35,7 @@ class ExpertCost:
     dispatch_per_pair_s: float
     """dispatch + combine time of one token-expert pair"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("fixed_s", "compute_per_pair_s", "dispatch_per_pair_s"):
             require(getattr(self, name) >= 0, "must be >= 0", field=name)
         require(self.compute_per_pair_s + self.dispatch_per_pair_s > 0, "a pair must cost something",
@@ -61,7 +61,7 @@ def expert_cost(model: ModelSpec, device: DeviceSpec, *, num_gpus: int, gpus_per
     require(num_gpus >= 1 and gpus_per_node >= 1, "GPU counts must be >= 1", field="num_gpus")
     cal = device.calibration
     matrices = 3 if model.gated_mlp else 2
-    flops = 2.0 * matrices * model.hidden * model.moe.expert_ffn
+    flops = 2.0 * matrices * model.hidden * model.moe_dims.expert_ffn
     compute = flops / (device.peak_flops_per_s(dtype) * cal.gemm_efficiency_max)
     per_node = min(gpus_per_node, num_gpus)
     intra = (per_node - 1) / num_gpus

@@ -59,7 +59,7 @@ def attention_projection_flops(model: ModelSpec, tokens: float) -> tuple[float, 
     """(QKV, output) projection forward FLOPs for `tokens` tokens."""
     h, a = model.hidden, model.heads
     if model.attention == "mla":
-        m = model.mla
+        m = model.mla_dims
         qk_dim = m.qk_nope_head_dim + m.qk_rope_head_dim
         if m.q_lora_rank > 0:
             q = 2 * tokens * (h * m.q_lora_rank + m.q_lora_rank * a * qk_dim)
@@ -75,7 +75,7 @@ def attention_projection_flops(model: ModelSpec, tokens: float) -> tuple[float, 
 def attention_head_dims(model: ModelSpec) -> tuple[int, int]:
     """(query-key width, value width) of one head."""
     if model.attention == "mla":
-        return model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim, model.mla.v_head_dim
+        return model.mla_dims.qk_nope_head_dim + model.mla_dims.qk_rope_head_dim, model.mla_dims.v_head_dim
     return model.head_dim, model.head_dim
 
 
@@ -93,7 +93,7 @@ def mlp_flops(model: ModelSpec, tokens: float, ffn: int) -> float:
 
 def moe_flops(model: ModelSpec, tokens: float) -> tuple[float, float, float]:
     """(routed experts, shared experts, router) forward FLOPs of one MoE layer."""
-    moe = model.moe
+    moe = model.moe_dims
     routed = moe.top_k * mlp_flops(model, tokens, moe.expert_ffn)
     shared_ffn = moe.shared_expert_ffn or moe.expert_ffn
     shared = moe.shared_experts * mlp_flops(model, tokens, shared_ffn)
@@ -149,7 +149,8 @@ def step_flops(model: ModelSpec, global_batch: int, seq: int, recompute: str = "
     head = logits_flops(model, tokens)
     if model.mtp_layers:
         mtp_layer = moe if moe is not None else dense
-        head += model.mtp_layers * (mtp_layer.total + mtp_extra_flops(model, tokens))
+        if mtp_layer is not None:  # always: a model has dense or MoE layers
+            head += model.mtp_layers * (mtp_layer.total + mtp_extra_flops(model, tokens))
     return total + 3 * head
 
 

@@ -20,7 +20,7 @@ def attention_matrix_params(model: ModelSpec) -> tuple[float, float]:
     """(QKV incl. all MLA down/up projections, output projection) weight-matrix parameters of one layer."""
     h, a = model.hidden, model.heads
     if model.attention == "mla":
-        m = model.mla
+        m = model.mla_dims
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
         q = (h * m.q_lora_rank + m.q_lora_rank * a * qk) if m.q_lora_rank else h * a * qk
         kv = h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank * a * (m.qk_nope_head_dim + m.v_head_dim)
@@ -32,7 +32,7 @@ def attention_matrix_params(model: ModelSpec) -> tuple[float, float]:
 def attention_params(model: ModelSpec) -> float:
     """Parameters of one attention block: its matrices and the MLA latent norms (biases ignored)."""
     qkv, out = attention_matrix_params(model)
-    norms = (model.mla.q_lora_rank + model.mla.kv_lora_rank) if model.attention == "mla" else 0
+    norms = (model.mla_dims.q_lora_rank + model.mla_dims.kv_lora_rank) if model.attention == "mla" else 0
     return qkv + out + norms
 
 def mlp_params(model: ModelSpec, ffn: int) -> float:
@@ -45,7 +45,7 @@ def layer_params(model: ModelSpec, is_moe: bool) -> tuple[float, float]:
     dense = attention_params(model) + 2 * model.hidden
     if not is_moe:
         return dense + mlp_params(model, model.ffn), 0.0
-    moe = model.moe
+    moe = model.moe_dims
     shared = moe.shared_experts * mlp_params(model, moe.shared_expert_ffn or moe.expert_ffn)
     return dense + model.hidden * moe.experts + shared, moe.experts * mlp_params(model, moe.expert_ffn)
 

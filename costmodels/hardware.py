@@ -77,9 +77,9 @@ class DeviceCalibration:
     source: str = "uncalibrated defaults"
     """how these numbers were obtained"""
 
-    def __post_init__(self):
-        for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "attention_efficiency", "sdpa_attention_factor", "hbm_efficiency", "serving_allreduce_efficiency",
-                     "serving_hbm_efficiency",
+    def __post_init__(self) -> None:
+        for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "attention_efficiency", "sdpa_attention_factor",
+                     "hbm_efficiency", "serving_allreduce_efficiency", "serving_hbm_efficiency",
                      "intra_node_efficiency", "inter_node_efficiency"):
             v = getattr(self, name)
             require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"calibration.{name}")
@@ -87,11 +87,13 @@ class DeviceCalibration:
             v = getattr(self, name)
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"calibration.{name}")
         require(0.0 < self.serving_gemm_efficiency_max <= 1.0,
-                f"must be in (0, 1], got {self.serving_gemm_efficiency_max}", field="calibration.serving_gemm_efficiency_max")
+                f"must be in (0, 1], got {self.serving_gemm_efficiency_max}",
+                field="calibration.serving_gemm_efficiency_max")
         require(self.eager_elementwise_factor >= 1.0, f"must be >= 1, got {self.eager_elementwise_factor}",
                 field="calibration.eager_elementwise_factor")
-        for name in ("gemm_half_flops", "fp8_gemm_half_flops", "attention_half_work", "collective_latency_s", "kernel_floor_s", "step_overhead_s",
-                     "decode_step_overhead_s", "serving_gemm_half_flops", "allreduce_hop_latency_s", "serving_kernel_floor_s", "launch_floor_s",
+        for name in ("gemm_half_flops", "fp8_gemm_half_flops", "attention_half_work", "collective_latency_s",
+                     "kernel_floor_s", "step_overhead_s", "decode_step_overhead_s", "serving_gemm_half_flops",
+                     "allreduce_hop_latency_s", "serving_kernel_floor_s", "launch_floor_s",
                      "seq_overhead_s", "prefill_overhead_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"calibration.{name}")
@@ -141,7 +143,7 @@ class EngineCalibration:
     source: str = ""
     """tables and versions the constants were fitted to"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
                      "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency"):
             v = getattr(self, name)
@@ -188,7 +190,7 @@ class DeviceSpec:
     source: str = ""
     """where this spec came from"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         src = self.source or None
         for name in ("bf16_flops_per_s", "hbm_bytes", "hbm_bytes_per_s", "intra_node_bytes_per_s",
                      "inter_node_bytes_per_s"):
@@ -227,7 +229,7 @@ class NodePool:
     inter_node_bytes_per_s: float
     """scale-out bandwidth per device, per direction"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         require(self.nodes >= 1, "must be >= 1", field=f"pools.{self.name}.nodes")
         require(self.devices_per_node >= 1, "must be >= 1", field=f"pools.{self.name}.devices_per_node")
         require(self.intra_node_bytes_per_s > 0, "must be > 0", field=f"pools.{self.name}.intra_node_bytes_per_s")
@@ -249,7 +251,7 @@ class ClusterSpec:
     inter_pool_bytes_per_s: float = 0.0
     """bandwidth per device between pools (0 = the slower pool's NIC bandwidth)"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         require(len(self.pools) >= 1, "a cluster needs at least one pool", field="pools")
         names = [p.name for p in self.pools]
         require(len(set(names)) == len(names), f"pool names must be unique, got {names}", field="pools")

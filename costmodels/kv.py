@@ -40,7 +40,7 @@ def attention_params(model: ModelSpec) -> tuple[float, float]:
     """(qkv, out) parameter counts of one attention block."""
     h, a = model.hidden, model.heads
     if model.attention == "mla":
-        mla = model.mla
+        mla = model.mla_dims
         qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
         q = (h * mla.q_lora_rank + mla.q_lora_rank * a * qk) if mla.q_lora_rank else h * a * qk
         kv = (h * (mla.kv_lora_rank + mla.qk_rope_head_dim)
@@ -56,7 +56,7 @@ def layer_params(model: ModelSpec, index: int) -> LayerParams:
     m = 3 if model.gated_mlp else 2
     h = model.hidden
     if model.layer_is_moe(index):
-        moe = model.moe
+        moe = model.moe_dims
         shared_ffn = moe.shared_expert_ffn or moe.expert_ffn
         return LayerParams(qkv=qkv, out=out, mlp=0.0, routed_expert=float(m * h * moe.expert_ffn),
                            shared=float(moe.shared_experts * m * h * shared_ffn), router=float(h * moe.experts))
@@ -66,7 +66,7 @@ def layer_params(model: ModelSpec, index: int) -> LayerParams:
 def total_params(model: ModelSpec) -> float:
     """All weights (embedding, blocks, LM head; MTP modules excluded: serving engines do not load them by default)."""
     emb = model.vocab * model.hidden * (1 if model.tied_embeddings else 2)
-    experts = model.moe.experts if model.moe else 0
+    experts = model.moe_dims.experts if model.moe else 0
     blocks = 0.0
     for i in range(model.layers):
         p = layer_params(model, i)
@@ -76,7 +76,7 @@ def total_params(model: ModelSpec) -> float:
 
 def active_params(model: ModelSpec) -> float:
     """Weights one token multiplies (routed experts: top_k of them)."""
-    top_k = model.moe.top_k if model.moe else 0
+    top_k = model.moe_dims.top_k if model.moe else 0
     blocks = 0.0
     for i in range(model.layers):
         p = layer_params(model, i)
@@ -88,7 +88,7 @@ def kv_bytes_per_token_layer(model: ModelSpec, dtype: str = "bf16") -> float:
     """KV-cache bytes one token occupies in one layer, whole model (not divided by TP)."""
     beta = BYTES_PER_ELEMENT[dtype]
     if model.attention == "mla":
-        return (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * beta
+        return (model.mla_dims.kv_lora_rank + model.mla_dims.qk_rope_head_dim) * beta
     return 2.0 * model.kv_heads * model.head_dim * beta
 
 

@@ -57,7 +57,7 @@ def attention_activation_bytes(model: ModelSpec, tokens: float, tp: int, sp: boo
     mla_up_proj); `fp8` keeps the FP8 copy of the QKV GEMM input."""
     h, a, g = model.hidden, model.heads, model.kv_heads
     if model.attention == "mla":
-        m = model.mla
+        m = model.mla_dims
         q_w, kv_w, o_w = a * (m.qk_nope_head_dim + m.qk_rope_head_dim), \
             a * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim), a * m.v_head_dim
         latents = 2 * (m.q_lora_rank + m.kv_lora_rank)
@@ -89,7 +89,7 @@ def moe_activation_bytes(model: ModelSpec, tokens: float, tp: int, etp: int, sel
     `selective`: Megatron-Core's MoE recompute modules (layernorm, moe_act): the norm output (router input)
     and the activation-function output are rebuilt in backward. `fp8`: Transformer Engine keeps the FP8 copy
     of a GEMM input for its weight gradient (1 B per value: the permuted expert input)."""
-    moe, h = model.moe, model.hidden
+    moe, h = model.moe_dims, model.hidden
     local = tokens / tp
     router_input = 0 if selective else 2 * h
     per_token = 2 * h + router_input + 1 * h + 4 * moe.experts  # LN input, router input, mask, fp32 logits

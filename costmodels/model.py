@@ -6,8 +6,9 @@ block on every k-th layer after those (1 = all of them).
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from costmodels.errors import require
+from costmodels.errors import SpecError, require
 
 ATTENTION_KINDS = ("mha", "gqa", "mla")
 
@@ -27,7 +28,7 @@ class MLASpec:
     v_head_dim: int
     """per-head value width"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
             require(getattr(self, name) >= 0, "must be >= 0", field=f"mla.{name}")
         require(self.kv_lora_rank > 0, "must be > 0", field="mla.kv_lora_rank")
@@ -52,7 +53,7 @@ class MoESpec:
     layer_freq: int = 1
     """every layer_freq-th layer after the dense ones is MoE (1 = all)"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         require(self.experts >= 1, "must be >= 1", field="moe.experts")
         require(1 <= self.top_k <= self.experts, f"must be in 1..experts ({self.experts})", field="moe.top_k")
         require(self.expert_ffn >= 1, "must be >= 1", field="moe.expert_ffn")
@@ -98,14 +99,15 @@ class ModelSpec:
     """maximum sequence length the model was trained for (0 = unknown)"""
     source: str = ""
     """where this spec came from (profile file, config.json path)"""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     """informational, never used by cost models (e.g. the HF model_type)"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("layers", "hidden", "heads", "kv_heads", "head_dim", "vocab"):
             require(getattr(self, name) >= 1, "must be a positive integer", field=name, source=self.source or None)
         require(self.ffn >= 0, "must be >= 0", field="ffn", source=self.source or None)
-        require(self.heads % self.kv_heads == 0, f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})",
+        require(self.heads % self.kv_heads == 0,
+                f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})",
                 field="kv_heads", source=self.source or None)
         require(self.attention in ATTENTION_KINDS, f"must be one of {', '.join(ATTENTION_KINDS)}",
                 field="attention", source=self.source or None)
@@ -118,6 +120,20 @@ class ModelSpec:
     @property
     def is_moe(self) -> bool:
         return self.moe is not None
+
+    @property
+    def mla_dims(self) -> MLASpec:
+        """The MLA dimensions of an attention == 'mla' model (SpecError for any other)."""
+        if self.mla is None:
+            raise SpecError(f"model {self.name!r} has no MLA dimensions (attention {self.attention!r})", field="mla")
+        return self.mla
+
+    @property
+    def moe_dims(self) -> MoESpec:
+        """The routed-expert block of an MoE model (SpecError for a dense one)."""
+        if self.moe is None:
+            raise SpecError(f"model {self.name!r} has no routed experts", field="moe")
+        return self.moe
 
     def layer_is_moe(self, index: int) -> bool:
         """True when block `index` (0-based) has a routed-expert MLP."""

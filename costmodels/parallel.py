@@ -44,7 +44,7 @@ class TrainingWorkload:
     flash_attention: bool = True
     """fused (flash) attention; False = the scores are materialised in HBM (e.g. Megatron-LM of 2021)"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         require(self.global_batch >= 1, f"must be >= 1, got {self.global_batch}", field="gbs")
         require(self.seq_len >= 1, f"must be >= 1, got {self.seq_len}", field="seq")
         require(self.dtype in ("bf16", "fp16", "fp8"), f"unknown dtype {self.dtype!r}; valid: bf16, fp16, fp8",
@@ -99,7 +99,7 @@ class ParallelConfig:
     stage_pools: tuple[str, ...] | None = None
     """cluster pool of each stage on heterogeneous clusters (len pp); None = the first pool"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("tp", "pp", "dp", "cp", "ep", "etp", "vpp", "mbs"):
             v = getattr(self, name)
             require(isinstance(v, int) and v >= 1, f"must be a positive integer, got {v!r}", field=name)

@@ -16,8 +16,10 @@ The training planner minimises exactly this expression (an epigraph variable for
 a function of per-stage per-micro-batch times only.
 """
 
+from collections.abc import Iterable
 
-def pipeline_step_time(stage_times_s, microbatches: int, vpp: int = 1) -> float:
+
+def pipeline_step_time(stage_times_s: Iterable[float], microbatches: int, vpp: int = 1) -> float:
     """Seconds of one pipelined step from per-stage per-micro-batch times."""
     if microbatches < 1 or vpp < 1:
         raise ValueError("microbatches and vpp must be >= 1")
@@ -25,10 +27,10 @@ def pipeline_step_time(stage_times_s, microbatches: int, vpp: int = 1) -> float:
     if not times:
         return 0.0
     slowest = max(times)
-    return microbatches * slowest + (sum(times) - slowest) / vpp
+    return float(microbatches * slowest + (sum(times) - slowest) / vpp)
 
 
-def pipeline_bubble_time(stage_times_s, microbatches: int, vpp: int = 1) -> float:
+def pipeline_bubble_time(stage_times_s: Iterable[float], microbatches: int, vpp: int = 1) -> float:
     """The part of pipeline_step_time that is not the slowest stage working: fill, drain and imbalance."""
     times = list(stage_times_s)
     return pipeline_step_time(times, microbatches, vpp) - microbatches * max(times, default=0.0)

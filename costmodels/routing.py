@@ -22,6 +22,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ STATS_KEYS = ("expert_load", "transitions", "window_load")
 TRACE_KEYS = ("expert_ids", "num_experts")
 
 
-def _array(value, field: str, ndim: int, source: str | None) -> np.ndarray:
+def _array(value: Any, field: str, ndim: int, source: str | None) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -56,7 +57,7 @@ class RoutingStats:
     source: str = ""
     """file the statistics were read from ('' = built in memory)"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         src = self.source or None
         load = _array(self.expert_load, "expert_load", 2, src)
         require(load.shape[0] >= 1 and load.shape[1] >= 1, f"needs >= 1 layer and >= 1 expert, got {list(load.shape)}",
@@ -85,7 +86,7 @@ class RoutingStats:
     def experts(self) -> int:
         return int(self.expert_load.shape[1])
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The statistics as plain lists (the JSON file format)."""
         doc = {"expert_load": self.expert_load.tolist()}
         if self.transitions is not None:
@@ -116,7 +117,7 @@ class RoutingStats:
             path.write_text(json.dumps(self.to_json(), separators=(",", ":")) + "\n")
 
 
-def _read_mapping(path: Path, allowed: tuple[str, ...]) -> dict:
+def _read_mapping(path: Path, allowed: tuple[str, ...]) -> dict[str, Any]:
     src = str(path)
     if not path.is_file():
         raise SpecError("no such file", source=src)
@@ -151,7 +152,7 @@ def load_stats(path: str | Path) -> RoutingStats:
                         window_load=doc.get("window_load"), source=str(path))
 
 
-def stats_from_ids(expert_ids, num_experts: int | None = None, *, source: str = "") -> RoutingStats:
+def stats_from_ids(expert_ids: Any, num_experts: int | None = None, *, source: str = "") -> RoutingStats:
     """Aggregate a per-token top-k trace [L][T][K] of expert ids into RoutingStats."""
     src = source or None
     try:
@@ -177,7 +178,7 @@ def stats_from_ids(expert_ids, num_experts: int | None = None, *, source: str = 
             field="expert_ids", source=src)
     for l in range(layers):
         load[l] = np.bincount(ids[l].ravel(), minlength=experts)
-        if l > 0:  # token t adds one to (e, e') for each of its K x K pairs
+        if trans is not None and l > 0:  # token t adds one to (e, e') for each of its K x K pairs
             pairs = ids[l - 1][:, :, None] * experts + ids[l][:, None, :]
             trans[l - 1] = np.bincount(pairs.ravel(), minlength=experts * experts).reshape(experts, experts)
     return RoutingStats(expert_load=load, transitions=trans, source=source)

@@ -39,6 +39,7 @@ A micro-batch fits when its sequences' activations sum to at most usable HBM −
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from costmodels.compute import gemm_efficiency
 from costmodels.errors import InfeasibleError, require
@@ -147,7 +148,7 @@ def hybrid_split(model: ModelSpec, degree: int, tp: int, gpus_per_node: int) -> 
     return best, degree // best
 
 
-def sequence_times_s(model: ModelSpec, device: DeviceSpec, lengths, *, degree: int, style: str, tp: int,
+def sequence_times_s(model: ModelSpec, device: DeviceSpec, lengths: ArrayLike, *, degree: int, style: str, tp: int,
                      inter_node: bool, gpus_per_node: int, intra_bytes_per_s: float, inter_bytes_per_s: float,
                      dtype: str = "bf16") -> np.ndarray:
     """Forward+backward seconds of each sequence (vectorised over `lengths`) on one group of `degree`."""
@@ -155,7 +156,7 @@ def sequence_times_s(model: ModelSpec, device: DeviceSpec, lengths, *, degree: i
                                 inter_node=inter_node, gpus_per_node=gpus_per_node,
                                 intra_bytes_per_s=intra_bytes_per_s, inter_bytes_per_s=inter_bytes_per_s,
                                 dtype=dtype)
-    return sum(parts.values())
+    return np.asarray(sum(parts.values()), dtype=float)
 
 
 def sequence_time_parts(model: ModelSpec, device: DeviceSpec, s: np.ndarray, *, degree: int, style: str, tp: int,
@@ -209,7 +210,7 @@ def sequence_time_parts(model: ModelSpec, device: DeviceSpec, s: np.ndarray, *, 
             "tp_comm": L * tp_layer, "fixed": np.full_like(s, cal.seq_overhead_s)}
 
 
-def activation_bytes_per_gpu(model: ModelSpec, lengths, *, degree: int, tp: int) -> np.ndarray:
+def activation_bytes_per_gpu(model: ModelSpec, lengths: ArrayLike, *, degree: int, tp: int) -> np.ndarray:
     """Activation bytes per GPU of each sequence on a group of `degree` (s/degree tokens per SP rank)."""
     return np.asarray(lengths, dtype=float) / degree * activation_bytes_per_token(model, tp=tp)
 

@@ -37,11 +37,12 @@ Kernel formulas: costmodels/serving_kernels.py (GEMMs in the weight dtype at its
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from costmodels.compute import memory_bound_time_s
 from costmodels.errors import require
 from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
-from costmodels.kv import BYTES_PER_ELEMENT, kv_bytes_per_token_layer, kv_shard, layer_params
+from costmodels.kv import BYTES_PER_ELEMENT, LayerParams, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
 from costmodels.serving_kernels import (
     EngineKernels,
@@ -141,7 +142,7 @@ class InstanceShape:
     dp: int = 1
     """attention data-parallel replicas per stage (DP attention); MoE layers span all tp·dp GPUs of the stage"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("tp", "pp", "ep", "dp"):
             v = getattr(self, name)
             require(isinstance(v, int) and v >= 1, f"must be a positive integer, got {v!r}", field=name)
@@ -160,8 +161,8 @@ def check_shape(model: ModelSpec, shape: InstanceShape) -> None:
     require(shape.dp == 1 or model.moe is not None, "dp attention (dp > 1) is for MoE models", field="dp")
     if shape.ep > 1:
         require(model.moe is not None, "ep > 1 needs an MoE model", field="ep")
-        require(model.moe.experts % shape.ep == 0, f"ep ({shape.ep}) must divide experts ({model.moe.experts})",
-                field="ep")
+        experts = model.moe_dims.experts
+        require(experts % shape.ep == 0, f"ep ({shape.ep}) must divide experts ({experts})", field="ep")
 
 
 def quant_block_problem(model: ModelSpec, shape: InstanceShape, block: int) -> str:
@@ -173,7 +174,7 @@ def quant_block_problem(model: ModelSpec, shape: InstanceShape, block: int) -> s
     if model.layers - model.moe_layers:
         splits.append(("ffn", model.ffn, shape.tp))
     if model.moe is not None:
-        splits.append(("moe.expert_ffn", model.moe.expert_ffn, shape.tp * shape.dp // shape.ep))
+        splits.append(("moe.expert_ffn", model.moe_dims.expert_ffn, shape.tp * shape.dp // shape.ep))
     for name, width, ways in splits:
         if ways > 1 and (width % ways or (width // ways) % block):
             return (f"{name} {width} split {ways} ways gives {width / ways:g} columns, not a multiple of the "
@@ -231,7 +232,7 @@ class Precision:
     skew: float = 1.0
     """MoE: token-expert slots on the busiest expert-parallel GPU / the mean (1 = balanced routing)"""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("dtype", "kv_dtype"):
             v = getattr(self, name)
             require(v in BYTES_PER_ELEMENT or (name == "kv_dtype" and v == ""),
@@ -247,7 +248,7 @@ def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp:
     """Attention core of one block on the busiest DP replica (prefill chunks and decode reads)."""
     heads = model.heads / tp
     if model.attention == "mla":
-        qk_dim, v_dim = model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim, model.mla.v_head_dim
+        qk_dim, v_dim = model.mla_dims.qk_nope_head_dim + model.mla_dims.qk_rope_head_dim, model.mla_dims.v_head_dim
     else:
         qk_dim = v_dim = model.head_dim
     t = 0.0
@@ -265,7 +266,8 @@ def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp:
     return t
 
 
-def _dense_gemms(ek: EngineKernels, model: ModelSpec, p, tp: int, tokens: float, dtype: str, fused: bool) -> float:
+def _dense_gemms(ek: EngineKernels, model: ModelSpec, p: LayerParams, tp: int, tokens: float, dtype: str,
+                 fused: bool) -> float:
     """Attention projections and the dense MLP (or shared experts and router) of one block."""
     h = model.hidden
     halves = (2 / 3, 1 / 3) if model.gated_mlp else (1 / 2, 1 / 2)
@@ -281,10 +283,10 @@ def _dense_gemms(ek: EngineKernels, model: ModelSpec, p, tp: int, tokens: float,
     return t
 
 
-def _routed_experts(ek: EngineKernels, model: ModelSpec, p, shape: InstanceShape, tokens: float,
+def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: InstanceShape, tokens: float,
                     prec: Precision, fused: bool) -> float:
     """Grouped GEMMs of the routed experts on the busiest GPU (skew x the mean token-expert slots)."""
-    moe = model.moe
+    moe = model.moe_dims
     halves = (2 / 3, 1 / 3) if model.gated_mlp else (1 / 2, 1 / 2)
     slots = tokens * moe.top_k / shape.ep * prec.skew
     local = moe.experts / shape.ep
@@ -295,7 +297,7 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p, shape: InstanceShape
 
 
 def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engine: EngineModel, load: StepLoad,
-                 prec: Precision) -> tuple[dict, int]:
+                 prec: Precision) -> tuple[dict[str, float], int]:
     """Time of the blocks of the slowest stage for one engine iteration, by part (s); and the kernels launched.
 
     With DP attention (dp > 1) the sequences are spread over dp attention replicas (the busiest one holds
@@ -321,7 +323,7 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
         a2a = 0.0
         if p.routed_expert and ep > 1:
             # dispatch and combine: each GPU sends its tokens' expert copies to the owners (busiest: skew x mean)
-            a2a = moe_exchange_s(ek, tokens / (tp * dp) * prec.skew, model.hidden, model.moe.top_k, ep,
+            a2a = moe_exchange_s(ek, tokens / (tp * dp) * prec.skew, model.hidden, model.moe_dims.top_k, ep,
                                  tp * dp // ep, prec.dtype == "fp8")
             ar_count = 1 + (1 if (tp * dp // ep > 1 or p.shared) else 0)
         else:
@@ -336,8 +338,8 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
     return out, kernels
 
 
-def _stage_total(model, ek: EngineKernels, shape, parts: dict, *, tokens: float, sampled: float,
-                 devices_per_node: int | None) -> dict:
+def _stage_total(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, parts: dict[str, float], *,
+                 tokens: float, sampled: float, devices_per_node: int | None) -> dict[str, float]:
     """Add LM head and pipeline sends; blocks of the slowest stage count pp times (every stage is crossed)."""
     device = ek.device
     head = gemm_s(ek, sampled, model.vocab / shape.tp, model.hidden, "bf16")
@@ -361,7 +363,7 @@ def _precision(dtype: str, kv_dtype: str, skew: float) -> Precision:
 
 def prefill_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float, prompt_len: float,
                  context_len: float = 0.0, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
-                 skew: float = 1.0, devices_per_node: int | None = None) -> dict:
+                 skew: float = 1.0, devices_per_node: int | None = None) -> dict[str, Any]:
     """Latency of prefilling `batch` prompts of `prompt_len` tokens together (after `context_len` cached tokens).
 
     Returns {"time_s": ..., breakdown...}.
@@ -386,7 +388,7 @@ def prefill_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, 
 
 def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float, context_len: float,
                      engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
-                     devices_per_node: int | None = None, tokens_per_seq: float = 1.0) -> dict:
+                     devices_per_node: int | None = None, tokens_per_seq: float = 1.0) -> dict[str, Any]:
     """One decode iteration of `batch` sequences whose context is `context_len` tokens: {"time_s", breakdown}.
 
     `tokens_per_seq` > 1: speculative decoding verifies that many tokens per sequence in the step (their GEMM rows
@@ -426,8 +428,9 @@ def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, 
     return max(gpu, launch) + overhead
 
 
-def mean_decode_step_time(model, device, shape, *, batch: float, input_len: float, output_len: float,
-                          engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
+def mean_decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float,
+                          input_len: float, output_len: float, engine: str = DEFAULT_ENGINE, dtype: str = "bf16",
+                          kv_dtype: str = "", skew: float = 1.0,
                           devices_per_node: int | None = None, points: int = 4, tokens_per_seq: float = 1.0) -> float:
     """Mean time per decode step over contexts input_len .. input_len + output_len (midpoints)."""
     total = 0.0
@@ -442,7 +445,7 @@ def mean_decode_step_time(model, device, shape, *, batch: float, input_len: floa
 def weight_bytes_per_gpu(model: ModelSpec, shape: InstanceShape, dtype: str = "bf16") -> float:
     """Weights on the fullest GPU: its stage's blocks / tp plus the embedding and/or LM head / tp."""
     beta = BYTES_PER_ELEMENT[dtype]
-    experts = model.moe.experts if model.moe else 0
+    experts = model.moe_dims.experts if model.moe else 0
     blocks = 0.0
     for index, count in _layer_kinds(model, shape.pp):
         p = layer_params(model, index)

@@ -152,7 +152,7 @@ def experts_hit(local_experts: float, slots: float) -> float:
     """Expected distinct experts among `local_experts` that receive at least one of `slots` uniform slots."""
     if local_experts <= 0 or slots <= 0:
         return 0.0
-    return local_experts * (1 - (1 - 1 / local_experts) ** slots)
+    return float(local_experts * (1 - (1 - 1 / local_experts) ** slots))
 
 
 def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: float, kk: float, dtype: str,

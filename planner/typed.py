@@ -1,8 +1,8 @@
 """Plain JSON <-> frozen dataclasses, generically: one `from_dict`/`to_dict` for every typed spec and decision.
 
 `from_dict(cls, data, path)` builds `cls` from plain JSON by its type hints (nested dataclasses, tuple[X, ...],
-fixed tuples, unions such as `X | None`, int/float/str/bool), rejecting unknown keys, missing required keys
-and wrong types with a SpecError that names the field path (`inputs.model.moe.experts`,
+fixed tuples, dict[str, X], unions such as `X | None`, int/float/str/bool, Any), rejecting unknown keys,
+missing required keys and wrong types with a SpecError that names the field path (`inputs.model.moe.experts`,
 `decision.groups[2].ranks[0]`); `to_plain(obj)` is its inverse (tuples become lists). `Typed` gives a
 dataclass the two as methods. `schema_of(cls)` is the JSON Schema the hints imply (every field described,
 required ones required, nothing else allowed). A field's `metadata` may carry `schema` (extra JSON Schema
@@ -33,8 +33,15 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
             except SpecError:
                 continue
         return _convert(options[-1], value, path)
+    if hint is Any:
+        return value
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_dict(hint, value, path)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise SpecError(f"must be an object, got {type(value).__name__}", field=path)
+        value_hint = args[1] if len(args) == 2 else Any
+        return {k: _convert(value_hint, v, f"{path}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise SpecError(f"must be a list, got {type(value).__name__}", field=path)
