@@ -77,7 +77,9 @@ def test_disaggregated_vllm_roles_and_proxy():
     text = export(plan, "vllm")
     servers = _servers(text)
     roles = [json.loads(_flag(w, "--kv-transfer-config"))["kv_role"] for w in servers]
-    counts = {g["role"]: g["instances"] for g in plan["decision"]["groups"]}
+    counts: dict[str, int] = {}
+    for g in plan["decision"]["groups"]:  # a role may have several groups (shapes)
+        counts[g["role"]] = counts.get(g["role"], 0) + g["instances"]
     assert roles.count("kv_producer") == counts.get("prefill", 0)
     assert roles.count("kv_consumer") == counts.get("decode", 0)
     assert "toy_proxy_server.py" in text
@@ -106,7 +108,11 @@ def test_multi_node_lines_carry_node_count_rank_and_rendezvous(fmt):
 
 def test_vllm_refuses_decode_pipeline_with_nixl():
     base = CASES["disaggregated"]()
-    plan = edited_group(base, "decode", pp=2, gpus=2 * group(base, "decode")["gpus"], instances=1)
+    decode = group(base, "decode")  # one decode instance of the first decode shape, made two pipeline stages
+    doc = base.doc | {"decision": dict(base["decision"])}
+    doc["decision"]["groups"] = [g for g in base["decision"]["groups"] if g["role"] != "decode"] + [
+        dict(decode, pp=2 * decode.get("pp", 1), gpus=2 * decode["gpus"], instances=1)]
+    plan = Plan(doc)
     with pytest.raises(ExportRefused, match=r"decision\.groups\[\d\]\.pp.*NotImplementedError"):
         export(plan, "vllm")
     assert "--disaggregation-mode decode" in export(plan, "sglang")
