@@ -18,7 +18,9 @@ MFU = model FLOPs (no recompute, causal-halved attention) / (T · GPUs · peak);
 """
 
 import functools
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from costmodels import flops as F
 from costmodels import layer_parts as LP
@@ -94,10 +96,10 @@ class TrainingEstimate:
     stage_time_s: tuple[float, ...]
     """one micro-batch on each stage"""
     stage_memory_bytes: tuple[float, ...]
-    breakdown: dict = field(default_factory=dict)
+    breakdown: dict[str, Any] = field(default_factory=dict)
     """time_s: parts of the step summing to step_time_s; memory_bytes: parts of the peak stage"""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"feasible": self.feasible, "infeasible_reasons": list(self.infeasible_reasons),
                 "step_time_s": self.step_time_s, "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
                 "model_tflops_per_gpu": self.model_tflops_per_gpu,
@@ -108,14 +110,22 @@ class TrainingEstimate:
 
 
 # ---- caches (keyed by object identity of the frozen specs, which are kept alive in the entry) ----
-_CACHE: dict = {}
+_CACHE: dict[Hashable, tuple[tuple[object, ...], Any]] = {}
 _CACHE_LIMIT = 8192
 
 
-def _cached(key, objs, build):
+T = TypeVar("T")
+Kinds = tuple["LP.PartCost | None", "LP.PartCost | None", LP.PartCost, LP.PartCost, float]
+"""(dense layer, MoE layer, embedding, head costs, pipeline p2p seconds) of one pool"""
+StageCost = tuple[dict[str, float], float, float, float, float, dict[str, float]]
+"""(time parts, dp sync, optimizer, activations per micro-batch, activations held once, states) of a stage"""
+
+
+def _cached(key: Hashable, objs: tuple[object, ...], build: Callable[[], T]) -> T:
     hit = _CACHE.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], objs, strict=True)):
-        return hit[1]
+        cached: T = hit[1]
+        return cached
     if len(_CACHE) >= _CACHE_LIMIT:
         _CACHE.clear()
     value = build()
@@ -133,9 +143,9 @@ def _setting(workload: TrainingWorkload, config: ParallelConfig) -> LP.Setting:
                       a2a_overlap=workload.a2a_overlap, flash=workload.flash_attention)
 
 
-def _kind_costs(model: ModelSpec, pool: NodePool, st: LP.Setting, pp: int):
+def _kind_costs(model: ModelSpec, pool: NodePool, st: LP.Setting, pp: int) -> Kinds:
     """(dense PartCost or None, MoE PartCost or None, embed, head, p2p seconds) — cached."""
-    def build():
+    def build() -> Kinds:
         n_moe = _moe_prefix(model)[-1]
         dense = LP.layer_cost(model, False, pool, st) if n_moe < model.layers else None
         moe = LP.layer_cost(model, True, pool, st) if n_moe else None
@@ -156,7 +166,7 @@ def _moe_flags(model: ModelSpec) -> tuple[bool, ...]:
 
 def _moe_prefix(model: ModelSpec) -> tuple[int, ...]:
     """prefix[i] = MoE layers among the first i layers."""
-    def build():
+    def build() -> tuple[int, ...]:
         out, n = [0], 0
         for f in _moe_flags(model):
             n += f
@@ -169,7 +179,12 @@ def layer_costs(model: ModelSpec, pool: NodePool, workload: TrainingWorkload, co
     """Per-layer costs of `config` on one GPU of `pool` (stage split, pp position and vpp not applied)."""
     dense, moe, embed, head, p2p = _kind_costs(model, pool, _setting(workload, config), config.pp)
     flags = _moe_flags(model)
-    per = [moe if f else dense for f in flags]
+    per: list[LP.PartCost] = []
+    for f in flags:
+        cost = moe if f else dense
+        if cost is None:  # never: _kind_costs builds the cost of every kind of layer the model has
+            raise ValueError(f"no {'MoE' if f else 'dense'} layer cost for model {model.name!r}")
+        per.append(cost)
     dev = pool.device
     return LayerCosts(
         layer_time_s=tuple(c.time_s for c in per), layer_weight_bytes=tuple(c.state_bytes for c in per),
@@ -262,7 +277,7 @@ def _flops(model: ModelSpec, workload: TrainingWorkload, recompute: str) -> floa
                                                        ops_sac=ops_sac))
 
 
-def _empty(reasons) -> TrainingEstimate:
+def _empty(reasons: Iterable[str]) -> TrainingEstimate:
     return TrainingEstimate(feasible=False, infeasible_reasons=tuple(reasons), step_time_s=0.0,
                             tokens_per_s_per_gpu=0.0, model_tflops_per_gpu=0.0, hardware_tflops_per_gpu=0.0, mfu=0.0,
                             memory_per_gpu_bytes=0.0, microbatches=0, stage_layers=(), stage_time_s=(),
@@ -273,7 +288,8 @@ def _inter_pool_bytes_per_s(cluster: ClusterSpec, a: NodePool, b: NodePool) -> f
     return cluster.inter_pool_bytes_per_s or min(a.inter_node_bytes_per_s, b.inter_node_bytes_per_s)
 
 
-def _stage(model, cluster, st, kinds, pool, next_pool, n_dense, n_moe, first, last, pp, vpp):
+def _stage(model: ModelSpec, cluster: ClusterSpec, st: LP.Setting, kinds: Kinds, pool: NodePool,
+           next_pool: NodePool, n_dense: int, n_moe: int, first: bool, last: bool, pp: int, vpp: int) -> StageCost:
     """(time parts of one micro-batch, dp sync, optimizer time, activations per in-flight micro-batch,
     activations held once (head, recompute working set), model states) of one stage."""
     dense, moe, embed, head, p2p = kinds
@@ -313,7 +329,9 @@ def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: Training
     stages = c.stage_layers or even_stage_layers(model.layers, pp)
     pools = [cluster.pool(n) for n in c.stage_pools] if c.stage_pools else [cluster.primary] * pp
     prefix = _moe_prefix(model)
-    kinds, stage_memo, sigs = {}, {}, []
+    kinds: dict[int, Kinds] = {}
+    stage_memo: dict[tuple[int, int, int, bool, bool, int], Any] = {}
+    sigs = []
     stage_t, stage_mem, stage_sync, stage_opt = [], [], [], []
     start = 0
     for i, n_layers in enumerate(stages):
