@@ -15,9 +15,10 @@ import itertools
 import pathlib
 import time
 
+from machine import machine_note
+
 from costmodels import ClusterSpec, ParallelConfig, TrainingWorkload, estimate_training
 from profiles import load_device, load_model
-from machine import machine_note
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "estimate_speed.md"
 

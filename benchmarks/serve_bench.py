@@ -14,12 +14,13 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from machine import machine_note
+
 import profiles  # noqa: E402
 from costmodels.errors import InfeasibleError  # noqa: E402
 from costmodels.hardware import ClusterSpec, NodePool  # noqa: E402
 from planner import plan_serving  # noqa: E402
 from planner.serve import ServeOptions, ServingWorkload, check  # noqa: E402
-from machine import machine_note
 
 
 def two_pool(a: str, b: str, nodes_a: int, nodes_b: int) -> ClusterSpec:
@@ -70,6 +71,7 @@ def accuracy() -> list[str]:
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
     from serve_fit import model_of  # noqa: E402
     from serve_fit_data import rows as fit_rows  # noqa: E402
+
     from planner.serve import estimate_serving
 
     sets = {}
@@ -87,7 +89,8 @@ def accuracy() -> list[str]:
                 if chosen:
                     sets[f"Splitwise medians: {model}, {gpu}, tp{tp} ({len(chosen)} rows)"] = chosen
     out = ["", "## estimate serve accuracy (engine `legacy`, calibration in profiles/hardware/*.yaml)", "",
-           "| data | prefill median abs err | prefill mean | decode median abs err | decode mean |", "|---|---|---|---|---|"]
+           "| data | prefill median abs err | prefill mean | decode median abs err | decode mean |",
+           "|---|---|---|---|---|"]
     for name, data in sets.items():
         pre, dec = [], []
         for r in data:
@@ -126,7 +129,7 @@ def run(out_path: str) -> None:
         rows.append(f"| {title} | {ttft}/{tpot} | {plan['decision']['mode']}: {groups} | "
                     f"{p['goodput_tokens_per_s_per_gpu']:.1f} ({p['gpus']} GPUs, {p['rate_rps']:.2f} req/s) | "
                     f"{colo} | {one} | {sim['attainment']:.3f} ({sim['requests']} req) | {dt:.2f} | "
-                    f"check: {'ok' if not problems else problems}; TTFT p90 sim {sim['ttft_s']['p90'] * 1e3:.0f} ms, "
+                    f"check: {problems if problems else 'ok'}; TTFT p90 sim {sim['ttft_s']['p90'] * 1e3:.0f} ms, "
                     f"TPOT p90 sim {sim['tpot_s']['p90'] * 1e3:.1f} ms |")
         print(title, plan["decision"]["mode"], f"{dt:.2f}s", f"att {sim['attainment']:.3f}", file=sys.stderr)
     header = ["# serve planner benchmark", "",

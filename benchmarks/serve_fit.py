@@ -15,8 +15,9 @@ import sys
 
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
 
-import profiles  # noqa: E402
 from serve_fit_data import rows  # noqa: E402
+
+import profiles  # noqa: E402
 from costmodels.model import ModelSpec  # noqa: E402
 from costmodels.serving import InstanceShape, mean_decode_step_time, prefill_time  # noqa: E402
 

@@ -26,7 +26,14 @@ to the cluster file), nodes, optional devices_per_node, intra_node_gb_per_s, nic
 
 import dataclasses
 
-from costmodels.hardware import ClusterSpec, DeviceCalibration, DeviceSpec, EngineCalibration, MEASURED_ENGINES, NodePool
+from costmodels.hardware import (
+    MEASURED_ENGINES,
+    ClusterSpec,
+    DeviceCalibration,
+    DeviceSpec,
+    EngineCalibration,
+    NodePool,
+)
 from profiles.strict import Section
 
 GB = 1e9

@@ -90,7 +90,8 @@ def test_recompute_trades_memory_for_time():
 def test_zero_stages_shrink_states():
     model, cl = gpt(layers=24, hidden=4096, heads=32), cluster(64)
     wl = TrainingWorkload(global_batch=64, seq_len=2048, framework="deepspeed")  # the one with all four stages
-    mem = [estimate_training(model, cl, wl, ParallelConfig(tp=2, dp=32, mbs=2, zero=z, sequence_parallel=False)).memory_per_gpu_bytes
+    mem = [estimate_training(model, cl, wl,
+                             ParallelConfig(tp=2, dp=32, mbs=2, zero=z, sequence_parallel=False)).memory_per_gpu_bytes
            for z in range(4)]
     assert mem[0] > mem[1] > mem[2] > mem[3]
     megatron = estimate_training(model, cl, WL, ParallelConfig(tp=2, dp=32, mbs=2, zero=2))

@@ -4,9 +4,8 @@ import random
 import subprocess
 import sys
 
-import pytest
-
 import pulp
+import pytest
 
 import solvers
 from costmodels.errors import SpecError
@@ -38,8 +37,8 @@ def _knapsack(n=40, seed=3):
     capacity = sum(w for _, w in items) // 3
     p = pulp.LpProblem("knapsack", pulp.LpMaximize)
     b = [pulp.LpVariable(f"b{i:02d}", cat="Binary") for i in range(n)]
-    p += pulp.lpSum(v * x for (v, _), x in zip(items, b))
-    p += pulp.lpSum(w * x for (_, w), x in zip(items, b)) <= capacity, "capacity"
+    p += pulp.lpSum(v * x for (v, _), x in zip(items, b, strict=True))
+    p += pulp.lpSum(w * x for (_, w), x in zip(items, b, strict=True)) <= capacity, "capacity"
     # exact optimum by dynamic programming over capacity
     best = [0] * (capacity + 1)
     for v, w in items:

@@ -6,9 +6,8 @@ CP-SAT takes integer-only problems; for continuous ones the test checks that it 
 
 import itertools
 
-import pytest
-
 import pulp
+import pytest
 
 import solvers
 from costmodels.errors import SpecError
@@ -37,11 +36,11 @@ def knapsack():
     """max sum v_i b_i + 2, sum w_i b_i <= 14, b binary; its LP relaxation (22.4 + 2) is above the optimum."""
     p = pulp.LpProblem("knapsack", pulp.LpMaximize)
     b = [pulp.LpVariable(f"b{i}", cat="Binary") for i in range(len(KNAPSACK))]
-    p += pulp.lpSum(v * bi for (v, _), bi in zip(KNAPSACK, b)) + 2
-    p += pulp.lpSum(w * bi for (_, w), bi in zip(KNAPSACK, b)) <= 14, "capacity"
-    best = max(sum(v for (v, _), c in zip(KNAPSACK, choice) if c)
+    p += pulp.lpSum(v * bi for (v, _), bi in zip(KNAPSACK, b, strict=True)) + 2
+    p += pulp.lpSum(w * bi for (_, w), bi in zip(KNAPSACK, b, strict=True)) <= 14, "capacity"
+    best = max(sum(v for (v, _), c in zip(KNAPSACK, choice, strict=True) if c)
                for choice in itertools.product((0, 1), repeat=len(KNAPSACK))
-               if sum(w for (_, w), c in zip(KNAPSACK, choice) if c) <= 14)
+               if sum(w for (_, w), c in zip(KNAPSACK, choice, strict=True) if c) <= 14)
     return p, best + 2.0
 
 
