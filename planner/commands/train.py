@@ -2,8 +2,7 @@
 
 import click
 
-from planner.commands.common import (emit, gpus_per_node_option, model_option, output_option, progress,
-                                     time_limit_option)
+from planner.commands.common import emit, gpus_per_node_option, model_option, output_option, progress, time_limit_option
 
 
 def runtime_options(command):
