@@ -17,7 +17,8 @@ built from the compute and comm layers (costmodels/compute.py, costmodels/comm.p
                SAC, every other matmul, the element-wise ops and the TP all-gathers (only reduce-scatter
                outputs are on its save list); full: the whole forward again (incl. comm)
   tp_comm      2 collectives forward and 2 backward over tp of the b·(s/cp)·h hidden tensor (AG/RS with
-               sequence parallelism, all-reduce without), times (1 - tp_overlap) when TP overlap is on
+               sequence parallelism, all-reduce without; with FP8 the forward all-gather moves the FP8
+               copy of the GEMM input, 1 byte per element), times (1 - tp_overlap) when TP overlap is on
                (Megatron --tp-comm-overlap / torchtitan async TP; needs sequence parallelism)
   cp_comm      ring attention's K/V all-gather (fwd) and all-gather + reduce-scatter (bwd) over cp,
                hidden behind the attention core; only the excess counts
@@ -53,6 +54,8 @@ ADAM_BYTES_PER_PARAM = 30.0
 """Adam step traffic per parameter: read fp32 master, m, v, grad (16 B), write master, m, v (12 B), bf16 copy (2 B)"""
 LOSS_BYTES_PER_LOGIT = 30.0
 """vocabulary-parallel cross entropy in fp32: upcast, max, exp, sum, normalise, gradient"""
+FP8_GATHER_BYTES = 1.0
+"""bytes per element of an FP8 GEMM input all-gathered by sequence-parallel TP"""
 TIME_PARTS = ("gemm", "attention", "elementwise", "recompute", "tp_comm", "cp_comm", "ep_comm", "zero_comm")
 
 
@@ -235,7 +238,7 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     ew_elems = tokens * ew_sharded + (ew_replicated / tp if (st.sp or tp == 1) else ew_replicated)
     ew_fwd = env.ew(M.ACT_BYTES * ew_elems) + memory_bound_time_s(cast_d + cast_e, env.dev)
 
-    tp_fwd, tp_unsaved = _tp_forward(model, is_moe, env, tokens)
+    tp_fwd, tp_unsaved, tp_bwd = _tp_forward(model, is_moe, env, tokens)
     ep_fwd, ep_all = _ep_time(model, is_moe, env, tokens)
     if st.a2a_overlap:  # dispatch/combine of one micro-batch hide behind another's attention and dense GEMMs
         ep_all = max(0.0, ep_all - 3 * (dense_fwd + attn_fwd))
@@ -263,7 +266,7 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     p_b, g_b, o_b, zc = env.zero(dense_local, expert_local)
     backward = 2 * gemm_fwd + (attn_all - attn_fwd) + 2 * ew_fwd + recompute
     parts = {"gemm": 3 * gemm_fwd, "attention": attn_all, "elementwise": 3 * ew_fwd, "recompute": recompute,
-             "tp_comm": 2 * tp_fwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": ep_all,
+             "tp_comm": tp_fwd + tp_bwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": ep_all,
              "zero_comm": zc.exposed_s(compute_fwd, backward)}
     kw = dict(tp=tp, cp=cp, etp=st.etp, sp=st.sp and tp > 1)
     fp8_inputs = st.dtype == "fp8" and env.fw.fp8_saves_fp8_inputs
@@ -294,26 +297,30 @@ def _attention(model: ModelSpec, env: _Env) -> tuple[float, float]:
             attention_time_s(st.mbs, st.seq / st.cp, st.seq, heads, d_qk, d_v, env.dev, backward=True, **kw))
 
 
-def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float]:
-    """Exposed TP (and expert-TP) communication of one forward pass: (all of it, the part whose outputs
-    op-level SAC does not save: the all-gathers with sequence parallelism, the all-reduces without; the
-    reduce-scatters are on torchtitan's save list)."""
+def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float, float]:
+    """Exposed TP (and expert-TP) communication of one micro-batch: (forward, the part of the forward whose
+    outputs op-level SAC does not save: the all-gathers with sequence parallelism, the all-reduces without
+    (reduce-scatters are on torchtitan's save list), backward). With FP8 the sequence-parallel all-gather
+    moves the FP8 copy of the next GEMM's input (1 byte per element: torchao Float8ColwiseParallel, Transformer
+    Engine); the reduce-scatters and every backward collective stay 16-bit."""
     st = env.st
     hidden_bytes = tokens * model.hidden * M.ACT_BYTES
-    t = unsaved = 0.0
-    if st.tp > 1:
-        blocks = 1 if is_moe else 2  # attention block (+ dense MLP block)
-        if st.sp:
-            ag = env.coll("all_gather", hidden_bytes, st.tp, 1)
-            t, unsaved = blocks * (ag + env.coll("reduce_scatter", hidden_bytes, st.tp, 1)), blocks * ag
-        else:
-            t = unsaved = blocks * env.coll("all_reduce", hidden_bytes, st.tp, 1)
+    gather_bytes = hidden_bytes * (FP8_GATHER_BYTES / M.ACT_BYTES if st.dtype == "fp8" else 1.0)
+    fwd = unsaved = bwd = 0.0
+    # (tensor bytes, group, collectives per kind, AG/RS rather than all-reduce): attention (+ dense MLP) block
+    groups = [(hidden_bytes, st.tp, 1 if is_moe else 2, st.sp)] if st.tp > 1 else []
     if is_moe and st.etp > 1:
-        moe_hidden = hidden_bytes * st.etp / st.tp
-        ag = env.coll("all_gather", moe_hidden, st.etp, 1)
-        t += ag + env.coll("reduce_scatter", moe_hidden, st.etp, 1)
-        unsaved += ag
-    return t * env.tp_exposed, unsaved * env.tp_exposed
+        groups.append((hidden_bytes * st.etp / st.tp, st.etp, 1, True))
+    for size, n, blocks, gathers in groups:
+        if gathers:
+            ag = env.coll("all_gather", size * gather_bytes / hidden_bytes, n, 1)
+            rs = env.coll("reduce_scatter", size, n, 1)
+            fwd, unsaved = fwd + blocks * (ag + rs), unsaved + blocks * ag
+            bwd += blocks * (env.coll("all_gather", size, n, 1) + rs)
+        else:
+            ar = blocks * env.coll("all_reduce", size, n, 1)
+            fwd, unsaved, bwd = fwd + ar, unsaved + ar, bwd + ar
+    return fwd * env.tp_exposed, unsaved * env.tp_exposed, bwd * env.tp_exposed
 
 
 def _ep_time(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float]:

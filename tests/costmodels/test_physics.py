@@ -104,6 +104,22 @@ def test_op_sac_recomputes_the_tp_all_gathers_by_hand():
     assert math.isclose(single.parts["recompute"], single.parts["gemm"] / 6 + single.parts["elementwise"] / 3)
 
 
+def test_fp8_sequence_parallel_gathers_fp8_inputs_by_hand():
+    """FP8 TP all-gathers the FP8 copy of the next GEMM's input (1 byte per element) in the forward; the
+    reduce-scatters and the backward collectives move bf16."""
+    model = gpt(layers=2, hidden=1024, heads=16, vocab=1000)
+
+    def coll(size):  # one node: 20 us call + 7 hops of 5 us + 7/8 of S at 300e9*0.75 (ring AG and RS alike)
+        return 20e-6 + 7 * 5e-6 + 7 / 8 * size / 225e9
+    size = 2048 * 1024 * 2.0
+    kw = dict(tp=8, sp=True, framework="torchtitan", fused=True, tp_overlap=False)
+    fp8 = layer_cost(model, False, POOL, st(dtype="fp8", **kw))
+    bf16 = layer_cost(model, False, POOL, st(**kw))
+    assert math.isclose(bf16.parts["tp_comm"], 2 * 2 * 2 * coll(size), rel_tol=1e-9)
+    forward = 2 * (coll(size / 2) + coll(size))  # attention and MLP block: FP8 all-gather + bf16 reduce-scatter
+    assert math.isclose(fp8.parts["tp_comm"], forward + 2 * 2 * coll(size), rel_tol=1e-9)
+
+
 def test_moe_experts_run_one_gemm_each_with_skew():
     model = moe_model(layers=2, experts=8, top_k=2)
     one, skewed = (layer_cost(model, True, POOL, st(ep=4, dp=4, moe_skew=s)) for s in (1.0, 1.5))
