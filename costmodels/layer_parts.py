@@ -34,9 +34,12 @@ all-gather, before overlap) and the Adam update (30 B per locally owned paramete
 ZeRO stage means and the bytes of a reduced gradient come from the framework (costmodels/framework.py).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from costmodels import flops as F
+from costmodels import geometry as G
 from costmodels import memory as M
 from costmodels.comm import Links, collective_time_s, moe_dispatch_time_s
 from costmodels.compute import (
@@ -58,6 +61,9 @@ FP8_GATHER_BYTES = 1.0
 """bytes per element of an FP8 GEMM input all-gathered by sequence-parallel TP"""
 TIME_PARTS = ("gemm", "attention", "elementwise", "recompute", "tp_comm", "cp_comm", "ep_comm", "zero_comm")
 
+
+Shape = tuple[float, float, float, float]
+"""a GEMM (m, n, k, count)"""
 
 @dataclass(frozen=True, slots=True)
 class Setting:
@@ -97,7 +103,7 @@ class PartCost:
     """One layer kind (or the embedding / head) on one GPU."""
 
     time_s: float
-    parts: dict
+    parts: dict[str, float]
     param_bytes: float
     grad_bytes: float
     optimizer_bytes: float
@@ -144,7 +150,7 @@ class _Env:
     def coll(self, op: str, size: float, n: int, stride: int) -> float:
         return collective_time_s(op, size, n, stride, self.links)
 
-    def gemms(self, shapes) -> tuple[float, float]:
+    def gemms(self, shapes: Iterable[tuple[float, float, float, float]]) -> tuple[float, float]:
         """(forward GEMM time, forward element-wise bytes of FP8 casts) of (m, n, k, count) shapes."""
         t = cast = 0.0
         for m, n, k, count in shapes:
@@ -196,7 +202,7 @@ class _Env:
                                    self.dev)
 
 
-def _gemm_shapes(model: ModelSpec, is_moe: bool, st: Setting) -> tuple[list, list, float]:
+def _gemm_shapes(model: ModelSpec, is_moe: bool, st: Setting) -> tuple[list[Shape], list[Shape], float]:
     """(attention/dense/shared GEMM shapes, routed-expert GEMM shapes, element-wise elements per token
     that tp shards) of one forward pass; a shape is (m, n, k, count)."""
     h, tp = model.hidden, st.tp
@@ -204,11 +210,12 @@ def _gemm_shapes(model: ModelSpec, is_moe: bool, st: Setting) -> tuple[list, lis
     lf = F.layer_forward_flops(model, is_moe, 1, 1)  # per token
     q_width, o_width = lf.qkv / (2 * h), lf.attn_out / (2 * h)
     nmat = 3 if model.gated_mlp else 2
-    dense = [(tokens, q_width / tp, h, 1), (tokens, h, o_width / tp, 1)]
+    dense: list[Shape] = [(tokens, q_width / tp, h, 1), (tokens, h, o_width / tp, 1)]
     if not is_moe:
         f = model.ffn / tp
-        return dense + [(tokens, f * (nmat - 1), h, 1), (tokens, h, f, 1)], [], nmat * f
-    moe = model.moe
+        mlp: list[Shape] = [(tokens, f * (nmat - 1), h, 1), (tokens, h, f, 1)]
+        return dense + mlp, [], nmat * f
+    moe = model.moe_dims
     sharded = 0.0
     if lf.mlp > 0:
         f_s = (moe.shared_expert_ffn or moe.expert_ffn) * moe.shared_experts / tp
@@ -219,7 +226,7 @@ def _gemm_shapes(model: ModelSpec, is_moe: bool, st: Setting) -> tuple[list, lis
     routed = tokens * moe.top_k * st.etp / tp * st.moe_skew
     local = max(1, moe.experts // st.ep)
     per_expert, f_e = routed / local, moe.expert_ffn / st.etp
-    experts = [(per_expert, f_e * (nmat - 1), h, local), (per_expert, h, f_e, local)]
+    experts: list[Shape] = [(per_expert, f_e * (nmat - 1), h, local), (per_expert, h, f_e, local)]
     sharded += routed / tokens * (4 * h + nmat * f_e)  # permute/unpermute + activation, per layer token
     return dense, experts, sharded
 
@@ -261,14 +268,14 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
         recompute = attn_fwd
     else:
         recompute = 0.0
-    dense_params, expert_params = M.layer_params(model, is_moe)
+    dense_params, expert_params = G.layer_params(model, is_moe)
     dense_local, expert_local = dense_params / tp, expert_params / (st.ep * st.etp)
     p_b, g_b, o_b, zc = env.zero(dense_local, expert_local)
     backward = 2 * gemm_fwd + (attn_all - attn_fwd) + 2 * ew_fwd + recompute
     parts = {"gemm": 3 * gemm_fwd, "attention": attn_all, "elementwise": 3 * ew_fwd, "recompute": recompute,
              "tp_comm": tp_fwd + tp_bwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": ep_all,
              "zero_comm": zc.exposed_s(compute_fwd, backward)}
-    kw = dict(tp=tp, cp=cp, etp=st.etp, sp=st.sp and tp > 1)
+    kw: dict[str, Any] = dict(tp=tp, cp=cp, etp=st.etp, sp=st.sp and tp > 1)
     fp8_inputs = st.dtype == "fp8" and env.fw.fp8_saves_fp8_inputs
     act = M.layer_activation_bytes(model, is_moe, st.mbs, st.seq, recompute=st.recompute,
                                    ops_sac=env.fw.selective_recomputes_ops, fp8=fp8_inputs, **kw)
@@ -287,7 +294,7 @@ def _attention(model: ModelSpec, env: _Env) -> tuple[float, float]:
     if not st.flash:
         return (unfused_attention_time_s(st.mbs, st.seq, heads, d_qk, d_v, env.dev),
                 unfused_attention_time_s(st.mbs, st.seq, heads, d_qk, d_v, env.dev, backward=True))
-    kw = dict(causal=True, block_kv=st.seq / st.cp)
+    kw: dict[str, Any] = dict(causal=True, block_kv=st.seq / st.cp)
     if env.fw.sdpa_attention:
         slow = 1.0 / env.cal.sdpa_attention_factor
         return (slow * attention_time_s(st.mbs, st.seq / st.cp, st.seq, heads, d_qk, d_v, env.dev, **kw),
@@ -329,7 +336,7 @@ def _ep_time(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[
     if not is_moe or st.ep <= 1:
         return 0.0, 0.0
     sent = tokens / st.tp * st.moe_skew  # the busiest rank's share of the traffic
-    kw = dict(hidden=model.hidden, top_k=model.moe.top_k, ep=st.ep, stride=st.etp, links=env.links,
+    kw: dict[str, Any] = dict(hidden=model.hidden, top_k=model.moe_dims.top_k, ep=st.ep, stride=st.etp, links=env.links,
               dedup=st.a2a_dedup)
     bf16 = moe_dispatch_time_s(sent, **kw)
     dispatch = moe_dispatch_time_s(sent, fp8=st.fp8_dispatch, **kw)
@@ -344,7 +351,7 @@ def embed_cost(model: ModelSpec, pool: NodePool, st: Setting) -> PartCost:
     ew = env.ew(3 * M.ACT_BYTES * tokens * model.hidden / (st.tp if sp else 1))
     tp_s = env.coll("reduce_scatter" if sp else "all_reduce", tokens * model.hidden * M.ACT_BYTES, st.tp, 1)
     tp_s *= env.tp_exposed
-    params = M.embedding_params(model) / st.tp
+    params = G.embedding_params(model) / st.tp
     p_b, g_b, o_b, zc = env.zero(params, 0.0)
     parts = {"gemm": 0.0, "attention": 0.0, "elementwise": ew, "recompute": 0.0, "tp_comm": 2 * tp_s,
              "cp_comm": 0.0, "ep_comm": 0.0, "zero_comm": zc.exposed_s(ew / 3, 2 * ew / 3)}
@@ -364,13 +371,13 @@ def head_cost(model: ModelSpec, pool: NodePool, st: Setting, pp: int) -> PartCos
     tp_s = env.coll("all_gather" if sp else "all_reduce", tokens * h * M.ACT_BYTES, tp, 1) \
         + 3 * env.coll("all_reduce", tokens * 4, tp, 1)
     tp_s *= env.tp_exposed
-    params = M.head_params(model, pp) / tp
+    params = G.head_params(model, pp) / tp
     dense_mtp = expert_mtp = act_mtp = 0.0
     mtp_parts = {}
     if model.mtp_layers:
         layer = layer_cost(model, model.moe is not None, pool, st)
         proj, _ = env.gemms([(tokens, h / tp, 2 * h, 1)])
-        d, e = M.mtp_params(model)
+        d, e = G.mtp_params(model)
         dense_mtp, expert_mtp = model.mtp_layers * d / tp, model.mtp_layers * e / (st.ep * st.etp)
         act_mtp = model.mtp_layers * layer.activation_bytes
         mtp_parts = {k: model.mtp_layers * v for k, v in layer.parts.items()}
@@ -379,7 +386,7 @@ def head_cost(model: ModelSpec, pool: NodePool, st: Setting, pp: int) -> PartCos
     p_b, g_b, o_b, zc = env.zero(params + dense_mtp, expert_mtp)
     sync = zc.sync_s
     if model.tied_embeddings and pp > 1:  # keep the two embedding copies in sync (first and last stage)
-        sync += env.coll("all_reduce", env.fw.grad_reduce_bytes * M.embedding_params(model) / tp, 2, env.dpn)
+        sync += env.coll("all_reduce", env.fw.grad_reduce_bytes * G.embedding_params(model) / tp, 2, env.dpn)
     fwd = gemm_fwd + ew_fwd + loss / 3
     parts = {"gemm": 3 * gemm_fwd, "attention": 0.0, "elementwise": 3 * ew_fwd + loss, "recompute": 0.0,
              "tp_comm": 2 * tp_s, "cp_comm": 0.0, "ep_comm": 0.0, "zero_comm": zc.exposed_s(fwd, 2 * fwd)}
