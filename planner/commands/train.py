@@ -69,11 +69,14 @@ def resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_r
               help="GEMM compute dtype.")
 @click.option("--allow-cross-node-tp", is_flag=True, help="Let TP groups span nodes.")
 @click.option("--allow-cross-node-ep", is_flag=True, help="Let EP groups span nodes.")
+@click.option("--objective", type=click.Choice(["expected", "robust"]), default="expected", show_default=True,
+              help="expected: fastest predicted step time; robust: fastest 90th-percentile step time from the "
+                   "calibration residuals of each strategy's regime.")
 @runtime_options
 @time_limit_option
 @output_option
 def plan_train(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, gbs, seq, dtype, allow_cross_node_tp,
-               allow_cross_node_ep, time_limit_s, output, **runtime):
+               allow_cross_node_ep, objective, time_limit_s, output, **runtime):
     """Plan TP/PP/DP/CP/EP/ETP, VPP, micro-batch, ZeRO, recompute and the layer split for one training job.
 
     Exit 3 when nothing fits (the message says what binds and the smallest GPU count that would fit).
@@ -82,7 +85,8 @@ def plan_train(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, gbs, se
 
     model, cluster, workload = resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref,
                                                      gbs, seq, dtype, **runtime_kwargs(runtime))
-    options = TrainOptions(allow_cross_node_tp=allow_cross_node_tp, allow_cross_node_ep=allow_cross_node_ep)
+    options = TrainOptions(allow_cross_node_tp=allow_cross_node_tp, allow_cross_node_ep=allow_cross_node_ep,
+                           objective=objective)
     plan = plan_training(model, cluster, workload, options=options, time_limit_s=time_limit_s, progress=progress)
     emit(plan, output, explain(plan))
 

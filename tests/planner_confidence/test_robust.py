@@ -93,3 +93,21 @@ def test_plan_serve_robust_keeps_the_pessimistic_latency_inside_the_slo():
     doc = json.loads(robust.dumps())
     doc["predicted"]["robust"]["tpot_slo_s"] = 0.1
     assert any("tpot" in p for p in planner.validate_plan(Plan(doc)))
+
+
+def test_cli_objective_robust_equals_the_api(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    out = tmp_path / "robust.json"
+    result = CliRunner().invoke(main, ["plan", "train", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus",
+                                       "16", "--gbs", "32", "--seq", "4096", "--objective", "robust", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    model, cluster, workload = _specs()
+    api = planner.plan_training(model, cluster, workload, options=TrainOptions(objective="robust"))
+    assert out.read_text() == api.dumps()
+    assert json.loads(out.read_text())["inputs"]["options"]["objective"] == "robust"
+    bad = CliRunner().invoke(main, ["plan", "train", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "16",
+                                    "--gbs", "32", "--seq", "4096", "--objective", "fastest"])
+    assert bad.exit_code == 2 and "robust" in bad.output
