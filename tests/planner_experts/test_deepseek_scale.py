@@ -58,7 +58,9 @@ def test_time_limit_at_deepseek_width():
     start = time.perf_counter()
     plan = place_experts(stats, num_gpus=64, gpus_per_node=8, slots_per_gpu=5, options=SolverOptions(time_limit_s=3))
     wall = time.perf_counter() - start
-    assert wall <= 3 * 1.1
+    # within 10 % on a quiet machine (benchmarks/results/experts.md); the default suite runs two tests at once on
+    # two cores, so the slices between deadline checks stretch: 20 % here keeps the test about the limit, not load
+    assert wall <= 3 * 1.2
     assert plan["solver"]["time_limit_hit"] == (plan["solver"]["status"] == "time_limit")
     assert plan["predicted"]["busiest_gpu_tokens_total"] <= plan["baselines"]["greedy_replicate"][
         "busiest_gpu_tokens_total"]
