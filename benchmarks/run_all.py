@@ -13,8 +13,9 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-ORDER = ("calibration", "confidence", "estimate_speed", "train", "experts", "serve", "serve_engines", "serve_fp8",
-         "serve_layouts", "serve_offline", "serve_verify", "scatter", "sweep", "min_versions")
+ORDER = ("calibration", "confidence", "confidence_refit", "estimate_speed", "train", "experts", "serve",
+         "serve_engines", "serve_fp8", "serve_layouts", "serve_offline", "serve_verify", "scatter", "sweep",
+         "min_versions")
 
 
 def scripts(only: list[str]) -> list[pathlib.Path]:
