@@ -13,6 +13,7 @@ Per GPU: GQA divides by min(tp, g) (ranks beyond g replicate a KV head); the MLA
 
 from dataclasses import dataclass
 
+from costmodels.geometry import attention_matrix_params, mlp_params
 from costmodels.model import ModelSpec
 
 BYTES_PER_ELEMENT = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
@@ -36,31 +37,16 @@ class LayerParams:
     """router weights"""
 
 
-def attention_params(model: ModelSpec) -> tuple[float, float]:
-    """(qkv, out) parameter counts of one attention block."""
-    h, a = model.hidden, model.heads
-    if model.attention == "mla":
-        mla = model.mla_dims
-        qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
-        q = (h * mla.q_lora_rank + mla.q_lora_rank * a * qk) if mla.q_lora_rank else h * a * qk
-        kv = (h * (mla.kv_lora_rank + mla.qk_rope_head_dim)
-              + mla.kv_lora_rank * a * (mla.qk_nope_head_dim + mla.v_head_dim))
-        return float(q + kv), float(a * mla.v_head_dim * h)
-    d, g = model.head_dim, model.kv_heads
-    return float(h * a * d + 2 * h * g * d), float(a * d * h)
-
-
 def layer_params(model: ModelSpec, index: int) -> LayerParams:
     """Parameters of block `index`."""
-    qkv, out = attention_params(model)
-    m = 3 if model.gated_mlp else 2
-    h = model.hidden
+    qkv, out = attention_matrix_params(model)
     if model.layer_is_moe(index):
         moe = model.moe_dims
         shared_ffn = moe.shared_expert_ffn or moe.expert_ffn
-        return LayerParams(qkv=qkv, out=out, mlp=0.0, routed_expert=float(m * h * moe.expert_ffn),
-                           shared=float(moe.shared_experts * m * h * shared_ffn), router=float(h * moe.experts))
-    return LayerParams(qkv=qkv, out=out, mlp=float(m * h * model.ffn), routed_expert=0.0, shared=0.0, router=0.0)
+        return LayerParams(qkv=qkv, out=out, mlp=0.0, routed_expert=mlp_params(model, moe.expert_ffn),
+                           shared=moe.shared_experts * mlp_params(model, shared_ffn),
+                           router=float(model.hidden * moe.experts))
+    return LayerParams(qkv=qkv, out=out, mlp=mlp_params(model, model.ffn), routed_expert=0.0, shared=0.0, router=0.0)
 
 
 def total_params(model: ModelSpec) -> float:
