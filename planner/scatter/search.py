@@ -217,21 +217,11 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: D
     evaluator = Evaluator(table, units, options)
     tol = 1.0 + options.relative_gap
     best = incumbent
-    ub = best.step_time_s if best is not None else np.inf
     degrees = table.degrees
     top = len(degrees) - 1
     root = oracle.partial_bound({}, top, units)
-    seed: dict[int, int] = {}
-    for counts in rounded_multisets(table, units, root):
-        if best is not None and deadline.expired():
-            break
-        mask = sum(1 << k for k in counts)
-        found, _ = evaluator.evaluate(counts, prices=[oracle.lam(mask, fam) for fam in ROUTING_FAMILIES],
-                                      limit=root, routes=(assign.routed,), deadline=deadline)
-        if found is not None and found.step_time_s < ub:
-            best, ub, seed = found, found.step_time_s, counts
-        report.update(lambda ub=ub: f"scatter: rounding the relaxation, best step {ub:.6g} s, "
-                              f"{deadline.elapsed():.1f} s elapsed")
+    best, seed = _round_relaxation(table, units, root, oracle, evaluator, best, deadline, report)
+    ub = best.step_time_s if best is not None else np.inf
     cut_bound = np.inf
     leaves: list[tuple[float, tuple]] = []
     nodes = 0
@@ -269,17 +259,40 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: D
 
     dfs(top, {}, units)
     leaves.sort(key=lambda leaf: (leaf[0], tuple(-c for c in leaf[1])))
-    exhaustive = len(table.intra_s[0]) <= options.exact_assign_max_sequences
     floors: dict[tuple, float] = {}  # multiset -> its best lower bound (its optimum when proven)
     long_done: set = set()  # multisets whose floor includes long_bound
     settled: set = set()  # multisets whose floor is final (proven optimum or already tightened)
+    best, evaluated, unfinished = _assign_leaves(leaves, oracle, evaluator, best, (floors, long_done, settled),
+                                                 options, deadline, report)
+    out_of_work = out_of_work or unfinished
+    ub = best.step_time_s if best is not None else np.inf
+    if min([cut_bound, *floors.values()]) < ub / tol and not deadline.expired():
+        best = refine(evaluator, best, options.refine_evaluations, oracle, deadline)
+        ub = best.step_time_s
+    _raise_open_floors(oracle, floors, settled, long_done, ub, cut_bound, options, deadline)
+    bound = min([ub, cut_bound, *floors.values()])
+    if bound < ub * (1 - options.relative_gap):  # the global waste test holds for every plan (bounds.py)
+        bound = max(bound, top_waste_bound(table.degrees, table.intra_s, units, bound, ub),
+                    top_waste_bound(table.degrees, table.intra_s, units, root, ub))
+    return SearchResult(best=best, bound_s=float(bound), exhausted=not out_of_work, nodes=nodes,
+                        evaluated=evaluated)
+
+
+def _assign_leaves(leaves: list[tuple[float, tuple]], oracle: BoundOracle, evaluator: Evaluator,
+                   best: Assignment | None, state: tuple[dict[tuple, float], set, set], options: ScatterOptions,
+                   deadline: Deadline, report: ProgressReporter) -> tuple[Assignment | None, int, bool]:
+    """Assign the leaf multisets in bound order until the bound, a budget or the deadline stops it; fills the
+    floors, long_done and settled of `state` in place. (best, multisets assigned, whether open leaves remain)."""
+    floors, long_done, settled = state
+    tol = 1.0 + options.relative_gap
+    ub = best.step_time_s if best is not None else np.inf
+    exhaustive = len(evaluator.table.intra_s[0]) <= options.exact_assign_max_sequences
     evaluated = stalled = 0
     for pos, (lb, vec) in enumerate(leaves):
         if lb >= ub / tol or evaluated >= options.max_evaluations or stalled >= options.stall_evaluations \
                 or deadline.expired():
             floors.update((v, b) for b, v in leaves[pos:] if b < ub / tol)
-            out_of_work = out_of_work or lb < ub / tol
-            break
+            return best, evaluated, lb < ub / tol
         counts = {k: c for k, c in enumerate(vec) if c}
         strong = max(lb, oracle.long_bound(counts, cap=ub / tol))
         long_done.add(vec)
@@ -308,11 +321,34 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: D
         stalled = 0 if found.step_time_s < ub else stalled + 1
         if found.step_time_s < ub:
             best, ub = found, found.step_time_s
-    if min([cut_bound, *floors.values()]) < ub / tol and not deadline.expired():
-        best = refine(evaluator, best, options.refine_evaluations, oracle, deadline)
-        ub = best.step_time_s
+    return best, evaluated, False
+
+
+def _round_relaxation(table: CostTable, units: int, root: float, oracle: BoundOracle, evaluator: "Evaluator",
+                      best: Assignment | None, deadline: Deadline,
+                      report: ProgressReporter) -> tuple[Assignment | None, dict[int, int]]:
+    """Assign the rounded multisets of the relaxation (the search's first incumbent); (best, its multiset)."""
+    ub = best.step_time_s if best is not None else np.inf
+    seed: dict[int, int] = {}
+    for counts in rounded_multisets(table, units, root):
+        if best is not None and deadline.expired():
+            break
+        mask = sum(1 << k for k in counts)
+        found, _ = evaluator.evaluate(counts, prices=[oracle.lam(mask, fam) for fam in ROUTING_FAMILIES],
+                                      limit=root, routes=(assign.routed,), deadline=deadline)
+        if found is not None and found.step_time_s < ub:
+            best, ub, seed = found, found.step_time_s, counts
+        report.update(lambda ub=ub: f"scatter: rounding the relaxation, best step {ub:.6g} s, "
+                              f"{deadline.elapsed():.1f} s elapsed")
+    return best, seed
+
+
+def _raise_open_floors(oracle: BoundOracle, floors: dict[tuple, float], settled: set, long_done: set, ub: float,
+                       cut_bound: float, options: ScatterOptions, deadline: Deadline) -> None:
+    """Raise the lowest open multiset floor (long sequences placed, then tuned duals) while that can raise the
+    global minimum; updates `floors`, `settled` and `long_done` in place."""
     placed, tunings = 0, options.tighten_multisets
-    while not deadline.expired():  # raise the lowest open floor while that can raise the minimum
+    while not deadline.expired():
         open_floors = [(b, v) for v, b in floors.items() if v not in settled and b < ub]
         final = min([ub, cut_bound, *(b for v, b in floors.items() if v in settled)])
         if not open_floors or min(open_floors)[0] >= final:
@@ -332,12 +368,6 @@ def search(table: CostTable, units: int, options: ScatterOptions, *, deadline: D
         tuned, fam = oracle.tuned_bound(counts)
         floors[vec] = max(floors[vec], tuned, oracle.long_bound(counts, cap=ub, extra=(fam,)))
         settled.add(vec)
-    bound = min([ub, cut_bound, *floors.values()])
-    if bound < ub * (1 - options.relative_gap):  # the global waste test holds for every plan (bounds.py)
-        bound = max(bound, top_waste_bound(table.degrees, table.intra_s, units, bound, ub),
-                    top_waste_bound(table.degrees, table.intra_s, units, root, ub))
-    return SearchResult(best=best, bound_s=float(bound), exhausted=not out_of_work, nodes=nodes,
-                        evaluated=evaluated)
 
 
 def neighbours(counts: dict[int, int], degrees: tuple[int, ...]) -> list[dict[int, int]]:
