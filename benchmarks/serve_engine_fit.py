@@ -28,10 +28,9 @@ from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa
 from machine import machine_note  # noqa: E402
 
 import profiles  # noqa: E402
-from costmodels.hardware import DeviceSpec, EngineCalibration  # noqa: E402
+from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants  # noqa: E402
 from costmodels.serving_kernels import (  # noqa: E402
     EngineKernels,
-    KernelConstants,
     allreduce_s,
     decode_attention_s,
     gemm_s,

@@ -5,6 +5,7 @@ Datasheet numbers and fitted factors never mix: `DeviceSpec` fields are what the
 for the sources and benchmarks/calibrate.py for the fit). Link bandwidths are per device, per direction.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from costmodels.errors import require
@@ -100,12 +101,9 @@ class DeviceCalibration:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class EngineCalibration:
-    """Kernel constants of one inference engine on one device, fitted to its measured per-op tables
-    (benchmarks/serve_engine_fit.py; see costmodels/serving_kernels.py for the formulas they enter)."""
+class KernelConstants:
+    """The constants every serving kernel formula takes (costmodels/serving_kernels.py)."""
 
-    engine: str
-    """engine name (trtllm, vllm, sglang)"""
     gemm_efficiency_max: float
     """BF16 GEMMs: asymptotic fraction of the BF16 peak"""
     gemm_half_flops: float
@@ -140,6 +138,20 @@ class EngineCalibration:
     """TP all-reduce: fraction of the NVLink bandwidth reached"""
     moe_efficiency: float = 1.0
     """grouped expert GEMMs (fused MoE kernel): efficiency relative to the dense GEMM curve of the same size"""
+
+    @classmethod
+    def of_engine(cls, cal: "EngineCalibration") -> "KernelConstants":
+        """The constants alone of an engine's calibration (its name and provenance dropped)."""
+        return cls(**{f.name: getattr(cal, f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineCalibration(KernelConstants):
+    """Kernel constants of one inference engine on one device, fitted to its measured per-op tables
+    (benchmarks/serve_engine_fit.py; see costmodels/serving_kernels.py for the formulas they enter)."""
+
+    engine: str
+    """engine name (trtllm, vllm, sglang)"""
     source: str = ""
     """tables and versions the constants were fitted to"""
 

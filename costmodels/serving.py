@@ -41,12 +41,11 @@ from typing import Any
 
 from costmodels.compute import memory_bound_time_s
 from costmodels.errors import require
-from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
+from costmodels.hardware import MEASURED_ENGINES, DeviceSpec, KernelConstants
 from costmodels.kv import BYTES_PER_ELEMENT, LayerParams, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
 from costmodels.serving_kernels import (
     EngineKernels,
-    KernelConstants,
     allreduce_s,
     decode_attention_s,
     engine_calibration,

@@ -23,45 +23,16 @@ for trtllm/vllm/sglang, or from the device's `DeviceCalibration` serving fields 
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 from costmodels import comm, compute
 from costmodels.errors import require
-from costmodels.hardware import DeviceSpec, EngineCalibration
+from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants
 
 ATTENTION_REF_WIDTH = 128.0
 """head width at which the compute layer's attention curve is evaluated: the engines' measured prefill attention
 (aiconfigurator tables, head_dim 64-256) rises with the keys per row but not with the head width"""
 QUANT_BYTES = 3.0
 """HBM bytes per input element of a tensor-wise FP8 activation quantisation (read 2, write 1)"""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class KernelConstants:
-    """The constants every serving kernel formula takes (see the module docstring)."""
-
-    gemm_efficiency_max: float
-    gemm_half_flops: float
-    fp8_gemm_efficiency_max: float
-    fp8_gemm_half_flops: float
-    fp8_quant_s: float
-    hbm_efficiency: float
-    kernel_floor_s: float
-    attention_efficiency: float
-    attention_floor_s: float
-    attention_half_work: float
-    kv_read_efficiency: float
-    decode_attention_floor_s: float
-    decode_seq_s: float
-    allreduce_call_s: float
-    allreduce_hop_s: float
-    allreduce_efficiency: float
-    moe_efficiency: float = 1.0
-
-    @classmethod
-    def of_engine(cls, cal: EngineCalibration) -> "KernelConstants":
-        """Constants fitted to an engine's measured tables."""
-        return cls(**{f.name: getattr(cal, f.name) for f in dataclasses.fields(cls)})
 
 
 class EngineKernels:

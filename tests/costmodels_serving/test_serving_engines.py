@@ -10,9 +10,9 @@ from click.testing import CliRunner
 import profiles
 from cli import main
 from costmodels.errors import InfeasibleError, SpecError
-from costmodels.hardware import MEASURED_ENGINES
+from costmodels.hardware import MEASURED_ENGINES, KernelConstants
 from costmodels.serving import InstanceShape, decode_step_time, kv_capacity_tokens, prefill_time, quant_block_problem
-from costmodels.serving_kernels import EngineKernels, KernelConstants, allreduce_s, engine_calibration, gemm_s
+from costmodels.serving_kernels import EngineKernels, allreduce_s, engine_calibration, gemm_s
 from planner.serve import estimate_serving
 
 
