@@ -74,8 +74,13 @@ def run_ray(tasks: list[dict], on_result: OnResult, *, address: str | None = Non
     started = not ray.is_initialized()
     if started:
         address = address or os.environ.get("RAY_ADDRESS") or None
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+        except Exception as exc:  # Ray raises several unrelated types for "no cluster could be reached/started"
+            where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+            raise SolverUnavailableError(f"--ray: could not connect to {where}: {type(exc).__name__}: "
+                                         f"{' '.join(_plain(str(exc)).split())}") from None
     try:
         remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(run)
         refs = {remote.remote(t): t for t in tasks}

@@ -123,7 +123,10 @@ def test_local_pool_records_a_raising_task_with_its_error(small_grid, tmp_path):
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'parplan[ray]')")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except Exception as exc:  # a sandbox without the shared memory or sockets Ray needs
+        pytest.skip(f"Ray is installed but a local Ray cluster could not start here: {type(exc).__name__}: {exc}")
     yield ray
     ray.shutdown()
 
@@ -177,3 +180,18 @@ def test_ray_records_a_raising_task_with_its_error(ray_cluster, small_grid, tmp_
     assert len(result.rows) == 4 and {r["status"] for r in result.rows} == {"error"}
     index = expand(load_grid(small_grid))[3].index
     assert f"scenario {index} broke" in result.rows[3]["error"] and "\x1b" not in result.rows[3]["error"]
+
+
+def test_ray_that_cannot_start_is_a_clear_error_not_a_traceback(monkeypatch):
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'parplan[ray]')")
+    from costmodels.errors import SolverUnavailableError
+    from planner.sweep.executors import run_ray
+
+    def refuse(**_kw):
+        raise ConnectionError("GCS at 10.0.0.9:6379 not reachable\nafter 3 tries")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(SolverUnavailableError, match=r"could not connect to the Ray cluster at 10\.0\.0\.9:6379: "
+                                                     r"ConnectionError: GCS .* not reachable after 3 tries"):
+        run_ray([{"index": 0}], lambda r: None, address="10.0.0.9:6379")
