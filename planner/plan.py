@@ -34,6 +34,9 @@ FLOAT_DIGITS = 9
 
 def canonicalize(value):
     """Round floats to FLOAT_DIGITS significant digits, turn tuples into lists, sort nothing (json sorts keys)."""
+    kind = type(value)
+    if kind is list and all(type(v) is int for v in value):  # fast path: the long index/length lists of scatter plans
+        return list(value)
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return value
     if isinstance(value, float):
