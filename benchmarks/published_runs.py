@@ -70,7 +70,9 @@ def _recompute(text: str) -> str:
     text = (text or "").strip().lower()
     if text.startswith("full"):
         return "full"
-    if text.startswith("selective"):
+    if text.startswith("selective (layer)"):  # torchtitan selective_ac_option "2": every 2nd layer fully
+        return "selective-layer"
+    if text.startswith("selective"):  # Megatron selective, torchtitan "selective (op)": op-level SAC
         return "selective"
     return "none"
 

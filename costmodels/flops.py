@@ -10,8 +10,11 @@ Forward FLOPs of one layer:
   dense MLP          2·T·h·f·(3 if gated else 2)
   MoE MLP            routed k·2·T·h·f_e·(3|2) + shared 2·T·h·f_s·(3|2) + router 2·T·h·E
   logits (once)      2·T·h·V
-Backward = 2 × forward. Recompute adds: selective = the attention core forward, full = the whole layer
-forward. Model FLOPs (MFU) never count recompute; hardware FLOPs (HFU) do.
+Backward = 2 × forward. Recompute adds (`recompute_share`, the one table of what each mode runs again):
+selective = the attention core forward (Megatron, DeepSpeed) or, under op-level SAC (torchtitan), half the
+GEMMs; selective-layer = every LAYER_SAC_INTERVAL-th layer's whole forward (torchtitan selective_ac_option
+"2"; on average 1/2 of every part); full = the whole layer forward. Model FLOPs (MFU) never count recompute;
+hardware FLOPs (HFU) do.
 
 Check against Megatron (Narayanan et al. 2021, eq. 3; Korthikanti et al. 2022): for a GPT layer
 (MHA, f = 4h, not gated) counted without the causal halving, one step of B sequences costs
@@ -123,14 +126,46 @@ def mtp_extra_flops(model: ModelSpec, tokens: float) -> float:
     return 2.0 * tokens * 2 * model.hidden * model.hidden + logits_flops(model, tokens)
 
 
-def recompute_forward_flops(layer: LayerFlops, recompute: str, ops_sac: bool = False) -> float:
-    """Extra forward FLOPs that recomputation repeats during the backward pass of one layer (`ops_sac`:
-    selective is op-level SAC, which repeats every other matmul instead of the attention core)."""
+LAYER_SAC_INTERVAL = 2
+"""selective-layer: every 2nd transformer layer is fully checkpointed, the others keep all activations"""
+
+
+@dataclass(frozen=True, slots=True)
+class RecomputeShare:
+    """What recomputation runs again during the backward pass, as fractions of one layer's forward work
+    (averaged over the layers of a stage)."""
+
+    gemm: float
+    """projection / MLP / expert GEMMs"""
+    attention: float
+    """the attention core"""
+    elementwise: float
+    """norms, activations, rope, residual adds, casts"""
+    layers: float
+    """layers fully checkpointed: their forward collectives run again and they keep only their input"""
+    unsaved_comm: bool = False
+    """op-level SAC: the forward collectives whose outputs are not on the save list run again"""
+
+
+def recompute_share(recompute: str, ops_sac: bool = False) -> RecomputeShare:
+    """The share of a layer's forward that `recompute` repeats (`ops_sac`: selective is torchtitan's op-level
+    SAC: every other matmul and the element-wise ops, not the attention core)."""
     if recompute == "full":
-        return layer.total
+        return RecomputeShare(1.0, 1.0, 1.0, 1.0)
+    if recompute == "selective-layer":
+        part = 1.0 / LAYER_SAC_INTERVAL
+        return RecomputeShare(part, part, part, part)
+    if recompute == "selective" and ops_sac:
+        return RecomputeShare(0.5, 0.0, 1.0, 0.0, unsaved_comm=True)
     if recompute == "selective":
-        return (layer.total - layer.attention_core) / 2 if ops_sac else layer.attention_core
-    return 0.0
+        return RecomputeShare(0.0, 1.0, 0.0, 0.0)
+    return RecomputeShare(0.0, 0.0, 0.0, 0.0)
+
+
+def recompute_forward_flops(layer: LayerFlops, recompute: str, ops_sac: bool = False) -> float:
+    """Extra forward FLOPs that recomputation repeats during the backward pass of one layer (`recompute_share`)."""
+    share = recompute_share(recompute, ops_sac)
+    return share.gemm * (layer.total - layer.attention_core) + share.attention * layer.attention_core
 
 
 def step_flops(model: ModelSpec, global_batch: int, seq: int, recompute: str = "none",

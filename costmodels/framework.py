@@ -18,17 +18,32 @@
   element-wise       fused kernels                fused only with torch.compile  fused kernels (Megatron-DS)
   "selective"        attention core recomputed    op-level SAC: every other matmul attention core recomputed
   recompute                                       and the element-wise ops recomputed
+  "selective-layer"  --recompute-granularity full selective_ac_option "2"       -- (refused)
+  recompute          --recompute-method block     (v0.2.2; b5bcd76 has no
+  (every 2nd layer   --recompute-num-layers N:    layer SAC: its export
+  fully recomputed)  N = half of every (virtual)  refuses)
+                     stage's layers
+  ZeRO 3 with PP     -- (refused)                 parameters gathered once per    -- (refused)
+                                                  step and kept; fp32 gradients
+                                                  accumulated unsharded, reduce-
+                                                  scattered once after the stage's
+                                                  last backward (torch pipelining
+                                                  backward_maybe_with_nosync;
+                                                  reshard_after_forward=False)
   attention kernel   cuDNN / TE fused attention   PyTorch SDPA flash (FA2):      fused
                                                   sdpa_attention_factor x speed
 Runnable combinations (the planner searches only these; the exports refuse the rest with the same reasons):
 - DeepSpeed (deepspeedai/DeepSpeed@edaa722): pipeline parallelism needs ZeRO <= 1 and an equal number of
   layers per stage (PipelineModule partition 'type:<layer>'); no context parallelism, interleaving, FP8
-  training, AutoTP sequence parallelism, selective (attention-only) recompute or MTP module. MoE runs through
+  training, AutoTP sequence parallelism, selective (attention-only) or layer-level selective recompute
+  (activation_checkpoint_interval checkpoints groups of layers, all recomputed) or MTP module. MoE runs through
   AutoEP: expert TP = 1, ep divides the routed experts, and tp > 1 needs ep > 1, pp = 1 and ZeRO <= 2.
 - torchtitan (current, b5bcd76): experts are sharded with etp = tp when ep = 1 and etp = 1 when ep > 1 (no
   expert TP beside EP); expert groups lie inside dp_shard x cp x tp (dp_shard = dp under FSDP, 1 under DDP);
   MTP runs without pipeline and context parallelism; FSDP2 has no ZeRO 1 or 2.
-- Megatron: Megatron-FSDP (ZeRO 3) runs without pipeline parallelism; ZeRO 2 (Megatron-FSDP optim_grads,
+- Megatron: selective-layer needs the same even number of layers in every (virtual) pipeline stage
+  (--recompute-num-layers is one number for all of them, counted from the first layer of each);
+  Megatron-FSDP (ZeRO 3) runs without pipeline parallelism; ZeRO 2 (Megatron-FSDP optim_grads,
   which the export renders) is not searched: its per-micro-batch reduce-scatter is not costed apart from
   ZeRO 3.
 """
@@ -37,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from costmodels.errors import require
+from costmodels.pipeline import virtual_stage_layers
 
 FRAMEWORKS = ("megatron", "torchtitan", "deepspeed")
 
@@ -62,11 +78,14 @@ class Framework:
     """attention runs PyTorch SDPA's flash kernel (FlashAttention-2), not cuDNN/Transformer Engine fused attention"""
     fp8_saves_fp8_inputs: bool
     """FP8 GEMMs keep the FP8 copy of their input for backward (Transformer Engine)"""
+    pp_gathers_once: bool = False
+    """ZeRO 3 under pipeline parallelism gathers a stage's parameters once per step and keeps them, accumulates
+    unsharded gradients in the reduce dtype and reduce-scatters them once, after the stage's last backward"""
 
 
 _RULES = {
     "megatron": Framework("megatron", (0, 1, 3), 2.0, True, True, True, False, False, True),
-    "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False, True, True, False),
+    "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False, True, True, False, pp_gathers_once=True),
     "deepspeed": Framework("deepspeed", (0, 1, 2, 3), 2.0, True, False, False, False, False, False),
 }
 
@@ -117,6 +136,9 @@ def _deepspeed(c: Combination) -> list[tuple[str, str]]:
         out.append(("sequence_parallel", "DeepSpeed AutoTP has no sequence-parallel setting"))
     if c.recompute == "selective":
         out.append(("recompute", "DeepSpeed checkpoints whole layers; there is no selective recompute"))
+    if c.recompute == "selective-layer":
+        out.append(("recompute", "DeepSpeed checkpoints every layer or groups of layers "
+                                 "(activation_checkpoint_interval); it cannot keep every other layer's activations"))
     if c.pp > 1 and (len(set(c.stage_layers)) > 1 or (c.layers and c.layers % c.pp)):
         out.append(("stage_layers", "DeepSpeed's PipelineModule places an equal number of layers per stage only"))
     if c.mtp_layers:
@@ -153,12 +175,29 @@ def _torchtitan(c: Combination) -> list[tuple[str, str]]:
     if c.experts and c.ep > 1 and region % c.ep:
         out.append(("ep", f"torchtitan forms expert groups inside dp_shard x cp x tp = {region} ranks "
                           f"(ZeRO {c.zero}); ep = {c.ep} does not divide it"))
-    if c.vpp > 1 and c.microbatches and c.microbatches < c.pp * c.vpp:
-        out.append(("vpp", f"torchtitan's interleaved schedules need at least pp x vpp = {c.pp * c.vpp} "
-                           f"micro-batches, not {c.microbatches}"))
+    rounds = max(1, c.microbatches // c.pp)
+    if c.vpp > 1 and c.microbatches and c.microbatches % rounds:
+        out.append(("vpp", f"torch's interleaved 1F1B runs {c.microbatches} micro-batches in rounds of pp = {c.pp}: "
+                           f"it needs a multiple of the {rounds} rounds"))
     if c.mtp_layers and (c.pp > 1 or c.cp > 1):
         out.append(("mtp_layers", f"torchtitan runs MTP without PP and CP only (pp={c.pp}, cp={c.cp})"))
     return out
+
+
+def _megatron_layer_sac(c: Combination) -> list[tuple[str, str]]:
+    """Megatron renders selective-layer as --recompute-method block --recompute-num-layers N, N layers of every
+    (virtual) stage: each needs 2N layers for exactly every second layer to be recomputed."""
+    if c.stage_layers and min(c.stage_layers) >= c.vpp:  # (fewer layers than chunks: check_config says so)
+        chunks: list[float] = [n for stage in virtual_stage_layers(c.stage_layers, c.vpp) for n in stage]
+    elif c.layers:
+        chunks = [c.layers / (c.pp * c.vpp)]
+    else:
+        return []
+    if len(set(chunks)) == 1 and chunks[0] % 2 == 0:  # (a fractional average is never even)
+        return []
+    return [("recompute", f"Megatron recomputes the same number of layers (--recompute-num-layers) in every "
+                          f"(virtual) pipeline stage: selective-layer needs the same even number of layers in each, "
+                          f"got {[int(n) if n == int(n) else n for n in chunks]}")]
 
 
 def unsupported(name: str, **decisions: Any) -> list[tuple[str, str]]:
@@ -171,6 +210,8 @@ def unsupported(name: str, **decisions: Any) -> list[tuple[str, str]]:
         out += _deepspeed(c)
     if name == "torchtitan":
         out += _torchtitan(c)
+    if name == "megatron" and c.recompute == "selective-layer":
+        out += _megatron_layer_sac(c)
     if name == "megatron" and c.zero == 3 and c.pp > 1:
         out.append(("zero", "Megatron-FSDP (ZeRO 3) runs without pipeline parallelism"))
     return out

@@ -13,9 +13,11 @@ built from the compute and comm layers (costmodels/compute.py, costmodels/comm.p
   elementwise  norms, residual adds, dropout, activations: fwd bytes (15h + 2f|3f per token) + 2 × in bwd,
                × eager_elementwise_factor when kernels are not fused (torchtitan without torch.compile);
                FP8: the casts and amax reductions of every GEMM's operands
-  recompute    selective: attention core forward again (Megatron, DeepSpeed) or, for torchtitan's op-level
-               SAC, every other matmul, the element-wise ops and the TP all-gathers (only reduce-scatter
-               outputs are on its save list); full: the whole forward again (incl. comm)
+  recompute    flops.recompute_share of each part: selective: attention core forward again (Megatron,
+               DeepSpeed) or, for torchtitan's op-level SAC, every other matmul, the element-wise ops and the
+               TP all-gathers (only reduce-scatter outputs are on its save list); selective-layer: every 2nd
+               layer's whole forward (incl. comm), i.e. half of each part per layer on average; full: the
+               whole forward again (incl. comm)
   tp_comm      2 collectives forward and 2 backward over tp of the b·(s/cp)·h hidden tensor (AG/RS with
                sequence parallelism, all-reduce without; with FP8 the forward all-gather moves the FP8
                copy of the GEMM input, 1 byte per element), times (1 - tp_overlap) when TP overlap is on
@@ -57,6 +59,9 @@ ADAM_BYTES_PER_PARAM = 30.0
 """Adam step traffic per parameter: read fp32 master, m, v, grad (16 B), write master, m, v (12 B), bf16 copy (2 B)"""
 LOSS_BYTES_PER_LOGIT = 30.0
 """vocabulary-parallel cross entropy in fp32: upcast, max, exp, sum, normalise, gradient"""
+GRAD_ACCUMULATE_BYTES = 10.0
+"""unsharded gradient accumulation per parameter and micro-batch: read the 16-bit gradient (2 B), read and write
+the fp32 accumulator (8 B)"""
 FP8_GATHER_BYTES = 1.0
 """bytes per element of an FP8 GEMM input all-gathered by sequence-parallel TP"""
 TIME_PARTS = ("gemm", "attention", "elementwise", "recompute", "tp_comm", "cp_comm", "ep_comm", "zero_comm")
@@ -92,6 +97,8 @@ class Setting:
     a2a_overlap: bool = False
     flash: bool = True
     """fused (flash) attention; False = materialised scores"""
+    gathered_once: bool = False
+    """ZeRO 3 parameters gathered once per step and kept, gradients accumulated unsharded (torchtitan with PP)"""
 
     @property
     def edp(self) -> int:
@@ -111,6 +118,8 @@ class PartCost:
     working_bytes: float
     dp_sync_s: float
     optimizer_s: float
+    step_comm_s: float = 0.0
+    """per step, not hidden by the stage-level overlap: the once-per-step ZeRO 3 traffic of `gathered_once`"""
 
     @property
     def state_bytes(self) -> float:
@@ -127,10 +136,24 @@ class ZeroComm:
     """per micro-batch: one parameter all-gather (ZeRO 3; issued in forward and again in backward)"""
     scatter_s: float
     """per micro-batch: gradient reduce-scatter (ZeRO 2 and 3)"""
+    held_params: float = 0.0
+    """parameters kept gathered through the step (`Setting.gathered_once`; then gather_s and scatter_s happen
+    once per step)"""
+
+    @property
+    def once(self) -> bool:
+        return self.held_params > 0
 
     def exposed_s(self, forward_s: float, backward_s: float) -> float:
         """Per-micro-batch traffic left after prefetching behind the part's own forward / backward."""
+        if self.once:
+            return 0.0
         return max(0.0, self.gather_s - forward_s) + max(0.0, self.gather_s + self.scatter_s - backward_s)
+
+    def step_s(self, forward_s: float) -> float:
+        """Once-per-step traffic of `once`: the gather hides behind the first micro-batch's forward (prefetch of
+        the next layer); the reduce-scatter is issued after the stage's last backward, with nothing to hide it."""
+        return max(0.0, self.gather_s - forward_s) + self.scatter_s if self.once else 0.0
 
 
 class _Env:
@@ -169,7 +192,7 @@ class _Env:
         w_d, g_d, o_d = M.state_bytes_per_param(st.zero, dense_group)
         w_e, g_e, o_e = M.state_bytes_per_param(st.zero, expert_group)
         gather_bytes = 1.0 if (st.fp8_allgather and st.dtype == "fp8") else M.PARAM_BYTES
-        sync = gather = scatter = 0.0
+        sync = gather = scatter = held = 0.0
         for params, n, stride in ((dense_params, dense_group, st.tp), (expert_params, expert_group, st.ep * st.etp)):
             if params <= 0 or n <= 1:
                 continue
@@ -184,13 +207,21 @@ class _Env:
             else:
                 gather += self.coll("all_gather", weights, n, stride)
                 scatter += self.coll("reduce_scatter", grads, n, stride)
-        return (dense_params * w_d + expert_params * w_e, dense_params * g_d + expert_params * g_e,
-                dense_params * o_d + expert_params * o_e, ZeroComm(sync, gather, scatter))
+                held += params if st.gathered_once else 0.0
+        # gathered once: the gathered copy and the unsharded gradients (reduce dtype) stay through the step
+        return (dense_params * w_d + expert_params * w_e + gather_bytes * held,
+                dense_params * g_d + expert_params * g_e + self.fw.grad_reduce_bytes * held,
+                dense_params * o_d + expert_params * o_e, ZeroComm(sync, gather, scatter, held))
+
+    def grad_accumulate_s(self, zc: ZeroComm) -> float:
+        """Per micro-batch under `gathered_once`: the backward's 16-bit gradients added into the unsharded
+        accumulators (FSDP2 unsharded_accumulated_grad += grad)."""
+        return memory_bound_time_s(GRAD_ACCUMULATE_BYTES * zc.held_params, self.dev)
 
     def gather_buffer_bytes(self, params: float) -> float:
         """ZeRO 3: the unsharded parameters of this layer and of the prefetched next one, and this layer's
-        unsharded gradients before their reduce-scatter (0 for other stages)."""
-        if self.st.zero != 3:
+        unsharded gradients before their reduce-scatter (0 for other stages and when they are held anyway)."""
+        if self.st.zero != 3 or self.st.gathered_once:
             return 0.0
         return params * (2 * M.PARAM_BYTES + self.fw.grad_reduce_bytes)
 
@@ -259,31 +290,26 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
         cp_bwd = max(0.0, ag + env.coll("reduce_scatter", kv_bytes, cp, tp) - (attn_all - attn_fwd))
 
     compute_fwd = gemm_fwd + attn_fwd + ew_fwd
-    if st.recompute == "full":
-        recompute = compute_fwd + tp_fwd + cp_fwd + ep_fwd
-    elif st.recompute == "selective" and env.fw.selective_recomputes_ops:
-        # op-level SAC: every other matmul, the element-wise ops and the TP collectives it does not save
-        recompute = gemm_fwd / 2 + ew_fwd + tp_unsaved
-    elif st.recompute == "selective":
-        recompute = attn_fwd
-    else:
-        recompute = 0.0
+    share = F.recompute_share(st.recompute, env.fw.selective_recomputes_ops)
+    recompute = share.gemm * gemm_fwd + share.attention * attn_fwd + share.elementwise * ew_fwd \
+        + share.layers * (tp_fwd + cp_fwd + ep_fwd) + (tp_unsaved if share.unsaved_comm else 0.0)
     dense_params, expert_params = G.layer_params(model, is_moe)
     dense_local, expert_local = dense_params / tp, expert_params / (st.ep * st.etp)
     p_b, g_b, o_b, zc = env.zero(dense_local, expert_local)
-    backward = 2 * gemm_fwd + (attn_all - attn_fwd) + 2 * ew_fwd + recompute
-    parts = {"gemm": 3 * gemm_fwd, "attention": attn_all, "elementwise": 3 * ew_fwd, "recompute": recompute,
-             "tp_comm": tp_fwd + tp_bwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": ep_all,
+    accumulate = env.grad_accumulate_s(zc)
+    backward = 2 * gemm_fwd + (attn_all - attn_fwd) + 2 * ew_fwd + recompute + accumulate
+    parts = {"gemm": 3 * gemm_fwd, "attention": attn_all, "elementwise": 3 * ew_fwd + accumulate,
+             "recompute": recompute, "tp_comm": tp_fwd + tp_bwd, "cp_comm": cp_fwd + cp_bwd, "ep_comm": ep_all,
              "zero_comm": zc.exposed_s(compute_fwd, backward)}
     kw: dict[str, Any] = dict(tp=tp, cp=cp, etp=st.etp, sp=st.sp and tp > 1)
     fp8_inputs = st.dtype == "fp8" and env.fw.fp8_saves_fp8_inputs
     act = M.layer_activation_bytes(model, is_moe, st.mbs, st.seq, recompute=st.recompute,
                                    ops_sac=env.fw.selective_recomputes_ops, fp8=fp8_inputs, **kw)
     working = M.layer_working_activation_bytes(model, is_moe, st.mbs, st.seq, fp8=fp8_inputs, **kw) \
-        if st.recompute == "full" else 0.0
+        if share.layers > 0 else 0.0
     working += env.gather_buffer_bytes(dense_local + expert_local)
     return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, working, zc.sync_s,
-                    env.optimizer_s(dense_local, expert_local))
+                    env.optimizer_s(dense_local, expert_local), zc.step_s(compute_fwd))
 
 
 def _attention(model: ModelSpec, env: _Env) -> tuple[float, float]:
@@ -353,10 +379,12 @@ def embed_cost(model: ModelSpec, pool: NodePool, st: Setting) -> PartCost:
     tp_s *= env.tp_exposed
     params = G.embedding_params(model) / st.tp
     p_b, g_b, o_b, zc = env.zero(params, 0.0)
+    ew += env.grad_accumulate_s(zc)
     parts = {"gemm": 0.0, "attention": 0.0, "elementwise": ew, "recompute": 0.0, "tp_comm": 2 * tp_s,
              "cp_comm": 0.0, "ep_comm": 0.0, "zero_comm": zc.exposed_s(ew / 3, 2 * ew / 3)}
     act = M.embedding_activation_bytes(model, st.mbs, st.seq, tp=st.tp, cp=st.cp, sp=sp)
-    return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, 0.0, zc.sync_s, env.optimizer_s(params, 0.0))
+    return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, 0.0, zc.sync_s, env.optimizer_s(params, 0.0),
+                    zc.step_s(ew / 3))
 
 
 def head_cost(model: ModelSpec, pool: NodePool, st: Setting, pp: int) -> PartCost:
@@ -388,10 +416,11 @@ def head_cost(model: ModelSpec, pool: NodePool, st: Setting, pp: int) -> PartCos
     if model.tied_embeddings and pp > 1:  # keep the two embedding copies in sync (first and last stage)
         sync += env.coll("all_reduce", env.fw.grad_reduce_bytes * G.embedding_params(model) / tp, 2, env.dpn)
     fwd = gemm_fwd + ew_fwd + loss / 3
-    parts = {"gemm": 3 * gemm_fwd, "attention": 0.0, "elementwise": 3 * ew_fwd + loss, "recompute": 0.0,
+    parts = {"gemm": 3 * gemm_fwd, "attention": 0.0, "elementwise": 3 * ew_fwd + loss + env.grad_accumulate_s(zc),
+             "recompute": 0.0,
              "tp_comm": 2 * tp_s, "cp_comm": 0.0, "ep_comm": 0.0, "zero_comm": zc.exposed_s(fwd, 2 * fwd)}
     for k, v in mtp_parts.items():
         parts[k] += v
     act = M.head_activation_bytes(model, st.mbs, st.seq, tp=tp, cp=st.cp, sp=sp) + act_mtp
     return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, 0.0, sync,
-                    env.optimizer_s(params + dense_mtp, expert_mtp))
+                    env.optimizer_s(params + dense_mtp, expert_mtp), zc.step_s(fwd))

@@ -17,10 +17,12 @@ masks, FlashAttention so no a·s² score terms; Korthikanti et al. 2022, §4), p
   GPT (MHA, f = 4h): 11 + 19 + 4 = 34·h, the paper's 34·s·b·h.
 Tensor parallelism shards the parts inside the TP region; with sequence parallelism the rest too
 (the paper's s·b·h·(10 + 24/t) without SP, 34·s·b·h/t with SP). Context parallelism divides everything
-by cp. Full recompute keeps only the layer input 2·s·b·h (/t with SP). MoE layers keep the router
+by cp. Full recompute keeps only the layer input 2·s·b·h (/t with SP); selective-layer keeps that in every
+2nd layer and everything in the others. MoE layers keep the router
 logits (fp32), k permuted copies of every token, the experts' fc1/activation outputs and their outputs.
 """
 
+from costmodels.flops import LAYER_SAC_INTERVAL
 from costmodels.geometry import (  # noqa: F401  (re-exported: the state-byte users read counts here)
     attention_matrix_params,
     attention_params,
@@ -116,14 +118,20 @@ def layer_activation_bytes(model: ModelSpec, is_moe: bool, mbs: int, seq: int, *
                            sp: bool, recompute: str, ops_sac: bool = False, fp8: bool = False) -> float:
     """Activation bytes one layer keeps for one in-flight micro-batch on one GPU (`ops_sac`: selective
     recompute is torchtitan's op-level SAC; MoE layers keep Megatron's accounting; `fp8`: FP8 GEMM inputs
-    kept for backward, as Transformer Engine does)."""
+    kept for backward, as Transformer Engine does). selective-layer gives the average over the layers of a
+    stage (every 2nd layer checkpointed fully, the others keep everything), which is what the per-stage
+    sums and the in-flight micro-batch count multiply."""
     tokens = mbs * seq / cp
+    layer_input = tokens * ACT_BYTES * model.hidden / (tp if sp else 1)
     if recompute == "full":
-        return tokens * ACT_BYTES * model.hidden / (tp if sp else 1)
+        return layer_input
     if recompute == "selective" and ops_sac and not is_moe:
         return ops_sac_activation_bytes(model, tokens, tp)
-    return layer_working_activation_bytes(model, is_moe, mbs, seq, tp=tp, cp=cp, etp=etp, sp=sp,
-                                          recompute=recompute, fp8=fp8)
+    kept = layer_working_activation_bytes(model, is_moe, mbs, seq, tp=tp, cp=cp, etp=etp, sp=sp,
+                                          recompute="none" if recompute == "selective-layer" else recompute, fp8=fp8)
+    if recompute == "selective-layer":  # the average layer: 1 in LAYER_SAC_INTERVAL keeps only its input
+        return layer_input / LAYER_SAC_INTERVAL + kept * (1 - 1 / LAYER_SAC_INTERVAL)
+    return kept
 
 
 def layer_working_activation_bytes(model: ModelSpec, is_moe: bool, mbs: int, seq: int, *, tp: int, cp: int,

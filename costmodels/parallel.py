@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from costmodels.errors import require
 from costmodels.framework import framework
 
-RECOMPUTE_MODES = ("none", "selective", "full")
+RECOMPUTE_MODES = ("none", "selective", "selective-layer", "full")
 ZERO_STAGES = (0, 1, 2, 3)
 
 
@@ -91,7 +91,8 @@ class ParallelConfig:
     zero: int = 1
     """ZeRO stage: 0 DDP, 1 optimizer states sharded, 2 + gradients, 3 + parameters (FSDP)"""
     recompute: str = "none"
-    """activation recomputation: none, selective (attention core), full (whole layer)"""
+    """activation recomputation: none, selective (attention core; torchtitan: op-level SAC), selective-layer
+    (every 2nd layer fully), full (whole layer)"""
     sequence_parallel: bool = True
     """Megatron sequence parallelism (only meaningful when tp > 1)"""
     stage_layers: tuple[int, ...] | None = None

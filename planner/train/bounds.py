@@ -27,7 +27,7 @@ from costmodels.pipeline import in_flight_microbatches
 def _flops_per_gpu(model: ModelSpec, mbs: int, seq: int, tp: int, cp: int, etp: int, recompute: str,
                    ops_sac: bool = False) -> tuple[float, float]:
     """(GEMM FLOPs, attention-core FLOPs) of one micro-batch through all layers + head + MTP, per GPU.
-    `ops_sac`: selective recompute is op-level SAC (half the matmuls again, not the attention core)."""
+    `ops_sac`: selective recompute is op-level SAC; what each mode repeats is flops.recompute_share."""
     shard = tp * cp
     gemm = att = 0.0
     mtp_moe = model.moe is not None  # an MTP module's transformer layer is of the model's last kind
@@ -40,11 +40,9 @@ def _flops_per_gpu(model: ModelSpec, mbs: int, seq: int, tp: int, cp: int, etp: 
         dense_g = (lf.qkv + lf.attn_out + lf.mlp + lf.router) / shard
         expert_g = lf.experts / (shard * etp)
         fwd_g, fwd_a = dense_g + expert_g, lf.attention_core / shard
-        selective = recompute == "selective"
-        rec_g = fwd_g if recompute == "full" else (fwd_g / 2 if selective and ops_sac else 0.0)
-        rec_a = fwd_a if recompute == "full" or (selective and not ops_sac) else 0.0
-        gemm += count * (3 * fwd_g + rec_g)
-        att += count * (3 * fwd_a + rec_a)
+        share = F.recompute_share(recompute, ops_sac)
+        gemm += count * (3 + share.gemm) * fwd_g
+        att += count * (3 + share.attention) * fwd_a
     tokens = mbs * seq
     gemm += 3 * F.logits_flops(model, tokens) / shard
     if model.mtp_layers:

@@ -159,9 +159,11 @@ def candidates(request: TrainRequest):
 
 def uneven_split_allowed(request: TrainRequest, c: ParallelConfig) -> bool:
     """Whether the split of `c` is searched (pp > 1, uneven splits requested, and the framework can place one:
-    DeepSpeed's PipelineModule cannot), else the even split is used. Interleaved (vpp > 1) splits are searched
-    too: each stage keeps at least vpp layers, its virtual stages take them larger-first
-    (costmodels.pipeline.virtual_stage_layers)."""
+    DeepSpeed's PipelineModule cannot, nor Megatron's layer-level selective recompute), else the even split is
+    used. Interleaved (vpp > 1) splits are searched too: each stage keeps at least vpp layers, its virtual
+    stages take them larger-first (costmodels.pipeline.virtual_stage_layers)."""
+    if c.recompute == "selective-layer" and request.workload.framework == "megatron":
+        return False  # --recompute-num-layers is one count for every (virtual) stage: equal stages only
     return c.pp > 1 and request.options.uneven_split and request.workload.framework != "deepspeed"
 
 
