@@ -14,6 +14,7 @@ Schema a type implies; planner/schema/plan-v1.json must contain exactly that for
 from dataclasses import dataclass, field
 
 from costmodels.errors import SpecError
+from costmodels.parallel import RECOMPUTE_MODES
 from planner.typed import Typed, schema_of
 
 __all__ = ["DECISIONS", "ExpertLayer", "ExpertsDecision", "ScatterDecision", "ScatterGroup", "ServeDecision",
@@ -38,7 +39,7 @@ class TrainDecision(Typed):
     mbs: int = field(metadata=_DEGREE)
     microbatches: int = field(metadata=_DEGREE)
     zero: int = field(metadata={"schema": {"enum": [0, 1, 2, 3]}})
-    recompute: str = field(metadata={"schema": {"enum": ["none", "selective", "full"]}})
+    recompute: str = field(metadata={"schema": {"enum": list(RECOMPUTE_MODES)}})
     sequence_parallel: bool
     stage_layers: tuple[int | tuple[int, ...], ...] = field(metadata={"schema": {
         "minItems": 1, "description": "layers per pipeline stage (or per virtual stage: a list per stage)",

@@ -81,7 +81,7 @@ def test_planner_documents_require_the_solver_verdict(plan_factory):
     (("decision", "tp"), 0, "decision.tp: 0 is less than the minimum of 1"),
     (("decision", "tp"), 2.5, "decision.tp: 2.5 is not of type 'integer'"),
     (("decision", "zero"), 4, "decision.zero: 4 is not one of [0, 1, 2, 3]"),
-    (("decision", "recompute"), "some", "decision.recompute: 'some' is not one of ['none', 'selective', 'full']"),
+    (("decision", "recompute"), "some", "decision.recompute: 'some' is not one of ['none', 'selective', 'selective-layer', 'full']"),
     (("decision", "sequence_parallel"), 1, "decision.sequence_parallel: 1 is not of type 'boolean'"),
     (("decision", "stage_layers"), [16, -1], "decision.stage_layers[1]:"),
     (("inputs", "inputs_digest"), "abc", "inputs.inputs_digest: 'abc' does not match"),
