@@ -90,6 +90,11 @@ _RULES = {
 }
 
 
+LEGACY_RECOMPUTE = {"torchtitan": ("selective-layer",)}
+"""recompute modes a framework ran in an older version only (torchtitan's layer-level SAC ended with v0.2.2): they
+are estimated and exported to that version, but `plan train` searches them only when asked for nothing else"""
+
+
 def framework(name: str) -> Framework:
     """The rules of framework `name`; a clear error naming the valid choices otherwise."""
     require(name in _RULES, f"unknown framework {name!r}; valid: {', '.join(FRAMEWORKS)}", field="framework")
@@ -187,17 +192,22 @@ def _torchtitan(c: Combination) -> list[tuple[str, str]]:
 def _megatron_layer_sac(c: Combination) -> list[tuple[str, str]]:
     """Megatron renders selective-layer as --recompute-method block --recompute-num-layers N, N layers of every
     (virtual) stage: each needs 2N layers for exactly every second layer to be recomputed."""
+    out = []
+    if c.mtp_layers:
+        out.append(("recompute", "Megatron's block recompute skips the MTP layers (recompute_method 'block' is not "
+                                 "supported for MTP)"))
     if c.stage_layers and min(c.stage_layers) >= c.vpp:  # (fewer layers than chunks: check_config says so)
         chunks: list[float] = [n for stage in virtual_stage_layers(c.stage_layers, c.vpp) for n in stage]
     elif c.layers:
         chunks = [c.layers / (c.pp * c.vpp)]
     else:
-        return []
-    if len(set(chunks)) == 1 and chunks[0] % 2 == 0:  # (a fractional average is never even)
-        return []
-    return [("recompute", f"Megatron recomputes the same number of layers (--recompute-num-layers) in every "
-                          f"(virtual) pipeline stage: selective-layer needs the same even number of layers in each, "
-                          f"got {[int(n) if n == int(n) else n for n in chunks]}")]
+        return out
+    if len(set(chunks)) > 1 or chunks[0] % 2:  # (a fractional average is never even)
+        shown = [int(n) if n == int(n) else n for n in chunks]
+        out.append(("recompute", f"Megatron recomputes the same number of layers (--recompute-num-layers) in every "
+                                 f"(virtual) pipeline stage: selective-layer needs the same even number of layers "
+                                 f"in each, got {shown}"))
+    return out
 
 
 def unsupported(name: str, **decisions: Any) -> list[tuple[str, str]]:

@@ -9,8 +9,9 @@ Limits, from DeepSpeed's sources at that commit:
   expert_tensor_parallel_size must be 1; with tensor_parallel.autotp_size > 1 it needs autoep_size > 1,
   pp = 1 and ZeRO <= 2; preset_model names the model family.
 - no FP8 training, no Megatron-style sequence parallelism for AutoTP, no context parallelism key, no
-  selective (attention-only) recompute: activation checkpointing is per layer (pipeline
-  activation_checkpoint_interval, or the model's own checkpoint calls with `activation_checkpointing`).
+  selective (attention-only) or layer-level selective recompute: activation checkpointing is per layer or
+  per group of layers, all of them recomputed (pipeline activation_checkpoint_interval, or the model's own
+  checkpoint calls with `activation_checkpointing`).
 JSON has no comments: the header and the model-side settings go under the top-level key "parplan", which
 DeepSpeed ignores (DeepSpeedConfig reads the keys it knows).
 """

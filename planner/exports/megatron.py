@@ -19,7 +19,10 @@ Flag semantics, from megatron/training/arguments.py and megatron/core at that co
   from ZeRO 3 (costmodels.framework), so such a plan is refused.
 - recompute: full = --recompute-granularity full --recompute-method uniform --recompute-num-layers 1;
   selective = --recompute-granularity selective --recompute-modules core_attn (the attention core only, the
-  selective recompute of Korthikanti et al. that parplan's memory model costs).
+  selective recompute of Korthikanti et al. that parplan's memory model costs); selective-layer =
+  --recompute-granularity full --recompute-method block --recompute-num-layers N with N half of every
+  (virtual) stage's layers (megatron/core/recompute.py: block checkpoints the first N layers of each
+  TransformerBlock, i.e. of each virtual stage), which needs the same even count in every one of them.
 - FP8: --fp8-format hybrid --fp8-recipe delayed on top of --bf16 (Transformer Engine); workload.fp8_allgather
   = --fp8-param-gather. TP overlap (workload.async_tp, default on with sequence parallelism, which it needs):
   --tp-comm-overlap. MoE dispatch:
@@ -142,6 +145,10 @@ def _strategy_flags(view: TrainView, target: Target) -> list[list[str]]:
                   ["--recompute-num-layers", "1"]]
     elif d["recompute"] == "selective":
         flags += [["--recompute-granularity", "selective"], ["--recompute-modules", "core_attn"]]
+    elif d["recompute"] == "selective-layer":  # refuse_unsupported: every (virtual) stage has the same even count
+        per_chunk = d["stage_layers"][0] // d["vpp"]
+        flags += [["--recompute-granularity", "full"], ["--recompute-method", "block"],
+                  ["--recompute-num-layers", str(per_chunk // 2)]]
     dtype = view.work["dtype"]
     flags.append(["--fp16"] if dtype == "fp16" else ["--bf16"])
     if dtype == "fp8":

@@ -21,7 +21,10 @@ Semantics, from torchtitan's sources:
 - Experts: EP groups come out of dp_shard x cp x tp. v0.2.2: expert_tensor_parallel_degree must be 1 or tp when
   ep > 1; with ep = 1 experts are TP-sharded (etp = tp). b5bcd76 has no expert TP: ep > 1 needs etp = 1.
 - Recompute: full = mode "full"; selective = per-op SAC (v0.2.2 mode "selective" with selective_ac_option
-  "op"; b5bcd76 SelectiveAC), which saves the expensive matmuls' outputs and recomputes the rest.
+  "op"; b5bcd76 SelectiveAC), which saves the expensive matmuls' outputs and recomputes the rest;
+  selective-layer = v0.2.2 mode "selective" with selective_ac_option "2" (every 2nd transformer block of a
+  rank wrapped in full checkpointing, distributed/activation_checkpoint.py _apply_layer_sac); b5bcd76 has
+  no layer-level SAC (refused).
 - Sequence parallel: b5bcd76 parallelism.enable_sequence_parallel; v0.2.2 always applies it with TP (a plan
   without it runs with less activation memory than planned).
 - FP8: v0.2.2 model.converters ["quantize.linear.float8"] (+ "quantize.grouped_mm.float8" with
@@ -32,6 +35,7 @@ Semantics, from torchtitan's sources:
 
 import json
 
+from costmodels.flops import LAYER_SAC_INTERVAL
 from planner.exports.common import ExportRefused, Target
 from planner.exports.train_layout import TrainView, node_comment_lines, refuse_unsupported, torchrun_line
 
@@ -94,9 +98,6 @@ def _check_common(view: TrainView, target: Target) -> None:
     if mtp and (d["pp"] > 1 or d["cp"] > 1):
         raise ExportRefused(target, "inputs.model.mtp_layers", mtp,
                             f"MTP runs without PP and CP only (plan: pp={d['pp']}, cp={d['cp']})")
-    if d["pp"] > 1 and view.accumulation < d["pp"] * d["vpp"] and d["vpp"] > 1:
-        raise ExportRefused(target, "decision.microbatches", view.accumulation,
-                            f"interleaved schedules need at least pp x vpp = {d['pp'] * d['vpp']} micro-batches")
     for name in ("fp8_dispatch", "a2a_overlap") + (("fp8_allgather",) if target.fmt == "torchtitan" else ()):
         if view.option(name):
             raise ExportRefused(target, f"inputs.workload.{name}", True, "no such setting in this version")
@@ -144,9 +145,9 @@ def toml_job(view: TrainView, target: Target, header: list[str]) -> str:
     local = d["mbs"] * (view.accumulation if d["pp"] > 1 else 1)
     training = {"local_batch_size": local, "global_batch_size": work["global_batch"], "seq_len": work["seq_len"],
                 "mixed_precision_param": "bfloat16"}
-    ac = {"mode": d["recompute"]}
-    if d["recompute"] == "selective":
-        ac["selective_ac_option"] = "op"
+    ac = {"mode": "selective" if d["recompute"] == "selective-layer" else d["recompute"]}
+    if d["recompute"] in ("selective", "selective-layer"):
+        ac["selective_ac_option"] = "op" if d["recompute"] == "selective" else str(LAYER_SAC_INTERVAL)
     sections = [("parallelism", _parallelism(view, target)), ("training", training), ("activation_checkpoint", ac)]
     if work["dtype"] == "fp8":
         moe = bool(view.model.get("moe"))
@@ -210,6 +211,10 @@ def python_recipe(view: TrainView, target: Target, header: list[str]) -> str:
         values.append(("compile.enable", True))
     if view.tp_overlap(default=False):
         values.append(("compile.enable_async_tensor_parallel", True))
+    if d["recompute"] == "selective-layer":
+        raise ExportRefused(target, "decision.recompute", d["recompute"], "b5bcd76 has no layer-level selective "
+                            "checkpointing (FullAC, SelectiveAC per op, memory budget); v0.2.2 has it: export "
+                            "torchtitan-toml")
     ac = {"none": "None", "full": "FullAC.Config()", "selective": "SelectiveAC.Config()"}[d["recompute"]]
     lines = [*header, *node_comment_lines(view, target),
              "# put this module beside your recipes and return parplan_config(<your recipe>(), model_registry, "

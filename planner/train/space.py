@@ -17,6 +17,7 @@ hosts either as many stages as fit in it or none; the used pools take consecutiv
 import itertools
 from dataclasses import dataclass
 
+from costmodels.framework import LEGACY_RECOMPUTE
 from costmodels.hardware import NodePool
 from costmodels.parallel import ParallelConfig
 from costmodels.training import framework_problems
@@ -123,6 +124,14 @@ def hetero_shapes(request: TrainRequest) -> list[tuple[Shape, tuple[str, ...]]]:
     return sorted(out)
 
 
+def _recompute_modes(request: TrainRequest) -> list[str]:
+    """The recompute modes to search: the options' modes less those only an older version of the framework ran
+    (costmodels.framework.LEGACY_RECOMPUTE), unless nothing else was asked for."""
+    legacy = LEGACY_RECOMPUTE.get(request.workload.framework, ())
+    modes = list(request.options.recompute_modes)
+    return [r for r in modes if r not in legacy] or modes
+
+
 def configs_for_shape(request: TrainRequest, shape: Shape) -> list[ParallelConfig]:
     """Every ParallelConfig of one shape (mbs, vpp, zero, recompute, sp), in a fixed order."""
     model, opts, gbs = request.model, request.options, request.workload.global_batch
@@ -140,7 +149,7 @@ def configs_for_shape(request: TrainRequest, shape: Shape) -> list[ParallelConfi
             vpps += [v for v in range(2, opts.max_vpp + 1) if model.layers >= shape.pp * v and m % shape.pp == 0]
         for vpp in vpps:
             for zero in sorted(opts.zero_stages):
-                for recompute in opts.recompute_modes:
+                for recompute in _recompute_modes(request):
                     for sp in sps:
                         c = ParallelConfig(tp=shape.tp, pp=shape.pp, dp=shape.dp, cp=shape.cp, ep=shape.ep,
                                            etp=shape.etp, vpp=vpp, mbs=mbs, zero=zero, recompute=recompute,

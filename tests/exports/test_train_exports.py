@@ -38,6 +38,7 @@ def matrix():
         "uneven": edited(cp, cp=1, dp=2, microbatches=8, stage_layers=[3, 5], recompute="selective"),
         "uneven4": edited(cp, pp=4, cp=1, dp=1, microbatches=16, stage_layers=[1, 3, 3, 1], recompute="full"),
         "interleaved": edited(cp, vpp=2, cp=1, dp=2, microbatches=8, recompute="full"),
+        "layer_sac": edited(cp, vpp=2, cp=1, dp=2, microbatches=8, recompute="selective-layer"),
     }
 
 
@@ -123,10 +124,49 @@ def test_torchtitan_toml_batch_and_parts(case):
         layers = [sum(name.startswith("layers.") for name in part) for part in parts]
         assert [sum(layers[s::d["pp"]]) for s in range(d["pp"])] == d["stage_layers"]
         assert parts[0][0] == "tok_embeddings" and parts[-1][-2:] == ["norm", "output"]
-    mode = {"none": "none", "full": "full", "selective": "selective"}[d["recompute"]]
+    mode = {"none": "none", "full": "full", "selective": "selective", "selective-layer": "selective"}[d["recompute"]]
     assert job["activation_checkpoint"]["mode"] == mode
     if mode == "selective":
-        assert job["activation_checkpoint"]["selective_ac_option"] == "op"
+        option = {"selective": "op", "selective-layer": "2"}[d["recompute"]]
+        assert job["activation_checkpoint"]["selective_ac_option"] == option
+
+
+def test_layer_sac_in_each_format():
+    """selective-layer: Megatron block recompute of half of every virtual stage (2 layers each here), torchtitan
+    v0.2.2 selective_ac_option "2"; refused by torchtitan b5bcd76 (no layer SAC), by DeepSpeed, and by Megatron
+    when the stages differ."""
+    plan = CASES["layer_sac"]
+    assert [len(chunks) if isinstance(chunks, list) else chunks for chunks in plan["decision"]["stage_layers"]] \
+        == [4, 4] and plan["decision"]["vpp"] == 2
+    args = _megatron_args(export(plan, "megatron"))
+    assert (args["--recompute-granularity"], args["--recompute-method"], args["--recompute-num-layers"]) == \
+        ("full", "block", "1")
+    ac = tomllib.loads(export(plan, "torchtitan-toml"))["activation_checkpoint"]
+    assert ac == {"mode": "selective", "selective_ac_option": "2"}
+    with pytest.raises(ExportRefused, match=r"decision\.recompute.*b5bcd76 has no layer-level"):
+        export(plan, "torchtitan")
+    with pytest.raises(ExportRefused, match=r"decision\.recompute.*every other layer"):
+        export(edited(planned("dense"), recompute="selective-layer"), "deepspeed")
+    uneven = edited(planned("cp_pp_tp"), cp=1, dp=2, microbatches=8, stage_layers=[3, 5], recompute="selective-layer")
+    with pytest.raises(ExportRefused, match=r"decision\.recompute.*same even number of layers.*\[3, 5\]"):
+        export(uneven, "megatron")
+
+
+def test_layer_sac_is_searched_where_the_current_framework_runs_it():
+    """Megatron plans may choose selective-layer; torchtitan's default search leaves it out (b5bcd76 removed
+    it) unless it is the only mode asked for, and that plan exports to v0.2.2."""
+    cluster = ClusterSpec.homogeneous(device(), 8, 4)
+    for framework, modes, searched in (("megatron", None, True), ("torchtitan", None, False),
+                                       ("torchtitan", ("selective-layer",), True)):
+        wl = TrainingWorkload(global_batch=16, seq_len=1024, framework=framework)
+        opts = dict(FAST, **({"recompute_modes": modes} if modes else {}))
+        request = TrainRequest(model=model(), cluster=cluster, workload=wl, options=TrainOptions(**opts))
+        found = {c.recompute for shape in shapes(request, 8, cluster.primary)
+                 for c in configs_for_shape(request, shape)}
+        assert ("selective-layer" in found) == searched, (framework, modes)
+    plan = plan_training(model(), cluster, wl, options=TrainOptions(**FAST, recompute_modes=("selective-layer",)))
+    assert plan["decision"]["recompute"] == "selective-layer"
+    assert tomllib.loads(export(plan, "torchtitan-toml"))["activation_checkpoint"]["selective_ac_option"] == "2"
 
 
 def test_torchtitan_recipe_mtp_sets_model_and_loss():
