@@ -36,6 +36,7 @@ Kernel formulas: costmodels/serving_kernels.py (GEMMs in the weight dtype at its
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,24 @@ ENGINES = {
        for name in MEASURED_ENGINES},
 }
 DEFAULT_ENGINE = "legacy"
+
+
+def default_prefill_token_budget(engine: str, device: DeviceSpec) -> int:
+    """Tokens one prefill iteration carries at most by default (1 = one prompt per step) — the engine's own default:
+      vllm    `max_num_batched_tokens` of `vllm serve`: 8192 on GPUs with >= 70 GiB that are not A100, else 2048
+              (vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults, UsageContext.OPENAI_API_SERVER)
+      sglang  `chunked_prefill_size` by GPU memory: < 35 GiB 2048, < 60 GiB 4096, < 160 GiB 8192, else 16384
+              (sglang/srt/server_args.py); with DP attention it is the instance's total (each rank gets 1/dp)
+      trtllm  `max_num_tokens` 8192 (trtllm-serve / LLM API default; some releases document 2048)
+      legacy, modern: one prompt per step (the 2023 Splitwise-profiled vLLM the legacy constants are fitted to)."""
+    gib = device.hbm_bytes / 2**30
+    if engine == "vllm":
+        return 8192 if gib >= 70 and "a100" not in device.name.lower() else 2048
+    if engine == "sglang":
+        return 2048 if gib < 35 else 4096 if gib < 60 else 8192 if gib < 160 else 16384
+    if engine == "trtllm":
+        return 8192
+    return 1
 
 
 def kernel_constants(device: DeviceSpec, engine: EngineModel) -> KernelConstants:
@@ -205,19 +224,45 @@ def _layer_kinds(model: ModelSpec, pp: int) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PromptGroup:
+    """`count` prompts (or prompt chunks) of one length prefilled in an engine iteration."""
+
+    count: float
+    """prompts of this length in the step"""
+    tokens: float
+    """tokens each computes in this step"""
+    context: float = 0.0
+    """cached tokens before them (earlier chunks, shared prefix)"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StepLoad:
-    """The work of one engine iteration: decode tokens plus prompt chunks."""
+    """The work of one engine iteration: decode tokens plus prompts (varlen: each prompt attends to itself only)."""
 
     decode_seqs: float
     """sequences decoding one token each"""
     decode_ctx: float
     """their context length"""
-    prefill_seqs: float
-    """prompt chunks prefilled in this iteration"""
-    prefill_len: float
-    """tokens per chunk"""
-    prefill_ctx: float
-    """cached tokens before each chunk (earlier chunks, shared prefix)"""
+    prompts: tuple[PromptGroup, ...] = ()
+    """prompts prefilled in this iteration, grouped by (tokens, context)"""
+
+    @property
+    def prefill_seqs(self) -> float:
+        return sum(g.count for g in self.prompts)
+
+    @property
+    def prefill_tokens(self) -> float:
+        return sum(g.count * g.tokens for g in self.prompts)
+
+    def busiest_replica(self, dp: int) -> tuple[PromptGroup, ...]:
+        """The prompts of the busiest of dp attention replicas: with no more prompts than replicas each runs on its
+        own replica and the busiest holds the longest; otherwise every group spreads evenly (count/dp each)."""
+        if not self.prompts:
+            return ()
+        if self.prefill_seqs <= dp:
+            longest = max(self.prompts, key=lambda g: (g.tokens * (g.tokens / 2 + g.context), g.tokens))
+            return (PromptGroup(count=1.0, tokens=longest.tokens, context=longest.context),)
+        return tuple(PromptGroup(count=g.count / dp, tokens=g.tokens, context=g.context) for g in self.prompts)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -251,10 +296,14 @@ def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp:
     else:
         qk_dim = v_dim = model.head_dim
     t = 0.0
-    p_seqs = max(1.0, load.prefill_seqs / dp) if load.prefill_seqs else 0.0
-    if p_seqs:
-        rows = load.prefill_len / 2 + load.prefill_ctx
-        flops = 2 * p_seqs * load.prefill_len * rows * heads * (qk_dim + v_dim)
+    mine = load.busiest_replica(dp)
+    if mine:
+        # one varlen flash-attention kernel: each prompt's causal work (its tokens x its mean keys per row), the
+        # efficiency curve at the FLOP-weighted mean keys per row
+        work = [(2 * g.count * g.tokens * (g.tokens / 2 + g.context) * heads * (qk_dim + v_dim),
+                 g.tokens / 2 + g.context) for g in mine]
+        flops = sum(f for f, _ in work)
+        rows = work[0][1] if len(work) == 1 else sum(f * r for f, r in work) / flops
         t += prefill_attention_s(ek, flops, rows)
     d_seqs = load.decode_seqs / dp
     if d_seqs:
@@ -300,13 +349,13 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
     """Time of the blocks of the slowest stage for one engine iteration, by part (s); and the kernels launched.
 
     With DP attention (dp > 1) the sequences are spread over dp attention replicas (the busiest one holds
-    decode_seqs/dp decode sequences, max(1, prefill_seqs/dp) prompts); the MoE layers see every token of the
+    decode_seqs/dp decode sequences, StepLoad.busiest_replica's prompts); the MoE layers see every token of the
     instance, experts spread over ep of the tp·dp GPUs.
     """
     dp, tp, ep = shape.dp, shape.tp, shape.ep
-    p_seqs = max(1.0, load.prefill_seqs / dp) if load.prefill_seqs else 0.0
-    local = load.decode_seqs / dp + p_seqs * load.prefill_len  # tokens of the busiest attention replica
-    tokens = load.decode_seqs + load.prefill_seqs * load.prefill_len  # tokens of the whole instance (MoE layers)
+    # tokens of the busiest attention replica, and of the whole instance (MoE layers)
+    local = load.decode_seqs / dp + sum(g.count * g.tokens for g in load.busiest_replica(dp))
+    tokens = load.decode_seqs + load.prefill_tokens
     act = 2.0  # activations between kernels and on the wire stay in BF16
     out = {"gemm_s": 0.0, "attention_s": 0.0, "elementwise_s": 0.0, "allreduce_s": 0.0, "alltoall_s": 0.0}
     kernels = 0
@@ -363,17 +412,38 @@ def _precision(dtype: str, kv_dtype: str, skew: float) -> Precision:
 def prefill_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float, prompt_len: float,
                  context_len: float = 0.0, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
                  skew: float = 1.0, devices_per_node: int | None = None) -> dict[str, Any]:
-    """Latency of prefilling `batch` prompts of `prompt_len` tokens together (after `context_len` cached tokens).
+    """Latency of prefilling `batch` prompts of `prompt_len` tokens together (after `context_len` cached tokens):
+    prefill_batch_time with `batch` equal prompts. Returns {"time_s": ..., breakdown...}."""
+    group = PromptGroup(count=batch, tokens=prompt_len, context=context_len)
+    return _prefill_step(model, device, shape, (group,), engine=engine, prec=_precision(dtype, kv_dtype, skew),
+                         devices_per_node=devices_per_node)
 
-    Returns {"time_s": ..., breakdown...}.
-    """
-    prec = _precision(dtype, kv_dtype, skew)
+
+def prefill_batch_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *,
+                       prompts: Sequence[tuple[float, float]], engine: str = DEFAULT_ENGINE, dtype: str = "bf16",
+                       kv_dtype: str = "", skew: float = 1.0, devices_per_node: int | None = None) -> dict[str, Any]:
+    """One prefill iteration carrying several prompts, each (tokens computed, cached context tokens): the GEMMs and
+    MoE layers run on the summed tokens, attention is varlen (each prompt's own causal work), one LM-head row per
+    prompt. With one prompt it is prefill_time(batch=1). Returns {"time_s": ..., breakdown...}."""
+    require(len(prompts) >= 1, "needs at least one prompt", field="prompts")
+    counts: dict[tuple[float, float], int] = {}
+    for tokens, context in prompts:
+        require(tokens >= 1 and context >= 0, f"prompt ({tokens}, {context}) needs tokens >= 1, context >= 0",
+                field="prompts")
+        counts[(float(tokens), float(context))] = counts.get((float(tokens), float(context)), 0) + 1
+    groups = tuple(PromptGroup(count=n, tokens=t, context=c) for (t, c), n in sorted(counts.items()))
+    return _prefill_step(model, device, shape, groups, engine=engine, prec=_precision(dtype, kv_dtype, skew),
+                         devices_per_node=devices_per_node)
+
+
+def _prefill_step(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, groups: tuple[PromptGroup, ...], *,
+                  engine: str, prec: Precision, devices_per_node: int | None) -> dict[str, Any]:
+    """The prefill iteration of `groups` (the one formula behind prefill_time and prefill_batch_time)."""
     eng = engine_model(engine)
-    load = StepLoad(decode_seqs=0.0, decode_ctx=0.0, prefill_seqs=batch, prefill_len=prompt_len,
-                    prefill_ctx=context_len)
+    load = StepLoad(decode_seqs=0.0, decode_ctx=0.0, prompts=groups)
     ek = engine_kernels(device, eng, devices_per_node)
     parts, kernels = _step_layers(model, ek, shape, eng, load, prec)
-    total = _stage_total(model, ek, shape, parts, tokens=batch * prompt_len, sampled=batch,
+    total = _stage_total(model, ek, shape, parts, tokens=load.prefill_tokens, sampled=load.prefill_seqs,
                          devices_per_node=devices_per_node)
     cal = device.calibration
     gpu = sum(total.values())
@@ -395,8 +465,7 @@ def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     """
     prec = _precision(dtype, kv_dtype, skew)
     eng = engine_model(engine)
-    load = StepLoad(decode_seqs=batch * tokens_per_seq, decode_ctx=context_len / tokens_per_seq, prefill_seqs=0.0,
-                    prefill_len=0.0, prefill_ctx=0.0)
+    load = StepLoad(decode_seqs=batch * tokens_per_seq, decode_ctx=context_len / tokens_per_seq)
     ek = engine_kernels(device, eng, devices_per_node)
     parts, _ = _step_layers(model, ek, shape, eng, load, prec)
     total = _stage_total(model, ek, shape, parts, tokens=batch * tokens_per_seq,
@@ -414,8 +483,8 @@ def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, 
     """One chunked-prefill iteration (Sarathi): decode_batch decode tokens plus a prompt chunk of chunk_tokens."""
     prec = _precision(dtype, kv_dtype, skew)
     eng = engine_model(engine)
-    load = StepLoad(decode_seqs=decode_batch, decode_ctx=decode_context, prefill_seqs=1 if chunk_tokens > 0 else 0,
-                    prefill_len=chunk_tokens, prefill_ctx=chunk_context)
+    chunk = (PromptGroup(count=1, tokens=chunk_tokens, context=chunk_context),) if chunk_tokens > 0 else ()
+    load = StepLoad(decode_seqs=decode_batch, decode_ctx=decode_context, prompts=chunk)
     ek = engine_kernels(device, eng, devices_per_node)
     parts, kernels = _step_layers(model, ek, shape, eng, load, prec)
     total = _stage_total(model, ek, shape, parts, tokens=decode_batch + chunk_tokens,

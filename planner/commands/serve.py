@@ -26,13 +26,31 @@ _DTYPES = click.Choice(["bf16", "fp16", "fp8"])
 
 
 def _feature_options(f):
-    """--prefix-len, --spec-depth, --spec-accept (shared by plan serve and estimate serve)."""
+    """--prefix-len, --prefill-token-budget, --spec-depth, --spec-accept (plan serve and estimate serve)."""
     f = click.option("--spec-accept", type=float, default=1.0, show_default=True,
                      help="Speculative decoding / MTP: mean tokens emitted per decode step (1 .. spec-depth + 1).")(f)
     f = click.option("--spec-depth", type=int, default=0, show_default=True,
                      help="Speculative decoding / MTP: draft tokens verified per decode step (0: off).")(f)
+    f = click.option("--prefill-token-budget", type=str, default=None, metavar="N",
+                     help="Tokens one prefill step carries: queued prompts are batched up to it (vLLM "
+                          "max_num_batched_tokens, SGLang chunked_prefill_size, TRT-LLM max_num_tokens; default: "
+                          "the engine's default for the GPU; legacy/modern: one prompt per step).")(f)
     return click.option("--prefix-len", type=int, default=0, show_default=True,
                         help="Prompt tokens of a shared prefix already in the prefix cache (prefill skips them).")(f)
+
+
+def _token_budget(text: str | None) -> int | None:
+    """--prefill-token-budget as an integer >= 1 (SpecError naming the flag otherwise); None when not given."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise SpecError(f"must be an integer >= 1 (tokens per prefill step), got {text!r}",
+                        field="prefill-token-budget") from None
+    if value < 1:
+        raise SpecError(f"must be an integer >= 1 (tokens per prefill step), got {value}", field="prefill-token-budget")
+    return value
 
 
 def _dtype_options(f):
@@ -112,8 +130,9 @@ def _names(text: str) -> tuple[str, ...]:
 @output_option
 def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, osl, ttft_ms, tpot_ms, percentile,
                attainment, rate, objective, top, pareto, robust, lengths_csv, lognormal, arrival, engine, dtype,
-               kv_dtype, moe_skew, quant_block, prefix_len, spec_depth, spec_accept, ep, attention_dp, modes,
-               prefill_pools, decode_pools, requests, seed, verify_seeds, verify_layouts, time_limit_s, output):
+               kv_dtype, moe_skew, quant_block, prefix_len, prefill_token_budget, spec_depth, spec_accept, ep,
+               attention_dp, modes, prefill_pools, decode_pools, requests, seed, verify_seeds, verify_layouts,
+               time_limit_s, output):
     """Prefill/decode split (or colocated / intra-GPU) maximising goodput under TTFT/TPOT SLOs."""
     from planner import plan_serving
     from planner.serve import ServeOptions, ServingWorkload, explain
@@ -135,6 +154,7 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                            simulate_requests=requests, seed=seed, verify_seeds=verify_seeds,
                            verify_layouts=verify_layouts, spec_depth=spec_depth, spec_accept=spec_accept, top=top,
                            pareto=pareto, time_limit_s=time_limit_s,
+                           prefill_token_budget=_token_budget(prefill_token_budget),
                            prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools), robust=robust)
     plan = plan_serving(model, cluster, workload, objective=objective or ("gpus" if rate else "goodput"),
                         options=options, progress=progress)
@@ -164,14 +184,15 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
 @gpus_per_node_option
 @output_option
 def estimate_serve(model_ref, gpu_ref, tp, pp, ep, dp, batch, isl, osl, engine, dtype, kv_dtype, moe_skew, quant_block,
-                   prefix_len, spec_depth, spec_accept, offline, gpus_per_node, output):
+                   prefix_len, prefill_token_budget, spec_depth, spec_accept, offline, gpus_per_node, output):
     """Prefill latency and mean decode step of one instance shape and batch."""
     from planner.serve import estimate_serving, explain
 
     plan = estimate_serving(profiles.load_model(model_ref), profiles.load_device(gpu_ref), tp=tp, pp=pp, ep=ep, dp=dp,
                             batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
                             moe_skew=moe_skew, quant_block=quant_block, devices_per_node=gpus_per_node,
-                            prefix_len=prefix_len, spec_depth=spec_depth, spec_accept=spec_accept, offline=offline)
+                            prefix_len=prefix_len, spec_depth=spec_depth, spec_accept=spec_accept, offline=offline,
+                            prefill_token_budget=_token_budget(prefill_token_budget))
     emit(plan, output, explain(plan))
 
 

@@ -4,9 +4,11 @@ Notation: λ arrival rate (req/s); L, O input/output lengths (distribution from 
 percentile; P(L) prefill time of one prompt; t_kv(L) KV transfer time; d(B, c) decode step of B sequences at
 context c; T_ttft, T_tpot the SLOs.
   prefill   one router queue in front of the prefill instances (the first free instance takes the oldest
-            prompt): c instances of a shape form an M/G/c queue with service S = P(L)/pp (pp stages pipeline
-            prompts): w_q(λ; c) + P(L_q) + t_kv(L_q) ≤ T_ttft → λ_P(c) = largest λ meeting it, for c = 1 ..
-            MAX_POOLED (costmodels.queueing; λ_P(1) is the M/G/1 figure, λ_P(c) ≥ c·λ_P(1))
+            prompts): each step carries every queued prompt that fits the token budget B (batched prefill,
+            planner.serve.batching); c instances of a shape with batch cap k form an M/G/(c·k) queue with per-slot
+            service S_k = P_k(L)/pp (pp stages pipeline steps): w_q(λ; c·k) + P_k(L_q) + t_kv(L_q) ≤ T_ttft →
+            λ_P(c) = largest λ meeting it over the caps k, for c = 1 .. MAX_POOLED (costmodels.queueing; with B = 1
+            λ_P(1) is the M/G/1 figure, λ_P(c) ≥ c·λ_P(1))
   decode    B_max = largest B with d(B, c̄) ≤ T_tpot and B·(L+O)_q ≤ KV capacity, c̄ the time-averaged
             context E[L·O]/E[O] + E[O²]/(2E[O]); slots busy at the (1+3q)/4 quantile ≤ B_max (square-root
             staffing) → λ_D = a_max / (E[O]·d(B_max, c̄))
@@ -14,9 +16,9 @@ context c; T_ttft, T_tpot the SLOs.
             m(B, C) ≤ T_tpot; prompts are an M/G/1 queue with service ⌈L/C⌉·m(B, C);
             λ = min(λ_P, λ_D), maximised over C ∈ CHUNKS (B the largest feasible for each C)
   intra_gpu semi-PD: prefill gets a compute share s, decode 1 − s of the same GPUs (no KV transfer);
-            prefill time P/s, decode step d·max(1, BW_SATURATION_SHARE/(1 − s)) (HBM bandwidth saturates
-            with BW_SATURATION_SHARE of the SMs); both engine processes hold the weights, so the KV room is
-            the HBM left after two copies; λ_P(s) increases and λ_D(s) decreases in s, so
+            prefill steps (batched as above) P/s, decode step d·max(1, BW_SATURATION_SHARE/(1 − s)) (HBM
+            bandwidth saturates with BW_SATURATION_SHARE of the SMs); both engine processes hold the weights, so
+            the KV room is the HBM left after two copies; λ_P(s) increases and λ_D(s) decreases in s, so
             max_s min(λ_P, λ_D) is at their crossing, found by bisection (exact to SHARE_TOL).
 """
 
@@ -30,17 +32,19 @@ from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec, NodePool
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
-from costmodels.queueing import max_offered_load, mg1_max_rate, mgc_max_rate, mgc_wait_quantile_s
+from costmodels.queueing import max_offered_load, mg1_max_rate
 from costmodels.serving import (
     InstanceShape,
     check_shape,
     decode_step_time,
+    default_prefill_token_budget,
     kv_capacity_tokens,
     kv_transfer_time,
     mixed_step_time,
     prefill_time,
     quant_block_problem,
 )
+from planner.serve import batching
 from planner.serve.request import ServeOptions, ServingWorkload
 
 CHUNKS = (256, 512, 1024, 2048, 4096)
@@ -116,6 +120,10 @@ class Candidate:
     """price of one instance"""
     pooled_rps: tuple[float, ...] = ()
     """prefill: SLO-feasible rate of c instances behind one router for c = 1, 2, ... (M/G/c); empty: c x one"""
+    prefill_token_budget: int = 0
+    """prefill and intra_gpu: tokens one prefill step carries (1 = one prompt per step; 0 = no prefill server)"""
+    caps: tuple[batching.CapModel, ...] = ()
+    """prefill and intra_gpu: the batched prefill server's queueing model per batch cap (planner.serve.batching)"""
 
     def group_rps(self, count: int) -> float:
         """SLO-feasible rate of `count` instances of this candidate (pooled for prefill)."""
@@ -144,15 +152,20 @@ class Candidate:
         return f"{self.role}:{self.pool}{extra}:tp{self.tp}pp{self.pp}ep{self.ep}dp{self.dp}"
 
     def ttft_quantile_s(self, rate: float, quantile: float, servers: int = 1) -> float:
-        """Predicted TTFT percentile of `servers` pooled instances (one router queue) at total arrival rate `rate`."""
-        return mgc_wait_quantile_s(rate, self.mean_service_s, self.second_moment_s2, quantile, servers) \
-            + self.ttft_floor_s
+        """Predicted TTFT percentile of `servers` pooled instances (one router queue) at total arrival rate `rate`:
+        the batched prefill server's best batch cap (planner.serve.batching)."""
+        caps = self.caps or (batching.CapModel(cap=1, mean_s=self.mean_service_s, second_s2=self.second_moment_s2,
+                                               floor_s=self.ttft_floor_s),)
+        return batching.ttft_quantile_s(caps, rate, quantile, servers)
 
     def to_json(self) -> dict:
-        return {"role": self.role, "pool": self.pool, "dest_pool": self.dest_pool, "tp": self.tp, "pp": self.pp,
-                "ep": self.ep, "dp": self.dp, "gpus": self.gpus, "capacity_rps": self.capacity_rps,
-                "max_batch": self.max_batch, "chunk_tokens": self.chunk_tokens, "prefill_share": self.prefill_share,
-                "ttft_floor_s": self.ttft_floor_s, "tpot_s": self.tpot_s}
+        out = {"role": self.role, "pool": self.pool, "dest_pool": self.dest_pool, "tp": self.tp, "pp": self.pp,
+               "ep": self.ep, "dp": self.dp, "gpus": self.gpus, "capacity_rps": self.capacity_rps,
+               "max_batch": self.max_batch, "chunk_tokens": self.chunk_tokens, "prefill_share": self.prefill_share,
+               "ttft_floor_s": self.ttft_floor_s, "tpot_s": self.tpot_s}
+        if self.prefill_token_budget:
+            out["prefill_token_budget"] = self.prefill_token_budget
+        return out
 
 
 def shapes_for(model: ModelSpec, pool: NodePool, options: ServeOptions) -> list[InstanceShape]:
@@ -208,17 +221,31 @@ class CapacityModel:
         self.stats = LengthStats.of(workload)
         self.q = workload.quantile
         self.slot_q = (1 + 3 * self.q) / 4
+        self._tables: dict[tuple[str, InstanceShape], batching.PrefillTable] = {}
 
     def _kw(self, pool: NodePool) -> dict:
         o = self.options
         return {"engine": o.engine, "dtype": o.dtype, "kv_dtype": o.kv_dtype, "skew": o.moe_skew,
                 "devices_per_node": pool.devices_per_node}
 
-    def prefill_seconds(self, pool: NodePool, shape: InstanceShape, n: float) -> float:
-        """Prefill of one prompt of n tokens whose shared prefix (workload.prefix_len) is already cached."""
+    def prefill_seconds(self, pool: NodePool, shape: InstanceShape, n: float, batch: int = 1) -> float:
+        """One prefill step of `batch` prompts of n tokens each whose shared prefix (workload.prefix_len) is cached."""
         cached = min(float(self.workload.prefix_len), n - 1.0)
-        return prefill_time(self.model, pool.device, shape, batch=1, prompt_len=n - cached, context_len=cached,
+        return prefill_time(self.model, pool.device, shape, batch=batch, prompt_len=n - cached, context_len=cached,
                             **self._kw(pool))["time_s"]
+
+    def prefill_token_budget(self, pool: NodePool) -> int:
+        """Tokens one prefill step carries on this pool: the option, else the engine's default for the device."""
+        return self.options.prefill_token_budget or default_prefill_token_budget(self.options.engine, pool.device)
+
+    def prefill_table(self, pool: NodePool, shape: InstanceShape) -> batching.PrefillTable:
+        """Batched prefill step times of a shape on a pool (built once per CapacityModel)."""
+        key = (pool.name, shape)
+        if key not in self._tables:
+            self._tables[key] = batching.build_table(lambda k, n: self.prefill_seconds(pool, shape, n, k),
+                                                     length_grid(self.stats), self.prefill_token_budget(pool),
+                                                     self.workload.prefix_len)
+        return self._tables[key]
 
     def token_seconds(self, pool: NodePool, shape: InstanceShape, batch: float, context: float) -> float:
         """Decode time per emitted token: one step verifying spec_depth + 1 tokens per sequence / spec_accept."""
@@ -232,15 +259,6 @@ class CapacityModel:
                                chunk_tokens=chunk, chunk_context=self.stats.mean_in / 2 + self.workload.prefix_len / 2,
                                **self._kw(pool))
 
-    def _prefill_moments(self, pool: NodePool, shape: InstanceShape, scale: float = 1.0) -> tuple[float, float, float]:
-        """(E[S], E[S²], P(L_q)) of the prefill service, S = P(L)/pp, scaled by `scale`."""
-        grid = length_grid(self.stats)
-        times = np.array([self.prefill_seconds(pool, shape, float(n)) for n in grid])
-        s = np.interp(np.asarray(self.stats.inputs), grid, times) * scale
-        service = s / shape.pp
-        q_time = float(np.interp(self.stats.q_in, grid, times)) * scale
-        return float(service.mean()), float((service ** 2).mean()), q_time
-
     def transfer(self, src: NodePool, dst: NodePool, shape: InstanceShape, tokens: float) -> tuple[float, float]:
         """(seconds, bytes/s per GPU) of a KV transfer from a prefill instance on src to a decode instance on dst."""
         bw, lat = kv_link(self.cluster, src, dst)
@@ -253,17 +271,18 @@ class CapacityModel:
         room = kv_capacity_tokens(self.model, pool.device, shape, self.options.dtype, self.options.kv_dtype)
         if room < self.stats.q_in:
             return None
-        mean_s, m2, p_q = self._prefill_moments(pool, shape)
         t_kv, _ = self.transfer(pool, dest, shape, self.stats.q_in)
-        floor = p_q + t_kv
-        budget = self.workload.ttft_s - floor
+        table = self.prefill_table(pool, shape)
+        caps = batching.cap_models(table, np.asarray(self.stats.inputs), self.stats.q_in, shape.pp, t_kv)
         most = min(MAX_POOLED, pool.num_devices // shape.gpus)
-        pooled = tuple(mgc_max_rate(mean_s, m2, self.q, budget, c) for c in range(1, most + 1))
+        pooled = batching.pooled_rates(caps, self.q, self.workload.ttft_s, most)
         kv_req = self.stats.mean_in * kv_bytes_per_token(self.model, self.options.kv_dtype or self.options.dtype)
+        one = caps[0]  # batches of one: the zero-load TTFT and the one-prompt service moments
         return Candidate(role="prefill", pool=pool.name, dest_pool=dest.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
-                         dp=shape.dp, gpus=shape.gpus, capacity_rps=pooled[0] if pooled else 0.0, ttft_floor_s=floor,
-                         mean_service_s=mean_s, second_moment_s2=m2, kv_bytes_per_req=kv_req,
-                         cost_per_hour=pool.device.cost_per_hour * shape.gpus, pooled_rps=pooled)
+                         dp=shape.dp, gpus=shape.gpus, capacity_rps=pooled[0] if pooled else 0.0,
+                         ttft_floor_s=one.floor_s, mean_service_s=one.mean_s, second_moment_s2=one.second_s2,
+                         kv_bytes_per_req=kv_req, cost_per_hour=pool.device.cost_per_hour * shape.gpus,
+                         pooled_rps=pooled, prefill_token_budget=table.budget, caps=caps)
 
     def _largest_batch(self, step, limit: int, budget_s: float) -> tuple[int, float]:
         """Largest B ≤ limit with step(B) ≤ budget (step nondecreasing in B): (B, step(B)); (0, step(1)) if none."""
@@ -331,12 +350,15 @@ class CapacityModel:
                                  second_moment_s2=m2, cost_per_hour=pool.device.cost_per_hour * shape.gpus)
         return best
 
-    def intra_gpu_rates(self, pool: NodePool, shape: InstanceShape, share: float,
-                        moments: tuple | None = None) -> tuple[float, float, Candidate | None]:
+    def intra_gpu_caps(self, pool: NodePool, shape: InstanceShape, share: float) -> tuple[batching.CapModel, ...]:
+        """The batched prefill server of an intra-GPU instance at compute share s (step times / s, no transfer)."""
+        return batching.cap_models(self.prefill_table(pool, shape), np.asarray(self.stats.inputs), self.stats.q_in,
+                                   shape.pp, 0.0, scale=1.0 / share)
+
+    def intra_gpu_rates(self, pool: NodePool, shape: InstanceShape,
+                        share: float) -> tuple[float, float, Candidate | None]:
         """(λ_P(s), λ_D(s), decode candidate) of an intra-GPU instance giving prefill the compute share s."""
-        mean_s, m2, p_q = moments or self._prefill_moments(pool, shape)
-        scale = 1.0 / share
-        rate_p = mg1_max_rate(mean_s * scale, m2 * scale * scale, self.q, self.workload.ttft_s - p_q * scale)
+        rate_p = batching.pooled_rates(self.intra_gpu_caps(pool, shape, share), self.q, self.workload.ttft_s, 1)[0]
         dec = self.decode(pool, shape, slowdown=max(1.0, BW_SATURATION_SHARE / (1.0 - share)),
                           weight_copies=INTRA_GPU_WEIGHT_COPIES)
         return rate_p, dec.capacity_rps if dec else 0.0, dec
@@ -344,32 +366,29 @@ class CapacityModel:
     def intra_gpu(self, pool: NodePool, shape: InstanceShape) -> Candidate | None:
         if self._memory_batch(pool, shape, INTRA_GPU_WEIGHT_COPIES) < 1:
             return None
-        mean_s, m2, p_q = self._prefill_moments(pool, shape)
-
-        def evaluate(share: float) -> tuple[float, float, Candidate | None]:
-            return self.intra_gpu_rates(pool, shape, share, (mean_s, m2, p_q))
-
         lo, hi = SHARE_TOL, 1.0 - SHARE_TOL
         # λ_P(s) increases and λ_D(s) decreases in s: bisection on the sign of λ_P − λ_D finds the crossing
         while hi - lo > SHARE_TOL:
             mid = 0.5 * (lo + hi)
-            rate_p, rate_d, _ = evaluate(mid)
+            rate_p, rate_d, _ = self.intra_gpu_rates(pool, shape, mid)
             if rate_p < rate_d:
                 lo = mid
             else:
                 hi = mid
         options = []
         for s in (lo, hi):
-            rate_p, rate_d, dec = evaluate(s)
+            rate_p, rate_d, dec = self.intra_gpu_rates(pool, shape, s)
             options.append((min(rate_p, rate_d), -s, s, dec))
         rate, _, share, dec = max(options, key=lambda o: (o[0], o[1]))
         if dec is None or rate <= 0:
             return None
+        caps = self.intra_gpu_caps(pool, shape, share)
         return Candidate(role="intra_gpu", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
                          dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=dec.max_batch,
-                         prefill_share=share, ttft_floor_s=p_q / share, tpot_s=dec.tpot_s,
-                         mean_service_s=mean_s / share, second_moment_s2=m2 / share ** 2,
-                         cost_per_hour=pool.device.cost_per_hour * shape.gpus)
+                         prefill_share=share, ttft_floor_s=caps[0].floor_s, tpot_s=dec.tpot_s,
+                         mean_service_s=caps[0].mean_s, second_moment_s2=caps[0].second_s2,
+                         cost_per_hour=pool.device.cost_per_hour * shape.gpus,
+                         prefill_token_budget=self.prefill_token_budget(pool), caps=caps)
 
 
 def build_candidates(cm: CapacityModel) -> dict[str, list[Candidate]]:

@@ -26,7 +26,8 @@ def _check_estimate(plan: Plan) -> list[str]:
                            kv_dtype=inp.get("kv_dtype", ""), skew=inp.get("moe_skew", 1.0),
                            work=Workload(isl=inp["isl"], osl=inp["osl"], prefix_len=inp.get("prefix_len", 0),
                                          spec_depth=inp.get("spec_depth", 0), spec_accept=inp.get("spec_accept", 1.0),
-                                         offline=inp.get("offline", False)))
+                                         offline=inp.get("offline", False),
+                                         prefill_token_budget=inp.get("prefill_token_budget", 0)))
     problems = []
     keys = ["prefill_s", "decode_step_s", "weights_bytes_per_gpu", "kv_capacity_tokens"]
     keys += ["offline_output_tokens_per_s_per_gpu"] if inp.get("offline") else []

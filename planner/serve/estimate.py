@@ -4,7 +4,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from costmodels.errors import InfeasibleError, require
-from costmodels.hardware import DeviceSpec
+from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
 from costmodels.model import ModelSpec
 from costmodels.serving import (
     DEFAULT_ENGINE,
@@ -12,6 +12,8 @@ from costmodels.serving import (
     Precision,
     check_shape,
     decode_step_time,
+    default_prefill_token_budget,
+    engine_model,
     kv_bytes_per_token_gpu,
     kv_capacity_tokens,
     mean_decode_step_time,
@@ -22,6 +24,7 @@ from costmodels.serving import (
 from planner.confidence import serve_estimate_confidence
 from planner.plan import Plan, make_plan
 from planner.serve.offline import offline_throughput
+from planner.serve.request import check_token_budget
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,6 +43,9 @@ class Workload:
     """mean tokens emitted per decode step, 1 .. spec_depth + 1"""
     offline: bool = False
     """also estimate offline batch inference (planner.serve.offline)"""
+    prefill_token_budget: int = 0
+    """tokens one prefill step carries: the batch is prefilled in steps of max(1, budget // fresh tokens) prompts
+    (0: the whole batch in one step)"""
 
     def __post_init__(self):
         require(self.isl >= 1, f"must be >= 1, got {self.isl}", field="isl")
@@ -57,8 +63,13 @@ def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     work = work or Workload(isl=isl, osl=osl)
     kw = dict(engine=engine, dtype=dtype, kv_dtype=kv_dtype, skew=skew, devices_per_node=devices_per_node)
     per_seq = work.spec_depth + 1.0
-    pre = prefill_time(model, device, shape, batch=batch, prompt_len=isl - work.prefix_len,
-                       context_len=work.prefix_len, **kw)
+    fresh = isl - work.prefix_len
+    per_step = min(batch, max(1, work.prefill_token_budget // fresh)) if work.prefill_token_budget else batch
+    pre = prefill_time(model, device, shape, batch=per_step, prompt_len=fresh, context_len=work.prefix_len, **kw)
+    prefill_s = batch // per_step * pre["time_s"]
+    if batch % per_step:
+        prefill_s += prefill_time(model, device, shape, batch=batch % per_step, prompt_len=fresh,
+                                  context_len=work.prefix_len, **kw)["time_s"]
     mean_step = mean_decode_step_time(model, device, shape, batch=batch, input_len=isl, output_len=osl,
                                       tokens_per_seq=per_seq, **kw)
     last = decode_step_time(model, device, shape, batch=batch, context_len=isl + osl, tokens_per_seq=per_seq, **kw)
@@ -66,7 +77,8 @@ def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     kv_need = batch * (isl + osl) * kv_bytes_per_token_gpu(model, shape, kv_dtype or dtype) / shape.dp
     capacity = kv_capacity_tokens(model, device, shape, dtype, kv_dtype)
     out = {
-        "prefill_s": pre["time_s"],
+        "prefill_s": prefill_s,
+        "prefill_steps": -(-batch // per_step),
         "decode_step_s": mean_step,
         "tpot_s": mean_step / work.spec_accept,
         "decode_tokens_per_s": batch * work.spec_accept / mean_step,
@@ -86,13 +98,22 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
                      batch: int,
                      isl: int, osl: int, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
                      moe_skew: float = 1.0, quant_block: int = 0, devices_per_node: int | None = None,
-                     prefix_len: int = 0, spec_depth: int = 0, spec_accept: float = 1.0, offline: bool = False) -> Plan:
+                     prefix_len: int = 0, spec_depth: int = 0, spec_accept: float = 1.0, offline: bool = False,
+                     prefill_token_budget: int | None = None) -> Plan:
     """An estimate document (kind "estimate", inputs.target "serve") for one instance shape and batch.
 
-    Raises InfeasibleError (exit 3) when an FP8-block checkpoint (quant_block) cannot be split at this shape."""
+    The batch is prefilled in steps of at most `prefill_token_budget` uncached tokens (None: the engine's default,
+    costmodels.serving.default_prefill_token_budget; legacy and modern: the whole batch in one step, as the
+    Splitwise profile measured it). Raises InfeasibleError (exit 3) when an FP8-block checkpoint (quant_block)
+    cannot be split at this shape."""
     require(batch >= 1, f"must be >= 1, got {batch}", field="batch")
+    check_token_budget(prefill_token_budget)
+    engine_model(engine)
+    budget = prefill_token_budget or default_prefill_token_budget(engine, device)
+    if prefill_token_budget is None and engine not in MEASURED_ENGINES:
+        budget = batch * (isl - prefix_len)
     work = Workload(isl=isl, osl=osl, prefix_len=prefix_len, spec_depth=spec_depth, spec_accept=spec_accept,
-                    offline=offline)
+                    offline=offline, prefill_token_budget=budget)
     shape = InstanceShape(tp=tp, pp=pp, ep=ep, dp=dp)
     check_shape(model, shape)
     Precision(dtype=dtype, kv_dtype=kv_dtype, skew=moe_skew)
@@ -118,6 +139,7 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
               "engine": engine,
               "dtype": dtype, "kv_dtype": kv_dtype, "moe_skew": moe_skew, "quant_block": quant_block,
               "prefix_len": prefix_len, "spec_depth": spec_depth, "spec_accept": spec_accept, "offline": offline,
+              "prefill_token_budget": budget,
               "devices_per_node": per_node}
     return make_plan("estimate", inputs=inputs, decision={"tp": tp, "pp": pp, "ep": ep, "dp": dp, "batch": batch},
                      predicted=predicted, feasible=not reasons, infeasible_reasons=reasons)

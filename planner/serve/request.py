@@ -146,6 +146,10 @@ class ServeOptions:
     robust: bool = False
     """plan against the SLOs divided by the 90th-percentile latency factor of the calibration residuals
     (planner/confidence/robust_serve.py), so the SLOs hold even when the cost model is optimistic"""
+    prefill_token_budget: int | None = None
+    """tokens one prefill step of a prefill (or intra-GPU) instance carries: every queued prompt that fits is batched
+    (None: the engine's default on each pool's device, costmodels.serving.default_prefill_token_budget; 1 = one
+    prompt per step)"""
     prefill_pools: tuple[str, ...] = ()
     """pools allowed to host prefill instances in disaggregated mode (empty: any)"""
     decode_pools: tuple[str, ...] = ()
@@ -162,6 +166,7 @@ class ServeOptions:
             v = getattr(self, name)
             require(v >= 0, f"must be >= 0, got {v}", field=name.replace("_", "-"))
         require(self.max_pp >= 1, f"must be >= 1, got {self.max_pp}", field="max_pp")
+        check_token_budget(self.prefill_token_budget)
         for m in self.modes:
             require(m in ("disaggregated", "colocated", "intra_gpu"), f"unknown mode {m!r}", field="modes")
         require(len(self.modes) >= 1, "needs at least one mode", field="modes")
@@ -171,6 +176,13 @@ class ServeOptions:
         require(2 <= self.verify_seeds <= 11, f"must be in 2..11, got {self.verify_seeds}", field="verify_seeds")
         require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
 
+
+
+def check_token_budget(budget: object) -> None:
+    """SpecError naming --prefill-token-budget unless `budget` is None or an integer >= 1."""
+    ok = budget is None or (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1)
+    require(ok, f"must be an integer >= 1 (tokens per prefill step; omit it for the engine's default), got {budget!r}",
+            field="prefill-token-budget")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -2,8 +2,11 @@
 
 Requests arrive (Poisson, or bursty gamma gaps) with lengths drawn from the workload (seeded
 numpy Generator). Per mode:
-  disaggregated  a request goes to the prefill instance that finishes it first (FCFS, one prompt at a time,
-                 pp stages pipelined: the next prompt starts after P(L)/pp); its KV moves to a decode instance
+  disaggregated  one router queue (FCFS) in front of the prefill instances; the head request goes to the
+                 instance that finishes it first, and that instance's step takes every queued prompt that has
+                 arrived by the step's start and fits the token budget with the prompts before it (batched
+                 prefill, planner.serve.batching; budget 1: one prompt at a time); pp stages pipelined (the next
+                 step starts after S/pp). Each request's KV then moves to a decode instance
                  (smooth weighted round-robin by capacity) taking t_kv(L); the decode instance runs continuous
                  batching: it admits waiting requests FCFS while the batch < max_batch and the reserved KV
                  (L + O tokens per request) fits its KV capacity; one iteration takes d(B, mean context).
@@ -24,10 +27,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodels.serving import InstanceShape, kv_capacity_tokens
-from planner.serve.capacity import INTRA_GPU_WEIGHT_COPIES, CapacityModel, length_grid
+from planner.serve.batching import PrefillTable
+from planner.serve.capacity import INTRA_GPU_WEIGHT_COPIES, CapacityModel
 
 BATCH_GRID = 24
 CTX_PROBE = 8192.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefill:
+    """One prefill server: its step table (scaled by 1/share for intra-GPU instances) and where its KV goes."""
+
+    table: PrefillTable
+    share: float
+    pp: int
+    dest: str
+    transfer: bool
+    src: object
+    shape: InstanceShape
+    dest_pool: object
+
+    def step(self, count: int, mean_len: float) -> float:
+        """One step of `count` prompts of mean input length `mean_len`."""
+        return self.table.step(count, mean_len) / self.share
 
 
 @dataclass(slots=True)
@@ -72,13 +94,11 @@ class Deployment:
             shape = InstanceShape(tp=g["tp"], pp=g["pp"], ep=g["ep"], dp=g["dp"])
             for _ in range(g["instances"]):
                 if g["role"] in ("prefill", "intra_gpu"):
-                    share = g.get("prefill_share") or 1.0
-                    grid = length_grid(cm.stats)
-                    times = np.array([cm.prefill_seconds(pool, shape, float(n)) for n in grid]) / share
                     dest = cluster.pool(g.get("dest_pool", g["pool"]))
-                    self.prefill.append({"grid": grid, "times": times, "pp": shape.pp, "dest": dest.name,
-                                         "transfer": g["role"] == "prefill", "src": pool, "shape": shape,
-                                         "dest_pool": dest})
+                    self.prefill.append(_Prefill(table=cm.prefill_table(pool, shape),
+                                                 share=g.get("prefill_share") or 1.0, pp=shape.pp,
+                                                 dest=dest.name, transfer=g["role"] == "prefill", src=pool,
+                                                 shape=shape, dest_pool=dest))
                 if g["role"] in ("decode", "intra_gpu", "colocated"):
                     slowdown = 1.0
                     copies = INTRA_GPU_WEIGHT_COPIES if g["role"] == "intra_gpu" else 1
@@ -229,6 +249,46 @@ def _run_colocated(eng: _Decode, arrive: np.ndarray, li: np.ndarray, lo: np.ndar
     return first, finish
 
 
+def _batch_end(table: PrefillTable, arrive: np.ndarray, used: np.ndarray, i: int, start: float) -> int:
+    """One past the last request of the step that starts at `start` with head request i: the FCFS run of requests
+    arrived by then whose uncached tokens (cumulative `used`) fit the budget; the head always runs."""
+    if table.budget <= 1:
+        return i + 1
+    arrived = int(np.searchsorted(arrive, start, side="right"))
+    base = used[i - 1] if i else 0.0
+    fits = int(np.searchsorted(used, base + table.budget, side="right"))
+    return max(i + 1, min(arrived, fits, i + table.batches[-1]))
+
+
+def _run_prefill(dep: Deployment, arrive: np.ndarray, li: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The router queue and batched prefill servers: (time each request's KV is ready on its decode instance,
+    the prefill instance that served it). Arrivals are in time order."""
+    n = len(arrive)
+    free = np.zeros(len(dep.prefill))
+    ready = np.empty(n)
+    which = np.empty(n, dtype=np.int64)
+    prefix = float(dep.cm.workload.prefix_len)
+    used = np.cumsum(np.maximum(li - np.minimum(prefix, li - 1.0), 1.0))  # uncached tokens, running total
+    total = np.concatenate([[0.0], np.cumsum(li)])
+    i = 0
+    while i < n:
+        best, best_done = -1, math.inf
+        for k, p in enumerate(dep.prefill):
+            start = max(free[k], arrive[i])
+            end = _batch_end(p.table, arrive, used, i, start)
+            s = p.step(end - i, li[i] if end == i + 1 else (total[end] - total[i]) / (end - i))
+            if start + s < best_done - 1e-15:
+                best, best_done, best_start, best_s, best_end = k, start + s, start, s, end
+        p = dep.prefill[best]
+        free[best] = best_start + best_s / p.pp
+        for r in range(i, best_end):
+            t_kv = dep.cm.transfer(p.src, p.dest_pool, p.shape, li[r])[0] if p.transfer else 0.0
+            ready[r] = best_done + t_kv
+            which[r] = best
+        i = best_end
+    return ready, which
+
+
 def simulate(dep: Deployment, *, rate: float, requests: int, seed: int) -> dict:
     """Replay `requests` requests at `rate` req/s; SLO attainment and TTFT/TPOT percentiles."""
     cm = dep.cm
@@ -246,28 +306,14 @@ def simulate(dep: Deployment, *, rate: float, requests: int, seed: int) -> dict:
             f, d = _run_colocated(eng, arrive[idx], li[idx], lo[idx])
             first[idx], finish[idx] = f, d
     else:
-        free = np.zeros(len(dep.prefill))
-        ready = np.empty(requests)
-        which = np.empty(requests, dtype=np.int64)
-        for r in range(requests):
-            best, best_done = -1, math.inf
-            for k, p in enumerate(dep.prefill):
-                s = float(np.interp(li[r], p["grid"], p["times"]))
-                start = max(free[k], arrive[r])
-                if start + s < best_done - 1e-15:
-                    best, best_done, best_start, best_s = k, start + s, start, s
-            p = dep.prefill[best]
-            free[best] = best_start + best_s / p["pp"]
-            t_kv = cm.transfer(p["src"], p["dest_pool"], p["shape"], li[r])[0] if p["transfer"] else 0.0
-            ready[r] = best_done + t_kv
-            which[r] = best
+        ready, which = _run_prefill(dep, arrive, li)
         if dep.mode == "intra_gpu":
             assign = which
         else:
             assign = np.empty(requests, dtype=np.int64)
             for pool in sorted({d[1] for d in dep.decode}):
                 members = [k for k, d in enumerate(dep.decode) if d[1] == pool]
-                idx = np.nonzero(np.array([dep.prefill[w]["dest"] == pool for w in which]))[0]
+                idx = np.nonzero(np.array([dep.prefill[w].dest == pool for w in which]))[0]
                 picks = _wrr([dep.weights[k] for k in members], len(idx))
                 assign[idx] = np.asarray(members)[picks]
         for k, (eng, _) in enumerate(dep.decode):

@@ -1,0 +1,151 @@
+"""Batched prefill: a prefill server that, whenever it frees, takes every queued prompt (FCFS) whose tokens fit in
+the step's token budget B (vLLM max_num_batched_tokens, SGLang chunked_prefill_size, TRT-LLM max_num_tokens).
+
+Engine semantics modelled: FCFS, no skipping; the head prompt always runs, so a prompt whose uncached tokens exceed
+B runs alone in one step of its full length (vLLM V1 and SGLang instead chunk it into B-token pieces over
+consecutive steps: the same GEMM and attention work, plus one step overhead per extra piece, which is omitted).
+B = 1 is one prompt per step (the legacy engine). With DP attention the budget is the instance's total and the
+prompts of a step are spread over the dp ranks (costmodels.serving.StepLoad.busiest_replica prices the busiest).
+
+Step time table: S(k, n) = prefill of k prompts of n input tokens each (their uncached part) in one iteration
+(costmodels.serving.prefill_time with batch k, the batched form), on a grid of k = 1 .. K(n_min) and of input
+lengths n; a step of k prompts of mean length n̄ is priced S(k, n̄) (bilinear interpolation; exact for fixed
+lengths). K(n) = max(1, ⌊B / fresh(n)⌋), at most MAX_PREFILL_BATCH.
+
+Queueing approximation (the analytic capacity and TTFT; planner/serve/simulate.py runs the batch server exactly):
+for a batch cap k ≤ K, c instances whose steps carry k prompts are treated as M/G/(c·k) with per-slot service
+S_k(n) = S(k_n, n)·k/k_n (k_n = min(k, K(n)): a prompt too long to share k ways takes k/k_n slots' worth of time).
+Crommelin's equivalence justifies it at the loads where the TTFT percentile binds: in M/D/m the number in system
+one service time later is max(N − m, 0) + arrivals, exactly the recursion of a server taking up to m waiting
+prompts per step of the same length, so the queue (and the wait) of a saturated batch server with cap k is the
+M/D/k one. The engine adapts its batch to the load (small batches when few prompts wait), so the model takes the
+cap k that gives the smallest TTFT percentile at each rate (wait + own step S_k(L_q) + KV transfer), and the
+largest SLO-feasible rate over k. k = 1 is the one-prompt-per-step M/G/c model, so batching never lowers a figure.
+"""
+
+import bisect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from costmodels.queueing import mgc_max_rate, mgc_wait_quantile_s
+
+MAX_PREFILL_BATCH = 256
+"""most prompts one prefill step carries (engines cap running requests; the table stays small)"""
+BATCH_CAPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+"""batch caps k the analytic model tries (and the table's k grid beyond K = 16)"""
+
+
+def batch_grid(most: int) -> tuple[int, ...]:
+    """k values of the step table: every k up to 16, then BATCH_CAPS, always ending at `most`."""
+    ks = sorted({k for k in range(1, min(most, 16) + 1)} | {k for k in BATCH_CAPS if k <= most} | {most})
+    return tuple(ks)
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillTable:
+    """Prefill step times of one instance shape: times[i, j] = S(batches[i], lengths[j]) seconds."""
+
+    lengths: np.ndarray
+    """input lengths (tokens, cached prefix included)"""
+    batches: tuple[int, ...]
+    """prompts per step"""
+    times: np.ndarray
+    """step seconds, shape (len(batches), len(lengths))"""
+    budget: int
+    """token budget per step (uncached tokens)"""
+    prefix: int
+    """cached prefix tokens of every prompt (not counted against the budget)"""
+
+    def fresh(self, n: float) -> float:
+        return max(n - min(float(self.prefix), n - 1.0), 1.0)
+
+    def most(self, n: float) -> int:
+        """Prompts of n input tokens one step carries: max(1, ⌊B / fresh(n)⌋), at most the table's largest k."""
+        return max(1, min(int(self.budget // self.fresh(n)), self.batches[-1]))
+
+    def step(self, k: float, n: float) -> float:
+        """S(k, n̄): one step of k prompts of mean input length n̄ (bilinear in k and n̄)."""
+        ks = self.batches
+        k = min(max(k, ks[0]), ks[-1])
+        j = bisect.bisect_left(ks, k)
+        at_j = float(np.interp(n, self.lengths, self.times[j]))
+        if ks[j] == k:
+            return at_j
+        w = (k - ks[j - 1]) / (ks[j] - ks[j - 1])
+        return (1 - w) * float(np.interp(n, self.lengths, self.times[j - 1])) + w * at_j
+
+    def steps(self, ks: np.ndarray, ns: np.ndarray) -> np.ndarray:
+        """S(ks[i], ns[i]) for every i (vectorised step)."""
+        by_len = np.array([np.interp(ns, self.lengths, row) for row in self.times])  # (batches, len(ns))
+        grid = np.asarray(self.batches, dtype=float)
+        ks = np.clip(ks, grid[0], grid[-1])
+        hi = np.clip(np.searchsorted(grid, ks), 1, len(grid) - 1) if len(grid) > 1 else np.zeros(len(ks), dtype=int)
+        lo = np.maximum(hi - 1, 0)
+        span = grid[hi] - grid[lo]
+        w = np.where(span > 0, (ks - grid[lo]) / np.where(span > 0, span, 1.0), 0.0)
+        cols = np.arange(len(ns))
+        return by_len[lo, cols] * (1 - w) + by_len[hi, cols] * w
+
+    def most_of(self, ns: np.ndarray) -> np.ndarray:
+        """most(n) for every n."""
+        fresh = np.maximum(ns - np.minimum(float(self.prefix), ns - 1.0), 1.0)
+        return np.clip(np.floor(self.budget / fresh), 1, self.batches[-1])
+
+
+def build_table(step_seconds, lengths: np.ndarray, budget: int, prefix: int) -> PrefillTable:
+    """The table of `step_seconds(k, n)` over k = batch_grid(K(min length)) and the length grid."""
+    probe = PrefillTable(lengths=lengths, batches=(MAX_PREFILL_BATCH,), times=np.zeros((1, len(lengths))),
+                         budget=budget, prefix=prefix)
+    ks = batch_grid(probe.most(float(lengths.min())))
+    times = np.array([[step_seconds(k, float(n)) for n in lengths] for k in ks])
+    return PrefillTable(lengths=lengths, batches=ks, times=times, budget=budget, prefix=prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class CapModel:
+    """The M/G/(c·k) model of one batch cap k: per-slot service moments and the zero-wait part of the TTFT."""
+
+    cap: int
+    mean_s: float
+    second_s2: float
+    floor_s: float
+    """own step at the input-length quantile + KV transfer"""
+
+
+def cap_models(table: PrefillTable, inputs: np.ndarray, q_in: float, pp: int, transfer_s: float,
+               scale: float = 1.0) -> tuple[CapModel, ...]:
+    """Per batch cap k in BATCH_CAPS ∩ [1, K]: moments of S_k/pp over the length sample and the TTFT floor
+    (own step S_k(L_q)·... for the prompt at the length quantile, + KV transfer). `scale` multiplies the step
+    times (intra-GPU compute share). pp stages pipeline steps: a new step starts every S/pp."""
+    most = table.most(float(inputs.min()))
+    lengths, where = np.unique(inputs, return_inverse=True)
+    fit = table.most_of(lengths)
+    out = []
+    for cap in [k for k in BATCH_CAPS if k <= most] or [1]:
+        k_n = np.minimum(float(cap), fit)
+        per = table.steps(k_n, lengths) * cap / k_n  # a prompt that shares a step k_n ways holds cap/k_n slots
+        service = per[where] * scale / pp
+        k_q = float(min(cap, table.most(q_in)))
+        own = table.step(k_q, q_in) * scale
+        out.append(CapModel(cap=cap, mean_s=float(service.mean()), second_s2=float((service ** 2).mean()),
+                            floor_s=own + transfer_s))
+    return tuple(out)
+
+
+def pooled_rates(models: tuple[CapModel, ...], quantile: float, ttft_s: float, most: int) -> tuple[float, ...]:
+    """SLO-feasible rate of c = 1 .. most pooled instances: the best batch cap for each c."""
+    out = []
+    for c in range(1, most + 1):
+        out.append(max(mgc_max_rate(m.mean_s, m.second_s2, quantile, ttft_s - m.floor_s, c * m.cap)
+                       for m in models))
+    return tuple(out)
+
+
+def ttft_quantile_s(models: tuple[CapModel, ...], rate: float, quantile: float, servers: int) -> float:
+    """TTFT percentile of `servers` pooled batch servers at total rate `rate`: the best batch cap's figure."""
+    best = math.inf
+    for m in models:
+        best = min(best, mgc_wait_quantile_s(rate, m.mean_s, m.second_s2, quantile, servers * m.cap) + m.floor_s)
+    return best
