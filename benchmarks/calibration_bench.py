@@ -10,15 +10,17 @@ step (predicted order of throughput against the measured order).
 """
 
 import argparse
+import csv
 import itertools
 import pathlib
+import re
 import statistics
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from calibrate import DEFAULT_DIR, FAMILIES, PARAMS  # noqa: E402
 from machine import machine_note  # noqa: E402
-from published_runs import device_for, load_all_rows, predict  # noqa: E402
+from published_runs import PUBLISHED_CSV, TITAN_CSV, device_for, load_all_rows, predict  # noqa: E402
 
 from costmodels import ClusterSpec, ParallelConfig, TrainingWorkload, estimate_training  # noqa: E402
 from profiles import load_device, load_model  # noqa: E402
@@ -69,16 +71,63 @@ def row_table(records) -> list[str]:
     return lines
 
 
-def groups(records) -> dict:
-    """(model, GPU, GPU count, tokens per step) -> records with 2+ members."""
+def sources(directory) -> dict[str, str]:
+    """Row index (00-29, T00-T33) -> the `source` column: the document (and table) the figure comes from."""
+    out = {}
+    for name, prefix in ((PUBLISHED_CSV, ""), (TITAN_CSV, "T")):
+        with open(pathlib.Path(directory) / name, newline="") as fh:
+            out.update({f"{prefix}{i:02d}": rec["source"].strip() for i, rec in enumerate(csv.DictReader(fh))})
+    return out
+
+
+def _index(rec) -> str:
+    return rec["row"].label.split(" ", 1)[0]
+
+
+def short_source(source: str) -> str:
+    """A source cell short enough for a table: the file name (and table) of a torchtitan document, else the text
+    before the first parenthesis or quote."""
+    table = re.search(r"Table \d+", source)
+    path = re.search(r"[\w./-]+\.md", source)
+    if path:
+        return path.group(0).rsplit("/", 1)[-1] + (f" {table.group(0)}" if table else "")
+    return re.split(r"[('\"]", source, maxsplit=1)[0].strip()
+
+
+def document(source: str) -> str:
+    """The document of a source cell (its table dropped): runs of one document share a software version."""
+    return re.sub(r"\s*Table \d+.*$", "", source)
+
+
+def groups(records, srcs: dict[str, str]) -> dict:
+    """(source document and table, model, GPU, GPU count, tokens per step) -> records with 2+ members."""
     out: dict = {}
     for rec in records:
         row = rec["row"]
         if row.skip:
             continue
-        key = (row.model.name, row.gpu_profile, row.num_gpus, row.workload.global_batch * row.workload.seq_len)
+        key = (short_source(srcs[_index(rec)]), row.model.name, row.gpu_profile, row.num_gpus,
+               row.workload.global_batch * row.workload.seq_len)
         out.setdefault(key, []).append(rec)
     return {k: v for k, v in sorted(out.items()) if len(v) > 1}
+
+
+def cross_document_pairs(records, srcs: dict[str, str]) -> list[str]:
+    """Rows of identical configuration (model, GPU, count and every costed setting) measured in two documents:
+    their difference is what software versions and run-to-run noise move, which the model cannot see."""
+    lines = ["| runs | configuration | documents | measured | difference |", "|---|---|---|---|---|"]
+    usable = [r for r in records if not r["row"].skip]
+    for a, b in itertools.combinations(usable, 2):
+        ra, rb = a["row"], b["row"]
+        same = (ra.model.name, ra.gpu_profile, ra.num_gpus, _config(ra)) == \
+            (rb.model.name, rb.gpu_profile, rb.num_gpus, _config(rb))
+        da, db = document(srcs[_index(a)]), document(srcs[_index(b)])
+        if same and da != db:
+            diff = rb.published / ra.published - 1
+            lines.append(f"| {_index(a)} / {_index(b)} | {ra.model.name}, {ra.num_gpus} {ra.gpu_profile}, "
+                         f"{_config(ra)} | {short_source(da)} / {short_source(db)} | {ra.published:g} / "
+                         f"{rb.published:g} {UNITS[ra.metric]} | {100 * diff:+.1f}% |")
+    return lines if len(lines) > 2 else ["(none)"]
 
 
 def concordance(recs) -> tuple[int, int]:
@@ -97,15 +146,16 @@ def _order(recs, key) -> str:
     return " > ".join(r["row"].label.split(" ", 1)[0] for r in sorted(recs, key=key, reverse=True))
 
 
-def ranking_table(records) -> tuple[list[str], int, int]:
-    lines = ["| group (model, GPU, GPUs, tokens/step) | runs, measured order (fastest first) | predicted order | "
-             "pairs right |", "|---|---|---|---|"]
+def ranking_table(records, srcs: dict[str, str]) -> tuple[list[str], int, int]:
+    lines = ["| group (source, model, GPU, GPUs, tokens/step) | runs, measured order (fastest first) | "
+             "predicted order | pairs right |", "|---|---|---|---|"]
     right = both = 0
-    for (model, gpu, gpus, tokens), recs in groups(records).items():
+    for (source, model, gpu, gpus, tokens), recs in groups(records, srcs).items():
         good, total = concordance(recs)
         right += good == total
         both += 1
-        lines.append(f"| {model}, {gpu}, {gpus}, {tokens} | {_order(recs, lambda r: r['row'].published)} | "
+        lines.append(f"| {source}, {model}, {gpu}, {gpus}, {tokens} | "
+                     f"{_order(recs, lambda r: r['row'].published)} | "
                      f"{_order(recs, lambda r: r['predicted'])} | {good}/{total} |")
     return lines, right, both
 
@@ -154,7 +204,8 @@ def main(argv=None):
     rows = load_all_rows(args.dir)
     devices: dict = {}
     records = evaluate(rows, devices)
-    ranks, right, both = ranking_table(records)
+    srcs = sources(args.dir)
+    ranks, right, both = ranking_table(records, srcs)
     fitted = [f"- {family} ({', '.join(members)}): " + ", ".join(
         f"{p} = {getattr(devices[members[0]].calibration, p):.4g}" for p in PARAMS)
         for family, members in FAMILIES.items() if members[0] in devices]
@@ -171,10 +222,14 @@ def main(argv=None):
         *summary(records), "",
         *row_table(records), "",
         "## Ranking within groups", "",
-        "Groups: rows with the same model, GPU type, GPU count and tokens per step (the torchtitan async-TP "
-        "pairs, FP8 vs BF16, compile vs eager, the context-parallel series at constant tokens, the MoE folding "
-        f"pairs). {right} of {both} groups are ordered exactly as measured.", "",
+        "Groups: rows of one source document and table with the same model, GPU type, GPU count and tokens per "
+        "step (the torchtitan async-TP pairs, FP8 vs BF16, compile vs eager, the context-parallel series at "
+        "constant tokens, the MoE folding pairs). Rows of different documents are not compared: they ran "
+        f"different software versions. {right} of {both} groups are ordered exactly as measured.", "",
         *ranks, "",
+        "Identical configurations measured in two documents (the noise floor the model cannot see: software "
+        "versions and run-to-run variation):", "",
+        *cross_document_pairs(records, srcs), "",
         "## Fitted parameters (one set per die family, profiles/hardware/*.yaml `calibration:`)", "",
         *fitted, "",
         *validation(),

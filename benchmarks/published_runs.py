@@ -148,9 +148,13 @@ def _titan_row(rec: dict, index: int) -> Row:
     dp = _int(rec["dp_shard"], 1) * _int(rec["dp_replicate"], 1)
     local, gbs = _int(rec["local_batch"]), _int(rec["global_batch"])
     schedule = rec["pp_schedule"].strip()
-    mbs = local if pp == 1 else 1  # torchtitan's pipeline micro-batch size defaults to 1
+    # torchtitan of 2024-12 (9dec370, pipelining_utils.build_pipeline_schedule) splits the local batch into
+    # pipeline_parallel_microbatches, default pipeline_parallel_degree, micro-batches
+    mbs = local // pp
     model = load_model(TITAN_MODELS[rec["model"].strip()])
-    vpp, stages = (2, _stage_layers(model.layers, pp, 2)) if schedule == "Interleaved1F1B" else (1, None)
+    # its generated split points give the first and last of the pp x 2 virtual stages one layer less, the
+    # ones between the extra layers: per rank that is the even split with the extras on the inner ranks
+    vpp = 2 if schedule == "Interleaved1F1B" else 1
     float8 = rec["float8"].strip()
     recompute = _recompute(rec["recompute"])
     workload = TrainingWorkload(global_batch=gbs, seq_len=_int(rec["seq_len"]),
@@ -158,17 +162,11 @@ def _titan_row(rec: dict, index: int) -> Row:
                                 compile=rec["compile"].strip() == "yes", async_tp=rec["async_tp"].strip() == "yes",
                                 fp8_allgather="all-gather" in float8)
     config = ParallelConfig(tp=tp, pp=pp, dp=dp, cp=cp, vpp=vpp, mbs=mbs, zero=3 if dp * cp > 1 else 0,
-                            recompute=recompute, sequence_parallel=tp > 1, stage_layers=stages)
+                            recompute=recompute, sequence_parallel=tp > 1)
     label = (f"T{index:02d} {rec['model'].strip()} ({gpus} {profile}) {rec['notes'].split(';')[0].strip()}")
     return Row(label=label, gpu_profile=profile, metric="tokens_per_s_per_gpu",
                published=float(rec["tokens_per_s_per_gpu"]), model=model, num_gpus=gpus, workload=workload,
                config=config)
-
-
-def _stage_layers(layers: int, pp: int, vpp: int) -> tuple[int, ...]:
-    """Layers per stage, each a multiple of vpp (layers must be), as even as possible (the last stages take fewer)."""
-    base, extra = divmod(layers // vpp, pp)
-    return tuple(vpp * (base + (1 if i < extra else 0)) for i in range(pp))
 
 
 def load_torchtitan_rows(csv_path) -> list[Row]:

@@ -78,6 +78,14 @@ class Framework:
     """attention runs PyTorch SDPA's flash kernel (FlashAttention-2), not cuDNN/Transformer Engine fused attention"""
     fp8_saves_fp8_inputs: bool
     """FP8 GEMMs keep the FP8 copy of their input for backward (Transformer Engine)"""
+    tp_overlap_summed_rs: bool = True
+    """TP overlap also hides the backward reduce-scatters of input gradients summed over several GEMMs (q/k/v,
+    gate/up): Transformer Engine userbuffers do; torch's micro-pipeline TP fuses a reduce-scatter only with a
+    single producing matmul (torch/_inductor/fx_passes/micro_pipeline_tp.py _find_producer_matmul)"""
+    cp_torch_ring: bool = False
+    """context parallelism is torch's ring attention (torch.distributed.tensor.experimental.context_parallel with
+    the default all-gather rotation): K/V repeated to every query head, gathered once per attention call, merged
+    with eager fp32 element-wise ops; else Transformer Engine's step-by-step ring"""
     pp_gathers_once: bool = False
     """ZeRO 3 under pipeline parallelism gathers a stage's parameters once per step and keeps them, accumulates
     unsharded gradients in the reduce dtype and reduce-scatters them once, after the stage's last backward"""
@@ -85,7 +93,8 @@ class Framework:
 
 _RULES = {
     "megatron": Framework("megatron", (0, 1, 3), 2.0, True, True, True, False, False, True),
-    "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False, True, True, False, pp_gathers_once=True),
+    "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False, True, True, False,
+                            tp_overlap_summed_rs=False, cp_torch_ring=True, pp_gathers_once=True),
     "deepspeed": Framework("deepspeed", (0, 1, 2, 3), 2.0, True, False, False, False, False, False),
 }
 

@@ -21,7 +21,10 @@ built from the compute and comm layers (costmodels/compute.py, costmodels/comm.p
   tp_comm      2 collectives forward and 2 backward over tp of the b·(s/cp)·h hidden tensor (AG/RS with
                sequence parallelism, all-reduce without; with FP8 the forward all-gather moves the FP8
                copy of the GEMM input, 1 byte per element), times (1 - tp_overlap) when TP overlap is on
-               (Megatron --tp-comm-overlap / torchtitan async TP; needs sequence parallelism)
+               (Megatron --tp-comm-overlap / torchtitan async TP; needs sequence parallelism); torchtitan's
+               async TP (inductor micro-pipeline TP) fuses a reduce-scatter only with the one matmul that
+               produces it, so the backward reduce-scatters of summed q/k/v and gate/up input gradients stay
+               exposed (framework.tp_overlap_summed_rs)
   cp_comm      ring attention's K/V all-gather (fwd) and all-gather + reduce-scatter (bwd) over cp,
                hidden behind the attention core; only the excess counts
   ep_comm      MoE dispatch + combine forward and backward (comm.moe_dispatch_time_s: per-node de-dup and
@@ -59,6 +62,22 @@ ADAM_BYTES_PER_PARAM = 30.0
 """Adam step traffic per parameter: read fp32 master, m, v, grad (16 B), write master, m, v (12 B), bf16 copy (2 B)"""
 LOSS_BYTES_PER_LOGIT = 30.0
 """vocabulary-parallel cross entropy in fp32: upcast, max, exp, sum, normalise, gradient"""
+RING_MERGE_BYTES = 38.0
+"""torch ring attention, per output element and ring step after the first: the block output cast to fp32 (read 2,
+write 4) and `out - sigmoid(lse_b - lse) * (out - out_b)` in three eager fp32 ops (read 20, write 12)"""
+RING_KV_COPY_BYTES = 4.0
+"""per K/V element and ring step: the 16-bit K and V concatenated into the send buffer (read 2, write 2)"""
+RING_CAST_BYTES = 12.0
+"""per output element once: the first block's output to fp32 (read 2, write 4) and the result back (read 4, write 2)"""
+RING_GRAD_BYTES = 4.0
+"""bytes per K/V gradient element passed along the ring (fp32 accumulators)"""
+RING_GRAD_Q_BYTES = 10.0
+"""per element and ring step: a 16-bit block gradient added into its fp32 accumulator (read 6, write 4); also
+once per q and K/V element for zero-filling the accumulators and casting the results back to 16 bits"""
+RING_GRAD_KV_BYTES = 25.0
+"""per K/V element and ring step: the block's K/V gradients added into the received fp32 accumulators (10; the
+half-block update copies the whole tensor, +3 on average), the fp32 send buffer (read 4, write 4) and the K/V
+send buffer (read 2, write 2)"""
 GRAD_ACCUMULATE_BYTES = 10.0
 """unsharded gradient accumulation per parameter and micro-batch: read the 16-bit gradient (2 B), read and write
 the fp32 accumulator (8 B)"""
@@ -280,14 +299,8 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     ep_fwd, ep_all = _ep_time(model, is_moe, env, tokens)
     if st.a2a_overlap:  # dispatch/combine of one micro-batch hide behind another's attention and dense GEMMs
         ep_all = max(0.0, ep_all - 3 * (dense_fwd + attn_fwd))
-    cp_fwd = cp_bwd = 0.0
-    if cp > 1:
-        kv_heads = model.heads if model.attention == "mla" else model.kv_heads
-        d_qk, d_v = F.attention_head_dims(model)
-        kv_bytes = tokens * kv_heads * (d_qk + d_v) * M.ACT_BYTES / tp * cp
-        ag = env.coll("all_gather", kv_bytes, cp, tp)
-        cp_fwd = max(0.0, ag - attn_fwd)
-        cp_bwd = max(0.0, ag + env.coll("reduce_scatter", kv_bytes, cp, tp) - (attn_all - attn_fwd))
+    ring_fwd, ring_all, cp_fwd, cp_bwd = _context_parallel(model, env, tokens, attn_fwd, attn_all)
+    attn_fwd, attn_all = attn_fwd + ring_fwd, attn_all + ring_all
 
     compute_fwd = gemm_fwd + attn_fwd + ew_fwd
     share = F.recompute_share(st.recompute, env.fw.selective_recomputes_ops)
@@ -330,6 +343,43 @@ def _attention(model: ModelSpec, env: _Env) -> tuple[float, float]:
             attention_time_s(st.mbs, st.seq / st.cp, st.seq, heads, d_qk, d_v, env.dev, backward=True, **kw))
 
 
+def _context_parallel(model: ModelSpec, env: _Env, tokens: float, attn_fwd: float,
+                      attn_all: float) -> tuple[float, float, float, float]:
+    """Ring attention over cp of one micro-batch: (element-wise forward, element-wise forward + backward, exposed
+    forward comm, exposed backward comm).
+
+    Transformer Engine (Megatron): K/V blocks pass the ring step by step behind the attention kernels; the
+    all-gather (forward) and all-gather + reduce-scatter (backward) of the K/V count where they exceed the
+    attention core. torch's ring attention (`Framework.cp_torch_ring`, torchtitan): the K/V, repeated to every
+    query head, are all-gathered once after the first of the cp blocks (and again in backward), so only that
+    block hides the gather; the K/V gradients pass the ring in fp32, each step behind one block's backward,
+    the last one behind nothing; every step merges its output into an fp32 running output and adds its
+    gradients into fp32 accumulators with eager element-wise ops (RING_*_BYTES).
+    """
+    st = env.st
+    cp, tp = st.cp, st.tp
+    if cp <= 1:
+        return 0.0, 0.0, 0.0, 0.0
+    d_qk, d_v = F.attention_head_dims(model)
+    torch_ring = env.fw.cp_torch_ring
+    kv_heads = model.heads if (model.attention == "mla" or torch_ring) else model.kv_heads
+    kv_elems = tokens * kv_heads * (d_qk + d_v) / tp
+    ag = env.coll("all_gather", kv_elems * M.ACT_BYTES * cp, cp, tp)
+    attn_bwd = attn_all - attn_fwd
+    if not torch_ring:
+        return 0.0, 0.0, max(0.0, ag - attn_fwd), \
+            max(0.0, ag + env.coll("reduce_scatter", kv_elems * M.ACT_BYTES * cp, cp, tp) - attn_bwd)
+    q_elems = tokens * model.heads * d_v / tp
+    dkv = env.coll("p2p", kv_elems * RING_GRAD_BYTES, 2, tp)
+    fwd_comm = max(0.0, ag - attn_fwd / cp)
+    bwd_comm = fwd_comm + (cp - 1) * max(0.0, dkv - attn_bwd / cp) + dkv
+    merge = memory_bound_time_s((cp - 1) * (RING_MERGE_BYTES * q_elems + RING_KV_COPY_BYTES * kv_elems)
+                                + RING_CAST_BYTES * q_elems, env.dev)
+    grads = memory_bound_time_s(cp * (RING_GRAD_Q_BYTES * q_elems + RING_GRAD_KV_BYTES * kv_elems)
+                                + RING_GRAD_Q_BYTES * q_elems + RING_GRAD_Q_BYTES * kv_elems, env.dev)
+    return merge, merge + grads, fwd_comm, bwd_comm
+
+
 def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float, float]:
     """Exposed TP (and expert-TP) communication of one micro-batch: (forward, the part of the forward whose
     outputs op-level SAC does not save: the all-gathers with sequence parallelism, the all-reduces without
@@ -339,7 +389,7 @@ def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tup
     st = env.st
     hidden_bytes = tokens * model.hidden * M.ACT_BYTES
     gather_bytes = hidden_bytes * (FP8_GATHER_BYTES / M.ACT_BYTES if st.dtype == "fp8" else 1.0)
-    fwd = unsaved = bwd = 0.0
+    fwd = unsaved = bwd = bwd_rs = 0.0
     # (tensor bytes, group, collectives per kind, AG/RS rather than all-reduce): attention (+ dense MLP) block
     groups = [(hidden_bytes, st.tp, 1 if is_moe else 2, st.sp)] if st.tp > 1 else []
     if is_moe and st.etp > 1:
@@ -349,11 +399,13 @@ def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tup
             ag = env.coll("all_gather", size * gather_bytes / hidden_bytes, n, 1)
             rs = env.coll("reduce_scatter", size, n, 1)
             fwd, unsaved = fwd + blocks * (ag + rs), unsaved + blocks * ag
-            bwd += blocks * (env.coll("all_gather", size, n, 1) + rs)
+            bwd, bwd_rs = bwd + blocks * env.coll("all_gather", size, n, 1), bwd_rs + blocks * rs
         else:
             ar = blocks * env.coll("all_reduce", size, n, 1)
             fwd, unsaved, bwd = fwd + ar, unsaved + ar, bwd + ar
-    return fwd * env.tp_exposed, unsaved * env.tp_exposed, bwd * env.tp_exposed
+    # the backward reduce-scatters carry the summed input gradients of several GEMMs (q/k/v, gate/up)
+    rs_exposed = env.tp_exposed if env.fw.tp_overlap_summed_rs else 1.0
+    return fwd * env.tp_exposed, unsaved * env.tp_exposed, bwd * env.tp_exposed + bwd_rs * rs_exposed
 
 
 def _ep_time(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float]:

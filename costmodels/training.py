@@ -10,7 +10,11 @@ Step time (seconds):
     T     = pipeline_step_time(t, m, vpp)                         (costmodels/pipeline.py)
           + max_i max(0, dp_sync_i - dp_overlap · t_i)           (gradient reduce + parameter gather; they
                                                                   hide behind one micro-batch at most)
-          + max_i Adam update time of the stage + step_overhead_s
+          + max_i (once_i + Adam update time of the stage)        (once_i: ZeRO 3 under torchtitan PP gathers
+                                                                  the stage's parameters once per step and
+                                                                  reduce-scatters its unsharded gradients once,
+                                                                  after its last backward, before its update)
+          + step_overhead_s
 Memory of stage i (bytes per GPU):
     states (weights + grads + optimizer, ZeRO-sharded) + in_flight_i x activations of one micro-batch
     + head activations (1 micro-batch) + the working set of one layer under full recompute + reserve.
@@ -51,7 +55,8 @@ class LayerCosts:
     dp_sync_time_s: tuple[float, ...]
     """per step: gradient reduce-scatter/all-reduce + parameter all-gather of the layer, before overlap"""
     optimizer_time_s: tuple[float, ...]
-    """per step: Adam update of the layer's locally owned parameters"""
+    """per step, after the last micro-batch: Adam update of the layer's locally owned parameters, preceded by its
+    once-per-step ZeRO 3 traffic under torchtitan PP (layer_parts.PartCost.step_comm_s)"""
     is_moe: tuple[bool, ...]
     """which layers have routed experts"""
     embed_time_s: float
@@ -117,8 +122,9 @@ _CACHE_LIMIT = 8192
 T = TypeVar("T")
 Kinds = tuple["LP.PartCost | None", "LP.PartCost | None", LP.PartCost, LP.PartCost, float]
 """(dense layer, MoE layer, embedding, head costs, pipeline p2p seconds) of one pool"""
-StageCost = tuple[dict[str, float], float, float, float, float, dict[str, float]]
-"""(time parts, dp sync, optimizer, activations per micro-batch, activations held once, states) of a stage"""
+StageCost = tuple[dict[str, float], float, float, float, float, dict[str, float], float]
+"""(time parts, dp sync, optimizer, activations per micro-batch, activations held once, states, once-per-step
+exposed ZeRO traffic) of a stage"""
 
 
 def _cached(key: Hashable, objs: tuple[object, ...], build: Callable[[], T]) -> T:
@@ -140,7 +146,9 @@ def _setting(workload: TrainingWorkload, config: ParallelConfig) -> LP.Setting:
                       fused=workload.fused_elementwise, tp_overlap=workload.tp_overlap,
                       fp8_allgather=workload.fp8_allgather, moe_skew=workload.moe_skew,
                       a2a_dedup=workload.a2a_dedup, fp8_dispatch=workload.fp8_dispatch,
-                      a2a_overlap=workload.a2a_overlap, flash=workload.flash_attention)
+                      a2a_overlap=workload.a2a_overlap, flash=workload.flash_attention,
+                      gathered_once=config.zero == 3 and config.pp > 1 and
+                      framework(workload.framework).pp_gathers_once)
 
 
 def _kind_costs(model: ModelSpec, pool: NodePool, st: LP.Setting, pp: int) -> Kinds:
@@ -190,11 +198,12 @@ def layer_costs(model: ModelSpec, pool: NodePool, workload: TrainingWorkload, co
         layer_time_s=tuple(c.time_s for c in per), layer_weight_bytes=tuple(c.state_bytes for c in per),
         layer_activation_bytes=tuple(c.activation_bytes for c in per),
         layer_working_bytes=tuple(c.working_bytes for c in per), dp_sync_time_s=tuple(c.dp_sync_s for c in per),
-        optimizer_time_s=tuple(c.optimizer_s for c in per), is_moe=flags,
+        optimizer_time_s=tuple(c.optimizer_s + c.step_comm_s for c in per), is_moe=flags,
         embed_time_s=embed.time_s, embed_weight_bytes=embed.state_bytes, embed_activation_bytes=embed.activation_bytes,
-        embed_dp_sync_time_s=embed.dp_sync_s, embed_optimizer_time_s=embed.optimizer_s,
+        embed_dp_sync_time_s=embed.dp_sync_s, embed_optimizer_time_s=embed.optimizer_s + embed.step_comm_s,
         head_time_s=head.time_s, head_weight_bytes=head.state_bytes, head_activation_bytes=head.activation_bytes,
-        head_dp_sync_time_s=head.dp_sync_s, head_optimizer_time_s=head.optimizer_s, p2p_time_s=p2p,
+        head_dp_sync_time_s=head.dp_sync_s, head_optimizer_time_s=head.optimizer_s + head.step_comm_s,
+        p2p_time_s=p2p,
         memory_capacity_bytes=dev.usable_bytes, reserve_bytes=dev.memory_reserve_bytes)
 
 
@@ -313,8 +322,9 @@ def _stage(model: ModelSpec, cluster: ClusterSpec, st: LP.Setting, kinds: Kinds,
               "optimizer": sum(c.optimizer_bytes * k for c, k in items)}
     act_per_microbatch = act_layers + (embed.activation_bytes if first else 0.0)
     act_fixed = (head.activation_bytes if last else 0.0) + working
-    return (parts, sum(c.dp_sync_s * k for c, k in items), sum(c.optimizer_s * k for c, k in items),
-            act_per_microbatch, act_fixed, states)
+    once = sum(c.step_comm_s * k for c, k in items)
+    return (parts, sum(c.dp_sync_s * k for c, k in items), sum(c.optimizer_s * k for c, k in items) + once,
+            act_per_microbatch, act_fixed, states, once)
 
 
 def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: TrainingWorkload,
@@ -344,14 +354,15 @@ def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: Training
         if memo is None:
             if id(pool) not in kinds:
                 kinds[id(pool)] = _kind_costs(model, pool, st, pp)
-            parts, sync, opt, act, act_fixed, states = _stage(model, cluster, st, kinds[id(pool)], pool, next_pool,
-                                                              n_layers - n_moe, n_moe, i == 0, i == pp - 1, pp, vpp)
+            parts, sync, opt, act, act_fixed, states, once = _stage(model, cluster, st, kinds[id(pool)], pool,
+                                                                    next_pool, n_layers - n_moe, n_moe, i == 0,
+                                                                    i == pp - 1, pp, vpp)
             t = sum(parts.values())
             # gradient reduction hides behind the last micro-batch's backward and the parameter gather behind
             # the first forward: at most dp_overlap x one micro-batch of this stage is available to hide it
             exposed = max(0.0, sync - pool.device.calibration.dp_overlap * t)
             fixed = sum(states.values()) + act_fixed + pool.device.memory_reserve_bytes
-            memo = stage_memo[sig] = (t, exposed, opt, act, fixed, parts, states)
+            memo = stage_memo[sig] = (t, exposed, opt, act, fixed, parts, states, once)
         sigs.append(sig)
         stage_t.append(memo[0])
         stage_sync.append(memo[1])
@@ -364,7 +375,9 @@ def estimate_training(model: ModelSpec, cluster: ClusterSpec, workload: Training
     overhead = pools[0].device.calibration.step_overhead_s
     step = pipe + dp_exposed + optimizer + overhead
     time_parts = {k: m * v for k, v in stage_memo[sigs[worst]][5].items()}
-    time_parts.update(pp_bubble=pipe - m * stage_t[worst], dp_comm=dp_exposed, optimizer=optimizer, overhead=overhead)
+    once = stage_memo[sigs[max(range(pp), key=stage_opt.__getitem__)]][7]  # ZeRO traffic before the update
+    time_parts.update(pp_bubble=pipe - m * stage_t[worst], dp_comm=dp_exposed + once, optimizer=optimizer - once,
+                      overhead=overhead)
     peak_stage = max(range(pp), key=stage_mem.__getitem__)
     reserve = pools[peak_stage].device.memory_reserve_bytes
     states = stage_memo[sigs[peak_stage]][6]

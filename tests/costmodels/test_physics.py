@@ -38,7 +38,10 @@ def test_framework_rules():
     assert unsupported("torchtitan", zero=3, pp=1, cp=1, vpp=1, tp=4, etp=4, ep=2, dp=2, experts=8)[0][0] == "etp"
     assert not unsupported("torchtitan", zero=3, pp=1, cp=1, vpp=1, tp=1, etp=1, ep=4, dp=4, experts=8)
     assert unsupported("torchtitan", zero=0, pp=1, cp=1, vpp=1, tp=1, etp=1, ep=4, dp=4, experts=8)[0][0] == "ep"
-    assert unsupported("torchtitan", zero=3, pp=2, cp=1, vpp=2, tp=1, etp=1, microbatches=2)[0][0] == "vpp"
+    # torch's interleaved 1F1B runs rounds of pp micro-batches: m a multiple of max(1, m // pp) (8 = pp is fine)
+    assert unsupported("torchtitan", zero=3, pp=4, cp=1, vpp=2, tp=1, etp=1, microbatches=9)[0][0] == "vpp"
+    assert not unsupported("torchtitan", zero=3, pp=8, cp=1, vpp=2, tp=1, etp=1, microbatches=8)
+    assert not unsupported("torchtitan", zero=3, pp=4, cp=1, vpp=2, tp=1, etp=1, microbatches=10)
     assert unsupported("torchtitan", zero=3, pp=2, cp=1, vpp=1, tp=1, etp=1, mtp_layers=1)[0][0] == "mtp_layers"
 
 
