@@ -8,6 +8,7 @@
   --prefill URL BOOTSTRAP --decode URL`, one per decode pool, with --prefill-policy/--decode-policy power_of_two
   (load-aware) when the instances' planned loads differ. Decode --max-running-requests = the plan's decode batch.
 - Colocated: --chunked-prefill-size and --max-running-requests.
+- Prefill: --chunked-prefill-size = the plan's prefill_token_budget (batched prefill).
 - Intra-GPU: a prefill and a decode server on the same GPUs under CUDA MPS with
   CUDA_MPS_ACTIVE_THREAD_PERCENTAGE = each phase's share and --mem-fraction-static from serve_memory.
 - FP8: --quantization fp8; FP8 KV cache --kv-cache-dtype fp8_e4m3.
@@ -45,10 +46,21 @@ def _pd(mode: str) -> list[str]:
     return ["--disaggregation-mode", mode, "--disaggregation-transfer-backend", "nixl"]
 
 
+def _prefill_budget(g: dict) -> list[str]:
+    """The prefill step's token budget: --chunked-prefill-size (the instance's total; SGLang gives each DP-attention
+    rank 1/dp of it) and --max-prefill-tokens above its 16384 default; --max-running-requests 1 for budget 1."""
+    budget = g.get("prefill_token_budget")
+    if not budget:
+        return []
+    if budget == 1:
+        return ["--max-running-requests", "1"]
+    return ["--chunked-prefill-size", str(budget)] + (["--max-prefill-tokens", str(budget)] if budget > 16384 else [])
+
+
 def _role_args(w: Worker) -> list[str]:
     g = w.group
     if w.role == "prefill":
-        return _pd("prefill") + ["--disaggregation-bootstrap-port", str(BOOTSTRAP_PORT + w.n)]
+        return _pd("prefill") + ["--disaggregation-bootstrap-port", str(BOOTSTRAP_PORT + w.n)] + _prefill_budget(g)
     if w.role == "decode":
         return _pd("decode") + ["--max-running-requests", str(g["max_batch"])]
     return ["--chunked-prefill-size", str(g["chunk_tokens"]), "--max-running-requests", str(g["max_batch"])]

@@ -13,6 +13,8 @@
   --headless); dp across nodes = --data-parallel-size-local, --data-parallel-start-rank, --data-parallel-address,
   --data-parallel-rpc-port (ranks > 0 --headless). GPUs are pinned with CUDA_VISIBLE_DEVICES.
 - Colocated: --enable-chunked-prefill --max-num-batched-tokens (chunk + decode batch).
+- Prefill: --max-num-batched-tokens = the plan's prefill_token_budget / dp (batched prefill; --max-num-seqs 1
+  when the budget is 1, one prompt per step).
 - Intra-GPU (semi-PD): a prefill and a decode process on the same GPUs under CUDA MPS, each with
   CUDA_MPS_ACTIVE_THREAD_PERCENTAGE = its compute share and --gpu-memory-utilization from serve_memory.
 """
@@ -74,6 +76,17 @@ def _multi_node(w: Worker, rank: int, ordinal: int) -> list[str]:
     return args + (["--headless"] if rank > 0 else [])
 
 
+def _prefill_budget(g: dict) -> list[str]:
+    """The prefill step's token budget (plan: the instance's total; vLLM: per data-parallel engine), or one prompt
+    per step (--max-num-seqs 1) when the plan's budget is 1."""
+    budget = g.get("prefill_token_budget")
+    if not budget:
+        return []
+    if budget == 1:
+        return ["--max-num-seqs", "1"]
+    return ["--max-num-batched-tokens", str(max(1, budget // g["dp"]))]
+
+
 def _role_args(w: Worker, target: Target) -> list[str]:
     g, per_engine = w.group, math.ceil(w.group["max_batch"] / w.group["dp"])
     if len(w.placement) > 1 and g["dp"] > 1 and (g["dp"] % len(w.placement) or g["pp"] > 1):
@@ -84,7 +97,7 @@ def _role_args(w: Worker, target: Target) -> list[str]:
         raise ExportRefused(target, f"decision.groups[{w.group_index}].pp", g["pp"],
                             "vLLM's NixlConnector raises NotImplementedError for a decode instance with pipeline > 1")
     if w.role == "prefill":
-        return _kv("kv_producer")
+        return _kv("kv_producer") + _prefill_budget(g)
     if w.role == "decode":
         return _kv("kv_consumer") + ["--max-num-seqs", str(per_engine)]
     if w.role == "colocated":
