@@ -34,7 +34,9 @@ def _default_dp(num_gpus: int, tp: int, pp: int, cp: int) -> int:
 @click.option("--gbs", type=int, required=True, help="Global batch size (sequences).")
 @click.option("--seq", type=int, required=True, help="Sequence length (tokens).")
 @click.option("--zero", type=click.IntRange(0, 3), default=1, show_default=True, help="ZeRO stage.")
-@click.option("--recompute", type=click.Choice(RECOMPUTE_MODES), default="none", show_default=True)
+@click.option("--recompute", type=click.Choice(RECOMPUTE_MODES), default="none", show_default=True,
+              help="Activation recomputation: selective = the attention core (torchtitan: op-level SAC), "
+                   "selective-layer = every 2nd layer fully, full = every layer.")
 @click.option("--sequence-parallel/--no-sequence-parallel", default=True, show_default=True)
 @click.option("--dtype", type=click.Choice(("bf16", "fp8")), default="bf16", show_default=True)
 @runtime_options

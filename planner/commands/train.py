@@ -2,6 +2,7 @@
 
 import click
 
+from costmodels.parallel import RECOMPUTE_MODES
 from planner.commands.common import emit, gpus_per_node_option, model_option, output_option, progress, time_limit_option
 
 
@@ -72,11 +73,15 @@ def resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_r
 @click.option("--objective", type=click.Choice(["expected", "robust"]), default="expected", show_default=True,
               help="expected: fastest predicted step time; robust: fastest 90th-percentile step time from the "
                    "calibration residuals of each strategy's regime.")
+@click.option("--recompute", "recompute_modes", multiple=True,
+              type=click.Choice(RECOMPUTE_MODES),
+              help="Recompute modes to search (repeatable; default: every mode the framework's current version "
+                   "runs; torchtitan's selective-layer, a v0.2.2 mode, only when asked for alone).")
 @runtime_options
 @time_limit_option
 @output_option
 def plan_train(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, gbs, seq, dtype, allow_cross_node_tp,
-               allow_cross_node_ep, objective, time_limit_s, output, **runtime):
+               allow_cross_node_ep, objective, recompute_modes, time_limit_s, output, **runtime):
     """Plan TP/PP/DP/CP/EP/ETP, VPP, micro-batch, ZeRO, recompute and the layer split for one training job.
 
     Exit 3 when nothing fits (the message says what binds and the smallest GPU count that would fit).
@@ -85,8 +90,9 @@ def plan_train(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, gbs, se
 
     model, cluster, workload = resolve_request_specs(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref,
                                                      gbs, seq, dtype, **runtime_kwargs(runtime))
+    modes = {"recompute_modes": tuple(recompute_modes)} if recompute_modes else {}
     options = TrainOptions(allow_cross_node_tp=allow_cross_node_tp, allow_cross_node_ep=allow_cross_node_ep,
-                           objective=objective)
+                           objective=objective, **modes)
     plan = plan_training(model, cluster, workload, options=options, time_limit_s=time_limit_s, progress=progress)
     emit(plan, output, explain(plan))
 

@@ -9,14 +9,19 @@ A forward of (micro-batch j, chunk c) on stage s waits for the same forward on s
 stage for chunk c - 1 when s = 0); a backward waits for the same backward on stage s + 1 (on the first
 stage for chunk c + 1 when s is the last stage). Durations come from the plan's per-stage per-micro-batch
 time t_s, divided among the v chunks and split forward:backward by FORWARD_SHARE: a backward computes about
-twice the forward's FLOPs (input and weight gradients), and full recompute adds one more forward to it.
+twice the forward's FLOPs (input and weight gradients), and recompute adds the share of a forward it repeats
+(full: one more forward, selective-layer: half of one).
 For equal stages the schedule lasts m·t + (pp - 1)·t / v, the costmodels.pipeline formula.
 """
 
 from dataclasses import dataclass
 
-FORWARD_SHARE = {"none": 1 / 3, "selective": 1 / 3, "full": 1 / 4}
-"""forward's share of fwd + bwd (+ recompute) time of one micro-batch, by recompute mode"""
+from costmodels.flops import recompute_share
+from costmodels.parallel import RECOMPUTE_MODES
+
+FORWARD_SHARE = {mode: 1 / (3 + recompute_share(mode).gemm) for mode in RECOMPUTE_MODES}
+"""forward's share of fwd + bwd (+ recompute) time of one micro-batch, by recompute mode: 1/3, 1/3 (selective
+repeats the attention core only), 2/7 (selective-layer repeats half a forward), 1/4 (full)"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from costmodels.parallel import ParallelConfig, TrainingWorkload
 from costmodels.training import check_config, estimate_training
 from planner.confidence import confidence_lines, train_confidence
 from planner.plan import Plan, make_plan
+from planner.train.explain import recompute_line
 
 PREDICTED_KEYS = ("step_time_s", "tokens_per_s_per_gpu", "model_tflops_per_gpu", "hardware_tflops_per_gpu", "mfu",
                   "memory_per_gpu_bytes")
@@ -129,6 +130,7 @@ def explain_estimate(plan: Plan) -> str:
              f"config: tp={d['tp']} pp={d['pp']} dp={d['dp']} cp={d['cp']} ep={d['ep']} etp={d['etp']} "
              f"vpp={d['vpp']} mbs={d['mbs']} zero={d['zero']} recompute={d['recompute']} "
              f"sp={'on' if d['sequence_parallel'] else 'off'}",
+             *(line.strip() for line in recompute_line(d["recompute"], d.get("framework", "megatron"))),
              f"feasible: {'yes' if plan['feasible'] else 'NO'}"]
     lines += [f"  - {r}" for r in plan["infeasible_reasons"]]
     if not p.get("step_time_s"):

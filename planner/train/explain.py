@@ -1,5 +1,6 @@
 """A readable summary of a `kind: train` plan (estimate documents delegate to planner.train.estimate)."""
 
+from costmodels.framework import framework
 from planner.confidence import alternative_note, confidence_lines
 from planner.plan import Plan
 
@@ -14,6 +15,17 @@ def _strategy(d: dict) -> str:
     return text + f" vpp={d['vpp']} mbs={d['mbs']} zero={d['zero']} recompute={d['recompute']}{sp}"
 
 
+def recompute_line(mode: str, framework_name: str) -> list[str]:
+    """What the plan's recompute mode runs again in the backward pass (none: no line)."""
+    what = {"full": "every layer runs its whole forward again (each keeps only its input)",
+            "selective-layer": "every 2nd layer runs its whole forward again (it keeps only its input; the others "
+                               "keep all their activations)",
+            "selective": ("every 2nd matmul and the element-wise ops run again (op-level SAC)"
+                          if framework(framework_name).selective_recomputes_ops
+                          else "the attention core runs again")}.get(mode)
+    return [f"  recompute  {mode}: in the backward pass {what}"] if what else []
+
+
 def explain(plan: Plan) -> str:
     if plan.kind == "estimate":
         from planner.train.estimate import explain_estimate
@@ -26,6 +38,7 @@ def explain(plan: Plan) -> str:
              f"  stages     {d['stage_layers']} layers"
              + (f" on pools {d['stage_pools']}" if d.get("stage_pools") else "")
              + f", {d['microbatches']} micro-batches per step",
+             *recompute_line(d["recompute"], d.get("framework", "megatron")),
              f"  step       {p['step_time_s']:.4g} s   {p['tokens_per_s_per_gpu']:.6g} tokens/s/GPU   "
              f"{p['model_tflops_per_gpu']:.4g} TFLOP/s/GPU   MFU {p['mfu'] * 100:.1f}%",
              f"  memory     {p['memory_per_gpu_bytes'] / GiB:.1f} GiB per GPU (peak stage)",

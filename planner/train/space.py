@@ -17,7 +17,7 @@ hosts either as many stages as fit in it or none; the used pools take consecutiv
 import itertools
 from dataclasses import dataclass
 
-from costmodels.framework import LEGACY_RECOMPUTE
+from costmodels.framework import LEGACY_RECOMPUTE, framework, unsupported
 from costmodels.hardware import NodePool
 from costmodels.parallel import ParallelConfig
 from costmodels.training import framework_problems
@@ -124,12 +124,17 @@ def hetero_shapes(request: TrainRequest) -> list[tuple[Shape, tuple[str, ...]]]:
     return sorted(out)
 
 
-def _recompute_modes(request: TrainRequest) -> list[str]:
-    """The recompute modes to search: the options' modes less those only an older version of the framework ran
-    (costmodels.framework.LEGACY_RECOMPUTE), unless nothing else was asked for."""
-    legacy = LEGACY_RECOMPUTE.get(request.workload.framework, ())
+def _recompute_modes(request: TrainRequest, shape: Shape, vpp: int) -> list[str]:
+    """The recompute modes to search for one shape and vpp: the options' modes less those only an older version
+    of the framework ran (costmodels.framework.LEGACY_RECOMPUTE, unless nothing else was asked for) and those
+    the framework refuses for this pipeline whatever the other decisions (skipped before building configs)."""
+    name, model = request.workload.framework, request.model
+    legacy = LEGACY_RECOMPUTE.get(name, ())
     modes = list(request.options.recompute_modes)
-    return [r for r in modes if r not in legacy] or modes
+    modes = [r for r in modes if r not in legacy] or modes
+    rest = dict(zero=framework(name).zero_stages[0], pp=shape.pp, cp=shape.cp, vpp=vpp, tp=shape.tp, etp=shape.etp,
+                layers=model.layers, mtp_layers=model.mtp_layers)
+    return [r for r in modes if all(f != "recompute" for f, _ in unsupported(name, recompute=r, **rest))]
 
 
 def configs_for_shape(request: TrainRequest, shape: Shape) -> list[ParallelConfig]:
@@ -148,8 +153,9 @@ def configs_for_shape(request: TrainRequest, shape: Shape) -> list[ParallelConfi
         if shape.pp > 1:
             vpps += [v for v in range(2, opts.max_vpp + 1) if model.layers >= shape.pp * v and m % shape.pp == 0]
         for vpp in vpps:
+            modes = _recompute_modes(request, shape, vpp)
             for zero in sorted(opts.zero_stages):
-                for recompute in _recompute_modes(request):
+                for recompute in modes:
                     for sp in sps:
                         c = ParallelConfig(tp=shape.tp, pp=shape.pp, dp=shape.dp, cp=shape.cp, ep=shape.ep,
                                            etp=shape.etp, vpp=vpp, mbs=mbs, zero=zero, recompute=recompute,
