@@ -100,3 +100,34 @@ def test_torchtitan_rows_map_layer_and_op_sac():
     rows = {r.label.split()[0]: r.config.recompute for r in load_torchtitan_rows(path)}
     assert (rows["T26"], rows["T27"], rows["T29"], rows["T30"], rows["T31"]) == \
         ("selective-layer", "selective", "none", "selective-layer", "selective")
+
+
+def test_cli_estimate_and_api_agree_and_deepspeed_refuses(tmp_path):
+    """`estimate train --recompute selective-layer` writes the API's bytes; the memory sits between full and no
+    recompute and the hardware FLOPs count half a forward more; DeepSpeed refuses it with exit 2."""
+    from click.testing import CliRunner
+
+    import cli
+    from costmodels import ParallelConfig, TrainingWorkload, estimate_training
+    from planner.train.estimate import estimate_plan
+    from profiles import load_device, load_model
+
+    args = ["estimate", "train", "--model", "llama3-8b", "--gpu", "a100-80gb", "--num-gpus", "8", "--tp", "1",
+            "--pp", "2", "--mbs", "1", "--gbs", "16", "--seq", "4096", "--recompute", "selective-layer"]
+    out = tmp_path / "e.json"
+    res = CliRunner().invoke(cli.main, args + ["-o", str(out)])
+    assert res.exit_code == 0, res.output
+    model, cluster = load_model("llama3-8b"), ClusterSpec.homogeneous(load_device("a100-80gb"), 8)
+    wl = TrainingWorkload(global_batch=16, seq_len=4096)
+    assert out.read_text() == estimate_plan(model, cluster, wl, ParallelConfig(pp=2, dp=4, recompute="selective-layer")
+                                            ).dumps()
+    est = {r: estimate_training(model, cluster, wl, ParallelConfig(pp=2, dp=4, recompute=r))
+           for r in ("none", "selective-layer", "full")}
+    mem = {r: e.memory_per_gpu_bytes for r, e in est.items()}
+    assert mem["full"] < mem["selective-layer"] < mem["none"]
+    assert est["none"].step_time_s < est["selective-layer"].step_time_s < est["full"].step_time_s
+    e = est["selective-layer"]
+    hardware = e.hardware_tflops_per_gpu * 1e12 * e.step_time_s * 8
+    assert math.isclose(hardware, F.step_flops(model, 16, 4096, "selective-layer"), rel_tol=1e-9)
+    res = CliRunner().invoke(cli.main, args + ["--framework", "deepspeed"])
+    assert res.exit_code == 2 and "every other layer" in res.output
