@@ -8,7 +8,7 @@ Math (one candidate strategy; everything per micro-batch, per GPU of a stage)
     tau[l,k]  s     forward+backward(+recompute) time of layer l on one GPU of pool k
     w[l,k]    B     weights + gradients + optimizer state of layer l per GPU on pool k
     a[l,k]    B     activations of layer l kept for one in-flight micro-batch on pool k
-    r[l,k]    B     working set rebuilt while layer l runs its backward under full recompute (else 0)
+    r[l,k]    B     working set rebuilt while layer l runs its backward under full or layer-level recompute (else 0)
     y[l,k]    s     data-parallel sync of layer l per step (gradient reduce + parameter gather)
     h[k]      -     dp_overlap: the fraction of one micro-batch of a stage that can hide its sync
     o[l,k]    s     optimizer update of layer l per step
