@@ -15,7 +15,6 @@ import argparse
 import pathlib
 import sys
 import time
-import types
 
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
 
@@ -27,23 +26,16 @@ from costmodels.hardware import ClusterSpec  # noqa: E402
 from costmodels.serving import InstanceShape  # noqa: E402
 from planner.serve.capacity import CapacityModel  # noqa: E402
 from planner.serve.request import ServeOptions, ServingWorkload  # noqa: E402
-from planner.serve.simulate import _Prefill, _run_prefill  # noqa: E402
+from planner.serve.simulate import replay_prefill  # noqa: E402
 
 SLO_S = 0.6
 CASES = [("llama3.1-70b", InstanceShape(tp=2)), ("llama3.1-70b", InstanceShape(tp=8)),
          ("qwen3-30b-a3b", InstanceShape(tp=1, dp=4, ep=4))]
 
 
-def _sim_p90(cm, pool, shape, rate: float, isl: int, seeds: int = 2, n: int = 3000) -> float:
-    server = _Prefill(table=cm.prefill_table(pool, shape), share=1.0, pp=shape.pp, dest=pool.name, transfer=True,
-                      src=pool, shape=shape, dest_pool=pool)
-    dep = types.SimpleNamespace(cm=cm, prefill=[server])
-    out = []
-    for seed in range(seeds):
-        arrive = np.cumsum(np.random.default_rng(seed).exponential(1 / rate, n))
-        ready, _ = _run_prefill(dep, arrive, np.full(n, float(isl)))
-        out.append(np.percentile((ready - arrive)[n // 10:], 90))
-    return float(np.mean(out))
+def _sim_p90(cm, pool, shape, rate: float, seeds: int = 2, n: int = 3000) -> float:
+    ttft = [replay_prefill(cm, pool, shape, instances=1, rate=rate, requests=n, seed=s) for s in range(seeds)]
+    return float(np.mean([np.percentile(t[n // 10:], 90) for t in ttft]))
 
 
 def row(model_name: str, shape: InstanceShape, isl: int, budget: int) -> str:
@@ -60,11 +52,11 @@ def row(model_name: str, shape: InstanceShape, isl: int, budget: int) -> str:
     grid = [cap * f for f in np.arange(0.5, 1.6, 0.02)]
     sustained = 0.0
     for r in grid:
-        if _sim_p90(cm, pool, shape, r, isl) > SLO_S:
+        if _sim_p90(cm, pool, shape, r) > SLO_S:
             break
         sustained = r
     ttft_a = cand.ttft_quantile_s(0.8 * cap, 0.9)
-    ttft_s = _sim_p90(cm, pool, shape, 0.8 * cap, isl)
+    ttft_s = _sim_p90(cm, pool, shape, 0.8 * cap)
     name = f"tp{shape.tp}" + (f" dp{shape.dp} ep{shape.ep}" if shape.dp > 1 else "")
     return (f"| {model_name} {name} | {isl} | {budget} | {k} | {s1 * 1e3:.1f} | {sk * 1e3:.1f} | {k / sk:.2f} | "
             f"{k / sk * isl:.0f} | {cap:.2f} | {sustained:.2f} | {sustained / cap - 1:+.0%} | "

@@ -23,10 +23,12 @@ from costmodels.hardware import ClusterSpec  # noqa: E402
 from costmodels.kv import kv_bytes_per_token  # noqa: E402
 from planner import plan_serving  # noqa: E402
 from planner.serve import ServeOptions, ServingWorkload  # noqa: E402
+from planner.serve.budget import VerifyBudget  # noqa: E402
 from planner.serve.capacity import CapacityModel, build_candidates  # noqa: E402
 from planner.serve.formulation import solve_counts  # noqa: E402
 from planner.serve.search import _verify  # noqa: E402
 from solvers import SolverOptions  # noqa: E402
+from solvers.deadline import Deadline  # noqa: E402
 
 LAYOUT_MARGIN = 0.35
 """layouts whose ILP goodput per GPU is within this fraction of the best are simulated"""
@@ -61,7 +63,7 @@ def main() -> None:
         if ratio < best_model * (1 - LAYOUT_MARGIN):
             continue
         v_sol, served, sim, _, _ = _verify(cm, "disaggregated", sol, groups, objective="goodput", rate=None,
-                                           kv_req=kv, solver_opts=solver)
+                                           kv_req=kv, budget=VerifyBudget(Deadline(3600.0)))
         counts = " + ".join(f"{k}x {c.name.split(':')[0]} tp{c.tp}pp{c.pp}" for c, k in v_sol.counts)
         rows.append((served * cm.stats.mean_out / v_sol.gpus, counts, v_sol.gpus, ratio * cm.stats.mean_out, served,
                      sim["attainment"], sim["attainment_interval"][0]))

@@ -260,33 +260,48 @@ def _batch_end(table: PrefillTable, arrive: np.ndarray, used: np.ndarray, i: int
     return max(i + 1, min(arrived, fits, i + table.batches[-1]))
 
 
-def _run_prefill(dep: Deployment, arrive: np.ndarray, li: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _run_prefill(servers: list[_Prefill], cm: CapacityModel, arrive: np.ndarray,
+                 li: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The router queue and batched prefill servers: (time each request's KV is ready on its decode instance,
     the prefill instance that served it). Arrivals are in time order."""
     n = len(arrive)
-    free = np.zeros(len(dep.prefill))
+    free = np.zeros(len(servers))
     ready = np.empty(n)
     which = np.empty(n, dtype=np.int64)
-    prefix = float(dep.cm.workload.prefix_len)
+    prefix = float(cm.workload.prefix_len)
     used = np.cumsum(np.maximum(li - np.minimum(prefix, li - 1.0), 1.0))  # uncached tokens, running total
     total = np.concatenate([[0.0], np.cumsum(li)])
     i = 0
     while i < n:
         best, best_done = -1, math.inf
-        for k, p in enumerate(dep.prefill):
+        for k, p in enumerate(servers):
             start = max(free[k], arrive[i])
             end = _batch_end(p.table, arrive, used, i, start)
             s = p.step(end - i, li[i] if end == i + 1 else (total[end] - total[i]) / (end - i))
             if start + s < best_done - 1e-15:
                 best, best_done, best_start, best_s, best_end = k, start + s, start, s, end
-        p = dep.prefill[best]
+        p = servers[best]
         free[best] = best_start + best_s / p.pp
         for r in range(i, best_end):
-            t_kv = dep.cm.transfer(p.src, p.dest_pool, p.shape, li[r])[0] if p.transfer else 0.0
+            t_kv = cm.transfer(p.src, p.dest_pool, p.shape, li[r])[0] if p.transfer else 0.0
             ready[r] = best_done + t_kv
             which[r] = best
         i = best_end
     return ready, which
+
+
+def replay_prefill(cm: CapacityModel, pool, shape: InstanceShape, *, instances: int, rate: float, requests: int,
+                   seed: int) -> np.ndarray:
+    """The router queue and batched prefill servers alone: `instances` prefill instances of `shape` on `pool` sending
+    KV to the same pool, Poisson arrivals at `rate` with the workload's input lengths; each request's time from
+    arrival to KV ready on the decode side (its TTFT when decode admits it at once), in arrival order."""
+    rng = np.random.default_rng(seed)
+    arrive = np.cumsum(rng.exponential(1.0 / rate, size=requests))
+    li = cm.workload.sample(requests, rng)[0].astype(float)
+    server = _Prefill(table=cm.prefill_table(pool, shape), share=1.0, pp=shape.pp, dest=pool.name, transfer=True,
+                      src=pool, shape=shape, dest_pool=pool)
+    ready, _ = _run_prefill([server] * instances, cm, arrive, li)
+    return ready - arrive
 
 
 def simulate(dep: Deployment, *, rate: float, requests: int, seed: int) -> dict:
@@ -306,7 +321,7 @@ def simulate(dep: Deployment, *, rate: float, requests: int, seed: int) -> dict:
             f, d = _run_colocated(eng, arrive[idx], li[idx], lo[idx])
             first[idx], finish[idx] = f, d
     else:
-        ready, which = _run_prefill(dep, arrive, li)
+        ready, which = _run_prefill(dep.prefill, cm, arrive, li)
         if dep.mode == "intra_gpu":
             assign = which
         else:

@@ -3,7 +3,6 @@ M/G/(c·k) model, what batching changes (short prompts) and does not (prompts at
 --prefill-token-budget flag end to end, and bad budgets."""
 
 import json
-import types
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from costmodels.serving_kernels import prefill_attention_s
 from planner.plan import load_plan
 from planner.serve import ServeOptions, ServingWorkload, check, estimate_serving, export
 from planner.serve.capacity import CapacityModel
-from planner.serve.simulate import _Prefill, _run_prefill
+from planner.serve.simulate import replay_prefill
 
 SLO_S = 0.6
 
@@ -75,31 +74,27 @@ def _prefill_only(llama, isl: int, budget: int, tp: int = 8, instances: int = 1)
     cm = CapacityModel(model, cluster, wl, ServeOptions(engine="vllm", prefill_token_budget=budget))
     shape = InstanceShape(tp=tp)
     cand = cm.prefill(pool, pool, shape)
-    server = _Prefill(table=cm.prefill_table(pool, shape), share=1.0, pp=1, dest=pool.name, transfer=True, src=pool,
-                      shape=shape, dest_pool=pool)
-    dep = types.SimpleNamespace(cm=cm, prefill=[server] * instances)
 
     def p90(rate: float, seeds: int = 2, n: int = 3000) -> float:
-        out = []
-        for seed in range(seeds):
-            arrive = np.cumsum(np.random.default_rng(seed).exponential(1 / rate, n))
-            ready, _ = _run_prefill(dep, arrive, np.full(n, float(isl)))
-            out.append(np.percentile((ready - arrive)[n // 10:], 90))
-        return float(np.mean(out))
+        ttft = [replay_prefill(cm, pool, shape, instances=instances, rate=rate, requests=n, seed=seed)
+                for seed in range(seeds)]
+        return float(np.mean([np.percentile(t[n // 10:], 90) for t in ttft]))
 
     return cand, p90
 
 
 def test_simulator_agrees_with_the_batched_queue_model(llama):
     """Tolerance: sustained rate (simulated p90 TTFT <= SLO) within 15 % of the analytic capacity; TTFT p90 at
-    0.8x capacity within 25 %."""
-    cand, p90 = _prefill_only(llama, 500, 8192)
-    cap = cand.group_rps(1)
-    assert cand.ttft_quantile_s(cap, 0.9) == pytest.approx(SLO_S, rel=1e-3)
-    rates = [cap * f for f in np.linspace(0.7, 1.2, 11)]
-    sustained = max(r for r in rates if p90(r) <= SLO_S)
-    assert sustained == pytest.approx(cap, rel=0.15)
-    assert p90(0.8 * cap) == pytest.approx(cand.ttft_quantile_s(0.8 * cap, 0.9), rel=0.25)
+    0.8x capacity within 30 % (the model picks the best batch cap, the engine batches greedily: optimistic at
+    moderate load, most with pooled instances)."""
+    for instances in (1, 2):  # one instance, and two behind one router queue
+        cand, p90 = _prefill_only(llama, 500, 8192, instances=instances)
+        cap = cand.group_rps(instances)
+        assert cand.ttft_quantile_s(cap, 0.9, servers=instances) == pytest.approx(SLO_S, rel=1e-3)
+        rates = [cap * f for f in np.linspace(0.7, 1.2, 11)]
+        sustained = max(r for r in rates if p90(r) <= SLO_S)
+        assert sustained == pytest.approx(cap, rel=0.15)
+        assert p90(0.8 * cap) == pytest.approx(cand.ttft_quantile_s(0.8 * cap, 0.9, servers=instances), rel=0.3)
 
 
 def test_batching_raises_short_prompt_throughput_and_leaves_long_ones(llama):
