@@ -98,8 +98,8 @@ def check_against_brute_force(layers, hbm, gbs, seq, moe):
 
 @settings(max_examples=30, deadline=None)
 @given(tp=st.sampled_from([1, 2, 4]), pp=st.sampled_from([1, 2]), mbs=st.sampled_from([1, 2]),
-       zero=st.integers(0, 3), rec=st.sampled_from(["none", "selective", "full"]), moe=st.booleans(),
-       seq=st.sampled_from([512, 4096]))
+       zero=st.integers(0, 3), rec=st.sampled_from(["none", "selective", "selective-layer", "full"]),
+       moe=st.booleans(), seq=st.sampled_from([512, 4096]))
 def test_bounds_are_valid_and_objective_matches(tp, pp, mbs, zero, rec, moe, seq):
     model = tiny_model(layers=4, moe=moe)
     cluster = tiny_cluster(8, 80.0)
@@ -125,7 +125,8 @@ def test_bounds_are_valid_and_objective_matches(tp, pp, mbs, zero, rec, moe, seq
 
 @settings(max_examples=30, deadline=None)
 @given(tp=st.sampled_from([1, 2]), pp=st.sampled_from([1, 2, 4]), mbs=st.sampled_from([1, 2]), zero=st.integers(0, 3),
-       rec=st.sampled_from(["none", "selective", "full"]), moe=st.booleans(), vpp=st.sampled_from([1, 2]))
+       rec=st.sampled_from(["none", "selective", "selective-layer", "full"]), moe=st.booleans(),
+       vpp=st.sampled_from([1, 2]))
 def test_sibling_bound_is_valid(tp, pp, mbs, zero, rec, moe, vpp):
     """The search bounds every ZeRO stage / recompute mode by the ZeRO-1, no-recompute sibling's layer times."""
     if pp == 1:
