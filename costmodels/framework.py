@@ -40,9 +40,12 @@ Runnable combinations (the planner searches only these; the exports refuse the r
   AutoEP: expert TP = 1, ep divides the routed experts, and tp > 1 needs ep > 1, pp = 1 and ZeRO <= 2.
 - torchtitan (current, b5bcd76): experts are sharded with etp = tp when ep = 1 and etp = 1 when ep > 1 (no
   expert TP beside EP); expert groups lie inside dp_shard x cp x tp (dp_shard = dp under FSDP, 1 under DDP);
-  MTP runs without pipeline and context parallelism; FSDP2 has no ZeRO 1 or 2.
+  MTP runs without pipeline and context parallelism; FSDP2 has no ZeRO 1 or 2. Layer-level SAC (selective-layer)
+  ended with v0.2.2: it is estimated and exported to v0.2.2, and searched only when asked for alone
+  (LEGACY_RECOMPUTE).
 - Megatron: selective-layer needs the same even number of layers in every (virtual) pipeline stage
-  (--recompute-num-layers is one number for all of them, counted from the first layer of each);
+  (--recompute-num-layers is one number for all of them, counted from the first layer of each) and no MTP
+  module (block recompute skips it);
   Megatron-FSDP (ZeRO 3) runs without pipeline parallelism; ZeRO 2 (Megatron-FSDP optim_grads,
   which the export renders) is not searched: its per-micro-batch reduce-scatter is not costed apart from
   ZeRO 3.
