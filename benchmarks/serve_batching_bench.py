@@ -3,10 +3,10 @@ instance with and without batching, analytic model (planner/serve/batching.py) a
 
     .venv/bin/python benchmarks/serve_batching_bench.py [--out benchmarks/results/serve_batching.md]
 
-Llama-3.1-70B BF16 on H100-SXM, engine vllm, one prefill instance (TP2 and TP8), ISL 500 and 4000, TTFT SLO
-600 ms at p90; plus Qwen3-30B-A3B on one H100 node slice with attention DP 4 (tp1 dp4 ep4). Budget 1 = one prompt
-per step; 8192 = vLLM's default on H100. Columns: step time of one prompt and of a full step (K prompts), peak
-throughput K/S(K) (req/s), analytic SLO capacity (largest rate whose predicted p90 TTFT <= SLO), simulated
+Llama-3.1-70B BF16 on H100-SXM, engine vllm, prefill instances 1x TP2, 2x TP2 behind one router queue, 1x TP8;
+plus Qwen3-30B-A3B with attention DP 4 (tp1 dp4 ep4). ISL 500 and 4000, TTFT SLO 600 ms at p90. Budget 1 = one
+prompt per step; 8192 = vLLM's default on H100. Columns: step time of one prompt and of a full step (K prompts),
+peak throughput c·K/S(K) (req/s), analytic SLO capacity (largest rate whose predicted p90 TTFT <= SLO), simulated
 sustained rate (largest rate on a 2 % grid whose simulated p90 TTFT <= SLO, 2 seeds x 3,000 requests), and the
 p90 TTFT at 0.8x the analytic capacity (analytic / simulated). TTFT here = prefill wait + step + KV transfer.
 """
@@ -29,16 +29,16 @@ from planner.serve.request import ServeOptions, ServingWorkload  # noqa: E402
 from planner.serve.simulate import replay_prefill  # noqa: E402
 
 SLO_S = 0.6
-CASES = [("llama3.1-70b", InstanceShape(tp=2)), ("llama3.1-70b", InstanceShape(tp=8)),
-         ("qwen3-30b-a3b", InstanceShape(tp=1, dp=4, ep=4))]
+CASES = [("llama3.1-70b", InstanceShape(tp=2), 1), ("llama3.1-70b", InstanceShape(tp=2), 2),
+         ("llama3.1-70b", InstanceShape(tp=8), 1), ("qwen3-30b-a3b", InstanceShape(tp=1, dp=4, ep=4), 1)]
 
 
-def _sim_p90(cm, pool, shape, rate: float, seeds: int = 2, n: int = 3000) -> float:
-    ttft = [replay_prefill(cm, pool, shape, instances=1, rate=rate, requests=n, seed=s) for s in range(seeds)]
+def _sim_p90(cm, pool, shape, instances: int, rate: float, seeds: int = 2, n: int = 3000) -> float:
+    ttft = [replay_prefill(cm, pool, shape, instances=instances, rate=rate, requests=n, seed=s) for s in range(seeds)]
     return float(np.mean([np.percentile(t[n // 10:], 90) for t in ttft]))
 
 
-def row(model_name: str, shape: InstanceShape, isl: int, budget: int) -> str:
+def row(model_name: str, shape: InstanceShape, instances: int, isl: int, budget: int) -> str:
     model = profiles.load_model(model_name)
     cluster = ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 16, 8)
     pool = cluster.pools[0]
@@ -48,18 +48,19 @@ def row(model_name: str, shape: InstanceShape, isl: int, budget: int) -> str:
     table = cm.prefill_table(pool, shape)
     k = table.most(isl)
     s1, sk = table.step(1, isl), table.step(k, isl)
-    cap = cand.capacity_rps
+    cap = cand.group_rps(instances)
     grid = [cap * f for f in np.arange(0.5, 1.6, 0.02)]
     sustained = 0.0
     for r in grid:
-        if _sim_p90(cm, pool, shape, r) > SLO_S:
+        if _sim_p90(cm, pool, shape, instances, r) > SLO_S:
             break
         sustained = r
-    ttft_a = cand.ttft_quantile_s(0.8 * cap, 0.9)
-    ttft_s = _sim_p90(cm, pool, shape, 0.8 * cap)
-    name = f"tp{shape.tp}" + (f" dp{shape.dp} ep{shape.ep}" if shape.dp > 1 else "")
-    return (f"| {model_name} {name} | {isl} | {budget} | {k} | {s1 * 1e3:.1f} | {sk * 1e3:.1f} | {k / sk:.2f} | "
-            f"{k / sk * isl:.0f} | {cap:.2f} | {sustained:.2f} | {sustained / cap - 1:+.0%} | "
+    ttft_a = cand.ttft_quantile_s(0.8 * cap, 0.9, servers=instances)
+    ttft_s = _sim_p90(cm, pool, shape, instances, 0.8 * cap)
+    name = f"{instances}x tp{shape.tp}" + (f" dp{shape.dp} ep{shape.ep}" if shape.dp > 1 else "")
+    peak = instances * k / sk
+    return (f"| {model_name} {name} | {isl} | {budget} | {k} | {s1 * 1e3:.1f} | {sk * 1e3:.1f} | {peak:.2f} | "
+            f"{peak * isl:.0f} | {cap:.2f} | {sustained:.2f} | {sustained / cap - 1:+.0%} | "
             f"{ttft_a * 1e3:.0f} / {ttft_s * 1e3:.0f} |")
 
 
@@ -68,12 +69,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results" / "serve_batching.md"))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    rows = [row(m, shape, isl, budget) for m, shape in CASES for isl in (500, 4000) for budget in (1, 8192)]
+    rows = [row(m, shape, n, isl, budget) for m, shape, n in CASES for isl in (500, 4000) for budget in (1, 8192)]
     lines = ["# batched prefill up to a token budget", "",
              f"Command: `.venv/bin/python benchmarks/serve_batching_bench.py` ({time.perf_counter() - t0:.0f} s). "
              f"{machine_note()}", "",
-             "One prefill instance on H100-SXM, engine vllm, TTFT SLO 600 ms at p90, Poisson arrivals, fixed ISL. "
-             "K = prompts per step (budget // ISL, at least 1); S(1), S(K) = step of one / K prompts; peak = K/S(K). "
+             "Prefill instances (one, or two behind one router queue) on H100-SXM, engine vllm, TTFT SLO 600 ms at "
+             "p90, Poisson arrivals, fixed ISL. K = prompts per step (budget // ISL, at least 1); S(1), S(K) = step "
+             "of one / K prompts; peak = c·K/S(K). "
              "Analytic capacity: planner/serve/batching.py (M/G/(c·k) per batch cap k, best cap); simulated: the "
              "exact batch server of planner/serve/simulate.py, largest rate on a 2 % grid with p90 TTFT <= SLO.", "",
              "| instance | ISL | budget | K | S(1) ms | S(K) ms | peak req/s | peak prompt tok/s | analytic SLO "

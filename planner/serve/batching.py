@@ -18,9 +18,12 @@ S_k(n) = S(k_n, n)·k/k_n (k_n = min(k, K(n)): a prompt too long to share k ways
 Crommelin's equivalence justifies it at the loads where the TTFT percentile binds: in M/D/m the number in system
 one service time later is max(N − m, 0) + arrivals, exactly the recursion of a server taking up to m waiting
 prompts per step of the same length, so the queue (and the wait) of a saturated batch server with cap k is the
-M/D/k one. The engine adapts its batch to the load (small batches when few prompts wait), so the model takes the
-cap k that gives the smallest TTFT percentile at each rate (wait + own step S_k(L_q) + KV transfer), and the
-largest SLO-feasible rate over k. k = 1 is the one-prompt-per-step M/G/c model, so batching never lowers a figure.
+M/D/k one. The wait quantile W_k comes from that queue; the request's own step then carries at least min(k, K)
+prompts and, because the engine takes every queued prompt, also those that arrived while it waited:
+b = min(K(L_q), max(k, 1 + λ·W_k)), own step S(b, L_q) (this is what makes two 4000-token prompts sharing an
+8192-token step slower for the first of them). TTFT_k(λ) = W_k + S(b, L_q) + t_kv. The engine's batches follow the
+load, so the model takes the cap k with the smallest TTFT percentile at each rate, and the largest SLO-feasible
+rate over k (bisection: TTFT_k rises with λ). k = 1 with K = 1 is the one-prompt-per-step M/G/c model.
 """
 
 import bisect
@@ -31,6 +34,8 @@ import numpy as np
 
 from costmodels.queueing import mgc_max_rate, mgc_wait_quantile_s
 
+BISECTIONS = 40
+"""halvings of the rate interval in CapModel.max_rate (a relative precision of 1e-12, beyond the plan's 9 digits)"""
 MAX_PREFILL_BATCH = 256
 """most prompts one prefill step carries (engines cap running requests; the table stays small)"""
 BATCH_CAPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -105,32 +110,72 @@ def build_table(step_seconds, lengths: np.ndarray, budget: int, prefix: int) -> 
 
 @dataclass(frozen=True, slots=True)
 class CapModel:
-    """The M/G/(c·k) model of one batch cap k: per-slot service moments and the zero-wait part of the TTFT."""
+    """The M/G/(c·k) model of one batch cap k: per-slot service moments, and the own step of the prompt at the
+    input-length quantile by the number of prompts it shares the step with."""
 
     cap: int
     mean_s: float
     second_s2: float
-    floor_s: float
-    """own step at the input-length quantile + KV transfer"""
+    own_s: tuple[float, ...]
+    """S(b, L_q) for b = 1 .. K(L_q): the quantile prompt's step when it carries b prompts"""
+    transfer_s: float = 0.0
+    """KV transfer of the quantile prompt"""
+
+    @property
+    def floor_s(self) -> float:
+        """TTFT at zero load: own step at this cap (min(k, K(L_q)) prompts) + KV transfer."""
+        return self.own_s[min(self.cap, len(self.own_s)) - 1] + self.transfer_s
+
+    def ttft_s(self, rate: float, quantile: float, servers: int) -> float:
+        """TTFT percentile at total rate `rate` over `servers` pooled instances: the wait quantile W of
+        M/G/(servers·k), then the own step, which carries at least min(k, K) prompts and every prompt that arrived
+        during the wait (the engine takes all queued prompts): b = min(K(L_q), max(k, 1 + rate·W))."""
+        wait = mgc_wait_quantile_s(rate, self.mean_s, self.second_s2, quantile, servers * self.cap)
+        if len(self.own_s) == 1 or not math.isfinite(wait):
+            return wait + (self.own_s[0] + self.transfer_s) if len(self.own_s) == 1 else math.inf
+        most = len(self.own_s)
+        batch = min(float(most), max(float(min(self.cap, most)), 1.0 + rate * wait))
+        whole = min(int(batch), most - 1)  # linear between own_s[whole - 1] (b = whole) and own_s[whole]
+        own = self.own_s[whole - 1] + (batch - whole) * (self.own_s[whole] - self.own_s[whole - 1])
+        return wait + (own + self.transfer_s)
+
+    def scaled(self, factor: float) -> "CapModel":
+        """The same server with every step `factor` times longer (an intra-GPU compute share s: 1/s)."""
+        return CapModel(cap=self.cap, mean_s=self.mean_s * factor, second_s2=self.second_s2 * factor * factor,
+                        own_s=tuple(t * factor for t in self.own_s), transfer_s=self.transfer_s)
+
+    def max_rate(self, quantile: float, ttft_s: float, servers: int) -> float:
+        """Largest total rate whose TTFT percentile is <= ttft_s (TTFT rises with the rate; bisection)."""
+        if len(self.own_s) == 1:  # the own step does not depend on the load: the M/G/c wait budget
+            return mgc_max_rate(self.mean_s, self.second_s2, quantile, ttft_s - self.floor_s, servers * self.cap)
+        if ttft_s < self.floor_s or self.mean_s <= 0:
+            return 0.0
+        lo, hi = 0.0, servers * self.cap / self.mean_s
+        for _ in range(BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            if self.ttft_s(mid, quantile, servers) <= ttft_s:
+                lo = mid
+            else:
+                hi = mid
+        return lo
 
 
-def cap_models(table: PrefillTable, inputs: np.ndarray, q_in: float, pp: int, transfer_s: float,
-               scale: float = 1.0) -> tuple[CapModel, ...]:
-    """Per batch cap k in BATCH_CAPS ∩ [1, K]: moments of S_k/pp over the length sample and the TTFT floor
-    (own step S_k(L_q)·... for the prompt at the length quantile, + KV transfer). `scale` multiplies the step
-    times (intra-GPU compute share). pp stages pipeline steps: a new step starts every S/pp."""
+def cap_models(table: PrefillTable, inputs: np.ndarray, q_in: float, pp: int,
+               transfer_s: float) -> tuple[CapModel, ...]:
+    """Per batch cap k in BATCH_CAPS ∩ [1, K]: moments of S_k/pp over the length sample, and the own steps of the
+    prompt at the length quantile (+ KV transfer); pp stages pipeline steps: a new step starts every S/pp."""
     most = table.most(float(inputs.min()))
     lengths, where = np.unique(inputs, return_inverse=True)
     fit = table.most_of(lengths)
+    most_q = table.most(q_in)
+    own = tuple(table.step(float(b), q_in) for b in range(1, most_q + 1))
     out = []
     for cap in [k for k in BATCH_CAPS if k <= most] or [1]:
         k_n = np.minimum(float(cap), fit)
         per = table.steps(k_n, lengths) * cap / k_n  # a prompt that shares a step k_n ways holds cap/k_n slots
-        service = per[where] * scale / pp
-        k_q = float(min(cap, table.most(q_in)))
-        own = table.step(k_q, q_in) * scale
+        service = per[where] / pp
         out.append(CapModel(cap=cap, mean_s=float(service.mean()), second_s2=float((service ** 2).mean()),
-                            floor_s=own + transfer_s))
+                            own_s=own, transfer_s=transfer_s))
     return tuple(out)
 
 
@@ -138,14 +183,14 @@ def pooled_rates(models: tuple[CapModel, ...], quantile: float, ttft_s: float, m
     """SLO-feasible rate of c = 1 .. most pooled instances: the best batch cap for each c."""
     out = []
     for c in range(1, most + 1):
-        out.append(max(mgc_max_rate(m.mean_s, m.second_s2, quantile, ttft_s - m.floor_s, c * m.cap)
-                       for m in models))
+        best = 0.0
+        for m in models:
+            if m.mean_s > 0 and c * m.cap / m.mean_s > best:  # a cap whose peak rate is below the best cannot win
+                best = max(best, m.max_rate(quantile, ttft_s, c))
+        out.append(best)
     return tuple(out)
 
 
 def ttft_quantile_s(models: tuple[CapModel, ...], rate: float, quantile: float, servers: int) -> float:
     """TTFT percentile of `servers` pooled batch servers at total rate `rate`: the best batch cap's figure."""
-    best = math.inf
-    for m in models:
-        best = min(best, mgc_wait_quantile_s(rate, m.mean_s, m.second_s2, quantile, servers * m.cap) + m.floor_s)
-    return best
+    return min(m.ttft_s(rate, quantile, servers) for m in models)

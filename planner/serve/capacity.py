@@ -155,7 +155,7 @@ class Candidate:
         """Predicted TTFT percentile of `servers` pooled instances (one router queue) at total arrival rate `rate`:
         the batched prefill server's best batch cap (planner.serve.batching)."""
         caps = self.caps or (batching.CapModel(cap=1, mean_s=self.mean_service_s, second_s2=self.second_moment_s2,
-                                               floor_s=self.ttft_floor_s),)
+                                               own_s=(self.ttft_floor_s,)),)
         return batching.ttft_quantile_s(caps, rate, quantile, servers)
 
     def to_json(self) -> dict:
@@ -222,6 +222,7 @@ class CapacityModel:
         self.q = workload.quantile
         self.slot_q = (1 + 3 * self.q) / 4
         self._tables: dict[tuple[str, InstanceShape], batching.PrefillTable] = {}
+        self._own_caps: dict[tuple[str, InstanceShape], tuple[batching.CapModel, ...]] = {}
 
     def _kw(self, pool: NodePool) -> dict:
         o = self.options
@@ -352,8 +353,11 @@ class CapacityModel:
 
     def intra_gpu_caps(self, pool: NodePool, shape: InstanceShape, share: float) -> tuple[batching.CapModel, ...]:
         """The batched prefill server of an intra-GPU instance at compute share s (step times / s, no transfer)."""
-        return batching.cap_models(self.prefill_table(pool, shape), np.asarray(self.stats.inputs), self.stats.q_in,
-                                   shape.pp, 0.0, scale=1.0 / share)
+        key = (pool.name, shape)
+        if key not in self._own_caps:
+            self._own_caps[key] = batching.cap_models(self.prefill_table(pool, shape), np.asarray(self.stats.inputs),
+                                                      self.stats.q_in, shape.pp, 0.0)
+        return tuple(m.scaled(1.0 / share) for m in self._own_caps[key])
 
     def intra_gpu_rates(self, pool: NodePool, shape: InstanceShape,
                         share: float) -> tuple[float, float, Candidate | None]:
