@@ -372,7 +372,7 @@ def _context_parallel(model: ModelSpec, env: _Env, tokens: float, attn_fwd: floa
     q_elems = tokens * model.heads * d_v / tp
     dkv = env.coll("p2p", kv_elems * RING_GRAD_BYTES, 2, tp)
     fwd_comm = max(0.0, ag - attn_fwd / cp)
-    bwd_comm = fwd_comm + (cp - 1) * max(0.0, dkv - attn_bwd / cp) + dkv
+    bwd_comm = max(0.0, ag - attn_bwd / cp) + (cp - 1) * max(0.0, dkv - attn_bwd / cp) + dkv
     merge = memory_bound_time_s((cp - 1) * (RING_MERGE_BYTES * q_elems + RING_KV_COPY_BYTES * kv_elems)
                                 + RING_CAST_BYTES * q_elems, env.dev)
     grads = memory_bound_time_s(cp * (RING_GRAD_Q_BYTES * q_elems + RING_GRAD_KV_BYTES * kv_elems)
