@@ -75,11 +75,17 @@ class PrefillTable:
         ks = self.batches
         k = min(max(k, ks[0]), ks[-1])
         j = bisect.bisect_left(ks, k)
-        at_j = float(np.interp(n, self.lengths, self.times[j]))
+        at_j = self._at(j, n)
         if ks[j] == k:
             return at_j
         w = (k - ks[j - 1]) / (ks[j] - ks[j - 1])
-        return (1 - w) * float(np.interp(n, self.lengths, self.times[j - 1])) + w * at_j
+        return (1 - w) * self._at(j - 1, n) + w * at_j
+
+    def _at(self, row: int, n: float) -> float:
+        """times[row] at input length n (linear in n; one length: that entry)."""
+        if len(self.lengths) == 1:
+            return float(self.times[row, 0])
+        return float(np.interp(n, self.lengths, self.times[row]))
 
     def steps(self, ks: np.ndarray, ns: np.ndarray) -> np.ndarray:
         """S(ks[i], ns[i]) for every i (vectorised step)."""

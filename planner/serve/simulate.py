@@ -20,6 +20,7 @@ A request attains its SLO when TTFT ≤ T_ttft and TPOT ≤ T_tpot. Between even
 whole runs of identical iterations at once (the batch only changes at admissions and completions).
 """
 
+import bisect
 import heapq
 import math
 from dataclasses import dataclass
@@ -249,42 +250,58 @@ def _run_colocated(eng: _Decode, arrive: np.ndarray, li: np.ndarray, lo: np.ndar
     return first, finish
 
 
-def _batch_end(table: PrefillTable, arrive: np.ndarray, used: np.ndarray, i: int, start: float) -> int:
+def _batch_end(budget: int, most: int, arrive: list[float], used: list[float], i: int, start: float) -> int:
     """One past the last request of the step that starts at `start` with head request i: the FCFS run of requests
-    arrived by then whose uncached tokens (cumulative `used`) fit the budget; the head always runs."""
-    if table.budget <= 1:
+    arrived by then whose uncached tokens (running total `used`) fit the budget, at most `most`; the head always
+    runs."""
+    if budget <= 1:
         return i + 1
-    arrived = int(np.searchsorted(arrive, start, side="right"))
-    base = used[i - 1] if i else 0.0
-    fits = int(np.searchsorted(used, base + table.budget, side="right"))
-    return max(i + 1, min(arrived, fits, i + table.batches[-1]))
+    arrived = bisect.bisect_right(arrive, start)
+    fits = bisect.bisect_right(used, (used[i - 1] if i else 0.0) + budget)
+    return max(i + 1, min(arrived, fits, i + most))
 
 
-def _run_prefill(servers: list[_Prefill], cm: CapacityModel, arrive: np.ndarray,
-                 li: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _server_groups(servers: list[_Prefill]) -> list[list[int]]:
+    """Indices of identical servers (same step table, share and pipeline), each group in index order: within a
+    group the step done first is the one that starts first, so only that member needs pricing."""
+    groups: dict[tuple[int, float, int], list[int]] = {}
+    for k, p in enumerate(servers):
+        groups.setdefault((id(p.table), p.share, p.pp), []).append(k)
+    return list(groups.values())
+
+
+def _run_prefill(servers: list[_Prefill], cm: CapacityModel, arrive_a: np.ndarray,
+                 li_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The router queue and batched prefill servers: (time each request's KV is ready on its decode instance,
-    the prefill instance that served it). Arrivals are in time order."""
-    n = len(arrive)
-    free = np.zeros(len(servers))
+    the prefill instance that served it). Arrivals are in time order. The head request goes to the server whose
+    step (started when both it and the request are there, carrying the queued prompts that fit) ends first."""
+    n = len(arrive_a)
+    arrive, li = arrive_a.tolist(), li_a.tolist()
+    free = [0.0] * len(servers)
     ready = np.empty(n)
     which = np.empty(n, dtype=np.int64)
     prefix = float(cm.workload.prefix_len)
-    used = np.cumsum(np.maximum(li - np.minimum(prefix, li - 1.0), 1.0))  # uncached tokens, running total
-    total = np.concatenate([[0.0], np.cumsum(li)])
+    used = np.cumsum(np.maximum(li_a - np.minimum(prefix, li_a - 1.0), 1.0)).tolist()  # uncached tokens, running
+    total = [0.0] + np.cumsum(li_a).tolist()
+    groups = _server_groups(servers)
+    transfer: dict[tuple[int, float], float] = {}
     i = 0
     while i < n:
         best, best_done = -1, math.inf
-        for k, p in enumerate(servers):
+        for k in sorted(min(members, key=lambda m: (max(free[m], arrive[i]), m)) for members in groups):
+            p = servers[k]
             start = max(free[k], arrive[i])
-            end = _batch_end(p.table, arrive, used, i, start)
+            end = _batch_end(p.table.budget, p.table.batches[-1], arrive, used, i, start)
             s = p.step(end - i, li[i] if end == i + 1 else (total[end] - total[i]) / (end - i))
             if start + s < best_done - 1e-15:
                 best, best_done, best_start, best_s, best_end = k, start + s, start, s, end
         p = servers[best]
         free[best] = best_start + best_s / p.pp
         for r in range(i, best_end):
-            t_kv = cm.transfer(p.src, p.dest_pool, p.shape, li[r])[0] if p.transfer else 0.0
-            ready[r] = best_done + t_kv
+            key = (best, li[r])
+            if key not in transfer:
+                transfer[key] = cm.transfer(p.src, p.dest_pool, p.shape, li[r])[0] if p.transfer else 0.0
+            ready[r] = best_done + transfer[key]
             which[r] = best
         i = best_end
     return ready, which
