@@ -151,6 +151,9 @@ def check(plan: Plan) -> list[str]:
 def _feature_lines(inp: dict, p: dict) -> list[str]:
     """Estimate lines for the cached prefix, speculative decoding and offline throughput (when asked for)."""
     lines = []
+    if p.get("prefill_steps", 1) > 1:
+        lines.append(f"  prefill steps      {p['prefill_steps']:10d} of <= {inp['prefill_token_budget']} tokens "
+                     f"(prefill token budget)")
     if inp.get("prefix_len"):
         lines.append(f"  cached prefix      {inp['prefix_len']:10d} tokens "
                      f"(prefill computes {inp['isl'] - inp['prefix_len']})")
@@ -201,6 +204,9 @@ def explain(plan: Plan) -> str:
         lines.append(f"  {g['role']:10} {g['pool']:10} {g['tp']:3d} {g['pp']:3d} {g['ep']:3d} {g['dp']:3d} "
                      f"{g['instances']:5d} {g['gpus'] * g['instances']:5d} {g['capacity_rps'] * g['instances']:8.3f} "
                      f"{g['max_batch']:6d} {g['chunk_tokens']:6d} {g['prefill_share']:6.3f}")
+    budgets = sorted({g["prefill_token_budget"] for g in d["groups"] if g.get("prefill_token_budget", 1) > 1})
+    if budgets:
+        lines.append(f"  prefill steps batch queued prompts up to {'/'.join(map(str, budgets))} tokens")
     sim = plan.get("simulated", {})
     pct = f"p{wl['percentile']:g}"
     lines += [f"  rate {p['rate_rps']:.3f} req/s on {p['gpus']} GPUs: goodput {p['goodput_tokens_per_s_per_gpu']:.1f} "
