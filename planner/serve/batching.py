@@ -6,6 +6,9 @@ B runs alone in one step of its full length (vLLM V1 and SGLang instead chunk it
 consecutive steps: the same GEMM and attention work, plus one step overhead per extra piece, which is omitted).
 B = 1 is one prompt per step (the legacy engine). With DP attention the budget is the instance's total and the
 prompts of a step are spread over the dp ranks (costmodels.serving.StepLoad.busiest_replica prices the busiest).
+SGLang does this per rank: its DP controller dispatches requests round-robin to the ranks, each rank's scheduler
+batches its own queue up to chunked_prefill_size / dp, and the ranks step together (the MoE layers need all of
+them); one instance queue is the same when the ranks' queues are balanced and credits the pooling otherwise.
 
 Step time table: S(k, n) = prefill of k prompts of n input tokens each (their uncached part) in one iteration
 (costmodels.serving.prefill_time with batch k, the batched form), on a grid of k = 1 .. K(n_min) and of input
@@ -13,8 +16,10 @@ lengths n; a step of k prompts of mean length n̄ is priced S(k, n̄) (bilinear 
 lengths). K(n) = max(1, ⌊B / fresh(n)⌋), at most MAX_PREFILL_BATCH.
 
 Queueing approximation (the analytic capacity and TTFT; planner/serve/simulate.py runs the batch server exactly):
-for a batch cap k ≤ K, c instances whose steps carry k prompts are treated as M/G/(c·k) with per-slot service
-S_k(n) = S(k_n, n)·k/k_n (k_n = min(k, K(n)): a prompt too long to share k ways takes k/k_n slots' worth of time).
+for a batch cap k ≤ K(mean length) (a step carries about B / mean prompts; larger caps would let the short
+prompts of a mixed workload hide the long ones' steps), c instances whose steps carry k prompts are treated as
+M/G/(c·k) with per-slot service S_k(n) = S(k_n, n)·k/k_n (k_n = min(k, K(n)): a prompt too long to share k
+ways takes k/k_n slots' worth of time).
 Crommelin's equivalence justifies it at the loads where the TTFT percentile binds: in M/D/m the number in system
 one service time later is max(N − m, 0) + arrivals, exactly the recursion of a server taking up to m waiting
 prompts per step of the same length, so the queue (and the wait) of a saturated batch server with cap k is the
@@ -168,9 +173,10 @@ class CapModel:
 
 def cap_models(table: PrefillTable, inputs: np.ndarray, q_in: float, pp: int,
                transfer_s: float) -> tuple[CapModel, ...]:
-    """Per batch cap k in BATCH_CAPS ∩ [1, K]: moments of S_k/pp over the length sample, and the own steps of the
-    prompt at the length quantile (+ KV transfer); pp stages pipeline steps: a new step starts every S/pp."""
-    most = table.most(float(inputs.min()))
+    """Per batch cap k in BATCH_CAPS ∩ [1, K(mean length)]: moments of S_k/pp over the length sample, and the own
+    steps of the prompt at the length quantile (+ KV transfer); pp stages pipeline steps: a new step starts every
+    S/pp."""
+    most = table.most(float(inputs.mean()))  # a step carries about budget / mean length prompts
     lengths, where = np.unique(inputs, return_inverse=True)
     fit = table.most_of(lengths)
     most_q = table.most(q_in)
