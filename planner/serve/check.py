@@ -113,6 +113,9 @@ def check(plan: Plan) -> list[str]:
             if not _close(float(getattr(fresh, key)), float(g[key])):
                 problems.append(f"{g['role']} group on {g['pool']}: {key} is {g[key]}, "
                                 f"recomputed {getattr(fresh, key)}")
+        if g.get("prefill_token_budget", fresh.prefill_token_budget) != fresh.prefill_token_budget:
+            problems.append(f"{g['role']} group on {g['pool']}: prefill_token_budget is {g['prefill_token_budget']}, "
+                            f"the options and engine give {fresh.prefill_token_budget}")
         if g["role"] in ("decode", "colocated", "intra_gpu") and fresh.tpot_s > workload.tpot_s * (1 + REL_TOL):
             problems.append(f"{g['role']} step {fresh.tpot_s * 1e3:.2f} ms exceeds the TPOT SLO")
         by_pool.setdefault(g["pool"], []).extend([g["gpus"]] * g["instances"])

@@ -21,7 +21,7 @@ from costmodels.serving import (
     prefill_time,
 )
 from costmodels.serving_kernels import prefill_attention_s
-from planner.plan import load_plan
+from planner.plan import Plan, load_plan
 from planner.serve import ServeOptions, ServingWorkload, check, estimate_serving, export
 from planner.serve.capacity import CapacityModel
 from planner.serve.simulate import replay_prefill
@@ -149,9 +149,11 @@ def test_budget_flag_round_trip(tmp_path):
     assert pre and all(g["prefill_token_budget"] == 3000 for g in pre)
     assert check(plan) == []
     assert CliRunner().invoke(main, ["validate", str(out)]).exit_code == 0
+    doc = json.loads(out.read_text())  # validate re-derives the budget from the options and the engine
+    next(g for g in doc["decision"]["groups"] if g["role"] == "prefill")["prefill_token_budget"] = 1024
+    assert any("prefill_token_budget is 1024" in p for p in check(Plan(doc)))
     assert "--max-num-batched-tokens 3000" in export(plan, "vllm")
     assert "--chunked-prefill-size 3000" in export(plan, "sglang")
-    json.loads(out.read_text())
 
 
 @pytest.mark.parametrize("bad", ["0", "-5", "2.5", "many"])
