@@ -4,10 +4,12 @@
     .venv/bin/python benchmarks/serve_engine_fit.py [--write-profiles] [--out benchmarks/results/serve_engines.md]
 
 For each device (h100-sxm, h200) and engine (trtllm, vllm, sglang), the points of each table in the serving
-domain (GEMM n, k >= 512 and m <= 16384; prefill attention with >= 128 tokens per batch; all TP sizes of the
-all-reduce from 2 KiB to 256 MiB; MoE layers of up to 16384 tokens) are split by a stable hash of their key:
-one in five is held aside, never seen by the fit. The constants of costmodels/serving_kernels.py are fitted
-op by op on the rest (least squares of log(predicted / measured), scipy, deterministic start), and the
+domain (GEMM n, k >= 512 and m <= 16384; prefill attention with >= 128 tokens per batch and decode attention,
+both at the head shapes of the shipped models (SHIPPED); all TP sizes of the all-reduce from 2 KiB to 512 MiB;
+MoE layers of up to 16384 tokens) are split by a stable hash of their key: one in five is held aside, never
+seen by the fit. The constants of costmodels/serving_kernels.py and serving_attention.py are fitted op by op on
+the rest (least squares of log(predicted / measured), scipy, deterministic start; a size switch of GRID by
+trying each value), and the
 report gives the median and 90th-percentile |error| on the held-aside points. `--write-profiles` replaces
 the `serving_engines:` block at the end of profiles/hardware/<device>.yaml with the fitted values and their
 provenance. Fitting uses only these measured tables (no published end-to-end numbers).
@@ -29,14 +31,13 @@ from machine import machine_note  # noqa: E402
 
 import profiles  # noqa: E402
 from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants  # noqa: E402
-from costmodels.serving_kernels import (  # noqa: E402
-    EngineKernels,
+from costmodels.serving_attention import (  # noqa: E402
     allreduce_s,
     decode_attention_s,
-    gemm_s,
-    grouped_gemm_s,
     prefill_attention_s,
+    query_tiles,
 )
+from costmodels.serving_kernels import EngineKernels, gemm_s, grouped_gemm_s  # noqa: E402
 
 HEAD_DIM = 128
 """attention head width of every GQA/MHA model in profiles/models (MLA runs other kernels): the attention
@@ -44,18 +45,28 @@ constants are fitted on it; other widths behave differently per kernel and are r
 HELD_ASIDE = 5
 """one point in HELD_ASIDE (by key hash) is held aside for the error report"""
 ELEM_BYTES = 2.0
-"""all-reduce tables give message sizes in BF16 elements"""
+"""bytes of a BF16 element: the all-reduce tables give message sizes in elements; prefill K and V are BF16"""
 START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_max=0.6, fp8_gemm_half_flops=1e9,
              fp8_quant_s=5e-6,
              hbm_efficiency=0.8, kernel_floor_s=5e-6, attention_efficiency=0.5, attention_floor_s=5e-6,
-             attention_half_work=512.0, kv_read_efficiency=0.8, decode_attention_floor_s=5e-6,
-             decode_seq_s=1e-7, allreduce_call_s=5e-6, allreduce_hop_s=1e-6, allreduce_efficiency=0.5,
+             attention_half_work=512.0, attention_tile_s=1e-8, prefill_kv_passes=1.0,
+             kv_read_efficiency=0.8, decode_attention_floor_s=5e-6,
+             decode_seq_s=1e-8, decode_fp8_floor_s=5e-6, decode_fp8_seq_s=1e-8, decode_mha_seq_s=1e-8,
+             decode_free_units=100.0, kv_dequant_s=1e-13, decode_split_s=5e-6, decode_split_tokens=500.0,
+             decode_overlap_exponent=2.0,
+             allreduce_call_s=3e-6, allreduce_hop_s=1e-7, allreduce_efficiency=0.6,
+             allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
+             allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6,
              moe_efficiency=1.0)
 """starting point of every fit (and the value of a constant no table constrains)"""
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
-          "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0)}
+          "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0), "kv_dequant_s": (1e-16, 1e-9),
+          "decode_overlap_exponent": (1.0, 8.0), "decode_free_units": (1.0, 1e4), "decode_split_tokens": (1.0, 1e6)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
+GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30))}
+"""constants that switch between algorithms at message sizes the tables step in powers of two: fitted by trying
+each value (the rest by least squares for every one), keeping the lowest cost"""
 
 
 def held_aside(key: tuple) -> bool:
@@ -68,14 +79,16 @@ def _gemm(ek, p):
 
 
 def _prefill(ek, p):
-    b, isl, heads, _, d, _ = p
-    return prefill_attention_s(ek, 2.0 * b * isl * (isl / 2) * heads * 2 * d, isl / 2)
+    b, isl, heads, kv_heads, d, _ = p
+    return prefill_attention_s(ek, 2.0 * b * isl * (isl / 2) * heads * 2 * d, isl / 2, query_tiles(b, heads, isl),
+                               b * isl * kv_heads * 2 * d * ELEM_BYTES)
 
 
 def _decode(ek, p):
     b, ctx, heads, kv_heads, d, kv, _ = p
     per_token = 2.0 * kv_heads * d * (1.0 if kv == "fp8" else 2.0)
-    return decode_attention_s(ek, b * kv_heads, b * ctx * per_token, 2.0 * b * ctx * heads * 2 * d)
+    return decode_attention_s(ek, b, kv_heads, heads, ctx, b * ctx * per_token, 2.0 * b * ctx * heads * 2 * d,
+                              kv == "fp8")
 
 
 def _allreduce(ek, p):
@@ -92,6 +105,20 @@ def _moe(ek, p):
                                                                                        inter / tp, dtype)
 
 
+def shipped_heads() -> set[tuple[int, int]]:
+    """(query heads, KV heads) per GPU that the serving model issues for the GQA/MHA model profiles (head_dim
+    128) at TP 1, 2, 4, 8 (KV heads replicated when fewer than the TP degree)."""
+    out = set()
+    for name in profiles.list_profiles()["models"]:
+        m = profiles.load_model(name)
+        if m.attention != "mla" and m.head_dim == HEAD_DIM:
+            out |= {(m.heads // tp, max(1, m.kv_heads // tp)) for tp in (1, 2, 4, 8) if m.heads % tp == 0}
+    return out
+
+
+SHIPPED = shipped_heads()
+
+
 def _gemm_domain(t: Tables, dtype: str) -> list:
     return [p for p in t.gemm if p[3] == dtype and min(p[1], p[2]) >= 512 and p[0] <= 16384]
 
@@ -102,12 +129,18 @@ OPS = {
                   ("gemm_efficiency_max", "gemm_half_flops", "hbm_efficiency", "kernel_floor_s")),
     "gemm fp8": (lambda t: _gemm_domain(t, "fp8"), _gemm,
                  ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s")),
-    "prefill attention": (lambda t: [p for p in t.prefill if p[0] * p[1] >= 128 and p[4] == HEAD_DIM], _prefill,
-                          ("attention_efficiency", "attention_floor_s", "attention_half_work")),
-    "decode attention": (lambda t: [p for p in t.decode if p[4] == HEAD_DIM], _decode,
-                         ("kv_read_efficiency", "decode_attention_floor_s", "decode_seq_s")),
+    "prefill attention": (lambda t: [p for p in t.prefill if p[0] * p[1] >= 128 and p[4] == HEAD_DIM
+                                     and (p[2], p[3]) in SHIPPED], _prefill,
+                          ("attention_efficiency", "attention_floor_s", "attention_half_work", "attention_tile_s",
+                           "prefill_kv_passes")),
+    "decode attention": (lambda t: [p for p in t.decode if p[4] == HEAD_DIM and (p[2], p[3]) in SHIPPED], _decode,
+                         ("kv_read_efficiency", "decode_attention_floor_s", "decode_seq_s", "decode_fp8_floor_s",
+                          "decode_fp8_seq_s", "decode_mha_seq_s", "decode_free_units", "kv_dequant_s",
+                          "decode_split_s", "decode_split_tokens", "decode_overlap_exponent")),
     "all-reduce": (lambda t: [p for p in t.allreduce if 1024 <= p[1] <= 2**28], _allreduce,
-                   ("allreduce_call_s", "allreduce_hop_s", "allreduce_efficiency")),
+                   ("allreduce_call_s", "allreduce_hop_s", "allreduce_efficiency", "allreduce_twoshot_call_s",
+                    "allreduce_twoshot_efficiency", "allreduce_nccl_call_s", "allreduce_nccl_efficiency",
+                    "allreduce_custom_max_bytes")),
     # one constant of its own: the fused MoE kernel's efficiency relative to the GEMM curve fitted above;
     # instances the planner builds have moe_tp·ep <= 16
     "moe": (lambda t: [p for p in t.moe if p[0] <= 16384 and p[5] * p[6] <= 16], _moe, ("moe_efficiency",)),
@@ -129,6 +162,16 @@ def _residuals(dev: DeviceSpec, values: dict, names, x, points, predict):
 
 
 def fit_op(dev: DeviceSpec, values: dict, names, points, predict) -> dict:
+    """Least squares of the op's constants; a constant of GRID is tried at each of its values."""
+    grid = [n for n in names if n in GRID]
+    if not grid:
+        return _least_squares(dev, values, names, points, predict)[0]
+    rest = [n for n in names if n not in GRID]
+    fits = [_least_squares(dev, {**values, grid[0]: g}, rest, points, predict) for g in GRID[grid[0]]]
+    return min(fits, key=lambda f: f[1])[0]
+
+
+def _least_squares(dev: DeviceSpec, values: dict, names, points, predict) -> tuple[dict, float]:
     from scipy.optimize import least_squares
 
     lo = [math.log(BOUNDS.get(n, (1e-9, 1e13))[0]) for n in names]
@@ -136,7 +179,7 @@ def fit_op(dev: DeviceSpec, values: dict, names, points, predict) -> dict:
     x0 = [min(max(math.log(values[n]), a + 1e-6), b - 1e-6) for n, a, b in zip(names, lo, hi, strict=True)]
     res = least_squares(lambda x: _residuals(dev, values, names, x, points, predict), x0, bounds=(lo, hi),
                         loss="soft_l1", f_scale=0.1, x_scale=1.0, max_nfev=400)
-    return {**values, **{n: float(f"{math.exp(v):.4g}") for n, v in zip(names, res.x, strict=True)}}
+    return {**values, **{n: float(f"{math.exp(v):.4g}") for n, v in zip(names, res.x, strict=True)}}, res.cost
 
 
 def fit(device: str, engine: str) -> tuple[EngineCalibration, list[tuple]]:
@@ -194,12 +237,15 @@ def main() -> None:
            "Command: `.venv/bin/python benchmarks/serve_engine_fit.py --write-profiles` "
            f"(aiconfigurator-core {VERSION}). {machine_note()}", "",
            "Error = |model / measured - 1| on the held-aside points (one in five by key hash, not used by the fit). "
-           "Domain: GEMM n, k >= 512, m <= 16384; prefill attention >= 128 tokens and decode attention, head_dim 128 "
-           "(every GQA model profile; the last two columns give the same constants on every head width of the "
-           "table, 64-512); all-reduce 1 Ki-256 Mi elements; MoE <= 16384 tokens, moe_tp x ep <= 16, balanced "
-           "routing (grouped GEMMs on the fitted GEMM curves times one MoE efficiency per engine).", "",
-           "| device | engine | op | fitted on | held aside | median err | p90 err | max err | all widths median "
-           "| all widths p90 |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "Domain: GEMM n, k >= 512, m <= 16384; prefill attention (>= 128 tokens) and decode attention: head_dim "
+           "128 and the (query heads, KV heads) per GPU the serving model issues for the GQA/MHA model profiles at "
+           "TP 1-8 (" + ", ".join(f"{h}/{g}" for h, g in sorted(SHIPPED)) + "); the last two columns give the same "
+           "constants on the whole attention table (every head count and width 64-512, incl. GQA groups of 24-128 "
+           "no shipped model has); all-reduce 1 Ki-256 Mi elements (9 held-aside points per engine: the p90 is the "
+           "second-worst); MoE <= 16384 tokens, moe_tp x ep <= 16, balanced routing (grouped GEMMs on the fitted "
+           "GEMM curves times one MoE efficiency per engine).", "",
+           "| device | engine | op | fitted on | held aside | median err | p90 err | max err | whole table median "
+           "| whole table p90 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for device in ("h100-sxm", "h200"):
         cals = []
         for engine in ENGINE_VERSIONS:

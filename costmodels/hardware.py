@@ -138,6 +138,39 @@ class KernelConstants:
     """TP all-reduce: fraction of the NVLink bandwidth reached"""
     moe_efficiency: float = 1.0
     """grouped expert GEMMs (fused MoE kernel): efficiency relative to the dense GEMM curve of the same size"""
+    attention_tile_s: float = 0.0
+    """prefill attention: time per (sequence, query head, 128-row query tile) work unit (scheduling, softmax
+    state set-up and output write of the tile)"""
+    prefill_kv_passes: float = 0.0
+    """prefill attention: times the K and V of the keys are read from HBM (query tiles of one KV head that do not
+    share them through L2 read them again)"""
+    decode_fp8_floor_s: float = 0.0
+    """decode attention over an FP8 KV cache (its own kernel): fixed time per call"""
+    decode_fp8_seq_s: float = 0.0
+    """decode attention over an FP8 KV cache: time per (sequence, KV head) work unit"""
+    decode_mha_seq_s: float = 0.0
+    """decode attention, BF16 KV, one query head per KV head (MHA: no GQA packing): time per work unit"""
+    decode_free_units: float = 0.0
+    """decode attention: work units of the first wave (they run on idle SMs at no per-unit cost)"""
+    kv_dequant_s: float = 0.0
+    """decode attention over an FP8 KV cache: time per KV element dequantised (the kernel's math limit)"""
+    decode_split_s: float = 0.0
+    """decode attention: split-KV reduction time reached at long contexts, scaled by c / (c + split_tokens)"""
+    decode_split_tokens: float = 1.0
+    """decode attention: context at which the split-KV reduction costs half of decode_split_s"""
+    decode_overlap_exponent: float = 1.0
+    """decode attention: p of the smooth maximum (Σ tᵢᵖ)^(1/p) of its unit, KV-read and dequant times (1: sum)"""
+    allreduce_custom_max_bytes: float = 0.0
+    """TP all-reduce: messages below this size run the engine's custom kernel (one- or two-shot), larger ones
+    NCCL (ring or NVLS); 0: no custom kernel, every size on the comm layer's ring"""
+    allreduce_twoshot_call_s: float = 0.0
+    """custom two-shot all-reduce (reduce-scatter + all-gather through peer memory): fixed time per call"""
+    allreduce_twoshot_efficiency: float = 1.0
+    """custom two-shot all-reduce: fraction of the NVLink bandwidth reached"""
+    allreduce_nccl_call_s: float = 0.0
+    """NCCL all-reduce above the custom kernel's size limit: fixed time per call"""
+    allreduce_nccl_efficiency: float = 1.0
+    """NCCL all-reduce: fraction of the NVLink bandwidth reached"""
 
     @classmethod
     def of_engine(cls, cal: "EngineCalibration") -> "KernelConstants":
@@ -157,14 +190,20 @@ class EngineCalibration(KernelConstants):
 
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
-                     "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency"):
+                     "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency", "allreduce_twoshot_efficiency",
+                     "allreduce_nccl_efficiency"):
             v = getattr(self, name)
             require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("gemm_half_flops", "fp8_gemm_half_flops", "fp8_quant_s", "kernel_floor_s", "attention_floor_s",
                      "attention_half_work", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s",
-                     "allreduce_hop_s"):
+                     "allreduce_hop_s", "decode_fp8_floor_s", "decode_fp8_seq_s", "decode_mha_seq_s",
+                     "decode_free_units", "kv_dequant_s", "decode_split_s", "allreduce_custom_max_bytes",
+                     "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s", "allreduce_nccl_call_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
+        for name in ("decode_split_tokens", "decode_overlap_exponent"):
+            v = getattr(self, name)
+            require(v > 0.0, f"must be > 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -45,15 +45,13 @@ from costmodels.errors import require
 from costmodels.hardware import MEASURED_ENGINES, DeviceSpec, KernelConstants
 from costmodels.kv import BYTES_PER_ELEMENT, LayerParams, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
+from costmodels.serving_attention import allreduce_s, decode_attention_s, prefill_attention_s, query_tiles
 from costmodels.serving_kernels import (
     EngineKernels,
-    allreduce_s,
-    decode_attention_s,
     engine_calibration,
     gemm_s,
     grouped_gemm_s,
     moe_exchange_s,
-    prefill_attention_s,
 )
 
 OTHER_KERNELS_PER_LAYER = 8
@@ -296,6 +294,7 @@ def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp:
     else:
         qk_dim = v_dim = model.head_dim
     t = 0.0
+    kv_layer = kv_bytes_per_token_layer(model, prec.kv) / kv_shard(model, tp)
     mine = load.busiest_replica(dp)
     if mine:
         # one varlen flash-attention kernel: each prompt's causal work (its tokens x its mean keys per row), the
@@ -304,13 +303,15 @@ def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp:
                  g.tokens / 2 + g.context) for g in mine]
         flops = sum(f for f, _ in work)
         rows = work[0][1] if len(work) == 1 else sum(f * r for f, r in work) / flops
-        t += prefill_attention_s(ek, flops, rows)
+        tiles = sum(query_tiles(g.count, heads, g.tokens) for g in mine)
+        kv_bytes = sum(g.count * (g.tokens + g.context) for g in mine) * kv_layer
+        t += prefill_attention_s(ek, flops, rows, tiles, kv_bytes)
     d_seqs = load.decode_seqs / dp
     if d_seqs:
-        kv_layer = kv_bytes_per_token_layer(model, prec.kv) / kv_shard(model, tp)
         flops = 2 * d_seqs * load.decode_ctx * heads * (qk_dim + v_dim)
         kv_heads = 1.0 if model.attention == "mla" else max(1.0, model.kv_heads / tp)
-        t += decode_attention_s(ek, d_seqs * kv_heads, d_seqs * load.decode_ctx * kv_layer, flops)
+        t += decode_attention_s(ek, d_seqs, kv_heads, heads, load.decode_ctx, d_seqs * load.decode_ctx * kv_layer,
+                                flops, prec.kv == "fp8")
     return t
 
 

@@ -10,9 +10,7 @@ only changes the constants they run with (`KernelConstants`, applied as a Device
       padded row; the launch/ramp-up latency adds to streaming (measured small GEMMs sit above a pure max())
   GEMM in FP8 (tensor-wise scaling): + the kernel that quantises the input, t_q + 3·m·k / (BW · η_hbm), which the
       per-op tables include; engines that fuse it into the preceding norm/activation kernel (fused_quant) skip it
-  prefill attention, F FLOPs, rows of c keys:  max(floor, t_attn,0 + F / (P_bf16 · eff(c, 128)))
-  decode attention of b sequences × g KV heads on the GPU reading K KV bytes:
-      max(floor, t_dec,0 + b·g·t_seq + K / (BW · η_kv), F / (P_bf16 · e_attn))   (one work unit per pair)
+  attention (prefill, decode) and the TP all-reduce: costmodels/serving_attention.py
   grouped expert GEMMs (MoE, one kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive s/hit rows each, F = 2·s·n·k,
       t = max(F / (P_d · eff), floor + (hit·β·k·n + s·(β·k + 2·n)) / (BW · η_hbm)), eff the GEMM curve at the
@@ -81,29 +79,6 @@ def gemm_s(ek: EngineKernels, m: float, n: float, kk: float, dtype: str, fused_q
     if dtype == "fp8" and not fused_quant:
         t += ek.k.fp8_quant_s + compute.memory_bound_time_s(QUANT_BYTES * m * kk, dev)
     return t
-
-
-def prefill_attention_s(ek: EngineKernels, flops: float, row_keys: float) -> float:
-    """Causal flash attention doing `flops` FLOPs (BF16 math) over query rows of `row_keys` keys on average."""
-    if flops <= 0:
-        return 0.0
-    eff = compute.attention_efficiency(max(row_keys, 1.0), ATTENTION_REF_WIDTH, ek.device.calibration)
-    return max(ek.k.kernel_floor_s, ek.k.attention_floor_s + flops / (ek.device.bf16_flops_per_s * eff))
-
-
-def decode_attention_s(ek: EngineKernels, units: float, kv_bytes: float, flops: float) -> float:
-    """Decode attention over `units` (sequence, KV head) pairs reading `kv_bytes` of KV cache, `flops` FLOPs."""
-    if kv_bytes <= 0:
-        return 0.0
-    k, dev = ek.k, ek.device
-    memory = k.decode_attention_floor_s + units * k.decode_seq_s + kv_bytes / (dev.hbm_bytes_per_s
-                                                                               * k.kv_read_efficiency)
-    return max(k.kernel_floor_s, memory, flops / (dev.bf16_flops_per_s * k.attention_efficiency))
-
-
-def allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
-    """TP all-reduce of `size_bytes` over n consecutive GPUs (comm layer; NVLink inside a node, NICs across)."""
-    return comm.collective_time_s("all_reduce", size_bytes, n, 1, ek.links)
 
 
 def moe_exchange_s(ek: EngineKernels, tokens_per_rank: float, hidden: int, top_k: int, ep: int, stride: int,

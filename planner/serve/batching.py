@@ -47,10 +47,10 @@ BATCH_CAPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 """batch caps k the analytic model tries (and the table's k grid beyond K = 16)"""
 
 
-def batch_grid(most: int) -> tuple[int, ...]:
-    """k values of the step table: every k up to 16, then BATCH_CAPS, always ending at `most`."""
-    ks = sorted({k for k in range(1, min(most, 16) + 1)} | {k for k in BATCH_CAPS if k <= most} | {most})
-    return tuple(ks)
+def batch_grid(most: int, dense: bool) -> tuple[int, ...]:
+    """k values of the step table: BATCH_CAPS (dense: every k up to 16 as well), always ending at `most`."""
+    ks = {k for k in range(1, min(most, 16) + 1)} if dense else set()
+    return tuple(sorted(ks | {k for k in BATCH_CAPS if k <= most} | {most}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +110,12 @@ class PrefillTable:
         return np.clip(np.floor(self.budget / fresh), 1, self.batches[-1])
 
 
-def build_table(step_seconds, lengths: np.ndarray, budget: int, prefix: int) -> PrefillTable:
-    """The table of `step_seconds(k, n)` over k = batch_grid(K(min length)) and the length grid."""
+def build_table(step_seconds, lengths: np.ndarray, budget: int, prefix: int, widest: float) -> PrefillTable:
+    """The table of `step_seconds(k, n)` over the length grid and k = 1 .. K(widest) (every k up to 16 for one
+    length, BATCH_CAPS otherwise). The analytic model needs K(mean length), the simulator K(shortest)."""
     probe = PrefillTable(lengths=lengths, batches=(MAX_PREFILL_BATCH,), times=np.zeros((1, len(lengths))),
                          budget=budget, prefix=prefix)
-    ks = batch_grid(probe.most(float(lengths.min())))
+    ks = batch_grid(probe.most(widest), dense=len(lengths) == 1)
     times = np.array([[step_seconds(k, float(n)) for n in lengths] for k in ks])
     return PrefillTable(lengths=lengths, batches=ks, times=times, budget=budget, prefix=prefix)
 

@@ -221,7 +221,7 @@ class CapacityModel:
         self.stats = LengthStats.of(workload)
         self.q = workload.quantile
         self.slot_q = (1 + 3 * self.q) / 4
-        self._tables: dict[tuple[str, InstanceShape], batching.PrefillTable] = {}
+        self._tables: dict[tuple[str, InstanceShape, float], batching.PrefillTable] = {}
         self._own_caps: dict[tuple[str, InstanceShape], tuple[batching.CapModel, ...]] = {}
 
     def _kw(self, pool: NodePool) -> dict:
@@ -239,13 +239,15 @@ class CapacityModel:
         """Tokens one prefill step carries on this pool: the option, else the engine's default for the device."""
         return self.options.prefill_token_budget or default_prefill_token_budget(self.options.engine, pool.device)
 
-    def prefill_table(self, pool: NodePool, shape: InstanceShape) -> batching.PrefillTable:
-        """Batched prefill step times of a shape on a pool (built once per CapacityModel)."""
-        key = (pool.name, shape)
+    def prefill_table(self, pool: NodePool, shape: InstanceShape, full: bool = False) -> batching.PrefillTable:
+        """Batched prefill step times of a shape on a pool, built once per CapacityModel: up to the batch of
+        mean-length prompts (the analytic model), or `full` up to the batch of the shortest (the simulator)."""
+        widest = min(self.stats.inputs) if full else float(np.mean(self.stats.inputs))
+        key = (pool.name, shape, widest)
         if key not in self._tables:
             self._tables[key] = batching.build_table(lambda k, n: self.prefill_seconds(pool, shape, n, k),
                                                      length_grid(self.stats), self.prefill_token_budget(pool),
-                                                     self.workload.prefix_len)
+                                                     self.workload.prefix_len, widest)
         return self._tables[key]
 
     def token_seconds(self, pool: NodePool, shape: InstanceShape, batch: float, context: float) -> float:

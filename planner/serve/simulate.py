@@ -96,7 +96,7 @@ class Deployment:
             for _ in range(g["instances"]):
                 if g["role"] in ("prefill", "intra_gpu"):
                     dest = cluster.pool(g.get("dest_pool", g["pool"]))
-                    self.prefill.append(_Prefill(table=cm.prefill_table(pool, shape),
+                    self.prefill.append(_Prefill(table=cm.prefill_table(pool, shape, full=True),
                                                  share=g.get("prefill_share") or 1.0, pp=shape.pp,
                                                  dest=dest.name, transfer=g["role"] == "prefill", src=pool,
                                                  shape=shape, dest_pool=dest))
@@ -315,8 +315,8 @@ def replay_prefill(cm: CapacityModel, pool, shape: InstanceShape, *, instances: 
     rng = np.random.default_rng(seed)
     arrive = np.cumsum(rng.exponential(1.0 / rate, size=requests))
     li = cm.workload.sample(requests, rng)[0].astype(float)
-    server = _Prefill(table=cm.prefill_table(pool, shape), share=1.0, pp=shape.pp, dest=pool.name, transfer=True,
-                      src=pool, shape=shape, dest_pool=pool)
+    server = _Prefill(table=cm.prefill_table(pool, shape, full=True), share=1.0, pp=shape.pp, dest=pool.name,
+                      transfer=True, src=pool, shape=shape, dest_pool=pool)
     ready, _ = _run_prefill([server] * instances, cm, arrive, li)
     return ready - arrive
 

@@ -1,0 +1,100 @@
+"""Attention and TP all-reduce kernel times of a serving engine on one GPU (seconds).
+
+The constants are an engine's `KernelConstants` (fitted per device by benchmarks/serve_engine_fit.py to the
+engines' measured per-op tables); `EngineKernels` carries them with the device.
+
+  prefill attention, F FLOPs, rows of c keys, n work units (sequence x query head x 128-row query tile), keys
+  whose K and V take K bytes:  max(floor, t_attn,0 + F / (P_bf16 · eff(c, 128)) + n · t_tile + r · K / BW)
+      (r: passes over K and V from HBM; with few KV heads, query tiles of one KV head share them through L2)
+  decode attention of b sequences, g KV heads and h query heads per GPU, context c, K bytes of KV cache:
+      work units u = b·g (one per sequence and KV head; the query heads of a KV head are packed together)
+      t = floor_kv + ‖ max(u − u_free, 0)·t_unit,  K / (BW · η_kv),  [FP8 KV] (K / 1 B)·t_deq ‖_p
+            + t_split · c / (c + c_split)
+      ‖·‖_p = (Σ xᵢᵖ)^(1/p), a smooth maximum of the terms that overlap in the kernel (p = 1: their sum);
+      floor_kv and t_unit per KV dtype (FP8 KV runs another kernel); with h = g (MHA) a BF16 unit costs
+      t_unit,mha; the first u_free units run on otherwise idle SMs; the split-KV reduction adds a time that
+      grows to t_split as the context is split into more chunks; bounded below by the compute time
+      F / (P_bf16 · e_attn) and the smallest kernel
+  TP all-reduce inside a node: the engine's custom one-shot / two-shot kernels below a size limit, NCCL (ring or
+      NVLS) above it (`engine_allreduce_s`); across nodes the comm layer's ring (costmodels/comm.py)
+"""
+
+import math
+
+from costmodels import comm, compute
+from costmodels.serving_kernels import ATTENTION_REF_WIDTH, EngineKernels
+
+QUERY_TILE = 128
+"""query rows of one flash-attention work unit (the engines' prefill kernels tile queries by 128 on Hopper)"""
+
+
+def prefill_attention_s(ek: EngineKernels, flops: float, row_keys: float, tiles: float = 0.0,
+                        kv_bytes: float = 0.0) -> float:
+    """Causal flash attention doing `flops` FLOPs (BF16 math) over query rows of `row_keys` keys on average, in
+    `tiles` (sequence, query head, 128-row query tile) work units (`query_tiles`), over keys whose K and V
+    take `kv_bytes` on this GPU."""
+    if flops <= 0:
+        return 0.0
+    k, dev = ek.k, ek.device
+    eff = compute.attention_efficiency(max(row_keys, 1.0), ATTENTION_REF_WIDTH, dev.calibration)
+    t = k.attention_floor_s + flops / (dev.bf16_flops_per_s * eff) + tiles * k.attention_tile_s
+    return max(k.kernel_floor_s, t + k.prefill_kv_passes * kv_bytes / dev.hbm_bytes_per_s)
+
+
+def query_tiles(seqs: float, heads: float, new_tokens: float) -> float:
+    """Work units of a prefill attention kernel: one per sequence, query head and QUERY_TILE rows of new tokens."""
+    return seqs * heads * math.ceil(new_tokens / QUERY_TILE)
+
+
+def decode_attention_s(ek: EngineKernels, seqs: float, kv_heads: float, heads: float, context: float,
+                       kv_bytes: float, flops: float, kv_fp8: bool = False) -> float:
+    """Decode attention of `seqs` sequences with `kv_heads` KV heads and `heads` query heads on this GPU, each
+    over `context` cached tokens, reading `kv_bytes` of KV cache (FP8 when `kv_fp8`) and doing `flops` FLOPs."""
+    if kv_bytes <= 0:
+        return 0.0
+    k, dev = ek.k, ek.device
+    units = seqs * kv_heads
+    if kv_fp8:
+        floor, per_unit = k.decode_fp8_floor_s, k.decode_fp8_seq_s
+    else:
+        floor, per_unit = k.decode_attention_floor_s, (k.decode_mha_seq_s if heads <= kv_heads else k.decode_seq_s)
+    terms = (max(units - k.decode_free_units, 0.0) * per_unit,
+             kv_bytes / (dev.hbm_bytes_per_s * k.kv_read_efficiency),
+             kv_bytes * k.kv_dequant_s if kv_fp8 else 0.0)
+    t = floor + smooth_max(terms, k.decode_overlap_exponent)
+    t += k.decode_split_s * context / (context + k.decode_split_tokens)
+    return max(k.kernel_floor_s, t, flops / (dev.bf16_flops_per_s * k.attention_efficiency))
+
+
+def smooth_max(terms: tuple[float, ...], p: float) -> float:
+    """(Σ xᵢᵖ)^(1/p) of non-negative times: their sum at p = 1, tending to their maximum as p grows (computed
+    in microseconds, scale-free)."""
+    scale = 1e6
+    return float(sum((x * scale) ** p for x in terms) ** (1.0 / p) / scale)
+
+
+def allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
+    """TP all-reduce of `size_bytes` over n consecutive GPUs: inside one node the engine's algorithm for the
+    size (`engine_allreduce_s`), else (or without a custom kernel) the comm layer's ring across NICs."""
+    k = ek.k
+    if size_bytes <= 0 or n <= 1:
+        return 0.0
+    if k.allreduce_custom_max_bytes <= 0 or n > ek.links.devices_per_node:
+        return comm.collective_time_s("all_reduce", size_bytes, n, 1, ek.links)
+    return engine_allreduce_s(ek, size_bytes, n)
+
+
+def engine_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
+    """All-reduce inside an NVSwitch node as the engines run it, with B the NVLink bandwidth per GPU:
+    below the custom kernel's size limit the faster of
+      one-shot (every GPU reads the n-1 peers' buffers):  t_call + (n-1)·(t_hop + S / (B·η_1))
+      two-shot (reduce-scatter + all-gather in peer memory):  t_call,2 + 2(n-1)/n · S / (B·η_2)
+    and above it NCCL, t_call,nccl + v·S / (B·η_nccl) with the per-GPU volume v of the lower-volume algorithm:
+    ring 2(n-1)/n, or NVLS (in-switch reduction; sends S, receives S/n, then sends S/n, receives S) (n+1)/n."""
+    k, link = ek.k, ek.device.intra_node_bytes_per_s
+    if size_bytes >= k.allreduce_custom_max_bytes:
+        volume = min(2 * (n - 1) / n, (n + 1) / n)
+        return k.allreduce_nccl_call_s + volume * size_bytes / (link * k.allreduce_nccl_efficiency)
+    one = k.allreduce_call_s + (n - 1) * (k.allreduce_hop_s + size_bytes / (link * k.allreduce_efficiency))
+    two = k.allreduce_twoshot_call_s + 2 * (n - 1) / n * size_bytes / (link * k.allreduce_twoshot_efficiency)
+    return min(one, two)

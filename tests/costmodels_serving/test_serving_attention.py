@@ -1,0 +1,108 @@
+"""Serving attention (prefill, decode) and TP all-reduce kernel formulas, checked by hand."""
+
+import dataclasses
+import math
+
+import pytest
+
+import profiles
+from costmodels.hardware import KernelConstants
+from costmodels.serving_attention import (
+    allreduce_s,
+    decode_attention_s,
+    engine_allreduce_s,
+    prefill_attention_s,
+    query_tiles,
+    smooth_max,
+)
+from costmodels.serving_kernels import EngineKernels, engine_calibration
+
+H100_BF16 = 989.4e12
+H100_HBM = 3.35e12
+H100_NVLINK = 450e9
+
+
+def _kernels(engine: str = "vllm", **changes: float) -> EngineKernels:
+    h100 = profiles.load_device("h100-sxm")
+    k = KernelConstants.of_engine(engine_calibration(h100, engine))
+    return EngineKernels(h100, dataclasses.replace(k, **changes))
+
+
+def test_prefill_attention_adds_one_cost_per_query_tile():
+    ek = _kernels(attention_efficiency=0.5, attention_half_work=100.0, attention_floor_s=10e-6,
+                  attention_tile_s=20e-9, kernel_floor_s=1e-6)
+    # 2 prompts of 1000 tokens, 8 heads: 2·8·ceil(1000/128) = 128 tiles; rows of 500 keys: eff = 0.5·500/600
+    tiles = query_tiles(2, 8, 1000)
+    assert tiles == 2 * 8 * 8
+    flops = 2 * 2 * 1000 * 500 * 8 * 256
+    expect = 10e-6 + flops / (H100_BF16 * 0.5 * 500 / 600) + 128 * 20e-9
+    assert prefill_attention_s(ek, flops, 500, tiles) == pytest.approx(expect)
+    # more query heads sharing the same FLOPs cost more tiles
+    assert prefill_attention_s(ek, flops, 500, 2 * tiles) == pytest.approx(expect + 128 * 20e-9)
+
+
+def test_prefill_attention_reads_kv_passes_times():
+    ek = _kernels(attention_efficiency=0.5, attention_half_work=100.0, attention_floor_s=10e-6,
+                  attention_tile_s=0.0, kernel_floor_s=1e-6, prefill_kv_passes=2.5)
+    flops = 2 * 2 * 1000 * 500 * 8 * 256
+    base = prefill_attention_s(ek, flops, 500, 0.0)
+    # 2 prompts of 1000 tokens with 8 KV heads of width 128 in BF16: K and V take 2·1000·8·2·128·2 bytes
+    kv = 2 * 1000 * 8 * 2 * 128 * 2.0
+    assert prefill_attention_s(ek, flops, 500, 0.0, kv) == pytest.approx(base + 2.5 * kv / H100_HBM)
+
+
+def test_smooth_max_is_sum_at_one_and_tends_to_max():
+    assert smooth_max((3e-6, 4e-6, 0.0), 1.0) == pytest.approx(7e-6)
+    assert smooth_max((3e-6, 4e-6, 0.0), 2.0) == pytest.approx(5e-6)
+    assert smooth_max((3e-6, 4e-6), 50.0) == pytest.approx(4e-6, rel=1e-3)
+
+
+def test_decode_attention_by_hand():
+    c = dict(decode_attention_floor_s=9e-6, decode_seq_s=30e-9, decode_mha_seq_s=10e-9, decode_fp8_floor_s=6e-6,
+             decode_fp8_seq_s=12e-9, decode_free_units=100.0, kv_read_efficiency=0.9, kv_dequant_s=2e-13,
+             decode_split_s=5e-6, decode_split_tokens=500.0, decode_overlap_exponent=2.0, kernel_floor_s=1e-6)
+    ek = _kernels(**c)
+    # 64 sequences x 8 KV heads (32 query heads), context 1000, BF16 KV: 512 units, 412 beyond the free wave
+    kv = 64 * 1000 * 2 * 8 * 128 * 2.0
+    units = (512 - 100) * 30e-9
+    read = kv / (H100_HBM * 0.9)
+    split = 5e-6 * 1000 / 1500
+    expect = 9e-6 + math.hypot(units, read) + split
+    assert decode_attention_s(ek, 64, 8, 32, 1000, kv, 1.0) == pytest.approx(expect)
+    # MHA (a KV head per query head): the unpacked unit time
+    mha = 9e-6 + math.hypot((512 - 100) * 10e-9, read) + split
+    assert decode_attention_s(ek, 64, 8, 8, 1000, kv, 1.0) == pytest.approx(mha)
+    # FP8 KV: half the bytes, its own floor and unit time, plus the dequant term (one element per byte)
+    kv8 = kv / 2
+    fp8 = 6e-6 + math.sqrt(((512 - 100) * 12e-9) ** 2 + (kv8 / (H100_HBM * 0.9)) ** 2 + (kv8 * 2e-13) ** 2) + split
+    assert decode_attention_s(ek, 64, 8, 32, 1000, kv8, 1.0, kv_fp8=True) == pytest.approx(fp8)
+    # few units: no per-unit time at all
+    small = 9e-6 + 100 * 4096 / (H100_HBM * 0.9) + 5e-6 * 100 / 600
+    assert decode_attention_s(ek, 1, 8, 32, 100, 100 * 4096.0, 1.0) == pytest.approx(small)
+
+
+def test_engine_allreduce_algorithms_by_hand():
+    c = dict(allreduce_call_s=3e-6, allreduce_hop_s=0.1e-6, allreduce_efficiency=0.6,
+             allreduce_twoshot_call_s=9e-6, allreduce_twoshot_efficiency=0.7, allreduce_nccl_call_s=30e-6,
+             allreduce_nccl_efficiency=0.65, allreduce_custom_max_bytes=2.0 ** 24)
+    ek = _kernels(**c)
+    # 16 KiB over 8 GPUs: one-shot (each GPU reads 7 peers) beats two-shot's larger fixed time
+    one = 3e-6 + 7 * (0.1e-6 + 16384 / (H100_NVLINK * 0.6))
+    assert allreduce_s(ek, 16384, 8) == pytest.approx(one)
+    # 8 MiB over 8 GPUs: two-shot moves 2·7/8 S instead of 7 S
+    s = 8 * 2.0 ** 20
+    two = 9e-6 + 2 * 7 / 8 * s / (H100_NVLINK * 0.7)
+    assert two < 3e-6 + 7 * (0.1e-6 + s / (H100_NVLINK * 0.6))
+    assert allreduce_s(ek, s, 8) == pytest.approx(two)
+    # 64 MiB: NCCL; NVLS volume (n+1)/n = 9/8 at 8 GPUs, the ring's 2(n-1)/n = 1 at 2 GPUs
+    big = 64 * 2.0 ** 20
+    assert engine_allreduce_s(ek, big, 8) == pytest.approx(30e-6 + 9 / 8 * big / (H100_NVLINK * 0.65))
+    assert engine_allreduce_s(ek, big, 2) == pytest.approx(30e-6 + 1.0 * big / (H100_NVLINK * 0.65))
+
+
+def test_allreduce_without_custom_kernel_is_the_ring():
+    ek = _kernels(allreduce_custom_max_bytes=0.0, allreduce_call_s=5e-6, allreduce_hop_s=1e-6,
+                  allreduce_efficiency=0.5)
+    # ring inside a node: t_call + 2(n-1)·t_hop + 2(n-1)/n · S / (450 GB/s · η)
+    assert allreduce_s(ek, 1e6, 8) == pytest.approx(5e-6 + 14 * 1e-6 + 2 * 7 / 8 * 1e6 / (H100_NVLINK * 0.5))
+    assert allreduce_s(ek, 1e6, 1) == 0.0
