@@ -8,7 +8,8 @@ one device and one engine, the tables the serving model needs and returns plain 
   prefill    context attention (batch, isl, heads, kv_heads, head_dim; BF16, no sliding window)
   decode     generation attention (batch, context, heads, kv_heads, head_dim, kv dtype; no sliding window)
   allreduce  the engine's custom all-reduce under CUDA graphs (GPUs, bytes)
-  moe        fused MoE layer (tokens, hidden, inter, topk, experts, moe_tp, ep, dtype; balanced routing)
+  moe        fused MoE layer of gated experts (tokens, hidden, inter, topk, experts, moe_tp, ep, dtype; balanced
+             routing); the fastest kernel the engine ships per point
 Repeated measurements of one point are reduced to their median. Nothing here is fitted.
 """
 
@@ -102,7 +103,9 @@ def load(device: str, engine: str) -> Tables:
     a = a[a.allreduce_dtype == "bfloat16"]
     allreduce = _points(a, ["num_gpus", "message_size"])
     m = table("moe", "moe_perf")
-    m = m[(m.distribution == "balanced") & m.moe_dtype.isin(list(DTYPES))].assign(
+    # gated experts only (the *_nongated kernels run an MLP without gate: other FLOPs for the same key)
+    m = m[(m.distribution == "balanced") & m.moe_dtype.isin(list(DTYPES))
+          & ~m.kernel_source.str.contains("nongated")].assign(
         dtype=lambda x: x.moe_dtype.map(DTYPES))
     moe = _fastest(m, ["num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
                        "moe_ep_size", "dtype"])

@@ -1,18 +1,20 @@
 """Fit each engine's serving kernel constants per device to aiconfigurator-core's measured per-op tables.
 
     .venv/bin/pip install 'aiconfigurator-core==0.12.0'
-    .venv/bin/python benchmarks/serve_engine_fit.py [--write-profiles] [--out benchmarks/results/serve_engines.md]
+    .venv/bin/python benchmarks/serve_engine_fit.py [--write-profiles] [--refit OP,...] [--out FILE.md]
 
 For each device (h100-sxm, h200) and engine (trtllm, vllm, sglang), the points of each table in the serving
-domain (GEMM n, k >= 512 and m <= 16384; prefill attention with >= 128 tokens per batch and decode attention,
-both at the head shapes of the shipped models (SHIPPED); all TP sizes of the all-reduce from 2 KiB to 512 MiB;
-MoE layers of up to 16384 tokens) are split by a stable hash of their key: one in five is held aside, never
+domain (GEMM m <= 16384 at the (n, k) of the shipped models' dense GEMMs at TP 1-8; prefill attention with
+>= 128 tokens per batch and decode attention, both at the head shapes of the shipped models (SHIPPED); all TP
+sizes of the all-reduce from 2 KiB to 512 MiB; MoE layers of up to 16384 tokens at the shipped MoE models'
+shapes) are split by a stable hash of their key: one in five is held aside, never
 seen by the fit. The constants of costmodels/serving_kernels.py and serving_attention.py are fitted op by op on
 the rest (least squares of log(predicted / measured), scipy, deterministic start; a size switch of GRID by
 trying each value), and the
 report gives the median and 90th-percentile |error| on the held-aside points. `--write-profiles` replaces
 the `serving_engines:` block at the end of profiles/hardware/<device>.yaml with the fitted values and their
-provenance. Fitting uses only these measured tables (no published end-to-end numbers).
+provenance. `--refit` fits only the ops named (the others keep the profile's constants and are evaluated).
+Fitting uses only these measured tables (no published end-to-end numbers).
 """
 
 import argparse
@@ -57,14 +59,24 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              allreduce_call_s=3e-6, allreduce_hop_s=1e-7, allreduce_efficiency=0.6,
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6,
-             moe_efficiency=1.0)
+             moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
+             moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
+             fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=1e11, fp8_quant_bytes=3.0,
+             fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
+             gemm_sms=132.0)
 """starting point of every fit (and the value of a constant no table constrains)"""
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
           "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0), "kv_dequant_s": (1e-16, 1e-9),
-          "decode_overlap_exponent": (1.0, 8.0), "decode_free_units": (1.0, 1e4), "decode_split_tokens": (1.0, 1e6)}
+          "decode_overlap_exponent": (1.0, 8.0), "decode_free_units": (1.0, 1e4), "decode_split_tokens": (1.0, 1e6),
+          "moe_fp8_efficiency": (0.05, 1.0), "fp8_wave_weight": (1e-3, 1.0), "fp8_k_overhead": (1.0, 1e5),
+          "fp8_quant_bytes": (0.1, 100.0), "fp8_quant_row_s": (1e-13, 1e-6), "fp8_cta_bytes_per_s": (1e9, 1e13),
+          "fp8_hbm_efficiency": (0.05, 1.0), "fp8_large_efficiency_max": (0.05, 1.0),
+          "fp8_overlap_exponent": (1.0, 16.0),
+          "moe_slot_bytes": (0.01, 100.0), "moe_hbm_efficiency": (0.02, 1.0), "moe_fp8_hbm_efficiency": (0.02, 1.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
-GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30))}
+GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
+        "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
 """constants that switch between algorithms at message sizes the tables step in powers of two: fitted by trying
 each value (the rest by least squares for every one), keeping the lowest cost"""
 
@@ -101,8 +113,9 @@ def _moe(ek, p):
     # sliced moe_tp ways and receives tokens·topk/ep token-expert slots (balanced routing)
     tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
     local, slots = experts / ep, tokens * topk / ep
-    return grouped_gemm_s(ek, slots, local, 2 * inter / tp, h, dtype) + grouped_gemm_s(ek, slots, local, h,
-                                                                                       inter / tp, dtype)
+    # the fused MoE kernels quantise FP8 inputs inside the layer (its fixed and slot terms carry that cost)
+    return (grouped_gemm_s(ek, slots, local, 2 * inter / tp, h, dtype, fused_quant=True)
+            + grouped_gemm_s(ek, slots, local, h, inter / tp, dtype, fused_quant=True))
 
 
 def shipped_heads() -> set[tuple[int, int]]:
@@ -119,8 +132,39 @@ def shipped_heads() -> set[tuple[int, int]]:
 SHIPPED = shipped_heads()
 
 
-def _gemm_domain(t: Tables, dtype: str) -> list:
+def shipped_gemms() -> tuple[set[tuple[int, int]], set[tuple[int, int, int, int]]]:
+    """(n, k) of the dense GEMMs (QKV, output, gate+up, down) of the model profiles at TP 1, 2, 4, 8, and
+    (hidden, expert width, top-k, experts) of their routed-expert layers."""
+    dense, moe = set(), set()
+    for name in profiles.list_profiles()["models"]:
+        m = profiles.load_model(name)
+        for tp in (t for t in (1, 2, 4, 8) if m.heads % t == 0):
+            qkv = (m.heads // tp + 2 * max(1, m.kv_heads // tp)) * m.head_dim
+            dense |= {(qkv, m.hidden), (m.hidden, m.heads // tp * m.head_dim)}
+            if m.ffn % tp == 0:
+                dense |= {((2 if m.gated_mlp else 1) * m.ffn // tp, m.hidden), (m.hidden, m.ffn // tp)}
+        if m.moe is not None:
+            moe.add((m.hidden, m.moe.expert_ffn, m.moe.top_k, m.moe.experts))
+    return dense, moe
+
+
+SHIPPED_GEMMS, SHIPPED_MOE = shipped_gemms()
+
+
+def _moe_table(t: Tables, dtype: str) -> list:
+    return [p for p in t.moe if p[7] == dtype and p[0] <= 16384 and p[5] * p[6] <= 16]
+
+
+def _moe_domain(t: Tables, dtype: str) -> list:
+    return [p for p in _moe_table(t, dtype) if p[1:5] in SHIPPED_MOE]
+
+
+def _gemm_table(t: Tables, dtype: str) -> list:
     return [p for p in t.gemm if p[3] == dtype and min(p[1], p[2]) >= 512 and p[0] <= 16384]
+
+
+def _gemm_domain(t: Tables, dtype: str) -> list:
+    return [p for p in _gemm_table(t, dtype) if p[1:3] in SHIPPED_GEMMS]
 
 
 OPS = {
@@ -128,7 +172,9 @@ OPS = {
     "gemm bf16": (lambda t: _gemm_domain(t, "bf16"), _gemm,
                   ("gemm_efficiency_max", "gemm_half_flops", "hbm_efficiency", "kernel_floor_s")),
     "gemm fp8": (lambda t: _gemm_domain(t, "fp8"), _gemm,
-                 ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s")),
+                 ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s", "fp8_k_overhead", "fp8_wave_weight",
+                  "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s", "fp8_hbm_efficiency",
+                  "fp8_overlap_exponent", "fp8_large_efficiency_max")),
     "prefill attention": (lambda t: [p for p in t.prefill if p[0] * p[1] >= 128 and p[4] == HEAD_DIM
                                      and (p[2], p[3]) in SHIPPED], _prefill,
                           ("attention_efficiency", "attention_floor_s", "attention_half_work", "attention_tile_s",
@@ -141,9 +187,12 @@ OPS = {
                    ("allreduce_call_s", "allreduce_hop_s", "allreduce_efficiency", "allreduce_twoshot_call_s",
                     "allreduce_twoshot_efficiency", "allreduce_nccl_call_s", "allreduce_nccl_efficiency",
                     "allreduce_custom_max_bytes")),
-    # one constant of its own: the fused MoE kernel's efficiency relative to the GEMM curve fitted above;
-    # instances the planner builds have moe_tp·ep <= 16
-    "moe": (lambda t: [p for p in t.moe if p[0] <= 16384 and p[5] * p[6] <= 16], _moe, ("moe_efficiency",)),
+    # the fused MoE kernels on the GEMM curves fitted above: their efficiency relative to them (BF16 and FP8 run
+    # different kernels), block rows, fixed time and slot traffic; instances the planner builds have moe_tp·ep <= 16
+    "moe bf16": (lambda t: _moe_domain(t, "bf16"), _moe,
+                 ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_block_rows")),
+    "moe fp8": (lambda t: _moe_domain(t, "fp8"), _moe,
+                ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_block_rows")),
 }
 
 
@@ -152,7 +201,9 @@ def _kernels(dev: DeviceSpec, values: dict) -> EngineKernels:
 
 
 WIDE = {"prefill attention": lambda t: [p for p in t.prefill if p[0] * p[1] >= 128],
-        "decode attention": lambda t: list(t.decode)}
+        "decode attention": lambda t: list(t.decode),
+        "gemm bf16": lambda t: _gemm_table(t, "bf16"), "gemm fp8": lambda t: _gemm_table(t, "fp8"),
+        "moe bf16": lambda t: _moe_table(t, "bf16"), "moe fp8": lambda t: _moe_table(t, "fp8")}
 """the whole table of an op whose fitted domain is narrower (reported, with the same constants)"""
 
 
@@ -182,13 +233,19 @@ def _least_squares(dev: DeviceSpec, values: dict, names, points, predict) -> tup
     return {**values, **{n: float(f"{math.exp(v):.4g}") for n, v in zip(names, res.x, strict=True)}}, res.cost
 
 
-def fit(device: str, engine: str) -> tuple[EngineCalibration, list[tuple]]:
-    """Fitted constants and the report rows (op, points fitted, held aside, median, p90, max |error|)."""
+def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[EngineCalibration, list[tuple]]:
+    """Fitted constants and the report rows (op, points fitted, held aside, median, p90, max |error|); ops not
+    in `refit` keep the constants the device profile has (and are only evaluated)."""
     dev = profiles.load_device(device)
     tables: Tables = load(device, engine)
     values = dict(START)
+    if set(refit) != set(OPS):  # the profile's constants, except those fitted again (from START, as always)
+        have = {c.engine: c for c in dev.serving_engines}
+        fitted = {n for op in refit for n in OPS[op][2]}
+        values.update({n: getattr(have[engine], n) for n in START if engine in have and n not in fitted})
     rows = []
     for op, (domain, predict, names) in OPS.items():
+        names = names if op in refit else ()
         points = domain(tables)
         train = [p for p in points if not held_aside(p[:-1])]
         test = [p for p in points if held_aside(p[:-1])]
@@ -231,25 +288,34 @@ def write_profile(device: str, cals: list[EngineCalibration]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--write-profiles", action="store_true")
+    ap.add_argument("--refit", default=",".join(OPS),
+                    help="ops to fit (comma-separated; the others keep the profile's constants): " + ", ".join(OPS))
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results" / "serve_engines.md"))
     args = ap.parse_args()
+    if not set(args.refit.split(",")) <= set(OPS):
+        sys.exit(f"--refit: unknown op in {args.refit!r}; ops: {', '.join(OPS)}")
     out = ["# serving kernel constants fitted to measured per-op tables", "",
-           "Command: `.venv/bin/python benchmarks/serve_engine_fit.py --write-profiles` "
+           "Command: `.venv/bin/python benchmarks/serve_engine_fit.py --write-profiles"
+           + ("" if set(args.refit.split(",")) == set(OPS) else f" --refit '{args.refit}'") + "` "
            f"(aiconfigurator-core {VERSION}). {machine_note()}", "",
            "Error = |model / measured - 1| on the held-aside points (one in five by key hash, not used by the fit). "
-           "Domain: GEMM n, k >= 512, m <= 16384; prefill attention (>= 128 tokens) and decode attention: head_dim "
+           "Domain: GEMM m <= 16384 with the (n, k) of a dense GEMM (QKV, output, gate+up, down) of a model "
+           f"profile at TP 1-8 (of its {len(SHIPPED_GEMMS)} (n, k) pairs, those on the table's grid; the whole-table "
+           "columns: every n, k >= 512); prefill attention (>= 128 tokens) and decode attention: head_dim "
            "128 and the (query heads, KV heads) per GPU the serving model issues for the GQA/MHA model profiles at "
            "TP 1-8 (" + ", ".join(f"{h}/{g}" for h, g in sorted(SHIPPED)) + "); the last two columns give the same "
            "constants on the whole attention table (every head count and width 64-512, incl. GQA groups of 24-128 "
            "no shipped model has); all-reduce 1 Ki-256 Mi elements (9 held-aside points per engine: the p90 is the "
-           "second-worst); MoE <= 16384 tokens, moe_tp x ep <= 16, balanced routing (grouped GEMMs on the fitted "
-           "GEMM curves times one MoE efficiency per engine).", "",
+           "second-worst); MoE <= 16384 tokens, moe_tp x ep <= 16, balanced routing, the (hidden, expert width, "
+           "top-k, experts) of the MoE model profiles (" + ", ".join("/".join(map(str, s)) for s in sorted(SHIPPED_MOE))
+           + "; the whole-table columns: every MoE shape of the table, incl. shapes whose tuned kernel configs run "
+           "at several times the model's speed).", "",
            "| device | engine | op | fitted on | held aside | median err | p90 err | max err | whole table median "
            "| whole table p90 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for device in ("h100-sxm", "h200"):
         cals = []
         for engine in ENGINE_VERSIONS:
-            cal, rows = fit(device, engine)
+            cal, rows = fit(device, engine, tuple(args.refit.split(",")))
             cals.append(cal)
             for op, n_fit, n_test, med, p90, worst, w_med, w_p90 in rows:
                 out.append(f"| {device} | {engine} | {op} | {n_fit} | {n_test} | {med:.1%} | {p90:.1%} | {worst:.1%} "

@@ -138,6 +138,41 @@ class KernelConstants:
     """TP all-reduce: fraction of the NVLink bandwidth reached"""
     moe_efficiency: float = 1.0
     """grouped expert GEMMs (fused MoE kernel): efficiency relative to the dense GEMM curve of the same size"""
+    moe_block_rows: float = 128.0
+    """grouped expert GEMMs: rows of one block; each expert's tokens are padded to whole blocks"""
+    moe_floor_s: float = 0.0
+    """grouped expert GEMMs: fixed time per grouped GEMM (its share of the routing, sort/align, finalize kernels)"""
+    moe_hbm_efficiency: float = 0.0
+    """grouped expert GEMMs: fraction of HBM bandwidth reached streaming expert weights (0: hbm_efficiency)"""
+    moe_fp8_efficiency: float = 1.0
+    """FP8 grouped expert GEMMs (their own kernel): efficiency relative to the dense FP8 GEMM curve"""
+    moe_fp8_block_rows: float = 128.0
+    """FP8 grouped expert GEMMs: rows of one block"""
+    moe_fp8_floor_s: float = 0.0
+    """FP8 grouped expert GEMMs: fixed time per grouped GEMM"""
+    moe_fp8_hbm_efficiency: float = 0.0
+    """FP8 grouped expert GEMMs: fraction of HBM bandwidth streaming expert weights (0: hbm_efficiency)"""
+    moe_slot_bytes: float = 1.0
+    """grouped expert GEMMs: HBM traffic per token-expert slot relative to one input read and one output write"""
+    fp8_k_overhead: float = 0.0
+    """FP8 GEMMs: per-tile prologue/epilogue in elements of k (the main loop costs (k + k_0) / k of its MMAs)"""
+    fp8_wave_weight: float = 0.0
+    """FP8 GEMMs: share of the idle SMs of a partial last wave that costs time (0: stream-k, 1: whole waves)"""
+    fp8_large_efficiency_max: float = 0.0
+    """FP8 GEMMs of m >= 8192 and k >= 6144 (vLLM's cooperative 256-row tiles): fraction of the FP8 peak
+    (0: fp8_gemm_efficiency_max)"""
+    fp8_hbm_efficiency: float = 0.0
+    """FP8 GEMMs: fraction of HBM bandwidth reached streaming operands (0: hbm_efficiency)"""
+    fp8_overlap_exponent: float = 0.0
+    """FP8 GEMMs: p of the smooth maximum (t_compute^p + t_memory^p)^(1/p) (0: the plain maximum)"""
+    fp8_cta_bytes_per_s: float = 0.0
+    """FP8 GEMMs: HBM bandwidth one thread block reaches streaming operands (0: no per-block limit)"""
+    fp8_quant_bytes: float = 3.0
+    """FP8 input quantisation: HBM bytes per input element (read 2, write 1: one pass)"""
+    fp8_quant_row_s: float = 0.0
+    """FP8 input quantisation: time per row (per-token scale computation)"""
+    gemm_sms: float = 132.0
+    """SMs the GEMM tiles run on (H100/H200 SXM: 132)"""
     attention_tile_s: float = 0.0
     """prefill attention: time per (sequence, query head, 128-row query tile) work unit (scheduling, softmax
     state set-up and output write of the tile)"""
@@ -201,6 +236,18 @@ class EngineCalibration(KernelConstants):
                      "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s", "allreduce_nccl_call_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
+        require(0.0 < self.moe_fp8_efficiency <= 1.0, f"must be in (0, 1], got {self.moe_fp8_efficiency}",
+                field=f"serving_engines.{self.engine}.moe_fp8_efficiency")
+        require(0.0 <= self.fp8_wave_weight <= 1.0, f"must be in [0, 1], got {self.fp8_wave_weight}",
+                field=f"serving_engines.{self.engine}.fp8_wave_weight")
+        for name in ("fp8_large_efficiency_max", "fp8_hbm_efficiency", "fp8_overlap_exponent", "moe_floor_s",
+                     "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
+                     "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency"):
+            v = getattr(self, name)
+            require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
+        for name in ("moe_block_rows", "moe_fp8_block_rows", "gemm_sms"):
+            v = getattr(self, name)
+            require(v >= 1.0, f"must be >= 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("decode_split_tokens", "decode_overlap_exponent"):
             v = getattr(self, name)
             require(v > 0.0, f"must be > 0, got {v}", field=f"serving_engines.{self.engine}.{name}")

@@ -44,10 +44,7 @@ def test_gemm_formula_by_hand():
     f = 2 * 8192.0 ** 3
     assert gemm_s(ek, 8192, 8192, 8192, "bf16") == pytest.approx(
         f / (989.4e12 * k.gemm_efficiency_max * f / (f + k.gemm_half_flops)))
-    # FP8 at the FP8 peak (1978.9 TFLOP/s) plus the quantisation kernel: t_q + 3·m·k bytes at η_hbm
-    quant = k.fp8_quant_s + 3 * 8192 * 8192 / (3.35e12 * k.hbm_efficiency)
-    assert gemm_s(ek, 8192, 8192, 8192, "fp8") == pytest.approx(
-        f / (1978.9e12 * k.fp8_gemm_efficiency_max * f / (f + k.fp8_gemm_half_flops)) + quant)
+    # FP8 (tiles, waves, quantisation): tests/costmodels_serving/test_serving_gemm.py
     # memory bound: one token through an 8192 x 8192 BF16 weight: floor + (2·8192² + 2·8192 + 2·8192) bytes at η_hbm
     moved = 2 * 8192 * 8192 + 2 * 8192 + 2 * 8192
     assert gemm_s(ek, 1, 8192, 8192, "bf16") == pytest.approx(k.kernel_floor_s + moved / (3.35e12 * k.hbm_efficiency))

@@ -1,0 +1,126 @@
+"""GEMM and grouped-expert (MoE) GEMM kernel times of a serving engine on one GPU (seconds).
+
+Arithmetic on the shape and the constants of one engine on one device (`KernelConstants`, fitted by
+benchmarks/serve_engine_fit.py to measured per-op tables).
+
+  BF16 GEMM (m x k) @ (k x n): the compute layer's curve on m padded to whole 128-row tiles (cuBLAS-style
+      kernels split k or stream tiles across the SMs, so neither partial waves nor idle SMs show):
+      t = max(F_pad / (P · eff(F_pad)), t_floor + bytes / (BW · η_hbm))
+  FP8 GEMM (CUTLASS SM90 kernels without split-k in vLLM and SGLang; TensorRT-LLM's fit finds ω ≈ 0, i.e. its
+      kernels fill partial waves): the engine picks the output tile by m (FP8_TILES; small m swaps
+      the operands so the weight's n fills the 64-wide tile side); T = ⌈m/t_m⌉·⌈n/t_n⌉ tiles (m tiles rounded up
+      to whole clusters; m >= 8192 with k >= 6144: 256 x 128 tiles at their own e_max, LARGE_FP8_TILE) run on
+      S SMs in waves:
+      compute = 2·m_pad·n_pad·k·w(T)·(1 + k_0/k) / (P_fp8 · e_max) + F_half / (P_fp8 · e_max)
+          w(T) = 1 + ω·(⌈T/S⌉·S/T − 1): the idle share of the last wave, weighted by ω (0: stream-k fills it,
+          1: whole waves); k_0 = the per-tile prologue/epilogue in k-loop iterations' worth
+      memory  = t_floor + bytes / min(BW · η_fp8, min(T, S) · B_cta): only T thread blocks stream the operands
+          when the GEMM has fewer tiles than SMs, each at most B_cta
+      t = (compute^p + memory^p)^(1/p) (loads and MMAs overlap imperfectly; p = 0: max) + quantisation of the input
+      unless fused into the preceding kernel:
+          t_q + m·t_row + q·m·k / (BW · η_hbm)  (q HBM bytes per element; t_row per row: per-token scales)
+  grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
+      hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
+      (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
+      t = t_moe + max(F_pad / (P_d · eff(F_pad) · e_moe), t_floor + (hit·β·k·n + σ·s·(β·k + 2·n)) / (BW · η_moe))
+      eff the dense GEMM curve of the dtype; e_moe the fused MoE kernel's efficiency relative to it, t_moe the
+      fixed time of one grouped GEMM with its share of the routing, alignment and finalize kernels, b and η_moe
+      (weight streaming) its own, per dtype (BF16 and FP8 run different kernels: Triton, CUTLASS); σ the slot
+      traffic (gather, activation, scatter) relative to one read of the input and one write of the output;
+      β weight bytes per element
+"""
+
+import math
+
+from costmodels import compute
+from costmodels.hardware import DeviceSpec, KernelConstants
+
+FP8_TILES: tuple[tuple[float, int, int, int], ...] = (
+    # (largest m, tile rows, tile columns, thread blocks per cluster along m): the m buckets of the CUTLASS SM90
+    # FP8 kernels vLLM and SGLang dispatch (m <= 64: operands swapped, the 64-wide side runs along n)
+    (16, 16, 64, 1),
+    (64, 64, 64, 1),
+    (128, 64, 128, 2),
+    (float("inf"), 128, 128, 2),
+)
+LARGE_FP8_TILE = (8192, 6144, 256, 128, 2)
+"""(smallest m, smallest k, tile rows, tile columns, blocks per cluster) of vLLM's large-GEMM FP8 kernel (cooperative
+256 x 128 tiles), which runs at its own efficiency (fp8_large_efficiency_max)"""
+
+
+def fp8_tiles(m: float, n: float, kk: float = 0.0) -> tuple[float, float, float]:
+    """(padded rows, padded columns, output tiles) of an FP8 GEMM of m rows, n columns and depth kk."""
+    min_m, min_k, big_rows, big_cols, big_cluster = LARGE_FP8_TILE
+    buckets = ((float("inf"), big_rows, big_cols, big_cluster),) if m >= min_m and kk >= min_k else FP8_TILES
+    for largest, rows, cols, cluster in buckets:
+        if m <= largest:
+            m_tiles = math.ceil(math.ceil(m / rows) / cluster) * cluster
+            n_tiles = math.ceil(n / cols)
+            return m_tiles * rows, n_tiles * cols, m_tiles * n_tiles
+    raise AssertionError("FP8_TILES ends with an unbounded bucket")
+
+
+def wave_factor(tiles: float, sms: float, weight: float) -> float:
+    """Time of `tiles` output tiles on `sms` SMs relative to perfectly balanced work: the idle share of the last
+    (or only) wave, counted with `weight` (0: split-k / stream-k fills it; 1: whole waves)."""
+    full = math.ceil(tiles / sms) * sms / tiles
+    return 1.0 + weight * (full - 1.0)
+
+
+def gemm_bf16_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float) -> float:
+    """BF16 GEMM on the compute layer's curve (dev carries the engine's GEMM constants as its calibration)."""
+    padded = _padded(m)
+    compute_s = 2.0 * padded * n * kk / (dev.bf16_flops_per_s * compute.gemm_efficiency(padded, n, kk, "bf16",
+                                                                                         dev.calibration))
+    moved = 2.0 * (m * kk + kk * n) + 2.0 * m * n
+    return max(compute_s, k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * k.hbm_efficiency))
+
+
+def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float) -> float:
+    """FP8 GEMM kernel alone (per-tensor scales in the epilogue): waves of tiles, main loop, operand streaming."""
+    m_pad, n_pad, tiles = fp8_tiles(m, n, kk)
+    large = m >= LARGE_FP8_TILE[0] and kk >= LARGE_FP8_TILE[1] and k.fp8_large_efficiency_max > 0
+    peak = dev.peak_flops_per_s("fp8") * (k.fp8_large_efficiency_max if large else k.fp8_gemm_efficiency_max)
+    waves = wave_factor(tiles, k.gemm_sms, k.fp8_wave_weight)
+    compute_s = (2.0 * m_pad * n_pad * kk * waves * (1.0 + k.fp8_k_overhead / kk) + k.fp8_gemm_half_flops) / peak
+    bandwidth = dev.hbm_bytes_per_s * (k.fp8_hbm_efficiency or k.hbm_efficiency)
+    if k.fp8_cta_bytes_per_s > 0:
+        bandwidth = min(bandwidth, min(tiles, k.gemm_sms) * k.fp8_cta_bytes_per_s)
+    memory_s = k.kernel_floor_s + (m * kk + kk * n + 2.0 * m * n) / bandwidth
+    p = k.fp8_overlap_exponent
+    return max(compute_s, memory_s) if p <= 0 else float((compute_s ** p + memory_s ** p) ** (1.0 / p))
+
+
+def fp8_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> float:
+    """The kernel(s) quantising an (m x kk) BF16 activation to FP8 before the GEMM."""
+    return k.fp8_quant_s + m * k.fp8_quant_row_s + k.fp8_quant_bytes * m * kk / (dev.hbm_bytes_per_s
+                                                                                  * k.hbm_efficiency)
+
+
+def experts_hit(local_experts: float, slots: float) -> float:
+    """Expected distinct experts among `local_experts` that receive at least one of `slots` uniform slots."""
+    if local_experts <= 0 or slots <= 0:
+        return 0.0
+    return float(local_experts * (1 - (1 - 1 / local_experts) ** slots))
+
+
+def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, slots: float, local_experts: float, n: float, kk: float,
+                   dtype: str) -> float:
+    """One grouped expert GEMM (the kernel alone, FP8 input quantisation not included); `dev` carries the
+    engine's GEMM curve as its calibration."""
+    fp8 = dtype == "fp8"
+    block, floor_s, eff_moe, hbm = ((k.moe_fp8_block_rows, k.moe_fp8_floor_s, k.moe_fp8_efficiency,
+                                     k.moe_fp8_hbm_efficiency) if fp8 else
+                                    (k.moe_block_rows, k.moe_floor_s, k.moe_efficiency, k.moe_hbm_efficiency))
+    hit = max(experts_hit(local_experts, slots), 1.0)
+    padded = hit * math.ceil(slots / hit / block) * block
+    eff = compute.gemm_efficiency(padded, n, kk, dtype, dev.calibration) * eff_moe
+    compute_s = 2.0 * padded * n * kk / (dev.peak_flops_per_s(dtype) * eff)
+    e_w = 1.0 if fp8 else 2.0
+    moved = hit * e_w * kk * n + k.moe_slot_bytes * slots * (e_w * kk + 2.0 * n)
+    return floor_s + max(compute_s, k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency)))
+
+
+def _padded(rows: float) -> float:
+    """Rows a cuBLAS-style GEMM computes: `rows` padded to whole row tiles (compute.GEMM_TILE)."""
+    return float(math.ceil(rows / compute.GEMM_TILE) * compute.GEMM_TILE)

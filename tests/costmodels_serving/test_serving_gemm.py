@@ -1,0 +1,93 @@
+"""Serving GEMM and grouped-expert GEMM kernel times (costmodels/serving_gemm.py), checked by hand."""
+
+import dataclasses
+import math
+
+import pytest
+
+import profiles
+from costmodels.hardware import KernelConstants
+from costmodels.serving_gemm import experts_hit, fp8_tiles, gemm_fp8_s, grouped_gemm_s, wave_factor
+from costmodels.serving_kernels import EngineKernels, engine_calibration, gemm_s
+
+H100_FP8 = 1978.9e12
+H100_BW = 3.35e12
+
+
+def _constants(**over: float) -> KernelConstants:
+    base = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_max=0.7, fp8_gemm_half_flops=2e9,
+                fp8_quant_s=2e-6, hbm_efficiency=0.8, kernel_floor_s=4e-6, attention_efficiency=0.5,
+                attention_floor_s=0.0, attention_half_work=0.0, kv_read_efficiency=0.8, decode_attention_floor_s=0.0,
+                decode_seq_s=0.0, allreduce_call_s=0.0, allreduce_hop_s=0.0, allreduce_efficiency=0.5)
+    return KernelConstants(**{**base, **over})
+
+
+@pytest.mark.parametrize(("m", "n", "rows", "cols", "tiles"), [
+    (1, 4096, 16, 4096, 64),        # m <= 16: 16-row tiles, 64 columns (operands swapped)
+    (17, 4096, 64, 4096, 64),       # (16, 64]: 64 x 64
+    (65, 4096, 128, 4096, 64),      # (64, 128]: 64 x 128 tiles in clusters of two along m
+    (129, 4096, 256, 4096, 64),     # > 128: 128 x 128 in clusters of two
+    (513, 1000, 768, 1024, 48),     # 5 row tiles -> 6 (whole clusters), 1000 columns -> 8 tiles of 128
+])
+def test_fp8_tiles_follow_the_m_buckets(m, n, rows, cols, tiles):
+    assert fp8_tiles(m, n) == (rows, cols, tiles)
+
+
+def test_wave_factor_counts_the_idle_share_of_the_last_wave():
+    assert wave_factor(132, 132, 1.0) == 1.0
+    assert wave_factor(133, 132, 1.0) == pytest.approx(264 / 133)
+    assert wave_factor(133, 132, 0.25) == pytest.approx(1 + 0.25 * (264 / 133 - 1))
+    assert wave_factor(33, 132, 1.0) == pytest.approx(4.0)  # one wave on a quarter of the SMs
+    assert wave_factor(33, 132, 0.0) == 1.0                 # split-k / stream-k fills the machine
+
+
+def test_fp8_gemm_by_hand():
+    h100 = profiles.load_device("h100-sxm")
+    k = _constants(fp8_k_overhead=128.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=2e10, fp8_hbm_efficiency=0.7,
+                   fp8_overlap_exponent=2.0)
+    m, n, kk = 2049.0, 4096.0, 4096.0
+    # 2049 rows: 17 row tiles -> 18 (clusters of two) x 32 column tiles = 576 tiles = 4.36 waves of 132
+    waves = 1 + 0.5 * (5 * 132 / 576 - 1)
+    compute_s = (2 * 18 * 128 * 4096 * 4096 * waves * (1 + 128 / 4096) + 2e9) / (H100_FP8 * 0.7)
+    memory_s = 4e-6 + (m * kk + kk * n + 2 * m * n) / (H100_BW * 0.7)  # 132 blocks x 20 GB/s > 0.7 x HBM
+    assert gemm_fp8_s(h100, k, m, n, kk) == pytest.approx(math.hypot(compute_s, memory_s))
+    # one token: 64 tiles stream the weight at 64 x 20 GB/s < 0.7 x HBM
+    one = gemm_fp8_s(h100, dataclasses.replace(k, fp8_overlap_exponent=0.0), 1, n, kk)
+    assert one == pytest.approx(4e-6 + (kk + kk * n + 2 * n) / (64 * 2e10))
+
+
+def test_fp8_quantisation_added_unless_fused():
+    h100 = profiles.load_device("h100-sxm")
+    k = _constants(fp8_quant_bytes=6.0, fp8_quant_row_s=5e-9)
+    ek = EngineKernels(h100, k)
+    quant = 2e-6 + 1024 * 5e-9 + 6.0 * 1024 * 8192 / (H100_BW * 0.8)
+    assert gemm_s(ek, 1024, 8192, 8192, "fp8") == pytest.approx(gemm_s(ek, 1024, 8192, 8192, "fp8", True) + quant)
+
+
+def test_fp8_gemm_pays_for_a_partial_wave():
+    """Measured vLLM/SGLang FP8 GEMMs jump when one more row adds a wave; the fitted profile constants do too."""
+    h200 = profiles.load_device("h200")
+    ek = EngineKernels(h200, KernelConstants.of_engine(engine_calibration(h200, "vllm")))
+    per_row = [gemm_s(ek, m, 4096, 4096, "fp8", True) / m for m in (2048, 2049)]
+    assert per_row[1] > 1.1 * per_row[0]
+
+
+def test_grouped_gemm_pads_each_expert_to_whole_blocks():
+    h100 = profiles.load_device("h100-sxm")
+    k = _constants(moe_efficiency=0.5, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=2.0)
+    ek = EngineKernels(h100, k)
+    slots, experts, n, kk = 4096.0, 8.0, 4096.0, 4096.0
+    hit = experts_hit(experts, slots)
+    assert hit == pytest.approx(8.0)
+    padded = 8 * 512  # 512 rows per expert: whole blocks already
+    eff = 0.8 * 2 * padded * n * kk / (2 * padded * n * kk + 1e9) * 0.5
+    compute_s = 2 * padded * n * kk / (989.4e12 * eff)
+    assert grouped_gemm_s(ek.device, k, slots, experts, n, kk, "bf16") == pytest.approx(
+        1e-5 + compute_s)
+    # 8 slots over 8 experts: ~5.25 experts hit, each padded from ~1.5 rows to one 64-row block; weights streamed
+    few = grouped_gemm_s(ek.device, k, 8.0, experts, n, kk, "bf16")
+    hit = experts_hit(experts, 8.0)
+    moved = hit * 2 * kk * n + 2.0 * 8 * (2 * kk + 2 * n)
+    assert few == pytest.approx(1e-5 + max(2 * hit * 64 * n * kk / (989.4e12 * 0.5 * 0.8 * 2 * hit * 64 * n * kk
+                                                                      / (2 * hit * 64 * n * kk + 1e9)),
+                                           4e-6 + moved / (H100_BW * 0.8)))
