@@ -14,9 +14,11 @@ over these DeviceCalibration fields, each kept in a physical range (a parameter 
 profile value):
   gemm_efficiency_max, gemm_half_flops           16-bit GEMM curve
   fp8_gemm_efficiency_max, fp8_gemm_half_flops   FP8 GEMM curve (its own: FP8 rows only)
-  attention_efficiency, attention_half_work      fused attention, rising with row length
+  attention_efficiency, attention_half_work      fused attention, rising with row length (A100: FIXED from
+                                                 measured FlashAttention-2 kernels, A100_ATTENTION)
   eager_elementwise_factor [1, 8]                element-wise traffic of uncompiled PyTorch (torchtitan rows)
   sdpa_attention_factor [0.3, 1]                 PyTorch SDPA flash (FA2) speed relative to cuDNN/TE attention
+                                                 (A100: 1, its attention curve is FA2's own)
   dp_overlap [0, 1]                              ZeRO 0/1/2 step-level traffic hidden behind compute
   tp_overlap [0, 0.9]                            TP traffic hidden when TP overlap / async TP is on
 hbm_efficiency (0.85), inter_node_efficiency (0.90: nccl-tests 46-48 GB/s on a 50 GB/s NIC),
@@ -60,20 +62,23 @@ FAMILIES = {
     "a100": ("a100-80gb",),
     "h100": ("h100-sxm", "h100-96gb-500w", "h200"),
 }
+A100_ATTENTION = {"attention_efficiency": 0.593, "attention_half_work": 660.0}
+"""FlashAttention-2 on A100 from measured kernels (benchmarks/attention_kernel_fit.py): the A100 rows cannot tell
+attention from eager element-wise time, and the fit left attention_efficiency at the top of its range"""
 FIXED = {
     # 2021 Megatron stack and torchtitan on A100: no TP overlap anywhere in the rows; NVLink3 all-reduce bus
-    # bandwidth ~230 of 300 GB/s (nccl-tests#175) -> 0.75. No FP8 tensor cores.
+    # bandwidth ~230 of 300 GB/s (nccl-tests#175) -> 0.75. No FP8 tensor cores. Every fused-attention A100 row
+    # runs SDPA's FlashAttention-2, the kernel A100_ATTENTION measures: sdpa_attention_factor 1.
     "a100": {"tp_overlap": 0.0, "intra_node_efficiency": 0.75, "fp8_gemm_efficiency_max": 0.60,
-             "fp8_gemm_half_flops": 1e11},
+             "fp8_gemm_half_flops": 1e11, "sdpa_attention_factor": 1.0, **A100_ATTENTION},
     # NVLink4 all-gather/reduce-scatter bus bandwidth at 16-256 MiB is 216-332 of 450 GB/s (nccl-tests via
     # APEX+ profiles, costmodels.md 4.3) -> 0.70.
     "h100": {"intra_node_efficiency": 0.70},
 }
 RANGES = {
-    # the 2021 A100 rows ran unfused attention (costed by its score traffic); flash attention on A100 and H100
-    # reaches 30-75 % of the dense peak in forward, less in backward
+    # flash attention on H100 reaches 30-75 % of the dense peak in forward, less in backward (the 2021 A100 rows
+    # ran unfused attention: batched GEMMs and the scores through HBM, no attention efficiency)
     "h100": {"attention_efficiency": (0.30, 0.85, False)},
-    "a100": {"attention_efficiency": (0.20, 0.85, False)},
 }
 DERIVED = {"a100-40gb": "a100-80gb", "h800": "h100-sxm"}
 """devices without rows that share a fitted family's die and software stack: the GEMM, attention and overlap

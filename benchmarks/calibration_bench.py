@@ -142,13 +142,24 @@ def concordance(recs) -> tuple[int, int]:
     return good, total
 
 
+def misordered(recs) -> str:
+    """The pairs predicted in the wrong order, with the measured difference of the faster one."""
+    out = []
+    for a, b in itertools.combinations(recs, 2):
+        fast, slow = (a, b) if a["row"].published > b["row"].published else (b, a)
+        if fast["row"].published != slow["row"].published and fast["predicted"] < slow["predicted"]:
+            name = (fast["row"].label.split(" ", 1)[0], slow["row"].label.split(" ", 1)[0])
+            out.append(f"{name[0]} > {name[1]} by {100 * (fast['row'].published / slow['row'].published - 1):.1f} %")
+    return "; ".join(out) or "-"
+
+
 def _order(recs, key) -> str:
     return " > ".join(r["row"].label.split(" ", 1)[0] for r in sorted(recs, key=key, reverse=True))
 
 
 def ranking_table(records, srcs: dict[str, str]) -> tuple[list[str], int, int]:
     lines = ["| group (source, model, GPU, GPUs, tokens/step) | runs, measured order (fastest first) | "
-             "predicted order | pairs right |", "|---|---|---|---|"]
+             "predicted order | pairs right | misordered (measured difference) |", "|---|---|---|---|---|"]
     right = both = 0
     for (source, model, gpu, gpus, tokens), recs in groups(records, srcs).items():
         good, total = concordance(recs)
@@ -156,7 +167,7 @@ def ranking_table(records, srcs: dict[str, str]) -> tuple[list[str], int, int]:
         both += 1
         lines.append(f"| {source}, {model}, {gpu}, {gpus}, {tokens} | "
                      f"{_order(recs, lambda r: r['row'].published)} | "
-                     f"{_order(recs, lambda r: r['predicted'])} | {good}/{total} |")
+                     f"{_order(recs, lambda r: r['predicted'])} | {good}/{total} | {misordered(recs)} |")
     return lines, right, both
 
 
@@ -232,6 +243,10 @@ def main(argv=None):
         *cross_document_pairs(records, srcs), "",
         "## Fitted parameters (one set per die family, profiles/hardware/*.yaml `calibration:`)", "",
         *fitted, "",
+        "A100 attention_efficiency and attention_half_work are not fitted: they are FlashAttention-2's forward "
+        "curve measured in aiconfigurator-core's A100 kernel table (`.venv/bin/python "
+        "benchmarks/attention_kernel_fit.py`), since the A100 rows cannot tell attention from eager element-wise "
+        "time; sdpa_attention_factor is 1 there (that curve is SDPA's kernel).", "",
         *validation(),
     ])
     print(doc)

@@ -19,9 +19,11 @@ on their arguments, so they accept numpy arrays as well as floats.
           (the work of one query row: longer rows amortise the tile prologue/epilogue and the softmax
           rescaling, so TFLOP/s rise with sequence length as measured)
       backward = ATTENTION_BACKWARD_FACTOR × forward FLOPs (FlashAttention-2 recomputes the scores)
-  unfused attention (scores materialised, no causal skipping): the full s_q x s_kv GEMM FLOPs at the same
-      efficiency + SCORE_BYTES_FORWARD per score element through HBM; backward = 2 x forward (the scores
-      are stored, not recomputed)
+  unfused attention (scores materialised, no causal skipping, Megatron 2021): QK^T and AV are batched cuBLAS
+      GEMMs (gemm_time_s with the b·a·s query rows as m: the QK^T kernel writes the 16-bit scores, AV reads
+      them, each bounded by its compute or its bytes), plus the element-wise kernels between them:
+      SCORE_BYTES_FORWARD per score element (fused scale-mask-softmax, dropout); backward: four batched GEMMs
+      (twice the forward's) and SCORE_BYTES_BACKWARD (the scores are stored, not recomputed)
   memory-bound kernel: t = bytes / (BW · hbm_efficiency)
 P is the device's dense peak of the dtype, BW its HBM bandwidth; efficiencies come from DeviceCalibration
 (fitted by benchmarks/calibrate.py, stored in profiles/hardware/*.yaml).
@@ -43,9 +45,12 @@ FP8_CAST_BYTES = 5.0
 """HBM bytes per element of a tensor-wise FP8 cast: read 2 (amax), read 2 + write 1 (scale and cast)"""
 ATTENTION_BACKWARD_FACTOR = 2.5
 """flash-attention backward FLOPs relative to forward (5 matmuls instead of 2: the scores are recomputed)"""
-SCORE_BYTES_FORWARD = 11.0
-"""unfused attention, HBM bytes per score element in the forward pass: QK^T written (2), fused masked softmax
-read + write (4), dropout mask (1) and output (2), read by the AV GEMM (2); the backward moves twice that"""
+SCORE_BYTES_FORWARD = 9.0
+"""unfused attention, HBM bytes per score element of the element-wise kernels in the forward pass: fused
+scale-mask-softmax read + write (4), dropout read + write + 1-byte mask (5)"""
+SCORE_BYTES_BACKWARD = 11.0
+"""the same in the backward pass: dropout backward (read gradient and mask, write: 5), softmax backward (read
+gradient and output, write: 6)"""
 
 
 def _curve(dtype: str, cal: DeviceCalibration) -> tuple[float, float]:
@@ -117,8 +122,12 @@ def memory_bound_time_s(nbytes: float, device: DeviceSpec) -> float:
 
 def unfused_attention_time_s(batch: float, seq: float, heads: float, d_qk: float, d_v: float, device: DeviceSpec, *,
                              backward: bool = False) -> float:
-    """Attention with materialised s x s scores (no FlashAttention): the GEMMs on all scores plus their HBM
-    traffic (seconds; forward, or forward + backward)."""
-    gemms = attention_time_s(batch, seq, seq, heads, d_qk, d_v, device, causal=False)
-    traffic = memory_bound_time_s(SCORE_BYTES_FORWARD * batch * heads * seq * seq, device)
-    return 3.0 * (gemms + traffic) if backward else gemms + traffic  # no recomputation of the scores
+    """Attention with materialised s x s scores (no FlashAttention): batched GEMMs on all scores plus the
+    element-wise kernels' HBM traffic (seconds; forward, or forward + backward)."""
+    rows = batch * heads * seq
+    gemms = gemm_time_s(rows, seq, d_qk, "bf16", device) + gemm_time_s(rows, d_v, seq, "bf16", device)
+    scores = batch * heads * seq * seq
+    forward = gemms + memory_bound_time_s(SCORE_BYTES_FORWARD * scores, device)
+    if not backward:
+        return forward
+    return forward + 2 * gemms + memory_bound_time_s(SCORE_BYTES_BACKWARD * scores, device)

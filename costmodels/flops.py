@@ -11,8 +11,9 @@ Forward FLOPs of one layer:
   MoE MLP            routed k·2·T·h·f_e·(3|2) + shared 2·T·h·f_s·(3|2) + router 2·T·h·E
   logits (once)      2·T·h·V
 Backward = 2 × forward. Recompute adds (`recompute_share`, the one table of what each mode runs again):
-selective = the attention core forward (Megatron, DeepSpeed) or, under op-level SAC (torchtitan), half the
-GEMMs; selective-layer = every LAYER_SAC_INTERVAL-th layer's whole forward (torchtitan selective_ac_option
+selective = the attention core forward (Megatron, DeepSpeed) or, under op-level SAC (torchtitan), every
+second matmul of a block in call order (`op_sac_gemm_fractions`: wk, wo and w3 of a Llama block) and the
+element-wise ops; selective-layer = every LAYER_SAC_INTERVAL-th layer's whole forward (torchtitan selective_ac_option
 "2"; on average 1/2 of every part); full = the whole layer forward. Model FLOPs (MFU) never count recompute;
 hardware FLOPs (HFU) do.
 
@@ -136,7 +137,7 @@ class RecomputeShare:
     (averaged over the layers of a stage)."""
 
     gemm: float
-    """projection / MLP / expert GEMMs"""
+    """projection / MLP / expert GEMMs (the share of the layer's GEMM FLOPs when `gemm_parts` is set)"""
     attention: float
     """the attention core"""
     elementwise: float
@@ -145,27 +146,94 @@ class RecomputeShare:
     """layers fully checkpointed: their forward collectives run again and they keep only their input"""
     unsaved_comm: bool = False
     """op-level SAC: the forward collectives whose outputs are not on the save list run again"""
+    gemm_parts: "LayerFlops | None" = None
+    """op-level SAC: the fraction of each GEMM part repeated (attention_core unused); None = `gemm` for all"""
+
+    def gemm_flops(self, layer: LayerFlops) -> float:
+        """Repeated GEMM work of `layer` (FLOPs, or seconds when `layer` holds the parts' times)."""
+        f = self.gemm_parts
+        if f is None:
+            return self.gemm * (layer.total - layer.attention_core)
+        return (f.qkv * layer.qkv + f.attn_out * layer.attn_out + f.mlp * layer.mlp + f.experts * layer.experts
+                + f.router * layer.router)
 
 
-def recompute_share(recompute: str, ops_sac: bool = False) -> RecomputeShare:
+def block_matmuls(model: ModelSpec, is_moe: bool) -> list[tuple[str, float, float, str]]:
+    """The aten.mm calls of one torchtitan transformer block in forward order: (LayerFlops part, input width,
+    output width per token, TP sharding "col" | "row" | "none"). Attention wq, wk, wv, wo (MLA: wq, or wq_a
+    and wq_b, then wkv_a, wkv_b, wo; the down-projections wq_a and wkv_a are not sharded), then the dense MLP
+    w1, w3, w2 (not gated: w1, w2) or an MoE layer's shared experts; the router gate is force-recomputed and
+    the routed experts run grouped GEMMs, neither counted."""
+    h, a = float(model.hidden), model.heads
+    calls: list[tuple[str, float, float, str]]
+    if model.attention == "mla":
+        m = model.mla_dims
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        q = [("qkv", h, m.q_lora_rank, "none"), ("qkv", m.q_lora_rank, a * qk, "col")] if m.q_lora_rank \
+            else [("qkv", h, a * qk, "col")]
+        kv = [("qkv", h, m.kv_lora_rank + m.qk_rope_head_dim, "none"),
+              ("qkv", m.kv_lora_rank, a * (m.qk_nope_head_dim + m.v_head_dim), "col")]
+        calls = [(p, float(i), float(o), t) for p, i, o, t in q + kv] + [("attn_out", a * m.v_head_dim, h, "row")]
+    else:
+        d, g = model.head_dim, model.kv_heads
+        calls = [("qkv", h, a * d, "col"), ("qkv", h, g * d, "col"), ("qkv", h, g * d, "col"),
+                 ("attn_out", a * d, h, "row")]
+    ffn = model.ffn
+    if is_moe:
+        moe = model.moe_dims
+        ffn = (moe.shared_expert_ffn or moe.expert_ffn) * moe.shared_experts
+    if not ffn:
+        return calls
+    return calls + [("mlp", h, float(ffn), "col")] * (_mlp_matrices(model) - 1) + [("mlp", float(ffn), h, "row")]
+
+
+def op_sac_recomputed(model: ModelSpec, is_moe: bool) -> list[bool]:
+    """torchtitan op-level SAC (0413364 no_recompute_list, 9dec370 _save_list), per `block_matmuls` call: the
+    policy counts a block's aten.mm calls and recomputes every second one (wk, wo and w3 of a Llama block).
+    Float8 linears keep the rule: the policy's dispatch mode sees the aten.mm of the Float8Tensor operands
+    (torch._scaled_mm, absent from the save lists of 2024-04 to 2025-09, runs beneath it); costing every FP8
+    GEMM as recomputed made the FP8 op-SAC rows 3-4 points slower than measured."""
+    return [i % 2 == 0 for i in range(1, len(block_matmuls(model, is_moe)) + 1)]
+
+
+def op_sac_gemm_fractions(model: ModelSpec, is_moe: bool) -> LayerFlops:
+    """Op-level SAC: of each GEMM part, the fraction of its forward FLOPs recomputed (36.5 % of Llama-3-8B's
+    linear FLOPs, 38.8 % of Llama-2-13B's); the router gate always, the routed experts never."""
+    done = {"qkv": 0.0, "attn_out": 0.0, "mlp": 0.0}
+    total = dict(done)
+    for (part, width_in, width_out, _), redo in zip(block_matmuls(model, is_moe), op_sac_recomputed(model, is_moe),
+                                                    strict=True):
+        total[part] += width_in * width_out
+        done[part] += width_in * width_out if redo else 0.0
+    frac = {k: done[k] / total[k] if total[k] else 0.0 for k in done}
+    return LayerFlops(frac["qkv"], frac["attn_out"], 0.0, frac["mlp"], 0.0, 1.0)
+
+
+def recompute_share(recompute: str, ops_sac: bool = False, model: ModelSpec | None = None,
+                    is_moe: bool = False) -> RecomputeShare:
     """The share of a layer's forward that `recompute` repeats (`ops_sac`: selective is torchtitan's op-level
-    SAC: every other matmul and the element-wise ops, not the attention core)."""
+    SAC: every other matmul of `model`'s block and the element-wise ops, not the attention core)."""
     if recompute == "full":
         return RecomputeShare(1.0, 1.0, 1.0, 1.0)
     if recompute == "selective-layer":
         part = 1.0 / LAYER_SAC_INTERVAL
         return RecomputeShare(part, part, part, part)
     if recompute == "selective" and ops_sac:
-        return RecomputeShare(0.5, 0.0, 1.0, 0.0, unsaved_comm=True)
+        if model is None:
+            raise ValueError("op-level SAC needs the model: which matmuls it repeats depends on the block")
+        parts = op_sac_gemm_fractions(model, is_moe)
+        per_token = layer_forward_flops(model, is_moe, 1, 1)
+        gemm = per_token.total - per_token.attention_core
+        share = RecomputeShare(0.0, 0.0, 1.0, 0.0, unsaved_comm=True, gemm_parts=parts)
+        return RecomputeShare(share.gemm_flops(per_token) / gemm, 0.0, 1.0, 0.0, True, parts)
     if recompute == "selective":
         return RecomputeShare(0.0, 1.0, 0.0, 0.0)
     return RecomputeShare(0.0, 0.0, 0.0, 0.0)
 
 
-def recompute_forward_flops(layer: LayerFlops, recompute: str, ops_sac: bool = False) -> float:
+def recompute_forward_flops(layer: LayerFlops, share: RecomputeShare) -> float:
     """Extra forward FLOPs that recomputation repeats during the backward pass of one layer (`recompute_share`)."""
-    share = recompute_share(recompute, ops_sac)
-    return share.gemm * (layer.total - layer.attention_core) + share.attention * layer.attention_core
+    return share.gemm_flops(layer) + share.attention * layer.attention_core
 
 
 def step_flops(model: ModelSpec, global_batch: int, seq: int, recompute: str = "none",
@@ -177,9 +245,10 @@ def step_flops(model: ModelSpec, global_batch: int, seq: int, recompute: str = "
     dense = layer_forward_flops(model, False, global_batch, seq, causal) if model.dense_layers else None
     moe = layer_forward_flops(model, True, global_batch, seq, causal) if model.moe_layers else None
     total = 0.0
-    for layer, count in ((dense, model.dense_layers), (moe, model.moe_layers)):
+    for is_moe, layer, count in ((False, dense, model.dense_layers), (True, moe, model.moe_layers)):
         if layer is not None:
-            total += count * (3 * layer.total + recompute_forward_flops(layer, recompute, ops_sac))
+            share = recompute_share(recompute, ops_sac, model, is_moe)
+            total += count * (3 * layer.total + recompute_forward_flops(layer, share))
     tokens = global_batch * seq
     head = logits_flops(model, tokens)
     if model.mtp_layers:

@@ -16,8 +16,11 @@
   grads on the wire  bf16                         fp32 (FSDP2 reduce_dtype)      bf16
   TP overlap         --tp-comm-overlap            async TP (torch SymmetricMemory) none
   element-wise       fused kernels                fused only with torch.compile  fused kernels (Megatron-DS)
-  "selective"        attention core recomputed    op-level SAC: every other matmul attention core recomputed
-  recompute                                       and the element-wise ops recomputed
+  projections        fused QKV, fused gate/up     wq, wk, wv, w1, w3 separate    fused (Megatron-DeepSpeed)
+                                                  matmuls (flops.block_matmuls)
+  "selective"        attention core recomputed    op-level SAC: every 2nd matmul attention core recomputed
+  recompute                                       in call order (wk, wo, w3) and
+                                                  the element-wise ops recomputed
   "selective-layer"  --recompute-granularity full selective_ac_option "2"       -- (refused)
   recompute          --recompute-method block     (v0.2.2; b5bcd76 has no
   (every 2nd layer   --recompute-num-layers N:    layer SAC: its export
@@ -92,12 +95,16 @@ class Framework:
     pp_gathers_once: bool = False
     """ZeRO 3 under pipeline parallelism gathers a stage's parameters once per step and keeps them, accumulates
     unsharded gradients in the reduce dtype and reduce-scatters them once, after the stage's last backward"""
+    separate_projections: bool = False
+    """the block runs wq, wk, wv and the MLP's w1, w3 as separate matmuls (torchtitan's Llama, flops.block_matmuls),
+    each reading its input again, rather than Megatron's fused QKV and gate/up GEMMs"""
 
 
 _RULES = {
     "megatron": Framework("megatron", (0, 1, 3), 2.0, True, True, True, False, False, True),
     "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False, True, True, False,
-                            tp_overlap_summed_rs=False, cp_torch_ring=True, pp_gathers_once=True),
+                            tp_overlap_summed_rs=False, cp_torch_ring=True, pp_gathers_once=True,
+                            separate_projections=True),
     "deepspeed": Framework("deepspeed", (0, 1, 2, 3), 2.0, True, False, False, False, False, False),
 }
 

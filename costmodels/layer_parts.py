@@ -5,7 +5,8 @@ built from the compute and comm layers (costmodels/compute.py, costmodels/comm.p
   gemm         every projection/MLP GEMM by its own m x n x k: forward once, backward twice (dgrad +
                wgrad) at the same efficiency; routed experts are one GEMM per local expert whose m is
                the tokens that expert receives on the busiest rank (mean x moe_skew), so many small
-               experts run far below the efficiency of few large ones; FP8 GEMMs on the FP8 curve
+               experts run far below the efficiency of few large ones; FP8 GEMMs on the FP8 curve; torchtitan
+               runs wq, wk, wv and w1, w3 as separate GEMMs (flops.block_matmuls), Megatron fused ones
   attention    fused attention core, forward + backward (compute.attention_time_s, always 16-bit);
                with cp the kernel works on blocks of s/cp keys (ring attention); without flash attention
                the scores go through HBM (compute.unfused_attention_time_s); frameworks on PyTorch SDPA
@@ -14,7 +15,8 @@ built from the compute and comm layers (costmodels/compute.py, costmodels/comm.p
                × eager_elementwise_factor when kernels are not fused (torchtitan without torch.compile);
                FP8: the casts and amax reductions of every GEMM's operands
   recompute    flops.recompute_share of each part: selective: attention core forward again (Megatron,
-               DeepSpeed) or, for torchtitan's op-level SAC, every other matmul, the element-wise ops and the
+               DeepSpeed) or, for torchtitan's op-level SAC, the matmuls flops.op_sac_recomputed names (wk, wo,
+               w3 of a Llama block, each at its own speed), the router, the element-wise ops and the
                TP all-gathers (only reduce-scatter outputs are on its save list); selective-layer: every 2nd
                layer's whole forward (incl. comm), i.e. half of each part per layer on average; full: the
                whole forward again (incl. comm)
@@ -252,26 +254,31 @@ class _Env:
                                    self.dev)
 
 
-def _gemm_shapes(model: ModelSpec, is_moe: bool, st: Setting) -> tuple[list[Shape], list[Shape], float]:
-    """(attention/dense/shared GEMM shapes, routed-expert GEMM shapes, element-wise elements per token
-    that tp shards) of one forward pass; a shape is (m, n, k, count)."""
+def _gemm_shapes(model: ModelSpec, is_moe: bool, st: Setting,
+                 separate: bool) -> tuple[list[tuple[str, Shape]], list[Shape], float]:
+    """(attention/dense/shared GEMM shapes tagged with their LayerFlops part, routed-expert GEMM shapes,
+    element-wise elements per token that tp shards) of one forward pass; a shape is (m, n, k, count).
+    `separate`: the block's matmuls one by one, in flops.block_matmuls' order (the router last)."""
     h, tp = model.hidden, st.tp
     tokens = st.mbs * st.seq / st.cp
     lf = F.layer_forward_flops(model, is_moe, 1, 1)  # per token
-    q_width, o_width = lf.qkv / (2 * h), lf.attn_out / (2 * h)
     nmat = 3 if model.gated_mlp else 2
-    dense: list[Shape] = [(tokens, q_width / tp, h, 1), (tokens, h, o_width / tp, 1)]
+    dense: list[tuple[str, Shape]]
+    if separate:
+        shard = {"col": (tp, 1), "row": (1, tp), "none": (1, 1)}
+        dense = [(part, (tokens, w_out / shard[how][0], w_in / shard[how][1], 1.0))
+                 for part, w_in, w_out, how in F.block_matmuls(model, is_moe)]
+    else:
+        q_width, o_width = lf.qkv / (2 * h), lf.attn_out / (2 * h)
+        dense = [("qkv", (tokens, q_width / tp, h, 1.0)), ("attn_out", (tokens, h, o_width / tp, 1.0))]
+        if lf.mlp > 0:
+            f_m = lf.mlp / (2 * h * nmat) / tp
+            dense += [("mlp", (tokens, f_m * (nmat - 1), h, 1.0)), ("mlp", (tokens, h, f_m, 1.0))]
     if not is_moe:
-        f = model.ffn / tp
-        mlp: list[Shape] = [(tokens, f * (nmat - 1), h, 1), (tokens, h, f, 1)]
-        return dense + mlp, [], nmat * f
+        return dense, [], nmat * model.ffn / tp
     moe = model.moe_dims
-    sharded = 0.0
-    if lf.mlp > 0:
-        f_s = (moe.shared_expert_ffn or moe.expert_ffn) * moe.shared_experts / tp
-        dense += [(tokens, f_s * (nmat - 1), h, 1), (tokens, h, f_s, 1)]
-        sharded += nmat * f_s
-    dense.append((tokens / tp, moe.experts, h, 1))
+    sharded = nmat * lf.mlp / (2 * h * nmat) / tp
+    dense.append(("router", (tokens / tp, moe.experts, h, 1.0)))
     # the busiest EP rank receives moe_skew x the mean of k copies of the tokens its group holds
     routed = tokens * moe.top_k * st.etp / tp * st.moe_skew
     local = max(1, moe.experts // st.ep)
@@ -286,8 +293,8 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     env = _Env(pool, st)
     h, tp, cp = model.hidden, st.tp, st.cp
     tokens = st.mbs * st.seq / cp  # tokens of this GPU's micro-batch slice (sequence split by cp)
-    dense_shapes, expert_shapes, ew_sharded = _gemm_shapes(model, is_moe, st)
-    dense_fwd, cast_d = env.gemms(dense_shapes)
+    dense_shapes, expert_shapes, ew_sharded = _gemm_shapes(model, is_moe, st, env.fw.separate_projections)
+    dense_fwd, cast_d = env.gemms(shape for _, shape in dense_shapes)
     expert_fwd, cast_e = env.gemms(expert_shapes)
     gemm_fwd = dense_fwd + expert_fwd
     attn_fwd, attn_all = _attention(model, env)
@@ -303,8 +310,9 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     attn_fwd, attn_all = attn_fwd + ring_fwd, attn_all + ring_all
 
     compute_fwd = gemm_fwd + attn_fwd + ew_fwd
-    share = F.recompute_share(st.recompute, env.fw.selective_recomputes_ops)
-    recompute = share.gemm * gemm_fwd + share.attention * attn_fwd + share.elementwise * ew_fwd \
+    share = F.recompute_share(st.recompute, env.fw.selective_recomputes_ops, model, is_moe)
+    recompute = _recomputed_gemms_s(model, is_moe, env, share, dense_shapes, expert_fwd) \
+        + share.attention * attn_fwd + share.elementwise * ew_fwd \
         + share.layers * (tp_fwd + cp_fwd + ep_fwd) + (tp_unsaved if share.unsaved_comm else 0.0)
     dense_params, expert_params = G.layer_params(model, is_moe)
     dense_local, expert_local = dense_params / tp, expert_params / (st.ep * st.etp)
@@ -323,6 +331,20 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     working += env.gather_buffer_bytes(dense_local + expert_local)
     return PartCost(sum(parts.values()), parts, p_b, g_b, o_b, act, working, zc.sync_s,
                     env.optimizer_s(dense_local, expert_local), zc.step_s(compute_fwd))
+
+
+def _recomputed_gemms_s(model: ModelSpec, is_moe: bool, env: _Env, share: F.RecomputeShare,
+                        dense: list[tuple[str, Shape]], expert_s: float) -> float:
+    """Forward GEMM seconds that recomputation repeats. Op-level SAC (torchtitan, whose dense shapes are
+    flops.block_matmuls' calls, the router last): the calls flops.op_sac_recomputed names, each at its own
+    speed, plus the router; otherwise `share.gemm` of every GEMM."""
+    times = [env.gemms([shape])[0] for _, shape in dense]
+    if share.gemm_parts is None:
+        return share.gemm * (sum(times) + expert_s)
+    redo = F.op_sac_recomputed(model, is_moe)
+    router = times[-1] if is_moe else 0.0
+    calls = sum(t for t, again in zip(times, redo, strict=False) if again)
+    return calls + share.gemm_parts.router * router + share.gemm_parts.experts * expert_s
 
 
 def _attention(model: ModelSpec, env: _Env) -> tuple[float, float]:

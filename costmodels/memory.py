@@ -22,7 +22,7 @@ by cp. Full recompute keeps only the layer input 2·s·b·h (/t with SP); select
 logits (fp32), k permuted copies of every token, the experts' fc1/activation outputs and their outputs.
 """
 
-from costmodels.flops import LAYER_SAC_INTERVAL
+from costmodels.flops import LAYER_SAC_INTERVAL, block_matmuls, op_sac_recomputed
 from costmodels.geometry import (  # noqa: F401  (re-exported: the state-byte users read counts here)
     attention_matrix_params,
     attention_params,
@@ -105,13 +105,14 @@ def moe_activation_bytes(model: ModelSpec, tokens: float, tp: int, etp: int, sel
 
 def ops_sac_activation_bytes(model: ModelSpec, tokens: float, tp: int) -> float:
     """Bytes a dense layer keeps under op-level selective checkpointing (torchtitan "selective op"): the layer
-    input, every other matmul output (QKV, attention out, fc1 (+ gate), fc2 alternate), the attention output
-    and its fp32 log-sum-exp; everything element-wise is recomputed. Shards by tp like the TP region."""
-    qkv, out = (w / model.hidden for w in attention_matrix_params(model))  # output widths per token
-    nmat = 3 if model.gated_mlp else 2
-    matmul_outputs = ACT_BYTES * (qkv + model.hidden + (nmat - 1) * model.ffn + model.hidden)
+    input, the outputs of the odd-numbered matmuls of the block (flops.block_matmuls: wq, wv, w1, w2 of a Llama
+    block), the attention output and its fp32 log-sum-exp; everything element-wise is recomputed. Shards by
+    tp like the TP region."""
+    saved = sum(call[2] for call, redo in zip(block_matmuls(model, False), op_sac_recomputed(model, False),
+                                              strict=True) if not redo)
+    _, out = (w / model.hidden for w in attention_matrix_params(model))
     attention_out = ACT_BYTES * out + 4 * model.heads
-    return tokens * (ACT_BYTES * model.hidden + matmul_outputs / 2 + attention_out) / tp
+    return tokens * (ACT_BYTES * model.hidden + ACT_BYTES * saved + attention_out) / tp
 
 
 def layer_activation_bytes(model: ModelSpec, is_moe: bool, mbs: int, seq: int, *, tp: int, cp: int, etp: int,

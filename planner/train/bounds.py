@@ -40,7 +40,7 @@ def _flops_per_gpu(model: ModelSpec, mbs: int, seq: int, tp: int, cp: int, etp: 
         dense_g = (lf.qkv + lf.attn_out + lf.mlp + lf.router) / shard
         expert_g = lf.experts / (shard * etp)
         fwd_g, fwd_a = dense_g + expert_g, lf.attention_core / shard
-        share = F.recompute_share(recompute, ops_sac)
+        share = F.recompute_share(recompute, ops_sac, model, is_moe)
         gemm += count * (3 + share.gemm) * fwd_g
         att += count * (3 + share.attention) * fwd_a
     tokens = mbs * seq

@@ -7,7 +7,7 @@ import pytest
 
 from costmodels import ClusterSpec, DeviceSpec, NodePool, ParallelConfig, TrainingWorkload, estimate_training
 from costmodels import memory as M
-from costmodels.compute import SCORE_BYTES_FORWARD, gemm_time_s, unfused_attention_time_s
+from costmodels.compute import SCORE_BYTES_BACKWARD, SCORE_BYTES_FORWARD, gemm_time_s, unfused_attention_time_s
 from costmodels.errors import SpecError
 from costmodels.flops import layer_forward_flops
 from costmodels.framework import framework, unsupported
@@ -152,12 +152,16 @@ def test_fp8_gemms_casts_and_bf16_attention():
 
 def test_unfused_attention_by_hand():
     dev = POOL.device
-    # full (not causal-halved) QK^T and AV at the attention efficiency + 11 B per score through HBM
+    # full (not causal-halved) QK^T and AV as batched GEMMs (b*a*s query rows) + 9 B per score of softmax and
+    # dropout through HBM; backward: twice the GEMMs + 11 B per score
     t = unfused_attention_time_s(1, 2048, 16, 64, 64, dev)
-    eff = 0.5 * (2048 * 64 / 128) / (2048 * 64 / 128 + 512)
-    flops = 2 * 2048 * 2048 * 16 * 128
-    assert math.isclose(t, flops / (312e12 * eff) + SCORE_BYTES_FORWARD * 16 * 2048**2 / (2.039e12 * 0.85))
-    assert math.isclose(unfused_attention_time_s(1, 2048, 16, 64, 64, dev, backward=True), 3 * t)
+    rows, scores, bw = 16 * 2048, 16 * 2048**2, 2.039e12 * 0.85
+    gemms = gemm_time_s(rows, 2048, 64, "bf16", dev) + gemm_time_s(rows, 64, 2048, "bf16", dev)
+    # QK^T writes the 2-byte scores faster than it computes them? no: 128 FLOPs per 2 B -> memory-bound on A100
+    assert math.isclose(gemm_time_s(rows, 2048, 64, "bf16", dev), 2 * (rows * 64 + 64 * 2048 + rows * 2048) / bw)
+    assert math.isclose(t, gemms + SCORE_BYTES_FORWARD * scores / bw)
+    backward = unfused_attention_time_s(1, 2048, 16, 64, 64, dev, backward=True)
+    assert math.isclose(backward, t + 2 * gemms + SCORE_BYTES_BACKWARD * scores / bw)
 
 
 def test_compile_sdpa_and_async_tp_terms():
@@ -175,9 +179,9 @@ def test_compile_sdpa_and_async_tp_terms():
 def test_op_level_sac_memory_by_hand():
     model = load_model("llama3.1-8b")
     h, f = 4096, 14336
-    # input 2h + half of the matmul outputs (QKV 6144, out h, gate+up 2f, down h, 2 B each) + attention output
+    # input 2h + the outputs of the odd matmuls wq (h), wv (1024), w1 (f), w2 (h), 2 B each + attention output
     # (a*d = h, 2 B) + fp32 log-sum-exp (4 a)
-    per_token = 2 * h + (2 * (6144 + h + 2 * f + h)) / 2 + 2 * h + 4 * 32
+    per_token = 2 * h + 2 * (h + 1024 + f + h) + 2 * h + 4 * 32
     assert M.ops_sac_activation_bytes(model, 8192, 1) == 8192 * per_token
     megatron = M.layer_activation_bytes(model, False, 1, 8192, tp=1, cp=1, etp=1, sp=False, recompute="selective")
     titan = M.layer_activation_bytes(model, False, 1, 8192, tp=1, cp=1, etp=1, sp=False, recompute="selective",
@@ -200,7 +204,7 @@ def test_deepseek_v3_published_configuration_fits_on_h800():
 
 
 def test_hardware_flops_follow_the_framework_recompute():
-    # torchtitan's selective recompute repeats half the matmul forward, Megatron's the attention core
+    # torchtitan's selective recompute repeats wk, wo and w3 (every 2nd matmul), Megatron's the attention core
     model = load_model("llama3.1-8b")
     cl = ClusterSpec.homogeneous(load_device("h100-sxm"), 8)
     config = ParallelConfig(dp=8, mbs=1, zero=3, recompute="selective")
@@ -210,7 +214,10 @@ def test_hardware_flops_follow_the_framework_recompute():
     extra = {fw: (r.hardware_tflops_per_gpu - r.model_tflops_per_gpu) * r.step_time_s * 8 * 1e12 / 32
              for fw, r in runs.items()}
     assert math.isclose(extra["megatron"], lf.attention_core, rel_tol=1e-9)
-    assert math.isclose(extra["torchtitan"], (lf.total - lf.attention_core) / 2, rel_tol=1e-9)
+    per_token = 2 * 8 * 4096  # FLOPs per weight parameter of one micro-batch's tokens
+    wk, wo, w3 = 4096 * 1024, 4096 * 4096, 4096 * 14336
+    assert math.isclose(extra["torchtitan"], per_token * (wk + wo + w3), rel_tol=1e-9)
+    assert math.isclose(per_token * (wk + wo + w3) / (lf.total - lf.attention_core), 0.3654, rel_tol=1e-3)
 
 
 def test_homogeneous_cluster_rejects_zero_devices_per_node():

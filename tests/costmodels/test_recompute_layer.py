@@ -24,8 +24,8 @@ def test_selective_layer_flops_are_half_a_forward():
     h = 1024
     per_token = 24 * h * h + 2 * S * h
     assert math.isclose(lf.total, per_token * S)
-    assert math.isclose(F.recompute_forward_flops(lf, "selective-layer"), per_token * S / 2)
-    assert math.isclose(F.recompute_forward_flops(lf, "full"), per_token * S)
+    assert math.isclose(F.recompute_forward_flops(lf, F.recompute_share("selective-layer")), per_token * S / 2)
+    assert math.isclose(F.recompute_forward_flops(lf, F.recompute_share("full")), per_token * S)
     # a step: 3 forwards + half a forward of recompute per layer, + 3 x the LM head
     head = 2 * S * h * m.vocab
     assert math.isclose(F.step_flops(m, B, S, "selective-layer"), 4 * 3.5 * per_token * S + 3 * head)
