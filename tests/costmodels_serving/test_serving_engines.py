@@ -57,9 +57,9 @@ def test_measured_engines_price_fp8_at_its_own_rate(engine):
     shape = InstanceShape(tp=8)
     bf16 = prefill_time(llama, h100, shape, batch=1, prompt_len=8192, engine=engine)["gemm_s"]
     fp8 = prefill_time(llama, h100, shape, batch=1, prompt_len=8192, engine=engine, dtype="fp8")["gemm_s"]
-    # measured prefill-size GEMMs run 1.4x-1.45x faster in FP8 (benchmarks/results/serve_engines.md); the vLLM FP8
-    # curve fits its tables worst (15 % median) and predicts only ~1.1x
-    assert bf16 / fp8 > (1.05 if engine == "vllm" else 1.15)
+    # measured prefill-size GEMMs run 1.4x-1.6x faster in FP8 with the input quantisation (benchmarks/results/
+    # serve_fp8.md); these engines fuse it into the norm, so the GEMMs alone are faster still
+    assert bf16 / fp8 > 1.3
     d16 = decode_step_time(llama, h100, shape, batch=8, context_len=2000, engine=engine)["gemm_s"]
     d8 = decode_step_time(llama, h100, shape, batch=8, context_len=2000, engine=engine, dtype="fp8")["gemm_s"]
     assert d8 < d16  # weight streaming halves

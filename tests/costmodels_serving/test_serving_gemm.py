@@ -91,3 +91,20 @@ def test_grouped_gemm_pads_each_expert_to_whole_blocks():
     assert few == pytest.approx(1e-5 + max(2 * hit * 64 * n * kk / (989.4e12 * 0.5 * 0.8 * 2 * hit * 64 * n * kk
                                                                       / (2 * hit * 64 * n * kk + 1e9)),
                                            4e-6 + moved / (H100_BW * 0.8)))
+
+
+def test_fitted_fp8_to_bf16_gemm_ratio_matches_the_measured_tables():
+    """The FP8/BF16 time ratio of prefill- and decode-sized GEMMs (n, k 1024-16384) under the fitted profile
+    constants is within 10 % of the measured ratio (aiconfigurator-core tables), every engine, H100 and H200."""
+    pytest.importorskip("aiconfigurator_core", reason="needs aiconfigurator-core (optional extra `aiconfigurator`)")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from serve_fp8_ratio import ratios
+
+    for device in ("h100-sxm", "h200"):
+        for engine in ("trtllm", "vllm", "sglang"):
+            for regime, measured, model in ratios(device, engine):
+                if regime.endswith("n, k 1024-16384"):
+                    assert model == pytest.approx(measured, rel=0.10), (device, engine, regime)
