@@ -34,15 +34,17 @@ def _feature_options(f):
     f = click.option("--prefill-token-budget", type=str, default=None, metavar="N",
                      help="Tokens one prefill step carries: queued prompts are batched up to it (vLLM "
                           "max_num_batched_tokens, SGLang chunked_prefill_size, TRT-LLM max_num_tokens; default: "
-                          "the engine's default for the GPU; legacy/modern: one prompt per step).")(f)
+                          "the engine's default for the GPU; legacy/modern: one prompt per step; auto (plan serve): "
+                          "each prefill group gets the budget up to the default with the most SLO capacity).")(f)
     return click.option("--prefix-len", type=int, default=0, show_default=True,
                         help="Prompt tokens of a shared prefix already in the prefix cache (prefill skips them).")(f)
 
 
-def _token_budget(text: str | None) -> int | None:
-    """--prefill-token-budget as an integer >= 1 (SpecError naming the flag otherwise); None when not given."""
-    if text is None:
-        return None
+def _token_budget(text: str | None) -> int | str | None:
+    """--prefill-token-budget as an integer >= 1 or "auto" (SpecError naming the flag otherwise); None when not
+    given."""
+    if text is None or text == "auto":
+        return text
     try:
         value = int(text)
     except ValueError:

@@ -221,7 +221,7 @@ class CapacityModel:
         self.stats = LengthStats.of(workload)
         self.q = workload.quantile
         self.slot_q = (1 + 3 * self.q) / 4
-        self._tables: dict[tuple[str, InstanceShape, float], batching.PrefillTable] = {}
+        self._tables: dict[tuple[str, InstanceShape, float, int], batching.PrefillTable] = {}
         self._own_caps: dict[tuple[str, InstanceShape], tuple[batching.CapModel, ...]] = {}
 
     def _kw(self, pool: NodePool) -> dict:
@@ -236,18 +236,33 @@ class CapacityModel:
                             **self._kw(pool))["time_s"]
 
     def prefill_token_budget(self, pool: NodePool) -> int:
-        """Tokens one prefill step carries on this pool: the option, else the engine's default for the device."""
-        return self.options.prefill_token_budget or default_prefill_token_budget(self.options.engine, pool.device)
+        """Tokens one prefill step carries on this pool: the option, else (and for "auto", the upper bound) the
+        engine's default for the device."""
+        option = self.options.prefill_token_budget
+        return option if isinstance(option, int) else default_prefill_token_budget(self.options.engine, pool.device)
 
-    def prefill_table(self, pool: NodePool, shape: InstanceShape, full: bool = False) -> batching.PrefillTable:
-        """Batched prefill step times of a shape on a pool, built once per CapacityModel: up to the batch of
-        mean-length prompts (the analytic model), or `full` up to the batch of the shortest (the simulator)."""
+    def prefill_budgets(self, pool: NodePool) -> list[int]:
+        """Budgets a disaggregated prefill group may get: the one budget, or with "auto" k times the uncached tokens
+        of the prompt at the length quantile (k in planner.serve.batching.BATCH_CAPS) below the engine's default,
+        and the default."""
+        top = self.prefill_token_budget(pool)
+        if self.options.prefill_token_budget != "auto":
+            return [top]
+        fresh = max(1, math.ceil(self.stats.q_in - min(self.workload.prefix_len, self.stats.q_in - 1)))
+        return [k * fresh for k in batching.BATCH_CAPS if k * fresh < top] + [top]
+
+    def prefill_table(self, pool: NodePool, shape: InstanceShape, full: bool = False,
+                      budget: int | None = None) -> batching.PrefillTable:
+        """Batched prefill step times of a shape on a pool at a token budget (default: prefill_token_budget), built
+        once per CapacityModel: up to the batch of mean-length prompts (the analytic model), or `full` up to the
+        batch of the shortest (the simulator)."""
         widest = min(self.stats.inputs) if full else float(np.mean(self.stats.inputs))
-        key = (pool.name, shape, widest)
+        budget = budget or self.prefill_token_budget(pool)
+        key = (pool.name, shape, widest, budget)
         if key not in self._tables:
             self._tables[key] = batching.build_table(lambda k, n: self.prefill_seconds(pool, shape, n, k),
-                                                     length_grid(self.stats), self.prefill_token_budget(pool),
-                                                     self.workload.prefix_len, widest)
+                                                     length_grid(self.stats), budget, self.workload.prefix_len,
+                                                     widest)
         return self._tables[key]
 
     def token_seconds(self, pool: NodePool, shape: InstanceShape, batch: float, context: float) -> float:
@@ -275,10 +290,14 @@ class CapacityModel:
         if room < self.stats.q_in:
             return None
         t_kv, _ = self.transfer(pool, dest, shape, self.stats.q_in)
-        table = self.prefill_table(pool, shape)
-        caps = batching.cap_models(table, np.asarray(self.stats.inputs), self.stats.q_in, shape.pp, t_kv)
         most = min(MAX_POOLED, pool.num_devices // shape.gpus)
-        pooled = batching.pooled_rates(caps, self.q, self.workload.ttft_s, most)
+        options = []
+        for budget in self.prefill_budgets(pool):  # one, or ("auto") the one with the most capacity, then larger
+            table = self.prefill_table(pool, shape, budget=budget)
+            caps = batching.cap_models(table, np.asarray(self.stats.inputs), self.stats.q_in, shape.pp, t_kv)
+            pooled = batching.pooled_rates(caps, self.q, self.workload.ttft_s, most)
+            options.append((pooled[0] if pooled else 0.0, budget, table, caps, pooled))
+        _, _, table, caps, pooled = max(options, key=lambda o: (o[0], o[1]))
         kv_req = self.stats.mean_in * kv_bytes_per_token(self.model, self.options.kv_dtype or self.options.dtype)
         one = caps[0]  # batches of one: the zero-load TTFT and the one-prompt service moments
         return Candidate(role="prefill", pool=pool.name, dest_pool=dest.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,

@@ -99,7 +99,7 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
                      isl: int, osl: int, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
                      moe_skew: float = 1.0, quant_block: int = 0, devices_per_node: int | None = None,
                      prefix_len: int = 0, spec_depth: int = 0, spec_accept: float = 1.0, offline: bool = False,
-                     prefill_token_budget: int | None = None) -> Plan:
+                     prefill_token_budget: int | str | None = None) -> Plan:
     """An estimate document (kind "estimate", inputs.target "serve") for one instance shape and batch.
 
     The batch is prefilled in steps of at most `prefill_token_budget` uncached tokens (None: the engine's default,
@@ -108,6 +108,8 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     cannot be split at this shape."""
     require(batch >= 1, f"must be >= 1, got {batch}", field="batch")
     check_token_budget(prefill_token_budget)
+    require(not isinstance(prefill_token_budget, str), "auto picks a budget by SLO capacity, which only plan serve "
+            "has; give an integer >= 1 (or omit it for the engine's default)", field="prefill-token-budget")
     engine_model(engine)
     budget = prefill_token_budget or default_prefill_token_budget(engine, device)
     if prefill_token_budget is None and engine not in MEASURED_ENGINES:

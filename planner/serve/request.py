@@ -146,10 +146,11 @@ class ServeOptions:
     robust: bool = False
     """plan against the SLOs divided by the 90th-percentile latency factor of the calibration residuals
     (planner/confidence/robust_serve.py), so the SLOs hold even when the cost model is optimistic"""
-    prefill_token_budget: int | None = None
+    prefill_token_budget: int | str | None = None
     """tokens one prefill step of a prefill (or intra-GPU) instance carries: every queued prompt that fits is batched
     (None: the engine's default on each pool's device, costmodels.serving.default_prefill_token_budget; 1 = one
-    prompt per step)"""
+    prompt per step; "auto": each disaggregated prefill group gets the budget up to the engine's default that gives
+    it the most SLO capacity, planner.serve.capacity.CapacityModel.prefill_budgets)"""
     prefill_pools: tuple[str, ...] = ()
     """pools allowed to host prefill instances in disaggregated mode (empty: any)"""
     decode_pools: tuple[str, ...] = ()
@@ -179,10 +180,11 @@ class ServeOptions:
 
 
 def check_token_budget(budget: object) -> None:
-    """SpecError naming --prefill-token-budget unless `budget` is None or an integer >= 1."""
-    ok = budget is None or (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1)
-    require(ok, f"must be an integer >= 1 (tokens per prefill step; omit it for the engine's default), got {budget!r}",
-            field="prefill-token-budget")
+    """SpecError naming --prefill-token-budget unless `budget` is None, "auto" or an integer >= 1."""
+    ok = budget is None or budget == "auto" or (isinstance(budget, int) and not isinstance(budget, bool)
+                                                and budget >= 1)
+    require(ok, f"must be an integer >= 1 (tokens per prefill step) or auto; omit it for the engine's default; "
+                f"got {budget!r}", field="prefill-token-budget")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

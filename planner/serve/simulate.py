@@ -96,7 +96,8 @@ class Deployment:
             for _ in range(g["instances"]):
                 if g["role"] in ("prefill", "intra_gpu"):
                     dest = cluster.pool(g.get("dest_pool", g["pool"]))
-                    self.prefill.append(_Prefill(table=cm.prefill_table(pool, shape, full=True),
+                    table = cm.prefill_table(pool, shape, full=True, budget=g.get("prefill_token_budget"))
+                    self.prefill.append(_Prefill(table=table,
                                                  share=g.get("prefill_share") or 1.0, pp=shape.pp,
                                                  dest=dest.name, transfer=g["role"] == "prefill", src=pool,
                                                  shape=shape, dest_pool=dest))
@@ -308,15 +309,17 @@ def _run_prefill(servers: list[_Prefill], cm: CapacityModel, arrive_a: np.ndarra
 
 
 def replay_prefill(cm: CapacityModel, pool, shape: InstanceShape, *, instances: int, rate: float, requests: int,
-                   seed: int) -> np.ndarray:
+                   seed: int, budget: int | None = None) -> np.ndarray:
     """The router queue and batched prefill servers alone: `instances` prefill instances of `shape` on `pool` sending
-    KV to the same pool, Poisson arrivals at `rate` with the workload's input lengths; each request's time from
-    arrival to KV ready on the decode side (its TTFT when decode admits it at once), in arrival order."""
+    KV to the same pool (token budget: `budget`, else cm's), Poisson arrivals at `rate` with the workload's input
+    lengths; each request's time from arrival to KV ready on the decode side (its TTFT when decode admits it at
+    once), in arrival order."""
     rng = np.random.default_rng(seed)
     arrive = np.cumsum(rng.exponential(1.0 / rate, size=requests))
     li = cm.workload.sample(requests, rng)[0].astype(float)
-    server = _Prefill(table=cm.prefill_table(pool, shape, full=True), share=1.0, pp=shape.pp, dest=pool.name,
-                      transfer=True, src=pool, shape=shape, dest_pool=pool)
+    table = cm.prefill_table(pool, shape, full=True, budget=budget)
+    server = _Prefill(table=table, share=1.0, pp=shape.pp, dest=pool.name, transfer=True, src=pool, shape=shape,
+                      dest_pool=pool)
     ready, _ = _run_prefill([server] * instances, cm, arrive, li)
     return ready - arrive
 

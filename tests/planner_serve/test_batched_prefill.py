@@ -169,6 +169,26 @@ def test_budget_flag_round_trip(tmp_path):
     assert "--chunked-prefill-size 3000" in export(plan, "sglang")
 
 
+def test_auto_budget_picks_the_most_capacity(llama):
+    """--prefill-token-budget auto: one prompt per step (budget 4000) for 4000-token prompts on TP2, where sharing an
+    8192-token step only delays the first prompt; several prompts per step for 500-token prompts on TP8; never less
+    capacity than any budget it tried."""
+    model, dev = llama
+    cluster = ClusterSpec.homogeneous(dev, 16, 8)
+    pool = cluster.pools[0]
+    for isl, tp, batched in ((4000, 2, False), (500, 8, True)):
+        wl = ServingWorkload(input_len=isl, output_len=200, ttft_s=SLO_S, tpot_s=0.05)
+        auto = CapacityModel(model, cluster, wl, ServeOptions(engine="vllm", prefill_token_budget="auto"))
+        cand = auto.prefill(pool, pool, InstanceShape(tp=tp))
+        assert (cand.prefill_token_budget > isl) == batched and cand.prefill_token_budget in auto.prefill_budgets(pool)
+        for budget in auto.prefill_budgets(pool):
+            fixed = CapacityModel(model, cluster, wl, ServeOptions(engine="vllm", prefill_token_budget=budget))
+            assert fixed.prefill(pool, pool, InstanceShape(tp=tp)).capacity_rps <= cand.capacity_rps
+    r = CliRunner().invoke(main, ["estimate", "serve", "--model", "llama3-8b", "--gpu", "h100-sxm", "--tp", "1",
+                                  "--batch", "1", "--isl", "100", "--osl", "10", "--prefill-token-budget", "auto"])
+    assert r.exit_code == 2 and "prefill-token-budget" in r.output and "plan serve" in r.output
+
+
 @pytest.mark.parametrize("bad", ["0", "-5", "2.5", "many"])
 def test_bad_budget_exits_2_naming_the_flag(bad):
     for cmd in (["estimate", "serve", "--model", "llama3-8b", "--gpu", "h100-sxm", "--tp", "1", "--batch", "1",
