@@ -311,7 +311,7 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
 
     compute_fwd = gemm_fwd + attn_fwd + ew_fwd
     share = F.recompute_share(st.recompute, env.fw.selective_recomputes_ops, model, is_moe)
-    recompute = _recomputed_gemms_s(model, is_moe, env, share, dense_shapes, expert_fwd) \
+    recompute = _recomputed_gemms_s(model, is_moe, env, share, dense_shapes, dense_fwd, expert_fwd) \
         + share.attention * attn_fwd + share.elementwise * ew_fwd \
         + share.layers * (tp_fwd + cp_fwd + ep_fwd) + (tp_unsaved if share.unsaved_comm else 0.0)
     dense_params, expert_params = G.layer_params(model, is_moe)
@@ -334,13 +334,13 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
 
 
 def _recomputed_gemms_s(model: ModelSpec, is_moe: bool, env: _Env, share: F.RecomputeShare,
-                        dense: list[tuple[str, Shape]], expert_s: float) -> float:
+                        dense: list[tuple[str, Shape]], dense_s: float, expert_s: float) -> float:
     """Forward GEMM seconds that recomputation repeats. Op-level SAC (torchtitan, whose dense shapes are
     flops.block_matmuls' calls, the router last): the calls flops.op_sac_recomputed names, each at its own
     speed, plus the router; otherwise `share.gemm` of every GEMM."""
-    times = [env.gemms([shape])[0] for _, shape in dense]
     if share.gemm_parts is None:
-        return share.gemm * (sum(times) + expert_s)
+        return share.gemm * (dense_s + expert_s)
+    times = [env.gemms([shape])[0] for _, shape in dense]
     redo = F.op_sac_recomputed(model, is_moe)
     router = times[-1] if is_moe else 0.0
     calls = sum(t for t, again in zip(times, redo, strict=False) if again)
