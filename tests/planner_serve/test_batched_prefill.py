@@ -20,7 +20,7 @@ from costmodels.serving import (
     prefill_batch_time,
     prefill_time,
 )
-from costmodels.serving_kernels import prefill_attention_s
+from costmodels.serving_attention import prefill_attention_s, query_tiles
 from planner.plan import Plan, load_plan
 from planner.serve import ServeOptions, ServingWorkload, check, estimate_serving, export
 from planner.serve.capacity import CapacityModel
@@ -48,7 +48,11 @@ def test_batched_step_by_hand(llama):
     heads, d = model.heads / 2, model.head_dim
     flops = [2 * n * (n / 2) * heads * 2 * d for n in (300, 500)]
     rows = (flops[0] * 150 + flops[1] * 250) / sum(flops)
-    assert both["attention_s"] == pytest.approx(model.layers * prefill_attention_s(ek, sum(flops), rows), rel=1e-9)
+    # work units: each prompt's own 128-row query tiles; K and V of its 800 keys (BF16, kv_heads/tp heads) read
+    tiles = query_tiles(1, heads, 300) + query_tiles(1, heads, 500)
+    kv_bytes = 800 * 2 * (model.kv_heads / 2) * d * 2
+    assert both["attention_s"] == pytest.approx(
+        model.layers * prefill_attention_s(ek, sum(flops), rows, tiles, kv_bytes), rel=1e-9)
     assert both["attention_s"] < one["attention_s"]  # no attention across prompts
     # the single-prompt case is the batched form with one prompt, identical numbers; k equal prompts = batch k
     assert prefill_batch_time(model, dev, shape, prompts=[(700, 100)], **kw) == \
