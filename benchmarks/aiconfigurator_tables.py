@@ -9,7 +9,8 @@ one device and one engine, the tables the serving model needs and returns plain 
   decode     generation attention (batch, context, heads, kv_heads, head_dim, kv dtype; no sliding window)
   allreduce  the engine's custom all-reduce under CUDA graphs (GPUs, bytes)
   moe        fused MoE layer of gated experts (tokens, hidden, inter, topk, experts, moe_tp, ep, dtype; balanced
-             routing); the fastest kernel the engine ships per point
+             routing; fp8: per-tensor scales, block scales where the engine has only those); the fastest kernel
+             the engine ships per point
 Repeated measurements of one point are reduced to their median. Nothing here is fitted.
 """
 
@@ -103,10 +104,12 @@ def load(device: str, engine: str) -> Tables:
     a = a[a.allreduce_dtype == "bfloat16"]
     allreduce = _points(a, ["num_gpus", "message_size"])
     m = table("moe", "moe_perf")
-    # gated experts only (the *_nongated kernels run an MLP without gate: other FLOPs for the same key)
-    m = m[(m.distribution == "balanced") & m.moe_dtype.isin(list(DTYPES))
+    # gated experts only (the *_nongated kernels run an MLP without gate: other FLOPs for the same key); FP8 experts
+    # with per-tensor scales, or, for an engine measured only with 128x128 block scales (SGLang), those
+    fp8 = "fp8" if (m.moe_dtype == "fp8").any() else "fp8_block"
+    m = m[(m.distribution == "balanced") & m.moe_dtype.isin(["bfloat16", fp8])
           & ~m.kernel_source.str.contains("nongated")].assign(
-        dtype=lambda x: x.moe_dtype.map(DTYPES))
+        dtype=lambda x: x.moe_dtype.map({"bfloat16": "bf16", fp8: "fp8"}))
     moe = _fastest(m, ["num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
                        "moe_ep_size", "dtype"])
     return Tables(device=device, engine=engine, version=version, gemm=gemm, prefill=prefill, decode=decode,

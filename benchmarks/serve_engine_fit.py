@@ -307,7 +307,8 @@ def main() -> None:
            "constants on the whole attention table (every head count and width 64-512, incl. GQA groups of 24-128 "
            "no shipped model has); all-reduce 1 Ki-256 Mi elements (9 held-aside points per engine: the p90 is the "
            "second-worst); MoE <= 16384 tokens, moe_tp x ep <= 16, balanced routing, the (hidden, expert width, "
-           "top-k, experts) of the MoE model profiles (" + ", ".join("/".join(map(str, s)) for s in sorted(SHIPPED_MOE))
+           "top-k, experts) of the MoE model profiles, FP8 with per-tensor scales (SGLang's table has only "
+           "128x128 block scales: those) (" + ", ".join("/".join(map(str, s)) for s in sorted(SHIPPED_MOE))
            + "; the whole-table columns: every MoE shape of the table, incl. shapes whose tuned kernel configs run "
            "at several times the model's speed).", "",
            "| device | engine | op | fitted on | held aside | median err | p90 err | max err | whole table median "
