@@ -12,10 +12,10 @@ Nelder-Mead (deterministic: seeded coarse search, then simplex) on
 
 over these DeviceCalibration fields, each kept in a physical range (a parameter no row exercises keeps its
 profile value):
-  gemm_efficiency_max, gemm_half_flops           16-bit GEMM curve
+  gemm_efficiency_max, gemm_half_flops           16-bit GEMM curve (A100: the knee FIXED from measured kernels)
   fp8_gemm_efficiency_max, fp8_gemm_half_flops   FP8 GEMM curve (its own: FP8 rows only)
   attention_efficiency, attention_half_work      fused attention, rising with row length (A100: FIXED from
-                                                 measured FlashAttention-2 kernels, A100_ATTENTION)
+                                                 measured FlashAttention-2 kernels, A100_KERNELS)
   eager_elementwise_factor [1, 8]                element-wise traffic of uncompiled PyTorch (torchtitan rows)
   sdpa_attention_factor [0.3, 1]                 PyTorch SDPA flash (FA2) speed relative to cuDNN/TE attention
                                                  (A100: 1, its attention curve is FA2's own)
@@ -62,15 +62,16 @@ FAMILIES = {
     "a100": ("a100-80gb",),
     "h100": ("h100-sxm", "h100-96gb-500w", "h200"),
 }
-A100_ATTENTION = {"attention_efficiency": 0.593, "attention_half_work": 660.0}
-"""FlashAttention-2 on A100 from measured kernels (benchmarks/attention_kernel_fit.py): the A100 rows cannot tell
-attention from eager element-wise time, and the fit left attention_efficiency at the top of its range"""
+A100_KERNELS = {"attention_efficiency": 0.593, "attention_half_work": 660.0, "gemm_half_flops": 2.37e9}
+"""A100 constants from measured kernel tables (benchmarks/a100_kernel_fit.py): FlashAttention-2's curve (the A100
+rows cannot tell attention from eager element-wise time; the fit left attention_efficiency at the top of its
+range) and the GEMM size knee (every A100 GEMM of the rows has >= 1e10 FLOPs; the fit left it at the bottom)"""
 FIXED = {
     # 2021 Megatron stack and torchtitan on A100: no TP overlap anywhere in the rows; NVLink3 all-reduce bus
     # bandwidth ~230 of 300 GB/s (nccl-tests#175) -> 0.75. No FP8 tensor cores. Every fused-attention A100 row
-    # runs SDPA's FlashAttention-2, the kernel A100_ATTENTION measures: sdpa_attention_factor 1.
+    # runs SDPA's FlashAttention-2, the kernel A100_KERNELS measures: sdpa_attention_factor 1.
     "a100": {"tp_overlap": 0.0, "intra_node_efficiency": 0.75, "fp8_gemm_efficiency_max": 0.60,
-             "fp8_gemm_half_flops": 1e11, "sdpa_attention_factor": 1.0, **A100_ATTENTION},
+             "fp8_gemm_half_flops": 1e11, "sdpa_attention_factor": 1.0, **A100_KERNELS},
     # NVLink4 all-gather/reduce-scatter bus bandwidth at 16-256 MiB is 216-332 of 450 GB/s (nccl-tests via
     # APEX+ profiles, costmodels.md 4.3) -> 0.70.
     "h100": {"intra_node_efficiency": 0.70},

@@ -243,10 +243,11 @@ def main(argv=None):
         *cross_document_pairs(records, srcs), "",
         "## Fitted parameters (one set per die family, profiles/hardware/*.yaml `calibration:`)", "",
         *fitted, "",
-        "A100 attention_efficiency and attention_half_work are not fitted: they are FlashAttention-2's forward "
-        "curve measured in aiconfigurator-core's A100 kernel table (`.venv/bin/python "
-        "benchmarks/attention_kernel_fit.py`), since the A100 rows cannot tell attention from eager element-wise "
-        "time; sdpa_attention_factor is 1 there (that curve is SDPA's kernel).", "",
+        "A100 attention_efficiency, attention_half_work and gemm_half_flops are not fitted: they are "
+        "FlashAttention-2's forward curve and the BF16 GEMM size knee measured in aiconfigurator-core's A100 kernel "
+        "tables (`.venv/bin/python benchmarks/a100_kernel_fit.py`), since the A100 rows cannot tell attention from "
+        "eager element-wise time and run no GEMM under 1e10 FLOPs; sdpa_attention_factor is 1 there (that curve "
+        "is SDPA's kernel).", "",
         *validation(),
     ])
     print(doc)

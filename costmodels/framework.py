@@ -95,6 +95,11 @@ class Framework:
     pp_gathers_once: bool = False
     """ZeRO 3 under pipeline parallelism gathers a stage's parameters once per step and keeps them, accumulates
     unsharded gradients in the reduce dtype and reduce-scatters them once, after the stage's last backward"""
+    recompute_stops_early: bool = False
+    """a fully recomputed block does not rerun its last matmul (w2) and the collective after it: backward never
+    reads their outputs, and torch's non-reentrant checkpoint stops recomputing once every saved tensor is back
+    (early stop, on by default in torch.utils.checkpoint; torch.compile's partitioner recomputes only what
+    backward reads)"""
     separate_projections: bool = False
     """the block runs wq, wk, wv and the MLP's w1, w3 as separate matmuls (torchtitan's Llama, flops.block_matmuls),
     each reading its input again, rather than Megatron's fused QKV and gate/up GEMMs"""
@@ -104,7 +109,7 @@ _RULES = {
     "megatron": Framework("megatron", (0, 1, 3), 2.0, True, True, True, False, False, True),
     "torchtitan": Framework("torchtitan", (0, 3), 4.0, False, True, False, True, True, False,
                             tp_overlap_summed_rs=False, cp_torch_ring=True, pp_gathers_once=True,
-                            separate_projections=True),
+                            separate_projections=True, recompute_stops_early=True),
     "deepspeed": Framework("deepspeed", (0, 1, 2, 3), 2.0, True, False, False, False, False, False),
 }
 

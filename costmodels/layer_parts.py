@@ -14,7 +14,10 @@ built from the compute and comm layers (costmodels/compute.py, costmodels/comm.p
   elementwise  norms, residual adds, dropout, activations: fwd bytes (15h + 2f|3f per token) + 2 × in bwd,
                × eager_elementwise_factor when kernels are not fused (torchtitan without torch.compile);
                FP8: the casts and amax reductions of every GEMM's operands
-  recompute    flops.recompute_share of each part: selective: attention core forward again (Megatron,
+  recompute    (torchtitan: a fully recomputed dense block skips its last matmul, w2, and the collective after
+               it: torch's non-reentrant checkpoint stops once backward has every saved tensor back, and
+               torch.compile's partitioner recomputes only what backward reads; Megatron reruns the layer)
+               flops.recompute_share of each part: selective: attention core forward again (Megatron,
                DeepSpeed) or, for torchtitan's op-level SAC, the matmuls flops.op_sac_recomputed names (wk, wo,
                w3 of a Llama block, each at its own speed), the router, the element-wise ops and the
                TP all-gathers (only reduce-scatter outputs are on its save list); selective-layer: every 2nd
@@ -302,7 +305,7 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     ew_elems = tokens * ew_sharded + (ew_replicated / tp if (st.sp or tp == 1) else ew_replicated)
     ew_fwd = env.ew(M.ACT_BYTES * ew_elems) + memory_bound_time_s(cast_d + cast_e, env.dev)
 
-    tp_fwd, tp_unsaved, tp_bwd = _tp_forward(model, is_moe, env, tokens)
+    tp_fwd, tp_unsaved, tp_bwd, tp_last = _tp_forward(model, is_moe, env, tokens)
     ep_fwd, ep_all = _ep_time(model, is_moe, env, tokens)
     if st.a2a_overlap:  # dispatch/combine of one micro-batch hide behind another's attention and dense GEMMs
         ep_all = max(0.0, ep_all - 3 * (dense_fwd + attn_fwd))
@@ -314,6 +317,8 @@ def layer_cost(model: ModelSpec, is_moe: bool, pool: NodePool, st: Setting) -> P
     recompute = _recomputed_gemms_s(model, is_moe, env, share, dense_shapes, dense_fwd, expert_fwd) \
         + share.attention * attn_fwd + share.elementwise * ew_fwd \
         + share.layers * (tp_fwd + cp_fwd + ep_fwd) + (tp_unsaved if share.unsaved_comm else 0.0)
+    if env.fw.recompute_stops_early and share.layers and not is_moe:  # the last matmul and its collective
+        recompute -= share.layers * (env.gemms([dense_shapes[-1][1]])[0] + tp_last)
     dense_params, expert_params = G.layer_params(model, is_moe)
     dense_local, expert_local = dense_params / tp, expert_params / (st.ep * st.etp)
     p_b, g_b, o_b, zc = env.zero(dense_local, expert_local)
@@ -402,16 +407,16 @@ def _context_parallel(model: ModelSpec, env: _Env, tokens: float, attn_fwd: floa
     return merge, merge + grads, fwd_comm, bwd_comm
 
 
-def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float, float]:
+def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float, float, float]:
     """Exposed TP (and expert-TP) communication of one micro-batch: (forward, the part of the forward whose
     outputs op-level SAC does not save: the all-gathers with sequence parallelism, the all-reduces without
-    (reduce-scatters are on torchtitan's save list), backward). With FP8 the sequence-parallel all-gather
-    moves the FP8 copy of the next GEMM's input (1 byte per element: torchao Float8ColwiseParallel, Transformer
-    Engine); the reduce-scatters and every backward collective stay 16-bit."""
+    (reduce-scatters are on torchtitan's save list), backward, the forward's last collective). With FP8 the
+    sequence-parallel all-gather moves the FP8 copy of the next GEMM's input (1 byte per element: torchao
+    Float8ColwiseParallel, Transformer Engine); the reduce-scatters and every backward collective stay 16-bit."""
     st = env.st
     hidden_bytes = tokens * model.hidden * M.ACT_BYTES
     gather_bytes = hidden_bytes * (FP8_GATHER_BYTES / M.ACT_BYTES if st.dtype == "fp8" else 1.0)
-    fwd = unsaved = bwd = bwd_rs = 0.0
+    fwd = unsaved = bwd = bwd_rs = last = 0.0
     # (tensor bytes, group, collectives per kind, AG/RS rather than all-reduce): attention (+ dense MLP) block
     groups = [(hidden_bytes, st.tp, 1 if is_moe else 2, st.sp)] if st.tp > 1 else []
     if is_moe and st.etp > 1:
@@ -420,14 +425,15 @@ def _tp_forward(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tup
         if gathers:
             ag = env.coll("all_gather", size * gather_bytes / hidden_bytes, n, 1)
             rs = env.coll("reduce_scatter", size, n, 1)
-            fwd, unsaved = fwd + blocks * (ag + rs), unsaved + blocks * ag
+            fwd, unsaved, last = fwd + blocks * (ag + rs), unsaved + blocks * ag, rs
             bwd, bwd_rs = bwd + blocks * env.coll("all_gather", size, n, 1), bwd_rs + blocks * rs
         else:
-            ar = blocks * env.coll("all_reduce", size, n, 1)
-            fwd, unsaved, bwd = fwd + ar, unsaved + ar, bwd + ar
+            last = env.coll("all_reduce", size, n, 1)
+            fwd, unsaved, bwd = fwd + blocks * last, unsaved + blocks * last, bwd + blocks * last
     # the backward reduce-scatters carry the summed input gradients of several GEMMs (q/k/v, gate/up)
     rs_exposed = env.tp_exposed if env.fw.tp_overlap_summed_rs else 1.0
-    return fwd * env.tp_exposed, unsaved * env.tp_exposed, bwd * env.tp_exposed + bwd_rs * rs_exposed
+    exposed = env.tp_exposed
+    return fwd * exposed, unsaved * exposed, bwd * exposed + bwd_rs * rs_exposed, last * exposed
 
 
 def _ep_time(model: ModelSpec, is_moe: bool, env: _Env, tokens: float) -> tuple[float, float]:

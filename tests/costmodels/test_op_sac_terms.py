@@ -1,5 +1,5 @@
 """torchtitan op-level SAC (every second matmul of a block, counted in call order) and its separate projections,
-against hand calculations; the A100 flash-attention curve against its kernel table (issue 9)."""
+against hand calculations; the A100 kernel constants against their kernel tables (issue 9)."""
 
 import importlib.util
 import math
@@ -72,17 +72,34 @@ def test_separate_projections_read_their_input_again():
     assert separate > fused
 
 
+def test_torchtitan_full_recompute_stops_before_the_last_matmul():
+    """A fully recomputed torchtitan block reruns everything but w2 (early stop; backward never reads its output)
+    and, under TP, the reduce-scatter after it; Megatron reruns the whole layer."""
+    model, h, t = gpt(layers=2, hidden=1024, heads=16, vocab=1000), 1024, 2048
+    pool = NodePool(device=DEV, **POOL_KW)
+    kw = dict(mbs=1, seq=t, dtype="bf16", cp=1, dp=1, ep=1, etp=1, zero=0, framework="torchtitan")
+    plain, full = (layer_cost(model, False, pool, Setting(recompute=r, tp=1, sp=False, **kw)) for r in ("none", "full"))
+    w2 = gemm_time_s(t, h, 4 * h, "bf16", DEV)
+    forward = (plain.parts["gemm"] + plain.parts["elementwise"]) / 3 + plain.parts["attention"] / 3.5
+    assert math.isclose(full.parts["recompute"], forward - w2, rel_tol=1e-12)
+    tp = {r: layer_cost(model, False, pool, Setting(recompute=r, tp=4, sp=True, **kw)) for r in ("none", "full")}
+    rs = 20e-6 + 3 * 5e-6 + 3 / 4 * t * h * 2 / 225e9  # the MLP's reduce-scatter over 4 ranks of one node
+    forward = (tp["none"].parts["gemm"] + tp["none"].parts["elementwise"]) / 3 + tp["none"].parts["attention"] / 3.5
+    comm = tp["none"].parts["tp_comm"] * 2 / 4  # forward: AG + RS per block, backward: 2 AG + 2 RS
+    assert math.isclose(tp["full"].parts["recompute"], forward + comm - gemm_time_s(t, h, h, "bf16", DEV) - rs,
+                        rel_tol=1e-9)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("aiconfigurator_core") is None or
                     importlib.util.find_spec("pandas") is None,
-                    reason="needs aiconfigurator-core (optional extra `aiconfigurator`) for its A100 kernel table")
-def test_a100_attention_curve_is_the_kernel_tables():
+                    reason="needs aiconfigurator-core (optional extra `aiconfigurator`) for its A100 kernel tables")
+def test_a100_kernel_constants_are_the_kernel_tables():
     sys.path.insert(0, str(BENCH))
     try:
-        import attention_kernel_fit as fit
+        import a100_kernel_fit
         import calibrate
     finally:
         sys.path.remove(str(BENCH))
-    eff_max, half = fit.fit_curve(fit.measured_points())
-    fixed = calibrate.A100_ATTENTION
-    assert math.isclose(eff_max, fixed["attention_efficiency"], rel_tol=2e-3)
-    assert math.isclose(half, fixed["attention_half_work"], rel_tol=2e-2)
+    measured = a100_kernel_fit.fits()
+    for name, fixed in calibrate.A100_KERNELS.items():
+        assert math.isclose(measured[name], fixed, rel_tol=2e-3), name
