@@ -183,8 +183,11 @@ class KernelConstants:
     """decode attention over an FP8 KV cache (its own kernel): fixed time per call"""
     decode_fp8_seq_s: float = 0.0
     """decode attention over an FP8 KV cache: time per (sequence, KV head) work unit"""
+    decode_mha_floor_s: float = 0.0
+    """decode attention with one query head per KV head (MHA: no GQA packing; its own kernel for either KV dtype):
+    fixed time per call"""
     decode_mha_seq_s: float = 0.0
-    """decode attention, BF16 KV, one query head per KV head (MHA: no GQA packing): time per work unit"""
+    """decode attention, MHA: time per (sequence, head) work unit"""
     decode_free_units: float = 0.0
     """decode attention: work units of the first wave (they run on idle SMs at no per-unit cost)"""
     kv_dequant_s: float = 0.0
@@ -232,8 +235,9 @@ class EngineCalibration(KernelConstants):
         for name in ("gemm_half_flops", "fp8_gemm_half_flops", "fp8_quant_s", "kernel_floor_s", "attention_floor_s",
                      "attention_half_work", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s",
                      "allreduce_hop_s", "decode_fp8_floor_s", "decode_fp8_seq_s", "decode_mha_seq_s",
-                     "decode_free_units", "kv_dequant_s", "decode_split_s", "allreduce_custom_max_bytes",
-                     "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s", "allreduce_nccl_call_s"):
+                     "decode_mha_floor_s", "decode_free_units", "kv_dequant_s", "decode_split_s",
+                     "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
+                     "allreduce_nccl_call_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         require(0.0 < self.moe_fp8_efficiency <= 1.0, f"must be in (0, 1], got {self.moe_fp8_efficiency}",
