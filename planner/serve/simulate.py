@@ -96,7 +96,8 @@ class Deployment:
             for _ in range(g["instances"]):
                 if g["role"] in ("prefill", "intra_gpu"):
                     dest = cluster.pool(g.get("dest_pool", g["pool"]))
-                    table = cm.prefill_table(pool, shape, full=True, budget=g.get("prefill_token_budget"))
+                    # plans written before batched prefill (schema v1.5) ran one prompt per step
+                    table = cm.prefill_table(pool, shape, full=True, budget=g.get("prefill_token_budget", 1))
                     self.prefill.append(_Prefill(table=table,
                                                  share=g.get("prefill_share") or 1.0, pp=shape.pp,
                                                  dest=dest.name, transfer=g["role"] == "prefill", src=pool,
