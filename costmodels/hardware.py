@@ -188,6 +188,8 @@ class KernelConstants:
     fixed time per call"""
     decode_mha_seq_s: float = 0.0
     """decode attention, MHA: time per (sequence, head) work unit"""
+    decode_mha_dequant_s: float = 0.0
+    """decode attention, MHA over an FP8 KV cache: time per KV element dequantised (that kernel's math limit)"""
     decode_free_units: float = 0.0
     """decode attention: work units of the first wave (they run on idle SMs at no per-unit cost)"""
     kv_dequant_s: float = 0.0
@@ -235,7 +237,8 @@ class EngineCalibration(KernelConstants):
         for name in ("gemm_half_flops", "fp8_gemm_half_flops", "fp8_quant_s", "kernel_floor_s", "attention_floor_s",
                      "attention_half_work", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s",
                      "allreduce_hop_s", "decode_fp8_floor_s", "decode_fp8_seq_s", "decode_mha_seq_s",
-                     "decode_mha_floor_s", "decode_free_units", "kv_dequant_s", "decode_split_s",
+                     "decode_mha_floor_s", "decode_mha_dequant_s", "decode_free_units", "kv_dequant_s",
+                     "decode_split_s",
                      "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
                      "allreduce_nccl_call_s"):
             v = getattr(self, name)

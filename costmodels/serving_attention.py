@@ -11,7 +11,8 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
       t = floor_kv + ‖ max(u − u_free, 0)·t_unit,  K / (BW · η_kv),  [FP8 KV] (K / 1 B)·t_deq ‖_p
             + t_split · c / (c + c_split)
       ‖·‖_p = (Σ xᵢᵖ)^(1/p), a smooth maximum of the terms that overlap in the kernel (p = 1: their sum);
-      floor and t_unit per kernel: GQA with BF16 KV, GQA with FP8 KV, MHA (h = g, either KV dtype); the
+      floor and t_unit per kernel: GQA with BF16 KV, GQA with FP8 KV, MHA (h = g, either KV dtype; its own
+      t_deq); the
       first u_free units run on otherwise idle SMs; the split-KV reduction adds a time that
       grows to t_split as the context is split into more chunks; bounded below by the compute time
       F / (P_bf16 · e_attn) and the smallest kernel
@@ -54,15 +55,16 @@ def decode_attention_s(ek: EngineKernels, seqs: float, kv_heads: float, heads: f
         return 0.0
     k, dev = ek.k, ek.device
     units = seqs * kv_heads
+    dequant = k.kv_dequant_s
     if heads <= kv_heads:  # MHA: no query heads to pack, the engines' non-GQA kernel for either KV dtype
-        floor, per_unit = k.decode_mha_floor_s, k.decode_mha_seq_s
+        floor, per_unit, dequant = k.decode_mha_floor_s, k.decode_mha_seq_s, k.decode_mha_dequant_s
     elif kv_fp8:
         floor, per_unit = k.decode_fp8_floor_s, k.decode_fp8_seq_s
     else:
         floor, per_unit = k.decode_attention_floor_s, k.decode_seq_s
     terms = (max(units - k.decode_free_units, 0.0) * per_unit,
              kv_bytes / (dev.hbm_bytes_per_s * k.kv_read_efficiency),
-             kv_bytes * k.kv_dequant_s if kv_fp8 else 0.0)
+             kv_bytes * dequant if kv_fp8 else 0.0)
     t = floor + smooth_max(terms, k.decode_overlap_exponent)
     t += k.decode_split_s * context / (context + k.decode_split_tokens)
     return max(k.kernel_floor_s, t, flops / (dev.bf16_flops_per_s * k.attention_efficiency))

@@ -59,7 +59,7 @@ def test_smooth_max_is_sum_at_one_and_tends_to_max():
 
 def test_decode_attention_by_hand():
     c = dict(decode_attention_floor_s=9e-6, decode_seq_s=30e-9, decode_mha_floor_s=8e-6, decode_mha_seq_s=10e-9,
-             decode_fp8_floor_s=6e-6,
+             decode_mha_dequant_s=3e-13, decode_fp8_floor_s=6e-6,
              decode_fp8_seq_s=12e-9, decode_free_units=100.0, kv_read_efficiency=0.9, kv_dequant_s=2e-13,
              decode_split_s=5e-6, decode_split_tokens=500.0, decode_overlap_exponent=2.0, kernel_floor_s=1e-6)
     ek = _kernels(**c)
@@ -73,9 +73,9 @@ def test_decode_attention_by_hand():
     # MHA (a KV head per query head): the non-GQA kernel's floor and unit time
     mha = 8e-6 + math.hypot((512 - 100) * 10e-9, read) + split
     assert decode_attention_s(ek, 64, 8, 8, 1000, kv, 1.0) == pytest.approx(mha)
-    # ... for an FP8 KV cache too (half the bytes, plus the dequant term)
+    # ... for an FP8 KV cache too (half the bytes, plus that kernel's own dequant term)
     read8 = kv / 2 / (H100_HBM * 0.9)
-    mha8 = 8e-6 + math.sqrt(((512 - 100) * 10e-9) ** 2 + read8 ** 2 + (kv / 2 * 2e-13) ** 2) + split
+    mha8 = 8e-6 + math.sqrt(((512 - 100) * 10e-9) ** 2 + read8 ** 2 + (kv / 2 * 3e-13) ** 2) + split
     assert decode_attention_s(ek, 64, 8, 8, 1000, kv / 2, 1.0, kv_fp8=True) == pytest.approx(mha8)
     # FP8 KV: half the bytes, its own floor and unit time, plus the dequant term (one element per byte)
     kv8 = kv / 2
