@@ -58,7 +58,7 @@ def gantt(ax: Axes, doc: dict) -> None:
     interleaved = interleavable(len(times), m, vpp)
     name = f"interleaved 1F1B, {vpp} chunks per stage" if interleaved else "1F1B"
     ax.set_title(f"{name} schedule, {m} micro-batches", loc="left")
-    note(ax, f"{shape}; forward:backward drawn from the FLOP ratio (1:2 plus the forward share the recompute mode repeats)"
+    note(ax, f"{shape}; forward:backward drawn from the FLOP ratio (1:2, plus the recompute mode's forward share)"
          + (f"; vpp={vpp} drawn without interleaving (micro-batches not a multiple of pp)"
             if vpp > 1 and not interleaved else ""))
 
