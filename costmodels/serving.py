@@ -53,6 +53,7 @@ from costmodels.serving_kernels import (
     grouped_gemm_s,
     moe_exchange_s,
 )
+from costmodels.serving_shapes import attention_gemms, mlp_gemms
 
 OTHER_KERNELS_PER_LAYER = 8
 """element-wise kernels per block: 2 norms, rotary, KV-cache write, activation, 2 residual adds, attention prep"""
@@ -62,6 +63,24 @@ FUSED_KERNELS_PER_LAYER = 4
 """element-wise kernels per block in engines that fuse them (add+norm twice, rotary+KV write, activation)"""
 KV_MEMORY_FRACTION = 0.90
 """share of usable HBM an engine hands to weights + KV cache (vLLM gpu_memory_utilization default)"""
+
+
+MEASURED_FUSED_QUANT = {
+    # FP8 (per-tensor) GEMM inputs each measured engine quantises inside the producing kernel, from its source; "moe":
+    # the fused MoE layer quantises its own inputs (the fitted MoE constants include that)
+    # vllm: torch.compile (-O2 default) lets Inductor generate RMSNorm+quant and SiLU-mul+quant kernels (the
+    #   fuse_norm_quant / fuse_act_quant passes only step in for custom-op kernels); the attention output is quantised
+    #   separately (fuse_attn_quant is off at every level) -- vllm docs/design/fusions.md
+    "vllm": frozenset({"norm", "activation", "moe"}),
+    # sglang: no torch.compile by default; apply_fp8_linear quantises its BF16 input itself (static_quant_fp8 /
+    #   scaled_fp8_quant, then the CUTLASS scaled GEMM) -- python/sglang/srt/layers/quantization/fp8_utils.py
+    "sglang": frozenset({"moe"}),
+    # trtllm (PyTorch backend): the post-attention all-reduce runs RESIDUAL_RMS_NORM_QUANT_FP8 with gate_up's input
+    #   scale (PRE_MLP_FUSION, likewise the next layer's QKV), the attention kernel writes the FP8 o_proj input
+    #   (out_scale) and the SwiGLU kernel quantises the down projection's -- tensorrt_llm/_torch/models/
+    #   modeling_llama.py
+    "trtllm": frozenset({"norm", "attention", "activation", "moe"}),
+}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -82,8 +101,9 @@ class EngineModel:
     engine, fitted to the engine's measured per-op tables)"""
     elementwise_kernels: int
     """element-wise kernels per block outside GEMMs and attention (norms, rotary, KV write, activation, residuals)"""
-    fused_quant: bool = False
-    """FP8: activations are quantised inside the preceding fused norm/activation kernel (no separate pass)"""
+    fused_quant: frozenset[str] = frozenset()
+    """FP8: the GEMM inputs (by producing kernel, serving_shapes.QUANT_SOURCES) quantised inside that kernel; every
+    other FP8 GEMM input is quantised by a kernel of its own"""
 
 
 ENGINES = {
@@ -98,7 +118,8 @@ ENGINES = {
     # as "modern" (CUDA graphs, GPU-side sampling, overlapped scheduling) and FUSED_KERNELS_PER_LAYER fused
     # element-wise kernels (add+norm twice, rotary+KV write, activation) that also quantise FP8 GEMM inputs.
     **{name: EngineModel(name=name, eager_prefill=False, seq_overhead_scale=0.1, prefill_overhead_scale=0.25,
-                         constants="measured", elementwise_kernels=FUSED_KERNELS_PER_LAYER, fused_quant=True)
+                         constants="measured", elementwise_kernels=FUSED_KERNELS_PER_LAYER,
+                         fused_quant=MEASURED_FUSED_QUANT[name])
        for name in MEASURED_ENGINES},
 }
 DEFAULT_ENGINE = "legacy"
@@ -316,33 +337,31 @@ def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp:
 
 
 def _dense_gemms(ek: EngineKernels, model: ModelSpec, p: LayerParams, tp: int, tokens: float, dtype: str,
-                 fused: bool) -> float:
-    """Attention projections and the dense MLP (or shared experts and router) of one block."""
-    h = model.hidden
-    halves = (2 / 3, 1 / 3) if model.gated_mlp else (1 / 2, 1 / 2)
-    t = 0.0
-    for params in (p.qkv, p.out):
-        t += gemm_s(ek, tokens, params / tp / h, h, dtype, fused)
+                 fused: frozenset[str]) -> float:
+    """Attention projections and the dense MLP (or shared experts and router) of one block, at the (n, k) of each
+    GEMM (costmodels/serving_shapes.py)."""
+    per_row = (3 if model.gated_mlp else 2) * model.hidden  # MLP parameters per unit of intermediate width
+    shapes = attention_gemms(model, tp)
     for params in (p.mlp, p.shared):
         if params:
-            for share in halves:
-                t += gemm_s(ek, tokens, params * share / tp / h, h, dtype, fused)
+            shapes += mlp_gemms(model, params / per_row, tp)
+    t = sum(gemm_s(ek, tokens, n, kk, dtype, source in fused) for n, kk, source in shapes)
     if p.router:
-        t += gemm_s(ek, tokens, p.router / h, h, "bf16")
+        t += gemm_s(ek, tokens, p.router / model.hidden, model.hidden, "bf16")
     return t
 
 
 def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: InstanceShape, tokens: float,
-                    prec: Precision, fused: bool) -> float:
-    """Grouped GEMMs of the routed experts on the busiest GPU (skew x the mean token-expert slots)."""
+                    prec: Precision, fused: frozenset[str]) -> float:
+    """Grouped GEMMs (gate+up, down) of the routed experts on the busiest GPU (skew x the mean token-expert
+    slots), each expert split over the expert tensor-parallel ranks."""
     moe = model.moe_dims
-    halves = (2 / 3, 1 / 3) if model.gated_mlp else (1 / 2, 1 / 2)
     slots = tokens * moe.top_k / shape.ep * prec.skew
     local = moe.experts / shape.ep
     etp = shape.tp * shape.dp // shape.ep
-    h = model.hidden
-    return sum(grouped_gemm_s(ek, slots, local, p.routed_expert * share / etp / h, h, prec.dtype, fused)
-               for share in halves)
+    width = p.routed_expert / ((3 if model.gated_mlp else 2) * model.hidden)
+    return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in fused)
+               for n, kk, _ in mlp_gemms(model, width, etp))
 
 
 def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engine: EngineModel, load: StepLoad,

@@ -1,0 +1,231 @@
+"""FP8 vs BF16 serving step latency: measured per-op tables composed into steps vs parplan's serving model.
+
+    .venv/bin/pip install 'aiconfigurator-core==0.12.0'
+    .venv/bin/python benchmarks/serve_fp8_step_ratio.py [--out benchmarks/results/serve_fp8_step.md]
+
+Steps: Llama-3.1-70B on H100 (TP 2, 4, 8) and Qwen3-32B on H200 (TP 1, 2, 4, 8); prefill of one prompt of ISL 1024,
+2048, 4096, 8192 tokens; decode of batch 1, 8, 32, 128 at KV length 1023 and 4095 (the tables' grid). Weights and
+GEMMs in BF16 or FP8 (per-tensor), KV cache in BF16 in both (so only the GEMM dtype differs).
+
+Measured step = layers x (the block's GEMMs, each at its exact (m, n, k) from costmodels/serving_shapes.py, from the
+engine's GEMM table + attention from the context/generation attention table + 2 all-reduces from the all-reduce
+table) + the parts no table measures (element-wise kernels, LM head, per-step overhead: parplan's model, the same in
+both dtypes). The GEMM table is read at its m grid (the steps' token counts are grid points) and bilinearly between
+the neighbouring (n, k) grid values (exact for t = a + b·n + c·k + d·n·k); all-reduce sizes linearly between the
+neighbouring sizes. The tables' FP8 GEMMs include the kernel quantising their BF16 input.
+Model step = costmodels/serving.py (prefill_time, decode_step_time) with the engine's fitted constants: "engine"
+with the quantisations the engine fuses into the producing kernel (serving.MEASURED_FUSED_QUANT) left out, "tables"
+with every dense GEMM's input quantisation counted as the tables do. Ratio = BF16 step / FP8 step; target: model
+ratio within 10 % of the measured ratio.
+"""
+
+import argparse
+import bisect
+import pathlib
+import statistics
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
+
+from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa: E402
+from machine import machine_note  # noqa: E402
+
+import profiles  # noqa: E402
+from costmodels.hardware import DeviceSpec  # noqa: E402
+from costmodels.model import ModelSpec  # noqa: E402
+from costmodels.serving import MEASURED_FUSED_QUANT, InstanceShape, decode_step_time, prefill_time  # noqa: E402
+from costmodels.serving_gemm import fp8_quant_s  # noqa: E402
+from costmodels.serving_kernels import EngineKernels, KernelConstants, engine_calibration  # noqa: E402
+from costmodels.serving_shapes import attention_gemms, mlp_gemms  # noqa: E402
+
+CASES = (("h100-sxm", "llama3.1-70b", (2, 4, 8)), ("h200", "qwen3-32b", (1, 2, 4, 8)))
+PREFILL_ISL = (1024, 2048, 4096, 8192)
+DECODE = tuple((b, ctx) for ctx in (1023, 4095) for b in (1, 8, 32, 128))
+TABLE_OPS = ("gemm_s", "attention_s", "allreduce_s")
+HEAD_DIM = 128
+TARGET = 0.10
+
+
+class GemmTable:
+    """One engine's GEMM table of one dtype: time at (m, n, k), bilinear in (n, k) at a grid m."""
+
+    def __init__(self, t: Tables, dtype: str):
+        self.t = {p[:3]: p[4] for p in t.gemm if p[3] == dtype}
+        self.ns = sorted({p[1] for p in self.t})
+        self.ks = sorted({p[2] for p in self.t})
+
+    def __call__(self, m: float, n: float, k: float) -> float:
+        (n0, n1), (k0, k1) = _bracket(self.ns, n), _bracket(self.ks, k)
+        out = 0.0
+        for nn, wn in ((n0, _weight(n0, n1, n, 0)), (n1, _weight(n0, n1, n, 1))):
+            for kk, wk in ((k0, _weight(k0, k1, k, 0)), (k1, _weight(k0, k1, k, 1))):
+                if wn * wk:
+                    out += wn * wk * self.t[(m, nn, kk)]
+        return out
+
+
+def _bracket(grid: list[float], x: float) -> tuple[float, float]:
+    i = bisect.bisect_left(grid, x)
+    if i < len(grid) and grid[i] == x:
+        return x, x
+    if i == 0 or i == len(grid):
+        raise KeyError(f"{x} outside the table grid {grid[0]}..{grid[-1]}")
+    return grid[i - 1], grid[i]
+
+
+def _weight(lo: float, hi: float, x: float, side: int) -> float:
+    if hi == lo:
+        return 1.0 if side == 0 else 0.0
+    w = (x - lo) / (hi - lo)
+    return w if side else 1.0 - w
+
+
+def _allreduce(t: Tables, gpus: int, elements: float) -> float:
+    pts = sorted((p[1], p[2]) for p in t.allreduce if p[0] == gpus)
+    sizes = [s for s, _ in pts]
+    lo, hi = _bracket(sizes, elements)
+    by = dict(pts)
+    return by[lo] * _weight(lo, hi, elements, 0) + by[hi] * _weight(lo, hi, elements, 1)
+
+
+def _attention(t: Tables, model: ModelSpec, tp: int, phase: str, a: float, b: float) -> float | None:
+    """The measured attention of one block (None: the table has no such point)."""
+    heads, kv = model.heads // tp, max(1, model.kv_heads // tp)
+    if phase == "prefill":
+        return next((p[5] for p in t.prefill if p[:5] == (1, a, heads, kv, HEAD_DIM)), None)
+    return next((p[6] for p in t.decode if p[:6] == (a, b, heads, kv, HEAD_DIM, "bf16")), None)
+
+
+def _block_gemms(model: ModelSpec, tp: int) -> list[tuple[float, float, str]]:
+    return attention_gemms(model, tp) + mlp_gemms(model, model.ffn, tp)
+
+
+def measured_step(t: Tables, gemm: GemmTable, model: ModelSpec, tp: int, point: tuple[str, int, int],
+                  untabled_s: float) -> float | None:
+    """A step from the tables: prefill (point = ("prefill", ISL, 0)) or decode (("decode", batch, KV length)); None
+    where the attention table has no point."""
+    phase, a, b = point
+    attention = _attention(t, model, tp, phase, a, b)
+    if attention is None:
+        return None
+    block = attention + sum(gemm(a, n, k) for n, k, _ in _block_gemms(model, tp))
+    if tp > 1:
+        block += 2 * _allreduce(t, tp, a * model.hidden)
+    return model.layers * block + untabled_s
+
+
+def model_step(dev: DeviceSpec, engine: str, model: ModelSpec, tp: int, point: tuple[str, int, int],
+               dtype: str) -> dict[str, float]:
+    phase, a, b = point
+    shape = InstanceShape(tp=tp)
+    if phase == "prefill":
+        return prefill_time(model, dev, shape, batch=1, prompt_len=a, engine=engine, dtype=dtype, kv_dtype="bf16")
+    return decode_step_time(model, dev, shape, batch=a, context_len=b, engine=engine, dtype=dtype, kv_dtype="bf16")
+
+
+def fused_quant_s(dev: DeviceSpec, engine: str, model: ModelSpec, tp: int, m: float) -> float:
+    """The FP8 input quantisations of one step the engine fuses (and the tables' GEMM times include)."""
+    k = KernelConstants.of_engine(engine_calibration(dev, engine))
+    ek = EngineKernels(dev, k)
+    fused = MEASURED_FUSED_QUANT[engine]
+    return model.layers * sum(fp8_quant_s(ek.device, k, m, kk) for _, kk, src in _block_gemms(model, tp)
+                              if src in fused)
+
+
+@dataclass(frozen=True)
+class Row:
+    device: str
+    engine: str
+    tp: int
+    point: tuple[str, int, int]
+    measured: float
+    """BF16 step / FP8 step from the tables"""
+    model_tables: float
+    """the model's ratio with every dense GEMM input quantisation counted (as in the tables)"""
+    model_engine: float
+    """the model's ratio with the engine's fused quantisations left out (what the engine runs)"""
+    measured_bf16_s: float
+    model_bf16_s: float
+
+    @property
+    def error(self) -> float:
+        return self.model_tables / self.measured - 1
+
+
+def step_ratio_row(device: str, engine: str, t: Tables, gemms: dict[str, GemmTable], model: ModelSpec, tp: int,
+             point: tuple[str, int, int]) -> Row | None:
+    """Measured and modelled BF16/FP8 ratio of one step (None: not in the attention table)."""
+    dev = profiles.load_device(device)
+    steps = {d: model_step(dev, engine, model, tp, point, d) for d in ("bf16", "fp8")}
+    meas = {d: measured_step(t, gemms[d], model, tp, point, s["time_s"] - sum(s[o] for o in TABLE_OPS))
+            for d, s in steps.items()}
+    if meas["bf16"] is None or meas["fp8"] is None:
+        return None
+    fp8_tables = steps["fp8"]["time_s"] + fused_quant_s(dev, engine, model, tp, point[1])
+    return Row(device, engine, tp, point, meas["bf16"] / meas["fp8"], steps["bf16"]["time_s"] / fp8_tables,
+               steps["bf16"]["time_s"] / steps["fp8"]["time_s"], meas["bf16"], steps["bf16"]["time_s"])
+
+
+def rows() -> Iterator[Row]:
+    """One row per (device, engine, TP, step) of CASES."""
+    points = [("prefill", isl, 0) for isl in PREFILL_ISL] + [("decode", b, c) for b, c in DECODE]
+    for device, name, tps in CASES:
+        model = profiles.load_model(name)
+        for engine in ENGINE_VERSIONS:
+            t = load(device, engine)
+            gemms = {d: GemmTable(t, d) for d in ("bf16", "fp8")}
+            for tp in tps:
+                for point in points:
+                    row = step_ratio_row(device, engine, t, gemms, model, tp, point)
+                    if row is not None:
+                        yield row
+
+
+def _summary(all_rows: list[Row]) -> list[str]:
+    lines = ["| device | engine | phase | steps | measured BF16/FP8 (median) | model (tables) median | "
+             "model (tables) / measured - 1: median, worst | within 10 % | model (engine) / measured - 1: median |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in all_rows:
+        groups.setdefault((r.device, r.engine, r.point[0]), []).append(r)
+    for (device, engine, phase), rs in groups.items():
+        err = [r.error for r in rs]
+        eng = [r.model_engine / r.measured - 1 for r in rs]
+        inside = sum(abs(e) <= TARGET for e in err)
+        lines.append(f"| {device} | {engine} | {phase} | {len(rs)} | {statistics.median(r.measured for r in rs):.3f} | "
+                     f"{statistics.median(r.model_tables for r in rs):.3f} | "
+                     f"{statistics.median(err):+.1%}, {max(err, key=abs):+.1%} | {inside}/{len(rs)} | "
+                     f"{statistics.median(eng):+.1%} |")
+    return lines
+
+
+def _detail(all_rows: list[Row]) -> list[str]:
+    lines = ["| device | engine | TP | step | measured BF16 step (ms) | model BF16 step (ms) | measured BF16/FP8 | "
+             "model (tables) | diff | model (engine) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in all_rows:
+        phase, a, b = r.point
+        step = f"prefill ISL {a}" if phase == "prefill" else f"decode b {a} KV {b}"
+        lines.append(f"| {r.device} | {r.engine} | {r.tp} | {step} | {r.measured_bf16_s * 1e3:.2f} | "
+                     f"{r.model_bf16_s * 1e3:.2f} | {r.measured:.3f} | {r.model_tables:.3f} | {r.error:+.1%} | "
+                     f"{r.model_engine:.3f} |")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results" / "serve_fp8_step.md"))
+    args = ap.parse_args()
+    all_rows = list(rows())
+    lines = ["# FP8 vs BF16 serving step latency: measured per-op tables vs the serving model", "",
+             f"Command: `.venv/bin/python benchmarks/serve_fp8_step_ratio.py` (aiconfigurator-core {VERSION} tables; "
+             f"engines {', '.join(f'{e} {v}' for e, v in ENGINE_VERSIONS.items())}). {machine_note()}", "",
+             (__doc__ or "").split("\n\n", 2)[2].strip(), "", *_summary(all_rows), "", "## Every step", "",
+             *_detail(all_rows)]
+    pathlib.Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(_summary(all_rows)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""FP8 vs BF16 serving step latency: the serving model's BF16/FP8 step ratio against the ratio of the same step
+composed from the engines' measured per-op tables (benchmarks/serve_fp8_step_ratio.py), within 10 %."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import profiles
+
+POINTS = [
+    # (device, model, TP, step): one prefill and one decode step per engine and device
+    ("h100-sxm", "llama3.1-70b", 4, ("prefill", 2048, 0)),
+    ("h100-sxm", "llama3.1-70b", 4, ("decode", 32, 1023)),
+    ("h200", "qwen3-32b", 4, ("prefill", 2048, 0)),
+    ("h200", "qwen3-32b", 4, ("decode", 32, 1023)),
+]
+
+
+@pytest.mark.parametrize("engine", ["trtllm", "vllm", "sglang"])
+@pytest.mark.parametrize(("device", "model", "tp", "point"), POINTS)
+def test_model_fp8_step_ratio_within_10_percent_of_measured(engine, device, model, tp, point):
+    pytest.importorskip("aiconfigurator_core", reason="needs aiconfigurator-core (optional extra `aiconfigurator`): "
+                                                      "the measured per-op tables")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from aiconfigurator_tables import load
+    from serve_fp8_step_ratio import GemmTable, step_ratio_row
+
+    t = load(device, engine)
+    gemms = {d: GemmTable(t, d) for d in ("bf16", "fp8")}
+    row = step_ratio_row(device, engine, t, gemms, profiles.load_model(model), tp, point)
+    assert row is not None
+    assert row.model_tables == pytest.approx(row.measured, rel=0.10)
+    # the engine's fused quantisations only make the modelled FP8 step faster
+    assert row.model_engine >= row.model_tables
