@@ -35,7 +35,13 @@ from machine import machine_note  # noqa: E402
 import profiles  # noqa: E402
 from costmodels.hardware import DeviceSpec  # noqa: E402
 from costmodels.model import ModelSpec  # noqa: E402
-from costmodels.serving import MEASURED_FUSED_QUANT, InstanceShape, decode_step_time, prefill_time  # noqa: E402
+from costmodels.serving import (  # noqa: E402
+    MEASURED_FUSED_QUANT,
+    InstanceShape,
+    decode_step_time,
+    fused_quant_sources,
+    prefill_time,
+)
 from costmodels.serving_gemm import fp8_quant_s  # noqa: E402
 from costmodels.serving_kernels import EngineKernels, KernelConstants, engine_calibration  # noqa: E402
 from costmodels.serving_shapes import attention_gemms, mlp_gemms  # noqa: E402
@@ -129,7 +135,7 @@ def fused_quant_s(dev: DeviceSpec, engine: str, model: ModelSpec, tp: int, m: fl
     """The FP8 input quantisations of one step the engine fuses (and the tables' GEMM times include)."""
     k = KernelConstants.of_engine(engine_calibration(dev, engine))
     ek = EngineKernels(dev, k)
-    fused = MEASURED_FUSED_QUANT[engine]
+    fused = fused_quant_sources(MEASURED_FUSED_QUANT[engine], model, tp)
     return model.layers * sum(fp8_quant_s(ek.device, k, m, kk) for _, kk, src in _block_gemms(model, tp)
                               if src in fused)
 

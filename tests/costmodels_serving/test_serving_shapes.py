@@ -4,7 +4,15 @@ use of them (costmodels/serving.py _dense_gemms / _routed_experts) with each eng
 import pytest
 
 import profiles
-from costmodels.serving import ENGINES, MEASURED_FUSED_QUANT, InstanceShape, engine_kernels, prefill_time
+from costmodels.serving import (
+    ALLREDUCE_NORM,
+    ENGINES,
+    MEASURED_FUSED_QUANT,
+    InstanceShape,
+    engine_kernels,
+    fused_quant_sources,
+    prefill_time,
+)
 from costmodels.serving_gemm import fp8_quant_s
 from costmodels.serving_kernels import gemm_s, grouped_gemm_s
 from costmodels.serving_shapes import QUANT_SOURCES, attention_gemms, mlp_gemms
@@ -36,9 +44,20 @@ def test_non_gated_mlp_shapes():
 
 def test_fused_quant_sources_are_known():
     for engine, fused in MEASURED_FUSED_QUANT.items():
-        assert fused <= set(QUANT_SOURCES), engine
+        assert fused <= {*QUANT_SOURCES, ALLREDUCE_NORM}, engine
         assert ENGINES[engine].fused_quant == fused
     assert ENGINES["legacy"].fused_quant == frozenset()
+
+
+def test_trtllm_fuses_the_norm_quantisation_only_into_an_all_reduce():
+    """TensorRT-LLM quantises the RMSNorm output inside the TP all-reduce kernel: not at TP 1 (no all-reduce), not for
+    hidden <= 4096 (fusion disabled there)."""
+    fused = MEASURED_FUSED_QUANT["trtllm"]
+    big, small = profiles.load_model("llama3.1-70b"), profiles.load_model("llama3.1-8b")
+    assert "norm" in fused_quant_sources(fused, big, 2)
+    assert "norm" not in fused_quant_sources(fused, big, 1)
+    assert "norm" not in fused_quant_sources(fused, small, 2)
+    assert fused_quant_sources(MEASURED_FUSED_QUANT["vllm"], big, 1) == MEASURED_FUSED_QUANT["vllm"]
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
@@ -50,7 +69,7 @@ def test_prefill_gemms_are_the_block_shapes(engine, dtype):
     dev = profiles.load_device("h100-sxm")
     ek = engine_kernels(dev, ENGINES[engine])
     tokens, tp = 2048, 4
-    fused = MEASURED_FUSED_QUANT[engine]
+    fused = fused_quant_sources(MEASURED_FUSED_QUANT[engine], model, tp)
     shapes = attention_gemms(model, tp) + mlp_gemms(model, model.ffn, tp)
     block = sum(gemm_s(ek, tokens, n, k, dtype) - (fp8_quant_s(ek.device, ek.k, tokens, k)
                                                    if dtype == "fp8" and src in fused else 0.0)
