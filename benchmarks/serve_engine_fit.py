@@ -19,6 +19,7 @@ Fitting uses only these measured tables (no published end-to-end numbers).
 
 import argparse
 import dataclasses
+import functools
 import math
 import pathlib
 import statistics
@@ -40,6 +41,7 @@ from costmodels.serving_attention import (  # noqa: E402
     query_tiles,
 )
 from costmodels.serving_kernels import EngineKernels, gemm_s, grouped_gemm_s  # noqa: E402
+from costmodels.serving_moe_configs import config_block_rows  # noqa: E402
 
 HEAD_DIM = 128
 """attention head width of every GQA/MHA model in profiles/models (MLA runs other kernels): the attention
@@ -62,6 +64,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6,
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
              moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
+             moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=1e11, fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
              gemm_sms=132.0)
@@ -75,7 +78,8 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "fp8_quant_bytes": (0.1, 100.0), "fp8_quant_row_s": (1e-13, 1e-6), "fp8_cta_bytes_per_s": (1e9, 1e13),
           "fp8_hbm_efficiency": (0.05, 1.0), "fp8_large_efficiency_max": (0.05, 1.0),
           "fp8_overlap_exponent": (1.0, 16.0),
-          "moe_slot_bytes": (0.01, 100.0), "moe_hbm_efficiency": (0.02, 1.0), "moe_fp8_hbm_efficiency": (0.02, 1.0)}
+          "moe_slot_bytes": (0.01, 100.0), "moe_hbm_efficiency": (0.02, 1.0), "moe_fp8_hbm_efficiency": (0.02, 1.0),
+          "moe_default_efficiency": (0.05, 1.0), "moe_fp8_default_efficiency": (0.05, 1.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
@@ -110,14 +114,16 @@ def _allreduce(ek, p):
     return allreduce_s(ek, size * ELEM_BYTES, int(n))
 
 
-def _moe(ek, p):
+def _moe(ek, p, engine: str = ""):
     # the table's tokens are all tokens entering the layer; each of the moe_tp·ep GPUs holds experts/ep experts
-    # sliced moe_tp ways and receives tokens·topk/ep token-expert slots (balanced routing)
+    # sliced moe_tp ways and receives tokens·topk/ep token-expert slots (balanced routing); the engine's Triton
+    # kernel runs a tuned tile config where its release ships one for (local experts, width per GPU)
     tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
     local, slots = experts / ep, tokens * topk / ep
+    rows = config_block_rows(engine, ek.device.name, tokens, local, inter / tp, dtype)
     # the fused MoE kernels quantise FP8 inputs inside the layer (its fixed and slot terms carry that cost)
-    return (grouped_gemm_s(ek, slots, local, 2 * inter / tp, h, dtype, fused_quant=True)
-            + grouped_gemm_s(ek, slots, local, h, inter / tp, dtype, fused_quant=True))
+    return (grouped_gemm_s(ek, slots, local, 2 * inter / tp, h, dtype, fused_quant=True, default_rows=rows)
+            + grouped_gemm_s(ek, slots, local, h, inter / tp, dtype, fused_quant=True, default_rows=rows))
 
 
 def shipped_heads() -> set[tuple[int, int]]:
@@ -193,9 +199,11 @@ OPS = {
     # the fused MoE kernels on the GEMM curves fitted above: their efficiency relative to them (BF16 and FP8 run
     # different kernels), block rows, fixed time and slot traffic; instances the planner builds have moe_tp·ep <= 16
     "moe bf16": (lambda t: _moe_domain(t, "bf16"), _moe,
-                 ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_block_rows")),
+                 ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_default_efficiency",
+                  "moe_block_rows")),
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), _moe,
-                ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_block_rows")),
+                ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
+                 "moe_fp8_block_rows")),
 }
 
 
@@ -249,6 +257,8 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
     rows = []
     for op, (domain, predict, names) in OPS.items():
         names = names if op in refit else ()
+        if predict is _moe:  # which shapes have tuned kernel configs depends on the engine
+            predict = functools.partial(_moe, engine=engine)
         points = domain(tables)
         train = [p for p in points if not held_aside(p[:-1])]
         test = [p for p in points if held_aside(p[:-1])]

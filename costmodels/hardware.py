@@ -152,6 +152,11 @@ class KernelConstants:
     """FP8 grouped expert GEMMs: fixed time per grouped GEMM"""
     moe_fp8_hbm_efficiency: float = 0.0
     """FP8 grouped expert GEMMs: fraction of HBM bandwidth streaming expert weights (0: hbm_efficiency)"""
+    moe_default_efficiency: float = 1.0
+    """grouped expert GEMMs on the engine's default Triton tile config (no tuned config file ships for the
+    layer's experts per GPU and expert width, costmodels/serving_moe_configs.py): efficiency relative to a tuned one"""
+    moe_fp8_default_efficiency: float = 1.0
+    """FP8 grouped expert GEMMs on the default Triton tile config: efficiency relative to a tuned one"""
     moe_slot_bytes: float = 1.0
     """grouped expert GEMMs: HBM traffic per token-expert slot relative to one input read and one output write"""
     fp8_k_overhead: float = 0.0
@@ -231,7 +236,7 @@ class EngineCalibration(KernelConstants):
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
                      "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency", "allreduce_twoshot_efficiency",
-                     "allreduce_nccl_efficiency"):
+                     "allreduce_nccl_efficiency", "moe_default_efficiency", "moe_fp8_default_efficiency"):
             v = getattr(self, name)
             require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("gemm_half_flops", "fp8_gemm_half_flops", "fp8_quant_s", "kernel_floor_s", "attention_floor_s",

@@ -53,6 +53,7 @@ from costmodels.serving_kernels import (
     grouped_gemm_s,
     moe_exchange_s,
 )
+from costmodels.serving_moe_configs import config_block_rows
 from costmodels.serving_shapes import attention_gemms, mlp_gemms
 
 OTHER_KERNELS_PER_LAYER = 8
@@ -368,15 +369,17 @@ def _dense_gemms(ek: EngineKernels, model: ModelSpec, p: LayerParams, tp: int, t
 
 
 def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: InstanceShape, tokens: float,
-                    prec: Precision, fused: frozenset[str]) -> float:
+                    prec: Precision, engine: EngineModel) -> float:
     """Grouped GEMMs (gate+up, down) of the routed experts on the busiest GPU (skew x the mean token-expert
-    slots), each expert split over the expert tensor-parallel ranks."""
+    slots), each expert split over the expert tensor-parallel ranks; on a tuned or the default tile config of
+    the engine's MoE kernel (serving_moe_configs)."""
     moe = model.moe_dims
     slots = tokens * moe.top_k / shape.ep * prec.skew
     local = moe.experts / shape.ep
     etp = shape.tp * shape.dp // shape.ep
     width = p.routed_expert / ((3 if model.gated_mlp else 2) * model.hidden)
-    return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in fused)
+    rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype)
+    return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows)
                for n, kk, _ in mlp_gemms(model, width, etp))
 
 
@@ -400,7 +403,7 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
         p = layer_params(model, index)
         gemm = _dense_gemms(ek, model, p, tp, local, prec.dtype, engine.fused_quant)
         if p.routed_expert:
-            gemm += _routed_experts(ek, model, p, shape, tokens, prec, engine.fused_quant)
+            gemm += _routed_experts(ek, model, p, shape, tokens, prec, engine)
         elem_bytes = ELEMENTWISE_PASSES * local * model.hidden * act / n_elem
         elementwise = n_elem * max(ek.k.kernel_floor_s, memory_bound_time_s(elem_bytes, ek.device))
         ar = allreduce_s(ek, local * model.hidden * act, tp)

@@ -27,7 +27,9 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       fixed time of one grouped GEMM with its share of the routing, alignment and finalize kernels, b and η_moe
       (weight streaming) its own, per dtype (BF16 and FP8 run different kernels: Triton, CUTLASS); σ the slot
       traffic (gather, activation, scatter) relative to one read of the input and one write of the output;
-      β weight bytes per element
+      β weight bytes per element. Where vLLM's or SGLang's Triton kernel has no tuned tile config for the shape
+      (costmodels/serving_moe_configs.py) it runs the release's default config: b its BLOCK_SIZE_M, e_moe times
+      the default config's own efficiency e_def
 """
 
 import math
@@ -105,13 +107,17 @@ def experts_hit(local_experts: float, slots: float) -> float:
 
 
 def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, slots: float, local_experts: float, n: float, kk: float,
-                   dtype: str) -> float:
+                   dtype: str, default_rows: float = 0.0) -> float:
     """One grouped expert GEMM (the kernel alone, FP8 input quantisation not included); `dev` carries the
-    engine's GEMM curve as its calibration."""
+    engine's GEMM curve as its calibration; `default_rows` > 0: the engine's Triton kernel runs its default tile
+    config with blocks of that many rows (no tuned config file for the shape, costmodels/serving_moe_configs.py)."""
     fp8 = dtype == "fp8"
     block, floor_s, eff_moe, hbm = ((k.moe_fp8_block_rows, k.moe_fp8_floor_s, k.moe_fp8_efficiency,
                                      k.moe_fp8_hbm_efficiency) if fp8 else
                                     (k.moe_block_rows, k.moe_floor_s, k.moe_efficiency, k.moe_hbm_efficiency))
+    if default_rows > 0:
+        block = default_rows
+        eff_moe *= k.moe_fp8_default_efficiency if fp8 else k.moe_default_efficiency
     hit = max(experts_hit(local_experts, slots), 1.0)
     padded = hit * math.ceil(slots / hit / block) * block
     eff = compute.gemm_efficiency(padded, n, kk, dtype, dev.calibration) * eff_moe

@@ -15,6 +15,7 @@ from costmodels.serving import (
 )
 from costmodels.serving_gemm import fp8_quant_s
 from costmodels.serving_kernels import gemm_s, grouped_gemm_s
+from costmodels.serving_moe_configs import config_block_rows
 from costmodels.serving_shapes import QUANT_SOURCES, attention_gemms, mlp_gemms
 
 
@@ -88,8 +89,11 @@ def test_routed_experts_down_projection_reads_the_expert_slice():
     moe = model.moe_dims
     tokens = 1024
     slots = tokens * moe.top_k / 2
-    experts = (grouped_gemm_s(ek, slots, moe.experts / 2, 2 * moe.expert_ffn, model.hidden, "bf16")
-               + grouped_gemm_s(ek, slots, moe.experts / 2, model.hidden, moe.expert_ffn, "bf16"))
+    # vLLM 0.24.0 ships no tuned config for 64 experts of width 768 on H200: its default config's row blocks
+    rows = config_block_rows("vllm", "h200", tokens, moe.experts / 2, moe.expert_ffn, "bf16")
+    assert rows == 128.0
+    experts = (grouped_gemm_s(ek, slots, moe.experts / 2, 2 * moe.expert_ffn, model.hidden, "bf16", False, rows)
+               + grouped_gemm_s(ek, slots, moe.experts / 2, model.hidden, moe.expert_ffn, "bf16", False, rows))
     dense = sum(gemm_s(ek, tokens, n, k, "bf16") for n, k, _ in attention_gemms(model, 2))
     router = gemm_s(ek, tokens, moe.experts, model.hidden, "bf16")
     got = prefill_time(model, dev, InstanceShape(tp=2, ep=2), batch=1, prompt_len=tokens, engine="vllm")

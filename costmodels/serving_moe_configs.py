@@ -1,0 +1,81 @@
+"""Which fused-MoE shapes vLLM's and SGLang's Triton MoE kernels run with a tuned tile configuration.
+
+Both engines' Triton fused-MoE kernel (BF16 experts; SGLang also FP8 experts with 128x128 block scales, the
+kind its measured table has) reads its tile configuration (BLOCK_SIZE_M/N/K, GROUP_SIZE_M, warps, stages per
+token-count bucket) from a JSON file named by (E, N, device, dtype) that ships with the engine: E the experts
+held by the GPU, N the expert width per GPU (the inner dimension of the down projection's weight). Without
+such a file the kernel runs the engine's default configuration (vLLM 0.24.0 get_default_config: tiles by token
+count; SGLang 0.5.14: 64 x 64 x 32 tiles for BF16, 64 x 128 x 128 for FP8 block scales). This is a fact about
+the engine release, not a fitted number: TUNED lists the (E, N) of the files for the two devices with measured
+tables, read from the file listing of the released wheels (benchmarks/moe_tuned_configs.py regenerates it):
+  vllm 0.24.0     vllm/model_executor/layers/fused_moe/configs/  (device H200 for every H200 variant)
+  sglang 0.5.14   sglang/srt/layers/moe/moe_runner/triton_utils/configs/triton_*/  (any Triton version's file
+                  is used when the installed version has none)
+The default configuration's row block (BLOCK_SIZE_M: each expert's token rows are padded to whole blocks) is
+taken from the releases' get_default_config (default_block_rows); a tuned file's own row blocks are fitted.
+TensorRT-LLM and vLLM's FP8 experts (FlashInfer CUTLASS kernels, measured with per-tensor scales) pick their
+tiles at run time: every shape counts as tuned.
+"""
+
+RELEASES = {"vllm": "0.24.0", "sglang": "0.5.14"}
+"""engine -> the release whose config files TUNED lists (aiconfigurator_tables.ENGINE_VERSIONS)"""
+
+TUNED: dict[tuple[str, str, str], frozenset[tuple[int, int]]] = {
+    # (engine, device profile, expert dtype): {(E, N)} with a tuned config file
+    ("vllm", "h100-sxm", "bf16"): frozenset({
+        (1, 3072), (8, 1792), (8, 2048), (8, 3584), (8, 4096), (8, 7168), (16, 1344), (16, 1792), (16, 2688),
+        (32, 1792), (62, 256), (62, 512), (64, 320), (64, 640), (64, 1280), (64, 1536), (72, 384), (72, 768),
+        (128, 192), (128, 384), (128, 512), (128, 928), (128, 1856), (128, 2880), (256, 512), (512, 128),
+        (512, 256), (512, 512)}),
+    ("vllm", "h200", "bf16"): frozenset({
+        (8, 1792), (8, 2048), (8, 3584), (8, 4096), (8, 7168), (8, 14336), (16, 1024), (16, 2048), (64, 320),
+        (64, 640), (64, 1280), (64, 2560), (128, 96), (128, 192), (128, 384), (128, 512), (128, 768), (128, 1024),
+        (512, 64), (512, 128), (512, 256), (512, 512)}),
+    ("sglang", "h100-sxm", "bf16"): frozenset({
+        (1, 3072), (8, 1792), (8, 2048), (8, 3584), (8, 4096), (8, 7168), (16, 1024), (16, 1344), (16, 1856),
+        (16, 2048), (16, 2688), (20, 2048), (24, 1024), (32, 224), (32, 448), (32, 896), (32, 928), (32, 1792),
+        (32, 1856), (64, 192), (64, 320), (64, 384), (64, 464), (64, 640), (64, 768), (64, 928), (64, 1280),
+        (64, 1536), (64, 1856), (64, 2688), (65, 1536), (128, 192), (128, 232), (128, 352), (128, 384), (128, 464),
+        (128, 512), (128, 704), (128, 768), (128, 928), (128, 1344), (128, 1856), (128, 2688), (144, 512),
+        (256, 672), (256, 1344), (256, 2688), (512, 64), (512, 128), (512, 336), (512, 672), (512, 1344),
+        (512, 2688)}),
+    ("sglang", "h100-sxm", "fp8"): frozenset({
+        (64, 1024), (128, 384), (256, 128), (256, 384), (257, 128), (272, 128), (512, 128), (512, 256)}),
+    ("sglang", "h200", "bf16"): frozenset({
+        (8, 1792), (8, 2048), (8, 3584), (8, 4096), (8, 7168), (8, 14336), (16, 1024), (20, 1536), (64, 320),
+        (64, 640), (64, 1280), (64, 2560), (128, 192), (128, 384), (128, 704), (128, 768), (129, 384), (161, 192),
+        (512, 64), (512, 128), (512, 256)}),
+    ("sglang", "h200", "fp8"): frozenset({
+        (64, 512), (80, 640), (128, 384), (128, 768), (160, 640), (256, 256), (257, 128), (257, 256), (257, 512),
+        (264, 256), (384, 128), (385, 128), (513, 512)}),
+}
+
+
+VLLM_DEFAULT_ROWS = ((32, 16), (96, 32), (512, 64), (float("inf"), 128))
+"""(most tokens, BLOCK_SIZE_M) of vLLM 0.24.0's default config for BF16 experts (get_default_config)"""
+
+
+def default_block_rows(engine: str, tokens: float, experts: float, dtype: str) -> float:
+    """BLOCK_SIZE_M of the engine's default config for `tokens` tokens entering the layer over `experts` local
+    experts: vLLM by token count (VLLM_DEFAULT_ROWS); SGLang 0.5.14 16 while tokens <= experts, else 64 (BF16),
+    always 64 (FP8 with block scales)."""
+    if engine == "vllm":
+        return float(next(rows for largest, rows in VLLM_DEFAULT_ROWS if tokens <= largest))
+    return 64.0 if dtype == "fp8" or tokens > experts else 16.0
+
+
+def config_block_rows(engine: str, device: str, tokens: float, experts: float, width: float, dtype: str) -> float:
+    """0 when the MoE kernel runs a tuned config (tuned_config), else the default config's BLOCK_SIZE_M."""
+    if tuned_config(engine, device, experts, width, dtype):
+        return 0.0
+    return default_block_rows(engine, tokens, experts, dtype)
+
+
+def tuned_config(engine: str, device: str, experts: float, width: float, dtype: str) -> bool:
+    """Whether the engine's MoE kernel runs a tuned tile config for `experts` local experts of expert width
+    `width` per GPU on the device profile (True for kernels without shipped configs: TensorRT-LLM, vLLM FP8, and
+    the engines and devices TUNED does not cover)."""
+    key = (engine, device, "fp8" if dtype == "fp8" else "bf16")
+    if key not in TUNED:
+        return True
+    return (round(experts), round(width)) in TUNED[key]
