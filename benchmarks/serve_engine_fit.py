@@ -41,7 +41,7 @@ from costmodels.serving_attention import (  # noqa: E402
     query_tiles,
 )
 from costmodels.serving_kernels import EngineKernels, gemm_s, grouped_gemm_s  # noqa: E402
-from costmodels.serving_moe_configs import config_block_rows  # noqa: E402
+from costmodels.serving_moe_configs import config_block_rows, walks_all_slots  # noqa: E402
 
 HEAD_DIM = 128
 """attention head width of every GQA/MHA model in profiles/models (MLA runs other kernels): the attention
@@ -64,7 +64,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6,
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
              moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
-             moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0,
+             moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=1e11, fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
              gemm_sms=132.0)
@@ -79,7 +79,8 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "fp8_hbm_efficiency": (0.05, 1.0), "fp8_large_efficiency_max": (0.05, 1.0),
           "fp8_overlap_exponent": (1.0, 16.0),
           "moe_slot_bytes": (0.01, 100.0), "moe_hbm_efficiency": (0.02, 1.0), "moe_fp8_hbm_efficiency": (0.02, 1.0),
-          "moe_default_efficiency": (0.05, 1.0), "moe_fp8_default_efficiency": (0.05, 1.0)}
+          "moe_default_efficiency": (0.05, 1.0), "moe_fp8_default_efficiency": (0.05, 1.0),
+          "moe_fp8_slot_bytes": (0.01, 100.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
@@ -121,9 +122,10 @@ def _moe(ek, p, engine: str = ""):
     tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
     local, slots = experts / ep, tokens * topk / ep
     rows = config_block_rows(engine, ek.device.name, tokens, local, inter / tp, dtype)
+    walked = tokens * topk if walks_all_slots(engine, dtype) else 0.0
     # the fused MoE kernels quantise FP8 inputs inside the layer (its fixed and slot terms carry that cost)
-    return (grouped_gemm_s(ek, slots, local, 2 * inter / tp, h, dtype, fused_quant=True, default_rows=rows)
-            + grouped_gemm_s(ek, slots, local, h, inter / tp, dtype, fused_quant=True, default_rows=rows))
+    return (grouped_gemm_s(ek, slots, local, 2 * inter / tp, h, dtype, True, rows, walked)
+            + grouped_gemm_s(ek, slots, local, h, inter / tp, dtype, True, rows, walked))
 
 
 def shipped_heads() -> set[tuple[int, int]]:
@@ -203,7 +205,7 @@ OPS = {
                   "moe_block_rows")),
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), _moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
-                 "moe_fp8_block_rows")),
+                 "moe_fp8_slot_bytes", "moe_fp8_block_rows")),
 }
 
 

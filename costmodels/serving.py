@@ -53,7 +53,7 @@ from costmodels.serving_kernels import (
     grouped_gemm_s,
     moe_exchange_s,
 )
-from costmodels.serving_moe_configs import config_block_rows
+from costmodels.serving_moe_configs import config_block_rows, walks_all_slots
 from costmodels.serving_shapes import attention_gemms, mlp_gemms
 
 OTHER_KERNELS_PER_LAYER = 8
@@ -379,7 +379,8 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: 
     etp = shape.tp * shape.dp // shape.ep
     width = p.routed_expert / ((3 if model.gated_mlp else 2) * model.hidden)
     rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype)
-    return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows)
+    walked = tokens * moe.top_k if walks_all_slots(engine.name, prec.dtype) else 0.0
+    return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows, walked)
                for n, kk, _ in mlp_gemms(model, width, etp))
 
 

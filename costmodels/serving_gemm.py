@@ -22,14 +22,15 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
-      t = t_moe + max(F_pad / (P_d · eff(F_pad) · e_moe), t_floor + (hit·β·k·n + σ·s·(β·k + 2·n)) / (BW · η_moe))
+      t = t_moe + max(F_pad / (P_d · eff(F_pad) · e_moe), t_floor + (hit·β·k·n + σ·(s·β·k + S·2·n)) / (BW · η_moe))
       eff the dense GEMM curve of the dtype; e_moe the fused MoE kernel's efficiency relative to it, t_moe the
       fixed time of one grouped GEMM with its share of the routing, alignment and finalize kernels, b and η_moe
-      (weight streaming) its own, per dtype (BF16 and FP8 run different kernels: Triton, CUTLASS); σ the slot
+      (weight streaming) and σ its own, per dtype (BF16 and FP8 run different kernels: Triton, CUTLASS); σ the slot
       traffic (gather, activation, scatter) relative to one read of the input and one write of the output;
       β weight bytes per element. Where vLLM's or SGLang's Triton kernel has no tuned tile config for the shape
       (costmodels/serving_moe_configs.py) it runs the release's default config: b its BLOCK_SIZE_M, e_moe times
-      the default config's own efficiency e_def
+      the default config's own efficiency e_def; and under expert parallelism it walks all S slots of the layer
+      (an output row each, zeros for other GPUs' experts), not only the s of its own experts (S = s elsewhere)
 """
 
 import math
@@ -107,10 +108,12 @@ def experts_hit(local_experts: float, slots: float) -> float:
 
 
 def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, slots: float, local_experts: float, n: float, kk: float,
-                   dtype: str, default_rows: float = 0.0) -> float:
+                   dtype: str, default_rows: float = 0.0, all_slots: float = 0.0) -> float:
     """One grouped expert GEMM (the kernel alone, FP8 input quantisation not included); `dev` carries the
     engine's GEMM curve as its calibration; `default_rows` > 0: the engine's Triton kernel runs its default tile
-    config with blocks of that many rows (no tuned config file for the shape, costmodels/serving_moe_configs.py)."""
+    config with blocks of that many rows (no tuned config file for the shape, costmodels/serving_moe_configs.py);
+    `all_slots` > slots: the kernel walks that many slots, writing an output row for each (zeros for other
+    GPUs' experts)."""
     fp8 = dtype == "fp8"
     block, floor_s, eff_moe, hbm = ((k.moe_fp8_block_rows, k.moe_fp8_floor_s, k.moe_fp8_efficiency,
                                      k.moe_fp8_hbm_efficiency) if fp8 else
@@ -123,7 +126,8 @@ def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, slots: float, local_expe
     eff = compute.gemm_efficiency(padded, n, kk, dtype, dev.calibration) * eff_moe
     compute_s = 2.0 * padded * n * kk / (dev.peak_flops_per_s(dtype) * eff)
     e_w = 1.0 if fp8 else 2.0
-    moved = hit * e_w * kk * n + k.moe_slot_bytes * slots * (e_w * kk + 2.0 * n)
+    sigma = (k.moe_fp8_slot_bytes or k.moe_slot_bytes) if fp8 else k.moe_slot_bytes
+    moved = hit * e_w * kk * n + sigma * (slots * e_w * kk + max(slots, all_slots) * 2.0 * n)
     return floor_s + max(compute_s, k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency)))
 
 

@@ -77,14 +77,15 @@ def moe_exchange_s(ek: EngineKernels, tokens_per_rank: float, hidden: int, top_k
 
 
 def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: float, kk: float, dtype: str,
-                   fused_quant: bool = False, default_rows: float = 0.0) -> float:
+                   fused_quant: bool = False, default_rows: float = 0.0, all_slots: float = 0.0) -> float:
     """One grouped GEMM kernel: `slots` token rows over `local_experts` experts of (kk x n) weights each
     (costmodels/serving_gemm.py), plus the FP8 input quantisation unless fused; `default_rows` > 0: on the
-    engine's default tile config with blocks of that many rows (costmodels/serving_moe_configs.py)."""
+    engine's default tile config with blocks of that many rows (costmodels/serving_moe_configs.py); `all_slots`:
+    the slots of the whole layer when the kernel walks them all."""
     if slots <= 0:
         return 0.0
     dtype = "fp8" if dtype == "fp8" else "bf16"
-    t = serving_gemm.grouped_gemm_s(ek.device, ek.k, slots, local_experts, n, kk, dtype, default_rows)
+    t = serving_gemm.grouped_gemm_s(ek.device, ek.k, slots, local_experts, n, kk, dtype, default_rows, all_slots)
     if dtype == "fp8" and not fused_quant:
         t += serving_gemm.fp8_quant_s(ek.device, ek.k, slots, kk)
     return t

@@ -71,6 +71,15 @@ def config_block_rows(engine: str, device: str, tokens: float, experts: float, w
     return default_block_rows(engine, tokens, experts, dtype)
 
 
+def walks_all_slots(engine: str, dtype: str) -> bool:
+    """Whether the engine's MoE layer passes every token-expert slot of the layer through each GPU (vLLM's and
+    SGLang's Triton path under expert parallelism: an expert map turns other GPUs' experts into -1, whose blocks
+    write zero rows, and the activation and top-k sum kernels run over all slots), rather than only the slots of
+    its own experts (TensorRT-LLM, vLLM's FlashInfer CUTLASS FP8 experts). Measured: their time stops falling
+    with EP at a floor that grows with the tokens, TensorRT-LLM's keeps falling."""
+    return engine == "sglang" or (engine == "vllm" and dtype != "fp8")
+
+
 def tuned_config(engine: str, device: str, experts: float, width: float, dtype: str) -> bool:
     """Whether the engine's MoE kernel runs a tuned tile config for `experts` local experts of expert width
     `width` per GPU on the device profile (True for kernels without shipped configs: TensorRT-LLM, vLLM FP8, and

@@ -10,7 +10,13 @@ from costmodels.hardware import KernelConstants
 from costmodels.serving import ENGINES, InstanceShape, engine_kernels, prefill_time
 from costmodels.serving_gemm import grouped_gemm_s
 from costmodels.serving_kernels import EngineKernels
-from costmodels.serving_moe_configs import TUNED, config_block_rows, default_block_rows, tuned_config
+from costmodels.serving_moe_configs import (
+    TUNED,
+    config_block_rows,
+    default_block_rows,
+    tuned_config,
+    walks_all_slots,
+)
 
 
 def test_tuned_configs_are_the_files_the_releases_ship():
@@ -89,3 +95,21 @@ def test_config_block_rows_is_zero_on_a_tuned_config():
     assert config_block_rows("sglang", "h200", 4096, 8, 14336, "bf16") == 0.0
     assert config_block_rows("sglang", "h200", 4096, 4, 14336, "bf16") == 64.0
     assert config_block_rows("trtllm", "h200", 4096, 4, 14336, "bf16") == 0.0
+
+
+def test_triton_path_walks_every_slot_of_the_layer():
+    assert walks_all_slots("sglang", "bf16") and walks_all_slots("sglang", "fp8") and walks_all_slots("vllm", "bf16")
+    assert not walks_all_slots("vllm", "fp8") and not walks_all_slots("trtllm", "bf16")
+
+
+def test_walked_slots_write_an_output_row_each():
+    """Memory-bound grouped GEMM (8 slots over 8 experts, n = k = 4096): walking 64 slots adds the output rows of
+    the 56 slots of other GPUs' experts (2 bytes x n each, times the slot traffic factor)."""
+    h100 = profiles.load_device("h100-sxm")
+    k = _constants(moe_slot_bytes=2.0)
+    ek = EngineKernels(h100, k)
+    n = kk = 4096.0
+    alone = grouped_gemm_s(ek.device, k, 8.0, 8.0, n, kk, "bf16")
+    walked = grouped_gemm_s(ek.device, k, 8.0, 8.0, n, kk, "bf16", all_slots=64.0)
+    assert walked - alone == pytest.approx(2.0 * 56 * 2 * n / (3.35e12 * 0.8))
+    assert grouped_gemm_s(ek.device, k, 8.0, 8.0, n, kk, "bf16", all_slots=4.0) == alone

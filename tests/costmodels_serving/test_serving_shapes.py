@@ -89,11 +89,14 @@ def test_routed_experts_down_projection_reads_the_expert_slice():
     moe = model.moe_dims
     tokens = 1024
     slots = tokens * moe.top_k / 2
-    # vLLM 0.24.0 ships no tuned config for 64 experts of width 768 on H200: its default config's row blocks
+    # vLLM 0.24.0 ships no tuned config for 64 experts of width 768 on H200: its default config's row blocks; its
+    # Triton path walks all tokens x top-k slots of the layer
     rows = config_block_rows("vllm", "h200", tokens, moe.experts / 2, moe.expert_ffn, "bf16")
     assert rows == 128.0
-    experts = (grouped_gemm_s(ek, slots, moe.experts / 2, 2 * moe.expert_ffn, model.hidden, "bf16", False, rows)
-               + grouped_gemm_s(ek, slots, moe.experts / 2, model.hidden, moe.expert_ffn, "bf16", False, rows))
+    walked = tokens * moe.top_k
+    experts = (grouped_gemm_s(ek, slots, moe.experts / 2, 2 * moe.expert_ffn, model.hidden, "bf16", False, rows,
+                              walked)
+               + grouped_gemm_s(ek, slots, moe.experts / 2, model.hidden, moe.expert_ffn, "bf16", False, rows, walked))
     dense = sum(gemm_s(ek, tokens, n, k, "bf16") for n, k, _ in attention_gemms(model, 2))
     router = gemm_s(ek, tokens, moe.experts, model.hidden, "bf16")
     got = prefill_time(model, dev, InstanceShape(tp=2, ep=2), batch=1, prompt_len=tokens, engine="vllm")
