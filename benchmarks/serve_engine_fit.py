@@ -225,6 +225,16 @@ def _residuals(dev: DeviceSpec, values: dict, names, x, points, predict):
     return np.array([math.log(predict(ek, p) / p[-1]) for p in points])
 
 
+def _constrained(names, predict, engine: str, device: str, train) -> tuple:
+    """The constants to fit, less a MoE default-config efficiency when no training point runs a default tile
+    config (TensorRT-LLM, vLLM's FP8 experts): no table constrains it, it keeps its START value (1: unused)."""
+    if getattr(predict, "func", None) is not _moe:  # the MoE predictor, bound to its engine
+        return names
+    if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7]) for p in train):
+        return names
+    return tuple(n for n in names if not n.endswith("default_efficiency"))
+
+
 def fit_op(dev: DeviceSpec, values: dict, names, points, predict) -> dict:
     """Least squares of the op's constants; a constant of GRID is tried at each of its values."""
     grid = [n for n in names if n in GRID]
@@ -264,6 +274,7 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
         points = domain(tables)
         train = [p for p in points if not held_aside(p[:-1])]
         test = [p for p in points if held_aside(p[:-1])]
+        names = _constrained(names, predict, engine, device, train)
         if not train:
             rows.append((op, 0, 0, math.nan, math.nan, math.nan, math.nan, math.nan))
             continue
@@ -324,8 +335,9 @@ def main() -> None:
            "second-worst); MoE <= 16384 tokens, moe_tp x ep <= 16, balanced routing, the (hidden, expert width, "
            "top-k, experts) of the MoE model profiles, FP8 with per-tensor scales (SGLang's table has only "
            "128x128 block scales: those) (" + ", ".join("/".join(map(str, s)) for s in sorted(SHIPPED_MOE))
-           + "; the whole-table columns: every MoE shape of the table, incl. shapes whose tuned kernel configs run "
-           "at several times the model's speed).", "",
+           + "; the whole-table columns: every MoE shape of the table). vLLM's and SGLang's Triton MoE kernels run "
+           "a tuned tile config where the release ships one for (local experts, expert width per GPU), else its "
+           "default config (costmodels/serving_moe_configs.py, from the wheels' file listings).", "",
            "| device | engine | op | fitted on | held aside | median err | p90 err | max err | whole table median "
            "| whole table p90 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for device in ("h100-sxm", "h200"):
