@@ -69,6 +69,9 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
              gemm_sms=132.0)
 """starting point of every fit (and the value of a constant no table constrains)"""
+ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0)}
+"""kernel constants read from an engine's source, not fitted: TensorRT-LLM's XQA decode kernel splits a
+sequence's KV history into blocks of >= 128 tokens (its multi-block heuristic, kMinHistoryTokensPerBlock)"""
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
           "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0), "kv_dequant_s": (1e-16, 1e-9),
@@ -261,7 +264,7 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
     in `refit` keep the constants the device profile has (and are only evaluated)."""
     dev = profiles.load_device(device)
     tables: Tables = load(device, engine)
-    values = dict(START)
+    values = {**START, **ENGINE_CONSTANTS.get(engine, {})}
     if set(refit) != set(OPS):  # the profile's constants, except those fitted again (from START, as always)
         have = {c.engine: c for c in dev.serving_engines}
         fitted = {n for op in refit for n in OPS[op][2]}

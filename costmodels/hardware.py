@@ -207,6 +207,10 @@ class KernelConstants:
     """decode attention: context at which the split-KV reduction costs half of decode_split_s"""
     decode_overlap_exponent: float = 1.0
     """decode attention: p of the smooth maximum (Σ tᵢᵖ)^(1/p) of its unit, KV-read and dequant times (1: sum)"""
+    decode_split_block_tokens: float = 0.0
+    """decode attention with GQA: KV tokens per thread block below which the engine stops splitting a unit's
+    context (its multi-block heuristic, `split_blocks`; a kernel constant read from the engine's source, not
+    fitted); 0: one thread block per (sequence, KV head)"""
     allreduce_custom_max_bytes: float = 0.0
     """TP all-reduce: messages below this size run the engine's custom kernel (one- or two-shot), larger ones
     NCCL (ring or NVLS); 0: no custom kernel, every size on the comm layer's ring"""
@@ -245,7 +249,7 @@ class EngineCalibration(KernelConstants):
                      "attention_half_work", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s",
                      "allreduce_hop_s", "decode_fp8_floor_s", "decode_fp8_seq_s", "decode_mha_seq_s",
                      "decode_mha_floor_s", "decode_mha_dequant_s", "decode_free_units", "kv_dequant_s",
-                     "decode_split_s",
+                     "decode_split_s", "decode_split_block_tokens",
                      "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
                      "allreduce_nccl_call_s"):
             v = getattr(self, name)

@@ -16,6 +16,9 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
       first u_free units run on otherwise idle SMs; the split-KV reduction adds a time that
       grows to t_split as the context is split into more chunks; bounded below by the compute time
       F / (P_bf16 · e_attn) and the smallest kernel
+      an engine with a multi-block heuristic (TensorRT-LLM's XQA, GQA only) runs n = `split_blocks` thread
+      blocks per unit, chosen from the history length and the SM count: u = b·g·n, and the reduction term
+      only when n > 1 (its time doubles from c = 127 to 255, where 256-token histories split in two)
   TP all-reduce inside a node: the engine's custom one-shot / two-shot kernels below a size limit, NCCL (ring or
       NVLS) above it (`engine_allreduce_s`); across nodes the comm layer's ring (costmodels/comm.py)
 """
@@ -55,19 +58,37 @@ def decode_attention_s(ek: EngineKernels, seqs: float, kv_heads: float, heads: f
         return 0.0
     k, dev = ek.k, ek.device
     units = seqs * kv_heads
-    dequant = k.kv_dequant_s
+    dequant, split = k.kv_dequant_s, True
     if heads <= kv_heads:  # MHA: no query heads to pack, the engines' non-GQA kernel for either KV dtype
         floor, per_unit, dequant = k.decode_mha_floor_s, k.decode_mha_seq_s, k.decode_mha_dequant_s
-    elif kv_fp8:
-        floor, per_unit = k.decode_fp8_floor_s, k.decode_fp8_seq_s
-    else:
-        floor, per_unit = k.decode_attention_floor_s, k.decode_seq_s
+    else:  # GQA: an engine with a multi-block heuristic runs `blocks` thread blocks per unit, reduced if > 1
+        floor, per_unit = ((k.decode_fp8_floor_s, k.decode_fp8_seq_s) if kv_fp8
+                           else (k.decode_attention_floor_s, k.decode_seq_s))
+        blocks = split_blocks(k.decode_split_block_tokens, k.gemm_sms, units, context)
+        units, split = units * blocks, blocks > 1 or k.decode_split_block_tokens <= 0
     terms = (max(units - k.decode_free_units, 0.0) * per_unit,
              kv_bytes / (dev.hbm_bytes_per_s * k.kv_read_efficiency),
              kv_bytes * dequant if kv_fp8 else 0.0)
     t = floor + smooth_max(terms, k.decode_overlap_exponent)
-    t += k.decode_split_s * context / (context + k.decode_split_tokens)
+    t += k.decode_split_s * context / (context + k.decode_split_tokens) if split else 0.0
     return max(k.kernel_floor_s, t, flops / (dev.bf16_flops_per_s * k.attention_efficiency))
+
+
+SPLIT_TARGET_WAVES = 8.0
+"""waves of thread blocks a split-KV launch aims to stay under (TensorRT-LLM's XQA multi-block heuristic)"""
+
+
+def split_blocks(block_tokens: float, sms: float, units: float, context: float) -> int:
+    """Thread blocks per work unit of a decode kernel that splits the KV history (context + 1 tokens, with
+    the new one) into chunks of at least `block_tokens` (0: no such split, one block per unit): n = ⌊(c+1) /
+    block_tokens⌋, capped at round(√(8n)) (a bounded reduction), then cut by the factor by which u·n blocks
+    exceed SPLIT_TARGET_WAVES waves over `sms` SMs."""
+    if block_tokens <= 0:
+        return 1
+    n = max(math.floor((context + 1) / block_tokens), 1)
+    n = max(min(n, round(math.sqrt(8.0 * n))), 1)
+    excess = units * n / sms / SPLIT_TARGET_WAVES
+    return max(math.floor(n / excess), 1) if excess > 1.0 else n
 
 
 def smooth_max(terms: tuple[float, ...], p: float) -> float:

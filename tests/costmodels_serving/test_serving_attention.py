@@ -14,6 +14,7 @@ from costmodels.serving_attention import (
     prefill_attention_s,
     query_tiles,
     smooth_max,
+    split_blocks,
 )
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
@@ -84,6 +85,38 @@ def test_decode_attention_by_hand():
     # few units: no per-unit time at all
     small = 9e-6 + 100 * 4096 / (H100_HBM * 0.9) + 5e-6 * 100 / 600
     assert decode_attention_s(ek, 1, 8, 32, 100, 100 * 4096.0, 1.0) == pytest.approx(small)
+
+
+def test_split_blocks_by_hand():
+    # no multi-block heuristic: one block per unit
+    assert split_blocks(0.0, 132.0, 256, 100000) == 1
+    # history c + 1 = 128 tokens: one block of 128; 256 tokens: two (256 x 2 blocks = 3.9 waves, under 8)
+    assert split_blocks(128.0, 132.0, 256, 127) == 1
+    assert split_blocks(128.0, 132.0, 256, 255) == 2
+    # 2048 tokens: 16 blocks, capped at round(sqrt(8 x 16)) = 11; 128 x 11 blocks are 10.7 waves, 1.33 x the
+    # target of 8: floor(11 / 1.33) = 8
+    assert split_blocks(128.0, 132.0, 128, 2047) == 8
+    # a long history over many units: the wave cut leaves at least one block
+    assert split_blocks(128.0, 132.0, 4096, 65535) == 1
+
+
+def test_decode_attention_with_multi_block_split_by_hand():
+    c = dict(decode_attention_floor_s=9e-6, decode_seq_s=30e-9, decode_free_units=100.0, kv_read_efficiency=0.9,
+             decode_split_s=5e-6, decode_split_tokens=500.0, decode_overlap_exponent=2.0, kernel_floor_s=1e-6,
+             decode_split_block_tokens=128.0, gemm_sms=132.0)
+    ek = _kernels("trtllm", **c)
+    # 32 sequences x 8 KV heads (32 query heads), context 127: 256 units of one block each, no reduction
+    kv = 32 * 127 * 2 * 8 * 128 * 2.0
+    short = 9e-6 + math.hypot((256 - 100) * 30e-9, kv / (H100_HBM * 0.9))
+    assert decode_attention_s(ek, 32, 8, 32, 127, kv, 1.0) == pytest.approx(short)
+    # context 255: two blocks per unit (512 blocks), plus the reduction
+    kv2 = 32 * 255 * 2 * 8 * 128 * 2.0
+    split = 9e-6 + math.hypot((512 - 100) * 30e-9, kv2 / (H100_HBM * 0.9)) + 5e-6 * 255 / 755
+    assert decode_attention_s(ek, 32, 8, 32, 255, kv2, 1.0) == pytest.approx(split)
+    # MHA runs the non-GQA kernel: no multi-block split
+    c_mha = dict(decode_mha_floor_s=8e-6, decode_mha_seq_s=10e-9)
+    mha = 8e-6 + math.hypot((256 - 100) * 10e-9, kv2 / (H100_HBM * 0.9)) + 5e-6 * 255 / 755
+    assert decode_attention_s(_kernels("trtllm", **c, **c_mha), 32, 8, 8, 255, kv2, 1.0) == pytest.approx(mha)
 
 
 def test_engine_allreduce_algorithms_by_hand():
