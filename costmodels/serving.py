@@ -42,6 +42,7 @@ from typing import Any
 
 from costmodels.compute import memory_bound_time_s
 from costmodels.errors import require
+from costmodels.geometry import mlp_params
 from costmodels.hardware import MEASURED_ENGINES, DeviceSpec, KernelConstants
 from costmodels.kv import BYTES_PER_ELEMENT, LayerParams, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
@@ -356,7 +357,7 @@ def _dense_gemms(ek: EngineKernels, model: ModelSpec, p: LayerParams, tp: int, t
                  fused: frozenset[str]) -> float:
     """Attention projections and the dense MLP (or shared experts and router) of one block, at the (n, k) of each
     GEMM (costmodels/serving_shapes.py)."""
-    per_row = (3 if model.gated_mlp else 2) * model.hidden  # MLP parameters per unit of intermediate width
+    per_row = mlp_params(model, 1)  # MLP parameters per unit of intermediate width
     fused = fused_quant_sources(fused, model, tp)
     shapes = attention_gemms(model, tp)
     for params in (p.mlp, p.shared):
@@ -377,7 +378,7 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: 
     slots = tokens * moe.top_k / shape.ep * prec.skew
     local = moe.experts / shape.ep
     etp = shape.tp * shape.dp // shape.ep
-    width = p.routed_expert / ((3 if model.gated_mlp else 2) * model.hidden)
+    width = p.routed_expert / mlp_params(model, 1)
     rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype)
     walked = tokens * moe.top_k if walks_all_slots(engine.name, prec.dtype) else 0.0
     return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows, walked)

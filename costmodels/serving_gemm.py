@@ -71,12 +71,13 @@ def wave_factor(tiles: float, sms: float, weight: float) -> float:
 
 
 def gemm_bf16_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float) -> float:
-    """BF16 GEMM on the compute layer's curve (dev carries the engine's GEMM constants as its calibration)."""
+    """BF16 GEMM on the compute layer's curve (dev carries the engine's GEMM and HBM constants as its calibration,
+    as EngineKernels.device does)."""
     padded = _padded(m)
     compute_s = 2.0 * padded * n * kk / (dev.bf16_flops_per_s * compute.gemm_efficiency(padded, n, kk, "bf16",
                                                                                          dev.calibration))
     moved = 2.0 * (m * kk + kk * n) + 2.0 * m * n
-    return max(compute_s, k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * k.hbm_efficiency))
+    return max(compute_s, k.kernel_floor_s + compute.memory_bound_time_s(moved, dev))
 
 
 def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float) -> float:
@@ -95,9 +96,8 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
 
 
 def fp8_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> float:
-    """The kernel(s) quantising an (m x kk) BF16 activation to FP8 before the GEMM."""
-    return k.fp8_quant_s + m * k.fp8_quant_row_s + k.fp8_quant_bytes * m * kk / (dev.hbm_bytes_per_s
-                                                                                  * k.hbm_efficiency)
+    """The kernel(s) quantising an (m x kk) BF16 activation to FP8 before the GEMM (dev: EngineKernels.device)."""
+    return k.fp8_quant_s + m * k.fp8_quant_row_s + compute.memory_bound_time_s(k.fp8_quant_bytes * m * kk, dev)
 
 
 def experts_hit(local_experts: float, slots: float) -> float:
