@@ -26,30 +26,31 @@ import math
 import os
 
 import numpy as np
+from aiconfigurator_tables import data_dir
 
-VERSION = "0.12.0"
+import profiles
+from costmodels.compute import GEMM_TILE
+from costmodels.errors import SpecError
+
 ROOT = ("a100_sxm",)
 ATTENTION = ("attention", "vllm", "0.14.0", "context_attention_perf.parquet")
 GEMM = ("gemm", "vllm", "0.14.0", "gemm_perf.parquet")
-PEAK_BF16 = 312e12
+PEAK_BF16 = profiles.load_device("a100-80gb").bf16_flops_per_s
 HEAD_DIM = 128
 MIN_SEQ = 2048
 MIN_HEAD_ROWS = 32
 """batch x heads: fewer leave most of the 108 SMs idle (no training row runs under 32)"""
-GEMM_TILE = 128
 MIN_M, MIN_NK = 1024, 256
 
 
 def table(parts: tuple[str, ...]):
     try:
-        import aiconfigurator_core
-    except ImportError:
-        raise SystemExit(f"needs aiconfigurator-core: .venv/bin/pip install 'aiconfigurator-core=={VERSION}'") \
-            from None
+        root = data_dir()
+    except SpecError as exc:
+        raise SystemExit(str(exc)) from None
     import pandas as pd
 
-    return pd.read_parquet(os.path.join(os.path.dirname(aiconfigurator_core.__file__), "systems", "data", *ROOT,
-                                        *parts))
+    return pd.read_parquet(os.path.join(root, *ROOT, *parts))
 
 
 def attention_points() -> list[tuple[float, float, float]]:
