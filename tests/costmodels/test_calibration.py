@@ -82,3 +82,15 @@ def test_torchtitan_row_conventions(shared_dir):
         assert row.config.mbs == 4 and row.config.microbatches(row.workload) == 8
     assert rows["T14"].config.mbs == 1 and rows["T14"].config.microbatches(rows["T14"].workload) == 8
     assert rows["T24"].workload.fp8_allgather and rows["T24"].gpu_profile == "h200"
+
+
+def test_every_group_of_comparable_rows_is_ranked_as_measured(shared_dir):
+    """Issue 9's ranking table: within each group of rows of one source document with the same model, GPU, GPU
+    count and tokens per step, every pair with a measured difference is predicted in the measured order."""
+    from calibration_bench import evaluate, groups, load_all_rows, misordered, sources
+
+    records = evaluate(load_all_rows(shared_dir / "calibration"), {})
+    found = groups(records, sources(shared_dir / "calibration"))
+    assert len(found) >= 12
+    wrong = {key: misordered(recs) for key, recs in found.items() if misordered(recs) != "-"}
+    assert not wrong, wrong
