@@ -1,7 +1,8 @@
 """Fit each engine's serving kernel constants per device to aiconfigurator-core's measured per-op tables.
 
     .venv/bin/pip install 'aiconfigurator-core==0.12.0'
-    .venv/bin/python benchmarks/serve_engine_fit.py [--write-profiles] [--refit OP,...] [--out FILE.md]
+    .venv/bin/python benchmarks/serve_engine_fit.py [--write-profiles] [--refit OP,...] [--engines E,...]
+        [--out FILE.md]
 
 For each device (h100-sxm, h200) and engine (trtllm, vllm, sglang), the points of each table in the serving
 domain (GEMM m <= 16384 at the (n, k) of the shipped models' dense GEMMs at TP 1-8; prefill attention with
@@ -13,7 +14,8 @@ the rest (least squares of log(predicted / measured), scipy, deterministic start
 trying each value), and the
 report gives the median and 90th-percentile |error| on the held-aside points. `--write-profiles` replaces
 the `serving_engines:` block at the end of profiles/hardware/<device>.yaml with the fitted values and their
-provenance. `--refit` fits only the ops named (the others keep the profile's constants and are evaluated).
+provenance. `--refit` fits only the ops named and `--engines` only the engines named (the others keep the profile's
+constants and are evaluated).
 Fitting uses only these measured tables (no published end-to-end numbers).
 """
 
@@ -319,13 +321,19 @@ def main() -> None:
     ap.add_argument("--write-profiles", action="store_true")
     ap.add_argument("--refit", default=",".join(OPS),
                     help="ops to fit (comma-separated; the others keep the profile's constants): " + ", ".join(OPS))
+    ap.add_argument("--engines", default=",".join(ENGINE_VERSIONS),
+                    help="engines whose constants are fitted (the others keep the profile's and are only evaluated)")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results" / "serve_engines.md"))
     args = ap.parse_args()
     if not set(args.refit.split(",")) <= set(OPS):
         sys.exit(f"--refit: unknown op in {args.refit!r}; ops: {', '.join(OPS)}")
+    engines = args.engines.split(",")
+    if not set(engines) <= set(ENGINE_VERSIONS):
+        sys.exit(f"--engines: unknown engine in {args.engines!r}; engines: {', '.join(ENGINE_VERSIONS)}")
+    partial = set(args.refit.split(",")) != set(OPS) or set(engines) != set(ENGINE_VERSIONS)
     out = ["# serving kernel constants fitted to measured per-op tables", "",
            "Command: `.venv/bin/python benchmarks/serve_engine_fit.py --write-profiles"
-           + ("" if set(args.refit.split(",")) == set(OPS) else f" --refit '{args.refit}'") + "` "
+           + (f" --refit '{args.refit}' --engines {args.engines}" if partial else "") + "` "
            f"(aiconfigurator-core {VERSION}). {machine_note()}", "",
            "Error = |model / measured - 1| on the held-aside points (one in five by key hash, not used by the fit). "
            "Domain: GEMM m <= 16384 with the (n, k) of a dense GEMM (QKV, output, gate+up, down) of a model "
@@ -346,7 +354,7 @@ def main() -> None:
     for device in ("h100-sxm", "h200"):
         cals = []
         for engine in ENGINE_VERSIONS:
-            cal, rows = fit(device, engine, tuple(args.refit.split(",")))
+            cal, rows = fit(device, engine, tuple(args.refit.split(",")) if engine in engines else ())
             cals.append(cal)
             for op, n_fit, n_test, med, p90, worst, w_med, w_p90 in rows:
                 out.append(f"| {device} | {engine} | {op} | {n_fit} | {n_test} | {med:.1%} | {p90:.1%} | {worst:.1%} "
