@@ -23,7 +23,7 @@ from costmodels.serving import (
 )
 from planner.confidence import serve_estimate_confidence
 from planner.plan import Plan, make_plan
-from planner.serve.offline import offline_throughput
+from planner.serve.offline import offline_budget, offline_throughput
 from planner.serve.request import check_token_budget
 
 
@@ -89,8 +89,10 @@ def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
                       "decode_last_step": {k: v for k, v in sorted(last.items()) if k != "time_s"}},
     }
     if work.offline:
-        out.update(offline_throughput(model, device, shape, isl=isl, osl=osl, kw=kw, prefix_len=work.prefix_len,
-                                      spec_depth=work.spec_depth, spec_accept=work.spec_accept))
+        out.update(offline_throughput(model, device, shape, isl=isl, osl=osl, kw=kw,
+                                      budget=offline_budget(engine, work.prefill_token_budget),
+                                      prefix_len=work.prefix_len, spec_depth=work.spec_depth,
+                                      spec_accept=work.spec_accept))
     return out
 
 

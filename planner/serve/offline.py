@@ -1,53 +1,136 @@
 """Offline batch inference: every request queued at once, fixed ISL/OSL, in-flight batching.
 
-An instance keeps B = min(MAX_OFFLINE_BATCH, ⌊KV capacity / (ISL + OSL)⌋) requests in flight. In steady
-state, each request costs the GPU its prefill P (the uncached part of the prompt, one prompt per prefill
-step) and a 1/B share of OSL/a decode steps of the whole batch, d(B) averaged over contexts ISL .. ISL + OSL
-(a = tokens emitted per step with speculative decoding, each step verifying depth + 1 tokens per sequence):
-    time per request  T = P + (OSL / a) · d(B) / B,      output tokens/s per GPU = OSL / T / GPUs.
+An instance keeps at most B = min(MAX_OFFLINE_BATCH, ⌊KV capacity / (ISL + OSL)⌋) requests in flight. F = ISL minus
+the cached prefix (the tokens prefill computes), a = tokens emitted per decode step (speculative decoding verifies
+t = depth + 1 tokens per sequence per step), C the engine's token budget per step (--prefill-token-budget, default
+costmodels.serving.default_prefill_token_budget; the legacy and modern engines prefill one prompt per step, C = 1).
+Output tokens/s per GPU = OSL · (requests/s) / GPUs, requests/s from the engine's steady state:
+
+  mixed steps (vLLM V1, TensorRT-LLM in-flight batching; C > 1): every step carries the running decodes first, then
+      prompt tokens up to the budget (vLLM's scheduler charges each running request's tokens to
+      max_num_batched_tokens and gives the rest to waiting prompts, chunking the last one). In steady state D
+      sequences decode and p prompt tokens are prefilled per step, with p = D · a · F / OSL (a request finishes
+      every OSL / a of its steps) and D · t + p ≤ C:
+          D = B                          if B · (t + a · F / OSL) ≤ C,
+          D = C / (t + a · F / OSL)      otherwise (the budget, not the KV cache, bounds the running batch),
+      step τ = m(D, p): one iteration of D · t decode tokens at the mean context ISL + OSL / 2 plus p / F prompts of
+      F tokens (p < F: one chunk of p tokens at the mean context of a prompt's chunks), requests/s = D · a / OSL / τ.
+      m prices the prompts' attention as each prompt's own causal work (mixed_step_seconds).
+  alternating steps (SGLang, whose scheduler runs a prefill batch whenever prompts wait and mixes prefill with
+      decode only with --enable-mixed-chunk; and C = 1): a prefill step carries k = min(B, max(1, ⌊C / F⌋)) prompts
+      (S(k, F) = prefill_time with batch k) between decode steps of the B running sequences:
+          time per request  T = S(k, F) / k + (OSL / a) · d(B) / B,   d(B) averaged over contexts ISL .. ISL + OSL,
+      requests/s = 1 / T. With C = 1 (k = 1) this is one prompt per prefill step.
 `plan serve --objective throughput` (plan_offline) picks the shape with the most output tokens/s per GPU and
 replicates it over its pool; the plan is a colocated deployment with max_batch = B and no SLOs (not simulated).
 """
 
 import dataclasses
+import math
 
 from costmodels.errors import InfeasibleError
-from costmodels.hardware import DeviceSpec
+from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
 from costmodels.model import ModelSpec
-from costmodels.serving import InstanceShape, kv_capacity_tokens, mean_decode_step_time, prefill_time
+from costmodels.serving import (
+    InstanceShape,
+    kv_capacity_tokens,
+    mean_decode_step_time,
+    mixed_step_time,
+    prefill_time,
+)
 from planner.confidence import serve_plan_fields
 from planner.plan import Plan, make_plan
 from planner.serve.capacity import CapacityModel, shapes_for
 
 MAX_OFFLINE_BATCH = 1024
 """largest in-flight batch an engine schedules (vLLM max_num_seqs-style cap)"""
+MIXED_STEP_ENGINES = ("vllm", "trtllm")
+"""engines whose offline steps carry decode and prompt tokens together (the others alternate prefill and decode)"""
+
+
+def offline_budget(engine: str, budget: int) -> int:
+    """The token budget offline batches run with: `budget` on the measured engines, one prompt per step (1) on the
+    legacy and modern engines."""
+    return budget if engine in MEASURED_ENGINES else 1
+
+
+def mixed_step_seconds(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, kw: dict, *, decode: float,
+                       context: float, prompts: float, tokens: float, cached: float) -> float:
+    """One iteration of `decode` decode tokens at `context` plus `prompts` prompts of `tokens` new tokens after
+    `cached` ones: costmodels.serving.mixed_step_time of one chunk of prompts · tokens, its attention replaced by
+    the prompts' own (varlen: each prompt attends to itself, prefill_time's attention term). Exact with one prompt;
+    with several it keeps one LM-head row for the prompts and, with attention DP, the whole chunk's GEMM rows on the
+    busiest replica (both slightly conservative)."""
+    whole = prompts * tokens
+    step = mixed_step_time(model, device, shape, decode_batch=decode, decode_context=context, chunk_tokens=whole,
+                           chunk_context=cached, **kw)
+    if prompts <= 1:
+        return step
+    own = prefill_time(model, device, shape, batch=prompts, prompt_len=tokens, context_len=cached, **kw)
+    chunk = prefill_time(model, device, shape, batch=1, prompt_len=whole, context_len=cached, **kw)
+    return step + own["attention_s"] - chunk["attention_s"]
+
+
+def _mixed_rate(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, kw: dict, *, batch: int, isl: int,
+                osl: int, fresh: int, budget: int, per_seq: float, accept: float) -> tuple[float, float, float]:
+    """(requests/s, running decodes D, prompts per step p / F) of the mixed-step steady state (module docstring)."""
+    running = min(float(batch), budget / (per_seq + accept * fresh / osl))
+    prompt_tokens = running * accept * fresh / osl
+    room = budget - running * per_seq  # >= prompt_tokens
+    context = (isl + osl / 2.0) / per_seq
+
+    def step(units: int) -> float:
+        if fresh <= room:  # whole prompts
+            return mixed_step_seconds(model, device, shape, kw, decode=running * per_seq, context=context,
+                                      prompts=float(units), tokens=float(fresh), cached=float(isl - fresh))
+        return mixed_step_seconds(model, device, shape, kw, decode=running * per_seq, context=context,
+                                  prompts=float(units), tokens=room, cached=isl - fresh + (fresh - room) / 2.0)
+
+    units = prompt_tokens / min(float(fresh), room)
+    whole = math.floor(units)
+    tau = step(whole) if units == whole else (whole + 1 - units) * step(whole) + (units - whole) * step(whole + 1)
+    return running * accept / osl / tau, running, prompt_tokens / fresh
+
+
+def _alternating_rate(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, kw: dict, *, batch: int, isl: int,
+                      osl: int, fresh: int, budget: int, per_seq: float, accept: float) -> tuple[float, float, float]:
+    """(requests/s, running decodes B, prompts per prefill step k) with prefill steps between decode steps."""
+    k = min(batch, max(1, budget // fresh))
+    prefill = prefill_time(model, device, shape, batch=k, prompt_len=fresh, context_len=isl - fresh, **kw)["time_s"]
+    step = mean_decode_step_time(model, device, shape, batch=batch, input_len=isl, output_len=osl,
+                                 tokens_per_seq=per_seq, **kw)
+    return 1.0 / (prefill / k + osl / accept * step / batch), float(batch), float(k)
 
 
 def offline_throughput(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, isl: int, osl: int, kw: dict,
-                       prefix_len: int = 0, spec_depth: int = 0, spec_accept: float = 1.0) -> dict:
-    """{offline_batch, offline_requests_per_s, offline_output_tokens_per_s_per_gpu} of one instance
-    (`kw`: engine, dtype, kv_dtype, skew, devices_per_node)."""
+                       budget: int = 1, prefix_len: int = 0, spec_depth: int = 0, spec_accept: float = 1.0) -> dict:
+    """{offline_batch (B), offline_decode_batch (D), offline_prompts_per_step, offline_requests_per_s,
+    offline_output_tokens_per_s_per_gpu} of one instance (`kw`: engine, dtype, kv_dtype, skew, devices_per_node;
+    `budget`: tokens per step, offline_budget)."""
     room = kv_capacity_tokens(model, device, shape, kw["dtype"], kw["kv_dtype"])
     batch = min(MAX_OFFLINE_BATCH, int(room // (isl + osl)))
     if batch < 1:
-        return {"offline_batch": 0, "offline_requests_per_s": 0.0, "offline_output_tokens_per_s_per_gpu": 0.0}
-    cached = min(prefix_len, isl - 1)
-    prefill = prefill_time(model, device, shape, batch=1, prompt_len=isl - cached, context_len=cached, **kw)["time_s"]
-    step = mean_decode_step_time(model, device, shape, batch=batch, input_len=isl, output_len=osl,
-                                 tokens_per_seq=spec_depth + 1.0, **kw)
-    per_request = prefill + osl / spec_accept * step / batch
-    return {"offline_batch": batch, "offline_requests_per_s": 1.0 / per_request,
-            "offline_output_tokens_per_s_per_gpu": osl / per_request / shape.gpus}
+        return {"offline_batch": 0, "offline_decode_batch": 0.0, "offline_prompts_per_step": 0.0,
+                "offline_requests_per_s": 0.0, "offline_output_tokens_per_s_per_gpu": 0.0}
+    fresh = isl - min(prefix_len, isl - 1)
+    mixed = budget > 1 and kw["engine"] in MIXED_STEP_ENGINES
+    rate, running, prompts = (_mixed_rate if mixed else _alternating_rate)(
+        model, device, shape, kw, batch=batch, isl=isl, osl=osl, fresh=fresh, budget=budget,
+        per_seq=spec_depth + 1.0, accept=spec_accept)
+    return {"offline_batch": batch, "offline_decode_batch": running, "offline_prompts_per_step": prompts,
+            "offline_requests_per_s": rate, "offline_output_tokens_per_s_per_gpu": osl * rate / shape.gpus}
 
 
 def _best_shape(cm, workload, options) -> list[tuple]:
     """[(tokens/s/GPU, pool, shape, figures)] of every shape that holds at least one request, best first."""
     rows = []
     for pool in cm.cluster.pools:
+        budget = offline_budget(options.engine, cm.prefill_token_budget(pool))
         for shape in shapes_for(cm.model, pool, options):
             figures = offline_throughput(cm.model, pool.device, shape, isl=workload.input_len,
-                                         osl=workload.output_len, kw=cm._kw(pool), prefix_len=workload.prefix_len,
-                                         spec_depth=options.spec_depth, spec_accept=options.spec_accept)
+                                         osl=workload.output_len, kw=cm._kw(pool), budget=budget,
+                                         prefix_len=workload.prefix_len, spec_depth=options.spec_depth,
+                                         spec_accept=options.spec_accept)
             if figures["offline_batch"] >= 1:
                 rows.append((figures["offline_output_tokens_per_s_per_gpu"], pool, shape, figures))
     rows.sort(key=lambda r: (-r[0], r[2].gpus, r[1].name, (r[2].tp, r[2].pp, r[2].ep, r[2].dp)))

@@ -52,7 +52,8 @@ def test_prefix_and_spec_in_estimates_by_hand():
 def test_offline_estimate_by_hand():
     llama, h100 = profiles.load_model("llama3.1-70b"), profiles.load_device("h100-sxm")
     kw = dict(engine="trtllm", dtype="bf16", kv_dtype="", skew=1.0, devices_per_node=8)
-    plan = estimate_serving(llama, h100, tp=8, batch=1, isl=2000, osl=1000, engine="trtllm", offline=True)
+    plan = estimate_serving(llama, h100, tp=8, batch=1, isl=2000, osl=1000, engine="trtllm", offline=True,
+                            prefill_token_budget=1)  # one prompt per prefill step (test_offline_batching: the rest)
     p = plan["predicted"]
     shape = InstanceShape(tp=8)
     batch = int(kv_capacity_tokens(llama, h100, shape) // 3000)
