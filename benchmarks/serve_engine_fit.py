@@ -60,7 +60,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              decode_seq_s=1e-8, decode_fp8_floor_s=5e-6, decode_fp8_seq_s=1e-8, decode_mha_seq_s=1e-8,
              decode_mha_floor_s=9e-6, decode_mha_dequant_s=1e-13,
              decode_free_units=100.0, kv_dequant_s=1e-13, decode_split_s=5e-6, decode_split_tokens=500.0,
-             decode_overlap_exponent=2.0,
+             decode_overlap_exponent=2.0, decode_mha_token_s=3e-8,
              allreduce_call_s=3e-6, allreduce_hop_s=1e-7, allreduce_efficiency=0.6,
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6,
@@ -71,9 +71,12 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
              gemm_sms=132.0)
 """starting point of every fit (and the value of a constant no table constrains)"""
-ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0)}
+ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
+                                   decode_mha_block_tokens=256.0)}
 """kernel constants read from an engine's source, not fitted: TensorRT-LLM's XQA decode kernel splits a
-sequence's KV history into blocks of >= 128 tokens (its multi-block heuristic, kMinHistoryTokensPerBlock)"""
+sequence's KV history into blocks of >= 128 tokens (its multi-block heuristic, kMinHistoryTokensPerBlock), and
+runs only when 4 x its thread blocks reach the SM count (kEnableMinBlockFactor; else MMHA, BF16 KV only); MMHA's
+512-thread blocks cover 256 history tokens per pass of their KV loop (16 threads per 128-wide BF16 head, 8 unrolled)"""
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
           "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0), "kv_dequant_s": (1e-16, 1e-9),
@@ -197,6 +200,7 @@ OPS = {
     "decode attention": (lambda t: [p for p in t.decode if p[4] == HEAD_DIM and (p[2], p[3]) in SHIPPED], _decode,
                          ("kv_read_efficiency", "decode_attention_floor_s", "decode_seq_s", "decode_fp8_floor_s",
                           "decode_fp8_seq_s", "decode_mha_floor_s", "decode_mha_seq_s", "decode_mha_dequant_s",
+                          "decode_mha_token_s",
                           "decode_free_units", "kv_dequant_s",
                           "decode_split_s", "decode_split_tokens", "decode_overlap_exponent")),
     "all-reduce": (lambda t: [p for p in t.allreduce if 1024 <= p[1] <= 2**28], _allreduce,
@@ -232,7 +236,10 @@ def _residuals(dev: DeviceSpec, values: dict, names, x, points, predict):
 
 def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     """The constants to fit, less a MoE default-config efficiency when no training point runs a default tile
-    config (TensorRT-LLM, vLLM's FP8 experts): no table constrains it, it keeps its START value (1: unused)."""
+    config (TensorRT-LLM, vLLM's FP8 experts): no table constrains it, it keeps its START value (1: unused); likewise
+    the MHA decode kernel's per-block streaming time for an engine without that term (decode_mha_block_tokens 0)."""
+    if not ENGINE_CONSTANTS.get(engine, {}).get("decode_mha_block_tokens"):
+        names = tuple(n for n in names if n != "decode_mha_token_s")
     if getattr(predict, "func", None) is not _moe:  # the MoE predictor, bound to its engine
         return names
     if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7]) for p in train):

@@ -211,6 +211,17 @@ class KernelConstants:
     """decode attention with GQA: KV tokens per thread block below which the engine stops splitting a unit's
     context (its multi-block heuristic, `split_blocks`; a kernel constant read from the engine's source, not
     fitted); 0: one thread block per (sequence, KV head)"""
+    decode_mha_block_tokens: float = 0.0
+    """decode attention, MHA kernel with a multi-block mode: history tokens of one pass of a thread block's KV loop,
+    the smallest chunk it splits a sequence into (`mha_chunks`; TensorRT-LLM's MMHA, read from its source, not
+    fitted); 0: no per-block streaming term"""
+    decode_mha_token_s: float = 0.0
+    """decode attention, MHA kernel with a multi-block mode: time one thread block takes per history token of its
+    chunk (a block streams K and V at a latency-bound rate, far below its share of HBM bandwidth)"""
+    decode_gqa_min_block_factor: float = 0.0
+    """decode attention with GQA over a BF16 KV cache: the engine runs its GQA kernel only when its thread blocks
+    times this factor reach the SM count, else its MHA kernel on every query head (`runs_gqa_kernel`; TensorRT-LLM's
+    kEnableMinBlockFactor, read from its source, not fitted); 0: always the GQA kernel"""
     allreduce_custom_max_bytes: float = 0.0
     """TP all-reduce: messages below this size run the engine's custom kernel (one- or two-shot), larger ones
     NCCL (ring or NVLS); 0: no custom kernel, every size on the comm layer's ring"""
@@ -249,7 +260,8 @@ class EngineCalibration(KernelConstants):
                      "attention_half_work", "decode_attention_floor_s", "decode_seq_s", "allreduce_call_s",
                      "allreduce_hop_s", "decode_fp8_floor_s", "decode_fp8_seq_s", "decode_mha_seq_s",
                      "decode_mha_floor_s", "decode_mha_dequant_s", "decode_free_units", "kv_dequant_s",
-                     "decode_split_s", "decode_split_block_tokens",
+                     "decode_split_s", "decode_split_block_tokens", "decode_gqa_min_block_factor",
+                     "decode_mha_block_tokens", "decode_mha_token_s",
                      "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
                      "allreduce_nccl_call_s"):
             v = getattr(self, name)

@@ -19,6 +19,10 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
       an engine with a multi-block heuristic (TensorRT-LLM's XQA, GQA only) runs n = `split_blocks` thread
       blocks per unit, chosen from the history length and the SM count: u = b·g·n, and the reduction term
       only when n > 1 (its time doubles from c = 127 to 255, where 256-token histories split in two)
+      that engine runs XQA only when 4·b·g·max(n, 1) blocks reach the SM count (`runs_gqa_kernel`, BF16 KV):
+      below it, its MHA kernel (MMHA) on every query head, u = b·h, reading each KV head h/g times
+      MMHA splits a history into ⌈SMs / u⌉ chunks, no more than one per 256 tokens (`mha_chunks`), and a thread
+      block streams its chunk at a latency-bound rate: a fourth term ((c+1) / chunks)·t_token in the smooth max
   TP all-reduce inside a node: the engine's custom one-shot / two-shot kernels below a size limit, NCCL (ring or
       NVLS) above it (`engine_allreduce_s`); across nodes the comm layer's ring (costmodels/comm.py)
 """
@@ -26,6 +30,7 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
 import math
 
 from costmodels import comm, compute
+from costmodels.hardware import KernelConstants
 from costmodels.serving_kernels import ATTENTION_REF_WIDTH, EngineKernels
 
 QUERY_TILE = 128
@@ -58,9 +63,14 @@ def decode_attention_s(ek: EngineKernels, seqs: float, kv_heads: float, heads: f
         return 0.0
     k, dev = ek.k, ek.device
     units = seqs * kv_heads
-    dequant, split = k.kv_dequant_s, True
-    if heads <= kv_heads:  # MHA: no query heads to pack, the engines' non-GQA kernel for either KV dtype
+    dequant, split, stream = k.kv_dequant_s, True, 0.0
+    if heads <= kv_heads or not runs_gqa_kernel(k, units, context, kv_fp8):
+        # MHA, or GQA the engine runs on its MHA kernel: one unit per query head, each reading its KV head
         floor, per_unit, dequant = k.decode_mha_floor_s, k.decode_mha_seq_s, k.decode_mha_dequant_s
+        units, kv_bytes = seqs * max(heads, kv_heads), kv_bytes * max(heads / kv_heads, 1.0)
+        if k.decode_mha_block_tokens > 0:  # each thread block streams its chunk of the history at its own rate
+            stream = (context + 1) / mha_chunks(k.decode_mha_block_tokens, k.gemm_sms, units, context) * (
+                k.decode_mha_token_s)
     else:  # GQA: an engine with a multi-block heuristic runs `blocks` thread blocks per unit, reduced if > 1
         floor, per_unit = ((k.decode_fp8_floor_s, k.decode_fp8_seq_s) if kv_fp8
                            else (k.decode_attention_floor_s, k.decode_seq_s))
@@ -68,10 +78,29 @@ def decode_attention_s(ek: EngineKernels, seqs: float, kv_heads: float, heads: f
         units, split = units * blocks, blocks > 1 or k.decode_split_block_tokens <= 0
     terms = (max(units - k.decode_free_units, 0.0) * per_unit,
              kv_bytes / (dev.hbm_bytes_per_s * k.kv_read_efficiency),
-             kv_bytes * dequant if kv_fp8 else 0.0)
+             kv_bytes * dequant if kv_fp8 else 0.0, stream)
     t = floor + smooth_max(terms, k.decode_overlap_exponent)
     t += k.decode_split_s * context / (context + k.decode_split_tokens) if split else 0.0
     return max(k.kernel_floor_s, t, flops / (dev.bf16_flops_per_s * k.attention_efficiency))
+
+
+def runs_gqa_kernel(k: KernelConstants, units: float, context: float, kv_fp8: bool) -> bool:
+    """Whether an engine runs its GQA decode kernel for `units` (sequence, KV head) pairs over `context` cached
+    tokens (TensorRT-LLM's XQA `mayHavePerfGain`): always over an FP8 KV cache (its source picks XQA there in any
+    case: MMHA lacks BF16 queries over an FP8 cache) or without a selection rule (decode_gqa_min_block_factor 0),
+    else only when its thread blocks, units · max(⌊(c+1) / block_tokens⌋, 1), times the factor reach the SM
+    count; below that its MHA kernel runs."""
+    if kv_fp8 or k.decode_gqa_min_block_factor <= 0:
+        return True
+    chunks = max(math.floor((context + 1) / k.decode_split_block_tokens), 1) if k.decode_split_block_tokens > 0 else 1
+    return units * chunks * k.decode_gqa_min_block_factor >= k.gemm_sms
+
+
+def mha_chunks(block_tokens: float, sms: float, units: float, context: float) -> int:
+    """Thread blocks per (sequence, head) of an MHA decode kernel with a multi-block mode (TensorRT-LLM's MMHA):
+    enough to fill the SMs once, ⌈sms / units⌉, but no more than chunks of `block_tokens` in the history of c + 1
+    tokens (one pass of its KV loop per block)."""
+    return max(min(math.ceil(sms / units), math.ceil((context + 1) / block_tokens)), 1)
 
 
 SPLIT_TARGET_WAVES = 8.0

@@ -11,8 +11,10 @@ from costmodels.serving_attention import (
     allreduce_s,
     decode_attention_s,
     engine_allreduce_s,
+    mha_chunks,
     prefill_attention_s,
     query_tiles,
+    runs_gqa_kernel,
     smooth_max,
     split_blocks,
 )
@@ -103,7 +105,8 @@ def test_split_blocks_by_hand():
 def test_decode_attention_with_multi_block_split_by_hand():
     c = dict(decode_attention_floor_s=9e-6, decode_seq_s=30e-9, decode_free_units=100.0, kv_read_efficiency=0.9,
              decode_split_s=5e-6, decode_split_tokens=500.0, decode_overlap_exponent=2.0, kernel_floor_s=1e-6,
-             decode_split_block_tokens=128.0, gemm_sms=132.0)
+             decode_split_block_tokens=128.0, gemm_sms=132.0, decode_gqa_min_block_factor=0.0,
+             decode_mha_block_tokens=0.0)
     ek = _kernels("trtllm", **c)
     # 32 sequences x 8 KV heads (32 query heads), context 127: 256 units of one block each, no reduction
     kv = 32 * 127 * 2 * 8 * 128 * 2.0
@@ -117,6 +120,49 @@ def test_decode_attention_with_multi_block_split_by_hand():
     c_mha = dict(decode_mha_floor_s=8e-6, decode_mha_seq_s=10e-9)
     mha = 8e-6 + math.hypot((256 - 100) * 10e-9, kv2 / (H100_HBM * 0.9)) + 5e-6 * 255 / 755
     assert decode_attention_s(_kernels("trtllm", **c, **c_mha), 32, 8, 8, 255, kv2, 1.0) == pytest.approx(mha)
+
+
+def test_runs_gqa_kernel_by_hand():
+    k = _kernels("trtllm", decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0, gemm_sms=132.0).k
+    # history under 256 tokens: one block per unit; 4 x 32 = 128 blocks < 132 SMs -> MMHA, 4 x 33 = 132 -> XQA
+    assert not runs_gqa_kernel(k, 32, 31, False)
+    assert runs_gqa_kernel(k, 33, 31, False)
+    # 256 history tokens (context 255) split in two: 16 units x 2 x 4 = 128 -> MMHA, 17 units -> XQA
+    assert not runs_gqa_kernel(k, 16, 255, False)
+    assert runs_gqa_kernel(k, 17, 255, False)
+    # an FP8 KV cache always runs XQA (MMHA has no BF16-query / FP8-KV path); no selection rule: always the GQA kernel
+    assert runs_gqa_kernel(k, 1, 31, True)
+    assert runs_gqa_kernel(dataclasses.replace(k, decode_gqa_min_block_factor=0.0), 1, 31, False)
+
+
+def test_mha_chunks_by_hand():
+    # 8 units: ceil(132 / 8) = 17 chunks fill the SMs once, but a 4096-token history has only 16 of 256 tokens
+    assert mha_chunks(256.0, 132.0, 8, 4095) == 16
+    assert mha_chunks(256.0, 132.0, 8, 8191) == 17
+    # as many units as SMs, or a history of one chunk: no split
+    assert mha_chunks(256.0, 132.0, 256, 65535) == 1
+    assert mha_chunks(256.0, 132.0, 8, 100) == 1
+
+
+def test_decode_attention_on_mmha_by_hand():
+    c = dict(decode_mha_floor_s=8e-6, decode_mha_seq_s=10e-9, decode_free_units=100.0, kv_read_efficiency=0.9,
+             decode_split_s=5e-6, decode_split_tokens=500.0, decode_overlap_exponent=2.0, kernel_floor_s=1e-6,
+             decode_split_block_tokens=128.0, gemm_sms=132.0, decode_gqa_min_block_factor=4.0,
+             decode_mha_block_tokens=256.0, decode_mha_token_s=30e-9)
+    ek = _kernels("trtllm", **c)
+    # 2 sequences x 1 KV head (16 query heads), context 2047, BF16 KV: 2 x 16 = 32 XQA blocks, 4 x 32 < 132 SMs,
+    # so MMHA runs on 32 query-head units that read their KV head's 2048 tokens each (16 x the GQA bytes);
+    # ceil(132 / 32) = 5 chunks (under 2048 / 256 = 8) of 2048 / 5 tokens each
+    kv = 2 * 2047 * 2 * 1 * 128 * 2.0
+    read = 16 * kv / (H100_HBM * 0.9)
+    stream = 2048 / 5 * 30e-9
+    expect = 8e-6 + math.hypot(read, stream) + 5e-6 * 2047 / 2547
+    assert decode_attention_s(ek, 2, 1, 16, 2047, kv, 1.0) == pytest.approx(expect)
+    # the same as MHA with 16 KV heads
+    assert decode_attention_s(ek, 2, 16, 16, 2047, 16 * kv, 1.0) == pytest.approx(expect)
+    # without the streaming term (an engine without MMHA's multi-block mode) the time is shorter
+    plain = _kernels("trtllm", **{**c, "decode_mha_block_tokens": 0.0})
+    assert decode_attention_s(plain, 2, 1, 16, 2047, kv, 1.0) == pytest.approx(8e-6 + read + 5e-6 * 2047 / 2547)
 
 
 def test_engine_allreduce_algorithms_by_hand():
