@@ -12,9 +12,11 @@ context c; T_ttft, T_tpot the SLOs.
   decode    B_max = largest B with d(B, c̄) ≤ T_tpot and B·(L+O)_q ≤ KV capacity, c̄ the time-averaged
             context E[L·O]/E[O] + E[O²]/(2E[O]); slots busy at the (1+3q)/4 quantile ≤ B_max (square-root
             staffing) → λ_D = a_max / (E[O]·d(B_max, c̄))
-  colocated chunked prefill (Sarathi): each iteration carries ≤ B decode tokens and a C-token prompt chunk,
-            m(B, C) ≤ T_tpot; prompts are an M/G/1 queue with service ⌈L/C⌉·m(B, C);
-            λ = min(λ_P, λ_D), maximised over C ∈ CHUNKS (B the largest feasible for each C)
+  colocated chunked prefill (Sarathi): each iteration carries ≤ B decode tokens and up to C prompt tokens,
+            m(B, C) ≤ T_tpot; the prompts' queue (planner.serve.colocated: several queued prompts per chunk when
+            the engine batches prompts, token budget > 1; iterations priced at the decode batch the load brings):
+            λ_P = largest λ with W_q(λ) + ⌈L_q/C⌉·τ(λ) ≤ T_ttft; λ = min(λ_P, λ_D), maximised over C ∈ CHUNKS
+            (B the largest feasible for each C)
   intra_gpu semi-PD: prefill gets a compute share s, decode 1 − s of the same GPUs (no KV transfer);
             prefill steps (batched as above) P/s, decode step d·max(1, BW_SATURATION_SHARE/(1 − s)) (HBM
             bandwidth saturates with BW_SATURATION_SHARE of the SMs); both engine processes hold the weights, so
@@ -32,7 +34,7 @@ from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec, NodePool
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
-from costmodels.queueing import max_offered_load, mg1_max_rate
+from costmodels.queueing import max_offered_load
 from costmodels.serving import (
     InstanceShape,
     check_shape,
@@ -45,6 +47,7 @@ from costmodels.serving import (
     quant_block_problem,
 )
 from planner.serve import batching
+from planner.serve.colocated import ColocatedQueue
 from planner.serve.request import ServeOptions, ServingWorkload
 
 CHUNKS = (256, 512, 1024, 2048, 4096)
@@ -241,6 +244,11 @@ class CapacityModel:
         option = self.options.prefill_token_budget
         return option if isinstance(option, int) else default_prefill_token_budget(self.options.engine, pool.device)
 
+    def packs_prompts(self, pool: NodePool) -> bool:
+        """Whether a colocated iteration's C prompt tokens may come from several queued prompts (the engine batches
+        prompts: token budget > 1) or from one prompt only."""
+        return self.prefill_token_budget(pool) > 1
+
     def prefill_budgets(self, pool: NodePool) -> list[int]:
         """Budgets a disaggregated prefill group may get: the one budget, or with "auto" k times the uncached tokens
         of the prompt at the length quantile (k in planner.serve.batching.BATCH_CAPS) below the engine's default,
@@ -344,33 +352,51 @@ class CapacityModel:
                          dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=batch, tpot_s=t,
                          cost_per_hour=pool.device.cost_per_hour * shape.gpus)
 
+    def colocated_queue(self, pool: NodePool, shape: InstanceShape, chunk: int) -> ColocatedQueue | None:
+        """The prompt queue of a colocated instance at chunk size C (planner.serve.colocated), its decode batch the
+        largest with m(B, C) <= T_tpot whose KV fits; None when no batch does."""
+        stats = self.stats
+
+        def step(b: float) -> float:
+            return self.mixed_seconds(pool, shape, b, stats.ctx_avg, chunk)
+
+        def decode(b: float) -> float:
+            return self.token_seconds(pool, shape, b, stats.ctx_avg)
+
+        batch, _ = self._largest_batch(step, self._memory_batch(pool, shape), self.workload.tpot_s)
+        if batch == 0:
+            return None
+        return ColocatedQueue.build(step, decode, chunk=chunk, batch_max=batch, mean_out=stats.mean_out,
+                                    fresh=np.maximum(np.asarray(stats.inputs) - self.workload.prefix_len, 1.0),
+                                    fresh_q=max(stats.q_in - self.workload.prefix_len, 1.0),
+                                    pack=self.packs_prompts(pool))
+
     def colocated(self, pool: NodePool, shape: InstanceShape) -> Candidate | None:
-        limit = self._memory_batch(pool, shape)
-        if limit < 1:
+        if self._memory_batch(pool, shape) < 1:
             return None
         best = None
-        stats = self.stats
-        inputs = np.asarray(stats.inputs)
         for chunk in CHUNKS:
-            def step(b, chunk=chunk):
-                return self.mixed_seconds(pool, shape, b, stats.ctx_avg, chunk)
-
-            batch, t = self._largest_batch(step, limit, self.workload.tpot_s)
-            if batch == 0:
+            queue = self.colocated_queue(pool, shape, chunk)
+            if queue is None:
                 continue
-            fresh = np.maximum(inputs - self.workload.prefix_len, 1.0)  # the cached prefix is not prefilled
-            service = np.ceil(fresh / chunk) * t
-            mean_s, m2 = float(service.mean()), float((service ** 2).mean())
-            floor = math.ceil(max(stats.q_in - self.workload.prefix_len, 1.0) / chunk) * t
-            rate_p = mg1_max_rate(mean_s, m2, self.q, self.workload.ttft_s - floor)
-            rate_d = max_offered_load(batch, self.slot_q) / (stats.mean_out * t)
+            t = float(queue.times[-1])  # m(B_max, C): the TPOT bound
+            rate_p = queue.max_rate(self.q, self.workload.ttft_s)
+            rate_d = max_offered_load(queue.batch_max, self.slot_q) / (self.stats.mean_out * t)
             rate = min(rate_p, rate_d)
             if best is None or rate > best.capacity_rps + 1e-12:
-                best = Candidate(role="colocated", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp,
-                                 ep=shape.ep, dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=batch,
-                                 chunk_tokens=chunk, ttft_floor_s=floor, tpot_s=t, mean_service_s=mean_s,
-                                 second_moment_s2=m2, cost_per_hour=pool.device.cost_per_hour * shape.gpus)
+                best = self._colocated_candidate(pool, shape, queue, rate, t)
         return best
+
+    def _colocated_candidate(self, pool: NodePool, shape: InstanceShape, queue: ColocatedQueue, rate: float,
+                             tpot: float) -> Candidate:
+        """A colocated candidate; its TTFT model is the queue's at the capacity rate (service moments and own
+        iterations at that load, so conservative below it)."""
+        mean_s, m2 = queue.moments(rate)
+        cap = batching.CapModel(cap=1, mean_s=mean_s, second_s2=m2, own_s=(queue.floor_s(rate),))
+        return Candidate(role="colocated", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
+                         dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=queue.batch_max,
+                         chunk_tokens=queue.chunk, ttft_floor_s=queue.floor_s(), tpot_s=tpot, mean_service_s=mean_s,
+                         second_moment_s2=m2, cost_per_hour=pool.device.cost_per_hour * shape.gpus, caps=(cap,))
 
     def intra_gpu_caps(self, pool: NodePool, shape: InstanceShape, share: float) -> tuple[batching.CapModel, ...]:
         """The batched prefill server of an intra-GPU instance at compute share s (step times / s, no transfer)."""

@@ -12,8 +12,10 @@ numpy Generator). Per mode:
                  (L + O tokens per request) fits its KV capacity; one iteration takes d(B, mean context).
   intra_gpu      the same with one prefill and one decode server per instance (compute shares), no transfer.
   colocated      one engine per instance with chunked prefill: every iteration carries the running decode
-                 batch and up to C tokens of the oldest admitted prompt (m(B, C)); a prompt is admitted when a
-                 batch slot and its KV reservation are free.
+                 batch and up to C prompt tokens (m(B, C)): the oldest admitted prompt's next chunk and, when the
+                 engine batches prompts (token budget > 1), the next admitted prompts' tokens up to C (one prompt
+                 per iteration otherwise); a prompt is admitted (FCFS) when a batch slot and its KV reservation are
+                 free and the admitted prompts' tokens do not yet fill a chunk.
 The first token is emitted when a request joins a decode batch (disaggregated, intra_gpu) or when its last
 prompt chunk finishes (colocated): TTFT = that time − arrival. TPOT = (finish − first token)/(O − 1).
 A request attains its SLO when TTFT ≤ T_ttft and TPOT ≤ T_tpot. Between events the simulator advances
@@ -67,6 +69,8 @@ class _Decode:
     prefix: int = 0
     chunk_step0: np.ndarray | None = None
     chunk_slope: np.ndarray | None = None
+    pack: bool = False
+    """colocated: an iteration's chunk takes tokens from several queued prompts (CapacityModel.packs_prompts)"""
 
     def step(self, batch: int, ctx: float, chunk: bool = False) -> float:
         if chunk:
@@ -126,6 +130,7 @@ class Deployment:
                         eng.slope = np.concatenate([[eng.slope[0]], eng.slope])
                         eng.chunk = chunk
                         eng.prefix = cm.workload.prefix_len
+                        eng.pack = cm.packs_prompts(pool)
                         eng.chunk_step0 = c0
                         eng.chunk_slope = (c1 - c0) / CTX_PROBE
                     self.decode.append((eng, g["pool"]))
@@ -198,57 +203,88 @@ def _run_decode(eng: _Decode, ready: np.ndarray, li: np.ndarray, lo: np.ndarray)
     return first, finish
 
 
+def _admit(eng: _Decode, pending: list, state: dict, arrive: np.ndarray, li: np.ndarray, lo: np.ndarray,
+           order: np.ndarray) -> None:
+    """Admit arrived requests FCFS to the prefill queue `pending` ([idx, prompt tokens left]) while a batch slot and
+    their KV reservation are free and the queue's tokens do not yet fill one chunk (one prompt at a time without
+    packing)."""
+    while state["nxt"] < len(order):
+        i = order[state["nxt"]]
+        need = li[i] + lo[i]
+        busy = state["active"] or pending
+        full = sum(p[1] for p in pending) >= eng.chunk if eng.pack else bool(pending)
+        if arrive[i] > state["t"] or full or len(state["active"]) + len(pending) >= eng.max_batch \
+                or (busy and state["kv"] + need > eng.kv_tokens):
+            return
+        pending.append([int(i), float(max(li[i] - eng.prefix, 1))])
+        state["kv"] += need
+        state["nxt"] += 1
+
+
+def _prefill_iterations(eng: _Decode, pending: list, state: dict) -> list[int]:
+    """Run the next prefill iteration(s): the head prompt alone while more than one chunk of it is left (or, without
+    packing, until it is done; runs of identical iterations at once, up to the next decode completion), else one
+    iteration carrying the head's rest and the next queued prompts up to the chunk. Returns the finished prompts."""
+    active, done = state["active"], state["done"]
+    b = len(active)
+    ctx = state["base"] / b + done if b else 0.0
+    head = pending[0]
+    solo = math.ceil(head[1] / eng.chunk) - (1 if eng.pack else 0)
+    if solo >= 1:
+        k = max(1, min(solo, active[0][0] - done) if active else solo)
+        head[1] -= k * eng.chunk
+        finished = [pending.pop(0)[0]] if head[1] <= 0 else []
+    else:
+        k, room, finished = 1, float(eng.chunk), []
+        while pending and room > 0:
+            take = min(pending[0][1], room)
+            pending[0][1] -= take
+            room -= take
+            if pending[0][1] > 0:
+                break
+            finished.append(pending.pop(0)[0])
+    state["t"] += k * eng.step(b, ctx + k / 2.0, chunk=True)
+    state["done"] += k
+    return finished
+
+
 def _run_colocated(eng: _Decode, arrive: np.ndarray, li: np.ndarray, lo: np.ndarray):
     """Chunked-prefill engine. Returns (first-token times, finish times)."""
     n = len(arrive)
     order = np.argsort(arrive, kind="stable")
     first = np.empty(n)
     finish = np.empty(n)
-    t, nxt, done = 0.0, 0, 0
-    active = []
-    base = 0.0
-    kv_used = 0.0
-    prefilling = None  # [idx, prompt tokens left]
-    while nxt < n or active or prefilling is not None:
-        if prefilling is None and nxt < n:
-            i = order[nxt]
-            need = li[i] + lo[i]
-            if arrive[i] <= t and len(active) < eng.max_batch and (not active or kv_used + need <= eng.kv_tokens):
-                prefilling = [int(i), float(max(li[i] - eng.prefix, 1))]
-                kv_used += need
-                nxt += 1
-        b = len(active)
-        if b == 0 and prefilling is None:
-            t = max(t, arrive[order[nxt]])
+    state = {"t": 0.0, "nxt": 0, "done": 0, "active": [], "base": 0.0, "kv": 0.0}
+    active = state["active"]
+    pending: list = []
+    while state["nxt"] < n or active or pending:
+        _admit(eng, pending, state, arrive, li, lo, order)
+        if not active and not pending:
+            state["t"] = max(state["t"], arrive[order[state["nxt"]]])
             continue
-        ctx = base / b + done if b else 0.0
-        if prefilling is not None:
-            k = math.ceil(prefilling[1] / eng.chunk)
-            if active:
-                k = min(k, active[0][0] - done)
-            k = max(1, k)
-            t += k * eng.step(b, ctx + k / 2.0, chunk=True)
-            prefilling[1] -= k * eng.chunk
+        finished = []
+        if pending:
+            finished = _prefill_iterations(eng, pending, state)
         else:
+            b, done, t = len(active), state["done"], state["t"]
+            ctx = state["base"] / b + done
             k = active[0][0] - done
-            if nxt < n and b < eng.max_batch and arrive[order[nxt]] > t:
-                k = min(k, max(1, math.ceil((arrive[order[nxt]] - t) / eng.step(b, ctx))))
-            t += k * eng.step(b, ctx + k / 2.0)
-        done += k
-        freed_ctx, freed_kv = _retire(active, done, t, finish, li, lo)
-        base -= freed_ctx
-        kv_used -= freed_kv
-        if prefilling is not None and prefilling[1] <= 0:
-            i = prefilling[0]
-            first[i] = t
+            if state["nxt"] < n and b < eng.max_batch and arrive[order[state["nxt"]]] > t:
+                k = min(k, max(1, math.ceil((arrive[order[state["nxt"]]] - t) / eng.step(b, ctx))))
+            state["t"] += k * eng.step(b, ctx + k / 2.0)
+            state["done"] += k
+        freed_ctx, freed_kv = _retire(active, state["done"], state["t"], finish, li, lo)
+        state["base"] -= freed_ctx
+        state["kv"] -= freed_kv
+        for i in finished:
+            first[i] = state["t"]
             steps = max(int(lo[i]) - 1, 0)
             if steps == 0:
-                finish[i] = t
-                kv_used -= li[i] + lo[i]
+                finish[i] = state["t"]
+                state["kv"] -= li[i] + lo[i]
             else:
-                heapq.heappush(active, (done + steps, i, done))
-                base += li[i] - done
-            prefilling = None
+                heapq.heappush(active, (state["done"] + steps, i, state["done"]))
+                state["base"] += li[i] - state["done"]
     return first, finish
 
 
