@@ -43,7 +43,11 @@ from costmodels.serving_attention import (  # noqa: E402
     query_tiles,
 )
 from costmodels.serving_kernels import EngineKernels, gemm_s, grouped_gemm_s  # noqa: E402
-from costmodels.serving_moe_configs import config_block_rows, walks_all_slots  # noqa: E402
+from costmodels.serving_moe_configs import (  # noqa: E402
+    config_block_rows,
+    flashinfer_fallback_tile,
+    walks_all_slots,
+)
 
 HEAD_DIM = 128
 """attention head width of every GQA/MHA model in profiles/models (MLA runs other kernels): the attention
@@ -67,10 +71,14 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
              moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
              moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
+             moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=1e11, fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
              gemm_sms=132.0)
 """starting point of every fit (and the value of a constant no table constrains)"""
+ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0)}
+"""an engine's own starting point for constants whose START is 0 (that term off): fitted only for the engines
+named here (vLLM's FP8 experts on FlashInfer's fallback tile)"""
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
                                    decode_mha_block_tokens=256.0)}
 """kernel constants read from an engine's source, not fitted: TensorRT-LLM's XQA decode kernel splits a
@@ -88,7 +96,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "fp8_overlap_exponent": (1.0, 16.0),
           "moe_slot_bytes": (0.01, 100.0), "moe_hbm_efficiency": (0.02, 1.0), "moe_fp8_hbm_efficiency": (0.02, 1.0),
           "moe_default_efficiency": (0.05, 1.0), "moe_fp8_default_efficiency": (0.05, 1.0),
-          "moe_fp8_slot_bytes": (0.01, 100.0)}
+          "moe_fp8_slot_bytes": (0.01, 100.0), "moe_fp8_tile_s": (1e-8, 1e-4), "moe_fp8_oob_penalty": (1e-3, 10.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
@@ -214,7 +222,7 @@ OPS = {
                   "moe_block_rows")),
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), _moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
-                 "moe_fp8_slot_bytes", "moe_fp8_block_rows")),
+                 "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty")),
 }
 
 
@@ -242,6 +250,12 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
         names = tuple(n for n in names if n != "decode_mha_token_s")
     if getattr(predict, "func", None) is not _moe:  # the MoE predictor, bound to its engine
         return names
+    # a term off at START (0) is fitted only for engines with their own start (ENGINE_START); FlashInfer's
+    # fallback tile (vLLM FP8) has fixed 128-row tiles
+    own = ENGINE_START.get(engine, {})
+    names = tuple(n for n in names if START.get(n, 1.0) > 0 or n in own)
+    if flashinfer_fallback_tile(engine, "fp8"):
+        names = tuple(n for n in names if n != "moe_fp8_block_rows")
     if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7]) for p in train):
         return names
     return tuple(n for n in names if not n.endswith("default_efficiency"))
@@ -273,7 +287,7 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
     in `refit` keep the constants the device profile has (and are only evaluated)."""
     dev = profiles.load_device(device)
     tables: Tables = load(device, engine)
-    values = {**START, **ENGINE_CONSTANTS.get(engine, {})}
+    values = {**START, **ENGINE_START.get(engine, {}), **ENGINE_CONSTANTS.get(engine, {})}
     if set(refit) != set(OPS):  # the profile's constants, except those fitted again (from START, as always)
         have = {c.engine: c for c in dev.serving_engines}
         fitted = {n for op in refit for n in OPS[op][2]}

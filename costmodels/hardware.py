@@ -161,6 +161,12 @@ class KernelConstants:
     """grouped expert GEMMs: HBM traffic per token-expert slot relative to one input read and one output write"""
     moe_fp8_slot_bytes: float = 0.0
     """FP8 grouped expert GEMMs (their own kernel): traffic per slot likewise (0: moe_slot_bytes)"""
+    moe_fp8_tile_s: float = 0.0
+    """FP8 grouped expert GEMMs on FlashInfer's CUTLASS fused MoE at its fallback tile (vLLM as measured,
+    costmodels/serving_moe_flashinfer.py): fixed time of one 128 x 16 output tile; 0: not that kernel"""
+    moe_fp8_oob_penalty: float = 0.0
+    """FP8 grouped expert GEMMs on FlashInfer's fallback tile: extra main-loop time of a partial row tile per
+    whole tile of empty (zero-filled) rows, relative to a full tile"""
     fp8_k_overhead: float = 0.0
     """FP8 GEMMs: per-tile prologue/epilogue in elements of k (the main loop costs (k + k_0) / k of its MMAs)"""
     fp8_wave_weight: float = 0.0
@@ -272,7 +278,8 @@ class EngineCalibration(KernelConstants):
                 field=f"serving_engines.{self.engine}.fp8_wave_weight")
         for name in ("fp8_large_efficiency_max", "fp8_hbm_efficiency", "fp8_overlap_exponent", "moe_floor_s",
                      "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
-                     "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes"):
+                     "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",
+                     "moe_fp8_tile_s", "moe_fp8_oob_penalty"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("moe_block_rows", "moe_fp8_block_rows", "gemm_sms"):

@@ -17,7 +17,7 @@ for trtllm/vllm/sglang, or from the device's `DeviceCalibration` serving fields 
 
 import dataclasses
 
-from costmodels import comm, serving_gemm
+from costmodels import comm, serving_gemm, serving_moe_flashinfer
 from costmodels.errors import require
 from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants
 
@@ -85,7 +85,11 @@ def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: flo
     if slots <= 0:
         return 0.0
     dtype = "fp8" if dtype == "fp8" else "bf16"
-    t = serving_gemm.grouped_gemm_s(ek.device, ek.k, slots, local_experts, n, kk, dtype, default_rows, all_slots)
+    if dtype == "fp8" and ek.k.moe_fp8_tile_s > 0:  # vLLM's FP8 experts: FlashInfer's CUTLASS MoE, fallback tile
+        t = serving_moe_flashinfer.grouped_gemm_s(ek.device, ek.k, serving_moe_flashinfer.uniform_rows(
+            slots, local_experts), n, kk)
+    else:
+        t = serving_gemm.grouped_gemm_s(ek.device, ek.k, slots, local_experts, n, kk, dtype, default_rows, all_slots)
     if dtype == "fp8" and not fused_quant:
         t += serving_gemm.fp8_quant_s(ek.device, ek.k, slots, kk)
     return t

@@ -80,6 +80,12 @@ def walks_all_slots(engine: str, dtype: str) -> bool:
     return engine == "sglang" or (engine == "vllm" and dtype != "fp8")
 
 
+def flashinfer_fallback_tile(engine: str, dtype: str) -> bool:
+    """Whether the engine's measured FP8 experts run FlashInfer's CUTLASS fused MoE on its fallback tile (vLLM:
+    the table's collector never runs FlashInfer's autotune, costmodels/serving_moe_flashinfer.py)."""
+    return engine == "vllm" and dtype == "fp8"
+
+
 def tuned_config(engine: str, device: str, experts: float, width: float, dtype: str) -> bool:
     """Whether the engine's MoE kernel runs a tuned tile config for `experts` local experts of expert width
     `width` per GPU on the device profile (True for kernels without shipped configs: TensorRT-LLM, vLLM FP8, and

@@ -1,0 +1,79 @@
+"""vLLM's FP8 expert GEMMs as measured: FlashInfer's CUTLASS fused MoE on its fallback tile (seconds, one GPU).
+
+vLLM 0.24.0 runs FP8 experts with per-tensor scales (ModelOpt FP8) on Hopper through FlashInfer's CUTLASS fused
+MoE (FlashInferExperts). Which GEMM tile it uses is chosen by FlashInfer's autotuner; without a tuned entry for
+the shape (aiconfigurator-core's collector builds the FusedMoE layer directly and never runs vLLM's startup
+FlashInfer autotune, vllm/model_executor/warmup/kernel_warmup.py flashinfer_autotune) AutoTuner.choose_one returns
+tactic -1, and the runner takes the first profile of its list (flashinfer csrc/fused_moe/cutlass_backend/
+flashinfer_cutlass_fused_moe_binding.cu setRunnerProfiles: mAllProfiles.front() for GEMM 1 and for GEMM 2), the
+first SM90 grouped-GEMM tile of cutlass_heuristic.cpp get_candidate_tiles_sm90: CtaShape128x16x128B, cluster 1x1x1,
+operands not swapped. So every expert's token rows are cut into 128-row tiles, the output into 16-column tiles,
+the depth walked 128 FP8 elements per main-loop step (FALLBACK_TILE, a fact of the sources, not fitted). For a
+layer whose hit experts hold `r` rows each, per (k x n) expert GEMM:
+
+  row tiles   per expert: ⌊r/128⌋ full ones and one partial tile when r is not a multiple of 128, whose
+              128 - (r mod 128) empty rows the TMA loads fill with zeros (out of bounds of the expert's rows)
+  tiles       T = hit · ⌈r/128⌉ · ⌈n/16⌉ output tiles over S SMs, each with a fixed cost t_tile (pipeline fill,
+              epilogue, the per-expert tensor-map update of the grouped kernel)
+  main loop   2 · 128 · ⌈n/16⌉·16 · ⌈k/128⌉·128 FLOPs per row tile at e_moe of the FP8 peak; a partial row tile
+              costs (1 + π · empty rows / 128) of a full one (π: measured, partial tiles are slower than full
+              ones by a share that grows with the empty rows and with k; no shape is faster with fewer rows)
+      compute = T · t_tile / S + 2·128·n_pad·k_pad · (tiles_m + π · empty_m) / (P_fp8 · e_moe)
+  memory      t_floor + (hit·k·n + σ·(s·k + s·2·n)) / (BW · η_moe)   (expert weights once, slot traffic)
+  t = t_moe + max(compute, memory)
+
+t_tile and π are the kernel constants moe_fp8_tile_s and moe_fp8_oob_penalty (fitted by
+benchmarks/serve_engine_fit.py to vLLM's measured FP8 MoE table; > 0 only for engines whose FP8 experts run this
+kernel); t_moe, e_moe, η_moe and σ are the FP8 grouped GEMM's (moe_fp8_*). vLLM serving with its startup
+autotune picks a tuned tile per token bucket and is faster than this at most shapes.
+"""
+
+import math
+
+from costmodels.hardware import DeviceSpec, KernelConstants
+
+FALLBACK_TILE = (128, 16, 128)
+"""(token rows, output columns, depth in FP8 elements) of FlashInfer's CUTLASS MoE fallback tactic on SM90"""
+
+
+def uniform_rows(slots: float, local_experts: float) -> tuple[tuple[float, float], ...]:
+    """(rows of one expert, experts with that many rows) when `slots` uniform slots fall on `local_experts`
+    experts: the expected experts hit, sharing the slots evenly."""
+    if local_experts <= 0 or slots <= 0:
+        return ()
+    hit = max(local_experts * (1 - (1 - 1 / local_experts) ** slots), 1.0)
+    return ((slots / hit, hit),)
+
+
+def row_tiles(rows: tuple[tuple[float, float], ...]) -> tuple[float, float]:
+    """(row tiles, empty rows in units of a whole tile) of the experts' rows cut into FALLBACK_TILE row tiles."""
+    tile = FALLBACK_TILE[0]
+    tiles = empty = 0.0
+    for r, count in rows:
+        if r <= 0:
+            continue
+        whole = math.ceil(r / tile)
+        tiles += count * whole
+        empty += count * (whole * tile - r) / tile
+    return tiles, empty
+
+
+def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, rows: tuple[tuple[float, float], ...], n: float,
+                   kk: float) -> float:
+    """One FP8 grouped expert GEMM of (kk x n) weights on FlashInfer's fallback tile; `rows` as (rows of one
+    expert, experts with that many rows) pairs (uniform_rows for uniform routing)."""
+    tiles_m, empty_m = row_tiles(rows)
+    if tiles_m <= 0:
+        return 0.0
+    tile_m, tile_n, tile_k = FALLBACK_TILE
+    n_pad = math.ceil(n / tile_n) * tile_n
+    k_pad = math.ceil(kk / tile_k) * tile_k
+    tiles = tiles_m * n_pad / tile_n
+    main = 2.0 * tile_m * n_pad * k_pad * (tiles_m + k.moe_fp8_oob_penalty * empty_m)
+    compute_s = tiles * k.moe_fp8_tile_s / k.gemm_sms + main / (dev.peak_flops_per_s("fp8") * k.moe_fp8_efficiency)
+    hit = sum(count for r, count in rows if r > 0)
+    slots = sum(r * count for r, count in rows)
+    sigma = k.moe_fp8_slot_bytes or k.moe_slot_bytes
+    moved = hit * kk * n + sigma * (slots * kk + slots * 2.0 * n)
+    bandwidth = dev.hbm_bytes_per_s * (k.moe_fp8_hbm_efficiency or k.hbm_efficiency)
+    return k.moe_fp8_floor_s + max(compute_s, k.kernel_floor_s + moved / bandwidth)
