@@ -31,6 +31,7 @@ import zlib
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
 
 import numpy as np  # noqa: E402
+from aic_moe_workload import RAW_KERNEL_SHAPES, measured_rows  # noqa: E402
 from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa: E402
 from machine import machine_note  # noqa: E402
 
@@ -42,6 +43,7 @@ from costmodels.serving_attention import (  # noqa: E402
     prefill_attention_s,
     query_tiles,
 )
+from costmodels.serving_gemm import grouped_gemm_rows_s  # noqa: E402
 from costmodels.serving_kernels import EngineKernels, gemm_s, grouped_gemm_s  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
     config_block_rows,
@@ -136,12 +138,25 @@ def _moe(ek, p, engine: str = ""):
     # sliced moe_tp ways and receives tokens·topk/ep token-expert slots (balanced routing); the engine's Triton
     # kernel runs a tuned tile config where its release ships one for (local experts, width per GPU)
     tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
+    if engine == "sglang":
+        return _moe_sglang_collector(ek, p)
     local, slots = experts / ep, tokens * topk / ep
     rows = config_block_rows(engine, ek.device.name, tokens, local, inter / tp, dtype)
     walked = tokens * topk if walks_all_slots(engine, dtype) else 0.0
     # the fused MoE kernels quantise FP8 inputs inside the layer (its fixed and slot terms carry that cost)
     return (grouped_gemm_s(ek, slots, local, 2 * inter / tp, h, dtype, True, rows, walked)
             + grouped_gemm_s(ek, slots, local, h, inter / tp, dtype, True, rows, walked))
+
+
+def _moe_sglang_collector(ek, p):
+    # SGLang's table times the rows the collector builds (aic_moe_workload: balanced routing; for Mixtral under EP
+    # GPU 0's tokens with their remote slots computed by its expert 0, else the engine's layer walking all slots),
+    # on the config chosen for the tokens the kernel receives
+    tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
+    m, rows, walked = measured_rows(int(tokens), int(experts), int(topk), int(ep), p[1:5] in RAW_KERNEL_SHAPES)
+    block = config_block_rows("sglang", ek.device.name, m, experts / ep, inter / tp, dtype)
+    return (grouped_gemm_rows_s(ek.device, ek.k, rows, 2 * inter / tp, h, dtype, block, walked)
+            + grouped_gemm_rows_s(ek.device, ek.k, rows, h, inter / tp, dtype, block, walked))
 
 
 def shipped_heads() -> set[tuple[int, int]]:

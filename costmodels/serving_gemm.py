@@ -114,15 +114,38 @@ def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, slots: float, local_expe
     config with blocks of that many rows (no tuned config file for the shape, costmodels/serving_moe_configs.py);
     `all_slots` > slots: the kernel walks that many slots, writing an output row for each (zeros for other
     GPUs' experts)."""
-    fp8 = dtype == "fp8"
-    block, floor_s, eff_moe, hbm = ((k.moe_fp8_block_rows, k.moe_fp8_floor_s, k.moe_fp8_efficiency,
-                                     k.moe_fp8_hbm_efficiency) if fp8 else
-                                    (k.moe_block_rows, k.moe_floor_s, k.moe_efficiency, k.moe_hbm_efficiency))
-    if default_rows > 0:
-        block = default_rows
-        eff_moe *= k.moe_fp8_default_efficiency if fp8 else k.moe_default_efficiency
+    block = _moe_block(k, dtype, default_rows)
     hit = max(experts_hit(local_experts, slots), 1.0)
     padded = hit * math.ceil(slots / hit / block) * block
+    return _grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots)
+
+
+def grouped_gemm_rows_s(dev: DeviceSpec, k: KernelConstants, rows: tuple[tuple[float, int], ...], n: float,
+                        kk: float, dtype: str, default_rows: float = 0.0, all_slots: float = 0.0) -> float:
+    """grouped_gemm_s for a known, uneven split of the rows: `rows` as (rows of one expert, experts with that
+    many rows) pairs; each expert's rows padded to whole blocks on their own."""
+    block = _moe_block(k, dtype, default_rows)
+    hit = max(sum(count for r, count in rows if r > 0), 1)
+    padded = sum(count * math.ceil(r / block) * block for r, count in rows)
+    slots = sum(r * count for r, count in rows)
+    return _grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots)
+
+
+def _moe_block(k: KernelConstants, dtype: str, default_rows: float) -> float:
+    """Rows per block of the grouped GEMM: the default config's BLOCK_SIZE_M, else the fitted one of the dtype."""
+    if default_rows > 0:
+        return default_rows
+    return k.moe_fp8_block_rows if dtype == "fp8" else k.moe_block_rows
+
+
+def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, slots: float, n: float, kk: float,
+               dtype: str, default_rows: float, all_slots: float) -> float:
+    """Grouped GEMM time of `padded` computed rows over `hit` experts holding `slots` token rows."""
+    fp8 = dtype == "fp8"
+    floor_s, eff_moe, hbm = ((k.moe_fp8_floor_s, k.moe_fp8_efficiency, k.moe_fp8_hbm_efficiency) if fp8 else
+                             (k.moe_floor_s, k.moe_efficiency, k.moe_hbm_efficiency))
+    if default_rows > 0:
+        eff_moe *= k.moe_fp8_default_efficiency if fp8 else k.moe_default_efficiency
     eff = compute.gemm_efficiency(padded, n, kk, dtype, dev.calibration) * eff_moe
     compute_s = 2.0 * padded * n * kk / (dev.peak_flops_per_s(dtype) * eff)
     e_w = 1.0 if fp8 else 2.0
