@@ -208,16 +208,17 @@ def _admit(eng: _Decode, pending: list, state: dict, arrive: np.ndarray, li: np.
     """Admit arrived requests FCFS to the prefill queue `pending` ([idx, prompt tokens left]) while a batch slot and
     their KV reservation are free and the queue's tokens do not yet fill one chunk (one prompt at a time without
     packing)."""
+    active = state["active"]
     while state["nxt"] < len(order):
         i = order[state["nxt"]]
-        need = li[i] + lo[i]
-        busy = state["active"] or pending
-        full = sum(p[1] for p in pending) >= eng.chunk if eng.pack else bool(pending)
-        if arrive[i] > state["t"] or full or len(state["active"]) + len(pending) >= eng.max_batch \
-                or (busy and state["kv"] + need > eng.kv_tokens):
+        if arrive[i] > state["t"] or (state["queued"] >= eng.chunk if eng.pack else pending) \
+                or len(active) + len(pending) >= eng.max_batch \
+                or ((active or pending) and state["kv"] + li[i] + lo[i] > eng.kv_tokens):
             return
-        pending.append([int(i), float(max(li[i] - eng.prefix, 1))])
-        state["kv"] += need
+        tokens = float(max(li[i] - eng.prefix, 1))
+        pending.append([int(i), tokens])
+        state["queued"] += tokens
+        state["kv"] += li[i] + lo[i]
         state["nxt"] += 1
 
 
@@ -232,6 +233,7 @@ def _prefill_iterations(eng: _Decode, pending: list, state: dict) -> list[int]:
     solo = math.ceil(head[1] / eng.chunk) - (1 if eng.pack else 0)
     if solo >= 1:
         k = max(1, min(solo, active[0][0] - done) if active else solo)
+        state["queued"] -= min(head[1], k * eng.chunk)
         head[1] -= k * eng.chunk
         finished = [pending.pop(0)[0]] if head[1] <= 0 else []
     else:
@@ -240,6 +242,7 @@ def _prefill_iterations(eng: _Decode, pending: list, state: dict) -> list[int]:
             take = min(pending[0][1], room)
             pending[0][1] -= take
             room -= take
+            state["queued"] -= take
             if pending[0][1] > 0:
                 break
             finished.append(pending.pop(0)[0])
@@ -254,7 +257,7 @@ def _run_colocated(eng: _Decode, arrive: np.ndarray, li: np.ndarray, lo: np.ndar
     order = np.argsort(arrive, kind="stable")
     first = np.empty(n)
     finish = np.empty(n)
-    state = {"t": 0.0, "nxt": 0, "done": 0, "active": [], "base": 0.0, "kv": 0.0}
+    state = {"t": 0.0, "nxt": 0, "done": 0, "active": [], "base": 0.0, "kv": 0.0, "queued": 0.0}
     active = state["active"]
     pending: list = []
     while state["nxt"] < n or active or pending:
