@@ -31,7 +31,7 @@ import zlib
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
 
 import numpy as np  # noqa: E402
-from aic_moe_workload import RAW_KERNEL_SHAPES, measured_rows  # noqa: E402
+from aic_moe_workload import GROUPED_ROUTING, RAW_KERNEL_SHAPES, measured_rows  # noqa: E402
 from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa: E402
 from machine import machine_note  # noqa: E402
 
@@ -153,7 +153,8 @@ def _moe_sglang_collector(ek, p):
     # GPU 0's tokens with their remote slots computed by its expert 0, else the engine's layer walking all slots),
     # on the config chosen for the tokens the kernel receives
     tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
-    m, rows, walked = measured_rows(int(tokens), int(experts), int(topk), int(ep), p[1:5] in RAW_KERNEL_SHAPES)
+    m, rows, walked = measured_rows(int(tokens), int(experts), int(topk), int(ep), p[1:5] in RAW_KERNEL_SHAPES,
+                                    GROUPED_ROUTING.get(p[1:5]))
     block = config_block_rows("sglang", ek.device.name, m, experts / ep, inter / tp, dtype)
     return (grouped_gemm_rows_s(ek.device, ek.k, rows, 2 * inter / tp, h, dtype, block, walked)
             + grouped_gemm_rows_s(ek.device, ek.k, rows, h, inter / tp, dtype, block, walked))

@@ -13,7 +13,13 @@ from costmodels.serving_kernels import EngineKernels
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from aic_moe_workload import RAW_KERNEL_SHAPES, balanced_choices, measured_rows  # noqa: E402
+from aic_moe_workload import (  # noqa: E402
+    GROUPED_ROUTING,
+    RAW_KERNEL_SHAPES,
+    balanced_choices,
+    grouped_choices,
+    measured_rows,
+)
 
 H100_BF16 = 989.4e12
 
@@ -48,6 +54,22 @@ def test_bare_kernel_under_ep_computes_remote_slots_on_expert_zero():
     tokens = 4096
     assert sum(r * c for r, c in measured_rows(tokens, 8, 2, 2, True)[1]) == 2 * tokens
     assert (4096, 14336, 2, 8) in RAW_KERNEL_SHAPES and (2048, 768, 8, 128) not in RAW_KERNEL_SHAPES
+
+
+def test_grouped_routing_of_balanced_logits_favours_the_lowest_groups_and_experts():
+    # DeepSeek-V3: 256 experts in 8 groups of 32, top-8, 4 groups. Balanced logits favour t mod 32 + 32 j (one
+    # expert in every group): all groups tie, groups 0-3 win; inside them the 4 favoured experts and, among the
+    # tied rest, the 4 lowest ids
+    assert GROUPED_ROUTING[(7168, 2048, 8, 256)] == (8, 4)
+    ids = grouped_choices(balanced_choices(64, 256, 8), 256, 8, 4)
+    assert ids[0].tolist() == [0, 1, 2, 3, 4, 32, 64, 96]
+    assert ids[2].tolist() == [0, 1, 2, 3, 4, 34, 66, 98]  # favoured 2 is among the low ids: the 4 cold are 0, 1, 3, 4
+    assert ids[40].tolist() == [0, 1, 2, 3, 8, 40, 72, 104]
+    # GPU 0 of EP 2 holds groups 0-3: every slot (as measured: EP 2 as slow as EP 1); EP 8 (group 0): the favoured
+    # expert of group 0 and the 4 low ids, 5 slots a token
+    for ep, per_token in ((1, 8), (2, 8), (4, 6), (8, 5)):
+        _, rows, walked = measured_rows(64, 256, 8, ep, False, (8, 4))
+        assert sum(r * c for r, c in rows) == per_token * 64 and walked == 8 * 64
 
 
 def test_grouped_gemm_on_uneven_rows_pads_each_expert_on_its_own():
