@@ -192,16 +192,18 @@ def cap_models(table: PrefillTable, inputs: np.ndarray, q_in: float, pp: int,
     return tuple(out)
 
 
+def pooled_rate(models: tuple[CapModel, ...], quantile: float, ttft_s: float, servers: int) -> float:
+    """SLO-feasible rate of `servers` pooled instances: the best batch cap's."""
+    best = 0.0
+    for m in models:
+        if m.mean_s > 0 and servers * m.cap / m.mean_s > best:  # a cap whose peak rate is below the best cannot win
+            best = max(best, m.max_rate(quantile, ttft_s, servers))
+    return best
+
+
 def pooled_rates(models: tuple[CapModel, ...], quantile: float, ttft_s: float, most: int) -> tuple[float, ...]:
     """SLO-feasible rate of c = 1 .. most pooled instances: the best batch cap for each c."""
-    out = []
-    for c in range(1, most + 1):
-        best = 0.0
-        for m in models:
-            if m.mean_s > 0 and c * m.cap / m.mean_s > best:  # a cap whose peak rate is below the best cannot win
-                best = max(best, m.max_rate(quantile, ttft_s, c))
-        out.append(best)
-    return tuple(out)
+    return tuple(pooled_rate(models, quantile, ttft_s, c) for c in range(1, most + 1))
 
 
 def ttft_quantile_s(models: tuple[CapModel, ...], rate: float, quantile: float, servers: int) -> float:

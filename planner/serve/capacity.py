@@ -20,8 +20,11 @@ context c; T_ttft, T_tpot the SLOs.
   intra_gpu semi-PD: prefill gets a compute share s, decode 1 − s of the same GPUs (no KV transfer);
             prefill steps (batched as above) P/s, decode step d·max(1, BW_SATURATION_SHARE/(1 − s)) (HBM
             bandwidth saturates with BW_SATURATION_SHARE of the SMs); both engine processes hold the weights, so
-            the KV room is the HBM left after two copies; λ_P(s) increases and λ_D(s) decreases in s, so
-            max_s min(λ_P, λ_D) is at their crossing, found by bisection (exact to SHARE_TOL).
+            the KV room is the HBM left after two copies. The KV stays on the instance, so the router commits a
+            request to an instance before its prefill (weighted round-robin, as for colocated): one prefill queue
+            per instance. λ_P(s) increases and λ_D(s) decreases in s, so max_s min(λ_P, λ_D) is at their crossing,
+            found by bisection (exact to SHARE_TOL); λ_D is flat up to BW_SATURATION_SHARE, so a crossing below it
+            moves up to it (the same rate, shorter prefill steps).
 """
 
 import dataclasses
@@ -409,7 +412,7 @@ class CapacityModel:
     def intra_gpu_rates(self, pool: NodePool, shape: InstanceShape,
                         share: float) -> tuple[float, float, Candidate | None]:
         """(λ_P(s), λ_D(s), decode candidate) of an intra-GPU instance giving prefill the compute share s."""
-        rate_p = batching.pooled_rates(self.intra_gpu_caps(pool, shape, share), self.q, self.workload.ttft_s, 1)[0]
+        rate_p = batching.pooled_rate(self.intra_gpu_caps(pool, shape, share), self.q, self.workload.ttft_s, 1)
         dec = self.decode(pool, shape, slowdown=max(1.0, BW_SATURATION_SHARE / (1.0 - share)),
                           weight_copies=INTRA_GPU_WEIGHT_COPIES)
         return rate_p, dec.capacity_rps if dec else 0.0, dec
@@ -427,10 +430,12 @@ class CapacityModel:
             else:
                 hi = mid
         options = []
-        for s in (lo, hi):
+        # λ_D is flat for s <= BW_SATURATION_SHARE (decode keeps its bandwidth): past a crossing below it, prefill
+        # takes the share up to it for free (the same rate, shorter prefill steps)
+        for s in (lo, hi, max(hi, BW_SATURATION_SHARE)):
             rate_p, rate_d, dec = self.intra_gpu_rates(pool, shape, s)
-            options.append((min(rate_p, rate_d), -s, s, dec))
-        rate, _, share, dec = max(options, key=lambda o: (o[0], o[1]))
+            options.append((min(rate_p, rate_d), s, dec))
+        rate, share, dec = max(options, key=lambda o: (o[0], o[1]))
         if dec is None or rate <= 0:
             return None
         caps = self.intra_gpu_caps(pool, shape, share)

@@ -10,7 +10,9 @@ numpy Generator). Per mode:
                  (smooth weighted round-robin by capacity) taking t_kv(L); the decode instance runs continuous
                  batching: it admits waiting requests FCFS while the batch < max_batch and the reserved KV
                  (L + O tokens per request) fits its KV capacity; one iteration takes d(B, mean context).
-  intra_gpu      the same with one prefill and one decode server per instance (compute shares), no transfer.
+  intra_gpu      one prefill and one decode server per instance (compute shares), no transfer: the KV stays on
+                 the instance, so requests are routed to instances up front (smooth weighted round-robin by
+                 capacity, as colocated) and each instance's prefill server has its own queue.
   colocated      one engine per instance with chunked prefill: every iteration carries the running decode
                  batch and up to C prompt tokens (m(B, C)): the oldest admitted prompt's next chunk and, when the
                  engine batches prompts (token budget > 1), the next admitted prompts' tokens up to C (one prompt
@@ -364,6 +366,31 @@ def replay_prefill(cm: CapacityModel, pool, shape: InstanceShape, *, instances: 
     return ready - arrive
 
 
+def _route_intra_gpu(dep: Deployment, arrive: np.ndarray, li: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(KV ready times, instance of each request): instances picked up front by weighted round-robin, each
+    instance's prefill server its own queue."""
+    assign = _wrr(dep.weights, len(arrive))
+    ready = np.empty(len(arrive))
+    for k, server in enumerate(dep.prefill):
+        idx = np.nonzero(assign == k)[0]
+        if len(idx):
+            ready[idx] = _run_prefill([server], dep.cm, arrive[idx], li[idx])[0]
+    return ready, assign
+
+
+def _route_disaggregated(dep: Deployment, arrive: np.ndarray, li: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(KV ready times, decode instance of each request): the pooled prefill router, then per decode pool a
+    weighted round-robin over its decode instances."""
+    ready, which = _run_prefill(dep.prefill, dep.cm, arrive, li)
+    assign = np.empty(len(arrive), dtype=np.int64)
+    for pool in sorted({d[1] for d in dep.decode}):
+        members = [k for k, d in enumerate(dep.decode) if d[1] == pool]
+        idx = np.nonzero(np.array([dep.prefill[w].dest == pool for w in which]))[0]
+        picks = _wrr([dep.weights[k] for k in members], len(idx))
+        assign[idx] = np.asarray(members)[picks]
+    return ready, assign
+
+
 def simulate(dep: Deployment, *, rate: float, requests: int, seed: int) -> dict:
     """Replay `requests` requests at `rate` req/s; SLO attainment and TTFT/TPOT percentiles."""
     cm = dep.cm
@@ -381,16 +408,7 @@ def simulate(dep: Deployment, *, rate: float, requests: int, seed: int) -> dict:
             f, d = _run_colocated(eng, arrive[idx], li[idx], lo[idx])
             first[idx], finish[idx] = f, d
     else:
-        ready, which = _run_prefill(dep.prefill, cm, arrive, li)
-        if dep.mode == "intra_gpu":
-            assign = which
-        else:
-            assign = np.empty(requests, dtype=np.int64)
-            for pool in sorted({d[1] for d in dep.decode}):
-                members = [k for k, d in enumerate(dep.decode) if d[1] == pool]
-                idx = np.nonzero(np.array([dep.prefill[w].dest == pool for w in which]))[0]
-                picks = _wrr([dep.weights[k] for k in members], len(idx))
-                assign[idx] = np.asarray(members)[picks]
+        ready, assign = (_route_intra_gpu if dep.mode == "intra_gpu" else _route_disaggregated)(dep, arrive, li)
         for k, (eng, _) in enumerate(dep.decode):
             idx = np.nonzero(assign == k)[0]
             if len(idx):
