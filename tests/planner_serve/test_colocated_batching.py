@@ -98,3 +98,35 @@ def test_analytic_ttft_tracks_simulator(cluster, isl, osl, tol):
     assert q.ttft_s(rate, 0.9) == pytest.approx(simulated, rel=tol)
     at_cap = simulate(dep, rate=cand.capacity_rps, requests=1500, seed=0)
     assert at_cap["ttft_s"]["p90"] <= 0.6 * 1.05
+
+
+def test_colocated_plan_from_cli_and_api(cluster, tmp_path):
+    """plan serve --modes colocated (vLLM, ISL 128): the CLI writes the API's plan, validate recomputes its
+    capacities, and packing prompts gives a higher rate than one prompt per iteration (--prefill-token-budget 1)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+    from planner import plan_serving
+    from planner.serve import check
+
+    args = ["plan", "serve", "--model", "llama3-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--isl", "128",
+            "--osl", "128", "--ttft-ms", "600", "--tpot-ms", "50", "--engine", "vllm", "--modes", "colocated",
+            "--requests", "300", "--verify-seeds", "2", "--verify-layouts", "1"]
+    rates = {}
+    for budget in ("1", None):
+        out = tmp_path / f"plan_{budget}.json"
+        r = CliRunner().invoke(main, args + (["--prefill-token-budget", budget] if budget else []) + ["-o", str(out)])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(out.read_text())
+        assert doc["decision"]["mode"] == "colocated"
+        assert CliRunner().invoke(main, ["validate", str(out)]).exit_code == 0
+        rates[budget] = sum(g["capacity_rps"] * g["instances"] for g in doc["decision"]["groups"])
+    assert rates[None] > 1.2 * rates["1"]
+    wl = ServingWorkload(input_len=128, output_len=128, ttft_s=0.6, tpot_s=0.05)
+    plan = plan_serving(profiles.load_model("llama3-8b"), cluster, wl,
+                        options=ServeOptions(engine="vllm", modes=("colocated",), simulate_requests=300,
+                                             verify_seeds=2, verify_layouts=1))
+    assert check(plan) == []
+    assert sum(g["capacity_rps"] * g["instances"] for g in plan["decision"]["groups"]) == pytest.approx(rates[None])
