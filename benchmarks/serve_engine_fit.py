@@ -76,7 +76,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=1e11, fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
-             gemm_sms=132.0)
+             gemm_sms=132.0, gemm_wave_weight=0.2, gemm_large_efficiency_max=0.75)
 """starting point of every fit (and the value of a constant no table constrains)"""
 ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0)}
 """an engine's own starting point for constants whose START is 0 (that term off): fitted only for the engines
@@ -95,6 +95,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_fp8_efficiency": (0.05, 1.0), "fp8_wave_weight": (1e-3, 1.0), "fp8_k_overhead": (1.0, 1e5),
           "fp8_quant_bytes": (0.1, 100.0), "fp8_quant_row_s": (1e-13, 1e-6), "fp8_cta_bytes_per_s": (1e9, 1e13),
           "fp8_hbm_efficiency": (0.05, 1.0), "fp8_large_efficiency_max": (0.05, 1.0),
+          "gemm_wave_weight": (1e-3, 1.0), "gemm_large_efficiency_max": (0.05, 1.0),
           "fp8_overlap_exponent": (1.0, 16.0),
           "moe_slot_bytes": (0.01, 100.0), "moe_hbm_efficiency": (0.02, 1.0), "moe_fp8_hbm_efficiency": (0.02, 1.0),
           "moe_default_efficiency": (0.05, 1.0), "moe_fp8_default_efficiency": (0.05, 1.0),
@@ -212,7 +213,8 @@ def _gemm_domain(t: Tables, dtype: str) -> list:
 OPS = {
     # op: (points of the domain, predictor, constants fitted on it)
     "gemm bf16": (lambda t: _gemm_domain(t, "bf16"), _gemm,
-                  ("gemm_efficiency_max", "gemm_half_flops", "hbm_efficiency", "kernel_floor_s")),
+                  ("gemm_efficiency_max", "gemm_half_flops", "hbm_efficiency", "kernel_floor_s", "gemm_wave_weight",
+                   "gemm_large_efficiency_max")),
     "gemm fp8": (lambda t: _gemm_domain(t, "fp8"), _gemm,
                  ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s", "fp8_k_overhead", "fp8_wave_weight",
                   "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s", "fp8_hbm_efficiency",

@@ -54,14 +54,22 @@ TABLE_OPS = ("gemm_s", "attention_s", "allreduce_s")
 HEAD_DIM = 128
 TARGET = 0.10
 NOTES = """Reading the tables (no constant is fitted here):
-- vLLM and SGLang run BF16 GEMMs through torch's F.linear (table kernel sources `torch.nn.functional.linear`,
-  `sglang_torch_linear`): cuBLAS's heuristic kernel choice; their measured BF16 throughput falls as m grows past 4096
-  while TensorRT-LLM's BF16 table (`torch_flow`) stays flat, so the BF16 model (one efficiency curve rising with the
-  GEMM's FLOPs) turns optimistic at m >= 4096 and the prefill ratio at ISL 8192 comes out low. It is not a sustained-
-  power clock drop: the longest kernels (n 65536) keep full speed, and TensorRT-LLM's equally long GEMMs do not slow.
-  No one-constant physical term explains a kernel-selection heuristic, so it is not modelled.
+- BF16 GEMMs (costmodels/serving_gemm.py gemm_bf16_s): the tables' m grid has pairs m, m+1 below 4353, and m+1
+  runs 5-16 % faster than the 128-row padding of m+1 charges (a 64-row tile and a partial last wave, not a whole
+  128-row tile, pay for the extra row), while multiples of 256 such as 1792, 3328, 4352 run slower (last wave
+  partly idle); the model counts ⌈m/64⌉·⌈n/256⌉ tiles in waves over the SMs, a share ω ≈ 0.2 of the idle SMs of
+  the last wave costing time (fitted per engine: 0.17-0.22 on all three). With the padding overcharge gone the
+  fit no longer averages m+1's speed into the large-m round values. vLLM and SGLang (torch F.linear, cuBLAS
+  heuristics) still run 5-9 % below their curve at m 8192 and 16384 (the tables have no m between 4353
+  and 8192), TensorRT-LLM (torch_flow) 1-2 %: m >= 8192 runs at its own fitted efficiency
+  (gemm_large_efficiency_max, serving_gemm.BF16_LARGE_M). The per-shape scatter there (vLLM H200 m 16384:
+  615-823 TFLOP/s at neighbouring (n, k)) is not a shape effect: the per-shape throughput of H100 and H200 (the
+  same GH100 die and L2) correlates 0.94 at m 2048 but 0.51 at m 32768 for vLLM (0.33 SGLang; TensorRT-LLM 0.86
+  at every m), so it is run-to-run variation no shape term can capture. Tested and rejected: an A-operand L2-miss
+  re-read term (A = m·k·2 bytes over 50 MiB; no step in the residuals at that size) and a serial epilogue term
+  (output bytes; it leaves the large-m bias as it is).
 - SGLang's FP8 table has isolated slow shapes at m 8192 (e.g. n 51200, k 5120: FP8 only 1.08x faster than BF16),
-  which the tile/wave model does not reproduce: the +21 % step outlier (Qwen3-32B TP 1, ISL 8192).
+  which the tile/wave model does not reproduce: the +27 % step outlier (Qwen3-32B TP 1, ISL 8192).
 - "model (engine)" leaves out the quantisation kernels each engine fuses into the producing kernel
   (costmodels/serving.py MEASURED_FUSED_QUANT); the tables, measured kernel by kernel, always include them. That is
   why TensorRT-LLM (which fuses all of them) shows +14..+27 % there: its real FP8 steps are faster than the tables

@@ -53,7 +53,8 @@ SCORE_BYTES_BACKWARD = 11.0
 gradient and output, write: 6)"""
 
 
-def _curve(dtype: str, cal: DeviceCalibration) -> tuple[float, float]:
+def gemm_curve(dtype: str, cal: DeviceCalibration) -> tuple[float, float]:
+    """(eff_max, half) of the dtype's GEMM efficiency curve: time = (F_padded + half) / (eff_max · P)."""
     if dtype == "fp8":
         return cal.fp8_gemm_efficiency_max, cal.fp8_gemm_half_flops
     return cal.gemm_efficiency_max, cal.gemm_half_flops
@@ -65,7 +66,7 @@ def gemm_efficiency(m: GemmRows, n: float, k: float, dtype: str, calibration: De
     The kernel computes m padded to whole row tiles; the size curve's fixed cost (`half` FLOPs) is paid once
     per kernel: time = (F_padded + half) / (eff_max * peak), so efficiency = eff_max * F / (F_padded + half).
     """
-    eff_max, half = _curve(dtype, calibration)
+    eff_max, half = gemm_curve(dtype, calibration)
     tiles = -(-m // GEMM_TILE)  # ceil, also for numpy arrays
     efficiency: GemmRows = eff_max * 2.0 * m * n * k / (2.0 * tiles * GEMM_TILE * n * k + half)
     return efficiency

@@ -171,6 +171,11 @@ class KernelConstants:
     """FP8 GEMMs: per-tile prologue/epilogue in elements of k (the main loop costs (k + k_0) / k of its MMAs)"""
     fp8_wave_weight: float = 0.0
     """FP8 GEMMs: share of the idle SMs of a partial last wave that costs time (0: stream-k, 1: whole waves)"""
+    gemm_wave_weight: float = 0.0
+    """BF16 GEMMs: share of the idle SMs of a partial last wave of output tiles that costs time (0: the compute
+    layer's 128-row padding alone, no tiles or waves)"""
+    gemm_large_efficiency_max: float = 0.0
+    """BF16 GEMMs of m >= serving_gemm.BF16_LARGE_M: fraction of the BF16 peak (0: gemm_efficiency_max)"""
     fp8_large_efficiency_max: float = 0.0
     """FP8 GEMMs of m >= 8192 and k >= 6144 (vLLM's cooperative 256-row tiles): fraction of the FP8 peak
     (0: fp8_gemm_efficiency_max)"""
@@ -274,8 +279,9 @@ class EngineCalibration(KernelConstants):
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         require(0.0 < self.moe_fp8_efficiency <= 1.0, f"must be in (0, 1], got {self.moe_fp8_efficiency}",
                 field=f"serving_engines.{self.engine}.moe_fp8_efficiency")
-        require(0.0 <= self.fp8_wave_weight <= 1.0, f"must be in [0, 1], got {self.fp8_wave_weight}",
-                field=f"serving_engines.{self.engine}.fp8_wave_weight")
+        for name in ("fp8_wave_weight", "gemm_wave_weight", "gemm_large_efficiency_max"):
+            v = getattr(self, name)
+            require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("fp8_large_efficiency_max", "fp8_hbm_efficiency", "fp8_overlap_exponent", "moe_floor_s",
                      "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
                      "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",

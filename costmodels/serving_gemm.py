@@ -3,9 +3,13 @@
 Arithmetic on the shape and the constants of one engine on one device (`KernelConstants`, fitted by
 benchmarks/serve_engine_fit.py to measured per-op tables).
 
-  BF16 GEMM (m x k) @ (k x n): the compute layer's curve on m padded to whole 128-row tiles (cuBLAS-style
-      kernels split k or stream tiles across the SMs, so neither partial waves nor idle SMs show):
-      t = max(F_pad / (P · eff(F_pad)), t_floor + bytes / (BW · η_hbm))
+  BF16 GEMM (m x k) @ (k x n) (cuBLAS, torch's F.linear in vLLM and SGLang): the compute layer's curve
+      (eff_max, half) on the FLOPs of whole BF16_TILE output tiles, T = ⌈m/64⌉·⌈n/256⌉ of them in waves over
+      the S SMs:
+      t = max((2·m_pad·n_pad·k·w(T) + half) / (P · e), t_floor + bytes / (BW · η_hbm))
+      w(T) as for FP8 below with the BF16 weight ω_bf16; e = eff_max, or for m >= BF16_LARGE_M the large-GEMM
+      efficiency where fitted (vLLM's and SGLang's F.linear runs measurably slower there, TensorRT-LLM's not)
+      (ω_bf16 = 0, the legacy/modern constants: m padded to the compute layer's 128-row tiles, no waves)
   FP8 GEMM (CUTLASS SM90 kernels without split-k in vLLM and SGLang; TensorRT-LLM's fit finds ω ≈ 0, i.e. its
       kernels fill partial waves): the engine picks the output tile by m (FP8_TILES; small m swaps
       the operands so the weight's n fills the 64-wide tile side); T = ⌈m/t_m⌉·⌈n/t_n⌉ tiles (m tiles rounded up
@@ -46,6 +50,11 @@ FP8_TILES: tuple[tuple[float, int, int, int], ...] = (
     (128, 64, 128, 2),
     (float("inf"), 128, 128, 2),
 )
+BF16_TILE = (64, 256)
+"""(rows, columns) of the output tiles whose waves the BF16 GEMM model counts (of 64/128 x 128/256, the one
+the measured tables of all three engines fit best)"""
+BF16_LARGE_M = 8192
+"""rows from which a BF16 GEMM runs at gemm_large_efficiency_max (the tables' m grid steps from 4353 to 8192)"""
 LARGE_FP8_TILE = (8192, 6144, 256, 128, 2)
 """(smallest m, smallest k, tile rows, tile columns, blocks per cluster) of vLLM's large-GEMM FP8 kernel (cooperative
 256 x 128 tiles), which runs at its own efficiency (fp8_large_efficiency_max)"""
@@ -73,9 +82,17 @@ def wave_factor(tiles: float, sms: float, weight: float) -> float:
 def gemm_bf16_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float) -> float:
     """BF16 GEMM on the compute layer's curve (dev carries the engine's GEMM and HBM constants as its calibration,
     as EngineKernels.device does)."""
-    padded = _padded(m)
-    compute_s = 2.0 * padded * n * kk / (dev.bf16_flops_per_s * compute.gemm_efficiency(padded, n, kk, "bf16",
-                                                                                         dev.calibration))
+    eff_max, half = compute.gemm_curve("bf16", dev.calibration)
+    if m >= BF16_LARGE_M and k.gemm_large_efficiency_max > 0:
+        eff_max = k.gemm_large_efficiency_max
+    if k.gemm_wave_weight > 0:
+        rows, cols = BF16_TILE
+        m_tiles, n_tiles = math.ceil(m / rows), math.ceil(n / cols)
+        waves = wave_factor(m_tiles * n_tiles, k.gemm_sms, k.gemm_wave_weight)
+        work = 2.0 * m_tiles * rows * n_tiles * cols * kk * waves
+    else:
+        work = 2.0 * _padded(m) * n * kk
+    compute_s = (work + half) / (dev.bf16_flops_per_s * eff_max)
     moved = 2.0 * (m * kk + kk * n) + 2.0 * m * n
     return max(compute_s, k.kernel_floor_s + compute.memory_bound_time_s(moved, dev))
 

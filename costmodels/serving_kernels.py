@@ -5,7 +5,7 @@ Serving composes costmodels/compute.py (GEMMs with per-dtype curves and tile pad
 rising with row length, memory-bound kernels) and costmodels/comm.py (ring collectives, all-to-all); an engine
 only changes the constants they run with (`KernelConstants`, applied as a DeviceCalibration by
 `EngineKernels`). Serving-specific terms on top:
-  GEMMs (BF16 on the compute layer's curve with 128-row tile padding; FP8 CUTLASS kernels with their m-bucketed
+  GEMMs (BF16 on the compute layer's curve over whole output tiles in waves; FP8 CUTLASS kernels with their m-bucketed
       tiles, waves over the SMs and per-block streaming; the FP8 input quantisation, which engines that fuse it
       into the preceding norm/activation kernel (fused_quant) skip) and grouped expert GEMMs (MoE: experts hit,
       rows padded to the kernel's blocks, the fused MoE kernel's own efficiency and fixed time):

@@ -38,7 +38,9 @@ def test_engine_without_measurements_is_a_clear_error():
 
 def test_gemm_formula_by_hand():
     h100 = profiles.load_device("h100-sxm")
-    k = KernelConstants.of_engine(engine_calibration(h100, "vllm"))
+    # the compute layer's curve (tiles and waves, the large-m efficiency: tests/costmodels_serving/test_serving_gemm.py)
+    k = dataclasses.replace(KernelConstants.of_engine(engine_calibration(h100, "vllm")), gemm_wave_weight=0.0,
+                            gemm_large_efficiency_max=0.0)
     ek = EngineKernels(h100, k)
     # compute bound: 8192³ GEMM, F = 2·8192³; eff = e_max·F/(F + F_half) (m a multiple of the 128-row tile)
     f = 2 * 8192.0 ** 3
