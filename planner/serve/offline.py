@@ -16,9 +16,11 @@ Output tokens/s per GPU = OSL · (requests/s) / GPUs, requests/s from the engine
       step τ = m(D, p): one iteration of D · t decode tokens at the mean context ISL + OSL / 2 plus p / F prompts of
       F tokens (p < F: one chunk of p tokens at the mean context of a prompt's chunks), requests/s = D · a / OSL / τ.
       m prices the prompts' attention as each prompt's own causal work (mixed_step_seconds).
-  alternating steps (SGLang, whose scheduler runs a prefill batch whenever prompts wait and mixes prefill with
-      decode only with --enable-mixed-chunk; and C = 1): a prefill step carries k = min(B, max(1, ⌊C / F⌋)) prompts
-      (S(k, F) = prefill_time with batch k) between decode steps of the B running sequences:
+  alternating steps (SGLang, whose scheduler runs a prefill batch whenever a waiting prompt can be admitted and
+      mixes prefill with decode only with --enable-mixed-chunk; and C = 1): with the B slots full, a prefill batch
+      admits the requests that finished since the last one, B · a / OSL per decode step, so prefill batches carry
+      k = min(max(1, B · a / OSL), max(1, ⌊C / F⌋)) prompts on average (S(k, F) = prefill_time with batch k,
+      interpolated between ⌊k⌋ and ⌈k⌉ prompts), between decode steps of the B running sequences:
           time per request  T = S(k, F) / k + (OSL / a) · d(B) / B,   d(B) averaged over contexts ISL .. ISL + OSL,
       requests/s = 1 / T. With C = 1 (k = 1) this is one prompt per prefill step.
 `plan serve --objective throughput` (plan_offline) picks the shape with the most output tokens/s per GPU and
@@ -95,11 +97,16 @@ def _mixed_rate(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, kw: 
 def _alternating_rate(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, kw: dict, *, batch: int, isl: int,
                       osl: int, fresh: int, budget: int, per_seq: float, accept: float) -> tuple[float, float, float]:
     """(requests/s, running decodes B, prompts per prefill step k) with prefill steps between decode steps."""
-    k = min(batch, max(1, budget // fresh))
-    prefill = prefill_time(model, device, shape, batch=k, prompt_len=fresh, context_len=isl - fresh, **kw)["time_s"]
-    step = mean_decode_step_time(model, device, shape, batch=batch, input_len=isl, output_len=osl,
-                                 tokens_per_seq=per_seq, **kw)
-    return 1.0 / (prefill / k + osl / accept * step / batch), float(batch), float(k)
+    k = min(max(1.0, batch * accept / osl), float(max(1, budget // fresh)))
+
+    def prefill(n: int) -> float:
+        return prefill_time(model, device, shape, batch=n, prompt_len=fresh, context_len=isl - fresh, **kw)["time_s"]
+
+    whole = math.floor(k)
+    step_s = prefill(whole) if k == whole else (whole + 1 - k) * prefill(whole) + (k - whole) * prefill(whole + 1)
+    decode = mean_decode_step_time(model, device, shape, batch=batch, input_len=isl, output_len=osl,
+                                   tokens_per_seq=per_seq, **kw)
+    return 1.0 / (step_s / k + osl / accept * decode / batch), float(batch), k
 
 
 def offline_throughput(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, isl: int, osl: int, kw: dict,

@@ -92,15 +92,21 @@ def test_mixed_budget_bound_by_hand(setup):
 
 
 def test_alternating_engine_by_hand(setup):
-    """SGLang runs prefill batches between decode steps: k = min(B, 8192 // 128) = 64 prompts per prefill step."""
+    """SGLang runs a prefill batch between decode steps, admitting the requests that finished since the last one:
+    ISL 128 / OSL 128 with B = 1024 running, 1024 / 128 = 8 per decode step (under the budget's 8192 // 128 = 64);
+    at budget 256 the batch is capped at 2 prompts."""
     model, device, shape = setup
     kw = _kw("sglang")
-    batch = _batch(model, device, shape, 128, 1024)
-    got = offline_throughput(model, device, shape, isl=128, osl=1024, kw=kw, budget=8192)
-    pre = prefill_time(model, device, shape, batch=64, prompt_len=128, **kw)["time_s"]
-    step = mean_decode_step_time(model, device, shape, batch=batch, input_len=128, output_len=1024, **kw)
-    assert got["offline_prompts_per_step"] == 64
-    assert got["offline_requests_per_s"] == pytest.approx(1 / (pre / 64 + 1024 * step / batch), rel=1e-12)
+    batch = _batch(model, device, shape, 128, 128)
+    step = mean_decode_step_time(model, device, shape, batch=batch, input_len=128, output_len=128, **kw)
+    for budget, k in ((8192, 8), (256, 2)):
+        got = offline_throughput(model, device, shape, isl=128, osl=128, kw=kw, budget=budget)
+        pre = prefill_time(model, device, shape, batch=k, prompt_len=128, **kw)["time_s"]
+        assert got["offline_prompts_per_step"] == k
+        assert got["offline_requests_per_s"] == pytest.approx(1 / (pre / k + 128 * step / batch), rel=1e-12)
+    # fewer completions than one per decode step: one prompt per prefill batch
+    assert offline_throughput(model, device, shape, isl=128, osl=4096, kw=kw, budget=8192)[
+        "offline_prompts_per_step"] == 1
 
 
 def test_mixed_step_seconds(setup):
