@@ -392,10 +392,11 @@ class CapacityModel:
 
     def _colocated_candidate(self, pool: NodePool, shape: InstanceShape, queue: ColocatedQueue, rate: float,
                              tpot: float) -> Candidate:
-        """A colocated candidate; its TTFT model is the queue's at the capacity rate (service moments and own
-        iterations at that load, so conservative below it)."""
+        """A colocated candidate; its TTFT model is the queue's at the capacity rate (service moments, own iterations
+        and the in-flight residual at that load, so conservative below it)."""
         mean_s, m2 = queue.moments(rate)
-        cap = batching.CapModel(cap=1, mean_s=mean_s, second_s2=m2, own_s=(queue.floor_s(rate),))
+        cap = batching.CapModel(cap=1, mean_s=mean_s, second_s2=m2,
+                                own_s=(queue.floor_s(rate) + queue.residual_s(rate),))
         return Candidate(role="colocated", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
                          dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=queue.batch_max,
                          chunk_tokens=queue.chunk, ttft_floor_s=queue.floor_s(), tpot_s=tpot, mean_service_s=mean_s,

@@ -130,3 +130,10 @@ def test_colocated_plan_from_cli_and_api(cluster, tmp_path):
                                              verify_seeds=2, verify_layouts=1))
     assert check(plan) == []
     assert sum(g["capacity_rps"] * g["instances"] for g in plan["decision"]["groups"]) == pytest.approx(rates[None])
+
+
+def test_candidate_ttft_is_the_queue_at_capacity(cluster):
+    cm, cand, _ = _setup(cluster, 4000, 200, None, tpot=0.1)
+    q = cm.colocated_queue(cluster.pools[0], SHAPE, cand.chunk_tokens)
+    assert cand.ttft_quantile_s(cand.capacity_rps, 0.9) == pytest.approx(q.ttft_s(cand.capacity_rps, 0.9), rel=1e-9)
+    assert cand.ttft_floor_s == pytest.approx(q.floor_s())
