@@ -82,11 +82,12 @@ ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0)}
 """an engine's own starting point for constants whose START is 0 (that term off): fitted only for the engines
 named here (vLLM's FP8 experts on FlashInfer's fallback tile)"""
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
-                                   decode_mha_block_tokens=256.0)}
+                                   decode_mha_block_tokens=256.0, decode_fp8_head_tile=8.0)}
 """kernel constants read from an engine's source, not fitted: TensorRT-LLM's XQA decode kernel splits a
 sequence's KV history into blocks of >= 128 tokens (its multi-block heuristic, kMinHistoryTokensPerBlock), and
 runs only when 4 x its thread blocks reach the SM count (kEnableMinBlockFactor; else MMHA, BF16 KV only); MMHA's
-512-thread blocks cover 256 history tokens per pass of their KV loop (16 threads per 128-wide BF16 head, 8 unrolled)"""
+512-thread blocks cover 256 history tokens per pass of their KV loop (16 threads per 128-wide BF16 head, 8 unrolled);
+its FP8-KV XQA (Hopper GMMA, swapped AB) pads a KV head's query heads to a multiple of 8 (ctaNbQHeads)"""
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
           "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0), "kv_dequant_s": (1e-16, 1e-9),

@@ -229,6 +229,10 @@ class KernelConstants:
     decode_mha_token_s: float = 0.0
     """decode attention, MHA kernel with a multi-block mode: time one thread block takes per history token of its
     chunk (a block streams K and V at a latency-bound rate, far below its share of HBM bandwidth)"""
+    decode_fp8_head_tile: float = 0.0
+    """decode attention, GQA over an FP8 KV cache: query heads per tile of that kernel; a unit's time scales with the
+    tiles its query heads fill (`head_tiles`; TensorRT-LLM's Hopper XQA rounds them up to 8, read from its source,
+    not fitted); 0: one tile whatever the group"""
     decode_gqa_min_block_factor: float = 0.0
     """decode attention with GQA over a BF16 KV cache: the engine runs its GQA kernel only when its thread blocks
     times this factor reach the SM count, else its MHA kernel on every query head (`runs_gqa_kernel`; TensorRT-LLM's
@@ -272,7 +276,7 @@ class EngineCalibration(KernelConstants):
                      "allreduce_hop_s", "decode_fp8_floor_s", "decode_fp8_seq_s", "decode_mha_seq_s",
                      "decode_mha_floor_s", "decode_mha_dequant_s", "decode_free_units", "kv_dequant_s",
                      "decode_split_s", "decode_split_block_tokens", "decode_gqa_min_block_factor",
-                     "decode_mha_block_tokens", "decode_mha_token_s",
+                     "decode_mha_block_tokens", "decode_mha_token_s", "decode_fp8_head_tile",
                      "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
                      "allreduce_nccl_call_s"):
             v = getattr(self, name)

@@ -23,6 +23,9 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
       below it, its MHA kernel (MMHA) on every query head, u = b·h, reading each KV head h/g times
       MMHA splits a history into ⌈SMs / u⌉ chunks, no more than one per 256 tokens (`mha_chunks`), and a thread
       block streams its chunk at a latency-bound rate: a fourth term ((c+1) / chunks)·t_token in the smooth max
+      its FP8-KV XQA pads a unit's h/g query heads to a multiple of 8: t_unit × ⌈(h/g) / 8⌉ (`head_tiles`)
+      and MMHA's unit term counts whole waves of its thread blocks (`mha_waves`, 4·SMs unit slots a wave):
+      (waves − 1) · 4·SMs · t_unit in place of max(u − u_free, 0) · t_unit
   TP all-reduce inside a node: the engine's custom one-shot / two-shot kernels below a size limit, NCCL (ring or
       NVLS) above it (`engine_allreduce_s`); across nodes the comm layer's ring (costmodels/comm.py)
 """
@@ -72,11 +75,16 @@ def decode_attention_s(ek: EngineKernels, seqs: float, kv_heads: float, heads: f
             stream = (context + 1) / mha_chunks(k.decode_mha_block_tokens, k.gemm_sms, units, context) * (
                 k.decode_mha_token_s)
     else:  # GQA: an engine with a multi-block heuristic runs `blocks` thread blocks per unit, reduced if > 1
-        floor, per_unit = ((k.decode_fp8_floor_s, k.decode_fp8_seq_s) if kv_fp8
+        floor, per_unit = ((k.decode_fp8_floor_s, k.decode_fp8_seq_s * head_tiles(k, heads / kv_heads)) if kv_fp8
                            else (k.decode_attention_floor_s, k.decode_seq_s))
         blocks = split_blocks(k.decode_split_block_tokens, k.gemm_sms, units, context)
         units, split = units * blocks, blocks > 1 or k.decode_split_block_tokens <= 0
-    terms = (max(units - k.decode_free_units, 0.0) * per_unit,
+    if stream > 0:  # MMHA: whole waves of thread blocks, each after the first taking the time of its unit slots
+        slots = MMHA_THREADS_PER_SM / MMHA_BLOCK_THREADS * k.gemm_sms
+        unit_t = (mha_waves(k.gemm_sms, units) - 1) * slots * per_unit
+    else:  # the first u_free units run on idle SMs, each further one adds its time
+        unit_t = max(units - k.decode_free_units, 0.0) * per_unit
+    terms = (unit_t,
              kv_bytes / (dev.hbm_bytes_per_s * k.kv_read_efficiency),
              kv_bytes * dequant if kv_fp8 else 0.0, stream)
     t = floor + smooth_max(terms, k.decode_overlap_exponent)
@@ -94,6 +102,29 @@ def runs_gqa_kernel(k: KernelConstants, units: float, context: float, kv_fp8: bo
         return True
     chunks = max(math.floor((context + 1) / k.decode_split_block_tokens), 1) if k.decode_split_block_tokens > 0 else 1
     return units * chunks * k.decode_gqa_min_block_factor >= k.gemm_sms
+
+
+def head_tiles(k: KernelConstants, group: float) -> int:
+    """Tiles of decode_fp8_head_tile query heads that a unit's `group` query heads (per KV head) fill in the FP8-KV
+    GQA kernel (TensorRT-LLM's Hopper XQA pads them to a multiple of 8, the GMMA N of its swapped-AB tile): its
+    per-unit time scales with them; 1 without such a tile."""
+    return max(math.ceil(group / k.decode_fp8_head_tile), 1) if k.decode_fp8_head_tile > 0 else 1
+
+
+MMHA_BLOCK_THREADS = 256
+"""threads of TensorRT-LLM's MMHA decode block before its launcher enlarges them for few units"""
+MMHA_THREADS_PER_SM = 1024
+"""threads of MMHA blocks resident on one SM (its launcher: at most 32 warps per SM, limited by registers)"""
+
+
+def mha_waves(sms: float, units: float) -> int:
+    """Waves of TensorRT-LLM's MMHA thread blocks over `units` (sequence, head) pairs: from 4·SMs units on, blocks
+    of 256 threads, 4 per SM; below that its launcher enlarges them by ⌈4·SMs / u⌉ (at most 4x), used as 256, 512
+    or 1024 threads, which leaves 1024 / size blocks per SM."""
+    per_sm = MMHA_THREADS_PER_SM // MMHA_BLOCK_THREADS
+    size = MMHA_BLOCK_THREADS * min(math.ceil(per_sm * sms / units), per_sm) if units < per_sm * sms else 0
+    size = 1024 if size >= 1024 else (512 if size >= 512 else MMHA_BLOCK_THREADS)
+    return max(math.ceil(units / (sms * MMHA_THREADS_PER_SM / size)), 1)
 
 
 def mha_chunks(block_tokens: float, sms: float, units: float, context: float) -> int:

@@ -11,7 +11,9 @@ from costmodels.serving_attention import (
     allreduce_s,
     decode_attention_s,
     engine_allreduce_s,
+    head_tiles,
     mha_chunks,
+    mha_waves,
     prefill_attention_s,
     query_tiles,
     runs_gqa_kernel,
@@ -144,6 +146,38 @@ def test_mha_chunks_by_hand():
     assert mha_chunks(256.0, 132.0, 8, 100) == 1
 
 
+def test_mha_waves_by_hand():
+    # from 4 x 132 = 528 units on: 256-thread blocks, 4 per SM, 528 a wave
+    assert mha_waves(132.0, 1024) == 2
+    assert mha_waves(132.0, 2048) == 4
+    # fewer units: blocks of 256 x min(ceil(528 / u), 4) threads, used as 256, 512 or 1024
+    assert mha_waves(132.0, 100) == 1  # 1024 threads, one block per SM
+    assert mha_waves(132.0, 140) == 2  # ceil(528 / 140) = 4: 1024 threads, 140 blocks on 132 SMs
+    assert mha_waves(132.0, 256) == 1  # ceil(528 / 256) = 3: 768 -> 512 threads, two blocks per SM
+    assert mha_waves(132.0, 300) == 2  # 512 threads: 264 blocks a wave
+
+
+def test_head_tiles_by_hand():
+    k = _kernels("trtllm", decode_fp8_head_tile=8.0).k
+    assert [head_tiles(k, g) for g in (1, 4, 8, 12, 16)] == [1, 1, 1, 2, 2]
+    assert head_tiles(dataclasses.replace(k, decode_fp8_head_tile=0.0), 16) == 1
+
+
+def test_decode_attention_fp8_gqa_pays_per_head_tile():
+    c = dict(decode_fp8_floor_s=6e-6, decode_fp8_seq_s=12e-9, decode_free_units=100.0, kv_read_efficiency=0.9,
+             kv_dequant_s=0.0, decode_split_s=0.0, decode_overlap_exponent=1.0, kernel_floor_s=1e-6,
+             decode_split_block_tokens=128.0, gemm_sms=132.0, decode_fp8_head_tile=8.0)
+    ek = _kernels("trtllm", **c)
+    # 2048 sequences x 1 KV head, context 1, FP8 KV: 2048 units (one block each); 16 query heads fill two
+    # 8-head tiles, so each unit beyond the free 100 costs 2 x 12 ns, against 1 x 12 ns with 8 query heads
+    kv = 2048 * 1 * 2 * 1 * 128 * 1.0
+    read = kv / (H100_HBM * 0.9)
+    assert decode_attention_s(ek, 2048, 1, 16, 1, kv, 1.0, kv_fp8=True) == pytest.approx(
+        6e-6 + (2048 - 100) * 24e-9 + read)
+    assert decode_attention_s(ek, 2048, 1, 8, 1, kv, 1.0, kv_fp8=True) == pytest.approx(
+        6e-6 + (2048 - 100) * 12e-9 + read)
+
+
 def test_decode_attention_on_mmha_by_hand():
     c = dict(decode_mha_floor_s=8e-6, decode_mha_seq_s=10e-9, decode_free_units=100.0, kv_read_efficiency=0.9,
              decode_split_s=5e-6, decode_split_tokens=500.0, decode_overlap_exponent=2.0, kernel_floor_s=1e-6,
@@ -160,6 +194,11 @@ def test_decode_attention_on_mmha_by_hand():
     assert decode_attention_s(ek, 2, 1, 16, 2047, kv, 1.0) == pytest.approx(expect)
     # the same as MHA with 16 KV heads
     assert decode_attention_s(ek, 2, 16, 16, 2047, 16 * kv, 1.0) == pytest.approx(expect)
+    # 64 sequences x 8 heads at context 1: 512 units take two waves (512-thread blocks, 264 a wave), the second
+    # costing its 528 unit slots; one chunk of 2 history tokens each
+    kv1 = 64 * 1 * 2 * 8 * 128 * 2.0
+    waves = 8e-6 + math.sqrt((528 * 10e-9) ** 2 + (kv1 / (H100_HBM * 0.9)) ** 2 + (2 * 30e-9) ** 2) + 5e-6 / 501
+    assert decode_attention_s(ek, 64, 8, 8, 1, kv1, 1.0) == pytest.approx(waves)
     # without the streaming term (an engine without MMHA's multi-block mode) the time is shorter
     plain = _kernels("trtllm", **{**c, "decode_mha_block_tokens": 0.0})
     assert decode_attention_s(plain, 2, 1, 16, 2047, kv, 1.0) == pytest.approx(8e-6 + read + 5e-6 * 2047 / 2547)
