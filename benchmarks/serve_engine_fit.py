@@ -36,6 +36,7 @@ from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa
 from machine import machine_note  # noqa: E402
 
 import profiles  # noqa: E402
+from costmodels import serving_moe_flashinfer  # noqa: E402
 from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants  # noqa: E402
 from costmodels.serving_attention import (  # noqa: E402
     allreduce_s,
@@ -73,14 +74,19 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
              moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
              moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
-             moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0,
+             moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=1e11, fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
              gemm_sms=132.0, gemm_wave_weight=0.2, gemm_large_efficiency_max=0.75)
 """starting point of every fit (and the value of a constant no table constrains)"""
-ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0)}
-"""an engine's own starting point for constants whose START is 0 (that term off): fitted only for the engines
-named here (vLLM's FP8 experts on FlashInfer's fallback tile)"""
+ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0, moe_block_weight_reads=0.5,
+                             moe_efficiency=0.6, moe_default_efficiency=0.6, moe_fp8_hbm_efficiency=0.5,
+                             moe_fp8_slot_bytes=3.0)}
+"""an engine's own starting point: for constants whose START is 0 (that term off) the engines named here are the
+only ones they are fitted for (vLLM's FP8 experts on FlashInfer's fallback tile; its Triton kernel's weight
+re-reads per row block); for the others the fit also starts from START's and keeps the lower cost (vLLM's MoE
+least squares has local minima: from START's the H100 BF16 fit can stall at the efficiency bound 1, the H200
+FP8 fit in the corner hbm 1 / slot bytes 0.01)"""
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
                                    decode_mha_block_tokens=256.0, decode_fp8_head_tile=8.0)}
 """kernel constants read from an engine's source, not fitted: TensorRT-LLM's XQA decode kernel splits a
@@ -100,7 +106,8 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "fp8_overlap_exponent": (1.0, 16.0),
           "moe_slot_bytes": (0.01, 100.0), "moe_hbm_efficiency": (0.02, 1.0), "moe_fp8_hbm_efficiency": (0.02, 1.0),
           "moe_default_efficiency": (0.05, 1.0), "moe_fp8_default_efficiency": (0.05, 1.0),
-          "moe_fp8_slot_bytes": (0.01, 100.0), "moe_fp8_tile_s": (1e-8, 1e-4), "moe_fp8_oob_penalty": (1e-3, 10.0)}
+          "moe_fp8_slot_bytes": (0.01, 100.0), "moe_fp8_tile_s": (1e-8, 1e-4), "moe_fp8_oob_penalty": (1e-3, 10.0),
+          "moe_block_weight_reads": (1e-3, 1.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
@@ -142,6 +149,8 @@ def _moe(ek, p, engine: str = ""):
     tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
     if engine == "sglang":
         return _moe_sglang_collector(ek, p)
+    if engine == "vllm":
+        return _moe_vllm_collector(ek, p)
     local, slots = experts / ep, tokens * topk / ep
     rows = config_block_rows(engine, ek.device.name, tokens, local, inter / tp, dtype)
     walked = tokens * topk if walks_all_slots(engine, dtype) else 0.0
@@ -160,6 +169,20 @@ def _moe_sglang_collector(ek, p):
     block = config_block_rows("sglang", ek.device.name, m, experts / ep, inter / tp, dtype)
     return (grouped_gemm_rows_s(ek.device, ek.k, rows, 2 * inter / tp, h, dtype, block, walked)
             + grouped_gemm_rows_s(ek.device, ek.k, rows, h, inter / tp, dtype, block, walked))
+
+
+def _moe_vllm_collector(ek, p):
+    # vLLM's table times its FusedMoE layer on GPU 0 with the collector's balanced routing (aic_moe_workload;
+    # grouped top-k where the model has it): every token enters, GPU 0's experts compute their own slots, the
+    # Triton kernel walks all slots, on the config chosen for all tokens; FP8 experts on FlashInfer's fallback
+    # tile (costmodels/serving_moe_flashinfer.py)
+    tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
+    _, rows, walked = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, GROUPED_ROUTING.get(p[1:5]))
+    shapes = ((2 * inter / tp, h), (h, inter / tp))
+    if flashinfer_fallback_tile("vllm", dtype):
+        return sum(serving_moe_flashinfer.grouped_gemm_s(ek.device, ek.k, rows, n, kk) for n, kk in shapes)
+    block = config_block_rows("vllm", ek.device.name, tokens, experts / ep, inter / tp, dtype)
+    return sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked) for n, kk in shapes)
 
 
 def shipped_heads() -> set[tuple[int, int]]:
@@ -238,7 +261,7 @@ OPS = {
     # different kernels), block rows, fixed time and slot traffic; instances the planner builds have moe_tp·ep <= 16
     "moe bf16": (lambda t: _moe_domain(t, "bf16"), _moe,
                  ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_default_efficiency",
-                  "moe_block_rows")),
+                  "moe_block_rows", "moe_block_weight_reads")),
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), _moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty")),
@@ -280,14 +303,19 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     return tuple(n for n in names if not n.endswith("default_efficiency"))
 
 
-def fit_op(dev: DeviceSpec, values: dict, names, points, predict) -> dict:
-    """Least squares of the op's constants; a constant of GRID is tried at each of its values."""
+def fit_op(dev: DeviceSpec, values: dict, names, points, predict, starts: tuple[dict, ...] = ()) -> dict:
+    """Least squares of the op's constants from `values` and from each of `starts` (other starting points of some
+    of them), keeping the lowest cost; a constant of GRID is tried at each of its values."""
+    fits = [fit for start in ({}, *starts) for fit in _grid_fits(dev, {**values, **start}, names, points, predict)]
+    return min(fits, key=lambda f: f[1])[0]
+
+
+def _grid_fits(dev: DeviceSpec, values: dict, names, points, predict) -> list[tuple[dict, float]]:
     grid = [n for n in names if n in GRID]
     if not grid:
-        return _least_squares(dev, values, names, points, predict)[0]
+        return [_least_squares(dev, values, names, points, predict)]
     rest = [n for n in names if n not in GRID]
-    fits = [_least_squares(dev, {**values, grid[0]: g}, rest, points, predict) for g in GRID[grid[0]]]
-    return min(fits, key=lambda f: f[1])[0]
+    return [_least_squares(dev, {**values, grid[0]: g}, rest, points, predict) for g in GRID[grid[0]]]
 
 
 def _least_squares(dev: DeviceSpec, values: dict, names, points, predict) -> tuple[dict, float]:
@@ -324,7 +352,9 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
             rows.append((op, 0, 0, math.nan, math.nan, math.nan, math.nan, math.nan))
             continue
         if names:
-            values = fit_op(dev, values, names, train, predict)
+            # an engine's own starting point (ENGINE_START) competes with START's where both exist
+            alt = {n: START[n] for n in names if n in ENGINE_START.get(engine, {}) and START[n] > 0}
+            values = fit_op(dev, values, names, train, predict, (alt,) if alt else ())
         ek = _kernels(dev, values)
         err = sorted(abs(predict(ek, p) / p[-1] - 1) for p in test)
         wide = sorted(abs(predict(ek, p) / p[-1] - 1) for p in WIDE.get(op, domain)(tables) if held_aside(p[:-1]))

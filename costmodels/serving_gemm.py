@@ -26,7 +26,9 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
-      t = t_moe + max(F_pad / (P_d · eff(F_pad) · e_moe), t_floor + (hit·β·k·n + σ·(s·β·k + S·2·n)) / (BW · η_moe))
+      t = t_moe + max(F_pad / (P_d · eff(F_pad) · e_moe), t_floor + (hit·β·k·n·w + σ·(s·β·k + S·2·n)) / (BW · η_moe))
+      w = 1 + ρ·(⌈r/b⌉ − 1): an expert's weights stream from HBM once, plus the share ρ for each further row block
+      (vLLM's Triton kernel: each block's programs load the weight tiles again and L2 keeps only part; ρ = 0 else)
       eff the dense GEMM curve of the dtype; e_moe the fused MoE kernel's efficiency relative to it, t_moe the
       fixed time of one grouped GEMM with its share of the routing, alignment and finalize kernels, b and η_moe
       (weight streaming) and σ its own, per dtype (BF16 and FP8 run different kernels: Triton, CUTLASS); σ the slot
@@ -167,8 +169,15 @@ def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, s
     compute_s = 2.0 * padded * n * kk / (dev.peak_flops_per_s(dtype) * eff)
     e_w = 1.0 if fp8 else 2.0
     sigma = (k.moe_fp8_slot_bytes or k.moe_slot_bytes) if fp8 else k.moe_slot_bytes
-    moved = hit * e_w * kk * n + sigma * (slots * e_w * kk + max(slots, all_slots) * 2.0 * n)
+    weights = hit * e_w * kk * n * weight_passes(k, padded / hit / _moe_block(k, dtype, default_rows))
+    moved = weights + sigma * (slots * e_w * kk + max(slots, all_slots) * 2.0 * n)
     return floor_s + max(compute_s, k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency)))
+
+
+def weight_passes(k: KernelConstants, blocks: float) -> float:
+    """Times an expert's weights come from HBM when its rows span `blocks` row blocks (a mean over the experts
+    hit): once, plus the share moe_block_weight_reads for every further block."""
+    return 1.0 + k.moe_block_weight_reads * max(blocks - 1.0, 0.0)
 
 
 def _padded(rows: float) -> float:

@@ -90,3 +90,26 @@ def test_profiles_carry_the_tile_constants_for_vllm_only(device: str):
     for engine in ("trtllm", "sglang"):
         cal = engine_calibration(dev, engine)
         assert cal.moe_fp8_tile_s == 0.0 and cal.moe_fp8_oob_penalty == 0.0
+
+
+def test_weight_passes_add_a_share_per_further_row_block():
+    k = _constants(moe_block_weight_reads=0.4)
+    assert serving_gemm.weight_passes(k, 1.0) == 1.0
+    assert serving_gemm.weight_passes(k, 3.0) == pytest.approx(1.0 + 0.4 * 2)
+    assert serving_gemm.weight_passes(_constants(), 5.0) == 1.0  # 0 (every other engine): weights once
+
+
+def test_triton_experts_memory_bound_with_weight_rereads_by_hand():
+    h100 = profiles.load_device("h100-sxm")
+    k = _constants(moe_block_weight_reads=0.5, moe_block_rows=64.0, moe_efficiency=1.0, moe_floor_s=1e-5,
+                   moe_slot_bytes=1.0, moe_hbm_efficiency=0.8)
+    ek = EngineKernels(h100, k)
+    n, kk = 28672.0, 4096.0                      # Mixtral-8x7B gate+up: weights far beyond L2
+    rows = ((80.0, 8),)                          # 80 rows per expert: 2 blocks of 64
+    weights = 8 * 2 * kk * n * (1 + 0.5 * (2 - 1))
+    slot_bytes = 1.0 * (640 * 2 * kk + 640 * 2 * n)
+    memory_s = 4e-6 + (weights + slot_bytes) / (h100.hbm_bytes_per_s * 0.8)
+    got = serving_gemm.grouped_gemm_rows_s(ek.device, k, rows, n, kk, "bf16")
+    assert got == pytest.approx(1e-5 + memory_s)
+    one_block = serving_gemm.grouped_gemm_rows_s(ek.device, k, ((64.0, 8),), n, kk, "bf16")
+    assert got > 1.4 * one_block  # the second block re-streams half the weights: the measured 256 -> 320 step
