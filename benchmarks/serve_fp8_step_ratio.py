@@ -69,7 +69,8 @@ NOTES = """Reading the tables (no constant is fitted here):
   re-read term (A = m·k·2 bytes over 50 MiB; no step in the residuals at that size) and a serial epilogue term
   (output bytes; it leaves the large-m bias as it is).
 - SGLang's FP8 table has isolated slow shapes at m 8192 (e.g. n 51200, k 5120: FP8 only 1.08x faster than BF16),
-  which the tile/wave model does not reproduce: the +27 % step outlier (Qwen3-32B TP 1, ISL 8192).
+  which the tile/wave model does not reproduce: the +27 % step outlier (Qwen3-32B TP 1, ISL 8192). Not a shape
+  effect either: that shape runs at 754 TFLOP/s on H200 but 1097 on H100 (same die), and on H200 at m 16384 at 1138.
 - "model (engine)" leaves out the quantisation kernels each engine fuses into the producing kernel
   (costmodels/serving.py MEASURED_FUSED_QUANT); the tables, measured kernel by kernel, always include them. That is
   why TensorRT-LLM (which fuses all of them) shows +14..+27 % there: its real FP8 steps are faster than the tables
