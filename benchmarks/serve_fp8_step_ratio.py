@@ -60,14 +60,15 @@ NOTES = """Reading the tables (no constant is fitted here):
   partly idle); the model counts ⌈m/64⌉·⌈n/256⌉ tiles in waves over the SMs, a share ω ≈ 0.2 of the idle SMs of
   the last wave costing time (fitted per engine: 0.17-0.22 on all three). With the padding overcharge gone the
   fit no longer averages m+1's speed into the large-m round values. vLLM and SGLang (torch F.linear, cuBLAS
-  heuristics) still run 5-9 % below their curve at m 8192 and 16384 (the tables have no m between 4353
-  and 8192), TensorRT-LLM (torch_flow) 1-2 %: m >= 8192 runs at its own fitted efficiency
+  heuristics) still run below their curve at m 8192 and 16384 (fitted: vLLM 8-9 %, SGLang 4-5 %; the tables
+  have no m between 4353 and 8192), TensorRT-LLM (torch_flow) 0-1.5 %: m >= 8192 runs at its own fitted efficiency
   (gemm_large_efficiency_max, serving_gemm.BF16_LARGE_M). The per-shape scatter there (vLLM H200 m 16384:
   615-823 TFLOP/s at neighbouring (n, k)) is not a shape effect: the per-shape throughput of H100 and H200 (the
   same GH100 die and L2) correlates 0.94 at m 2048 but 0.51 at m 32768 for vLLM (0.33 SGLang; TensorRT-LLM 0.86
   at every m), so it is run-to-run variation no shape term can capture. Tested and rejected: an A-operand L2-miss
-  re-read term (A = m·k·2 bytes over 50 MiB; no step in the residuals at that size) and a serial epilogue term
-  (output bytes; it leaves the large-m bias as it is).
+  re-read term (A = m·k·2 bytes over 50 MiB; no step in the residuals at that size), a serial epilogue term
+  (output bytes; it leaves the large-m bias as it is) and a sustained-power term t·(1 + δ·t / (t + τ)) (δ, τ fit
+  to their bounds; vLLM's large-m bias stays).
 - SGLang's FP8 table has isolated slow shapes at m 8192 (e.g. n 51200, k 5120: FP8 only 1.08x faster than BF16),
   which the tile/wave model does not reproduce: the +27 % step outlier (Qwen3-32B TP 1, ISL 8192). Not a shape
   effect either: that shape runs at 754 TFLOP/s on H200 but 1097 on H100 (same die), and on H200 at m 16384 at 1138.
