@@ -1,6 +1,9 @@
 """vLLM's FP8 experts as measured: FlashInfer's CUTLASS fused MoE on its fallback 128 x 16 x 128 tile
 (costmodels/serving_moe_flashinfer.py), checked by hand."""
 
+import pathlib
+import sys
+
 import pytest
 
 import profiles
@@ -113,3 +116,21 @@ def test_triton_experts_memory_bound_with_weight_rereads_by_hand():
     assert got == pytest.approx(1e-5 + memory_s)
     one_block = serving_gemm.grouped_gemm_rows_s(ek.device, k, ((64.0, 8),), n, kk, "bf16")
     assert got > 1.4 * one_block  # the second block re-streams half the weights: the measured 256 -> 320 step
+
+
+def test_fit_times_vllm_on_the_collectors_balanced_rows():
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
+    import serve_engine_fit
+    from aic_moe_workload import measured_rows
+
+    # 16 tokens x top-8 over 128 experts, stride 16: token t -> t + 16j, every expert gets exactly one row (uniform
+    # random routing would hit only 128·(1 - (127/128)^128) ≈ 81 experts)
+    assert measured_rows(16, 128, 8, 1, False)[1:] == (((1, 128),), 128)
+    # EP 4: GPU 0 holds experts 0-31, each still one row; the Triton kernel walks all 128 slots
+    assert measured_rows(16, 128, 8, 4, False)[1:] == (((1, 32),), 128)
+    h100 = profiles.load_device("h100-sxm")
+    ek = EngineKernels(h100, _constants())
+    point = (16.0, 2048.0, 768.0, 8.0, 128.0, 1.0, 1.0, "fp8", 1.0)
+    by_hand = (flashinfer_s(h100, ek.k, ((1.0, 128.0),), 1536.0, 2048.0)
+               + flashinfer_s(h100, ek.k, ((1.0, 128.0),), 2048.0, 768.0))
+    assert serve_engine_fit._moe(ek, point, engine="vllm") == pytest.approx(by_hand)
