@@ -74,6 +74,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
              moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
              moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
+             moe_overlap_exponent=0.0, moe_fp8_overlap_exponent=0.0,
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=1e11, fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
@@ -81,10 +82,12 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
 """starting point of every fit (and the value of a constant no table constrains)"""
 ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0, moe_block_weight_reads=0.5,
                              moe_efficiency=0.6, moe_default_efficiency=0.6, moe_fp8_hbm_efficiency=0.5,
-                             moe_fp8_slot_bytes=3.0)}
+                             moe_fp8_slot_bytes=3.0),
+                "sglang": dict(moe_overlap_exponent=2.0, moe_fp8_overlap_exponent=2.0)}
 """an engine's own starting point: for constants whose START is 0 (that term off) the engines named here are the
 only ones they are fitted for (vLLM's FP8 experts on FlashInfer's fallback tile; its Triton kernel's weight
-re-reads per row block); for the others the fit also starts from START's and keeps the lower cost (vLLM's MoE
+re-reads per row block; SGLang's Triton MoE kernels' imperfect overlap of weight streaming and MMAs,
+serving_gemm.overlap_s); for the others the fit also starts from START's and keeps the lower cost (vLLM's MoE
 least squares has local minima: from START's the H100 BF16 fit can stall at the efficiency bound 1, the H200
 FP8 fit in the corner hbm 1 / slot bytes 0.01)"""
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
@@ -106,6 +109,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "fp8_overlap_exponent": (1.0, 16.0),
           "moe_slot_bytes": (0.01, 100.0), "moe_hbm_efficiency": (0.02, 1.0), "moe_fp8_hbm_efficiency": (0.02, 1.0),
           "moe_default_efficiency": (0.05, 1.0), "moe_fp8_default_efficiency": (0.05, 1.0),
+          "moe_overlap_exponent": (1.0, 16.0), "moe_fp8_overlap_exponent": (1.0, 16.0),
           "moe_fp8_slot_bytes": (0.01, 100.0), "moe_fp8_tile_s": (1e-8, 1e-4), "moe_fp8_oob_penalty": (1e-3, 10.0),
           "moe_block_weight_reads": (1e-3, 1.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
@@ -261,10 +265,11 @@ OPS = {
     # different kernels), block rows, fixed time and slot traffic; instances the planner builds have moe_tp·ep <= 16
     "moe bf16": (lambda t: _moe_domain(t, "bf16"), _moe,
                  ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_default_efficiency",
-                  "moe_block_rows", "moe_block_weight_reads")),
+                  "moe_block_rows", "moe_block_weight_reads", "moe_overlap_exponent")),
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), _moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
-                 "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty")),
+                 "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",
+                 "moe_fp8_overlap_exponent")),
 }
 
 

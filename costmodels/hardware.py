@@ -161,6 +161,11 @@ class KernelConstants:
     """grouped expert GEMMs: HBM traffic per token-expert slot relative to one input read and one output write"""
     moe_fp8_slot_bytes: float = 0.0
     """FP8 grouped expert GEMMs (their own kernel): traffic per slot likewise (0: moe_slot_bytes)"""
+    moe_overlap_exponent: float = 0.0
+    """grouped expert GEMMs: compute and HBM time combine as (c^p + m^p)^(1/p) (weight streaming and MMAs overlap
+    imperfectly; SGLang's Triton kernel); 0: max(c, m)"""
+    moe_fp8_overlap_exponent: float = 0.0
+    """FP8 grouped expert GEMMs (their own kernel): the same exponent (0: max)"""
     moe_block_weight_reads: float = 0.0
     """grouped expert GEMMs: share of an expert's row blocks after its first whose programs stream its weights from
     HBM again (serving_gemm.weight_passes; vLLM's Triton kernel); 0: weights once per expert"""
@@ -292,7 +297,8 @@ class EngineCalibration(KernelConstants):
         for name in ("fp8_large_efficiency_max", "fp8_hbm_efficiency", "fp8_overlap_exponent", "moe_floor_s",
                      "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
                      "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",
-                     "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads"):
+                     "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
+                     "moe_fp8_overlap_exponent"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("moe_block_rows", "moe_fp8_block_rows", "gemm_sms"):

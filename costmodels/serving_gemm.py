@@ -26,9 +26,11 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
-      t = t_moe + max(F_pad / (P_d · eff(F_pad) · e_moe), t_floor + (hit·β·k·n·w + σ·(s·β·k + S·2·n)) / (BW · η_moe))
+      t = t_moe + ‖F_pad / (P_d · eff(F_pad) · e_moe), t_floor + (hit·β·k·n·w + σ·(s·β·k + S·2·n)) / (BW · η_moe)‖_p
       w = 1 + ρ·(⌈r/b⌉ − 1): an expert's weights stream from HBM once, plus the share ρ for each further row block
       (vLLM's Triton kernel: each block's programs load the weight tiles again and L2 keeps only part; ρ = 0 else)
+      (‖c, m‖_p = (c^p + m^p)^(1/p), p per dtype; p = 0: max(c, m); SGLang's Triton kernel fits p ≈ 2: its weight
+      streaming and MMAs do not overlap fully)
       eff the dense GEMM curve of the dtype; e_moe the fused MoE kernel's efficiency relative to it, t_moe the
       fixed time of one grouped GEMM with its share of the routing, alignment and finalize kernels, b and η_moe
       (weight streaming) and σ its own, per dtype (BF16 and FP8 run different kernels: Triton, CUTLASS); σ the slot
@@ -36,7 +38,8 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       β weight bytes per element. Where vLLM's or SGLang's Triton kernel has no tuned tile config for the shape
       (costmodels/serving_moe_configs.py) it runs the release's default config: b its BLOCK_SIZE_M, e_moe times
       the default config's own efficiency e_def; and under expert parallelism it walks all S slots of the layer
-      (an output row each, zeros for other GPUs' experts), not only the s of its own experts (S = s elsewhere)
+      (an output row each, zeros for other GPUs' experts), not only the s of its own experts (S = s elsewhere);
+      grouped_gemm_rows_s takes an uneven split of the rows (each expert padded to blocks on its own)
 """
 
 import math
@@ -110,7 +113,12 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
     if k.fp8_cta_bytes_per_s > 0:
         bandwidth = min(bandwidth, min(tiles, k.gemm_sms) * k.fp8_cta_bytes_per_s)
     memory_s = k.kernel_floor_s + (m * kk + kk * n + 2.0 * m * n) / bandwidth
-    p = k.fp8_overlap_exponent
+    return overlap_s(compute_s, memory_s, k.fp8_overlap_exponent)
+
+
+def overlap_s(compute_s: float, memory_s: float, p: float) -> float:
+    """Kernel time of its compute and memory times: (c^p + m^p)^(1/p) (loads and MMAs overlap imperfectly);
+    p <= 0: max(c, m)."""
     return max(compute_s, memory_s) if p <= 0 else float((compute_s ** p + memory_s ** p) ** (1.0 / p))
 
 
@@ -171,7 +179,8 @@ def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, s
     sigma = (k.moe_fp8_slot_bytes or k.moe_slot_bytes) if fp8 else k.moe_slot_bytes
     weights = hit * e_w * kk * n * weight_passes(k, padded / hit / _moe_block(k, dtype, default_rows))
     moved = weights + sigma * (slots * e_w * kk + max(slots, all_slots) * 2.0 * n)
-    return floor_s + max(compute_s, k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency)))
+    memory_s = k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency))
+    return floor_s + overlap_s(compute_s, memory_s, k.moe_fp8_overlap_exponent if fp8 else k.moe_overlap_exponent)
 
 
 def weight_passes(k: KernelConstants, blocks: float) -> float:

@@ -8,7 +8,7 @@ import pytest
 
 import profiles
 from costmodels.hardware import KernelConstants
-from costmodels.serving_gemm import grouped_gemm_rows_s, grouped_gemm_s
+from costmodels.serving_gemm import grouped_gemm_rows_s, grouped_gemm_s, overlap_s
 from costmodels.serving_kernels import EngineKernels
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -79,9 +79,7 @@ def test_grouped_gemm_on_uneven_rows_pads_each_expert_on_its_own():
     n, kk = 4096.0, 4096.0
     # expert 0 with 40 rows (3 blocks of 16), expert 1 with 8 rows (one block): 64 rows computed, 48 slots
     t = grouped_gemm_rows_s(ek.device, k, ((40, 1), (8, 1)), n, kk, "bf16")
-    padded = 64
-    flops = 2 * padded * n * kk
-    compute_s = flops / (H100_BF16 * 0.8 * flops / (flops + 1e9) * 0.5)
+    compute_s = (2 * 128 * n * kk + 1e9) / (H100_BF16 * 0.8 * 0.5)  # 64 rows within one 128-row tile of the curve
     moved = 2 * 2 * kk * n + 2.0 * (48 * 2 * kk + 48 * 2 * n)  # two experts' weights, slot traffic x 2
     memory_s = 4e-6 + moved / (h100.hbm_bytes_per_s * 0.8)
     assert t == pytest.approx(1e-5 + max(compute_s, memory_s))
@@ -92,3 +90,21 @@ def test_grouped_gemm_on_uneven_rows_pads_each_expert_on_its_own():
     # an even split on whole blocks is the uniform grouped GEMM of the same slots
     even = grouped_gemm_rows_s(ek.device, k, ((512, 8),), n, kk, "bf16")
     assert even == pytest.approx(grouped_gemm_s(ek.device, k, 4096.0, 8.0, n, kk, "bf16"))
+
+
+def test_overlap_exponent_adds_compute_and_memory_time_as_a_p_norm():
+    assert overlap_s(3.0, 4.0, 2.0) == pytest.approx(5.0)
+    assert overlap_s(3.0, 4.0, 0.0) == 4.0  # 0: max, the other engines' kernels
+    h100 = profiles.load_device("h100-sxm")
+    n, kk = 4096.0, 4096.0
+    rows = ((40, 1), (8, 1))
+    # 64 block rows, charged by the compute layer's size curve at one whole 128-row tile: (F_128 + half) / (P e)
+    compute_s = (2 * 128 * n * kk + 1e9) / (H100_BF16 * 0.8 * 0.5)
+    memory_s = 4e-6 + (2 * 2 * kk * n + 2.0 * 48 * 2 * (kk + n)) / (h100.hbm_bytes_per_s * 0.8)
+    k = _constants(moe_overlap_exponent=2.0)
+    t = grouped_gemm_rows_s(EngineKernels(h100, k).device, k, rows, n, kk, "bf16")
+    assert t == pytest.approx(1e-5 + (compute_s ** 2 + memory_s ** 2) ** 0.5)
+    # the FP8 experts have their own exponent: 0 here, so max as before
+    fp8 = grouped_gemm_rows_s(EngineKernels(h100, k).device, k, rows, n, kk, "fp8")
+    k0 = _constants()
+    assert fp8 == pytest.approx(grouped_gemm_rows_s(EngineKernels(h100, k0).device, k0, rows, n, kk, "fp8"))
