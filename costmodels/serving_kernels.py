@@ -9,7 +9,8 @@ only changes the constants they run with (`KernelConstants`, applied as a Device
       tiles, waves over the SMs and per-block streaming; the FP8 input quantisation, which engines that fuse it
       into the preceding norm/activation kernel (fused_quant) skip) and grouped expert GEMMs (MoE: experts hit,
       rows padded to the kernel's blocks, the fused MoE kernel's own efficiency and fixed time):
-      costmodels/serving_gemm.py
+      costmodels/serving_gemm.py; vLLM's FP8 experts as measured (FlashInfer's CUTLASS fused MoE on its fallback
+      128 x 16 tile, moe_fp8_tile_s > 0): costmodels/serving_moe_flashinfer.py
   attention (prefill, decode) and the TP all-reduce: costmodels/serving_attention.py
 Constants come from `EngineCalibration` (fitted to measured per-op tables by benchmarks/serve_engine_fit.py)
 for trtllm/vllm/sglang, or from the device's `DeviceCalibration` serving fields for legacy/modern.
