@@ -22,7 +22,8 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
       that engine runs XQA only when 4·b·g·max(n, 1) blocks reach the SM count (`runs_gqa_kernel`, BF16 KV):
       below it, its MHA kernel (MMHA) on every query head, u = b·h, reading each KV head h/g times
       MMHA splits a history into ⌈SMs / u⌉ chunks, no more than one per 256 tokens (`mha_chunks`), and a thread
-      block streams its chunk at a latency-bound rate: a fourth term ((c+1) / chunks)·t_token in the smooth max
+      block streams its chunk at a latency-bound rate: a fourth term ((c+1) / chunks)·t_token in the smooth max,
+      and the reduction term only when chunks > 1 (its multi-block mode)
       its FP8-KV XQA pads a unit's h/g query heads to a multiple of 8: t_unit × ⌈(h/g) / 8⌉ (`head_tiles`)
       and MMHA's unit term counts whole waves of its thread blocks (`mha_waves`, 4·SMs unit slots a wave):
       (waves − 1) · 4·SMs · t_unit in place of max(u − u_free, 0) · t_unit
@@ -71,9 +72,9 @@ def decode_attention_s(ek: EngineKernels, seqs: float, kv_heads: float, heads: f
         # MHA, or GQA the engine runs on its MHA kernel: one unit per query head, each reading its KV head
         floor, per_unit, dequant = k.decode_mha_floor_s, k.decode_mha_seq_s, k.decode_mha_dequant_s
         units, kv_bytes = seqs * max(heads, kv_heads), kv_bytes * max(heads / kv_heads, 1.0)
-        if k.decode_mha_block_tokens > 0:  # each thread block streams its chunk of the history at its own rate
-            stream = (context + 1) / mha_chunks(k.decode_mha_block_tokens, k.gemm_sms, units, context) * (
-                k.decode_mha_token_s)
+        if k.decode_mha_block_tokens > 0:  # each thread block streams its chunk of the history at its own rate,
+            chunks = mha_chunks(k.decode_mha_block_tokens, k.gemm_sms, units, context)  # reduced if several
+            stream, split = (context + 1) / chunks * k.decode_mha_token_s, chunks > 1
     else:  # GQA: an engine with a multi-block heuristic runs `blocks` thread blocks per unit, reduced if > 1
         floor, per_unit = ((k.decode_fp8_floor_s, k.decode_fp8_seq_s * head_tiles(k, heads / kv_heads)) if kv_fp8
                            else (k.decode_attention_floor_s, k.decode_seq_s))
