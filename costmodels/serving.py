@@ -520,16 +520,19 @@ def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
 def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, decode_batch: float,
                     decode_context: float, chunk_tokens: float, chunk_context: float, engine: str = DEFAULT_ENGINE,
                     dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
-                    devices_per_node: int | None = None) -> float:
-    """One chunked-prefill iteration (Sarathi): decode_batch decode tokens plus a prompt chunk of chunk_tokens."""
+                    devices_per_node: int | None = None, chunk_prompts: float = 1.0) -> float:
+    """One chunked-prefill iteration (Sarathi): decode_batch decode tokens plus chunk_tokens prompt tokens, split
+    evenly over chunk_prompts prompts (varlen: each attends to itself after chunk_context cached tokens)."""
     prec = _precision(dtype, kv_dtype, skew)
     eng = engine_model(engine)
-    chunk = (PromptGroup(count=1, tokens=chunk_tokens, context=chunk_context),) if chunk_tokens > 0 else ()
+    prompts = max(chunk_prompts, 1.0)
+    chunk = ((PromptGroup(count=prompts, tokens=chunk_tokens / prompts, context=chunk_context),)
+             if chunk_tokens > 0 else ())
     load = StepLoad(decode_seqs=decode_batch, decode_ctx=decode_context, prompts=chunk)
     ek = engine_kernels(device, eng, devices_per_node)
     parts, kernels = _step_layers(model, ek, shape, eng, load, prec)
     total = _stage_total(model, ek, shape, parts, tokens=decode_batch + chunk_tokens,
-                         sampled=decode_batch + 1, devices_per_node=devices_per_node)
+                         sampled=decode_batch + prompts, devices_per_node=devices_per_node)
     cal = device.calibration
     gpu = sum(total.values())
     launch = kernels * shape.pp * cal.launch_floor_s if (eng.eager_prefill and chunk_tokens > 0) else 0.0

@@ -15,7 +15,7 @@ Output tokens/s per GPU = OSL · (requests/s) / GPUs, requests/s from the engine
           D = C / (t + a · F / OSL)      otherwise (the budget, not the KV cache, bounds the running batch),
       step τ = m(D, p): one iteration of D · t decode tokens at the mean context ISL + OSL / 2 plus p / F prompts of
       F tokens (p < F: one chunk of p tokens at the mean context of a prompt's chunks), requests/s = D · a / OSL / τ.
-      m prices the prompts' attention as each prompt's own causal work (mixed_step_seconds).
+      m (costmodels.serving.mixed_step_time) prices each prompt's attention as its own causal work.
   alternating steps (SGLang, whose scheduler runs a prefill batch whenever a waiting prompt can be admitted and
       mixes prefill with decode only with --enable-mixed-chunk; and C = 1): with the B slots full, a prefill batch
       admits the requests that finished since the last one, B · a / OSL per decode step, so prefill batches carry
@@ -56,23 +56,6 @@ def offline_budget(engine: str, budget: int) -> int:
     return budget if engine in MEASURED_ENGINES else 1
 
 
-def mixed_step_seconds(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, kw: dict, *, decode: float,
-                       context: float, prompts: float, tokens: float, cached: float) -> float:
-    """One iteration of `decode` decode tokens at `context` plus `prompts` prompts of `tokens` new tokens after
-    `cached` ones: costmodels.serving.mixed_step_time of one chunk of prompts · tokens, its attention replaced by
-    the prompts' own (varlen: each prompt attends to itself, prefill_time's attention term). Exact with one prompt;
-    with several it keeps one LM-head row for the prompts and, with attention DP, the whole chunk's GEMM rows on the
-    busiest replica (both slightly conservative)."""
-    whole = prompts * tokens
-    step = mixed_step_time(model, device, shape, decode_batch=decode, decode_context=context, chunk_tokens=whole,
-                           chunk_context=cached, **kw)
-    if prompts <= 1:
-        return step
-    own = prefill_time(model, device, shape, batch=prompts, prompt_len=tokens, context_len=cached, **kw)
-    chunk = prefill_time(model, device, shape, batch=1, prompt_len=whole, context_len=cached, **kw)
-    return step + own["attention_s"] - chunk["attention_s"]
-
-
 def _mixed_rate(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, kw: dict, *, batch: int, isl: int,
                 osl: int, fresh: int, budget: int, per_seq: float, accept: float) -> tuple[float, float, float]:
     """(requests/s, running decodes D, prompts per step p / F) of the mixed-step steady state (module docstring)."""
@@ -82,11 +65,10 @@ def _mixed_rate(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, kw: 
     context = (isl + osl / 2.0) / per_seq
 
     def step(units: int) -> float:
-        if fresh <= room:  # whole prompts
-            return mixed_step_seconds(model, device, shape, kw, decode=running * per_seq, context=context,
-                                      prompts=float(units), tokens=float(fresh), cached=float(isl - fresh))
-        return mixed_step_seconds(model, device, shape, kw, decode=running * per_seq, context=context,
-                                  prompts=float(units), tokens=room, cached=isl - fresh + (fresh - room) / 2.0)
+        whole = fresh <= room  # whole prompts, else one chunk of `room` tokens at its mean cached context
+        tokens, cached = (float(fresh), float(isl - fresh)) if whole else (room, isl - fresh + (fresh - room) / 2)
+        return mixed_step_time(model, device, shape, decode_batch=running * per_seq, decode_context=context,
+                               chunk_tokens=units * tokens, chunk_context=cached, chunk_prompts=float(units), **kw)
 
     units = prompt_tokens / min(float(fresh), room)
     whole = math.floor(units)

@@ -19,7 +19,7 @@ from costmodels.serving import (
 )
 from planner import plan_serving
 from planner.serve import ServeOptions, ServingWorkload, check, estimate_serving
-from planner.serve.offline import mixed_step_seconds, offline_throughput
+from planner.serve.offline import offline_throughput
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,8 @@ def test_mixed_budget_bound_by_hand(setup):
     assert got["offline_prompts_per_step"] == pytest.approx(units)
 
     def step(n):
-        return mixed_step_seconds(model, device, shape, kw, decode=running, context=8064, prompts=n, tokens=8000,
-                                  cached=0)
+        return mixed_step_time(model, device, shape, decode_batch=running, decode_context=8064, chunk_tokens=n * 8000,
+                               chunk_context=0, chunk_prompts=n, **kw)
 
     lo = math.floor(units)
     tau = (lo + 1 - units) * step(lo) + (units - lo) * step(lo + 1)
@@ -109,16 +109,23 @@ def test_alternating_engine_by_hand(setup):
         "offline_prompts_per_step"] == 1
 
 
-def test_mixed_step_seconds(setup):
+def test_mixed_step_prompts(setup):
     model, device, shape = setup
     kw = _kw("vllm")
-    one = mixed_step_seconds(model, device, shape, kw, decode=64, context=1000, prompts=1, tokens=2048, cached=0)
+
+    def step(prompts, tokens):
+        return mixed_step_time(model, device, shape, decode_batch=64, decode_context=1000,
+                               chunk_tokens=prompts * tokens, chunk_context=0, chunk_prompts=prompts, **kw)
+    one = step(1, 2048)
     assert one == mixed_step_time(model, device, shape, decode_batch=64, decode_context=1000, chunk_tokens=2048,
                                   chunk_context=0, **kw)
     # 16 prompts of 128 tokens attend each to itself: cheaper than one 2048-token chunk, dearer than no prompts
-    many = mixed_step_seconds(model, device, shape, kw, decode=64, context=1000, prompts=16, tokens=128, cached=0)
-    none = mixed_step_seconds(model, device, shape, kw, decode=64, context=1000, prompts=0, tokens=128, cached=0)
-    assert none < many < one
+    assert step(0, 128) < step(16, 128) < one
+    # each prompt's causal attention: 16 x 128 tokens cost less attention than one 2048-token prompt by the
+    # same margin prefill_time gives
+    own = prefill_time(model, device, shape, batch=16, prompt_len=128, **kw)["attention_s"]
+    whole = prefill_time(model, device, shape, batch=1, prompt_len=2048, **kw)["attention_s"]
+    assert one - step(16, 128) == pytest.approx(whole - own, rel=0.05)
 
 
 def test_budget_from_cli_and_api(setup, tmp_path):
