@@ -423,7 +423,11 @@ def main() -> None:
            "128x128 block scales: those) (" + ", ".join("/".join(map(str, s)) for s in sorted(SHIPPED_MOE))
            + "; the whole-table columns: every MoE shape of the table). vLLM's and SGLang's Triton MoE kernels run "
            "a tuned tile config where the release ships one for (local experts, expert width per GPU), else its "
-           "default config (costmodels/serving_moe_configs.py, from the wheels' file listings).", "",
+           "default config (costmodels/serving_moe_configs.py, from the wheels' file listings). vLLM's and SGLang's "
+           "MoE points are predicted on the rows the collector built (benchmarks/aic_moe_workload.py: balanced "
+           "routing; SGLang's Mixtral rows under EP on the bare kernel, GPU 0's remote slots computed by its expert 0; "
+           "DeepSeek-V3's grouped top-k of those logits favouring groups 0-3 and experts 0-4); serving keeps each "
+           "engine's own expert-parallel layer.", "",
            "| device | engine | op | fitted on | held aside | median err | p90 err | max err | whole table median "
            "| whole table p90 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for device in ("h100-sxm", "h200"):
