@@ -76,7 +76,8 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
              moe_overlap_exponent=0.0, moe_fp8_overlap_exponent=0.0,
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
-             fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=1e11, fp8_quant_bytes=3.0,
+             fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
+             fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
              gemm_sms=132.0, gemm_wave_weight=0.2, gemm_large_efficiency_max=0.75)
 """starting point of every fit (and the value of a constant no table constrains)"""
@@ -103,6 +104,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "decode_mha_dequant_s": (1e-16, 1e-9),
           "decode_overlap_exponent": (1.0, 8.0), "decode_free_units": (1.0, 1e4), "decode_split_tokens": (1.0, 1e6),
           "moe_fp8_efficiency": (0.05, 1.0), "fp8_wave_weight": (1e-3, 1.0), "fp8_k_overhead": (1.0, 1e5),
+          "fp8_oob_penalty": (1e-3, 20.0),
           "fp8_quant_bytes": (0.1, 100.0), "fp8_quant_row_s": (1e-13, 1e-6), "fp8_cta_bytes_per_s": (1e9, 1e13),
           "fp8_hbm_efficiency": (0.05, 1.0), "fp8_large_efficiency_max": (0.05, 1.0),
           "gemm_wave_weight": (1e-3, 1.0), "gemm_large_efficiency_max": (0.05, 1.0),
@@ -178,8 +180,9 @@ def _moe_sglang_collector(ek, p):
 def _moe_vllm_collector(ek, p):
     # vLLM's table times its FusedMoE layer on GPU 0 with the collector's balanced routing (aic_moe_workload;
     # grouped top-k where the model has it): every token enters, GPU 0's experts compute their own slots, the
-    # Triton kernel walks all slots, on the config chosen for all tokens; FP8 experts on FlashInfer's fallback
-    # tile (costmodels/serving_moe_flashinfer.py)
+    # Triton kernel walks all slots, on the config chosen for all tokens; FP8 experts as collected: FlashInfer's
+    # CUTLASS MoE on its fallback tile (costmodels/serving_moe_flashinfer.py; the collector never autotunes it, while
+    # serving times the tuned kernel with TensorRT-LLM's constants: serving_kernels.grouped_gemm_s)
     tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
     _, rows, walked = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, GROUPED_ROUTING.get(p[1:5]))
     shapes = ((2 * inter / tp, h), (h, inter / tp))
@@ -246,7 +249,7 @@ OPS = {
     "gemm fp8": (lambda t: _gemm_domain(t, "fp8"), _gemm,
                  ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s", "fp8_k_overhead", "fp8_wave_weight",
                   "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s", "fp8_hbm_efficiency",
-                  "fp8_overlap_exponent", "fp8_large_efficiency_max")),
+                  "fp8_overlap_exponent", "fp8_large_efficiency_max", "fp8_oob_penalty")),
     "prefill attention": (lambda t: [p for p in t.prefill if p[0] * p[1] >= 128 and p[4] == HEAD_DIM
                                      and (p[2], p[3]) in SHIPPED], _prefill,
                           ("attention_efficiency", "attention_floor_s", "attention_half_work", "attention_tile_s",
@@ -423,9 +426,12 @@ def main() -> None:
            "128x128 block scales: those) (" + ", ".join("/".join(map(str, s)) for s in sorted(SHIPPED_MOE))
            + "; the whole-table columns: every MoE shape of the table). vLLM's and SGLang's Triton MoE kernels run "
            "a tuned tile config where the release ships one for (local experts, expert width per GPU), else its "
-           "default config (costmodels/serving_moe_configs.py, from the wheels' file listings). vLLM's and SGLang's "
-           "MoE points are predicted on the rows the collector built (benchmarks/aic_moe_workload.py: balanced "
-           "routing; SGLang's Mixtral rows under EP on the bare kernel, GPU 0's remote slots computed by its expert 0; "
+           "default config (costmodels/serving_moe_configs.py, from the wheels' file listings). vLLM's FP8 MoE rows "
+           "are evaluated on the fallback tile the table timed (FlashInfer's CUTLASS fused MoE, never autotuned by the "
+           "collector: costmodels/serving_moe_flashinfer.py); serving uses the tuned kernel vLLM autotunes at "
+           "startup, timed with TensorRT-LLM's fitted FP8 MoE constants of the same device. vLLM's and SGLang's MoE "
+           "points are predicted on the rows the collector built (benchmarks/aic_moe_workload.py: balanced routing; "
+           "SGLang's Mixtral rows under EP on the bare kernel, GPU 0's remote slots computed by its expert 0; "
            "DeepSeek-V3's grouped top-k of those logits favouring groups 0-3 and experts 0-4); serving keeps each "
            "engine's own expert-parallel layer.", "",
            "| device | engine | op | fitted on | held aside | median err | p90 err | max err | whole table median "

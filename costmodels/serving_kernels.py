@@ -9,8 +9,10 @@ only changes the constants they run with (`KernelConstants`, applied as a Device
       tiles, waves over the SMs and per-block streaming; the FP8 input quantisation, which engines that fuse it
       into the preceding norm/activation kernel (fused_quant) skip) and grouped expert GEMMs (MoE: experts hit,
       rows padded to the kernel's blocks, the fused MoE kernel's own efficiency and fixed time):
-      costmodels/serving_gemm.py; vLLM's FP8 experts as measured (FlashInfer's CUTLASS fused MoE on its fallback
-      128 x 16 tile, moe_fp8_tile_s > 0): costmodels/serving_moe_flashinfer.py
+      costmodels/serving_gemm.py; vLLM's FP8 experts (FlashInfer's CUTLASS fused MoE, moe_fp8_tile_s > 0) as a
+      server runs them, on autotuned tactics: TensorRT-LLM's fitted CUTLASS MoE of the same device
+      (`EngineKernels.tuned_moe`); as vLLM's table measured them, on the fallback 128 x 16 tile:
+      costmodels/serving_moe_flashinfer.py (the fit, benchmarks/serve_engine_fit.py)
   attention (prefill, decode) and the TP all-reduce: costmodels/serving_attention.py
 Constants come from `EngineCalibration` (fitted to measured per-op tables by benchmarks/serve_engine_fit.py)
 for trtllm/vllm/sglang, or from the device's `DeviceCalibration` serving fields for legacy/modern.
@@ -28,9 +30,10 @@ ATTENTION_REF_WIDTH = 128.0
 
 
 class EngineKernels:
-    """A device as one engine runs it: `device` carries the engine's constants as its calibration."""
+    """A device as one engine runs it: `device` carries the engine's constants as its calibration; `tuned_moe`: the
+    autotuned CUTLASS fused MoE its FP8 experts run in serving (tuned_moe_kernels), else None."""
 
-    __slots__ = ("device", "k", "links")
+    __slots__ = ("device", "k", "links", "tuned_moe")
 
     def __init__(self, device: DeviceSpec, k: KernelConstants, devices_per_node: int | None = None):
         cal = dataclasses.replace(
@@ -45,6 +48,26 @@ class EngineKernels:
                                 device.inter_node_bytes_per_s * device.calibration.inter_node_efficiency,
                                 k.allreduce_hop_s, k.allreduce_hop_s + device.inter_node_latency_s,
                                 k.allreduce_call_s)
+        self.tuned_moe = tuned_moe_kernels(device, k)
+
+
+TUNED_CUTLASS_MOE_ENGINE = "trtllm"
+"""the engine whose measured FP8 MoE table times the CUTLASS fused MoE on autotuned tactics (aiconfigurator's
+TensorRT-LLM collector runs tensorrt_llm's autotune() over the layer before timing it); FlashInfer's CUTLASS fused
+MoE, which vLLM's FP8 experts run, is TensorRT-LLM's kernel, and vLLM tunes it at startup (serving_moe_flashinfer)"""
+
+
+def tuned_moe_kernels(device: DeviceSpec, k: KernelConstants) -> EngineKernels | None:
+    """For an engine whose FP8 experts run FlashInfer's CUTLASS fused MoE (moe_fp8_tile_s > 0): the device as
+    TUNED_CUTLASS_MOE_ENGINE runs it, whose fitted FP8 MoE constants time that kernel tuned; None for every other
+    engine, or when the device has no measured constants for TUNED_CUTLASS_MOE_ENGINE (then the fallback-tile
+    model, as measured, stands)."""
+    if k.moe_fp8_tile_s <= 0:
+        return None
+    for cal in device.serving_engines:
+        if cal.engine == TUNED_CUTLASS_MOE_ENGINE:
+            return EngineKernels(device, KernelConstants.of_engine(cal))
+    return None
 
 
 def engine_calibration(device: DeviceSpec, engine: str) -> EngineCalibration:
@@ -82,11 +105,16 @@ def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: flo
     """One grouped GEMM kernel: `slots` token rows over `local_experts` experts of (kk x n) weights each
     (costmodels/serving_gemm.py), plus the FP8 input quantisation unless fused; `default_rows` > 0: on the
     engine's default tile config with blocks of that many rows (costmodels/serving_moe_configs.py); `all_slots`:
-    the slots of the whole layer when the kernel walks them all."""
+    the slots of the whole layer when the kernel walks them all. FP8 experts on FlashInfer's CUTLASS fused MoE
+    (vLLM): the tuned kernel (ek.tuned_moe's constants), not the fallback tile vLLM's table timed."""
     if slots <= 0:
         return 0.0
     dtype = "fp8" if dtype == "fp8" else "bf16"
-    if dtype == "fp8" and ek.k.moe_fp8_tile_s > 0:  # vLLM's FP8 experts: FlashInfer's CUTLASS MoE, fallback tile
+    tuned = ek.tuned_moe if dtype == "fp8" else None
+    if tuned is not None:  # vLLM's FP8 experts: FlashInfer's CUTLASS MoE, autotuned at server startup
+        t = serving_gemm.grouped_gemm_s(tuned.device, tuned.k, slots, local_experts, n, kk, dtype, default_rows,
+                                        all_slots)
+    elif dtype == "fp8" and ek.k.moe_fp8_tile_s > 0:  # no tuned constants on this device: the fallback tile
         t = serving_moe_flashinfer.grouped_gemm_s(ek.device, ek.k, serving_moe_flashinfer.uniform_rows(
             slots, local_experts), n, kk)
     else:

@@ -1,4 +1,6 @@
-"""vLLM's FP8 expert GEMMs as measured: FlashInfer's CUTLASS fused MoE on its fallback tile (seconds, one GPU).
+"""vLLM's FP8 expert GEMMs as its table measured them: FlashInfer's CUTLASS fused MoE on its fallback tile (seconds,
+one GPU). Serving predictions use the tuned kernel instead (see the end of this docstring); this model is what
+benchmarks/serve_engine_fit.py fits and evaluates vLLM's measured FP8 MoE rows with.
 
 vLLM 0.24.0 runs FP8 experts with per-tensor scales (ModelOpt FP8) on Hopper through FlashInfer's CUTLASS fused
 MoE (FlashInferExperts). Which GEMM tile it uses is chosen by FlashInfer's autotuner; without a tuned entry for
@@ -24,8 +26,29 @@ layer whose hit experts hold `r` rows each, per (k x n) expert GEMM:
 
 t_tile and π are the kernel constants moe_fp8_tile_s and moe_fp8_oob_penalty (fitted by
 benchmarks/serve_engine_fit.py to vLLM's measured FP8 MoE table; > 0 only for engines whose FP8 experts run this
-kernel); t_moe, e_moe, η_moe and σ are the FP8 grouped GEMM's (moe_fp8_*). vLLM serving with its startup
-autotune picks a tuned tile per token bucket and is faster than this at most shapes.
+kernel); t_moe, e_moe, η_moe and σ are the FP8 grouped GEMM's (moe_fp8_*).
+
+A vLLM server does not run the fallback tile, so serving (costmodels/serving_kernels.py grouped_gemm_s) times vLLM's
+FP8 experts with TensorRT-LLM's fitted FP8 MoE model and constants of the same device (EngineKernels.tuned_moe).
+Evidence, from the sources (read, not copied):
+  vLLM serves with the autotune on: `vllm serve` runs at -O2, and the optimisation levels O1-O3 set
+      kernel_config.enable_flashinfer_autotune = True (O0 False; `--kernel-config '{"enable_flashinfer_autotune":
+      false}'` turns it off); kernel_warmup (vllm/model_executor/warmup/kernel_warmup.py) then runs
+      flashinfer_autotune on SM >= 90: one dummy forward of max_num_batched_tokens tokens under FlashInfer's
+      autotune(tune_mode=True), which profiles every token bucket up to it for each op that asks AutoTuner.choose_one
+      (the CUTLASS fused MoE does, for GEMM 1 and GEMM 2: flashinfer/fused_moe/core.py), cached and broadcast so
+      every rank runs the same tactics.
+  FlashInfer CUTLASS is the backend of per-tensor FP8 experts on Hopper: every FP8 row of vLLM 0.24.0's table names
+      it (kernel_source vllm_modeloptfp8moe_flashinfer_cutlass_flashinferexperts), and aiconfigurator's collector
+      (collector/vllm/collect_moe.py) builds the ModelOpt FP8 FusedMoE through vLLM's own backend selection, with
+      no autotune call.
+  TensorRT-LLM's FP8 rows time the same kernel tuned: aiconfigurator's TensorRT-LLM collector (collector/trtllm/
+      collect_moe.py, trtllm >= 1.3.0rc20) sets moe_backend "cutlass" for per-tensor FP8 on Hopper and runs the
+      layer once under tensorrt_llm._torch.autotuner.autotune() (cached per shape) before timing it (kernel_source
+      moe_torch_flow_cutlass); FlashInfer's CUTLASS fused MoE is TensorRT-LLM's kernel (flashinfer csrc/fused_moe/
+      cutlass_backend builds on csrc/nv_internal/tensorrt_llm: same grouped GEMMs, same tactic list).
+  Measured (aiconfigurator-core 0.12.0, Qwen3-30B-A3B layer, 16 tokens, TP 2, H100): vLLM FP8 0.730 ms on the
+      fallback tile vs vLLM BF16 0.234 ms, TensorRT-LLM FP8 tuned 0.134 ms (H200: 0.717, 0.174, 0.111 ms).
 """
 
 import math
