@@ -69,8 +69,19 @@ NOTES = """Reading the tables (no constant is fitted here):
   re-read term (A = m·k·2 bytes over 50 MiB; no step in the residuals at that size), a serial epilogue term
   (output bytes; it leaves the large-m bias as it is) and a sustained-power term t·(1 + δ·t / (t + τ)) (δ, τ fit
   to their bounds; vLLM's large-m bias stays).
+- FP8 GEMMs of vLLM and SGLang (CUTLASS, 128 x 128 tiles in clusters of two along m): the tables' m + 1 rows
+  (m a multiple of 256) run far slower than their added tiles charge (H200 vLLM n 51200, k 5120: 1024 -> 1025
+  rows 336 -> 618 µs, 1.84x, where the tiles grow 1.25x; 256 -> 257: 3.2x for 2x the tiles; TensorRT-LLM 1.00-1.08x),
+  and the fit averaged that into round m: the model ran +8-10 % slow at m 1024-2048 and lower FP8 efficiency
+  (0.69 on H200 vLLM) while the measured time per wave at m <= 2048 is 0.83-0.89 of the FP8 peak. A padded
+  (out-of-bounds) row of the last row tiles now costs 1 + π real rows (serving_gemm.gemm_fp8_s; fitted π 0.78-1.37,
+  e_max 0.66-0.77): the wide TP 1 gate+up (n 51200) went from +26 % (m 1024) to +14 %, and vLLM's H200 TP 1 prefill
+  ratio from -12 % to -5 %. Still missing: the per-wave efficiency falls with m (H200 vLLM: 0.85 at m <= 2048, 0.76
+  at 8192, 0.69 at 16384 at k 5120), so the model stays slow on wide GEMMs at m 1024 (+9 %) and fast at small n and
+  large m (the quantisation kernel, ~13 bytes per element measured, fitted lower); a per-wave traffic term (the
+  shorter operand re-read every wave) was tried and did not move the fit.
 - SGLang's FP8 table has isolated slow shapes at m 8192 (e.g. n 51200, k 5120: FP8 only 1.08x faster than BF16),
-  which the tile/wave model does not reproduce: the +27 % step outlier (Qwen3-32B TP 1, ISL 8192). Not a shape
+  which the tile/wave model does not reproduce: the +31 % step outlier (Qwen3-32B TP 1, ISL 8192). Not a shape
   effect either: that shape runs at 754 TFLOP/s on H200 but 1097 on H100 (same die), and on H200 at m 16384 at 1138.
 - "model (engine)" leaves out the quantisation kernels each engine fuses into the producing kernel
   (costmodels/serving.py MEASURED_FUSED_QUANT); the tables, measured kernel by kernel, always include them. That is

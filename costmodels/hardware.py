@@ -179,6 +179,9 @@ class KernelConstants:
     """FP8 GEMMs: per-tile prologue/epilogue in elements of k (the main loop costs (k + k_0) / k of its MMAs)"""
     fp8_wave_weight: float = 0.0
     """FP8 GEMMs: share of the idle SMs of a partial last wave that costs time (0: stream-k, 1: whole waves)"""
+    fp8_oob_penalty: float = 0.0
+    """FP8 GEMMs: extra main-loop time of a padded (out-of-bounds, zero-filled) row of the last row tiles, relative
+    to a real row (serving_gemm.gemm_fp8_s; 0: padded rows cost as much as real ones)"""
     gemm_wave_weight: float = 0.0
     """BF16 GEMMs: share of the idle SMs of a partial last wave of output tiles that costs time (0: the compute
     layer's 128-row padding alone, no tiles or waves)"""
@@ -298,7 +301,7 @@ class EngineCalibration(KernelConstants):
                      "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
                      "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",
                      "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
-                     "moe_fp8_overlap_exponent"):
+                     "moe_fp8_overlap_exponent", "fp8_oob_penalty"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("moe_block_rows", "moe_fp8_block_rows", "gemm_sms"):

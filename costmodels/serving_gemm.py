@@ -15,9 +15,13 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       the operands so the weight's n fills the 64-wide tile side); T = ⌈m/t_m⌉·⌈n/t_n⌉ tiles (m tiles rounded up
       to whole clusters; m >= 8192 with k >= 6144: 256 x 128 tiles at their own e_max, LARGE_FP8_TILE) run on
       S SMs in waves:
-      compute = 2·m_pad·n_pad·k·w(T)·(1 + k_0/k) / (P_fp8 · e_max) + F_half / (P_fp8 · e_max)
+      compute = 2·(m_pad + π·(m_pad − m))·n_pad·k·w(T)·(1 + k_0/k) / (P_fp8 · e_max) + F_half / (P_fp8 · e_max)
           w(T) = 1 + ω·(⌈T/S⌉·S/T − 1): the idle share of the last wave, weighted by ω (0: stream-k fills it,
-          1: whole waves); k_0 = the per-tile prologue/epilogue in k-loop iterations' worth
+          1: whole waves); k_0 = the per-tile prologue/epilogue in k-loop iterations' worth; π: a padded
+          (out-of-bounds, zero-filled) row of the last row tiles costs 1 + π real rows (vLLM's and SGLang's
+          CUTLASS kernels: one row more than a multiple of 256 costs far more than its added tiles, e.g. H200 vLLM
+          n 51200, k 5120: 1024 -> 1025 rows 336 -> 618 µs where the tiles grow 1.25x; fitted π ≈ 0.8-1.4;
+          TensorRT-LLM's kernels run 1025 rows as fast as 1024)
       memory  = t_floor + bytes / min(BW · η_fp8, min(T, S) · B_cta): only T thread blocks stream the operands
           when the GEMM has fewer tiles than SMs, each at most B_cta
       t = (compute^p + memory^p)^(1/p) (loads and MMAs overlap imperfectly; p = 0: max) + quantisation of the input
@@ -108,7 +112,8 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
     large = m >= LARGE_FP8_TILE[0] and kk >= LARGE_FP8_TILE[1] and k.fp8_large_efficiency_max > 0
     peak = dev.peak_flops_per_s("fp8") * (k.fp8_large_efficiency_max if large else k.fp8_gemm_efficiency_max)
     waves = wave_factor(tiles, k.gemm_sms, k.fp8_wave_weight)
-    compute_s = (2.0 * m_pad * n_pad * kk * waves * (1.0 + k.fp8_k_overhead / kk) + k.fp8_gemm_half_flops) / peak
+    rows = m_pad + k.fp8_oob_penalty * (m_pad - m)
+    compute_s = (2.0 * rows * n_pad * kk * waves * (1.0 + k.fp8_k_overhead / kk) + k.fp8_gemm_half_flops) / peak
     bandwidth = dev.hbm_bytes_per_s * (k.fp8_hbm_efficiency or k.hbm_efficiency)
     if k.fp8_cta_bytes_per_s > 0:
         bandwidth = min(bandwidth, min(tiles, k.gemm_sms) * k.fp8_cta_bytes_per_s)
