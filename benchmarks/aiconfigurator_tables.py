@@ -11,6 +11,9 @@ one device and one engine, the tables the serving model needs and returns plain 
   moe        fused MoE layer of gated experts (tokens, hidden, inter, topk, experts, moe_tp, ep, dtype; balanced
              routing; fp8: per-tensor scales, block scales where the engine has only those); the fastest kernel
              the engine ships per point
+  moe_block  the same for FP8 experts with 128x128 block scales (DeepSeek-V3-style checkpoints; dtype "fp8"),
+             where the table has them: TensorRT-LLM's CUTLASS MoE, vLLM's Triton (expert-parallel size 1) and
+             FlashInfer CUTLASS (EP > 1) kernels, SGLang's Triton kernel (the rows `moe` already holds)
 Repeated measurements of one point are reduced to their median. Nothing here is fitted.
 """
 
@@ -45,6 +48,8 @@ class Tables:
     """(gpus, bytes, t)"""
     moe: tuple
     """(tokens, hidden, inter, topk, experts, moe_tp, ep, dtype, t)"""
+    moe_block: tuple = ()
+    """(tokens, hidden, inter, topk, experts, moe_tp, ep, "fp8", t) of FP8 experts with 128x128 block scales"""
 
 
 def data_dir() -> str:
@@ -107,10 +112,10 @@ def load(device: str, engine: str) -> Tables:
     # gated experts only (the *_nongated kernels run an MLP without gate: other FLOPs for the same key); FP8 experts
     # with per-tensor scales, or, for an engine measured only with 128x128 block scales (SGLang), those
     fp8 = "fp8" if (m.moe_dtype == "fp8").any() else "fp8_block"
-    m = m[(m.distribution == "balanced") & m.moe_dtype.isin(["bfloat16", fp8])
-          & ~m.kernel_source.str.contains("nongated")].assign(
-        dtype=lambda x: x.moe_dtype.map({"bfloat16": "bf16", fp8: "fp8"}))
-    moe = _fastest(m, ["num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
-                       "moe_ep_size", "dtype"])
+    m = m[(m.distribution == "balanced") & ~m.kernel_source.str.contains("nongated")]
+    keys = ["num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size", "dtype"]
+    moe = _fastest(m[m.moe_dtype.isin(["bfloat16", fp8])].assign(
+        dtype=lambda x: x.moe_dtype.map({"bfloat16": "bf16", fp8: "fp8"})), keys)
+    moe_block = _fastest(m[m.moe_dtype == "fp8_block"].assign(dtype="fp8"), keys)
     return Tables(device=device, engine=engine, version=version, gemm=gemm, prefill=prefill, decode=decode,
-                  allreduce=allreduce, moe=moe)
+                  allreduce=allreduce, moe=moe, moe_block=moe_block)

@@ -45,7 +45,7 @@ from costmodels.serving_attention import (  # noqa: E402
     query_tiles,
 )
 from costmodels.serving_gemm import grouped_gemm_rows_s  # noqa: E402
-from costmodels.serving_kernels import EngineKernels, gemm_s, grouped_gemm_s  # noqa: E402
+from costmodels.serving_kernels import EngineKernels, block_fp8_kernels, gemm_s, grouped_gemm_s  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
     config_block_rows,
     flashinfer_fallback_tile,
@@ -76,6 +76,8 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
              moe_overlap_exponent=0.0, moe_fp8_overlap_exponent=0.0,
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
+             moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
+             moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
@@ -84,11 +86,14 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
 ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0, moe_block_weight_reads=0.5,
                              moe_efficiency=0.6, moe_default_efficiency=0.6, moe_fp8_hbm_efficiency=0.5,
                              moe_fp8_slot_bytes=3.0),
-                "sglang": dict(moe_overlap_exponent=2.0, moe_fp8_overlap_exponent=2.0)}
+                "sglang": dict(moe_overlap_exponent=2.0, moe_fp8_overlap_exponent=2.0),
+                "trtllm": dict(moe_blockfp8_efficiency=0.7)}
 """an engine's own starting point: for constants whose START is 0 (that term off) the engines named here are the
 only ones they are fitted for (vLLM's FP8 experts on FlashInfer's fallback tile; its Triton kernel's weight
 re-reads per row block; SGLang's Triton MoE kernels' imperfect overlap of weight streaming and MMAs,
-serving_gemm.overlap_s); for the others the fit also starts from START's and keeps the lower cost (vLLM's MoE
+serving_gemm.overlap_s; TensorRT-LLM's block-scaled FP8 MoE kernel, the only one fitted to its own
+fp8_block rows: vLLM's are not, SGLang's FP8 constants are block-scaled already); for the others the fit also
+starts from START's and keeps the lower cost (vLLM's MoE
 least squares has local minima: from START's the H100 BF16 fit can stall at the efficiency bound 1, the H200
 FP8 fit in the corner hbm 1 / slot bytes 0.01)"""
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
@@ -113,10 +118,12 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_default_efficiency": (0.05, 1.0), "moe_fp8_default_efficiency": (0.05, 1.0),
           "moe_overlap_exponent": (1.0, 16.0), "moe_fp8_overlap_exponent": (1.0, 16.0),
           "moe_fp8_slot_bytes": (0.01, 100.0), "moe_fp8_tile_s": (1e-8, 1e-4), "moe_fp8_oob_penalty": (1e-3, 10.0),
-          "moe_block_weight_reads": (1e-3, 1.0)}
+          "moe_block_weight_reads": (1e-3, 1.0), "moe_blockfp8_efficiency": (0.05, 1.0),
+          "moe_blockfp8_hbm_efficiency": (0.02, 1.0), "moe_blockfp8_slot_bytes": (0.01, 100.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
-        "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
+        "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0),
+        "moe_blockfp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
 """constants that switch between algorithms at message sizes the tables step in powers of two: fitted by trying
 each value (the rest by least squares for every one), keeping the lowest cost"""
 
@@ -192,6 +199,23 @@ def _moe(ek, p, engine: str = ""):
             + grouped_gemm_s(ek, slots, local, h, inter / tp, dtype, True, rows, walked))
 
 
+def _moe_block(ek, p, engine: str = ""):
+    # FP8 experts of a 128x128 block-scaled checkpoint as serving times them (grouped_gemm_s block_scaled: the
+    # engine's block-scaled kernel, for vLLM TensorRT-LLM's; without one, its per-tensor FP8 path);
+    # SGLang's FP8 rows are these very rows, predicted as the "moe fp8" op predicts them; vLLM's on the rows its
+    # collector built (aic_moe_workload, as _moe_vllm_collector)
+    if engine == "sglang":
+        return _moe_sglang_collector(ek, p)
+    tokens, h, inter, topk, experts, tp, ep, _, _ = p
+    shapes = ((2 * inter / tp, h), (h, inter / tp))
+    block = block_fp8_kernels(ek)
+    if engine == "vllm" and block is not None:
+        _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, GROUPED_ROUTING.get(p[1:5]))
+        return sum(grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8") for n, kk in shapes)
+    local, slots = experts / ep, tokens * topk / ep
+    return sum(grouped_gemm_s(ek, slots, local, n, kk, "fp8", True, 0.0, 0.0, True) for n, kk in shapes)
+
+
 def _moe_sglang_collector(ek, p):
     # SGLang's table times the rows the collector builds (aic_moe_workload: balanced routing; for Mixtral under EP
     # GPU 0's tokens with their remote slots computed by its expert 0, else the engine's layer walking all slots),
@@ -260,6 +284,10 @@ def _moe_domain(t: Tables, dtype: str) -> list:
     return [p for p in _moe_table(t, dtype) if p[1:5] in SHIPPED_MOE]
 
 
+def _moe_block_table(t: Tables) -> list:
+    return [p for p in t.moe_block if p[0] <= 16384 and p[5] * p[6] <= 16]
+
+
 def _gemm_table(t: Tables, dtype: str) -> list:
     return [p for p in t.gemm if p[3] == dtype and min(p[1], p[2]) >= 512 and p[0] <= 16384]
 
@@ -300,6 +328,10 @@ OPS = {
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",
                  "moe_fp8_overlap_exponent")),
+    # FP8 experts with 128x128 block scales (serving_kernels.block_fp8_constants): their own kernel's constants
+    "moe fp8 block": (lambda t: [p for p in _moe_block_table(t) if p[1:5] in SHIPPED_MOE], _moe_block,
+                      ("moe_blockfp8_efficiency", "moe_blockfp8_floor_s", "moe_blockfp8_hbm_efficiency",
+                       "moe_blockfp8_slot_bytes", "moe_blockfp8_block_rows")),
 }
 
 
@@ -310,7 +342,8 @@ def _kernels(dev: DeviceSpec, values: dict) -> EngineKernels:
 WIDE = {"prefill attention": lambda t: [p for p in t.prefill if p[0] * p[1] >= 128],
         "decode attention": lambda t: list(t.decode),
         "gemm bf16": lambda t: _gemm_table(t, "bf16"), "gemm fp8": lambda t: _gemm_table(t, "fp8"),
-        "moe bf16": lambda t: _moe_table(t, "bf16"), "moe fp8": lambda t: _moe_table(t, "fp8")}
+        "moe bf16": lambda t: _moe_table(t, "bf16"), "moe fp8": lambda t: _moe_table(t, "fp8"),
+        "moe fp8 block": _moe_block_table}
 """the whole table of an op whose fitted domain is narrower (reported, with the same constants)"""
 
 
@@ -325,12 +358,14 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     the MHA decode kernel's per-block streaming time for an engine without that term (decode_mha_block_tokens 0)."""
     if not ENGINE_CONSTANTS.get(engine, {}).get("decode_mha_block_tokens"):
         names = tuple(n for n in names if n != "decode_mha_token_s")
-    if getattr(predict, "func", None) is not _moe:  # the MoE predictor, bound to its engine
+    if getattr(predict, "func", None) not in (_moe, _moe_block):  # the MoE predictors, bound to their engine
         return names
     # a term off at START (0) is fitted only for engines with their own start (ENGINE_START); FlashInfer's
     # fallback tile (vLLM FP8) has fixed 128-row tiles
     own = ENGINE_START.get(engine, {})
     names = tuple(n for n in names if START.get(n, 1.0) > 0 or n in own)
+    if "moe_blockfp8_efficiency" not in names:  # no block-scaled kernel of its own: its other constants unused
+        names = tuple(n for n in names if not n.startswith("moe_blockfp8_"))
     if flashinfer_fallback_tile(engine, "fp8"):
         names = tuple(n for n in names if n != "moe_fp8_block_rows")
     if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7]) for p in train):
@@ -377,8 +412,8 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
     rows = []
     for op, (domain, predict, names) in OPS.items():
         names = names if op in refit else ()
-        if predict is _moe:  # which shapes have tuned kernel configs depends on the engine
-            predict = functools.partial(_moe, engine=engine)
+        if predict in (_moe, _moe_block):  # which shapes have tuned kernel configs depends on the engine
+            predict = functools.partial(predict, engine=engine)
         points = domain(tables)
         train = [p for p in points if not held_aside(p[:-1])]
         test = [p for p in points if held_aside(p[:-1])]
@@ -461,7 +496,15 @@ def main() -> None:
            "points are predicted on the rows the collector built (benchmarks/aic_moe_workload.py: balanced routing; "
            "SGLang's Mixtral rows under EP on the bare kernel, GPU 0's remote slots computed by its expert 0; "
            "DeepSeek-V3's grouped top-k of those logits favouring groups 0-3 and experts 0-4); serving keeps each "
-           "engine's own expert-parallel layer.", "",
+           "engine's own expert-parallel layer. 'moe fp8 block': FP8 experts with 128x128 block scales "
+           "(DeepSeek-V3-style checkpoints, served with --quant-block), the table's fp8_block rows: TensorRT-LLM's "
+           "CUTLASS MoE fitted with its own constants (moe_blockfp8_*); SGLang's rows are its 'moe fp8' rows, on "
+           "those constants (not refitted); vLLM's (Triton at EP 1, FlashInfer CUTLASS untuned at EP > 1, as "
+           "vLLM picks for block FP8 on Hopper) are not fitted and are evaluated, on the rows its collector built, "
+           "with what serving uses for them, "
+           "TensorRT-LLM's fitted block-scaled constants of the same device (FlashInfer's CUTLASS MoE is "
+           "TensorRT-LLM's kernel, autotuned at vLLM's startup; its Triton kernel at EP 1 is timed the same way).",
+           "",
            "| device | engine | op | fitted on | held aside | median err | p90 err | max err | whole table median "
            "| whole table p90 |", "|---|---|---|---|---|---|---|---|---|---|"]
     cv = ["", f"{HELD_ASIDE}-fold cross-validation of the ops with few points (the held-aside split above is "

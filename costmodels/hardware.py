@@ -175,6 +175,19 @@ class KernelConstants:
     moe_fp8_oob_penalty: float = 0.0
     """FP8 grouped expert GEMMs on FlashInfer's fallback tile: extra main-loop time of a partial row tile per
     whole tile of empty (zero-filled) rows, relative to a full tile"""
+    moe_blockfp8_efficiency: float = 0.0
+    """FP8 grouped expert GEMMs of a block-scaled (128 x 128) checkpoint, the engine's own kernel for those
+    (serving_kernels.block_fp8_constants): efficiency relative to the dense FP8 GEMM curve; 0: no such kernel
+    fitted, block-scaled experts are timed with the per-tensor FP8 constants (SGLang: those are block-scaled)"""
+    moe_blockfp8_block_rows: float = 128.0
+    """block-scaled FP8 grouped expert GEMMs: rows of one block"""
+    moe_blockfp8_floor_s: float = 0.0
+    """block-scaled FP8 grouped expert GEMMs: fixed time per grouped GEMM"""
+    moe_blockfp8_hbm_efficiency: float = 0.0
+    """block-scaled FP8 grouped expert GEMMs: fraction of HBM bandwidth streaming expert weights (0: hbm_efficiency)"""
+    moe_blockfp8_slot_bytes: float = 0.0
+    """block-scaled FP8 grouped expert GEMMs: traffic per slot relative to one input read and output write
+    (0: moe_slot_bytes)"""
     fp8_k_overhead: float = 0.0
     """FP8 GEMMs: per-tile prologue/epilogue in elements of k (the main loop costs (k + k_0) / k of its MMAs)"""
     fp8_wave_weight: float = 0.0
@@ -301,10 +314,13 @@ class EngineCalibration(KernelConstants):
                      "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
                      "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",
                      "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
-                     "moe_fp8_overlap_exponent", "fp8_oob_penalty"):
+                     "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",
+                     "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
-        for name in ("moe_block_rows", "moe_fp8_block_rows", "gemm_sms"):
+        require(0.0 <= self.moe_blockfp8_efficiency <= 1.0, f"must be in [0, 1], got {self.moe_blockfp8_efficiency}",
+                field=f"serving_engines.{self.engine}.moe_blockfp8_efficiency")
+        for name in ("moe_block_rows", "moe_fp8_block_rows", "moe_blockfp8_block_rows", "gemm_sms"):
             v = getattr(self, name)
             require(v >= 1.0, f"must be >= 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("decode_split_tokens", "decode_overlap_exponent"):

@@ -311,6 +311,9 @@ class Precision:
     """KV cache ("" = dtype)"""
     skew: float = 1.0
     """MoE: token-expert slots on the busiest expert-parallel GPU / the mean (1 = balanced routing)"""
+    quant_block: int = 0
+    """FP8 checkpoint with block scales of this width (e.g. 128, DeepSeek-V3): its experts run the engine's
+    block-scaled FP8 MoE kernel (serving_kernels.block_fp8_constants); 0: per-tensor scales"""
 
     def __post_init__(self) -> None:
         for name in ("dtype", "kv_dtype"):
@@ -318,6 +321,12 @@ class Precision:
             require(v in BYTES_PER_ELEMENT or (name == "kv_dtype" and v == ""),
                     f"unknown {name} {v!r}; valid: {', '.join(BYTES_PER_ELEMENT)}", field=name.replace("_", "-"))
         require(self.skew >= 1.0, f"must be >= 1 (busiest GPU / mean), got {self.skew}", field="moe-skew")
+        require(self.quant_block >= 0, f"must be >= 0, got {self.quant_block}", field="quant-block")
+
+    @property
+    def block_scaled(self) -> bool:
+        """FP8 weights with block scales (quant_block > 0)"""
+        return self.dtype == "fp8" and self.quant_block > 0
 
     @property
     def kv(self) -> str:
@@ -381,8 +390,8 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: 
     width = p.routed_expert / mlp_params(model, 1)
     rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype)
     walked = tokens * moe.top_k if walks_all_slots(engine.name, prec.dtype) else 0.0
-    return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows, walked)
-               for n, kk, _ in mlp_gemms(model, width, etp))
+    return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows, walked,
+                              prec.block_scaled) for n, kk, _ in mlp_gemms(model, width, etp))
 
 
 def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engine: EngineModel, load: StepLoad,
@@ -446,23 +455,24 @@ def _stage_total(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, part
     return total
 
 
-def _precision(dtype: str, kv_dtype: str, skew: float) -> Precision:
-    return Precision(dtype=dtype, kv_dtype=kv_dtype, skew=skew)
+def _precision(dtype: str, kv_dtype: str, skew: float, quant_block: int = 0) -> Precision:
+    return Precision(dtype=dtype, kv_dtype=kv_dtype, skew=skew, quant_block=quant_block)
 
 
 def prefill_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float, prompt_len: float,
                  context_len: float = 0.0, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
-                 skew: float = 1.0, devices_per_node: int | None = None) -> dict[str, Any]:
+                 skew: float = 1.0, devices_per_node: int | None = None, quant_block: int = 0) -> dict[str, Any]:
     """Latency of prefilling `batch` prompts of `prompt_len` tokens together (after `context_len` cached tokens):
     prefill_batch_time with `batch` equal prompts. Returns {"time_s": ..., breakdown...}."""
     group = PromptGroup(count=batch, tokens=prompt_len, context=context_len)
-    return _prefill_step(model, device, shape, (group,), engine=engine, prec=_precision(dtype, kv_dtype, skew),
-                         devices_per_node=devices_per_node)
+    return _prefill_step(model, device, shape, (group,), engine=engine,
+                         prec=_precision(dtype, kv_dtype, skew, quant_block), devices_per_node=devices_per_node)
 
 
 def prefill_batch_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *,
                        prompts: Sequence[tuple[float, float]], engine: str = DEFAULT_ENGINE, dtype: str = "bf16",
-                       kv_dtype: str = "", skew: float = 1.0, devices_per_node: int | None = None) -> dict[str, Any]:
+                       kv_dtype: str = "", skew: float = 1.0, devices_per_node: int | None = None,
+                       quant_block: int = 0) -> dict[str, Any]:
     """One prefill iteration carrying several prompts, each (tokens computed, cached context tokens): the GEMMs and
     MoE layers run on the summed tokens, attention is varlen (each prompt's own causal work), one LM-head row per
     prompt. With one prompt it is prefill_time(batch=1). Returns {"time_s": ..., breakdown...}."""
@@ -473,8 +483,8 @@ def prefill_batch_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShap
                 field="prompts")
         counts[(float(tokens), float(context))] = counts.get((float(tokens), float(context)), 0) + 1
     groups = tuple(PromptGroup(count=n, tokens=t, context=c) for (t, c), n in sorted(counts.items()))
-    return _prefill_step(model, device, shape, groups, engine=engine, prec=_precision(dtype, kv_dtype, skew),
-                         devices_per_node=devices_per_node)
+    return _prefill_step(model, device, shape, groups, engine=engine,
+                         prec=_precision(dtype, kv_dtype, skew, quant_block), devices_per_node=devices_per_node)
 
 
 def _prefill_step(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, groups: tuple[PromptGroup, ...], *,
@@ -498,13 +508,14 @@ def _prefill_step(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, gr
 
 def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float, context_len: float,
                      engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
-                     devices_per_node: int | None = None, tokens_per_seq: float = 1.0) -> dict[str, Any]:
+                     devices_per_node: int | None = None, tokens_per_seq: float = 1.0,
+                     quant_block: int = 0) -> dict[str, Any]:
     """One decode iteration of `batch` sequences whose context is `context_len` tokens: {"time_s", breakdown}.
 
     `tokens_per_seq` > 1: speculative decoding verifies that many tokens per sequence in the step (their GEMM rows
     and KV writes; attention reads each sequence's KV once).
     """
-    prec = _precision(dtype, kv_dtype, skew)
+    prec = _precision(dtype, kv_dtype, skew, quant_block)
     eng = engine_model(engine)
     load = StepLoad(decode_seqs=batch * tokens_per_seq, decode_ctx=context_len / tokens_per_seq)
     ek = engine_kernels(device, eng, devices_per_node)
@@ -520,10 +531,10 @@ def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
 def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, decode_batch: float,
                     decode_context: float, chunk_tokens: float, chunk_context: float, engine: str = DEFAULT_ENGINE,
                     dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
-                    devices_per_node: int | None = None, chunk_prompts: float = 1.0) -> float:
+                    devices_per_node: int | None = None, chunk_prompts: float = 1.0, quant_block: int = 0) -> float:
     """One chunked-prefill iteration (Sarathi): decode_batch decode tokens plus chunk_tokens prompt tokens, split
     evenly over chunk_prompts prompts (varlen: each attends to itself after chunk_context cached tokens)."""
-    prec = _precision(dtype, kv_dtype, skew)
+    prec = _precision(dtype, kv_dtype, skew, quant_block)
     eng = engine_model(engine)
     prompts = max(chunk_prompts, 1.0)
     chunk = ((PromptGroup(count=prompts, tokens=chunk_tokens / prompts, context=chunk_context),)
@@ -543,14 +554,15 @@ def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, 
 def mean_decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float,
                           input_len: float, output_len: float, engine: str = DEFAULT_ENGINE, dtype: str = "bf16",
                           kv_dtype: str = "", skew: float = 1.0,
-                          devices_per_node: int | None = None, points: int = 4, tokens_per_seq: float = 1.0) -> float:
+                          devices_per_node: int | None = None, points: int = 4, tokens_per_seq: float = 1.0,
+                          quant_block: int = 0) -> float:
     """Mean time per decode step over contexts input_len .. input_len + output_len (midpoints)."""
     total = 0.0
     for i in range(points):
         ctx = input_len + output_len * (i + 0.5) / points
         total += decode_step_time(model, device, shape, batch=batch, context_len=ctx, engine=engine, dtype=dtype,
                                   kv_dtype=kv_dtype, skew=skew, devices_per_node=devices_per_node,
-                                  tokens_per_seq=tokens_per_seq)["time_s"]
+                                  tokens_per_seq=tokens_per_seq, quant_block=quant_block)["time_s"]
     return total / points
 
 

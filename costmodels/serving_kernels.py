@@ -100,18 +100,52 @@ def moe_exchange_s(ek: EngineKernels, tokens_per_rank: float, hidden: int, top_k
             + comm.moe_dispatch_time_s(tokens_per_rank, hidden, top_k, ep, stride, ek.links))
 
 
+def block_fp8_constants(k: KernelConstants) -> KernelConstants | None:
+    """The constants of the engine's FP8 grouped GEMM for a block-scaled (128 x 128) checkpoint: the FP8 grouped
+    GEMM formula (serving_gemm.grouped_gemm_s) with the block-scaled kernel's own efficiency, row block, fixed time,
+    HBM efficiency and slot traffic (moe_blockfp8_*, fitted to the engine's fp8_block MoE rows; tiles chosen at run
+    time, as TensorRT-LLM's CUTLASS MoE does: no default-config term); None when the
+    engine has none fitted (moe_blockfp8_efficiency 0: the per-tensor FP8 constants stand)."""
+    if k.moe_blockfp8_efficiency <= 0:
+        return None
+    return dataclasses.replace(
+        k, moe_fp8_efficiency=k.moe_blockfp8_efficiency, moe_fp8_block_rows=k.moe_blockfp8_block_rows,
+        moe_fp8_floor_s=k.moe_blockfp8_floor_s, moe_fp8_hbm_efficiency=k.moe_blockfp8_hbm_efficiency,
+        moe_fp8_slot_bytes=k.moe_blockfp8_slot_bytes, moe_fp8_default_efficiency=1.0, moe_fp8_overlap_exponent=0.0,
+        moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0)
+
+
+def block_fp8_kernels(ek: EngineKernels) -> tuple[DeviceSpec, KernelConstants] | None:
+    """(device with the GEMM curve, constants) of the block-scaled FP8 MoE kernel the engine serves with: its own
+    fitted one (TensorRT-LLM), else, for an engine on the tuned CUTLASS fused MoE (vLLM, ek.tuned_moe), that
+    engine's (vLLM 0.24.0 serves block FP8 experts on Hopper with FlashInfer's CUTLASS MoE at EP > 1, TensorRT-LLM's
+    block-scale kernel, autotuned at startup like the per-tensor one; at EP 1 with its Triton kernel, not fitted
+    here and timed the same way); None: the per-tensor FP8 path (SGLang: its FP8 constants are block-scaled)."""
+    for kern in (ek, ek.tuned_moe):
+        k = block_fp8_constants(kern.k) if kern is not None else None
+        if kern is not None and k is not None:
+            return kern.device, k
+    return None
+
+
 def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: float, kk: float, dtype: str,
-                   fused_quant: bool = False, default_rows: float = 0.0, all_slots: float = 0.0) -> float:
+                   fused_quant: bool = False, default_rows: float = 0.0, all_slots: float = 0.0,
+                   block_scaled: bool = False) -> float:
     """One grouped GEMM kernel: `slots` token rows over `local_experts` experts of (kk x n) weights each
     (costmodels/serving_gemm.py), plus the FP8 input quantisation unless fused; `default_rows` > 0: on the
     engine's default tile config with blocks of that many rows (costmodels/serving_moe_configs.py); `all_slots`:
     the slots of the whole layer when the kernel walks them all. FP8 experts on FlashInfer's CUTLASS fused MoE
-    (vLLM): the tuned kernel (ek.tuned_moe's constants), not the fallback tile vLLM's table timed."""
+    (vLLM): the tuned kernel (ek.tuned_moe's constants), not the fallback tile vLLM's table timed.
+    `block_scaled`: FP8 experts of a 128 x 128 block-scaled checkpoint, on the engine's block-scaled kernel where
+    it has one (block_fp8_kernels; else as per-tensor)."""
     if slots <= 0:
         return 0.0
     dtype = "fp8" if dtype == "fp8" else "bf16"
+    block = block_fp8_kernels(ek) if block_scaled and dtype == "fp8" else None
     tuned = ek.tuned_moe if dtype == "fp8" else None
-    if tuned is not None:  # vLLM's FP8 experts: FlashInfer's CUTLASS MoE, autotuned at server startup
+    if block is not None:
+        t = serving_gemm.grouped_gemm_s(block[0], block[1], slots, local_experts, n, kk, dtype, 0.0, all_slots)
+    elif tuned is not None:  # vLLM's FP8 experts: FlashInfer's CUTLASS MoE, autotuned at server startup
         t = serving_gemm.grouped_gemm_s(tuned.device, tuned.k, slots, local_experts, n, kk, dtype, default_rows,
                                         all_slots)
     elif dtype == "fp8" and ek.k.moe_fp8_tile_s > 0:  # no tuned constants on this device: the fallback tile

@@ -24,6 +24,7 @@ def _check_estimate(plan: Plan) -> list[str]:
     got = estimate_numbers(model, device, shape, batch=inp["batch"], isl=inp["isl"], osl=inp["osl"],
                            engine=inp["engine"], dtype=inp["dtype"], devices_per_node=inp["devices_per_node"],
                            kv_dtype=inp.get("kv_dtype", ""), skew=inp.get("moe_skew", 1.0),
+                           quant_block=inp.get("quant_block", 0),
                            work=Workload(isl=inp["isl"], osl=inp["osl"], prefix_len=inp.get("prefix_len", 0),
                                          spec_depth=inp.get("spec_depth", 0), spec_accept=inp.get("spec_accept", 1.0),
                                          offline=inp.get("offline", False),

@@ -58,10 +58,11 @@ class Workload:
 
 def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: int, isl: int, osl: int,
                      engine: str, dtype: str, devices_per_node: int | None, kv_dtype: str = "",
-                     skew: float = 1.0, work: Workload | None = None) -> dict:
+                     skew: float = 1.0, work: Workload | None = None, quant_block: int = 0) -> dict:
     """The predicted block of an estimate (also used by check to recompute)."""
     work = work or Workload(isl=isl, osl=osl)
-    kw = dict(engine=engine, dtype=dtype, kv_dtype=kv_dtype, skew=skew, devices_per_node=devices_per_node)
+    kw = dict(engine=engine, dtype=dtype, kv_dtype=kv_dtype, skew=skew, devices_per_node=devices_per_node,
+              quant_block=quant_block)
     per_seq = work.spec_depth + 1.0
     fresh = isl - work.prefix_len
     per_step = min(batch, max(1, work.prefill_token_budget // fresh)) if work.prefill_token_budget else batch
@@ -127,7 +128,8 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     per_node = devices_per_node or device.devices_per_node
     require(tp <= per_node, f"tp ({tp}) must fit in one node of {per_node} GPUs", field="tp")
     predicted = estimate_numbers(model, device, shape, batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype,
-                                 kv_dtype=kv_dtype, skew=moe_skew, devices_per_node=per_node, work=work)
+                                 kv_dtype=kv_dtype, skew=moe_skew, devices_per_node=per_node, work=work,
+                                 quant_block=quant_block)
     reasons = []
     if predicted["kv_capacity_tokens"] <= 0:
         reasons.append(f"weights need {predicted['weights_bytes_per_gpu'] / 2**30:.1f} GiB per GPU at tp={tp}, "
