@@ -12,7 +12,10 @@ only changes the constants they run with (`KernelConstants`, applied as a Device
       costmodels/serving_gemm.py; vLLM's FP8 experts (FlashInfer's CUTLASS fused MoE, moe_fp8_tile_s > 0) as a
       server runs them, on autotuned tactics: TensorRT-LLM's fitted CUTLASS MoE of the same device
       (`EngineKernels.tuned_moe`); as vLLM's table measured them, on the fallback 128 x 16 tile:
-      costmodels/serving_moe_flashinfer.py (the fit, benchmarks/serve_engine_fit.py)
+      costmodels/serving_moe_flashinfer.py (the fit, benchmarks/serve_engine_fit.py); FP8 experts of a 128 x 128
+      block-scaled checkpoint (quant_block > 0): the same grouped GEMM formula on the engine's block-scaled kernel
+      constants (moe_blockfp8_*, block_fp8_kernels: TensorRT-LLM's own, vLLM on TensorRT-LLM's; SGLang's FP8
+      ones are block-scaled already)
   attention (prefill, decode) and the TP all-reduce: costmodels/serving_attention.py
 Constants come from `EngineCalibration` (fitted to measured per-op tables by benchmarks/serve_engine_fit.py)
 for trtllm/vllm/sglang, or from the device's `DeviceCalibration` serving fields for legacy/modern.
