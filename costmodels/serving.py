@@ -219,23 +219,6 @@ def check_shape(model: ModelSpec, shape: InstanceShape) -> None:
         require(experts % shape.ep == 0, f"ep ({shape.ep}) must divide experts ({experts})", field="ep")
 
 
-def quant_block_problem(model: ModelSpec, shape: InstanceShape, block: int) -> str:
-    """Why an FP8-block checkpoint (block x block scales) cannot be split this way ("" when it can): every
-    tensor-split weight dimension (dense FFN / tp, expert FFN / expert-TP) must be a multiple of the block."""
-    if block <= 0:
-        return ""
-    splits = []
-    if model.layers - model.moe_layers:
-        splits.append(("ffn", model.ffn, shape.tp))
-    if model.moe is not None:
-        splits.append(("moe.expert_ffn", model.moe_dims.expert_ffn, shape.tp * shape.dp // shape.ep))
-    for name, width, ways in splits:
-        if ways > 1 and (width % ways or (width // ways) % block):
-            return (f"{name} {width} split {ways} ways gives {width / ways:g} columns, not a multiple of the "
-                    f"{block}-wide FP8 quantization block; the checkpoint cannot be loaded at this split")
-    return ""
-
-
 def engine_model(name: str) -> EngineModel:
     require(name in ENGINES, f"unknown engine {name!r}; valid: {', '.join(sorted(ENGINES))}", field="engine")
     return ENGINES[name]

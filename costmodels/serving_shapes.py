@@ -14,10 +14,16 @@ of costmodels/geometry.py, split the way vLLM, SGLang and TensorRT-LLM shard the
                        down (row parallel): n = h, k = f/t
 Shared experts run as one MLP of width S·f_s; routed experts as grouped GEMMs of the MLP shapes at the expert
 tensor-parallel degree. Each shape names the kernel that produces its BF16 input (QUANT_SOURCES), which is where an
-engine can fuse the FP8 input quantisation.
+engine can fuse the FP8 input quantisation. quant_block_problem says whether an FP8-block checkpoint's
+weights can be split into these shapes.
 """
 
+from typing import TYPE_CHECKING
+
 from costmodels.model import ModelSpec
+
+if TYPE_CHECKING:
+    from costmodels.serving import InstanceShape
 
 QUANT_SOURCES = ("norm", "attention", "activation", "moe")
 """kernels that produce a GEMM's input: RMSNorm (QKV, gate+up, MLA up projections), attention (output projection),
@@ -47,3 +53,20 @@ def mlp_gemms(model: ModelSpec, width: float, tp: int) -> list[Shape]:
     """Gate+up (merged) and down projections of an MLP of intermediate `width` split over tp ranks."""
     h, f = float(model.hidden), width / tp
     return [((2.0 if model.gated_mlp else 1.0) * f, h, "norm"), (h, f, "activation")]
+
+
+def quant_block_problem(model: ModelSpec, shape: "InstanceShape", block: int) -> str:
+    """Why an FP8-block checkpoint (block x block scales) cannot be split this way ("" when it can): every
+    tensor-split weight dimension (dense FFN / tp, expert FFN / expert-TP) must be a multiple of the block."""
+    if block <= 0:
+        return ""
+    splits = []
+    if model.layers - model.moe_layers:
+        splits.append(("ffn", model.ffn, shape.tp))
+    if model.moe is not None:
+        splits.append(("moe.expert_ffn", model.moe_dims.expert_ffn, shape.tp * shape.dp // shape.ep))
+    for name, width, ways in splits:
+        if ways > 1 and (width % ways or (width // ways) % block):
+            return (f"{name} {width} split {ways} ways gives {width / ways:g} columns, not a multiple of the "
+                    f"{block}-wide FP8 quantization block; the checkpoint cannot be loaded at this split")
+    return ""

@@ -47,8 +47,8 @@ from costmodels.serving import (
     kv_transfer_time,
     mixed_step_time,
     prefill_time,
-    quant_block_problem,
 )
+from costmodels.serving_shapes import quant_block_problem
 from planner.serve import batching
 from planner.serve.colocated import ColocatedQueue
 from planner.serve.request import ServeOptions, ServingWorkload

@@ -18,9 +18,9 @@ from costmodels.serving import (
     kv_capacity_tokens,
     mean_decode_step_time,
     prefill_time,
-    quant_block_problem,
     weight_bytes_per_gpu,
 )
+from costmodels.serving_shapes import quant_block_problem
 from planner.confidence import serve_estimate_confidence
 from planner.plan import Plan, make_plan
 from planner.serve.offline import offline_budget, offline_throughput

@@ -19,7 +19,8 @@ from costmodels.errors import InfeasibleError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
-from costmodels.serving import KV_MEMORY_FRACTION, kv_capacity_tokens, quant_block_problem, weight_bytes_per_gpu
+from costmodels.serving import KV_MEMORY_FRACTION, kv_capacity_tokens, weight_bytes_per_gpu
+from costmodels.serving_shapes import quant_block_problem
 from costmodels.training import GiB
 from planner.confidence import serve_plan_fields
 from planner.confidence.attach import goodput_versus

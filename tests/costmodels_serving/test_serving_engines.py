@@ -11,8 +11,9 @@ import profiles
 from cli import main
 from costmodels.errors import InfeasibleError, SpecError
 from costmodels.hardware import MEASURED_ENGINES, KernelConstants
-from costmodels.serving import InstanceShape, decode_step_time, kv_capacity_tokens, prefill_time, quant_block_problem
+from costmodels.serving import InstanceShape, decode_step_time, kv_capacity_tokens, prefill_time
 from costmodels.serving_kernels import EngineKernels, engine_calibration, gemm_s
+from costmodels.serving_shapes import quant_block_problem
 from planner.serve import estimate_serving
 
 
