@@ -41,7 +41,8 @@ SCENARIOS = [
     ("llama3.1-70b, 16 H100", "llama3.1-70b", lambda: homo("h100-sxm", 16), 4000, 500, 600, 20, "bf16", 2000),
     ("qwen3-32b, 32 H200", "qwen3-32b", lambda: homo("h200", 32), 4000, 500, 300, 10, "bf16", 2000),
     ("qwen3-235b-a22b, 64 H200", "qwen3-235b-a22b", lambda: homo("h200", 64), 4000, 500, 1000, 20, "bf16", 2000),
-    ("deepseek-v3 (fp8), 64 H200", "deepseek-v3", lambda: homo("h200", 64), 4000, 500, 1000, 20, "fp8", 2000),
+    ("deepseek-v3 (fp8, 128x128 blocks), 64 H200", "deepseek-v3", lambda: homo("h200", 64), 4000, 500, 1000, 20, "fp8",
+     2000),
     ("llama3.1-70b, 8 H200 + 8 H100 (free placement)", "llama3.1-70b", lambda: profiles.load_cluster("h200x8-h100x8"),
      4000, 500, 600, 20, "bf16", 2000),
     ("llama3.1-70b, H200 prefill + H100 decode (pinned)", "llama3.1-70b",
@@ -110,7 +111,10 @@ def run(out_path: str) -> None:
         rate = RATES.get(title)
         wl = ServingWorkload(input_len=isl, output_len=osl, ttft_s=ttft / 1e3, tpot_s=tpot / 1e3, rate_per_s=rate)
         pre, dec = PINNED.get(title, ((), ()))
-        opts = ServeOptions(dtype=dtype, simulate_requests=nreq, prefill_pools=pre, decode_pools=dec)
+        # DeepSeek-V3's FP8 checkpoint has 128x128 block scales: its experts run the block-scaled kernels and its
+        # splits must keep whole blocks (--quant-block 128)
+        opts = ServeOptions(dtype=dtype, simulate_requests=nreq, prefill_pools=pre, decode_pools=dec,
+                            quant_block=128 if model_name == "deepseek-v3" and dtype == "fp8" else 0)
         t0 = time.perf_counter()
         try:
             plan = plan_serving(model, cluster, wl, objective="gpus" if rate else "goodput", options=opts)
