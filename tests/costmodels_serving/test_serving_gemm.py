@@ -4,6 +4,7 @@ import dataclasses
 import math
 
 import pytest
+from kernel_constants import kernel_constants
 
 import profiles
 from costmodels import compute
@@ -21,14 +22,6 @@ from costmodels.serving_kernels import EngineKernels, engine_calibration, gemm_s
 
 H100_FP8 = 1978.9e12
 H100_BW = 3.35e12
-
-
-def _constants(**over: float) -> KernelConstants:
-    base = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_max=0.7, fp8_gemm_half_flops=2e9,
-                fp8_quant_s=2e-6, hbm_efficiency=0.8, kernel_floor_s=4e-6, attention_efficiency=0.5,
-                attention_floor_s=0.0, attention_half_work=0.0, kv_read_efficiency=0.8, decode_attention_floor_s=0.0,
-                decode_seq_s=0.0, allreduce_call_s=0.0, allreduce_hop_s=0.0, allreduce_efficiency=0.5)
-    return KernelConstants(**{**base, **over})
 
 
 @pytest.mark.parametrize(("m", "n", "rows", "cols", "tiles"), [
@@ -52,7 +45,7 @@ def test_wave_factor_counts_the_idle_share_of_the_last_wave():
 
 def test_bf16_gemm_by_hand():
     h100 = profiles.load_device("h100-sxm")
-    k = _constants(gemm_wave_weight=0.25, gemm_large_efficiency_max=0.7)
+    k = kernel_constants(gemm_wave_weight=0.25, gemm_large_efficiency_max=0.7)
     ek = EngineKernels(h100, k)
     # 1025 rows: 17 row tiles of 64 x 16 column tiles of 256 (4096 columns) = 272 tiles = 2.06 waves of 132
     waves = 1 + 0.25 * (3 * 132 / 272 - 1)
@@ -70,7 +63,7 @@ def test_bf16_gemm_by_hand():
 def test_bf16_gemm_without_waves_is_the_compute_layer_curve():
     """ω = 0 (the legacy/modern constants): m padded to the compute layer's 128-row tiles, no waves, eff_max."""
     h100 = profiles.load_device("h100-sxm")
-    k = _constants()
+    k = kernel_constants()
     ek = EngineKernels(h100, k)
     for m in (1025.0, 16384.0):
         eff = compute.gemm_efficiency(m, 4096, 4096, "bf16", ek.device.calibration)
@@ -102,8 +95,8 @@ def test_fitted_bf16_gemm_unbiased_at_large_m():
 
 def test_fp8_gemm_by_hand():
     h100 = profiles.load_device("h100-sxm")
-    k = _constants(fp8_k_overhead=128.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=2e10, fp8_hbm_efficiency=0.7,
-                   fp8_overlap_exponent=2.0)
+    k = kernel_constants(fp8_k_overhead=128.0, fp8_wave_weight=0.5, fp8_cta_bytes_per_s=2e10, fp8_hbm_efficiency=0.7,
+                         fp8_overlap_exponent=2.0)
     m, n, kk = 2049.0, 4096.0, 4096.0
     # 2049 rows: 17 row tiles -> 18 (clusters of two) x 32 column tiles = 576 tiles = 4.36 waves of 132
     waves = 1 + 0.5 * (5 * 132 / 576 - 1)
@@ -117,7 +110,7 @@ def test_fp8_gemm_by_hand():
 
 def test_fp8_quantisation_added_unless_fused():
     h100 = profiles.load_device("h100-sxm")
-    k = _constants(fp8_quant_bytes=6.0, fp8_quant_row_s=5e-9)
+    k = kernel_constants(fp8_quant_bytes=6.0, fp8_quant_row_s=5e-9)
     ek = EngineKernels(h100, k)
     quant = 2e-6 + 1024 * 5e-9 + 6.0 * 1024 * 8192 / (H100_BW * 0.8)
     assert gemm_s(ek, 1024, 8192, 8192, "fp8") == pytest.approx(gemm_s(ek, 1024, 8192, 8192, "fp8", True) + quant)
@@ -133,7 +126,7 @@ def test_fp8_gemm_pays_for_a_partial_wave():
 
 def test_fp8_gemm_charges_padded_rows_extra():
     h100 = profiles.load_device("h100-sxm")
-    k = _constants(fp8_oob_penalty=1.5)
+    k = kernel_constants(fp8_oob_penalty=1.5)
     n, kk = 4096.0, 4096.0
     # 1025 rows: 9 row tiles -> 10 (clusters of two) = 1280 rows, 255 of them padding at 1 + 1.5 rows each
     compute_s = (2 * (1280 + 1.5 * 255) * n * kk + 2e9) / (H100_FP8 * 0.7)
@@ -169,7 +162,7 @@ def test_fitted_fp8_gemm_one_row_more_jumps_as_measured():
 
 def test_grouped_gemm_pads_each_expert_to_whole_blocks():
     h100 = profiles.load_device("h100-sxm")
-    k = _constants(moe_efficiency=0.5, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=2.0)
+    k = kernel_constants(moe_efficiency=0.5, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=2.0)
     ek = EngineKernels(h100, k)
     slots, experts, n, kk = 4096.0, 8.0, 4096.0, 4096.0
     hit = experts_hit(experts, slots)

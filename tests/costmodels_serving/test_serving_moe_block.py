@@ -6,6 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from kernel_constants import kernel_constants
 
 import profiles
 from cli import main
@@ -20,15 +21,13 @@ from costmodels.serving_kernels import (
     grouped_gemm_s,
 )
 
+MOE = dict(moe_fp8_efficiency=0.25, moe_fp8_block_rows=16.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.9,
+           moe_fp8_slot_bytes=2.0)
+"""the MoE kernel constants these tests exercise (the rest: kernel_constants.DENSE)"""
+
 
 def _constants(**over: float) -> KernelConstants:
-    base = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_max=0.7, fp8_gemm_half_flops=2e9,
-                fp8_quant_s=2e-6, hbm_efficiency=0.8, kernel_floor_s=4e-6, attention_efficiency=0.5,
-                attention_floor_s=0.0, attention_half_work=0.0, kv_read_efficiency=0.8, decode_attention_floor_s=0.0,
-                decode_seq_s=0.0, allreduce_call_s=0.0, allreduce_hop_s=0.0, allreduce_efficiency=0.5,
-                moe_fp8_efficiency=0.25, moe_fp8_block_rows=16.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.9,
-                moe_fp8_slot_bytes=2.0)
-    return KernelConstants(**{**base, **over})
+    return kernel_constants(**{**MOE, **over})
 
 
 BLOCK = dict(moe_blockfp8_efficiency=0.5, moe_blockfp8_block_rows=128.0, moe_blockfp8_floor_s=2e-5,

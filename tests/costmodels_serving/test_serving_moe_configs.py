@@ -4,6 +4,7 @@ grouped expert GEMM on each, checked by hand."""
 import dataclasses
 
 import pytest
+from kernel_constants import kernel_constants
 
 import profiles
 from costmodels.hardware import KernelConstants
@@ -35,13 +36,12 @@ def test_tuned_configs_are_the_files_the_releases_ship():
     assert all(e > 0 and n > 0 for shapes in TUNED.values() for e, n in shapes)
 
 
+MOE = dict(moe_efficiency=0.5, moe_block_rows=64.0, moe_floor_s=1e-5, moe_default_efficiency=0.4)
+"""the MoE kernel constants these tests exercise (the rest: kernel_constants.DENSE)"""
+
+
 def _constants(**over: float) -> KernelConstants:
-    base = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_max=0.7, fp8_gemm_half_flops=2e9,
-                fp8_quant_s=2e-6, hbm_efficiency=0.8, kernel_floor_s=4e-6, attention_efficiency=0.5,
-                attention_floor_s=0.0, attention_half_work=0.0, kv_read_efficiency=0.8, decode_attention_floor_s=0.0,
-                decode_seq_s=0.0, allreduce_call_s=0.0, allreduce_hop_s=0.0, allreduce_efficiency=0.5,
-                moe_efficiency=0.5, moe_block_rows=64.0, moe_floor_s=1e-5, moe_default_efficiency=0.4)
-    return KernelConstants(**{**base, **over})
+    return kernel_constants(**{**MOE, **over})
 
 
 def test_default_config_runs_compute_bound_experts_at_its_own_efficiency():

@@ -5,6 +5,7 @@ import pathlib
 import sys
 
 import pytest
+from kernel_constants import kernel_constants
 
 import profiles
 from costmodels.hardware import KernelConstants
@@ -24,13 +25,12 @@ from aic_moe_workload import (  # noqa: E402
 H100_BF16 = 989.4e12
 
 
+MOE = dict(moe_efficiency=0.5, moe_block_rows=16.0, moe_floor_s=1e-5, moe_slot_bytes=2.0)
+"""the MoE kernel constants these tests exercise (the rest: kernel_constants.DENSE)"""
+
+
 def _constants(**over: float) -> KernelConstants:
-    base = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_max=0.7, fp8_gemm_half_flops=2e9,
-                fp8_quant_s=2e-6, hbm_efficiency=0.8, kernel_floor_s=4e-6, attention_efficiency=0.5,
-                attention_floor_s=0.0, attention_half_work=0.0, kv_read_efficiency=0.8, decode_attention_floor_s=0.0,
-                decode_seq_s=0.0, allreduce_call_s=0.0, allreduce_hop_s=0.0, allreduce_efficiency=0.5,
-                moe_efficiency=0.5, moe_block_rows=16.0, moe_floor_s=1e-5, moe_slot_bytes=2.0)
-    return KernelConstants(**{**base, **over})
+    return kernel_constants(**{**MOE, **over})
 
 
 def test_balanced_routing_spreads_each_token_over_stride_apart_experts():

@@ -8,6 +8,7 @@ import pathlib
 import sys
 
 import pytest
+from kernel_constants import kernel_constants
 
 import profiles
 from costmodels import serving_gemm
@@ -18,15 +19,13 @@ from costmodels.serving_moe_configs import config_block_rows, flashinfer_fallbac
 from costmodels.serving_moe_flashinfer import FALLBACK_TILE, row_tiles, uniform_rows
 from costmodels.serving_moe_flashinfer import grouped_gemm_s as flashinfer_s
 
+MOE = dict(moe_fp8_efficiency=0.25, moe_fp8_floor_s=2e-5, moe_fp8_hbm_efficiency=0.5, moe_fp8_slot_bytes=2.0,
+           moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.5, gemm_sms=132.0)
+"""the MoE kernel constants these tests exercise (the rest: kernel_constants.DENSE)"""
+
 
 def _constants(**over: float) -> KernelConstants:
-    base = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_max=0.7, fp8_gemm_half_flops=2e9,
-                fp8_quant_s=2e-6, hbm_efficiency=0.8, kernel_floor_s=4e-6, attention_efficiency=0.5,
-                attention_floor_s=0.0, attention_half_work=0.0, kv_read_efficiency=0.8, decode_attention_floor_s=0.0,
-                decode_seq_s=0.0, allreduce_call_s=0.0, allreduce_hop_s=0.0, allreduce_efficiency=0.5,
-                moe_fp8_efficiency=0.25, moe_fp8_floor_s=2e-5, moe_fp8_hbm_efficiency=0.5, moe_fp8_slot_bytes=2.0,
-                moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.5, gemm_sms=132.0)
-    return KernelConstants(**{**base, **over})
+    return kernel_constants(**{**MOE, **over})
 
 
 def test_fallback_tile_is_the_first_sm90_grouped_tile():
