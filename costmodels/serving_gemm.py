@@ -174,18 +174,25 @@ def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, s
                dtype: str, default_rows: float, all_slots: float) -> float:
     """Grouped GEMM time of `padded` computed rows over `hit` experts holding `slots` token rows."""
     fp8 = dtype == "fp8"
-    floor_s, eff_moe, hbm = ((k.moe_fp8_floor_s, k.moe_fp8_efficiency, k.moe_fp8_hbm_efficiency) if fp8 else
-                             (k.moe_floor_s, k.moe_efficiency, k.moe_hbm_efficiency))
+    floor_s, eff_moe = (k.moe_fp8_floor_s, k.moe_fp8_efficiency) if fp8 else (k.moe_floor_s, k.moe_efficiency)
     if default_rows > 0:
         eff_moe *= k.moe_fp8_default_efficiency if fp8 else k.moe_default_efficiency
     eff = compute.gemm_efficiency(padded, n, kk, dtype, dev.calibration) * eff_moe
     compute_s = 2.0 * padded * n * kk / (dev.peak_flops_per_s(dtype) * eff)
+    weights = hit * (1.0 if fp8 else 2.0) * kk * n * weight_passes(k, padded / hit / _moe_block(k, dtype, default_rows))
+    memory_s = moe_memory_s(dev, k, weights, slots, all_slots, n, kk, fp8)
+    return floor_s + overlap_s(compute_s, memory_s, k.moe_fp8_overlap_exponent if fp8 else k.moe_overlap_exponent)
+
+
+def moe_memory_s(dev: DeviceSpec, k: KernelConstants, weight_bytes: float, slots: float, all_slots: float, n: float,
+                 kk: float, fp8: bool) -> float:
+    """Memory time of a grouped expert GEMM: t_floor + (weights + σ·(s·β·k + S·2·n)) / (BW · η_moe), the expert
+    weights read (`weight_bytes`) plus the slot traffic of `slots` rows in and max(slots, all_slots) rows out."""
     e_w = 1.0 if fp8 else 2.0
     sigma = (k.moe_fp8_slot_bytes or k.moe_slot_bytes) if fp8 else k.moe_slot_bytes
-    weights = hit * e_w * kk * n * weight_passes(k, padded / hit / _moe_block(k, dtype, default_rows))
-    moved = weights + sigma * (slots * e_w * kk + max(slots, all_slots) * 2.0 * n)
-    memory_s = k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency))
-    return floor_s + overlap_s(compute_s, memory_s, k.moe_fp8_overlap_exponent if fp8 else k.moe_overlap_exponent)
+    hbm = k.moe_fp8_hbm_efficiency if fp8 else k.moe_hbm_efficiency
+    moved = weight_bytes + sigma * (slots * e_w * kk + max(slots, all_slots) * 2.0 * n)
+    return k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency))
 
 
 def weight_passes(k: KernelConstants, blocks: float) -> float:

@@ -53,6 +53,7 @@ Evidence, from the sources (read, not copied):
 
 import math
 
+from costmodels import serving_gemm
 from costmodels.hardware import DeviceSpec, KernelConstants
 
 FALLBACK_TILE = (128, 16, 128)
@@ -64,7 +65,7 @@ def uniform_rows(slots: float, local_experts: float) -> tuple[tuple[float, float
     experts: the expected experts hit, sharing the slots evenly."""
     if local_experts <= 0 or slots <= 0:
         return ()
-    hit = max(local_experts * (1 - (1 - 1 / local_experts) ** slots), 1.0)
+    hit = max(serving_gemm.experts_hit(local_experts, slots), 1.0)
     return ((slots / hit, hit),)
 
 
@@ -96,7 +97,5 @@ def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, rows: tuple[tuple[float,
     compute_s = tiles * k.moe_fp8_tile_s / k.gemm_sms + main / (dev.peak_flops_per_s("fp8") * k.moe_fp8_efficiency)
     hit = sum(count for r, count in rows if r > 0)
     slots = sum(r * count for r, count in rows)
-    sigma = k.moe_fp8_slot_bytes or k.moe_slot_bytes
-    moved = hit * kk * n + sigma * (slots * kk + slots * 2.0 * n)
-    bandwidth = dev.hbm_bytes_per_s * (k.moe_fp8_hbm_efficiency or k.hbm_efficiency)
-    return k.moe_fp8_floor_s + max(compute_s, k.kernel_floor_s + moved / bandwidth)
+    memory_s = serving_gemm.moe_memory_s(dev, k, hit * kk * n, slots, slots, n, kk, fp8=True)
+    return k.moe_fp8_floor_s + max(compute_s, memory_s)
