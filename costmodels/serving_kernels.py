@@ -34,9 +34,10 @@ ATTENTION_REF_WIDTH = 128.0
 
 class EngineKernels:
     """A device as one engine runs it: `device` carries the engine's constants as its calibration; `tuned_moe`: the
-    autotuned CUTLASS fused MoE its FP8 experts run in serving (tuned_moe_kernels), else None."""
+    autotuned CUTLASS fused MoE its FP8 experts run in serving (tuned_moe_kernels), else None; built on first use,
+    since most step-time evaluations (dense models, BF16 experts) never need it."""
 
-    __slots__ = ("device", "k", "links", "tuned_moe")
+    __slots__ = ("device", "k", "links", "_tuned_moe")
 
     def __init__(self, device: DeviceSpec, k: KernelConstants, devices_per_node: int | None = None):
         cal = dataclasses.replace(
@@ -51,7 +52,13 @@ class EngineKernels:
                                 device.inter_node_bytes_per_s * device.calibration.inter_node_efficiency,
                                 k.allreduce_hop_s, k.allreduce_hop_s + device.inter_node_latency_s,
                                 k.allreduce_call_s)
-        self.tuned_moe = tuned_moe_kernels(device, k)
+        self._tuned_moe: EngineKernels | None | bool = False  # False: not built yet
+
+    @property
+    def tuned_moe(self) -> "EngineKernels | None":
+        if self._tuned_moe is False:
+            self._tuned_moe = tuned_moe_kernels(self.device, self.k)
+        return self._tuned_moe if isinstance(self._tuned_moe, EngineKernels) else None
 
 
 TUNED_CUTLASS_MOE_ENGINE = "trtllm"
