@@ -29,6 +29,7 @@ replicates it over its pool; the plan is a colocated deployment with max_batch =
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 from costmodels.errors import InfeasibleError
 from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
@@ -70,9 +71,7 @@ def _mixed_rate(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, kw: 
         return mixed_step_time(model, device, shape, decode_batch=running * per_seq, decode_context=context,
                                chunk_tokens=units * tokens, chunk_context=cached, chunk_prompts=float(units), **kw)
 
-    units = prompt_tokens / min(float(fresh), room)
-    whole = math.floor(units)
-    tau = step(whole) if units == whole else (whole + 1 - units) * step(whole) + (units - whole) * step(whole + 1)
+    tau = _between_counts(step, prompt_tokens / min(float(fresh), room))
     return running * accept / osl / tau, running, prompt_tokens / fresh
 
 
@@ -84,11 +83,16 @@ def _alternating_rate(model: ModelSpec, device: DeviceSpec, shape: InstanceShape
     def prefill(n: int) -> float:
         return prefill_time(model, device, shape, batch=n, prompt_len=fresh, context_len=isl - fresh, **kw)["time_s"]
 
-    whole = math.floor(k)
-    step_s = prefill(whole) if k == whole else (whole + 1 - k) * prefill(whole) + (k - whole) * prefill(whole + 1)
+    step_s = _between_counts(prefill, k)
     decode = mean_decode_step_time(model, device, shape, batch=batch, input_len=isl, output_len=osl,
                                    tokens_per_seq=per_seq, **kw)
     return 1.0 / (step_s / k + osl / accept * decode / batch), float(batch), k
+
+
+def _between_counts(step: Callable[[int], float], count: float) -> float:
+    """step(count) for a fractional count of prompts: linear between ⌊count⌋ and ⌈count⌉."""
+    whole = math.floor(count)
+    return step(whole) if count == whole else (whole + 1 - count) * step(whole) + (count - whole) * step(whole + 1)
 
 
 def offline_throughput(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, isl: int, osl: int, kw: dict,
