@@ -20,7 +20,8 @@ Per layer and step (T tokens in the step, b sequences, context c):
                 model's term) for skew·T/(tp·dp) tokens per rank, FP8 dispatch payload with FP8 weights
   DP attention  dp attention replicas per stage share the MoE layers (instance = tp·dp·pp GPUs)
 Per step: + LM head GEMM on the sampled tokens, + per-iteration overhead (decode_step_overhead_s),
-  + seq_overhead_s per running sequence (decode), + prefill_overhead_s (prefill), + (pp-1) p2p sends.
+  + seq_overhead_s per running sequence (decode; overlapped schedulers hide it behind the GPU work up to the
+  step's GPU time, `cpu_overhead_s`), + prefill_overhead_s (prefill), + (pp-1) p2p sends.
 KV capacity: (usable HBM · KV_MEMORY_FRACTION − weights on the GPU) / KV bytes per token on the GPU.
 KV transfer: all layers' KV of a prompt over the link between the two instances (NVLink inside a node,
   the NIC across nodes, the inter-pool link across pools), sent in parallel by the prefill instance's tp·dp GPUs.
@@ -121,6 +122,9 @@ class EngineModel:
     fused_quant: frozenset[str] = frozenset()
     """FP8: the GEMM inputs (by producing kernel, serving_shapes.QUANT_SOURCES) quantised inside that kernel; every
     other FP8 GEMM input is quantised by a kernel of its own"""
+    overlapped_cpu: bool = False
+    """step n+1 is scheduled on the CPU while the GPU runs step n: per-sequence CPU work costs only what exceeds the
+    GPU work (default in TensorRT-LLM's PyTorch backend, SGLang, vLLM V1 async scheduling: vllm#27614)"""
 
 
 ENGINES = {
@@ -132,11 +136,12 @@ ENGINES = {
                           constants="micro", elementwise_kernels=OTHER_KERNELS_PER_LAYER),
     # engines with measured kernels (aiconfigurator-core tables): GEMM, attention and all-reduce constants are
     # fitted per device (profiles/hardware/*.yaml serving_engines). Not in the tables, so estimates: CPU overheads
-    # as "modern" (CUDA graphs, GPU-side sampling, overlapped scheduling) and FUSED_KERNELS_PER_LAYER fused
-    # element-wise kernels (add+norm twice, rotary+KV write, activation) that also quantise FP8 GEMM inputs.
+    # as "modern" (CUDA graphs, GPU-side sampling), hidden behind the GPU work by their overlapped schedulers, and
+    # FUSED_KERNELS_PER_LAYER fused element-wise kernels (add+norm twice, rotary+KV write, activation) that also
+    # quantise FP8 GEMM inputs.
     **{name: EngineModel(name=name, eager_prefill=False, seq_overhead_scale=0.1, prefill_overhead_scale=0.25,
                          constants="measured", elementwise_kernels=FUSED_KERNELS_PER_LAYER,
-                         fused_quant=MEASURED_FUSED_QUANT[name])
+                         fused_quant=MEASURED_FUSED_QUANT[name], overlapped_cpu=True)
        for name in MEASURED_ENGINES},
 }
 DEFAULT_ENGINE = "legacy"
@@ -505,10 +510,17 @@ def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     parts, _ = _step_layers(model, ek, shape, eng, load, prec)
     total = _stage_total(model, ek, shape, parts, tokens=batch * tokens_per_seq,
                          sampled=batch * tokens_per_seq, devices_per_node=devices_per_node)
-    cal = device.calibration
-    total["overhead_s"] = cal.decode_step_overhead_s + batch * cal.seq_overhead_s * eng.seq_overhead_scale
+    total["overhead_s"] = cpu_overhead_s(device, eng, batch, sum(total.values()))
     total["time_s"] = sum(total.values())
     return total
+
+
+def cpu_overhead_s(device: DeviceSpec, eng: EngineModel, seqs: float, gpu_s: float) -> float:
+    """CPU time a step adds to `gpu_s` of GPU work with `seqs` running sequences: the per-iteration overhead plus
+    seqs · seq_overhead_s · scale, of which an overlapped scheduler hides up to gpu_s (wall = max(GPU, CPU))."""
+    cal = device.calibration
+    per_seq = seqs * cal.seq_overhead_s * eng.seq_overhead_scale
+    return cal.decode_step_overhead_s + (max(per_seq - gpu_s, 0.0) if eng.overlapped_cpu else per_seq)
 
 
 def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, decode_batch: float,
@@ -530,8 +542,7 @@ def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, 
     cal = device.calibration
     gpu = sum(total.values())
     launch = kernels * shape.pp * cal.launch_floor_s if (eng.eager_prefill and chunk_tokens > 0) else 0.0
-    overhead = cal.decode_step_overhead_s + decode_batch * cal.seq_overhead_s * eng.seq_overhead_scale
-    return max(gpu, launch) + overhead
+    return max(gpu, launch) + cpu_overhead_s(device, eng, decode_batch, gpu)
 
 
 def mean_decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float,
