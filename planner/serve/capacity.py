@@ -229,6 +229,8 @@ class CapacityModel:
         self.slot_q = (1 + 3 * self.q) / 4
         self._tables: dict[tuple[str, InstanceShape, float, int], batching.PrefillTable] = {}
         self._own_caps: dict[tuple[str, InstanceShape], tuple[batching.CapModel, ...]] = {}
+        self._steps: dict[tuple, float] = {}
+        """step times already priced (the decode-batch searches and the simulator's tables ask for the same ones)"""
 
     def _kw(self, pool: NodePool) -> dict:
         o = self.options
@@ -278,15 +280,23 @@ class CapacityModel:
 
     def token_seconds(self, pool: NodePool, shape: InstanceShape, batch: float, context: float) -> float:
         """Decode time per emitted token: one step verifying spec_depth + 1 tokens per sequence / spec_accept."""
-        o = self.options
-        return decode_step_time(self.model, pool.device, shape, batch=batch, context_len=context,
-                                tokens_per_seq=o.spec_depth + 1.0, **self._kw(pool))["time_s"] / o.spec_accept
+        key = ("decode", pool.name, shape, batch, type(batch), context)
+        if key not in self._steps:
+            o = self.options
+            self._steps[key] = decode_step_time(self.model, pool.device, shape, batch=batch, context_len=context,
+                                                tokens_per_seq=o.spec_depth + 1.0, **self._kw(pool))["time_s"] \
+                / o.spec_accept
+        return self._steps[key]
 
     def mixed_seconds(self, pool: NodePool, shape: InstanceShape, batch: float, context: float, chunk: float) -> float:
         """One chunked-prefill iteration: `batch` decode tokens plus a prompt chunk after the cached prefix."""
-        return mixed_step_time(self.model, pool.device, shape, decode_batch=batch, decode_context=context,
-                               chunk_tokens=chunk, chunk_context=self.stats.mean_in / 2 + self.workload.prefix_len / 2,
-                               **self._kw(pool))
+        key = ("mixed", pool.name, shape, batch, type(batch), context, chunk)
+        if key not in self._steps:
+            self._steps[key] = mixed_step_time(self.model, pool.device, shape, decode_batch=batch,
+                                               decode_context=context, chunk_tokens=chunk,
+                                               chunk_context=self.stats.mean_in / 2 + self.workload.prefix_len / 2,
+                                               **self._kw(pool))
+        return self._steps[key]
 
     def transfer(self, src: NodePool, dst: NodePool, shape: InstanceShape, tokens: float) -> tuple[float, float]:
         """(seconds, bytes/s per GPU) of a KV transfer from a prefill instance on src to a decode instance on dst."""

@@ -57,31 +57,54 @@ class _Prefill:
         return self.table.step(count, mean_len) / self.share
 
 
+def _interp(x: float, xs: list[float], ys: list[float]) -> float:
+    """np.interp(x, xs, ys) for one x (xs increasing), bit for bit as numpy's compiled loop computes it: clamped at
+    the ends, the entry itself at a grid point, else slope·(x − xs[j]) + ys[j]."""
+    if x >= xs[-1]:
+        return ys[-1]
+    if x <= xs[0]:
+        return ys[0]
+    j = bisect.bisect_right(xs, x) - 1
+    if xs[j] == x:
+        return ys[j]
+    slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
+    out = slope * (x - xs[j]) + ys[j]
+    return out if out == out else slope * (x - xs[j + 1]) + ys[j + 1]  # numpy's NaN fallback (infinite slopes)
+
+
+def _per_batch(grid: np.ndarray, values: np.ndarray) -> list[float]:
+    """The table interpolated at every whole batch 0 .. grid[-1] (batches beyond clamp to the last entry): the
+    simulator prices hundreds of thousands of iterations one at a time, always at a whole batch."""
+    xs, ys = grid.tolist(), values.tolist()
+    return [_interp(b, xs, ys) for b in range(int(grid[-1]) + 1)]
+
+
 @dataclass(slots=True)
 class _Decode:
-    """One decode engine: batch limit, KV capacity and a step-time table linear in context."""
+    """One decode engine: batch limit, KV capacity and a step time linear in context, step(B, c) = s0(B) + s1(B)·c
+    (s0, s1 interpolated over a batch grid and tabulated per whole batch)."""
 
     max_batch: int
     kv_tokens: float
-    grid: np.ndarray
-    step0: np.ndarray
-    slope: np.ndarray
+    step0: list[float]
+    slope: list[float]
     slowdown: float = 1.0
     chunk: int = 0
     prefix: int = 0
-    chunk_step0: np.ndarray | None = None
-    chunk_slope: np.ndarray | None = None
+    chunk_step0: list[float] | None = None
+    chunk_slope: list[float] | None = None
     pack: bool = False
     """colocated: an iteration's chunk takes tokens from several queued prompts (CapacityModel.packs_prompts)"""
 
     def step(self, batch: int, ctx: float, chunk: bool = False) -> float:
         if chunk:
-            return float(np.interp(batch, self.grid, self.chunk_step0)
-                         + np.interp(batch, self.grid, self.chunk_slope) * ctx)
+            assert self.chunk_step0 is not None and self.chunk_slope is not None
+            b = min(batch, len(self.chunk_step0) - 1)
+            return self.chunk_step0[b] + self.chunk_slope[b] * ctx
         if batch <= 0:
             return 0.0
-        return (float(np.interp(batch, self.grid, self.step0)) + float(np.interp(batch, self.grid, self.slope)) * ctx) \
-            * self.slowdown
+        b = min(batch, len(self.step0) - 1)
+        return (self.step0[b] + self.slope[b] * ctx) * self.slowdown
 
 
 def _batch_grid(max_batch: int) -> np.ndarray:
@@ -95,10 +118,12 @@ class Deployment:
         self.cm = cm
         self.mode = decision["mode"]
         self.prefill, self.decode, self.weights = [], [], []
-        model, cluster = cm.model, cm.cluster
+        cluster = cm.cluster
         for g in decision["groups"]:
             pool = cluster.pool(g["pool"])
             shape = InstanceShape(tp=g["tp"], pp=g["pp"], ep=g["ep"], dp=g["dp"])
+            # the instances of a group share one engine table (the runs keep their state outside it)
+            eng = _engine(cm, g, pool, shape) if g["role"] in ("decode", "intra_gpu", "colocated") else None
             for _ in range(g["instances"]):
                 if g["role"] in ("prefill", "intra_gpu"):
                     dest = cluster.pool(g.get("dest_pool", g["pool"]))
@@ -109,51 +134,50 @@ class Deployment:
                                                  dest=dest.name, transfer=g["role"] == "prefill", src=pool,
                                                  shape=shape, dest_pool=dest))
                 if g["role"] in ("decode", "intra_gpu", "colocated"):
-                    slowdown = 1.0
-                    copies = INTRA_GPU_WEIGHT_COPIES if g["role"] == "intra_gpu" else 1
-                    if g["role"] == "intra_gpu":
-                        slowdown = max(1.0, 0.5 / (1.0 - g["prefill_share"]))
-                    bgrid = _batch_grid(g["max_batch"])
-                    s0 = np.array([cm.token_seconds(pool, shape, b, 0.0) for b in bgrid])
-                    s1 = np.array([cm.token_seconds(pool, shape, b, CTX_PROBE) for b in bgrid])
-                    eng = _Decode(max_batch=g["max_batch"], kv_tokens=kv_capacity_tokens(model, pool.device, shape,
-                                                                                          cm.options.dtype,
-                                                                                          cm.options.kv_dtype,
-                                                                                          copies),
-                                  grid=bgrid, step0=s0, slope=(s1 - s0) / CTX_PROBE, slowdown=slowdown)
-                    if g["role"] == "colocated":
-                        chunk = g["chunk_tokens"]
-                        c0 = np.array([cm.mixed_seconds(pool, shape, b, 0.0, chunk)
-                                       for b in np.concatenate([[0.0], bgrid])])
-                        c1 = np.array([cm.mixed_seconds(pool, shape, b, CTX_PROBE, chunk)
-                                       for b in np.concatenate([[0.0], bgrid])])
-                        eng.grid = np.concatenate([[0.0], bgrid])
-                        eng.step0 = np.concatenate([[s0[0]], s0])
-                        eng.slope = np.concatenate([[eng.slope[0]], eng.slope])
-                        eng.chunk = chunk
-                        eng.prefix = cm.workload.prefix_len
-                        eng.pack = cm.packs_prompts(pool)
-                        eng.chunk_step0 = c0
-                        eng.chunk_slope = (c1 - c0) / CTX_PROBE
                     self.decode.append((eng, g["pool"]))
                     self.weights.append(g.get("capacity_rps", 1.0))
 
 
+def _engine(cm: CapacityModel, g: dict, pool, shape: InstanceShape) -> _Decode:
+    """The decode (or colocated) engine of a decision group: step times on a batch grid, linear in context."""
+    copies = INTRA_GPU_WEIGHT_COPIES if g["role"] == "intra_gpu" else 1
+    slowdown = max(1.0, 0.5 / (1.0 - g["prefill_share"])) if g["role"] == "intra_gpu" else 1.0
+    bgrid = _batch_grid(g["max_batch"])
+    s0 = np.array([cm.token_seconds(pool, shape, b, 0.0) for b in bgrid])
+    s1 = np.array([cm.token_seconds(pool, shape, b, CTX_PROBE) for b in bgrid])
+    slope = (s1 - s0) / CTX_PROBE
+    kv = kv_capacity_tokens(cm.model, pool.device, shape, cm.options.dtype, cm.options.kv_dtype, copies)
+    if g["role"] != "colocated":
+        return _Decode(max_batch=g["max_batch"], kv_tokens=kv, step0=_per_batch(bgrid, s0),
+                       slope=_per_batch(bgrid, slope), slowdown=slowdown)
+    chunk = g["chunk_tokens"]
+    grid = np.concatenate([[0.0], bgrid])
+    c0 = np.array([cm.mixed_seconds(pool, shape, b, 0.0, chunk) for b in grid])
+    c1 = np.array([cm.mixed_seconds(pool, shape, b, CTX_PROBE, chunk) for b in grid])
+    return _Decode(max_batch=g["max_batch"], kv_tokens=kv, step0=_per_batch(grid, np.concatenate([[s0[0]], s0])),
+                   slope=_per_batch(grid, np.concatenate([[slope[0]], slope])), slowdown=slowdown, chunk=chunk,
+                   prefix=cm.workload.prefix_len, pack=cm.packs_prompts(pool), chunk_step0=_per_batch(grid, c0),
+                   chunk_slope=_per_batch(grid, (c1 - c0) / CTX_PROBE))
+
+
 def _wrr(weights: list[float], n: int) -> np.ndarray:
-    """Smooth weighted round-robin assignment of n items."""
-    w = np.asarray(weights, dtype=float)
-    w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
-    current = np.zeros(len(w))
+    """Smooth weighted round-robin assignment of n items (each item to the first instance with the largest credit,
+    which then pays 1; credits grow by the normalised weights)."""
+    total = np.asarray(weights, dtype=float)
+    w = (total / total.sum() if total.sum() > 0 else np.full(len(total), 1.0 / len(total))).tolist()
+    current = [0.0] * len(w)
+    members = range(len(w))
     out = np.empty(n, dtype=np.int64)
     for k in range(n):
-        current += w
-        i = int(np.argmax(current))
+        for m in members:
+            current[m] += w[m]
+        i = max(members, key=current.__getitem__)
         out[k] = i
         current[i] -= 1.0
     return out
 
 
-def _retire(active: list, done: int, t: float, finish: np.ndarray, li: np.ndarray, lo: np.ndarray):
+def _retire(active: list, done: int, t: float, finish: np.ndarray, li: list[float], lo: list[float]):
     """Pop every request whose last token is generated by step `done`, stamp its finish time `t`, and return
     (context tokens it no longer adds to the batch's base, KV tokens it frees)."""
     freed_ctx = freed_kv = 0.0
@@ -165,11 +189,12 @@ def _retire(active: list, done: int, t: float, finish: np.ndarray, li: np.ndarra
     return freed_ctx, freed_kv
 
 
-def _run_decode(eng: _Decode, ready: np.ndarray, li: np.ndarray, lo: np.ndarray):
+def _run_decode(eng: _Decode, ready_a: np.ndarray, li_a: np.ndarray, lo_a: np.ndarray):
     """Continuous batching on one engine. Returns (first-token times, finish times)."""
-    order = np.argsort(ready, kind="stable")
-    first = np.empty(len(ready))
-    finish = np.empty(len(ready))
+    order = np.argsort(ready_a, kind="stable").tolist()
+    first = np.empty(len(ready_a))
+    finish = np.empty(len(ready_a))
+    ready, li, lo = ready_a.tolist(), li_a.tolist(), lo_a.tolist()  # scalar reads from lists: the same values, faster
     t, nxt, done = 0.0, 0, 0  # done: iterations run so far
     active = []  # heap of (finishing iteration, idx, admission iteration)
     base = 0.0  # Σ (L_j − admission_j): mean context of the batch = base / B + done
@@ -205,8 +230,8 @@ def _run_decode(eng: _Decode, ready: np.ndarray, li: np.ndarray, lo: np.ndarray)
     return first, finish
 
 
-def _admit(eng: _Decode, pending: list, state: dict, arrive: np.ndarray, li: np.ndarray, lo: np.ndarray,
-           order: np.ndarray) -> None:
+def _admit(eng: _Decode, pending: list, state: dict, arrive: list[float], li: list[float], lo: list[float],
+           order: list[int]) -> None:
     """Admit arrived requests FCFS to the prefill queue `pending` ([idx, prompt tokens left]) while a batch slot and
     their KV reservation are free and the queue's tokens do not yet fill one chunk (one prompt at a time without
     packing)."""
@@ -253,12 +278,13 @@ def _prefill_iterations(eng: _Decode, pending: list, state: dict) -> list[int]:
     return finished
 
 
-def _run_colocated(eng: _Decode, arrive: np.ndarray, li: np.ndarray, lo: np.ndarray):
+def _run_colocated(eng: _Decode, arrive_a: np.ndarray, li_a: np.ndarray, lo_a: np.ndarray):
     """Chunked-prefill engine. Returns (first-token times, finish times)."""
-    n = len(arrive)
-    order = np.argsort(arrive, kind="stable")
+    n = len(arrive_a)
+    order = np.argsort(arrive_a, kind="stable").tolist()
     first = np.empty(n)
     finish = np.empty(n)
+    arrive, li, lo = arrive_a.tolist(), li_a.tolist(), lo_a.tolist()  # scalar reads from lists: the same values
     state = {"t": 0.0, "nxt": 0, "done": 0, "active": [], "base": 0.0, "kv": 0.0, "queued": 0.0}
     active = state["active"]
     pending: list = []
