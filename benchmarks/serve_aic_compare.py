@@ -252,7 +252,10 @@ def report(rows: Sequence[Row], offline: Sequence[str]) -> list[str]:
             "per-op tables (benchmarks/serve_engine_fit.py), aiconfigurator interpolates the same tables and adds "
             "its own model of the ops; `legacy` is compared with aiconfigurator's trtllm. Ratio = parplan / "
             "aiconfigurator; step = parplan's whole step, GPU work = without its CPU-side overhead_s (and an eager "
-            "engine's launch bound), which aiconfigurator does not model. Worst = farthest from 1.", "",
+            "engine's launch bound), which aiconfigurator does not model. Worst = farthest from 1. Known modelling "
+            "difference: aiconfigurator prices every FP8 GEMM from its table row, which includes the kernel "
+            "quantising the input; parplan leaves out the quantisations an engine fuses into the producing kernel "
+            "(costmodels.serving.MEASURED_FUSED_QUANT; TensorRT-LLM: all four at TP > 1 and hidden > 4096).", "",
             f"Points: Llama-3.1-70B BF16 on H100 TP 2/4/8; Qwen3-32B BF16 and FP8 (per-tensor, BF16 KV) on H200 "
             f"TP 1/2/4/8; prefill of one prompt of ISL {'/'.join(map(str, PREFILL_ISL))}; one decode step of batch "
             f"{'/'.join(map(str, DECODE_BATCH))} after {DECODE_CONTEXT} prompt tokens ({len(rows) // len(ENGINES)} "

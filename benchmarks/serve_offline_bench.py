@@ -72,7 +72,10 @@ def main() -> None:
              "engine's token budget (8192: each step carries the running decodes and whole prompts up to the "
              "budget, planner/serve/offline.py) and, for comparison, `--prefill-token-budget 1` (one prompt per "
              "prefill step between decode steps, the model before batching). Llama-3.3-70B rows use the "
-             "llama3.1-70b profile (same architecture). D = running decodes per step, p/F = prompts per step.", "",
+             "llama3.1-70b profile (same architecture). D = running decodes per step, p/F = prompts per step. The "
+             "engine's per-sequence CPU work (an estimate: no table measures it) overlaps the GPU step "
+             "(costmodels.serving.cpu_overhead_s, TensorRT-LLM's overlap scheduler); per-op decomposition of the "
+             "8B decode steps against aiconfigurator: serve_aic_compare.md.", "",
              "| model | GPU | TP | ISL/OSL | published tok/s/GPU | ours (mixed) | ours / published | "
              "one prompt/step | ratio | B | D | p/F |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
