@@ -60,3 +60,21 @@ def test_summary_lines_group_by_engine_device_phase():
     assert "| trtllm (trtllm) | h100-sxm | decode | 5 | 1.50 | 1.50 | 1.20 | 1.20 |" in lines
     assert "| legacy (trtllm) | h100-sxm | prefill | 4 | 0.90 | 0.90 | 0.90 | 0.90 |" in lines
     assert len(cmp.point_lines(rows)) == 2 + len(pts)
+
+
+def test_real_aiconfigurator_ops_all_map_to_a_part_and_agree_on_one_step():
+    pytest.importorskip("aiconfigurator_core", reason="aiconfigurator-core is not installed (optional extra)")
+    import logging
+
+    logging.disable(logging.WARNING)
+    try:
+        point = cmp.Point(cmp.Config("llama3.1-8b", "h200", "fp8", 1, "fp8"), "decode", 64, 1024)
+        ops = cmp.Aic().step_ms("trtllm", point)
+    finally:
+        logging.disable(logging.NOTSET)
+    named = {name for name, ms in ops.items() if ms > 0}
+    assert {"generation_qkv_gemm", "generation_attention", "generation_logits_gemm"} <= named
+    unmapped = [name for name in named if next((p for key, p in cmp.AIC_PART_OF if key in name), None) is None]
+    assert unmapped == []
+    ours = cmp.parplan_step(point, "trtllm")
+    assert 0.8 < cmp.gpu_work_s(ours) / (sum(ops.values()) * 1e-3) < 1.25
