@@ -180,16 +180,17 @@ def compare(aic: Aic, pts: Sequence[Point], engines: Sequence[str] = ENGINES) ->
 def summary_lines(rows: Sequence[Row]) -> list[str]:
     lines = ["| engine (vs aiconfigurator) | device | phase | points | step median | step worst | "
              "GPU work median | GPU work worst |", "|---|---|---|---|---|---|---|---|"]
+    groups = [(dev, phase) for dev in sorted({r.point.config.device for r in rows}) for phase in ("prefill", "decode")]
     for eng in ENGINES:
-        for dev in sorted({r.point.config.device for r in rows}):
-            for phase in ("prefill", "decode"):
-                sel = [r for r in rows if r.engine == eng and r.point.config.device == dev and r.point.phase == phase]
-                if not sel:
-                    continue
-                n, med, worst = ratio_summary(r.step_s / r.aic_s for r in sel)
-                _, gmed, gworst = ratio_summary(r.gpu_s / r.aic_s for r in sel)
-                lines.append(f"| {eng} ({REFERENCE_BACKEND.get(eng, eng)}) | {dev} | {phase} | {n} | {med:.2f} | "
-                             f"{worst:.2f} | {gmed:.2f} | {gworst:.2f} |")
+        for dev, phase in [*groups, ("all", "all")]:
+            sel = [r for r in rows if r.engine == eng and dev in ("all", r.point.config.device)
+                   and phase in ("all", r.point.phase)]
+            if not sel:
+                continue
+            n, med, worst = ratio_summary(r.step_s / r.aic_s for r in sel)
+            _, gmed, gworst = ratio_summary(r.gpu_s / r.aic_s for r in sel)
+            lines.append(f"| {eng} ({REFERENCE_BACKEND.get(eng, eng)}) | {dev} | {phase} | {n} | {med:.2f} | "
+                         f"{worst:.2f} | {gmed:.2f} | {gworst:.2f} |")
     return lines
 
 

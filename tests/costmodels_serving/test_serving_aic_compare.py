@@ -56,7 +56,9 @@ def test_summary_lines_group_by_engine_device_phase():
     rows = [cmp.Row(p, eng, 1.0, 1.5 if p.phase == "decode" else 0.9, 1.2 if p.phase == "decode" else 0.9)
             for p in pts for eng in cmp.ENGINES]
     lines = cmp.summary_lines(rows)
-    assert len(lines) == 2 + len(cmp.ENGINES) * 2
+    assert len(lines) == 2 + len(cmp.ENGINES) * 3  # prefill, decode, all
+    # 4 prefill at 0.9, 5 decode at 1.5 (GPU work 0.9, 1.2): medians 1.5, 1.2; worst 1.5, 1.2 (|log 1.2| > |log 0.9|)
+    assert "| vllm (vllm) | all | all | 9 | 1.50 | 1.50 | 1.20 | 1.20 |" in lines
     assert "| trtllm (trtllm) | h100-sxm | decode | 5 | 1.50 | 1.50 | 1.20 | 1.20 |" in lines
     assert "| legacy (trtllm) | h100-sxm | prefill | 4 | 0.90 | 0.90 | 0.90 | 0.90 |" in lines
     assert len(cmp.point_lines(rows)) == 2 + len(pts)
