@@ -138,11 +138,13 @@ class CapModel:
         """TTFT at zero load: own step at this cap (min(k, K(L_q)) prompts) + KV transfer."""
         return self.own_s[min(self.cap, len(self.own_s)) - 1] + self.transfer_s
 
-    def ttft_s(self, rate: float, quantile: float, servers: int) -> float:
+    def ttft_s(self, rate: float, quantile: float, servers: int, arrival_scv: float = 1.0) -> float:
         """TTFT percentile at total rate `rate` over `servers` pooled instances: the wait quantile W of
-        M/G/(servers·k), then the own step, which carries at least min(k, K) prompts and every prompt that arrived
-        during the wait (the engine takes all queued prompts): b = min(K(L_q), max(k, 1 + rate·W))."""
-        wait = mgc_wait_quantile_s(rate, self.mean_s, self.second_s2, quantile, servers * self.cap)
+        M/G/(servers·k) (GI/G/k for an instance fed round-robin, arrivals of squared coefficient of variation
+        arrival_scv, costmodels.queueing), then the own step, which carries at least min(k, K) prompts and every
+        prompt that arrived during the wait (the engine takes all queued prompts):
+        b = min(K(L_q), max(k, 1 + rate·W))."""
+        wait = mgc_wait_quantile_s(rate, self.mean_s, self.second_s2, quantile, servers * self.cap, arrival_scv)
         if len(self.own_s) == 1 or not math.isfinite(wait):
             return wait + (self.own_s[0] + self.transfer_s) if len(self.own_s) == 1 else math.inf
         most = len(self.own_s)
@@ -156,16 +158,17 @@ class CapModel:
         return CapModel(cap=self.cap, mean_s=self.mean_s * factor, second_s2=self.second_s2 * factor * factor,
                         own_s=tuple(t * factor for t in self.own_s), transfer_s=self.transfer_s)
 
-    def max_rate(self, quantile: float, ttft_s: float, servers: int) -> float:
+    def max_rate(self, quantile: float, ttft_s: float, servers: int, arrival_scv: float = 1.0) -> float:
         """Largest total rate whose TTFT percentile is <= ttft_s (TTFT rises with the rate; bisection)."""
         if len(self.own_s) == 1:  # the own step does not depend on the load: the M/G/c wait budget
-            return mgc_max_rate(self.mean_s, self.second_s2, quantile, ttft_s - self.floor_s, servers * self.cap)
+            return mgc_max_rate(self.mean_s, self.second_s2, quantile, ttft_s - self.floor_s, servers * self.cap,
+                                arrival_scv)
         if ttft_s < self.floor_s or self.mean_s <= 0:
             return 0.0
         lo, hi = 0.0, servers * self.cap / self.mean_s
         for _ in range(BISECTIONS):
             mid = 0.5 * (lo + hi)
-            if self.ttft_s(mid, quantile, servers) <= ttft_s:
+            if self.ttft_s(mid, quantile, servers, arrival_scv) <= ttft_s:
                 lo = mid
             else:
                 hi = mid
@@ -192,12 +195,14 @@ def cap_models(table: PrefillTable, inputs: np.ndarray, q_in: float, pp: int,
     return tuple(out)
 
 
-def pooled_rate(models: tuple[CapModel, ...], quantile: float, ttft_s: float, servers: int) -> float:
-    """SLO-feasible rate of `servers` pooled instances: the best batch cap's."""
+def pooled_rate(models: tuple[CapModel, ...], quantile: float, ttft_s: float, servers: int,
+                arrival_scv: float = 1.0) -> float:
+    """SLO-feasible rate of `servers` pooled instances (one instance fed round-robin: arrival_scv < 1): the best
+    batch cap's."""
     best = 0.0
     for m in models:
         if m.mean_s > 0 and servers * m.cap / m.mean_s > best:  # a cap whose peak rate is below the best cannot win
-            best = max(best, m.max_rate(quantile, ttft_s, servers))
+            best = max(best, m.max_rate(quantile, ttft_s, servers, arrival_scv))
     return best
 
 
@@ -206,6 +211,8 @@ def pooled_rates(models: tuple[CapModel, ...], quantile: float, ttft_s: float, m
     return tuple(pooled_rate(models, quantile, ttft_s, c) for c in range(1, most + 1))
 
 
-def ttft_quantile_s(models: tuple[CapModel, ...], rate: float, quantile: float, servers: int) -> float:
-    """TTFT percentile of `servers` pooled batch servers at total rate `rate`: the best batch cap's figure."""
-    return min(m.ttft_s(rate, quantile, servers) for m in models)
+def ttft_quantile_s(models: tuple[CapModel, ...], rate: float, quantile: float, servers: int,
+                    arrival_scv: float = 1.0) -> float:
+    """TTFT percentile of `servers` pooled batch servers at total rate `rate` (one instance fed round-robin:
+    arrival_scv < 1): the best batch cap's figure."""
+    return min(m.ttft_s(rate, quantile, servers, arrival_scv) for m in models)

@@ -25,10 +25,15 @@ context c; T_ttft, T_tpot the SLOs.
             per instance. λ_P(s) increases and λ_D(s) decreases in s, so max_s min(λ_P, λ_D) is at their crossing,
             found by bisection (exact to SHARE_TOL); λ_D is flat up to BW_SATURATION_SHARE, so a crossing below it
             moves up to it (the same rate, shorter prefill steps).
+  round robin  colocated and intra_gpu instances each queue alone, fed round-robin: c instances each get every c-th
+            request of the Poisson stream (squared coefficient of variation of the gaps 1/c), a GI/G/1 prompt queue
+            (costmodels.queueing, QNA): the rate of c instances is c·min(λ_P(c_a² = 1/c), λ_D) (pooled_rps) at the
+            chunk / share chosen for one instance (Poisson, c_a² = 1), which a smoother stream only relieves.
 """
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,7 +130,8 @@ class Candidate:
     cost_per_hour: float = 0.0
     """price of one instance"""
     pooled_rps: tuple[float, ...] = ()
-    """prefill: SLO-feasible rate of c instances behind one router for c = 1, 2, ... (M/G/c); empty: c x one"""
+    """SLO-feasible rate of c = 1, 2, ... instances: prefill behind one router (M/G/c); colocated and intra_gpu fed
+    round-robin by the router (GI/G/1 at c_a² = 1/c, CapacityModel.round_robin_rates); empty: c x one"""
     prefill_token_budget: int = 0
     """prefill and intra_gpu: tokens one prefill step carries (1 = one prompt per step; 0 = no prefill server)"""
     caps: tuple[batching.CapModel, ...] = ()
@@ -157,12 +163,13 @@ class Candidate:
         extra = f">{self.dest_pool}" if self.role == "prefill" and self.dest_pool != self.pool else ""
         return f"{self.role}:{self.pool}{extra}:tp{self.tp}pp{self.pp}ep{self.ep}dp{self.dp}"
 
-    def ttft_quantile_s(self, rate: float, quantile: float, servers: int = 1) -> float:
-        """Predicted TTFT percentile of `servers` pooled instances (one router queue) at total arrival rate `rate`:
-        the batched prefill server's best batch cap (planner.serve.batching)."""
+    def ttft_quantile_s(self, rate: float, quantile: float, servers: int = 1, arrival_scv: float = 1.0) -> float:
+        """Predicted TTFT percentile of `servers` pooled instances (one router queue) at total arrival rate `rate`,
+        or of one instance fed round-robin (arrivals of squared coefficient of variation arrival_scv: its share of a
+        Poisson stream, costmodels.queueing): the batched prefill server's best batch cap (planner.serve.batching)."""
         caps = self.caps or (batching.CapModel(cap=1, mean_s=self.mean_service_s, second_s2=self.second_moment_s2,
                                                own_s=(self.ttft_floor_s,)),)
-        return batching.ttft_quantile_s(caps, rate, quantile, servers)
+        return batching.ttft_quantile_s(caps, rate, quantile, servers, arrival_scv)
 
     def to_json(self) -> dict:
         out = {"role": self.role, "pool": self.pool, "dest_pool": self.dest_pool, "tp": self.tp, "pp": self.pp,
@@ -396,12 +403,33 @@ class CapacityModel:
             rate_p = queue.max_rate(self.q, self.workload.ttft_s)
             rate_d = max_offered_load(queue.batch_max, self.slot_q) / (self.stats.mean_out * t)
             rate = min(rate_p, rate_d)
-            if best is None or rate > best.capacity_rps + 1e-12:
-                best = self._colocated_candidate(pool, shape, queue, rate, t)
-        return best
+            if best is None or rate > best[0] + 1e-12:
+                best = (rate, queue, t, rate_d)
+        if best is None:
+            return None
+        rate, queue, t, rate_d = best
+        pooled = self.round_robin_rates(pool, shape, lambda scv: queue.max_rate(self.q, self.workload.ttft_s, scv),
+                                        rate_d)
+        return self._colocated_candidate(pool, shape, queue, rate, t, pooled)
+
+    def round_robin_rates(self, pool: NodePool, shape: InstanceShape, rate_p: Callable[[float], float],
+                          rate_d: float) -> tuple[float, ...]:
+        """SLO-feasible rates of c = 1 .. MAX_POOLED instances of a whole-request candidate (colocated, intra_gpu)
+        that the router feeds round-robin, each a share 1/c of the Poisson stream: c·min(λ_P(c_a² = 1/c), λ_D), with
+        rate_p(c_a²) the prompt queue's rate at arrivals of squared coefficient of variation c_a² (GI/G/1,
+        costmodels.queueing); () when λ_P(1) >= λ_D (the decode side binds at every count: c times one instance)."""
+        lam = rate_p(1.0)
+        if lam >= rate_d:
+            return ()
+        rates = []
+        for c in range(1, min(MAX_POOLED, pool.num_devices // shape.gpus) + 1):
+            if c > 1 and lam < rate_d:  # λ_P rises with c: once past λ_D, λ_D binds for every larger count
+                lam = rate_p(1.0 / c)
+            rates.append(c * min(lam, rate_d))
+        return tuple(rates)
 
     def _colocated_candidate(self, pool: NodePool, shape: InstanceShape, queue: ColocatedQueue, rate: float,
-                             tpot: float) -> Candidate:
+                             tpot: float, pooled: tuple[float, ...]) -> Candidate:
         """A colocated candidate; its TTFT model is the queue's at the capacity rate (service moments, own iterations
         and the in-flight residual at that load, so conservative below it)."""
         mean_s, m2 = queue.moments(rate)
@@ -410,7 +438,8 @@ class CapacityModel:
         return Candidate(role="colocated", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
                          dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=queue.batch_max,
                          chunk_tokens=queue.chunk, ttft_floor_s=queue.floor_s(), tpot_s=tpot, mean_service_s=mean_s,
-                         second_moment_s2=m2, cost_per_hour=pool.device.cost_per_hour * shape.gpus, caps=(cap,))
+                         second_moment_s2=m2, cost_per_hour=pool.device.cost_per_hour * shape.gpus, caps=(cap,),
+                         pooled_rps=pooled)
 
     def intra_gpu_caps(self, pool: NodePool, shape: InstanceShape, share: float) -> tuple[batching.CapModel, ...]:
         """The batched prefill server of an intra-GPU instance at compute share s (step times / s, no transfer)."""
@@ -450,12 +479,15 @@ class CapacityModel:
         if dec is None or rate <= 0:
             return None
         caps = self.intra_gpu_caps(pool, shape, share)
+        ttft = self.workload.ttft_s
+        pooled = self.round_robin_rates(pool, shape, lambda scv: batching.pooled_rate(caps, self.q, ttft, 1, scv),
+                                        dec.capacity_rps)
         return Candidate(role="intra_gpu", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
                          dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=dec.max_batch,
                          prefill_share=share, ttft_floor_s=caps[0].floor_s, tpot_s=dec.tpot_s,
                          mean_service_s=caps[0].mean_s, second_moment_s2=caps[0].second_s2,
                          cost_per_hour=pool.device.cost_per_hour * shape.gpus,
-                         prefill_token_budget=self.prefill_token_budget(pool), caps=caps)
+                         prefill_token_budget=self.prefill_token_budget(pool), caps=caps, pooled_rps=pooled)
 
 
 def build_candidates(cm: CapacityModel) -> dict[str, list[Candidate]]:

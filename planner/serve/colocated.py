@@ -102,19 +102,21 @@ class ColocatedQueue:
         """The own iterations ⌈L_q/C⌉·τ(λ) (zero load: the TTFT floor)."""
         return self.own_units * self.iteration_s(rate)
 
-    def ttft_s(self, rate: float, quantile: float) -> float:
-        """TTFT_q(λ) = W_q + residual + ⌈L_q/C⌉·τ(λ); inf when the queue is unstable."""
+    def ttft_s(self, rate: float, quantile: float, arrival_scv: float = 1.0) -> float:
+        """TTFT_q(λ) = W_q + residual + ⌈L_q/C⌉·τ(λ) (W_q of GI/G/1 for round-robin-fed arrivals of squared
+        coefficient of variation arrival_scv < 1, costmodels.queueing); inf when the queue is unstable."""
         mean, second = self.moments(rate)
-        return mg1_wait_quantile_s(rate, mean, second, quantile) + self.residual_s(rate) + self.floor_s(rate)
+        return mg1_wait_quantile_s(rate, mean, second, quantile, arrival_scv) + self.residual_s(rate) \
+            + self.floor_s(rate)
 
-    def max_rate(self, quantile: float, ttft_s: float) -> float:
+    def max_rate(self, quantile: float, ttft_s: float, arrival_scv: float = 1.0) -> float:
         """Largest λ with TTFT_q(λ) <= ttft_s (0 when even zero load misses it)."""
         if self.floor_s() > ttft_s:
             return 0.0
         lo, hi = 0.0, 1.0 / float(self.units.mean() * self.times[0])  # ρ >= 1 there: τ(λ) >= m(0, C)
         for _ in range(BISECTIONS):
             mid = 0.5 * (lo + hi)
-            if self.ttft_s(mid, quantile) <= ttft_s:
+            if self.ttft_s(mid, quantile, arrival_scv) <= ttft_s:
                 lo = mid
             else:
                 hi = mid

@@ -21,7 +21,9 @@ Objective goodput: max Σλ / Σ g·count (linear-fractional: Dinkelbach, max Σ
 (C5) node packing       Σ_{small on k} g·count ≤ n_k·s_k;  s_k + Σ_{big on k} (g/n_k)·count ≤ N_k
          (instance sizes are powers of two dividing n_k or multiples of it, so small instances pack exactly)
 (C6) rate               Σ_l λ_l ≥ R                                     (objectives gpus and cost)
-Single-phase modes use (C4)-(C6) with (C1') Σ_c cap_c z_c ≥ λ.
+Single-phase modes use (C4)-(C6) with (C1') Σ_c cap_c z_c ≥ λ; a candidate with pooled_rps supplies the rate of
+the chosen count as in (C1p) (c instances fed round-robin by the router, GI/G/1 at c_a² = 1/c, more than c·cap_c
+when the prompt queue binds).
 """
 
 from dataclasses import dataclass

@@ -72,16 +72,22 @@ def groups_of(sol: CountSolution, rate: float) -> list[dict]:
 def _predicted(cm: CapacityModel, sol: CountSolution, rate: float) -> dict:
     # TTFT at the analytic capacity when the simulator supported a higher rate (the queueing model has no
     # finite figure past its capacity; the simulated block reports the raised rate)
-    groups = groups_of(sol, min(rate, sol.rate_rps))
+    served = min(rate, sol.rate_rps)
+    groups = groups_of(sol, served)
     cands = {c.key: c for c, _ in sol.counts}
     ttft = 0.0
     tpot = 0.0
     for g, (c, k) in zip(groups, sol.counts, strict=True):
-        if c.role in ("prefill", "colocated", "intra_gpu"):
+        if c.role == "prefill":
             # when a pool feeds several decode pools, its load splits in proportion to capacity; a prefill
-            # group's instances share one router queue (M/G/c at the group's load), the others queue per instance
+            # group's instances share one router queue (M/G/c at the group's load)
             servers = k if c.pooled_rps else 1
             ttft = max(ttft, cands[c.key].ttft_quantile_s(g["load_rps"] * servers, cm.q, servers=servers))
+        elif c.role in ("colocated", "intra_gpu"):
+            # the router deals requests to these instances up front (weighted round-robin): each queues alone, fed
+            # every 1/p-th arrival of the Poisson stream (its share p), gaps of squared coefficient of variation p
+            share = g["load_rps"] / served if served > 0 else 1.0
+            ttft = max(ttft, cands[c.key].ttft_quantile_s(g["load_rps"], cm.q, arrival_scv=min(share, 1.0)))
         if c.role in ("decode", "colocated", "intra_gpu"):
             tpot = max(tpot, c.tpot_s)
     tokens = rate * cm.stats.mean_out
