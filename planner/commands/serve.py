@@ -34,8 +34,9 @@ def _feature_options(f):
     f = click.option("--prefill-token-budget", type=str, default=None, metavar="N",
                      help="Tokens one prefill step carries: queued prompts are batched up to it (vLLM "
                           "max_num_batched_tokens, SGLang chunked_prefill_size, TRT-LLM max_num_tokens; default: "
-                          "the engine's default for the GPU; legacy/modern: one prompt per step; auto (plan serve): "
-                          "each prefill group gets the budget up to the default with the most SLO capacity).")(f)
+                          "the engine's default for the GPU; legacy/modern: one prompt per step in plan serve, the "
+                          "whole batch in one step in estimate serve; auto (plan serve): each prefill group gets the "
+                          "budget up to the default with the most SLO capacity).")(f)
     return click.option("--prefix-len", type=int, default=0, show_default=True,
                         help="Prompt tokens of a shared prefix already in the prefix cache (prefill skips them).")(f)
 
@@ -58,14 +59,16 @@ def _token_budget(text: str | None) -> int | str | None:
 def _dtype_options(f):
     """--dtype, --kv-dtype, --moe-skew, --quant-block (shared by plan serve and estimate serve)."""
     f = click.option("--quant-block", type=int, default=0, show_default=True,
-                     help="FP8-block checkpoint quantization block (e.g. 128): refuse splits that break it "
-                          "(0: none).")(f)
+                     help="FP8 block-scaled checkpoint's quantization block (e.g. 128): splits that break it are "
+                          "refused (exit 3); with --dtype fp8 the experts run the block-scaled kernels (0: none).")(f)
     f = click.option("--moe-skew", type=float, default=1.0, show_default=True,
-                     help="MoE routing skew: expert slots on the busiest EP GPU / the mean (1 = balanced).")(f)
-    f = click.option("--kv-dtype", type=click.Choice(["", "bf16", "fp16", "fp8"]), default="",
+                     help="MoE routing skew: expert slots on the busiest EP GPU / the mean (1 = balanced; MoE "
+                          "only, at most experts/top_k, and 1 at ep 1).")(f)
+    f = click.option("--kv-dtype", type=click.Choice(["bf16", "fp16", "fp8"]), default=None,
+                     callback=lambda _ctx, _param, value: value or "",
                      help="KV-cache dtype (default: --dtype).")(f)
     return click.option("--dtype", type=_DTYPES, default="bf16", show_default=True,
-                        help="Weight and GEMM dtype (fp8: FP8 GEMMs at the FP8 peak).")(f)
+                        help="Weight and GEMM dtype (fp8: FP8 GEMMs at the FP8 peak; no FP4 yet).")(f)
 
 
 def _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref) -> ClusterSpec:
@@ -76,6 +79,11 @@ def _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref) -> ClusterSpec:
     if not gpu_ref or not num_gpus:
         raise SpecError("needs --gpu and --num-gpus (or --cluster)", field="gpu")
     return ClusterSpec.homogeneous(profiles.load_device(gpu_ref), num_gpus, gpus_per_node)
+
+
+def _warn_if(note: str | None) -> None:
+    if note:
+        warn(note)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -98,13 +106,15 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--percentile", type=float, default=90.0, show_default=True, help="SLO percentile.")
 @click.option("--attainment", type=float, default=0.9, show_default=True,
               help="Target fraction of requests meeting both SLOs.")
-@click.option("--rate", type=float, default=None, metavar="R", help="Arrival rate in requests/s.")
+@click.option("--rate", type=float, default=None, metavar="R",
+              help="Target arrival rate in requests/s (objective gpus/cost; not with --objective throughput).")
 @click.option("--objective", type=click.Choice(["goodput", "gpus", "cost", "throughput"]), default=None,
               help="goodput (default without --rate): max goodput per GPU; gpus/cost (need --rate): fewest GPUs/$; "
                    "throughput: offline batch inference, max output tokens/s per GPU, no SLOs.")
 @click.option("--top", type=int, default=0, show_default=True, help="Also report the next N deployments.")
 @click.option("--pareto", is_flag=True,
-              help="Also report the front of goodput per GPU against the TPOT SLO (each point a full deployment).")
+              help="Also report the front of goodput per GPU against the TPOT SLO (each point a full deployment; "
+                   "needs SLOs, so not with --objective throughput).")
 @click.option("--robust", is_flag=True,
               help="Plan against the SLOs divided by the 90th-percentile latency factor of the calibration residuals "
                    "(the SLOs then hold even when the cost model is optimistic).")
@@ -138,7 +148,7 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
     """Prefill/decode split (or colocated / intra-GPU) maximising goodput under TTFT/TPOT SLOs."""
     from planner import plan_serving
     from planner.serve import ServeOptions, ServingWorkload, explain
-    from planner.serve.request import read_lengths_csv
+    from planner.serve.request import check_model_options, quant_block_note, read_lengths_csv
 
     model = profiles.load_model(model_ref)
     cluster = _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref)
@@ -158,8 +168,10 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                            pareto=pareto, time_limit_s=time_limit_s,
                            prefill_token_budget=_token_budget(prefill_token_budget),
                            prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools), robust=robust)
-    plan = plan_serving(model, cluster, workload, objective=objective or ("gpus" if rate else "goodput"),
-                        options=options, progress=progress)
+    objective = objective or ("gpus" if rate else "goodput")
+    check_model_options(model, options, objective)
+    _warn_if(quant_block_note(quant_block, dtype))
+    plan = plan_serving(model, cluster, workload, objective=objective, options=options, progress=progress)
     if plan["solver"]["status"] == TIME_LIMIT_STATUS:
         warn(f"the search stopped at its time limit ({time_limit_s:g} s): the plan is the best simulated so far "
              f"({plan['simulated']['replays']} replays) and may differ from run to run — raise --time-limit for a "
@@ -189,7 +201,9 @@ def estimate_serve(model_ref, gpu_ref, tp, pp, ep, dp, batch, isl, osl, engine, 
                    prefix_len, prefill_token_budget, spec_depth, spec_accept, offline, gpus_per_node, output):
     """Prefill latency and mean decode step of one instance shape and batch."""
     from planner.serve import estimate_serving, explain
+    from planner.serve.request import quant_block_note
 
+    _warn_if(quant_block_note(quant_block, dtype))
     plan = estimate_serving(profiles.load_model(model_ref), profiles.load_device(gpu_ref), tp=tp, pp=pp, ep=ep, dp=dp,
                             batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
                             moe_skew=moe_skew, quant_block=quant_block, devices_per_node=gpus_per_node,

@@ -1,8 +1,10 @@
 """Independent verification and readable summaries of serve plans and serve estimates."""
 
 import math
+from typing import Any
 
-from costmodels.serving import InstanceShape
+from costmodels.errors import SpecError
+from costmodels.serving import InstanceShape, check_shape
 from planner.confidence import alternative_note, confidence_lines
 from planner.confidence.documents import check_confidence
 from planner.plan import Plan
@@ -85,6 +87,34 @@ def _check_offline(plan: Plan, model, cluster, workload, options) -> list[str]:
     return problems
 
 
+def _check_group(cm: CapacityModel, g: dict) -> tuple[list[str], Any]:
+    """Problems of one decision group recomputed from the inputs, and its recomputed figures (None when the shape
+    cannot be split or does not fit)."""
+    cluster, model, workload = cm.cluster, cm.model, cm.workload
+    pool = cluster.pool(g["pool"])
+    shape = InstanceShape(tp=g["tp"], pp=g["pp"], ep=g["ep"], dp=g["dp"])
+    try:  # an edited decision: a shape the model cannot be split into has no figures to compare
+        check_shape(model, shape)
+    except SpecError as exc:
+        return [f"{g['role']} group on {g['pool']}: {exc}"], None
+    if g["role"] == "prefill":
+        fresh = cm.prefill(pool, cluster.pool(g["dest_pool"]), shape)
+    else:
+        fresh = getattr(cm, g["role"])(pool, shape)
+    if fresh is None:
+        return [f"{g['role']} tp{g['tp']}pp{g['pp']} on {g['pool']} does not fit in memory"], None
+    problems = []
+    for key in ("capacity_rps", "max_batch", "tpot_s", "ttft_floor_s", "chunk_tokens"):
+        if not _close(float(getattr(fresh, key)), float(g[key])):
+            problems.append(f"{g['role']} group on {g['pool']}: {key} is {g[key]}, recomputed {getattr(fresh, key)}")
+    if g.get("prefill_token_budget", fresh.prefill_token_budget) != fresh.prefill_token_budget:
+        problems.append(f"{g['role']} group on {g['pool']}: prefill_token_budget is {g['prefill_token_budget']}, "
+                        f"the options and engine give {fresh.prefill_token_budget}")
+    if g["role"] in ("decode", "colocated", "intra_gpu") and fresh.tpot_s > workload.tpot_s * (1 + REL_TOL):
+        problems.append(f"{g['role']} step {fresh.tpot_s * 1e3:.2f} ms exceeds the TPOT SLO")
+    return problems, fresh
+
+
 def check(plan: Plan) -> list[str]:
     """Problems found by recomputing the plan from its inputs; an empty list means the plan is valid."""
     if plan.kind == "estimate":
@@ -101,24 +131,10 @@ def check(plan: Plan) -> list[str]:
     by_pool = {}
     supply = {}
     for g in decision["groups"]:
-        pool = cluster.pool(g["pool"])
-        shape = InstanceShape(tp=g["tp"], pp=g["pp"], ep=g["ep"], dp=g["dp"])
-        if g["role"] == "prefill":
-            fresh = cm.prefill(pool, cluster.pool(g["dest_pool"]), shape)
-        else:
-            fresh = getattr(cm, g["role"])(pool, shape)
+        found, fresh = _check_group(cm, g)
+        problems += found
         if fresh is None:
-            problems.append(f"{g['role']} tp{g['tp']}pp{g['pp']} on {g['pool']} does not fit in memory")
             continue
-        for key in ("capacity_rps", "max_batch", "tpot_s", "ttft_floor_s", "chunk_tokens"):
-            if not _close(float(getattr(fresh, key)), float(g[key])):
-                problems.append(f"{g['role']} group on {g['pool']}: {key} is {g[key]}, "
-                                f"recomputed {getattr(fresh, key)}")
-        if g.get("prefill_token_budget", fresh.prefill_token_budget) != fresh.prefill_token_budget:
-            problems.append(f"{g['role']} group on {g['pool']}: prefill_token_budget is {g['prefill_token_budget']}, "
-                            f"the options and engine give {fresh.prefill_token_budget}")
-        if g["role"] in ("decode", "colocated", "intra_gpu") and fresh.tpot_s > workload.tpot_s * (1 + REL_TOL):
-            problems.append(f"{g['role']} step {fresh.tpot_s * 1e3:.2f} ms exceeds the TPOT SLO")
         by_pool.setdefault(g["pool"], []).extend([g["gpus"]] * g["instances"])
         phase = "prefill" if g["role"] == "prefill" else "decode" if g["role"] == "decode" else "whole"
         supply[phase] = supply.get(phase, 0.0) + fresh.group_rps(g["instances"])

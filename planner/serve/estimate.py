@@ -1,6 +1,7 @@
 """`parplan estimate serve`: the cost of one serving configuration (prefill latency, mean decode step, memory)."""
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from costmodels.errors import InfeasibleError, require
@@ -97,6 +98,35 @@ def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     return out
 
 
+def _check_arguments(model: object, device: object, counts: dict[str, object], reals: dict[str, object]) -> None:
+    """SpecError naming the argument when an API caller passes the wrong type: a name instead of a spec, a float
+    or string where an integer count goes, a non-finite number."""
+    require(isinstance(model, ModelSpec), f"must be a ModelSpec (profiles.load_model(name)), got {model!r}",
+            field="model")
+    require(isinstance(device, DeviceSpec), f"must be a DeviceSpec (profiles.load_device(name)), got {device!r}",
+            field="device")
+    for name, v in counts.items():
+        require(isinstance(v, int) and not isinstance(v, bool), f"must be an integer, got {v!r}", field=name)
+    for name, v in reals.items():
+        require(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+                f"must be a finite number, got {v!r}", field=name)
+
+
+def _check_skew(model: ModelSpec, shape: InstanceShape, skew: float) -> None:
+    """SpecError naming --moe-skew unless the skew can happen at this shape: the busiest of ep GPUs receives at most
+    min(top_k, experts / ep) of each token's top_k slots, so skew <= ep * min(top_k, experts / ep) / top_k (1 at
+    ep 1: one GPU holds every slot; a dense model has no routing)."""
+    if skew == 1.0:
+        return
+    require(model.is_moe, f"routing skew needs an MoE model; {model.name} is dense (omit --moe-skew)",
+            field="moe-skew")
+    moe = model.moe_dims
+    most = shape.ep * min(moe.top_k, moe.experts / shape.ep) / moe.top_k
+    require(skew <= most, f"must be in [1, {most:g}] at ep={shape.ep} ({moe.experts} experts, top-{moe.top_k}: the "
+            f"busiest GPU holds at most min(top_k, experts/ep) slots of each token), got {skew:g}"
+            + ("; skew needs --ep > 1" if shape.ep == 1 else ""), field="moe-skew")
+
+
 def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1,
                      batch: int,
                      isl: int, osl: int, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
@@ -109,6 +139,9 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     costmodels.serving.default_prefill_token_budget; legacy and modern: the whole batch in one step, as the
     Splitwise profile measured it). Raises InfeasibleError (exit 3) when an FP8-block checkpoint (quant_block)
     cannot be split at this shape."""
+    _check_arguments(model, device, {"batch": batch, "isl": isl, "osl": osl, "prefix-len": prefix_len,
+                                     "spec-depth": spec_depth, "quant-block": quant_block},
+                     {"moe-skew": moe_skew, "spec-accept": spec_accept})
     require(batch >= 1, f"must be >= 1, got {batch}", field="batch")
     check_token_budget(prefill_token_budget)
     require(not isinstance(prefill_token_budget, str), "auto picks a budget by SLO capacity, which only plan serve "
@@ -122,6 +155,7 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     shape = InstanceShape(tp=tp, pp=pp, ep=ep, dp=dp)
     check_shape(model, shape)
     Precision(dtype=dtype, kv_dtype=kv_dtype, skew=moe_skew)
+    _check_skew(model, shape, moe_skew)
     problem = quant_block_problem(model, shape, quant_block)
     if problem:
         raise InfeasibleError(problem, details={"binding": ["quant_block"], "quant_block": quant_block})

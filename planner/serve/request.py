@@ -1,7 +1,10 @@
 """Inputs of the serve planner: the workload with its SLOs, and planner options."""
 
 import csv
+import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,37 @@ ARRIVALS = ("poisson", "bursty")
 OBJECTIVES = ("goodput", "gpus", "cost", "throughput")
 MOMENT_SAMPLES = 4096
 """seeded draws used to summarise a lognormal length distribution"""
+
+
+def _scalar_ok(hint: object, value: object) -> bool:
+    """`value` is of the scalar type `hint` (int: not bool or float; float: any finite int or float), or `hint`
+    is not a plain scalar/tuple type (checked elsewhere)."""
+    if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return value is None or len(inner) != 1 or _scalar_ok(inner[0], value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str or hint is bool:
+        return isinstance(value, hint)
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, tuple | list)
+    return True
+
+
+def check_field_types(obj: object) -> None:
+    """SpecError naming the first field of the dataclass `obj` whose value is not of its annotated scalar type
+    (API callers: a float where an integer count goes, a string for a number, nan/inf, a string for a tuple)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value, hint = getattr(obj, f.name), hints[f.name]
+        if not _scalar_ok(hint, value):
+            optional = isinstance(hint, types.UnionType)
+            base = [a for a in typing.get_args(hint) if a is not type(None)][0] if optional else hint
+            want = {int: "an integer", float: "a finite number", str: "a string", bool: "True or False"}.get(
+                base, "a tuple" if typing.get_origin(base) is tuple else str(base)) + (" or None" if optional else "")
+            raise SpecError(f"must be {want}, got {value!r}", field=f"{type(obj).__name__}.{f.name}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,6 +83,9 @@ class ServingWorkload:
     """coefficient of variation of inter-arrival times for bursty arrivals"""
 
     def __post_init__(self):
+        check_field_types(self)
+        require(all(_scalar_ok(float, v) for v in self.lognormal), f"must be finite numbers, got {self.lognormal}",
+                field="lognormal")
         require(self.input_len >= 1, f"must be >= 1, got {self.input_len}", field="isl")
         require(self.output_len >= 1, f"must be >= 1, got {self.output_len}", field="osl")
         require(self.ttft_s >= 0, f"must be > 0 (0: no SLO, objective throughput), got {self.ttft_s}", field="ttft_ms")
@@ -68,6 +105,11 @@ class ServingWorkload:
         if self.lognormal:
             require(len(self.lognormal) == 4 and self.lognormal[1] >= 0 and self.lognormal[3] >= 0,
                     "needs (mu_in, sigma_in >= 0, mu_out, sigma_out >= 0)", field="lognormal")
+        if self.lengths and self.prefix_len:
+            shortest = min(i for i, _ in self.lengths)
+            require(self.prefix_len < shortest, f"must be shorter than every prompt (the shared prefix is part of "
+                    f"each one); the shortest input in --lengths is {shortest} tokens, got {self.prefix_len}",
+                    field="prefix-len")
 
     @property
     def quantile(self) -> float:
@@ -157,6 +199,7 @@ class ServeOptions:
     """pools allowed to host decode instances in disaggregated mode (empty: any)"""
 
     def __post_init__(self):
+        check_field_types(self)
         require(self.engine in ENGINES, f"unknown engine {self.engine!r}; valid: {', '.join(sorted(ENGINES))}",
                 field="engine")
         Precision(dtype=self.dtype, kv_dtype=self.kv_dtype, skew=self.moe_skew)
@@ -177,6 +220,35 @@ class ServeOptions:
         require(2 <= self.verify_seeds <= 11, f"must be in 2..11, got {self.verify_seeds}", field="verify_seeds")
         require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
 
+
+
+def quant_block_note(quant_block: int, dtype: str) -> str | None:
+    """A warning when a quantization block is given for weights that are not FP8: the block describes an FP8
+    block-scaled checkpoint, so with BF16/FP16 weights only its split check applies (kernels run at `dtype`)."""
+    if quant_block and dtype != "fp8":
+        return (f"--quant-block {quant_block} describes an FP8 block-scaled checkpoint, but --dtype is {dtype}: the "
+                f"shapes must still split it, the kernels are timed at {dtype} (add --dtype fp8 to time the "
+                f"block-scaled FP8 kernels, or omit --quant-block for a {dtype} checkpoint)")
+    return None
+
+
+def check_model_options(model: ModelSpec, options: ServeOptions, objective: str = "goodput") -> None:
+    """SpecError naming the flag when an option does not apply to the model or the objective: expert parallelism,
+    attention data parallelism and routing skew need an MoE model; the skew cannot exceed experts / top_k (every
+    slot of a token on the busiest GPU, one expert per GPU); --pareto needs SLOs (not objective throughput)."""
+    for flag, v in (("ep", options.ep), ("attention-dp", options.attention_dp)):
+        require(v <= 1 or model.is_moe, f"{flag} {v} needs an MoE model; {model.name} is dense (use 0 or 1)",
+                field=flag)
+    require(options.moe_skew == 1.0 or model.is_moe,
+            f"routing skew needs an MoE model; {model.name} is dense (omit --moe-skew)", field="moe-skew")
+    if model.is_moe:
+        moe = model.moe_dims
+        most = moe.experts / moe.top_k
+        require(options.moe_skew <= most, f"must be in [1, experts / top_k = {moe.experts}/{moe.top_k} = {most:g}] "
+                f"(the busiest GPU holds at most every slot of its tokens), got {options.moe_skew:g}",
+                field="moe-skew")
+    require(not (options.pareto and objective == "throughput"), "the front is goodput per GPU against the TPOT SLO; "
+            "objective 'throughput' has no SLOs (use --top N for the next shapes)", field="pareto")
 
 
 def check_token_budget(budget: object) -> None:
@@ -201,8 +273,10 @@ class ServeRequest(Typed):
     """goodput (per GPU), gpus or cost (the last two need a target rate)"""
 
     def __post_init__(self):
-        require(isinstance(self.model, ModelSpec), "must be a ModelSpec", field="model")
-        require(isinstance(self.cluster, ClusterSpec), "must be a ClusterSpec", field="cluster")
+        require(isinstance(self.model, ModelSpec), "must be a ModelSpec (profiles.load_model(name))", field="model")
+        require(isinstance(self.cluster, ClusterSpec),
+                "must be a ClusterSpec (profiles.load_cluster(name) or ClusterSpec.homogeneous(device, n))",
+                field="cluster")
         require(isinstance(self.workload, ServingWorkload), "must be a ServingWorkload", field="workload")
         require(self.objective in OBJECTIVES, f"unknown objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}",
                 field="objective")
@@ -210,6 +284,13 @@ class ServeRequest(Typed):
                 f"objective {self.objective!r} needs a target --rate", field="rate")
         require(self.objective == "throughput" or (self.workload.ttft_s > 0 and self.workload.tpot_s > 0),
                 f"objective {self.objective!r} needs TTFT and TPOT SLOs > 0 (--ttft-ms, --tpot-ms)", field="ttft_ms")
+        if self.objective == "throughput":  # offline: every request queued at once, nothing to meet or to target
+            require(self.workload.ttft_s == 0 and self.workload.tpot_s == 0,
+                    "objective 'throughput' plans offline batch inference, which has no TTFT/TPOT SLOs: drop "
+                    "--ttft-ms/--tpot-ms, or plan under them with --objective goodput", field="ttft_ms")
+            require(self.workload.rate_per_s is None,
+                    "objective 'throughput' finds the largest offline request rate itself: drop --rate, or give "
+                    "a target rate with --objective gpus or cost", field="rate")
 
 
 def read_lengths_csv(path: str) -> tuple[tuple[int, int], ...]:

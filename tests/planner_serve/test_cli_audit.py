@@ -1,0 +1,171 @@
+"""Regression tests of the serving CLI/API audit (issue 12): each input below was once accepted silently, or refused
+with the wrong message or exit code. Every case fails before any planning work, so the file runs in seconds."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import profiles
+from cli import main
+from costmodels.errors import SpecError
+from costmodels.hardware import ClusterSpec
+from planner import plan_serving
+from planner.serve import ServeOptions, ServingWorkload, estimate_serving
+from planner.serve.request import ServeRequest, check_model_options, quant_block_note
+
+PLAN = ["plan", "serve", "--model", "llama3.1-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--isl", "1000",
+        "--osl", "200"]
+SLO = ["--ttft-ms", "500", "--tpot-ms", "20"]
+EST = ["estimate", "serve", "--gpu", "h100-sxm", "--batch", "8", "--isl", "1024", "--osl", "128"]
+
+
+def _run(args: list[str]):
+    return CliRunner().invoke(main, args)
+
+
+def _refused(args: list[str], *words: str, code: int = 2) -> str:
+    r = _run(args)
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output and all(w in r.output for w in words), r.output
+    return r.output
+
+
+@pytest.fixture(scope="module")
+def small():
+    return profiles.load_model("llama3.1-8b"), ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 8)
+
+
+def test_throughput_objective_refuses_slos_and_rate(small):
+    """Offline planning once ignored --ttft-ms/--tpot-ms and --rate (stored them in the plan, planned without)."""
+    _refused(PLAN + ["--objective", "throughput"] + SLO, "ttft_ms", "no TTFT/TPOT SLOs", "--objective goodput")
+    _refused(PLAN + ["--objective", "throughput", "--rate", "5"], "rate", "drop --rate")
+    model, cluster = small
+    with pytest.raises(SpecError, match="no TTFT/TPOT SLOs"):
+        plan_serving(model, cluster, ServingWorkload(input_len=1000, output_len=200, ttft_s=0.5, tpot_s=0.02),
+                     objective="throughput")
+    with pytest.raises(SpecError, match="drop --rate"):
+        ServeRequest(model=model, cluster=cluster, objective="throughput",
+                     workload=ServingWorkload(input_len=1000, output_len=200, ttft_s=0, tpot_s=0, rate_per_s=5.0))
+
+
+def test_pareto_needs_slos(small):
+    """--pareto with --objective throughput was silently dropped (the front is goodput against the TPOT SLO)."""
+    _refused(PLAN + ["--objective", "throughput", "--pareto", "--top", "2"], "pareto", "--top N")
+    with pytest.raises(SpecError, match="pareto"):
+        check_model_options(small[0], ServeOptions(pareto=True), "throughput")
+    check_model_options(small[0], ServeOptions(pareto=True), "goodput")  # with SLOs it is fine
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--ep", "2"], ["ep 2 needs an MoE model", "llama3.1-8b is dense"]),
+    (["--attention-dp", "2"], ["attention-dp 2 needs an MoE model"]),
+    (["--moe-skew", "1.5"], ["moe-skew", "needs an MoE model"]),
+])
+def test_moe_flags_on_a_dense_model(flags, words):
+    """plan serve --ep 2 on a dense model once exited 3 with "no instance shape fits the model's weights"; a routing
+    skew on a dense model was accepted without effect."""
+    _refused(PLAN + SLO + flags, *words)
+
+
+def test_moe_skew_is_bounded_by_what_routing_can_do():
+    """The busiest of ep GPUs holds at most min(top_k, experts/ep) of a token's top_k slots: at ep 1 the skew is 1
+    (estimates once doubled the expert work at ep 1, skew 2), and Mixtral (8 experts, top-2) at ep 2 reaches 2."""
+    mixtral, h100 = profiles.load_model("mixtral-8x7b"), profiles.load_device("h100-sxm")
+    kw = dict(tp=2, batch=8, isl=1024, osl=128, engine="trtllm")
+    with pytest.raises(SpecError, match=r"\[1, 1\] at ep=1"):
+        estimate_serving(mixtral, h100, ep=1, moe_skew=2.0, **kw)
+    with pytest.raises(SpecError, match=r"\[1, 2\] at ep=2"):
+        estimate_serving(mixtral, h100, ep=2, moe_skew=2.5, **kw)
+    at_bound = estimate_serving(mixtral, h100, ep=2, moe_skew=2.0, **kw)
+    assert at_bound["inputs"]["moe_skew"] == 2.0
+    _refused(EST + ["--model", "mixtral-8x7b", "--tp", "2", "--ep", "2", "--moe-skew", "3"], "moe-skew", "at ep=2")
+    _refused(EST + ["--model", "llama3.1-8b", "--tp", "1", "--moe-skew", "1.5"], "moe-skew", "dense")
+    # plan serve: no shape is known yet, so the widest bound (one expert per GPU): experts / top_k = 4
+    with pytest.raises(SpecError, match="experts / top_k = 8/2 = 4"):
+        check_model_options(mixtral, ServeOptions(moe_skew=4.5))
+    check_model_options(mixtral, ServeOptions(moe_skew=4.0))
+
+
+def test_quant_block_with_bf16_weights_is_named():
+    """--quant-block with BF16 weights was applied without a word: the split check ran, the kernels were BF16."""
+    out = _refused(EST + ["--model", "qwen3-30b-a3b", "--tp", "2", "--engine", "vllm", "--quant-block", "128"],
+                   "warning: --quant-block 128", "--dtype is bf16", "timed at bf16", code=0)
+    assert "feasible: True" in out
+    assert quant_block_note(128, "fp8") is None and quant_block_note(0, "bf16") is None
+    # with FP8 weights the split check refuses an impossible expert TP, exit 3 naming the block; no warning
+    out = _refused(EST + ["--model", "qwen3-235b-a22b", "--tp", "8", "--engine", "vllm", "--dtype", "fp8",
+                          "--quant-block", "128"], "128-wide", "1536", code=3)
+    assert "warning" not in out
+
+
+def test_prefix_len_must_be_shorter_than_every_prompt(tmp_path):
+    """--prefix-len was checked against --isl only, so a --lengths file with shorter prompts was accepted."""
+    lengths = tmp_path / "lengths.csv"
+    lengths.write_text("input,output\n1000,200\n500,50\n")
+    _refused(PLAN + SLO + ["--lengths", str(lengths), "--prefix-len", "800"], "prefix-len", "shortest input",
+             "500 tokens")
+    with pytest.raises(SpecError, match="shortest input"):
+        ServingWorkload(input_len=1000, output_len=200, ttft_s=0.5, tpot_s=0.02, prefix_len=500,
+                        lengths=((1000, 200), (500, 50)))
+    assert ServingWorkload(input_len=1000, output_len=200, ttft_s=0.5, tpot_s=0.02, prefix_len=499,
+                           lengths=((1000, 200), (500, 50))).prefix_len == 499
+
+
+def test_estimate_cli_equals_api_bytes():
+    """Same inputs, same bytes: the CLI's -o document is the API's (twice)."""
+    args = EST + ["--model", "qwen3-30b-a3b", "--tp", "2", "--ep", "2", "--engine", "vllm", "--dtype", "fp8",
+                  "--moe-skew", "1.5", "--offline", "-o", "-"]
+    first, second = _run(args), _run(args)
+    assert first.exit_code == 0 and first.output == second.output
+    api = estimate_serving(profiles.load_model("qwen3-30b-a3b"), profiles.load_device("h100-sxm"), tp=2, ep=2,
+                           batch=8, isl=1024, osl=128, engine="vllm", dtype="fp8", moe_skew=1.5, offline=True)
+    assert json.loads(first.output) == json.loads(api.dumps()) and first.output == api.dumps()
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda m, d: estimate_serving(m, d, tp=1, batch="4", isl=10, osl=10), "batch: must be an integer, got '4'"),
+    (lambda m, d: estimate_serving(m, d, tp=1, batch=1, isl=10.5, osl=10), "isl: must be an integer, got 10.5"),
+    (lambda m, d: estimate_serving(m, "h100-sxm", tp=1, batch=1, isl=10, osl=10), "device: must be a DeviceSpec"),
+    (lambda m, d: estimate_serving("llama3.1-8b", d, tp=1, batch=1, isl=10, osl=10), "model: must be a ModelSpec"),
+    (lambda m, d: estimate_serving(m, d, tp=1, batch=1, isl=10, osl=10, moe_skew=float("inf")), "moe-skew: must be a "
+                                                                                                 "finite number"),
+    (lambda m, d: ServingWorkload(input_len=10, output_len=10, ttft_s=0.5, tpot_s=0.02, rate_per_s=float("inf")),
+     "ServingWorkload.rate_per_s: must be a finite number or None"),
+    (lambda m, d: ServingWorkload(input_len=10.5, output_len=10, ttft_s=0.5, tpot_s=0.02),
+     "ServingWorkload.input_len: must be an integer"),
+    (lambda m, d: ServingWorkload(input_len=10, output_len=10, ttft_s=0.5, tpot_s=0.02, lognormal=(float("nan"), 1, 3,
+                                                                                                    1)), "lognormal"),
+    (lambda m, d: ServeOptions(modes="colocated"), "ServeOptions.modes: must be a tuple, got 'colocated'"),
+    (lambda m, d: ServeOptions(top=1.5), "ServeOptions.top: must be an integer"),
+    (lambda m, d: ServeOptions(time_limit_s=float("inf")), "ServeOptions.time_limit_s: must be a finite number"),
+])
+def test_api_arguments_of_the_wrong_type_are_named(call, words):
+    """API callers once got a TypeError/AttributeError traceback (a string batch, a profile name for a spec) or a
+    silent acceptance (isl 10.5, an infinite rate, top 1.5, modes "colocated" read letter by letter)."""
+    model, device = profiles.load_model("llama3.1-8b"), profiles.load_device("h100-sxm")
+    with pytest.raises(SpecError) as err:
+        call(model, device)
+    assert words in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def small_plan(small):
+    model, cluster = small
+    return plan_serving(model, cluster, ServingWorkload(input_len=1000, output_len=200, ttft_s=0.5, tpot_s=0.02),
+                        options=ServeOptions(simulate_requests=300, verify_seeds=2, verify_layouts=1,
+                                             modes=("disaggregated",)))
+
+
+def test_validate_names_an_edited_shape_the_model_cannot_split(small_plan, tmp_path):
+    """A decision edited to tp 3 (32 heads) was recomputed as if it could run ("capacity_rps ... recomputed 0.0")."""
+    from planner.serve import check
+
+    assert check(small_plan) == []
+    doc = json.loads(small_plan.dumps())
+    doc["decision"]["groups"][0]["tp"] = 3
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(doc))
+    out = _refused(["validate", str(path)], "tp (3) must divide heads (32)", code=1)
+    assert "recomputed 0.0" not in out
+    _refused(["export", str(path), "--format", "vllm"], "not a valid serve plan", "tp (3) must divide heads")
