@@ -195,22 +195,23 @@ def _run_decode(eng: _Decode, ready_a: np.ndarray, li_a: np.ndarray, lo_a: np.nd
     first = np.empty(len(ready_a))
     finish = np.empty(len(ready_a))
     ready, li, lo = ready_a.tolist(), li_a.tolist(), lo_a.tolist()  # scalar reads from lists: the same values, faster
+    n, max_batch, kv_tokens, step = len(order), eng.max_batch, eng.kv_tokens, eng.step
     t, nxt, done = 0.0, 0, 0  # done: iterations run so far
-    active = []  # heap of (finishing iteration, idx, admission iteration)
+    active: list[tuple[int, int, int]] = []  # heap of (finishing iteration, idx, admission iteration)
     base = 0.0  # Σ (L_j − admission_j): mean context of the batch = base / B + done
     kv_used = 0.0
-    while nxt < len(order) or active:
-        while nxt < len(order):
+    while nxt < n or active:
+        while nxt < n:
             i = order[nxt]
             need = li[i] + lo[i]
-            if ready[i] > t or len(active) >= eng.max_batch or (active and kv_used + need > eng.kv_tokens):
+            if ready[i] > t or len(active) >= max_batch or (active and kv_used + need > kv_tokens):
                 break
             first[i] = t
             steps = max(int(lo[i]) - 1, 0)
             if steps == 0:
                 finish[i] = t
             else:
-                heapq.heappush(active, (done + steps, int(i), done))
+                heapq.heappush(active, (done + steps, i, done))
                 base += li[i] - done
                 kv_used += need
             nxt += 1
@@ -220,13 +221,14 @@ def _run_decode(eng: _Decode, ready_a: np.ndarray, li_a: np.ndarray, lo_a: np.nd
         b = len(active)
         ctx = base / b + done
         k = active[0][0] - done
-        if nxt < len(order) and b < eng.max_batch and ready[order[nxt]] > t:
-            k = min(k, max(1, math.ceil((ready[order[nxt]] - t) / eng.step(b, ctx))))
-        t += k * eng.step(b, ctx + k / 2.0)
+        if nxt < n and b < max_batch and ready[order[nxt]] > t:
+            k = min(k, max(1, math.ceil((ready[order[nxt]] - t) / step(b, ctx))))
+        t += k * step(b, ctx + k / 2.0)
         done += k
-        freed_ctx, freed_kv = _retire(active, done, t, finish, li, lo)
-        base -= freed_ctx
-        kv_used -= freed_kv
+        if active[0][0] <= done:
+            freed_ctx, freed_kv = _retire(active, done, t, finish, li, lo)
+            base -= freed_ctx
+            kv_used -= freed_kv
     return first, finish
 
 
@@ -353,11 +355,13 @@ def _run_prefill(servers: list[_Prefill], cm: CapacityModel, arrive_a: np.ndarra
     used = np.cumsum(np.maximum(li_a - np.minimum(prefix, li_a - 1.0), 1.0)).tolist()  # uncached tokens, running
     total = [0.0] + np.cumsum(li_a).tolist()
     groups = _server_groups(servers)
+    # groups of one server each: the candidates are always the same servers (in index order)
+    fixed = sorted(m[0] for m in groups) if all(len(m) == 1 for m in groups) else None
     transfer: dict[tuple[int, float], float] = {}
     i = 0
     while i < n:
         best, best_done = -1, math.inf
-        for k in sorted(min(members, key=lambda m: (max(free[m], arrive[i]), m)) for members in groups):
+        for k in fixed or sorted(min(members, key=lambda m: (max(free[m], arrive[i]), m)) for members in groups):
             p = servers[k]
             start = max(free[k], arrive[i])
             end = _batch_end(p.table.budget, p.table.batches[-1], arrive, used, i, start)
