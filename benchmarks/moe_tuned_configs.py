@@ -5,8 +5,8 @@ costmodels/serving_moe_configs.py TUNED.
 
 Downloads the released wheels (pip download --no-deps, about 300 MB for vLLM) unless DIR already holds them,
 reads their file listing (nothing is executed) and prints, per (engine, device profile, expert dtype), the
-(E, N) of every config file: BF16 experts (no dtype in the name) and, for SGLang, FP8 experts with 128x128
-block scales. Exit 1 when TUNED differs from the listing.
+(E, N) of every config file: BF16 experts (no dtype in the name) and FP8 experts with 128x128 block scales
+(vLLM: "fp8_block", SGLang: "fp8", its only FP8 kind). Exit 1 when TUNED differs from the listing.
 """
 
 import argparse
@@ -25,7 +25,8 @@ CONFIG_DIRS = {"vllm": "vllm/model_executor/layers/fused_moe/configs/",
                "sglang": "sglang/srt/layers/moe/moe_runner/triton_utils/configs/"}
 """engine -> the wheel folder of its config files (SGLang: one subfolder per Triton version)"""
 DEVICES = {"NVIDIA_H100_80GB_HBM3": "h100-sxm", "NVIDIA_H200": "h200"}
-KINDS = {"vllm": {"": "bf16"}, "sglang": {"": "bf16", ",dtype=fp8_w8a8,block_shape=[128,128]": "fp8"}}
+KINDS = {"vllm": {"": "bf16", ",dtype=fp8_w8a8,block_shape=[128,128]": "fp8_block"},
+         "sglang": {"": "bf16", ",dtype=fp8_w8a8,block_shape=[128,128]": "fp8"}}
 """engine -> {file-name dtype suffix (spaces removed): the expert dtype the model uses it for}"""
 NAME = re.compile(r"E=(\d+),N=(\d+),device_name=([^,]+?)((?:,dtype=[^,]+)?(?:,block_shape=\[\d+,\d+\])?)\.json")
 

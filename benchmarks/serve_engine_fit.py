@@ -77,7 +77,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_overlap_exponent=0.0, moe_fp8_overlap_exponent=0.0,
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
-             moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0,
+             moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
@@ -85,14 +85,15 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
 """starting point of every fit (and the value of a constant no table constrains)"""
 ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0, moe_block_weight_reads=0.5,
                              moe_efficiency=0.6, moe_default_efficiency=0.6, moe_fp8_hbm_efficiency=0.5,
-                             moe_fp8_slot_bytes=3.0),
+                             moe_fp8_slot_bytes=3.0, moe_blockfp8_efficiency=0.5),
                 "sglang": dict(moe_overlap_exponent=2.0, moe_fp8_overlap_exponent=2.0),
                 "trtllm": dict(moe_blockfp8_efficiency=0.7)}
 """an engine's own starting point: for constants whose START is 0 (that term off) the engines named here are the
 only ones they are fitted for (vLLM's FP8 experts on FlashInfer's fallback tile; its Triton kernel's weight
 re-reads per row block; SGLang's Triton MoE kernels' imperfect overlap of weight streaming and MMAs,
-serving_gemm.overlap_s; TensorRT-LLM's block-scaled FP8 MoE kernel, the only one fitted to its own
-fp8_block rows: vLLM's are not, SGLang's FP8 constants are block-scaled already); for the others the fit also
+serving_gemm.overlap_s; the block-scaled FP8 MoE kernels fitted to their own fp8_block rows: TensorRT-LLM's
+CUTLASS MoE and vLLM's Triton kernel (its EP 1 rows; at EP > 1 vLLM runs TensorRT-LLM's kernel), SGLang's FP8
+constants are block-scaled already); for the others the fit also
 starts from START's and keeps the lower cost (vLLM's MoE
 least squares has local minima: from START's the H100 BF16 fit can stall at the efficiency bound 1, the H200
 FP8 fit in the corner hbm 1 / slot bytes 0.01)"""
@@ -119,7 +120,8 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_overlap_exponent": (1.0, 16.0), "moe_fp8_overlap_exponent": (1.0, 16.0),
           "moe_fp8_slot_bytes": (0.01, 100.0), "moe_fp8_tile_s": (1e-8, 1e-4), "moe_fp8_oob_penalty": (1e-3, 10.0),
           "moe_block_weight_reads": (1e-3, 1.0), "moe_blockfp8_efficiency": (0.05, 1.0),
-          "moe_blockfp8_hbm_efficiency": (0.02, 1.0), "moe_blockfp8_slot_bytes": (0.01, 100.0)}
+          "moe_blockfp8_hbm_efficiency": (0.02, 1.0), "moe_blockfp8_slot_bytes": (0.01, 100.0),
+          "moe_blockfp8_default_efficiency": (0.05, 1.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0),
@@ -157,6 +159,27 @@ def cross_validated(device: str, cal: EngineCalibration, op: str) -> tuple[int, 
         err += [abs(predict(ek, p) / p[-1] - 1) for p in points if fold(p[:-1]) == k]
     err.sort()
     return len(err), statistics.median(err), float(np.quantile(err, 0.9)), err[-1]
+
+
+BLOCK_KINDS = ["", "vLLM's 'moe fp8 block' held-aside points by the kernel vLLM 0.24.0 runs on Hopper (the table's "
+               "kernel_source): its Triton fused MoE at EP 1 (vllm_fp8moe_triton_tritonexperts, vLLM's own fitted "
+               "moe_blockfp8_* constants) and FlashInfer's CUTLASS MoE at EP > 1 (vllm_fp8moe_flashinfer_cutlass_"
+               "flashinferexperts, evaluated with TensorRT-LLM's fitted block-scaled constants):", "",
+               "| device | kernel | held aside | median err | p90 err | max err |", "|---|---|---|---|---|---|"]
+
+
+def block_kind_rows(device: str, cals: list[EngineCalibration]) -> list[str]:
+    """BLOCK_KINDS rows of `device`: vLLM's held-aside 'moe fp8 block' errors by kernel (EP 1, EP > 1, both)."""
+    cal = next(c for c in cals if c.engine == "vllm")
+    ek = EngineKernels(profiles.load_device(device), KernelConstants.of_engine(cal))
+    test = [p for p in OPS["moe fp8 block"][0](load(device, "vllm")) if held_aside(p[:-1])]
+    out = []
+    for kernel, points in (("Triton (EP 1)", [p for p in test if p[6] == 1]),
+                           ("FlashInfer CUTLASS (EP > 1)", [p for p in test if p[6] > 1]), ("both", test)):
+        err = sorted(abs(_moe_block(ek, p, "vllm") / p[-1] - 1) for p in points)
+        out.append(f"| {device} | {kernel} | {len(err)} | {statistics.median(err):.1%} | "
+                   f"{float(np.quantile(err, 0.9)):.1%} | {err[-1]:.1%} |")
+    return out
 
 
 def _gemm(ek, p):
@@ -208,10 +231,12 @@ def _moe_block(ek, p, engine: str = ""):
         return _moe_sglang_collector(ek, p)
     tokens, h, inter, topk, experts, tp, ep, _, _ = p
     shapes = ((2 * inter / tp, h), (h, inter / tp))
-    block = block_fp8_kernels(ek)
+    block = block_fp8_kernels(ek, int(ep))  # vLLM: its Triton kernel at EP 1, FlashInfer's CUTLASS (TRT-LLM's) above
     if engine == "vllm" and block is not None:
         _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, GROUPED_ROUTING.get(p[1:5]))
-        return sum(grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8") for n, kk in shapes)
+        # the engine's own Triton kernel on the tile config chosen for all tokens (tuned file or default)
+        cfg = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, "fp8", True) * block[2]
+        return sum(grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg) for n, kk in shapes)
     local, slots = experts / ep, tokens * topk / ep
     return sum(grouped_gemm_s(ek, slots, local, n, kk, "fp8", True, 0.0, 0.0, True) for n, kk in shapes)
 
@@ -331,7 +356,7 @@ OPS = {
     # FP8 experts with 128x128 block scales (serving_kernels.block_fp8_constants): their own kernel's constants
     "moe fp8 block": (lambda t: [p for p in _moe_block_table(t) if p[1:5] in SHIPPED_MOE], _moe_block,
                       ("moe_blockfp8_efficiency", "moe_blockfp8_floor_s", "moe_blockfp8_hbm_efficiency",
-                       "moe_blockfp8_slot_bytes", "moe_blockfp8_block_rows")),
+                       "moe_blockfp8_slot_bytes", "moe_blockfp8_block_rows", "moe_blockfp8_default_efficiency")),
 }
 
 
@@ -368,7 +393,8 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
         names = tuple(n for n in names if not n.startswith("moe_blockfp8_"))
     if flashinfer_fallback_tile(engine, "fp8"):
         names = tuple(n for n in names if n != "moe_fp8_block_rows")
-    if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7]) for p in train):
+    block = getattr(predict, "func", None) is _moe_block  # FP8 experts with block scales: those configs
+    if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7], block) for p in train):
         return names
     return tuple(n for n in names if not n.endswith("default_efficiency"))
 
@@ -499,17 +525,19 @@ def main() -> None:
            "engine's own expert-parallel layer. 'moe fp8 block': FP8 experts with 128x128 block scales "
            "(DeepSeek-V3-style checkpoints, served with --quant-block), the table's fp8_block rows: TensorRT-LLM's "
            "CUTLASS MoE fitted with its own constants (moe_blockfp8_*); SGLang's rows are its 'moe fp8' rows, on "
-           "those constants (not refitted); vLLM's (Triton at EP 1, FlashInfer CUTLASS untuned at EP > 1, as "
-           "vLLM picks for block FP8 on Hopper) are not fitted and are evaluated, on the rows its collector built, "
-           "with what serving uses for them, "
-           "TensorRT-LLM's fitted block-scaled constants of the same device (FlashInfer's CUTLASS MoE is "
-           "TensorRT-LLM's kernel, autotuned at vLLM's startup; its Triton kernel at EP 1 is timed the same way).",
+           "those constants (not refitted); vLLM's, on the rows its collector built, by the kernel vLLM 0.24.0 "
+           "picks for block FP8 on Hopper, as serving times them: at EP 1 its Triton fused MoE (scales applied per "
+           "128-deep k step inside the k loop; its shipped block-FP8 tile configs or the default one) with vLLM's "
+           "own fitted moe_blockfp8_* constants, at EP > 1 FlashInfer's CUTLASS MoE evaluated with TensorRT-LLM's "
+           "fitted block-scaled constants of the same device (TensorRT-LLM's kernel, autotuned at vLLM's startup; "
+           "not fitted to vLLM's untuned rows); by kernel in the last table.",
            "",
            "| device | engine | op | fitted on | held aside | median err | p90 err | max err | whole table median "
            "| whole table p90 |", "|---|---|---|---|---|---|---|---|---|---|"]
     cv = ["", f"{HELD_ASIDE}-fold cross-validation of the ops with few points (the held-aside split above is "
           "fold 0; each point predicted by the op's constants fitted on the other folds):", "",
           "| device | engine | op | points | median err | p90 err | max err |", "|---|---|---|---|---|---|---|"]
+    kinds = list(BLOCK_KINDS)
     for device in ("h100-sxm", "h200"):
         cals = []
         for engine in ENGINE_VERSIONS:
@@ -523,10 +551,11 @@ def main() -> None:
         cv.extend(f"| {device} | {cal.engine} | {op} | " + " | ".join(
             f"{v:.1%}" if i else str(v) for i, v in enumerate(cross_validated(device, cal, op))) + " |"
             for cal in cals for op in CROSS_VALIDATED)
+        kinds += block_kind_rows(device, cals)
         if args.write_profiles:
             write_profile(device, cals)
         print(yaml_block(cals))
-    out += cv
+    out += cv + kinds
     pathlib.Path(args.out).write_text("\n".join(out) + "\n")
     print("\n".join(out))
 

@@ -188,6 +188,9 @@ class KernelConstants:
     moe_blockfp8_slot_bytes: float = 0.0
     """block-scaled FP8 grouped expert GEMMs: traffic per slot relative to one input read and output write
     (0: moe_slot_bytes)"""
+    moe_blockfp8_default_efficiency: float = 1.0
+    """block-scaled FP8 grouped expert GEMMs on the engine's default Triton tile config (vLLM at EP 1 without a
+    tuned config file for the shape, costmodels/serving_moe_configs.py): efficiency relative to a tuned one"""
     fp8_k_overhead: float = 0.0
     """FP8 GEMMs: per-tile prologue/epilogue in elements of k (the main loop costs (k + k_0) / k of its MMAs)"""
     fp8_wave_weight: float = 0.0
@@ -292,7 +295,8 @@ class EngineCalibration(KernelConstants):
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
                      "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency", "allreduce_twoshot_efficiency",
-                     "allreduce_nccl_efficiency", "moe_default_efficiency", "moe_fp8_default_efficiency"):
+                     "allreduce_nccl_efficiency", "moe_default_efficiency", "moe_fp8_default_efficiency",
+                     "moe_blockfp8_default_efficiency"):
             v = getattr(self, name)
             require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("gemm_half_flops", "fp8_gemm_half_flops", "fp8_quant_s", "kernel_floor_s", "attention_floor_s",

@@ -376,10 +376,10 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: 
     local = moe.experts / shape.ep
     etp = shape.tp * shape.dp // shape.ep
     width = p.routed_expert / mlp_params(model, 1)
-    rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype)
+    rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype, prec.block_scaled)
     walked = tokens * moe.top_k if walks_all_slots(engine.name, prec.dtype) else 0.0
     return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows, walked,
-                              prec.block_scaled) for n, kk, _ in mlp_gemms(model, width, etp))
+                              prec.block_scaled, shape.ep) for n, kk, _ in mlp_gemms(model, width, etp))
 
 
 def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engine: EngineModel, load: StepLoad,

@@ -14,8 +14,8 @@ only changes the constants they run with (`KernelConstants`, applied as a Device
       (`EngineKernels.tuned_moe`); as vLLM's table measured them, on the fallback 128 x 16 tile:
       costmodels/serving_moe_flashinfer.py (the fit, benchmarks/serve_engine_fit.py); FP8 experts of a 128 x 128
       block-scaled checkpoint (quant_block > 0): the same grouped GEMM formula on the engine's block-scaled kernel
-      constants (moe_blockfp8_*, block_fp8_kernels: TensorRT-LLM's own, vLLM on TensorRT-LLM's; SGLang's FP8
-      ones are block-scaled already)
+      constants (moe_blockfp8_*, block_fp8_kernels: TensorRT-LLM's own, vLLM its Triton kernel's at EP 1 and
+      TensorRT-LLM's at EP > 1; SGLang's FP8 ones are block-scaled already)
   attention (prefill, decode) and the TP all-reduce: costmodels/serving_attention.py
 Constants come from `EngineCalibration` (fitted to measured per-op tables by benchmarks/serve_engine_fit.py)
 for trtllm/vllm/sglang, or from the device's `DeviceCalibration` serving fields for legacy/modern.
@@ -113,48 +113,55 @@ def moe_exchange_s(ek: EngineKernels, tokens_per_rank: float, hidden: int, top_k
 def block_fp8_constants(k: KernelConstants) -> KernelConstants | None:
     """The constants of the engine's FP8 grouped GEMM for a block-scaled (128 x 128) checkpoint: the FP8 grouped
     GEMM formula (serving_gemm.grouped_gemm_s) with the block-scaled kernel's own efficiency, row block, fixed time,
-    HBM efficiency and slot traffic (moe_blockfp8_*, fitted to the engine's fp8_block MoE rows; tiles chosen at run
-    time, as TensorRT-LLM's CUTLASS MoE does: no default-config term); None when the
-    engine has none fitted (moe_blockfp8_efficiency 0: the per-tensor FP8 constants stand)."""
+    HBM efficiency and slot traffic (moe_blockfp8_*, fitted to the engine's fp8_block MoE rows) and, for a Triton
+    kernel with shipped tile configs (vLLM at EP 1), its default config's efficiency; None when the engine has none
+    fitted (moe_blockfp8_efficiency 0: the per-tensor FP8 constants stand)."""
     if k.moe_blockfp8_efficiency <= 0:
         return None
     return dataclasses.replace(
         k, moe_fp8_efficiency=k.moe_blockfp8_efficiency, moe_fp8_block_rows=k.moe_blockfp8_block_rows,
         moe_fp8_floor_s=k.moe_blockfp8_floor_s, moe_fp8_hbm_efficiency=k.moe_blockfp8_hbm_efficiency,
-        moe_fp8_slot_bytes=k.moe_blockfp8_slot_bytes, moe_fp8_default_efficiency=1.0, moe_fp8_overlap_exponent=0.0,
+        moe_fp8_slot_bytes=k.moe_blockfp8_slot_bytes, moe_fp8_default_efficiency=k.moe_blockfp8_default_efficiency,
+        moe_fp8_overlap_exponent=0.0,
         moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0)
 
 
-def block_fp8_kernels(ek: EngineKernels) -> tuple[DeviceSpec, KernelConstants] | None:
-    """(device with the GEMM curve, constants) of the block-scaled FP8 MoE kernel the engine serves with: its own
-    fitted one (TensorRT-LLM), else, for an engine on the tuned CUTLASS fused MoE (vLLM, ek.tuned_moe), that
-    engine's (vLLM 0.24.0 serves block FP8 experts on Hopper with FlashInfer's CUTLASS MoE at EP > 1, TensorRT-LLM's
-    block-scale kernel, autotuned at startup like the per-tensor one; at EP 1 with its Triton kernel, not fitted
-    here and timed the same way); None: the per-tensor FP8 path (SGLang: its FP8 constants are block-scaled)."""
-    for kern in (ek, ek.tuned_moe):
+def block_fp8_kernels(ek: EngineKernels, ep: int = 1) -> tuple[DeviceSpec, KernelConstants, bool] | None:
+    """(device with the GEMM curve, constants, whether they are the engine's own kernel: its tile configs apply) of
+    the block-scaled FP8 MoE kernel the engine serves with at expert-parallel size `ep`. An engine whose FP8
+    experts run the tuned CUTLASS fused MoE (vLLM, ek.tuned_moe) picks by ep as vLLM 0.24.0 does on Hopper (FP8
+    oracle, _get_priority_backends: block FP8 puts TRITON first at EP 1, FLASHINFER_CUTLASS at EP > 1): at EP 1 its
+    own Triton kernel (its fitted moe_blockfp8_* constants), at EP > 1 TensorRT-LLM's block-scale CUTLASS kernel,
+    autotuned at startup like the per-tensor one (ek.tuned_moe's constants); either falls back to the other where
+    it is not fitted. Other engines: their own (TensorRT-LLM); None: the per-tensor FP8 path (SGLang: its FP8
+    constants are block-scaled)."""
+    cutlass = ek.tuned_moe
+    for kern in ((cutlass, ek) if cutlass is not None and ep > 1 else (ek, cutlass)):
         k = block_fp8_constants(kern.k) if kern is not None else None
         if kern is not None and k is not None:
-            return kern.device, k
+            return kern.device, k, kern is ek
     return None
 
 
 def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: float, kk: float, dtype: str,
                    fused_quant: bool = False, default_rows: float = 0.0, all_slots: float = 0.0,
-                   block_scaled: bool = False) -> float:
+                   block_scaled: bool = False, ep: int = 1) -> float:
     """One grouped GEMM kernel: `slots` token rows over `local_experts` experts of (kk x n) weights each
     (costmodels/serving_gemm.py), plus the FP8 input quantisation unless fused; `default_rows` > 0: on the
     engine's default tile config with blocks of that many rows (costmodels/serving_moe_configs.py); `all_slots`:
     the slots of the whole layer when the kernel walks them all. FP8 experts on FlashInfer's CUTLASS fused MoE
     (vLLM): the tuned kernel (ek.tuned_moe's constants), not the fallback tile vLLM's table timed.
-    `block_scaled`: FP8 experts of a 128 x 128 block-scaled checkpoint, on the engine's block-scaled kernel where
-    it has one (block_fp8_kernels; else as per-tensor)."""
+    `block_scaled`: FP8 experts of a 128 x 128 block-scaled checkpoint, on the engine's block-scaled kernel at
+    expert-parallel size `ep` where it has one (block_fp8_kernels; its own kernel on `default_rows`, a borrowed
+    autotuned one on its fitted rows; else as per-tensor)."""
     if slots <= 0:
         return 0.0
     dtype = "fp8" if dtype == "fp8" else "bf16"
-    block = block_fp8_kernels(ek) if block_scaled and dtype == "fp8" else None
+    block = block_fp8_kernels(ek, ep) if block_scaled and dtype == "fp8" else None
     tuned = ek.tuned_moe if dtype == "fp8" else None
     if block is not None:
-        t = serving_gemm.grouped_gemm_s(block[0], block[1], slots, local_experts, n, kk, dtype, 0.0, all_slots)
+        t = serving_gemm.grouped_gemm_s(block[0], block[1], slots, local_experts, n, kk, dtype,
+                                        default_rows if block[2] else 0.0, all_slots)
     elif tuned is not None:  # vLLM's FP8 experts: FlashInfer's CUTLASS MoE, autotuned at server startup
         t = serving_gemm.grouped_gemm_s(tuned.device, tuned.k, slots, local_experts, n, kk, dtype, default_rows,
                                         all_slots)

@@ -1,20 +1,23 @@
 """Which fused-MoE shapes vLLM's and SGLang's Triton MoE kernels run with a tuned tile configuration.
 
-Both engines' Triton fused-MoE kernel (BF16 experts; SGLang also FP8 experts with 128x128 block scales, the
-kind its measured table has) reads its tile configuration (BLOCK_SIZE_M/N/K, GROUP_SIZE_M, warps, stages per
-token-count bucket) from a JSON file named by (E, N, device, dtype) that ships with the engine: E the experts
-held by the GPU, N the expert width per GPU (the inner dimension of the down projection's weight). Without
-such a file the kernel runs the engine's default configuration (vLLM 0.24.0 get_default_config: tiles by token
-count; SGLang 0.5.14: 64 x 64 x 32 tiles for BF16, 64 x 128 x 128 for FP8 block scales). This is a fact about
+Both engines' Triton fused-MoE kernel (BF16 experts; FP8 experts with 128x128 block scales: SGLang always, the
+kind its measured table has, and vLLM 0.24.0 on Hopper at expert-parallel size 1, where its FP8 oracle puts TRITON
+first for block FP8, FlashInfer's CUTLASS MoE at EP > 1) reads its tile configuration (BLOCK_SIZE_M/N/K,
+GROUP_SIZE_M, warps, stages per token-count bucket) from a JSON file named by (E, N, device, dtype) that ships
+with the engine: E the experts held by the GPU, N the expert width per GPU (the inner dimension of the down
+projection's weight). Without such a file the kernel runs the engine's default configuration (vLLM 0.24.0
+get_default_config: tiles by token count, for block FP8 BLOCK_SIZE_M 16 up to 64 tokens, else 64, with 128 x 128
+N x K tiles; SGLang 0.5.14: 64 x 64 x 32 tiles for BF16, 64 x 128 x 128 for FP8 block scales). This is a fact about
 the engine release, not a fitted number: TUNED lists the (E, N) of the files for the two devices with measured
-tables, read from the file listing of the released wheels (benchmarks/moe_tuned_configs.py regenerates it):
+tables, read from the file listing of the released wheels (benchmarks/moe_tuned_configs.py regenerates it; expert
+dtype "fp8_block": vLLM's `dtype=fp8_w8a8,block_shape=[128,128]` files, SGLang's "fp8" are those too):
   vllm 0.24.0     vllm/model_executor/layers/fused_moe/configs/  (device H200 for every H200 variant)
   sglang 0.5.14   sglang/srt/layers/moe/moe_runner/triton_utils/configs/triton_*/  (any Triton version's file
                   is used when the installed version has none)
 The default configuration's row block (BLOCK_SIZE_M: each expert's token rows are padded to whole blocks) is
 taken from the releases' get_default_config (default_block_rows); a tuned file's own row blocks are fitted.
-TensorRT-LLM and vLLM's FP8 experts (FlashInfer CUTLASS kernels, measured with per-tensor scales) pick their
-tiles at run time: every shape counts as tuned.
+TensorRT-LLM and vLLM's FP8 experts (FlashInfer CUTLASS kernels: per-tensor scales, and block scales at EP > 1) pick
+their tiles at run time: every shape counts as tuned.
 """
 
 RELEASES = {"vllm": "0.24.0", "sglang": "0.5.14"}
@@ -31,6 +34,9 @@ TUNED: dict[tuple[str, str, str], frozenset[tuple[int, int]]] = {
         (8, 1792), (8, 2048), (8, 3584), (8, 4096), (8, 7168), (8, 14336), (16, 1024), (16, 2048), (64, 320),
         (64, 640), (64, 1280), (64, 2560), (128, 96), (128, 192), (128, 384), (128, 512), (128, 768), (128, 1024),
         (512, 64), (512, 128), (512, 256), (512, 512)}),
+    ("vllm", "h100-sxm", "fp8_block"): frozenset({(256, 128), (256, 384), (512, 128), (512, 256)}),
+    ("vllm", "h200", "fp8_block"): frozenset({
+        (8, 2048), (16, 4096), (32, 2048), (128, 384), (128, 512), (128, 768), (256, 256), (256, 512), (384, 128)}),
     ("sglang", "h100-sxm", "bf16"): frozenset({
         (1, 3072), (8, 1792), (8, 2048), (8, 3584), (8, 4096), (8, 7168), (16, 1024), (16, 1344), (16, 1856),
         (16, 2048), (16, 2688), (20, 2048), (24, 1024), (32, 224), (32, 448), (32, 896), (32, 928), (32, 1792),
@@ -53,19 +59,25 @@ TUNED: dict[tuple[str, str, str], frozenset[tuple[int, int]]] = {
 
 VLLM_DEFAULT_ROWS = ((32, 16), (96, 32), (512, 64), (float("inf"), 128))
 """(most tokens, BLOCK_SIZE_M) of vLLM 0.24.0's default config for BF16 experts (get_default_config)"""
+VLLM_BLOCK_FP8_DEFAULT_ROWS = ((64, 16), (float("inf"), 64))
+"""(most tokens, BLOCK_SIZE_M) of vLLM 0.24.0's default config for FP8 experts with 128x128 block scales"""
 
 
 def default_block_rows(engine: str, tokens: float, experts: float, dtype: str) -> float:
     """BLOCK_SIZE_M of the engine's default config for `tokens` tokens entering the layer over `experts` local
-    experts: vLLM by token count (VLLM_DEFAULT_ROWS); SGLang 0.5.14 16 while tokens <= experts, else 64 (BF16),
-    always 64 (FP8 with block scales)."""
+    experts: vLLM by token count (VLLM_DEFAULT_ROWS; "fp8_block": VLLM_BLOCK_FP8_DEFAULT_ROWS); SGLang 0.5.14 16
+    while tokens <= experts, else 64 (BF16), always 64 (FP8 with block scales)."""
     if engine == "vllm":
-        return float(next(rows for largest, rows in VLLM_DEFAULT_ROWS if tokens <= largest))
-    return 64.0 if dtype == "fp8" or tokens > experts else 16.0
+        table = VLLM_BLOCK_FP8_DEFAULT_ROWS if dtype == "fp8_block" else VLLM_DEFAULT_ROWS
+        return float(next(rows for largest, rows in table if tokens <= largest))
+    return 64.0 if dtype.startswith("fp8") or tokens > experts else 16.0
 
 
-def config_block_rows(engine: str, device: str, tokens: float, experts: float, width: float, dtype: str) -> float:
-    """0 when the MoE kernel runs a tuned config (tuned_config), else the default config's BLOCK_SIZE_M."""
+def config_block_rows(engine: str, device: str, tokens: float, experts: float, width: float, dtype: str,
+                      block_scaled: bool = False) -> float:
+    """0 when the MoE kernel runs a tuned config (tuned_config), else the default config's BLOCK_SIZE_M;
+    `block_scaled`: FP8 experts of a 128x128 block-scaled checkpoint (expert_dtype)."""
+    dtype = expert_dtype(dtype, block_scaled)
     if tuned_config(engine, device, experts, width, dtype):
         return 0.0
     return default_block_rows(engine, tokens, experts, dtype)
@@ -86,11 +98,21 @@ def flashinfer_fallback_tile(engine: str, dtype: str) -> bool:
     return engine == "vllm" and dtype == "fp8"
 
 
+def expert_dtype(dtype: str, block_scaled: bool) -> str:
+    """The expert dtype TUNED is keyed by: "fp8_block" for FP8 experts with 128x128 block scales, "fp8" for
+    per-tensor FP8, else "bf16" (SGLang keys its block-scaled files as "fp8": its only FP8 kind)."""
+    if dtype == "fp8":
+        return "fp8_block" if block_scaled else "fp8"
+    return "fp8_block" if dtype == "fp8_block" else "bf16"
+
+
 def tuned_config(engine: str, device: str, experts: float, width: float, dtype: str) -> bool:
     """Whether the engine's MoE kernel runs a tuned tile config for `experts` local experts of expert width
-    `width` per GPU on the device profile (True for kernels without shipped configs: TensorRT-LLM, vLLM FP8, and
-    the engines and devices TUNED does not cover)."""
-    key = (engine, device, "fp8" if dtype == "fp8" else "bf16")
+    `width` per GPU on the device profile (True for kernels without shipped configs: TensorRT-LLM, vLLM FP8 with
+    per-tensor scales, and the engines and devices TUNED does not cover)."""
+    key = (engine, device, expert_dtype(dtype, False))
+    if engine == "sglang" and key[2] == "fp8_block":
+        key = (engine, device, "fp8")
     if key not in TUNED:
         return True
     return (round(experts), round(width)) in TUNED[key]

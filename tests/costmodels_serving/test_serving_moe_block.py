@@ -82,11 +82,12 @@ def test_engines_block_kernels(gpu):
     kern = {c.engine: EngineKernels(dev, KernelConstants.of_engine(c)) for c in dev.serving_engines}
     trt = block_fp8_kernels(kern["trtllm"])
     assert trt is not None and 0.05 < kern["trtllm"].k.moe_blockfp8_efficiency < kern["trtllm"].k.moe_fp8_efficiency
-    # vLLM: TensorRT-LLM's block-scaled constants (FlashInfer's CUTLASS MoE, autotuned at startup)
-    vllm = block_fp8_kernels(kern["vllm"])
+    # vLLM at EP > 1: TensorRT-LLM's block-scaled constants (FlashInfer's CUTLASS MoE, autotuned at startup; its
+    # Triton kernel at EP 1: test_serving_moe_vllm_block.py)
+    vllm = block_fp8_kernels(kern["vllm"], 2)
     assert vllm is not None and vllm[1] == trt[1]
-    assert grouped_gemm_s(kern["vllm"], 512, 8, 1536, 2048, "fp8", True, block_scaled=True) == pytest.approx(
-        grouped_gemm_s(kern["trtllm"], 512, 8, 1536, 2048, "fp8", True, block_scaled=True))
+    assert grouped_gemm_s(kern["vllm"], 512, 8, 1536, 2048, "fp8", True, block_scaled=True, ep=2) == pytest.approx(
+        grouped_gemm_s(kern["trtllm"], 512, 8, 1536, 2048, "fp8", True, block_scaled=True, ep=2))
     # SGLang: its FP8 constants are block-scaled already (its table's only FP8 kind): the same path
     sg = kern["sglang"]
     assert block_fp8_kernels(sg) is None

@@ -1,0 +1,139 @@
+"""vLLM's FP8 experts of 128x128 block-scaled checkpoints, by expert-parallel size (vLLM 0.24.0 on Hopper: its
+Triton fused MoE at EP 1, FlashInfer's CUTLASS MoE, TensorRT-LLM's kernel autotuned at startup, at EP > 1):
+serving_kernels.block_fp8_kernels / grouped_gemm_s and serving_moe_configs' block-FP8 tile configs, checked by
+hand; per-tensor FP8, SGLang and TensorRT-LLM unchanged."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from kernel_constants import kernel_constants
+
+import profiles
+from cli import main
+from costmodels import serving_gemm
+from costmodels.hardware import KernelConstants
+from costmodels.serving import InstanceShape, prefill_time
+from costmodels.serving_kernels import (
+    EngineKernels,
+    block_fp8_constants,
+    block_fp8_kernels,
+    engine_calibration,
+    grouped_gemm_s,
+)
+from costmodels.serving_moe_configs import config_block_rows, default_block_rows, expert_dtype, tuned_config
+
+VLLM = dict(moe_fp8_tile_s=1e-6, moe_fp8_efficiency=0.25, moe_blockfp8_efficiency=0.5, moe_blockfp8_block_rows=32.0,
+            moe_blockfp8_floor_s=2e-5, moe_blockfp8_hbm_efficiency=1.0, moe_blockfp8_slot_bytes=4.0,
+            moe_blockfp8_default_efficiency=0.5, moe_block_weight_reads=0.5)
+"""vLLM-like constants: FlashInfer's CUTLASS FP8 experts (moe_fp8_tile_s > 0: ek.tuned_moe is TensorRT-LLM's) and
+a fitted Triton block-FP8 kernel"""
+
+
+def _vllm(gpu: str = "h100-sxm", **over: float) -> EngineKernels:
+    return EngineKernels(profiles.load_device(gpu), kernel_constants(**{**VLLM, **over}))
+
+
+def test_ep1_runs_vllms_triton_kernel_ep2_the_autotuned_cutlass_one():
+    ek = _vllm()
+    trt = ek.tuned_moe
+    assert trt is not None and trt.k == KernelConstants.of_engine(engine_calibration(ek.device, "trtllm"))
+    own = block_fp8_kernels(ek, 1)
+    assert own is not None and own[0] is ek.device and own[2]
+    assert (own[1].moe_fp8_efficiency, own[1].moe_fp8_block_rows, own[1].moe_fp8_default_efficiency) == (0.5, 32.0, 0.5)
+    for ep in (2, 4, 8):
+        cutlass = block_fp8_kernels(ek, ep)
+        assert cutlass is not None and not cutlass[2]
+        assert cutlass[0] is trt.device and cutlass[1] == block_fp8_constants(trt.k)
+    # no Triton block constants fitted: EP 1 falls back to the CUTLASS kernel's
+    unfitted = block_fp8_kernels(_vllm(moe_blockfp8_efficiency=0.0), 1)
+    assert unfitted is not None and not unfitted[2] and unfitted[1] == block_fp8_constants(trt.k)
+
+
+def test_triton_block_grouped_gemm_by_hand():
+    # 100 slots on one expert of (7168 x 4096) FP8 weights, vLLM's default block-FP8 config for > 64 tokens:
+    # 64-row blocks -> 128 rows computed, the weights streamed 1 + 0.5 x (2 - 1) = 1.5 times
+    ek = _vllm()
+    dev = ek.device
+    n, kk = 4096.0, 7168.0
+    compute_s = (2.0 * 128 * n * kk + 2e9) / (dev.peak_flops_per_s("fp8") * 0.7 * 0.5 * 0.5)   # curve x e_blk x e_def
+    memory_s = 4e-6 + (1.5 * kk * n + 4.0 * (100 * kk + 100 * 2.0 * n)) / dev.hbm_bytes_per_s
+    assert compute_s > memory_s
+    got = grouped_gemm_s(ek, 100.0, 1.0, n, kk, "fp8", True, 64.0, block_scaled=True, ep=1)
+    assert got == pytest.approx(2e-5 + compute_s, rel=1e-9)
+    # a tuned config (default_rows 0): the fitted 32-row blocks, 4 of them -> weights 1 + 0.5 x 3 = 2.5 times
+    tuned_memory = 4e-6 + (2.5 * kk * n + 4.0 * (100 * kk + 100 * 2.0 * n)) / dev.hbm_bytes_per_s
+    tuned_compute = (2.0 * 128 * n * kk + 2e9) / (dev.peak_flops_per_s("fp8") * 0.7 * 0.5)
+    assert tuned_memory > tuned_compute
+    assert grouped_gemm_s(ek, 100.0, 1.0, n, kk, "fp8", True, 0.0, block_scaled=True) == pytest.approx(
+        2e-5 + tuned_memory, rel=1e-9)
+    # EP 2: TensorRT-LLM's block-scaled constants on their own fitted rows (the default config does not apply)
+    trt = ek.tuned_moe
+    assert trt is not None
+    assert grouped_gemm_s(ek, 100.0, 1.0, n, kk, "fp8", True, 64.0, block_scaled=True, ep=2) == pytest.approx(
+        serving_gemm.grouped_gemm_s(trt.device, block_fp8_constants(trt.k), 100.0, 1.0, n, kk, "fp8"), rel=1e-12)
+
+
+def test_per_tensor_fp8_ignores_ep():
+    ek = _vllm()
+    for slots in (1.0, 100.0, 4096.0):
+        per_tensor = grouped_gemm_s(ek, slots, 8, 4096, 7168, "fp8", True)
+        assert all(grouped_gemm_s(ek, slots, 8, 4096, 7168, "fp8", True, ep=ep) == per_tensor for ep in (1, 2, 8))
+
+
+@pytest.mark.parametrize("gpu", ["h100-sxm", "h200"])
+def test_sglang_and_trtllm_unchanged_by_ep(gpu):
+    dev = profiles.load_device(gpu)
+    kern = {c.engine: EngineKernels(dev, KernelConstants.of_engine(c)) for c in dev.serving_engines}
+    trt = block_fp8_kernels(kern["trtllm"], 1)
+    assert trt is not None and trt[2] and block_fp8_kernels(kern["trtllm"], 8) == trt
+    assert block_fp8_kernels(kern["sglang"], 1) is None and block_fp8_kernels(kern["sglang"], 8) is None
+    for engine in ("trtllm", "sglang"):
+        one = grouped_gemm_s(kern[engine], 512, 32, 1536, 2048, "fp8", True, block_scaled=True, ep=1)
+        assert grouped_gemm_s(kern[engine], 512, 32, 1536, 2048, "fp8", True, block_scaled=True, ep=4) == one
+
+
+@pytest.mark.parametrize("gpu", ["h100-sxm", "h200"])
+def test_profiles_carry_vllms_fitted_triton_block_constants(gpu):
+    dev = profiles.load_device(gpu)
+    vllm = engine_calibration(dev, "vllm")
+    assert 0.05 <= vllm.moe_blockfp8_efficiency <= 1.0 and vllm.moe_blockfp8_floor_s > 0
+    ek = EngineKernels(dev, KernelConstants.of_engine(vllm))
+    own, cutlass = block_fp8_kernels(ek, 1), block_fp8_kernels(ek, 2)
+    trt = block_fp8_kernels(EngineKernels(dev, KernelConstants.of_engine(engine_calibration(dev, "trtllm"))), 2)
+    assert own is not None and own[2] and own[1].moe_fp8_efficiency == vllm.moe_blockfp8_efficiency
+    assert cutlass is not None and trt is not None and cutlass[1] == trt[1]
+
+
+def test_block_fp8_tile_configs():
+    # vLLM 0.24.0 ships E=256,N=256 block-FP8 configs for H200, not for H100 (benchmarks/moe_tuned_configs.py)
+    assert tuned_config("vllm", "h200", 256, 256, "fp8_block") and not tuned_config("vllm", "h100-sxm", 256, 256,
+                                                                                      "fp8_block")
+    assert config_block_rows("vllm", "h200", 64, 256, 256, "fp8", True) == 0.0
+    assert config_block_rows("vllm", "h100-sxm", 64, 256, 256, "fp8", True) == 16.0      # M <= 64: BLOCK_SIZE_M 16
+    assert config_block_rows("vllm", "h100-sxm", 65, 256, 256, "fp8", True) == 64.0
+    assert default_block_rows("vllm", 65, 256, "fp8_block") == 64.0
+    assert default_block_rows("vllm", 65, 256, "bf16") == 32.0
+    # per-tensor FP8 (FlashInfer, tiles at run time) and SGLang's block-scaled configs as before
+    assert config_block_rows("vllm", "h100-sxm", 64, 256, 256, "fp8") == 0.0
+    for tokens in (16, 300):
+        assert config_block_rows("sglang", "h200", tokens, 160, 640, "fp8", True) == config_block_rows(
+            "sglang", "h200", tokens, 160, 640, "fp8")
+        assert config_block_rows("sglang", "h100-sxm", tokens, 8, 640, "fp8", True) == 64.0
+    assert (expert_dtype("fp8", True), expert_dtype("fp8", False), expert_dtype("bf16", True)) == (
+        "fp8_block", "fp8", "bf16")
+
+
+def test_step_time_by_ep_and_cli():
+    qwen = profiles.load_model("qwen3-30b-a3b")
+    h100 = profiles.load_device("h100-sxm")
+    kw = dict(batch=4, prompt_len=2048, engine="vllm", dtype="fp8")
+    for shape in (InstanceShape(tp=2), InstanceShape(tp=2, ep=2)):
+        block = prefill_time(qwen, h100, shape, quant_block=128, **kw)
+        assert block["gemm_s"] != prefill_time(qwen, h100, shape, **kw)["gemm_s"]
+    args = ["estimate", "serve", "--model", "qwen3-30b-a3b", "--gpu", "h100-sxm", "--tp", "2", "--batch", "8",
+            "--isl", "1024", "--osl", "128", "--dtype", "fp8", "--engine", "vllm", "--quant-block", "128", "-o", "-"]
+    runner = CliRunner()
+    ep1, ep2 = runner.invoke(main, [*args, "--ep", "1"]), runner.invoke(main, [*args, "--ep", "2"])
+    assert ep1.exit_code == 0 and ep2.exit_code == 0, ep1.output + ep2.output
+    assert json.loads(ep1.output)["predicted"]["prefill_s"] != json.loads(ep2.output)["predicted"]["prefill_s"]
