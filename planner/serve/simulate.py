@@ -195,7 +195,8 @@ def _run_decode(eng: _Decode, ready_a: np.ndarray, li_a: np.ndarray, lo_a: np.nd
     first = np.empty(len(ready_a))
     finish = np.empty(len(ready_a))
     ready, li, lo = ready_a.tolist(), li_a.tolist(), lo_a.tolist()  # scalar reads from lists: the same values, faster
-    n, max_batch, kv_tokens, step = len(order), eng.max_batch, eng.kv_tokens, eng.step
+    n, max_batch, kv_tokens = len(order), eng.max_batch, eng.kv_tokens
+    step0, slope, slowdown, top = eng.step0, eng.slope, eng.slowdown, len(eng.step0) - 1  # eng.step, inlined
     t, nxt, done = 0.0, 0, 0  # done: iterations run so far
     active: list[tuple[int, int, int]] = []  # heap of (finishing iteration, idx, admission iteration)
     base = 0.0  # Σ (L_j − admission_j): mean context of the batch = base / B + done
@@ -219,11 +220,12 @@ def _run_decode(eng: _Decode, ready_a: np.ndarray, li_a: np.ndarray, lo_a: np.nd
             t = max(t, ready[order[nxt]])
             continue
         b = len(active)
+        row = b if b < top else top
         ctx = base / b + done
         k = active[0][0] - done
         if nxt < n and b < max_batch and ready[order[nxt]] > t:
-            k = min(k, max(1, math.ceil((ready[order[nxt]] - t) / step(b, ctx))))
-        t += k * step(b, ctx + k / 2.0)
+            k = min(k, max(1, math.ceil((ready[order[nxt]] - t) / ((step0[row] + slope[row] * ctx) * slowdown))))
+        t += k * ((step0[row] + slope[row] * (ctx + k / 2.0)) * slowdown)
         done += k
         if active[0][0] <= done:
             freed_ctx, freed_kv = _retire(active, done, t, finish, li, lo)
@@ -358,6 +360,7 @@ def _run_prefill(servers: list[_Prefill], cm: CapacityModel, arrive_a: np.ndarra
     # groups of one server each: the candidates are always the same servers (in index order)
     fixed = sorted(m[0] for m in groups) if all(len(m) == 1 for m in groups) else None
     transfer: dict[tuple[int, float], float] = {}
+    steps: dict[tuple[int, int, float], float] = {}  # (server, prompts, mean length) -> step seconds
     i = 0
     while i < n:
         best, best_done = -1, math.inf
@@ -365,7 +368,10 @@ def _run_prefill(servers: list[_Prefill], cm: CapacityModel, arrive_a: np.ndarra
             p = servers[k]
             start = max(free[k], arrive[i])
             end = _batch_end(p.table.budget, p.table.batches[-1], arrive, used, i, start)
-            s = p.step(end - i, li[i] if end == i + 1 else (total[end] - total[i]) / (end - i))
+            key = (k, end - i, li[i] if end == i + 1 else (total[end] - total[i]) / (end - i))
+            s = steps.get(key)
+            if s is None:
+                s = steps[key] = p.step(key[1], key[2])
             if start + s < best_done - 1e-15:
                 best, best_done, best_start, best_s, best_end = k, start + s, start, s, end
         p = servers[best]
