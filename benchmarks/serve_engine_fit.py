@@ -224,7 +224,15 @@ def _moe(ek, p, engine: str = ""):
 
 def _moe_block(ek, p, engine: str = ""):
     # FP8 experts of a 128x128 block-scaled checkpoint as serving times them (grouped_gemm_s block_scaled: the
-    # engine's block-scaled kernel, for vLLM TensorRT-LLM's; without one, its per-tensor FP8 path);
+    # engine's block-scaled kernel, for vLLM its Triton kernel at EP 1 and TensorRT-LLM's at EP > 1; without one,
+    # its per-tensor FP8 path). vLLM's Triton kernel scales each 128-deep k step's MMA result by its token and
+    # weight block scales before adding it (fused_moe.py: accumulator += tl.dot(a, b) * a_scale * b_scale, where the
+    # per-tensor kernel accumulates in the MMA and scales once): work proportional to the MMAs, so the fitted
+    # efficiency carries it (0.46 of the FP8 curve on H100, about BF16's speed). Tested and not kept: a fixed time
+    # per (row block, 128 columns, k step) iteration (fits to 0), a time per program launched over the grid's
+    # worst-case padding E·(BLOCK_SIZE_M - 1) that exits at once (~0.65 µs each; p90 11.2 -> 9.8 % H100, 10.5 ->
+    # 11.0 % H200), the tuned files' own BLOCK_SIZE_M per token count and a weight re-read share of its own (p90
+    # within 0.5 pp; H200's efficiency stays at 1: its tuned rows fit as memory-bound);
     # SGLang's FP8 rows are these very rows, predicted as the "moe fp8" op predicts them; vLLM's on the rows its
     # collector built (aic_moe_workload, as _moe_vllm_collector)
     if engine == "sglang":
