@@ -232,7 +232,7 @@ def _moe_block(ek, p, engine: str = ""):
     # per (row block, 128 columns, k step) iteration (fits to 0), a time per program launched over the grid's
     # worst-case padding E·(BLOCK_SIZE_M - 1) that exits at once (~0.65 µs each; p90 11.2 -> 9.8 % H100, 10.5 ->
     # 11.0 % H200), the tuned files' own BLOCK_SIZE_M per token count and a weight re-read share of its own (p90
-    # within 0.5 pp; H200's efficiency stays at 1: its tuned rows fit as memory-bound);
+    # 9.9-10.3 % H100, 9.8-10.1 % H200; H200's efficiency stays at 1: its tuned rows fit as memory-bound);
     # SGLang's FP8 rows are these very rows, predicted as the "moe fp8" op predicts them; vLLM's on the rows its
     # collector built (aic_moe_workload, as _moe_vllm_collector)
     if engine == "sglang":
