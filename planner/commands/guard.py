@@ -58,7 +58,8 @@ def _check_numbers(param: click.Parameter, value: Any) -> None:
         if v == param.default:
             continue
         if param.name in POSITIVE_INTS and isinstance(v, int) and v < 1:
-            raise SpecError(f"{flag(param)} must be >= 1, got {v}")
+            auto = " (or 0, the default: any)" if param.default == 0 else ""
+            raise SpecError(f"{flag(param)} must be >= 1{auto}, got {v}")
         if param.name in POSITIVE_FLOATS and isinstance(v, (int, float)) and v <= 0:
             raise SpecError(f"{flag(param)} must be > 0, got {v:g}")
 

@@ -97,8 +97,10 @@ def _names(text: str) -> tuple[str, ...]:
 @gpus_per_node_option
 @click.option("--cluster", "cluster_ref", default=None, metavar="CLUSTER",
               help="Cluster profile name or YAML (several pools = heterogeneous) instead of --gpu/--num-gpus.")
-@click.option("--isl", type=int, required=True, metavar="L", help="Input (prompt) length in tokens.")
-@click.option("--osl", type=int, required=True, metavar="O", help="Output length in tokens.")
+@click.option("--isl", type=int, required=True, metavar="L",
+              help="Input (prompt) length in tokens (--lengths/--lognormal replace the fixed lengths).")
+@click.option("--osl", type=int, required=True, metavar="O",
+              help="Output length in tokens (--lengths/--lognormal replace the fixed lengths).")
 @click.option("--ttft-ms", type=float, default=None, metavar="X",
               help="Time-to-first-token SLO in ms (required unless --objective throughput).")
 @click.option("--tpot-ms", type=float, default=None, metavar="Y",
@@ -114,11 +116,12 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--top", type=int, default=0, show_default=True, help="Also report the next N deployments.")
 @click.option("--pareto", is_flag=True,
               help="Also report the front of goodput per GPU against the TPOT SLO (each point a full deployment; "
-                   "needs SLOs, so not with --objective throughput).")
+                   "goodput objective only: not with --rate or --objective throughput).")
 @click.option("--robust", is_flag=True,
               help="Plan against the SLOs divided by the 90th-percentile latency factor of the calibration residuals "
                    "(the SLOs then hold even when the cost model is optimistic).")
-@click.option("--lengths", "lengths_csv", default=None, metavar="CSV", help="CSV of input,output length pairs.")
+@click.option("--lengths", "lengths_csv", default=None, metavar="CSV",
+              help="CSV of input,output length pairs (not with --objective throughput).")
 @click.option("--lognormal", nargs=4, type=float, default=None, metavar="MU_IN SIGMA_IN MU_OUT SIGMA_OUT",
               help="Lognormal length distributions (parameters of the log-lengths).")
 @click.option("--arrival", type=click.Choice(["poisson", "bursty"]), default="poisson", show_default=True)
@@ -148,7 +151,7 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
     """Prefill/decode split (or colocated / intra-GPU) maximising goodput under TTFT/TPOT SLOs."""
     from planner import plan_serving
     from planner.serve import ServeOptions, ServingWorkload, explain
-    from planner.serve.request import check_model_options, quant_block_note, read_lengths_csv
+    from planner.serve.request import check_serve_inputs, quant_block_note, read_lengths_csv
 
     model = profiles.load_model(model_ref)
     cluster = _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref)
@@ -169,7 +172,7 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                            prefill_token_budget=_token_budget(prefill_token_budget),
                            prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools), robust=robust)
     objective = objective or ("gpus" if rate else "goodput")
-    check_model_options(model, options, objective)
+    check_serve_inputs(model, cluster, options, objective=objective, rate=rate)
     _warn_if(quant_block_note(quant_block, dtype))
     plan = plan_serving(model, cluster, workload, objective=objective, options=options, progress=progress)
     if plan["solver"]["status"] == TIME_LIMIT_STATUS:

@@ -186,36 +186,67 @@ def _feature_lines(inp: dict, p: dict) -> list[str]:
     return lines
 
 
+def _workload_line(inp: dict) -> str:
+    """What a serve plan was made for: model, lengths, dtypes and the workload features that change its costs."""
+    wl, o = inp["workload"], inp["options"]
+    if wl.get("lengths"):
+        lengths = f"{len(wl['lengths'])} (input, output) length pairs"
+    elif wl.get("lognormal"):
+        lengths = "lognormal lengths (log-mean/sd in {:g}/{:g}, out {:g}/{:g})".format(*wl["lognormal"])
+    else:
+        lengths = f"ISL {wl['input_len']} / OSL {wl['output_len']}"
+    parts = [inp["model"]["name"], lengths, f"{o['dtype']} weights / {o.get('kv_dtype') or o['dtype']} KV"]
+    if wl.get("prefix_len"):
+        parts.append(f"cached prefix {wl['prefix_len']} tokens")
+    if o.get("spec_depth"):
+        parts.append(f"speculative depth {o['spec_depth']} at {o['spec_accept']:g} tokens/step")
+    if o.get("quant_block"):
+        parts.append(f"FP8 block {o['quant_block']}")
+    if o.get("moe_skew", 1.0) != 1.0:
+        parts.append(f"MoE skew {o['moe_skew']:g}")
+    if wl.get("rate_per_s"):
+        parts.append(f"target rate {wl['rate_per_s']:g} req/s")
+    return "  workload   " + ", ".join(parts)
+
+
+def _explain_estimate(plan: Plan) -> str:
+    """A readable summary of a serve estimate."""
+    p, inp = plan["predicted"], plan["inputs"]
+    return "\n".join([
+        f"serve estimate: {inp['model']['name']} on {inp['device']['name']} tp={inp['shape']['tp']} "
+        f"pp={inp['shape']['pp']} ep={inp['shape']['ep']} attention-dp={inp['shape']['dp']} (engine {inp['engine']})",
+        f"  batch {inp['batch']} x ISL {inp['isl']} / OSL {inp['osl']}, {inp['dtype']} weights / "
+        f"{inp.get('kv_dtype') or inp['dtype']} KV" + (f", MoE skew {inp['moe_skew']:g}" if inp.get("moe_skew", 1) != 1
+                                                      else "") + (f", FP8 block {inp['quant_block']}"
+                                                                  if inp.get("quant_block") else ""),
+        f"  prefill            {p['prefill_s'] * 1e3:10.2f} ms",
+        f"  decode step (mean) {p['decode_step_s'] * 1e3:10.2f} ms  ({p['decode_tokens_per_s']:.1f} tok/s)",
+        f"  weights per GPU    {p['weights_bytes_per_gpu'] / 2**30:10.2f} GiB; "
+        f"KV room {p['kv_capacity_tokens']:.0f} tokens",
+        *_feature_lines(inp, p),
+        *confidence_lines(p, width=19),
+        f"  feasible: {plan.get('feasible')}" + "".join(f"\n    {r}" for r in plan.get("infeasible_reasons", []))])
+
+
 def explain(plan: Plan) -> str:
     """A readable summary of a serve plan or serve estimate."""
-    p = plan["predicted"]
     if plan.kind == "estimate":
-        inp = plan["inputs"]
-        return "\n".join([
-            f"serve estimate: {inp['model']['name']} on {inp['device']['name']} tp={inp['shape']['tp']} "
-            f"pp={inp['shape']['pp']} ep={inp['shape']['ep']} (engine {inp['engine']})",
-            f"  batch {inp['batch']} x ISL {inp['isl']} / OSL {inp['osl']}",
-            f"  prefill            {p['prefill_s'] * 1e3:10.2f} ms",
-            f"  decode step (mean) {p['decode_step_s'] * 1e3:10.2f} ms  ({p['decode_tokens_per_s']:.1f} tok/s)",
-            f"  weights per GPU    {p['weights_bytes_per_gpu'] / 2**30:10.2f} GiB; "
-            f"KV room {p['kv_capacity_tokens']:.0f} tokens",
-            *_feature_lines(inp, p),
-            *confidence_lines(p, width=19),
-            f"  feasible: {plan.get('feasible')}" + "".join(f"\n    {r}" for r in plan.get("infeasible_reasons", []))])
+        return _explain_estimate(plan)
+    p = plan["predicted"]
     wl = plan["inputs"]["workload"]
     d = plan["decision"]
     if plan["inputs"].get("objective") == "throughput":
         g = d["groups"][0]
         return "\n".join(
             [f"serve plan: offline batch inference ({plan['inputs']['options']['engine']} engine), "
-             "objective throughput",
+             "objective throughput", _workload_line(plan["inputs"]),
              f"  {g['instances']} x tp{g['tp']} pp{g['pp']} ep{g['ep']} dp{g['dp']} on {g['pool']} ({p['gpus']} GPUs), "
-             f"in-flight batch {p['offline_batch']}, ISL {wl['input_len']} / OSL {wl['output_len']}",
+             f"in-flight batch {p['offline_batch']}",
              f"  {p['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU, {p['rate_rps']:.2f} req/s in all"]
             + [f"  alternative {a['rank']}: tp{a['groups'][0]['tp']} pp{a['groups'][0]['pp']}: "
                f"{a['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU" for a in plan["alternatives"]])
     lines = [f"serve plan: mode {d['mode']} ({plan['inputs']['options']['engine']} engine), objective "
-             f"{plan['inputs']['objective']}",
+             f"{plan['inputs']['objective']}", _workload_line(plan["inputs"]),
              f"  SLO: TTFT {wl['ttft_s'] * 1e3:.0f} ms, TPOT {wl['tpot_s'] * 1e3:.1f} ms at p{wl['percentile']:g}, "
              f"attainment {wl['attainment']}",
              f"  {'role':10} {'pool':10} {'tp':>3} {'pp':>3} {'ep':>3} {'dp':>3} {'inst':>5} {'GPUs':>5} {'req/s':>8} "

@@ -112,6 +112,18 @@ def _check_arguments(model: object, device: object, counts: dict[str, object], r
                 f"must be a finite number, got {v!r}", field=name)
 
 
+def _block_hint(model: ModelSpec, shape: InstanceShape, block: int) -> str:
+    """The --ep values at which this tp/dp splits the block-scaled checkpoint, else the smaller --tp that do."""
+    group = shape.tp * shape.dp
+    eps = [e for e in range(1, group + 1) if group % e == 0 and model.is_moe and model.moe_dims.experts % e == 0
+           and not quant_block_problem(model, dataclasses.replace(shape, ep=e), block)]
+    if eps:
+        return f"; at tp={shape.tp} attention-dp={shape.dp} it splits with --ep {' or '.join(map(str, eps))}"
+    tps = [t for t in range(1, shape.tp) if shape.tp % t == 0 and model.heads % t == 0
+           and not quant_block_problem(model, InstanceShape(tp=t, pp=shape.pp), block)]
+    return f"; no --ep splits it at tp={shape.tp}" + (f"; --tp {' or '.join(map(str, tps))} does" if tps else "")
+
+
 def _check_skew(model: ModelSpec, shape: InstanceShape, skew: float) -> None:
     """SpecError naming --moe-skew unless the skew can happen at this shape: the busiest of ep GPUs receives at most
     min(top_k, experts / ep) of each token's top_k slots, so skew <= ep * min(top_k, experts / ep) / top_k (1 at
@@ -158,7 +170,8 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     _check_skew(model, shape, moe_skew)
     problem = quant_block_problem(model, shape, quant_block)
     if problem:
-        raise InfeasibleError(problem, details={"binding": ["quant_block"], "quant_block": quant_block})
+        raise InfeasibleError(problem + _block_hint(model, shape, quant_block),
+                              details={"binding": ["quant_block"], "quant_block": quant_block})
     per_node = devices_per_node or device.devices_per_node
     require(tp <= per_node, f"tp ({tp}) must fit in one node of {per_node} GPUs", field="tp")
     predicted = estimate_numbers(model, device, shape, batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype,

@@ -232,10 +232,13 @@ def quant_block_note(quant_block: int, dtype: str) -> str | None:
     return None
 
 
-def check_model_options(model: ModelSpec, options: ServeOptions, objective: str = "goodput") -> None:
-    """SpecError naming the flag when an option does not apply to the model or the objective: expert parallelism,
-    attention data parallelism and routing skew need an MoE model; the skew cannot exceed experts / top_k (every
-    slot of a token on the busiest GPU, one expert per GPU); --pareto needs SLOs (not objective throughput)."""
+def check_serve_inputs(model: ModelSpec, cluster: ClusterSpec, options: ServeOptions, *, objective: str = "goodput",
+                       rate: float | None = None) -> None:
+    """SpecError naming the flag when an option does not apply to the model, the cluster or the objective (plan
+    serve, before any work): expert parallelism, attention data parallelism and routing skew need an MoE model; the
+    skew cannot exceed experts / top_k (every slot of a token on the busiest GPU, one expert per GPU); --ep and
+    --attention-dp must be degrees of some instance shape the planner searches; --pareto needs SLOs and no target
+    rate (the front maximises goodput per GPU at each TPOT SLO)."""
     for flag, v in (("ep", options.ep), ("attention-dp", options.attention_dp)):
         require(v <= 1 or model.is_moe, f"{flag} {v} needs an MoE model; {model.name} is dense (use 0 or 1)",
                 field=flag)
@@ -247,8 +250,34 @@ def check_model_options(model: ModelSpec, options: ServeOptions, objective: str 
         require(options.moe_skew <= most, f"must be in [1, experts / top_k = {moe.experts}/{moe.top_k} = {most:g}] "
                 f"(the busiest GPU holds at most every slot of its tokens), got {options.moe_skew:g}",
                 field="moe-skew")
+        _check_degrees(model, cluster, options)
     require(not (options.pareto and objective == "throughput"), "the front is goodput per GPU against the TPOT SLO; "
             "objective 'throughput' has no SLOs (use --top N for the next shapes)", field="pareto")
+    require(not (options.robust and objective == "throughput"), "robust planning tightens the SLOs; objective "
+            "'throughput' has none: drop --robust", field="robust")
+    if options.pareto and rate is not None:
+        raise SpecError(f"the front maximises goodput per GPU at each TPOT SLO, so it takes no target rate: drop "
+                        f"--rate {rate:g} (objective {objective}) or --pareto", field="pareto")
+
+
+def _check_degrees(model: ModelSpec, cluster: ClusterSpec, options: ServeOptions) -> None:
+    """SpecError naming --ep/--attention-dp with the values that work when no instance shape the planner searches
+    (planner.serve.capacity.shapes_for, on any pool) has them."""
+    if options.ep <= 1 and options.attention_dp <= 1:
+        return
+    from planner.serve.capacity import shapes_for  # capacity imports this module
+
+    free = dataclasses.replace(options, ep=0, attention_dp=0, quant_block=0)
+    shapes = [s for pool in cluster.pools for s in shapes_for(model, pool, free)]
+    if any(options.ep in (0, s.ep) and options.attention_dp in (0, s.dp) for s in shapes):
+        return
+    eps = sorted({s.ep for s in shapes if options.attention_dp in (0, s.dp)})
+    dps = sorted({s.dp for s in shapes if options.ep in (0, s.ep)})
+    asked = " ".join(f"--{f} {v}" for f, v in (("ep", options.ep), ("attention-dp", options.attention_dp)) if v)
+    raise SpecError(f"no instance shape of {model.name} on {cluster.num_devices} GPUs has {asked} (an instance "
+                    f"spans tp x attention-dp GPUs, ep divides that and the {model.moe_dims.experts} experts); valid "
+                    f"--ep: {', '.join(map(str, eps)) or 'none'}; valid --attention-dp: "
+                    f"{', '.join(map(str, dps)) or 'none'} (0: any)", field="ep" if options.ep > 1 else "attention-dp")
 
 
 def check_token_budget(budget: object) -> None:
@@ -291,6 +320,11 @@ class ServeRequest(Typed):
             require(self.workload.rate_per_s is None,
                     "objective 'throughput' finds the largest offline request rate itself: drop --rate, or give "
                     "a target rate with --objective gpus or cost", field="rate")
+            require(not (self.workload.lengths or self.workload.lognormal),
+                    "objective 'throughput' plans offline batch inference at the fixed --isl/--osl: drop "
+                    "--lengths/--lognormal", field="lengths" if self.workload.lengths else "lognormal")
+            require(self.workload.arrival == "poisson", "objective 'throughput' queues every request at once, so it "
+                    f"has no arrival process: drop --arrival {self.workload.arrival}", field="arrival")
 
 
 def read_lengths_csv(path: str) -> tuple[tuple[int, int], ...]:

@@ -12,7 +12,7 @@ from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec
 from planner import plan_serving
 from planner.serve import ServeOptions, ServingWorkload, estimate_serving
-from planner.serve.request import ServeRequest, check_model_options, quant_block_note
+from planner.serve.request import ServeRequest, check_serve_inputs, quant_block_note
 
 PLAN = ["plan", "serve", "--model", "llama3.1-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--isl", "1000",
         "--osl", "200"]
@@ -37,9 +37,13 @@ def small():
 
 
 def test_throughput_objective_refuses_slos_and_rate(small):
-    """Offline planning once ignored --ttft-ms/--tpot-ms and --rate (stored them in the plan, planned without)."""
+    """Offline planning once ignored --ttft-ms/--tpot-ms, --rate, --lengths/--lognormal, --arrival and --robust
+    (stored them in the plan, planned without them)."""
     _refused(PLAN + ["--objective", "throughput"] + SLO, "ttft_ms", "no TTFT/TPOT SLOs", "--objective goodput")
     _refused(PLAN + ["--objective", "throughput", "--rate", "5"], "rate", "drop --rate")
+    _refused(PLAN + ["--objective", "throughput", "--lognormal", "6", "1", "4", "1"], "lognormal", "fixed --isl/--osl")
+    _refused(PLAN + ["--objective", "throughput", "--arrival", "bursty"], "arrival", "no arrival process")
+    _refused(PLAN + ["--objective", "throughput", "--robust"], "robust", "drop --robust")
     model, cluster = small
     with pytest.raises(SpecError, match="no TTFT/TPOT SLOs"):
         plan_serving(model, cluster, ServingWorkload(input_len=1000, output_len=200, ttft_s=0.5, tpot_s=0.02),
@@ -52,9 +56,14 @@ def test_throughput_objective_refuses_slos_and_rate(small):
 def test_pareto_needs_slos(small):
     """--pareto with --objective throughput was silently dropped (the front is goodput against the TPOT SLO)."""
     _refused(PLAN + ["--objective", "throughput", "--pareto", "--top", "2"], "pareto", "--top N")
+    model, cluster = small
     with pytest.raises(SpecError, match="pareto"):
-        check_model_options(small[0], ServeOptions(pareto=True), "throughput")
-    check_model_options(small[0], ServeOptions(pareto=True), "goodput")  # with SLOs it is fine
+        check_serve_inputs(model, cluster, ServeOptions(pareto=True), objective="throughput")
+    check_serve_inputs(model, cluster, ServeOptions(pareto=True))  # with SLOs and no rate it is fine
+    # with a target rate (objective gpus) the front was dropped without a word
+    _refused(PLAN + SLO + ["--rate", "5", "--pareto"], "pareto", "drop --rate 5 (objective gpus)")
+    with pytest.raises(SpecError, match="takes no target rate"):
+        check_serve_inputs(model, cluster, ServeOptions(pareto=True), rate=5.0)
 
 
 @pytest.mark.parametrize("flags, words", [
@@ -66,6 +75,19 @@ def test_moe_flags_on_a_dense_model(flags, words):
     """plan serve --ep 2 on a dense model once exited 3 with "no instance shape fits the model's weights"; a routing
     skew on a dense model was accepted without effect."""
     _refused(PLAN + SLO + flags, *words)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--ep", "3"], ["--ep 3", "valid --ep: 1, 2, 4, 8;", "128 experts"]),
+    (["--ep", "16"], ["--ep 16", "valid --ep: 1, 2, 4, 8;"]),
+    (["--attention-dp", "3"], ["--attention-dp 3", "valid --attention-dp: 1, 2, 4, 8"]),
+    (["--ep", "2", "--attention-dp", "4"], ["--ep 2 --attention-dp 4", "valid --ep: 4, 8"]),
+])
+def test_moe_degrees_no_shape_has(flags, words):
+    """--ep 3 (128 experts), --ep 16 on 8 GPUs, --attention-dp 3: plan serve once exited 3 saying "no instance shape
+    fits the model's weights in the cluster's GPUs"; it is bad input, named with the degrees that work."""
+    _refused(["plan", "serve", "--model", "qwen3-30b-a3b", "--gpu", "h100-sxm", "--num-gpus", "8", "--isl", "1000",
+              "--osl", "200"] + SLO + flags, *words)
 
 
 def test_moe_skew_is_bounded_by_what_routing_can_do():
@@ -82,9 +104,10 @@ def test_moe_skew_is_bounded_by_what_routing_can_do():
     _refused(EST + ["--model", "mixtral-8x7b", "--tp", "2", "--ep", "2", "--moe-skew", "3"], "moe-skew", "at ep=2")
     _refused(EST + ["--model", "llama3.1-8b", "--tp", "1", "--moe-skew", "1.5"], "moe-skew", "dense")
     # plan serve: no shape is known yet, so the widest bound (one expert per GPU): experts / top_k = 4
+    cluster = ClusterSpec.homogeneous(h100, 8)
     with pytest.raises(SpecError, match="experts / top_k = 8/2 = 4"):
-        check_model_options(mixtral, ServeOptions(moe_skew=4.5))
-    check_model_options(mixtral, ServeOptions(moe_skew=4.0))
+        check_serve_inputs(mixtral, cluster, ServeOptions(moe_skew=4.5))
+    check_serve_inputs(mixtral, cluster, ServeOptions(moe_skew=4.0))
 
 
 def test_quant_block_with_bf16_weights_is_named():
@@ -97,6 +120,10 @@ def test_quant_block_with_bf16_weights_is_named():
     out = _refused(EST + ["--model", "qwen3-235b-a22b", "--tp", "8", "--engine", "vllm", "--dtype", "fp8",
                           "--quant-block", "128"], "128-wide", "1536", code=3)
     assert "warning" not in out
+    # ... and says which --ep (or smaller --tp, for a dense model) splits it
+    assert "at tp=8 attention-dp=1 it splits with --ep 2 or 4 or 8" in out
+    _refused(EST + ["--model", "llama3-405b", "--tp", "8", "--engine", "vllm", "--dtype", "fp8", "--quant-block",
+                    "8192"], "6656 columns", "no --ep splits it at tp=8; --tp 1 does", code=3)
 
 
 def test_prefix_len_must_be_shorter_than_every_prompt(tmp_path):
@@ -169,3 +196,30 @@ def test_validate_names_an_edited_shape_the_model_cannot_split(small_plan, tmp_p
     out = _refused(["validate", str(path)], "tp (3) must divide heads (32)", code=1)
     assert "recomputed 0.0" not in out
     _refused(["export", str(path), "--format", "vllm"], "not a valid serve plan", "tp (3) must divide heads")
+
+
+def test_negative_auto_degree_names_zero_as_valid():
+    """plan serve --ep -1 said "--ep must be >= 1" although 0 (any) is the default and valid."""
+    _refused(PLAN + SLO + ["--ep", "-1"], "--ep must be >= 1 (or 0, the default: any), got -1")
+    _refused(PLAN + SLO + ["--attention-dp", "-2"], "--attention-dp must be >= 1 (or 0, the default: any), got -2")
+    _refused(EST + ["--model", "llama3.1-8b", "--tp", "1", "--ep", "0"], "--ep must be >= 1, got 0")
+
+
+def test_explain_says_what_the_plan_and_estimate_were_made_for(small_plan):
+    """explain of a serve plan named neither the model nor the lengths, dtypes, cached prefix or speculative
+    decoding it was planned for; an estimate's header left out attention-DP and the dtypes."""
+    from planner.serve import explain
+
+    assert "  workload   llama3.1-8b, ISL 1000 / OSL 200, bf16 weights / bf16 KV\n" in explain(small_plan)
+    doc = json.loads(small_plan.dumps())
+    doc["inputs"]["workload"]["prefix_len"] = 600
+    doc["inputs"]["options"].update(spec_depth=3, spec_accept=2.2, dtype="fp8", kv_dtype="")
+    from planner.plan import Plan
+
+    text = explain(Plan(doc))
+    assert "fp8 weights / fp8 KV, cached prefix 600 tokens, speculative depth 3 at 2.2 tokens/step" in text
+    est = estimate_serving(profiles.load_model("qwen3-30b-a3b"), profiles.load_device("h100-sxm"), tp=2, ep=4, dp=2,
+                           batch=8, isl=1024, osl=128, engine="sglang", dtype="fp8", moe_skew=1.5)
+    head = explain(est).splitlines()[:2]
+    assert head == ["serve estimate: qwen3-30b-a3b on h100-sxm tp=2 pp=1 ep=4 attention-dp=2 (engine sglang)",
+                    "  batch 8 x ISL 1024 / OSL 128, fp8 weights / fp8 KV, MoE skew 1.5"]
