@@ -256,7 +256,10 @@ def report(rows: Sequence[Row], offline: Sequence[str]) -> list[str]:
             "engine's launch bound), which aiconfigurator does not model. Worst = farthest from 1. Known modelling "
             "difference: aiconfigurator prices every FP8 GEMM from its table row, which includes the kernel "
             "quantising the input; parplan leaves out the quantisations an engine fuses into the producing kernel "
-            "(costmodels.serving.MEASURED_FUSED_QUANT; TensorRT-LLM: all four at TP > 1 and hidden > 4096).", "",
+            "for the model's family (costmodels/serving_fusions.py; TensorRT-LLM: attention output and activation "
+            "for Qwen3 and Llama, Llama's norms too at TP > 1 and hidden > 4096), and TensorRT-LLM's FP8 rows "
+            "quantise with a dynamic scale (an amax pass, 7-9 µs per GEMM at m <= 256 on H200) where a static-scale "
+            "checkpoint runs the quantise kernel alone (benchmarks/aic_quant_tables.py).", "",
             f"Points: Llama-3.1-70B BF16 on H100 TP 2/4/8; Qwen3-32B BF16 and FP8 (per-tensor, BF16 KV) on H200 "
             f"TP 1/2/4/8; prefill of one prompt of ISL {'/'.join(map(str, PREFILL_ISL))}; one decode step of batch "
             f"{'/'.join(map(str, DECODE_BATCH))} after {DECODE_CONTEXT} prompt tokens ({len(rows) // len(ENGINES)} "

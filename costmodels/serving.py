@@ -48,6 +48,7 @@ from costmodels.hardware import MEASURED_ENGINES, DeviceSpec, KernelConstants
 from costmodels.kv import BYTES_PER_ELEMENT, LayerParams, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
 from costmodels.serving_attention import allreduce_s, decode_attention_s, prefill_attention_s, query_tiles
+from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources
 from costmodels.serving_kernels import (
     EngineKernels,
     engine_calibration,
@@ -66,39 +67,6 @@ FUSED_KERNELS_PER_LAYER = 4
 """element-wise kernels per block in engines that fuse them (add+norm twice, rotary+KV write, activation)"""
 KV_MEMORY_FRACTION = 0.90
 """share of usable HBM an engine hands to weights + KV cache (vLLM gpu_memory_utilization default)"""
-
-
-ALLREDUCE_NORM = "allreduce_norm"
-"""fused_quant entry: the RMSNorm (and its FP8 quantisation) runs inside the TP all-reduce kernel before it, so the
-"norm" inputs are fused only where there is an all-reduce (tp > 1) and the engine enables that fusion
-(hidden > ALLREDUCE_NORM_MIN_HIDDEN)"""
-ALLREDUCE_NORM_MIN_HIDDEN = 4096
-"""TensorRT-LLM enables the all-reduce + RMSNorm fusion only above this hidden size (modeling_llama.py)"""
-MEASURED_FUSED_QUANT = {
-    # FP8 (per-tensor) GEMM inputs each measured engine quantises inside the producing kernel, by source
-    # (serving_shapes.QUANT_SOURCES); "moe": the fused MoE layer quantises its own inputs (the fitted MoE constants
-    # include that). Every other FP8 GEMM input is quantised by a kernel of its own.
-    # vllm: torch.compile (-O2 default) lets Inductor generate RMSNorm+quant and SiLU-mul+quant kernels (the
-    #   fuse_norm_quant / fuse_act_quant passes only step in for custom-op kernels); the attention output is quantised
-    #   separately (fuse_attn_quant is off at every level) -- vllm docs/design/fusions.md
-    "vllm": frozenset({"norm", "activation", "moe"}),
-    # sglang: no torch.compile by default; apply_fp8_linear quantises its BF16 input itself (static_quant_fp8 /
-    #   scaled_fp8_quant, then the CUTLASS scaled GEMM) -- python/sglang/srt/layers/quantization/fp8_utils.py
-    "sglang": frozenset({"moe"}),
-    # trtllm (PyTorch backend): the attention kernel writes the FP8 o_proj input (out_scale = o_proj.inv_input_scale,
-    #   tensorrt_llm/_torch/modules/attention.py), GatedMLP._apply_activation emits the FP8 down_proj input
-    #   (modules/gated_mlp.py); the norms run inside the TP all-reduce with RESIDUAL_RMS_NORM_QUANT_FP8 when tp > 1 and
-    #   hidden > 4096 (PRE_/POST_MLP_FUSION, models/modeling_llama.py; other model files not checked)
-    "trtllm": frozenset({ALLREDUCE_NORM, "attention", "activation", "moe"}),
-}
-
-
-def fused_quant_sources(fused: frozenset[str], model: ModelSpec, tp: int) -> frozenset[str]:
-    """The GEMM input sources (serving_shapes.QUANT_SOURCES) whose FP8 quantisation runs inside the producing kernel
-    for an engine's `fused_quant` set on `model` at TP `tp`."""
-    if ALLREDUCE_NORM in fused and tp > 1 and model.hidden > ALLREDUCE_NORM_MIN_HIDDEN:
-        return fused | {"norm"}
-    return fused
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -400,7 +368,8 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
     n_elem = engine.elementwise_kernels
     for index, count in _layer_kinds(model, shape.pp):
         p = layer_params(model, index)
-        gemm = _dense_gemms(ek, model, p, tp, local, prec.dtype, engine.fused_quant)
+        gemm = _dense_gemms(ek, model, p, tp, local, prec.dtype,
+                            family_fused_quant(engine.name, engine.fused_quant, model))
         if p.routed_expert:
             gemm += _routed_experts(ek, model, p, shape, tokens, prec, engine)
         elem_bytes = ELEMENTWISE_PASSES * local * model.hidden * act / n_elem

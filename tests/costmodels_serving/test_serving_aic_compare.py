@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+import profiles
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import serve_aic_compare as cmp  # noqa: E402
@@ -79,4 +81,9 @@ def test_real_aiconfigurator_ops_all_map_to_a_part_and_agree_on_one_step():
     unmapped = [name for name in named if next((p for key, p in cmp.AIC_PART_OF if key in name), None) is None]
     assert unmapped == []
     ours = cmp.parplan_step(point, "trtllm")
-    assert 0.8 < cmp.gpu_work_s(ours) / (sum(ops.values()) * 1e-3) < 1.25
+    # like for like: aiconfigurator's GEMM rows also hold the quantise kernels TensorRT-LLM fuses and the amax pass of
+    # the table's dynamic input scale, which parplan's static-scale step leaves out (serve_fp8_step_ratio)
+    from serve_fp8_step_ratio import tables_only_quant_s
+
+    quant = tables_only_quant_s("h200", "trtllm", profiles.load_model("llama3.1-8b"), 1, point.batch)
+    assert 0.8 < (cmp.gpu_work_s(ours) + quant) / (sum(ops.values()) * 1e-3) < 1.25

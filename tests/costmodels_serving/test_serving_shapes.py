@@ -4,14 +4,13 @@ use of them (costmodels/serving.py _dense_gemms / _routed_experts) with each eng
 import pytest
 
 import profiles
-from costmodels.serving import (
+from costmodels.serving import ENGINES, InstanceShape, engine_kernels, prefill_time
+from costmodels.serving_fusions import (
     ALLREDUCE_NORM,
-    ENGINES,
+    FAMILY_FUSED_QUANT,
     MEASURED_FUSED_QUANT,
-    InstanceShape,
-    engine_kernels,
+    family_fused_quant,
     fused_quant_sources,
-    prefill_time,
 )
 from costmodels.serving_gemm import fp8_quant_s
 from costmodels.serving_kernels import gemm_s, grouped_gemm_s
@@ -53,7 +52,7 @@ def test_fused_quant_sources_are_known():
 def test_trtllm_fuses_the_norm_quantisation_only_into_an_all_reduce():
     """TensorRT-LLM quantises the RMSNorm output inside the TP all-reduce kernel: not at TP 1 (no all-reduce), not for
     hidden <= 4096 (fusion disabled there)."""
-    fused = MEASURED_FUSED_QUANT["trtllm"]
+    fused = FAMILY_FUSED_QUANT["trtllm"]["llama"]
     big, small = profiles.load_model("llama3.1-70b"), profiles.load_model("llama3.1-8b")
     assert "norm" in fused_quant_sources(fused, big, 2)
     assert "norm" not in fused_quant_sources(fused, big, 1)
@@ -70,7 +69,7 @@ def test_prefill_gemms_are_the_block_shapes(engine, dtype):
     dev = profiles.load_device("h100-sxm")
     ek = engine_kernels(dev, ENGINES[engine])
     tokens, tp = 2048, 4
-    fused = fused_quant_sources(MEASURED_FUSED_QUANT[engine], model, tp)
+    fused = fused_quant_sources(family_fused_quant(engine, MEASURED_FUSED_QUANT[engine], model), model, tp)
     shapes = attention_gemms(model, tp) + mlp_gemms(model, model.ffn, tp)
     block = sum(gemm_s(ek, tokens, n, k, dtype) - (fp8_quant_s(ek.device, ek.k, tokens, k)
                                                    if dtype == "fp8" and src in fused else 0.0)
