@@ -44,7 +44,9 @@ FAMILY_FUSED_QUANT: dict[str, dict[str, frozenset[str]]] = {
     "trtllm": {
         # modeling_llama.py LlamaDecoderLayer: PRE_/POST_MLP_FUSION = has_tp and not attention DP and hidden > 4096
         #   run both RMSNorms inside the all-reduce with RESIDUAL_RMS_NORM_QUANT_FP8 (scale: gate_up_proj / the next
-        #   layer's qkv_proj input_scale); Attention and GatedMLP as the default
+        #   layer's qkv_proj input_scale), whatever the all-reduce strategy (distributed/ops.py AllReduce: NCCL, UB
+        #   and LOWPRECISION run the fused op as consecutive kernels, the norm kernel still writing FP8); Attention
+        #   and GatedMLP as the default
         "llama": frozenset({ALLREDUCE_NORM, "attention", "activation", "moe"}),
         # modeling_qwen3.py Qwen3DecoderLayer: plain RMSNorm modules (BF16 out) and an un-fused all-reduce
         #   (AllReduceParams(enable_allreduce=...) only): QKV and gate+up inputs get their own quantise kernel;
