@@ -449,37 +449,50 @@ class CapacityModel:
                                                       self.stats.q_in, shape.pp, 0.0)
         return tuple(m.scaled(1.0 / share) for m in self._own_caps[key])
 
-    def intra_gpu_rates(self, pool: NodePool, shape: InstanceShape,
-                        share: float) -> tuple[float, float, Candidate | None]:
-        """(λ_P(s), λ_D(s), decode candidate) of an intra-GPU instance giving prefill the compute share s."""
-        rate_p = batching.pooled_rate(self.intra_gpu_caps(pool, shape, share), self.q, self.workload.ttft_s, 1)
+    def intra_gpu_rates(self, pool: NodePool, shape: InstanceShape, share: float,
+                        arrival_scv: float = 1.0) -> tuple[float, float, Candidate | None]:
+        """(λ_P(s), λ_D(s), decode candidate) of an intra-GPU instance giving prefill the compute share s (prompt
+        arrivals of squared coefficient of variation arrival_scv: 1 Poisson, 1/c one of c round-robin instances)."""
+        rate_p = batching.pooled_rate(self.intra_gpu_caps(pool, shape, share), self.q, self.workload.ttft_s, 1,
+                                      arrival_scv)
         dec = self.decode(pool, shape, slowdown=max(1.0, BW_SATURATION_SHARE / (1.0 - share)),
                           weight_copies=INTRA_GPU_WEIGHT_COPIES)
         return rate_p, dec.capacity_rps if dec else 0.0, dec
 
-    def intra_gpu(self, pool: NodePool, shape: InstanceShape) -> Candidate | None:
-        if self._memory_batch(pool, shape, INTRA_GPU_WEIGHT_COPIES) < 1:
-            return None
+    def intra_gpu_share(self, pool: NodePool, shape: InstanceShape, arrival_scv: float) -> tuple[float, Candidate]:
+        """The prefill share at the crossing of λ_P(s) (increasing) and λ_D(s) (decreasing), by bisection, moved up
+        to BW_SATURATION_SHARE when below it (λ_D is flat there: the same rate, shorter prefill steps); with its
+        decode candidate (None when no batch meets the TPOT)."""
         lo, hi = SHARE_TOL, 1.0 - SHARE_TOL
-        # λ_P(s) increases and λ_D(s) decreases in s: bisection on the sign of λ_P − λ_D finds the crossing
         while hi - lo > SHARE_TOL:
             mid = 0.5 * (lo + hi)
-            rate_p, rate_d, _ = self.intra_gpu_rates(pool, shape, mid)
+            rate_p, rate_d, _ = self.intra_gpu_rates(pool, shape, mid, arrival_scv)
             if rate_p < rate_d:
                 lo = mid
             else:
                 hi = mid
         options = []
-        # λ_D is flat for s <= BW_SATURATION_SHARE (decode keeps its bandwidth): past a crossing below it, prefill
-        # takes the share up to it for free (the same rate, shorter prefill steps)
         for s in (lo, hi, max(hi, BW_SATURATION_SHARE)):
-            rate_p, rate_d, dec = self.intra_gpu_rates(pool, shape, s)
+            rate_p, rate_d, dec = self.intra_gpu_rates(pool, shape, s, arrival_scv)
             options.append((min(rate_p, rate_d), s, dec))
-        rate, share, dec = max(options, key=lambda o: (o[0], o[1]))
-        if dec is None or rate <= 0:
+        _, share, dec = max(options, key=lambda o: (o[0], o[1]))
+        return share, dec
+
+    def intra_gpu(self, pool: NodePool, shape: InstanceShape) -> Candidate | None:
+        """An intra-GPU candidate. Its share is set for the most instances the pool holds (c = MAX_POOLED at most),
+        each fed every c-th request (c_a² = 1/c): the smoother stream meets the TTFT with a smaller prefill share,
+        which leaves decode more of the GPU; pooled_rps prices every count at that share (one instance: Poisson)."""
+        if self._memory_batch(pool, shape, INTRA_GPU_WEIGHT_COPIES) < 1:
+            return None
+        most = min(MAX_POOLED, pool.num_devices // shape.gpus)
+        share, dec = self.intra_gpu_share(pool, shape, 1.0 / most)
+        if dec is None:
             return None
         caps = self.intra_gpu_caps(pool, shape, share)
         ttft = self.workload.ttft_s
+        rate = min(batching.pooled_rate(caps, self.q, ttft, 1), dec.capacity_rps)
+        if rate <= 0:
+            return None
         pooled = self.round_robin_rates(pool, shape, lambda scv: batching.pooled_rate(caps, self.q, ttft, 1, scv),
                                         dec.capacity_rps)
         return Candidate(role="intra_gpu", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,

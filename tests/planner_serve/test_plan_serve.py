@@ -129,11 +129,14 @@ def test_intra_gpu_share_balances_phases():
             continue
         checked += 1
         assert 0 < c.prefill_share < 1
-        best = min(cm.intra_gpu_rates(pool, shape, c.prefill_share)[:2])
-        assert best == pytest.approx(c.capacity_rps, rel=1e-9)
-        # λ_P increases and λ_D decreases in the share, so no other share does better (grid check)
+        assert min(cm.intra_gpu_rates(pool, shape, c.prefill_share)[:2]) == pytest.approx(c.capacity_rps, rel=1e-9)
+        # the share is set for the most instances the pool holds, each fed every most-th request (c_a² = 1/most):
+        # λ_P increases and λ_D decreases in the share, so no other share does better there (grid check)
+        most = pool.num_devices // shape.gpus
+        best = min(cm.intra_gpu_rates(pool, shape, c.prefill_share, 1 / most)[:2])
+        assert most * best == pytest.approx(c.group_rps(most), rel=1e-9)
         for s in (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95):
-            assert min(cm.intra_gpu_rates(pool, shape, s)[:2]) <= best * (1 + 1e-3)
+            assert min(cm.intra_gpu_rates(pool, shape, s, 1 / most)[:2]) <= best * (1 + 1e-3)
     assert checked >= 1
 
 
