@@ -27,8 +27,9 @@ context c; T_ttft, T_tpot the SLOs.
             moves up to it (the same rate, shorter prefill steps).
   round robin  colocated and intra_gpu instances each queue alone, fed round-robin: c instances each get every c-th
             request of the Poisson stream (squared coefficient of variation of the gaps 1/c), a GI/G/1 prompt queue
-            (costmodels.queueing, QNA): the rate of c instances is c·min(λ_P(c_a² = 1/c), λ_D) (pooled_rps) at the
-            chunk / share chosen for one instance (Poisson, c_a² = 1), which a smoother stream only relieves.
+            (costmodels.queueing, QNA): the rate of c instances is c·min(λ_P(c_a² = 1/c), λ_D) (pooled_rps), at the
+            colocated chunk chosen for one instance and at the intra-GPU share set for the most instances the pool
+            holds (the crossing above at c_a² = 1/most: a smaller share, so more of the GPU for decode).
 """
 
 import dataclasses
