@@ -25,8 +25,12 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       memory  = t_floor + bytes / min(BW · η_fp8, min(T, S) · B_cta): only T thread blocks stream the operands
           when the GEMM has fewer tiles than SMs, each at most B_cta
       t = (compute^p + memory^p)^(1/p) (loads and MMAs overlap imperfectly; p = 0: max) + quantisation of the input
-      unless fused into the preceding kernel:
+      unless fused into the preceding kernel (costmodels/serving_fusions.py):
           t_q + m·t_row + q·m·k / (BW · η_hbm)  (q HBM bytes per element; t_row per row: per-token scales)
+      the static-scale quantise kernel of a per-tensor FP8 checkpoint (its input_scale): TensorRT-LLM's GEMM table
+      rows quantise dynamically instead (its collector loads no input_scale, so FP8QDQLinearMethod runs
+      quantize_e4m3_per_tensor: an amax pass, then the quantise kernel), which its fit takes off with the measured
+      compute_scale table (benchmarks/aic_quant_tables.py); vLLM's rows run the static kernel
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
@@ -128,7 +132,8 @@ def overlap_s(compute_s: float, memory_s: float, p: float) -> float:
 
 
 def fp8_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> float:
-    """The kernel(s) quantising an (m x kk) BF16 activation to FP8 before the GEMM (dev: EngineKernels.device)."""
+    """The kernel quantising an (m x kk) BF16 activation to FP8 with a static per-tensor scale before the GEMM
+    (dev: EngineKernels.device); a dynamic scale's amax pass is not included (serving prices static checkpoints)."""
     return k.fp8_quant_s + m * k.fp8_quant_row_s + compute.memory_bound_time_s(k.fp8_quant_bytes * m * kk, dev)
 
 
