@@ -81,6 +81,8 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
+             moe_fp8_expert_s=0.0,
+             moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
@@ -89,24 +91,31 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
 ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0, moe_block_weight_reads=0.5,
                              moe_efficiency=0.6, moe_default_efficiency=0.6, moe_fp8_hbm_efficiency=0.5,
                              moe_fp8_slot_bytes=3.0, moe_blockfp8_efficiency=0.5),
-                "sglang": dict(moe_overlap_exponent=2.0, moe_fp8_overlap_exponent=2.0),
-                "trtllm": dict(moe_blockfp8_efficiency=0.7)}
+                "sglang": dict(moe_overlap_exponent=2.0, moe_fp8_overlap_exponent=2.0, moe_fp8_serial_bytes=1.0),
+                "trtllm": dict(moe_blockfp8_efficiency=0.7, moe_blockfp8_expert_s=1e-7,
+                               moe_blockfp8_serial_bytes=3.0)}
 """an engine's own starting point: for constants whose START is 0 (that term off) the engines named here are the
 only ones they are fitted for (vLLM's FP8 experts on FlashInfer's fallback tile; its Triton kernel's weight
 re-reads per row block; SGLang's Triton MoE kernels' imperfect overlap of weight streaming and MMAs,
-serving_gemm.overlap_s; the block-scaled FP8 MoE kernels fitted to their own fp8_block rows: TensorRT-LLM's
-CUTLASS MoE and vLLM's Triton kernel (its EP 1 rows; at EP > 1 vLLM runs TensorRT-LLM's kernel), SGLang's FP8
+serving_gemm.overlap_s, and the slot traffic of its FP8 input quantisation kernels, serving_gemm.serial_s, as that
+of TensorRT-LLM's block-scaled MoE with its scheduler's per-expert walk; the block-scaled FP8 MoE kernels fitted
+to their own fp8_block rows: TensorRT-LLM's CUTLASS MoE and vLLM's Triton kernel (its EP 1 rows; at EP > 1 vLLM
+runs TensorRT-LLM's kernel), SGLang's FP8
 constants are block-scaled already); for the others the fit also
 starts from START's and keeps the lower cost (vLLM's MoE
 least squares has local minima: from START's the H100 BF16 fit can stall at the efficiency bound 1, the H200
 FP8 fit in the corner hbm 1 / slot bytes 0.01)"""
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
-                                   decode_mha_block_tokens=256.0, decode_fp8_head_tile=8.0)}
+                                   decode_mha_block_tokens=256.0, decode_fp8_head_tile=8.0,
+                                   moe_blockfp8_slot_bytes=1.0)}
 """kernel constants read from an engine's source, not fitted: TensorRT-LLM's XQA decode kernel splits a
 sequence's KV history into blocks of >= 128 tokens (its multi-block heuristic, kMinHistoryTokensPerBlock), and
 runs only when 4 x its thread blocks reach the SM count (kEnableMinBlockFactor; else MMHA, BF16 KV only); MMHA's
 512-thread blocks cover 256 history tokens per pass of their KV loop (16 threads per 128-wide BF16 head, 8 unrolled);
-its FP8-KV XQA (Hopper GMMA, swapped AB) pads a KV head's query heads to a multiple of 8 (ctaNbQHeads)"""
+its FP8-KV XQA (Hopper GMMA, swapped AB) pads a KV head's query heads to a multiple of 8 (ctaNbQHeads); its
+block-scaled DeepGEMM MoE GEMM reads each slot's input row and writes its output row once (the slot traffic of the
+permute/quantise/activation/finalize kernels around it is the fitted moe_blockfp8_serial_bytes: fitted under the GEMM
+as well, that share ran to its lower bound 0.01)"""
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
           "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0), "kv_dequant_s": (1e-16, 1e-9),
@@ -124,6 +133,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_fp8_slot_bytes": (0.01, 100.0), "moe_fp8_tile_s": (1e-8, 1e-4), "moe_fp8_oob_penalty": (1e-3, 10.0),
           "moe_block_weight_reads": (1e-3, 1.0), "moe_blockfp8_efficiency": (0.05, 1.0),
           "moe_blockfp8_hbm_efficiency": (0.02, 1.0), "moe_blockfp8_slot_bytes": (0.01, 100.0),
+          "moe_blockfp8_expert_s": (1e-10, 1e-5), "moe_blockfp8_serial_bytes": (0.01, 100.0),
           "moe_blockfp8_default_efficiency": (0.05, 1.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
@@ -239,15 +249,18 @@ def _moe_block(ek, p, engine: str = ""):
     # worst-case padding E·(BLOCK_SIZE_M - 1) that exits at once (~0.65 µs each; p90 11.2 -> 9.8 % H100, 10.5 ->
     # 11.0 % H200), the tuned files' own BLOCK_SIZE_M per token count and a weight re-read share of its own (p90
     # 9.9-10.3 % H100, 9.8-10.1 % H200; H200's efficiency stays at 1: its tuned rows fit as memory-bound);
-    # SGLang's FP8 rows are these very rows, predicted as the "moe fp8" op predicts them; vLLM's on the rows its
-    # collector built (aic_moe_workload, as _moe_vllm_collector)
+    # SGLang's FP8 rows are these very rows, predicted as the "moe fp8" op predicts them; vLLM's and TensorRT-LLM's
+    # on the rows their collector built (aic_moe_workload balanced routing, GPU 0's experts computing their own
+    # slots; TensorRT-LLM's DeepSeek-V3 rows without the grouped top-k: its EP 2 runs half of EP 1, 104.5 vs 191.8 µs
+    # at 1 token on H100, where grouped routing would put all 8 slots on GPU 0)
     if engine == "sglang":
         return _moe_sglang_collector(ek, p)
     tokens, h, inter, topk, experts, tp, ep, _, _ = p
     shapes = ((2 * inter / tp, h), (h, inter / tp))
     block = block_fp8_kernels(ek, int(ep))  # vLLM: its Triton kernel at EP 1, FlashInfer's CUTLASS (TRT-LLM's) above
-    if engine == "vllm" and block is not None:
-        _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, GROUPED_ROUTING.get(p[1:5]))
+    if engine in ("vllm", "trtllm") and block is not None:
+        grouped = GROUPED_ROUTING.get(p[1:5]) if engine == "vllm" else None
+        _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, grouped)
         # the engine's own Triton kernel on the tile config chosen for all tokens (tuned file or default)
         cfg = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, "fp8", True) * block[2]
         return sum(grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg) for n, kk in shapes)
@@ -366,11 +379,13 @@ OPS = {
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), _moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",
-                 "moe_fp8_overlap_exponent")),
+                 "moe_fp8_overlap_exponent", "moe_fp8_serial_bytes")),
     # FP8 experts with 128x128 block scales (serving_kernels.block_fp8_constants): their own kernel's constants
     "moe fp8 block": (lambda t: [p for p in _moe_block_table(t) if p[1:5] in SHIPPED_MOE], _moe_block,
                       ("moe_blockfp8_efficiency", "moe_blockfp8_floor_s", "moe_blockfp8_hbm_efficiency",
-                       "moe_blockfp8_slot_bytes", "moe_blockfp8_block_rows", "moe_blockfp8_default_efficiency")),
+                       "moe_blockfp8_slot_bytes", "moe_blockfp8_block_rows", "moe_blockfp8_expert_s",
+                       "moe_blockfp8_serial_bytes",
+                       "moe_blockfp8_default_efficiency")),
 }
 
 
@@ -397,6 +412,7 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     the MHA decode kernel's per-block streaming time for an engine without that term (decode_mha_block_tokens 0)."""
     if not ENGINE_CONSTANTS.get(engine, {}).get("decode_mha_block_tokens"):
         names = tuple(n for n in names if n != "decode_mha_token_s")
+    names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {}))  # read from source, not fitted
     if getattr(predict, "func", None) not in (_moe, _moe_block):  # the MoE predictors, bound to their engine
         return names
     # a term off at START (0) is fitted only for engines with their own start (ENGINE_START); FlashInfer's

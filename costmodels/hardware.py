@@ -191,6 +191,21 @@ class KernelConstants:
     moe_blockfp8_default_efficiency: float = 1.0
     """block-scaled FP8 grouped expert GEMMs on the engine's default Triton tile config (vLLM at EP 1 without a
     tuned config file for the shape, costmodels/serving_moe_configs.py): efficiency relative to a tuned one"""
+    moe_fp8_expert_s: float = 0.0
+    """FP8 grouped expert GEMMs: time per local expert of the kernel's tile scheduler, which walks every local
+    expert's row offsets (serving_gemm.serial_s); 0: no such walk (the block-scaled kernel's value is
+    moe_blockfp8_expert_s)"""
+    moe_blockfp8_expert_s: float = 0.0
+    """block-scaled FP8 grouped expert GEMMs (TensorRT-LLM's DeepGEMM GroupedWithOffset kernel): time per local
+    expert of its scheduler's walk over the experts' row offsets; 0: none"""
+    moe_fp8_serial_bytes: float = 0.0
+    """FP8 grouped expert GEMMs: HBM traffic per slot of the separate kernels (permute, quantise, activation,
+    finalize) that run before and after the GEMM rather than under it, relative to one input read and output write
+    (serving_gemm.serial_s; SGLang: its per-token-group input quantisation); 0: none (the block-scaled kernel's
+    value is moe_blockfp8_serial_bytes)"""
+    moe_blockfp8_serial_bytes: float = 0.0
+    """block-scaled FP8 grouped expert GEMMs (TensorRT-LLM's CutlassMoeFCRunner around DeepGEMM): traffic per slot
+    of its separate slot kernels, as moe_fp8_serial_bytes; 0: none"""
     fp8_k_overhead: float = 0.0
     """FP8 GEMMs: per-tile prologue/epilogue in elements of k (the main loop costs (k + k_0) / k of its MMAs)"""
     fp8_wave_weight: float = 0.0
@@ -319,7 +334,8 @@ class EngineCalibration(KernelConstants):
                      "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",
                      "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
                      "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",
-                     "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes"):
+                     "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes", "moe_fp8_expert_s",
+                     "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         require(0.0 <= self.moe_blockfp8_efficiency <= 1.0, f"must be in [0, 1], got {self.moe_blockfp8_efficiency}",

@@ -35,6 +35,7 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
       t = t_moe + ‖F_pad / (P_d · eff(F_pad) · e_moe), t_floor + (hit·β·k·n·w + σ·(s·β·k + S·2·n)) / (BW · η_moe)‖_p
+          + t_e·E_l + σ_s·(s·k + S·2·n) / (BW · η_moe)
       w = 1 + ρ·(⌈r/b⌉ − 1): an expert's weights stream from HBM once, plus the share ρ for each further row block
       (vLLM's Triton kernel: each block's programs load the weight tiles again and L2 keeps only part; ρ = 0 else)
       (‖c, m‖_p = (c^p + m^p)^(1/p), p per dtype; p = 0: max(c, m); SGLang's Triton kernel fits p ≈ 2: its weight
@@ -47,7 +48,14 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       (costmodels/serving_moe_configs.py) it runs the release's default config: b its BLOCK_SIZE_M, e_moe times
       the default config's own efficiency e_def; and under expert parallelism it walks all S slots of the layer
       (an output row each, zeros for other GPUs' experts), not only the s of its own experts (S = s elsewhere);
-      grouped_gemm_rows_s takes an uneven split of the rows (each expert padded to blocks on its own)
+      grouped_gemm_rows_s takes an uneven split of the rows (each expert padded to blocks on its own);
+      serial parts of FP8 MoE kernels (serial_s, 0 for BF16): t_e·E_l, the tile scheduler of TensorRT-LLM's
+      block-scaled DeepGEMM GroupedWithOffset MoE walking every local expert's row offsets (1 token of DeepSeek-V3 at
+      TP 16 runs 111 µs on H100 for 22 MB of weights, 69 µs at EP 2: ~0.15 µs per local expert and GEMM; t_e = 0
+      elsewhere), and σ_s, the slot traffic of the separate kernels around the GEMM, which add to it instead of
+      hiding under its MMAs: TensorRT-LLM's permute/quantise/activation/finalize kernels (block FP8; inside the max
+      they pushed σ to 11-16 input reads and e_moe to 0.42), SGLang's per-token-group FP8 quantisation of the
+      input rows (block FP8; inside the max they pushed η_moe to its bound 1); σ_s = 0 elsewhere
 """
 
 import math
@@ -154,7 +162,8 @@ def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, slots: float, local_expe
     block = _moe_block(k, dtype, default_rows)
     hit = max(experts_hit(local_experts, slots), 1.0)
     padded = hit * math.ceil(slots / hit / block) * block
-    return _grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots)
+    return (_grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots)
+            + serial_s(dev, k, dtype, local_experts, slots, all_slots, n, kk))
 
 
 def grouped_gemm_rows_s(dev: DeviceSpec, k: KernelConstants, rows: tuple[tuple[float, int], ...], n: float,
@@ -165,7 +174,30 @@ def grouped_gemm_rows_s(dev: DeviceSpec, k: KernelConstants, rows: tuple[tuple[f
     hit = max(sum(count for r, count in rows if r > 0), 1)
     padded = sum(count * math.ceil(r / block) * block for r, count in rows)
     slots = sum(r * count for r, count in rows)
-    return _grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots)
+    experts = sum(count for _, count in rows)
+    return (_grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots)
+            + serial_s(dev, k, dtype, experts, slots, all_slots, n, kk))
+
+
+def serial_s(dev: DeviceSpec, k: KernelConstants, dtype: str, local_experts: float, slots: float, all_slots: float,
+             n: float, kk: float) -> float:
+    """Time of an FP8 grouped GEMM's parts that do not overlap its main loop: t_e·E_l, its tile scheduler walking
+    the row offsets of all `local_experts` (hit or not), plus σ_s·(s·k + S·2·n) / (BW · η_moe), the slot traffic of
+    the separate kernels around it (TensorRT-LLM's block-scaled DeepGEMM MoE: every CTA steps expert by expert
+    through the offsets, two dependent loads each, and its CutlassMoeFCRunner runs permute/quantise/activation/
+    finalize kernels one after another; SGLang's Triton MoE: the per-token-group FP8 quantisation kernels of its
+    inputs); 0 for kernels without them (t_e = σ_s = 0) and for BF16."""
+    if dtype != "fp8":
+        return 0.0
+    bandwidth = dev.hbm_bytes_per_s * (k.moe_fp8_hbm_efficiency or k.hbm_efficiency)
+    return (k.moe_fp8_expert_s * local_experts
+            + k.moe_fp8_serial_bytes * slot_traffic(slots, all_slots, n, kk, 1.0) / bandwidth)
+
+
+def slot_traffic(slots: float, all_slots: float, n: float, kk: float, elem_bytes: float) -> float:
+    """Bytes of one read of `slots` input rows (`elem_bytes` per element) and one BF16 write of max(slots,
+    all_slots) output rows: s·β·k + S·2·n."""
+    return slots * elem_bytes * kk + max(slots, all_slots) * 2.0 * n
 
 
 def _moe_block(k: KernelConstants, dtype: str, default_rows: float) -> float:
@@ -196,7 +228,7 @@ def moe_memory_s(dev: DeviceSpec, k: KernelConstants, weight_bytes: float, slots
     e_w = 1.0 if fp8 else 2.0
     sigma = (k.moe_fp8_slot_bytes or k.moe_slot_bytes) if fp8 else k.moe_slot_bytes
     hbm = k.moe_fp8_hbm_efficiency if fp8 else k.moe_hbm_efficiency
-    moved = weight_bytes + sigma * (slots * e_w * kk + max(slots, all_slots) * 2.0 * n)
+    moved = weight_bytes + sigma * slot_traffic(slots, all_slots, n, kk, e_w)
     return k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency))
 
 
