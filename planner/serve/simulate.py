@@ -343,6 +343,15 @@ def _server_groups(servers: list[_Prefill]) -> list[list[int]]:
     return list(groups.values())
 
 
+def _first_free(members: list[int], free: list[float], arrival: float) -> int:
+    """The member (index order) minimising (max(free, arrival), index): the first one free by the arrival, else the
+    one free first (the lowest index among equals)."""
+    for m in members:
+        if free[m] <= arrival:
+            return m
+    return min(members, key=free.__getitem__)
+
+
 def _run_prefill(servers: list[_Prefill], cm: CapacityModel, arrive_a: np.ndarray,
                  li_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The router queue and batched prefill servers: (time each request's KV is ready on its decode instance,
@@ -359,12 +368,19 @@ def _run_prefill(servers: list[_Prefill], cm: CapacityModel, arrive_a: np.ndarra
     groups = _server_groups(servers)
     # groups of one server each: the candidates are always the same servers (in index order)
     fixed = sorted(m[0] for m in groups) if all(len(m) == 1 for m in groups) else None
+    one_group = groups[0] if len(groups) == 1 else None
     transfer: dict[tuple[int, float], float] = {}
     steps: dict[tuple[int, int, float], float] = {}  # (server, prompts, mean length) -> step seconds
     i = 0
     while i < n:
         best, best_done = -1, math.inf
-        for k in fixed or sorted(min(members, key=lambda m: (max(free[m], arrive[i]), m)) for members in groups):
+        if fixed:
+            heads = fixed
+        elif one_group:
+            heads = [_first_free(one_group, free, arrive[i])]
+        else:
+            heads = sorted(_first_free(members, free, arrive[i]) for members in groups)
+        for k in heads:
             p = servers[k]
             start = max(free[k], arrive[i])
             end = _batch_end(p.table.budget, p.table.batches[-1], arrive, used, i, start)
