@@ -25,6 +25,7 @@ whole runs of identical iterations at once (the batch only changes at admissions
 """
 
 import bisect
+import functools
 import heapq
 import math
 from dataclasses import dataclass
@@ -162,7 +163,13 @@ def _engine(cm: CapacityModel, g: dict, pool, shape: InstanceShape) -> _Decode:
 
 def _wrr(weights: list[float], n: int) -> np.ndarray:
     """Smooth weighted round-robin assignment of n items (each item to the first instance with the largest credit,
-    which then pays 1; credits grow by the normalised weights)."""
+    which then pays 1; credits grow by the normalised weights). Read-only: every replay of a deployment asks for the
+    same assignment, so it is built once."""
+    return _wrr_built(tuple(weights), n)
+
+
+@functools.lru_cache(maxsize=256)
+def _wrr_built(weights: tuple[float, ...], n: int) -> np.ndarray:
     total = np.asarray(weights, dtype=float)
     w = (total / total.sum() if total.sum() > 0 else np.full(len(total), 1.0 / len(total))).tolist()
     current = [0.0] * len(w)
@@ -174,6 +181,7 @@ def _wrr(weights: list[float], n: int) -> np.ndarray:
         i = max(members, key=current.__getitem__)
         out[k] = i
         current[i] -= 1.0
+    out.flags.writeable = False
     return out
 
 
