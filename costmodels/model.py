@@ -100,7 +100,8 @@ class ModelSpec:
     source: str = ""
     """where this spec came from (profile file, config.json path)"""
     extra: dict[str, Any] = field(default_factory=dict)
-    """informational, never used by cost models (e.g. the HF model_type)"""
+    """mapping from the profile/config.json; `hf_model_type` (the HF config's model_type) names the model family, which
+    selects per-family engine behaviour (costmodels/serving_fusions.py) and executor support (planner/exports)"""
 
     def __post_init__(self) -> None:
         for name in ("layers", "hidden", "heads", "kv_heads", "head_dim", "vocab"):

@@ -17,7 +17,7 @@
 | moe             | MoESpec fields (experts, top_k, expert_ffn required) | no                               |
 | mtp_layers      | multi-token-prediction modules                      | 0                                 |
 | max_position    | trained context length                              | 0 (unknown)                       |
-| extra           | informational mapping (e.g. hf_model_type)          | {}                                |
+| extra           | mapping; hf_model_type names the model family        | {}                                |
 
 attention defaults to mla when an mla block is given, else mha when kv_heads == heads, else gqa.
 mla: q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim.
