@@ -5,7 +5,8 @@ in the user's own terms (the flag as typed, the value in the unit of the flag):
 - every output path (`-o/--output`, `--report` ...) can be written (planner.commands.output.output_problem),
   and is not the same file as any input of the command (a plan, a lengths file, a model YAML ...);
 - every number is finite (nan and inf are refused, naming the flag);
-- degrees, counts and sizes (POSITIVE_INTS) are >= 1, and times, rates and means (POSITIVE_FLOATS) are > 0.
+- degrees, counts and sizes (POSITIVE_INTS) are >= 1, seeds (NON_NEGATIVE_INTS) >= 0, and times, rates and means
+  (POSITIVE_FLOATS) are > 0.
 A violation is a SpecError: exit 2 with a message and no traceback (cli._ParplanGroup).
 """
 
@@ -25,6 +26,9 @@ POSITIVE_INTS = frozenset({
     "osl", "slots_per_gpu", "layers", "experts", "top_k", "tokens", "clusters", "windows", "count", "batches",
     "max_len", "requests", "attention_dp", "verify_seeds", "workers"})
 """integer parameters that count something (degrees, GPUs, tokens, sequences): must be >= 1"""
+
+NON_NEGATIVE_INTS = frozenset({"seed"})
+"""integer parameters that may be 0 but not negative (numpy seeds)"""
 
 POSITIVE_FLOATS = frozenset({"ttft_ms", "tpot_ms", "rate", "time_limit_s", "mean"})
 """float parameters that are durations, rates or means: must be > 0"""
@@ -55,6 +59,8 @@ def _check_numbers(param: click.Parameter, value: Any) -> None:
             continue
         if isinstance(v, float) and not math.isfinite(v):
             raise SpecError(f"{flag(param)} must be a finite number, got {v}")
+        if param.name in NON_NEGATIVE_INTS and isinstance(v, int) and v < 0:
+            raise SpecError(f"{flag(param)} must be >= 0, got {v}")
         if v == param.default:
             continue
         if param.name in POSITIVE_INTS and isinstance(v, int) and v < 1:

@@ -75,6 +75,9 @@ def _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref) -> ClusterSpec:
     if cluster_ref:
         if gpu_ref or num_gpus:
             raise SpecError("give --cluster, or --gpu with --num-gpus, not both", field="cluster")
+        if gpus_per_node:
+            raise SpecError("--gpus-per-node goes with --gpu; a cluster profile sets each pool's node size",
+                            field="gpus-per-node")
         return profiles.load_cluster(cluster_ref)
     if not gpu_ref or not num_gpus:
         raise SpecError("needs --gpu and --num-gpus (or --cluster)", field="gpu")
@@ -227,7 +230,10 @@ def simulate_cmd(plan_path, rate, requests, seed, arrival, output):
     """Replay a serve plan's workload: SLO attainment and TTFT/TPOT percentiles."""
     from planner.documents import require_valid
     from planner.serve import simulate_plan
+    from planner.serve.request import check_requests
 
+    if requests is not None:
+        check_requests(requests)
     plan = load_plan(plan_path)
     require_valid(plan, plan_path)  # validate's checks first: never replay a hand-edited impossible plan
     result = simulate_plan(plan, rate=rate, requests=requests, seed=seed, arrival=arrival)

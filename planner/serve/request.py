@@ -18,6 +18,8 @@ from planner.typed import Typed
 
 ARRIVALS = ("poisson", "bursty")
 OBJECTIVES = ("goodput", "gpus", "cost", "throughput")
+MAX_SIMULATED_REQUESTS = 10_000_000
+"""largest replay (about 4 minutes and 3 GB for one replay of 10 million requests)"""
 MOMENT_SAMPLES = 4096
 """seeded draws used to summarise a lognormal length distribution"""
 
@@ -214,7 +216,8 @@ class ServeOptions:
         for m in self.modes:
             require(m in ("disaggregated", "colocated", "intra_gpu"), f"unknown mode {m!r}", field="modes")
         require(len(self.modes) >= 1, "needs at least one mode", field="modes")
-        require(self.simulate_requests >= 10, f"must be >= 10, got {self.simulate_requests}", field="requests")
+        check_requests(self.simulate_requests, least=10)
+        require(self.seed >= 0, f"must be >= 0 (a numpy seed), got {self.seed}", field="seed")
         require(self.top >= 0, f"must be >= 0, got {self.top}", field="top")
         require(self.verify_layouts >= 1, f"must be >= 1, got {self.verify_layouts}", field="verify_layouts")
         require(2 <= self.verify_seeds <= 11, f"must be in 2..11, got {self.verify_seeds}", field="verify_seeds")
@@ -278,6 +281,12 @@ def _check_degrees(model: ModelSpec, cluster: ClusterSpec, options: ServeOptions
                     f"spans tp x attention-dp GPUs, ep divides that and the {model.moe_dims.experts} experts); valid "
                     f"--ep: {', '.join(map(str, eps)) or 'none'}; valid --attention-dp: "
                     f"{', '.join(map(str, dps)) or 'none'} (0: any)", field="ep" if options.ep > 1 else "attention-dp")
+
+
+def check_requests(n: int, least: int = 1) -> None:
+    """SpecError naming --requests unless least <= n <= MAX_SIMULATED_REQUESTS."""
+    require(least <= n <= MAX_SIMULATED_REQUESTS, f"must be in {least}..{MAX_SIMULATED_REQUESTS:,} (one replay of 1 "
+            f"million requests takes about 25 s and 0.3 GB), got {n:,}", field="requests")
 
 
 def check_token_budget(budget: object) -> None:

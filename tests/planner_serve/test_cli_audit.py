@@ -223,3 +223,24 @@ def test_explain_says_what_the_plan_and_estimate_were_made_for(small_plan):
     head = explain(est).splitlines()[:2]
     assert head == ["serve estimate: qwen3-30b-a3b on h100-sxm tp=2 pp=1 ep=4 attention-dp=2 (engine sglang)",
                     "  batch 8 x ISL 1024 / OSL 128, fp8 weights / fp8 KV, MoE skew 1.5"]
+
+
+def test_gpus_per_node_with_a_cluster_profile_is_refused():
+    """--gpus-per-node was silently ignored next to --cluster (the profile sets each pool's node size)."""
+    _refused(["plan", "serve", "--model", "llama3.1-8b", "--cluster", "h200x8-h100x8", "--gpus-per-node", "4",
+              "--isl", "1000", "--osl", "200"] + SLO, "gpus-per-node", "cluster profile sets")
+
+
+def test_negative_seed_and_huge_replays_are_refused(small_plan, tmp_path):
+    """A negative --seed was a numpy ValueError traceback (after the whole solve in plan serve); --requests 10^8
+    ran out of memory after about 40 minutes."""
+    path = tmp_path / "plan.json"
+    path.write_text(small_plan.dumps())
+    _refused(["simulate", str(path), "--seed", "-1"], "--seed must be >= 0, got -1")
+    _refused(PLAN + SLO + ["--seed", "-3"], "--seed must be >= 0, got -3")
+    _refused(["trace", "synth", "--layers", "2", "--experts", "8", "--top-k", "2", "--seed", "-1", "-o",
+              str(tmp_path / "stats.json")], "--seed must be >= 0")
+    _refused(["simulate", str(path), "--requests", "100000000"], "requests", "1..10,000,000", "100,000,000")
+    _refused(PLAN + SLO + ["--requests", "100000000"], "requests", "10..10,000,000")
+    with pytest.raises(SpecError, match="seed"):
+        ServeOptions(seed=-1)
