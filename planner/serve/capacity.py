@@ -137,6 +137,9 @@ class Candidate:
     """prefill and intra_gpu: tokens one prefill step carries (1 = one prompt per step; 0 = no prefill server)"""
     caps: tuple[batching.CapModel, ...] = ()
     """prefill and intra_gpu: the batched prefill server's queueing model per batch cap (planner.serve.batching)"""
+    queue: ColocatedQueue | None = dataclasses.field(default=None, compare=False)
+    """colocated: the prompt queue, whose iterations lengthen with the load (round-robin instances past one
+    instance's capacity)"""
 
     def group_rps(self, count: int) -> float:
         """SLO-feasible rate of `count` instances of this candidate (pooled for prefill)."""
@@ -170,7 +173,12 @@ class Candidate:
         Poisson stream, costmodels.queueing): the batched prefill server's best batch cap (planner.serve.batching)."""
         caps = self.caps or (batching.CapModel(cap=1, mean_s=self.mean_service_s, second_s2=self.second_moment_s2,
                                                own_s=(self.ttft_floor_s,)),)
-        return batching.ttft_quantile_s(caps, rate, quantile, servers, arrival_scv)
+        ttft = batching.ttft_quantile_s(caps, rate, quantile, servers, arrival_scv)
+        if self.queue is None:
+            return ttft
+        # colocated: `caps` holds the queue at the capacity rate (conservative below it); past it (c >= 2 instances fed
+        # round-robin) the queue's own figure at the load, which is the larger there
+        return max(ttft, self.queue.ttft_s(rate, quantile, arrival_scv))
 
     def to_json(self) -> dict:
         out = {"role": self.role, "pool": self.pool, "dest_pool": self.dest_pool, "tp": self.tp, "pp": self.pp,
@@ -440,7 +448,7 @@ class CapacityModel:
                          dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=queue.batch_max,
                          chunk_tokens=queue.chunk, ttft_floor_s=queue.floor_s(), tpot_s=tpot, mean_service_s=mean_s,
                          second_moment_s2=m2, cost_per_hour=pool.device.cost_per_hour * shape.gpus, caps=(cap,),
-                         pooled_rps=pooled)
+                         pooled_rps=pooled, queue=queue)
 
     def intra_gpu_caps(self, pool: NodePool, shape: InstanceShape, share: float) -> tuple[batching.CapModel, ...]:
         """The batched prefill server of an intra-GPU instance at compute share s (step times / s, no transfer)."""
