@@ -33,7 +33,8 @@ def _feature_options(f):
                      help="Speculative decoding / MTP: draft tokens verified per decode step (0: off).")(f)
     f = click.option("--prefill-token-budget", type=str, default=None, metavar="N",
                      help="Tokens one prefill step carries: queued prompts are batched up to it (vLLM "
-                          "max_num_batched_tokens, SGLang chunked_prefill_size, TRT-LLM max_num_tokens; default: "
+                          "max_num_batched_tokens, SGLang chunked_prefill_size, TRT-LLM max_num_tokens; 1: one "
+                          "whole prompt per step, unchunked; default: "
                           "the engine's default for the GPU; legacy/modern: one prompt per step in plan serve, the "
                           "whole batch in one step in estimate serve; auto (plan serve): each prefill group gets the "
                           "budget up to the default with the most SLO capacity).")(f)

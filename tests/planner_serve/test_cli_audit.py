@@ -244,3 +244,21 @@ def test_negative_seed_and_huge_replays_are_refused(small_plan, tmp_path):
     _refused(PLAN + SLO + ["--requests", "100000000"], "requests", "10..10,000,000")
     with pytest.raises(SpecError, match="seed"):
         ServeOptions(seed=-1)
+
+
+def test_readme_and_help_name_the_engines_and_dtypes_the_cli_takes():
+    """README's plan serve note listed four engines (the CLI takes five) and bf16|fp8 (it takes fp16 too)."""
+    import pathlib
+    import re
+
+    from costmodels.serving import ENGINES
+
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    engines = re.search(r"--engine ([a-z|]+):", readme)
+    dtypes = re.search(r"--dtype/--kv-dtype ([a-z0-9|]+)", readme)
+    assert engines and set(engines.group(1).split("|")) == set(ENGINES)
+    for command in (["plan", "serve"], ["estimate", "serve"]):
+        text = _run([*command, "--help"]).output
+        choices = re.search(r"--dtype \[([a-z0-9|]+)\]", text)
+        assert dtypes and choices and set(dtypes.group(1).split("|")) == set(choices.group(1).split("|"))
+        assert all(e in text for e in ENGINES)
