@@ -20,6 +20,13 @@ def export(plan: Plan, fmt: str) -> str:
     """Shell lines launching every instance of the plan, each under a comment naming its node and GPUs."""
     if plan.kind != "serve":
         raise SpecError("only serve plans can be exported (an estimate has no deployment)", field="kind")
+    if plan["inputs"].get("objective") == "throughput":
+        # its groups record no prefill token budget (chunk_tokens 0), so the launch lines would cap every vLLM step
+        # at the in-flight batch (no room for prompts) and give SGLang --chunked-prefill-size 0
+        raise SpecError("an offline (objective throughput) plan cannot be exported yet: its throughput assumes the "
+                        "engine's prefill token budget per step, which the plan does not record for the launch "
+                        "lines; export a plan made with SLOs (--objective goodput), or launch the shape in "
+                        "decision.groups with the engine's default token budget", field="inputs.objective")
     tgt = target(fmt, EXPORT_FORMATS)
     nodes, workers = place(plan, tgt)
     model = plan["inputs"]["model"]["name"]
