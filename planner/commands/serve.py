@@ -231,17 +231,19 @@ def simulate_cmd(plan_path, rate, requests, seed, arrival, output):
     """Replay a serve plan's workload: SLO attainment and TTFT/TPOT percentiles."""
     from planner.documents import require_valid
     from planner.serve import simulate_plan
-    from planner.serve.request import check_requests
+    from planner.serve.request import check_rate, check_requests
 
     if requests is not None:
         check_requests(requests)
+    check_rate(rate)
     plan = load_plan(plan_path)
     require_valid(plan, plan_path)  # validate's checks first: never replay a hand-edited impossible plan
     result = simulate_plan(plan, rate=rate, requests=requests, seed=seed, arrival=arrival)
     if output is None:
         pct = [k for k in result["ttft_s"] if k not in ("p50", "p99")]
         p = pct[0] if pct else "p50"
-        click.echo(f"{result['requests']} requests at {result['rate_rps']:.3f} req/s (seed {result['seed']}): "
+        rate_text = f"{result['rate_rps']:.3f}" if result["rate_rps"] >= 1e-3 else f"{result['rate_rps']:.3g}"
+        click.echo(f"{result['requests']} requests at {rate_text} req/s (seed {result['seed']}): "
                    f"attainment {result['attainment']:.3f}; TTFT p50/{p}/p99 "
                    + "/".join(f"{result['ttft_s'][k] * 1e3:.0f}" for k in ("p50", p, "p99"))
                    + " ms; TPOT p50/" + p + "/p99 "

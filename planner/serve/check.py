@@ -228,6 +228,11 @@ def _explain_estimate(plan: Plan) -> str:
         f"  feasible: {plan.get('feasible')}" + "".join(f"\n    {r}" for r in plan.get("infeasible_reasons", []))])
 
 
+def _rate(x: float, digits: int = 3) -> str:
+    """A rate with `digits` decimals, or 3 significant digits when that would print 0 (a target of 1e-5 req/s)."""
+    return f"{x:.{digits}f}" if x == 0 or abs(x) >= 10 ** -digits else f"{x:.3g}"
+
+
 def explain(plan: Plan) -> str:
     """A readable summary of a serve plan or serve estimate."""
     if plan.kind == "estimate":
@@ -260,7 +265,8 @@ def explain(plan: Plan) -> str:
         lines.append(f"  prefill steps batch queued prompts up to {'/'.join(map(str, budgets))} tokens")
     sim = plan.get("simulated", {})
     pct = f"p{wl['percentile']:g}"
-    lines += [f"  rate {p['rate_rps']:.3f} req/s on {p['gpus']} GPUs: goodput {p['goodput_tokens_per_s_per_gpu']:.1f} "
+    lines += [f"  rate {_rate(p['rate_rps'])} req/s on {p['gpus']} GPUs: goodput "
+              f"{_rate(p['goodput_tokens_per_s_per_gpu'], 1)} "
               f"output tok/s/GPU; predicted TTFT {p['ttft_s'] * 1e3:.0f} ms, TPOT {p['tpot_s'] * 1e3:.2f} ms ({pct})",
               f"  simulated ({sim.get('requests')} requests, seed {sim.get('seed')}): "
               f"attainment {sim.get('attainment', 0):.3f}, "

@@ -20,6 +20,9 @@ ARRIVALS = ("poisson", "bursty")
 OBJECTIVES = ("goodput", "gpus", "cost", "throughput")
 MAX_SIMULATED_REQUESTS = 10_000_000
 """largest replay (about 4 minutes and 3 GB for one replay of 10 million requests)"""
+MIN_RATE = 1e-6
+"""slowest arrival rate, requests/s (one in 11.6 days): slower, a replay's arrival times grow so large that float
+rounding swallows the milliseconds of service (1e-300 req/s replayed with TTFT 0 ms)"""
 MOMENT_SAMPLES = 4096
 """seeded draws used to summarise a lognormal length distribution"""
 
@@ -92,7 +95,7 @@ class ServingWorkload:
         require(self.output_len >= 1, f"must be >= 1, got {self.output_len}", field="osl")
         require(self.ttft_s >= 0, f"must be > 0 (0: no SLO, objective throughput), got {self.ttft_s}", field="ttft_ms")
         require(self.tpot_s >= 0, f"must be > 0 (0: no SLO, objective throughput), got {self.tpot_s}", field="tpot_ms")
-        require(self.rate_per_s is None or self.rate_per_s > 0, f"must be > 0, got {self.rate_per_s}", field="rate")
+        check_rate(self.rate_per_s)
         require(0 <= self.prefix_len < self.input_len, f"must be in [0, isl), got {self.prefix_len}",
                 field="prefix-len")
         require(50.0 <= self.percentile < 100.0, f"must be in [50, 100), got {self.percentile}", field="percentile")
@@ -281,6 +284,12 @@ def _check_degrees(model: ModelSpec, cluster: ClusterSpec, options: ServeOptions
                     f"spans tp x attention-dp GPUs, ep divides that and the {model.moe_dims.experts} experts); valid "
                     f"--ep: {', '.join(map(str, eps)) or 'none'}; valid --attention-dp: "
                     f"{', '.join(map(str, dps)) or 'none'} (0: any)", field="ep" if options.ep > 1 else "attention-dp")
+
+
+def check_rate(rate: float | None) -> None:
+    """SpecError naming --rate unless it is None or at least MIN_RATE requests/s."""
+    require(rate is None or rate >= MIN_RATE, f"must be >= {MIN_RATE:g} requests/s (one in 11.6 days), got "
+            f"{rate:g}" if rate is not None else "", field="rate")
 
 
 def check_requests(n: int, least: int = 1) -> None:
