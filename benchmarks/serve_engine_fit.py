@@ -222,20 +222,11 @@ def _allreduce(ek, p):
 
 
 def _moe(ek, p, engine: str = ""):
-    # the table's tokens are all tokens entering the layer; each of the moe_tp·ep GPUs holds experts/ep experts
-    # sliced moe_tp ways and receives tokens·topk/ep token-expert slots (balanced routing); the engine's Triton
-    # kernel runs a tuned tile config where its release ships one for (local experts, width per GPU)
-    tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
+    # the table's tokens are all tokens entering the layer, each engine's rows timed on what its collector built
+    # (aic_moe_workload: balanced routing, GPU 0's share of moe_tp·ep GPUs holding experts/ep experts each)
     if engine == "sglang":
         return _moe_sglang_collector(ek, p)
-    if engine == "vllm":
-        return _moe_vllm_collector(ek, p)
-    local, slots = experts / ep, tokens * topk / ep
-    rows = config_block_rows(engine, ek.device.name, tokens, local, inter / tp, dtype)
-    walked = tokens * topk if walks_all_slots(engine, dtype) else 0.0
-    # the fused MoE kernels quantise FP8 inputs inside the layer (its fixed and slot terms carry that cost)
-    return (grouped_gemm_s(ek, slots, local, 2 * inter / tp, h, dtype, True, rows, walked)
-            + grouped_gemm_s(ek, slots, local, h, inter / tp, dtype, True, rows, walked))
+    return _moe_collector(ek, p, engine)
 
 
 def _moe_block(ek, p, engine: str = ""):
@@ -280,18 +271,23 @@ def _moe_sglang_collector(ek, p):
             + grouped_gemm_rows_s(ek.device, ek.k, rows, h, inter / tp, dtype, block, walked))
 
 
-def _moe_vllm_collector(ek, p):
-    # vLLM's table times its FusedMoE layer on GPU 0 with the collector's balanced routing (aic_moe_workload;
-    # grouped top-k where the model has it): every token enters, GPU 0's experts compute their own slots, the
-    # Triton kernel walks all slots, on the config chosen for all tokens; FP8 experts as collected: FlashInfer's
-    # CUTLASS MoE on its fallback tile (costmodels/serving_moe_flashinfer.py; the collector never autotunes it, while
-    # serving times the tuned kernel with TensorRT-LLM's constants: serving_kernels.grouped_gemm_s)
+def _moe_collector(ek, p, engine: str):
+    # vLLM's and TensorRT-LLM's tables time the engine's MoE layer on GPU 0 with the collector's balanced routing
+    # (aic_moe_workload; vLLM's with the grouped top-k where the model has it, TensorRT-LLM's without, as in
+    # _moe_block): every token enters and GPU 0's experts compute their own slots, not uniform-random hits
+    # (where slots ~ experts the balanced rows hit every expert); vLLM's Triton kernel walks all slots, on the
+    # config chosen for all tokens, TensorRT-LLM's CUTLASS MoE only its own (walks_all_slots); vLLM's FP8 experts
+    # as collected: FlashInfer's CUTLASS MoE on its fallback tile (costmodels/serving_moe_flashinfer.py; the
+    # collector never autotunes it, while serving times the tuned kernel with TensorRT-LLM's constants:
+    # serving_kernels.grouped_gemm_s)
     tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
-    _, rows, walked = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, GROUPED_ROUTING.get(p[1:5]))
+    grouped = GROUPED_ROUTING.get(p[1:5]) if engine == "vllm" else None
+    _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, grouped)
     shapes = ((2 * inter / tp, h), (h, inter / tp))
-    if flashinfer_fallback_tile("vllm", dtype):
+    if flashinfer_fallback_tile(engine, dtype):
         return sum(serving_moe_flashinfer.grouped_gemm_s(ek.device, ek.k, rows, n, kk) for n, kk in shapes)
-    block = config_block_rows("vllm", ek.device.name, tokens, experts / ep, inter / tp, dtype)
+    block = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, dtype)
+    walked = tokens * topk if walks_all_slots(engine, dtype) else 0.0
     return sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked) for n, kk in shapes)
 
 
@@ -550,10 +546,10 @@ def main() -> None:
            "default config (costmodels/serving_moe_configs.py, from the wheels' file listings). vLLM's FP8 MoE rows "
            "are evaluated on the fallback tile the table timed (FlashInfer's CUTLASS fused MoE, never autotuned by the "
            "collector: costmodels/serving_moe_flashinfer.py); serving uses the tuned kernel vLLM autotunes at "
-           "startup, timed with TensorRT-LLM's fitted FP8 MoE constants of the same device. vLLM's and SGLang's MoE "
-           "points are predicted on the rows the collector built (benchmarks/aic_moe_workload.py: balanced routing; "
+           "startup, timed with TensorRT-LLM's fitted FP8 MoE constants of the same device. All engines' MoE points "
+           "are predicted on the rows their collector built (benchmarks/aic_moe_workload.py: balanced routing; "
            "SGLang's Mixtral rows under EP on the bare kernel, GPU 0's remote slots computed by its expert 0; "
-           "DeepSeek-V3's grouped top-k of those logits favouring groups 0-3 and experts 0-4); serving keeps each "
+           "DeepSeek-V3's grouped top-k (vLLM and SGLang) favouring groups 0-3 and experts 0-4); serving keeps each "
            "engine's own expert-parallel layer. 'moe fp8 block': FP8 experts with 128x128 block scales "
            "(DeepSeek-V3-style checkpoints, served with --quant-block), the table's fp8_block rows: TensorRT-LLM's "
            "CUTLASS MoE fitted with its own constants (moe_blockfp8_*); SGLang's rows are its 'moe fp8' rows, on "
