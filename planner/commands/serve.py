@@ -113,7 +113,8 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--attainment", type=float, default=0.9, show_default=True,
               help="Target fraction of requests meeting both SLOs.")
 @click.option("--rate", type=float, default=None, metavar="R",
-              help="Target arrival rate in requests/s (objective gpus/cost; not with --objective throughput).")
+              help="Target arrival rate in requests/s, >= 1e-5 (objective gpus/cost; not with --objective "
+                   "throughput).")
 @click.option("--objective", type=click.Choice(["goodput", "gpus", "cost", "throughput"]), default=None,
               help="goodput (default without --rate): max goodput per GPU; gpus/cost (need --rate): fewest GPUs/$; "
                    "throughput: offline batch inference, max output tokens/s per GPU, no SLOs.")

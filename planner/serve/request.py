@@ -20,9 +20,10 @@ ARRIVALS = ("poisson", "bursty")
 OBJECTIVES = ("goodput", "gpus", "cost", "throughput")
 MAX_SIMULATED_REQUESTS = 10_000_000
 """largest replay (about 4 minutes and 3 GB for one replay of 10 million requests)"""
-MIN_RATE = 1e-6
-"""slowest arrival rate, requests/s (one in 11.6 days): slower, a replay's arrival times grow so large that float
-rounding swallows the milliseconds of service (1e-300 req/s replayed with TTFT 0 ms)"""
+MIN_RATE = 1e-5
+"""slowest arrival rate, requests/s (one in 28 hours): far slower, a replay's arrival times grow so large that float
+rounding swallows the milliseconds of service (1e-300 req/s replayed with TTFT 0 ms), and at 1e-6 the planner's
+verification replays crash (an IndexError in planner/serve/simulate.py's disaggregated router)"""
 MOMENT_SAMPLES = 4096
 """seeded draws used to summarise a lognormal length distribution"""
 
@@ -288,7 +289,7 @@ def _check_degrees(model: ModelSpec, cluster: ClusterSpec, options: ServeOptions
 
 def check_rate(rate: float | None) -> None:
     """SpecError naming --rate unless it is None or at least MIN_RATE requests/s."""
-    require(rate is None or rate >= MIN_RATE, f"must be >= {MIN_RATE:g} requests/s (one in 11.6 days), got "
+    require(rate is None or rate >= MIN_RATE, f"must be >= {MIN_RATE:g} requests/s (one in 28 hours), got "
             f"{rate:g}" if rate is not None else "", field="rate")
 
 

@@ -278,15 +278,15 @@ def test_offline_plan_export_is_refused_not_wrong(small, tmp_path):
 
 
 def test_tiny_rates_are_refused_or_printed(small_plan, tmp_path):
-    """simulate --rate 1e-300 replayed with TTFT 0 ms (float rounding at arrival times ~1e302 s); explain printed a
-    1e-5 req/s target as "rate 0.000 req/s"."""
+    """simulate --rate 1e-300 replayed with TTFT 0 ms (float rounding at arrival times ~1e302 s), plan serve --rate
+    1e-6 crashed in the simulator's router; explain printed a 2e-5 req/s target as "rate 0.000 req/s"."""
     from planner.serve import explain
 
     path = tmp_path / "plan.json"
     path.write_text(small_plan.dumps())
-    _refused(["simulate", str(path), "--rate", "1e-300"], "rate", "must be >= 1e-06 requests/s")
-    _refused(PLAN + SLO + ["--rate", "1e-9"], "rate", "must be >= 1e-06")
-    with pytest.raises(SpecError, match="1e-06"):
+    _refused(["simulate", str(path), "--rate", "1e-300"], "rate", "must be >= 1e-05 requests/s")
+    _refused(PLAN + SLO + ["--rate", "1e-6"], "rate", "must be >= 1e-05")  # planning at 1e-6 crashed (IndexError)
+    with pytest.raises(SpecError, match="1e-05"):
         ServingWorkload(input_len=10, output_len=10, ttft_s=0.5, tpot_s=0.02, rate_per_s=1e-7)
     out = _refused(["simulate", str(path), "--rate", "0.0002", "--requests", "20"], "at 0.0002 req/s", code=0)
     assert "TTFT p50" in out
