@@ -116,7 +116,8 @@ def _names(text: str) -> tuple[str, ...]:
               help="Target arrival rate in requests/s, >= 1e-5 (objective gpus/cost; not with --objective "
                    "throughput).")
 @click.option("--objective", type=click.Choice(["goodput", "gpus", "cost", "throughput"]), default=None,
-              help="goodput (default without --rate): max goodput per GPU; gpus/cost (need --rate): fewest GPUs/$; "
+              help="goodput (default without --rate): max goodput per GPU; gpus/cost (need --rate): fewest GPUs/$ "
+                   "(cost needs cost_per_hour in the hardware profiles; the built-in ones have none); "
                    "throughput: offline batch inference, max output tokens/s per GPU, no SLOs.")
 @click.option("--top", type=int, default=0, show_default=True, help="Also report the next N deployments.")
 @click.option("--pareto", is_flag=True,

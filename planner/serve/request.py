@@ -332,6 +332,10 @@ class ServeRequest(Typed):
                 f"objective {self.objective!r} needs a target --rate", field="rate")
         require(self.objective == "throughput" or (self.workload.ttft_s > 0 and self.workload.tpot_s > 0),
                 f"objective {self.objective!r} needs TTFT and TPOT SLOs > 0 (--ttft-ms, --tpot-ms)", field="ttft_ms")
+        free = sorted({p.device.name for p in self.cluster.pools if p.device.cost_per_hour <= 0})
+        require(self.objective != "cost" or not free, f"objective 'cost' minimises $/hour, but the hardware profile "
+                f"of {', '.join(free)} has no cost_per_hour (every plan would cost 0): give a hardware YAML with "
+                f"cost_per_hour, or use --objective gpus", field="objective")
         if self.objective == "throughput":  # offline: every request queued at once, nothing to meet or to target
             require(self.workload.ttft_s == 0 and self.workload.tpot_s == 0,
                     "objective 'throughput' plans offline batch inference, which has no TTFT/TPOT SLOs: drop "

@@ -295,3 +295,21 @@ def test_tiny_rates_are_refused_or_printed(small_plan, tmp_path):
     from planner.plan import Plan
 
     assert "rate 2e-05 req/s" in explain(Plan(doc))
+
+
+def test_cost_objective_needs_prices(tmp_path):
+    """--objective cost on profiles without cost_per_hour (none of the built-in ones has it) minimised a cost of 0:
+    any deployment was "optimal"."""
+    import pathlib
+
+    _refused(PLAN + SLO + ["--rate", "5", "--objective", "cost"], "objective", "h100-sxm has no cost_per_hour",
+             "--objective gpus")
+    hw = pathlib.Path(profiles.__file__).parent / "hardware" / "h100-sxm.yaml"
+    priced = tmp_path / "h100-priced.yaml"
+    priced.write_text(hw.read_text() + "\ncost_per_hour: 2.5\n")
+    model = profiles.load_model("llama3.1-8b")
+    cluster = ClusterSpec.homogeneous(profiles.load_device(str(priced)), 8)
+    wl = ServingWorkload(input_len=1000, output_len=200, ttft_s=0.5, tpot_s=0.02, rate_per_s=5.0)
+    assert ServeRequest(model=model, cluster=cluster, workload=wl, objective="cost").objective == "cost"
+    with pytest.raises(SpecError, match="no cost_per_hour"):
+        plan_serving(model, ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 8), wl, objective="cost")
