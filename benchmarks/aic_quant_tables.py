@@ -14,15 +14,36 @@ quantize_e4m3_per_tensor): its FP8 rows hold GEMM + amax pass + quantise kernel.
 by TensorRT-LLM carries static input scales and runs the quantise kernel alone. vLLM's GEMM collector builds its
 Fp8Config with activation_scheme "static" (static_scaled_fp8_quant) and SGLang's compute_scale table is all zeros,
 so only TensorRT-LLM's rows carry the pass (DYNAMIC_SCALE_ROWS). Nothing here is fitted.
+
+The scale_matrix tables of TensorRT-LLM and vLLM time the very static quantise kernel their GEMM rows run (see
+STATIC_KERNEL_ROWS): serve_engine_fit.py fits serving_gemm.fp8_quant_s to them (op "fp8 quant"). SGLang's do not:
+its collector times a torch composite (x / scale, clamp, cast, copy: ~30 bytes per element, 10x the bandwidth bound)
+while its GEMM rows quantise with sgl_per_token_quant_fp8 (collector/sglang/collect_gemm.py), a kernel no table times
+alone (its compute_scale rows, dynamic minus that composite, are clamped to 0).
 """
 
 import bisect
+import functools
 import os
 
 from aiconfigurator_tables import DEVICES, ENGINE_VERSIONS, MS, _read, data_dir
 
 DYNAMIC_SCALE_ROWS = ("trtllm",)
 """engines whose FP8 GEMM table rows quantise their input with a dynamic per-tensor scale (an amax pass first)"""
+STATIC_KERNEL_ROWS = ("trtllm", "vllm")
+"""engines whose scale_matrix table times the static quantise kernel their FP8 GEMM rows (and serving) run"""
+
+
+@functools.cache
+def static_quant_points(device: str, engine: str) -> tuple[tuple[int, int, float], ...]:
+    """(m, k, seconds) of the engine's measured static-scale quantise kernel (scale_matrix), median per (m, k), sorted;
+    () for an engine whose table times another kernel than its GEMM rows run (STATIC_KERNEL_ROWS)."""
+    if engine not in STATIC_KERNEL_ROWS:
+        return ()
+    path = os.path.join(data_dir(), DEVICES[device], "quantize", engine, ENGINE_VERSIONS[engine],
+                        "scale_matrix_perf.parquet")
+    grouped = _read(path).groupby(["m", "k"], sort=True)["latency"].median()
+    return tuple((int(m), int(k), float(v) * MS) for (m, k), v in grouped.items())
 
 
 class ScaleTable:

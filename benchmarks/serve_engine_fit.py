@@ -32,7 +32,7 @@ sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Pa
 
 import numpy as np  # noqa: E402
 from aic_moe_workload import GROUPED_ROUTING, RAW_KERNEL_SHAPES, measured_rows  # noqa: E402
-from aic_quant_tables import ScaleTable, dynamic_scale_s  # noqa: E402
+from aic_quant_tables import STATIC_KERNEL_ROWS, ScaleTable, dynamic_scale_s, static_quant_points  # noqa: E402
 from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa: E402
 from machine import machine_note  # noqa: E402
 
@@ -45,7 +45,7 @@ from costmodels.serving_attention import (  # noqa: E402
     prefill_attention_s,
     query_tiles,
 )
-from costmodels.serving_gemm import grouped_gemm_rows_s  # noqa: E402
+from costmodels.serving_gemm import fp8_quant_s, grouped_gemm_rows_s  # noqa: E402
 from costmodels.serving_kernels import EngineKernels, block_fp8_kernels, gemm_s, grouped_gemm_s  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
     config_block_rows,
@@ -86,13 +86,14 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
-             gemm_sms=132.0, gemm_wave_weight=0.2, gemm_large_efficiency_max=0.75)
+             gemm_sms=132.0, gemm_wave_weight=0.2, gemm_large_efficiency_max=0.75, fp8_gemm_row_s=0.0)
 """starting point of every fit (and the value of a constant no table constrains)"""
-ENGINE_START = {"vllm": dict(moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0, moe_block_weight_reads=0.5,
+ENGINE_START = {"vllm": dict(fp8_gemm_row_s=1e-9, moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0,
+                             moe_block_weight_reads=0.5,
                              moe_efficiency=0.6, moe_default_efficiency=0.6, moe_fp8_hbm_efficiency=0.5,
                              moe_fp8_slot_bytes=3.0, moe_blockfp8_efficiency=0.5),
                 "sglang": dict(moe_overlap_exponent=2.0, moe_fp8_overlap_exponent=2.0, moe_fp8_serial_bytes=1.0),
-                "trtllm": dict(moe_blockfp8_efficiency=0.7, moe_blockfp8_expert_s=1e-7,
+                "trtllm": dict(fp8_gemm_row_s=1e-9, moe_blockfp8_efficiency=0.7, moe_blockfp8_expert_s=1e-7,
                                moe_blockfp8_serial_bytes=3.0)}
 """an engine's own starting point: for constants whose START is 0 (that term off) the engines named here are the
 only ones they are fitted for (vLLM's FP8 experts on FlashInfer's fallback tile; its Triton kernel's weight
@@ -124,6 +125,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_fp8_efficiency": (0.05, 1.0), "fp8_wave_weight": (1e-3, 1.0), "fp8_k_overhead": (1.0, 1e5),
           "fp8_oob_penalty": (1e-3, 20.0),
           "fp8_quant_bytes": (0.1, 100.0), "fp8_quant_row_s": (1e-13, 1e-6), "fp8_cta_bytes_per_s": (1e9, 1e13),
+          "fp8_gemm_row_s": (1e-13, 1e-6),
           "fp8_hbm_efficiency": (0.05, 1.0), "fp8_large_efficiency_max": (0.05, 1.0),
           "gemm_wave_weight": (1e-3, 1.0), "gemm_large_efficiency_max": (0.05, 1.0),
           "fp8_overlap_exponent": (1.0, 16.0),
@@ -201,6 +203,11 @@ def _gemm(ek, p, engine: str = "", device: str = ""):
     m, n, kk, dtype, _ = p
     scale = dynamic_scale_s(SCALE_TABLES, device, engine, m, kk) if dtype == "fp8" else 0.0
     return gemm_s(ek, m, n, kk, dtype) + scale
+
+
+def _quant(ek, p):
+    m, kk, _ = p  # the static-scale quantise kernel alone (aic_quant_tables.static_quant_points)
+    return fp8_quant_s(ek.device, ek.k, m, kk)
 
 
 def _prefill(ek, p):
@@ -345,14 +352,18 @@ def _gemm_domain(t: Tables, dtype: str) -> list:
 
 
 OPS = {
-    # op: (points of the domain, predictor, constants fitted on it)
+    # op: (points of the domain, predictor, constants fitted on it); fitted in this order
     "gemm bf16": (lambda t: _gemm_domain(t, "bf16"), _gemm,
                   ("gemm_efficiency_max", "gemm_half_flops", "hbm_efficiency", "kernel_floor_s", "gemm_wave_weight",
                    "gemm_large_efficiency_max")),
+    # the FP8 input quantise kernel on its own measured table (serving's k range), fixed in 'gemm fp8' (op_names)
+    "fp8 quant": (lambda t: [p for p in static_quant_points(t.device, t.engine)
+                             if p[0] <= 16384 and 512 <= p[1] <= max(k for _, k in SHIPPED_GEMMS)], _quant,
+                  ("fp8_quant_s", "fp8_quant_row_s", "fp8_quant_bytes")),
     "gemm fp8": (lambda t: _gemm_domain(t, "fp8"), _gemm,
                  ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s", "fp8_k_overhead", "fp8_wave_weight",
                   "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s", "fp8_hbm_efficiency",
-                  "fp8_overlap_exponent", "fp8_large_efficiency_max", "fp8_oob_penalty")),
+                  "fp8_overlap_exponent", "fp8_large_efficiency_max", "fp8_oob_penalty", "fp8_gemm_row_s")),
     "prefill attention": (lambda t: [p for p in t.prefill if p[0] * p[1] >= 128 and p[4] == HEAD_DIM
                                      and (p[2], p[3]) in SHIPPED], _prefill,
                           ("attention_efficiency", "attention_floor_s", "attention_half_work", "attention_tile_s",
@@ -392,9 +403,22 @@ def _kernels(dev: DeviceSpec, values: dict) -> EngineKernels:
 WIDE = {"prefill attention": lambda t: [p for p in t.prefill if p[0] * p[1] >= 128],
         "decode attention": lambda t: list(t.decode),
         "gemm bf16": lambda t: _gemm_table(t, "bf16"), "gemm fp8": lambda t: _gemm_table(t, "fp8"),
+        "fp8 quant": lambda t: static_quant_points(t.device, t.engine),
         "moe bf16": lambda t: _moe_table(t, "bf16"), "moe fp8": lambda t: _moe_table(t, "fp8"),
         "moe fp8 block": _moe_block_table}
 """the whole table of an op whose fitted domain is narrower (reported, with the same constants)"""
+
+
+def op_names(op: str, engine: str) -> tuple[str, ...]:
+    """The constants `op` fits for `engine`: where the engine's scale_matrix table times its GEMM rows' quantise kernel
+    (STATIC_KERNEL_ROWS) 'fp8 quant' fits them and 'gemm fp8', after it, keeps them and fits the GEMM's own time per
+    row; else 'gemm fp8' fits them (the quantise kernel's time per row standing for both)."""
+    measured = engine in STATIC_KERNEL_ROWS
+    if op == "fp8 quant":
+        return OPS[op][2] if measured else ()
+    if op == "gemm fp8":
+        return tuple(n for n in OPS[op][2] if n not in (OPS["fp8 quant"][2] if measured else ("fp8_gemm_row_s",)))
+    return OPS[op][2]
 
 
 def _residuals(dev: DeviceSpec, values: dict, names, x, points, predict):
@@ -459,11 +483,11 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
     values = {**START, **ENGINE_START.get(engine, {}), **ENGINE_CONSTANTS.get(engine, {})}
     if set(refit) != set(OPS):  # the profile's constants, except those fitted again (from START, as always)
         have = {c.engine: c for c in dev.serving_engines}
-        fitted = {n for op in refit for n in OPS[op][2]}
+        fitted = {n for op in refit for n in op_names(op, engine)}
         values.update({n: getattr(have[engine], n) for n in START if engine in have and n not in fitted})
     rows = []
-    for op, (domain, predict, names) in OPS.items():
-        names = names if op in refit else ()
+    for op, (domain, predict, _) in OPS.items():
+        names = op_names(op, engine) if op in refit else ()
         if predict in (_moe, _moe_block):  # which shapes have tuned kernel configs depends on the engine
             predict = functools.partial(predict, engine=engine)
         elif predict is _gemm:  # which engines' FP8 rows quantise dynamically (aic_quant_tables)
@@ -510,6 +534,18 @@ def write_profile(device: str, cals: list[EngineCalibration]) -> None:
     path.write_text(head + yaml_block(cals))
 
 
+def _checked(ap: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The engines to fit, after checking --refit and --engines (exit with a message naming the valid choices)."""
+    if not set(args.refit.split(",")) <= set(OPS):
+        sys.exit(f"--refit: unknown op in {args.refit!r}; ops: {', '.join(OPS)}")
+    if "fp8 quant" in args.refit.split(",") and "gemm fp8" not in args.refit.split(","):
+        ap.error("--refit: 'fp8 quant' also needs 'gemm fp8' (fitted on top of the quantise kernel's constants)")
+    engines = args.engines.split(",")
+    if not set(engines) <= set(ENGINE_VERSIONS):
+        sys.exit(f"--engines: unknown engine in {args.engines!r}; engines: {', '.join(ENGINE_VERSIONS)}")
+    return engines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--write-profiles", action="store_true")
@@ -519,11 +555,7 @@ def main() -> None:
                     help="engines whose constants are fitted (the others keep the profile's and are only evaluated)")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results" / "serve_engines.md"))
     args = ap.parse_args()
-    if not set(args.refit.split(",")) <= set(OPS):
-        sys.exit(f"--refit: unknown op in {args.refit!r}; ops: {', '.join(OPS)}")
-    engines = args.engines.split(",")
-    if not set(engines) <= set(ENGINE_VERSIONS):
-        sys.exit(f"--engines: unknown engine in {args.engines!r}; engines: {', '.join(ENGINE_VERSIONS)}")
+    engines = _checked(ap, args)
     partial = set(args.refit.split(",")) != set(OPS) or set(engines) != set(ENGINE_VERSIONS)
     out = ["# serving kernel constants fitted to measured per-op tables", "",
            "Command: `.venv/bin/python benchmarks/serve_engine_fit.py --write-profiles"

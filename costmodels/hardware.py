@@ -231,6 +231,8 @@ class KernelConstants:
     """FP8 input quantisation: HBM bytes per input element (read 2, write 1: one pass)"""
     fp8_quant_row_s: float = 0.0
     """FP8 input quantisation: time per row (per-token scale computation)"""
+    fp8_gemm_row_s: float = 0.0
+    """FP8 GEMMs: time per input row outside the tiles' overlap (serving_gemm.gemm_fp8_s)"""
     gemm_sms: float = 132.0
     """SMs the GEMM tiles run on (H100/H200 SXM: 132)"""
     attention_tile_s: float = 0.0
@@ -331,6 +333,7 @@ class EngineCalibration(KernelConstants):
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("fp8_large_efficiency_max", "fp8_hbm_efficiency", "fp8_overlap_exponent", "moe_floor_s",
                      "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
+                     "fp8_gemm_row_s",
                      "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",
                      "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
                      "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",

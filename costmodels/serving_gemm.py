@@ -24,13 +24,18 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
           TensorRT-LLM's kernels run 1025 rows as fast as 1024)
       memory  = t_floor + bytes / min(BW · η_fp8, min(T, S) · B_cta): only T thread blocks stream the operands
           when the GEMM has fewer tiles than SMs, each at most B_cta
-      t = (compute^p + memory^p)^(1/p) (loads and MMAs overlap imperfectly; p = 0: max) + quantisation of the input
+      t = (compute^p + memory^p)^(1/p) (loads and MMAs overlap imperfectly; p = 0: max) + m·t_g + quantisation of
+      the input
       unless fused into the preceding kernel (costmodels/serving_fusions.py):
           t_q + m·t_row + q·m·k / (BW · η_hbm)  (q HBM bytes per element; t_row per row: per-token scales)
       the static-scale quantise kernel of a per-tensor FP8 checkpoint (its input_scale): TensorRT-LLM's GEMM table
       rows quantise dynamically instead (its collector loads no input_scale, so FP8QDQLinearMethod runs
       quantize_e4m3_per_tensor: an amax pass, then the quantise kernel), which its fit takes off with the measured
-      compute_scale table (benchmarks/aic_quant_tables.py); vLLM's rows run the static kernel
+      compute_scale table (benchmarks/aic_quant_tables.py); vLLM's rows run the static kernel. The quantise kernel's
+      constants are fitted to its own measured table (scale_matrix) where that times the kernel the GEMM rows run
+      (TensorRT-LLM, vLLM; SGLang's times another: fitted inside its GEMM rows). t_g: a time per input row of the
+      GEMM step that the measured quantise kernel does not have (vLLM's rows: ~5-6 ns per row, which the fit had
+      put in t_row while the quantise kernel was fitted inside the GEMM rows; mechanism not identified)
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
@@ -130,7 +135,7 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
     if k.fp8_cta_bytes_per_s > 0:
         bandwidth = min(bandwidth, min(tiles, k.gemm_sms) * k.fp8_cta_bytes_per_s)
     memory_s = k.kernel_floor_s + (m * kk + kk * n + 2.0 * m * n) / bandwidth
-    return overlap_s(compute_s, memory_s, k.fp8_overlap_exponent)
+    return overlap_s(compute_s, memory_s, k.fp8_overlap_exponent) + m * k.fp8_gemm_row_s
 
 
 def overlap_s(compute_s: float, memory_s: float, p: float) -> float:
