@@ -7,14 +7,16 @@
   --disaggregation-bootstrap-port; the router `python -m sglang_router.launch_router --pd-disaggregation
   --prefill URL BOOTSTRAP --decode URL`, one per decode pool, with --prefill-policy/--decode-policy power_of_two
   (load-aware) when the instances' planned loads differ. Decode --max-running-requests = the plan's decode batch.
-- Colocated: --chunked-prefill-size and --max-running-requests.
+- Colocated: --chunked-prefill-size and --max-running-requests. Offline (objective throughput) plans:
+  --chunked-prefill-size = the group's prefill_token_budget (the tokens per prefill batch its throughput assumes;
+  --max-prefill-tokens too above 16384) and --max-running-requests = the in-flight batch; a budget of 1 is refused.
 - Prefill: --chunked-prefill-size = the plan's prefill_token_budget (batched prefill).
 - Intra-GPU: a prefill and a decode server on the same GPUs under CUDA MPS with
   CUDA_MPS_ACTIVE_THREAD_PERCENTAGE = each phase's share and --mem-fraction-static from serve_memory.
 - FP8: --quantization fp8; FP8 KV cache --kv-cache-dtype fp8_e4m3.
 """
 
-from planner.exports.common import Target
+from planner.exports.common import ExportRefused, Target
 from planner.exports.serve_layout import Worker, load_weights, routes, shell_line, visible
 from planner.exports.serve_memory import intra_gpu_fractions
 from planner.plan import Plan
@@ -57,12 +59,19 @@ def _prefill_budget(g: dict) -> list[str]:
     return ["--chunked-prefill-size", str(budget)] + (["--max-prefill-tokens", str(budget)] if budget > 16384 else [])
 
 
-def _role_args(w: Worker) -> list[str]:
+def _role_args(w: Worker, target: Target) -> list[str]:
     g = w.group
+    if w.role == "colocated" and g.get("prefill_token_budget") == 1:
+        raise ExportRefused(target, f"decision.groups[{w.group_index}].prefill_token_budget", 1,
+                            "the plan's throughput assumes one prompt per prefill step (the legacy/modern engine "
+                            "models, or --prefill-token-budget 1), which SGLang's token-budgeted prefill batches do "
+                            "not run; re-plan with --engine sglang and a budget > 1")
     if w.role == "prefill":
         return _pd("prefill") + ["--disaggregation-bootstrap-port", str(BOOTSTRAP_PORT + w.n)] + _prefill_budget(g)
     if w.role == "decode":
         return _pd("decode") + ["--max-running-requests", str(g["max_batch"])]
+    if g.get("prefill_token_budget"):  # offline (objective throughput): the budget its throughput assumes
+        return _prefill_budget(g) + ["--max-running-requests", str(g["max_batch"])]
     return ["--chunked-prefill-size", str(g["chunk_tokens"]), "--max-running-requests", str(g["max_batch"])]
 
 
@@ -72,7 +81,7 @@ def worker_lines(plan: Plan, w: Worker, ordinal: int, target: Target, base: list
         tail = _multi_node(w, rank, ordinal)
         if w.role != "intra_gpu":
             out += [f"# on {node.name}", shell_line(visible(ids), base + ["--port", str(w.port)] + _shape(w)
-                                                    + _role_args(w) + tail)]
+                                                    + _role_args(w, target) + tail)]
             continue
         share = max(1, min(99, round(100 * w.group["prefill_share"])))
         pre_mem, dec_mem = intra_gpu_fractions(plan, w.group, w.group_index, target)

@@ -12,7 +12,9 @@
 - Multi-node: tp x pp across nodes = --nnodes N --node-rank r --master-addr/--master-port (ranks > 0 run
   --headless); dp across nodes = --data-parallel-size-local, --data-parallel-start-rank, --data-parallel-address,
   --data-parallel-rpc-port (ranks > 0 --headless). GPUs are pinned with CUDA_VISIBLE_DEVICES.
-- Colocated: --enable-chunked-prefill --max-num-batched-tokens (chunk + decode batch).
+- Colocated: --enable-chunked-prefill --max-num-batched-tokens (chunk + decode batch). Offline (objective
+  throughput) plans: --max-num-batched-tokens = the group's prefill_token_budget (the tokens per step its throughput
+  assumes) / dp and --max-num-seqs = the in-flight batch / dp; a budget of 1 (one prompt per step) is refused.
 - Prefill: --max-num-batched-tokens = the plan's prefill_token_budget / dp (batched prefill; --max-num-seqs 1
   when the budget is 1, one prompt per step).
 - Intra-GPU (semi-PD): a prefill and a decode process on the same GPUs under CUDA MPS, each with
@@ -87,6 +89,22 @@ def _prefill_budget(g: dict) -> list[str]:
     return ["--max-num-batched-tokens", str(max(1, budget // g["dp"]))]
 
 
+def _offline_args(w: Worker, target: Target, per_engine: int) -> list[str]:
+    """An offline (objective throughput) instance: every step carries up to the plan's token budget (decodes first,
+    then prompt tokens; per data-parallel engine budget / dp) and at most the in-flight batch; the running batch
+    never exceeds the budget (vLLM requires max_num_batched_tokens >= max_num_seqs)."""
+    g = w.group
+    budget = g["prefill_token_budget"]
+    if budget == 1:
+        raise ExportRefused(target, f"decision.groups[{w.group_index}].prefill_token_budget", budget,
+                            "the plan's throughput assumes one prompt per prefill step between decode steps (the "
+                            "legacy/modern engine models, or --prefill-token-budget 1), which vLLM's mixed-step "
+                            "scheduler does not run; re-plan with --engine vllm and a budget > 1")
+    tokens = max(1, budget // g["dp"])
+    return ["--enable-chunked-prefill", "--max-num-batched-tokens", str(tokens),
+            "--max-num-seqs", str(min(per_engine, tokens))]
+
+
 def _role_args(w: Worker, target: Target) -> list[str]:
     g, per_engine = w.group, math.ceil(w.group["max_batch"] / w.group["dp"])
     if len(w.placement) > 1 and g["dp"] > 1 and (g["dp"] % len(w.placement) or g["pp"] > 1):
@@ -100,6 +118,8 @@ def _role_args(w: Worker, target: Target) -> list[str]:
         return _kv("kv_producer") + _prefill_budget(g)
     if w.role == "decode":
         return _kv("kv_consumer") + ["--max-num-seqs", str(per_engine)]
+    if w.role == "colocated" and g.get("prefill_token_budget"):
+        return _offline_args(w, target, per_engine)
     if w.role == "colocated":
         return ["--enable-chunked-prefill", "--max-num-batched-tokens", str(g["chunk_tokens"] + per_engine),
                 "--max-num-seqs", str(per_engine)]

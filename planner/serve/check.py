@@ -78,6 +78,9 @@ def _check_offline(plan: Plan, model, cluster, workload, options) -> list[str]:
         problems.append(f"offline shape tp{g['tp']}pp{g['pp']} on {g['pool']} does not hold one request")
     elif not _close(mine[0][0], got):
         problems.append(f"offline_output_tokens_per_s_per_gpu is {got}, recomputed {mine[0][0]}")
+    elif g.get("prefill_token_budget", mine[0][3]["offline_token_budget"]) != mine[0][3]["offline_token_budget"]:
+        problems.append(f"prefill_token_budget is {g['prefill_token_budget']}, the engine and options give "
+                        f"{mine[0][3]['offline_token_budget']}")
     if rows and rows[0][0] > got * (1 + REL_TOL):
         problems.append(f"shape tp{rows[0][2].tp}pp{rows[0][2].pp} reaches {rows[0][0]:.1f} output tok/s/GPU, "
                         f"more than the plan's {got:.1f}")
@@ -233,6 +236,12 @@ def _rate(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if x == 0 or abs(x) >= 10 ** -digits else f"{x:.3g}"
 
 
+def _offline_budget_text(budget: int | None) -> str:
+    if not budget:
+        return "token budget per step not recorded"
+    return "one prompt per prefill step" if budget == 1 else f"up to {budget} tokens per step"
+
+
 def explain(plan: Plan) -> str:
     """A readable summary of a serve plan or serve estimate."""
     if plan.kind == "estimate":
@@ -246,7 +255,7 @@ def explain(plan: Plan) -> str:
             [f"serve plan: offline batch inference ({plan['inputs']['options']['engine']} engine), "
              "objective throughput", _workload_line(plan["inputs"]),
              f"  {g['instances']} x tp{g['tp']} pp{g['pp']} ep{g['ep']} dp{g['dp']} on {g['pool']} ({p['gpus']} GPUs), "
-             f"in-flight batch {p['offline_batch']}",
+             f"in-flight batch {p['offline_batch']}, " + _offline_budget_text(g.get("prefill_token_budget")),
              f"  {p['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU, {p['rate_rps']:.2f} req/s in all"]
             + [f"  alternative {a['rank']}: tp{a['groups'][0]['tp']} pp{a['groups'][0]['pp']}: "
                f"{a['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU" for a in plan["alternatives"]])

@@ -2,7 +2,8 @@
 
 Instances are placed on nodes and GPUs (planner.exports.serve_layout), one line per node of each instance
 (multi-node instances get node count, node rank and a rendezvous address placeholder), and a PD proxy or
-router in front of disaggregated and intra-GPU plans. What the engine cannot run is refused with exit 2
+router in front of disaggregated and intra-GPU plans; offline (objective throughput) plans launch with the token
+budget and in-flight batch they were planned with. What the engine cannot run is refused with exit 2
 (planner.exports.common.ExportRefused). The engine-specific parts are planner.exports.vllm / .sglang.
 """
 
@@ -20,13 +21,12 @@ def export(plan: Plan, fmt: str) -> str:
     """Shell lines launching every instance of the plan, each under a comment naming its node and GPUs."""
     if plan.kind != "serve":
         raise SpecError("only serve plans can be exported (an estimate has no deployment)", field="kind")
-    if plan["inputs"].get("objective") == "throughput":
-        # its groups record no prefill token budget (chunk_tokens 0), so the launch lines would cap every vLLM step
-        # at the in-flight batch (no room for prompts) and give SGLang --chunked-prefill-size 0
-        raise SpecError("an offline (objective throughput) plan cannot be exported yet: its throughput assumes the "
-                        "engine's prefill token budget per step, which the plan does not record for the launch "
-                        "lines; export a plan made with SLOs (--objective goodput), or launch the shape in "
-                        "decision.groups with the engine's default token budget", field="inputs.objective")
+    if plan["inputs"].get("objective") == "throughput" and not all(
+            g.get("prefill_token_budget") for g in plan["decision"]["groups"]):
+        raise SpecError("this offline (objective throughput) plan records no token budget per step "
+                        "(decision.groups[].prefill_token_budget; plans made before it was recorded): re-plan it with "
+                        "`plan serve --objective throughput` to export it",
+                        field="decision.groups.prefill_token_budget")
     tgt = target(fmt, EXPORT_FORMATS)
     nodes, workers = place(plan, tgt)
     model = plan["inputs"]["model"]["name"]

@@ -24,7 +24,8 @@ Output tokens/s per GPU = OSL · (requests/s) / GPUs, requests/s from the engine
           time per request  T = S(k, F) / k + (OSL / a) · d(B) / B,   d(B) averaged over contexts ISL .. ISL + OSL,
       requests/s = 1 / T. With C = 1 (k = 1) this is one prompt per prefill step.
 `plan serve --objective throughput` (plan_offline) picks the shape with the most output tokens/s per GPU and
-replicates it over its pool; the plan is a colocated deployment with max_batch = B and no SLOs (not simulated).
+replicates it over its pool; the plan is a colocated deployment with max_batch = B, prefill_token_budget = C and no
+SLOs (not simulated); `export` launches it with those two (planner/exports/vllm.py, sglang.py).
 """
 
 import dataclasses
@@ -115,7 +116,8 @@ def offline_throughput(model: ModelSpec, device: DeviceSpec, shape: InstanceShap
 
 
 def _best_shape(cm, workload, options) -> list[tuple]:
-    """[(tokens/s/GPU, pool, shape, figures)] of every shape that holds at least one request, best first."""
+    """[(tokens/s/GPU, pool, shape, figures)] of every shape that holds at least one request, best first (figures
+    carry offline_token_budget, the tokens per step the shape's throughput assumes)."""
     rows = []
     for pool in cm.cluster.pools:
         budget = offline_budget(options.engine, cm.prefill_token_budget(pool))
@@ -125,17 +127,21 @@ def _best_shape(cm, workload, options) -> list[tuple]:
                                          prefix_len=workload.prefix_len, spec_depth=options.spec_depth,
                                          spec_accept=options.spec_accept)
             if figures["offline_batch"] >= 1:
+                figures["offline_token_budget"] = budget
                 rows.append((figures["offline_output_tokens_per_s_per_gpu"], pool, shape, figures))
     rows.sort(key=lambda r: (-r[0], r[2].gpus, r[1].name, (r[2].tp, r[2].pp, r[2].ep, r[2].dp)))
     return rows
 
 
 def _group(pool, shape: InstanceShape, figures: dict, instances: int) -> dict:
+    """The colocated group of `instances` copies of `shape`: max_batch is the in-flight batch B and
+    prefill_token_budget the tokens per step C (1: one prompt per prefill step) — what export launches it with."""
     rate = figures["offline_requests_per_s"]
     return {"role": "colocated", "pool": pool.name, "dest_pool": pool.name, "tp": shape.tp, "pp": shape.pp,
             "ep": shape.ep, "dp": shape.dp, "gpus": shape.gpus, "instances": instances, "capacity_rps": rate,
             "load_rps": rate, "max_batch": figures["offline_batch"], "chunk_tokens": 0, "prefill_share": 0.0,
-            "ttft_floor_s": 0.0, "tpot_s": 0.0}
+            "ttft_floor_s": 0.0, "tpot_s": 0.0,
+            "prefill_token_budget": figures["offline_token_budget"]}
 
 
 def plan_offline(request, options, progress=None) -> Plan:

@@ -264,17 +264,17 @@ def test_readme_and_help_name_the_engines_and_dtypes_the_cli_takes():
         assert all(e in text for e in ENGINES)
 
 
-def test_offline_plan_export_is_refused_not_wrong(small, tmp_path):
+def test_offline_plan_export_is_not_wrong(small, tmp_path):
     """An offline plan's vLLM lines capped every step at the in-flight batch (--max-num-batched-tokens 377 against
-    the 8192-token budget its throughput assumes) and SGLang's had --chunked-prefill-size 0; refused until the plan
-    records its budget."""
+    the 8192-token budget its throughput assumes) and SGLang's had --chunked-prefill-size 0; the plan now records its
+    budget and exports it (tests/exports/test_offline_export.py checks the flags)."""
     model, cluster = small
     plan = plan_serving(model, cluster, ServingWorkload(input_len=1000, output_len=200, ttft_s=0, tpot_s=0),
                         objective="throughput")
     path = tmp_path / "offline.json"
     path.write_text(plan.dumps())
-    for fmt in ("vllm", "sglang"):
-        _refused(["export", str(path), "--format", fmt], "offline (objective throughput) plan cannot be exported")
+    for fmt, flag in (("vllm", "--max-num-batched-tokens 8192"), ("sglang", "--chunked-prefill-size 8192")):
+        assert flag in _run(["export", str(path), "--format", fmt]).output
 
 
 def test_tiny_rates_are_refused_or_printed(small_plan, tmp_path):
