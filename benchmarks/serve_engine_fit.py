@@ -86,10 +86,12 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
-             gemm_sms=132.0, gemm_wave_weight=0.2, gemm_large_efficiency_max=0.75, fp8_gemm_row_s=0.0)
-"""starting point of every fit (and the value of a constant no table constrains)"""
-ENGINE_START = {"vllm": dict(fp8_gemm_row_s=1e-9, moe_fp8_tile_s=1e-6, moe_fp8_oob_penalty=1.0,
-                             moe_block_weight_reads=0.5,
+             gemm_sms=132.0, gemm_wave_weight=0.2, gemm_large_efficiency_max=0.75, fp8_gemm_row_s=0.0,
+             fp8_quant_l2_bytes=50.0 * 2**20, fp8_quant_l2_share=0.7, fp8_quant_row_bytes_per_s=0.0)
+"""starting point of every fit (and the value of a constant no table constrains; fp8_quant_l2_bytes, never fitted: the
+50 MiB L2 of H100 and H200 SXM)"""
+ENGINE_START = {"vllm": dict(fp8_gemm_row_s=1e-9, fp8_quant_row_bytes_per_s=3e10, moe_fp8_tile_s=1e-6,
+                             moe_fp8_oob_penalty=1.0, moe_block_weight_reads=0.5,
                              moe_efficiency=0.6, moe_default_efficiency=0.6, moe_fp8_hbm_efficiency=0.5,
                              moe_fp8_slot_bytes=3.0, moe_blockfp8_efficiency=0.5),
                 "sglang": dict(moe_overlap_exponent=2.0, moe_fp8_overlap_exponent=2.0, moe_fp8_serial_bytes=1.0),
@@ -108,7 +110,8 @@ least squares has local minima: from START's the H100 BF16 fit can stall at the 
 FP8 fit in the corner hbm 1 / slot bytes 0.01)"""
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
                                    decode_mha_block_tokens=256.0, decode_fp8_head_tile=8.0,
-                                   moe_blockfp8_slot_bytes=1.0)}
+                                   moe_blockfp8_slot_bytes=1.0, fp8_quant_row_s=0.0),
+                    "vllm": dict(fp8_quant_row_s=0.0)}
 """kernel constants read from an engine's source, not fitted: TensorRT-LLM's XQA decode kernel splits a
 sequence's KV history into blocks of >= 128 tokens (its multi-block heuristic, kMinHistoryTokensPerBlock), and
 runs only when 4 x its thread blocks reach the SM count (kEnableMinBlockFactor; else MMHA, BF16 KV only); MMHA's
@@ -116,7 +119,8 @@ runs only when 4 x its thread blocks reach the SM count (kEnableMinBlockFactor; 
 its FP8-KV XQA (Hopper GMMA, swapped AB) pads a KV head's query heads to a multiple of 8 (ctaNbQHeads); its
 block-scaled DeepGEMM MoE GEMM reads each slot's input row and writes its output row once (the slot traffic of the
 permute/quantise/activation/finalize kernels around it is the fitted moe_blockfp8_serial_bytes: fitted under the GEMM
-as well, that share ran to its lower bound 0.01)"""
+as well, that share ran to its lower bound 0.01); TensorRT-LLM's and vLLM's static-scale FP8 quantise kernels compute
+no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
           "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0), "kv_dequant_s": (1e-16, 1e-9),
@@ -125,7 +129,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_fp8_efficiency": (0.05, 1.0), "fp8_wave_weight": (1e-3, 1.0), "fp8_k_overhead": (1.0, 1e5),
           "fp8_oob_penalty": (1e-3, 20.0),
           "fp8_quant_bytes": (0.1, 100.0), "fp8_quant_row_s": (1e-13, 1e-6), "fp8_cta_bytes_per_s": (1e9, 1e13),
-          "fp8_gemm_row_s": (1e-13, 1e-6),
+          "fp8_gemm_row_s": (1e-13, 1e-6), "fp8_quant_l2_share": (0.05, 1.0), "fp8_quant_row_bytes_per_s": (1e9, 1e13),
           "fp8_hbm_efficiency": (0.05, 1.0), "fp8_large_efficiency_max": (0.05, 1.0),
           "gemm_wave_weight": (1e-3, 1.0), "gemm_large_efficiency_max": (0.05, 1.0),
           "fp8_overlap_exponent": (1.0, 16.0),
@@ -359,7 +363,8 @@ OPS = {
     # the FP8 input quantise kernel on its own measured table (serving's k range), fixed in 'gemm fp8' (op_names)
     "fp8 quant": (lambda t: [p for p in static_quant_points(t.device, t.engine)
                              if p[0] <= 16384 and 512 <= p[1] <= max(k for _, k in SHIPPED_GEMMS)], _quant,
-                  ("fp8_quant_s", "fp8_quant_row_s", "fp8_quant_bytes")),
+                  ("fp8_quant_s", "fp8_quant_row_s", "fp8_quant_bytes", "fp8_quant_l2_share",
+                   "fp8_quant_row_bytes_per_s")),
     "gemm fp8": (lambda t: _gemm_domain(t, "fp8"), _gemm,
                  ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s", "fp8_k_overhead", "fp8_wave_weight",
                   "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s", "fp8_hbm_efficiency",
@@ -414,8 +419,8 @@ def op_names(op: str, engine: str) -> tuple[str, ...]:
     (STATIC_KERNEL_ROWS) 'fp8 quant' fits them and 'gemm fp8', after it, keeps them and fits the GEMM's own time per
     row; else 'gemm fp8' fits them (the quantise kernel's time per row standing for both)."""
     measured = engine in STATIC_KERNEL_ROWS
-    if op == "fp8 quant":
-        return OPS[op][2] if measured else ()
+    if op == "fp8 quant":  # one thread block per row: vLLM's static_scaled_fp8_quant (grid = rows)
+        return tuple(n for n in OPS[op][2] if n != "fp8_quant_row_bytes_per_s" or engine == "vllm") if measured else ()
     if op == "gemm fp8":
         return tuple(n for n in OPS[op][2] if n not in (OPS["fp8 quant"][2] if measured else ("fp8_gemm_row_s",)))
     return OPS[op][2]
@@ -590,8 +595,12 @@ def main() -> None:
            "128-deep k step inside the k loop; its shipped block-FP8 tile configs or the default one) with vLLM's "
            "own fitted moe_blockfp8_* constants, at EP > 1 FlashInfer's CUTLASS MoE evaluated with TensorRT-LLM's "
            "fitted block-scaled constants of the same device (TensorRT-LLM's kernel, autotuned at vLLM's startup; "
-           "not fitted to vLLM's untuned rows); by kernel in the last table. TensorRT-LLM's FP8 GEMM rows are "
-           "predicted as GEMM + the static quantise kernel (fitted) + the amax pass of the dynamic input scale its "
+           "not fitted to vLLM's untuned rows); by kernel in the last table. 'fp8 quant': the static-scale FP8 input "
+           "quantise kernel on its own measured table (scale_matrix, m <= 16384, k 512 to the widest shipped GEMM "
+           "input; "
+           "TensorRT-LLM and vLLM; SGLang's table times a torch composite, not the per-token kernel its GEMM rows run: "
+           "its quantise constants are fitted in 'gemm fp8'), fixed in 'gemm fp8'. TensorRT-LLM's FP8 GEMM rows are "
+           "predicted as GEMM + the static quantise kernel + the amax pass of the dynamic input scale its "
            "collector runs (no input_scale loaded), read from the measured compute_scale table "
            "(benchmarks/aic_quant_tables.py); serving prices static-scale checkpoints without that pass.",
            "",

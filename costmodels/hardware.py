@@ -233,6 +233,12 @@ class KernelConstants:
     """FP8 input quantisation: time per row (per-token scale computation)"""
     fp8_gemm_row_s: float = 0.0
     """FP8 GEMMs: time per input row outside the tiles' overlap (serving_gemm.gemm_fp8_s)"""
+    fp8_quant_l2_bytes: float = 0.0
+    """FP8 input quantisation: L2 capacity within which its BF16 input and FP8 output stay L2-resident (0: never)"""
+    fp8_quant_l2_share: float = 1.0
+    """FP8 input quantisation: share of its HBM bytes that an L2-resident input still costs"""
+    fp8_quant_row_bytes_per_s: float = 0.0
+    """FP8 input quantisation: bandwidth of one row's thread block (one block per row; 0: no per-row limit)"""
     gemm_sms: float = 132.0
     """SMs the GEMM tiles run on (H100/H200 SXM: 132)"""
     attention_tile_s: float = 0.0
@@ -333,7 +339,7 @@ class EngineCalibration(KernelConstants):
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("fp8_large_efficiency_max", "fp8_hbm_efficiency", "fp8_overlap_exponent", "moe_floor_s",
                      "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
-                     "fp8_gemm_row_s",
+                     "fp8_gemm_row_s", "fp8_quant_l2_bytes", "fp8_quant_l2_share", "fp8_quant_row_bytes_per_s",
                      "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",
                      "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
                      "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",

@@ -27,7 +27,10 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       t = (compute^p + memory^p)^(1/p) (loads and MMAs overlap imperfectly; p = 0: max) + m·t_g + quantisation of
       the input
       unless fused into the preceding kernel (costmodels/serving_fusions.py):
-          t_q + m·t_row + q·m·k / (BW · η_hbm)  (q HBM bytes per element; t_row per row: per-token scales)
+          t_q + m·t_row + max(λ·q·m·k / (BW · η_hbm), q·m·k / (m · B_row))  (q HBM bytes per element; t_row per
+          row: per-token scales; λ < 1 where the BF16 input and FP8 output, 3·m·k bytes, fit in L2 (L): an input
+          just written, or re-read by the benchmark, comes from L2; B_row: vLLM launches one thread block per row,
+          so few rows cannot reach HBM bandwidth (vLLM m 1, k 51200: 6 µs, TensorRT-LLM's grid-stride kernel 1.5))
       the static-scale quantise kernel of a per-tensor FP8 checkpoint (its input_scale): TensorRT-LLM's GEMM table
       rows quantise dynamically instead (its collector loads no input_scale, so FP8QDQLinearMethod runs
       quantize_e4m3_per_tensor: an amax pass, then the quantise kernel), which its fit takes off with the measured
@@ -147,7 +150,12 @@ def overlap_s(compute_s: float, memory_s: float, p: float) -> float:
 def fp8_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> float:
     """The kernel quantising an (m x kk) BF16 activation to FP8 with a static per-tensor scale before the GEMM
     (dev: EngineKernels.device); a dynamic scale's amax pass is not included (serving prices static checkpoints)."""
-    return k.fp8_quant_s + m * k.fp8_quant_row_s + compute.memory_bound_time_s(k.fp8_quant_bytes * m * kk, dev)
+    nbytes = k.fp8_quant_bytes * m * kk
+    t = compute.memory_bound_time_s(nbytes * (k.fp8_quant_l2_share if 3.0 * m * kk <= k.fp8_quant_l2_bytes else 1.0),
+                                    dev)
+    if k.fp8_quant_row_bytes_per_s > 0:
+        t = max(t, nbytes / (m * k.fp8_quant_row_bytes_per_s))
+    return k.fp8_quant_s + m * k.fp8_quant_row_s + t
 
 
 def experts_hit(local_experts: float, slots: float) -> float:

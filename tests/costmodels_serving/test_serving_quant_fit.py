@@ -44,13 +44,14 @@ def test_static_quant_points_are_the_engines_quantise_kernels(device):
 
 def test_op_names_fit_the_quantise_kernel_once():
     _, f = _bench()
-    quant = ("fp8_quant_s", "fp8_quant_row_s", "fp8_quant_bytes")
+    quant = ("fp8_quant_s", "fp8_quant_row_s", "fp8_quant_bytes", "fp8_quant_l2_share")
     for engine in ("trtllm", "vllm"):
-        assert f.op_names("fp8 quant", engine) == quant
-        assert not set(quant) & set(f.op_names("gemm fp8", engine))
+        # vLLM's kernel runs one thread block per row (its per-block bandwidth fitted), TensorRT-LLM's grid-strides
+        assert f.op_names("fp8 quant", engine) == quant + (("fp8_quant_row_bytes_per_s",) if engine == "vllm" else ())
+        assert not set(f.op_names("fp8 quant", engine)) & set(f.op_names("gemm fp8", engine))
         assert "fp8_gemm_row_s" in f.op_names("gemm fp8", engine)
     assert f.op_names("fp8 quant", "sglang") == ()
-    assert set(quant) <= set(f.op_names("gemm fp8", "sglang"))
+    assert {"fp8_quant_s", "fp8_quant_row_s", "fp8_quant_bytes"} <= set(f.op_names("gemm fp8", "sglang"))
     assert "fp8_gemm_row_s" not in f.op_names("gemm fp8", "sglang")
     ops = list(f.OPS)
     assert ops.index("fp8 quant") < ops.index("gemm fp8")  # fitted in OPS order: the quantise kernel first
@@ -88,3 +89,21 @@ def test_refit_of_the_quantise_op_alone_is_refused():
     run = subprocess.run([sys.executable, str(BENCH / "serve_engine_fit.py"), "--refit", "fp8 quant",
                           "--out", "/dev/null"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "'fp8 quant' also needs 'gemm fp8'" in run.stderr
+
+
+def test_quantise_kernel_terms():
+    import dataclasses
+
+    dev = profiles.load_device("h100-sxm")
+    base = dataclasses.replace(engine_calibration(dev, "trtllm"), fp8_quant_s=0.0, fp8_quant_row_s=0.0,
+                               fp8_quant_bytes=3.0, fp8_quant_l2_bytes=50.0 * 2**20, fp8_quant_l2_share=0.5,
+                               fp8_quant_row_bytes_per_s=0.0)
+    ek = EngineKernels(dev, base)
+    stream = 3.0 / (ek.device.hbm_bytes_per_s * ek.device.calibration.hbm_efficiency)  # per element from HBM
+    # 1024 x 8192: 24 MiB of BF16 input and FP8 output fit in L2: half the HBM bytes; 4096 x 8192 (96 MiB) does not
+    assert fp8_quant_s(ek.device, ek.k, 1024, 8192) == pytest.approx(0.5 * stream * 1024 * 8192)
+    assert fp8_quant_s(ek.device, ek.k, 4096, 8192) == pytest.approx(stream * 4096 * 8192)
+    # one thread block per row (vLLM): a single 51200-wide row streams at one block's bandwidth
+    rows = EngineKernels(dev, dataclasses.replace(base, fp8_quant_row_bytes_per_s=2e10))
+    assert fp8_quant_s(rows.device, rows.k, 1, 51200) == pytest.approx(3.0 * 51200 / 2e10)
+    assert fp8_quant_s(rows.device, rows.k, 4096, 8192) == fp8_quant_s(ek.device, ek.k, 4096, 8192)
