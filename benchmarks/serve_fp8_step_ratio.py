@@ -75,9 +75,12 @@ NOTES = """Reading the tables (no constant is fitted here):
   (out-of-bounds) row of the last row tiles now costs 1 + π real rows (serving_gemm.gemm_fp8_s; fitted π 0.78-1.37,
   e_max 0.66-0.77): the wide TP 1 gate+up (n 51200) went from +26 % (m 1024) to +14 %, and vLLM's H200 TP 1 prefill
   ratio from -12 % to -5 %. Still missing: the per-wave efficiency falls with m (H200 vLLM: 0.85 at m <= 2048, 0.76
-  at 8192, 0.69 at 16384 at k 5120), so the model stays slow on wide GEMMs at m 1024 (+9 %) and fast at small n and
-  large m (the quantisation kernel, ~13 bytes per element measured, fitted lower); a per-wave traffic term (the
-  shorter operand re-read every wave) was tried and did not move the fit.
+  at 8192, 0.69 at 16384 at k 5120), so the model stays slow on wide GEMMs at m 1024 (+9 %); a per-wave traffic
+  term (the shorter operand re-read every wave) was tried and did not move the fit. With the quantise kernel fitted
+  to its own table (2.6-2.8 bytes per element; L2-resident inputs and vLLM's one block per row modelled) vLLM's
+  rows keep a time per input row it does not have (fp8_gemm_row_s, 6-7 ns: up to 115 µs at m 16384, most visible
+  at small n; mechanism not identified; tested and not kept: serial input or output bytes, A re-read per column
+  tile); fitted inside the quantise kernel it had put that kernel 70-234 % above its measured time at m >= 256.
 - SGLang's FP8 table has isolated slow shapes at m 8192 (e.g. n 51200, k 5120: FP8 only 1.08x faster than BF16),
   which the tile/wave model does not reproduce: the +31 % step outlier (Qwen3-32B TP 1, ISL 8192). Not a shape
   effect either: that shape runs at 754 TFLOP/s on H200 but 1097 on H100 (same die), and on H200 at m 16384 at 1138.
