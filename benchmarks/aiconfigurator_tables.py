@@ -4,7 +4,8 @@
 
 The package ships parquet tables measured on real GPUs per engine and version. This module reads, for
 one device and one engine, the tables the serving model needs and returns plain points in SI units:
-  gemm       (m, n, k, dtype bf16|fp8 per-tensor) -> seconds; the fastest kernel the engine ships per shape
+  gemm       (m, n, k, dtype bf16|fp8 per-tensor|fp4 NVFP4) -> seconds; the fastest kernel the engine ships per
+             shape (fp4: NVFP4, FP4 E2M1 weights and activations with FP8 scales per 16 elements; B200 only)
   prefill    context attention (batch, isl, heads, kv_heads, head_dim; BF16, no sliding window)
   decode     generation attention (batch, context, heads, kv_heads, head_dim, kv dtype; no sliding window)
   allreduce  the engine's custom all-reduce under CUDA graphs (GPUs, bytes)
@@ -23,11 +24,13 @@ from dataclasses import dataclass
 from costmodels.errors import SpecError
 
 VERSION = "0.12.0"
-DEVICES = {"h100-sxm": "h100_sxm", "h200": "h200_sxm"}
+DEVICES = {"h100-sxm": "h100_sxm", "h200": "h200_sxm", "b200": "b200_sxm"}
 """parplan hardware profile -> aiconfigurator system directory"""
 ENGINE_VERSIONS = {"trtllm": "1.3.0rc20", "vllm": "0.24.0", "sglang": "0.5.14"}
-"""engine -> the table version used (the newest with GEMM, attention, all-reduce and MoE tables on both GPUs)"""
+"""engine -> the table version used (the newest with GEMM, attention, all-reduce and MoE tables on all three GPUs)"""
 DTYPES = {"bfloat16": "bf16", "fp8": "fp8"}
+GEMM_DTYPES = {**DTYPES, "nvfp4": "fp4"}
+"""GEMM weight dtypes read (nvfp4 rows exist on Blackwell only)"""
 MS = 1e-3
 
 
@@ -94,7 +97,7 @@ def load(device: str, engine: str) -> Tables:
         return _read(os.path.join(root, op, engine, version, f"{name}.parquet"))
 
     g = table("gemm", "gemm_perf")
-    g = g[g.gemm_dtype.isin(list(DTYPES))].assign(dtype=lambda d: d.gemm_dtype.map(DTYPES))
+    g = g[g.gemm_dtype.isin(list(GEMM_DTYPES))].assign(dtype=lambda d: d.gemm_dtype.map(GEMM_DTYPES))
     gemm = _fastest(g, ["m", "n", "k", "dtype"])
     c = table("attention", "context_attention_perf")
     c = c[(c.attn_dtype == "bfloat16") & (c.kv_cache_dtype == "bfloat16") & (c.window_size == 0)]

@@ -2,13 +2,13 @@
 
     .venv/bin/pip install 'aiconfigurator-core==0.12.0'
     .venv/bin/python benchmarks/serve_engine_fit.py [--write-profiles] [--refit OP,...] [--engines E,...]
-        [--out FILE.md]
+        [--devices D,...] [--out FILE.md]
 
-For each device (h100-sxm, h200) and engine (trtllm, vllm, sglang), the points of each table in the serving
-domain (GEMM m <= 16384 at the (n, k) of the shipped models' dense GEMMs at TP 1-8; prefill attention with
->= 128 tokens per batch and decode attention, both at the head shapes of the shipped models (SHIPPED); all TP
-sizes of the all-reduce from 2 KiB to 512 MiB; MoE layers of up to 16384 tokens at the shipped MoE models'
-shapes) are split by a stable hash of their key: one in five is held aside, never
+For each device (--devices; default h100-sxm, h200; b200: the ops of DEVICE_OPS) and engine (trtllm, vllm, sglang),
+the points of each table in the serving domain (GEMM m <= 16384 at the (n, k) of the shipped models' dense GEMMs at
+TP 1-8; prefill attention with >= 128 tokens per batch and decode attention, both at the head shapes of the shipped
+models (SHIPPED); all TP sizes of the all-reduce from 2 KiB to 512 MiB; MoE layers of up to 16384 tokens at the
+shipped MoE models' shapes) are split by a stable hash of their key: one in five is held aside, never
 seen by the fit. The constants of costmodels/serving_kernels.py and serving_attention.py are fitted op by op on
 the rest (least squares of log(predicted / measured), scipy, deterministic start; a size switch of GRID by
 trying each value), and the
@@ -108,6 +108,8 @@ constants are block-scaled already); for the others the fit also
 starts from START's and keeps the lower cost (vLLM's MoE
 least squares has local minima: from START's the H100 BF16 fit can stall at the efficiency bound 1, the H200
 FP8 fit in the corner hbm 1 / slot bytes 0.01)"""
+START.update(fp4_gemm_efficiency_max=0.6, fp4_gemm_half_flops=1e9, fp4_wave_weight=0.2, fp4_hbm_efficiency=0.8,
+             fp4_quant_s=3e-6, fp4_quant_bytes=2.5625)  # 'gemm fp4' (devices with NVFP4: B200); 0 elsewhere
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
                                    decode_mha_block_tokens=256.0, decode_fp8_head_tile=8.0,
                                    moe_blockfp8_slot_bytes=1.0, fp8_quant_row_s=0.0),
@@ -142,6 +144,8 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_blockfp8_expert_s": (1e-10, 1e-5), "moe_blockfp8_serial_bytes": (0.01, 100.0),
           "moe_blockfp8_default_efficiency": (0.05, 1.0)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
+BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3, 1.0),
+               "fp4_hbm_efficiency": (0.05, 1.0), "fp4_quant_bytes": (0.1, 100.0)})
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0),
         "moe_blockfp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
@@ -369,6 +373,10 @@ OPS = {
                  ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s", "fp8_k_overhead", "fp8_wave_weight",
                   "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s", "fp8_hbm_efficiency",
                   "fp8_overlap_exponent", "fp8_large_efficiency_max", "fp8_oob_penalty", "fp8_gemm_row_s")),
+    # NVFP4 GEMMs with their input quantisation (serving_gemm.gemm_fp4_s): only devices with an FP4 peak (DEVICE_OPS)
+    "gemm fp4": (lambda t: _gemm_domain(t, "fp4"), _gemm,
+                 ("fp4_gemm_efficiency_max", "fp4_gemm_half_flops", "fp4_wave_weight", "fp4_hbm_efficiency",
+                  "fp4_quant_s", "fp4_quant_bytes")),
     "prefill attention": (lambda t: [p for p in t.prefill if p[0] * p[1] >= 128 and p[4] == HEAD_DIM
                                      and (p[2], p[3]) in SHIPPED], _prefill,
                           ("attention_efficiency", "attention_floor_s", "attention_half_work", "attention_tile_s",
@@ -401,6 +409,23 @@ OPS = {
 }
 
 
+DEVICES = ("h100-sxm", "h200")
+"""devices fitted by default (--devices)"""
+DEVICE_OPS = {"b200": ("gemm bf16", "fp8 quant", "gemm fp8", "gemm fp4", "prefill attention", "decode attention",
+                       "all-reduce")}
+"""the ops fitted and reported on a device where not all of OPS: B200's MoE tables are not fitted (its tuned-config
+lists in serving_moe_configs are Hopper's); its calibration says so (moe_fitted false) and serving refuses MoE models"""
+
+
+def device_ops(device: str) -> tuple[str, ...]:
+    """The ops fitted and reported on `device`: DEVICE_OPS, else every op but 'gemm fp4' (Hopper has no FP4)."""
+    return DEVICE_OPS.get(device, tuple(op for op in OPS if op != "gemm fp4"))
+
+
+DEVICE_CONSTANTS = {"b200": dict(gemm_sms=148.0)}
+"""constants of a device read from its datasheet, not fitted (B200: 148 SMs)"""
+
+
 def _kernels(dev: DeviceSpec, values: dict) -> EngineKernels:
     return EngineKernels(dev, KernelConstants(**values))
 
@@ -408,6 +433,7 @@ def _kernels(dev: DeviceSpec, values: dict) -> EngineKernels:
 WIDE = {"prefill attention": lambda t: [p for p in t.prefill if p[0] * p[1] >= 128],
         "decode attention": lambda t: list(t.decode),
         "gemm bf16": lambda t: _gemm_table(t, "bf16"), "gemm fp8": lambda t: _gemm_table(t, "fp8"),
+        "gemm fp4": lambda t: _gemm_table(t, "fp4"),
         "fp8 quant": lambda t: static_quant_points(t.device, t.engine),
         "moe bf16": lambda t: _moe_table(t, "bf16"), "moe fp8": lambda t: _moe_table(t, "fp8"),
         "moe fp8 block": _moe_block_table}
@@ -485,13 +511,16 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
     in `refit` keep the constants the device profile has (and are only evaluated)."""
     dev = profiles.load_device(device)
     tables: Tables = load(device, engine)
-    values = {**START, **ENGINE_START.get(engine, {}), **ENGINE_CONSTANTS.get(engine, {})}
+    values = {**START, **ENGINE_START.get(engine, {}), **ENGINE_CONSTANTS.get(engine, {}),
+              **DEVICE_CONSTANTS.get(device, {})}
     if set(refit) != set(OPS):  # the profile's constants, except those fitted again (from START, as always)
         have = {c.engine: c for c in dev.serving_engines}
         fitted = {n for op in refit for n in op_names(op, engine)}
         values.update({n: getattr(have[engine], n) for n in START if engine in have and n not in fitted})
     rows = []
     for op, (domain, predict, _) in OPS.items():
+        if op not in device_ops(device):
+            continue
         names = op_names(op, engine) if op in refit else ()
         if predict in (_moe, _moe_block):  # which shapes have tuned kernel configs depends on the engine
             predict = functools.partial(predict, engine=engine)
@@ -513,10 +542,14 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
         wide = sorted(abs(predict(ek, p) / p[-1] - 1) for p in WIDE.get(op, domain)(tables) if held_aside(p[:-1]))
         rows.append((op, len(train), len(test), statistics.median(err), float(np.quantile(err, 0.9)), err[-1],
                      statistics.median(wide), float(np.quantile(wide, 0.9))))
+    if "gemm fp4" not in device_ops(device):  # no NVFP4 on the device: its FP4 constants stay off (0)
+        values.update({n: 0.0 for n in OPS["gemm fp4"][2]})
+    moe = all(op in device_ops(device) for op in OPS if op.startswith("moe"))
+    nvfp4 = " (incl. nvfp4)" if "gemm fp4" in device_ops(device) else ""
     source = (f"fitted by benchmarks/serve_engine_fit.py to aiconfigurator-core {VERSION} measured tables "
-              f"({tables.device} {engine} {tables.version}: gemm, context/generation attention, custom all-reduce; "
-              f"balanced MoE)")
-    return EngineCalibration(engine=engine, source=source, **values), rows
+              f"({tables.device} {engine} {tables.version}: gemm{nvfp4}, context/generation attention, custom "
+              "all-reduce; " + ("balanced MoE)" if moe else "MoE not fitted)"))
+    return EngineCalibration(engine=engine, source=source, moe_fitted=moe, **values), rows
 
 
 def yaml_block(cals: list[EngineCalibration]) -> str:
@@ -525,10 +558,13 @@ def yaml_block(cals: list[EngineCalibration]) -> str:
     for cal in cals:
         lines.append(f"  {cal.engine}:")
         for f in dataclasses.fields(cal):
-            if f.name == "engine":
-                continue
             v = getattr(cal, f.name)
-            lines.append(f"    {f.name}: {v!r}" if f.name != "source" else f"    source: \"{v}\"")
+            if f.name == "engine" or (f.name == "moe_fitted" and v):  # written only where false (B200)
+                continue
+            if f.name.startswith("fp4_") and not cal.fp4_gemm_efficiency_max:  # no NVFP4 fit (Hopper)
+                continue
+            lines.append(f"    {f.name}: {v!r}" if f.name not in ("source", "moe_fitted") else
+                         f"    source: \"{v}\"" if f.name == "source" else f"    {f.name}: false")
     return "\n".join(lines) + "\n"
 
 
@@ -545,26 +581,36 @@ def _checked(ap: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]
         sys.exit(f"--refit: unknown op in {args.refit!r}; ops: {', '.join(OPS)}")
     if "fp8 quant" in args.refit.split(",") and "gemm fp8" not in args.refit.split(","):
         ap.error("--refit: 'fp8 quant' also needs 'gemm fp8' (fitted on top of the quantise kernel's constants)")
+    if not set(args.devices.split(",")) <= {*DEVICES, *DEVICE_OPS}:
+        sys.exit(f"--devices: unknown device in {args.devices!r}; devices: {', '.join((*DEVICES, *DEVICE_OPS))}")
     engines = args.engines.split(",")
     if not set(engines) <= set(ENGINE_VERSIONS):
         sys.exit(f"--engines: unknown engine in {args.engines!r}; engines: {', '.join(ENGINE_VERSIONS)}")
     return engines
 
 
-def main() -> None:
+def _arguments() -> tuple[argparse.Namespace, list[str]]:
+    """The command line and the engines to fit."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--write-profiles", action="store_true")
     ap.add_argument("--refit", default=",".join(OPS),
                     help="ops to fit (comma-separated; the others keep the profile's constants): " + ", ".join(OPS))
     ap.add_argument("--engines", default=",".join(ENGINE_VERSIONS),
                     help="engines whose constants are fitted (the others keep the profile's and are only evaluated)")
+    ap.add_argument("--devices", default=",".join(DEVICES),
+                    help="device profiles to fit: " + ", ".join(DEVICES) + ", b200 (its dense ops only: DEVICE_OPS)")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results" / "serve_engines.md"))
     args = ap.parse_args()
-    engines = _checked(ap, args)
+    return args, _checked(ap, args)
+
+
+def main() -> None:
+    args, engines = _arguments()
     partial = set(args.refit.split(",")) != set(OPS) or set(engines) != set(ENGINE_VERSIONS)
     out = ["# serving kernel constants fitted to measured per-op tables", "",
            "Command: `.venv/bin/python benchmarks/serve_engine_fit.py --write-profiles"
-           + (f" --refit '{args.refit}' --engines {args.engines}" if partial else "") + "` "
+           + (f" --refit '{args.refit}' --engines {args.engines}" if partial else "")
+           + (f" --devices {args.devices}" if args.devices != ",".join(DEVICES) else "") + "` "
            f"(aiconfigurator-core {VERSION}). {machine_note()}", "",
            "Error = |model / measured - 1| on the held-aside points (one in five by key hash, not used by the fit). "
            "Domain: GEMM m <= 16384 with the (n, k) of a dense GEMM (QKV, output, gate+up, down) of a model "
@@ -610,7 +656,7 @@ def main() -> None:
           "fold 0; each point predicted by the op's constants fitted on the other folds):", "",
           "| device | engine | op | points | median err | p90 err | max err |", "|---|---|---|---|---|---|---|"]
     kinds = list(BLOCK_KINDS)
-    for device in ("h100-sxm", "h200"):
+    for device in args.devices.split(","):
         cals = []
         for engine in ENGINE_VERSIONS:
             cal, rows = fit(device, engine, tuple(args.refit.split(",")) if engine in engines else ())
@@ -623,7 +669,7 @@ def main() -> None:
         cv.extend(f"| {device} | {cal.engine} | {op} | " + " | ".join(
             f"{v:.1%}" if i else str(v) for i, v in enumerate(cross_validated(device, cal, op))) + " |"
             for cal in cals for op in CROSS_VALIDATED)
-        kinds += block_kind_rows(device, cals)
+        kinds += block_kind_rows(device, cals) if "moe fp8 block" in device_ops(device) else []
         if args.write_profiles:
             write_profile(device, cals)
         print(yaml_block(cals))

@@ -298,6 +298,18 @@ class KernelConstants:
     """NCCL all-reduce above the custom kernel's size limit: fixed time per call"""
     allreduce_nccl_efficiency: float = 1.0
     """NCCL all-reduce: fraction of the NVLink bandwidth reached"""
+    fp4_gemm_efficiency_max: float = 0.0
+    """NVFP4 GEMMs (serving_gemm.gemm_fp4_s): fraction of the FP4 peak reached on large GEMMs (0: not fitted)"""
+    fp4_gemm_half_flops: float = 0.0
+    """NVFP4 GEMMs: FLOPs' worth of fixed time per call, at the FP4 peak and efficiency"""
+    fp4_wave_weight: float = 0.0
+    """NVFP4 GEMMs: weight of the idle share of the last wave of 128 x 128 tiles (0: filled)"""
+    fp4_hbm_efficiency: float = 0.0
+    """NVFP4 GEMMs: fraction of HBM bandwidth reached streaming operands (0: hbm_efficiency)"""
+    fp4_quant_s: float = 0.0
+    """NVFP4 input quantisation (BF16 -> FP4 E2M1 with an FP8 scale per 16 elements): fixed time per call"""
+    fp4_quant_bytes: float = 2.5625
+    """NVFP4 input quantisation: HBM bytes per input element (read 2, write 0.5 + 1/16 of scales: one pass)"""
 
     @classmethod
     def of_engine(cls, cal: "EngineCalibration") -> "KernelConstants":
@@ -314,6 +326,9 @@ class EngineCalibration(KernelConstants):
     """engine name (trtllm, vllm, sglang)"""
     source: str = ""
     """tables and versions the constants were fitted to"""
+    moe_fitted: bool = True
+    """False where the device's MoE tables were not fitted (its moe_* constants are the fit's unconstrained starting
+    values): serving refuses MoE models on it (serving_kernels.engine_calibration)"""
 
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
@@ -355,6 +370,9 @@ class EngineCalibration(KernelConstants):
         for name in ("decode_split_tokens", "decode_overlap_exponent"):
             v = getattr(self, name)
             require(v > 0.0, f"must be > 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
+        for name in ("fp4_gemm_efficiency_max", "fp4_wave_weight", "fp4_hbm_efficiency"):
+            v = getattr(self, name)
+            require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -367,6 +385,9 @@ class DeviceSpec:
     """peak dense BF16/FP16 tensor FLOP/s (not the 2:4-sparse figure)"""
     fp8_flops_per_s: float
     """peak dense FP8 FLOP/s (0 when the device has no FP8 tensor cores)"""
+    fp4_flops_per_s: float = 0.0
+    """peak dense FP4 (NVFP4: E2M1 with FP8 scales per 16 elements) FLOP/s (0 when the device has no FP4 tensor
+    cores: every pre-Blackwell GPU)"""
     hbm_bytes: float
     """device memory in bytes"""
     hbm_bytes_per_s: float
@@ -398,16 +419,28 @@ class DeviceSpec:
                      "inter_node_bytes_per_s"):
             require(getattr(self, name) > 0, "must be > 0", field=name, source=src)
         require(self.fp8_flops_per_s >= 0, "must be >= 0", field="fp8_flops_per_s", source=src)
+        require(self.fp4_flops_per_s >= 0, "must be >= 0", field="fp4_flops_per_s", source=src)
         require(self.devices_per_node >= 1, "must be >= 1", field="devices_per_node", source=src)
         require(0 <= self.memory_reserve_bytes < self.hbm_bytes, "must be in [0, hbm)", field="memory_reserve_bytes",
                 source=src)
 
     def peak_flops_per_s(self, dtype: str) -> float:
-        """Dense peak for a compute dtype; FP8 falls back to BF16 on devices without FP8."""
+        """Dense peak for a compute dtype; FP8 falls back to BF16 on devices without FP8; FP4 only where the device
+        has it (SpecError naming the dtypes it has)."""
+        if dtype == "fp4":
+            require(self.fp4_flops_per_s > 0, f"device {self.name!r} has no FP4 tensor cores (fp4_tflops); its "
+                    f"dtypes: {', '.join(self.dtypes)}", field="dtype")
+            return self.fp4_flops_per_s
         require(dtype in DTYPES, f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}", field="dtype")
         if dtype == "fp8" and self.fp8_flops_per_s > 0:
             return self.fp8_flops_per_s
         return self.bf16_flops_per_s
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        """Weight/GEMM dtypes the device runs at their own peak, plus BF16's fp16 (fp4 only with an FP4 peak)."""
+        return ("bf16", "fp16", *(("fp8",) if self.fp8_flops_per_s > 0 else ()),
+                *(("fp4",) if self.fp4_flops_per_s > 0 else ()))
 
     @property
     def usable_bytes(self) -> float:

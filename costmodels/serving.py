@@ -49,6 +49,7 @@ from costmodels.kv import BYTES_PER_ELEMENT, LayerParams, kv_bytes_per_token_lay
 from costmodels.model import ModelSpec
 from costmodels.serving_attention import allreduce_s, decode_attention_s, prefill_attention_s, query_tiles
 from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources
+from costmodels.serving_gemm import FP4_WEIGHT_BYTES
 from costmodels.serving_kernels import (
     EngineKernels,
     engine_calibration,
@@ -272,10 +273,12 @@ class Precision:
     block-scaled FP8 MoE kernel (serving_kernels.block_fp8_constants); 0: per-tensor scales"""
 
     def __post_init__(self) -> None:
-        for name in ("dtype", "kv_dtype"):
-            v = getattr(self, name)
-            require(v in BYTES_PER_ELEMENT or (name == "kv_dtype" and v == ""),
-                    f"unknown {name} {v!r}; valid: {', '.join(BYTES_PER_ELEMENT)}", field=name.replace("_", "-"))
+        require(self.dtype in WEIGHT_BYTES, f"unknown dtype {self.dtype!r}; valid: {', '.join(WEIGHT_BYTES)}",
+                field="dtype")
+        require(self.kv_dtype in BYTES_PER_ELEMENT or self.kv_dtype == "", f"unknown kv_dtype {self.kv_dtype!r}; "
+                f"valid: {', '.join(BYTES_PER_ELEMENT)}", field="kv-dtype")
+        require(self.dtype != "fp4" or self.kv_dtype != "", "FP4 (NVFP4) weights need an explicit KV-cache dtype "
+                f"(the KV cache has no FP4 format); valid: {', '.join(BYTES_PER_ELEMENT)}", field="kv-dtype")
         require(self.skew >= 1.0, f"must be >= 1 (busiest GPU / mean), got {self.skew}", field="moe-skew")
         require(self.quant_block >= 0, f"must be >= 0, got {self.quant_block}", field="quant-block")
 
@@ -287,6 +290,24 @@ class Precision:
     @property
     def kv(self) -> str:
         return self.kv_dtype or self.dtype
+
+
+WEIGHT_BYTES = {**BYTES_PER_ELEMENT, "fp4": FP4_WEIGHT_BYTES}
+"""bytes per weight element by weight dtype (fp4: NVFP4, E2M1 values and an FP8 scale per 16 elements)"""
+
+
+def check_precision(model: ModelSpec, device: DeviceSpec, engine: str, dtype: str) -> None:
+    """SpecError where the device or the fitted constants cannot time the model at `dtype`: FP4 weights need the
+    device's FP4 peak and a dense model (no FP4 MoE kernel is fitted); MoE models need the engine's MoE constants
+    fitted on the device (EngineCalibration.moe_fitted: B200's are not)."""
+    if dtype == "fp4":
+        device.peak_flops_per_s("fp4")
+        require(not model.is_moe, f"FP4 (NVFP4) experts have no fitted MoE kernel model; serve {model.name} at "
+                "--dtype bf16 or fp8", field="dtype")
+    if model.is_moe and engine in ENGINES and ENGINES[engine].constants == "measured":
+        require(engine_calibration(device, engine).moe_fitted, f"device {device.name!r} has no fitted MoE kernel "
+                f"constants for engine {engine!r} (its MoE tables are not fitted yet: dense models only); use an "
+                "H100/H200 profile or engine 'legacy'/'modern'", field="device")
 
 
 def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp: int, prec: Precision) -> float:
@@ -358,6 +379,7 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
     decode_seqs/dp decode sequences, StepLoad.busiest_replica's prompts); the MoE layers see every token of the
     instance, experts spread over ep of the tp·dp GPUs.
     """
+    check_precision(model, ek.device, engine.name, prec.dtype)
     dp, tp, ep = shape.dp, shape.tp, shape.ep
     # tokens of the busiest attention replica, and of the whole instance (MoE layers)
     local = load.decode_seqs / dp + sum(g.count * g.tokens for g in load.busiest_replica(dp))
@@ -531,7 +553,7 @@ def mean_decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceS
 
 def weight_bytes_per_gpu(model: ModelSpec, shape: InstanceShape, dtype: str = "bf16") -> float:
     """Weights on the fullest GPU: its stage's blocks / tp plus the embedding and/or LM head / tp."""
-    beta = BYTES_PER_ELEMENT[dtype]
+    beta = WEIGHT_BYTES[dtype]
     experts = model.moe_dims.experts if model.moe else 0
     blocks = 0.0
     for index, count in _layer_kinds(model, shape.pp):

@@ -39,6 +39,12 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       (TensorRT-LLM, vLLM; SGLang's times another: fitted inside its GEMM rows). t_g: a time per input row of the
       GEMM step that the measured quantise kernel does not have (vLLM's rows: ~5-6 ns per row, which the fit had
       put in t_row while the quantise kernel was fitted inside the GEMM rows; mechanism not identified)
+  NVFP4 GEMM (Blackwell; FP4 E2M1 weights and input, an FP8 scale per 16 elements: β4 = 0.5 + 1/16 bytes):
+      t = max((2·m_pad·n_pad·k·w(T) + F_half) / (P_fp4 · e_max), t_floor + (β4·(m·k + k·n) + 2·m·n) / (BW · η))
+          + t_q4 + q4·m·k / (BW · η_hbm)
+      whole 128 x 128 tiles T in waves (weight ω4), and the input's quantisation kernel (never fused: every engine's
+      NVFP4 linear layer quantises its BF16 input itself; q4 bytes per element, 2.56 for one pass); fitted to the
+      table's nvfp4 rows ('gemm fp4', which time that quantisation with the GEMM)
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
@@ -69,6 +75,7 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
 import math
 
 from costmodels import compute
+from costmodels.errors import require
 from costmodels.hardware import DeviceSpec, KernelConstants
 
 FP8_TILES: tuple[tuple[float, int, int, int], ...] = (
@@ -139,6 +146,29 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
         bandwidth = min(bandwidth, min(tiles, k.gemm_sms) * k.fp8_cta_bytes_per_s)
     memory_s = k.kernel_floor_s + (m * kk + kk * n + 2.0 * m * n) / bandwidth
     return overlap_s(compute_s, memory_s, k.fp8_overlap_exponent) + m * k.fp8_gemm_row_s
+
+
+FP4_TILE = (128, 128)
+"""output tile of the NVFP4 GEMMs (rows, columns): the smallest 1-SM tile of Blackwell's block-scaled MMA"""
+FP4_WEIGHT_BYTES = 0.5 + 1.0 / 16.0
+"""bytes per NVFP4 element: a 4-bit E2M1 value and an FP8 (E4M3) scale per 16 elements"""
+
+
+def gemm_fp4_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float) -> float:
+    """NVFP4 GEMM with its input's quantisation (BF16 -> E2M1 + per-16 FP8 scales, a kernel of its own in every
+    engine's NVFP4 linear layer): whole 128 x 128 tiles in waves at the FP4 peak, or its operands streamed from
+    HBM (FP4 weights and input with their scales, BF16 output); SpecError on a device without an FP4 peak."""
+    require(k.fp4_gemm_efficiency_max > 0, f"no fitted NVFP4 GEMM constants on {dev.name!r} for this engine "
+            "(benchmarks/serve_engine_fit.py 'gemm fp4': devices with NVFP4 tables)", field="dtype")
+    rows, cols = FP4_TILE
+    m_tiles, n_tiles = math.ceil(m / rows), math.ceil(n / cols)
+    waves = wave_factor(m_tiles * n_tiles, k.gemm_sms, k.fp4_wave_weight)
+    peak = dev.peak_flops_per_s("fp4") * k.fp4_gemm_efficiency_max
+    compute_s = (2.0 * m_tiles * rows * n_tiles * cols * kk * waves + k.fp4_gemm_half_flops) / peak
+    moved = FP4_WEIGHT_BYTES * (m * kk + kk * n) + 2.0 * m * n
+    memory_s = k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (k.fp4_hbm_efficiency or k.hbm_efficiency))
+    quant_s = k.fp4_quant_s + compute.memory_bound_time_s(k.fp4_quant_bytes * m * kk, dev)
+    return max(compute_s, memory_s) + quant_s
 
 
 def overlap_s(compute_s: float, memory_s: float, p: float) -> float:

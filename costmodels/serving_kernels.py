@@ -96,6 +96,8 @@ def gemm_s(ek: EngineKernels, m: float, n: float, kk: float, dtype: str, fused_q
     engine fuses that quantisation into the element-wise kernel before the GEMM: `fused_quant`)."""
     if m <= 0:
         return 0.0
+    if dtype == "fp4":  # NVFP4: its input quantisation is never fused (serving_gemm.gemm_fp4_s)
+        return serving_gemm.gemm_fp4_s(ek.device, ek.k, m, n, kk)
     if dtype != "fp8":
         return serving_gemm.gemm_bf16_s(ek.device, ek.k, m, n, kk)
     t = serving_gemm.gemm_fp8_s(ek.device, ek.k, m, n, kk)

@@ -7,6 +7,7 @@ Device YAML (profiles/hardware/NAME.yaml):
 | description            | text              | (shown by profiles show)  | no       |
 | bf16_tflops            | 1e12 FLOP/s dense | bf16_flops_per_s          | yes      |
 | fp8_tflops             | 1e12 FLOP/s dense | fp8_flops_per_s           | no (0)   |
+| fp4_tflops             | 1e12 FLOP/s dense | fp4_flops_per_s (NVFP4)   | no (0)   |
 | hbm_gib or hbm_gb      | 2^30 / 1e9 bytes  | hbm_bytes                 | one      |
 | hbm_tb_per_s           | 1e12 bytes/s      | hbm_bytes_per_s           | yes      |
 | devices_per_node       | count             | devices_per_node          | yes      |
@@ -41,9 +42,9 @@ GIB = 2**30
 TB = 1e12
 PER_US = 1e6  # microseconds per second
 
-DEVICE_KEYS = ("description", "bf16_tflops", "fp8_tflops", "hbm_gib", "hbm_gb", "hbm_tb_per_s", "devices_per_node",
-               "intra_node_gb_per_s", "nic_gb_per_s", "intra_node_latency_us", "inter_node_latency_us",
-               "memory_reserve_gib", "cost_per_hour", "calibration", "serving_engines")
+DEVICE_KEYS = ("description", "bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm_gib", "hbm_gb", "hbm_tb_per_s",
+               "devices_per_node", "intra_node_gb_per_s", "nic_gb_per_s", "intra_node_latency_us",
+               "inter_node_latency_us", "memory_reserve_gib", "cost_per_hour", "calibration", "serving_engines")
 DEVICE_REQUIRED = ("bf16_tflops", "hbm_tb_per_s", "devices_per_node", "intra_node_gb_per_s", "nic_gb_per_s")
 CALIBRATION_KEYS = tuple(f.name for f in dataclasses.fields(DeviceCalibration))
 CLUSTER_KEYS = ("name", "description", "inter_pool_gb_per_s", "pools")
@@ -60,6 +61,7 @@ def device_from_mapping(data: dict, *, name: str, source: str) -> DeviceSpec:
         name=name,
         bf16_flops_per_s=s.number("bf16_tflops") * TB,
         fp8_flops_per_s=s.number("fp8_tflops", 0.0) * TB,
+        fp4_flops_per_s=s.number("fp4_tflops", 0.0) * TB,
         hbm_bytes=s.number(hbm_key) * hbm_unit,
         hbm_bytes_per_s=s.number("hbm_tb_per_s") * TB,
         devices_per_node=s.integer("devices_per_node"),
@@ -89,8 +91,9 @@ def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration,
     out = []
     for engine in sorted(outer.data):
         s = Section(outer.raw(engine), source=source, prefix=f"serving_engines.{engine}", allowed=keys,
-                    required=tuple(k for k in keys if k != "source"))
-        values = {key: (s.text(key) if key == "source" else s.number(key)) for key in keys if key in s.data}
+                    required=tuple(k for k in keys if k not in ("source", "moe_fitted") and not k.startswith("fp4_")))
+        values = {key: (s.text(key) if key == "source" else s.flag(key) if key == "moe_fitted" else s.number(key))
+                  for key in keys if key in s.data}
         out.append(EngineCalibration(engine=engine, **values))
     return tuple(out)
 

@@ -59,6 +59,7 @@ PLAUSIBLE_RANGES: dict[str, tuple[float, float, str]] = {
     "memory_reserve_gib": (0, 1024, "GiB"),
     "bf16_tflops": (1, 100_000, "TFLOP/s"),
     "fp8_tflops": (0, 200_000, "TFLOP/s"),
+    "fp4_tflops": (0, 400_000, "TFLOP/s"),
     "hbm_tb_per_s": (0.05, 100, "TB/s"),
     "intra_node_gb_per_s": (0.1, 100_000, "GB/s"),
     "nic_gb_per_s": (0.01, 10_000, "GB/s"),

@@ -22,7 +22,7 @@ from solvers.deadline import TIME_LIMIT_STATUS
 _engines = click.Choice(sorted(ENGINES))
 _ENGINE_HELP = ("trtllm / vllm / sglang: kernel constants fitted to the engine's measured per-op tables (hardware "
                 "profile serving_engines); legacy: fitted to Splitwise-profiled vLLM (2023); modern: generic estimate.")
-_DTYPES = click.Choice(["bf16", "fp16", "fp8"])
+_DTYPES = click.Choice(["bf16", "fp16", "fp8", "fp4"])
 
 
 def _feature_options(f):
@@ -67,9 +67,10 @@ def _dtype_options(f):
                           "only, at most experts/top_k, and 1 at ep 1).")(f)
     f = click.option("--kv-dtype", type=click.Choice(["bf16", "fp16", "fp8"]), default=None,
                      callback=lambda _ctx, _param, value: value or "",
-                     help="KV-cache dtype (default: --dtype).")(f)
+                     help="KV-cache dtype (default: --dtype; required with --dtype fp4).")(f)
     return click.option("--dtype", type=_DTYPES, default="bf16", show_default=True,
-                        help="Weight and GEMM dtype (fp8: FP8 GEMMs at the FP8 peak; no FP4 yet).")(f)
+                        help="Weight and GEMM dtype (fp8: FP8 GEMMs at the FP8 peak; fp4: NVFP4 weights and GEMM "
+                        "inputs at the FP4 peak, devices with one (b200), dense models, measured engines).")(f)
 
 
 def _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref) -> ClusterSpec:

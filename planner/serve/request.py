@@ -13,7 +13,7 @@ import numpy as np
 from costmodels.errors import SpecError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.model import ModelSpec
-from costmodels.serving import ENGINES, Precision
+from costmodels.serving import ENGINES, Precision, check_precision
 from planner.typed import Typed
 
 ARRIVALS = ("poisson", "bursty")
@@ -157,7 +157,7 @@ class ServeOptions:
     engine: str = "vllm"
     """engine model for the planner (costmodels.serving.ENGINES); estimate defaults to the calibrated 'legacy'"""
     dtype: str = "bf16"
-    """weight and GEMM dtype (fp8: FP8 GEMMs at the FP8 peak)"""
+    """weight and GEMM dtype (fp8: FP8 GEMMs at the FP8 peak; fp4: NVFP4 at the FP4 peak, devices with one)"""
     kv_dtype: str = ""
     """KV-cache dtype ("" = dtype)"""
     moe_skew: float = 1.0
@@ -246,6 +246,8 @@ def check_serve_inputs(model: ModelSpec, cluster: ClusterSpec, options: ServeOpt
     skew cannot exceed experts / top_k (every slot of a token on the busiest GPU, one expert per GPU); --ep and
     --attention-dp must be degrees of some instance shape the planner searches; --pareto needs SLOs and no target
     rate (the front maximises goodput per GPU at each TPOT SLO)."""
+    for pool in cluster.pools:  # FP4 needs the device's FP4 peak; MoE models the engine's fitted MoE constants
+        check_precision(model, pool.device, options.engine, options.dtype)
     for flag, v in (("ep", options.ep), ("attention-dp", options.attention_dp)):
         require(v <= 1 or model.is_moe, f"{flag} {v} needs an MoE model; {model.name} is dense (use 0 or 1)",
                 field=flag)
