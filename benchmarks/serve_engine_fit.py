@@ -599,8 +599,13 @@ def _arguments() -> tuple[argparse.Namespace, list[str]]:
                     help="engines whose constants are fitted (the others keep the profile's and are only evaluated)")
     ap.add_argument("--devices", default=",".join(DEVICES),
                     help="device profiles to fit: " + ", ".join(DEVICES) + ", b200 (its dense ops only: DEVICE_OPS)")
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results" / "serve_engines.md"))
+    ap.add_argument("--out", default=None, help="report (default: results/serve_engines.md, or, for devices none of "
+                    "which is fitted by default, results/serve_engines_<devices>.md, e.g. serve_engines_b200.md)")
     args = ap.parse_args()
+    if args.out is None:
+        devices = args.devices.split(",")
+        name = "serve_engines" + ("" if set(devices) & set(DEVICES) else "_" + "_".join(devices)) + ".md"
+        args.out = str(pathlib.Path(__file__).resolve().parent / "results" / name)
     return args, _checked(ap, args)
 
 
