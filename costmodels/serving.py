@@ -355,13 +355,20 @@ def _dense_gemms(ek: EngineKernels, model: ModelSpec, p: LayerParams, tp: int, t
     return t
 
 
+def max_routing_skew(model: ModelSpec, ep: int) -> float:
+    """The largest routing skew ep expert-parallel GPUs allow: the busiest receives at most min(top_k, experts / ep)
+    of each token's top_k slots against a mean of top_k / ep, so ep·min(top_k, experts / ep) / top_k (1 at ep 1)."""
+    moe = model.moe_dims
+    return ep * min(moe.top_k, moe.experts / ep) / moe.top_k
+
+
 def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: InstanceShape, tokens: float,
                     prec: Precision, engine: EngineModel) -> float:
     """Grouped GEMMs (gate+up, down) of the routed experts on the busiest GPU (skew x the mean token-expert
     slots), each expert split over the expert tensor-parallel ranks; on a tuned or the default tile config of
     the engine's MoE kernel (serving_moe_configs)."""
     moe = model.moe_dims
-    slots = tokens * moe.top_k / shape.ep * prec.skew
+    slots = tokens * moe.top_k / shape.ep * min(prec.skew, max_routing_skew(model, shape.ep))
     local = moe.experts / shape.ep
     etp = shape.tp * shape.dp // shape.ep
     width = p.routed_expert / mlp_params(model, 1)
@@ -400,7 +407,8 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
         a2a = 0.0
         if p.routed_expert and ep > 1:
             # dispatch and combine: each GPU sends its tokens' expert copies to the owners (busiest: skew x mean)
-            a2a = moe_exchange_s(ek, tokens / (tp * dp) * prec.skew, model.hidden, model.moe_dims.top_k, ep,
+            skew = min(prec.skew, max_routing_skew(model, ep))
+            a2a = moe_exchange_s(ek, tokens / (tp * dp) * skew, model.hidden, model.moe_dims.top_k, ep,
                                  tp * dp // ep, prec.dtype == "fp8")
             ar_count = 1 + (1 if (tp * dp // ep > 1 or p.shared) else 0)
         else:

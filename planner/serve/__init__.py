@@ -22,26 +22,27 @@ def simulate_plan(plan: Plan, *, rate: float | None = None, requests: int | None
     from costmodels.errors import SpecError
     from planner.serve.capacity import CapacityModel
     from planner.serve.io import cluster_from_dict, model_from_dict, options_from_dict, workload_from_dict
+    from planner.serve.request import check_rate, check_requests
     from planner.serve.simulate import Deployment, simulate
 
     if plan.kind != "serve":
         raise SpecError("simulate needs a serve plan", field="kind")
     if plan["inputs"].get("objective") == "throughput":
         raise SpecError("an offline (objective throughput) plan has no arrivals or SLOs to simulate", field="objective")
+    if requests is not None:  # the CLI's checks (simulate --rate/--requests/--seed)
+        check_requests(requests)
     inp = plan["inputs"]
     workload = workload_from_dict(inp["workload"])
     if arrival is not None:
         workload = dataclasses.replace(workload, arrival=arrival)
-    cm = CapacityModel(model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"]), workload,
-                       options_from_dict(inp["options"]))
+    options = options_from_dict(inp["options"])
+    if seed is not None:
+        options = dataclasses.replace(options, seed=seed)  # ServeOptions refuses a negative seed
+    cm = CapacityModel(model_from_dict(inp["model"]), cluster_from_dict(inp["cluster"]), workload, options)
     rate = rate if rate is not None else plan["predicted"]["rate_rps"]
-    if rate <= 0:
-        raise SpecError(f"must be > 0, got {rate}", field="rate")
-    n = requests if requests is not None else cm.options.simulate_requests
-    if n < 1:
-        raise SpecError(f"must be >= 1, got {n}", field="requests")
-    return simulate(Deployment(cm, plan["decision"]), rate=rate, requests=n,
-                    seed=seed if seed is not None else cm.options.seed)
+    check_rate(rate)
+    return simulate(Deployment(cm, plan["decision"]), rate=rate, requests=requests or options.simulate_requests,
+                    seed=options.seed)
 
 
 __all__ = ["EXPORT_FORMATS", "ServeOptions", "ServingWorkload", "check", "estimate_serving", "explain", "export",

@@ -9,9 +9,10 @@ context c; T_ttft, T_tpot the SLOs.
             service S_k = P_k(L)/pp (pp stages pipeline steps): w_q(λ; c·k) + P_k(L_q) + t_kv(L_q) ≤ T_ttft →
             λ_P(c) = largest λ meeting it over the caps k, for c = 1 .. MAX_POOLED (costmodels.queueing; with B = 1
             λ_P(1) is the M/G/1 figure, λ_P(c) ≥ c·λ_P(1))
-  decode    B_max = largest B with d(B, c̄) ≤ T_tpot and B·(L+O)_q ≤ KV capacity, c̄ the time-averaged
-            context E[L·O]/E[O] + E[O²]/(2E[O]); slots busy at the (1+3q)/4 quantile ≤ B_max (square-root
-            staffing) → λ_D = a_max / (E[O]·d(B_max, c̄))
+  decode    caps B with d(b, c̄) ≤ T_tpot at every b ≤ B and B·(L+O)_q ≤ KV capacity, c̄ the time-averaged
+            context E[L·O]/E[O] + E[O²]/(2E[O]); slots busy at the (1+3q)/4 quantile ≤ B (square-root
+            staffing) → λ_D = max over those caps of a_max(B) / (E[O]·d(B, c̄)) (d is not monotone in B, so the
+            largest cap is not always the best; a looser TPOT never gives less)
   colocated chunked prefill (Sarathi): each iteration carries ≤ B decode tokens and up to C prompt tokens,
             m(B, C) ≤ T_tpot; the prompts' queue (planner.serve.colocated: several queued prompts per chunk when
             the engine batches prompts, token budget > 1; iterations priced at the decode batch the load brings):
@@ -245,6 +246,7 @@ class CapacityModel:
         self.slot_q = (1 + 3 * self.q) / 4
         self._tables: dict[tuple[str, InstanceShape, float, int], batching.PrefillTable] = {}
         self._own_caps: dict[tuple[str, InstanceShape], tuple[batching.CapModel, ...]] = {}
+        self._tables_d: dict[tuple[str, InstanceShape], tuple[list[float], list[float]]] = {}
         self._steps: dict[tuple, float] = {}
         """step times already priced (the decode-batch searches and the simulator's tables ask for the same ones)"""
 
@@ -364,21 +366,40 @@ class CapacityModel:
                                  weight_copies)
         return min(MAX_BATCH, int(cap // max(self.stats.q_total, 1.0)) - (weight_copies - 1))
 
+    def _decode_times(self, pool: NodePool, shape: InstanceShape, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(d(B, c̄), offered-load slots a_max(B)) for B = 1 .. n ≤ limit, n the first B whose step misses the TPOT
+        (no larger cap is TPOT-feasible at any slowdown ≥ 1): one table per shape, extended as needed."""
+        key = (pool.name, shape)
+        times, slots = self._tables_d.get(key, ([], []))
+        ctx, tpot = self.stats.ctx_avg, self.workload.tpot_s
+        while len(times) < limit and (not times or times[-1] <= tpot):
+            b = len(times) + 1
+            times.append(self.token_seconds(pool, shape, float(b), ctx))  # float: the key the queues' tables use
+            slots.append(max_offered_load(b, self.slot_q))
+        self._tables_d[key] = (times, slots)
+        return np.asarray(times[:limit]), np.asarray(slots[:limit])
+
     def decode(self, pool: NodePool, shape: InstanceShape, slowdown: float = 1.0,
                weight_copies: int = 1) -> Candidate | None:
+        """The decode candidate at the batch cap B that maximises a_max(B) / d(B) among the TPOT-feasible caps: B ≤
+        the KV bound and d(b)·slowdown ≤ T_tpot at every occupancy b ≤ B (the batch fills and drains through them).
+        The step is not monotone in B (tile and wave quantisation), so the largest feasible cap is not always the
+        best; choosing over all of them makes a looser TPOT never give less capacity (its feasible caps contain the
+        tighter one's)."""
         limit = self._memory_batch(pool, shape, weight_copies)
-        ctx = self.stats.ctx_avg
-
-        def step(b):
-            return self.token_seconds(pool, shape, b, ctx) * slowdown
-
-        batch, t = self._largest_batch(step, limit, self.workload.tpot_s)
-        if batch == 0:
+        times, slots = self._decode_times(pool, shape, max(limit, 0))
+        times = times * slowdown
+        over = np.flatnonzero(times > self.workload.tpot_s)
+        count = int(over[0]) if over.size else times.size  # feasible caps: 1 .. count
+        if count == 0:
+            t = times[0] if limit >= 1 else self.token_seconds(pool, shape, 1, self.stats.ctx_avg) * slowdown
             return Candidate(role="decode", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp,
-                             ep=shape.ep, dp=shape.dp, gpus=shape.gpus, capacity_rps=0.0, tpot_s=t)
-        rate = max_offered_load(batch, self.slot_q) / (self.stats.mean_out * t)
+                             ep=shape.ep, dp=shape.dp, gpus=shape.gpus, capacity_rps=0.0, tpot_s=float(t))
+        index = int(np.argmax(slots[:count] / times[:count]))
+        t = float(times[:index + 1].max())  # the TPOT bound: the slowest step up to the cap
+        rate = float(slots[index]) / (self.stats.mean_out * float(times[index]))
         return Candidate(role="decode", pool=pool.name, dest_pool=pool.name, tp=shape.tp, pp=shape.pp, ep=shape.ep,
-                         dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=batch, tpot_s=t,
+                         dp=shape.dp, gpus=shape.gpus, capacity_rps=rate, max_batch=index + 1, tpot_s=t,
                          cost_per_hour=pool.device.cost_per_hour * shape.gpus)
 
     def colocated_queue(self, pool: NodePool, shape: InstanceShape, chunk: int) -> ColocatedQueue | None:

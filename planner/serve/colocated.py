@@ -86,7 +86,9 @@ class ColocatedQueue:
     def residual_s(self, rate: float) -> float:
         """Mean wait of a prompt that finds no prompt work queued for the decode-only iteration in flight:
         (1 − ρ)·min(1, N)·d(N)/2 (the engine adds prompts at iteration boundaries only)."""
-        running = self._running(rate)
+        return self._residual(rate, self._running(rate))
+
+    def _residual(self, rate: float, running: float) -> float:
         busy = min(1.0, rate * float(self.units.mean()) * self._m(running))
         return (1.0 - busy) * min(1.0, running) * self._d(running) / 2.0
 
@@ -95,7 +97,10 @@ class ColocatedQueue:
 
     def moments(self, rate: float) -> tuple[float, float]:
         """(E[S], E[S²]) of the prompt service at rate λ."""
-        service = self.units * self.iteration_s(rate)
+        return self._moments(self.iteration_s(rate))
+
+    def _moments(self, tau: float) -> tuple[float, float]:
+        service = self.units * tau
         return float(service.mean()), float((service ** 2).mean())
 
     def floor_s(self, rate: float = 0.0) -> float:
@@ -105,9 +110,11 @@ class ColocatedQueue:
     def ttft_s(self, rate: float, quantile: float, arrival_scv: float = 1.0) -> float:
         """TTFT_q(λ) = W_q + residual + ⌈L_q/C⌉·τ(λ) (W_q of GI/G/1 for round-robin-fed arrivals of squared
         coefficient of variation arrival_scv < 1, costmodels.queueing); inf when the queue is unstable."""
-        mean, second = self.moments(rate)
-        return mg1_wait_quantile_s(rate, mean, second, quantile, arrival_scv) + self.residual_s(rate) \
-            + self.floor_s(rate)
+        running = self._running(rate)
+        tau = self._m(running)
+        mean, second = self._moments(tau)
+        return mg1_wait_quantile_s(rate, mean, second, quantile, arrival_scv) + self._residual(rate, running) \
+            + self.own_units * tau
 
     def max_rate(self, quantile: float, ttft_s: float, arrival_scv: float = 1.0) -> float:
         """Largest λ with TTFT_q(λ) <= ttft_s (0 when even zero load misses it)."""

@@ -17,6 +17,7 @@ from costmodels.serving import (
     engine_model,
     kv_bytes_per_token_gpu,
     kv_capacity_tokens,
+    max_routing_skew,
     mean_decode_step_time,
     prefill_time,
     weight_bytes_per_gpu,
@@ -133,7 +134,7 @@ def _check_skew(model: ModelSpec, shape: InstanceShape, skew: float) -> None:
     require(model.is_moe, f"routing skew needs an MoE model; {model.name} is dense (omit --moe-skew)",
             field="moe-skew")
     moe = model.moe_dims
-    most = shape.ep * min(moe.top_k, moe.experts / shape.ep) / moe.top_k
+    most = max_routing_skew(model, shape.ep)
     require(skew <= most, f"must be in [1, {most:g}] at ep={shape.ep} ({moe.experts} experts, top-{moe.top_k}: the "
             f"busiest GPU holds at most min(top_k, experts/ep) slots of each token), got {skew:g}"
             + ("; skew needs --ep > 1" if shape.ep == 1 else ""), field="moe-skew")

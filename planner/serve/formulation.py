@@ -97,7 +97,10 @@ class _Model:
                 var[(role, n)] = _int_var(f"{role}_{n}", pool.num_devices // c.gpus)
                 if c.pooled_rps:
                     pooled[(role, n)] = self._pool_choice(prob, f"{role}_{n}", var[(role, n)], c)
-        lam = {}
+        lam = {}  # λ in units of `unit` req/s
+        # rows in units of a target rate below 1 req/s: the solver's absolute feasibility tolerance (~1e-6) would
+        # otherwise let λ = R be served by no instance at all at R ~ 1e-6 req/s
+        unit = min(self.rate, 1.0) if self.rate else 1.0
         if "prefill" in self.groups:
             for pool in self.cluster.pools:
                 lam[pool.name] = pulp.LpVariable(f"lam_{pool.name}", lowBound=0)
@@ -107,21 +110,21 @@ class _Model:
                 supply = [pooled.get(("prefill", n), c.capacity_rps * var[("prefill", n)])
                           for n, c in enumerate(self.groups["prefill"]) if c.dest_pool == pool.name]
                 # (C1) prefill capacity (pooled: the M/G/c rate of the chosen count), (C2) decode capacity
-                prob += pulp.lpSum(supply) >= lam[pool.name], f"C1_{pool.name}"
-                prob += pulp.lpSum(c.capacity_rps * v for c, v in dec) >= lam[pool.name], f"C2_{pool.name}"
+                prob += pulp.lpSum(supply) * (1.0 / unit) >= lam[pool.name], f"C1_{pool.name}"
+                prob += pulp.lpSum(c.capacity_rps / unit * v for c, v in dec) >= lam[pool.name], f"C2_{pool.name}"
                 # (C3) KV bandwidth out of the prefill instances and into the decode instances
                 out_bw = []
                 for c, v in pre:
                     out_bw.append(kv_link(self.cluster, self.cluster.pool(c.pool), pool)[0] * c.gpus * v)
-                prob += self.kv * lam[pool.name] <= pulp.lpSum(out_bw), f"C3_out_{pool.name}"
-                prob += self.kv * lam[pool.name] <= pulp.lpSum(_ingress(self.cluster, pool) * c.gpus * v
+                prob += self.kv * unit * lam[pool.name] <= pulp.lpSum(out_bw), f"C3_out_{pool.name}"
+                prob += self.kv * unit * lam[pool.name] <= pulp.lpSum(_ingress(self.cluster, pool) * c.gpus * v
                                                                for c, v in dec), f"C3_in_{pool.name}"
         else:
             (role,) = tuple(self.groups)
             lam["all"] = pulp.LpVariable("lam_all", lowBound=0)
             # (C1') whole-request capacity
             supply = [pooled.get((role, n), c.capacity_rps * var[(role, n)]) for n, c in enumerate(self.groups[role])]
-            prob += pulp.lpSum(supply) >= lam["all"], "C1"
+            prob += pulp.lpSum(supply) * (1.0 / unit) >= lam["all"], "C1"
         for pool in self.cluster.pools:
             small, big = [], []
             for (role, n), v in var.items():
@@ -136,10 +139,10 @@ class _Model:
             prob += pulp.lpSum(c.gpus * v for c, v in small) <= pool.devices_per_node * s_k, f"C5a_{pool.name}"
             prob += (s_k + pulp.lpSum(c.gpus // pool.devices_per_node * v for c, v in big) <= pool.nodes,
                      f"C5b_{pool.name}")
-        total_rate = pulp.lpSum(lam.values())
+        total_rate = unit * pulp.lpSum(lam.values())
         if self.rate is not None:
             # (C6) target rate
-            prob += total_rate >= self.rate, "C6"
+            prob += pulp.lpSum(lam.values()) >= self.rate / unit, "C6"
         gpus = pulp.lpSum(self.groups[role][n].gpus * v for (role, n), v in var.items())
         cost = pulp.lpSum(self.groups[role][n].cost_per_hour * v for (role, n), v in var.items())
         return prob, var, total_rate, gpus, cost

@@ -15,7 +15,7 @@ one more, the plan is the best simulated so far and its solver.status says "time
 import dataclasses
 import math
 
-from costmodels.errors import InfeasibleError, require
+from costmodels.errors import InfeasibleError, SolverError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.kv import kv_bytes_per_token
 from costmodels.model import ModelSpec
@@ -29,9 +29,9 @@ from planner.plan import Plan, make_plan
 from planner.serve.budget import VerifyBudget
 from planner.serve.capacity import CapacityModel, build_candidates, shapes_for
 from planner.serve.formulation import CountSolution, solve_counts
-from planner.serve.front import pareto_front, top_alternatives
+from planner.serve.front import pareto_fronts, top_alternatives
 from planner.serve.layouts import LAYOUT_MARGIN, ranked_layouts, same_counts
-from planner.serve.request import ServeOptions, ServeRequest, ServingWorkload
+from planner.serve.request import ServeOptions, ServeRequest, ServingWorkload, check_serve_inputs
 from planner.serve.simulate import Deployment, simulate
 from planner.serve.verify import accepted, replicate
 from solvers.deadline import Deadline
@@ -264,6 +264,11 @@ def _weights_do_not_fit(model: ModelSpec, cluster: ClusterSpec, options: ServeOp
                            details={"binding": ["memory"], "pools": details})
 
 
+def _ms(seconds: float) -> str:
+    """Milliseconds to four significant digits (a 0.02 ms SLO is not "0.0 ms")."""
+    return f"{seconds * 1e3:.4g}"
+
+
 def _infeasible(cm: CapacityModel, cands: dict, workload: ServingWorkload) -> InfeasibleError:
     memory = _weights_do_not_fit(cm.model, cm.cluster, cm.options)
     if memory is not None:
@@ -283,22 +288,27 @@ def _infeasible(cm: CapacityModel, cands: dict, workload: ServingWorkload) -> In
     cfg_d = best_d.name if best_d else "none"
     msg = (f"no configuration meets the SLOs; binding: {what}. "
            f"Best achievable TTFT (p{workload.percentile:g}, zero load) "
-           f"{ttft * 1e3:.1f} ms with {cfg_t} (SLO {workload.ttft_s * 1e3:.1f} ms); best TPOT {tpot * 1e3:.2f} ms "
-           f"with {cfg_d} at batch 1 (SLO {workload.tpot_s * 1e3:.2f} ms)")
+           f"{_ms(ttft)} ms with {cfg_t} (SLO {_ms(workload.ttft_s)} ms); best TPOT {_ms(tpot)} ms "
+           f"with {cfg_d} at batch 1 (SLO {_ms(workload.tpot_s)} ms)")
     if not binding:
-        msg += (f"; each SLO is reachable alone but not at rate {workload.rate_per_s} req/s within "
-                f"{cm.cluster.num_devices} GPUs")
+        where = f"at rate {workload.rate_per_s:.4g} req/s" if workload.rate_per_s is not None else "at any rate"
+        msg += f"; each SLO is reachable alone but not together {where} within {cm.cluster.num_devices} GPUs"
     return InfeasibleError(msg, details={"binding": binding or ["capacity"], "best_ttft_s": ttft, "best_tpot_s": tpot,
                                          "ttft_config": cfg_t, "tpot_config": cfg_d})
 
 
 def plan_serving(model: ModelSpec, cluster: ClusterSpec, workload: ServingWorkload, *, objective: str = "goodput",
                  rate: float | None = None, options: ServeOptions | None = None, progress=None) -> Plan:
-    """Best prefill/decode split (or colocated / intra-GPU mode) under the workload's percentile SLOs."""
+    """Best prefill/decode split (or colocated / intra-GPU mode) under the workload's percentile SLOs. The inputs get
+    the CLI's refusals (SpecError naming the field: exit 2 from the CLI) before any work."""
+    options = ServeOptions() if options is None else options
+    require(isinstance(options, ServeOptions), f"must be a planner.serve.ServeOptions (or None for the defaults), got "
+            f"{type(options).__name__}", field="options")
     if rate is not None:
         workload = dataclasses.replace(workload, rate_per_s=rate)
     request = ServeRequest(model=model, cluster=cluster, workload=workload, objective=objective)
-    return plan_request(request, options or ServeOptions(), progress)
+    check_serve_inputs(model, cluster, options, objective=objective, rate=workload.rate_per_s)
+    return plan_request(request, options, progress)
 
 
 def _alternatives(cm: CapacityModel, verified: dict, modes: tuple[str, ...], best_mode: str, objective: str,
@@ -398,6 +408,10 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
                 verified[mode], verified[best_mode] if best_mode else None, objective, rate, workload.attainment):
             best_mode = mode
     if best_mode is None:
+        if deadline.expired():  # a cut search proves nothing: never report it as infeasible
+            raise SolverError(f"the search stopped at its time limit ({options.time_limit_s:g} s, "
+                              f"{deadline.elapsed():.1f} s elapsed) before it found a deployment; this does not mean "
+                              f"none meets the SLOs: raise --time-limit")
         raise _infeasible(cm, cands, workload)
     sol, served, sim, factor, repairs = verified[best_mode]
     decision = _decision(best_mode, groups_of(sol, served))
@@ -420,7 +434,7 @@ def plan_request(request: ServeRequest, options: ServeOptions, progress=None) ->
     if options.pareto and rate is None:
         base = make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
                          baselines=baselines, solver=sol.solver, simulated={**sim, "repairs": repairs})
-        predicted["pareto"] = pareto_front(request, options, plan_request, base, budget.deadline)
+        predicted.update(pareto_fronts(request, options, plan_request, base, budget.deadline))
     solver = {**sol.solver, "status": deadline.status(sol.solver["status"])}
     return make_plan("serve", inputs=inputs, decision=decision, predicted=predicted, alternatives=alternatives,
                      baselines=baselines, solver=solver, simulated={**sim, "repairs": repairs})

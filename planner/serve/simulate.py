@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costmodels.errors import SpecError
 from costmodels.serving import InstanceShape, kv_capacity_tokens
 from planner.serve.batching import PrefillTable
 from planner.serve.capacity import INTRA_GPU_WEIGHT_COPIES, CapacityModel
@@ -441,6 +442,9 @@ def _route_intra_gpu(dep: Deployment, arrive: np.ndarray, li: np.ndarray) -> tup
 def _route_disaggregated(dep: Deployment, arrive: np.ndarray, li: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(KV ready times, decode instance of each request): the pooled prefill router, then per decode pool a
     weighted round-robin over its decode instances."""
+    if not dep.prefill or not dep.decode:
+        raise SpecError("a disaggregated decision needs at least one prefill and one decode instance",
+                        field="decision.groups")
     ready, which = _run_prefill(dep.prefill, dep.cm, arrive, li)
     assign = np.empty(len(arrive), dtype=np.int64)
     for pool in sorted({d[1] for d in dep.decode}):

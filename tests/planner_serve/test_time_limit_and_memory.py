@@ -59,10 +59,15 @@ def test_time_limit_bounds_the_solve_and_says_so():
     model = profiles.load_model("llama3.1-70b")
     cluster = ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 16)
     limit = 2.0
-    started = time.perf_counter()
+    started = time.process_time()
     plan = plan_serving(model, cluster, WL, options=ServeOptions(time_limit_s=limit))
-    elapsed = time.perf_counter() - started
-    assert elapsed <= limit * 1.1 + 0.3, elapsed  # unbounded, this solve takes ~10 s
+    cpu = time.process_time() - started
+    # the process's CPU time, not the wall time: the deadline runs on the wall clock, so when other processes share
+    # the cores the solve does less work by the limit, never more, while its wall time grows with the load (3.3-4.1 s
+    # at a load of 5 on 2 cores). Work the deadline does not cut (pricing the candidates, ~0.2 s here; the replay in
+    # flight at the limit, a replay is never cut in the middle; the write-up) fits in the margin. Unbounded, this
+    # solve takes ~10 s of CPU time, so the bound still fails when the limit is not kept.
+    assert cpu <= limit * 1.1 + 0.3, cpu
     assert plan["solver"]["status"] == "time_limit" and plan["solver"]["time_limit_hit"] is True
     assert 1 <= plan["simulated"]["replays"] <= 4
     assert not [p for p in check(plan) if "simulated" not in p]
@@ -104,10 +109,11 @@ def test_pareto_points_share_the_plans_time_limit():
         workload: ServingWorkload
 
     def point(tpot_s: float, goodput: float) -> dict:
-        return {"predicted": {"gpus": 8, "rate_rps": 1.0, "goodput_tokens_per_s_per_gpu": goodput},
-                "inputs": {"workload": {"tpot_s": tpot_s, "ttft_s": 0.6}}, "decision": {"mode": "colocated",
-                                                                                       "groups": []},
-                "simulated": {"attainment": 0.95}, "solver": {"status": "optimal"}}
+        return {"predicted": {"gpus": 8, "rate_rps": 1.0, "goodput_tokens_per_s_per_gpu": goodput, "ttft_s": 0.3,
+                              "tpot_s": tpot_s / 2},
+                "inputs": {"workload": {"tpot_s": tpot_s, "ttft_s": 0.6, "percentile": 90.0}},
+                "decision": {"mode": "colocated", "groups": []}, "solver": {"status": "optimal"},
+                "simulated": {"attainment": 0.95, "ttft_s": {"p90": 0.4}, "tpot_s": {"p90": tpot_s / 2}}}
 
     clock = FakeClock()
     deadline = Deadline(10.0, clock=clock)
