@@ -124,6 +124,9 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--pareto", is_flag=True,
               help="Also report the front of goodput per GPU against the TPOT SLO (each point a full deployment; "
                    "goodput objective only: not with --rate or --objective throughput).")
+@click.option("--pareto-axis", type=click.Choice(["tpot", "ttft", "both"]), default="tpot", show_default=True,
+              help="With --pareto: the SLO the front scales (0.5x..2x): tpot (predicted.pareto), ttft "
+                   "(predicted.pareto_ttft) or both fronts.")
 @click.option("--robust", is_flag=True,
               help="Plan against the SLOs divided by the 90th-percentile latency factor of the calibration residuals "
                    "(the SLOs then hold even when the cost model is optimistic).")
@@ -154,7 +157,7 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                attainment, rate, objective, top, pareto, robust, lengths_csv, lognormal, arrival, engine, dtype,
                kv_dtype, moe_skew, quant_block, prefix_len, prefill_token_budget, spec_depth, spec_accept, ep,
                attention_dp, modes, prefill_pools, decode_pools, requests, seed, verify_seeds, verify_layouts,
-               time_limit_s, output):
+               time_limit_s, output, pareto_axis):
     """Prefill/decode split (or colocated / intra-GPU) maximising goodput under TTFT/TPOT SLOs."""
     from planner import plan_serving
     from planner.serve import ServeOptions, ServingWorkload, explain
@@ -175,7 +178,7 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                            modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
                            simulate_requests=requests, seed=seed, verify_seeds=verify_seeds,
                            verify_layouts=verify_layouts, spec_depth=spec_depth, spec_accept=spec_accept, top=top,
-                           pareto=pareto, time_limit_s=time_limit_s,
+                           pareto=pareto, pareto_axis=pareto_axis, time_limit_s=time_limit_s,
                            prefill_token_budget=_token_budget(prefill_token_budget),
                            prefill_pools=_names(prefill_pools), decode_pools=_names(decode_pools), robust=robust)
     objective = objective or ("gpus" if rate else "goodput")

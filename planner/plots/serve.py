@@ -2,7 +2,8 @@
 simulated TTFT/TPOT percentiles against the SLO.
 
 Points are every configuration the plan carries with goodput and latency: the chosen one (`predicted`), the
-baselines, alternatives, and a `pareto` list where the plan has one. The front is the set no other point
+baselines, alternatives, and the `pareto` (TPOT) and `pareto_ttft` fronts where the plan has them (their points
+carry their predicted TTFT/TPOT). The front is the set no other point
 beats on both goodput (higher) and latency (lower).
 """
 
@@ -38,6 +39,9 @@ def _points(doc: dict) -> list[dict]:
     pareto = doc.get("pareto") or (doc.get("predicted") or {}).get("pareto") or []
     for i, item in enumerate(pareto if isinstance(pareto, list) else []):
         add(f"pareto {i + 1}", item)
+    pareto_ttft = (doc.get("predicted") or {}).get("pareto_ttft") or []
+    for i, item in enumerate(pareto_ttft if isinstance(pareto_ttft, list) else []):
+        add(f"pareto TTFT {i + 1}", item)
     return out
 
 

@@ -10,6 +10,7 @@ from planner.confidence.documents import check_confidence
 from planner.plan import Plan
 from planner.serve.capacity import CapacityModel
 from planner.serve.estimate import Workload, estimate_numbers
+from planner.serve.front import front_lines
 from planner.serve.io import cluster_from_dict, device_from_dict, model_from_dict, options_from_dict, workload_from_dict
 
 REL_TOL = 1e-6
@@ -289,10 +290,7 @@ def explain(plan: Plan) -> str:
                          f"req/s, {alt['goodput_tokens_per_s_per_gpu']:.1f} tok/s/GPU (model)")
         else:
             lines.append(f"  alt {alt['mode']}: {alt.get('why', '')}{alternative_note(alt)}")
-    for pt in p.get("pareto") or []:
-        shapes = " + ".join(f"{g['instances']}x {g['role']} tp{g['tp']}pp{g['pp']}" for g in pt["groups"])
-        lines.append(f"  pareto TPOT {pt['tpot_slo_s'] * 1e3:.1f} ms: {pt['goodput_tokens_per_s_per_gpu']:.1f} "
-                     f"tok/s/GPU at {pt['rate_rps']:.3f} req/s ({pt['mode']}: {shapes})")
+    lines += front_lines(p, wl["percentile"])
     for name, b in sorted(plan["baselines"].items()):
         if b.get("feasible") is False:
             lines.append(f"  baseline {name}: no SLO-feasible configuration")

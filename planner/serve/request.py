@@ -185,7 +185,9 @@ class ServeOptions:
     top: int = 0
     """also report the next `top` deployments (alternatives, best first)"""
     pareto: bool = False
-    """also report the front of goodput per GPU against the TPOT SLO (predicted.pareto)"""
+    """also report the front of goodput per GPU against an SLO (predicted.pareto: TPOT; pareto_ttft: TTFT)"""
+    pareto_axis: str = "tpot"
+    """the SLO the front scales: tpot (predicted.pareto), ttft (predicted.pareto_ttft) or both (serve/front.py)"""
     verify_layouts: int = 3
     """goodput objective: layouts per mode verified by simulation (the mode's ILP solution and the next best
     single-layout solutions, planner.serve.layouts); the best simulated one is kept"""
@@ -223,6 +225,10 @@ class ServeOptions:
         check_requests(self.simulate_requests, least=10)
         require(self.seed >= 0, f"must be >= 0 (a numpy seed), got {self.seed}", field="seed")
         require(self.top >= 0, f"must be >= 0, got {self.top}", field="top")
+        require(self.pareto_axis in ("tpot", "ttft", "both"),
+                f"unknown axis {self.pareto_axis!r}; valid: tpot, ttft, both", field="pareto-axis")
+        require(self.pareto or self.pareto_axis == "tpot", f"--pareto-axis {self.pareto_axis} needs --pareto",
+                field="pareto-axis")
         require(self.verify_layouts >= 1, f"must be >= 1, got {self.verify_layouts}", field="verify_layouts")
         require(2 <= self.verify_seeds <= 11, f"must be in 2..11, got {self.verify_seeds}", field="verify_seeds")
         require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
