@@ -251,7 +251,7 @@ def check_serve_inputs(model: ModelSpec, cluster: ClusterSpec, options: ServeOpt
     serve, before any work): expert parallelism, attention data parallelism and routing skew need an MoE model; the
     skew cannot exceed experts / top_k (every slot of a token on the busiest GPU, one expert per GPU); --ep and
     --attention-dp must be degrees of some instance shape the planner searches; --pareto needs SLOs and no target
-    rate (the front maximises goodput per GPU at each TPOT SLO)."""
+    rate (the front maximises goodput per GPU at each TPOT or TTFT SLO)."""
     for pool in cluster.pools:  # FP4 needs the device's FP4 peak; MoE models the engine's fitted MoE constants
         check_precision(model, pool.device, options.engine, options.dtype)
     for flag, v in (("ep", options.ep), ("attention-dp", options.attention_dp)):
@@ -266,12 +266,12 @@ def check_serve_inputs(model: ModelSpec, cluster: ClusterSpec, options: ServeOpt
                 f"(the busiest GPU holds at most every slot of its tokens), got {options.moe_skew:g}",
                 field="moe-skew")
         _check_degrees(model, cluster, options)
-    require(not (options.pareto and objective == "throughput"), "the front is goodput per GPU against the TPOT SLO; "
+    require(not (options.pareto and objective == "throughput"), "the front is goodput per GPU against an SLO; "
             "objective 'throughput' has no SLOs (use --top N for the next shapes)", field="pareto")
     require(not (options.robust and objective == "throughput"), "robust planning tightens the SLOs; objective "
             "'throughput' has none: drop --robust", field="robust")
     if options.pareto and rate is not None:
-        raise SpecError(f"the front maximises goodput per GPU at each TPOT SLO, so it takes no target rate: drop "
+        raise SpecError(f"the front maximises goodput per GPU at each SLO, so it takes no target rate: drop "
                         f"--rate {rate:g} (objective {objective}) or --pareto", field="pareto")
 
 
