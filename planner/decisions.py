@@ -84,7 +84,8 @@ class ServeGroup(Typed):
     ttft_floor_s: float
     tpot_s: float
     prefill_token_budget: int | None = field(default=None, metadata={"omit_none": True, "schema": {"minimum": 1}})
-    """prefill and intra_gpu groups: tokens one prefill step carries (batched prefill; 1 = one prompt per step)"""
+    """prefill and intra_gpu groups, and offline (objective throughput) groups: tokens one prefill (or mixed) step
+    carries (batched prefill; 1 = one prompt per step)"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
