@@ -26,14 +26,17 @@ the chosen count as in (C1p) (c instances fed round-robin by the router, GI/G/1 
 when the prompt queue binds).
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import pulp
 
 from costmodels.errors import SpecError
 from costmodels.hardware import ClusterSpec
+from planner.serve.budget import MIN_SOLVER_S
 from planner.serve.capacity import Candidate, kv_link
 from solvers import SolverOptions, solve_pulp
+from solvers.deadline import Deadline
 
 DINKELBACH_TOL = 1e-9
 MAX_DINKELBACH = 30
@@ -192,12 +195,17 @@ def _sustained_rate(model: _Model, counts) -> float:
 
 def solve_counts(cluster: ClusterSpec, groups: dict[str, list[Candidate]], *, objective: str, rate: float | None,
                  kv_bytes_per_req: float, options: SolverOptions) -> CountSolution | None:
-    """Optimal integer counts for one mode (groups: {"prefill", "decode"} or {"colocated"} / {"intra_gpu"})."""
+    """Optimal integer counts for one mode (groups: {"prefill", "decode"} or {"colocated"} / {"intra_gpu"}).
+    options.time_limit_s bounds the whole call (the Dinkelbach ILPs share it; past it, the best found so far)."""
     if not all(groups.values()):
         return None
     model = _Model(cluster, groups, kv_bytes_per_req, rate)
     if not all(model.groups.values()):
         return None
+    deadline = Deadline(options.time_limit_s)
+
+    def solve(prob):
+        return solve_pulp(prob, dataclasses.replace(options, time_limit_s=max(deadline.remaining(), MIN_SOLVER_S)))
     if objective in ("gpus", "cost") or (objective == "goodput" and rate is not None):
         prob, var, total_rate, gpus, cost = model.build(pulp.LpMinimize)
         if objective == "cost":
@@ -206,16 +214,18 @@ def solve_counts(cluster: ClusterSpec, groups: dict[str, list[Candidate]], *, ob
             prob += cost
         else:
             prob += gpus
-        result = solve_pulp(prob, options)
+        result = solve(prob)
         if not result.status.has_solution:
             return None
         return _solution(model, var, total_rate, result)
     # goodput per GPU without a target rate: Dinkelbach on max Σλ / Σg
     theta, best = 0.0, None
     for _ in range(MAX_DINKELBACH):
+        if best is not None and deadline.expired():
+            return best
         prob, var, total_rate, gpus, _ = model.build(pulp.LpMaximize)
         prob += total_rate - theta * gpus
-        result = solve_pulp(prob, options)
+        result = solve(prob)
         if not result.status.has_solution:
             return best
         sol = _solution(model, var, total_rate, result)
@@ -226,14 +236,14 @@ def solve_counts(cluster: ClusterSpec, groups: dict[str, list[Candidate]], *, ob
         if value <= DINKELBACH_TOL * max(1.0, sol.rate_rps):
             break
         theta = sol.goodput_per_gpu
-    if best is None:
-        return None
+    if best is None or deadline.expired():
+        return best
     # among the counts reaching the optimal ratio, take the largest rate (replicas of the best unit)
     theta = best.goodput_per_gpu
     prob, var, total_rate, gpus, _ = model.build(pulp.LpMaximize)
     prob += total_rate - theta * gpus >= -DINKELBACH_TOL * max(1.0, best.rate_rps), "ratio"
     prob += total_rate
-    result = solve_pulp(prob, options)
+    result = solve(prob)
     if result.status.has_solution:
         sol = _solution(model, var, total_rate, result)
         if sol.gpus and sol.goodput_per_gpu >= theta * (1 - 1e-7):

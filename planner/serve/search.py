@@ -168,7 +168,7 @@ def _verify(cm: CapacityModel, mode: str, sol: CountSolution, groups: dict, *, o
         if rate is None:
             trial_served = sol.rate_rps * factor
         else:
-            if not resolve:
+            if not resolve or budget.deadline.expired():
                 break
             again = solve_counts(cm.cluster, _derated(groups, factor), objective=objective, rate=rate,
                                  kv_bytes_per_req=kv_req, options=budget.solver_options())
@@ -447,8 +447,12 @@ def _solve_modes(cm: CapacityModel, cands: dict, *, objective: str, rate: float 
     modes with an ILP solution the time budget left unsimulated)."""
     options = cm.options
     results = {}
+    cut = set()  # modes whose ILP the time limit left unsolved (the first always runs)
     for mode in options.modes:
         groups = {role: cands[role] for role in MODE_ROLES[mode]}
+        if results and budget.deadline.expired():
+            cut.add(mode)
+            continue
         sol = solve_counts(cm.cluster, groups, objective=objective, rate=rate, kv_bytes_per_req=kv_req,
                            options=budget.solver_options())
         if sol is not None:
@@ -457,7 +461,7 @@ def _solve_modes(cm: CapacityModel, cands: dict, *, objective: str, rate: float 
     for mode, (sol, groups) in results.items():
         budget.stage = f"verifying {mode}"
         ranked[mode] = ranked_layouts(cm.cluster, groups, kv_bytes_per_req=kv_req, options=budget.solver_options()) \
-            if rate is None else []
+            if rate is None and not budget.deadline.expired() else []
         floor = sol.goodput_per_gpu * (1 - LAYOUT_MARGIN)
         tries = [(sol, groups)] + [sg for sg in ranked[mode] if not same_counts(sg[0], sol)
                                    and sg[0].goodput_per_gpu >= floor][:options.verify_layouts - 1]
@@ -468,4 +472,4 @@ def _solve_modes(cm: CapacityModel, cands: dict, *, objective: str, rate: float 
                                                         cm.workload.attainment):
                 verified[mode] = checked
     budget.deadline.expired()  # an ILP that ran to the limit counts as a hit
-    return verified, ranked, set(results) - set(verified)
+    return verified, ranked, (set(results) - set(verified)) | cut

@@ -179,3 +179,22 @@ def test_routing_skew_is_capped_by_what_routing_allows():
 
     with pytest.raises(SpecError, match=r"must be in \[1, 4\] at ep=4"):
         estimate_serving(model, device, tp=4, ep=4, batch=8, isl=1000, osl=100, moe_skew=5.0)
+
+
+def test_a_large_cluster_keeps_the_time_limit():
+    """1,024 H100s at --time-limit 5 ran 16 s: past the limit every further count ILP (each Dinkelbach step, every
+    layout of the ranking, every other mode) still got the solver's 0.05 s floor. Past the limit they are now
+    skipped (the modes left unsolved are reported as cut, not as infeasible). CPU time, as in
+    test_time_limit_and_memory.py: the deadline runs on the wall clock, so load only shortens the work."""
+    import time
+
+    model = profiles.load_model("llama3.1-70b")
+    cluster = ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 1024)
+    wl = ServingWorkload(input_len=4000, output_len=500, ttft_s=0.6, tpot_s=0.02)
+    limit = 3.0
+    started = time.process_time()
+    plan = plan_serving(model, cluster, wl, options=ServeOptions(time_limit_s=limit))
+    assert time.process_time() - started <= limit * 1.1 + 0.3
+    assert plan["solver"]["status"] == "time_limit"
+    cut = [alt for alt in plan["alternatives"] if alt["why"].startswith("not simulated")]
+    assert cut and not [alt for alt in plan["alternatives"] if "no SLO-feasible" in alt["why"]]
