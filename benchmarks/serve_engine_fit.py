@@ -16,7 +16,8 @@ report gives the median and 90th-percentile |error| on the held-aside points. `-
 the `serving_engines:` block at the end of profiles/hardware/<device>.yaml with the fitted values and their
 provenance. `--refit` fits only the ops named and `--engines` only the engines named (the others keep the profile's
 constants and are evaluated).
-Fitting uses only these measured tables (no published end-to-end numbers).
+Fitting uses only these measured tables (no published end-to-end numbers). The ops themselves (domains, predictors,
+fitted constants) are in benchmarks/serve_engine_ops.py.
 """
 
 import argparse
@@ -31,37 +32,30 @@ import zlib
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
 
 import numpy as np  # noqa: E402
-from aic_moe_workload import GROUPED_ROUTING, RAW_KERNEL_SHAPES, measured_rows  # noqa: E402
-from aic_quant_tables import STATIC_KERNEL_ROWS, ScaleTable, dynamic_scale_s, static_quant_points  # noqa: E402
+from aic_quant_tables import STATIC_KERNEL_ROWS  # noqa: E402
 from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa: E402
 from machine import machine_note  # noqa: E402
+from serve_engine_ops import (  # noqa: E402
+    OPS,
+    SHIPPED,
+    SHIPPED_GEMMS,
+    SHIPPED_MOE,
+    WIDE,
+    predict_gemm,
+    predict_moe,
+    predict_moe_block,
+)
 
 import profiles  # noqa: E402
-from costmodels import serving_moe_flashinfer  # noqa: E402
 from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants  # noqa: E402
-from costmodels.serving_attention import (  # noqa: E402
-    allreduce_s,
-    decode_attention_s,
-    prefill_attention_s,
-    query_tiles,
-)
-from costmodels.serving_gemm import fp8_quant_s, grouped_gemm_rows_s  # noqa: E402
-from costmodels.serving_kernels import EngineKernels, block_fp8_kernels, gemm_s, grouped_gemm_s  # noqa: E402
+from costmodels.serving_kernels import EngineKernels  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
     config_block_rows,
     flashinfer_fallback_tile,
-    walks_all_slots,
 )
 
-SCALE_TABLES: dict[tuple[str, str], ScaleTable] = {}
-"""compute_scale tables loaded so far, by (device, engine) (aic_quant_tables.dynamic_scale_s)"""
-HEAD_DIM = 128
-"""attention head width of every GQA/MHA model in profiles/models (MLA runs other kernels): the attention
-constants are fitted on it; other widths behave differently per kernel and are reported separately (WIDE)"""
 HELD_ASIDE = 5
 """one point in HELD_ASIDE (by key hash) is held aside for the error report"""
-ELEM_BYTES = 2.0
-"""bytes of a BF16 element: the all-reduce tables give message sizes in elements; prefill K and V are BF16"""
 START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_max=0.6, fp8_gemm_half_flops=1e9,
              fp8_quant_s=5e-6,
              hbm_efficiency=0.8, kernel_floor_s=5e-6, attention_efficiency=0.5, attention_floor_s=5e-6,
@@ -199,214 +193,10 @@ def block_kind_rows(device: str, cals: list[EngineCalibration]) -> list[str]:
     out = []
     for kernel, points in (("Triton (EP 1)", [p for p in test if p[6] == 1]),
                            ("FlashInfer CUTLASS (EP > 1)", [p for p in test if p[6] > 1]), ("both", test)):
-        err = sorted(abs(_moe_block(ek, p, "vllm") / p[-1] - 1) for p in points)
+        err = sorted(abs(predict_moe_block(ek, p, "vllm") / p[-1] - 1) for p in points)
         out.append(f"| {device} | {kernel} | {len(err)} | {statistics.median(err):.1%} | "
                    f"{float(np.quantile(err, 0.9)):.1%} | {err[-1]:.1%} |")
     return out
-
-
-def _gemm(ek, p, engine: str = "", device: str = ""):
-    # an FP8 row of TensorRT-LLM's table also holds the amax pass of a dynamic input scale (its collector loads no
-    # input_scale), taken from the measured compute_scale table: the fitted quantisation is the static kernel alone
-    m, n, kk, dtype, _ = p
-    scale = dynamic_scale_s(SCALE_TABLES, device, engine, m, kk) if dtype == "fp8" else 0.0
-    return gemm_s(ek, m, n, kk, dtype) + scale
-
-
-def _quant(ek, p):
-    m, kk, _ = p  # the static-scale quantise kernel alone (aic_quant_tables.static_quant_points)
-    return fp8_quant_s(ek.device, ek.k, m, kk)
-
-
-def _prefill(ek, p):
-    b, isl, heads, kv_heads, d, _ = p
-    return prefill_attention_s(ek, 2.0 * b * isl * (isl / 2) * heads * 2 * d, isl / 2, query_tiles(b, heads, isl),
-                               b * isl * kv_heads * 2 * d * ELEM_BYTES)
-
-
-def _decode(ek, p):
-    b, ctx, heads, kv_heads, d, kv, _ = p
-    per_token = 2.0 * kv_heads * d * (1.0 if kv == "fp8" else 2.0)
-    return decode_attention_s(ek, b, kv_heads, heads, ctx, b * ctx * per_token, 2.0 * b * ctx * heads * 2 * d,
-                              kv == "fp8")
-
-
-def _allreduce(ek, p):
-    n, size, _ = p
-    return allreduce_s(ek, size * ELEM_BYTES, int(n))
-
-
-def _moe(ek, p, engine: str = ""):
-    # the table's tokens are all tokens entering the layer, each engine's rows timed on what its collector built
-    # (aic_moe_workload: balanced routing, GPU 0's share of moe_tp·ep GPUs holding experts/ep experts each)
-    if engine == "sglang":
-        return _moe_sglang_collector(ek, p)
-    return _moe_collector(ek, p, engine)
-
-
-def _moe_block(ek, p, engine: str = ""):
-    # FP8 experts of a 128x128 block-scaled checkpoint as serving times them (grouped_gemm_s block_scaled: the
-    # engine's block-scaled kernel, for vLLM its Triton kernel at EP 1 and TensorRT-LLM's at EP > 1; without one,
-    # its per-tensor FP8 path). vLLM's Triton kernel scales each 128-deep k step's MMA result by its token and
-    # weight block scales before adding it (fused_moe.py: accumulator += tl.dot(a, b) * a_scale * b_scale, where the
-    # per-tensor kernel accumulates in the MMA and scales once): work proportional to the MMAs, so the fitted
-    # efficiency carries it (0.46 of the FP8 curve on H100, about BF16's speed). Tested and not kept: a fixed time
-    # per (row block, 128 columns, k step) iteration (fits to 0), a time per program launched over the grid's
-    # worst-case padding E·(BLOCK_SIZE_M - 1) that exits at once (~0.65 µs each; p90 11.2 -> 9.8 % H100, 10.5 ->
-    # 11.0 % H200), the tuned files' own BLOCK_SIZE_M per token count and a weight re-read share of its own (p90
-    # 9.9-10.3 % H100, 9.8-10.1 % H200; H200's efficiency stays at 1: its tuned rows fit as memory-bound);
-    # SGLang's FP8 rows are these very rows, predicted as the "moe fp8" op predicts them; vLLM's and TensorRT-LLM's
-    # on the rows their collector built (aic_moe_workload balanced routing, GPU 0's experts computing their own
-    # slots; TensorRT-LLM's DeepSeek-V3 rows without the grouped top-k: its EP 2 runs half of EP 1, 104.5 vs 191.8 µs
-    # at 1 token on H100, where grouped routing would put all 8 slots on GPU 0)
-    if engine == "sglang":
-        return _moe_sglang_collector(ek, p)
-    tokens, h, inter, topk, experts, tp, ep, _, _ = p
-    shapes = ((2 * inter / tp, h), (h, inter / tp))
-    block = block_fp8_kernels(ek, int(ep))  # vLLM: its Triton kernel at EP 1, FlashInfer's CUTLASS (TRT-LLM's) above
-    if engine in ("vllm", "trtllm") and block is not None:
-        grouped = GROUPED_ROUTING.get(p[1:5]) if engine == "vllm" else None
-        _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, grouped)
-        # the engine's own Triton kernel on the tile config chosen for all tokens (tuned file or default)
-        cfg = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, "fp8", True) * block[2]
-        return sum(grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg) for n, kk in shapes)
-    local, slots = experts / ep, tokens * topk / ep
-    return sum(grouped_gemm_s(ek, slots, local, n, kk, "fp8", True, 0.0, 0.0, True) for n, kk in shapes)
-
-
-def _moe_sglang_collector(ek, p):
-    # SGLang's table times the rows the collector builds (aic_moe_workload: balanced routing; for Mixtral under EP
-    # GPU 0's tokens with their remote slots computed by its expert 0, else the engine's layer walking all slots),
-    # on the config chosen for the tokens the kernel receives
-    tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
-    m, rows, walked = measured_rows(int(tokens), int(experts), int(topk), int(ep), p[1:5] in RAW_KERNEL_SHAPES,
-                                    GROUPED_ROUTING.get(p[1:5]))
-    block = config_block_rows("sglang", ek.device.name, m, experts / ep, inter / tp, dtype)
-    return (grouped_gemm_rows_s(ek.device, ek.k, rows, 2 * inter / tp, h, dtype, block, walked)
-            + grouped_gemm_rows_s(ek.device, ek.k, rows, h, inter / tp, dtype, block, walked))
-
-
-def _moe_collector(ek, p, engine: str):
-    # vLLM's and TensorRT-LLM's tables time the engine's MoE layer on GPU 0 with the collector's balanced routing
-    # (aic_moe_workload; vLLM's with the grouped top-k where the model has it, TensorRT-LLM's without, as in
-    # _moe_block): every token enters and GPU 0's experts compute their own slots, not uniform-random hits
-    # (where slots ~ experts the balanced rows hit every expert); vLLM's Triton kernel walks all slots, on the
-    # config chosen for all tokens, TensorRT-LLM's CUTLASS MoE only its own (walks_all_slots); vLLM's FP8 experts
-    # as collected: FlashInfer's CUTLASS MoE on its fallback tile (costmodels/serving_moe_flashinfer.py; the
-    # collector never autotunes it, while serving times the tuned kernel with TensorRT-LLM's constants:
-    # serving_kernels.grouped_gemm_s)
-    tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
-    grouped = GROUPED_ROUTING.get(p[1:5]) if engine == "vllm" else None
-    _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, grouped)
-    shapes = ((2 * inter / tp, h), (h, inter / tp))
-    if flashinfer_fallback_tile(engine, dtype):
-        return sum(serving_moe_flashinfer.grouped_gemm_s(ek.device, ek.k, rows, n, kk) for n, kk in shapes)
-    block = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, dtype)
-    walked = tokens * topk if walks_all_slots(engine, dtype) else 0.0
-    return sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked) for n, kk in shapes)
-
-
-def shipped_heads() -> set[tuple[int, int]]:
-    """(query heads, KV heads) per GPU that the serving model issues for the GQA/MHA model profiles (head_dim
-    128) at TP 1, 2, 4, 8 (KV heads replicated when fewer than the TP degree)."""
-    out = set()
-    for name in profiles.list_profiles()["models"]:
-        m = profiles.load_model(name)
-        if m.attention != "mla" and m.head_dim == HEAD_DIM:
-            out |= {(m.heads // tp, max(1, m.kv_heads // tp)) for tp in (1, 2, 4, 8) if m.heads % tp == 0}
-    return out
-
-
-SHIPPED = shipped_heads()
-
-
-def shipped_gemms() -> tuple[set[tuple[int, int]], set[tuple[int, int, int, int]]]:
-    """(n, k) of the dense GEMMs (QKV, output, gate+up, down) of the model profiles at TP 1, 2, 4, 8, and
-    (hidden, expert width, top-k, experts) of their routed-expert layers."""
-    dense, moe = set(), set()
-    for name in profiles.list_profiles()["models"]:
-        m = profiles.load_model(name)
-        for tp in (t for t in (1, 2, 4, 8) if m.heads % t == 0):
-            qkv = (m.heads // tp + 2 * max(1, m.kv_heads // tp)) * m.head_dim
-            dense |= {(qkv, m.hidden), (m.hidden, m.heads // tp * m.head_dim)}
-            if m.ffn % tp == 0:
-                dense |= {((2 if m.gated_mlp else 1) * m.ffn // tp, m.hidden), (m.hidden, m.ffn // tp)}
-        if m.moe is not None:
-            moe.add((m.hidden, m.moe.expert_ffn, m.moe.top_k, m.moe.experts))
-    return dense, moe
-
-
-SHIPPED_GEMMS, SHIPPED_MOE = shipped_gemms()
-
-
-def _moe_table(t: Tables, dtype: str) -> list:
-    return [p for p in t.moe if p[7] == dtype and p[0] <= 16384 and p[5] * p[6] <= 16]
-
-
-def _moe_domain(t: Tables, dtype: str) -> list:
-    return [p for p in _moe_table(t, dtype) if p[1:5] in SHIPPED_MOE]
-
-
-def _moe_block_table(t: Tables) -> list:
-    return [p for p in t.moe_block if p[0] <= 16384 and p[5] * p[6] <= 16]
-
-
-def _gemm_table(t: Tables, dtype: str) -> list:
-    return [p for p in t.gemm if p[3] == dtype and min(p[1], p[2]) >= 512 and p[0] <= 16384]
-
-
-def _gemm_domain(t: Tables, dtype: str) -> list:
-    return [p for p in _gemm_table(t, dtype) if p[1:3] in SHIPPED_GEMMS]
-
-
-OPS = {
-    # op: (points of the domain, predictor, constants fitted on it); fitted in this order
-    "gemm bf16": (lambda t: _gemm_domain(t, "bf16"), _gemm,
-                  ("gemm_efficiency_max", "gemm_half_flops", "hbm_efficiency", "kernel_floor_s", "gemm_wave_weight",
-                   "gemm_large_efficiency_max")),
-    # the FP8 input quantise kernel on its own measured table (serving's k range), fixed in 'gemm fp8' (op_names)
-    "fp8 quant": (lambda t: [p for p in static_quant_points(t.device, t.engine)
-                             if p[0] <= 16384 and 512 <= p[1] <= max(k for _, k in SHIPPED_GEMMS)], _quant,
-                  ("fp8_quant_s", "fp8_quant_row_s", "fp8_quant_bytes", "fp8_quant_l2_share",
-                   "fp8_quant_row_bytes_per_s")),
-    "gemm fp8": (lambda t: _gemm_domain(t, "fp8"), _gemm,
-                 ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s", "fp8_k_overhead", "fp8_wave_weight",
-                  "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s", "fp8_hbm_efficiency",
-                  "fp8_overlap_exponent", "fp8_large_efficiency_max", "fp8_oob_penalty", "fp8_gemm_row_s")),
-    # NVFP4 GEMMs with their input quantisation (serving_gemm.gemm_fp4_s): only devices with an FP4 peak (DEVICE_OPS)
-    "gemm fp4": (lambda t: _gemm_domain(t, "fp4"), _gemm,
-                 ("fp4_gemm_efficiency_max", "fp4_gemm_half_flops", "fp4_wave_weight", "fp4_hbm_efficiency",
-                  "fp4_quant_s", "fp4_quant_bytes")),
-    "prefill attention": (lambda t: [p for p in t.prefill if p[0] * p[1] >= 128 and p[4] == HEAD_DIM
-                                     and (p[2], p[3]) in SHIPPED], _prefill,
-                          ("attention_efficiency", "attention_floor_s", "attention_half_work", "attention_tile_s",
-                           "prefill_kv_passes")),
-    "decode attention": (lambda t: [p for p in t.decode if p[4] == HEAD_DIM and (p[2], p[3]) in SHIPPED], _decode,
-                         ("kv_read_efficiency", "decode_attention_floor_s", "decode_seq_s", "decode_fp8_floor_s",
-                          "decode_fp8_seq_s", "decode_mha_floor_s", "decode_mha_seq_s", "decode_mha_dequant_s",
-                          "decode_mha_token_s",
-                          "decode_free_units", "kv_dequant_s",
-                          "decode_split_s", "decode_split_tokens", "decode_overlap_exponent")),
-    "all-reduce": (lambda t: [p for p in t.allreduce if 1024 <= p[1] <= 2**28], _allreduce,
-                   ("allreduce_call_s", "allreduce_hop_s", "allreduce_efficiency", "allreduce_twoshot_call_s",
-                    "allreduce_twoshot_efficiency", "allreduce_nccl_call_s", "allreduce_nccl_efficiency",
-                    "allreduce_custom_max_bytes")),
-    # the fused MoE kernels on the GEMM curves fitted above: their efficiency relative to them (BF16 and FP8 run
-    # different kernels), block rows, fixed time and slot traffic; instances the planner builds have moe_tp·ep <= 16
-    "moe bf16": (lambda t: _moe_domain(t, "bf16"), _moe,
-                 ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_default_efficiency",
-                  "moe_block_rows", "moe_block_weight_reads", "moe_overlap_exponent")),
-    "moe fp8": (lambda t: _moe_domain(t, "fp8"), _moe,
-                ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
-                 "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",
-                 "moe_fp8_overlap_exponent", "moe_fp8_serial_bytes")),
-    # FP8 experts with 128x128 block scales (serving_kernels.block_fp8_constants): their own kernel's constants
-    "moe fp8 block": (lambda t: [p for p in _moe_block_table(t) if p[1:5] in SHIPPED_MOE], _moe_block,
-                      ("moe_blockfp8_efficiency", "moe_blockfp8_floor_s", "moe_blockfp8_hbm_efficiency",
-                       "moe_blockfp8_slot_bytes", "moe_blockfp8_block_rows", "moe_blockfp8_expert_s",
-                       "moe_blockfp8_serial_bytes",
-                       "moe_blockfp8_default_efficiency")),
-}
 
 
 DEVICES = ("h100-sxm", "h200")
@@ -430,14 +220,6 @@ def _kernels(dev: DeviceSpec, values: dict) -> EngineKernels:
     return EngineKernels(dev, KernelConstants(**values))
 
 
-WIDE = {"prefill attention": lambda t: [p for p in t.prefill if p[0] * p[1] >= 128],
-        "decode attention": lambda t: list(t.decode),
-        "gemm bf16": lambda t: _gemm_table(t, "bf16"), "gemm fp8": lambda t: _gemm_table(t, "fp8"),
-        "gemm fp4": lambda t: _gemm_table(t, "fp4"),
-        "fp8 quant": lambda t: static_quant_points(t.device, t.engine),
-        "moe bf16": lambda t: _moe_table(t, "bf16"), "moe fp8": lambda t: _moe_table(t, "fp8"),
-        "moe fp8 block": _moe_block_table}
-"""the whole table of an op whose fitted domain is narrower (reported, with the same constants)"""
 
 
 def op_names(op: str, engine: str) -> tuple[str, ...]:
@@ -464,7 +246,8 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     if not ENGINE_CONSTANTS.get(engine, {}).get("decode_mha_block_tokens"):
         names = tuple(n for n in names if n != "decode_mha_token_s")
     names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {}))  # read from source, not fitted
-    if getattr(predict, "func", None) not in (_moe, _moe_block):  # the MoE predictors, bound to their engine
+    # the MoE predictors, bound to their engine
+    if getattr(predict, "func", None) not in (predict_moe, predict_moe_block):
         return names
     # a term off at START (0) is fitted only for engines with their own start (ENGINE_START); FlashInfer's
     # fallback tile (vLLM FP8) has fixed 128-row tiles
@@ -474,7 +257,7 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
         names = tuple(n for n in names if not n.startswith("moe_blockfp8_"))
     if flashinfer_fallback_tile(engine, "fp8"):
         names = tuple(n for n in names if n != "moe_fp8_block_rows")
-    block = getattr(predict, "func", None) is _moe_block  # FP8 experts with block scales: those configs
+    block = getattr(predict, "func", None) is predict_moe_block  # FP8 experts with block scales: those configs
     if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7], block) for p in train):
         return names
     return tuple(n for n in names if not n.endswith("default_efficiency"))
@@ -522,9 +305,9 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
         if op not in device_ops(device):
             continue
         names = op_names(op, engine) if op in refit else ()
-        if predict in (_moe, _moe_block):  # which shapes have tuned kernel configs depends on the engine
+        if predict in (predict_moe, predict_moe_block):  # which shapes have tuned kernel configs depends on the engine
             predict = functools.partial(predict, engine=engine)
-        elif predict is _gemm:  # which engines' FP8 rows quantise dynamically (aic_quant_tables)
+        elif predict is predict_gemm:  # which engines' FP8 rows quantise dynamically (aic_quant_tables)
             predict = functools.partial(predict, engine=engine, device=device)
         points = domain(tables)
         train = [p for p in points if not held_aside(p[:-1])]

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/serve_fp8_ratio.py [--out benchmarks/results/serve_fp8.md]
 
 Over every GEMM shape measured in both BF16 and FP8 (n, k in 1024..16384; and, second, only the (n, k) of the
-model profiles' dense GEMMs at TP 1-8, serve_engine_fit.SHIPPED_GEMMS), summed time of the BF16 kernels / summed
+model profiles' dense GEMMs at TP 1-8, serve_engine_ops.SHIPPED_GEMMS), summed time of the BF16 kernels / summed
 time of the FP8 kernels, for prefill-sized (m = 2048, 4096, 8192 tokens) and decode-sized (m = 1..64) GEMMs; the
 model's ratio over the same shapes uses the fitted constants in profiles/hardware/*.yaml (with the FP8 input
 quantisation the tables include: the quantise kernel, and for TensorRT-LLM, whose collector quantises with a dynamic
@@ -20,7 +20,7 @@ sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Pa
 from aic_quant_tables import ScaleTable, dynamic_scale_s  # noqa: E402
 from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, load  # noqa: E402
 from machine import machine_note  # noqa: E402
-from serve_engine_fit import SHIPPED_GEMMS  # noqa: E402
+from serve_engine_ops import SHIPPED_GEMMS  # noqa: E402
 
 import profiles  # noqa: E402
 from costmodels.serving_kernels import EngineKernels, KernelConstants, engine_calibration, gemm_s  # noqa: E402

@@ -33,7 +33,7 @@ sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Pa
 from aic_quant_tables import ScaleTable, dynamic_scale_s  # noqa: E402
 from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa: E402
 from machine import machine_note  # noqa: E402
-from serve_engine_fit import SHIPPED_GEMMS  # noqa: E402
+from serve_engine_ops import SHIPPED_GEMMS  # noqa: E402
 
 import profiles  # noqa: E402
 from costmodels.hardware import DeviceSpec  # noqa: E402
@@ -271,7 +271,7 @@ def _detail(all_rows: list[Row]) -> list[str]:
 
 
 def gemm_error_by_m() -> list[str]:
-    """Median model / measured - 1 of the GEMM kernels on the shipped models' (n, k) (serve_engine_fit.SHIPPED_GEMMS)
+    """Median model / measured - 1 of the GEMM kernels on the shipped models' (n, k) (serve_engine_ops.SHIPPED_GEMMS)
     by m, per engine, device and dtype: where the step ratios' prefill misses come from."""
     ms = (1024, 2048, 4096, 8192, 16384)
     lines = ["| device | engine | dtype | " + " | ".join(f"m {m}" for m in ms) + " |",

@@ -81,7 +81,7 @@ def test_fitted_bf16_gemm_unbiased_at_large_m():
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from aiconfigurator_tables import load
-    from serve_engine_fit import SHIPPED_GEMMS
+    from serve_engine_ops import SHIPPED_GEMMS
 
     for device in ("h100-sxm", "h200"):
         dev = profiles.load_device(device)

@@ -15,7 +15,7 @@ from costmodels.hardware import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
-import serve_engine_fit  # noqa: E402
+import serve_engine_ops  # noqa: E402
 from aic_moe_workload import measured_rows  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def test_every_expert_gets_one_row_where_slots_equal_experts(dtype: str):
     assert ek.tuned_moe is None  # TensorRT-LLM's own CUTLASS MoE: no borrowed kernel
     assert measured_rows(16, 128, 8, 1, False)[1] == ((1, 128),)
     point = (16.0, 2048.0, 768.0, 8.0, 128.0, 1.0, 1.0, dtype, 1.0)
-    got = serve_engine_fit._moe(ek, point, engine="trtllm")
+    got = serve_engine_ops.predict_moe(ek, point, engine="trtllm")
     assert got == pytest.approx(_by_hand(ek, ((1, 128),), 2048.0, 768.0, dtype), rel=1e-12)
     assert serving_gemm.experts_hit(128, 128) == pytest.approx(81.0, abs=0.5)
     assert got > 1.4 * _uniform(ek, 128.0, 128.0, 2048.0, 768.0, dtype)  # 128 experts' weights read, not 81
@@ -59,7 +59,7 @@ def test_expert_parallel_rows_are_gpu0s_own_without_grouped_topk():
     assert measured_rows(1, 256, 8, 2, False, (8, 4))[1] == ((0, 120), (1, 8))
     point = (1.0, 7168.0, 2048.0, 8.0, 256.0, 1.0, 2.0, "fp8", 1.0)
     want = _by_hand(ek, ((0, 124), (1, 4)), 7168.0, 2048.0, "fp8")
-    assert serve_engine_fit._moe(ek, point, engine="trtllm") == pytest.approx(want, rel=1e-12)
+    assert serve_engine_ops.predict_moe(ek, point, engine="trtllm") == pytest.approx(want, rel=1e-12)
 
 
 def test_trtllm_writes_only_its_own_slots():
@@ -69,7 +69,7 @@ def test_trtllm_writes_only_its_own_slots():
     rows = measured_rows(256, 128, 8, 4, False)[1]
     assert rows == ((16, 32),)
     point = (256.0, 2048.0, 768.0, 8.0, 128.0, 1.0, 4.0, "bf16", 1.0)
-    got = serve_engine_fit._moe(ek, point, engine="trtllm")
+    got = serve_engine_ops.predict_moe(ek, point, engine="trtllm")
     assert got == pytest.approx(_by_hand(ek, rows, 2048.0, 768.0, "bf16"), rel=1e-12)
     assert got < _by_hand(ek, rows, 2048.0, 768.0, "bf16", walked=2048.0)
 
@@ -94,6 +94,6 @@ def test_routed_rows_match_the_measured_layer_where_uniform_hits_ran_fast(device
     for tokens in (16, 32, 48, 64):
         measured = table[(tokens, 2048, 768, 8, 128, 1, 1, dtype)]
         point = (float(tokens), 2048.0, 768.0, 8.0, 128.0, 1.0, 1.0, dtype, measured)
-        assert serve_engine_fit._moe(ek, point, engine="trtllm") == pytest.approx(measured, rel=0.06)
+        assert serve_engine_ops.predict_moe(ek, point, engine="trtllm") == pytest.approx(measured, rel=0.06)
     measured = table[(16, 2048, 768, 8, 128, 1, 1, dtype)]
     assert _uniform(ek, 128.0, 128.0, 2048.0, 768.0, dtype) < 0.8 * measured

@@ -159,7 +159,7 @@ def test_triton_experts_memory_bound_with_weight_rereads_by_hand():
 
 def test_fit_times_vllm_on_the_collectors_balanced_rows():
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
-    import serve_engine_fit
+    import serve_engine_ops
     from aic_moe_workload import measured_rows
 
     # 16 tokens x top-8 over 128 experts, stride 16: token t -> t + 16j, every expert gets exactly one row (uniform
@@ -173,7 +173,7 @@ def test_fit_times_vllm_on_the_collectors_balanced_rows():
     point = (16.0, 2048.0, 768.0, 8.0, 128.0, 1.0, 1.0, "fp8", 1.0)
     by_hand = (flashinfer_s(h100, ek.k, ((1.0, 128.0),), 1536.0, 2048.0)
                + flashinfer_s(h100, ek.k, ((1.0, 128.0),), 2048.0, 768.0))
-    assert serve_engine_fit._moe(ek, point, engine="vllm") == pytest.approx(by_hand)
+    assert serve_engine_ops.predict_moe(ek, point, engine="vllm") == pytest.approx(by_hand)
 
 
 @functools.cache

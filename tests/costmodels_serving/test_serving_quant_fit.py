@@ -77,9 +77,9 @@ def test_fit_of_the_quantise_op_reproduces_held_aside_points():
     train = [p for p in points if not f.held_aside(p[:-1])]
     test = [p for p in points if f.held_aside(p[:-1])]
     names = f.op_names("fp8 quant", "trtllm")
-    values = f.fit_op(dev, dict(f.START), names, train, f._quant)
+    values = f.fit_op(dev, dict(f.START), names, train, f.OPS["fp8 quant"][1])
     ek = f._kernels(dev, values)
-    err = sorted(abs(f._quant(ek, p) / p[-1] - 1) for p in test)
+    err = sorted(abs(f.OPS["fp8 quant"][1](ek, p) / p[-1] - 1) for p in test)
     assert statistics.median(err) < 0.05 and err[int(0.9 * len(err))] < 0.15
     assert 1.5 < values["fp8_quant_bytes"] < 4.5  # read 2 bytes, write 1, at the device's element-wise efficiency
 
