@@ -4,7 +4,7 @@ A regime is the tuple (target, arch, dtype, framework, scale, context, family):
 
   target     train | serve
   arch       dense | moe
-  dtype      bf16 (bf16 and fp16: same tensor-core peak) | fp8
+  dtype      bf16 (bf16 and fp16: same tensor-core peak) | fp8 | fp4 (NVFP4)
   framework  train: the training framework and ZeRO stage, e.g. megatron-zero1, torchtitan-zero3 (FSDP)
              serve: the engine model (legacy = the profiled vLLM the serving constants are fitted to | modern)
   scale      train: bucket of the data-parallel group (dp·cp ranks that synchronise gradients/parameters)
@@ -71,7 +71,8 @@ class Regime:
 
 
 def dtype_class(dtype: str) -> str:
-    return "fp8" if dtype == "fp8" else "bf16"
+    """The regime dtype of a GEMM dtype: its own class for each tensor-core peak (bf16 and fp16 share one)."""
+    return dtype if dtype in ("fp8", "fp4") else "bf16"
 
 
 def framework_of(framework: str, zero: int) -> str:

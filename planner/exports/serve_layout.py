@@ -15,6 +15,9 @@ from planner.plan import Plan
 
 BASE_PORT = {"prefill": 8100, "decode": 8200, "colocated": 8100, "intra_gpu": 8100}
 
+QUANTIZATION = {"fp8": "fp8", "fp4": "modelopt_fp4"}
+"""vLLM's and SGLang's --quantization by the plan's weight dtype: FP8 (per-tensor), NVFP4 (a ModelOpt FP4 checkpoint)"""
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Node:

@@ -13,11 +13,11 @@
 - Prefill: --chunked-prefill-size = the plan's prefill_token_budget (batched prefill).
 - Intra-GPU: a prefill and a decode server on the same GPUs under CUDA MPS with
   CUDA_MPS_ACTIVE_THREAD_PERCENTAGE = each phase's share and --mem-fraction-static from serve_memory.
-- FP8: --quantization fp8; FP8 KV cache --kv-cache-dtype fp8_e4m3.
+- FP8: --quantization fp8; NVFP4 (--dtype fp4): --quantization modelopt_fp4; FP8 KV cache --kv-cache-dtype fp8_e4m3.
 """
 
 from planner.exports.common import ExportRefused, Target
-from planner.exports.serve_layout import Worker, load_weights, routes, shell_line, visible
+from planner.exports.serve_layout import QUANTIZATION, Worker, load_weights, routes, shell_line, visible
 from planner.exports.serve_memory import intra_gpu_fractions
 from planner.plan import Plan
 
@@ -117,8 +117,8 @@ def sglang_lines(plan: Plan, workers: list[Worker], target: Target) -> list[str]
     options = plan["inputs"]["options"]
     base = ["python", "-m", "sglang.launch_server", "--model-path", plan["inputs"]["model"]["name"],
             "--host", "0.0.0.0"]
-    if options["dtype"] == "fp8":
-        base += ["--quantization", "fp8"]
+    if options["dtype"] in QUANTIZATION:
+        base += ["--quantization", QUANTIZATION[options["dtype"]]]
     if (options.get("kv_dtype") or options["dtype"]) == "fp8":
         base += ["--kv-cache-dtype", "fp8_e4m3"]
     out = []

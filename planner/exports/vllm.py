@@ -25,7 +25,7 @@ import json
 import math
 
 from planner.exports.common import ExportRefused, Target
-from planner.exports.serve_layout import Worker, load_weights, routes, shell_line, visible
+from planner.exports.serve_layout import QUANTIZATION, Worker, load_weights, routes, shell_line, visible
 from planner.exports.serve_memory import intra_gpu_fractions
 from planner.plan import Plan
 
@@ -176,8 +176,8 @@ def vllm_lines(plan: Plan, workers: list[Worker], target: Target) -> list[str]:
     model = plan["inputs"]["model"]["name"]
     options = plan["inputs"]["options"]
     base = ["vllm", "serve", model, "--host", "0.0.0.0", "--dtype", "bfloat16"]
-    if options["dtype"] == "fp8":
-        base += ["--quantization", "fp8"]
+    if options["dtype"] in QUANTIZATION:
+        base += ["--quantization", QUANTIZATION[options["dtype"]]]
     if (options.get("kv_dtype") or options["dtype"]) == "fp8":
         base += ["--kv-cache-dtype", "fp8"]
     out = []
