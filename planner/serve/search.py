@@ -269,12 +269,25 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.4g}"
 
 
+def _priced(cm: CapacityModel, role: str) -> list:
+    """Prefill (zero-load TTFT) or decode (TPOT) candidates of every shape, for the infeasibility message."""
+    out = []
+    for pool in cm.cluster.pools:
+        for shape in shapes_for(cm.model, pool, cm.options):
+            c = cm.prefill(pool, pool, shape) if role == "prefill" else cm.decode(pool, shape)
+            if c is not None:
+                out.append(c)
+    return out
+
+
 def _infeasible(cm: CapacityModel, cands: dict, workload: ServingWorkload) -> InfeasibleError:
     memory = _weights_do_not_fit(cm.model, cm.cluster, cm.options)
     if memory is not None:
         return memory
     pre = cands["prefill"] + cands["prefill_infeasible"] + cands["colocated"] + cands["intra_gpu"]
     dec = cands["decode"] + cands["decode_infeasible"]
+    if not pre or not dec:  # modes without disaggregated serving: their shapes' prefill and decode alone
+        pre, dec = pre or _priced(cm, "prefill"), dec or _priced(cm, "decode")
     best_t = min(pre, key=lambda c: (c.ttft_floor_s, c.gpus, c.key), default=None)
     best_d = min(dec, key=lambda c: (c.tpot_s, c.gpus, c.key), default=None)
     if best_t is None and best_d is None:

@@ -198,3 +198,14 @@ def test_a_large_cluster_keeps_the_time_limit():
     assert plan["solver"]["status"] == "time_limit"
     cut = [alt for alt in plan["alternatives"] if alt["why"].startswith("not simulated")]
     assert cut and not [alt for alt in plan["alternatives"] if "no SLO-feasible" in alt["why"]]
+
+
+def test_colocated_only_infeasibility_names_the_slo_not_memory():
+    """--modes colocated with a TPOT no batch meets said "no instance shape fits the model's weights" (the colocated
+    mode prices no separate prefill and decode candidates): the message now names the binding SLO."""
+    model = profiles.load_model("llama3-8b")
+    cluster = ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 1)
+    wl = ServingWorkload(input_len=1000, output_len=100, ttft_s=0.5, tpot_s=2e-5)
+    with pytest.raises(InfeasibleError, match=r"binding: TPOT\..* \(SLO 0\.02 ms\)") as err:
+        plan_serving(model, cluster, wl, options=ServeOptions(modes=("colocated",)))
+    assert "weights" not in str(err.value)
