@@ -36,6 +36,7 @@ its serving_* constants are fitted (benchmarks/serve_fit.py) and it is the defau
 Kernel formulas: costmodels/serving_kernels.py (GEMMs in the weight dtype at its own peak, KV in the KV dtype).
 """
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -153,7 +154,10 @@ def kernel_constants(device: DeviceSpec, engine: EngineModel) -> KernelConstants
         allreduce_efficiency=cal.serving_allreduce_efficiency if legacy else cal.intra_node_efficiency)
 
 
+@functools.lru_cache(maxsize=64)
 def engine_kernels(device: DeviceSpec, engine: EngineModel, devices_per_node: int | None = None) -> EngineKernels:
+    """The device as `engine` runs it (shared: EngineKernels is immutable but for its lazily built, deterministic
+    tuned MoE kernels; a planner solve prices thousands of steps on a few (device, engine) pairs)."""
     return EngineKernels(device, kernel_constants(device, engine), devices_per_node)
 
 
