@@ -67,7 +67,8 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              decode_overlap_exponent=2.0, decode_mha_token_s=3e-8,
              allreduce_call_s=3e-6, allreduce_hop_s=1e-7, allreduce_efficiency=0.6,
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
-             allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6,
+             allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6, allreduce_vllm_sm100=0.0,
+             allreduce_twoshot_hop_s=0.0, allreduce_symm_call_s=0.0, allreduce_symm_efficiency=1.0,
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
              moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
              moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
@@ -117,6 +118,13 @@ block-scaled DeepGEMM MoE GEMM reads each slot's input row and writes its output
 permute/quantise/activation/finalize kernels around it is the fitted moe_blockfp8_serial_bytes: fitted under the GEMM
 as well, that share ran to its lower bound 0.01); TensorRT-LLM's and vLLM's static-scale FP8 quantise kernels compute
 no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
+ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0)}
+"""rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
+all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"];
+costmodels/serving_attention.vllm_sm100_allreduce_s)"""
+ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allreduce_symm_call_s=1e-5,
+                                               allreduce_symm_efficiency=0.6)}
+"""starting values of the constants only such a rule fits (0, unused, elsewhere)"""
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
           "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0), "kv_dequant_s": (1e-16, 1e-9),
@@ -140,6 +148,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3, 1.0),
                "fp4_hbm_efficiency": (0.05, 1.0), "fp4_quant_bytes": (0.1, 100.0)})
+BOUNDS["allreduce_symm_efficiency"] = (0.02, 1.0)
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0),
         "moe_blockfp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
@@ -245,6 +254,7 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     the MHA decode kernel's per-block streaming time for an engine without that term (decode_mha_block_tokens 0)."""
     if not ENGINE_CONSTANTS.get(engine, {}).get("decode_mha_block_tokens"):
         names = tuple(n for n in names if n != "decode_mha_token_s")
+    names = tuple(n for n in names if n not in _unused_allreduce(engine, device))
     names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {}))  # read from source, not fitted
     # the MoE predictors, bound to their engine
     if getattr(predict, "func", None) not in (predict_moe, predict_moe_block):
@@ -261,6 +271,15 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7], block) for p in train):
         return names
     return tuple(n for n in names if not n.endswith("default_efficiency"))
+
+
+def _unused_allreduce(engine: str, device: str) -> tuple[str, ...]:
+    """All-reduce constants the engine's algorithm choice leaves unused on the device: vLLM's SM100 size tables
+    stand for the custom kernel's size limit, its two-stage kernel has the one-shot efficiency; elsewhere no
+    per-peer two-stage time."""
+    if ENGINE_DEVICE_CONSTANTS.get((engine, device), {}).get("allreduce_vllm_sm100"):
+        return ("allreduce_custom_max_bytes", "allreduce_twoshot_efficiency")
+    return ("allreduce_twoshot_hop_s", "allreduce_symm_call_s", "allreduce_symm_efficiency")
 
 
 def fit_op(dev: DeviceSpec, values: dict, names, points, predict, starts: tuple[dict, ...] = ()) -> dict:
@@ -295,11 +314,13 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
     dev = profiles.load_device(device)
     tables: Tables = load(device, engine)
     values = {**START, **ENGINE_START.get(engine, {}), **ENGINE_CONSTANTS.get(engine, {}),
-              **DEVICE_CONSTANTS.get(device, {})}
+              **DEVICE_CONSTANTS.get(device, {}), **ENGINE_DEVICE_CONSTANTS.get((engine, device), {}),
+              **ENGINE_DEVICE_START.get((engine, device), {})}
     if set(refit) != set(OPS):  # the profile's constants, except those fitted again (from START, as always)
         have = {c.engine: c for c in dev.serving_engines}
         fitted = {n for op in refit for n in op_names(op, engine)}
         values.update({n: getattr(have[engine], n) for n in START if engine in have and n not in fitted})
+    values.update(ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))  # a rule read from source, not the profile's
     rows = []
     for op, (domain, predict, _) in OPS.items():
         if op not in device_ops(device):

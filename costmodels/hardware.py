@@ -298,6 +298,16 @@ class KernelConstants:
     """NCCL all-reduce above the custom kernel's size limit: fixed time per call"""
     allreduce_nccl_efficiency: float = 1.0
     """NCCL all-reduce: fraction of the NVLink bandwidth reached"""
+    allreduce_vllm_sm100: float = 0.0
+    """1: the engine picks its all-reduce by vLLM 0.24.0's Blackwell (SM100) size tables (serving_attention.
+    vllm_sm100_allreduce_s; read from vLLM's source, not fitted; their size limits stand for
+    allreduce_custom_max_bytes, and its two-stage kernel reaches the one-shot efficiency); 0: `engine_allreduce_s`"""
+    allreduce_twoshot_hop_s: float = 0.0
+    """custom two-stage all-reduce under the vLLM SM100 tables: time per peer (its two barriers over n-1 peers)"""
+    allreduce_symm_call_s: float = 0.0
+    """torch symmetric-memory all-reduce under the vLLM SM100 tables (copy in, multimem or two-shot): time per call"""
+    allreduce_symm_efficiency: float = 1.0
+    """torch symmetric-memory all-reduce under the vLLM SM100 tables: fraction of the NVLink bandwidth reached"""
     fp4_gemm_efficiency_max: float = 0.0
     """NVFP4 GEMMs (serving_gemm.gemm_fp4_s): fraction of the FP4 peak reached on large GEMMs (0: not fitted)"""
     fp4_gemm_half_flops: float = 0.0
@@ -333,8 +343,8 @@ class EngineCalibration(KernelConstants):
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
                      "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency", "allreduce_twoshot_efficiency",
-                     "allreduce_nccl_efficiency", "moe_default_efficiency", "moe_fp8_default_efficiency",
-                     "moe_blockfp8_default_efficiency"):
+                     "allreduce_nccl_efficiency", "allreduce_symm_efficiency", "moe_default_efficiency",
+                     "moe_fp8_default_efficiency", "moe_blockfp8_default_efficiency"):
             v = getattr(self, name)
             require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("gemm_half_flops", "fp8_gemm_half_flops", "fp8_quant_s", "kernel_floor_s", "attention_floor_s",
@@ -344,7 +354,8 @@ class EngineCalibration(KernelConstants):
                      "decode_split_s", "decode_split_block_tokens", "decode_gqa_min_block_factor",
                      "decode_mha_block_tokens", "decode_mha_token_s", "decode_fp8_head_tile",
                      "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
-                     "allreduce_nccl_call_s"):
+                     "allreduce_nccl_call_s", "allreduce_vllm_sm100", "allreduce_twoshot_hop_s",
+                     "allreduce_symm_call_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         require(0.0 < self.moe_fp8_efficiency <= 1.0, f"must be in (0, 1], got {self.moe_fp8_efficiency}",

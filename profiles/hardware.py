@@ -84,6 +84,11 @@ def calibration_from_mapping(data: dict, *, source: str) -> DeviceCalibration:
     return DeviceCalibration(**values)
 
 
+SM100_ONLY_KEYS = ("allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "allreduce_symm_call_s",
+                   "allreduce_symm_efficiency")
+"""engine keys only an engine with vLLM's Blackwell all-reduce tables sets (absent: 0, off)"""
+
+
 def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration, ...]:
     """The `serving_engines:` block: {engine: {EngineCalibration field: SI value}}, sorted by engine name."""
     keys = tuple(f.name for f in dataclasses.fields(EngineCalibration) if f.name != "engine")
@@ -91,7 +96,8 @@ def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration,
     out = []
     for engine in sorted(outer.data):
         s = Section(outer.raw(engine), source=source, prefix=f"serving_engines.{engine}", allowed=keys,
-                    required=tuple(k for k in keys if k not in ("source", "moe_fitted") and not k.startswith("fp4_")))
+                    required=tuple(k for k in keys if k not in ("source", "moe_fitted", *SM100_ONLY_KEYS)
+                                   and not k.startswith("fp4_")))
         values = {key: (s.text(key) if key == "source" else s.flag(key) if key == "moe_fitted" else s.number(key))
                   for key in keys if key in s.data}
         out.append(EngineCalibration(engine=engine, **values))
