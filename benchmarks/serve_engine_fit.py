@@ -429,8 +429,9 @@ def main() -> None:
            "TP 1-8 (" + ", ".join(f"{h}/{g}" for h, g in sorted(SHIPPED)) + "); the last two columns give the same "
            "constants on the whole attention table (every head count and width 64-512, incl. GQA groups of 24-128 "
            "no shipped model has); all-reduce 1 Ki-256 Mi elements (9 held-aside points per engine: the p90 is the "
-           "second-worst; cross-validated over all folds below); MoE <= 16384 tokens, moe_tp x ep <= 16, balanced "
-           "routing, the (hidden, expert width, "
+           "second-worst; cross-validated over all folds below; vLLM on B200 by the algorithm its SM100 size tables "
+           "pick: custom one-/two-stage kernel, torch symmetric memory, PyNCCL); MoE <= 16384 tokens, "
+           "moe_tp x ep <= 16, balanced routing, the (hidden, expert width, "
            "top-k, experts) of the MoE model profiles, FP8 with per-tensor scales (SGLang's table has only "
            "128x128 block scales: those) (" + ", ".join("/".join(map(str, s)) for s in sorted(SHIPPED_MOE))
            + "; the whole-table columns: every MoE shape of the table). vLLM's and SGLang's Triton MoE kernels run "
