@@ -156,6 +156,20 @@ GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
 each value (the rest by least squares for every one), keeping the lowest cost"""
 
 
+FITTED: dict[tuple[str, str], EngineCalibration] = {}
+"""calibrations fitted earlier in this run, by (device, engine): an engine's rows that run another engine's kernel
+(vLLM's FP8 MoE at EP > 1: TensorRT-LLM's constants) are predicted with that engine's new constants, not the
+profile's old ones"""
+
+
+def fitted_device(device: str) -> DeviceSpec:
+    """The device profile with the calibrations fitted so far in this run in place of the profile's."""
+    dev = profiles.load_device(device)
+    mine = {e: c for (d, e), c in FITTED.items() if d == device}
+    cals = tuple(mine.pop(c.engine, c) for c in dev.serving_engines) + tuple(mine.values())
+    return dataclasses.replace(dev, serving_engines=cals)
+
+
 def fold(key: tuple) -> int:
     """The point's fold of HELD_ASIDE by a stable hash of its key; fold 0 is the held-aside set."""
     return zlib.crc32(repr(key).encode()) % HELD_ASIDE
@@ -173,7 +187,7 @@ with every fold held aside in turn (each point predicted by constants fitted wit
 def cross_validated(device: str, cal: EngineCalibration, op: str) -> tuple[int, float, float, float]:
     """(points, median, p90, max |error|) of `op` over HELD_ASIDE folds, each predicted by the op's constants
     refitted on the other folds (the other ops' constants from `cal`)."""
-    dev = profiles.load_device(device)
+    dev = fitted_device(device)
     domain, predict, names = OPS[op]
     points = domain(load(device, cal.engine))
     values = {n: getattr(cal, n) for n in START}
@@ -197,7 +211,7 @@ BLOCK_KINDS = ["", "vLLM's 'moe fp8 block' held-aside points by the kernel vLLM 
 def block_kind_rows(device: str, cals: list[EngineCalibration]) -> list[str]:
     """BLOCK_KINDS rows of `device`: vLLM's held-aside 'moe fp8 block' errors by kernel (EP 1, EP > 1, both)."""
     cal = next(c for c in cals if c.engine == "vllm")
-    ek = EngineKernels(profiles.load_device(device), KernelConstants.of_engine(cal))
+    ek = EngineKernels(fitted_device(device), KernelConstants.of_engine(cal))
     test = [p for p in OPS["moe fp8 block"][0](load(device, "vllm")) if held_aside(p[:-1])]
     out = []
     for kernel, points in (("Triton (EP 1)", [p for p in test if p[6] == 1]),
@@ -311,7 +325,7 @@ def _least_squares(dev: DeviceSpec, values: dict, names, points, predict) -> tup
 def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[EngineCalibration, list[tuple]]:
     """Fitted constants and the report rows (op, points fitted, held aside, median, p90, max |error|); ops not
     in `refit` keep the constants the device profile has (and are only evaluated)."""
-    dev = profiles.load_device(device)
+    dev = fitted_device(device)
     tables: Tables = load(device, engine)
     values = {**START, **ENGINE_START.get(engine, {}), **ENGINE_CONSTANTS.get(engine, {}),
               **DEVICE_CONSTANTS.get(device, {}), **ENGINE_DEVICE_CONSTANTS.get((engine, device), {}),
@@ -471,6 +485,7 @@ def main() -> None:
         for engine in ENGINE_VERSIONS:
             cal, rows = fit(device, engine, tuple(args.refit.split(",")) if engine in engines else ())
             cals.append(cal)
+            FITTED[device, engine] = cal
             for op, n_fit, n_test, med, p90, worst, w_med, w_p90 in rows:
                 if not n_fit:  # no measured table for this engine (SGLang's 'fp8 quant', see the text)
                     continue
