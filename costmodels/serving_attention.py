@@ -182,15 +182,22 @@ def engine_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
     if k.allreduce_vllm_sm100:
         return vllm_sm100_allreduce_s(ek, size_bytes, n)
     if size_bytes >= k.allreduce_custom_max_bytes:
-        return nccl_allreduce_s(ek, size_bytes, n, min(2 * (n - 1) / n, (n + 1) / n))
-    one = k.allreduce_call_s + (n - 1) * (k.allreduce_hop_s + size_bytes / (link * k.allreduce_efficiency))
+        return nccl_allreduce_s(ek, size_bytes, n)
     two = k.allreduce_twoshot_call_s + 2 * (n - 1) / n * size_bytes / (link * k.allreduce_twoshot_efficiency)
-    return min(one, two)
+    return min(one_shot_allreduce_s(ek, size_bytes, n), two)
 
 
-def nccl_allreduce_s(ek: EngineKernels, size_bytes: float, n: int, volume: float) -> float:
-    """NCCL's all-reduce moving `volume` x S per GPU over NVLink: t_call,nccl + v·S / (B·η_nccl)."""
+def one_shot_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
+    """The custom one-shot kernel, every GPU reading the n-1 peers' buffers: t_call + (n-1)·(t_hop + S / (B·η_1))."""
     k, link = ek.k, ek.device.intra_node_bytes_per_s
+    return k.allreduce_call_s + (n - 1) * (k.allreduce_hop_s + size_bytes / (link * k.allreduce_efficiency))
+
+
+def nccl_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
+    """NCCL's all-reduce over NVLink on its lower-volume algorithm (ring 2(n-1)/n or NVLS (n+1)/n per GPU):
+    t_call,nccl + v·S / (B·η_nccl)."""
+    k, link = ek.k, ek.device.intra_node_bytes_per_s
+    volume = min(2 * (n - 1) / n, (n + 1) / n)
     return k.allreduce_nccl_call_s + volume * size_bytes / (link * k.allreduce_nccl_efficiency)
 
 
@@ -216,10 +223,10 @@ def vllm_sm100_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> floa
     k, link = ek.k, ek.device.intra_node_bytes_per_s
     if size_bytes < VLLM_SM100_CUSTOM_MAX_BYTES.get(n, 0.0):
         if n == 2 or size_bytes < (512 if n <= 4 else 256) * 1024:
-            return k.allreduce_call_s + (n - 1) * (k.allreduce_hop_s + size_bytes / (link * k.allreduce_efficiency))
+            return one_shot_allreduce_s(ek, size_bytes, n)
         return (k.allreduce_twoshot_call_s + (n - 1) * k.allreduce_twoshot_hop_s
                 + 2 * (n - 1) / n * size_bytes / (link * k.allreduce_efficiency))
     if size_bytes < VLLM_SM100_SYMM_MEM_MAX_BYTES.get(n, 0.0):
         volume = (n + 1) / n if n in VLLM_SM100_MULTIMEM_SIZES else 2 * (n - 1) / n
         return k.allreduce_symm_call_s + volume * size_bytes / (link * k.allreduce_symm_efficiency)
-    return nccl_allreduce_s(ek, size_bytes, n, min(2 * (n - 1) / n, (n + 1) / n))
+    return nccl_allreduce_s(ek, size_bytes, n)
