@@ -39,18 +39,17 @@ Kernel formulas: costmodels/serving_kernels.py (GEMMs in the weight dtype at its
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from costmodels.compute import memory_bound_time_s
 from costmodels.errors import require
 from costmodels.geometry import mlp_params
 from costmodels.hardware import MEASURED_ENGINES, DeviceSpec, KernelConstants
-from costmodels.kv import BYTES_PER_ELEMENT, LayerParams, kv_bytes_per_token_layer, kv_shard, layer_params
+from costmodels.kv import LayerParams, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
 from costmodels.serving_attention import allreduce_s, decode_attention_s, prefill_attention_s, query_tiles
 from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources
-from costmodels.serving_gemm import FP4_WEIGHT_BYTES
 from costmodels.serving_kernels import (
     EngineKernels,
     engine_calibration,
@@ -59,6 +58,7 @@ from costmodels.serving_kernels import (
     moe_exchange_s,
 )
 from costmodels.serving_moe_configs import config_block_rows, walks_all_slots
+from costmodels.serving_precision import WEIGHT_BYTES, Precision, check_precision, max_routing_skew
 from costmodels.serving_shapes import attention_gemms, mlp_gemms
 
 OTHER_KERNELS_PER_LAYER = 8
@@ -262,58 +262,6 @@ class StepLoad:
         return tuple(PromptGroup(count=g.count / dp, tokens=g.tokens, context=g.context) for g in self.prompts)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Precision:
-    """Dtypes of one deployment and the routing skew of its MoE layers."""
-
-    dtype: str = "bf16"
-    """weights and GEMM inputs (bf16, fp16, fp8: FP8 GEMMs at the FP8 peak)"""
-    kv_dtype: str = ""
-    """KV cache ("" = dtype)"""
-    skew: float = 1.0
-    """MoE: token-expert slots on the busiest expert-parallel GPU / the mean (1 = balanced routing)"""
-    quant_block: int = 0
-    """FP8 checkpoint with block scales of this width (e.g. 128, DeepSeek-V3): its experts run the engine's
-    block-scaled FP8 MoE kernel (serving_kernels.block_fp8_constants); 0: per-tensor scales"""
-
-    def __post_init__(self) -> None:
-        require(self.dtype in WEIGHT_BYTES, f"unknown dtype {self.dtype!r}; valid: {', '.join(WEIGHT_BYTES)}",
-                field="dtype")
-        require(self.kv_dtype in BYTES_PER_ELEMENT or self.kv_dtype == "", f"unknown kv_dtype {self.kv_dtype!r}; "
-                f"valid: {', '.join(BYTES_PER_ELEMENT)}", field="kv-dtype")
-        require(self.dtype != "fp4" or self.kv_dtype != "", "FP4 (NVFP4) weights need an explicit KV-cache dtype "
-                f"(the KV cache has no FP4 format); valid: {', '.join(BYTES_PER_ELEMENT)}", field="kv-dtype")
-        require(self.skew >= 1.0, f"must be >= 1 (busiest GPU / mean), got {self.skew}", field="moe-skew")
-        require(self.quant_block >= 0, f"must be >= 0, got {self.quant_block}", field="quant-block")
-
-    @property
-    def block_scaled(self) -> bool:
-        """FP8 weights with block scales (quant_block > 0)"""
-        return self.dtype == "fp8" and self.quant_block > 0
-
-    @property
-    def kv(self) -> str:
-        return self.kv_dtype or self.dtype
-
-
-WEIGHT_BYTES = {**BYTES_PER_ELEMENT, "fp4": FP4_WEIGHT_BYTES}
-"""bytes per weight element by weight dtype (fp4: NVFP4, E2M1 values and an FP8 scale per 16 elements)"""
-
-
-def check_precision(model: ModelSpec, device: DeviceSpec, engine: str, dtype: str) -> None:
-    """SpecError where the device or the fitted constants cannot time the model at `dtype`: FP4 weights need the
-    device's FP4 peak and a dense model (no FP4 MoE kernel is fitted); MoE models need the engine's MoE constants
-    fitted on the device (EngineCalibration.moe_fitted: B200's are not)."""
-    if dtype == "fp4":
-        device.peak_flops_per_s("fp4")
-        require(not model.is_moe, f"FP4 (NVFP4) experts have no fitted MoE kernel model; serve {model.name} at "
-                "--dtype bf16 or fp8", field="dtype")
-    if model.is_moe and engine in ENGINES and ENGINES[engine].constants == "measured":
-        require(engine_calibration(device, engine).moe_fitted, f"device {device.name!r} has no fitted MoE kernel "
-                f"constants for engine {engine!r} (its MoE tables are not fitted yet: dense models only); use an "
-                "H100/H200 profile or engine 'legacy'/'modern'", field="device")
-
-
 def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp: int, prec: Precision) -> float:
     """Attention core of one block on the busiest DP replica (prefill chunks and decode reads)."""
     heads = model.heads / tp
@@ -359,20 +307,13 @@ def _dense_gemms(ek: EngineKernels, model: ModelSpec, p: LayerParams, tp: int, t
     return t
 
 
-def max_routing_skew(model: ModelSpec, ep: int) -> float:
-    """The largest routing skew ep expert-parallel GPUs allow: the busiest receives at most min(top_k, experts / ep)
-    of each token's top_k slots against a mean of top_k / ep, so ep·min(top_k, experts / ep) / top_k (1 at ep 1)."""
-    moe = model.moe_dims
-    return ep * min(moe.top_k, moe.experts / ep) / moe.top_k
-
-
 def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: InstanceShape, tokens: float,
                     prec: Precision, engine: EngineModel) -> float:
     """Grouped GEMMs (gate+up, down) of the routed experts on the busiest GPU (skew x the mean token-expert
     slots), each expert split over the expert tensor-parallel ranks; on a tuned or the default tile config of
     the engine's MoE kernel (serving_moe_configs)."""
     moe = model.moe_dims
-    slots = tokens * moe.top_k / shape.ep * min(prec.skew, max_routing_skew(model, shape.ep))
+    slots = tokens * moe.top_k / shape.ep * prec.skew
     local = moe.experts / shape.ep
     etp = shape.tp * shape.dp // shape.ep
     width = p.routed_expert / mlp_params(model, 1)
@@ -392,6 +333,8 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
     """
     check_precision(model, ek.device, engine.name, prec.dtype)
     dp, tp, ep = shape.dp, shape.tp, shape.ep
+    if model.is_moe:  # no routing puts more than max_routing_skew on the busiest GPU: experts and all-to-all see that
+        prec = replace(prec, skew=min(prec.skew, max_routing_skew(model, ep)))
     # tokens of the busiest attention replica, and of the whole instance (MoE layers)
     local = load.decode_seqs / dp + sum(g.count * g.tokens for g in load.busiest_replica(dp))
     tokens = load.decode_seqs + load.prefill_tokens
@@ -411,8 +354,7 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
         a2a = 0.0
         if p.routed_expert and ep > 1:
             # dispatch and combine: each GPU sends its tokens' expert copies to the owners (busiest: skew x mean)
-            skew = min(prec.skew, max_routing_skew(model, ep))
-            a2a = moe_exchange_s(ek, tokens / (tp * dp) * skew, model.hidden, model.moe_dims.top_k, ep,
+            a2a = moe_exchange_s(ek, tokens / (tp * dp) * prec.skew, model.hidden, model.moe_dims.top_k, ep,
                                  tp * dp // ep, prec.dtype == "fp8")
             ar_count = 1 + (1 if (tp * dp // ep > 1 or p.shared) else 0)
         else:

@@ -17,11 +17,11 @@ from costmodels.serving import (
     engine_model,
     kv_bytes_per_token_gpu,
     kv_capacity_tokens,
-    max_routing_skew,
     mean_decode_step_time,
     prefill_time,
     weight_bytes_per_gpu,
 )
+from costmodels.serving_precision import max_routing_skew
 from costmodels.serving_shapes import quant_block_problem
 from planner.confidence import serve_estimate_confidence
 from planner.plan import Plan, make_plan

@@ -13,7 +13,8 @@ import numpy as np
 from costmodels.errors import SpecError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.model import ModelSpec
-from costmodels.serving import ENGINES, Precision, check_precision
+from costmodels.serving import ENGINES
+from costmodels.serving_precision import Precision, check_precision
 from planner.typed import Typed
 
 ARRIVALS = ("poisson", "bursty")

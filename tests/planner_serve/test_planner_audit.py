@@ -9,7 +9,8 @@ import pytest
 import profiles
 from costmodels.errors import InfeasibleError, SolverError, SpecError
 from costmodels.hardware import ClusterSpec
-from costmodels.serving import InstanceShape, decode_step_time, max_routing_skew
+from costmodels.serving import InstanceShape, decode_step_time
+from costmodels.serving_precision import max_routing_skew
 from planner import plan_serving
 from planner.serve import ServeOptions, ServingWorkload, simulate_plan
 from planner.serve import search as search_module
