@@ -115,6 +115,14 @@ def wave_factor(tiles: float, sms: float, weight: float) -> float:
     return 1.0 + weight * (full - 1.0)
 
 
+def tile_wave_flops(m: float, n: float, kk: float, tile: tuple[int, int], sms: float, weight: float) -> float:
+    """FLOPs of the whole (rows, columns) output tiles an (m x kk) @ (kk x n) GEMM computes, times the wave factor
+    of running them over `sms` SMs (wave_factor, ω = `weight`): 2·m_pad·n_pad·k·w(T)."""
+    rows, cols = tile
+    m_tiles, n_tiles = math.ceil(m / rows), math.ceil(n / cols)
+    return 2.0 * m_tiles * rows * n_tiles * cols * kk * wave_factor(m_tiles * n_tiles, sms, weight)
+
+
 def gemm_bf16_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float) -> float:
     """BF16 GEMM on the compute layer's curve (dev carries the engine's GEMM and HBM constants as its calibration,
     as EngineKernels.device does)."""
@@ -122,10 +130,7 @@ def gemm_bf16_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: flo
     if m >= BF16_LARGE_M and k.gemm_large_efficiency_max > 0:
         eff_max = k.gemm_large_efficiency_max
     if k.gemm_wave_weight > 0:
-        rows, cols = BF16_TILE
-        m_tiles, n_tiles = math.ceil(m / rows), math.ceil(n / cols)
-        waves = wave_factor(m_tiles * n_tiles, k.gemm_sms, k.gemm_wave_weight)
-        work = 2.0 * m_tiles * rows * n_tiles * cols * kk * waves
+        work = tile_wave_flops(m, n, kk, BF16_TILE, k.gemm_sms, k.gemm_wave_weight)
     else:
         work = 2.0 * _padded(m) * n * kk
     compute_s = (work + half) / (dev.bf16_flops_per_s * eff_max)
@@ -160,11 +165,8 @@ def gemm_fp4_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
     HBM (FP4 weights and input with their scales, BF16 output); SpecError on a device without an FP4 peak."""
     require(k.fp4_gemm_efficiency_max > 0, f"no fitted NVFP4 GEMM constants on {dev.name!r} for this engine "
             "(benchmarks/serve_engine_fit.py 'gemm fp4': devices with NVFP4 tables)", field="dtype")
-    rows, cols = FP4_TILE
-    m_tiles, n_tiles = math.ceil(m / rows), math.ceil(n / cols)
-    waves = wave_factor(m_tiles * n_tiles, k.gemm_sms, k.fp4_wave_weight)
     peak = dev.peak_flops_per_s("fp4") * k.fp4_gemm_efficiency_max
-    compute_s = (2.0 * m_tiles * rows * n_tiles * cols * kk * waves + k.fp4_gemm_half_flops) / peak
+    compute_s = (tile_wave_flops(m, n, kk, FP4_TILE, k.gemm_sms, k.fp4_wave_weight) + k.fp4_gemm_half_flops) / peak
     moved = FP4_WEIGHT_BYTES * (m * kk + kk * n) + 2.0 * m * n
     memory_s = k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (k.fp4_hbm_efficiency or k.hbm_efficiency))
     quant_s = k.fp4_quant_s + compute.memory_bound_time_s(k.fp4_quant_bytes * m * kk, dev)
