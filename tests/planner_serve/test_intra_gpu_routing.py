@@ -4,27 +4,14 @@ instances up front (weighted round-robin, one prefill queue per instance), analy
 import numpy as np
 import pytest
 
-import profiles
-from costmodels.hardware import ClusterSpec
-from costmodels.serving import InstanceShape
-from planner.serve.capacity import BW_SATURATION_SHARE, CapacityModel
-from planner.serve.request import ServeOptions, ServingWorkload
+from planner.serve.capacity import BW_SATURATION_SHARE
 from planner.serve.simulate import Deployment, _route_intra_gpu, _run_prefill, simulate
 
 
-@pytest.fixture(scope="module")
-def setup():
-    model = profiles.load_model("llama3-8b")
-    cluster = ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 8)
-    wl = ServingWorkload(input_len=2000, output_len=300, ttft_s=1.5, tpot_s=0.05)
-    cm = CapacityModel(model, cluster, wl, ServeOptions(engine="legacy"))
-    return cm, cluster.pools[0], InstanceShape(tp=1)
-
-
-def test_share_moves_up_to_bandwidth_saturation(setup):
+def test_share_moves_up_to_bandwidth_saturation(llama8b_intra_gpu):
     """λ_D does not depend on the share up to BW_SATURATION_SHARE, so when λ_P crosses λ_D below it the instance
     keeps the same rate and gives prefill the whole free share (shorter prefill steps, lower TTFT)."""
-    cm, pool, shape = setup
+    cm, pool, shape = llama8b_intra_gpu
     c = cm.intra_gpu(pool, shape)
     rate_p, rate_d, _ = cm.intra_gpu_rates(pool, shape, BW_SATURATION_SHARE)
     assert rate_p > rate_d  # the crossing is below the saturation share
@@ -35,8 +22,8 @@ def test_share_moves_up_to_bandwidth_saturation(setup):
     assert c.ttft_quantile_s(c.capacity_rps, cm.q) < cm.workload.ttft_s
 
 
-def test_round_robin_routing(setup):
-    cm, pool, shape = setup
+def test_round_robin_routing(llama8b_intra_gpu):
+    cm, pool, shape = llama8b_intra_gpu
     c = cm.intra_gpu(pool, shape)
     dep = Deployment(cm, {"mode": "intra_gpu", "groups": [dict(c.to_json(), instances=2, load_rps=1.0)]})
     arrive = np.cumsum(np.full(6, 0.01))
@@ -47,12 +34,12 @@ def test_round_robin_routing(setup):
     assert ready[::2] == pytest.approx(alone)  # each instance's prefill server queues only its own requests
 
 
-def test_analytic_ttft_matches_simulated(setup):
+def test_analytic_ttft_matches_simulated(llama8b_intra_gpu):
     """At the analytic capacity of 8 instances, round-robin makes each instance's arrivals Erlang-8 (c_a² = 1/8): the
     GI/G/1 prediction (costmodels.queueing) is within the round-robin tolerance of the simulated p90 TTFT
     (tests/planner_serve/test_round_robin_queue.py: 0.25·E[S] + 15 %; here 114 vs 146 ms), where the Poisson form
     per instance overstated it 2.9x (418 ms)."""
-    cm, pool, shape = setup
+    cm, pool, shape = llama8b_intra_gpu
     c = cm.intra_gpu(pool, shape)
     dep = Deployment(cm, {"mode": "intra_gpu", "groups": [dict(c.to_json(), instances=8, load_rps=1.0)]})
     sim = simulate(dep, rate=8 * c.capacity_rps, requests=2000, seed=0)

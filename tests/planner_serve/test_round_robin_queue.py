@@ -103,18 +103,9 @@ def test_qna_corrections():
         mg1_wait_quantile_s(1.0, 0.1, 0.015, Q, arrival_scv=1.5)
 
 
-@pytest.fixture(scope="module")
-def small():
-    model = profiles.load_model("llama3-8b")
-    cluster = ClusterSpec.homogeneous(profiles.load_device("h100-sxm"), 8)
-    wl = ServingWorkload(input_len=2000, output_len=300, ttft_s=1.5, tpot_s=0.05)
-    cm = CapacityModel(model, cluster, wl, ServeOptions(engine="legacy"))
-    return cm, cluster.pools[0], InstanceShape(tp=1)
-
-
-def test_round_robin_rates(small):
+def test_round_robin_rates(llama8b_intra_gpu):
     """c instances fed round-robin supply c·min(λ_P(c_a² = 1/c), λ_D); none when the decode side binds at c = 1."""
-    cm, pool, shape = small
+    cm, pool, shape = llama8b_intra_gpu
     assert cm.round_robin_rates(pool, shape, lambda scv: 5.0, 4.0) == ()
     rates = cm.round_robin_rates(pool, shape, lambda scv: 2.0 / scv ** 0.5, 5.0)
     assert len(rates) == pool.num_devices
@@ -122,10 +113,10 @@ def test_round_robin_rates(small):
     assert rates[6] == pytest.approx(7 * 5.0)  # λ_P(1/7) > λ_D: the decode side binds
 
 
-def test_predicted_ttft_uses_the_instance_share(small):
+def test_predicted_ttft_uses_the_instance_share(llama8b_intra_gpu):
     """_predicted prices an intra-GPU group of k instances at c_a² = 1/k (each gets every k-th request); one instance
     keeps the Poisson figure."""
-    cm, pool, shape = small
+    cm, pool, shape = llama8b_intra_gpu
     c = cm.intra_gpu(pool, shape)
     for k in (1, 4):
         sol = CountSolution(counts=((c, k),), rate_rps=c.group_rps(k), gpus=k * c.gpus, cost_per_hour=0.0,
