@@ -48,7 +48,8 @@ from costmodels.geometry import mlp_params
 from costmodels.hardware import MEASURED_ENGINES, DeviceSpec, KernelConstants
 from costmodels.kv import LayerParams, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
-from costmodels.serving_attention import allreduce_s, decode_attention_s, prefill_attention_s, query_tiles
+from costmodels.serving_allreduce import allreduce_s
+from costmodels.serving_attention import decode_attention_s, prefill_attention_s, query_tiles
 from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources
 from costmodels.serving_kernels import (
     EngineKernels,

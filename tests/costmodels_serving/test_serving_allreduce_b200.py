@@ -1,4 +1,4 @@
-"""vLLM's all-reduce on Blackwell (SM100) by its size tables (serving_attention.vllm_sm100_allreduce_s), checked by
+"""vLLM's all-reduce on Blackwell (SM100) by its size tables (serving_allreduce.vllm_sm100_allreduce_s), checked by
 hand: custom one-/two-stage kernel, torch symmetric memory (multimem or two-shot), PyNCCL."""
 
 import dataclasses
@@ -7,7 +7,7 @@ import pytest
 
 import profiles
 from costmodels.hardware import KernelConstants
-from costmodels.serving_attention import allreduce_s, engine_allreduce_s
+from costmodels.serving_allreduce import allreduce_s, engine_allreduce_s
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
 B200_NVLINK = 900e9

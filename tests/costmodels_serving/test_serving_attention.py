@@ -7,10 +7,9 @@ import pytest
 
 import profiles
 from costmodels.hardware import KernelConstants
+from costmodels.serving_allreduce import allreduce_s, engine_allreduce_s
 from costmodels.serving_attention import (
-    allreduce_s,
     decode_attention_s,
-    engine_allreduce_s,
     head_tiles,
     mha_chunks,
     mha_waves,
