@@ -50,8 +50,6 @@ import profiles  # noqa: E402
 from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants  # noqa: E402
 from costmodels.serving_kernels import EngineKernels  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
-    MOE_REFUSED,
-    TRTLLM_GEN_MOE,
     config_block_rows,
     flashinfer_fallback_tile,
 )
@@ -79,7 +77,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
              moe_fp8_expert_s=0.0,
-             moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
+             moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
@@ -121,13 +119,9 @@ permute/quantise/activation/finalize kernels around it is the fitted moe_blockfp
 as well, that share ran to its lower bound 0.01); TensorRT-LLM's and vLLM's static-scale FP8 quantise kernels compute
 no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
 ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0)}
-for _key in TRTLLM_GEN_MOE:  # Blackwell's TensorRT-LLM-gen fused MoE: never FlashInfer CUTLASS's fallback tile
-    ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), "moe_trtllm_gen": 1.0,
-                                     "moe_fp8_tile_s": 0.0, "moe_fp8_oob_penalty": 0.0}
 """rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
 all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"];
-costmodels/serving_allreduce.vllm_sm100_allreduce_s); vLLM 0.24.0's MoE on Blackwell runs FlashInfer's TensorRT-LLM-gen
-fused MoE (serving_moe_configs.TRTLLM_GEN_MOE: moe_trtllm_gen 1, the fallback-tile terms off)"""
+costmodels/serving_allreduce.vllm_sm100_allreduce_s)"""
 ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allreduce_symm_call_s=1e-5,
                                                allreduce_symm_efficiency=0.6)}
 """starting values of the constants only such a rule fits (0, unused, elsewhere)"""
@@ -231,12 +225,9 @@ def block_kind_rows(device: str, cals: list[EngineCalibration]) -> list[str]:
 DEVICES = ("h100-sxm", "h200")
 """devices fitted by default (--devices)"""
 DEVICE_OPS = {"b200": ("gemm bf16", "fp8 quant", "gemm fp8", "gemm fp4", "prefill attention", "decode attention",
-                       "all-reduce", "moe bf16", "moe fp8", "moe fp8 block")}
-"""the ops fitted and reported on a device where not all of OPS (B200: no NVFP4 MoE op yet); an engine of
-serving_moe_configs.MOE_REFUSED on the device skips its MoE ops (moe_fitted false, serving refuses MoE models)"""
-MOE_BAR = (0.08, 0.20)
-"""(median, p90) held-aside |error| every MoE op of an engine must meet on a device for serving to time MoE models
-with its constants there (moe_fitted; else refused, serving_moe_configs.moe_refusal)"""
+                       "all-reduce")}
+"""the ops fitted and reported on a device where not all of OPS: B200's MoE tables are not fitted (its tuned-config
+lists in serving_moe_configs are Hopper's); its calibration says so (moe_fitted false) and serving refuses MoE models"""
 
 
 def device_ops(device: str) -> tuple[str, ...]:
@@ -278,8 +269,7 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     if not ENGINE_CONSTANTS.get(engine, {}).get("decode_mha_block_tokens"):
         names = tuple(n for n in names if n != "decode_mha_token_s")
     names = tuple(n for n in names if n not in _unused_allreduce(engine, device))
-    names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {})  # read from source, not fitted
-                  and n not in ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))
+    names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {}))  # read from source, not fitted
     # the MoE predictors, bound to their engine
     if getattr(predict, "func", None) not in (predict_moe, predict_moe_block):
         return names
@@ -289,7 +279,7 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     names = tuple(n for n in names if START.get(n, 1.0) > 0 or n in own)
     if "moe_blockfp8_efficiency" not in names:  # no block-scaled kernel of its own: its other constants unused
         names = tuple(n for n in names if not n.startswith("moe_blockfp8_"))
-    if flashinfer_fallback_tile(engine, "fp8") and (engine, device) not in TRTLLM_GEN_MOE:
+    if flashinfer_fallback_tile(engine, "fp8"):
         names = tuple(n for n in names if n != "moe_fp8_block_rows")
     block = getattr(predict, "func", None) is predict_moe_block  # FP8 experts with block scales: those configs
     if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7], block) for p in train):
@@ -347,7 +337,7 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
     values.update(ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))  # a rule read from source, not the profile's
     rows = []
     for op, (domain, predict, _) in OPS.items():
-        if op not in device_ops(device) or (op.startswith("moe") and (engine, device) in MOE_REFUSED):
+        if op not in device_ops(device):
             continue
         names = op_names(op, engine) if op in refit else ()
         if predict in (predict_moe, predict_moe_block):  # which shapes have tuned kernel configs depends on the engine
@@ -372,13 +362,11 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
                      statistics.median(wide), float(np.quantile(wide, 0.9))))
     if "gemm fp4" not in device_ops(device):  # no NVFP4 on the device: its FP4 constants stay off (0)
         values.update({n: 0.0 for n in OPS["gemm fp4"][2]})
-    moe_rows = [r for r in rows if r[0].startswith("moe")]
-    moe = bool(moe_rows) and all(r[3] <= MOE_BAR[0] and r[4] <= MOE_BAR[1] for r in moe_rows)
+    moe = all(op in device_ops(device) for op in OPS if op.startswith("moe"))
     nvfp4 = " (incl. nvfp4)" if "gemm fp4" in device_ops(device) else ""
     source = (f"fitted by benchmarks/serve_engine_fit.py to aiconfigurator-core {VERSION} measured tables "
               f"({tables.device} {engine} {tables.version}: gemm{nvfp4}, context/generation attention, custom "
-              "all-reduce; " + ("balanced MoE)" if moe else "MoE not fitted)" if not moe_rows else
-                                 "balanced MoE, not served: it misses the accuracy bar)"))
+              "all-reduce; " + ("balanced MoE)" if moe else "MoE not fitted)"))
     return EngineCalibration(engine=engine, source=source, moe_fitted=moe, **values), rows
 
 
@@ -428,7 +416,7 @@ def _arguments() -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--engines", default=",".join(ENGINE_VERSIONS),
                     help="engines whose constants are fitted (the others keep the profile's and are only evaluated)")
     ap.add_argument("--devices", default=",".join(DEVICES),
-                    help="device profiles to fit: " + ", ".join(DEVICES) + ", b200 (the ops of DEVICE_OPS)")
+                    help="device profiles to fit: " + ", ".join(DEVICES) + ", b200 (its dense ops only: DEVICE_OPS)")
     ap.add_argument("--out", default=None, help="report (default: results/serve_engines.md, or, for devices none of "
                     "which is fitted by default, results/serve_engines_<devices>.md, e.g. serve_engines_b200.md)")
     args = ap.parse_args()
@@ -508,8 +496,7 @@ def main() -> None:
         cv.extend(f"| {device} | {cal.engine} | {op} | " + " | ".join(
             f"{v:.1%}" if i else str(v) for i, v in enumerate(cross_validated(device, cal, op))) + " |"
             for cal in cals for op in CROSS_VALIDATED)
-        hopper_block = "moe fp8 block" in device_ops(device) and ("vllm", device) not in TRTLLM_GEN_MOE
-        kinds += block_kind_rows(device, cals) if hopper_block else []
+        kinds += block_kind_rows(device, cals) if "moe fp8 block" in device_ops(device) else []
         if args.write_profiles:
             write_profile(device, cals)
         print(yaml_block(cals))

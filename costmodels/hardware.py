@@ -206,11 +206,6 @@ class KernelConstants:
     moe_blockfp8_serial_bytes: float = 0.0
     """block-scaled FP8 grouped expert GEMMs (TensorRT-LLM's CutlassMoeFCRunner around DeepGEMM): traffic per slot
     of its separate slot kernels, as moe_fp8_serial_bytes; 0: none"""
-    moe_trtllm_gen: float = 0.0
-    """1: the engine's MoE layer runs FlashInfer's TensorRT-LLM-gen fused MoE (Blackwell, SM100; read from the engine's
-    source, not fitted: costmodels/serving_moe_configs.py TRTLLM_GEN_MOE): routing inside the kernel, only the slots of
-    its own experts computed, tiles picked at run time (no shipped Triton configs), BF16, FP8 and block-scaled FP8
-    experts on that kernel's own constants at every expert-parallel size; 0: the engine's Hopper kernels"""
     fp8_k_overhead: float = 0.0
     """FP8 GEMMs: per-tile prologue/epilogue in elements of k (the main loop costs (k + k_0) / k of its MMAs)"""
     fp8_wave_weight: float = 0.0
@@ -375,8 +370,7 @@ class EngineCalibration(KernelConstants):
                      "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
                      "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",
                      "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes", "moe_fp8_expert_s",
-                     "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
-                     "moe_trtllm_gen"):
+                     "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         require(0.0 <= self.moe_blockfp8_efficiency <= 1.0, f"must be in [0, 1], got {self.moe_blockfp8_efficiency}",
