@@ -15,6 +15,7 @@ Per layer and step (T tokens in the step, b sequences, context c):
   other kernels n_e element-wise kernels (norms, rotary, KV write, activation, residuals; n_e = 8 unfused,
                 4 fused), each max(floor, ELEMENTWISE_PASSES·T·h·2 / n_e / (BW·η))
   MoE skew      the busiest expert-parallel GPU receives skew × the mean token-expert slots (1 = balanced)
+                (one skew, or a table by expert-parallel degree from routing statistics: skew_at)
   TP all-reduce 2 per layer: t_call + 2(n-1)·t_hop + 2(n-1)/n · S / (B_link·η_ar), S = T·h·2 (BF16)
   EP dispatch + combine per MoE layer (replacing one all-reduce): comm.moe_dispatch_time_s (the training
                 model's term) for skew·T/(tp·dp) tokens per rank, FP8 dispatch payload with FP8 weights
@@ -389,23 +390,40 @@ def _stage_total(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, part
     return total
 
 
-def _precision(dtype: str, kv_dtype: str, skew: float, quant_block: int = 0) -> Precision:
-    return Precision(dtype=dtype, kv_dtype=kv_dtype, skew=skew, quant_block=quant_block)
+SkewByEp = tuple[tuple[int, float], ...]
+"""MoE routing skew per expert-parallel degree, (ep, skew) pairs (routing statistics: planner/serve/moe_skew.py)"""
+Skew = float | SkewByEp
+"""one routing skew for every degree, or a table the step model looks its own degree up in (skew_at)"""
+
+
+def skew_at(skew: Skew, ep: int) -> float:
+    """The routing skew at expert-parallel degree `ep`: `skew` itself, or the value its per-degree table holds."""
+    if not isinstance(skew, tuple):
+        return skew
+    table = dict(skew)
+    require(ep in table, f"the routing-skew table has no value at ep {ep} (it has ep "
+            f"{', '.join(str(e) for e in sorted(table))})", field="moe-stats")
+    return table[ep]
+
+
+def _precision(dtype: str, kv_dtype: str, skew: Skew, quant_block: int, ep: int) -> Precision:
+    return Precision(dtype=dtype, kv_dtype=kv_dtype, skew=skew_at(skew, ep), quant_block=quant_block)
 
 
 def prefill_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float, prompt_len: float,
                  context_len: float = 0.0, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
-                 skew: float = 1.0, devices_per_node: int | None = None, quant_block: int = 0) -> dict[str, Any]:
+                 skew: Skew = 1.0, devices_per_node: int | None = None, quant_block: int = 0) -> dict[str, Any]:
     """Latency of prefilling `batch` prompts of `prompt_len` tokens together (after `context_len` cached tokens):
     prefill_batch_time with `batch` equal prompts. Returns {"time_s": ..., breakdown...}."""
     group = PromptGroup(count=batch, tokens=prompt_len, context=context_len)
     return _prefill_step(model, device, shape, (group,), engine=engine,
-                         prec=_precision(dtype, kv_dtype, skew, quant_block), devices_per_node=devices_per_node)
+                         prec=_precision(dtype, kv_dtype, skew, quant_block, shape.ep),
+                         devices_per_node=devices_per_node)
 
 
 def prefill_batch_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *,
                        prompts: Sequence[tuple[float, float]], engine: str = DEFAULT_ENGINE, dtype: str = "bf16",
-                       kv_dtype: str = "", skew: float = 1.0, devices_per_node: int | None = None,
+                       kv_dtype: str = "", skew: Skew = 1.0, devices_per_node: int | None = None,
                        quant_block: int = 0) -> dict[str, Any]:
     """One prefill iteration carrying several prompts, each (tokens computed, cached context tokens): the GEMMs and
     MoE layers run on the summed tokens, attention is varlen (each prompt's own causal work), one LM-head row per
@@ -418,7 +436,8 @@ def prefill_batch_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShap
         counts[(float(tokens), float(context))] = counts.get((float(tokens), float(context)), 0) + 1
     groups = tuple(PromptGroup(count=n, tokens=t, context=c) for (t, c), n in sorted(counts.items()))
     return _prefill_step(model, device, shape, groups, engine=engine,
-                         prec=_precision(dtype, kv_dtype, skew, quant_block), devices_per_node=devices_per_node)
+                         prec=_precision(dtype, kv_dtype, skew, quant_block, shape.ep),
+                         devices_per_node=devices_per_node)
 
 
 def _prefill_step(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, groups: tuple[PromptGroup, ...], *,
@@ -441,7 +460,7 @@ def _prefill_step(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, gr
 
 
 def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float, context_len: float,
-                     engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
+                     engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "", skew: Skew = 1.0,
                      devices_per_node: int | None = None, tokens_per_seq: float = 1.0,
                      quant_block: int = 0) -> dict[str, Any]:
     """One decode iteration of `batch` sequences whose context is `context_len` tokens: {"time_s", breakdown}.
@@ -449,7 +468,7 @@ def decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape,
     `tokens_per_seq` > 1: speculative decoding verifies that many tokens per sequence in the step (their GEMM rows
     and KV writes; attention reads each sequence's KV once).
     """
-    prec = _precision(dtype, kv_dtype, skew, quant_block)
+    prec = _precision(dtype, kv_dtype, skew, quant_block, shape.ep)
     eng = engine_model(engine)
     load = StepLoad(decode_seqs=batch * tokens_per_seq, decode_ctx=context_len / tokens_per_seq)
     ek = engine_kernels(device, eng, devices_per_node)
@@ -471,11 +490,11 @@ def cpu_overhead_s(device: DeviceSpec, eng: EngineModel, seqs: float, gpu_s: flo
 
 def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, decode_batch: float,
                     decode_context: float, chunk_tokens: float, chunk_context: float, engine: str = DEFAULT_ENGINE,
-                    dtype: str = "bf16", kv_dtype: str = "", skew: float = 1.0,
+                    dtype: str = "bf16", kv_dtype: str = "", skew: Skew = 1.0,
                     devices_per_node: int | None = None, chunk_prompts: float = 1.0, quant_block: int = 0) -> float:
     """One chunked-prefill iteration (Sarathi): decode_batch decode tokens plus chunk_tokens prompt tokens, split
     evenly over chunk_prompts prompts (varlen: each attends to itself after chunk_context cached tokens)."""
-    prec = _precision(dtype, kv_dtype, skew, quant_block)
+    prec = _precision(dtype, kv_dtype, skew, quant_block, shape.ep)
     eng = engine_model(engine)
     prompts = max(chunk_prompts, 1.0)
     chunk = ((PromptGroup(count=prompts, tokens=chunk_tokens / prompts, context=chunk_context),)
@@ -493,7 +512,7 @@ def mixed_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, 
 
 def mean_decode_step_time(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: float,
                           input_len: float, output_len: float, engine: str = DEFAULT_ENGINE, dtype: str = "bf16",
-                          kv_dtype: str = "", skew: float = 1.0,
+                          kv_dtype: str = "", skew: Skew = 1.0,
                           devices_per_node: int | None = None, points: int = 4, tokens_per_seq: float = 1.0,
                           quant_block: int = 0) -> float:
     """Mean time per decode step over contexts input_len .. input_len + output_len (midpoints)."""

@@ -62,9 +62,13 @@ def _dtype_options(f):
     f = click.option("--quant-block", type=int, default=0, show_default=True,
                      help="FP8 block-scaled checkpoint's quantization block (e.g. 128): splits that break it are "
                           "refused (exit 3); with --dtype fp8 the experts run the block-scaled kernels (0: none).")(f)
-    f = click.option("--moe-skew", type=float, default=1.0, show_default=True,
-                     help="MoE routing skew: expert slots on the busiest EP GPU / the mean (1 = balanced; MoE "
-                          "only, at most experts/top_k, and 1 at ep 1).")(f)
+    f = click.option("--moe-stats", "moe_stats", default=None, type=click.Path(dir_okay=False), metavar="STATS",
+                     help="Routing statistics (parplan trace stats/synth, JSON or NPZ) of the model: the skew at each "
+                          "EP degree is read from them for the engines' contiguous expert placement (not with "
+                          "--moe-skew).")(f)
+    f = click.option("--moe-skew", type=float, default=None,
+                     help="MoE routing skew: expert slots on the busiest EP GPU / the mean (default 1 = balanced; "
+                          "MoE only, at most experts/top_k, and 1 at ep 1).")(f)
     f = click.option("--kv-dtype", type=click.Choice(["bf16", "fp16", "fp8"]), default=None,
                      callback=lambda _ctx, _param, value: value or "",
                      help="KV-cache dtype (default: --dtype; required with --dtype fp4).")(f)
@@ -84,6 +88,22 @@ def _cluster(gpu_ref, num_gpus, gpus_per_node, cluster_ref) -> ClusterSpec:
     if not gpu_ref or not num_gpus:
         raise SpecError("needs --gpu and --num-gpus (or --cluster)", field="gpu")
     return ClusterSpec.homogeneous(profiles.load_device(gpu_ref), num_gpus, gpus_per_node)
+
+
+def _one_skew(moe_skew: float | None, moe_stats: str | None) -> None:
+    if moe_skew is not None and moe_stats is not None:
+        raise SpecError("give --moe-skew or --moe-stats, not both", field="moe-stats")
+
+
+def _skew_options(model, moe_skew: float | None, moe_stats: str | None) -> dict:
+    """ServeOptions' routing-skew fields: --moe-skew, or the per-EP-degree table read from --moe-stats."""
+    if moe_stats is None:
+        return {"moe_skew": 1.0 if moe_skew is None else moe_skew}
+    _one_skew(moe_skew, moe_stats)
+    from planner.serve.moe_skew import stats_skew
+
+    stats = stats_skew(moe_stats, model)
+    return {"moe_skew_by_ep": stats.by_ep, "moe_stats_digest": stats.digest}
 
 
 def _warn_if(note: str | None) -> None:
@@ -155,8 +175,8 @@ def _names(text: str) -> tuple[str, ...]:
 @output_option
 def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, osl, ttft_ms, tpot_ms, percentile,
                attainment, rate, objective, top, pareto, robust, lengths_csv, lognormal, arrival, engine, dtype,
-               kv_dtype, moe_skew, quant_block, prefix_len, prefill_token_budget, spec_depth, spec_accept, ep,
-               attention_dp, modes, prefill_pools, decode_pools, requests, seed, verify_seeds, verify_layouts,
+               kv_dtype, moe_skew, moe_stats, quant_block, prefix_len, prefill_token_budget, spec_depth, spec_accept,
+               ep, attention_dp, modes, prefill_pools, decode_pools, requests, seed, verify_seeds, verify_layouts,
                time_limit_s, output, pareto_axis):
     """Prefill/decode split (or colocated / intra-GPU) maximising goodput under TTFT/TPOT SLOs."""
     from planner import plan_serving
@@ -173,7 +193,8 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
                                rate_per_s=rate, percentile=percentile, attainment=attainment,
                                lengths=read_lengths_csv(lengths_csv) if lengths_csv else (),
                                lognormal=tuple(lognormal) if lognormal else (), arrival=arrival)
-    options = ServeOptions(engine=engine, dtype=dtype, kv_dtype=kv_dtype, moe_skew=moe_skew, quant_block=quant_block,
+    options = ServeOptions(engine=engine, dtype=dtype, kv_dtype=kv_dtype, **_skew_options(model, moe_skew, moe_stats),
+                           quant_block=quant_block,
                            ep=ep, attention_dp=attention_dp,
                            modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
                            simulate_requests=requests, seed=seed, verify_seeds=verify_seeds,
@@ -210,16 +231,19 @@ def plan_serve(model_ref, gpu_ref, num_gpus, gpus_per_node, cluster_ref, isl, os
               help="Also estimate offline batch inference (all requests queued, in-flight batching up to the KV room).")
 @gpus_per_node_option
 @output_option
-def estimate_serve(model_ref, gpu_ref, tp, pp, ep, dp, batch, isl, osl, engine, dtype, kv_dtype, moe_skew, quant_block,
-                   prefix_len, prefill_token_budget, spec_depth, spec_accept, offline, gpus_per_node, output):
+def estimate_serve(model_ref, gpu_ref, tp, pp, ep, dp, batch, isl, osl, engine, dtype, kv_dtype, moe_skew, moe_stats,
+                   quant_block, prefix_len, prefill_token_budget, spec_depth, spec_accept, offline, gpus_per_node,
+                   output):
     """Prefill latency and mean decode step of one instance shape and batch."""
     from planner.serve import estimate_serving, explain
     from planner.serve.request import quant_block_note
 
     _warn_if(quant_block_note(quant_block, dtype))
+    _one_skew(moe_skew, moe_stats)
     plan = estimate_serving(profiles.load_model(model_ref), profiles.load_device(gpu_ref), tp=tp, pp=pp, ep=ep, dp=dp,
                             batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
-                            moe_skew=moe_skew, quant_block=quant_block, devices_per_node=gpus_per_node,
+                            moe_skew=1.0 if moe_skew is None else moe_skew, moe_stats=moe_stats,
+                            quant_block=quant_block, devices_per_node=gpus_per_node,
                             prefix_len=prefix_len, spec_depth=spec_depth, spec_accept=spec_accept, offline=offline,
                             prefill_token_budget=_token_budget(prefill_token_budget))
     emit(plan, output, explain(plan))

@@ -252,7 +252,7 @@ class CapacityModel:
 
     def _kw(self, pool: NodePool) -> dict:
         o = self.options
-        return {"engine": o.engine, "dtype": o.dtype, "kv_dtype": o.kv_dtype, "skew": o.moe_skew,
+        return {"engine": o.engine, "dtype": o.dtype, "kv_dtype": o.kv_dtype, "skew": o.skew,
                 "devices_per_node": pool.devices_per_node, "quant_block": o.quant_block}
 
     def prefill_seconds(self, pool: NodePool, shape: InstanceShape, n: float, batch: int = 1) -> float:

@@ -12,6 +12,7 @@ from planner.serve.capacity import CapacityModel
 from planner.serve.estimate import Workload, estimate_numbers
 from planner.serve.front import front_lines
 from planner.serve.io import cluster_from_dict, device_from_dict, model_from_dict, options_from_dict, workload_from_dict
+from planner.serve.moe_skew import skew_line
 
 REL_TOL = 1e-6
 
@@ -190,7 +191,7 @@ def _feature_lines(inp: dict, p: dict) -> list[str]:
     return lines
 
 
-def _workload_line(inp: dict) -> str:
+def _workload_line(inp: dict, groups: list) -> str:
     """What a serve plan was made for: model, lengths, dtypes and the workload features that change its costs."""
     wl, o = inp["workload"], inp["options"]
     if wl.get("lengths"):
@@ -208,6 +209,9 @@ def _workload_line(inp: dict) -> str:
         parts.append(f"FP8 block {o['quant_block']}")
     if o.get("moe_skew", 1.0) != 1.0:
         parts.append(f"MoE skew {o['moe_skew']:g}")
+    if o.get("moe_skew_by_ep"):
+        used = tuple(sorted({g["ep"] for g in groups}))
+        parts.append(skew_line(tuple(map(tuple, o["moe_skew_by_ep"])), o.get("moe_stats_digest", ""), used))
     if wl.get("rate_per_s"):
         parts.append(f"target rate {wl['rate_per_s']:g} req/s")
     return "  workload   " + ", ".join(parts)
@@ -216,6 +220,7 @@ def _workload_line(inp: dict) -> str:
 def _explain_estimate(plan: Plan) -> str:
     """A readable summary of a serve estimate."""
     p, inp = plan["predicted"], plan["inputs"]
+    ep = inp["shape"]["ep"]
     return "\n".join([
         f"serve estimate: {inp['model']['name']} on {inp['device']['name']} tp={inp['shape']['tp']} "
         f"pp={inp['shape']['pp']} ep={inp['shape']['ep']} attention-dp={inp['shape']['dp']} (engine {inp['engine']})",
@@ -223,6 +228,8 @@ def _explain_estimate(plan: Plan) -> str:
         f"{inp.get('kv_dtype') or inp['dtype']} KV" + (f", MoE skew {inp['moe_skew']:g}" if inp.get("moe_skew", 1) != 1
                                                       else "") + (f", FP8 block {inp['quant_block']}"
                                                                   if inp.get("quant_block") else ""),
+        *([f"  {skew_line(tuple(map(tuple, inp['moe_stats']['skew_by_ep'])), inp['moe_stats']['digest'], (ep,))}"]
+          if inp.get("moe_stats") else []),
         f"  prefill            {p['prefill_s'] * 1e3:10.2f} ms",
         f"  decode step (mean) {p['decode_step_s'] * 1e3:10.2f} ms  ({p['decode_tokens_per_s']:.1f} tok/s)",
         f"  weights per GPU    {p['weights_bytes_per_gpu'] / 2**30:10.2f} GiB; "
@@ -254,14 +261,14 @@ def explain(plan: Plan) -> str:
         g = d["groups"][0]
         return "\n".join(
             [f"serve plan: offline batch inference ({plan['inputs']['options']['engine']} engine), "
-             "objective throughput", _workload_line(plan["inputs"]),
+             "objective throughput", _workload_line(plan["inputs"], d["groups"]),
              f"  {g['instances']} x tp{g['tp']} pp{g['pp']} ep{g['ep']} dp{g['dp']} on {g['pool']} ({p['gpus']} GPUs), "
              f"in-flight batch {p['offline_batch']}, " + _offline_budget_text(g.get("prefill_token_budget")),
              f"  {p['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU, {p['rate_rps']:.2f} req/s in all"]
             + [f"  alternative {a['rank']}: tp{a['groups'][0]['tp']} pp{a['groups'][0]['pp']}: "
                f"{a['offline_output_tokens_per_s_per_gpu']:.1f} output tok/s/GPU" for a in plan["alternatives"]])
     lines = [f"serve plan: mode {d['mode']} ({plan['inputs']['options']['engine']} engine), objective "
-             f"{plan['inputs']['objective']}", _workload_line(plan["inputs"]),
+             f"{plan['inputs']['objective']}", _workload_line(plan["inputs"], d["groups"]),
              f"  SLO: TTFT {wl['ttft_s'] * 1e3:.0f} ms, TPOT {wl['tpot_s'] * 1e3:.1f} ms at p{wl['percentile']:g}, "
              f"attainment {wl['attainment']}",
              f"  {'role':10} {'pool':10} {'tp':>3} {'pp':>3} {'ep':>3} {'dp':>3} {'inst':>5} {'GPUs':>5} {'req/s':>8} "

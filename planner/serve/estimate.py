@@ -3,14 +3,17 @@
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from costmodels.errors import InfeasibleError, require
 from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
 from costmodels.model import ModelSpec
+from costmodels.routing import RoutingStats
 from costmodels.serving import (
     DEFAULT_ENGINE,
     InstanceShape,
     Precision,
+    Skew,
     check_shape,
     decode_step_time,
     default_prefill_token_budget,
@@ -19,12 +22,14 @@ from costmodels.serving import (
     kv_capacity_tokens,
     mean_decode_step_time,
     prefill_time,
+    skew_at,
     weight_bytes_per_gpu,
 )
 from costmodels.serving_precision import max_routing_skew
 from costmodels.serving_shapes import quant_block_problem
 from planner.confidence import serve_estimate_confidence
 from planner.plan import Plan, make_plan
+from planner.serve.moe_skew import stats_skew
 from planner.serve.offline import offline_budget, offline_throughput
 from planner.serve.request import check_token_budget
 
@@ -60,7 +65,7 @@ class Workload:
 
 def estimate_numbers(model: ModelSpec, device: DeviceSpec, shape: InstanceShape, *, batch: int, isl: int, osl: int,
                      engine: str, dtype: str, devices_per_node: int | None, kv_dtype: str = "",
-                     skew: float = 1.0, work: Workload | None = None, quant_block: int = 0) -> dict:
+                     skew: Skew = 1.0, work: Workload | None = None, quant_block: int = 0) -> dict:
     """The predicted block of an estimate (also used by check to recompute)."""
     work = work or Workload(isl=isl, osl=osl)
     kw = dict(engine=engine, dtype=dtype, kv_dtype=kv_dtype, skew=skew, devices_per_node=devices_per_node,
@@ -145,13 +150,15 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
                      isl: int, osl: int, engine: str = DEFAULT_ENGINE, dtype: str = "bf16", kv_dtype: str = "",
                      moe_skew: float = 1.0, quant_block: int = 0, devices_per_node: int | None = None,
                      prefix_len: int = 0, spec_depth: int = 0, spec_accept: float = 1.0, offline: bool = False,
-                     prefill_token_budget: int | str | None = None) -> Plan:
+                     prefill_token_budget: int | str | None = None,
+                     moe_stats: str | Path | RoutingStats | None = None) -> Plan:
     """An estimate document (kind "estimate", inputs.target "serve") for one instance shape and batch.
 
     The batch is prefilled in steps of at most `prefill_token_budget` uncached tokens (None: the engine's default,
     costmodels.serving.default_prefill_token_budget; legacy and modern: the whole batch in one step, as the
     Splitwise profile measured it). Raises InfeasibleError (exit 3) when an FP8-block checkpoint (quant_block)
-    cannot be split at this shape."""
+    cannot be split at this shape. `moe_stats` (routing statistics, a file or RoutingStats; not with moe_skew) gives
+    the skew at `ep` of the engines' contiguous expert placement (planner/serve/moe_skew.py)."""
     _check_arguments(model, device, {"batch": batch, "isl": isl, "osl": osl, "prefix-len": prefix_len,
                                      "spec-depth": spec_depth, "quant-block": quant_block},
                      {"moe-skew": moe_skew, "spec-accept": spec_accept})
@@ -168,6 +175,10 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     shape = InstanceShape(tp=tp, pp=pp, ep=ep, dp=dp)
     check_shape(model, shape)
     Precision(dtype=dtype, kv_dtype=kv_dtype, skew=moe_skew)
+    require(moe_stats is None or moe_skew == 1.0, "give --moe-skew or --moe-stats, not both", field="moe-stats")
+    stats = stats_skew(moe_stats, model) if moe_stats is not None else None
+    skew: Skew = stats.by_ep if stats is not None else moe_skew
+    moe_skew = skew_at(skew, ep)
     _check_skew(model, shape, moe_skew)
     problem = quant_block_problem(model, shape, quant_block)
     if problem:
@@ -176,7 +187,7 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
     per_node = devices_per_node or device.devices_per_node
     require(tp <= per_node, f"tp ({tp}) must fit in one node of {per_node} GPUs", field="tp")
     predicted = estimate_numbers(model, device, shape, batch=batch, isl=isl, osl=osl, engine=engine, dtype=dtype,
-                                 kv_dtype=kv_dtype, skew=moe_skew, devices_per_node=per_node, work=work,
+                                 kv_dtype=kv_dtype, skew=skew, devices_per_node=per_node, work=work,
                                  quant_block=quant_block)
     reasons = []
     if predicted["kv_capacity_tokens"] <= 0:
@@ -195,5 +206,7 @@ def estimate_serving(model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int =
               "prefix_len": prefix_len, "spec_depth": spec_depth, "spec_accept": spec_accept, "offline": offline,
               "prefill_token_budget": budget,
               "devices_per_node": per_node}
+    if stats is not None:
+        inputs["moe_stats"] = {"digest": stats.digest, "skew_by_ep": [list(p) for p in stats.by_ep]}
     return make_plan("estimate", inputs=inputs, decision={"tp": tp, "pp": pp, "ep": ep, "dp": dp, "batch": batch},
                      predicted=predicted, feasible=not reasons, infeasible_reasons=reasons)

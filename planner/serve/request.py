@@ -13,8 +13,9 @@ import numpy as np
 from costmodels.errors import SpecError, require
 from costmodels.hardware import ClusterSpec
 from costmodels.model import ModelSpec
-from costmodels.serving import ENGINES
+from costmodels.serving import ENGINES, Skew
 from costmodels.serving_precision import Precision, check_precision
+from planner.serve.moe_skew import check_skew_table, check_table_fits
 from planner.typed import Typed
 
 ARRIVALS = ("poisson", "bursty")
@@ -163,6 +164,11 @@ class ServeOptions:
     """KV-cache dtype ("" = dtype)"""
     moe_skew: float = 1.0
     """MoE routing skew: token-expert slots on the busiest expert-parallel GPU / the mean"""
+    moe_skew_by_ep: tuple[tuple[int, float], ...] = ()
+    """MoE routing skew per expert-parallel degree, (ep, skew) pairs read from routing statistics (--moe-stats,
+    planner/serve/moe_skew.py); when given, each instance's step model uses the value at its ep instead of moe_skew"""
+    moe_stats_digest: str = ""
+    """sha256 of the routing statistics moe_skew_by_ep was read from"""
     spec_depth: int = 0
     """speculative decoding / MTP: draft tokens verified per decode step (0 = off)"""
     spec_accept: float = 1.0
@@ -212,6 +218,9 @@ class ServeOptions:
         require(self.engine in ENGINES, f"unknown engine {self.engine!r}; valid: {', '.join(sorted(ENGINES))}",
                 field="engine")
         Precision(dtype=self.dtype, kv_dtype=self.kv_dtype, skew=self.moe_skew)
+        object.__setattr__(self, "moe_skew_by_ep", check_skew_table(self.moe_skew_by_ep))
+        require(not self.moe_skew_by_ep or self.moe_skew == 1.0, "give --moe-skew or --moe-stats, not both",
+                field="moe-stats")
         require(self.spec_depth >= 0, f"must be >= 0, got {self.spec_depth}", field="spec-depth")
         require(1.0 <= self.spec_accept <= self.spec_depth + 1,
                 f"must be in [1, spec-depth + 1 = {self.spec_depth + 1}], got {self.spec_accept}", field="spec-accept")
@@ -234,6 +243,10 @@ class ServeOptions:
         require(2 <= self.verify_seeds <= 11, f"must be in 2..11, got {self.verify_seeds}", field="verify_seeds")
         require(self.time_limit_s > 0, f"must be > 0, got {self.time_limit_s}", field="time_limit")
 
+    @property
+    def skew(self) -> Skew:
+        """The routing skew the step model gets: the per-degree table from routing statistics, else moe_skew."""
+        return self.moe_skew_by_ep or self.moe_skew
 
 
 def quant_block_note(quant_block: int, dtype: str) -> str | None:
@@ -267,6 +280,7 @@ def check_serve_inputs(model: ModelSpec, cluster: ClusterSpec, options: ServeOpt
                 f"(the busiest GPU holds at most every slot of its tokens), got {options.moe_skew:g}",
                 field="moe-skew")
         _check_degrees(model, cluster, options)
+    check_table_fits(model, options.moe_skew_by_ep)
     require(not (options.pareto and objective == "throughput"), "the front is goodput per GPU against an SLO; "
             "objective 'throughput' has no SLOs (use --top N for the next shapes)", field="pareto")
     require(not (options.robust and objective == "throughput"), "robust planning tightens the SLOs; objective "
