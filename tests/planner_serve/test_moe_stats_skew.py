@@ -185,3 +185,19 @@ def test_api_options_need_a_complete_table(mixtral):
     options = ServeOptions(moe_skew_by_ep=[[2, 1.2], [1, 1.0], [4, 1.5], [8, 2.0]])
     assert options.skew == ((1, 1.0), (2, 1.2), (4, 1.5), (8, 2.0))
     check_serve_inputs(mixtral, cluster, options)
+
+
+def test_a_trace_through_trace_stats_gives_the_hand_computed_skew(mixtral, tmp_path):
+    """Every token of every layer routed to experts 0 and 1 (of 8, top-2): at ep 2 and ep 4 the rank holding both
+    gets every slot (busiest / mean = ep: 2 and 4); at ep 8 each of two ranks gets half (8 / 2 = 4). `trace stats`
+    aggregates the per-token trace (NPZ statistics), and estimate serve reads the skew at its ep."""
+    ids = np.tile(np.array([0, 1]), (mixtral.moe_layers, 16, 1))
+    trace, stats = tmp_path / "trace.json", tmp_path / "stats.npz"
+    trace.write_text(json.dumps({"expert_ids": ids.tolist(), "num_experts": 8}))
+    assert _run(["trace", "stats", str(trace), "-o", str(stats)]).exit_code == 0
+    assert stats_skew(stats, mixtral).by_ep == ((1, 1.0), (2, 2.0), (4, 4.0), (8, 4.0))
+    out = tmp_path / "est.json"
+    at_ep2 = [("2" if arg == "4" else arg) for arg in EST]  # --tp 2 --ep 2
+    r = _run(at_ep2 + ["--moe-stats", str(stats), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["inputs"]["moe_skew"] == 2.0
