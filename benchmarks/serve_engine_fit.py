@@ -36,6 +36,7 @@ from aic_quant_tables import STATIC_KERNEL_ROWS  # noqa: E402
 from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa: E402
 from machine import machine_note  # noqa: E402
 from serve_engine_ops import (  # noqa: E402
+    FP8_GEMM_HOPPER,
     OPS,
     SHIPPED,
     SHIPPED_GEMMS,
@@ -119,6 +120,8 @@ permute/quantise/activation/finalize kernels around it is the fitted moe_blockfp
 as well, that share ran to its lower bound 0.01); TensorRT-LLM's and vLLM's static-scale FP8 quantise kernels compute
 no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
 ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0)}
+for _key, _rule in FP8_GEMM_HOPPER.items():  # FP8 GEMM terms a Hopper kernel lacks (serve_engine_ops.FP8_GEMM_HOPPER)
+    ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 """rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
 all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"];
 costmodels/serving_allreduce.vllm_sm100_allreduce_s)"""
@@ -269,7 +272,8 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     if not ENGINE_CONSTANTS.get(engine, {}).get("decode_mha_block_tokens"):
         names = tuple(n for n in names if n != "decode_mha_token_s")
     names = tuple(n for n in names if n not in _unused_allreduce(engine, device))
-    names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {}))  # read from source, not fitted
+    names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {})  # read from source, not fitted
+                  and n not in ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))
     # the MoE predictors, bound to their engine
     if getattr(predict, "func", None) not in (predict_moe, predict_moe_block):
         return names

@@ -32,6 +32,17 @@ HEAD_DIM = 128
 """attention head width of every GQA/MHA model in profiles/models (MLA runs other kernels): the attention
 constants are fitted on it; other widths behave differently per kernel and are reported separately (WIDE)"""
 
+FP8_GEMM_HOPPER = {**{("vllm", d): dict(fp8_k_overhead=0.0) for d in ("h100-sxm", "h200")},
+                   **{("trtllm", d): dict(fp8_oob_penalty=0.0) for d in ("h100-sxm", "h200")}}
+"""per-tensor FP8 GEMM terms an engine's Hopper kernel does not have, read from its source, not fitted (fitted, each ran
+to its lower bound): vLLM 0.24.0's cutlass_scaled_mm SM90 kernels for m > 64 (scaled_mm_sm90_fp8_dispatch.cuh:
+128 x 128 or 64 x 128 tiles, KernelTmaWarpSpecializedPingpongFP8FastAccum) run one consumer warp group's epilogue
+under the other's main loop and scale by two scalars (ScaledEpilogue, per-tensor), so a tile costs no prologue/epilogue
+time beyond its MMAs (k_0 = 0; SGLang's Pingpong kernels load a per-token and a per-channel scale vector in every
+tile's epilogue, Sm90ColBroadcast/RowBroadcast, and fit k_0 > 0); TensorRT-LLM 1.3's FP8 linear layer calls
+cublas_scaled_mm, whose cuBLASLt heuristic picks the kernel per shape, so a padded row costs no more than its tile's
+share (π = 0; the fixed-bucket CUTLASS kernels of vLLM and SGLang pay π ≈ 0.5-1.4)"""
+
 ELEM_BYTES = 2.0
 """bytes of a BF16 element: the all-reduce tables give message sizes in elements; prefill K and V are BF16"""
 

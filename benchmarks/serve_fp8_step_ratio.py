@@ -79,11 +79,26 @@ NOTES = """Reading the tables (no constant is fitted here):
   term (the shorter operand re-read every wave) was tried and did not move the fit. With the quantise kernel fitted
   to its own table (2.6-2.8 bytes per element; L2-resident inputs and vLLM's one block per row modelled) vLLM's
   rows keep a time per input row it does not have (fp8_gemm_row_s, 6-7 ns: up to 115 µs at m 16384, most visible
-  at small n; mechanism not identified; tested and not kept: serial input or output bytes, A re-read per column
-  tile); fitted inside the quantise kernel it had put that kernel 70-234 % above its measured time at m >= 256.
+  at small n); fitted inside the quantise kernel it had put that kernel 70-234 % above its measured time at m >= 256.
+  vLLM's own n 32, k 32 FP8 rows (outside the fit's domain; GEMM and quantisation negligible) measure it alone:
+  4.5 µs + 7.1 ns per row on H200 and H100 alike (240 µs at m 32768; the quantise kernel alone 22 µs, the BF16
+  GEMM 4 µs): a latency per row, not bytes; less the quantise kernel's 0.6 ns, 6.5 ns, within 9 % of the fitted
+  value on each device (tests/
+  costmodels_serving/test_serving_gemm_fp8_terms.py). It adds to the GEMM (put inside the GEMM's overlap the H200
+  held-aside p90 grows 12.1 -> 13.9 %), SGLang's rows of the same CUTLASS kernel family do not have it, and which
+  operation of vLLM's per-tensor FP8 linear step costs it is not identified from the source; tested and not kept:
+  serial input or output bytes, A re-read per column tile.
+- Fit bounds: vLLM's per-tile overhead k_0 and TensorRT-LLM's padded-row penalty π had run to their lower bounds; both
+  are 0 by rules read from the sources (benchmarks/serve_engine_ops.py FP8_GEMM_HOPPER: vLLM's SM90 kernels for m > 64
+  are Pingpong with scalar scales, TensorRT-LLM's FP8 linear layer calls cuBLASLt, which picks its kernel per shape),
+  with the same held-aside errors; no 'gemm fp8' constant sits at a bound on H100/H200.
 - SGLang's FP8 table has isolated slow shapes at m 8192 (e.g. n 51200, k 5120: FP8 only 1.08x faster than BF16),
-  which the tile/wave model does not reproduce: the +31 % step outlier (Qwen3-32B TP 1, ISL 8192). Not a shape
-  effect either: that shape runs at 754 TFLOP/s on H200 but 1097 on H100 (same die), and on H200 at m 16384 at 1138.
+  which the tile/wave model does not reproduce: the +31 % step outlier (Qwen3-32B TP 1, ISL 8192). Not a kernel
+  config effect: sgl-kernel's SM90 fp8_scaled_mm runs one config for every m > 1024 (128 x 128 tiles, clusters of
+  2 along m, Pingpong, persistent; fp8_gemm_kernel.cu sm90_fp8_dispatch_shape), yet on H200 that shape runs
+  1296 TFLOP/s at m 4352, 754 at 8192 and 1138 at 16384 (one sample each), while H100 (the same SMs) runs 1194, 1097,
+  882: monotone. A single slow sample (n 10240, k 5120 dips the same way on H200 only: 1380, 913, 787, 1136 at m
+  4096-32768), not a shape, tile or wave effect; not modelled, so that step stays the one miss.
 - "model (engine)" leaves out the quantisation kernels each engine fuses into the producing kernel for the model's
   family (costmodels/serving_fusions.py); the tables, measured kernel by kernel, always include them. TensorRT-LLM
   fuses the attention-output and activation quantisations for both models here and the norm quantisations (inside

@@ -17,11 +17,14 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       S SMs in waves:
       compute = 2·(m_pad + π·(m_pad − m))·n_pad·k·w(T)·(1 + k_0/k) / (P_fp8 · e_max) + F_half / (P_fp8 · e_max)
           w(T) = 1 + ω·(⌈T/S⌉·S/T − 1): the idle share of the last wave, weighted by ω (0: stream-k fills it,
-          1: whole waves); k_0 = the per-tile prologue/epilogue in k-loop iterations' worth; π: a padded
-          (out-of-bounds, zero-filled) row of the last row tiles costs 1 + π real rows (vLLM's and SGLang's
-          CUTLASS kernels: one row more than a multiple of 256 costs far more than its added tiles, e.g. H200 vLLM
-          n 51200, k 5120: 1024 -> 1025 rows 336 -> 618 µs where the tiles grow 1.25x; fitted π ≈ 0.8-1.4;
-          TensorRT-LLM's kernels run 1025 rows as fast as 1024)
+          1: whole waves); k_0 = the per-tile prologue/epilogue in k-loop iterations' worth (0 for vLLM on Hopper,
+          read from its source: Pingpong kernels, one warp group's epilogue under the other's main loop, two scalar
+          scales; SGLang's load per-token and per-channel scale vectors in every tile's epilogue: fitted k_0 > 0);
+          π: a padded (out-of-bounds, zero-filled) row of the last row tiles costs 1 + π real rows (vLLM's and
+          SGLang's fixed-bucket CUTLASS kernels: one row more than a multiple of 256 costs far more than its added
+          tiles, e.g. H200 vLLM n 51200, k 5120: 1024 -> 1025 rows 336 -> 618 µs where the tiles grow 1.25x; fitted
+          π ≈ 0.5-1.4; 0 for TensorRT-LLM, read from its source: cuBLASLt picks its kernel per shape, and its
+          tables run 1025 rows as fast as 1024)
       memory  = t_floor + bytes / min(BW · η_fp8, min(T, S) · B_cta): only T thread blocks stream the operands
           when the GEMM has fewer tiles than SMs, each at most B_cta
       t = (compute^p + memory^p)^(1/p) (loads and MMAs overlap imperfectly; p = 0: max) + m·t_g + quantisation of
@@ -37,8 +40,13 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       compute_scale table (benchmarks/aic_quant_tables.py); vLLM's rows run the static kernel. The quantise kernel's
       constants are fitted to its own measured table (scale_matrix) where that times the kernel the GEMM rows run
       (TensorRT-LLM, vLLM; SGLang's times another: fitted inside its GEMM rows). t_g: a time per input row of the
-      GEMM step that the measured quantise kernel does not have (vLLM's rows: ~5-6 ns per row, which the fit had
-      put in t_row while the quantise kernel was fitted inside the GEMM rows; mechanism not identified)
+      GEMM step that the measured quantise kernel does not have (vLLM's rows: ~6-7 ns per row, which the fit had
+      put in t_row while the quantise kernel was fitted inside the GEMM rows). It is measured apart from the GEMM
+      and the quantisation on vLLM's n 32, k 32 rows (both negligible there): 4.5 µs + 7.1 ns per row on H200 and
+      H100 alike, 6.5 ns less the quantise kernel's own (240 µs at m 32768, where the quantise kernel alone runs
+      22 µs and vLLM's BF16 GEMM 4 µs: a latency per row, not bytes); it adds to the GEMM (inside its overlap the
+      held-aside p90 grows); SGLang's rows of the same CUTLASS kernel family do not have it. Which of vLLM's
+      per-tensor FP8 linear step's operations costs it is not identified from the source
   NVFP4 GEMM (Blackwell; FP4 E2M1 weights and input, an FP8 scale per 16 elements: β4 = 0.5 + 1/16 bytes):
       t = max((2·m_pad·n_pad·k·w(T) + F_half) / (P_fp4 · e_max), t_floor + (β4·(m·k + k·n) + 2·m·n) / (BW · η))
           + t_q4 + q4·m·k / (BW · η_hbm)
