@@ -236,7 +236,7 @@ OPS = {
                    ("allreduce_call_s", "allreduce_hop_s", "allreduce_efficiency", "allreduce_twoshot_call_s",
                     "allreduce_twoshot_efficiency", "allreduce_nccl_call_s", "allreduce_nccl_efficiency",
                     "allreduce_custom_max_bytes", "allreduce_twoshot_hop_s",
-                    "allreduce_symm_call_s", "allreduce_symm_efficiency")),
+                    "allreduce_symm_call_s", "allreduce_symm_efficiency", "allreduce_pass_s")),
     # the fused MoE kernels on the GEMM curves fitted above: their efficiency relative to them (BF16 and FP8 run
     # different kernels), block rows, fixed time and slot traffic; instances the planner builds have moe_tp·ep <= 16
     "moe bf16": (lambda t: _moe_domain(t, "bf16"), predict_moe,

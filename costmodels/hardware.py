@@ -295,7 +295,8 @@ class KernelConstants:
     allreduce_twoshot_call_s: float = 0.0
     """custom two-shot all-reduce (reduce-scatter + all-gather through peer memory): fixed time per call"""
     allreduce_twoshot_efficiency: float = 1.0
-    """custom two-shot all-reduce: fraction of the NVLink bandwidth reached"""
+    """custom two-shot all-reduce (under the vLLM SM100 tables: torch symmetric memory's two-shot kernel): fraction of
+    the NVLink bandwidth reached"""
     allreduce_nccl_call_s: float = 0.0
     """NCCL all-reduce above the custom kernel's size limit: fixed time per call"""
     allreduce_nccl_efficiency: float = 1.0
@@ -305,11 +306,20 @@ class KernelConstants:
     vllm_sm100_allreduce_s; read from vLLM's source, not fitted; their size limits stand for
     allreduce_custom_max_bytes, and its two-stage kernel reaches the one-shot efficiency); 0: `engine_allreduce_s`"""
     allreduce_twoshot_hop_s: float = 0.0
-    """custom two-stage all-reduce under the vLLM SM100 tables: time per peer (its two barriers over n-1 peers)"""
+    """custom two-stage all-reduce under the vLLM SM100 tables, and SGLang's pull kernels under its Hopper tables
+    (allreduce_sglang_v2): time per peer (its two barriers over n-1 peers)"""
     allreduce_symm_call_s: float = 0.0
     """torch symmetric-memory all-reduce under the vLLM SM100 tables (copy in, multimem or two-shot): time per call"""
     allreduce_symm_efficiency: float = 1.0
     """torch symmetric-memory all-reduce under the vLLM SM100 tables: fraction of the NVLink bandwidth reached"""
+    allreduce_sglang_v2: float = 0.0
+    """1: the engine picks its all-reduce by SGLang 0.5.14's JIT custom all-reduce (CustomAllReduceV2, its default on
+    CUDA) size tables for Hopper (serving_allreduce.sglang_v2_allreduce_s; read from SGLang's source, not fitted:
+    one-shot push, one-shot pull, two-shot pull up to its 16 MiB pull buffer, then NCCL; the pull kernels run on the
+    two-shot constants); 0: `engine_allreduce_s`"""
+    allreduce_pass_s: float = 0.0
+    """all-reduce kernels under the vLLM SM100 tables: time of one pass of the grid's remote loads (a kernel of few
+    thread blocks keeps a fixed number of bytes per peer in flight, serving_allreduce.pass_bound_s); 0: no such bound"""
     fp4_gemm_efficiency_max: float = 0.0
     """NVFP4 GEMMs (serving_gemm.gemm_fp4_s): fraction of the FP4 peak reached on large GEMMs (0: not fitted)"""
     fp4_gemm_half_flops: float = 0.0
@@ -357,7 +367,7 @@ class EngineCalibration(KernelConstants):
                      "decode_mha_block_tokens", "decode_mha_token_s", "decode_fp8_head_tile",
                      "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
                      "allreduce_nccl_call_s", "allreduce_vllm_sm100", "allreduce_twoshot_hop_s",
-                     "allreduce_symm_call_s"):
+                     "allreduce_symm_call_s", "allreduce_sglang_v2", "allreduce_pass_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         require(0.0 < self.moe_fp8_efficiency <= 1.0, f"must be in (0, 1], got {self.moe_fp8_efficiency}",

@@ -5,7 +5,11 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
 
   TP all-reduce inside a node: the engine's custom one-shot / two-shot kernels below a size limit, NCCL (ring or
       NVLS) above it (`engine_allreduce_s`); across nodes the comm layer's ring (costmodels/comm.py)
+  an engine whose source picks the algorithm by size tables: vLLM 0.24.0 on Blackwell (`vllm_sm100_allreduce_s`),
+      SGLang 0.5.14 on Hopper (`sglang_v2_allreduce_s`)
 """
+
+import math
 
 from costmodels import comm
 from costmodels.serving_kernels import EngineKernels
@@ -33,6 +37,8 @@ def engine_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
     k, link = ek.k, ek.device.intra_node_bytes_per_s
     if k.allreduce_vllm_sm100:
         return vllm_sm100_allreduce_s(ek, size_bytes, n)
+    if k.allreduce_sglang_v2:
+        return sglang_v2_allreduce_s(ek, size_bytes, n)
     if size_bytes >= k.allreduce_custom_max_bytes:
         return nccl_allreduce_s(ek, size_bytes, n)
     two = k.allreduce_twoshot_call_s + 2 * (n - 1) / n * size_bytes / (link * k.allreduce_twoshot_efficiency)
@@ -64,21 +70,87 @@ VLLM_SM100_MULTIMEM_SIZES = (6, 8)
 """symm_mem.py SymmMemCommunicator._WORLD_SIZES_MULTIMEM["10.0"]: multimem (NVLS) all-reduce, else two-shot"""
 
 
+VLLM_CUSTOM_PASS_BYTES = 36 * 512 * 16
+"""bytes per peer one pass of vLLM's custom kernel loads: csrc/custom_all_reduce.cuh CustomAllreduce::allreduce
+launches min(block_limit 36, ⌈packs / 512⌉) blocks of 512 threads, each thread one 16-byte pack per peer a pass"""
+TORCH_TWO_SHOT_PASS_BYTES = 24 * 1024 * 16
+"""the same of torch symmetric memory's two_shot_all_reduce_ (CUDASymmetricMemoryOps.cu: at most 24 blocks of 1024
+threads, 16-byte vectors)"""
+
+
 def vllm_sm100_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
     """vLLM 0.24.0 on Blackwell (SM100) inside an NVSwitch node, by its size tables: the custom kernel below
     VLLM_SM100_CUSTOM_MAX_BYTES, one-stage at n = 2 or below 512 KiB (n <= 4) / 256 KiB (n <= 8)
     (csrc/custom_all_reduce.cuh, CustomAllreduce::allreduce), else two-stage:
-      one-stage  t_call + (n-1)·(t_hop + S / (B·η_1))
-      two-stage  t_call,2 + (n-1)·t_hop,2 + 2(n-1)/n · S / (B·η_1)   (the same peer loads; two barriers per peer)
-    then torch symmetric memory below VLLM_SM100_SYMM_MEM_MAX_BYTES, multimem (volume (n+1)/n) or two-shot
-    (2(n-1)/n), t_call,symm + v·S / (B·η_symm), and PyNCCL above (ring or NVLS, the lower volume)."""
+      one-stage  t_call + (n-1)·t_hop + max((n-1)·S / (B·η_1), pass bound of S per peer)
+      two-stage  t_call,2 + (n-1)·t_hop,2 + max(2(n-1)/n · S / (B·η_1), pass bound of S/n per peer, twice)
+    (the same peer loads; two barriers per peer), then torch symmetric memory up to VLLM_SM100_SYMM_MEM_MAX_BYTES
+    (symm_mem.should_use_symm_mem: inp_size <= max_size), multimem (volume (n+1)/n) t_call,symm + v·S / (B·η_symm),
+    or two-shot t_call,symm + max(2(n-1)/n · S / (B·η_2), pass bound of S/n, twice), and PyNCCL above (ring or
+    NVLS, the lower volume). The pass bound (`pass_bound_s`) is the time a kernel of few thread blocks takes to
+    stream its bytes per peer at a fixed number in flight: at n = 2 it, not the link, limits both kernels."""
     k, link = ek.k, ek.device.intra_node_bytes_per_s
     if size_bytes < VLLM_SM100_CUSTOM_MAX_BYTES.get(n, 0.0):
         if n == 2 or size_bytes < (512 if n <= 4 else 256) * 1024:
-            return one_shot_allreduce_s(ek, size_bytes, n)
-        return (k.allreduce_twoshot_call_s + (n - 1) * k.allreduce_twoshot_hop_s
-                + 2 * (n - 1) / n * size_bytes / (link * k.allreduce_efficiency))
-    if size_bytes < VLLM_SM100_SYMM_MEM_MAX_BYTES.get(n, 0.0):
-        volume = (n + 1) / n if n in VLLM_SM100_MULTIMEM_SIZES else 2 * (n - 1) / n
-        return k.allreduce_symm_call_s + volume * size_bytes / (link * k.allreduce_symm_efficiency)
+            return k.allreduce_call_s + (n - 1) * k.allreduce_hop_s + max(
+                (n - 1) * size_bytes / (link * k.allreduce_efficiency),
+                pass_bound_s(ek, size_bytes, VLLM_CUSTOM_PASS_BYTES, 1))
+        return k.allreduce_twoshot_call_s + (n - 1) * k.allreduce_twoshot_hop_s + max(
+            2 * (n - 1) / n * size_bytes / (link * k.allreduce_efficiency),
+            pass_bound_s(ek, size_bytes / n, VLLM_CUSTOM_PASS_BYTES, 2))
+    if size_bytes <= VLLM_SM100_SYMM_MEM_MAX_BYTES.get(n, 0.0):
+        if n in VLLM_SM100_MULTIMEM_SIZES:
+            return k.allreduce_symm_call_s + (n + 1) / n * size_bytes / (link * k.allreduce_symm_efficiency)
+        return k.allreduce_symm_call_s + max(2 * (n - 1) / n * size_bytes / (link * k.allreduce_twoshot_efficiency),
+                                             pass_bound_s(ek, size_bytes / n, TORCH_TWO_SHOT_PASS_BYTES, 2))
     return nccl_allreduce_s(ek, size_bytes, n)
+
+
+def pass_bound_s(ek: EngineKernels, peer_bytes: float, pass_bytes: float, phases: int) -> float:
+    """A kernel whose grid loads `pass_bytes` per peer a pass, each pass one remote-load latency t_pass:
+    phases · ⌈peer_bytes / pass_bytes⌉ · t_pass (0 without the constant)."""
+    return phases * math.ceil(peer_bytes / pass_bytes) * ek.k.allreduce_pass_s
+
+
+def two_stage_allreduce_s(ek: EngineKernels, size_bytes: float, n: int, efficiency: float) -> float:
+    """A custom two-stage kernel (reduce-scatter then all-gather through peer memory, a barrier per peer):
+    t_call,2 + (n-1)·t_hop,2 + 2(n-1)/n · S / (B·η)."""
+    k, link = ek.k, ek.device.intra_node_bytes_per_s
+    return (k.allreduce_twoshot_call_s + (n - 1) * k.allreduce_twoshot_hop_s
+            + 2 * (n - 1) / n * size_bytes / (link * efficiency))
+
+
+KIB = 1024.0
+SGLANG_SM90_PUSH_MAX_BYTES = {2: 2 * MIB, 3: 512 * KIB, 4: 384 * KIB, 5: 256 * KIB, 6: 192 * KIB, 7: 192 * KIB,
+                              8: 160 * KIB}
+"""SGLang 0.5.14 python/sglang/srt/distributed/device_communicators/custom_all_reduce_v2.py _maybe_init_config, the
+non-SM100 THRESHOLD_2_SHOT_MAP ("based on benchmarks on H200"): one_shot_push_threshold by world size; messages of
+at most this size run the one-shot push kernel (_determine_algo; the push buffer is sized to it)"""
+SGLANG_SM90_PULL_MAX_BYTES = {2: 16 * MIB, 3: 512 * KIB, 4: 256 * KIB, 5: 256 * KIB, 6: 192 * KIB, 7: 192 * KIB,
+                              8: 160 * KIB}
+"""the same table's one_shot_pull_threshold (world size 2: unbounded, clipped to the pull buffer): larger messages
+up to it run the one-shot pull kernel, larger still the two-shot pull kernel"""
+SGLANG_PULL_BUFFER_BYTES = 16 * MIB
+"""CustomAllReduceV2's default max_pull_size (16 MiB): should_custom_ar takes messages up to max(pull, push)
+buffer, larger ones go to NCCL (parallel_state.GroupCoordinator.all_reduce, in place on PyNCCL)"""
+
+
+def sglang_v2_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
+    """SGLang 0.5.14 on Hopper inside an NVSwitch node (CustomAllReduceV2, world sizes 2-8), by its size tables:
+      one-shot push (each GPU writes its input into every peer's buffer) up to SGLANG_SM90_PUSH_MAX_BYTES:
+          t_call + (n-1)·(t_hop + S / (B·η_1))
+      one-shot pull (each GPU reads the n-1 peers' inputs) up to SGLANG_SM90_PULL_MAX_BYTES:
+          t_call,2 + (n-1)·(t_hop,2 + S / (B·η_2))
+      two-shot pull (reduce-scatter, then the reduced share broadcast to every peer) up to the 16 MiB pull buffer:
+          t_call,2 + (n-1)·t_hop,2 + 2(n-1)/n · S / (B·η_2)
+    (the two pull kernels are one kernel file, jit_kernel/csrc/distributed/custom_all_reduce_pull.cuh: one set of
+    constants), then NCCL (`nccl_allreduce_s`)."""
+    k, link = ek.k, ek.device.intra_node_bytes_per_s
+    if n not in SGLANG_SM90_PUSH_MAX_BYTES or size_bytes > SGLANG_PULL_BUFFER_BYTES:
+        return nccl_allreduce_s(ek, size_bytes, n)
+    if size_bytes <= SGLANG_SM90_PUSH_MAX_BYTES[n]:
+        return one_shot_allreduce_s(ek, size_bytes, n)
+    if size_bytes <= SGLANG_SM90_PULL_MAX_BYTES[n]:
+        return (k.allreduce_twoshot_call_s
+                + (n - 1) * (k.allreduce_twoshot_hop_s + size_bytes / (link * k.allreduce_twoshot_efficiency)))
+    return two_stage_allreduce_s(ek, size_bytes, n, k.allreduce_twoshot_efficiency)

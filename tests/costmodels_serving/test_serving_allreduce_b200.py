@@ -1,5 +1,6 @@
 """vLLM's all-reduce on Blackwell (SM100) by its size tables (serving_allreduce.vllm_sm100_allreduce_s), checked by
-hand: custom one-/two-stage kernel, torch symmetric memory (multimem or two-shot), PyNCCL."""
+hand: custom one-/two-stage kernel, torch symmetric memory (multimem or two-shot), PyNCCL; the pass bound of its
+few-block kernels (allreduce_pass_s) in test_serving_allreduce.py."""
 
 import dataclasses
 
@@ -15,7 +16,7 @@ KIB, MIB = 1024.0, 2.0**20
 C = dict(allreduce_vllm_sm100=1.0, allreduce_call_s=5e-6, allreduce_hop_s=0.1e-6, allreduce_efficiency=0.5,
          allreduce_twoshot_call_s=8e-6, allreduce_twoshot_hop_s=2e-6, allreduce_symm_call_s=15e-6,
          allreduce_symm_efficiency=0.4, allreduce_nccl_call_s=20e-6, allreduce_nccl_efficiency=0.5,
-         allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_efficiency=0.9)
+         allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_efficiency=0.9, allreduce_pass_s=0.0)
 
 
 def _kernels(device: str = "b200", engine: str = "vllm", **changes: float) -> EngineKernels:
@@ -40,15 +41,18 @@ def test_custom_kernel_one_stage_then_two_stage_by_size_and_world():
 
 def test_symmetric_memory_then_nccl_above_the_tables_limits():
     ek = _kernels(**C)
-    # n = 8 from 1 MiB (custom limit) to 128 MiB: multimem, volume 9/8, 15 us + 9/8·S / (900e9·0.4)
+    # n = 8 from 1 MiB (custom limit) to 128 MiB inclusive (should_use_symm_mem: <= max_size): multimem, volume
+    # 9/8, 15 us + 9/8·S / (900e9·0.4)
     assert allreduce_s(ek, 1 * MIB, 8) == pytest.approx(15e-6 + 9 / 8 * MIB / 360e9)
-    assert allreduce_s(ek, 64 * MIB, 8) == pytest.approx(15e-6 + 9 / 8 * 64 * MIB / 360e9)
-    # n = 4 from 2 MiB to 32 MiB: two-shot, volume 2·3/4 = 1.5
-    assert allreduce_s(ek, 2 * MIB, 4) == pytest.approx(15e-6 + 1.5 * 2 * MIB / 360e9)
-    # n = 2 from 8 MiB, n = 4 from 32 MiB, n = 8 from 128 MiB: NCCL, the lower of ring 2(n-1)/n and NVLS (n+1)/n
-    assert allreduce_s(ek, 8 * MIB, 2) == pytest.approx(20e-6 + 1.0 * 8 * MIB / 450e9)
-    assert allreduce_s(ek, 32 * MIB, 4) == pytest.approx(20e-6 + 1.25 * 32 * MIB / 450e9)
-    assert allreduce_s(ek, 128 * MIB, 8) == pytest.approx(20e-6 + 9 / 8 * 128 * MIB / 450e9)
+    assert allreduce_s(ek, 128 * MIB, 8) == pytest.approx(15e-6 + 9 / 8 * 128 * MIB / 360e9)
+    # n = 4 from 2 MiB to 32 MiB: torch's two-shot kernel, volume 2·3/4 = 1.5 at the two-shot efficiency 0.9
+    assert allreduce_s(ek, 2 * MIB, 4) == pytest.approx(15e-6 + 1.5 * 2 * MIB / 810e9)
+    assert allreduce_s(ek, 32 * MIB, 4) == pytest.approx(15e-6 + 1.5 * 32 * MIB / 810e9)
+    assert allreduce_s(ek, 8 * MIB, 2) == pytest.approx(15e-6 + 1.0 * 8 * MIB / 810e9)
+    # above 8 MiB (n = 2), 32 MiB (n = 4), 128 MiB (n = 8): NCCL, the lower of ring 2(n-1)/n and NVLS (n+1)/n
+    assert allreduce_s(ek, 16 * MIB, 2) == pytest.approx(20e-6 + 1.0 * 16 * MIB / 450e9)
+    assert allreduce_s(ek, 64 * MIB, 4) == pytest.approx(20e-6 + 1.25 * 64 * MIB / 450e9)
+    assert allreduce_s(ek, 256 * MIB, 8) == pytest.approx(20e-6 + 9 / 8 * 256 * MIB / 450e9)
     # a world size outside vLLM's tables (3) runs neither custom kernel nor symmetric memory: NCCL ring 4/3
     assert engine_allreduce_s(ek, 64 * KIB, 3) == pytest.approx(20e-6 + 4 / 3 * 64 * KIB / 450e9)
 
