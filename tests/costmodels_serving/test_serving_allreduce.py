@@ -1,6 +1,7 @@
 """The engines' all-reduce algorithm selection by their size tables (costmodels/serving_allreduce.py), checked by
-hand: SGLang 0.5.14's CustomAllReduceV2 on Hopper (one-shot push, one-shot pull, two-shot pull, NCCL) and the pass
-bound of vLLM's few-block kernels on Blackwell (custom one-/two-stage kernel, torch's two-shot kernel)."""
+hand: SGLang 0.5.14's CustomAllReduceV2 on Hopper (one-shot push, one-shot pull, two-shot pull, NCCL), the pass
+bound of vLLM's few-block kernels on Blackwell (custom one-/two-stage kernel, torch's two-shot kernel), and the
+engines without size tables (the faster custom kernel below a fitted limit, NCCL above; the ring across nodes)."""
 
 import dataclasses
 import math
@@ -12,7 +13,7 @@ from costmodels.hardware import KernelConstants
 from costmodels.serving_allreduce import allreduce_s, engine_allreduce_s, two_stage_allreduce_s
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
-B200_NVLINK, H200_NVLINK = 900e9, 450e9  # the profiles' intra-node bytes/s per GPU
+B200_NVLINK, H200_NVLINK, H100_NVLINK = 900e9, 450e9, 450e9  # the profiles' intra-node bytes/s per GPU
 KIB, MIB = 1024.0, 2.0**20
 SGLANG = dict(allreduce_sglang_v2=1.0, allreduce_call_s=3e-6, allreduce_hop_s=0.2e-6, allreduce_efficiency=0.5,
               allreduce_twoshot_call_s=4e-6, allreduce_twoshot_hop_s=0.5e-6, allreduce_twoshot_efficiency=0.4,
@@ -109,3 +110,30 @@ def test_profiles_set_the_sglang_tables_on_hopper_only():
             on = cal.engine == "sglang" and device in ("h100-sxm", "h200")
             assert cal.allreduce_sglang_v2 == (1.0 if on else 0.0), (device, cal.engine)
             assert cal.allreduce_pass_s == 0.0 or (device, cal.engine) == ("b200", "vllm"), (device, cal.engine)
+
+
+def test_engine_allreduce_algorithms_by_hand():
+    c = dict(allreduce_call_s=3e-6, allreduce_hop_s=0.1e-6, allreduce_efficiency=0.6,
+             allreduce_twoshot_call_s=9e-6, allreduce_twoshot_efficiency=0.7, allreduce_nccl_call_s=30e-6,
+             allreduce_nccl_efficiency=0.65, allreduce_custom_max_bytes=2.0 ** 24)
+    ek = _kernels("h100-sxm", "vllm", **c)
+    # 16 KiB over 8 GPUs: one-shot (each GPU reads 7 peers) beats two-shot's larger fixed time
+    one = 3e-6 + 7 * (0.1e-6 + 16384 / (H100_NVLINK * 0.6))
+    assert allreduce_s(ek, 16384, 8) == pytest.approx(one)
+    # 8 MiB over 8 GPUs: two-shot moves 2·7/8 S instead of 7 S
+    s = 8 * 2.0 ** 20
+    two = 9e-6 + 2 * 7 / 8 * s / (H100_NVLINK * 0.7)
+    assert two < 3e-6 + 7 * (0.1e-6 + s / (H100_NVLINK * 0.6))
+    assert allreduce_s(ek, s, 8) == pytest.approx(two)
+    # 64 MiB: NCCL; NVLS volume (n+1)/n = 9/8 at 8 GPUs, the ring's 2(n-1)/n = 1 at 2 GPUs
+    big = 64 * 2.0 ** 20
+    assert engine_allreduce_s(ek, big, 8) == pytest.approx(30e-6 + 9 / 8 * big / (H100_NVLINK * 0.65))
+    assert engine_allreduce_s(ek, big, 2) == pytest.approx(30e-6 + 1.0 * big / (H100_NVLINK * 0.65))
+
+
+def test_allreduce_without_custom_kernel_is_the_ring():
+    ek = _kernels("h100-sxm", "vllm", allreduce_custom_max_bytes=0.0, allreduce_call_s=5e-6, allreduce_hop_s=1e-6,
+                  allreduce_efficiency=0.5)
+    # ring inside a node: t_call + 2(n-1)·t_hop + 2(n-1)/n · S / (450 GB/s · η)
+    assert allreduce_s(ek, 1e6, 8) == pytest.approx(5e-6 + 14 * 1e-6 + 2 * 7 / 8 * 1e6 / (H100_NVLINK * 0.5))
+    assert allreduce_s(ek, 1e6, 1) == 0.0

@@ -1,4 +1,4 @@
-"""Serving attention (prefill, decode) and TP all-reduce kernel formulas, checked by hand."""
+"""Serving attention (prefill, decode) kernel formulas, checked by hand (the all-reduce: test_serving_allreduce.py)."""
 
 import dataclasses
 import math
@@ -7,7 +7,6 @@ import pytest
 
 import profiles
 from costmodels.hardware import KernelConstants
-from costmodels.serving_allreduce import allreduce_s, engine_allreduce_s
 from costmodels.serving_attention import (
     decode_attention_s,
     head_tiles,
@@ -202,29 +201,3 @@ def test_decode_attention_on_mmha_by_hand():
     plain = _kernels("trtllm", **{**c, "decode_mha_block_tokens": 0.0})
     assert decode_attention_s(plain, 2, 1, 16, 2047, kv, 1.0) == pytest.approx(8e-6 + read + 5e-6 * 2047 / 2547)
 
-
-def test_engine_allreduce_algorithms_by_hand():
-    c = dict(allreduce_call_s=3e-6, allreduce_hop_s=0.1e-6, allreduce_efficiency=0.6,
-             allreduce_twoshot_call_s=9e-6, allreduce_twoshot_efficiency=0.7, allreduce_nccl_call_s=30e-6,
-             allreduce_nccl_efficiency=0.65, allreduce_custom_max_bytes=2.0 ** 24)
-    ek = _kernels(**c)
-    # 16 KiB over 8 GPUs: one-shot (each GPU reads 7 peers) beats two-shot's larger fixed time
-    one = 3e-6 + 7 * (0.1e-6 + 16384 / (H100_NVLINK * 0.6))
-    assert allreduce_s(ek, 16384, 8) == pytest.approx(one)
-    # 8 MiB over 8 GPUs: two-shot moves 2·7/8 S instead of 7 S
-    s = 8 * 2.0 ** 20
-    two = 9e-6 + 2 * 7 / 8 * s / (H100_NVLINK * 0.7)
-    assert two < 3e-6 + 7 * (0.1e-6 + s / (H100_NVLINK * 0.6))
-    assert allreduce_s(ek, s, 8) == pytest.approx(two)
-    # 64 MiB: NCCL; NVLS volume (n+1)/n = 9/8 at 8 GPUs, the ring's 2(n-1)/n = 1 at 2 GPUs
-    big = 64 * 2.0 ** 20
-    assert engine_allreduce_s(ek, big, 8) == pytest.approx(30e-6 + 9 / 8 * big / (H100_NVLINK * 0.65))
-    assert engine_allreduce_s(ek, big, 2) == pytest.approx(30e-6 + 1.0 * big / (H100_NVLINK * 0.65))
-
-
-def test_allreduce_without_custom_kernel_is_the_ring():
-    ek = _kernels(allreduce_custom_max_bytes=0.0, allreduce_call_s=5e-6, allreduce_hop_s=1e-6,
-                  allreduce_efficiency=0.5)
-    # ring inside a node: t_call + 2(n-1)·t_hop + 2(n-1)/n · S / (450 GB/s · η)
-    assert allreduce_s(ek, 1e6, 8) == pytest.approx(5e-6 + 14 * 1e-6 + 2 * 7 / 8 * 1e6 / (H100_NVLINK * 0.5))
-    assert allreduce_s(ek, 1e6, 1) == 0.0
