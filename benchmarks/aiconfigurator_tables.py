@@ -85,6 +85,19 @@ def _fastest(df, keys: list[str]) -> tuple:
     return tuple((*key, float(t) * MS) for key, t in best.items())
 
 
+DEFAULT_ATTENTION_BACKEND = {("b200", "sglang"): "trtllm_mha"}
+"""the attention backend an engine runs by default on a device whose table also times others for some keys (their
+medians would mix kernels): SGLang 0.5.14 on B200 picks trtllm_mha for MHA/GQA models (server_args
+get_default_attn_backend: "Use trtllm_mha for SM100/SM103"); its table adds flashinfer rows for 1292 prefill and
+264 decode keys"""
+
+
+def _default_backend(df, device: str, engine: str):
+    """The rows of the engine's default attention backend on the device (DEFAULT_ATTENTION_BACKEND), else all."""
+    source = DEFAULT_ATTENTION_BACKEND.get((device, engine))
+    return df[df.kernel_source == source] if source else df
+
+
 def load(device: str, engine: str) -> Tables:
     """The tables of one parplan device profile and engine."""
     if device not in DEVICES or engine not in ENGINE_VERSIONS:
@@ -99,10 +112,10 @@ def load(device: str, engine: str) -> Tables:
     g = table("gemm", "gemm_perf")
     g = g[g.gemm_dtype.isin(list(GEMM_DTYPES))].assign(dtype=lambda d: d.gemm_dtype.map(GEMM_DTYPES))
     gemm = _fastest(g, ["m", "n", "k", "dtype"])
-    c = table("attention", "context_attention_perf")
+    c = _default_backend(table("attention", "context_attention_perf"), device, engine)
     c = c[(c.attn_dtype == "bfloat16") & (c.kv_cache_dtype == "bfloat16") & (c.window_size == 0)]
     prefill = _points(c, ["batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim"])
-    d = table("attention", "generation_attention_perf")
+    d = _default_backend(table("attention", "generation_attention_perf"), device, engine)
     d = d[(d.window_size == 0) & d.kv_cache_dtype.isin(list(DTYPES))].assign(
         kv=lambda x: x.kv_cache_dtype.map(DTYPES))
     decode = _points(d, ["batch_size", "step", "num_heads", "num_key_value_heads", "head_dim", "kv"])

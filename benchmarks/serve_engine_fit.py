@@ -36,6 +36,7 @@ from aic_quant_tables import STATIC_KERNEL_ROWS  # noqa: E402
 from aiconfigurator_tables import ENGINE_VERSIONS, VERSION, Tables, load  # noqa: E402
 from machine import machine_note  # noqa: E402
 from serve_engine_ops import (  # noqa: E402
+    ATTENTION_SM100,
     FP8_GEMM_HOPPER,
     OPS,
     SHIPPED,
@@ -65,7 +66,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              decode_seq_s=1e-8, decode_fp8_floor_s=5e-6, decode_fp8_seq_s=1e-8, decode_mha_seq_s=1e-8,
              decode_mha_floor_s=9e-6, decode_mha_dequant_s=1e-13,
              decode_free_units=100.0, kv_dequant_s=1e-13, decode_split_s=5e-6, decode_split_tokens=500.0,
-             decode_overlap_exponent=2.0, decode_mha_token_s=3e-8,
+             decode_overlap_exponent=2.0, decode_mha_token_s=3e-8, kv_l2_bytes_per_s=1e13,
              allreduce_call_s=3e-6, allreduce_hop_s=1e-7, allreduce_efficiency=0.6,
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6, allreduce_vllm_sm100=0.0,
@@ -122,6 +123,8 @@ as well, that share ran to its lower bound 0.01); TensorRT-LLM's and vLLM's stat
 no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
 ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0),
                            **{("sglang", d): dict(allreduce_sglang_v2=1.0) for d in ("h100-sxm", "h200")}}
+for _key, _rule in ATTENTION_SM100.items():  # Blackwell's attention kernels (serve_engine_ops.ATTENTION_SM100)
+    ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 for _key, _rule in FP8_GEMM_HOPPER.items():  # FP8 GEMM terms a Hopper kernel lacks (serve_engine_ops.FP8_GEMM_HOPPER)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 """rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
@@ -156,6 +159,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
 BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3, 1.0),
                "fp4_hbm_efficiency": (0.05, 1.0), "fp4_quant_bytes": (0.1, 100.0)})
 BOUNDS["allreduce_symm_efficiency"] = (0.02, 1.0)
+BOUNDS["kv_l2_bytes_per_s"] = (1e11, 1e15)
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0),
         "moe_blockfp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
@@ -278,6 +282,11 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     names = tuple(n for n in names if n not in _unused_allreduce(engine, device))
     names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {})  # read from source, not fitted
                   and n not in ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))
+    sm100 = ATTENTION_SM100.get((engine, device), {})
+    if not sm100.get("kv_l2_bytes"):  # no warm-L2 reads: their rate unused
+        names = tuple(n for n in names if n != "kv_l2_bytes_per_s")
+    if sm100.get("decode_mha_as_gqa"):  # MHA decode on the GQA kernel: no MHA kernel constants
+        names = tuple(n for n in names if not n.startswith("decode_mha_"))
     # the MoE predictors, bound to their engine
     if getattr(predict, "func", None) not in (predict_moe, predict_moe_block):
         return names
@@ -453,7 +462,9 @@ def main() -> None:
            "128 and the (query heads, KV heads) per GPU the serving model issues for the GQA/MHA model profiles at "
            "TP 1-8 (" + ", ".join(f"{h}/{g}" for h, g in sorted(SHIPPED)) + "); the last two columns give the same "
            "constants on the whole attention table (every head count and width 64-512, incl. GQA groups of 24-128 "
-           "no shipped model has); all-reduce 1 Ki-256 Mi elements (9 held-aside points per engine: the p90 is the "
+           "no shipped model has; on B200 with the Blackwell attention terms of costmodels/serving_attention_sm100.py, "
+           "serve_engine_ops.ATTENTION_SM100, SGLang's rows those of its default trtllm_mha backend); "
+           "all-reduce 1 Ki-256 Mi elements (9 held-aside points per engine: the p90 is the "
            "second-worst; cross-validated over all folds below; vLLM on B200 by the algorithm its SM100 size tables "
            "pick: custom one-/two-stage kernel, torch symmetric memory, PyNCCL; SGLang on H100/H200 by its "
            "CustomAllReduceV2 tables: one-shot push, one-shot pull, two-shot pull to 16 MiB, then NCCL); "

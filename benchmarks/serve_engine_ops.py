@@ -20,6 +20,7 @@ from costmodels.serving_attention import (  # noqa: E402
     prefill_attention_s,
     query_tiles,
 )
+from costmodels.serving_attention_sm100 import longest_tile_flops, runs_decode_kernel  # noqa: E402
 from costmodels.serving_gemm import fp8_quant_s, grouped_gemm_rows_s  # noqa: E402
 from costmodels.serving_kernels import block_fp8_kernels, gemm_s, grouped_gemm_s  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
@@ -31,6 +32,26 @@ from costmodels.serving_moe_configs import (  # noqa: E402
 HEAD_DIM = 128
 """attention head width of every GQA/MHA model in profiles/models (MLA runs other kernels): the attention
 constants are fitted on it; other widths behave differently per kernel and are reported separately (WIDE)"""
+
+B200_L2_BYTES = 126.0 * 2**20
+"""B200's L2, 126 MB over its two dies (chipsandcheese.com, "Nvidia's B200: Keeping the CUDA Juggernaut Rolling"); the
+decode tables step there: 67 MB of KV cache read at L2 speed, 134 MB at HBM speed"""
+ATTENTION_SM100 = {("trtllm", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_l2_bytes=B200_L2_BYTES,
+                                            decode_split_block_tokens=0.0, decode_gqa_min_block_factor=0.0,
+                                            decode_mha_block_tokens=0.0, decode_fp8_head_tile=0.0),
+                   ("vllm", "b200"): dict(prefill_tail_tile=1.0, prefill_one_token_decode=1.0, decode_mha_as_gqa=1.0,
+                                          kv_l2_bytes=B200_L2_BYTES),
+                   ("sglang", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_l2_bytes=B200_L2_BYTES)}
+"""the Blackwell attention terms (costmodels/serving_attention_sm100.py) per engine, read from its source, not fitted:
+on B200 all three run TensorRT-LLM-gen FMHA (TensorRT-LLM 1.3.0rc20 natively; vLLM 0.24.0 through FlashInfer,
+vllm/utils/flashinfer.py use_trtllm_attention: prefill with a BF16 KV cache on SM100; SGLang 0.5.14 trtllm_mha,
+server_args get_default_attn_backend), whose last work unit ends the kernel (prefill_tail_tile); vLLM's FlashInfer
+backend sends one-token requests to its decode kernel (prefill_one_token_decode: the table's isl-1 rows are
+kernel_source vllm_flashinfer_trtllmdecode); TensorRT-LLM-gen decode packs a KV head's query heads whatever their
+number, MHA included (decode_mha_as_gqa), and TensorRT-LLM on SM100 runs it for generation (attentionOp.h
+mUseTllmGen = SM >= 100, except 120/121) instead of its Hopper XQA/MMHA pair: their selection rule, multi-block
+split and 8-head GMMA padding (ENGINE_CONSTANTS) are off there; the tables time one layer's call repeatedly, so a
+KV cache within B200's L2 (kv_l2_bytes) is read from it"""
 
 FP8_GEMM_HOPPER = {**{("vllm", d): dict(fp8_k_overhead=0.0) for d in ("h100-sxm", "h200")},
                    **{("trtllm", d): dict(fp8_oob_penalty=0.0) for d in ("h100-sxm", "h200")}}
@@ -64,16 +85,22 @@ def _quant(ek, p):
 
 
 def _prefill(ek, p):
+    # one-token sequences on an engine that runs its decode kernel for them (vLLM on B200: the table's isl-1 rows are
+    # kernel_source vllm_flashinfer_trtllmdecode): decode attention over the one key (serving_attention_sm100)
     b, isl, heads, kv_heads, d, _ = p
+    if runs_decode_kernel(ek, isl):
+        return decode_attention_s(ek, b, kv_heads, heads, isl, b * isl * kv_heads * 2 * d * ELEM_BYTES,
+                                  2.0 * b * isl * heads * 2 * d)
     return prefill_attention_s(ek, 2.0 * b * isl * (isl / 2) * heads * 2 * d, isl / 2, query_tiles(b, heads, isl),
-                               b * isl * kv_heads * 2 * d * ELEM_BYTES)
+                               b * isl * kv_heads * 2 * d * ELEM_BYTES, longest_tile_flops(isl, 0.0, 2 * d))
 
 
 def _decode(ek, p):
     b, ctx, heads, kv_heads, d, kv, _ = p
     per_token = 2.0 * kv_heads * d * (1.0 if kv == "fp8" else 2.0)
+    # the table repeats one layer's call: a KV cache that fits in L2 is read from there (kv_l2_bytes; B200 only)
     return decode_attention_s(ek, b, kv_heads, heads, ctx, b * ctx * per_token, 2.0 * b * ctx * heads * 2 * d,
-                              kv == "fp8")
+                              kv == "fp8", warm_l2=True)
 
 
 def _allreduce(ek, p):
@@ -231,7 +258,7 @@ OPS = {
                           "decode_fp8_seq_s", "decode_mha_floor_s", "decode_mha_seq_s", "decode_mha_dequant_s",
                           "decode_mha_token_s",
                           "decode_free_units", "kv_dequant_s",
-                          "decode_split_s", "decode_split_tokens", "decode_overlap_exponent")),
+                          "decode_split_s", "decode_split_tokens", "decode_overlap_exponent", "kv_l2_bytes_per_s")),
     "all-reduce": (lambda t: [p for p in t.allreduce if 1024 <= p[1] <= 2**28], _allreduce,
                    ("allreduce_call_s", "allreduce_hop_s", "allreduce_efficiency", "allreduce_twoshot_call_s",
                     "allreduce_twoshot_efficiency", "allreduce_nccl_call_s", "allreduce_nccl_efficiency",

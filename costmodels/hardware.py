@@ -305,6 +305,23 @@ class KernelConstants:
     """1: the engine picks its all-reduce by vLLM 0.24.0's Blackwell (SM100) size tables (serving_allreduce.
     vllm_sm100_allreduce_s; read from vLLM's source, not fitted; their size limits stand for
     allreduce_custom_max_bytes, and its two-stage kernel reaches the one-shot efficiency); 0: `engine_allreduce_s`"""
+    prefill_tail_tile: float = 0.0
+    """1: the engine's prefill kernel ends with its longest work unit run at one SM's share of the peak after the
+    rest (TensorRT-LLM-gen FMHA on Blackwell, SM100: costmodels/serving_attention_sm100.py tail_tile_s; read from
+    the engine's source, not fitted); 0: the Hopper formula alone"""
+    prefill_one_token_decode: float = 0.0
+    """1: a prefill batch of one new token per sequence runs the engine's decode kernel (vLLM 0.24.0's FlashInfer
+    backend on SM100 splits batches by query length: serving_attention_sm100.runs_decode_kernel; read from its
+    source, not fitted); 0: its prefill kernel"""
+    decode_mha_as_gqa: float = 0.0
+    """1: decode attention with one query head per KV head (MHA) runs the engine's GQA kernel with a group of one,
+    on its constants (TensorRT-LLM-gen decode on SM100 packs a KV head's query heads, MHA included: no kernel of its
+    own; read from the engine's source, not fitted); 0: its MHA kernel and constants (decode_mha_*)"""
+    kv_l2_bytes: float = 0.0
+    """L2 capacity (bytes) within which a per-op benchmark's repeated decode calls find the KV cache in L2 (a device
+    datasheet figure, not fitted; serving_attention_sm100.kv_read_s); 0: always read from HBM"""
+    kv_l2_bytes_per_s: float = 0.0
+    """decode attention: rate of KV reads that hit L2 (kv_l2_bytes; fitted)"""
     allreduce_twoshot_hop_s: float = 0.0
     """custom two-stage all-reduce under the vLLM SM100 tables, and SGLang's pull kernels under its Hopper tables
     (allreduce_sglang_v2): time per peer (its two barriers over n-1 peers)"""
@@ -366,7 +383,8 @@ class EngineCalibration(KernelConstants):
                      "decode_split_s", "decode_split_block_tokens", "decode_gqa_min_block_factor",
                      "decode_mha_block_tokens", "decode_mha_token_s", "decode_fp8_head_tile",
                      "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
-                     "allreduce_nccl_call_s", "allreduce_vllm_sm100", "allreduce_twoshot_hop_s",
+                     "allreduce_nccl_call_s", "allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "prefill_tail_tile",
+                     "prefill_one_token_decode", "decode_mha_as_gqa", "kv_l2_bytes", "kv_l2_bytes_per_s",
                      "allreduce_symm_call_s", "allreduce_sglang_v2", "allreduce_pass_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")

@@ -51,6 +51,7 @@ from costmodels.kv import LayerParams, kv_bytes_per_token_layer, kv_shard, layer
 from costmodels.model import ModelSpec
 from costmodels.serving_allreduce import allreduce_s
 from costmodels.serving_attention import decode_attention_s, prefill_attention_s, query_tiles
+from costmodels.serving_attention_sm100 import longest_tile_flops
 from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources
 from costmodels.serving_kernels import (
     EngineKernels,
@@ -283,7 +284,8 @@ def _attention(model: ModelSpec, ek: EngineKernels, tp: int, load: StepLoad, dp:
         rows = work[0][1] if len(work) == 1 else sum(f * r for f, r in work) / flops
         tiles = sum(query_tiles(g.count, heads, g.tokens) for g in mine)
         kv_bytes = sum(g.count * (g.tokens + g.context) for g in mine) * kv_layer
-        t += prefill_attention_s(ek, flops, rows, tiles, kv_bytes)
+        longest = max(longest_tile_flops(g.tokens, g.context, qk_dim + v_dim) for g in mine)  # Blackwell's tail
+        t += prefill_attention_s(ek, flops, rows, tiles, kv_bytes, longest)
     d_seqs = load.decode_seqs / dp
     if d_seqs:
         flops = 2 * d_seqs * load.decode_ctx * heads * (qk_dim + v_dim)

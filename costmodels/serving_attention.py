@@ -6,6 +6,7 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
   prefill attention, F FLOPs, rows of c keys, n work units (sequence x query head x 128-row query tile), keys
   whose K and V take K bytes:  max(floor, t_attn,0 + F / (P_bf16 · eff(c, 128)) + n · t_tile + r · K / BW)
       (r: passes over K and V from HBM; with few KV heads, query tiles of one KV head share them through L2)
+      on Blackwell (SM100) kernels the longest unit's tail and one-token batches: costmodels/serving_attention_sm100.py
   decode attention of b sequences, g KV heads and h query heads per GPU, context c, K bytes of KV cache:
       work units u = b·g (one per sequence and KV head; the query heads of a KV head are packed together)
       t = floor_kv + ‖ max(u − u_free, 0)·t_unit,  K / (BW · η_kv),  [FP8 KV] (K / 1 B)·t_deq ‖_p
@@ -32,7 +33,7 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
 
 import math
 
-from costmodels import compute
+from costmodels import compute, serving_attention_sm100
 from costmodels.hardware import KernelConstants
 from costmodels.serving_kernels import ATTENTION_REF_WIDTH, EngineKernels
 
@@ -41,15 +42,17 @@ QUERY_TILE = 128
 
 
 def prefill_attention_s(ek: EngineKernels, flops: float, row_keys: float, tiles: float = 0.0,
-                        kv_bytes: float = 0.0) -> float:
+                        kv_bytes: float = 0.0, tile_flops: float = 0.0) -> float:
     """Causal flash attention doing `flops` FLOPs (BF16 math) over query rows of `row_keys` keys on average, in
     `tiles` (sequence, query head, 128-row query tile) work units (`query_tiles`), over keys whose K and V
-    take `kv_bytes` on this GPU."""
+    take `kv_bytes` on this GPU; `tile_flops`: FLOPs of the longest unit (Blackwell's tail term:
+    serving_attention_sm100.tail_tile_s)."""
     if flops <= 0:
         return 0.0
     k, dev = ek.k, ek.device
     eff = compute.attention_efficiency(max(row_keys, 1.0), ATTENTION_REF_WIDTH, dev.calibration)
     t = k.attention_floor_s + flops / (dev.bf16_flops_per_s * eff) + tiles * k.attention_tile_s
+    t += serving_attention_sm100.tail_tile_s(ek, tile_flops, eff)
     return max(k.kernel_floor_s, t + k.prefill_kv_passes * kv_bytes / dev.hbm_bytes_per_s)
 
 
@@ -59,15 +62,17 @@ def query_tiles(seqs: float, heads: float, new_tokens: float) -> float:
 
 
 def decode_attention_s(ek: EngineKernels, seqs: float, kv_heads: float, heads: float, context: float,
-                       kv_bytes: float, flops: float, kv_fp8: bool = False) -> float:
+                       kv_bytes: float, flops: float, kv_fp8: bool = False, warm_l2: bool = False) -> float:
     """Decode attention of `seqs` sequences with `kv_heads` KV heads and `heads` query heads on this GPU, each
-    over `context` cached tokens, reading `kv_bytes` of KV cache (FP8 when `kv_fp8`) and doing `flops` FLOPs."""
+    over `context` cached tokens, reading `kv_bytes` of KV cache (FP8 when `kv_fp8`) and doing `flops` FLOPs;
+    `warm_l2`: the KV cache was left in L2 by a previous call (a per-op benchmark's repeats, never serving:
+    serving_attention_sm100.kv_read_s)."""
     if kv_bytes <= 0:
         return 0.0
     k, dev = ek.k, ek.device
     units = seqs * kv_heads
     dequant, split, stream = k.kv_dequant_s, True, 0.0
-    if heads <= kv_heads or not runs_gqa_kernel(k, units, context, kv_fp8):
+    if (heads <= kv_heads and not k.decode_mha_as_gqa) or not runs_gqa_kernel(k, units, context, kv_fp8):
         # MHA, or GQA the engine runs on its MHA kernel: one unit per query head, each reading its KV head
         floor, per_unit, dequant = k.decode_mha_floor_s, k.decode_mha_seq_s, k.decode_mha_dequant_s
         units, kv_bytes = seqs * max(heads, kv_heads), kv_bytes * max(heads / kv_heads, 1.0)
@@ -85,7 +90,7 @@ def decode_attention_s(ek: EngineKernels, seqs: float, kv_heads: float, heads: f
     else:  # the first u_free units run on idle SMs, each further one adds its time
         unit_t = max(units - k.decode_free_units, 0.0) * per_unit
     terms = (unit_t,
-             kv_bytes / (dev.hbm_bytes_per_s * k.kv_read_efficiency),
+             serving_attention_sm100.kv_read_s(ek, kv_bytes, warm_l2),
              kv_bytes * dequant if kv_fp8 else 0.0, stream)
     t = floor + smooth_max(terms, k.decode_overlap_exponent)
     t += k.decode_split_s * context / (context + k.decode_split_tokens) if split else 0.0
