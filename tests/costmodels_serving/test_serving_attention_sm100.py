@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 import profiles
+from costmodels import compute, serving
 from costmodels.hardware import KernelConstants
 from costmodels.serving_attention import decode_attention_s, prefill_attention_s, query_tiles
 from costmodels.serving_attention_sm100 import (
@@ -104,3 +105,17 @@ def test_b200_profile_selects_the_terms_per_engine():
     assert cals["trtllm"].prefill_one_token_decode == 0.0 and cals["sglang"].prefill_one_token_decode == 0.0
     assert all(c.kv_l2_bytes == 126 * 2**20 and c.kv_l2_bytes_per_s > c.kv_read_efficiency * 8e12
                for c in cals.values())
+
+
+def test_serving_prefill_adds_the_tail_of_its_longest_unit_per_layer():
+    # Llama-3.1-8B at TP 8 on B200 (4 query heads per GPU), one 4096-token prompt: 4·32 = 128 units on 148 SMs
+    model, dev = profiles.load_model("llama3.1-8b"), profiles.load_device("b200")
+    off = dataclasses.replace(dev, serving_engines=tuple(
+        dataclasses.replace(c, prefill_tail_tile=0.0) for c in dev.serving_engines))
+    shape = serving.InstanceShape(tp=8)
+    t_on = serving.prefill_time(model, dev, shape, batch=1, prompt_len=4096, engine="vllm")["attention_s"]
+    t_off = serving.prefill_time(model, off, shape, batch=1, prompt_len=4096, engine="vllm")["attention_s"]
+    ek = EngineKernels(dev, KernelConstants.of_engine(engine_calibration(dev, "vllm")))
+    eff = compute.attention_efficiency(2048.0, 128.0, ek.device.calibration)
+    tail = 2 * 128 * 4032 * 256 * 148 / (B200_BF16 * eff)
+    assert t_on - t_off == pytest.approx(model.layers * tail, rel=1e-6)
