@@ -38,6 +38,7 @@ from machine import machine_note  # noqa: E402
 from serve_engine_ops import (  # noqa: E402
     ATTENTION_SM100,
     FP8_GEMM_HOPPER,
+    GEMM_SM100,
     OPS,
     SHIPPED,
     SHIPPED_GEMMS,
@@ -108,6 +109,7 @@ least squares has local minima: from START's the H100 BF16 fit can stall at the 
 FP8 fit in the corner hbm 1 / slot bytes 0.01)"""
 START.update(fp4_gemm_efficiency_max=0.6, fp4_gemm_half_flops=1e9, fp4_wave_weight=0.2, fp4_hbm_efficiency=0.8,
              fp4_quant_s=3e-6, fp4_quant_bytes=2.5625)  # 'gemm fp4' (devices with NVFP4: B200); 0 elsewhere
+START.update(fp8_sm100_tiles=0.0, fp4_pair_tiles=0.0)  # Blackwell GEMM tile selectors: off unless GEMM_SM100 sets them
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
                                    decode_mha_block_tokens=256.0, decode_fp8_head_tile=8.0,
                                    moe_blockfp8_slot_bytes=1.0, fp8_quant_row_s=0.0),
@@ -124,6 +126,8 @@ no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
 ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0),
                            **{("sglang", d): dict(allreduce_sglang_v2=1.0) for d in ("h100-sxm", "h200")}}
 for _key, _rule in ATTENTION_SM100.items():  # Blackwell's attention kernels (serve_engine_ops.ATTENTION_SM100)
+    ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
+for _key, _rule in GEMM_SM100.items():  # Blackwell's GEMM tiles (serve_engine_ops.GEMM_SM100)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 for _key, _rule in FP8_GEMM_HOPPER.items():  # FP8 GEMM terms a Hopper kernel lacks (serve_engine_ops.FP8_GEMM_HOPPER)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}

@@ -349,6 +349,13 @@ class KernelConstants:
     """NVFP4 input quantisation (BF16 -> FP4 E2M1 with an FP8 scale per 16 elements): fixed time per call"""
     fp4_quant_bytes: float = 2.5625
     """NVFP4 input quantisation: HBM bytes per input element (read 2, write 0.5 + 1/16 of scales: one pass)"""
+    fp4_pair_tiles: float = 0.0
+    """1: the engine's NVFP4 GEMM runs 256 x 256 output tiles on pairs of SMs (TensorRT-LLM's CUTLASS SM100 FP4 GEMM,
+    2-CTA cluster MMA: costmodels/serving_gemm_sm100.py; read from its source, not fitted); 0: 128 x 128 tiles"""
+    fp8_sm100_tiles: float = 0.0
+    """1: the engine's per-tensor FP8 GEMM picks its tiles by vLLM's SM100 cutlass_scaled_mm dispatch (2-CTA MMA tiles
+    and clusters by m bucket: costmodels/serving_gemm_sm100.py; read from its source, not fitted); 0: the Hopper
+    tiles of serving_gemm.FP8_TILES"""
 
     @classmethod
     def of_engine(cls, cal: "EngineCalibration") -> "KernelConstants":
@@ -414,6 +421,9 @@ class EngineCalibration(KernelConstants):
         for name in ("fp4_gemm_efficiency_max", "fp4_wave_weight", "fp4_hbm_efficiency"):
             v = getattr(self, name)
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
+        for name in ("fp4_pair_tiles", "fp8_sm100_tiles"):  # kernel selectors read from source
+            v = getattr(self, name)
+            require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -11,10 +11,10 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       efficiency where fitted (vLLM's and SGLang's F.linear runs measurably slower there, TensorRT-LLM's not)
       (ω_bf16 = 0, the legacy/modern constants: m padded to the compute layer's 128-row tiles, no waves)
   FP8 GEMM (CUTLASS SM90 kernels without split-k in vLLM and SGLang; TensorRT-LLM's fit finds ω ≈ 0, i.e. its
-      kernels fill partial waves): the engine picks the output tile by m (FP8_TILES; small m swaps
-      the operands so the weight's n fills the 64-wide tile side); T = ⌈m/t_m⌉·⌈n/t_n⌉ tiles (m tiles rounded up
-      to whole clusters; m >= 8192 with k >= 6144: 256 x 128 tiles at their own e_max, LARGE_FP8_TILE) run on
-      S SMs in waves:
+      kernels fill partial waves): the engine picks the output tile by m (FP8_TILES; small m swaps the operands so
+      the weight's n fills the 64-wide tile side; vLLM on Blackwell: serving_gemm_sm100's SM100 tiles);
+      T = ⌈m/t_m⌉·⌈n/t_n⌉ tiles (m tiles rounded up to whole clusters; m >= 8192 with k >= 6144: 256 x 128 tiles
+      at their own e_max, LARGE_FP8_TILE) run on S SMs in waves:
       compute = 2·(m_pad + π·(m_pad − m))·n_pad·k·w(T)·(1 + k_0/k) / (P_fp8 · e_max) + F_half / (P_fp8 · e_max)
           w(T) = 1 + ω·(⌈T/S⌉·S/T − 1): the idle share of the last wave, weighted by ω (0: stream-k fills it,
           1: whole waves); k_0 = the per-tile prologue/epilogue in k-loop iterations' worth (0 for vLLM on Hopper,
@@ -50,9 +50,10 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
   NVFP4 GEMM (Blackwell; FP4 E2M1 weights and input, an FP8 scale per 16 elements: β4 = 0.5 + 1/16 bytes):
       t = max((2·m_pad·n_pad·k·w(T) + F_half) / (P_fp4 · e_max), t_floor + (β4·(m·k + k·n) + 2·m·n) / (BW · η))
           + t_q4 + q4·m·k / (BW · η_hbm)
-      whole 128 x 128 tiles T in waves (weight ω4), and the input's quantisation kernel (never fused: every engine's
-      NVFP4 linear layer quantises its BF16 input itself; q4 bytes per element, 2.56 for one pass); fitted to the
-      table's nvfp4 rows ('gemm fp4', which time that quantisation with the GEMM)
+      whole 128 x 128 tiles T in waves (weight ω4; TensorRT-LLM's 256 x 256 2-CTA tiles on the SM pairs:
+      serving_gemm_sm100), and the input's quantisation kernel (never fused: every engine's NVFP4 linear layer
+      quantises its BF16 input itself; q4 bytes per element, 2.56 for one pass); fitted to the table's nvfp4 rows
+      ('gemm fp4', which time that quantisation with the GEMM)
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
@@ -82,7 +83,7 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
 
 import math
 
-from costmodels import compute
+from costmodels import compute, serving_gemm_sm100
 from costmodels.errors import require
 from costmodels.hardware import DeviceSpec, KernelConstants
 
@@ -147,8 +148,9 @@ def gemm_bf16_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: flo
 
 
 def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float) -> float:
-    """FP8 GEMM kernel alone (per-tensor scales in the epilogue): waves of tiles, main loop, operand streaming."""
-    m_pad, n_pad, tiles = fp8_tiles(m, n, kk)
+    """FP8 GEMM kernel alone (per-tensor scales in the epilogue): waves of tiles, main loop, operand streaming; on
+    the engine's Blackwell tiles where its constants select them (serving_gemm_sm100.fp8_tiles)."""
+    m_pad, n_pad, tiles = serving_gemm_sm100.fp8_tiles(k, m, n, kk) or fp8_tiles(m, n, kk)
     large = m >= LARGE_FP8_TILE[0] and kk >= LARGE_FP8_TILE[1] and k.fp8_large_efficiency_max > 0
     peak = dev.peak_flops_per_s("fp8") * (k.fp8_large_efficiency_max if large else k.fp8_gemm_efficiency_max)
     waves = wave_factor(tiles, k.gemm_sms, k.fp8_wave_weight)
@@ -174,7 +176,8 @@ def gemm_fp4_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
     require(k.fp4_gemm_efficiency_max > 0, f"no fitted NVFP4 GEMM constants on {dev.name!r} for this engine "
             "(benchmarks/serve_engine_fit.py 'gemm fp4': devices with NVFP4 tables)", field="dtype")
     peak = dev.peak_flops_per_s("fp4") * k.fp4_gemm_efficiency_max
-    compute_s = (tile_wave_flops(m, n, kk, FP4_TILE, k.gemm_sms, k.fp4_wave_weight) + k.fp4_gemm_half_flops) / peak
+    tile, units = serving_gemm_sm100.fp4_tiles(k) or (FP4_TILE, k.gemm_sms)  # TensorRT-LLM: 2-CTA tiles on SM pairs
+    compute_s = (tile_wave_flops(m, n, kk, tile, units, k.fp4_wave_weight) + k.fp4_gemm_half_flops) / peak
     moved = FP4_WEIGHT_BYTES * (m * kk + kk * n) + 2.0 * m * n
     memory_s = k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (k.fp4_hbm_efficiency or k.hbm_efficiency))
     quant_s = k.fp4_quant_s + compute.memory_bound_time_s(k.fp4_quant_bytes * m * kk, dev)

@@ -1,0 +1,75 @@
+"""Dense GEMM tiles of the engines' Blackwell (SM100) kernels: which output tiles a GEMM runs and on how many work
+units they fill waves, for the GEMM formulas of costmodels/serving_gemm.py (one formula per dtype for both
+generations; this module only supplies the SM100 tile dispatch that the Hopper tables there do not describe).
+
+Blackwell's tensor cores (tcgen05 MMA, accumulators in tensor memory) can run one MMA over a pair of SMs (a 2-CTA
+cluster): an M-mode of 128 or 256 rows split between the two SMs of the pair, each CTA streaming half of the
+operand tiles. B200 has 148 SMs (74 pairs). Where an engine's SM100 kernel is known from its source, a 0/1 kernel
+constant selects its tiles (set per engine and device in the device profile by benchmarks/serve_engine_fit.py from
+benchmarks/serve_engine_ops.GEMM_SM100; never fitted):
+
+  fp8_sm100_tiles = 1: vLLM 0.24.0's per-tensor FP8 linear layer (CutlassFP8ScaledMMLinearKernel, the table's
+      kernel_source) runs cutlass_scaled_mm, whose SM100 dispatch picks the tile by m
+      (csrc/quantization/w8a8/cutlass/c3x/scaled_mm_sm100_fp8_dispatch.cuh, cutlass_gemm_sm100_fp8_dispatch):
+        m <= 16:   MMA 128 (n) x 32 (m) x 128, operands swapped, cluster 4 x 1 (along n)
+        m <= 64:   MMA 128 (n) x 64 (m) x 256, swapped, cluster 4 x 1; m = 64 with k < 4096: 64 x 64 x 128, no swap,
+                   cluster 1 x 1 x 1
+        m <= 256:  MMA 128 x 128 x 128, cluster 2 x 1 x 1
+        m > 256:   MMA 256 x 128 x 128, cluster 2 x 2 x 1
+      with KernelScheduleAuto: an even cluster M-mode runs the MMA on a CTA pair, each CTA holding half of its
+      M-mode (64 of 128, 128 of 256) and one work unit per SM; T = CTAs, rounded up to whole clusters, on S SMs in
+      waves (serving_gemm.wave_factor). The Hopper terms the SM90 kernels needed are absent (GEMM_SM100 sets them
+      to 0: each ran to its lower bound on B200): no per-tile prologue/epilogue k_0 (the epilogue of one tile runs
+      from tensor memory under the next tile's main loop), no out-of-bounds row cost π and no separate large-GEMM
+      kernel (the 256 x 128 MMA serves every m > 256).
+  fp4_pair_tiles = 1: TensorRT-LLM 1.3's NVFP4 linear layer runs its CUTLASS SM100 FP4 GEMM on autotuned tactics
+      (cpp/tensorrt_llm/kernels/cutlass_kernels/fp4_gemm/fp4_gemm_template.h, dispatchNVFP4xNVFP4GemmCTAShapeSm10x:
+      CTA tiles 128 x 64/128/256 with 1- or 2-CTA clusters, "M-mode size should be 128 or 256 for 2 CTA cluster MMA");
+      its tables step as whole waves of the widest of them: 128 x 256 CTA tiles paired into 256 x 256 MMA tiles
+      (FP4_PAIR_TILE) over the S / 2 SM pairs (e.g. n 4096: 1280, 2305 and 3584 rows each add a wave of 16 pairs'
+      tiles; the 128 x 128 one-SM tiles of serving_gemm.FP4_TILE ran their wave weight to its bound 1). vLLM's and
+      SGLang's NVFP4 rows run FlashInfer's CuTe-DSL kernel (kernel_source FlashInferCuteDslNvFp4LinearKernel,
+      sglang_flashinfer_cutedsl_nvfp4), which fit the 128 x 128 tiles as well as any other (fp4_pair_tiles 0).
+"""
+
+import math
+
+from costmodels.hardware import KernelConstants
+
+VLLM_FP8_TILES: tuple[tuple[float, int, int, int, int], ...] = (
+    # (largest m, CTA rows (m), CTA columns (n), CTAs per cluster along m, along n) of vLLM's SM100 cutlass_scaled_mm
+    (16, 32, 64, 1, 4),  # M16_swap_ab: 128 (n) x 32 (m) on a CTA pair (64 n each), cluster 4 along n
+    (64, 64, 64, 1, 4),  # M64_swap_ab: 128 (n) x 64 (m) on a CTA pair, cluster 4 along n
+    (256, 64, 128, 2, 1),  # M256: 128 x 128 on a CTA pair (64 rows each), cluster 2 along m
+    (math.inf, 128, 128, 2, 2),  # default: 256 x 128 on a CTA pair (128 rows each), cluster 2 x 2
+)
+VLLM_FP8_M64_SMALL_K = (64, 4096, 64, 64)
+"""(m, k below which, CTA rows, CTA columns): vLLM's M64 config without swap (one CTA, cluster 1 x 1 x 1)"""
+FP4_PAIR_TILE = (256, 256)
+"""(rows, columns) of TensorRT-LLM's NVFP4 MMA tile on a CTA pair (two 128 x 256 CTA tiles)"""
+
+
+def vllm_fp8_tiles(m: float, n: float, kk: float) -> tuple[float, float, float]:
+    """(padded rows, padded columns, CTAs) of vLLM's SM100 FP8 GEMM of m rows, n columns and depth kk: the CTA tile
+    of m's bucket, its CTA counts along m and n rounded up to whole clusters."""
+    small_m, small_k, small_rows, small_cols = VLLM_FP8_M64_SMALL_K
+    for largest, rows, cols, cluster_m, cluster_n in VLLM_FP8_TILES:
+        if m <= largest:
+            if m == small_m and kk < small_k:
+                rows, cols, cluster_m, cluster_n = small_rows, small_cols, 1, 1
+            m_ctas = math.ceil(math.ceil(m / rows) / cluster_m) * cluster_m
+            n_ctas = math.ceil(math.ceil(n / cols) / cluster_n) * cluster_n
+            return m_ctas * rows, n_ctas * cols, m_ctas * n_ctas
+    raise AssertionError("VLLM_FP8_TILES ends with an unbounded bucket")
+
+
+def fp8_tiles(k: KernelConstants, m: float, n: float, kk: float) -> tuple[float, float, float] | None:
+    """The SM100 tiles of the engine's FP8 GEMM (padded rows, padded columns, work units), or None where it runs
+    serving_gemm's Hopper tiles (fp8_sm100_tiles 0)."""
+    return vllm_fp8_tiles(m, n, kk) if k.fp8_sm100_tiles else None
+
+
+def fp4_tiles(k: KernelConstants) -> tuple[tuple[int, int], float] | None:
+    """(MMA tile, work units it runs on in waves) of the engine's NVFP4 GEMM on SM100: TensorRT-LLM's 2-CTA tile
+    over the SM pairs (fp4_pair_tiles 1), else None (serving_gemm.FP4_TILE on every SM)."""
+    return (FP4_PAIR_TILE, k.gemm_sms / 2.0) if k.fp4_pair_tiles else None
