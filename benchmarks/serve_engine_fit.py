@@ -67,7 +67,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              decode_seq_s=1e-8, decode_fp8_floor_s=5e-6, decode_fp8_seq_s=1e-8, decode_mha_seq_s=1e-8,
              decode_mha_floor_s=9e-6, decode_mha_dequant_s=1e-13,
              decode_free_units=100.0, kv_dequant_s=1e-13, decode_split_s=5e-6, decode_split_tokens=500.0,
-             decode_overlap_exponent=2.0, decode_mha_token_s=3e-8, kv_l2_bytes_per_s=1e13,
+             decode_overlap_exponent=2.0, decode_mha_token_s=3e-8, kv_l2_bytes_per_s=0.0,
              allreduce_call_s=3e-6, allreduce_hop_s=1e-7, allreduce_efficiency=0.6,
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6, allreduce_vllm_sm100=0.0,
@@ -139,6 +139,9 @@ ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allr
                                                allreduce_symm_efficiency=0.6, allreduce_pass_s=1.5e-6),
                        **{("sglang", d): dict(allreduce_twoshot_hop_s=3e-7) for d in ("h100-sxm", "h200")}}
 """starting values of the constants only such a rule fits (0, unused, elsewhere)"""
+for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule sets an L2 size
+    if _rule.get("kv_l2_bytes"):
+        ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "kv_l2_bytes_per_s": 1e13}
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
           "allreduce_efficiency": (0.02, 1.0), "moe_efficiency": (0.05, 1.0), "kv_dequant_s": (1e-16, 1e-9),
