@@ -53,6 +53,8 @@ import profiles  # noqa: E402
 from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants  # noqa: E402
 from costmodels.serving_kernels import EngineKernels  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
+    MOE_REFUSED,
+    TRTLLM_GEN_MOE,
     config_block_rows,
     flashinfer_fallback_tile,
 )
@@ -81,7 +83,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
              moe_fp8_expert_s=0.0,
-             moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0,
+             moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
@@ -125,6 +127,9 @@ as well, that share ran to its lower bound 0.01); TensorRT-LLM's and vLLM's stat
 no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
 ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0),
                            **{("sglang", d): dict(allreduce_sglang_v2=1.0) for d in ("h100-sxm", "h200")}}
+for _key in TRTLLM_GEN_MOE:  # Blackwell's TensorRT-LLM-gen fused MoE: never FlashInfer CUTLASS's fallback tile
+    ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), "moe_trtllm_gen": 1.0,
+                                     "moe_fp8_tile_s": 0.0, "moe_fp8_oob_penalty": 0.0}
 for _key, _rule in ATTENTION_SM100.items():  # Blackwell's attention kernels (serve_engine_ops.ATTENTION_SM100)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 for _key, _rule in GEMM_SM100.items():  # Blackwell's GEMM tiles (serve_engine_ops.GEMM_SM100)
@@ -134,7 +139,8 @@ for _key, _rule in FP8_GEMM_HOPPER.items():  # FP8 GEMM terms a Hopper kernel la
 """rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
 all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"];
 costmodels/serving_allreduce.vllm_sm100_allreduce_s), SGLang 0.5.14 on Hopper by its CustomAllReduceV2 tables
-(serving_allreduce.sglang_v2_allreduce_s)"""
+(serving_allreduce.sglang_v2_allreduce_s); vLLM 0.24.0's MoE on Blackwell runs FlashInfer's TensorRT-LLM-gen
+fused MoE (serving_moe_configs.TRTLLM_GEN_MOE: moe_trtllm_gen 1, the fallback-tile terms off)"""
 ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allreduce_symm_call_s=1e-5,
                                                allreduce_symm_efficiency=0.6, allreduce_pass_s=1.5e-6),
                        **{("sglang", d): dict(allreduce_twoshot_hop_s=3e-7) for d in ("h100-sxm", "h200")}}
@@ -227,7 +233,10 @@ BLOCK_KINDS = ["", "vLLM's 'moe fp8 block' held-aside points by the kernel vLLM 
 
 
 def block_kind_rows(device: str, cals: list[EngineCalibration]) -> list[str]:
-    """BLOCK_KINDS rows of `device`: vLLM's held-aside 'moe fp8 block' errors by kernel (EP 1, EP > 1, both)."""
+    """BLOCK_KINDS rows of `device`: vLLM's held-aside 'moe fp8 block' errors by kernel (EP 1, EP > 1, both); none
+    where the device has no such op or vLLM runs one kernel at every EP there (TRTLLM_GEN_MOE)."""
+    if "moe fp8 block" not in device_ops(device) or ("vllm", device) in TRTLLM_GEN_MOE:
+        return []
     cal = next(c for c in cals if c.engine == "vllm")
     ek = EngineKernels(fitted_device(device), KernelConstants.of_engine(cal))
     test = [p for p in OPS["moe fp8 block"][0](load(device, "vllm")) if held_aside(p[:-1])]
@@ -243,9 +252,13 @@ def block_kind_rows(device: str, cals: list[EngineCalibration]) -> list[str]:
 DEVICES = ("h100-sxm", "h200")
 """devices fitted by default (--devices)"""
 DEVICE_OPS = {"b200": ("gemm bf16", "fp8 quant", "gemm fp8", "gemm fp4", "prefill attention", "decode attention",
-                       "all-reduce")}
-"""the ops fitted and reported on a device where not all of OPS: B200's MoE tables are not fitted (its tuned-config
-lists in serving_moe_configs are Hopper's); its calibration says so (moe_fitted false) and serving refuses MoE models"""
+                       "all-reduce", "moe bf16", "moe fp8", "moe fp8 block")}
+"""the ops fitted and reported on a device where not all of OPS (B200: no NVFP4 MoE op yet); an engine of
+serving_moe_configs.MOE_REFUSED on the device skips its MoE ops (moe_fitted false, serving refuses MoE models)"""
+MOE_BAR = (0.08, 0.20)
+"""(median, p90) held-aside |error| an engine's MoE ops must meet on a device for serving to time MoE models with its
+constants there: 'moe bf16' for any (moe_fitted), 'moe fp8' and 'moe fp8 block' too for FP8 experts (moe_fp8_fitted);
+else refused (serving_precision.check_precision, with serving_moe_configs.moe_refusal's reason)"""
 
 
 def device_ops(device: str) -> tuple[str, ...]:
@@ -299,11 +312,11 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
         return names
     # a term off at START (0) is fitted only for engines with their own start (ENGINE_START); FlashInfer's
     # fallback tile (vLLM FP8) has fixed 128-row tiles
-    own = ENGINE_START.get(engine, {})
+    own = {**ENGINE_START.get(engine, {}), **ENGINE_DEVICE_START.get((engine, device), {})}
     names = tuple(n for n in names if START.get(n, 1.0) > 0 or n in own)
     if "moe_blockfp8_efficiency" not in names:  # no block-scaled kernel of its own: its other constants unused
         names = tuple(n for n in names if not n.startswith("moe_blockfp8_"))
-    if flashinfer_fallback_tile(engine, "fp8"):
+    if flashinfer_fallback_tile(engine, "fp8") and (engine, device) not in TRTLLM_GEN_MOE:
         names = tuple(n for n in names if n != "moe_fp8_block_rows")
     block = getattr(predict, "func", None) is predict_moe_block  # FP8 experts with block scales: those configs
     if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7], block) for p in train):
@@ -364,7 +377,7 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
     values.update(ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))  # a rule read from source, not the profile's
     rows = []
     for op, (domain, predict, _) in OPS.items():
-        if op not in device_ops(device):
+        if op not in device_ops(device) or (op.startswith("moe") and (engine, device) in MOE_REFUSED):
             continue
         names = op_names(op, engine) if op in refit else ()
         if predict in (predict_moe, predict_moe_block):  # which shapes have tuned kernel configs depends on the engine
@@ -389,12 +402,25 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
                      statistics.median(wide), float(np.quantile(wide, 0.9))))
     if "gemm fp4" not in device_ops(device):  # no NVFP4 on the device: its FP4 constants stay off (0)
         values.update({n: 0.0 for n in OPS["gemm fp4"][2]})
-    moe = all(op in device_ops(device) for op in OPS if op.startswith("moe"))
+    moe, moe_fp8 = moe_served(rows)
     nvfp4 = " (incl. nvfp4)" if "gemm fp4" in device_ops(device) else ""
     source = (f"fitted by benchmarks/serve_engine_fit.py to aiconfigurator-core {VERSION} measured tables "
               f"({tables.device} {engine} {tables.version}: gemm{nvfp4}, context/generation attention, custom "
-              "all-reduce; " + ("balanced MoE)" if moe else "MoE not fitted)"))
-    return EngineCalibration(engine=engine, source=source, moe_fitted=moe, **values), rows
+              "all-reduce; " + ("MoE not fitted)" if not any(r[0].startswith("moe") for r in rows) else
+                                 "balanced MoE" + ("" if moe_fp8 else ", FP8 experts not served: they miss the "
+                                                   "accuracy bar" if moe else ", not served: it misses the accuracy "
+                                                   "bar") + ")"))
+    return EngineCalibration(engine=engine, source=source, moe_fitted=moe, moe_fp8_fitted=moe_fp8, **values), rows
+
+
+def moe_served(rows: list[tuple]) -> tuple[bool, bool]:
+    """(moe_fitted, moe_fp8_fitted) of an engine's report rows: its 'moe bf16' row, and its 'moe fp8' and 'moe fp8
+    block' rows, meet MOE_BAR (held-aside median and p90 |error|); False without MoE rows."""
+    def meets(ops: tuple[str, ...]) -> bool:
+        mine = [r for r in rows if r[0] in ops]
+        return bool(mine) and all(r[3] <= MOE_BAR[0] and r[4] <= MOE_BAR[1] for r in mine)
+    moe = meets(("moe bf16",))
+    return moe, moe and meets(("moe fp8", "moe fp8 block"))
 
 
 def yaml_block(cals: list[EngineCalibration]) -> str:
@@ -404,11 +430,11 @@ def yaml_block(cals: list[EngineCalibration]) -> str:
         lines.append(f"  {cal.engine}:")
         for f in dataclasses.fields(cal):
             v = getattr(cal, f.name)
-            if f.name == "engine" or (f.name == "moe_fitted" and v):  # written only where false (B200)
+            if f.name == "engine" or (f.name in ("moe_fitted", "moe_fp8_fitted") and v):  # written only where false
                 continue
             if f.name.startswith("fp4_") and not cal.fp4_gemm_efficiency_max:  # no NVFP4 fit (Hopper)
                 continue
-            lines.append(f"    {f.name}: {v!r}" if f.name not in ("source", "moe_fitted") else
+            lines.append(f"    {f.name}: {v!r}" if f.name not in ("source", "moe_fitted", "moe_fp8_fitted") else
                          f"    source: \"{v}\"" if f.name == "source" else f"    {f.name}: false")
     return "\n".join(lines) + "\n"
 
@@ -443,7 +469,7 @@ def _arguments() -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--engines", default=",".join(ENGINE_VERSIONS),
                     help="engines whose constants are fitted (the others keep the profile's and are only evaluated)")
     ap.add_argument("--devices", default=",".join(DEVICES),
-                    help="device profiles to fit: " + ", ".join(DEVICES) + ", b200 (its dense ops only: DEVICE_OPS)")
+                    help="device profiles to fit: " + ", ".join(DEVICES) + ", b200 (the ops of DEVICE_OPS)")
     ap.add_argument("--out", default=None, help="report (default: results/serve_engines.md, or, for devices none of "
                     "which is fitted by default, results/serve_engines_<devices>.md, e.g. serve_engines_b200.md)")
     args = ap.parse_args()
@@ -527,7 +553,7 @@ def main() -> None:
         cv.extend(f"| {device} | {cal.engine} | {op} | " + " | ".join(
             f"{v:.1%}" if i else str(v) for i, v in enumerate(cross_validated(device, cal, op))) + " |"
             for cal in cals for op in CROSS_VALIDATED)
-        kinds += block_kind_rows(device, cals) if "moe fp8 block" in device_ops(device) else []
+        kinds += block_kind_rows(device, cals)
         if args.write_profiles:
             write_profile(device, cals)
         print(yaml_block(cals))

@@ -154,6 +154,7 @@ def predict_moe_block(ek, p, engine: str = ""):
         _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, grouped)
         # the engine's own Triton kernel on the tile config chosen for all tokens (tuned file or default)
         cfg = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, "fp8", True) * block[2]
+        cfg *= not ek.k.moe_trtllm_gen  # Blackwell's TensorRT-LLM-gen MoE (vLLM on B200): no Triton tile config
         return sum(grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg) for n, kk in shapes)
     local, slots = experts / ep, tokens * topk / ep
     return sum(grouped_gemm_s(ek, slots, local, n, kk, "fp8", True, 0.0, 0.0, True) for n, kk in shapes)
@@ -184,10 +185,12 @@ def _moe_collector(ek, p, engine: str):
     grouped = GROUPED_ROUTING.get(p[1:5]) if engine == "vllm" else None
     _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, grouped)
     shapes = ((2 * inter / tp, h), (h, inter / tp))
-    if flashinfer_fallback_tile(engine, dtype):
+    # on Blackwell's TensorRT-LLM-gen fused MoE (moe_trtllm_gen: vLLM on B200) neither: tuned tiles, own slots only
+    gen = bool(ek.k.moe_trtllm_gen)
+    if flashinfer_fallback_tile(engine, dtype) and not gen:
         return sum(serving_moe_flashinfer.grouped_gemm_s(ek.device, ek.k, rows, n, kk) for n, kk in shapes)
-    block = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, dtype)
-    walked = tokens * topk if walks_all_slots(engine, dtype) else 0.0
+    block = 0.0 if gen else config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, dtype)
+    walked = tokens * topk if walks_all_slots(engine, dtype) and not gen else 0.0
     return sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked) for n, kk in shapes)
 
 

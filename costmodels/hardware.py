@@ -206,6 +206,11 @@ class KernelConstants:
     moe_blockfp8_serial_bytes: float = 0.0
     """block-scaled FP8 grouped expert GEMMs (TensorRT-LLM's CutlassMoeFCRunner around DeepGEMM): traffic per slot
     of its separate slot kernels, as moe_fp8_serial_bytes; 0: none"""
+    moe_trtllm_gen: float = 0.0
+    """1: the engine's MoE layer runs FlashInfer's TensorRT-LLM-gen fused MoE (Blackwell, SM100; read from the engine's
+    source, not fitted: costmodels/serving_moe_configs.py TRTLLM_GEN_MOE): routing inside the kernel, only the slots of
+    its own experts computed, tiles picked at run time (no shipped Triton configs), BF16, FP8 and block-scaled FP8
+    experts on that kernel's own constants at every expert-parallel size; 0: the engine's Hopper kernels"""
     fp8_k_overhead: float = 0.0
     """FP8 GEMMs: per-tile prologue/epilogue in elements of k (the main loop costs (k + k_0) / k of its MMAs; 0: hidden
     under the main loop, vLLM's Pingpong kernels on Hopper)"""
@@ -374,7 +379,11 @@ class EngineCalibration(KernelConstants):
     """tables and versions the constants were fitted to"""
     moe_fitted: bool = True
     """False where the device's MoE tables were not fitted (its moe_* constants are the fit's unconstrained starting
-    values): serving refuses MoE models on it (serving_kernels.engine_calibration)"""
+    values) or its BF16 MoE model misses the accuracy bar (benchmarks/serve_engine_fit.py MOE_BAR): serving refuses MoE
+    models on it (serving_precision.check_precision)"""
+    moe_fp8_fitted: bool = True
+    """False where its FP8 expert models (per-tensor and 128x128 block scales) miss the accuracy bar: serving refuses
+    MoE models at FP8 on it"""
 
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
@@ -407,7 +416,8 @@ class EngineCalibration(KernelConstants):
                      "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
                      "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",
                      "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes", "moe_fp8_expert_s",
-                     "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes"):
+                     "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
+                     "moe_trtllm_gen"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         require(0.0 <= self.moe_blockfp8_efficiency <= 1.0, f"must be in [0, 1], got {self.moe_blockfp8_efficiency}",

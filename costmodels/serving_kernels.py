@@ -157,10 +157,14 @@ def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: flo
     (vLLM): the tuned kernel (ek.tuned_moe's constants), not the fallback tile vLLM's table timed.
     `block_scaled`: FP8 experts of a 128 x 128 block-scaled checkpoint, on the engine's block-scaled kernel at
     expert-parallel size `ep` where it has one (block_fp8_kernels; its own kernel on `default_rows`, a borrowed
-    autotuned one on its fitted rows; else as per-tensor)."""
+    autotuned one on its fitted rows; else as per-tensor). An engine on FlashInfer's TensorRT-LLM-gen fused MoE
+    (moe_trtllm_gen, Blackwell) runs no Triton tile config and computes only its own experts' slots: `default_rows`
+    and `all_slots` do not apply."""
     if slots <= 0:
         return 0.0
     dtype = "fp8" if dtype == "fp8" else "bf16"
+    if ek.k.moe_trtllm_gen:
+        default_rows = all_slots = 0.0
     block = block_fp8_kernels(ek, ep) if block_scaled and dtype == "fp8" else None
     tuned = ek.tuned_moe if dtype == "fp8" else None
     if block is not None:

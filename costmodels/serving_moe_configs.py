@@ -116,3 +116,28 @@ def tuned_config(engine: str, device: str, experts: float, width: float, dtype: 
     if key not in TUNED:
         return True
     return (round(experts), round(width)) in TUNED[key]
+
+
+TRTLLM_GEN_MOE = frozenset({("vllm", "b200")})
+"""(engine, device profile) whose MoE layer runs FlashInfer's TensorRT-LLM-gen fused MoE (KernelConstants.moe_trtllm_gen
+1; read from the sources, not fitted). vLLM 0.24.0 on CUDA tries its MoE backends in the order FLASHINFER_TRTLLM,
+FLASHINFER_CUTLASS, TRITON (fused_moe/oracle/unquantized.py _get_priority_backends; the FP8 oracle likewise for
+per-tensor and 128x128 block scales), each taken where its experts class supports the device: the TRT-LLM-gen
+experts (TrtLlmBf16Experts, TrtLlmFp8Experts) only on SM100, so Hopper runs Triton / FlashInfer CUTLASS and B200 the
+TRT-LLM-gen kernel for BF16, FP8 and block FP8 at every expert-parallel size; every B200 row of vLLM's measured table
+in the serving domain names it (kernel_source ..._flashinfer_trtllm_trtllm{bf16,fp8}experts...). That kernel routes
+inside itself and computes only its own experts' slots, picking its tile at run time: vLLM's Triton tile configs for
+B200 (E=..,N=..,device_name=NVIDIA_B200 files) are never read by it."""
+
+MOE_REFUSED = {("sglang", "b200"): (
+    "SGLang 0.5.14 picks its Blackwell MoE kernel by model architecture (server_args: FlashInfer TRT-LLM-gen MoE for "
+    "Qwen3-MoE and DeepSeek-V3, its Triton fused MoE for Mixtral and the rest), which model profiles do not carry, "
+    "and its measured B200 table mixes both kernels")}
+"""(engine, device profile) -> why its MoE kernels are not fitted there (serving refuses MoE models with that reason)"""
+
+
+def moe_refusal(engine: str, device: str) -> str:
+    """Why serving refuses MoE models (or FP8 experts) for the engine on the device profile: MOE_REFUSED's reason,
+    else that its fitted MoE model misses the accuracy bar (benchmarks/serve_engine_fit.py MOE_BAR)."""
+    return MOE_REFUSED.get((engine, device), "its fitted MoE kernel model misses the accuracy bar on the held-aside "
+                           "measured rows (median <= 8 %, p90 <= 20 %; benchmarks/results/serve_engines*.md)")

@@ -10,6 +10,7 @@ from costmodels.kv import BYTES_PER_ELEMENT
 from costmodels.model import ModelSpec
 from costmodels.serving_gemm import FP4_WEIGHT_BYTES
 from costmodels.serving_kernels import engine_calibration
+from costmodels.serving_moe_configs import moe_refusal
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,15 +54,20 @@ WEIGHT_BYTES = {**BYTES_PER_ELEMENT, "fp4": FP4_WEIGHT_BYTES}
 def check_precision(model: ModelSpec, device: DeviceSpec, engine: str, dtype: str) -> None:
     """SpecError where the device or the fitted constants cannot time the model at `dtype`: FP4 weights need the
     device's FP4 peak and a dense model (no FP4 MoE kernel is fitted); MoE models need the engine's MoE constants
-    fitted on the device (EngineCalibration.moe_fitted: B200's are not)."""
+    fitted on the device (EngineCalibration.moe_fitted, and moe_fp8_fitted for FP8 experts; the message says why they
+    are not: serving_moe_configs.moe_refusal)."""
     if dtype == "fp4":
         device.peak_flops_per_s("fp4")
         require(not model.is_moe, f"FP4 (NVFP4) experts have no fitted MoE kernel model; serve {model.name} at "
                 "--dtype bf16 or fp8", field="dtype")
     if model.is_moe and engine in MEASURED_ENGINES:
-        require(engine_calibration(device, engine).moe_fitted, f"device {device.name!r} has no fitted MoE kernel "
-                f"constants for engine {engine!r} (its MoE tables are not fitted yet: dense models only); use an "
-                "H100/H200 profile or engine 'legacy'/'modern'", field="device")
+        cal = engine_calibration(device, engine)
+        require(cal.moe_fitted, f"device {device.name!r} has no fitted MoE kernel constants for engine {engine!r} "
+                f"({moe_refusal(engine, device.name)}: dense models only); use another engine with MoE constants on "
+                "this device, an H100/H200 profile or engine 'legacy'/'modern'", field="device")
+        require(dtype != "fp8" or cal.moe_fp8_fitted, f"device {device.name!r} has no fitted FP8 MoE kernel constants "
+                f"for engine {engine!r} ({moe_refusal(engine, device.name)}); serve {model.name} at --dtype bf16 "
+                "or with another engine", field="dtype")
 
 
 def max_routing_skew(model: ModelSpec, ep: int) -> float:

@@ -85,10 +85,14 @@ def calibration_from_mapping(data: dict, *, source: str) -> DeviceCalibration:
 
 
 SM100_ONLY_KEYS = ("allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "allreduce_symm_call_s",
-                   "allreduce_symm_efficiency", "prefill_tail_tile", "prefill_one_token_decode",
+                   "allreduce_symm_efficiency", "moe_trtllm_gen", "prefill_tail_tile", "prefill_one_token_decode",
                    "decode_mha_as_gqa", "kv_l2_bytes", "kv_l2_bytes_per_s", "fp8_sm100_tiles")
-"""engine keys only an engine with vLLM's Blackwell all-reduce tables, or with Blackwell's attention terms
-(costmodels/serving_attention_sm100.py), sets (absent: 0, off)"""
+"""engine keys only an engine with vLLM's Blackwell all-reduce tables, or with Blackwell's TensorRT-LLM-gen fused MoE,
+or with Blackwell's attention terms (costmodels/serving_attention_sm100.py), sets (absent: 0, off)"""
+
+
+FLAGS = ("moe_fitted", "moe_fp8_fitted")
+"""true/false engine keys (absent: true)"""
 
 
 def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration, ...]:
@@ -98,10 +102,10 @@ def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration,
     out = []
     for engine in sorted(outer.data):
         s = Section(outer.raw(engine), source=source, prefix=f"serving_engines.{engine}", allowed=keys,
-                    required=tuple(k for k in keys if k not in ("source", "moe_fitted", *SM100_ONLY_KEYS)
+                    required=tuple(k for k in keys if k not in ("source", *FLAGS, *SM100_ONLY_KEYS)
                                    and k not in ("allreduce_sglang_v2", "allreduce_pass_s")
                                    and not k.startswith("fp4_")))
-        values = {key: (s.text(key) if key == "source" else s.flag(key) if key == "moe_fitted" else s.number(key))
+        values = {key: (s.text(key) if key == "source" else s.flag(key) if key in FLAGS else s.number(key))
                   for key in keys if key in s.data}
         out.append(EngineCalibration(engine=engine, **values))
     return tuple(out)
