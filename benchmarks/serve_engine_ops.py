@@ -38,17 +38,19 @@ B200_L2_BYTES = 126.0 * 2**20
 decode tables step there: 67 MB of KV cache read at L2 speed, 134 MB at HBM speed"""
 
 GEMM_SM100 = {("vllm", "b200"): dict(fp8_sm100_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0,
-                                     fp8_large_efficiency_max=0.0, fp8_quant_l2_bytes=B200_L2_BYTES),
+                                     fp8_large_efficiency_max=0.0, fp8_quant_l2_bytes=B200_L2_BYTES,
+                                     bf16_sm100_tile=1.0),
               ("trtllm", "b200"): dict(fp4_pair_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0,
-                                       fp8_quant_l2_bytes=B200_L2_BYTES),
-              ("sglang", "b200"): dict(fp8_quant_l2_bytes=B200_L2_BYTES)}
+                                       fp8_quant_l2_bytes=B200_L2_BYTES, bf16_sm100_tile=1.0),
+              ("sglang", "b200"): dict(fp8_quant_l2_bytes=B200_L2_BYTES, bf16_sm100_tile=1.0)}
 """the Blackwell GEMM terms (costmodels/serving_gemm_sm100.py) per engine, read from its source, not fitted: vLLM
 0.24.0's per-tensor FP8 GEMM on its SM100 cutlass_scaled_mm tiles (2-CTA MMA tiles and clusters by m bucket),
 without the SM90 kernels' per-tile prologue/epilogue, out-of-bounds row cost and large-GEMM kernel (fitted on B200
 with the Hopper tiles, k_0 and π ran to their lower bounds); TensorRT-LLM 1.3's NVFP4 GEMM on 256 x 256 2-CTA tiles
 over the SM pairs, and its FP8 GEMM (cuBLASLt, picked per shape) without k_0 and π (both ran to their lower bounds on
 B200, as π does on Hopper: FP8_GEMM_HOPPER); the FP8 input quantise kernel's L2 residency on B200's L2
-(B200_L2_BYTES; START's 50 MiB is Hopper's)"""
+(B200_L2_BYTES; START's 50 MiB is Hopper's); every engine's BF16 GEMM (torch F.linear: cuBLASLt) on Blackwell's
+128 x 256 wave tiles (serving_gemm_sm100.BF16_TILE: the tile the B200 tables fit best)"""
 ATTENTION_SM100 = {("trtllm", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_l2_bytes=B200_L2_BYTES,
                                             decode_split_block_tokens=0.0, decode_gqa_min_block_factor=0.0,
                                             decode_mha_block_tokens=0.0, decode_fp8_head_tile=0.0),

@@ -357,6 +357,9 @@ class KernelConstants:
     fp4_pair_tiles: float = 0.0
     """1: the engine's NVFP4 GEMM runs 256 x 256 output tiles on pairs of SMs (TensorRT-LLM's CUTLASS SM100 FP4 GEMM,
     2-CTA cluster MMA: costmodels/serving_gemm_sm100.py; read from its source, not fitted); 0: 128 x 128 tiles"""
+    bf16_sm100_tile: float = 0.0
+    """1: the engine's BF16 GEMM waves count Blackwell's 128 x 256 tiles (costmodels/serving_gemm_sm100.py; the tile the
+    B200 tables fit best, not read from source: cuBLASLt picks per shape); 0: serving_gemm.BF16_TILE"""
     fp8_sm100_tiles: float = 0.0
     """1: the engine's per-tensor FP8 GEMM picks its tiles by vLLM's SM100 cutlass_scaled_mm dispatch (2-CTA MMA tiles
     and clusters by m bucket: costmodels/serving_gemm_sm100.py; read from its source, not fitted); 0: the Hopper
@@ -431,7 +434,7 @@ class EngineCalibration(KernelConstants):
         for name in ("fp4_gemm_efficiency_max", "fp4_wave_weight", "fp4_hbm_efficiency"):
             v = getattr(self, name)
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
-        for name in ("fp4_pair_tiles", "fp8_sm100_tiles"):  # kernel selectors read from source
+        for name in ("fp4_pair_tiles", "fp8_sm100_tiles", "bf16_sm100_tile"):  # kernel selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
 

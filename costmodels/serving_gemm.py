@@ -97,7 +97,7 @@ FP8_TILES: tuple[tuple[float, int, int, int], ...] = (
 )
 BF16_TILE = (64, 256)
 """(rows, columns) of the output tiles whose waves the BF16 GEMM model counts (of 64/128 x 128/256, the one
-the measured tables of all three engines fit best)"""
+the measured Hopper tables of all three engines fit best; Blackwell's: serving_gemm_sm100.BF16_TILE)"""
 BF16_LARGE_M = 8192
 """rows from which a BF16 GEMM runs at gemm_large_efficiency_max (the tables' m grid steps from 4353 to 8192)"""
 LARGE_FP8_TILE = (8192, 6144, 256, 128, 2)
@@ -139,7 +139,7 @@ def gemm_bf16_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: flo
     if m >= BF16_LARGE_M and k.gemm_large_efficiency_max > 0:
         eff_max = k.gemm_large_efficiency_max
     if k.gemm_wave_weight > 0:
-        work = tile_wave_flops(m, n, kk, BF16_TILE, k.gemm_sms, k.gemm_wave_weight)
+        work = tile_wave_flops(m, n, kk, serving_gemm_sm100.bf16_tile(k) or BF16_TILE, k.gemm_sms, k.gemm_wave_weight)
     else:
         work = 2.0 * _padded(m) * n * kk
     compute_s = (work + half) / (dev.bf16_flops_per_s * eff_max)

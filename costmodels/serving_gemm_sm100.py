@@ -30,6 +30,12 @@ benchmarks/serve_engine_ops.GEMM_SM100; never fitted):
       tiles; the 128 x 128 one-SM tiles of serving_gemm.FP4_TILE ran their wave weight to its bound 1). vLLM's and
       SGLang's NVFP4 rows run FlashInfer's CuTe-DSL kernel (kernel_source FlashInferCuteDslNvFp4LinearKernel,
       sglang_flashinfer_cutedsl_nvfp4), which fit the 128 x 128 tiles as well as any other (fp4_pair_tiles 0).
+  bf16_sm100_tile = 1: the BF16 GEMMs of all three engines (torch's F.linear, cuBLASLt, which picks its kernel per
+      shape by heuristics not in any engine's source) counted in waves of 128 x 256 tiles on the S SMs (BF16_TILE: the
+      largest one-SM tcgen05 MMA tile), where Hopper's model counts 64 x 256 (serving_gemm.BF16_TILE): of 64 x 256,
+      128 x 128, 128 x 192 and 128 x 256 per SM and 256 x 128, 256 x 256 per SM pair, the one the B200 tables of all
+      three engines fit best (held-aside p90 vLLM 15.1 -> 13.5 %, SGLang 19.6 -> 19.0 %, TensorRT-LLM 16.4 -> 15.9 %
+      from 64 x 256; the pair tiles fit worst, 16.2-20.8 %). An empirical choice like Hopper's, not read from source.
 """
 
 import math
@@ -45,6 +51,8 @@ VLLM_FP8_TILES: tuple[tuple[float, int, int, int, int], ...] = (
 )
 VLLM_FP8_M64_SMALL_K = (64, 4096, 64, 64)
 """(m, k below which, CTA rows, CTA columns): vLLM's M64 config without swap (one CTA, cluster 1 x 1 x 1)"""
+BF16_TILE = (128, 256)
+"""(rows, columns) of the output tiles whose waves the BF16 GEMM model counts on Blackwell (bf16_sm100_tile 1)"""
 FP4_PAIR_TILE = (256, 256)
 """(rows, columns) of TensorRT-LLM's NVFP4 MMA tile on a CTA pair (two 128 x 256 CTA tiles)"""
 
@@ -67,6 +75,11 @@ def fp8_tiles(k: KernelConstants, m: float, n: float, kk: float) -> tuple[float,
     """The SM100 tiles of the engine's FP8 GEMM (padded rows, padded columns, work units), or None where it runs
     serving_gemm's Hopper tiles (fp8_sm100_tiles 0)."""
     return vllm_fp8_tiles(m, n, kk) if k.fp8_sm100_tiles else None
+
+
+def bf16_tile(k: KernelConstants) -> tuple[int, int] | None:
+    """The output tile of the engine's BF16 GEMM waves on SM100 (bf16_sm100_tile 1), else None (Hopper's)."""
+    return BF16_TILE if k.bf16_sm100_tile else None
 
 
 def fp4_tiles(k: KernelConstants) -> tuple[tuple[int, int], float] | None:

@@ -9,8 +9,8 @@ from kernel_constants import kernel_constants
 
 import profiles
 from costmodels.errors import SpecError
-from costmodels.serving_gemm import FP4_TILE, fp8_tiles, gemm_fp4_s, gemm_fp8_s, wave_factor
-from costmodels.serving_gemm_sm100 import FP4_PAIR_TILE, fp4_tiles, vllm_fp8_tiles
+from costmodels.serving_gemm import FP4_TILE, fp8_tiles, gemm_bf16_s, gemm_fp4_s, gemm_fp8_s, wave_factor
+from costmodels.serving_gemm_sm100 import BF16_TILE, FP4_PAIR_TILE, bf16_tile, fp4_tiles, vllm_fp8_tiles
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
 B200_FP8 = 4500e12
@@ -84,14 +84,14 @@ def test_b200_profile_selects_the_engines_sm100_tiles():
     want = {"vllm": (1.0, 0.0), "trtllm": (0.0, 1.0), "sglang": (0.0, 0.0)}
     for engine, (fp8, fp4) in want.items():
         cal = engine_calibration(b200, engine)
-        assert (cal.fp8_sm100_tiles, cal.fp4_pair_tiles) == (fp8, fp4)
+        assert (cal.fp8_sm100_tiles, cal.fp4_pair_tiles, cal.bf16_sm100_tile) == (fp8, fp4, 1.0)
         assert cal.fp8_quant_l2_bytes == 126 * 2**20  # B200's L2 (Hopper's START: 50 MiB)
     vllm, trtllm = engine_calibration(b200, "vllm"), engine_calibration(b200, "trtllm")
     assert vllm.fp8_k_overhead == 0.0 and vllm.fp8_oob_penalty == 0.0 and vllm.fp8_large_efficiency_max == 0.0
     assert trtllm.fp8_k_overhead == 0.0 and trtllm.fp8_oob_penalty == 0.0  # SM100: no Hopper k_0 or π
     for name in ("h100-sxm", "h200"):
         for cal in profiles.load_device(name).serving_engines:
-            assert cal.fp8_sm100_tiles == 0.0 and cal.fp4_pair_tiles == 0.0
+            assert cal.fp8_sm100_tiles == 0.0 and cal.fp4_pair_tiles == 0.0 and cal.bf16_sm100_tile == 0.0
             assert fp4_tiles(cal) is None
             assert cal.fp8_quant_l2_bytes == 50 * 2**20
 
@@ -103,3 +103,18 @@ def test_selector_must_be_zero_or_one():
     with pytest.raises(SpecError, match="fp4_pair_tiles"):
         dataclasses.replace(cal, fp4_pair_tiles=2.0)
     assert dataclasses.replace(cal, fp4_pair_tiles=1.0).fp4_pair_tiles == 1.0
+
+
+def test_bf16_sm100_tile_waves_by_hand():
+    """m 1100, n 4096, k 4096 (compute-bound): 128 x 256 tiles, 9 x 16 = 144 on 148 SMs, one wave (w = 148/144 at
+    ω 1) over 1152 padded rows; Hopper's 64 x 256 tiles: 18 x 16 = 288, two waves (w = 296/288)."""
+    dev, k = _b200(bf16_sm100_tile=1.0, gemm_wave_weight=1.0)
+    assert bf16_tile(k) == BF16_TILE == (128, 256)
+    m, n, kk = 1100, 4096, 4096
+    eff, half = 0.8, 1e9  # kernel_constants' BF16 curve
+    sm100 = (2.0 * 1152 * 4096 * kk * 148 / 144 + half) / (2250e12 * eff)
+    assert gemm_bf16_s(dev, k, m, n, kk) == pytest.approx(sm100)
+    hopper = dataclasses.replace(k, bf16_sm100_tile=0.0)
+    assert bf16_tile(hopper) is None
+    assert gemm_bf16_s(dev, hopper, m, n, kk) == pytest.approx((2.0 * 1152 * 4096 * kk * 296 / 288 + half)
+                                                               / (2250e12 * eff))
