@@ -58,6 +58,7 @@ from costmodels.serving_moe_configs import (  # noqa: E402
     config_block_rows,
     flashinfer_fallback_tile,
 )
+from profiles.hardware import FLAGS  # noqa: E402
 
 HELD_ASIDE = 5
 """one point in HELD_ASIDE (by key hash) is held aside for the error report"""
@@ -402,25 +403,33 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
                      statistics.median(wide), float(np.quantile(wide, 0.9))))
     if "gemm fp4" not in device_ops(device):  # no NVFP4 on the device: its FP4 constants stay off (0)
         values.update({n: 0.0 for n in OPS["gemm fp4"][2]})
-    moe, moe_fp8 = moe_served(rows)
+    moe, moe_fp8, moe_block = moe_served(rows)
     nvfp4 = " (incl. nvfp4)" if "gemm fp4" in device_ops(device) else ""
     source = (f"fitted by benchmarks/serve_engine_fit.py to aiconfigurator-core {VERSION} measured tables "
               f"({tables.device} {engine} {tables.version}: gemm{nvfp4}, context/generation attention, custom "
               "all-reduce; " + ("MoE not fitted)" if not any(r[0].startswith("moe") for r in rows) else
-                                 "balanced MoE" + ("" if moe_fp8 else ", FP8 experts not served: they miss the "
-                                                   "accuracy bar" if moe else ", not served: it misses the accuracy "
-                                                   "bar") + ")"))
-    return EngineCalibration(engine=engine, source=source, moe_fitted=moe, moe_fp8_fitted=moe_fp8, **values), rows
+                                 "balanced MoE" + _moe_note(moe, moe_fp8, moe_block) + ")"))
+    return EngineCalibration(engine=engine, source=source, moe_fitted=moe, moe_fp8_fitted=moe_fp8,
+                             moe_blockfp8_fitted=moe_block, **values), rows
 
 
-def moe_served(rows: list[tuple]) -> tuple[bool, bool]:
-    """(moe_fitted, moe_fp8_fitted) of an engine's report rows: its 'moe bf16' row, and its 'moe fp8' and 'moe fp8
-    block' rows, meet MOE_BAR (held-aside median and p90 |error|); False without MoE rows."""
+def _moe_note(moe: bool, fp8: bool, block: bool) -> str:
+    """What of an engine's MoE the source line says is not served (moe_served)."""
+    if not moe:
+        return ", not served: it misses the accuracy bar"
+    kinds = [k for k, ok in (("per-tensor", fp8), ("block-scaled", block)) if not ok]
+    return f", {' and '.join(kinds)} FP8 experts not served: they miss the accuracy bar" if kinds else ""
+
+
+def moe_served(rows: list[tuple]) -> tuple[bool, bool, bool]:
+    """(moe_fitted, moe_fp8_fitted, moe_blockfp8_fitted) of an engine's report rows: its 'moe bf16' row, and with it
+    its 'moe fp8' row, its 'moe fp8 block' row, meet MOE_BAR (held-aside median and p90 |error|); False without MoE
+    rows."""
     def meets(ops: tuple[str, ...]) -> bool:
         mine = [r for r in rows if r[0] in ops]
         return bool(mine) and all(r[3] <= MOE_BAR[0] and r[4] <= MOE_BAR[1] for r in mine)
     moe = meets(("moe bf16",))
-    return moe, moe and meets(("moe fp8", "moe fp8 block"))
+    return moe, moe and meets(("moe fp8",)), moe and meets(("moe fp8 block",))
 
 
 def yaml_block(cals: list[EngineCalibration]) -> str:
@@ -430,11 +439,11 @@ def yaml_block(cals: list[EngineCalibration]) -> str:
         lines.append(f"  {cal.engine}:")
         for f in dataclasses.fields(cal):
             v = getattr(cal, f.name)
-            if f.name == "engine" or (f.name in ("moe_fitted", "moe_fp8_fitted") and v):  # written only where false
+            if f.name == "engine" or (f.name in FLAGS and v):  # written only where false
                 continue
             if f.name.startswith("fp4_") and not cal.fp4_gemm_efficiency_max:  # no NVFP4 fit (Hopper)
                 continue
-            lines.append(f"    {f.name}: {v!r}" if f.name not in ("source", "moe_fitted", "moe_fp8_fitted") else
+            lines.append(f"    {f.name}: {v!r}" if f.name not in ("source", *FLAGS) else
                          f"    source: \"{v}\"" if f.name == "source" else f"    {f.name}: false")
     return "\n".join(lines) + "\n"
 

@@ -385,8 +385,11 @@ class EngineCalibration(KernelConstants):
     values) or its BF16 MoE model misses the accuracy bar (benchmarks/serve_engine_fit.py MOE_BAR): serving refuses MoE
     models on it (serving_precision.check_precision)"""
     moe_fp8_fitted: bool = True
-    """False where its FP8 expert models (per-tensor and 128x128 block scales) miss the accuracy bar: serving refuses
-    MoE models at FP8 on it"""
+    """False where its FP8 expert model with per-tensor scales misses the accuracy bar: serving refuses MoE models at
+    FP8 on it, unless the checkpoint has block scales (--quant-block) and moe_blockfp8_fitted holds"""
+    moe_blockfp8_fitted: bool = True
+    """False where its FP8 expert model with 128x128 block scales misses the accuracy bar: serving refuses MoE models
+    at FP8 with --quant-block on it"""
 
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",

@@ -335,7 +335,7 @@ def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engi
     decode_seqs/dp decode sequences, StepLoad.busiest_replica's prompts); the MoE layers see every token of the
     instance, experts spread over ep of the tp·dp GPUs.
     """
-    check_precision(model, ek.device, engine.name, prec.dtype)
+    check_precision(model, ek.device, engine.name, prec.dtype, prec.quant_block)
     dp, tp, ep = shape.dp, shape.tp, shape.ep
     if model.is_moe:  # no routing puts more than max_routing_skew on the busiest GPU: experts and all-to-all see that
         prec = replace(prec, skew=min(prec.skew, max_routing_skew(model, ep)))

@@ -51,23 +51,31 @@ WEIGHT_BYTES = {**BYTES_PER_ELEMENT, "fp4": FP4_WEIGHT_BYTES}
 """bytes per weight element by weight dtype (fp4: NVFP4, E2M1 values and an FP8 scale per 16 elements)"""
 
 
-def check_precision(model: ModelSpec, device: DeviceSpec, engine: str, dtype: str) -> None:
+def check_precision(model: ModelSpec, device: DeviceSpec, engine: str, dtype: str, quant_block: int = 0) -> None:
     """SpecError where the device or the fitted constants cannot time the model at `dtype`: FP4 weights need the
     device's FP4 peak and a dense model (no FP4 MoE kernel is fitted); MoE models need the engine's MoE constants
-    fitted on the device (EngineCalibration.moe_fitted, and moe_fp8_fitted for FP8 experts; the message says why they
-    are not: serving_moe_configs.moe_refusal)."""
+    fitted on the device (EngineCalibration.moe_fitted; FP8 experts moe_fp8_fitted, or with block scales, quant_block
+    > 0, moe_blockfp8_fitted: the engine runs another kernel for them; the message says why they are not:
+    serving_moe_configs.moe_refusal)."""
     if dtype == "fp4":
         device.peak_flops_per_s("fp4")
         require(not model.is_moe, f"FP4 (NVFP4) experts have no fitted MoE kernel model; serve {model.name} at "
                 "--dtype bf16 or fp8", field="dtype")
     if model.is_moe and engine in MEASURED_ENGINES:
         cal = engine_calibration(device, engine)
+        why = moe_refusal(engine, device.name)
         require(cal.moe_fitted, f"device {device.name!r} has no fitted MoE kernel constants for engine {engine!r} "
-                f"({moe_refusal(engine, device.name)}: dense models only); use another engine with MoE constants on "
-                "this device, an H100/H200 profile or engine 'legacy'/'modern'", field="device")
-        require(dtype != "fp8" or cal.moe_fp8_fitted, f"device {device.name!r} has no fitted FP8 MoE kernel constants "
-                f"for engine {engine!r} ({moe_refusal(engine, device.name)}); serve {model.name} at --dtype bf16 "
-                "or with another engine", field="dtype")
+                f"({why}: dense models only); use another engine with MoE constants on this device, an H100/H200 "
+                "profile or engine 'legacy'/'modern'", field="device")
+        if dtype == "fp8" and quant_block:
+            require(cal.moe_blockfp8_fitted, f"device {device.name!r} has no fitted block-scaled FP8 MoE kernel "
+                    f"constants for engine {engine!r} ({why}); serve {model.name} at --dtype bf16 or with another "
+                    "engine", field="quant-block")
+        elif dtype == "fp8":
+            served = " or with --quant-block 128 for a block-scaled checkpoint" if cal.moe_blockfp8_fitted else ""
+            require(cal.moe_fp8_fitted, f"device {device.name!r} has no fitted per-tensor FP8 MoE kernel constants "
+                    f"for engine {engine!r} ({why}); serve {model.name} at --dtype bf16{served}, or with another "
+                    "engine", field="dtype")
 
 
 def max_routing_skew(model: ModelSpec, ep: int) -> float:

@@ -92,7 +92,7 @@ SM100_ONLY_KEYS = ("allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "allreduce
 or with Blackwell's attention terms (costmodels/serving_attention_sm100.py), sets (absent: 0, off)"""
 
 
-FLAGS = ("moe_fitted", "moe_fp8_fitted")
+FLAGS = ("moe_fitted", "moe_fp8_fitted", "moe_blockfp8_fitted")
 """true/false engine keys (absent: true)"""
 
 

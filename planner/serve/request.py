@@ -267,7 +267,7 @@ def check_serve_inputs(model: ModelSpec, cluster: ClusterSpec, options: ServeOpt
     --attention-dp must be degrees of some instance shape the planner searches; --pareto needs SLOs and no target
     rate (the front maximises goodput per GPU at each TPOT or TTFT SLO)."""
     for pool in cluster.pools:  # FP4 needs the device's FP4 peak; MoE models the engine's fitted MoE constants
-        check_precision(model, pool.device, options.engine, options.dtype)
+        check_precision(model, pool.device, options.engine, options.dtype, options.quant_block)
     for flag, v in (("ep", options.ep), ("attention-dp", options.attention_dp)):
         require(v <= 1 or model.is_moe, f"{flag} {v} needs an MoE model; {model.name} is dense (use 0 or 1)",
                 field=flag)

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 import profiles
@@ -21,14 +22,15 @@ from costmodels.errors import SpecError
 from costmodels.hardware import KernelConstants
 from costmodels.serving_kernels import EngineKernels, block_fp8_kernels, engine_calibration, grouped_gemm_s
 from planner.serve.estimate import estimate_serving
+from profiles.hardware import engines_from_mapping
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
 
 MODEL = "qwen3-30b-a3b"
-SERVED = {"trtllm": (True, False), "vllm": (False, False), "sglang": (False, False)}
-"""engine -> (moe_fitted, moe_fp8_fitted) on B200 after benchmarks/serve_engine_fit.py --devices b200: TensorRT-LLM's
-BF16 and block-FP8 MoE meet the bar, its per-tensor FP8 MoE misses it (held-aside p90 22.6 %); vLLM's TensorRT-LLM-gen
-MoE misses it on every op; SGLang's is not fitted (kernel chosen by model architecture)"""
+SERVED = {"trtllm": (True, False, True), "vllm": (False, False, False), "sglang": (False, False, False)}
+"""engine -> (moe_fitted, moe_fp8_fitted, moe_blockfp8_fitted) on B200 after benchmarks/serve_engine_fit.py --devices
+b200: TensorRT-LLM's BF16 and block-FP8 MoE meet the bar, its per-tensor FP8 MoE misses it (held-aside p90 22.6 %);
+vLLM's TensorRT-LLM-gen MoE misses it on every op; SGLang's is not fitted (kernel chosen by model architecture)"""
 
 
 def _estimate(*args: str) -> tuple[int, str]:
@@ -75,18 +77,33 @@ def test_fit_rules_for_b200_moe():
     assert all(op in fit.device_ops("b200") for op in ("moe bf16", "moe fp8", "moe fp8 block"))
     good, bad = (0.05, 0.15), (0.05, 0.25)
     rows = [("gemm bf16", 1, 1, 0.5, 0.9)]
-    assert fit.moe_served(rows) == (False, False)
+    assert fit.moe_served(rows) == (False, False, False)
     assert fit.moe_served(rows + [("moe bf16", 1, 1, *good), ("moe fp8", 1, 1, *good),
-                                  ("moe fp8 block", 1, 1, *good)]) == (True, True)
+                                  ("moe fp8 block", 1, 1, *good)]) == (True, True, True)
     assert fit.moe_served([("moe bf16", 1, 1, *good), ("moe fp8", 1, 1, *bad),
-                           ("moe fp8 block", 1, 1, *good)]) == (True, False)
-    assert fit.moe_served([("moe bf16", 1, 1, *bad), ("moe fp8", 1, 1, *good)]) == (False, False)
-    assert fit.moe_served([("moe bf16", 1, 1, 0.09, 0.15)]) == (False, False)  # the median counts too
+                           ("moe fp8 block", 1, 1, *good)]) == (True, False, True)
+    assert fit.moe_served([("moe bf16", 1, 1, *good), ("moe fp8", 1, 1, *good),
+                           ("moe fp8 block", 1, 1, *bad)]) == (True, True, False)
+    assert fit.moe_served([("moe bf16", 1, 1, *bad), ("moe fp8", 1, 1, *good)]) == (False, False, False)
+    assert fit.moe_served([("moe bf16", 1, 1, 0.09, 0.15)]) == (False, False, False)  # the median counts too
+
+
+def test_fit_writes_each_false_flag_and_the_loader_reads_it_back():
+    """yaml_block writes moe_fitted / moe_fp8_fitted / moe_blockfp8_fitted only where false; the profile loader reads
+    the block back to the same flags."""
+    fit = pytest.importorskip("serve_engine_fit", reason="needs benchmarks/ (scipy, numpy)")
+    cal = engine_calibration(profiles.load_device("b200"), "trtllm")
+    for flags in ((True, False, True), (True, True, False), (False, False, False)):
+        want = dataclasses.replace(cal, moe_fitted=flags[0], moe_fp8_fitted=flags[1], moe_blockfp8_fitted=flags[2])
+        text = fit.yaml_block([want])
+        assert text.count(": false") == flags.count(False)
+        (back,) = engines_from_mapping(yaml.safe_load(text)["serving_engines"], source="test")
+        assert (back.moe_fitted, back.moe_fp8_fitted, back.moe_blockfp8_fitted) == flags
 
 
 def test_b200_profile_serves_moe_for_the_engines_that_meet_the_bar():
     dev = profiles.load_device("b200")
-    got = {c.engine: (c.moe_fitted, c.moe_fp8_fitted) for c in dev.serving_engines}
+    got = {c.engine: (c.moe_fitted, c.moe_fp8_fitted, c.moe_blockfp8_fitted) for c in dev.serving_engines}
     assert got == SERVED
     assert engine_calibration(dev, "vllm").moe_trtllm_gen == 1.0
     assert engine_calibration(dev, "trtllm").moe_trtllm_gen == 0.0
@@ -95,7 +112,8 @@ def test_b200_profile_serves_moe_for_the_engines_that_meet_the_bar():
 @pytest.mark.parametrize("engine, dtype, words", [
     ("sglang", "bf16", ("architecture", "Mixtral")),
     ("vllm", "bf16", ("accuracy bar",)),
-    ("trtllm", "fp8", ("FP8", "accuracy bar", "--dtype bf16")),
+    ("trtllm", "fp8", ("per-tensor FP8", "accuracy bar", "--dtype bf16", "--quant-block 128")),
+    ("vllm", "fp8", ("accuracy bar",)),
 ])
 def test_refusals_on_b200_say_why(engine: str, dtype: str, words: tuple[str, ...]):
     code, out = _estimate("--gpu", "b200", "--engine", engine, "--dtype", dtype)
@@ -104,6 +122,35 @@ def test_refusals_on_b200_say_why(engine: str, dtype: str, words: tuple[str, ...
     with pytest.raises(SpecError):
         estimate_serving(profiles.load_model(MODEL), profiles.load_device("b200"), tp=1, batch=8, isl=512, osl=64,
                          engine=engine, dtype=dtype)
+
+
+def test_block_fp8_refused_where_its_op_misses_the_bar():
+    """A B200 profile whose TensorRT-LLM block-scaled FP8 MoE missed the bar (moe_blockfp8_fitted false) refuses
+    --quant-block on the API, naming the flag and why; per-tensor and BF16 follow their own flags."""
+    dev = profiles.load_device("b200")
+    cals = tuple(dataclasses.replace(c, moe_blockfp8_fitted=False) for c in dev.serving_engines)
+    off = dataclasses.replace(dev, serving_engines=cals)
+    model = profiles.load_model(MODEL)
+    with pytest.raises(SpecError, match="block-scaled FP8.*accuracy bar") as e:
+        estimate_serving(model, off, tp=1, batch=8, isl=512, osl=64, engine="trtllm", dtype="fp8", quant_block=128)
+    assert "quant-block" in str(e.value)
+    bf16 = estimate_serving(model, off, tp=1, batch=8, isl=512, osl=64, engine="trtllm")
+    assert json.loads(bf16.dumps())["predicted"]["decode_step_s"] > 0
+
+
+def test_block_fp8_moe_served_on_b200_by_trtllm_end_to_end():
+    """TensorRT-LLM's block-scaled FP8 MoE meets the bar on B200: --dtype fp8 --quant-block 128 is served (CLI == API)
+    on its block-scaled constants, and differs from the BF16 estimate; per-tensor FP8 stays refused."""
+    code, out = _estimate("--gpu", "b200", "--engine", "trtllm", "--dtype", "fp8", "--quant-block", "128")
+    assert code == 0, out
+    api = estimate_serving(profiles.load_model(MODEL), profiles.load_device("b200"), tp=1, batch=8, isl=512, osl=64,
+                           engine="trtllm", dtype="fp8", quant_block=128)
+    assert json.loads(api.dumps()) == json.loads(out)
+    _, bf16 = _estimate("--gpu", "b200", "--engine", "trtllm")
+    p, b = json.loads(out)["predicted"], json.loads(bf16)["predicted"]
+    assert math.isfinite(p["decode_step_s"]) and 0 < p["decode_step_s"] != b["decode_step_s"]
+    code, out = _estimate("--gpu", "b200", "--engine", "trtllm", "--dtype", "fp8")
+    assert code == 2 and "per-tensor" in out, out
 
 
 def test_moe_estimate_on_b200_end_to_end_faster_than_h100():
