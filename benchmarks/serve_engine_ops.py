@@ -25,6 +25,7 @@ from costmodels.serving_gemm import fp8_quant_s, grouped_gemm_rows_s  # noqa: E4
 from costmodels.serving_kernels import block_fp8_kernels, gemm_s, grouped_gemm_s  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
     config_block_rows,
+    family_refusal,
     flashinfer_fallback_tile,
     walks_all_slots,
 )
@@ -126,7 +127,7 @@ def _allreduce(ek, p):
 def predict_moe(ek, p, engine: str = ""):
     # the table's tokens are all tokens entering the layer, each engine's rows timed on what its collector built
     # (aic_moe_workload: balanced routing, GPU 0's share of moe_tp·ep GPUs holding experts/ep experts each)
-    if engine == "sglang":
+    if engine == "sglang" and not ek.k.moe_trtllm_gen:
         return _moe_sglang_collector(ek, p)
     return _moe_collector(ek, p, engine)
 
@@ -147,7 +148,7 @@ def predict_moe_block(ek, p, engine: str = ""):
     # slots; TensorRT-LLM's DeepSeek-V3 rows without the grouped top-k: its EP 2 runs half of EP 1, 104.5 vs 191.8 µs
     # at 1 token on H100, where grouped routing would put all 8 slots on GPU 0)
     if engine == "sglang":
-        return _moe_sglang_collector(ek, p)
+        return predict_moe(ek, p, engine)
     tokens, h, inter, topk, experts, tp, ep, _, _ = p
     shapes = ((2 * inter / tp, h), (h, inter / tp))
     block = block_fp8_kernels(ek, int(ep))  # vLLM: its Triton kernel at EP 1, FlashInfer's CUTLASS (TRT-LLM's) above
@@ -176,15 +177,16 @@ def _moe_sglang_collector(ek, p):
 
 def _moe_collector(ek, p, engine: str):
     # vLLM's and TensorRT-LLM's tables time the engine's MoE layer on GPU 0 with the collector's balanced routing
-    # (aic_moe_workload; vLLM's with the grouped top-k where the model has it, TensorRT-LLM's without, as in
-    # predict_moe_block): every token enters and GPU 0's experts compute their own slots, not uniform-random hits
-    # (where slots ~ experts the balanced rows hit every expert); vLLM's Triton kernel walks all slots, on the
-    # config chosen for all tokens, TensorRT-LLM's CUTLASS MoE only its own (walks_all_slots); vLLM's FP8 experts
+    # (aic_moe_workload; vLLM's, and SGLang's TensorRT-LLM-gen rows on B200, with the grouped top-k where the model has
+    # it, TensorRT-LLM's without, as in predict_moe_block): every token enters and GPU 0's experts compute their own
+    # slots, not uniform-random hits (where slots ~ experts the balanced rows hit every expert); vLLM's Triton
+    # kernel walks all slots, on the config chosen for all tokens, TensorRT-LLM's CUTLASS MoE only its own
+    # (walks_all_slots); vLLM's FP8 experts
     # as collected: FlashInfer's CUTLASS MoE on its fallback tile (costmodels/serving_moe_flashinfer.py; the
     # collector never autotunes it, while serving times the tuned kernel with TensorRT-LLM's constants:
     # serving_kernels.grouped_gemm_s)
     tokens, h, inter, topk, experts, tp, ep, dtype, _ = p
-    grouped = GROUPED_ROUTING.get(p[1:5]) if engine == "vllm" else None
+    grouped = GROUPED_ROUTING.get(p[1:5]) if engine != "trtllm" else None
     _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, grouped)
     shapes = ((2 * inter / tp, h), (h, inter / tp))
     # on Blackwell's TensorRT-LLM-gen fused MoE (moe_trtllm_gen: vLLM on B200) neither: tuned tiles, own slots only
@@ -229,12 +231,31 @@ def shipped_gemms() -> tuple[set[tuple[int, int]], set[tuple[int, int, int, int]
 SHIPPED_GEMMS, SHIPPED_MOE = shipped_gemms()
 
 
+def shipped_moe_families() -> dict[tuple[int, int, int, int], str]:
+    """(hidden, expert width, top-k, experts) of the MoE model profiles -> their family (extra["hf_model_type"])."""
+    out = {}
+    for name in profiles.list_profiles()["models"]:
+        m = profiles.load_model(name)
+        if m.moe is not None:
+            out[m.hidden, m.moe.expert_ffn, m.moe.top_k, m.moe.experts] = str(m.extra.get("hf_model_type", ""))
+    return out
+
+
+SHIPPED_MOE_FAMILY = shipped_moe_families()
+
+
+def _served_shape(t: Tables, p: tuple, dtype: str) -> bool:
+    """Whether the shape of MoE point p is of a model family the engine's fitted MoE kernel serves on the device at
+    the expert dtype (serving_moe_configs.family_refusal: SGLang on B200, its TensorRT-LLM-gen families only)."""
+    return p[1:5] in SHIPPED_MOE and family_refusal(t.engine, t.device, SHIPPED_MOE_FAMILY[p[1:5]], dtype) is None
+
+
 def _moe_table(t: Tables, dtype: str) -> list:
     return [p for p in t.moe if p[7] == dtype and p[0] <= 16384 and p[5] * p[6] <= 16]
 
 
 def _moe_domain(t: Tables, dtype: str) -> list:
-    return [p for p in _moe_table(t, dtype) if p[1:5] in SHIPPED_MOE]
+    return [p for p in _moe_table(t, dtype) if _served_shape(t, p, dtype)]
 
 
 def _moe_block_table(t: Tables) -> list:
@@ -292,7 +313,7 @@ OPS = {
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",
                  "moe_fp8_overlap_exponent", "moe_fp8_serial_bytes")),
     # FP8 experts with 128x128 block scales (serving_kernels.block_fp8_constants): their own kernel's constants
-    "moe fp8 block": (lambda t: [p for p in _moe_block_table(t) if p[1:5] in SHIPPED_MOE], predict_moe_block,
+    "moe fp8 block": (lambda t: [p for p in _moe_block_table(t) if _served_shape(t, p, "fp8")], predict_moe_block,
                       ("moe_blockfp8_efficiency", "moe_blockfp8_floor_s", "moe_blockfp8_hbm_efficiency",
                        "moe_blockfp8_slot_bytes", "moe_blockfp8_block_rows", "moe_blockfp8_expert_s",
                        "moe_blockfp8_serial_bytes",

@@ -118,7 +118,7 @@ def tuned_config(engine: str, device: str, experts: float, width: float, dtype: 
     return (round(experts), round(width)) in TUNED[key]
 
 
-TRTLLM_GEN_MOE = frozenset({("vllm", "b200")})
+TRTLLM_GEN_MOE = frozenset({("vllm", "b200"), ("sglang", "b200")})
 """(engine, device profile) whose MoE layer runs FlashInfer's TensorRT-LLM-gen fused MoE (KernelConstants.moe_trtllm_gen
 1; read from the sources, not fitted). vLLM 0.24.0 on CUDA tries its MoE backends in the order FLASHINFER_TRTLLM,
 FLASHINFER_CUTLASS, TRITON (fused_moe/oracle/unquantized.py _get_priority_backends; the FP8 oracle likewise for
@@ -127,13 +127,38 @@ experts (TrtLlmBf16Experts, TrtLlmFp8Experts) only on SM100, so Hopper runs Trit
 TRT-LLM-gen kernel for BF16, FP8 and block FP8 at every expert-parallel size; every B200 row of vLLM's measured table
 in the serving domain names it (kernel_source ..._flashinfer_trtllm_trtllm{bf16,fp8}experts...). That kernel routes
 inside itself and computes only its own experts' slots, picking its tile at run time: vLLM's Triton tile configs for
-B200 (E=..,N=..,device_name=NVIDIA_B200 files) are never read by it."""
+B200 (E=..,N=..,device_name=NVIDIA_B200 files) are never read by it. SGLang 0.5.14 on B200 runs it for the model
+families of SGLANG_SM100_TRTLLM_GEN only (its constants there are that kernel's; other families are refused)."""
 
-MOE_REFUSED = {("sglang", "b200"): (
-    "SGLang 0.5.14 picks its Blackwell MoE kernel by model architecture (server_args: FlashInfer TRT-LLM-gen MoE for "
-    "Qwen3-MoE and DeepSeek-V3, its Triton fused MoE for Mixtral and the rest), which model profiles do not carry, "
-    "and its measured B200 table mixes both kernels")}
+SGLANG_SM100_TRTLLM_GEN = {"qwen3_moe": ("bf16", "fp8"), "deepseek_v3": ("fp8",)}
+"""model family (ModelSpec.extra["hf_model_type"]) -> expert dtypes for which SGLang 0.5.14 on Blackwell (SM100) runs
+FlashInfer's TensorRT-LLM-gen fused MoE (moe_runner_backend "flashinfer_trtllm"), read from its source, not fitted:
+server_args.py ServerArgs._handle_model_specific_adjustments sets it, with --moe-runner-backend auto and no
+all-to-all backend, for Qwen3MoeForCausalLM at no quantisation, fp8 or modelopt_fp4 and for DeepseekV3ForCausalLM at
+fp8 (the quantisation it defaults DeepSeek to on SM100: "Quantization not specified, default to fp8 for DeepSeek on
+sm100"); every other MoE architecture keeps auto, SGLang's Triton fused MoE. The measured B200 table agrees: its
+Qwen3 and DeepSeek-V3 rows are sglang_flashinfer_trtllm_moe (DeepSeek-V3 at fp8_block only), its Mixtral rows
+sglang_fused_moe_triton."""
+
+MOE_REFUSED: dict[tuple[str, str], str] = {}
 """(engine, device profile) -> why its MoE kernels are not fitted there (serving refuses MoE models with that reason)"""
+
+
+def family_refusal(engine: str, device: str, family: str, dtype: str) -> str | None:
+    """Why the engine's fitted MoE constants on the device cannot time a model of this family (hf_model_type) at
+    this expert dtype, or None: SGLang on B200 has only its TensorRT-LLM-gen kernel fitted
+    (SGLANG_SM100_TRTLLM_GEN); its Triton fused MoE there would need SGLang's Blackwell tile configs, not modelled."""
+    if (engine, device) != ("sglang", "b200"):
+        return None
+    dtypes = SGLANG_SM100_TRTLLM_GEN.get(family)
+    if dtypes is None:
+        return (f"SGLang 0.5.14 runs its Triton fused MoE for model family {family or '(unknown)'!r} on B200 "
+                f"(server_args: FlashInfer's TensorRT-LLM-gen MoE only for {', '.join(SGLANG_SM100_TRTLLM_GEN)}), "
+                "whose Blackwell tile configs are not modelled")
+    if dtype not in dtypes:
+        return (f"SGLang 0.5.14 serves model family {family!r} on B200 at {'/'.join(dtypes)} only (server_args "
+                f"quantises it to fp8 on SM100); use --dtype {dtypes[0]}")
+    return None
 
 
 def moe_refusal(engine: str, device: str) -> str:

@@ -10,7 +10,7 @@ from costmodels.kv import BYTES_PER_ELEMENT
 from costmodels.model import ModelSpec
 from costmodels.serving_gemm import FP4_WEIGHT_BYTES
 from costmodels.serving_kernels import engine_calibration
-from costmodels.serving_moe_configs import moe_refusal
+from costmodels.serving_moe_configs import family_refusal, moe_refusal
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,12 +56,17 @@ def check_precision(model: ModelSpec, device: DeviceSpec, engine: str, dtype: st
     device's FP4 peak and a dense model (no FP4 MoE kernel is fitted); MoE models need the engine's MoE constants
     fitted on the device (EngineCalibration.moe_fitted; FP8 experts moe_fp8_fitted, or with block scales, quant_block
     > 0, moe_blockfp8_fitted: the engine runs another kernel for them; the message says why they are not:
-    serving_moe_configs.moe_refusal)."""
+    serving_moe_configs.moe_refusal) and, where the engine picks its MoE kernel by model family (SGLang on B200), a
+    family whose kernel those constants describe (serving_moe_configs.family_refusal)."""
     if dtype == "fp4":
         device.peak_flops_per_s("fp4")
         require(not model.is_moe, f"FP4 (NVFP4) experts have no fitted MoE kernel model; serve {model.name} at "
                 "--dtype bf16 or fp8", field="dtype")
     if model.is_moe and engine in MEASURED_ENGINES:
+        family = family_refusal(engine, device.name, str(model.extra.get("hf_model_type", "")), dtype)
+        require(family is None, f"device {device.name!r}, engine {engine!r} cannot time {model.name}'s MoE layers: "
+                f"{family}; use another engine on this device, an H100/H200 profile or engine 'legacy'/'modern'",
+                field="model")
         cal = engine_calibration(device, engine)
         why = moe_refusal(engine, device.name)
         require(cal.moe_fitted, f"device {device.name!r} has no fitted MoE kernel constants for engine {engine!r} "

@@ -21,6 +21,7 @@ from costmodels import serving_gemm
 from costmodels.errors import SpecError
 from costmodels.hardware import KernelConstants
 from costmodels.serving_kernels import EngineKernels, block_fp8_kernels, engine_calibration, grouped_gemm_s
+from costmodels.serving_moe_configs import SGLANG_SM100_TRTLLM_GEN, TRTLLM_GEN_MOE, family_refusal
 from planner.serve.estimate import estimate_serving
 from profiles.hardware import engines_from_mapping
 
@@ -110,7 +111,7 @@ def test_b200_profile_serves_moe_for_the_engines_that_meet_the_bar():
 
 
 @pytest.mark.parametrize("engine, dtype, words", [
-    ("sglang", "bf16", ("architecture", "Mixtral")),
+    ("sglang", "bf16", ("accuracy bar",)),
     ("vllm", "bf16", ("accuracy bar",)),
     ("trtllm", "fp8", ("per-tensor FP8", "accuracy bar", "--dtype bf16", "--quant-block 128")),
     ("vllm", "fp8", ("accuracy bar",)),
@@ -184,3 +185,49 @@ def test_trtllm_b200_moe_constants_meet_the_bar_on_held_aside_rows(op: str):
     err = [abs(predict(ek, p, engine="trtllm") / p[-1] - 1) for p in domain(tables) if fit.held_aside(p[:-1])]
     assert len(err) > 100
     assert statistics.median(err) <= fit.MOE_BAR[0] and float(np.quantile(err, 0.9)) <= fit.MOE_BAR[1]
+
+
+def test_sglang_b200_moe_kernel_by_model_family():
+    """SGLang 0.5.14 on B200 (server_args): FlashInfer's TensorRT-LLM-gen MoE for Qwen3-MoE (BF16, FP8) and
+    DeepSeek-V3 (FP8), its Triton fused MoE for the rest, refused by family name; Hopper and other engines never."""
+    assert ("sglang", "b200") in TRTLLM_GEN_MOE
+    assert family_refusal("sglang", "b200", "qwen3_moe", "bf16") is None
+    assert family_refusal("sglang", "b200", "deepseek_v3", "fp8") is None
+    assert "--dtype fp8" in str(family_refusal("sglang", "b200", "deepseek_v3", "bf16"))
+    for family in ("mixtral", "qwen2_moe", ""):
+        why = family_refusal("sglang", "b200", family, "bf16")
+        assert why is not None and "Triton" in why
+    assert family_refusal("sglang", "h200", "mixtral", "bf16") is None
+    assert family_refusal("vllm", "b200", "mixtral", "bf16") is None
+    assert set(SGLANG_SM100_TRTLLM_GEN) == {"qwen3_moe", "deepseek_v3"}
+
+
+def test_sglang_b200_refuses_mixtral_naming_the_family():
+    r = CliRunner().invoke(main, ["estimate", "serve", "--model", "mixtral-8x7b", "--tp", "2", "--batch", "8",
+                                  "--isl", "512", "--osl", "64", "--gpu", "b200", "--engine", "sglang", "-o", "-"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "'mixtral'" in r.output and "Triton" in r.output, r.output
+    with pytest.raises(SpecError, match="mixtral"):
+        estimate_serving(profiles.load_model("mixtral-8x7b"), profiles.load_device("b200"), tp=2, batch=8, isl=512,
+                         osl=64, engine="sglang")
+
+
+def test_sglang_b200_fit_domain_is_its_trtllm_gen_families():
+    """The SGLang B200 MoE ops fit and report only the shapes of the families it runs the TensorRT-LLM-gen kernel
+    for (Qwen3-MoE; DeepSeek-V3 at FP8), predicted as that kernel (own slots, no Triton config); Hopper keeps all."""
+    ops = pytest.importorskip("serve_engine_ops", reason="needs benchmarks/ (scipy, numpy)")
+    fit = pytest.importorskip("serve_engine_fit", reason="needs benchmarks/ (scipy, numpy)")
+    try:
+        tables = fit.load("b200", "sglang")
+    except SpecError as e:
+        pytest.skip(f"aiconfigurator-core tables not installed: {e}")
+    families = {ops.SHIPPED_MOE_FAMILY[p[1:5]] for p in ops.OPS["moe bf16"][0](tables)}
+    assert families == {"qwen3_moe"}
+    families = {ops.SHIPPED_MOE_FAMILY[p[1:5]] for p in ops.OPS["moe fp8"][0](tables)}
+    assert families == {"qwen3_moe", "deepseek_v3"}
+    hopper = fit.load("h200", "sglang")
+    assert "mixtral" in {ops.SHIPPED_MOE_FAMILY[p[1:5]] for p in ops.OPS["moe bf16"][0](hopper)}
+    ek = _kernels("sglang")
+    assert ek.k.moe_trtllm_gen == 1.0
+    p = next(p for p in ops.OPS["moe bf16"][0](tables) if p[6] == 2)
+    assert ops.predict_moe(ek, p, engine="sglang") == pytest.approx(ops.predict_moe(ek, p, engine="vllm"))
