@@ -146,6 +146,8 @@ ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allr
                                                allreduce_symm_efficiency=0.6, allreduce_pass_s=1.5e-6),
                        **{("sglang", d): dict(allreduce_twoshot_hop_s=3e-7) for d in ("h100-sxm", "h200")}}
 """starting values of the constants only such a rule fits (0, unused, elsewhere)"""
+for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weights re-read per further token tile
+    ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "moe_block_weight_reads": 0.1}
 for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule sets an L2 size
     if _rule.get("kv_l2_bytes"):
         ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "kv_l2_bytes_per_s": 1e13}
@@ -319,6 +321,8 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
         names = tuple(n for n in names if not n.startswith("moe_blockfp8_"))
     if flashinfer_fallback_tile(engine, "fp8") and (engine, device) not in TRTLLM_GEN_MOE:
         names = tuple(n for n in names if n != "moe_fp8_block_rows")
+    if (engine, device) in TRTLLM_GEN_MOE:  # its token tiles come from FlashInfer's rule (trtllm_gen_tile)
+        names = tuple(n for n in names if n not in ("moe_block_rows", "moe_fp8_block_rows", "moe_blockfp8_block_rows"))
     block = getattr(predict, "func", None) is predict_moe_block  # FP8 experts with block scales: those configs
     if any(config_block_rows(engine, device, p[0], p[4] / p[6], p[2] / p[5], p[7], block) for p in train):
         return names

@@ -157,7 +157,8 @@ def predict_moe_block(ek, p, engine: str = ""):
         _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, grouped)
         # the engine's own Triton kernel on the tile config chosen for all tokens (tuned file or default)
         cfg = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, "fp8", True) * block[2]
-        cfg *= not ek.k.moe_trtllm_gen  # Blackwell's TensorRT-LLM-gen MoE (vLLM on B200): no Triton tile config
+        if ek.k.moe_trtllm_gen:  # Blackwell's TensorRT-LLM-gen MoE (vLLM on B200): its own token tiles
+            cfg = serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep)
         return sum(grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg) for n, kk in shapes)
     local, slots = experts / ep, tokens * topk / ep
     return sum(grouped_gemm_s(ek, slots, local, n, kk, "fp8", True, 0.0, 0.0, True) for n, kk in shapes)
@@ -193,7 +194,8 @@ def _moe_collector(ek, p, engine: str):
     gen = bool(ek.k.moe_trtllm_gen)
     if flashinfer_fallback_tile(engine, dtype) and not gen:
         return sum(serving_moe_flashinfer.grouped_gemm_s(ek.device, ek.k, rows, n, kk) for n, kk in shapes)
-    block = 0.0 if gen else config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, dtype)
+    block = (serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep) if gen
+             else config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, dtype))
     walked = tokens * topk if walks_all_slots(engine, dtype) and not gen else 0.0
     return sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked) for n, kk in shapes)
 

@@ -268,7 +268,7 @@ def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, s
     """Grouped GEMM time of `padded` computed rows over `hit` experts holding `slots` token rows."""
     fp8 = dtype == "fp8"
     floor_s, eff_moe = (k.moe_fp8_floor_s, k.moe_fp8_efficiency) if fp8 else (k.moe_floor_s, k.moe_efficiency)
-    if default_rows > 0:
+    if default_rows > 0 and not k.moe_trtllm_gen:  # a Triton default config (TRT-LLM-gen: its own token tiles)
         eff_moe *= k.moe_fp8_default_efficiency if fp8 else k.moe_default_efficiency
     eff = compute.gemm_efficiency(padded, n, kk, dtype, dev.calibration) * eff_moe
     compute_s = 2.0 * padded * n * kk / (dev.peak_flops_per_s(dtype) * eff)

@@ -159,12 +159,13 @@ def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: flo
     expert-parallel size `ep` where it has one (block_fp8_kernels; its own kernel on `default_rows`, a borrowed
     autotuned one on its fitted rows; else as per-tensor). An engine on FlashInfer's TensorRT-LLM-gen fused MoE
     (moe_trtllm_gen, Blackwell) runs no Triton tile config and computes only its own experts' slots: `default_rows`
-    and `all_slots` do not apply."""
+    and `all_slots` do not apply; its rows are cut into its own token tiles (serving_moe_flashinfer.trtllm_gen_tile of
+    the slots of all `ep` GPUs over the local experts)."""
     if slots <= 0:
         return 0.0
     dtype = "fp8" if dtype == "fp8" else "bf16"
-    if ek.k.moe_trtllm_gen:
-        default_rows = all_slots = 0.0
+    if ek.k.moe_trtllm_gen:  # no Triton config, own slots only: its token tiles (the layer's tokens · top_k routed)
+        default_rows, all_slots = serving_moe_flashinfer.trtllm_gen_tile(slots * ep, local_experts), 0.0
     block = block_fp8_kernels(ek, ep) if block_scaled and dtype == "fp8" else None
     tuned = ek.tuned_moe if dtype == "fp8" else None
     if block is not None:

@@ -99,3 +99,21 @@ def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, rows: tuple[tuple[float,
     slots = sum(r * count for r, count in rows)
     memory_s = serving_gemm.moe_memory_s(dev, k, hit * kk * n, slots, slots, n, kk, fp8=True)
     return k.moe_fp8_floor_s + max(compute_s, memory_s)
+
+
+GEN_TILES = (8, 16, 32, 64, 128)
+"""token rows per tile (tile_N) of FlashInfer's TensorRT-LLM-gen fused MoE launchers for BF16 and FP8 experts
+(flashinfer csrc/trtllm_fused_moe_kernel_launcher.cu mSupportedTileNums, a fact of the source)"""
+
+
+def trtllm_gen_tile(slots: float, local_experts: float) -> float:
+    """Token rows per tile of FlashInfer's TensorRT-LLM-gen fused MoE (vLLM and SGLang on B200) without an autotuned
+    tactic, as the measured tables ran it: computeSelectedTileN centres its candidates on t = nextPowerOfTwo(⌊tokens
+    · top_k / local experts⌋) clamped to GEN_TILES, and resolveMoeTileAndConfig's fallback (tactic -1,
+    selectDefaultTileN) takes the smallest candidate, t's lower neighbour (t itself at 8). `slots`: tokens · top_k
+    of the whole layer (the kernel routes every token). Each expert's rows are cut into tiles of this many rows,
+    and its weights stream once per tile (serving_gemm.weight_passes)."""
+    avg = int(slots / max(local_experts, 1.0))
+    t = 1 << max(avg - 1, 0).bit_length()  # nextPowerOfTwo: avg itself when a power of two
+    t = min(max(t, GEN_TILES[0]), GEN_TILES[-1])
+    return float(max(t // 2, GEN_TILES[0]))
