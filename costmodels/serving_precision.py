@@ -5,7 +5,7 @@ time a model at a dtype (`check_precision`), and the largest skew expert paralle
 from dataclasses import dataclass
 
 from costmodels.errors import require
-from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
+from costmodels.hardware import MEASURED_ENGINES, DeviceSpec, EngineCalibration
 from costmodels.kv import BYTES_PER_ELEMENT
 from costmodels.model import ModelSpec
 from costmodels.serving_gemm import FP4_WEIGHT_BYTES
@@ -63,24 +63,35 @@ def check_precision(model: ModelSpec, device: DeviceSpec, engine: str, dtype: st
         require(not model.is_moe, f"FP4 (NVFP4) experts have no fitted MoE kernel model; serve {model.name} at "
                 "--dtype bf16 or fp8", field="dtype")
     if model.is_moe and engine in MEASURED_ENGINES:
-        family = family_refusal(engine, device.name, str(model.extra.get("hf_model_type", "")), dtype)
+        kind = str(model.extra.get("hf_model_type", ""))
+        family = family_refusal(engine, device.name, kind, dtype)
         require(family is None, f"device {device.name!r}, engine {engine!r} cannot time {model.name}'s MoE layers: "
                 f"{family}; use another engine on this device, an H100/H200 profile or engine 'legacy'/'modern'",
                 field="model")
         cal = engine_calibration(device, engine)
-        why = moe_refusal(engine, device.name)
         require(cal.moe_fitted, f"device {device.name!r} has no fitted MoE kernel constants for engine {engine!r} "
-                f"({why}: dense models only); use another engine with MoE constants on this device, an H100/H200 "
-                "profile or engine 'legacy'/'modern'", field="device")
-        if dtype == "fp8" and quant_block:
-            require(cal.moe_blockfp8_fitted, f"device {device.name!r} has no fitted block-scaled FP8 MoE kernel "
-                    f"constants for engine {engine!r} ({why}); serve {model.name} at --dtype bf16 or with another "
-                    "engine", field="quant-block")
-        elif dtype == "fp8":
-            served = " or with --quant-block 128 for a block-scaled checkpoint" if cal.moe_blockfp8_fitted else ""
-            require(cal.moe_fp8_fitted, f"device {device.name!r} has no fitted per-tensor FP8 MoE kernel constants "
-                    f"for engine {engine!r} ({why}); serve {model.name} at --dtype bf16{served}, or with another "
-                    "engine", field="dtype")
+                f"({moe_refusal(engine, device.name)}: dense models only); use another engine with MoE constants on "
+                "this device, an H100/H200 profile or engine 'legacy'/'modern'", field="device")
+        if dtype == "fp8":
+            _check_fp8_experts(model, device, cal, quant_block, family_refusal(engine, device.name, kind, "bf16"))
+
+
+def _check_fp8_experts(model: ModelSpec, device: DeviceSpec, cal: EngineCalibration, quant_block: int,
+                       no_bf16: str | None) -> None:
+    """SpecError where the engine's FP8 expert kernel for the checkpoint's scales (block-scaled with quant_block >
+    0, else per-tensor) misses the accuracy bar on the device; the message offers what is served instead (BF16
+    unless the family has no BF16 kernel there, `no_bf16`; block scales where those are fitted)."""
+    engine, why = cal.engine, moe_refusal(cal.engine, device.name)
+    offers = ([] if no_bf16 else ["at --dtype bf16"]) + (
+        ["with --quant-block 128 (a block-scaled checkpoint)"] if cal.moe_blockfp8_fitted and not quant_block else [])
+    offer = ", ".join(offers)
+    offer = f"{offer} or with another engine" if offer else "with another engine"
+    if quant_block:
+        require(cal.moe_blockfp8_fitted, f"device {device.name!r} has no fitted block-scaled FP8 MoE kernel "
+                f"constants for engine {engine!r} ({why}); serve {model.name} {offer}", field="quant-block")
+    else:
+        require(cal.moe_fp8_fitted, f"device {device.name!r} has no fitted per-tensor FP8 MoE kernel constants for "
+                f"engine {engine!r} ({why}); serve {model.name} {offer}", field="dtype")
 
 
 def max_routing_skew(model: ModelSpec, ep: int) -> float:

@@ -268,3 +268,16 @@ def test_sglang_qwen3_moe_served_on_b200_end_to_end():
     _, h100 = _estimate("--gpu", "h100-sxm", "--engine", "sglang")
     p, h = json.loads(out)["predicted"], json.loads(h100)["predicted"]
     assert math.isfinite(p["decode_step_s"]) and 0 < p["decode_step_s"] < h["decode_step_s"]
+
+
+def test_fp8_refusals_offer_only_what_is_served():
+    """SGLang serves DeepSeek-V3 on B200 at FP8 only (its server_args): the refusal of its block-scaled FP8 (misses
+    the bar) offers no BF16; TensorRT-LLM's per-tensor refusal offers BF16 and --quant-block."""
+    args = ["estimate", "serve", "--model", "deepseek-v3", "--gpu", "b200", "--tp", "8", "--batch", "8", "--isl", "512",
+            "--osl", "64", "--dtype", "fp8", "-o", "-"]
+    r = CliRunner().invoke(main, [*args, "--engine", "sglang", "--quant-block", "128"])
+    assert r.exit_code == 2 and "quant-block" in r.output and "--dtype bf16" not in r.output, r.output
+    r = CliRunner().invoke(main, [*args, "--engine", "trtllm"])
+    assert r.exit_code == 2 and "--dtype bf16" in r.output and "--quant-block 128" in r.output, r.output
+    r = CliRunner().invoke(main, [*args, "--engine", "trtllm", "--quant-block", "128"])
+    assert r.exit_code == 0, r.output
