@@ -83,7 +83,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
-             moe_fp8_expert_s=0.0,
+             moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0,
              moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
@@ -146,6 +146,9 @@ ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allr
                                                allreduce_symm_efficiency=0.6, allreduce_pass_s=1.5e-6),
                        **{("sglang", d): dict(allreduce_twoshot_hop_s=3e-7) for d in ("h100-sxm", "h200")}}
 """starting values of the constants only such a rule fits (0, unused, elsewhere)"""
+for _dev in ("h100-sxm", "h200"):  # vLLM's block-scaled Triton MoE on Hopper: its per-tile prologue/epilogue k_0
+    ENGINE_DEVICE_START[("vllm", _dev)] = {**ENGINE_DEVICE_START.get(("vllm", _dev), {}),
+                                           "moe_blockfp8_k_overhead": 256.0}
 for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weights re-read per further token tile
     ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "moe_block_weight_reads": 0.1}
 for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule sets an L2 size
@@ -170,8 +173,13 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_block_weight_reads": (1e-3, 1.0), "moe_blockfp8_efficiency": (0.05, 1.0),
           "moe_blockfp8_hbm_efficiency": (0.02, 1.0), "moe_blockfp8_slot_bytes": (0.01, 100.0),
           "moe_blockfp8_expert_s": (1e-10, 1e-5), "moe_blockfp8_serial_bytes": (0.01, 100.0),
-          "moe_blockfp8_default_efficiency": (0.05, 1.0)}
+          "moe_blockfp8_default_efficiency": (0.05, 1.0), "moe_blockfp8_k_overhead": (1.0, 1e5)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
+PEAK_BOUNDED = {"moe_blockfp8_efficiency": "fp8_gemm_efficiency_max"}
+"""efficiencies relative to an engine's GEMM curve, bounded on Hopper (PEAK_BOUNDED_DEVICES) by the device's peak
+instead of the curve: at most 1 / the curve's eff_max (TensorRT-LLM's grouped block-FP8 DeepGEMM runs above its
+cuBLASLt FP8 curve on H200)"""
+PEAK_BOUNDED_DEVICES = ("h100-sxm", "h200")
 BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3, 1.0),
                "fp4_hbm_efficiency": (0.05, 1.0), "fp4_quant_bytes": (0.1, 100.0)})
 BOUNDS["allreduce_symm_efficiency"] = (0.02, 1.0)
@@ -360,7 +368,9 @@ def _least_squares(dev: DeviceSpec, values: dict, names, points, predict) -> tup
     from scipy.optimize import least_squares
 
     lo = [math.log(BOUNDS.get(n, (1e-9, 1e13))[0]) for n in names]
-    hi = [math.log(BOUNDS.get(n, (1e-9, 1e13))[1]) for n in names]
+    peak = dev.name in PEAK_BOUNDED_DEVICES
+    hi = [math.log(1.0 / values[PEAK_BOUNDED[n]] if peak and n in PEAK_BOUNDED else BOUNDS.get(n, (1e-9, 1e13))[1])
+          for n in names]
     x0 = [min(max(math.log(values[n]), a + 1e-6), b - 1e-6) for n, a, b in zip(names, lo, hi, strict=True)]
     res = least_squares(lambda x: _residuals(dev, values, names, x, points, predict), x0, bounds=(lo, hi),
                         loss="soft_l1", f_scale=0.1, x_scale=1.0, max_nfev=400)

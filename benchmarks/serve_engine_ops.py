@@ -142,7 +142,9 @@ def predict_moe_block(ek, p, engine: str = ""):
     # per (row block, 128 columns, k step) iteration (fits to 0), a time per program launched over the grid's
     # worst-case padding E·(BLOCK_SIZE_M - 1) that exits at once (~0.65 µs each; p90 11.2 -> 9.8 % H100, 10.5 ->
     # 11.0 % H200), the tuned files' own BLOCK_SIZE_M per token count and a weight re-read share of its own (p90
-    # 9.9-10.3 % H100, 9.8-10.1 % H200; H200's efficiency stays at 1: its tuned rows fit as memory-bound);
+    # 9.9-10.3 % H100, 9.8-10.1 % H200; H200's efficiency stays at 1: its tuned rows fit as memory-bound); kept:
+    # each output tile's prologue/epilogue, k_0 more k elements at the kernel's full rate (serving_gemm._grouped_s;
+    # fitted 690 / 658, which takes the default config's efficiency off its bound 1 on H100);
     # SGLang's FP8 rows are these very rows, predicted as the "moe fp8" op predicts them; vLLM's and TensorRT-LLM's
     # on the rows their collector built (aic_moe_workload balanced routing, GPU 0's experts computing their own
     # slots; TensorRT-LLM's DeepSeek-V3 rows without the grouped top-k: its EP 2 runs half of EP 1, 104.5 vs 191.8 µs
@@ -319,7 +321,7 @@ OPS = {
                       ("moe_blockfp8_efficiency", "moe_blockfp8_floor_s", "moe_blockfp8_hbm_efficiency",
                        "moe_blockfp8_slot_bytes", "moe_blockfp8_block_rows", "moe_blockfp8_expert_s",
                        "moe_blockfp8_serial_bytes",
-                       "moe_blockfp8_default_efficiency")),
+                       "moe_blockfp8_default_efficiency", "moe_blockfp8_k_overhead")),
 }
 
 

@@ -206,6 +206,8 @@ class KernelConstants:
     moe_blockfp8_serial_bytes: float = 0.0
     """block-scaled FP8 grouped expert GEMMs (TensorRT-LLM's CutlassMoeFCRunner around DeepGEMM): traffic per slot
     of its separate slot kernels, as moe_fp8_serial_bytes; 0: none"""
+    moe_blockfp8_k_overhead: float = 0.0
+    """block-scaled FP8 grouped expert GEMMs: per-tile prologue/epilogue k_0 (serving_gemm._grouped_s); 0: none"""
     moe_trtllm_gen: float = 0.0
     """1: the engine's MoE layer runs FlashInfer's TensorRT-LLM-gen fused MoE (Blackwell, SM100; read from the engine's
     source, not fitted: costmodels/serving_moe_configs.py TRTLLM_GEN_MOE): routing inside the kernel, only the slots of
@@ -423,11 +425,12 @@ class EngineCalibration(KernelConstants):
                      "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",
                      "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes", "moe_fp8_expert_s",
                      "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
-                     "moe_trtllm_gen"):
+                     "moe_trtllm_gen", "moe_blockfp8_k_overhead"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
-        require(0.0 <= self.moe_blockfp8_efficiency <= 1.0, f"must be in [0, 1], got {self.moe_blockfp8_efficiency}",
-                field=f"serving_engines.{self.engine}.moe_blockfp8_efficiency")
+        top = 1.0 / self.fp8_gemm_efficiency_max  # relative to the FP8 curve: at most the FP8 peak
+        require(0.0 <= self.moe_blockfp8_efficiency <= top, f"must be in [0, 1 / fp8_gemm_efficiency_max = {top:.4g}], "
+                f"got {self.moe_blockfp8_efficiency}", field=f"serving_engines.{self.engine}.moe_blockfp8_efficiency")
         for name in ("moe_block_rows", "moe_fp8_block_rows", "moe_blockfp8_block_rows", "gemm_sms"):
             v = getattr(self, name)
             require(v >= 1.0, f"must be >= 1, got {v}", field=f"serving_engines.{self.engine}.{name}")

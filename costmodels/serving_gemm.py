@@ -62,8 +62,14 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       w = 1 + ρ·(⌈r/b⌉ − 1): an expert's weights stream from HBM once, plus the share ρ for each further row block
       (vLLM's Triton kernel: each block's programs load the weight tiles again and L2 keeps only part; ρ = 0 else)
       (‖c, m‖_p = (c^p + m^p)^(1/p), p per dtype; p = 0: max(c, m); SGLang's Triton kernel fits p ≈ 2: its weight
-      streaming and MMAs do not overlap fully)
-      eff the dense GEMM curve of the dtype; e_moe the fused MoE kernel's efficiency relative to it, t_moe the
+      streaming and MMAs do not overlap fully); vLLM's block-scaled Triton kernel on Hopper: compute plus
+      2·F_pad·k_0/k / (P_d · eff_max · e_moe), each output tile's fixed prologue/epilogue (filling its num_stages
+      load pipeline, loading the tile's sorted token ids and expert id, the masked scatter of its output rows) as
+      k_0 more k elements of main loop at the kernel's full rate, as the dense FP8 GEMM's k_0 (at the size curve's
+      rate instead, small layers' compute swelled: max error 53 % H100); it weighs where k is short (the down
+      projection at TP 8-16: k 96-256); fitted k_0 ≈ 660-690 on H100 and H200 alike
+      eff the dense GEMM curve of the dtype; e_moe the fused MoE kernel's efficiency relative to it (at most
+      1 / eff_max: never above the peak; DeepGEMM's grouped block-FP8 kernel runs above cuBLASLt's curve), t_moe the
       fixed time of one grouped GEMM with its share of the routing, alignment and finalize kernels, b and η_moe
       (weight streaming) and σ its own, per dtype (BF16 and FP8 run different kernels: Triton, CUTLASS); σ the slot
       traffic (gather, activation, scatter) relative to one read of the input and one write of the output;
@@ -272,6 +278,9 @@ def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, s
         eff_moe *= k.moe_fp8_default_efficiency if fp8 else k.moe_default_efficiency
     eff = compute.gemm_efficiency(padded, n, kk, dtype, dev.calibration) * eff_moe
     compute_s = 2.0 * padded * n * kk / (dev.peak_flops_per_s(dtype) * eff)
+    if fp8:  # vLLM's block-scaled Triton kernel: per-tile prologue/epilogue, k_0 k elements at full rate (else 0)
+        top = compute.gemm_curve(dtype, dev.calibration)[0] * eff_moe
+        compute_s += 2.0 * padded * n * k.moe_blockfp8_k_overhead / (dev.peak_flops_per_s(dtype) * top)
     weights = hit * (1.0 if fp8 else 2.0) * kk * n * weight_passes(k, padded / hit / _moe_block(k, dtype, default_rows))
     memory_s = moe_memory_s(dev, k, weights, slots, all_slots, n, kk, fp8)
     return floor_s + overlap_s(compute_s, memory_s, k.moe_fp8_overlap_exponent if fp8 else k.moe_overlap_exponent)

@@ -1,12 +1,17 @@
 """The serial parts of FP8 MoE kernels (serving_gemm.serial_s): the per-local-expert walk of TensorRT-LLM's
 block-scaled DeepGEMM scheduler (t_e·E_l) and the slot traffic of the separate kernels around the grouped GEMM
-(σ_s·(s·k + S·2·n) / (BW·η_moe)), checked by hand: zero where the term is off, its exact value where it is on."""
+(σ_s·(s·k + S·2·n) / (BW·η_moe)), checked by hand: zero where the term is off, its exact value where it is on; the
+per-tile prologue/epilogue k_0 of vLLM's block-scaled Triton kernel (k_0 more k elements at the kernel's full rate)
+and the block-scaled efficiency bounded by the FP8 peak (1 / the curve's eff_max) instead of the curve."""
+
+import dataclasses
 
 import pytest
 from kernel_constants import kernel_constants
 
 import profiles
 from costmodels import serving_gemm
+from costmodels.errors import SpecError
 from costmodels.hardware import KernelConstants
 from costmodels.serving_kernels import EngineKernels, block_fp8_constants, block_fp8_kernels, grouped_gemm_s
 
@@ -102,3 +107,48 @@ def test_fitted_block_constants_off_their_bounds_and_shared_with_vllm(device):
     block = block_fp8_kernels(vllm, ep=2)
     assert block is not None and block[1].moe_fp8_expert_s == trt.moe_blockfp8_expert_s
     assert block[1].moe_fp8_serial_bytes == trt.moe_blockfp8_serial_bytes
+
+
+def test_block_tile_overhead_by_hand():
+    # k_0 = 512 on 4096 slots of one expert (64 blocks of 64 rows): 2·4096·4096·512 more FLOPs at the kernel's full
+    # rate, the FP8 curve's eff_max 0.7 times e_block 0.6, not at the size curve's lower rate
+    plain = {**BLOCK, "moe_blockfp8_block_rows": 64.0, "moe_blockfp8_expert_s": 0.0, "moe_blockfp8_serial_bytes": 0.0}
+    dev = EngineKernels(_dev(), _constants(**plain)).device  # the engine's FP8 curve (eff_max 0.7) as calibration
+    block = block_fp8_constants(_constants(**plain))
+    slow = block_fp8_constants(_constants(**plain, moe_blockfp8_k_overhead=512.0))
+    assert block is not None and slow is not None
+    want = 2 * 4096 * 4096 * 512 / (1978.9e12 * 0.7 * 0.6)
+    assert want == pytest.approx(20.67e-6, rel=1e-3)
+    for default_rows in (0.0, 64.0):  # a default tile config (efficiency 1 here) the same
+        delta = (serving_gemm.grouped_gemm_s(dev, slow, 4096, 1, N, 1024.0, "fp8", default_rows)
+                 - serving_gemm.grouped_gemm_s(dev, block, 4096, 1, N, 1024.0, "fp8", default_rows))
+        assert delta == pytest.approx(want, rel=1e-9)
+    # BF16 experts leave it out
+    assert serving_gemm.grouped_gemm_s(dev, slow, 64, 16, N, KK, "bf16") == serving_gemm.grouped_gemm_s(
+        dev, block, 64, 16, N, KK, "bf16")
+
+
+def test_block_efficiency_bounded_by_the_fp8_peak():
+    # relative to the FP8 curve: up to 1 / fp8_gemm_efficiency_max, i.e. at most the device's FP8 peak
+    trt = {c.engine: c for c in profiles.load_device("h200").serving_engines}["trtllm"]
+    top = 1.0 / trt.fp8_gemm_efficiency_max
+    assert top > 1.2  # TensorRT-LLM's FP8 curve on H200 tops out near 0.81 of the peak
+    assert dataclasses.replace(trt, moe_blockfp8_efficiency=top).moe_blockfp8_efficiency == top
+    with pytest.raises(SpecError, match="moe_blockfp8_efficiency"):
+        dataclasses.replace(trt, moe_blockfp8_efficiency=top * 1.01)
+
+
+@pytest.mark.parametrize("device", ["h100-sxm", "h200"])
+def test_hopper_block_constants_off_their_bounds(device):
+    """vLLM's default-config efficiency (bound 1) and TensorRT-LLM's block efficiency (bound: the FP8 peak) come off
+    their bounds; vLLM's per-tile k_0 is fitted alike on both devices, TensorRT-LLM and SGLang run without it."""
+    cals = {c.engine: c for c in profiles.load_device(device).serving_engines}
+    vllm, trt = cals["vllm"], cals["trtllm"]
+    assert 0.05 < vllm.moe_blockfp8_default_efficiency < 0.99
+    assert 300.0 < vllm.moe_blockfp8_k_overhead < 1500.0
+    assert trt.moe_blockfp8_k_overhead == 0.0 and cals["sglang"].moe_blockfp8_k_overhead == 0.0
+    assert 0.5 < trt.moe_blockfp8_efficiency < 0.99 / trt.fp8_gemm_efficiency_max
+
+
+def test_b200_has_no_block_tile_overhead():
+    assert all(c.moe_blockfp8_k_overhead == 0.0 for c in profiles.load_device("b200").serving_engines)
