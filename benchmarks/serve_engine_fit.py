@@ -50,7 +50,7 @@ from serve_engine_ops import (  # noqa: E402
 )
 
 import profiles  # noqa: E402
-from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants  # noqa: E402
+from costmodels.hardware import CURVE_RELATIVE, DeviceSpec, EngineCalibration, KernelConstants  # noqa: E402
 from costmodels.serving_kernels import EngineKernels  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
     MOE_REFUSED,
@@ -175,11 +175,6 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_blockfp8_expert_s": (1e-10, 1e-5), "moe_blockfp8_serial_bytes": (0.01, 100.0),
           "moe_blockfp8_default_efficiency": (0.05, 1.0), "moe_blockfp8_k_overhead": (1.0, 1e5)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
-PEAK_BOUNDED = {"moe_blockfp8_efficiency": "fp8_gemm_efficiency_max"}
-"""efficiencies relative to an engine's GEMM curve, bounded on Hopper (PEAK_BOUNDED_DEVICES) by the device's peak
-instead of the curve: at most 1 / the curve's eff_max (TensorRT-LLM's grouped block-FP8 DeepGEMM runs above its
-cuBLASLt FP8 curve on H200)"""
-PEAK_BOUNDED_DEVICES = ("h100-sxm", "h200")
 BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3, 1.0),
                "fp4_hbm_efficiency": (0.05, 1.0), "fp4_quant_bytes": (0.1, 100.0)})
 BOUNDS["allreduce_symm_efficiency"] = (0.02, 1.0)
@@ -368,8 +363,7 @@ def _least_squares(dev: DeviceSpec, values: dict, names, points, predict) -> tup
     from scipy.optimize import least_squares
 
     lo = [math.log(BOUNDS.get(n, (1e-9, 1e13))[0]) for n in names]
-    peak = dev.name in PEAK_BOUNDED_DEVICES
-    hi = [math.log(1.0 / values[PEAK_BOUNDED[n]] if peak and n in PEAK_BOUNDED else BOUNDS.get(n, (1e-9, 1e13))[1])
+    hi = [math.log(1.0 / values[CURVE_RELATIVE[n]] if n in CURVE_RELATIVE else BOUNDS.get(n, (1e-9, 1e13))[1])
           for n in names]
     x0 = [min(max(math.log(values[n]), a + 1e-6), b - 1e-6) for n, a, b in zip(names, lo, hi, strict=True)]
     res = least_squares(lambda x: _residuals(dev, values, names, x, points, predict), x0, bounds=(lo, hi),

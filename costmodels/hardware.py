@@ -100,6 +100,12 @@ class DeviceCalibration:
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"calibration.{name}")
 
 
+CURVE_RELATIVE = {"moe_efficiency": "gemm_efficiency_max", "moe_fp8_efficiency": "fp8_gemm_efficiency_max",
+                  "moe_blockfp8_efficiency": "fp8_gemm_efficiency_max"}
+"""expert-GEMM efficiencies that scale a dense GEMM curve, and its maximum: a grouped kernel may beat the dense curve
+(DeepGEMM vs cuBLASLt), never the peak, so each is at most 1 / that maximum (checked here; the fit's upper bound)"""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KernelConstants:
     """The constants every serving kernel formula takes (costmodels/serving_kernels.py)."""
@@ -395,7 +401,7 @@ class EngineCalibration(KernelConstants):
 
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
-                     "kv_read_efficiency", "allreduce_efficiency", "moe_efficiency", "allreduce_twoshot_efficiency",
+                     "kv_read_efficiency", "allreduce_efficiency", "allreduce_twoshot_efficiency",
                      "allreduce_nccl_efficiency", "allreduce_symm_efficiency", "moe_default_efficiency",
                      "moe_fp8_default_efficiency", "moe_blockfp8_default_efficiency"):
             v = getattr(self, name)
@@ -412,8 +418,6 @@ class EngineCalibration(KernelConstants):
                      "allreduce_symm_call_s", "allreduce_sglang_v2", "allreduce_pass_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
-        require(0.0 < self.moe_fp8_efficiency <= 1.0, f"must be in (0, 1], got {self.moe_fp8_efficiency}",
-                field=f"serving_engines.{self.engine}.moe_fp8_efficiency")
         for name in ("fp8_wave_weight", "gemm_wave_weight", "gemm_large_efficiency_max"):
             v = getattr(self, name)
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
@@ -428,9 +432,11 @@ class EngineCalibration(KernelConstants):
                      "moe_trtllm_gen", "moe_blockfp8_k_overhead"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
-        top = 1.0 / self.fp8_gemm_efficiency_max  # relative to the FP8 curve: at most the FP8 peak
-        require(0.0 <= self.moe_blockfp8_efficiency <= top, f"must be in [0, 1 / fp8_gemm_efficiency_max = {top:.4g}], "
-                f"got {self.moe_blockfp8_efficiency}", field=f"serving_engines.{self.engine}.moe_blockfp8_efficiency")
+        for name, curve in CURVE_RELATIVE.items():  # at most the peak: 1 / the curve's maximum
+            v, top = getattr(self, name), 1.0 / getattr(self, curve)
+            zero_ok = name == "moe_blockfp8_efficiency"  # 0: no block-scaled expert kernel of its own
+            require((v >= 0.0 if zero_ok else v > 0.0) and v <= top, f"must be in {'[' if zero_ok else '('}0, 1 / "
+                    f"{curve} = {top:.4g}], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("moe_block_rows", "moe_fp8_block_rows", "moe_blockfp8_block_rows", "gemm_sms"):
             v = getattr(self, name)
             require(v >= 1.0, f"must be >= 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
