@@ -311,7 +311,7 @@ OPS = {
     # different kernels), block rows, fixed time and slot traffic; instances the planner builds have moe_tp·ep <= 16
     "moe bf16": (lambda t: _moe_domain(t, "bf16"), predict_moe,
                  ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_default_efficiency",
-                  "moe_block_rows", "moe_block_weight_reads", "moe_overlap_exponent")),
+                  "moe_block_rows", "moe_block_weight_reads", "moe_overlap_exponent", "moe_gen_l2_bytes")),
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), predict_moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",

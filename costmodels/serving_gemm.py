@@ -281,7 +281,8 @@ def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, s
     if fp8:  # vLLM's block-scaled Triton kernel: per-tile prologue/epilogue, k_0 k elements at full rate (else 0)
         top = compute.gemm_curve(dtype, dev.calibration)[0] * eff_moe
         compute_s += 2.0 * padded * n * k.moe_blockfp8_k_overhead / (dev.peak_flops_per_s(dtype) * top)
-    weights = hit * (1.0 if fp8 else 2.0) * kk * n * weight_passes(k, padded / hit / _moe_block(k, dtype, default_rows))
+    expert = (1.0 if fp8 else 2.0) * kk * n
+    weights = hit * expert * weight_passes(k, padded / hit / _moe_block(k, dtype, default_rows), expert)
     memory_s = moe_memory_s(dev, k, weights, slots, all_slots, n, kk, fp8)
     return floor_s + overlap_s(compute_s, memory_s, k.moe_fp8_overlap_exponent if fp8 else k.moe_overlap_exponent)
 
@@ -297,10 +298,16 @@ def moe_memory_s(dev: DeviceSpec, k: KernelConstants, weight_bytes: float, slots
     return k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency))
 
 
-def weight_passes(k: KernelConstants, blocks: float) -> float:
+def weight_passes(k: KernelConstants, blocks: float, expert_bytes: float = 0.0) -> float:
     """Times an expert's weights come from HBM when its rows span `blocks` row blocks (a mean over the experts
-    hit): once, plus the share moe_block_weight_reads for every further block."""
-    return 1.0 + k.moe_block_weight_reads * max(blocks - 1.0, 0.0)
+    hit): once, plus the share ρ = moe_block_weight_reads for every further block. Where the kernel's re-reads
+    compete for L2 (moe_gen_l2_bytes = C > 0: FlashInfer's TensorRT-LLM-gen MoE on B200), an expert GEMM's
+    `expert_bytes` W of weights miss L2 on a further tile with the share ρ + (1 - ρ)·W/(W + C): small slices stay
+    in L2 between tiles, slices much wider than C stream from HBM every tile."""
+    share = k.moe_block_weight_reads
+    if k.moe_trtllm_gen and k.moe_gen_l2_bytes > 0:
+        share += (1.0 - share) * expert_bytes / (expert_bytes + k.moe_gen_l2_bytes)
+    return 1.0 + share * max(blocks - 1.0, 0.0)
 
 
 def _padded(rows: float) -> float:
