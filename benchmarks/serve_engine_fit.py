@@ -83,7 +83,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
-             moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_gen_l2_bytes=0.0,
+             moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_gen_l2_bytes=0.0, moe_gen_slot_s=0.0,
              moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
@@ -152,7 +152,8 @@ for _dev in ("h100-sxm", "h200"):  # vLLM's block-scaled Triton MoE on Hopper: i
 for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weights re-read per further token tile
     ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "moe_block_weight_reads": 0.1}
     if _key[0] == "vllm":  # re-reads miss L2 by the expert's weight bytes instead (moe_gen_l2_bytes, fitted)
-        ENGINE_DEVICE_START[_key].update(moe_block_weight_reads=0.0, moe_gen_l2_bytes=64.0 * 2**20)
+        ENGINE_DEVICE_START[_key].update(moe_block_weight_reads=0.0, moe_gen_l2_bytes=64.0 * 2**20,
+                                         moe_gen_slot_s=2e-10)  # and its time per routed slot (fitted)
 for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule sets an L2 size
     if _rule.get("kv_l2_bytes"):
         ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "kv_l2_bytes_per_s": 1e13}
@@ -176,7 +177,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_blockfp8_hbm_efficiency": (0.02, 1.0), "moe_blockfp8_slot_bytes": (0.01, 100.0),
           "moe_blockfp8_expert_s": (1e-10, 1e-5), "moe_blockfp8_serial_bytes": (0.01, 100.0),
           "moe_blockfp8_default_efficiency": (0.05, 1.0), "moe_blockfp8_k_overhead": (1.0, 1e5),
-          "moe_gen_l2_bytes": (2.0**20, 2.0**33)}
+          "moe_gen_l2_bytes": (2.0**20, 2.0**33), "moe_gen_slot_s": (1e-13, 1e-8)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3, 1.0),
                "fp4_hbm_efficiency": (0.05, 1.0), "fp4_quant_bytes": (0.1, 100.0)})

@@ -161,7 +161,9 @@ def predict_moe_block(ek, p, engine: str = ""):
         cfg = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, "fp8", True) * block[2]
         if ek.k.moe_trtllm_gen:  # Blackwell's TensorRT-LLM-gen MoE (vLLM on B200): its own token tiles
             cfg = serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep)
-        return sum(grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg) for n, kk in shapes)
+        return sum(grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg)
+                   + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * ek.k.moe_trtllm_gen)
+                   for n, kk in shapes)
     local, slots = experts / ep, tokens * topk / ep
     return sum(grouped_gemm_s(ek, slots, local, n, kk, "fp8", True, 0.0, 0.0, True) for n, kk in shapes)
 
@@ -199,7 +201,8 @@ def _moe_collector(ek, p, engine: str):
     block = (serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep) if gen
              else config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, dtype))
     walked = tokens * topk if walks_all_slots(engine, dtype) and not gen else 0.0
-    return sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked) for n, kk in shapes)
+    return sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked)
+               + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * gen) for n, kk in shapes)
 
 
 def shipped_heads() -> set[tuple[int, int]]:
@@ -311,7 +314,8 @@ OPS = {
     # different kernels), block rows, fixed time and slot traffic; instances the planner builds have moe_tp·ep <= 16
     "moe bf16": (lambda t: _moe_domain(t, "bf16"), predict_moe,
                  ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_default_efficiency",
-                  "moe_block_rows", "moe_block_weight_reads", "moe_overlap_exponent", "moe_gen_l2_bytes")),
+                  "moe_block_rows", "moe_block_weight_reads", "moe_overlap_exponent", "moe_gen_l2_bytes",
+                  "moe_gen_slot_s")),
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), predict_moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",

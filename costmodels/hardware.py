@@ -178,6 +178,10 @@ class KernelConstants:
     moe_gen_l2_bytes: float = 0.0
     """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200): weight bytes C of one expert GEMM at which
     half of a further token tile's weight reads miss L2 (serving_gemm.weight_passes; fitted); 0: no such term"""
+    moe_gen_slot_s: float = 0.0
+    """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200): time per routed slot of the whole layer
+    (tokens · top_k, all GPUs' slots) that each of its grouped GEMMs spends walking the routing's permutation
+    (serving_moe_flashinfer.trtllm_gen_route_s; fitted); 0: no such term"""
     moe_fp8_tile_s: float = 0.0
     """FP8 grouped expert GEMMs on FlashInfer's CUTLASS fused MoE at its fallback tile (vLLM as measured,
     costmodels/serving_moe_flashinfer.py): fixed time of one 128 x 16 output tile; 0: not that kernel"""
@@ -432,7 +436,8 @@ class EngineCalibration(KernelConstants):
                      "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",
                      "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes", "moe_fp8_expert_s",
                      "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
-                     "moe_trtllm_gen", "moe_blockfp8_k_overhead", "moe_gen_l2_bytes"):
+                     "moe_trtllm_gen", "moe_blockfp8_k_overhead", "moe_gen_l2_bytes",
+                     "moe_gen_slot_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name, curve in CURVE_RELATIVE.items():  # at most the peak: 1 / the curve's maximum

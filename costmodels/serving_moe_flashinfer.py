@@ -117,3 +117,11 @@ def trtllm_gen_tile(slots: float, local_experts: float) -> float:
     t = 1 << max(avg - 1, 0).bit_length()  # nextPowerOfTwo: avg itself when a power of two
     t = min(max(t, GEN_TILES[0]), GEN_TILES[-1])
     return float(max(t // 2, GEN_TILES[0]))
+
+
+def trtllm_gen_route_s(k: KernelConstants, routed_slots: float) -> float:
+    """Time one grouped GEMM of FlashInfer's TensorRT-LLM-gen fused MoE spends on the layer's `routed_slots` (tokens
+    · top_k of all GPUs: the routing's permutation it gathers its rows by, or scatters them back with, covers every
+    routed slot, also under expert parallelism where most go to other GPUs' experts): t_slot · slots
+    (moe_gen_slot_s; 0 for other kernels)."""
+    return k.moe_gen_slot_s * routed_slots
