@@ -50,7 +50,8 @@ from serve_engine_ops import (  # noqa: E402
 )
 
 import profiles  # noqa: E402
-from costmodels.hardware import CURVE_RELATIVE, DeviceSpec, EngineCalibration, KernelConstants  # noqa: E402
+from costmodels.hardware import DeviceSpec  # noqa: E402
+from costmodels.serving_constants import CURVE_RELATIVE, EngineCalibration, KernelConstants  # noqa: E402
 from costmodels.serving_kernels import EngineKernels  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
     MOE_REFUSED,

@@ -46,12 +46,13 @@ from typing import Any
 from costmodels.compute import memory_bound_time_s
 from costmodels.errors import require
 from costmodels.geometry import mlp_params
-from costmodels.hardware import MEASURED_ENGINES, DeviceSpec, KernelConstants
+from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
 from costmodels.kv import LayerParams, kv_bytes_per_token_layer, kv_shard, layer_params
 from costmodels.model import ModelSpec
 from costmodels.serving_allreduce import allreduce_s
 from costmodels.serving_attention import decode_attention_s, prefill_attention_s, query_tiles
 from costmodels.serving_attention_sm100 import longest_tile_flops
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources
 from costmodels.serving_kernels import (
     EngineKernels,

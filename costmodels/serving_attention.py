@@ -34,7 +34,7 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
 import math
 
 from costmodels import compute, serving_attention_sm100
-from costmodels.hardware import KernelConstants
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import ATTENTION_REF_WIDTH, EngineKernels
 
 QUERY_TILE = 128

@@ -91,7 +91,8 @@ import math
 
 from costmodels import compute, serving_gemm_sm100
 from costmodels.errors import require
-from costmodels.hardware import DeviceSpec, KernelConstants
+from costmodels.hardware import DeviceSpec
+from costmodels.serving_constants import KernelConstants
 
 FP8_TILES: tuple[tuple[float, int, int, int], ...] = (
     # (largest m, tile rows, tile columns, thread blocks per cluster along m): the m buckets of the CUTLASS SM90

@@ -40,7 +40,7 @@ benchmarks/serve_engine_ops.GEMM_SM100; never fitted):
 
 import math
 
-from costmodels.hardware import KernelConstants
+from costmodels.serving_constants import KernelConstants
 
 VLLM_FP8_TILES: tuple[tuple[float, int, int, int, int], ...] = (
     # (largest m, CTA rows (m), CTA columns (n), CTAs per cluster along m, along n) of vLLM's SM100 cutlass_scaled_mm

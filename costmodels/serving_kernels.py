@@ -25,7 +25,8 @@ import dataclasses
 
 from costmodels import comm, serving_gemm, serving_moe_flashinfer
 from costmodels.errors import require
-from costmodels.hardware import DeviceSpec, EngineCalibration, KernelConstants
+from costmodels.hardware import DeviceSpec
+from costmodels.serving_constants import EngineCalibration, KernelConstants
 
 ATTENTION_REF_WIDTH = 128.0
 """head width at which the compute layer's attention curve is evaluated: the engines' measured prefill attention

@@ -54,7 +54,8 @@ Evidence, from the sources (read, not copied):
 import math
 
 from costmodels import serving_gemm
-from costmodels.hardware import DeviceSpec, KernelConstants
+from costmodels.hardware import DeviceSpec
+from costmodels.serving_constants import KernelConstants
 
 FALLBACK_TILE = (128, 16, 128)
 """(token rows, output columns, depth in FP8 elements) of FlashInfer's CUTLASS MoE fallback tactic on SM90"""

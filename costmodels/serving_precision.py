@@ -5,9 +5,10 @@ time a model at a dtype (`check_precision`), and the largest skew expert paralle
 from dataclasses import dataclass
 
 from costmodels.errors import require
-from costmodels.hardware import MEASURED_ENGINES, DeviceSpec, EngineCalibration
+from costmodels.hardware import MEASURED_ENGINES, DeviceSpec
 from costmodels.kv import BYTES_PER_ELEMENT
 from costmodels.model import ModelSpec
+from costmodels.serving_constants import EngineCalibration
 from costmodels.serving_gemm import FP4_WEIGHT_BYTES
 from costmodels.serving_kernels import engine_calibration
 from costmodels.serving_moe_configs import family_refusal, moe_refusal

@@ -27,14 +27,8 @@ to the cluster file), nodes, optional devices_per_node, intra_node_gb_per_s, nic
 
 import dataclasses
 
-from costmodels.hardware import (
-    MEASURED_ENGINES,
-    ClusterSpec,
-    DeviceCalibration,
-    DeviceSpec,
-    EngineCalibration,
-    NodePool,
-)
+from costmodels.hardware import MEASURED_ENGINES, ClusterSpec, DeviceCalibration, DeviceSpec, NodePool
+from costmodels.serving_constants import EngineCalibration
 from profiles.strict import Section
 
 GB = 1e9

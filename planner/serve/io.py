@@ -1,8 +1,9 @@
 """Rebuild the specs a serve plan or estimate recorded in `inputs` (dataclasses.asdict form)."""
 
 from costmodels.errors import SpecError
-from costmodels.hardware import ClusterSpec, DeviceCalibration, DeviceSpec, EngineCalibration, NodePool
+from costmodels.hardware import ClusterSpec, DeviceCalibration, DeviceSpec, NodePool
 from costmodels.model import MLASpec, ModelSpec, MoESpec
+from costmodels.serving_constants import EngineCalibration
 from planner.serve.request import ServeOptions, ServingWorkload
 
 

@@ -1,7 +1,7 @@
 """KernelConstants for the hand-calculated serving kernel tests: round values for the dense GEMM, attention and
 all-reduce fields every engine needs; each test file adds the MoE constants it exercises as overrides."""
 
-from costmodels.hardware import KernelConstants
+from costmodels.serving_constants import KernelConstants
 
 DENSE = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_max=0.7, fp8_gemm_half_flops=2e9,
              fp8_quant_s=2e-6, hbm_efficiency=0.8, kernel_floor_s=4e-6, attention_efficiency=0.5,

@@ -9,8 +9,8 @@ import math
 import pytest
 
 import profiles
-from costmodels.hardware import KernelConstants
 from costmodels.serving_allreduce import allreduce_s, engine_allreduce_s, two_stage_allreduce_s
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
 B200_NVLINK, H200_NVLINK, H100_NVLINK = 900e9, 450e9, 450e9  # the profiles' intra-node bytes/s per GPU

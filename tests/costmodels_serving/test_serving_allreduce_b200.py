@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 import profiles
-from costmodels.hardware import KernelConstants
 from costmodels.serving_allreduce import allreduce_s, engine_allreduce_s
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
 B200_NVLINK = 900e9

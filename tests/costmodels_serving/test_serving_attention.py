@@ -6,7 +6,6 @@ import math
 import pytest
 
 import profiles
-from costmodels.hardware import KernelConstants
 from costmodels.serving_attention import (
     decode_attention_s,
     head_tiles,
@@ -18,6 +17,7 @@ from costmodels.serving_attention import (
     smooth_max,
     split_blocks,
 )
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
 H100_BF16 = 989.4e12

@@ -6,7 +6,6 @@ import pytest
 
 import profiles
 from costmodels import compute, serving
-from costmodels.hardware import KernelConstants
 from costmodels.serving_attention import decode_attention_s, prefill_attention_s, query_tiles
 from costmodels.serving_attention_sm100 import (
     kv_read_s,
@@ -14,6 +13,7 @@ from costmodels.serving_attention_sm100 import (
     runs_decode_kernel,
     tail_tile_s,
 )
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
 B200_BF16 = 2250e12

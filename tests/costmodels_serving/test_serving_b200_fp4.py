@@ -13,8 +13,8 @@ from click.testing import CliRunner
 import profiles
 from cli import main
 from costmodels.errors import SpecError
-from costmodels.hardware import KernelConstants
 from costmodels.serving import InstanceShape, weight_bytes_per_gpu
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration, gemm_s
 from planner.serve.estimate import estimate_serving
 

@@ -19,7 +19,7 @@ import profiles
 from cli import main
 from costmodels import serving_gemm
 from costmodels.errors import SpecError
-from costmodels.hardware import KernelConstants
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, block_fp8_kernels, engine_calibration, grouped_gemm_s
 from costmodels.serving_moe_configs import SGLANG_SM100_TRTLLM_GEN, TRTLLM_GEN_MOE, family_refusal
 from costmodels.serving_moe_flashinfer import trtllm_gen_route_s, trtllm_gen_tile

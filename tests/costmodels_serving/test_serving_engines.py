@@ -10,8 +10,9 @@ from click.testing import CliRunner
 import profiles
 from cli import main
 from costmodels.errors import InfeasibleError, SpecError
-from costmodels.hardware import MEASURED_ENGINES, KernelConstants
+from costmodels.hardware import MEASURED_ENGINES
 from costmodels.serving import InstanceShape, decode_step_time, kv_capacity_tokens, prefill_time
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration, gemm_s
 from costmodels.serving_shapes import quant_block_problem
 from planner.serve import estimate_serving

@@ -8,7 +8,7 @@ from kernel_constants import kernel_constants
 
 import profiles
 from costmodels import compute
-from costmodels.hardware import KernelConstants
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_gemm import (
     BF16_LARGE_M,
     experts_hit,

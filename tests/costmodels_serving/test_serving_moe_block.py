@@ -11,8 +11,8 @@ from kernel_constants import kernel_constants
 import profiles
 from cli import main
 from costmodels import serving_gemm
-from costmodels.hardware import KernelConstants
 from costmodels.serving import InstanceShape, Precision, decode_step_time, prefill_time
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import (
     EngineKernels,
     block_fp8_constants,

@@ -12,7 +12,7 @@ from kernel_constants import kernel_constants
 import profiles
 from costmodels import serving_gemm
 from costmodels.errors import SpecError
-from costmodels.hardware import KernelConstants
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, block_fp8_constants, block_fp8_kernels, grouped_gemm_s
 
 MOE = dict(moe_fp8_efficiency=0.5, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.9,

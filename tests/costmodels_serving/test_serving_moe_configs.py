@@ -7,8 +7,8 @@ import pytest
 from kernel_constants import kernel_constants
 
 import profiles
-from costmodels.hardware import KernelConstants
 from costmodels.serving import ENGINES, InstanceShape, engine_kernels, prefill_time
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_gemm import grouped_gemm_s
 from costmodels.serving_kernels import EngineKernels
 from costmodels.serving_moe_configs import (

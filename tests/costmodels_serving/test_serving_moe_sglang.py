@@ -8,7 +8,7 @@ import pytest
 from kernel_constants import kernel_constants
 
 import profiles
-from costmodels.hardware import KernelConstants
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_gemm import grouped_gemm_rows_s, grouped_gemm_s, overlap_s
 from costmodels.serving_kernels import EngineKernels
 

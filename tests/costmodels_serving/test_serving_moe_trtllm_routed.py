@@ -11,7 +11,7 @@ import pytest
 
 import profiles
 from costmodels import serving_gemm
-from costmodels.hardware import KernelConstants
+from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))

@@ -12,8 +12,8 @@ from kernel_constants import kernel_constants
 
 import profiles
 from costmodels import serving_gemm
-from costmodels.hardware import EngineCalibration, KernelConstants
 from costmodels.serving import InstanceShape, decode_step_time
+from costmodels.serving_constants import EngineCalibration, KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration, grouped_gemm_s
 from costmodels.serving_moe_configs import config_block_rows, flashinfer_fallback_tile, walks_all_slots
 from costmodels.serving_moe_flashinfer import FALLBACK_TILE, row_tiles, uniform_rows
