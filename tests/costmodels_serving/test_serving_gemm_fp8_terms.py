@@ -5,30 +5,21 @@ or a quantisation to speak of (n 32, k 32) take per row."""
 
 import dataclasses
 import math
-import sys
-from pathlib import Path
 
 import pytest
+from bench_modules import bench_modules
 from kernel_constants import kernel_constants
 
 import profiles
 from costmodels.serving_gemm import fp8_tiles, gemm_fp8_s
 from costmodels.serving_kernels import engine_calibration
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 HOPPER = ("h100-sxm", "h200")
 H100_FP8 = 1978.9e12
 
 
 def _bench():
-    pytest.importorskip("aiconfigurator_core", reason="needs aiconfigurator-core (optional extra `aiconfigurator`): "
-                                                      "the measured GEMM tables and the fit's bounds")
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    import serve_engine_fit
-    import serve_engine_ops
-
-    return serve_engine_fit, serve_engine_ops
+    return bench_modules("serve_engine_fit", "serve_engine_ops", needs="the measured GEMM tables and the fit's bounds")
 
 
 def test_fp8_gemm_by_hand_without_tile_overhead_or_padded_row_penalty():

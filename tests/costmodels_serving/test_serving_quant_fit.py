@@ -4,26 +4,17 @@ op 'fp8 quant'), and 'gemm fp8' fitted on top of it with those constants fixed."
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from bench_modules import BENCH, bench_modules
 
 import profiles
 from costmodels.serving_gemm import fp8_quant_s
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 def _bench():
-    pytest.importorskip("aiconfigurator_core", reason="needs aiconfigurator-core (optional extra `aiconfigurator`): "
-                                                      "the measured quantise-kernel tables")
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    import aic_quant_tables
-    import serve_engine_fit
-
-    return aic_quant_tables, serve_engine_fit
+    return bench_modules("aic_quant_tables", "serve_engine_fit", needs="the measured quantise-kernel tables")
 
 
 @pytest.mark.parametrize("device", ["h100-sxm", "h200"])
