@@ -51,7 +51,7 @@ from serve_engine_ops import (  # noqa: E402
 
 import profiles  # noqa: E402
 from costmodels.hardware import DeviceSpec  # noqa: E402
-from costmodels.serving_constants import CURVE_RELATIVE, EngineCalibration, KernelConstants  # noqa: E402
+from costmodels.serving_constants import CURVE_RELATIVE, SLOT_KEYS, EngineCalibration, KernelConstants  # noqa: E402
 from costmodels.serving_kernels import EngineKernels  # noqa: E402
 from costmodels.serving_moe_configs import (  # noqa: E402
     MOE_REFUSED,
@@ -454,7 +454,7 @@ def yaml_block(cals: list[EngineCalibration]) -> str:
         lines.append(f"  {cal.engine}:")
         for f in dataclasses.fields(cal):
             v = getattr(cal, f.name)
-            if f.name == "engine" or (f.name in FLAGS and v):  # written only where false
+            if f.name in ("engine", *SLOT_KEYS) or (f.name in FLAGS and v):  # flags written only where false
                 continue
             if f.name.startswith("fp4_") and not cal.fp4_gemm_efficiency_max:  # no NVFP4 fit (Hopper)
                 continue

@@ -11,6 +11,9 @@ CURVE_RELATIVE = {"moe_efficiency": "gemm_efficiency_max", "moe_fp8_efficiency":
                   "moe_blockfp8_efficiency": "fp8_gemm_efficiency_max"}
 """expert-GEMM efficiencies that scale a dense GEMM curve, and its maximum: a grouped kernel may beat the dense curve
 (DeepGEMM vs cuBLASLt), never the peak, so each is at most 1 / that maximum (checked here; the fit's upper bound)"""
+SLOT_KEYS = ("moe_fp8_k_overhead",)
+"""KernelConstants fields no profile sets: slots serving_kernels.block_fp8_constants fills from the block-scaled
+kernel's own constants (moe_blockfp8_*), so the per-tensor FP8 kernels never read a block-scaled value"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -127,7 +130,12 @@ class KernelConstants:
     """block-scaled FP8 grouped expert GEMMs (TensorRT-LLM's CutlassMoeFCRunner around DeepGEMM): traffic per slot
     of its separate slot kernels, as moe_fp8_serial_bytes; 0: none"""
     moe_blockfp8_k_overhead: float = 0.0
-    """block-scaled FP8 grouped expert GEMMs: per-tile prologue/epilogue k_0 (serving_gemm._grouped_s); 0: none"""
+    """block-scaled FP8 grouped expert GEMMs (vLLM's Triton kernel on Hopper): per-tile prologue/epilogue k_0 in
+    elements of k; 0: none (the value serving_kernels.block_fp8_constants puts in moe_fp8_k_overhead)"""
+    moe_fp8_k_overhead: float = 0.0
+    """FP8 grouped expert GEMMs: per-tile prologue/epilogue k_0 (serving_gemm._grouped_s). A slot, not a profile key
+    (SLOT_KEYS): 0 on the per-tensor kernels, moe_blockfp8_k_overhead once block_fp8_constants swaps the block-scaled
+    kernel's constants in"""
     moe_trtllm_gen: float = 0.0
     """1: the engine's MoE layer runs FlashInfer's TensorRT-LLM-gen fused MoE (Blackwell, SM100; read from the engine's
     source, not fitted: costmodels/serving_moe_configs.py TRTLLM_GEN_MOE): routing inside the kernel, only the slots of
@@ -344,7 +352,7 @@ class EngineCalibration(KernelConstants):
                      "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes", "moe_fp8_expert_s",
                      "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
                      "moe_trtllm_gen", "moe_blockfp8_k_overhead", "moe_gen_l2_bytes",
-                     "moe_gen_slot_s"):
+                     "moe_gen_slot_s", "moe_fp8_k_overhead"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name, curve in CURVE_RELATIVE.items():  # at most the peak: 1 / the curve's maximum

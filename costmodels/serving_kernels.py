@@ -116,10 +116,10 @@ def moe_exchange_s(ek: EngineKernels, tokens_per_rank: float, hidden: int, top_k
 def block_fp8_constants(k: KernelConstants) -> KernelConstants | None:
     """The constants of the engine's FP8 grouped GEMM for a block-scaled (128 x 128) checkpoint: the FP8 grouped
     GEMM formula (serving_gemm.grouped_gemm_s) with the block-scaled kernel's own efficiency, row block, fixed time,
-    HBM efficiency, slot traffic, per-expert scheduler walk and serial slot kernels (moe_blockfp8_*, fitted to the
-    engine's fp8_block MoE rows) and, for a Triton kernel with shipped tile configs (vLLM at EP 1), its default
-    config's efficiency; None when the engine has none fitted (moe_blockfp8_efficiency 0: the per-tensor FP8
-    constants stand)."""
+    HBM efficiency, slot traffic, per-expert scheduler walk, serial slot kernels and per-tile prologue/epilogue
+    (moe_blockfp8_*, fitted to the engine's fp8_block MoE rows) and, for a Triton kernel with shipped tile configs
+    (vLLM at EP 1), its default config's efficiency; None when the engine has none fitted (moe_blockfp8_efficiency
+    0: the per-tensor FP8 constants stand)."""
     if k.moe_blockfp8_efficiency <= 0:
         return None
     return dataclasses.replace(
@@ -128,7 +128,7 @@ def block_fp8_constants(k: KernelConstants) -> KernelConstants | None:
         moe_fp8_slot_bytes=k.moe_blockfp8_slot_bytes, moe_fp8_default_efficiency=k.moe_blockfp8_default_efficiency,
         moe_fp8_overlap_exponent=0.0,
         moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_fp8_expert_s=k.moe_blockfp8_expert_s,
-        moe_fp8_serial_bytes=k.moe_blockfp8_serial_bytes)
+        moe_fp8_serial_bytes=k.moe_blockfp8_serial_bytes, moe_fp8_k_overhead=k.moe_blockfp8_k_overhead)
 
 
 def block_fp8_kernels(ek: EngineKernels, ep: int = 1) -> tuple[DeviceSpec, KernelConstants, bool] | None:

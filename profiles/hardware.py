@@ -28,7 +28,7 @@ to the cluster file), nodes, optional devices_per_node, intra_node_gb_per_s, nic
 import dataclasses
 
 from costmodels.hardware import MEASURED_ENGINES, ClusterSpec, DeviceCalibration, DeviceSpec, NodePool
-from costmodels.serving_constants import EngineCalibration
+from costmodels.serving_constants import SLOT_KEYS, EngineCalibration
 from profiles.strict import Section
 
 GB = 1e9
@@ -92,7 +92,7 @@ FLAGS = ("moe_fitted", "moe_fp8_fitted", "moe_blockfp8_fitted")
 
 def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration, ...]:
     """The `serving_engines:` block: {engine: {EngineCalibration field: SI value}}, sorted by engine name."""
-    keys = tuple(f.name for f in dataclasses.fields(EngineCalibration) if f.name != "engine")
+    keys = tuple(f.name for f in dataclasses.fields(EngineCalibration) if f.name not in ("engine", *SLOT_KEYS))
     outer = Section(data, source=source, prefix="serving_engines", allowed=MEASURED_ENGINES)
     out = []
     for engine in sorted(outer.data):

@@ -3,6 +3,7 @@ Triton fused MoE at EP 1, FlashInfer's CUTLASS MoE, TensorRT-LLM's kernel autotu
 serving_kernels.block_fp8_kernels / grouped_gemm_s and serving_moe_configs' block-FP8 tile configs, checked by
 hand; per-tensor FP8, SGLang and TensorRT-LLM unchanged."""
 
+import dataclasses
 import json
 
 import pytest
@@ -12,6 +13,7 @@ from kernel_constants import kernel_constants
 import profiles
 from cli import main
 from costmodels import serving_gemm
+from costmodels.errors import SpecError
 from costmodels.serving import InstanceShape, prefill_time
 from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import (
@@ -22,6 +24,7 @@ from costmodels.serving_kernels import (
     grouped_gemm_s,
 )
 from costmodels.serving_moe_configs import config_block_rows, default_block_rows, expert_dtype, tuned_config
+from profiles.hardware import engines_from_mapping
 
 VLLM = dict(moe_fp8_tile_s=1e-6, moe_fp8_efficiency=0.25, moe_blockfp8_efficiency=0.5, moe_blockfp8_block_rows=32.0,
             moe_blockfp8_floor_s=2e-5, moe_blockfp8_hbm_efficiency=1.0, moe_blockfp8_slot_bytes=4.0,
@@ -137,3 +140,40 @@ def test_step_time_by_ep_and_cli():
     ep1, ep2 = runner.invoke(main, [*args, "--ep", "1"]), runner.invoke(main, [*args, "--ep", "2"])
     assert ep1.exit_code == 0 and ep2.exit_code == 0, ep1.output + ep2.output
     assert json.loads(ep1.output)["predicted"]["prefill_s"] != json.loads(ep2.output)["predicted"]["prefill_s"]
+
+
+def test_block_k_overhead_reaches_only_the_block_scaled_kernel():
+    # a non-zero moe_blockfp8_k_overhead leaves a per-tensor FP8 grouped GEMM as it is and adds k_0 = 512 more k
+    # elements per row to the block-scaled one at the kernel's full rate: 2·1024·4096·512 FLOPs at the FP8 peak x
+    # curve maximum 0.7 x e_block 0.5 (1024 slots on one expert: 1024 rows computed, compute-bound)
+    base = dict(moe_fp8_efficiency=0.5, moe_fp8_block_rows=128.0, moe_blockfp8_efficiency=0.5,
+                moe_blockfp8_block_rows=128.0, moe_fp8_hbm_efficiency=1.0, moe_blockfp8_hbm_efficiency=1.0)
+    plain, slow = kernel_constants(**base), kernel_constants(**base, moe_blockfp8_k_overhead=512.0)
+    dev = EngineKernels(profiles.load_device("h100-sxm"), plain).device  # FP8 curve maximum 0.7
+    assert plain.moe_fp8_k_overhead == 0.0 and slow.moe_fp8_k_overhead == 0.0
+    for slots, experts in ((1024.0, 1.0), (64.0, 16.0), (8192.0, 8.0)):
+        assert serving_gemm.grouped_gemm_s(dev, slow, slots, experts, 4096.0, 7168.0, "fp8") == \
+            serving_gemm.grouped_gemm_s(dev, plain, slots, experts, 4096.0, 7168.0, "fp8")
+        for ek in (EngineKernels(dev, plain), EngineKernels(dev, slow)):  # the engine API, per-tensor scales
+            assert grouped_gemm_s(ek, slots, experts, 4096, 7168, "fp8", True) == serving_gemm.grouped_gemm_s(
+                dev, plain, slots, experts, 4096.0, 7168.0, "fp8")
+    block, slow_block = block_fp8_constants(plain), block_fp8_constants(slow)
+    assert block is not None and slow_block is not None and slow_block.moe_fp8_k_overhead == 512.0
+    want = 2.0 * 1024 * 4096 * 512 / (dev.peak_flops_per_s("fp8") * 0.7 * 0.5)
+    delta = (serving_gemm.grouped_gemm_s(dev, slow_block, 1024.0, 1.0, 4096.0, 7168.0, "fp8")
+             - serving_gemm.grouped_gemm_s(dev, block, 1024.0, 1.0, 4096.0, 7168.0, "fp8"))
+    assert delta == pytest.approx(want, rel=1e-9) and want > 1e-6
+    assert grouped_gemm_s(EngineKernels(dev, slow), 1024.0, 1.0, 4096, 7168, "fp8", True, block_scaled=True) == \
+        serving_gemm.grouped_gemm_s(dev, slow_block, 1024.0, 1.0, 4096.0, 7168.0, "fp8")
+
+
+@pytest.mark.parametrize("gpu", ["h100-sxm", "h200"])
+def test_profiles_never_set_the_k_overhead_slot(gpu):
+    # vLLM's fitted k_0 reaches its Triton block kernel only; a profile cannot put one on the per-tensor kernels
+    vllm = engine_calibration(profiles.load_device(gpu), "vllm")
+    assert vllm.moe_blockfp8_k_overhead > 0 and vllm.moe_fp8_k_overhead == 0.0
+    own = block_fp8_kernels(EngineKernels(profiles.load_device(gpu), KernelConstants.of_engine(vllm)), 1)
+    assert own is not None and own[1].moe_fp8_k_overhead == vllm.moe_blockfp8_k_overhead
+    entry = {f.name: getattr(vllm, f.name) for f in dataclasses.fields(vllm) if f.name != "engine"}
+    with pytest.raises(SpecError, match="moe_fp8_k_overhead"):
+        engines_from_mapping({"vllm": {**entry, "moe_fp8_k_overhead": 100.0}}, source="test")
