@@ -90,9 +90,8 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
              gemm_sms=132.0, gemm_wave_weight=0.2, gemm_large_efficiency_max=0.75, fp8_gemm_row_s=0.0,
-             fp8_quant_l2_bytes=50.0 * 2**20, fp8_quant_l2_share=0.7, fp8_quant_row_bytes_per_s=0.0)
-"""starting point of every fit (and the value of a constant no table constrains; fp8_quant_l2_bytes, never fitted: the
-50 MiB L2 of H100 and H200 SXM)"""
+             fp8_quant_l2_share=0.7, fp8_quant_row_bytes_per_s=0.0)
+"""starting point of every fit (and the value of a constant no table constrains)"""
 ENGINE_START = {"vllm": dict(fp8_gemm_row_s=1e-9, fp8_quant_row_bytes_per_s=3e10, moe_fp8_tile_s=1e-6,
                              moe_fp8_oob_penalty=1.0, moe_block_weight_reads=0.5,
                              moe_efficiency=0.6, moe_default_efficiency=0.6, moe_fp8_hbm_efficiency=0.5,
@@ -155,8 +154,8 @@ for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weig
     if _key[0] == "vllm":  # re-reads miss L2 by the expert's weight bytes instead (moe_gen_l2_bytes, fitted)
         ENGINE_DEVICE_START[_key].update(moe_block_weight_reads=0.0, moe_gen_l2_bytes=64.0 * 2**20,
                                          moe_gen_slot_s=2e-10)  # and its time per routed slot (fitted)
-for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule sets an L2 size
-    if _rule.get("kv_l2_bytes"):
+for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule reads warm L2
+    if _rule.get("kv_warm_l2"):
         ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "kv_l2_bytes_per_s": 1e13}
 BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 1.0), "hbm_efficiency": (0.05, 1.0),
           "attention_efficiency": (0.02, 1.0), "kv_read_efficiency": (0.05, 1.0),
@@ -314,7 +313,7 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {})  # read from source, not fitted
                   and n not in ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))
     sm100 = ATTENTION_SM100.get((engine, device), {})
-    if not sm100.get("kv_l2_bytes"):  # no warm-L2 reads: their rate unused
+    if not sm100.get("kv_warm_l2"):  # no warm-L2 reads: their rate unused
         names = tuple(n for n in names if n != "kv_l2_bytes_per_s")
     if sm100.get("decode_mha_as_gqa"):  # MHA decode on the GQA kernel: no MHA kernel constants
         names = tuple(n for n in names if not n.startswith("decode_mha_"))

@@ -34,30 +34,26 @@ HEAD_DIM = 128
 """attention head width of every GQA/MHA model in profiles/models (MLA runs other kernels): the attention
 constants are fitted on it; other widths behave differently per kernel and are reported separately (WIDE)"""
 
-B200_L2_BYTES = 126.0 * 2**20
-"""B200's L2, 126 MB over its two dies (chipsandcheese.com, "Nvidia's B200: Keeping the CUDA Juggernaut Rolling"); the
-decode tables step there: 67 MB of KV cache read at L2 speed, 134 MB at HBM speed"""
-
 GEMM_SM100 = {("vllm", "b200"): dict(fp8_sm100_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0,
-                                     fp8_large_efficiency_max=0.0, fp8_quant_l2_bytes=B200_L2_BYTES,
+                                     fp8_large_efficiency_max=0.0,
                                      bf16_sm100_tile=1.0),
               ("trtllm", "b200"): dict(fp4_pair_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0,
-                                       fp8_quant_l2_bytes=B200_L2_BYTES, bf16_sm100_tile=1.0),
-              ("sglang", "b200"): dict(fp8_quant_l2_bytes=B200_L2_BYTES, bf16_sm100_tile=1.0)}
+                                       bf16_sm100_tile=1.0),
+              ("sglang", "b200"): dict(bf16_sm100_tile=1.0)}
 """the Blackwell GEMM terms (costmodels/serving_gemm_sm100.py) per engine, read from its source, not fitted: vLLM
 0.24.0's per-tensor FP8 GEMM on its SM100 cutlass_scaled_mm tiles (2-CTA MMA tiles and clusters by m bucket),
 without the SM90 kernels' per-tile prologue/epilogue, out-of-bounds row cost and large-GEMM kernel (fitted on B200
 with the Hopper tiles, k_0 and π ran to their lower bounds); TensorRT-LLM 1.3's NVFP4 GEMM on 256 x 256 2-CTA tiles
 over the SM pairs, and its FP8 GEMM (cuBLASLt, picked per shape) without k_0 and π (both ran to their lower bounds on
-B200, as π does on Hopper: FP8_GEMM_HOPPER); the FP8 input quantise kernel's L2 residency on B200's L2
-(B200_L2_BYTES; START's 50 MiB is Hopper's); every engine's BF16 GEMM (torch F.linear: cuBLASLt) on Blackwell's
+B200, as π does on Hopper: FP8_GEMM_HOPPER); the FP8 input quantise kernel's L2
+residency on the device's L2 (DeviceSpec.l2_bytes); every engine's BF16 GEMM (torch F.linear: cuBLASLt) on Blackwell's
 128 x 256 wave tiles (serving_gemm_sm100.BF16_TILE: the tile the B200 tables fit best)"""
-ATTENTION_SM100 = {("trtllm", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_l2_bytes=B200_L2_BYTES,
+ATTENTION_SM100 = {("trtllm", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_warm_l2=1.0,
                                             decode_split_block_tokens=0.0, decode_gqa_min_block_factor=0.0,
                                             decode_mha_block_tokens=0.0, decode_fp8_head_tile=0.0),
                    ("vllm", "b200"): dict(prefill_tail_tile=1.0, prefill_one_token_decode=1.0, decode_mha_as_gqa=1.0,
-                                          kv_l2_bytes=B200_L2_BYTES),
-                   ("sglang", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_l2_bytes=B200_L2_BYTES)}
+                                          kv_warm_l2=1.0),
+                   ("sglang", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_warm_l2=1.0)}
 """the Blackwell attention terms (costmodels/serving_attention_sm100.py) per engine, read from its source, not fitted:
 on B200 all three run TensorRT-LLM-gen FMHA (TensorRT-LLM 1.3.0rc20 natively; vLLM 0.24.0 through FlashInfer,
 vllm/utils/flashinfer.py use_trtllm_attention: prefill with a BF16 KV cache on SM100; SGLang 0.5.14 trtllm_mha,
@@ -67,7 +63,7 @@ kernel_source vllm_flashinfer_trtllmdecode); TensorRT-LLM-gen decode packs a KV 
 number, MHA included (decode_mha_as_gqa), and TensorRT-LLM on SM100 runs it for generation (attentionOp.h
 mUseTllmGen = SM >= 100, except 120/121) instead of its Hopper XQA/MMHA pair: their selection rule, multi-block
 split and 8-head GMMA padding (ENGINE_CONSTANTS) are off there; the tables time one layer's call repeatedly, so a
-KV cache within B200's L2 (kv_l2_bytes) is read from it"""
+KV cache within B200's L2 (kv_warm_l2; DeviceSpec.l2_bytes) is read from it"""
 
 FP8_GEMM_HOPPER = {**{("vllm", d): dict(fp8_k_overhead=0.0) for d in ("h100-sxm", "h200")},
                    **{("trtllm", d): dict(fp8_oob_penalty=0.0) for d in ("h100-sxm", "h200")}}
@@ -114,7 +110,7 @@ def _prefill(ek, p):
 def _decode(ek, p):
     b, ctx, heads, kv_heads, d, kv, _ = p
     per_token = 2.0 * kv_heads * d * (1.0 if kv == "fp8" else 2.0)
-    # the table repeats one layer's call: a KV cache that fits in L2 is read from there (kv_l2_bytes; B200 only)
+    # the table repeats one layer's call: a KV cache that fits in L2 is read from there (kv_warm_l2; B200 only)
     return decode_attention_s(ek, b, kv_heads, heads, ctx, b * ctx * per_token, 2.0 * b * ctx * heads * 2 * d,
                               kv == "fp8", warm_l2=True)
 

@@ -117,6 +117,9 @@ class DeviceSpec:
     """device memory in bytes"""
     hbm_bytes_per_s: float
     """device memory bandwidth"""
+    l2_bytes: float = 0.0
+    """last-level (L2) cache in bytes (0: unknown; serving's FP8 quantise kernel and the per-op tables' warm-L2
+    reads use it)"""
     devices_per_node: int
     """devices in the usual node (scale-up domain)"""
     intra_node_bytes_per_s: float

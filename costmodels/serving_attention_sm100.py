@@ -23,7 +23,7 @@ Two behaviours the Hopper formulas lack, each switched on by a 0/1 kernel consta
       runs it for generation (attentionOp.h mUseTllmGen), not its Hopper XQA/MMHA pair (their selection rule,
       multi-block split and 8-head padding are off on B200).
 And one term of the measured tables, never of a server: a per-op benchmark repeats one layer's decode call, so a KV
-cache that fits in the L2 (kv_l2_bytes: B200's 126 MB; its tables step from 12.5 us at 67 MB to 28 us at 134 MB)
+cache that fits in the L2 (kv_warm_l2: B200's 126 MB; its tables step from 12.5 us at 67 MB to 28 us at 134 MB)
 is read from L2 at the fitted kv_l2_bytes_per_s (`kv_read_s` with warm_l2); a server streams every layer's weights
 and KV cache through L2 between two calls of a layer, so serving reads it from HBM.
 """
@@ -61,9 +61,9 @@ def runs_decode_kernel(ek: EngineKernels, new_tokens: float) -> bool:
 
 def kv_read_s(ek: EngineKernels, kv_bytes: float, warm_l2: bool = False) -> float:
     """Time to read `kv_bytes` of KV cache: from HBM, K / (BW · η_kv); when `warm_l2` (a per-op benchmark repeating
-    one layer's call, never a server, whose layers' weights evict it) and the cache fits in the L2 (kv_l2_bytes > 0),
+    one layer's call, never a server, whose layers' weights evict it) and the cache fits in the L2 (kv_warm_l2),
     from L2 at the fitted kv_l2_bytes_per_s."""
     k = ek.k
-    if warm_l2 and k.kv_l2_bytes > 0 and kv_bytes <= k.kv_l2_bytes:
+    if warm_l2 and k.kv_warm_l2 and kv_bytes <= ek.device.l2_bytes:
         return kv_bytes / k.kv_l2_bytes_per_s
     return kv_bytes / (ek.device.hbm_bytes_per_s * k.kv_read_efficiency)

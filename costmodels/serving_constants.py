@@ -170,10 +170,9 @@ class KernelConstants:
     fp8_gemm_row_s: float = 0.0
     """FP8 GEMMs: time per input row outside the tiles' overlap (serving_gemm.gemm_fp8_s; vLLM: ~7 ns, as its n 32,
     k 32 rows measure it apart from the GEMM and the quantisation)"""
-    fp8_quant_l2_bytes: float = 0.0
-    """FP8 input quantisation: L2 capacity within which its BF16 input and FP8 output stay L2-resident (0: never)"""
     fp8_quant_l2_share: float = 1.0
-    """FP8 input quantisation: share of its HBM bytes that an L2-resident input still costs"""
+    """FP8 input quantisation: share of its HBM bytes that an input still costs when its BF16 input and FP8 output
+    fit in the device's L2 (DeviceSpec.l2_bytes)"""
     fp8_quant_row_bytes_per_s: float = 0.0
     """FP8 input quantisation: bandwidth of one row's thread block (one block per row; 0: no per-row limit)"""
     gemm_sms: float = 132.0
@@ -252,11 +251,11 @@ class KernelConstants:
     """1: decode attention with one query head per KV head (MHA) runs the engine's GQA kernel with a group of one,
     on its constants (TensorRT-LLM-gen decode on SM100 packs a KV head's query heads, MHA included: no kernel of its
     own; read from the engine's source, not fitted); 0: its MHA kernel and constants (decode_mha_*)"""
-    kv_l2_bytes: float = 0.0
-    """L2 capacity (bytes) within which a per-op benchmark's repeated decode calls find the KV cache in L2 (a device
-    datasheet figure, not fitted; serving_attention_sm100.kv_read_s); 0: always read from HBM"""
+    kv_warm_l2: float = 0.0
+    """1: a per-op benchmark's repeated decode calls find a KV cache that fits in the device's L2 (DeviceSpec.l2_bytes)
+    there (serving_attention_sm100.kv_read_s; read from the engine's kernel, not fitted); 0: always read from HBM"""
     kv_l2_bytes_per_s: float = 0.0
-    """decode attention: rate of KV reads that hit L2 (kv_l2_bytes; fitted)"""
+    """decode attention: rate of KV reads that hit L2 (kv_warm_l2; fitted)"""
     allreduce_twoshot_hop_s: float = 0.0
     """custom two-stage all-reduce under the vLLM SM100 tables, and SGLang's pull kernels under its Hopper tables
     (allreduce_sglang_v2): time per peer (its two barriers over n-1 peers)"""
@@ -336,7 +335,7 @@ class EngineCalibration(KernelConstants):
                      "decode_mha_block_tokens", "decode_mha_token_s", "decode_fp8_head_tile",
                      "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
                      "allreduce_nccl_call_s", "allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "prefill_tail_tile",
-                     "prefill_one_token_decode", "decode_mha_as_gqa", "kv_l2_bytes", "kv_l2_bytes_per_s",
+                     "prefill_one_token_decode", "decode_mha_as_gqa", "kv_l2_bytes_per_s",
                      "allreduce_symm_call_s", "allreduce_sglang_v2", "allreduce_pass_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
@@ -345,7 +344,7 @@ class EngineCalibration(KernelConstants):
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("fp8_large_efficiency_max", "fp8_hbm_efficiency", "fp8_overlap_exponent", "moe_floor_s",
                      "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
-                     "fp8_gemm_row_s", "fp8_quant_l2_bytes", "fp8_quant_l2_share", "fp8_quant_row_bytes_per_s",
+                     "fp8_gemm_row_s", "fp8_quant_l2_share", "fp8_quant_row_bytes_per_s",
                      "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",
                      "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
                      "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",
@@ -369,6 +368,6 @@ class EngineCalibration(KernelConstants):
         for name in ("fp4_gemm_efficiency_max", "fp4_wave_weight", "fp4_hbm_efficiency"):
             v = getattr(self, name)
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
-        for name in ("fp4_pair_tiles", "fp8_sm100_tiles", "bf16_sm100_tile"):  # kernel selectors
+        for name in ("fp4_pair_tiles", "fp8_sm100_tiles", "bf16_sm100_tile", "kv_warm_l2"):  # kernel selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")

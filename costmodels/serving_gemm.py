@@ -201,7 +201,7 @@ def fp8_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> flo
     """The kernel quantising an (m x kk) BF16 activation to FP8 with a static per-tensor scale before the GEMM
     (dev: EngineKernels.device); a dynamic scale's amax pass is not included (serving prices static checkpoints)."""
     nbytes = k.fp8_quant_bytes * m * kk
-    t = compute.memory_bound_time_s(nbytes * (k.fp8_quant_l2_share if 3.0 * m * kk <= k.fp8_quant_l2_bytes else 1.0),
+    t = compute.memory_bound_time_s(nbytes * (k.fp8_quant_l2_share if 3.0 * m * kk <= dev.l2_bytes else 1.0),
                                     dev)
     if k.fp8_quant_row_bytes_per_s > 0:
         t = max(t, nbytes / (m * k.fp8_quant_row_bytes_per_s))

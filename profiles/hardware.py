@@ -10,6 +10,7 @@ Device YAML (profiles/hardware/NAME.yaml):
 | fp4_tflops             | 1e12 FLOP/s dense | fp4_flops_per_s (NVFP4)   | no (0)   |
 | hbm_gib or hbm_gb      | 2^30 / 1e9 bytes  | hbm_bytes                 | one      |
 | hbm_tb_per_s           | 1e12 bytes/s      | hbm_bytes_per_s           | yes      |
+| l2_mib                 | 2^20 bytes        | l2_bytes                  | no (0)   |
 | devices_per_node       | count             | devices_per_node          | yes      |
 | intra_node_gb_per_s    | 1e9 bytes/s, per direction | intra_node_bytes_per_s | yes   |
 | nic_gb_per_s           | 1e9 bytes/s per device, per direction | inter_node_bytes_per_s | yes |
@@ -33,11 +34,12 @@ from profiles.strict import Section
 
 GB = 1e9
 GIB = 2**30
+MIB = 2**20
 TB = 1e12
 PER_US = 1e6  # microseconds per second
 
 DEVICE_KEYS = ("description", "bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm_gib", "hbm_gb", "hbm_tb_per_s",
-               "devices_per_node", "intra_node_gb_per_s", "nic_gb_per_s", "intra_node_latency_us",
+               "l2_mib", "devices_per_node", "intra_node_gb_per_s", "nic_gb_per_s", "intra_node_latency_us",
                "inter_node_latency_us", "memory_reserve_gib", "cost_per_hour", "calibration", "serving_engines")
 DEVICE_REQUIRED = ("bf16_tflops", "hbm_tb_per_s", "devices_per_node", "intra_node_gb_per_s", "nic_gb_per_s")
 CALIBRATION_KEYS = tuple(f.name for f in dataclasses.fields(DeviceCalibration))
@@ -58,6 +60,7 @@ def device_from_mapping(data: dict, *, name: str, source: str) -> DeviceSpec:
         fp4_flops_per_s=s.number("fp4_tflops", 0.0) * TB,
         hbm_bytes=s.number(hbm_key) * hbm_unit,
         hbm_bytes_per_s=s.number("hbm_tb_per_s") * TB,
+        l2_bytes=s.number("l2_mib", 0.0) * MIB,
         devices_per_node=s.integer("devices_per_node"),
         intra_node_bytes_per_s=s.number("intra_node_gb_per_s") * GB,
         inter_node_bytes_per_s=s.number("nic_gb_per_s") * GB,
@@ -80,7 +83,7 @@ def calibration_from_mapping(data: dict, *, source: str) -> DeviceCalibration:
 
 SM100_ONLY_KEYS = ("allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "allreduce_symm_call_s",
                    "allreduce_symm_efficiency", "moe_trtllm_gen", "prefill_tail_tile", "prefill_one_token_decode",
-                   "decode_mha_as_gqa", "kv_l2_bytes", "kv_l2_bytes_per_s", "fp8_sm100_tiles",
+                   "decode_mha_as_gqa", "kv_warm_l2", "kv_l2_bytes_per_s", "fp8_sm100_tiles",
                    "bf16_sm100_tile", "moe_gen_l2_bytes", "moe_gen_slot_s")
 """engine keys only an engine with vLLM's Blackwell all-reduce tables, or with Blackwell's TensorRT-LLM-gen fused MoE,
 or with Blackwell's attention terms (costmodels/serving_attention_sm100.py), sets (absent: 0, off)"""

@@ -69,19 +69,20 @@ def test_one_token_prefill_runs_the_decode_kernel_only_where_selected():
 
 
 def test_kv_read_from_l2_only_when_warm_and_within_it():
-    ek = _kernels(kv_l2_bytes=100e6, kv_l2_bytes_per_s=20e12, kv_read_efficiency=0.9)
+    ek = _kernels(kv_warm_l2=1.0, kv_l2_bytes_per_s=20e12, kv_read_efficiency=0.9)
     hbm = ek.device.hbm_bytes_per_s
+    assert ek.device.l2_bytes == 126 * 2**20  # B200's L2 (profiles/hardware/b200.yaml l2_mib)
     assert kv_read_s(ek, 64e6, warm_l2=True) == pytest.approx(64e6 / 20e12)
-    assert kv_read_s(ek, 128e6, warm_l2=True) == pytest.approx(128e6 / (hbm * 0.9))
+    assert kv_read_s(ek, 140e6, warm_l2=True) == pytest.approx(140e6 / (hbm * 0.9))
     assert kv_read_s(ek, 64e6) == pytest.approx(64e6 / (hbm * 0.9))  # serving: never warm
-    assert kv_read_s(_kernels(kv_l2_bytes=0.0, kv_read_efficiency=0.9), 64e6, True) == pytest.approx(
+    assert kv_read_s(_kernels(kv_warm_l2=0.0, kv_read_efficiency=0.9), 64e6, True) == pytest.approx(
         64e6 / (hbm * 0.9))
 
 
 def test_mha_decode_on_the_gqa_kernel_uses_its_constants():
     consts = dict(decode_attention_floor_s=9e-6, decode_seq_s=10e-9, decode_mha_floor_s=20e-6, decode_mha_seq_s=1e-6,
                   decode_free_units=100.0, decode_overlap_exponent=1.0, decode_split_s=0.0, kv_read_efficiency=0.9,
-                  kernel_floor_s=1e-6, decode_split_block_tokens=0.0, decode_gqa_min_block_factor=0.0, kv_l2_bytes=0.0)
+                  kernel_floor_s=1e-6, decode_split_block_tokens=0.0, decode_gqa_min_block_factor=0.0, kv_warm_l2=0.0)
     packed = _kernels(decode_mha_as_gqa=1.0, **consts)
     own = _kernels(decode_mha_as_gqa=0.0, **consts)
     # 16 sequences x 8 heads (MHA), context 1000: 128 units, 28 beyond the free ones; K = 16·1000·8·2·128·2 bytes
@@ -94,7 +95,7 @@ def test_mha_decode_on_the_gqa_kernel_uses_its_constants():
 def test_hopper_profiles_keep_every_sm100_term_off():
     for device in ("h100-sxm", "h200"):
         for cal in profiles.load_device(device).serving_engines:
-            assert (cal.prefill_tail_tile, cal.prefill_one_token_decode, cal.decode_mha_as_gqa, cal.kv_l2_bytes) == (
+            assert (cal.prefill_tail_tile, cal.prefill_one_token_decode, cal.decode_mha_as_gqa, cal.kv_warm_l2) == (
                 0.0, 0.0, 0.0, 0.0), (device, cal.engine)
 
 
@@ -103,7 +104,7 @@ def test_b200_profile_selects_the_terms_per_engine():
     assert all(c.prefill_tail_tile == 1.0 and c.decode_mha_as_gqa == 1.0 for c in cals.values())
     assert cals["vllm"].prefill_one_token_decode == 1.0
     assert cals["trtllm"].prefill_one_token_decode == 0.0 and cals["sglang"].prefill_one_token_decode == 0.0
-    assert all(c.kv_l2_bytes == 126 * 2**20 and c.kv_l2_bytes_per_s > c.kv_read_efficiency * 8e12
+    assert all(c.kv_warm_l2 == 1.0 and c.kv_l2_bytes_per_s > c.kv_read_efficiency * 8e12
                for c in cals.values())
 
 

@@ -87,7 +87,7 @@ def test_quantise_kernel_terms():
 
     dev = profiles.load_device("h100-sxm")
     base = dataclasses.replace(engine_calibration(dev, "trtllm"), fp8_quant_s=0.0, fp8_quant_row_s=0.0,
-                               fp8_quant_bytes=3.0, fp8_quant_l2_bytes=50.0 * 2**20, fp8_quant_l2_share=0.5,
+                               fp8_quant_bytes=3.0, fp8_quant_l2_share=0.5,
                                fp8_quant_row_bytes_per_s=0.0)
     ek = EngineKernels(dev, base)
     stream = 3.0 / (ek.device.hbm_bytes_per_s * ek.device.calibration.hbm_efficiency)  # per element from HBM
