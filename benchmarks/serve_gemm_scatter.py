@@ -65,14 +65,15 @@ def pct(values: list[float], q: float) -> float:
 
 
 def spread_rows(ratios: dict[str, dict]) -> list[str]:
-    rows = ["| engine | flat points | median abs(r-1) | p90 abs(r-1) | > 20 % slower | > 20 % faster |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| engine | flat points | median abs(r-1) | p90 abs(r-1) | > 20 % slower | > 20 % faster | p90 error of a "
+            "model on the group median |", "|---|---|---|---|---|---|---|"]
     for engine, r in ratios.items():
         dev = [abs(x - 1) for x in r.values()]
         slow = sum(x > 1 + OUTLIER for x in r.values()) / len(r)
         fast = sum(x < 1 - OUTLIER for x in r.values()) / len(r)
+        oracle = pct([abs(1 / x - 1) for x in r.values()], 0.9)
         rows.append(f"| {engine} | {len(r)} | {100 * statistics.median(dev):.1f}% | {100 * pct(dev, 0.9):.1f}% | "
-                    f"{100 * slow:.1f}% | {100 * fast:.1f}% |")
+                    f"{100 * slow:.1f}% | {100 * fast:.1f}% | {100 * oracle:.1f}% |")
     return rows
 
 
@@ -200,6 +201,15 @@ def model_rows(tables: dict[str, Table]) -> list[str]:
     return rows
 
 
+def tile_rows() -> list[str]:
+    from fp4_cutedsl_tiles import compare
+
+    rows = ["| engine | tiles | held-aside median | p90 |", "|---|---|---|---|"]
+    for engine in ("sglang", "vllm"):
+        rows += [f"| {engine} | {label} | {100 * med:.1f}% | {100 * p90:.1f}% |" for label, med, p90 in compare(engine)]
+    return rows
+
+
 def report(tables: dict[str, Table]) -> str:
     ratios = {e: flat_ratios(t) for e, t in tables.items()}
     anomaly_share = {e: len(anomalies(t)) / len(t) for e, t in tables.items()}
@@ -214,7 +224,10 @@ def report(tables: dict[str, Table]) -> str:
              "## Whole m grid: points > 20 % slower than a larger m of the same (n, k)", "",
              "| engine | share of the table |", "|---|---|",
              *[f"| {e} | {100 * s:.1f}% |" for e, s in anomaly_share.items()], "",
-             "## The fitted model (profile constants) on its held-aside 'gemm fp4' points", "", *model_rows(tables)]
+             "## The fitted model (profile constants) on its held-aside 'gemm fp4' points", "", *model_rows(tables), "",
+             "## FlashInfer's untuned CuTe-DSL tiles (benchmarks/fp4_cutedsl_tiles.py; 'gemm fp4' refitted on each)",
+             "",
+             *tile_rows()]
     return "\n".join(lines) + "\n"
 
 
