@@ -171,7 +171,10 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
 
 
 FP4_TILE = (128, 128)
-"""output tile of the NVFP4 GEMMs (rows, columns): the smallest 1-SM tile of Blackwell's block-scaled MMA"""
+"""output tile of the NVFP4 GEMMs (rows, columns) on every SM: vLLM's and SGLang's tables time FlashInfer's CuTe-DSL
+mm_fp4 untuned, whose default tactic up to FlashInfer 0.6.8 is 128 x 128, cluster 1 x 1, no operand swap (gemm_base.py
+_SM100_DEFAULT_MMA_TILER_MN); the per-m-bucket tactic rule of FlashInfer >= 0.6.9 fits those tables worse
+(benchmarks/fp4_cutedsl_tiles.py, benchmarks/results/serve_gemm_scatter.md)"""
 FP4_WEIGHT_BYTES = 0.5 + 1.0 / 16.0
 """bytes per NVFP4 element: a 4-bit E2M1 value and an FP8 (E4M3) scale per 16 elements"""
 
