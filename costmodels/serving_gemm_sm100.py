@@ -37,19 +37,21 @@ benchmarks/serve_engine_ops.GEMM_SM100; never fitted):
       three engines fit best (held-aside p90 vLLM 15.1 -> 13.5 %, SGLang 19.6 -> 19.0 %, TensorRT-LLM 16.4 -> 15.9 %
       from 64 x 256; the pair tiles fit worst, 16.2-20.8 %). An empirical choice like Hopper's, not read from source.
 
-Not modelled: vLLM's B200 (and GB200) per-tensor FP8 rows at m = 1 run ~13 µs longer than at m = 2 at every n and
-k (Hopper: no step). Its collector (aiconfigurator collector/vllm/collect_gemm.py, vLLM 0.24.0) builds Fp8Config with
-activation_scheme "dynamic", so the layer quantises per token (fp8.py: kFp8DynamicTokenSym where CUTLASS FP8 is
-supported) and times it with the GEMM in a CUDA graph. The only m == 1 branch on that path in vLLM 0.24.0's source is
-the scaled epilogue reading a one-element token scale as a scalar (csrc/cutlass_extensions/epilogue/
-scaled_mm_epilogues_c3x.hpp, args_from_tensor: numel() != 1), shared with SM90, and the SM100 dispatch has none
-(m <= 16: the M16 swap-AB tile for m = 1 and 2 alike): no mechanism read from source, so no term (leaving out the 11
-held-aside m = 1 points, p90 21.1 -> 19.7 %).
+Not modelled: vLLM's B200 (and GB200) per-tensor FP8 rows at m = 1 run ~13 µs longer than at m = 2 whatever n and k
+(GB200: 10-18 µs on all 483 (n, k) of the table; B200: 8-18 µs on 415, none on 68 scattered ones, which GB200 has it
+on: not a kernel chosen by shape; Hopper: no step). Its collector (aiconfigurator collector/vllm/collect_gemm.py, vLLM
+0.24.0) builds Fp8Config with activation_scheme "dynamic", so the layer quantises per token (fp8.py:
+kFp8DynamicTokenSym where CUTLASS FP8 is supported) and times it with the GEMM in a CUDA graph. The only m == 1 branch
+on that path in vLLM 0.24.0's source is the scaled epilogue reading a one-element token scale as a scalar
+(csrc/cutlass_extensions/epilogue/scaled_mm_epilogues_c3x.hpp, args_from_tensor: numel() != 1), shared with SM90, and
+the SM100 dispatch has none (m <= 16: the M16 swap-AB tile for m = 1 and 2 alike): no mechanism read from source, so
+no term (leaving out the 11 held-aside m = 1 points, p90 21.1 -> 19.7 %).
 vLLM's NVFP4 rows do time the input's quantise kernel (kernels/linear/nvfp4/flashinfer.py,
 FlashInferCuteDslNvFp4LinearKernel.apply_weights: _custom_ops.scaled_fp4_quant -> torch.ops._C.scaled_fp4_quant, a
 kernel of its own, then the CuTe-DSL GEMM), so its fixed time fp4_quant_s is not 0 by source; on those rows it is not
-separable from the GEMM's fp4_gemm_half_flops (held at vLLM's fitted FP8 quantise kernel time, 2.16 µs, the refit moves
-F_half 31.8 -> 22.5 GFLOP and η 0.61 -> 0.69 at held-aside 6.0/16.0 -> 6.1/16.1 %): fitted, it sits at its bound.
+separable from the GEMM's fp4_gemm_half_flops (held at vLLM's fitted FP8 quantise kernel time, 2.16 µs, the refit
+moves F_half 31.8 -> 22.5 GFLOP and η 0.61 -> 0.69 at held-aside 6.0/16.0 -> 6.1/16.1 %): fitted, it sits at its
+bound.
 """
 
 import math
