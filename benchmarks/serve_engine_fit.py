@@ -85,6 +85,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
              moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_gen_l2_bytes=0.0, moe_gen_slot_s=0.0,
+             moe_blockfp8_quant_s=0.0,
              moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
@@ -153,7 +154,8 @@ for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weig
     ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "moe_block_weight_reads": 0.1}
     if _key[0] == "vllm":  # re-reads miss L2 by the expert's weight bytes instead (moe_gen_l2_bytes, fitted)
         ENGINE_DEVICE_START[_key].update(moe_block_weight_reads=0.0, moe_gen_l2_bytes=64.0 * 2**20,
-                                         moe_gen_slot_s=2e-10)  # and its time per routed slot (fitted)
+                                         moe_gen_slot_s=2e-10,  # and its time per routed slot (fitted)
+                                         moe_blockfp8_quant_s=1e-11)  # block FP8: its input's group quantisation
 for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule reads warm L2
     if _rule.get("kv_warm_l2"):
         ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "kv_l2_bytes_per_s": 1e13}
@@ -177,7 +179,8 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_blockfp8_hbm_efficiency": (0.02, 1.0), "moe_blockfp8_slot_bytes": (0.01, 100.0),
           "moe_blockfp8_expert_s": (1e-10, 1e-5), "moe_blockfp8_serial_bytes": (0.01, 100.0),
           "moe_blockfp8_default_efficiency": (0.05, 1.0), "moe_blockfp8_k_overhead": (1.0, 1e5),
-          "moe_gen_l2_bytes": (2.0**20, 2.0**33), "moe_gen_slot_s": (1e-13, 1e-8)}
+          "moe_gen_l2_bytes": (2.0**20, 2.0**33), "moe_gen_slot_s": (1e-13, 1e-8),
+          "moe_blockfp8_quant_s": (1e-14, 1e-9)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3, 1.0),
                "fp4_hbm_efficiency": (0.05, 1.0), "fp4_quant_bytes": (0.1, 100.0)})
@@ -545,7 +548,10 @@ def main() -> None:
            "128-deep k step inside the k loop; its shipped block-FP8 tile configs or the default one) with vLLM's "
            "own fitted moe_blockfp8_* constants, at EP > 1 FlashInfer's CUTLASS MoE evaluated with TensorRT-LLM's "
            "fitted block-scaled constants of the same device (TensorRT-LLM's kernel, autotuned at vLLM's startup; "
-           "not fitted to vLLM's untuned rows); by kernel in the last table. 'fp8 quant': the static-scale FP8 input "
+           "not fitted to vLLM's untuned rows); by kernel in the last table; on B200, where vLLM runs FlashInfer's "
+           "TensorRT-LLM-gen MoE at every EP (kernel_source ..._trtllmfp8expertsmonolithic), its own fitted "
+           "moe_blockfp8_* constants plus the per-128-group quantisation of the layer's input (moe_blockfp8_quant_s "
+           "per token-hidden element). 'fp8 quant': the static-scale FP8 input "
            "quantise kernel on its own measured table (scale_matrix, m <= 16384, k 512 to the widest shipped GEMM "
            "input; "
            "TensorRT-LLM and vLLM; SGLang's table times a torch composite, not the per-token kernel its GEMM rows run: "

@@ -56,6 +56,7 @@ from costmodels.serving_constants import KernelConstants
 from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources
 from costmodels.serving_kernels import (
     EngineKernels,
+    block_quant_s,
     engine_calibration,
     gemm_s,
     grouped_gemm_s,
@@ -324,8 +325,9 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: 
     width = p.routed_expert / mlp_params(model, 1)
     rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype, prec.block_scaled)
     walked = tokens * moe.top_k if walks_all_slots(engine.name, prec.dtype) else 0.0
-    return sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows, walked,
-                              prec.block_scaled, shape.ep) for n, kk, _ in mlp_gemms(model, width, etp))
+    quant = block_quant_s(ek, tokens, model.hidden) if prec.block_scaled else 0.0  # its input, once per layer
+    return quant + sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows, walked,
+                                      prec.block_scaled, shape.ep) for n, kk, _ in mlp_gemms(model, width, etp))
 
 
 def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engine: EngineModel, load: StepLoad,

@@ -138,14 +138,24 @@ def block_fp8_kernels(ek: EngineKernels, ep: int = 1) -> tuple[DeviceSpec, Kerne
     oracle, _get_priority_backends: block FP8 puts TRITON first at EP 1, FLASHINFER_CUTLASS at EP > 1): at EP 1 its
     own Triton kernel (its fitted moe_blockfp8_* constants), at EP > 1 TensorRT-LLM's block-scale CUTLASS kernel,
     autotuned at startup like the per-tensor one (ek.tuned_moe's constants); either falls back to the other where
-    it is not fitted. Other engines: their own (TensorRT-LLM); None: the per-tensor FP8 path (SGLang: its FP8
-    constants are block-scaled)."""
-    cutlass = ek.tuned_moe
+    it is not fitted. On Blackwell's TensorRT-LLM-gen MoE (moe_trtllm_gen: vLLM 0.24.0 on SM100, whose oracle has no
+    Hopper reordering and takes FLASHINFER_TRTLLM, TrtLlmFp8ExpertsMonolithic, first at every EP) and for other
+    engines: their own (TensorRT-LLM); None: the per-tensor FP8 path (SGLang: its FP8 constants are block-scaled)."""
+    cutlass = None if ek.k.moe_trtllm_gen else ek.tuned_moe
     for kern in ((cutlass, ek) if cutlass is not None and ep > 1 else (ek, cutlass)):
         k = block_fp8_constants(kern.k) if kern is not None else None
         if kern is not None and k is not None:
             return kern.device, k, kern is ek
     return None
+
+
+def block_quant_s(ek: EngineKernels, tokens: float, hidden: float) -> float:
+    """Time of the kernels that prepare a block-scaled FP8 MoE layer's input on FlashInfer's TensorRT-LLM-gen MoE
+    (vLLM 0.24.0 on B200, TrtLlmFp8ExpertsMonolithic: the BF16 hidden states quantised per 128-element group with
+    dynamic scales, the scales then transposed to the kernel's [hidden/128, tokens] layout, before the fused kernel):
+    t_q · T · h over all `tokens` T entering the layer, whatever the expert-parallel size (every GPU quantises the
+    layer's whole input); t_q = moe_blockfp8_quant_s (fitted; 0 for every other kernel)."""
+    return ek.k.moe_blockfp8_quant_s * tokens * hidden
 
 
 def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: float, kk: float, dtype: str,

@@ -20,6 +20,7 @@ from costmodels.serving_kernels import (
     EngineKernels,
     block_fp8_constants,
     block_fp8_kernels,
+    block_quant_s,
     engine_calibration,
     grouped_gemm_s,
 )
@@ -177,3 +178,40 @@ def test_profiles_never_set_the_k_overhead_slot(gpu):
     entry = {f.name: getattr(vllm, f.name) for f in dataclasses.fields(vllm) if f.name != "engine"}
     with pytest.raises(SpecError, match="moe_fp8_k_overhead"):
         engines_from_mapping({"vllm": {**entry, "moe_fp8_k_overhead": 100.0}}, source="test")
+
+
+def test_block_input_quantisation_by_hand():
+    # vLLM on B200 (TrtLlmFp8ExpertsMonolithic): the layer's BF16 input quantised per 128-group before the fused
+    # kernel, t_q · tokens · hidden, the same at every EP; 0 where the constant is 0 (every other engine and device)
+    gen = _vllm("b200", moe_trtllm_gen=1.0, moe_fp8_tile_s=0.0, moe_blockfp8_quant_s=1e-11)
+    assert block_quant_s(gen, 4096.0, 2048.0) == pytest.approx(1e-11 * 4096 * 2048, rel=1e-12)
+    assert block_quant_s(_vllm(), 4096.0, 2048.0) == 0.0
+    # on TensorRT-LLM-gen the block path runs the engine's own constants at every EP (no Hopper Triton/CUTLASS pick)
+    assert all(block_fp8_kernels(gen, ep) == (gen.device, block_fp8_constants(gen.k), True) for ep in (1, 2, 8))
+
+
+def test_block_input_quantisation_in_the_step_time():
+    # the prefill step of a block-scaled checkpoint pays t_q · tokens · hidden once per MoE layer (tokens: every
+    # token of the instance enters each GPU's MoE layer); per-tensor FP8 and BF16 steps do not
+    qwen = profiles.load_model("qwen3-30b-a3b")
+    h100 = profiles.load_device("h100-sxm")
+    quant = dataclasses.replace(h100, serving_engines=tuple(
+        dataclasses.replace(c, moe_blockfp8_quant_s=1e-11) if c.engine == "vllm" else c for c in h100.serving_engines))
+    kw = dict(batch=4, prompt_len=2048, engine="vllm", dtype="fp8")
+    for shape in (InstanceShape(tp=2), InstanceShape(tp=2, ep=2)):
+        base = prefill_time(qwen, h100, shape, quant_block=128, **kw)["gemm_s"]
+        more = prefill_time(qwen, quant, shape, quant_block=128, **kw)["gemm_s"]
+        moe_layers = qwen.layers
+        assert more - base == pytest.approx(1e-11 * 4 * 2048 * qwen.hidden * moe_layers, rel=1e-6)
+        assert prefill_time(qwen, quant, shape, **kw)["gemm_s"] == prefill_time(qwen, h100, shape, **kw)["gemm_s"]
+
+
+def test_profiles_fit_the_block_input_quantisation_only_for_vllm_on_b200():
+    # fitted for vLLM's TensorRT-LLM-gen block path only, off its bounds (1e-14, 1e-9 s per element): ~10 ps per
+    # BF16 element, far below HBM speed (~0.4 ps for its 3 bytes): a latency-bound kernel pair, not a byte stream
+    for gpu in ("h100-sxm", "h200", "b200"):
+        for cal in profiles.load_device(gpu).serving_engines:
+            if (gpu, cal.engine) == ("b200", "vllm"):
+                assert 3e-12 < cal.moe_blockfp8_quant_s < 3e-11
+            else:
+                assert cal.moe_blockfp8_quant_s == 0.0
