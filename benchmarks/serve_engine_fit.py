@@ -238,6 +238,10 @@ def cross_validated(device: str, cal: EngineCalibration, op: str) -> tuple[int, 
     return len(err), statistics.median(err), float(np.quantile(err, 0.9)), err[-1]
 
 
+VLLM_B200_BLOCK = ("on B200, where vLLM runs FlashInfer's TensorRT-LLM-gen MoE at every EP (kernel_source "
+                   "..._trtllmfp8expertsmonolithic), its own fitted moe_blockfp8_* constants plus the per-128-group "
+                   "quantisation of the layer's input (moe_blockfp8_quant_s per token-hidden element).")
+"""how the report describes vLLM's B200 'moe fp8 block' rows (serve_engine_ops.predict_moe_block)"""
 BLOCK_KINDS = ["", "vLLM's 'moe fp8 block' held-aside points by the kernel vLLM 0.24.0 runs on Hopper (the table's "
                "kernel_source): its Triton fused MoE at EP 1 (vllm_fp8moe_triton_tritonexperts, vLLM's own fitted "
                "moe_blockfp8_* constants) and FlashInfer's CUTLASS MoE at EP > 1 (vllm_fp8moe_flashinfer_cutlass_"
@@ -548,14 +552,11 @@ def main() -> None:
            "128-deep k step inside the k loop; its shipped block-FP8 tile configs or the default one) with vLLM's "
            "own fitted moe_blockfp8_* constants, at EP > 1 FlashInfer's CUTLASS MoE evaluated with TensorRT-LLM's "
            "fitted block-scaled constants of the same device (TensorRT-LLM's kernel, autotuned at vLLM's startup; "
-           "not fitted to vLLM's untuned rows); by kernel in the last table; on B200, where vLLM runs FlashInfer's "
-           "TensorRT-LLM-gen MoE at every EP (kernel_source ..._trtllmfp8expertsmonolithic), its own fitted "
-           "moe_blockfp8_* constants plus the per-128-group quantisation of the layer's input (moe_blockfp8_quant_s "
-           "per token-hidden element). 'fp8 quant': the static-scale FP8 input "
-           "quantise kernel on its own measured table (scale_matrix, m <= 16384, k 512 to the widest shipped GEMM "
-           "input; "
-           "TensorRT-LLM and vLLM; SGLang's table times a torch composite, not the per-token kernel its GEMM rows run: "
-           "its quantise constants are fitted in 'gemm fp8'), fixed in 'gemm fp8'. TensorRT-LLM's FP8 GEMM rows are "
+           "not fitted to vLLM's untuned rows); by kernel in the last table; " + VLLM_B200_BLOCK + " "
+           "'fp8 quant': the static-scale FP8 input quantise kernel on its own measured table (scale_matrix, m <= "
+           "16384, k 512 to the widest shipped GEMM input; TensorRT-LLM and vLLM; SGLang's table times a torch "
+           "composite, not the per-token kernel its GEMM rows run: its quantise constants are fitted in 'gemm fp8'), "
+           "fixed in 'gemm fp8'. TensorRT-LLM's FP8 GEMM rows are "
            "predicted as GEMM + the static quantise kernel + the amax pass of the dynamic input scale its "
            "collector runs (no input_scale loaded), read from the measured compute_scale table "
            "(benchmarks/aic_quant_tables.py); serving prices static-scale checkpoints without that pass.",
