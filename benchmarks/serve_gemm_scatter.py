@@ -5,11 +5,12 @@
 
 Reads the nvfp4 rows of aiconfigurator-core's B200 GEMM tables (SGLang 0.5.14, vLLM 0.24.0, TensorRT-LLM 1.3.0rc20)
 and tests the residual structure without any model where it can:
-  flat region   m 1-16: every shape runs one tile along m (FlashInfer's CuTe-DSL FP4 GEMM swaps the operands for
-                m <= 32, so m is the MMA's 8/16-wide n side), so the time at fixed (n, k) should not depend on m; a
-                point's ratio r = t / median over m 1-16 of its (n, k) group; |r - 1| > 20 % is an outlier
+  flat region   m 1-16: every shape runs one tile along m (FlashInfer <= 0.6.8's untuned 128 x 128 tile, or the
+                8/16-wide swapped tiles of the >= 0.6.9 rule: benchmarks/fp4_cutedsl_tiles.py), so the time at fixed
+                (n, k) should not depend on m; a point's ratio r = t / median over m 1-16 of its (n, k) group;
+                |r - 1| > 20 % is an outlier; a shape-determined kernel choice would make whole groups or buckets slow
   buckets       FlashInfer's untuned mm_fp4(backend="cute-dsl") path (flashinfer/gemm/kernels/utils.py,
-                _select_sm100_mm_fp4_cute_dsl_tactic, since v0.6.8) picks one tactic per (n, k, next power of two
+                _select_sm100_mm_fp4_cute_dsl_tactic, since v0.6.9) picks one tactic per (n, k, next power of two
                 of m): a tactic switch is shared by all m of a bucket (3-4, 5-8, 9-16); noise is not
   neighbours    P(outlier at m+1 | outlier at m) against P(outlier); outliers per (n, k) group against a binomial
   n and k       outlier rate by n and by k (chi-square test of independence)
@@ -18,7 +19,8 @@ and tests the residual structure without any model where it can:
   monotone      over the whole m grid a GEMM's time does not fall as m grows at fixed (n, k): points > 20 % slower
                 than the fastest larger m are anomalies (any region)
   model         the fitted model's held-aside error (profile constants) with and without those anomalies
-Nothing is fitted here.
+  tiles         'gemm fp4' refitted on the fixed 128 x 128 tiles and on the >= 0.6.9 rule's tiles (held-aside errors)
+Nothing here enters the profiles.
 """
 
 import argparse
@@ -215,7 +217,7 @@ def report(tables: dict[str, Table]) -> str:
     anomaly_share = {e: len(anomalies(t)) / len(t) for e, t in tables.items()}
     lines = ["# B200 NVFP4 GEMM table scatter: deterministic or noise?", "",
              "Command: `.venv/bin/python benchmarks/serve_gemm_scatter.py` (aiconfigurator-core 0.12.0). "
-             + machine_note(), "", " ".join((__doc__ or "").split("\n\n")[2].split()), "",
+             + machine_note(), "", "```", (__doc__ or "").split("\n\n")[2].strip("\n"), "```", "",
              "## Spread in the flat region (m 1-16, r = t / group median)", "", *spread_rows(ratios), "",
              "## SGLang: independence of the outliers", "", *neighbour_rows(ratios["sglang"]), "",
              "## SGLang: outliers against n and k", "", *axis_rows(ratios["sglang"]), "",
