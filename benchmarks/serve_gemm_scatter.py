@@ -203,6 +203,22 @@ def model_rows(tables: dict[str, Table]) -> list[str]:
     return rows
 
 
+def boundary_rows() -> list[str]:
+    """t(m+1) / t(m) of the per-tensor FP8 GEMM where m crosses a 256-row boundary (m 256-2048, n 4096-8192,
+    k 16384: compute-bound, few waves): fixed-tile kernels step by a tile row's share of the waves."""
+    import aiconfigurator_tables as aic
+
+    rows = ["| device | engine (FP8 kernel) | boundaries | median t(m+1)/t(m) | max |", "|---|---|---|---|---|"]
+    kernels = {"trtllm": "TensorRT-LLM (cublas_scaled_mm: cuBLASLt)", "vllm": "vLLM (cutlass_scaled_mm)"}
+    for device in ("b200", "h200"):
+        for engine, kernel in kernels.items():
+            g = {(int(m), int(n), int(k)): t for m, n, k, dtype, t in aic.load(device, engine).gemm if dtype == "fp8"}
+            steps = [g[(m + 1, n, 16384)] / g[(m, n, 16384)] for n in (4096, 5120, 8192)
+                     for m in range(256, 2049, 256) if (m + 1, n, 16384) in g and (m, n, 16384) in g]
+            rows.append(f"| {device} | {kernel} | {len(steps)} | {statistics.median(steps):.3f} | {max(steps):.3f} |")
+    return rows
+
+
 def tile_rows() -> list[str]:
     from fp4_cutedsl_tiles import compare
 
@@ -229,7 +245,9 @@ def report(tables: dict[str, Table]) -> str:
              "## The fitted model (profile constants) on its held-aside 'gemm fp4' points", "", *model_rows(tables), "",
              "## FlashInfer's untuned CuTe-DSL tiles (benchmarks/fp4_cutedsl_tiles.py; 'gemm fp4' refitted on each)",
              "",
-             *tile_rows()]
+             *tile_rows(), "",
+             "## Per-tensor FP8: one row past a 256-row boundary (TensorRT-LLM B200: fp8_wave_weight at its bound)",
+             "", *boundary_rows()]
     return "\n".join(lines) + "\n"
 
 
