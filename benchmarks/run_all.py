@@ -14,7 +14,7 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 ORDER = ("calibration", "confidence", "confidence_refit", "estimate_speed", "train", "experts", "serve",
-         "serve_engines", "serve_engines_b200", "serve_gemm_scatter",
+         "serve_engines", "serve_engines_b200", "serve_gemm_scatter", "serve_hopper_bounds",
          "serve_aic_compare", "serve_fp8", "serve_fp8_step", "serve_layouts",
          "serve_offline", "serve_verify", "serve_batching", "scatter", "sweep", "min_versions")
 
