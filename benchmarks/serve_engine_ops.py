@@ -199,8 +199,10 @@ def _moe_collector(ek, p, engine: str):
     block = (serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep) if gen
              else config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, dtype))
     walked = tokens * topk if walks_all_slots(engine, dtype) and not gen else 0.0
-    return sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked)
-               + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * gen) for n, kk in shapes)
+    # block-scaled FP8 experts on it (SGLang's FP8 rows): its activation kernel over the layer's routed slots
+    act = serving_moe_flashinfer.trtllm_gen_activation_s(ek.k, tokens * topk * gen, inter / tp) if dtype == "fp8" else 0
+    return act + sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked)
+                     + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * gen) for n, kk in shapes)
 
 
 def shipped_heads() -> set[tuple[int, int]]:
@@ -317,7 +319,7 @@ OPS = {
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), predict_moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",
-                 "moe_fp8_overlap_exponent", "moe_fp8_serial_bytes")),
+                 "moe_fp8_overlap_exponent", "moe_fp8_serial_bytes", "moe_gen_act_s")),
     # FP8 experts with 128x128 block scales (serving_kernels.block_fp8_constants): their own kernel's constants
     "moe fp8 block": (lambda t: [p for p in _moe_block_table(t) if _served_shape(t, p, "fp8")], predict_moe_block,
                       ("moe_blockfp8_efficiency", "moe_blockfp8_floor_s", "moe_blockfp8_hbm_efficiency",

@@ -63,6 +63,7 @@ from costmodels.serving_kernels import (
     moe_exchange_s,
 )
 from costmodels.serving_moe_configs import config_block_rows, walks_all_slots
+from costmodels.serving_moe_flashinfer import trtllm_gen_activation_s
 from costmodels.serving_precision import WEIGHT_BYTES, Precision, check_precision, max_routing_skew
 from costmodels.serving_shapes import attention_gemms, mlp_gemms
 
@@ -326,8 +327,11 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: 
     rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype, prec.block_scaled)
     walked = tokens * moe.top_k if walks_all_slots(engine.name, prec.dtype) else 0.0
     quant = block_quant_s(ek, tokens, model.hidden) if prec.block_scaled else 0.0  # its input, once per layer
-    return quant + sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows, walked,
-                                      prec.block_scaled, shape.ep) for n, kk, _ in mlp_gemms(model, width, etp))
+    # block-scaled FP8 experts on TensorRT-LLM-gen (SGLang on B200): its activation kernel, once per layer (else 0)
+    act = trtllm_gen_activation_s(ek.k, tokens * moe.top_k, width / etp) if prec.dtype == "fp8" else 0.0
+    return act + quant + sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows,
+                                            walked, prec.block_scaled, shape.ep)
+                             for n, kk, _ in mlp_gemms(model, width, etp))
 
 
 def _step_layers(model: ModelSpec, ek: EngineKernels, shape: InstanceShape, engine: EngineModel, load: StepLoad,

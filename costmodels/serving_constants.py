@@ -92,6 +92,10 @@ class KernelConstants:
     """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200): time per routed slot of the whole layer
     (tokens · top_k, all GPUs' slots) that each of its grouped GEMMs spends walking the routing's permutation
     (serving_moe_flashinfer.trtllm_gen_route_s; fitted); 0: no such term"""
+    moe_gen_act_s: float = 0.0
+    """block-scaled (DeepSeek) FP8 experts on FlashInfer's TensorRT-LLM-gen MoE (SGLang's FP8 experts on B200): time
+    per element of its activation kernel's walk, the layer's routed slots (tokens · top_k, all GPUs' slots) times the
+    expert width per GPU (serving_moe_flashinfer.trtllm_gen_activation_s; fitted); 0: no such kernel"""
     moe_fp8_tile_s: float = 0.0
     """FP8 grouped expert GEMMs on FlashInfer's CUTLASS fused MoE at its fallback tile (vLLM as measured,
     costmodels/serving_moe_flashinfer.py): fixed time of one 128 x 16 output tile; 0: not that kernel"""
@@ -356,7 +360,8 @@ class EngineCalibration(KernelConstants):
                      "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes", "moe_fp8_expert_s",
                      "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
                      "moe_trtllm_gen", "moe_blockfp8_k_overhead", "moe_gen_l2_bytes",
-                     "moe_gen_slot_s", "moe_fp8_k_overhead", "moe_blockfp8_quant_s"):
+                     "moe_gen_slot_s", "moe_fp8_k_overhead", "moe_blockfp8_quant_s",
+                     "moe_gen_act_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name, curve in CURVE_RELATIVE.items():  # at most the peak: 1 / the curve's maximum

@@ -126,3 +126,16 @@ def trtllm_gen_route_s(k: KernelConstants, routed_slots: float) -> float:
     routed slot, also under expert parallelism where most go to other GPUs' experts): t_slot · slots
     (moe_gen_slot_s; 0 for other kernels)."""
     return k.moe_gen_slot_s * routed_slots
+
+
+def trtllm_gen_activation_s(k: KernelConstants, routed_slots: float, width: float) -> float:
+    """Time of the activation kernel between the two grouped GEMMs of FlashInfer's TensorRT-LLM-gen fused MoE with
+    block-scaled (DeepSeek) FP8 experts, whose first GEMM has no fused activation (csrc/trtllm_fused_moe_runner.cu
+    Runner::run: activation::run for DeepSeek FP8 only). Its activationDeepSeekKernel (csrc/fused_moe/trtllm_backend/
+    trtllm_fused_moe_dev_kernel.cu) runs a grid of (width / 128 scale blocks, token chunks, top_k) CTAs, each walking
+    every token · top_k slot of the layer across its width: a slot routed to another GPU (permutedIdx -1) skips its
+    load but still takes part in the block's SwiGLU and 128-element amax reduction. So its time grows with the
+    layer's `routed_slots` (all GPUs', whatever the expert-parallel size) times `width`, the expert width per GPU:
+    t_act · slots · width (moe_gen_act_s; 0 for every other kernel). Measured: SGLang's B200 FP8 rows at EP 32-256,
+    where the expert GEMMs shrink, approach 3.4-5.3 ps per slot and width element in every MoE shape of its table."""
+    return k.moe_gen_act_s * routed_slots * width
