@@ -46,7 +46,12 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       H100 alike, 6.5 ns less the quantise kernel's own (240 µs at m 32768, where the quantise kernel alone runs
       22 µs and vLLM's BF16 GEMM 4 µs: a latency per row, not bytes); it adds to the GEMM (inside its overlap the
       held-aside p90 grows); SGLang's rows of the same CUTLASS kernel family do not have it. Which of vLLM's
-      per-tensor FP8 linear step's operations costs it is not identified from the source
+      per-tensor FP8 linear step's operations costs it is not identified from the source. Its collector (aiconfigurator
+      collector/vllm/collect_gemm.py at the 0.24.0 upgrade) builds Fp8Config(activation_scheme="dynamic"), so the rows
+      quantise per token (vLLM's Fp8LinearMethod picks per-token dynamic scales where CUTLASS FP8 runs), yet the
+      measured dynamic per-token kernel (static + compute_scale tables) runs 22 µs at m 32768, k 32; the per-row time
+      is independent of n and grows in steps of about 2048 k elements (benchmarks/results/serve_hopper_bounds.md);
+      a static-scale checkpoint's linear layer may not pay it
   NVFP4 GEMM (Blackwell; FP4 E2M1 weights and input, an FP8 scale per 16 elements: β4 = 0.5 + 1/16 bytes):
       t = max((2·m_pad·n_pad·k·w(T) + F_half) / (P_fp4 · e_max), t_floor + (β4·(m·k + k·n) + 2·m·n) / (BW · η))
           + t_q4 + q4·m·k / (BW · η_hbm)
