@@ -86,7 +86,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
              moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_gen_l2_bytes=0.0, moe_gen_slot_s=0.0,
              moe_gen_act_s=0.0,
-             moe_blockfp8_quant_s=0.0,
+             moe_blockfp8_quant_s=0.0, moe_blockfp8_act_s=0.0,
              moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
@@ -156,7 +156,8 @@ for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weig
     if _key[0] == "vllm":  # re-reads miss L2 by the expert's weight bytes instead (moe_gen_l2_bytes, fitted)
         ENGINE_DEVICE_START[_key].update(moe_block_weight_reads=0.0, moe_gen_l2_bytes=64.0 * 2**20,
                                          moe_gen_slot_s=2e-10,  # and its time per routed slot (fitted)
-                                         moe_blockfp8_quant_s=1e-11)  # block FP8: its input's group quantisation
+                                         moe_blockfp8_quant_s=1e-11,  # block FP8: its input's group quantisation
+                                         moe_blockfp8_act_s=4e-12)  # and its activation kernel
 # SGLang's FP8 experts (block-scaled) on TensorRT-LLM-gen: its activation kernel's time per routed slot and width
 # element (serving_moe_flashinfer.trtllm_gen_activation_s), fitted in 'moe fp8'
 ENGINE_DEVICE_START[("sglang", "b200")]["moe_gen_act_s"] = 4e-12
@@ -184,7 +185,8 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_blockfp8_expert_s": (1e-10, 1e-5), "moe_blockfp8_serial_bytes": (0.01, 100.0),
           "moe_blockfp8_default_efficiency": (0.05, 1.0), "moe_blockfp8_k_overhead": (1.0, 1e5),
           "moe_gen_l2_bytes": (2.0**20, 2.0**33), "moe_gen_slot_s": (1e-13, 1e-8),
-          "moe_blockfp8_quant_s": (1e-14, 1e-9)}
+          "moe_blockfp8_quant_s": (1e-14, 1e-9),
+          "moe_blockfp8_act_s": (1e-15, 1e-10)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""
 BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3, 1.0),
                "fp4_hbm_efficiency": (0.05, 1.0), "fp4_quant_bytes": (0.1, 100.0)})
@@ -245,7 +247,9 @@ def cross_validated(device: str, cal: EngineCalibration, op: str) -> tuple[int, 
 
 VLLM_B200_BLOCK = ("on B200, where vLLM runs FlashInfer's TensorRT-LLM-gen MoE at every EP (kernel_source "
                    "..._trtllmfp8expertsmonolithic), its own fitted moe_blockfp8_* constants plus the per-128-group "
-                   "quantisation of the layer's input (moe_blockfp8_quant_s per token-hidden element).")
+                   "quantisation of the layer's input (moe_blockfp8_quant_s per token-hidden element) and its "
+                   "DeepSeek-FP8 activation kernel between the GEMMs (moe_blockfp8_act_s per routed slot and expert "
+                   "width element per GPU; serving_kernels.block_act_s).")
 """how the report describes vLLM's B200 'moe fp8 block' rows (serve_engine_ops.predict_moe_block)"""
 BLOCK_KINDS = ["", "vLLM's 'moe fp8 block' held-aside points by the kernel vLLM 0.24.0 runs on Hopper (the table's "
                "kernel_source): its Triton fused MoE at EP 1 (vllm_fp8moe_triton_tritonexperts, vLLM's own fitted "

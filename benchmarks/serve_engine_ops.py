@@ -22,7 +22,13 @@ from costmodels.serving_attention import (  # noqa: E402
 )
 from costmodels.serving_attention_sm100 import longest_tile_flops, runs_decode_kernel  # noqa: E402
 from costmodels.serving_gemm import fp8_quant_s, grouped_gemm_rows_s  # noqa: E402
-from costmodels.serving_kernels import block_fp8_kernels, block_quant_s, gemm_s, grouped_gemm_s  # noqa: E402
+from costmodels.serving_kernels import (  # noqa: E402
+    block_act_s,
+    block_fp8_kernels,
+    block_quant_s,
+    gemm_s,
+    grouped_gemm_s,
+)
 from costmodels.serving_moe_configs import (  # noqa: E402
     config_block_rows,
     family_refusal,
@@ -131,8 +137,9 @@ def predict_moe(ek, p, engine: str = ""):
 def predict_moe_block(ek, p, engine: str = ""):
     # FP8 experts of a 128x128 block-scaled checkpoint as serving times them (grouped_gemm_s block_scaled: the
     # engine's block-scaled kernel, for vLLM on Hopper its Triton kernel at EP 1 and TensorRT-LLM's at EP > 1, on
-    # B200 FlashInfer's TensorRT-LLM-gen MoE at every EP with its layer input's group quantisation, block_quant_s;
-    # without one, its per-tensor FP8 path). vLLM's Triton kernel scales each 128-deep k step's MMA result by its
+    # B200 FlashInfer's TensorRT-LLM-gen MoE at every EP with its layer input's group quantisation, block_quant_s,
+    # and its separate DeepSeek-FP8 activation kernel, block_act_s; without one, its per-tensor FP8 path). vLLM's
+    # Triton kernel scales each 128-deep k step's MMA result by its
     # token and weight block scales before adding it (fused_moe.py: accumulator += tl.dot(a, b) * a_scale *
     # b_scale, where the per-tensor kernel accumulates in the MMA and scales once): work proportional to the MMAs,
     # so the fitted efficiency carries it (0.46 of the FP8 curve on H100, about BF16's speed). Tested and not kept:
@@ -159,7 +166,8 @@ def predict_moe_block(ek, p, engine: str = ""):
         cfg = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, "fp8", True) * block[2]
         if ek.k.moe_trtllm_gen:  # Blackwell's TensorRT-LLM-gen MoE (vLLM on B200): its own token tiles
             cfg = serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep)
-        return block_quant_s(ek, tokens, h) + sum(  # vLLM on B200: its input's group quantisation (else 0)
+        act = block_act_s(ek, tokens * topk, inter / tp, int(ep))  # vLLM on B200: its activation kernel (else 0)
+        return act + block_quant_s(ek, tokens, h) + sum(  # and its input's group quantisation (else 0)
             grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg)
             + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * ek.k.moe_trtllm_gen) for n, kk in shapes)
     local, slots = experts / ep, tokens * topk / ep
@@ -325,7 +333,8 @@ OPS = {
                       ("moe_blockfp8_efficiency", "moe_blockfp8_floor_s", "moe_blockfp8_hbm_efficiency",
                        "moe_blockfp8_slot_bytes", "moe_blockfp8_block_rows", "moe_blockfp8_expert_s",
                        "moe_blockfp8_serial_bytes",
-                       "moe_blockfp8_default_efficiency", "moe_blockfp8_k_overhead", "moe_blockfp8_quant_s")),
+                       "moe_blockfp8_default_efficiency", "moe_blockfp8_k_overhead", "moe_blockfp8_quant_s",
+                       "moe_blockfp8_act_s")),
 }
 
 

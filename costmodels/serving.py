@@ -56,6 +56,7 @@ from costmodels.serving_constants import KernelConstants
 from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources
 from costmodels.serving_kernels import (
     EngineKernels,
+    block_act_s,
     block_quant_s,
     engine_calibration,
     gemm_s,
@@ -326,7 +327,9 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: 
     width = p.routed_expert / mlp_params(model, 1)
     rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype, prec.block_scaled)
     walked = tokens * moe.top_k if walks_all_slots(engine.name, prec.dtype) else 0.0
-    quant = block_quant_s(ek, tokens, model.hidden) if prec.block_scaled else 0.0  # its input, once per layer
+    # block-scaled FP8 on TensorRT-LLM-gen (vLLM on B200): its input's quantisation and its activation kernel (else 0)
+    quant = (block_quant_s(ek, tokens, model.hidden) + block_act_s(ek, tokens * moe.top_k, width / etp, shape.ep)
+             if prec.block_scaled else 0.0)
     # block-scaled FP8 experts on TensorRT-LLM-gen (SGLang on B200): its activation kernel, once per layer (else 0)
     act = trtllm_gen_activation_s(ek.k, tokens * moe.top_k, width / etp) if prec.dtype == "fp8" else 0.0
     return act + quant + sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows,

@@ -141,6 +141,11 @@ class KernelConstants:
     input (tokens · hidden, every token entering the layer, at any expert-parallel size) of the kernels before the
     fused MoE that quantise it per 128-element group and transpose its scales (serving_kernels.block_quant_s;
     fitted); 0: none"""
+    moe_blockfp8_act_s: float = 0.0
+    """block-scaled FP8 experts on FlashInfer's TensorRT-LLM-gen MoE (vLLM on B200): time per (routed slot x expert
+    width element) of its separate DeepSeek-FP8 activation kernel between the two grouped GEMMs (the value
+    serving_kernels.block_fp8_constants puts in moe_gen_act_s, serving_moe_flashinfer.trtllm_gen_activation_s;
+    fitted); 0: none"""
     moe_fp8_k_overhead: float = 0.0
     """FP8 grouped expert GEMMs: per-tile prologue/epilogue k_0 (serving_gemm._grouped_s). A slot, not a profile key
     (SLOT_KEYS): 0 on the per-tensor kernels, moe_blockfp8_k_overhead once block_fp8_constants swaps the block-scaled
@@ -360,7 +365,7 @@ class EngineCalibration(KernelConstants):
                      "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes", "moe_fp8_expert_s",
                      "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
                      "moe_trtllm_gen", "moe_blockfp8_k_overhead", "moe_gen_l2_bytes",
-                     "moe_gen_slot_s", "moe_fp8_k_overhead", "moe_blockfp8_quant_s",
+                     "moe_gen_slot_s", "moe_fp8_k_overhead", "moe_blockfp8_quant_s", "moe_blockfp8_act_s",
                      "moe_gen_act_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")

@@ -128,7 +128,8 @@ def block_fp8_constants(k: KernelConstants) -> KernelConstants | None:
         moe_fp8_slot_bytes=k.moe_blockfp8_slot_bytes, moe_fp8_default_efficiency=k.moe_blockfp8_default_efficiency,
         moe_fp8_overlap_exponent=0.0,
         moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_fp8_expert_s=k.moe_blockfp8_expert_s,
-        moe_fp8_serial_bytes=k.moe_blockfp8_serial_bytes, moe_fp8_k_overhead=k.moe_blockfp8_k_overhead)
+        moe_fp8_serial_bytes=k.moe_blockfp8_serial_bytes, moe_fp8_k_overhead=k.moe_blockfp8_k_overhead,
+        moe_gen_act_s=k.moe_blockfp8_act_s)
 
 
 def block_fp8_kernels(ek: EngineKernels, ep: int = 1) -> tuple[DeviceSpec, KernelConstants, bool] | None:
@@ -156,6 +157,19 @@ def block_quant_s(ek: EngineKernels, tokens: float, hidden: float) -> float:
     t_q · T · h over all `tokens` T entering the layer, whatever the expert-parallel size (every GPU quantises the
     layer's whole input); t_q = moe_blockfp8_quant_s (fitted; 0 for every other kernel)."""
     return ek.k.moe_blockfp8_quant_s * tokens * hidden
+
+
+def block_act_s(ek: EngineKernels, routed_slots: float, width: float, ep: int = 1) -> float:
+    """Time of the separate DeepSeek-FP8 activation kernel of a block-scaled FP8 MoE layer on FlashInfer's
+    TensorRT-LLM-gen MoE (vLLM 0.24.0 on B200: TrtLlmFp8ExpertsMonolithic passes DeepSeekFp8 block scales, whose
+    first GEMM has no fused SwiGLU, so Runner::run launches activationDeepSeekKernel between the GEMMs):
+    serving_moe_flashinfer.trtllm_gen_activation_s on the block-scaled kernel's constants (moe_blockfp8_act_s, which
+    block_fp8_constants puts in moe_gen_act_s), over the layer's `routed_slots` (tokens · top_k of all GPUs) and the
+    expert `width` per GPU; 0 where the engine's block-scaled kernel is not TensorRT-LLM-gen or fits none."""
+    block = block_fp8_kernels(ek, ep)
+    if block is None or not ek.k.moe_trtllm_gen:
+        return 0.0
+    return serving_moe_flashinfer.trtllm_gen_activation_s(block[1], routed_slots, width)
 
 
 def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: float, kk: float, dtype: str,

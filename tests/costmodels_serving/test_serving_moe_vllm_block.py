@@ -18,6 +18,7 @@ from costmodels.serving import InstanceShape, prefill_time
 from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import (
     EngineKernels,
+    block_act_s,
     block_fp8_constants,
     block_fp8_kernels,
     block_quant_s,
@@ -207,11 +208,45 @@ def test_block_input_quantisation_in_the_step_time():
 
 
 def test_profiles_fit_the_block_input_quantisation_only_for_vllm_on_b200():
-    # fitted for vLLM's TensorRT-LLM-gen block path only, off its bounds (1e-14, 1e-9 s per element): ~10 ps per
-    # BF16 element, far below HBM speed (~0.4 ps for its 3 bytes): a latency-bound kernel pair, not a byte stream
+    # fitted for vLLM's TensorRT-LLM-gen block path only, off its bounds (1e-14, 1e-9 s per element): ~3 ps per
+    # BF16 element (10 ps before the activation kernel had its own term), below HBM speed (~0.4 ps for its 3
+    # bytes): a latency-bound kernel pair, not a byte stream; likewise the activation kernel's time per slot and
+    # width element (bounds 1e-15, 1e-10), near the 3.4-5.3 ps SGLang's table gives the same kernel at EP 32-256
     for gpu in ("h100-sxm", "h200", "b200"):
         for cal in profiles.load_device(gpu).serving_engines:
             if (gpu, cal.engine) == ("b200", "vllm"):
-                assert 3e-12 < cal.moe_blockfp8_quant_s < 3e-11
+                assert 1e-12 < cal.moe_blockfp8_quant_s < 3e-11
+                assert 1e-12 < cal.moe_blockfp8_act_s < 1e-11
             else:
-                assert cal.moe_blockfp8_quant_s == 0.0
+                assert cal.moe_blockfp8_quant_s == 0.0 and cal.moe_blockfp8_act_s == 0.0
+
+
+def test_block_activation_kernel_by_hand():
+    # vLLM on B200 (DeepSeek-FP8 block scales on TensorRT-LLM-gen): the separate activation kernel, t_act · routed
+    # slots · expert width per GPU, at every EP through the block kernel's constants; 0 on Hopper's block kernels
+    # (Triton / CUTLASS, not TensorRT-LLM-gen) and where the constant is 0
+    gen = _vllm("b200", moe_trtllm_gen=1.0, moe_fp8_tile_s=0.0, moe_blockfp8_act_s=3e-12)
+    for ep in (1, 2, 8):
+        assert block_act_s(gen, 4096.0 * 8, 768.0, ep) == pytest.approx(3e-12 * 4096 * 8 * 768, rel=1e-12)
+    assert block_act_s(_vllm("b200", moe_trtllm_gen=1.0, moe_fp8_tile_s=0.0), 4096.0 * 8, 768.0) == 0.0
+    assert block_act_s(_vllm(moe_blockfp8_act_s=3e-12), 4096.0 * 8, 768.0) == 0.0
+    # the slot only carries the block value: the per-tensor constants keep their own (0 for vLLM)
+    assert gen.k.moe_gen_act_s == 0.0 and block_fp8_constants(gen.k).moe_gen_act_s == 3e-12
+
+
+def test_block_activation_kernel_in_the_step_time():
+    # vLLM's B200 block-scaled step pays t_act · tokens · top_k · (expert width / expert TP) once per MoE layer on
+    # top of the profile's; its per-tensor FP8 step (fused SwiGLU in the first GEMM) does not
+    qwen = profiles.load_model("qwen3-30b-a3b")
+    b200 = profiles.load_device("b200")
+    base_act = engine_calibration(b200, "vllm").moe_blockfp8_act_s
+    more = dataclasses.replace(b200, serving_engines=tuple(
+        dataclasses.replace(c, moe_blockfp8_act_s=base_act + 1e-11) if c.engine == "vllm" else c
+        for c in b200.serving_engines))
+    kw = dict(batch=4, prompt_len=2048, engine="vllm", dtype="fp8")
+    moe = qwen.moe_dims
+    for shape, etp in ((InstanceShape(tp=2), 2), (InstanceShape(tp=2, ep=2), 1)):
+        base = prefill_time(qwen, b200, shape, quant_block=128, **kw)["gemm_s"]
+        extra = prefill_time(qwen, more, shape, quant_block=128, **kw)["gemm_s"] - base
+        assert extra == pytest.approx(1e-11 * 4 * 2048 * moe.top_k * 768 / etp * qwen.layers, rel=1e-6)
+        assert prefill_time(qwen, more, shape, **kw)["gemm_s"] == prefill_time(qwen, b200, shape, **kw)["gemm_s"]
