@@ -8,7 +8,9 @@ Reads aiconfigurator-core's H100/H200 tables and the profiles' fitted constants;
            layers whose local expert weights fit in the 50 MiB L2 (its collector, aiconfigurator collector/sglang/
            collect_moe.py benchmark_config, captures 5 fused_moe calls on the same w1/w2 in one CUDA graph and replays
            it without an L2 flush, collector/helper.py benchmark_with_power: such a layer can be read from L2) against
-           the larger ones, and the fastest weight streaming the table measures (hit experts' weight bytes / time)
+           the larger ones, and the fastest weight streaming the table measures (hit experts' weight bytes / time);
+           with --wheels DIR, the row blocks (BLOCK_SIZE_M by token count) of SGLang 0.5.14's tuned FP8 config files
+           for the domain's shapes (read from the wheel's JSON, nothing executed)
   fp8 row  vLLM's per-tensor FP8 GEMM rows at n 32 (the GEMM itself negligible) against the two quantise kernels its
            table measures alone (static_scaled_fp8_quant; dynamic per-token = static + compute_scale): the time per
            row that none of them has, by k
@@ -16,6 +18,7 @@ Reads aiconfigurator-core's H100/H200 tables and the profiles' fitted constants;
            neighbours of H200's (m 8192, n 51200) sample, and how many large-m points fall as low
 """
 
+import argparse
 import pathlib
 import statistics
 import sys
@@ -97,6 +100,45 @@ def row_excess_s(gemm_s: float, quant_s: float, m: int) -> float:
     return (gemm_s - quant_s) / m
 
 
+def tuned_block_rows(wheel: pathlib.Path) -> dict[tuple[str, int, int], dict[int, int]]:
+    """(device profile, E, N) -> {token count: BLOCK_SIZE_M} of the SGLang FP8 (128x128 block) tuned config files in
+    its wheel whose (E, N) a shipped MoE model runs at moe_tp x ep <= 16 (serving_moe_configs.TUNED; one file each)."""
+    import json
+    import zipfile
+
+    from moe_tuned_configs import CONFIG_DIRS, NAME
+    from moe_tuned_configs import DEVICES as NAMES
+    from serve_engine_ops import SHIPPED_MOE
+
+    from costmodels.serving_moe_configs import TUNED
+
+    sizes = (1, 2, 4, 8, 16)
+    domain = {(e // ep, inter // tp) for _, inter, _, e in SHIPPED_MOE for tp in sizes for ep in sizes if tp * ep <= 16}
+
+    out = {}
+    archive = zipfile.ZipFile(wheel)
+    for name in archive.namelist():
+        m = NAME.fullmatch(name.rsplit("/", 1)[1].replace(" ", "")) if name.startswith(CONFIG_DIRS["sglang"]) else None
+        if not m or m.group(3) not in NAMES or m.group(4) != ",dtype=fp8_w8a8,block_shape=[128,128]":
+            continue
+        device, key = NAMES[m.group(3)], (int(m.group(1)), int(m.group(2)))
+        if key in TUNED.get(("sglang", device, "fp8"), ()) and key in domain:
+            out[(device, *key)] = {int(t): c["BLOCK_SIZE_M"] for t, c in json.loads(archive.read(name)).items()}
+    return out
+
+
+def tuned_section(wheel: pathlib.Path | None) -> list[str]:
+    if wheel is None:
+        return ["## SGLang's tuned FP8 MoE row blocks", "", "Skipped: pass --wheels DIR (see "
+                "benchmarks/moe_tuned_configs.py; the SGLang 0.5.14 wheel is downloaded there if absent)."]
+    rows = [f"| {d} | {e} | {n} | " + ", ".join(f"{t}: {b}" for t, b in sorted(blocks.items())) + " |"
+            for (d, e, n), blocks in sorted(tuned_block_rows(wheel).items())]
+    return ["## SGLang's tuned FP8 MoE row blocks", "",
+            "BLOCK_SIZE_M by token count (SGLang picks the nearest count) in SGLang 0.5.14's tuned files for the 'moe "
+            "fp8' domain's shapes; the fit charges every tuned shape one fitted row block (moe_fp8_block_rows 64):", "",
+            "| device | E | N | tokens: BLOCK_SIZE_M |", "|---|---|---|---|", *rows]
+
+
 def _vllm_row_excess(device: str, m: int) -> list[str]:
     from aic_quant_tables import ScaleTable, static_quant_points
     from aiconfigurator_tables import load
@@ -161,10 +203,18 @@ def dip_section() -> list[str]:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--wheels", help="folder holding (or receiving) SGLang's 0.5.14 wheel: report its tuned MoE blocks")
+    args = ap.parse_args()
+    wheel = None
+    if args.wheels:
+        from moe_tuned_configs import wheel as engine_wheel
+
+        wheel = engine_wheel("sglang", pathlib.Path(args.wheels))
     lines = ["# Hopper serving constants without a mechanism (issue 12)", "",
-             "Command: `.venv/bin/python benchmarks/serve_hopper_bounds.py` (aiconfigurator-core 0.12.0 tables, the "
-             "profiles' constants; nothing fitted)", "", machine_note(), "",
-             *moe_section(), "", *fp8_row_section(), "", *dip_section()]
+             f"Command: `.venv/bin/python benchmarks/serve_hopper_bounds.py{' --wheels DIR' if wheel else ''}` "
+             "(aiconfigurator-core 0.12.0 tables, the profiles' constants; nothing fitted)", "", machine_note(), "",
+             *moe_section(), "", *tuned_section(wheel), "", *fp8_row_section(), "", *dip_section()]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

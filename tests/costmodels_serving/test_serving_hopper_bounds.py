@@ -48,3 +48,19 @@ def test_h200_sglang_fp8_dip_is_one_of_several_isolated_slow_points() -> None:
     assert (8192, 51200, 5120) in slow and (16384, 51200, 5120) not in slow
     assert (8192, 65536, 5120) not in slow  # its neighbour along n runs at the usual rate
     assert len(slow) >= 3  # not the only one: other (m, n) at k 5120 fall as low
+
+
+def test_tuned_block_rows_reads_sglang_fp8_files_of_domain_shapes(tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    configs = "sglang/srt/layers/moe/moe_runner/triton_utils/configs/triton_3_2_0/"
+    cfg = {"1": {"BLOCK_SIZE_M": 64}, "4": {"BLOCK_SIZE_M": 16}, "256": {"BLOCK_SIZE_M": 64}}
+    wheel = tmp_path / "sglang-0.5.14-cp311-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(configs + "E=128,N=768,device_name=NVIDIA_H200,dtype=fp8_w8a8,block_shape=[128, 128].json",
+                   json.dumps(cfg))  # Qwen3-30B-A3B at TP 1 on H200: a tuned file in 0.5.14
+        z.writestr(configs + "E=128,N=768,device_name=NVIDIA_H200.json", json.dumps(cfg))  # BF16: not read
+        z.writestr(configs + "E=160,N=640,device_name=NVIDIA_H200,dtype=fp8_w8a8,block_shape=[128, 128].json",
+                   json.dumps(cfg))  # tuned, but no shipped model runs E 160, N 640
+    assert bounds.tuned_block_rows(wheel) == {("h200", 128, 768): {1: 64, 4: 16, 256: 64}}
