@@ -5,9 +5,10 @@
 
 Reads aiconfigurator-core's H100/H200 tables and the profiles' fitted constants; fits nothing, changes no profile.
   moe      SGLang's 'moe fp8' rows (its 128x128 block-FP8 Triton MoE) with the profile constants: residuals of the
-           layers whose local expert weights fit in the 50 MiB L2 (its collector, aiconfigurator collector/sglang/
-           collect_moe.py benchmark_config, captures 5 fused_moe calls on the same w1/w2 in one CUDA graph and replays
-           it without an L2 flush, collector/helper.py benchmark_with_power: such a layer can be read from L2) against
+           layers whose local expert weights fit in the L2 (DeviceSpec.l2_bytes; its collector, aiconfigurator
+           collector/sglang/collect_moe.py benchmark_config, captures 5 fused_moe calls on the same w1/w2 in one CUDA
+           graph and replays it without an L2 flush, collector/helper.py benchmark_with_power: such a layer can be
+           read from L2) against
            the larger ones, and the fastest weight streaming the table measures (hit experts' weight bytes / time);
            with --wheels DIR, the row blocks (BLOCK_SIZE_M by token count) of SGLang 0.5.14's tuned FP8 config files
            for the domain's shapes (read from the wheel's JSON, nothing executed)
@@ -29,8 +30,6 @@ from machine import machine_note  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "serve_hopper_bounds.md"
 DEVICES = ("h100-sxm", "h200")
-L2_BYTES = 50.0 * 2**20
-"""H100/H200 SXM L2 (the fit's START fp8_quant_l2_bytes; the device profiles carry no L2 size yet)"""
 MIB = 2.0**20
 
 
@@ -72,9 +71,11 @@ def _median_row(label: str, res: list[float]) -> str:
 def moe_section() -> list[str]:
     import profiles
 
+    l2 = {d: profiles.load_device(d).l2_bytes for d in DEVICES}  # the profiles' L2 (H100, H200 SXM: 50 MiB)
     out = ["## SGLang FP8 MoE: warm-L2 layers and the HBM bound", "",
            "Signed error (model / measured - 1) with the profile's constants, by whether the local layer's expert "
-           f"weights fit in the {L2_BYTES / MIB:.0f} MiB L2 (only hidden 2048, expert width 768, 128 experts at "
+           f"weights fit in the L2 ({', '.join(f'{d} {b / MIB:.0f} MiB' for d, b in l2.items())}; only hidden 2048, "
+           "expert width 768, 128 experts at "
            "moe_tp x ep 16 do; 'same shape': that shape's larger layers, at moe_tp x ep 1-8; '> L2': all larger "
            "layers):", "",
            "| device, layer, tokens | points | median error |", "|---|---|---|"]
@@ -84,10 +85,10 @@ def moe_section() -> list[str]:
         for fits, hidden, name in ((True, 2048, "<= L2"), (False, 2048, "> L2, same shape"), (False, 0, "> L2")):
             for lo, hi in ((1, 64), (65, 1024), (1025, 16384)):
                 res = [r for w, _, tok, r, _, h in pts
-                       if (w <= L2_BYTES) == fits and lo <= tok <= hi and hidden in (0, h)]
+                       if (w <= l2[device]) == fits and lo <= tok <= hi and hidden in (0, h)]
                 out.append(_median_row(f"{device}, layer {name}, {lo}-{hi}", res))
         peak = profiles.load_device(device).hbm_bytes_per_s
-        big = sorted(((hit / t, hit, tok) for w, hit, tok, _, t, _ in pts if w > L2_BYTES), reverse=True)
+        big = sorted(((hit / t, hit, tok) for w, hit, tok, _, t, _ in pts if w > l2[device]), reverse=True)
         rate, hit, tok = big[0]
         fastest.append(f"| {device} | {rate / 1e12:.2f} TB/s | {rate / peak:.2f} | {hit / MIB:.0f} MiB, {tok} tokens |")
     return out + ["", "Fastest weight streaming measured on layers larger than L2 (hit experts' weight bytes / time; "

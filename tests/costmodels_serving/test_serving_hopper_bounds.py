@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from bench_modules import bench_modules
 
+import profiles
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 bounds = pytest.importorskip("serve_hopper_bounds")
 
@@ -29,7 +31,9 @@ def test_slow_points_are_large_gemms_below_share_of_their_median() -> None:
 def test_only_the_16_gpu_qwen3_30b_layer_fits_hopper_l2() -> None:
     (bounds_mod,) = bench_modules("serve_hopper_bounds", needs="SGLang's H200 MoE table")
     pts = bounds_mod.moe_points("h200")
-    resident = {round(w / bounds_mod.MIB) for w, *_ in pts if w <= bounds_mod.L2_BYTES}
+    l2 = profiles.load_device("h200").l2_bytes
+    assert l2 == 50 * bounds_mod.MIB
+    resident = {round(w / bounds_mod.MIB) for w, *_ in pts if w <= l2}
     assert resident == {36}  # 128 experts / 16 x 3 x 2048 x 768 / 1 FP8 bytes = 36 MiB
 
 
