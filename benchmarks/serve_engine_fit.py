@@ -85,7 +85,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
              moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_gen_l2_bytes=0.0, moe_gen_slot_s=0.0,
-             moe_gen_act_s=0.0,
+             moe_gen_act_s=0.0, moe_gen_cta_s=0.0,
              moe_blockfp8_quant_s=0.0, moe_blockfp8_act_s=0.0,
              moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
@@ -161,6 +161,9 @@ for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weig
 # SGLang's FP8 experts (block-scaled) on TensorRT-LLM-gen: its activation kernel's time per routed slot and width
 # element (serving_moe_flashinfer.trtllm_gen_activation_s), fitted in 'moe fp8'
 ENGINE_DEVICE_START[("sglang", "b200")]["moe_gen_act_s"] = 4e-12
+# and its grouped GEMMs' time per launched token-tile CTA (serving_moe_flashinfer.trtllm_gen_launch_s), fitted in
+# 'moe bf16' and kept for FP8 (the same launcher's grid rule)
+ENGINE_DEVICE_START[("sglang", "b200")]["moe_gen_cta_s"] = 5e-8
 for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule reads warm L2
     if _rule.get("kv_warm_l2"):
         ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "kv_l2_bytes_per_s": 1e13}
@@ -193,6 +196,7 @@ BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3,
 BOUNDS["allreduce_symm_efficiency"] = (0.02, 1.0)
 BOUNDS["kv_l2_bytes_per_s"] = (1e11, 1e15)
 BOUNDS["moe_gen_act_s"] = (1e-15, 1e-10)
+BOUNDS["moe_gen_cta_s"] = (1e-10, 1e-5)
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0),
         "moe_blockfp8_block_rows": (16.0, 32.0, 64.0, 128.0)}

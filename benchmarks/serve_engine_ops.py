@@ -154,13 +154,6 @@ def predict_moe_block(ek, p, engine: str = ""):
     # on the rows their collector built (aic_moe_workload balanced routing, GPU 0's experts computing their own
     # slots; TensorRT-LLM's DeepSeek-V3 rows without the grouped top-k: its EP 2 runs half of EP 1, 104.5 vs 191.8 µs
     # at 1 token on H100, where grouped routing would put all 8 slots on GPU 0)
-    # vLLM on B200 (TensorRT-LLM-gen), tested on its training rows and not kept: a fixed time for vLLM's scale
-    # transpose at > 1 token (a1q_scale.t().contiguous() copies nothing at 1 token; fits 13 µs, an implausible copy,
-    # and moves DeepSeek-V3's 1-token rows to -25..-32 %: the 1 -> 2 token step is Qwen3-30B's only), a latency per
-    # 128-deep k step of each GEMM (fits to its lower bound), waves of output tiles ⌈tiles / 148⌉ · ⌈k / 128⌉ · t
-    # added to the GEMM (held-aside p90 15.2 %, but moe_blockfp8_hbm_efficiency at its bound 1) or as its compute
-    # time (t = 289 ns, p90 15.9 %, but moe_blockfp8_efficiency at its bound: the FLOP term superseded), σ fixed at
-    # 1 (p90 19.0 %)
     if engine == "sglang":
         return predict_moe(ek, p, engine)
     tokens, h, inter, topk, experts, tp, ep, _, _ = p
@@ -216,7 +209,8 @@ def _moe_collector(ek, p, engine: str):
     walked = tokens * topk if walks_all_slots(engine, dtype) and not gen else 0.0
     # block-scaled FP8 experts on it (SGLang's FP8 rows): its activation kernel over the layer's routed slots
     act = serving_moe_flashinfer.trtllm_gen_activation_s(ek.k, tokens * topk * gen, inter / tp) if dtype == "fp8" else 0
-    return act + sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked)
+    launch = serving_moe_flashinfer.trtllm_gen_launch_s(ek.k, tokens * topk, experts / ep) if gen else 0.0
+    return act + sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked) + launch
                      + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * gen) for n, kk in shapes)
 
 
@@ -330,7 +324,7 @@ OPS = {
     "moe bf16": (lambda t: _moe_domain(t, "bf16"), predict_moe,
                  ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_default_efficiency",
                   "moe_block_rows", "moe_block_weight_reads", "moe_overlap_exponent", "moe_gen_l2_bytes",
-                  "moe_gen_slot_s")),
+                  "moe_gen_slot_s", "moe_gen_cta_s")),
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), predict_moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",

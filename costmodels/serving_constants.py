@@ -92,6 +92,9 @@ class KernelConstants:
     """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200): time per routed slot of the whole layer
     (tokens · top_k, all GPUs' slots) that each of its grouped GEMMs spends walking the routing's permutation
     (serving_moe_flashinfer.trtllm_gen_route_s; fitted); 0: no such term"""
+    moe_gen_cta_s: float = 0.0
+    """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200), BF16 and FP8: time per token-dimension CTA
+    each grouped GEMM launches, computing or exiting (serving_moe_flashinfer.trtllm_gen_launch_s; fitted); 0: none"""
     moe_gen_act_s: float = 0.0
     """block-scaled (DeepSeek) FP8 experts on FlashInfer's TensorRT-LLM-gen MoE (SGLang's FP8 experts on B200): time
     per element of its activation kernel's walk, the layer's routed slots (tokens · top_k, all GPUs' slots) times the
@@ -366,7 +369,7 @@ class EngineCalibration(KernelConstants):
                      "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
                      "moe_trtllm_gen", "moe_blockfp8_k_overhead", "moe_gen_l2_bytes",
                      "moe_gen_slot_s", "moe_fp8_k_overhead", "moe_blockfp8_quant_s", "moe_blockfp8_act_s",
-                     "moe_gen_act_s"):
+                     "moe_gen_act_s", "moe_gen_cta_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name, curve in CURVE_RELATIVE.items():  # at most the peak: 1 / the curve's maximum

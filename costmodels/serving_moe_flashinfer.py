@@ -128,6 +128,30 @@ def trtllm_gen_route_s(k: KernelConstants, routed_slots: float) -> float:
     return k.moe_gen_slot_s * routed_slots
 
 
+def trtllm_gen_launched_ctas(routed_slots: float, local_experts: float) -> float:
+    """CTAs along the token dimension that each grouped GEMM of FlashInfer's TensorRT-LLM-gen fused MoE launches
+    (include/flashinfer/trtllm/fused_moe/runner.h Routing::getMaxNumCtasInBatchDim, read, not copied): the grid is
+    sized before the routing is known, for the worst case of the layer's `routed_slots` (tokens · top_k of all
+    GPUs) over the `local_experts`: one tile for each of min(E_l, slots) experts holding a single slot, plus one per
+    whole token tile (trtllm_gen_tile) of the slots left; the CTAs beyond the routed tiles exit at once
+    (ptrNumNonExitingCtas)."""
+    tile = trtllm_gen_tile(routed_slots, local_experts)
+    single = min(max(local_experts, 1.0), routed_slots)
+    return single + math.floor((routed_slots - single) / tile)
+
+
+def trtllm_gen_launch_s(k: KernelConstants, routed_slots: float, local_experts: float) -> float:
+    """Time one grouped GEMM of FlashInfer's TensorRT-LLM-gen fused MoE spends per token-dimension CTA it launches
+    (trtllm_gen_launched_ctas): t_cta · CTAs (moe_gen_cta_s; 0 for other kernels). A fixed time per launched token
+    tile, whether it computes or exits, grows with the experts a small batch reaches (top_k experts at 1 token, all
+    local ones from E_l / top_k tokens) where a flat per-GEMM floor cannot: SGLang's B200 tables run Qwen3-30B-A3B's
+    layer at 1 token in 17-20 µs at any TP and EP, yet in 39-40 µs at 16 tokens over its 128 experts at TP 8-16
+    (EP 1: 0.3-0.6 MB of FP8 weights per expert, 38-75 MB in all: 5-9 µs of HBM time). Fitted on the BF16 rows and
+    kept for FP8 (the same launcher and grid rule); the mechanism behind the time per CTA (launch, its read of the
+    routing metadata, the exit of a CTA with no tile) is not isolated by the tables."""
+    return k.moe_gen_cta_s * trtllm_gen_launched_ctas(routed_slots, local_experts) if k.moe_gen_cta_s else 0.0
+
+
 def trtllm_gen_activation_s(k: KernelConstants, routed_slots: float, width: float) -> float:
     """Time of the activation kernel between the two grouped GEMMs of FlashInfer's TensorRT-LLM-gen fused MoE with
     block-scaled (DeepSeek) FP8 experts, whose first GEMM has no fused activation (csrc/trtllm_fused_moe_runner.cu
