@@ -154,6 +154,13 @@ def predict_moe_block(ek, p, engine: str = ""):
     # on the rows their collector built (aic_moe_workload balanced routing, GPU 0's experts computing their own
     # slots; TensorRT-LLM's DeepSeek-V3 rows without the grouped top-k: its EP 2 runs half of EP 1, 104.5 vs 191.8 µs
     # at 1 token on H100, where grouped routing would put all 8 slots on GPU 0)
+    # vLLM on B200 (TensorRT-LLM-gen), tested on its training rows and not kept: a fixed time for vLLM's scale
+    # transpose at > 1 token (a1q_scale.t().contiguous() copies nothing at 1 token; fits 13 µs, an implausible copy,
+    # and moves DeepSeek-V3's 1-token rows to -25..-32 %: the 1 -> 2 token step is Qwen3-30B's only), a latency per
+    # 128-deep k step of each GEMM (fits to its lower bound), waves of output tiles ⌈tiles / 148⌉ · ⌈k / 128⌉ · t
+    # added to the GEMM (held-aside p90 15.2 %, but moe_blockfp8_hbm_efficiency at its bound 1) or as its compute
+    # time (t = 289 ns, p90 15.9 %, but moe_blockfp8_efficiency at its bound: the FLOP term superseded), σ fixed at
+    # 1 (p90 19.0 %)
     if engine == "sglang":
         return predict_moe(ek, p, engine)
     tokens, h, inter, topk, experts, tp, ep, _, _ = p
