@@ -11,12 +11,18 @@ TensorRT-LLM's GEMM table times an FP8 Linear built without an input_scale (aico
 collector/trtllm/collect_gemm.py loads only weight and weight_scale), so FP8QDQLinearMethod quantises dynamically
 (tensorrt_llm/_torch/modules/linear.py: process_weights_after_loading_vanilla sets input_scale = None, apply runs
 quantize_e4m3_per_tensor): its FP8 rows hold GEMM + amax pass + quantise kernel. A per-tensor FP8 checkpoint served
-by TensorRT-LLM carries static input scales and runs the quantise kernel alone. vLLM's GEMM collector builds its
-Fp8Config with activation_scheme "static" (static_scaled_fp8_quant) and SGLang's compute_scale table is all zeros,
-so only TensorRT-LLM's rows carry the pass (DYNAMIC_SCALE_ROWS). Nothing here is fitted.
+by TensorRT-LLM carries static input scales and runs the quantise kernel alone. vLLM's GEMM collector (aiconfigurator
+d5bad971c, the 0.24.0 upgrade) builds its Fp8Config with activation_scheme "dynamic": its rows quantise per token, not
+with static_scaled_fp8_quant, and not with the CUDA per-token kernel its compute_scale table times
+(dynamic_per_token_scaled_fp8_quant minus the static kernel) either: under the collector's default VllmConfig()
+QuantFP8 runs its Inductor-compiled forward_native, one program per row (serving_gemm.token_quant_s, fitted in
+'gemm fp8'); SGLang's compute_scale table is all zeros, so only TensorRT-LLM's rows take a measured pass
+(DYNAMIC_SCALE_ROWS). Nothing here is fitted.
 
-The scale_matrix tables of TensorRT-LLM and vLLM time the very static quantise kernel their GEMM rows run (see
-STATIC_KERNEL_ROWS): serve_engine_fit.py fits serving_gemm.fp8_quant_s to them (op "fp8 quant"). SGLang's do not:
+The scale_matrix tables of TensorRT-LLM and vLLM time a static quantise kernel of the engine (see STATIC_KERNEL_ROWS):
+serve_engine_fit.py fits serving_gemm.fp8_quant_s to them (op "fp8 quant"); TensorRT-LLM's GEMM rows run that very
+kernel, vLLM's the per-token program, whose bytes (read the BF16 row, write its FP8 row) the static kernel's fit
+stands for while its per-row program time is token_quant_s. SGLang's do not:
 its collector times a torch composite (x / scale, clamp, cast, copy: ~30 bytes per element, 10x the bandwidth bound)
 while its GEMM rows quantise with sgl_per_token_quant_fp8 (collector/sglang/collect_gemm.py), a kernel no table times
 alone (its compute_scale rows, dynamic minus that composite, are clamped to 0).
@@ -31,7 +37,9 @@ from aiconfigurator_tables import DEVICES, ENGINE_VERSIONS, MS, _read, data_dir
 DYNAMIC_SCALE_ROWS = ("trtllm",)
 """engines whose FP8 GEMM table rows quantise their input with a dynamic per-tensor scale (an amax pass first)"""
 STATIC_KERNEL_ROWS = ("trtllm", "vllm")
-"""engines whose scale_matrix table times the static quantise kernel their FP8 GEMM rows (and serving) run"""
+"""engines whose scale_matrix table times a static quantise kernel of theirs, fitted on its own: the kernel their FP8
+GEMM rows (and serving) run (TensorRT-LLM), or the bytes of the per-token program they run (vLLM; its time per row:
+serving_gemm.token_quant_s)"""
 
 
 @functools.cache

@@ -76,8 +76,10 @@ FP8_GEMM_HOPPER = {**{("vllm", d): dict(fp8_k_overhead=0.0) for d in ("h100-sxm"
 """per-tensor FP8 GEMM terms an engine's Hopper kernel does not have, read from its source, not fitted (fitted, each ran
 to its lower bound): vLLM 0.24.0's cutlass_scaled_mm SM90 kernels for m > 64 (scaled_mm_sm90_fp8_dispatch.cuh:
 128 x 128 or 64 x 128 tiles, KernelTmaWarpSpecializedPingpongFP8FastAccum) run one consumer warp group's epilogue
-under the other's main loop and scale by two scalars (ScaledEpilogue, per-tensor), so a tile costs no prologue/epilogue
-time beyond its MMAs (k_0 = 0; SGLang's Pingpong kernels load a per-token and a per-channel scale vector in every
+under the other's main loop; the table's rows quantise per token (aiconfigurator's collector: Fp8Config
+activation_scheme "dynamic"), so ScaledEpilogue (scaled_mm_epilogues_c3x.hpp) loads a per-token scale vector
+(Sm90ColOrScalarBroadcast) and the weight's scalar, and still a tile costs no prologue/epilogue time beyond its MMAs
+(k_0 = 0; SGLang's Pingpong kernels load a per-token and a per-channel scale vector in every
 tile's epilogue, Sm90ColBroadcast/RowBroadcast, and fit k_0 > 0); TensorRT-LLM 1.3's FP8 linear layer calls
 cublas_scaled_mm, whose cuBLASLt heuristic picks the kernel per shape, so a padded row costs no more than its tile's
 share (π = 0; the fixed-bucket CUTLASS kernels of vLLM and SGLang pay π ≈ 0.5-1.4)"""
@@ -306,7 +308,8 @@ OPS = {
     "gemm fp8": (lambda t: _gemm_domain(t, "fp8"), predict_gemm,
                  ("fp8_gemm_efficiency_max", "fp8_gemm_half_flops", "fp8_quant_s", "fp8_k_overhead", "fp8_wave_weight",
                   "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s", "fp8_hbm_efficiency",
-                  "fp8_overlap_exponent", "fp8_large_efficiency_max", "fp8_oob_penalty", "fp8_gemm_row_s")),
+                  "fp8_overlap_exponent", "fp8_large_efficiency_max", "fp8_oob_penalty", "fp8_gemm_row_s",
+                  "fp8_gemm_row_chunk_s")),
     # NVFP4 GEMMs with their input quantisation (serving_gemm.gemm_fp4_s): only devices with an FP4 peak (DEVICE_OPS)
     "gemm fp4": (lambda t: _gemm_domain(t, "fp4"), predict_gemm,
                  ("fp4_gemm_efficiency_max", "fp4_gemm_half_flops", "fp4_wave_weight", "fp4_hbm_efficiency",

@@ -78,16 +78,17 @@ NOTES = """Reading the tables (no constant is fitted here):
   at 8192, 0.69 at 16384 at k 5120), so the model stays slow on wide GEMMs at m 1024 (+9 %); a per-wave traffic
   term (the shorter operand re-read every wave) was tried and did not move the fit. With the quantise kernel fitted
   to its own table (2.6-2.8 bytes per element; L2-resident inputs and vLLM's one block per row modelled) vLLM's
-  rows keep a time per input row it does not have (fp8_gemm_row_s, 6-7 ns: up to 115 µs at m 16384, most visible
-  at small n); fitted inside the quantise kernel it had put that kernel 70-234 % above its measured time at m >= 256.
-  vLLM's own n 32, k 32 FP8 rows (outside the fit's domain; GEMM and quantisation negligible) measure it alone:
-  4.5 µs + 7.1 ns per row on H200 and H100 alike (240 µs at m 32768; the quantise kernel alone 22 µs, the BF16
-  GEMM 4 µs): a latency per row, not bytes; less the quantise kernel's 0.6 ns, 6.5 ns, within 9 % of the fitted
-  value on each device (tests/
-  costmodels_serving/test_serving_gemm_fp8_terms.py). It adds to the GEMM (put inside the GEMM's overlap the H200
-  held-aside p90 grows 12.1 -> 13.9 %), SGLang's rows of the same CUTLASS kernel family do not have it, and which
-  operation of vLLM's per-tensor FP8 linear step costs it is not identified from the source; tested and not kept:
-  serial input or output bytes, A re-read per column tile.
+  rows keep a time per input row (6-7 ns: up to 115 µs at m 16384, most visible at small n); fitted inside the
+  quantise kernel it had put that kernel 70-234 % above its measured time at m >= 256. It is vLLM's per-token
+  quantisation as its collector runs it (Fp8Config activation_scheme "dynamic" under a default VllmConfig(): custom
+  ops off, QuantFP8.forward_native compiled by Inductor, one program per row looping over 2048-element chunks, amax
+  then quantise), not the CUDA per-token kernel its compute_scale table times (22 µs at m 32768, k 32, where the n 32
+  rows take 240 µs): serving_gemm.token_quant_s = m·(t_p + 2·⌈k/2048⌉·t_c), fitted in 'gemm fp8' (t_p 4.3/4.8 ns,
+  t_c 0.95/1.17 ns per row on H100/H200); the n 32 rows' time per row, flat to k 2048 and rising in steps of 2048 k,
+  follows it within 20 % (tests/costmodels_serving/test_serving_vllm_token_quant.py). It adds to the GEMM (put
+  inside the GEMM's overlap the H200 held-aside p90 grew 12.1 -> 13.9 %); SGLang's rows of the same CUTLASS kernel
+  family quantise with sgl_per_token_quant_fp8 and do not have it; tested and not kept: serial input or output bytes,
+  A re-read per column tile.
 - Fit bounds: vLLM's per-tile overhead k_0 and TensorRT-LLM's padded-row penalty π had run to their lower bounds; both
   are 0 by rules read from the sources (benchmarks/serve_engine_ops.py FP8_GEMM_HOPPER: vLLM's SM90 kernels for m > 64
   are Pingpong with scalar scales, TensorRT-LLM's FP8 linear layer calls cuBLASLt, which picks its kernel per shape),

@@ -185,8 +185,11 @@ class KernelConstants:
     fp8_quant_row_s: float = 0.0
     """FP8 input quantisation: time per row (per-token scale computation)"""
     fp8_gemm_row_s: float = 0.0
-    """FP8 GEMMs: time per input row outside the tiles' overlap (serving_gemm.gemm_fp8_s; vLLM: ~7 ns, as its n 32,
-    k 32 rows measure it apart from the GEMM and the quantisation)"""
+    """FP8 GEMMs: time per input row outside the tiles' overlap (serving_gemm.gemm_fp8_s; vLLM: its per-token
+    quantise kernel's fixed time per row program, serving_gemm.token_quant_s)"""
+    fp8_gemm_row_chunk_s: float = 0.0
+    """FP8 GEMMs: time per input row and per loop iteration over a 2048-element chunk of the row in vLLM's per-token
+    quantise kernel (serving_gemm.token_quant_s; fitted); 0: none"""
     fp8_quant_l2_share: float = 1.0
     """FP8 input quantisation: share of its HBM bytes that an input still costs when its BF16 input and FP8 output
     fit in the device's L2 (DeviceSpec.l2_bytes)"""
@@ -361,7 +364,7 @@ class EngineCalibration(KernelConstants):
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("fp8_large_efficiency_max", "fp8_hbm_efficiency", "fp8_overlap_exponent", "moe_floor_s",
                      "moe_slot_bytes", "fp8_k_overhead", "fp8_cta_bytes_per_s", "fp8_quant_bytes", "fp8_quant_row_s",
-                     "fp8_gemm_row_s", "fp8_quant_l2_share", "fp8_quant_row_bytes_per_s",
+                     "fp8_gemm_row_s", "fp8_gemm_row_chunk_s", "fp8_quant_l2_share", "fp8_quant_row_bytes_per_s",
                      "moe_fp8_floor_s", "moe_hbm_efficiency", "moe_fp8_hbm_efficiency", "moe_fp8_slot_bytes",
                      "moe_fp8_tile_s", "moe_fp8_oob_penalty", "moe_block_weight_reads", "moe_overlap_exponent",
                      "moe_fp8_overlap_exponent", "fp8_oob_penalty", "moe_blockfp8_floor_s",

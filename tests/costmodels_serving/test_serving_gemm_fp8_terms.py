@@ -1,7 +1,7 @@
 """The Hopper FP8 GEMM terms (serving_gemm.gemm_fp8_s): the per-tile overhead k_0 and the padded-row penalty π that
 an engine's kernel lacks are fixed to 0 by rules read from its source (serve_engine_ops.FP8_GEMM_HOPPER), no fitted
-'gemm fp8' constant sits at a fit bound, and vLLM's time per input row t_g is what its measured rows without a GEMM
-or a quantisation to speak of (n 32, k 32) take per row."""
+'gemm fp8' constant sits at a fit bound, and vLLM's time per input row t_g (its per-token quantise program at one
+chunk) is what its measured rows without a GEMM or a quantisation to speak of (n 32, k 32) take per row."""
 
 import dataclasses
 import math
@@ -11,7 +11,7 @@ from bench_modules import bench_modules
 from kernel_constants import kernel_constants
 
 import profiles
-from costmodels.serving_gemm import fp8_tiles, gemm_fp8_s
+from costmodels.serving_gemm import fp8_tiles, gemm_fp8_s, token_quant_s
 from costmodels.serving_kernels import engine_calibration
 
 HOPPER = ("h100-sxm", "h200")
@@ -73,7 +73,8 @@ def test_no_fitted_fp8_gemm_constant_sits_at_a_bound(device):
 def test_vllm_row_time_is_what_its_gemm_free_rows_take_per_row(device):
     """vLLM's n 32, k 32 FP8 rows (outside the fit's domain: n, k >= 512) do almost no GEMM and quantisation work,
     yet grow ~7 ns per row (4.5 µs at m 1 to 240 µs at m 32768), while its BF16 rows of that shape stay under 4 µs.
-    Their slope less the measured quantise kernel's is within 20 % of the fitted fp8_gemm_row_s."""
+    Their slope less the measured quantise kernel's is within 20 % of the fitted per-token quantise program's time per
+    row at one 2048-element chunk (serving_gemm.token_quant_s: t_p + 2·t_c)."""
     _bench()
     from aic_quant_tables import static_quant_points
     from aiconfigurator_tables import load
@@ -84,7 +85,7 @@ def test_vllm_row_time_is_what_its_gemm_free_rows_take_per_row(device):
     slope = (table[hi, 32, 32, "fp8"] - table[lo, 32, 32, "fp8"]) / (hi - lo)
     slope -= (quant[hi, 32] - quant[lo, 32]) / (hi - lo)
     assert table[hi, 32, 32, "bf16"] < 5e-6 < 100e-6 < table[hi, 32, 32, "fp8"]
-    fitted = engine_calibration(profiles.load_device(device), "vllm").fp8_gemm_row_s
+    fitted = token_quant_s(engine_calibration(profiles.load_device(device), "vllm"), 1.0, 32.0)
     assert 5e-9 < slope < 9e-9
     assert slope == pytest.approx(fitted, rel=0.2)
 
