@@ -136,7 +136,9 @@ def tuned_section(wheel: pathlib.Path | None) -> list[str]:
             for (d, e, n), blocks in sorted(tuned_block_rows(wheel).items())]
     return ["## SGLang's tuned FP8 MoE row blocks", "",
             "BLOCK_SIZE_M by token count (SGLang picks the nearest count) in SGLang 0.5.14's tuned files for the 'moe "
-            "fp8' domain's shapes; the fit charges every tuned shape one fitted row block (moe_fp8_block_rows 64):", "",
+            "fp8' domain's shapes; the model now charges these very blocks (costmodels/serving_moe_blocks.py, "
+            "serving_moe_configs.file_block_rows, in serving and in the fit; was one fitted block, moe_fp8_block_rows "
+            "64, that held H200's moe_fp8_hbm_efficiency at its bound 1.0):", "",
             "| device | E | N | tokens: BLOCK_SIZE_M |", "|---|---|---|---|", *rows]
 
 

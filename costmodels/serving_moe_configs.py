@@ -15,10 +15,14 @@ dtype "fp8_block": vLLM's `dtype=fp8_w8a8,block_shape=[128,128]` files, SGLang's
   sglang 0.5.14   sglang/srt/layers/moe/moe_runner/triton_utils/configs/triton_*/  (any Triton version's file
                   is used when the installed version has none)
 The default configuration's row block (BLOCK_SIZE_M: each expert's token rows are padded to whole blocks) is
-taken from the releases' get_default_config (default_block_rows); a tuned file's own row blocks are fitted.
+taken from the releases' get_default_config (default_block_rows); a tuned file's own row blocks are read from the
+file where costmodels/serving_moe_blocks.py lists it (SGLang's FP8 files: file_block_rows, the key nearest the
+layer's tokens as SGLang's try_get_optimal_moe_config picks it), else fitted (moe_block_rows, moe_fp8_block_rows).
 TensorRT-LLM and vLLM's FP8 experts (FlashInfer CUTLASS kernels: per-tensor scales, and block scales at EP > 1) pick
 their tiles at run time: every shape counts as tuned.
 """
+
+from costmodels.serving_moe_blocks import BLOCKS
 
 RELEASES = {"vllm": "0.24.0", "sglang": "0.5.14"}
 """engine -> the release whose config files TUNED lists (aiconfigurator_tables.ENGINE_VERSIONS)"""
@@ -73,14 +77,39 @@ def default_block_rows(engine: str, tokens: float, experts: float, dtype: str) -
     return 64.0 if dtype.startswith("fp8") or tokens > experts else 16.0
 
 
+class FileRows(float):
+    """BLOCK_SIZE_M read from a tuned config file (serving_gemm: the kernel's tuned tiles, no default-config
+    efficiency), as opposed to a plain float, the default config's BLOCK_SIZE_M."""
+
+
 def config_block_rows(engine: str, device: str, tokens: float, experts: float, width: float, dtype: str,
                       block_scaled: bool = False) -> float:
-    """0 when the MoE kernel runs a tuned config (tuned_config), else the default config's BLOCK_SIZE_M;
-    `block_scaled`: FP8 experts of a 128x128 block-scaled checkpoint (expert_dtype)."""
+    """The BLOCK_SIZE_M of the MoE kernel's config for `tokens` tokens entering the layer: on a tuned config
+    (tuned_config) the file's (FileRows, file_block_rows), or 0 where the model does not list it (the fitted row
+    block applies), else the default config's; `block_scaled`: FP8 experts of a 128x128 block-scaled checkpoint
+    (expert_dtype)."""
     dtype = expert_dtype(dtype, block_scaled)
     if tuned_config(engine, device, experts, width, dtype):
-        return 0.0
+        return file_block_rows(engine, device, tokens, experts, width, dtype)
     return default_block_rows(engine, tokens, experts, dtype)
+
+
+def default_config(engine: str, device: str, experts: float, width: float, dtype: str,
+                   block_scaled: bool = False) -> bool:
+    """Whether the MoE kernel runs the engine's default tile config (no tuned file for the shape)."""
+    return not tuned_config(engine, device, experts, width, expert_dtype(dtype, block_scaled))
+
+
+def file_block_rows(engine: str, device: str, tokens: float, experts: float, width: float, dtype: str) -> float:
+    """BLOCK_SIZE_M of the tuned file's config at the key nearest `tokens` (the first in file order on a tie, as
+    min() over the keys in SGLang's try_get_optimal_moe_config and vLLM's), as FileRows; 0 where
+    costmodels/serving_moe_blocks.py does not list the file. `dtype` as expert_dtype gives it."""
+    if engine == "sglang" and dtype == "fp8_block":
+        dtype = "fp8"
+    pairs = BLOCKS.get((engine, device, dtype, round(experts), round(width)))
+    if not pairs:
+        return 0.0
+    return FileRows(min(pairs, key=lambda pair: abs(pair[0] - tokens))[1])
 
 
 def walks_all_slots(engine: str, dtype: str) -> bool:
