@@ -86,14 +86,14 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
              moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_gen_l2_bytes=0.0, moe_gen_slot_s=0.0,
-             moe_gen_act_s=0.0,
+             moe_gen_act_s=0.0, moe_gen_cta_s=0.0,
              moe_blockfp8_quant_s=0.0, moe_blockfp8_act_s=0.0,
              moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
              fp8_k_overhead=100.0, fp8_wave_weight=0.5, fp8_oob_penalty=1.0, fp8_cta_bytes_per_s=1e11,
              fp8_quant_bytes=3.0,
              fp8_quant_row_s=1e-10, fp8_hbm_efficiency=0.8, fp8_overlap_exponent=3.0, fp8_large_efficiency_max=0.7,
              gemm_sms=132.0, gemm_wave_weight=0.2, gemm_large_efficiency_max=0.75, fp8_gemm_row_s=0.0,
-             fp8_quant_l2_share=0.7, fp8_quant_row_bytes_per_s=0.0)
+             fp8_gemm_row_chunk_s=0.0, fp8_quant_l2_share=0.7, fp8_quant_row_bytes_per_s=0.0)
 """starting point of every fit (and the value of a constant no table constrains)"""
 ENGINE_START = {"vllm": dict(fp8_gemm_row_s=1e-9, fp8_quant_row_bytes_per_s=3e10, moe_fp8_tile_s=1e-6,
                              moe_fp8_oob_penalty=1.0, moe_block_weight_reads=0.5,
@@ -149,9 +149,10 @@ ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allr
                                                allreduce_symm_efficiency=0.6, allreduce_pass_s=1.5e-6),
                        **{("sglang", d): dict(allreduce_twoshot_hop_s=3e-7) for d in ("h100-sxm", "h200")}}
 """starting values of the constants only such a rule fits (0, unused, elsewhere)"""
-for _dev in ("h100-sxm", "h200"):  # vLLM's block-scaled Triton MoE on Hopper: its per-tile prologue/epilogue k_0
+for _dev in ("h100-sxm", "h200"):  # vLLM's block-scaled Triton MoE on Hopper: its per-tile prologue/epilogue k_0,
+    # and its FP8 GEMM rows' per-token quantise program's time per 2048-element chunk (serving_gemm.token_quant_s)
     ENGINE_DEVICE_START[("vllm", _dev)] = {**ENGINE_DEVICE_START.get(("vllm", _dev), {}),
-                                           "moe_blockfp8_k_overhead": 256.0}
+                                           "moe_blockfp8_k_overhead": 256.0, "fp8_gemm_row_chunk_s": 1e-10}
 for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weights re-read per further token tile
     ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "moe_block_weight_reads": 0.1}
     if _key[0] == "vllm":  # re-reads miss L2 by the expert's weight bytes instead (moe_gen_l2_bytes, fitted)
@@ -162,6 +163,9 @@ for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weig
 # SGLang's FP8 experts (block-scaled) on TensorRT-LLM-gen: its activation kernel's time per routed slot and width
 # element (serving_moe_flashinfer.trtllm_gen_activation_s), fitted in 'moe fp8'
 ENGINE_DEVICE_START[("sglang", "b200")]["moe_gen_act_s"] = 4e-12
+# and its grouped GEMMs' time per launched token-tile CTA (serving_moe_flashinfer.trtllm_gen_launch_s), fitted in
+# 'moe bf16' and kept for FP8 (the same launcher's grid rule)
+ENGINE_DEVICE_START[("sglang", "b200")]["moe_gen_cta_s"] = 5e-8
 for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule reads warm L2
     if _rule.get("kv_warm_l2"):
         ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "kv_l2_bytes_per_s": 1e13}
@@ -173,7 +177,8 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_fp8_efficiency": (0.05, 1.0), "fp8_wave_weight": (1e-3, 1.0), "fp8_k_overhead": (1.0, 1e5),
           "fp8_oob_penalty": (1e-3, 20.0),
           "fp8_quant_bytes": (0.1, 100.0), "fp8_quant_row_s": (1e-13, 1e-6), "fp8_cta_bytes_per_s": (1e9, 1e13),
-          "fp8_gemm_row_s": (1e-13, 1e-6), "fp8_quant_l2_share": (0.05, 1.0), "fp8_quant_row_bytes_per_s": (1e9, 1e13),
+          "fp8_gemm_row_s": (1e-13, 1e-6), "fp8_gemm_row_chunk_s": (1e-14, 1e-7),
+          "fp8_quant_l2_share": (0.05, 1.0), "fp8_quant_row_bytes_per_s": (1e9, 1e13),
           "fp8_hbm_efficiency": (0.05, 1.0), "fp8_large_efficiency_max": (0.05, 1.0),
           "gemm_wave_weight": (1e-3, 1.0), "gemm_large_efficiency_max": (0.05, 1.0),
           "fp8_overlap_exponent": (1.0, 16.0),
@@ -194,6 +199,7 @@ BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3,
 BOUNDS["allreduce_symm_efficiency"] = (0.02, 1.0)
 BOUNDS["kv_l2_bytes_per_s"] = (1e11, 1e15)
 BOUNDS["moe_gen_act_s"] = (1e-15, 1e-10)
+BOUNDS["moe_gen_cta_s"] = (1e-10, 1e-5)
 GRID = {"allreduce_custom_max_bytes": tuple(2.0 ** e for e in range(20, 30)),
         "moe_block_rows": (16.0, 32.0, 64.0, 128.0), "moe_fp8_block_rows": (16.0, 32.0, 64.0, 128.0),
         "moe_blockfp8_block_rows": (16.0, 32.0, 64.0, 128.0)}
@@ -327,6 +333,8 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     if not ENGINE_CONSTANTS.get(engine, {}).get("decode_mha_block_tokens"):
         names = tuple(n for n in names if n != "decode_mha_token_s")
     names = tuple(n for n in names if n not in _unused_allreduce(engine, device))
+    if "fp8_gemm_row_chunk_s" not in ENGINE_DEVICE_START.get((engine, device), {}):  # vLLM's per-token quantise
+        names = tuple(n for n in names if n != "fp8_gemm_row_chunk_s")  # program: Hopper only
     names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {})  # read from source, not fitted
                   and n not in ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))
     sm100 = ATTENTION_SM100.get((engine, device), {})

@@ -37,21 +37,31 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       the static-scale quantise kernel of a per-tensor FP8 checkpoint (its input_scale): TensorRT-LLM's GEMM table
       rows quantise dynamically instead (its collector loads no input_scale, so FP8QDQLinearMethod runs
       quantize_e4m3_per_tensor: an amax pass, then the quantise kernel), which its fit takes off with the measured
-      compute_scale table (benchmarks/aic_quant_tables.py); vLLM's rows run the static kernel. The quantise kernel's
-      constants are fitted to its own measured table (scale_matrix) where that times the kernel the GEMM rows run
-      (TensorRT-LLM, vLLM; SGLang's times another: fitted inside its GEMM rows). t_g: a time per input row of the
-      GEMM step that the measured quantise kernel does not have (vLLM's rows: ~6-7 ns per row, which the fit had
-      put in t_row while the quantise kernel was fitted inside the GEMM rows). It is measured apart from the GEMM
-      and the quantisation on vLLM's n 32, k 32 rows (both negligible there): 4.5 µs + 7.1 ns per row on H200 and
-      H100 alike, 6.5 ns less the quantise kernel's own (240 µs at m 32768, where the quantise kernel alone runs
-      22 µs and vLLM's BF16 GEMM 4 µs: a latency per row, not bytes); it adds to the GEMM (inside its overlap the
-      held-aside p90 grows); SGLang's rows of the same CUTLASS kernel family do not have it. Which of vLLM's
-      per-tensor FP8 linear step's operations costs it is not identified from the source. Its collector (aiconfigurator
-      collector/vllm/collect_gemm.py at the 0.24.0 upgrade) builds Fp8Config(activation_scheme="dynamic"), so the rows
-      quantise per token (vLLM's Fp8LinearMethod picks per-token dynamic scales where CUTLASS FP8 runs), yet the
-      measured dynamic per-token kernel (static + compute_scale tables) runs 22 µs at m 32768, k 32; the per-row time
-      is independent of n and grows in steps of about 2048 k elements (benchmarks/results/serve_hopper_bounds.md);
-      a static-scale checkpoint's linear layer may not pay it
+      compute_scale table (benchmarks/aic_quant_tables.py). The quantise kernel's constants are fitted to its own
+      measured table (scale_matrix) where that times a kernel of the engine (TensorRT-LLM, vLLM; SGLang's times
+      another: fitted inside its GEMM rows). t_g: vLLM's rows quantise per token in a kernel of their own (below),
+      priced m·t_g (t_g = fp8_gemm_row_s + 2·⌈k/2048⌉·fp8_gemm_row_chunk_s: token_quant_s) on top of the static
+      kernel's bytes; 0 for the other engines but TensorRT-LLM's small fitted t_g
+  vLLM's per-token quantise kernel (token_quant_s): aiconfigurator's vLLM 0.24.0 GEMM collector (collector/vllm/
+      collect_gemm.py at d5bad971c) builds Fp8Config(activation_scheme="dynamic") under a default VllmConfig(), so
+      Fp8LinearMethod picks per-token dynamic scales (fp8.py: kFp8DynamicTokenSym where CUTLASS FP8 runs) and the
+      linear layer quantises with QuantFP8 (ScaledMMLinearKernel.apply_weights). VllmConfig() is optimization level
+      O2: compilation mode VLLM_COMPILE with the Inductor backend, so custom ops default to "none" (config/vllm.py;
+      "+quant_fp8" is added only for block-scaled weights) and QuantFP8 runs forward_native (row amax, scale,
+      multiply, clamp, cast) compiled by torch.compile(dynamic=True) (custom_op.py maybe_compile), not vLLM's CUDA
+      dynamic_per_token_scaled_fp8_quant (which the compute_scale table times: 23 µs at m 32768, k 32 on H100, where
+      the GEMM rows carry 216 µs). Inductor (torch 2.11, vLLM 0.24.0's pin; runtime/triton_heuristics.py
+      _reduction_configs) gives an inner reduction one config: XBLOCK 1 row per program (2 where the row's hint is
+      <= 2048) and R0_BLOCK = min(k, MAX_R0_BLOCK = 2048): one program per row loops ⌈k/2048⌉ times over it to find
+      the amax, then again to quantise and store (2 passes). Rows run as independent programs in waves over the SMs,
+      each latency-bound (one load per iteration in flight), so the time is linear in the rows:
+          t_tq = m·(t_p + 2·⌈k/2048⌉·t_c)
+      t_p the program's fixed time and t_c one iteration's, both per row of the concurrent waves (fitted:
+      fp8_gemm_row_s, fp8_gemm_row_chunk_s). It is why the n 32 rows' time per row is independent of n, flat up to
+      k 2048 and rises in steps of 2048 k (benchmarks/results/serve_hopper_bounds.md). Serving prices the same term
+      in every vLLM FP8 linear layer (gemm_fp8_s): a served per-token FP8 checkpoint (compressed-tensors
+      FP8-dynamic) runs the same QuantFP8 forward_native, though traced into the model's graph, where Inductor sees
+      a static k and may fuse it with the preceding kernel (not modelled: the table's kernel is priced)
   NVFP4 GEMM (Blackwell; FP4 E2M1 weights and input, an FP8 scale per 16 elements: β4 = 0.5 + 1/16 bytes):
       t = max((2·m_pad·n_pad·k·w(T) + F_half) / (P_fp4 · e_max), t_floor + (β4·(m·k + k·n) + 2·m·n) / (BW · η))
           + t_q4 + q4·m·k / (BW · η_hbm)
@@ -173,7 +183,23 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
     if k.fp8_cta_bytes_per_s > 0:
         bandwidth = min(bandwidth, min(tiles, k.gemm_sms) * k.fp8_cta_bytes_per_s)
     memory_s = k.kernel_floor_s + (m * kk + kk * n + 2.0 * m * n) / bandwidth
-    return overlap_s(compute_s, memory_s, k.fp8_overlap_exponent) + m * k.fp8_gemm_row_s
+    return overlap_s(compute_s, memory_s, k.fp8_overlap_exponent) + token_quant_s(k, m, kk)
+
+
+INDUCTOR_R0_BLOCK = 2048
+"""row elements one loop iteration of an Inductor inner-reduction program covers on Hopper (torch 2.11
+torch/_inductor/runtime/triton_heuristics.py _reduction_configs: R0_BLOCK = min(rnumel, MAX_R0_BLOCK = 2048))"""
+TOKEN_QUANT_PASSES = 2
+"""passes of vLLM's per-token quantise program over its row (QuantFP8.forward_native: the row's amax, then the
+scaled, clamped cast of every element)"""
+
+
+def token_quant_s(k: KernelConstants, m: float, kk: float) -> float:
+    """vLLM's per-token FP8 input quantisation of an (m x kk) input as its FP8 GEMM rows run it (Inductor-compiled
+    QuantFP8.forward_native, one program per row looping over 2048-element chunks, twice): m·(t_p + 2·⌈kk/2048⌉·t_c);
+    0 for engines without the constants."""
+    chunks = math.ceil(kk / INDUCTOR_R0_BLOCK)
+    return m * (k.fp8_gemm_row_s + TOKEN_QUANT_PASSES * chunks * k.fp8_gemm_row_chunk_s)
 
 
 FP4_TILE = (128, 128)
@@ -208,7 +234,8 @@ def overlap_s(compute_s: float, memory_s: float, p: float) -> float:
 
 def fp8_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> float:
     """The kernel quantising an (m x kk) BF16 activation to FP8 with a static per-tensor scale before the GEMM
-    (dev: EngineKernels.device); a dynamic scale's amax pass is not included (serving prices static checkpoints)."""
+    (dev: EngineKernels.device); a dynamic per-tensor scale's amax pass is not included; vLLM's per-token dynamic
+    quantisation adds token_quant_s (inside gemm_fp8_s)."""
     nbytes = k.fp8_quant_bytes * m * kk
     t = compute.memory_bound_time_s(nbytes * (k.fp8_quant_l2_share if 3.0 * m * kk <= dev.l2_bytes else 1.0),
                                     dev)
