@@ -153,6 +153,8 @@ for _dev in ("h100-sxm", "h200"):  # vLLM's block-scaled Triton MoE on Hopper: i
     # and its FP8 GEMM rows' per-token quantise program's time per 2048-element chunk (serving_gemm.token_quant_s)
     ENGINE_DEVICE_START[("vllm", _dev)] = {**ENGINE_DEVICE_START.get(("vllm", _dev), {}),
                                            "moe_blockfp8_k_overhead": 256.0, "fp8_gemm_row_chunk_s": 1e-10}
+# the same per-token quantise program on B200 (its n 32 rows are flat to k 2048 and step up at 2560, as on Hopper)
+ENGINE_DEVICE_START[("vllm", "b200")]["fp8_gemm_row_chunk_s"] = 1e-10
 for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weights re-read per further token tile
     ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "moe_block_weight_reads": 0.1}
     if _key[0] == "vllm":  # re-reads miss L2 by the expert's weight bytes instead (moe_gen_l2_bytes, fitted)
@@ -334,7 +336,7 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
         names = tuple(n for n in names if n != "decode_mha_token_s")
     names = tuple(n for n in names if n not in _unused_allreduce(engine, device))
     if "fp8_gemm_row_chunk_s" not in ENGINE_DEVICE_START.get((engine, device), {}):  # vLLM's per-token quantise
-        names = tuple(n for n in names if n != "fp8_gemm_row_chunk_s")  # program: Hopper only
+        names = tuple(n for n in names if n != "fp8_gemm_row_chunk_s")  # program: vLLM only
     names = tuple(n for n in names if n not in ENGINE_CONSTANTS.get(engine, {})  # read from source, not fitted
                   and n not in ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))
     sm100 = ATTENTION_SM100.get((engine, device), {})

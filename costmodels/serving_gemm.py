@@ -187,8 +187,10 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
 
 
 INDUCTOR_R0_BLOCK = 2048
-"""row elements one loop iteration of an Inductor inner-reduction program covers on Hopper (torch 2.11
-torch/_inductor/runtime/triton_heuristics.py _reduction_configs: R0_BLOCK = min(rnumel, MAX_R0_BLOCK = 2048))"""
+"""row elements one loop iteration of an Inductor inner-reduction program covers (torch 2.11
+torch/_inductor/runtime/triton_heuristics.py _reduction_configs: R0_BLOCK = min(rnumel, MAX_R0_BLOCK = 2048)); on
+B200 too: later torch versions lower MAX_R0_BLOCK to 1024 on SM >= 100, but vLLM's B200 n 32 rows are flat to k 2048
+and step up at 2560 as on Hopper"""
 TOKEN_QUANT_PASSES = 2
 """passes of vLLM's per-token quantise program over its row (QuantFP8.forward_native: the row's amax, then the
 scaled, clamped cast of every element)"""
