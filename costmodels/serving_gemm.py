@@ -50,11 +50,12 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       "+quant_fp8" is added only for block-scaled weights) and QuantFP8 runs forward_native (row amax, scale,
       multiply, clamp, cast) compiled by torch.compile(dynamic=True) (custom_op.py maybe_compile), not vLLM's CUDA
       dynamic_per_token_scaled_fp8_quant (which the compute_scale table times: 23 µs at m 32768, k 32 on H100, where
-      the GEMM rows carry 216 µs). Inductor (torch 2.11, vLLM 0.24.0's pin; runtime/triton_heuristics.py
-      _reduction_configs) gives an inner reduction one config: XBLOCK 1 row per program (2 where the row's hint is
-      <= 2048) and R0_BLOCK = min(k, MAX_R0_BLOCK = 2048): one program per row loops ⌈k/2048⌉ times over it to find
-      the amax, then again to quantise and store (2 passes). Rows run as independent programs in waves over the SMs,
-      each latency-bound (one load per iteration in flight), so the time is linear in the rows:
+      the GEMM rows carry 216 µs). Inductor (torch/_inductor/runtime/triton_heuristics.py _reduction_configs, read
+      in a recent PyTorch; vLLM 0.24.0 pins torch 2.11) gives an inner reduction one config: XBLOCK 1 row per program
+      (2 where the row's hint is <= 2048) and R0_BLOCK = min(k, MAX_R0_BLOCK = 2048): one program per row loops
+      ⌈k/2048⌉ times over it to find the amax, then again to quantise and store (2 passes). Rows run as independent
+      programs in waves over the SMs, each latency-bound (one load per iteration in flight), so the time is linear
+      in the rows:
           t_tq = m·(t_p + 2·⌈k/2048⌉·t_c)
       t_p the program's fixed time and t_c one iteration's, both per row of the concurrent waves (fitted:
       fp8_gemm_row_s, fp8_gemm_row_chunk_s). It is why the n 32 rows' time per row is independent of n, flat up to
@@ -187,8 +188,8 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
 
 
 INDUCTOR_R0_BLOCK = 2048
-"""row elements one loop iteration of an Inductor inner-reduction program covers (torch 2.11
-torch/_inductor/runtime/triton_heuristics.py _reduction_configs: R0_BLOCK = min(rnumel, MAX_R0_BLOCK = 2048)); on
+"""row elements one loop iteration of an Inductor inner-reduction program covers (torch/_inductor/runtime/
+triton_heuristics.py _reduction_configs: R0_BLOCK = min(rnumel, MAX_R0_BLOCK = 2048)); on
 B200 too: later torch versions lower MAX_R0_BLOCK to 1024 on SM >= 100, but vLLM's B200 n 32 rows are flat to k 2048
 and step up at 2560 as on Hopper"""
 TOKEN_QUANT_PASSES = 2
