@@ -73,8 +73,8 @@ def listing(engine: str, path: pathlib.Path) -> tuple[dict[tuple[str, str, str],
             shape = (*key, int(m.group(1)), int(m.group(2)))
             if (engine, key[2]) in BLOCK_KINDS and _version(name) >= newest.get(shape, ((), ""))[0]:
                 newest[shape] = (_version(name), name)
-    blocks = {shape: tuple((int(tokens), int(cfg["BLOCK_SIZE_M"]))
-                           for tokens, cfg in json.loads(archive.read(name)).items())
+    blocks = {shape: tuple((int(tokens), int(cfg["BLOCK_SIZE_M"]))  # vLLM's files: a "triton_version" key, dropped
+                           for tokens, cfg in json.loads(archive.read(name)).items() if tokens != "triton_version")
               for shape, (_, name) in sorted(newest.items())}
     return out, blocks
 
