@@ -172,7 +172,8 @@ def predict_moe_block(ek, p, engine: str = ""):
         grouped = GROUPED_ROUTING.get(p[1:5]) if engine == "vllm" else None
         _, rows, _ = measured_rows(int(tokens), int(experts), int(topk), int(ep), False, grouped)
         # the engine's own Triton kernel on the tile config chosen for all tokens (tuned file or default)
-        cfg = config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, "fp8", True) * block[2]
+        cfg = (config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, "fp8", True) if block[2]
+               else 0.0)  # (a tuned file's rows stay FileRows: no default-config efficiency on them)
         if ek.k.moe_trtllm_gen:  # Blackwell's TensorRT-LLM-gen MoE (vLLM on B200): its own token tiles
             cfg = serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep)
         act = block_act_s(ek, tokens * topk, inter / tp, int(ep))  # vLLM on B200: its activation kernel (else 0)
