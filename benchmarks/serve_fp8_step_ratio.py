@@ -40,7 +40,7 @@ from costmodels.hardware import DeviceSpec  # noqa: E402
 from costmodels.model import ModelSpec  # noqa: E402
 from costmodels.serving import InstanceShape, decode_step_time, prefill_time  # noqa: E402
 from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources  # noqa: E402
-from costmodels.serving_gemm import fp8_quant_s  # noqa: E402
+from costmodels.serving_gemm import fp8_quant_s, input_quant_s  # noqa: E402
 from costmodels.serving_kernels import EngineKernels, KernelConstants, engine_calibration, gemm_s  # noqa: E402
 from costmodels.serving_shapes import attention_gemms, mlp_gemms  # noqa: E402
 
@@ -202,7 +202,7 @@ def tables_only_quant_s(device: str, engine: str, model: ModelSpec, tp: int, m: 
     k = KernelConstants.of_engine(engine_calibration(dev, engine))
     ek = EngineKernels(dev, k)
     fused = fused_quant_sources(family_fused_quant(engine, MEASURED_FUSED_QUANT[engine], model), model, tp)
-    return model.layers * sum((fp8_quant_s(ek.device, k, m, kk) if src in fused else 0.0)
+    return model.layers * sum((input_quant_s(ek.device, k, m, kk) if src in fused else 0.0)
                               + dynamic_scale_s(SCALE_TABLES, device, engine, m, kk)
                               for _, kk, src in _block_gemms(model, tp))
 

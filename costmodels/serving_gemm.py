@@ -60,9 +60,11 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       t_p the program's fixed time and t_c one iteration's, both per row of the concurrent waves (fitted:
       fp8_gemm_row_s, fp8_gemm_row_chunk_s). It is why the n 32 rows' time per row is independent of n, flat up to
       k 2048 and rises in steps of 2048 k (benchmarks/results/serve_hopper_bounds.md). Serving prices the same term
-      in every vLLM FP8 linear layer (gemm_fp8_s): a served per-token FP8 checkpoint (compressed-tensors
-      FP8-dynamic) runs the same QuantFP8 forward_native, though traced into the model's graph, where Inductor sees
-      a static k and may fuse it with the preceding kernel (not modelled: the table's kernel is priced)
+      with the static kernel (input_quant_s) for every vLLM FP8 linear layer whose input no preceding kernel
+      quantises: a served per-token FP8 checkpoint (compressed-tensors FP8-dynamic) runs the same QuantFP8
+      forward_native, traced into the model's graph, where Inductor fuses it with a preceding RMSNorm or SiLU-mul
+      (serving_fusions.MEASURED_FUSED_QUANT: those inputs pay neither kernel); the attention output's quantisation
+      runs apart (the table's program is priced)
   NVFP4 GEMM (Blackwell; FP4 E2M1 weights and input, an FP8 scale per 16 elements: β4 = 0.5 + 1/16 bytes):
       t = max((2·m_pad·n_pad·k·w(T) + F_half) / (P_fp4 · e_max), t_floor + (β4·(m·k + k·n) + 2·m·n) / (BW · η))
           + t_q4 + q4·m·k / (BW · η_hbm)
@@ -184,7 +186,7 @@ def gemm_fp8_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
     if k.fp8_cta_bytes_per_s > 0:
         bandwidth = min(bandwidth, min(tiles, k.gemm_sms) * k.fp8_cta_bytes_per_s)
     memory_s = k.kernel_floor_s + (m * kk + kk * n + 2.0 * m * n) / bandwidth
-    return overlap_s(compute_s, memory_s, k.fp8_overlap_exponent) + token_quant_s(k, m, kk)
+    return overlap_s(compute_s, memory_s, k.fp8_overlap_exponent)
 
 
 INDUCTOR_R0_BLOCK = 2048
@@ -195,6 +197,13 @@ and step up at 2560 as on Hopper"""
 TOKEN_QUANT_PASSES = 2
 """passes of vLLM's per-token quantise program over its row (QuantFP8.forward_native: the row's amax, then the
 scaled, clamped cast of every element)"""
+
+
+def input_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> float:
+    """The kernels quantising an FP8 GEMM's (m x kk) BF16 input where no preceding kernel writes it in FP8: the
+    static-scale quantise kernel (fp8_quant_s) and the per-row quantise program (token_quant_s: vLLM's; 0 for
+    engines without its constants); an input quantised inside the producing kernel (serving_fusions) pays neither."""
+    return fp8_quant_s(dev, k, m, kk) + token_quant_s(k, m, kk)
 
 
 def token_quant_s(k: KernelConstants, m: float, kk: float) -> float:
@@ -238,7 +247,7 @@ def overlap_s(compute_s: float, memory_s: float, p: float) -> float:
 def fp8_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> float:
     """The kernel quantising an (m x kk) BF16 activation to FP8 with a static per-tensor scale before the GEMM
     (dev: EngineKernels.device); a dynamic per-tensor scale's amax pass is not included; vLLM's per-token dynamic
-    quantisation adds token_quant_s (inside gemm_fp8_s)."""
+    quantisation adds token_quant_s (input_quant_s: both)."""
     nbytes = k.fp8_quant_bytes * m * kk
     t = compute.memory_bound_time_s(nbytes * (k.fp8_quant_l2_share if 3.0 * m * kk <= dev.l2_bytes else 1.0),
                                     dev)

@@ -102,7 +102,7 @@ def gemm_s(ek: EngineKernels, m: float, n: float, kk: float, dtype: str, fused_q
     if dtype != "fp8":
         return serving_gemm.gemm_bf16_s(ek.device, ek.k, m, n, kk)
     t = serving_gemm.gemm_fp8_s(ek.device, ek.k, m, n, kk)
-    return t if fused_quant else t + serving_gemm.fp8_quant_s(ek.device, ek.k, m, kk)
+    return t if fused_quant else t + serving_gemm.input_quant_s(ek.device, ek.k, m, kk)
 
 
 def moe_exchange_s(ek: EngineKernels, tokens_per_rank: float, hidden: int, top_k: int, ep: int, stride: int,

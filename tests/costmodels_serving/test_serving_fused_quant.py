@@ -15,7 +15,7 @@ from costmodels.serving_fusions import (
     fused_quant_sources,
     model_family,
 )
-from costmodels.serving_gemm import fp8_quant_s, gemm_fp8_s
+from costmodels.serving_gemm import gemm_fp8_s, input_quant_s
 from costmodels.serving_shapes import QUANT_SOURCES
 
 
@@ -73,7 +73,7 @@ def test_engines_without_family_entries_use_their_default():
 ])
 def test_trtllm_prefill_gemms_charge_these_quantisations(name, tp, charged_k):
     """TensorRT-LLM FP8 prefill of 2048 tokens on H200: the step's GEMM time is layers x (the FP8 GEMM kernels of
-    QKV, output, gate+up, down + one quantise kernel per charged input)."""
+    QKV, output, gate+up, down + one input quantisation per charged input)."""
     model, dev = profiles.load_model(name), profiles.load_device("h200")
     ek = engine_kernels(dev, ENGINES["trtllm"])
     tokens = 2048
@@ -81,7 +81,7 @@ def test_trtllm_prefill_gemms_charge_these_quantisations(name, tp, charged_k):
     f, h = model.ffn // tp, model.hidden
     kernels = [((a + 2 * g) * d, h), (h, a * d), (2 * f, h), (h, f)]
     block = sum(gemm_fp8_s(ek.device, ek.k, tokens, n, k) for n, k in kernels)
-    block += sum(fp8_quant_s(ek.device, ek.k, tokens, k) for k in charged_k)
+    block += sum(input_quant_s(ek.device, ek.k, tokens, k) for k in charged_k)
     got = prefill_time(model, dev, InstanceShape(tp=tp), batch=1, prompt_len=tokens, engine="trtllm", dtype="fp8",
                        kv_dtype="bf16")
     assert got["gemm_s"] == pytest.approx(model.layers * block)

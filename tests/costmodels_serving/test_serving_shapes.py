@@ -12,7 +12,7 @@ from costmodels.serving_fusions import (
     family_fused_quant,
     fused_quant_sources,
 )
-from costmodels.serving_gemm import fp8_quant_s
+from costmodels.serving_gemm import input_quant_s
 from costmodels.serving_kernels import gemm_s, grouped_gemm_s
 from costmodels.serving_moe_configs import config_block_rows
 from costmodels.serving_shapes import QUANT_SOURCES, attention_gemms, mlp_gemms
@@ -71,8 +71,8 @@ def test_prefill_gemms_are_the_block_shapes(engine, dtype):
     tokens, tp = 2048, 4
     fused = fused_quant_sources(family_fused_quant(engine, MEASURED_FUSED_QUANT[engine], model), model, tp)
     shapes = attention_gemms(model, tp) + mlp_gemms(model, model.ffn, tp)
-    block = sum(gemm_s(ek, tokens, n, k, dtype) - (fp8_quant_s(ek.device, ek.k, tokens, k)
-                                                   if dtype == "fp8" and src in fused else 0.0)
+    block = sum(gemm_s(ek, tokens, n, k, dtype) - (input_quant_s(ek.device, ek.k, tokens, k)
+                                                     if dtype == "fp8" and src in fused else 0.0)
                 for n, k, src in shapes)
     got = prefill_time(model, dev, InstanceShape(tp=tp), batch=1, prompt_len=tokens, engine=engine, dtype=dtype,
                        kv_dtype="bf16")

@@ -1,6 +1,6 @@
 """vLLM's per-token FP8 input quantisation as its FP8 GEMM table rows run it (serving_gemm.token_quant_s): Inductor's
 compiled QuantFP8.forward_native, one program per row looping over 2048-element chunks of the row twice (amax, then
-quantise): m·(t_p + 2·⌈k/2048⌉·t_c), by hand, inside the GEMM's time, and against the
+quantise): m·(t_p + 2·⌈k/2048⌉·t_c), by hand, in an unfused linear layer's input quantisation, and against the
 measured n 32 rows (no GEMM work to speak of) that show it; fitted for vLLM only (Hopper and B200)."""
 
 import pytest
@@ -8,8 +8,8 @@ from bench_modules import bench_modules
 from kernel_constants import kernel_constants
 
 import profiles
-from costmodels.serving_gemm import INDUCTOR_R0_BLOCK, gemm_fp8_s, token_quant_s
-from costmodels.serving_kernels import engine_calibration
+from costmodels.serving_gemm import INDUCTOR_R0_BLOCK, gemm_fp8_s, input_quant_s, token_quant_s
+from costmodels.serving_kernels import EngineKernels, engine_calibration, gemm_s
 
 HOPPER = ("h100-sxm", "h200")
 
@@ -25,12 +25,18 @@ def test_token_quant_by_hand():
     assert token_quant_s(kernel_constants(), 4096.0, 8192.0) == 0.0
 
 
-def test_token_quant_adds_to_the_fp8_gemm():
+def test_token_quant_is_part_of_the_unfused_input_quantisation():
+    """It adds to a linear layer whose input is quantised apart, not to the GEMM kernel, and not where the producing
+    kernel quantises (fused_quant)."""
     h100 = profiles.load_device("h100-sxm")
     off = kernel_constants(fp8_gemm_row_s=0.0, fp8_gemm_row_chunk_s=0.0)
     on = kernel_constants(fp8_gemm_row_s=4e-9, fp8_gemm_row_chunk_s=1e-9)
     m, n, kk = 4096.0, 8192.0, 5120.0
-    assert gemm_fp8_s(h100, on, m, n, kk) - gemm_fp8_s(h100, off, m, n, kk) == pytest.approx(4096 * 10e-9)
+    assert gemm_fp8_s(h100, on, m, n, kk) == gemm_fp8_s(h100, off, m, n, kk)
+    assert input_quant_s(h100, on, m, kk) - input_quant_s(h100, off, m, kk) == pytest.approx(4096 * 10e-9)
+    ek_on, ek_off = EngineKernels(h100, on), EngineKernels(h100, off)
+    assert gemm_s(ek_on, m, n, kk, "fp8") - gemm_s(ek_off, m, n, kk, "fp8") == pytest.approx(4096 * 10e-9)
+    assert gemm_s(ek_on, m, n, kk, "fp8", fused_quant=True) == gemm_s(ek_off, m, n, kk, "fp8", fused_quant=True)
 
 
 def _bench():
