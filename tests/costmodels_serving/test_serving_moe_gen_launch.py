@@ -4,6 +4,7 @@ before the routing is known. Checked by hand, in serving's grouped GEMM and in t
 B200 only (its 'moe bf16' rows, kept for FP8), which takes its FP8 MoE within the accuracy bar."""
 
 import dataclasses
+import functools
 import pathlib
 import statistics
 import sys
@@ -72,6 +73,11 @@ def test_fitted_for_sglang_on_b200_only_off_its_bounds():
     fit = pytest.importorskip("serve_engine_fit", reason="needs benchmarks/ (scipy, numpy)")
     assert "moe_gen_cta_s" in fit.OPS["moe bf16"][2] and "moe_gen_cta_s" not in fit.OPS["moe fp8"][2]
     assert fit.START["moe_gen_cta_s"] == 0.0 and "moe_gen_cta_s" in fit.ENGINE_DEVICE_START["sglang", "b200"]
+    for engine in ("sglang", "vllm", "trtllm"):  # a term off at START: fitted only where the engine starts it
+        for device in ("b200", "h100-sxm", "h200"):
+            names = fit._constrained(fit.OPS["moe bf16"][2], functools.partial(fit.predict_moe, engine=engine), engine,
+                                     device, [])
+            assert ("moe_gen_cta_s" in names) == ((engine, device) == ("sglang", "b200"))
     lo, hi = fit.BOUNDS["moe_gen_cta_s"]
     for device in ("b200", "h100-sxm", "h200"):
         for cal in profiles.load_device(device).serving_engines:
