@@ -65,6 +65,27 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       forward_native, traced into the model's graph, where Inductor fuses it with a preceding RMSNorm or SiLU-mul
       (serving_fusions.MEASURED_FUSED_QUANT: those inputs pay neither kernel); the attention output's quantisation
       runs apart (the table's program is priced)
+  what Inductor does not change in that program (read in pytorch/pytorch snapshots of torch/_inductor, choices.py at
+      0012d881, ir.py Reduction.num_splits, codegen/triton.py; not the 2.11 tag, the lines named are alike in each):
+      no persistent reduction: choices.should_use_persistent_reduction takes the whole row in one block only where
+      statically_known_leq(k, 1024) (INNER hint; 64 otherwise; x16 with multi_kernel, off by default), with no device
+      and no XBLOCK term, and under torch.compile(dynamic=True) k is a size symbol (Dynamo specialises sizes 0 and 1
+      only), so every k loops; the extra whole-row autotune config (add_persistent_rblock) needs a statically known
+      2048 < k <= 32768, off too. A split reduction at m = 1 and k > 8192 only: num_splits sends a static single
+      output (numel 1) to choices.reduction_split_factor, which returns 1 for k <= 8192 and otherwise ⌈k/(32·256)⌉
+      programs (2 at k 10240, 8 at 65536; the SM count enters only its thresholds, alike for 132 and 148 SMs) and a
+      second kernel (Triton declares REDUCE_TO_SINGLE_ELEMENT only with cooperative reductions, off). The tables agree:
+      median over n of t(m 1) − t(m 2): H100/H200 −0.3 to −1.1 µs at k 10240-16384 and −2.6 to −3.8 µs at 51200-65536
+      (0 ± 2 below), as a parallel amax in place of one program's serial chunks would be; B200 11.0-11.3 µs there
+      against 13.4 (9.3-14.8) at k <= 8192; small, not modelled. Neither lead explains B200's residuals: its fast
+      rows are not a function of (m, k), as any term of this program is (m 32768, k 1536: n 32 98 µs, n 64-512
+      219-229 µs, n 32 at m 16384 113 µs), and its m = 1 step (serving_gemm_sm100, "Not modelled") is there at every
+      k, where no split is made. B200's vLLM FP8 table is not monotonic in n: 2173 of 34114 points run more than 15 %
+      slower than the same (m, k) with the next larger n (H100 44, H200 65), at every n and m, seldom at the adjacent
+      m too (383), by a median 13 µs (4 to over 30), and 1647 of 32486 more than 25 % faster than the next smaller n
+      (H100 26, H200 33, all but 2 at m = 1). They carry the held-aside p90 (20.7 %): 56 of the 78 under-predicted
+      points beyond it are slower than the larger n; without both kinds the held-aside set (886 of 1002) is at
+      4.3/11.9 % with the same constants. Not a term of this program (it has no n), and the points stay in the fit
   NVFP4 GEMM (Blackwell; FP4 E2M1 weights and input, an FP8 scale per 16 elements: β4 = 0.5 + 1/16 bytes):
       t = max((2·m_pad·n_pad·k·w(T) + F_half) / (P_fp4 · e_max), t_floor + (β4·(m·k + k·n) + 2·m·n) / (BW · η))
           + t_q4 + q4·m·k / (BW · η_hbm)
@@ -278,15 +299,17 @@ def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, slots: float, local_expe
 
 
 def grouped_gemm_rows_s(dev: DeviceSpec, k: KernelConstants, rows: tuple[tuple[float, int], ...], n: float,
-                        kk: float, dtype: str, default_rows: float = 0.0, all_slots: float = 0.0) -> float:
+                        kk: float, dtype: str, default_rows: float = 0.0, all_slots: float = 0.0,
+                        warm_l2: bool = False) -> float:
     """grouped_gemm_s for a known, uneven split of the rows: `rows` as (rows of one expert, experts with that
-    many rows) pairs; each expert's rows padded to whole blocks on their own."""
+    many rows) pairs; each expert's rows padded to whole blocks on their own; `warm_l2`: the expert weights are read
+    from L2 (moe_memory_s)."""
     block = _moe_block(k, dtype, default_rows)
     hit = max(sum(count for r, count in rows if r > 0), 1)
     padded = sum(count * math.ceil(r / block) * block for r, count in rows)
     slots = sum(r * count for r, count in rows)
     experts = sum(count for _, count in rows)
-    return (_grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots)
+    return (_grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots, warm_l2)
             + serial_s(dev, k, dtype, experts, slots, all_slots, n, kk))
 
 
@@ -320,7 +343,7 @@ def _moe_block(k: KernelConstants, dtype: str, default_rows: float) -> float:
 
 
 def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, slots: float, n: float, kk: float,
-               dtype: str, default_rows: float, all_slots: float) -> float:
+               dtype: str, default_rows: float, all_slots: float, warm_l2: bool = False) -> float:
     """Grouped GEMM time of `padded` computed rows over `hit` experts holding `slots` token rows."""
     fp8 = dtype == "fp8"
     floor_s, eff_moe = (k.moe_fp8_floor_s, k.moe_fp8_efficiency) if fp8 else (k.moe_floor_s, k.moe_efficiency)
@@ -335,19 +358,22 @@ def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, s
         compute_s += 2.0 * padded * n * k.moe_fp8_k_overhead / (dev.peak_flops_per_s(dtype) * top)
     expert = (1.0 if fp8 else 2.0) * kk * n
     weights = hit * expert * weight_passes(k, padded / hit / _moe_block(k, dtype, default_rows), expert)
-    memory_s = moe_memory_s(dev, k, weights, slots, all_slots, n, kk, fp8)
+    memory_s = moe_memory_s(dev, k, weights, slots, all_slots, n, kk, fp8, warm_l2)
     return floor_s + overlap_s(compute_s, memory_s, k.moe_fp8_overlap_exponent if fp8 else k.moe_overlap_exponent)
 
 
 def moe_memory_s(dev: DeviceSpec, k: KernelConstants, weight_bytes: float, slots: float, all_slots: float, n: float,
-                 kk: float, fp8: bool) -> float:
+                 kk: float, fp8: bool, warm_l2: bool = False) -> float:
     """Memory time of a grouped expert GEMM: t_floor + (weights + σ·(s·β·k + S·2·n)) / (BW · η_moe), the expert
-    weights read (`weight_bytes`) plus the slot traffic of `slots` rows in and max(slots, all_slots) rows out."""
+    weights read (`weight_bytes`) plus the slot traffic of `slots` rows in and max(slots, all_slots) rows out;
+    `warm_l2` (a per-op benchmark repeating one layer whose weights fit in L2, moe_warm_l2; never a server): the
+    weights come from L2 instead, W / r_L2 (kv_l2_bytes_per_s)."""
     e_w = 1.0 if fp8 else 2.0
     sigma = (k.moe_fp8_slot_bytes or k.moe_slot_bytes) if fp8 else k.moe_slot_bytes
     hbm = k.moe_fp8_hbm_efficiency if fp8 else k.moe_hbm_efficiency
-    moved = weight_bytes + sigma * slot_traffic(slots, all_slots, n, kk, e_w)
-    return k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency))
+    l2_s = weight_bytes / k.kv_l2_bytes_per_s if warm_l2 and k.moe_warm_l2 and k.kv_l2_bytes_per_s > 0 else 0.0
+    moved = (0.0 if l2_s else weight_bytes) + sigma * slot_traffic(slots, all_slots, n, kk, e_w)
+    return k.kernel_floor_s + l2_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency))
 
 
 def weight_passes(k: KernelConstants, blocks: float, expert_bytes: float = 0.0) -> float:
