@@ -39,6 +39,7 @@ from serve_engine_ops import (  # noqa: E402
     ATTENTION_SM100,
     FP8_GEMM_HOPPER,
     GEMM_SM100,
+    MOE_WARM_L2,
     OPS,
     SHIPPED,
     SHIPPED_GEMMS,
@@ -72,7 +73,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              decode_seq_s=1e-8, decode_fp8_floor_s=5e-6, decode_fp8_seq_s=1e-8, decode_mha_seq_s=1e-8,
              decode_mha_floor_s=9e-6, decode_mha_dequant_s=1e-13,
              decode_free_units=100.0, kv_dequant_s=1e-13, decode_split_s=5e-6, decode_split_tokens=500.0,
-             decode_overlap_exponent=2.0, decode_mha_token_s=3e-8, kv_l2_bytes_per_s=0.0,
+             decode_overlap_exponent=2.0, decode_mha_token_s=3e-8, kv_l2_bytes_per_s=0.0, moe_warm_l2=0.0,
              allreduce_call_s=3e-6, allreduce_hop_s=1e-7, allreduce_efficiency=0.6,
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6, allreduce_vllm_sm100=0.0,
@@ -139,6 +140,8 @@ for _key, _rule in ATTENTION_SM100.items():  # Blackwell's attention kernels (se
 for _key, _rule in GEMM_SM100.items():  # Blackwell's GEMM tiles (serve_engine_ops.GEMM_SM100)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 for _key, _rule in FP8_GEMM_HOPPER.items():  # FP8 GEMM terms a Hopper kernel lacks (serve_engine_ops.FP8_GEMM_HOPPER)
+    ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
+for _key, _rule in MOE_WARM_L2.items():  # a repeated MoE layer's weights read from L2 (serve_engine_ops.MOE_WARM_L2)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 """rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
 all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"];
@@ -566,8 +569,7 @@ def main() -> None:
            "second-worst; cross-validated over all folds below; vLLM on B200 by the algorithm its SM100 size tables "
            "pick: custom one-/two-stage kernel, torch symmetric memory, PyNCCL; SGLang on H100/H200 by its "
            "CustomAllReduceV2 tables: one-shot push, one-shot pull, two-shot pull to 16 MiB, then NCCL); "
-           "MoE <= 16384 tokens, "
-           "moe_tp x ep <= 16, balanced routing, the (hidden, expert width, "
+           "MoE <= 16384 tokens, moe_tp x ep <= 16, balanced routing, the (hidden, expert width, "
            "top-k, experts) of the MoE model profiles, FP8 with per-tensor scales (SGLang's table has only "
            "128x128 block scales: those) (" + ", ".join("/".join(map(str, s)) for s in sorted(SHIPPED_MOE))
            + "; the whole-table columns: every MoE shape of the table). vLLM's and SGLang's Triton MoE kernels run "
@@ -578,8 +580,9 @@ def main() -> None:
            "startup, timed with TensorRT-LLM's fitted FP8 MoE constants of the same device. All engines' MoE points "
            "are predicted on the rows their collector built (benchmarks/aic_moe_workload.py: balanced routing; "
            "SGLang's Mixtral rows under EP on the bare kernel, GPU 0's remote slots computed by its expert 0; "
-           "DeepSeek-V3's grouped top-k (vLLM and SGLang) favouring groups 0-3 and experts 0-4); serving keeps each "
-           "engine's own expert-parallel layer. 'moe fp8 block': FP8 experts with 128x128 block scales "
+           "DeepSeek-V3's grouped top-k (vLLM and SGLang) favouring groups 0-3 and experts 0-4; TensorRT-LLM's B200 "
+           "rows read the hit experts' weights from L2 where they fit: MOE_WARM_L2); serving keeps each engine's own "
+           "expert-parallel layer. 'moe fp8 block': FP8 experts with 128x128 block scales "
            "(DeepSeek-V3-style checkpoints, served with --quant-block), the table's fp8_block rows: TensorRT-LLM's "
            "CUTLASS MoE fitted with its own constants (moe_blockfp8_*); SGLang's rows are its 'moe fp8' rows, on "
            "those constants (not refitted); vLLM's, on the rows its collector built, by the kernel vLLM 0.24.0 "

@@ -84,6 +84,11 @@ tile's epilogue, Sm90ColBroadcast/RowBroadcast, and fit k_0 > 0); TensorRT-LLM 1
 cublas_scaled_mm, whose cuBLASLt heuristic picks the kernel per shape, so a padded row costs no more than its tile's
 share (π = 0; the fixed-bucket CUTLASS kernels of vLLM and SGLang pay π ≈ 0.5-1.4)"""
 
+MOE_WARM_L2 = {("trtllm", "b200"): dict(moe_warm_l2=1.0)}
+"""engines whose MoE tables on a device time one layer's call repeated (aiconfigurator's collector: the same
+routed batch each repeat), so the weights of the experts it hits stay in the L2 when they fit (B200: 126 MiB,
+DeviceSpec.l2_bytes) and are read from there at the fitted L2 rate (moe_warm_l2; serving_gemm.moe_memory_s)"""
+
 ELEM_BYTES = 2.0
 """bytes of a BF16 element: the all-reduce tables give message sizes in elements; prefill K and V are BF16"""
 
@@ -177,8 +182,9 @@ def predict_moe_block(ek, p, engine: str = ""):
         if ek.k.moe_trtllm_gen:  # Blackwell's TensorRT-LLM-gen MoE (vLLM on B200): its own token tiles
             cfg = serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep)
         act = block_act_s(ek, tokens * topk, inter / tp, int(ep))  # vLLM on B200: its activation kernel (else 0)
+        warm = warm_weights(ek, rows, h, inter / tp, "fp8")  # a repeated layer's weights in L2 (moe_warm_l2)
         return act + block_quant_s(ek, tokens, h) + sum(  # and its input's group quantisation (else 0)
-            grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg)
+            grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg, 0.0, warm)
             + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * ek.k.moe_trtllm_gen) for n, kk in shapes)
     local, slots = experts / ep, tokens * topk / ep
     return sum(grouped_gemm_s(ek, slots, local, n, kk, "fp8", True, 0.0, 0.0, True) for n, kk in shapes)
@@ -194,6 +200,13 @@ def _moe_sglang_collector(ek, p):
     block = config_block_rows("sglang", ek.device.name, m, experts / ep, inter / tp, dtype)
     return (grouped_gemm_rows_s(ek.device, ek.k, rows, 2 * inter / tp, h, dtype, block, walked)
             + grouped_gemm_rows_s(ek.device, ek.k, rows, h, inter / tp, dtype, block, walked))
+
+
+def warm_weights(ek, rows, h: float, width: float, dtype: str) -> bool:
+    """Whether the weights a collector's MoE layer reads (its hit experts' gate/up and down GEMMs, `width` expert
+    columns per GPU) fit in the device's L2, where a repeated call finds them (moe_warm_l2)."""
+    hit = sum(count for r, count in rows if r > 0)
+    return bool(ek.k.moe_warm_l2) and hit * 3.0 * h * width * (1.0 if dtype == "fp8" else 2.0) <= ek.device.l2_bytes
 
 
 def _moe_collector(ek, p, engine: str):
@@ -220,7 +233,8 @@ def _moe_collector(ek, p, engine: str):
     # block-scaled FP8 experts on it (SGLang's FP8 rows): its activation kernel over the layer's routed slots
     act = serving_moe_flashinfer.trtllm_gen_activation_s(ek.k, tokens * topk * gen, inter / tp) if dtype == "fp8" else 0
     launch = serving_moe_flashinfer.trtllm_gen_launch_s(ek.k, tokens * topk, experts / ep) if gen else 0.0
-    return act + sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked) + launch
+    warm = warm_weights(ek, rows, h, inter / tp, dtype)
+    return act + sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked, warm) + launch
                      + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * gen) for n, kk in shapes)
 
 

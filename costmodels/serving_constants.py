@@ -275,7 +275,12 @@ class KernelConstants:
     """1: a per-op benchmark's repeated decode calls find a KV cache that fits in the device's L2 (DeviceSpec.l2_bytes)
     there (serving_attention_sm100.kv_read_s; read from the engine's kernel, not fitted); 0: always read from HBM"""
     kv_l2_bytes_per_s: float = 0.0
-    """decode attention: rate of KV reads that hit L2 (kv_warm_l2; fitted)"""
+    """decode attention: rate of KV reads that hit L2 (kv_warm_l2; fitted); also the rate of a MoE layer's expert
+    weights read from L2 (moe_warm_l2)"""
+    moe_warm_l2: float = 0.0
+    """1: a per-op benchmark's repeated MoE layer calls find the expert weights the layer reads (its hit experts', both
+    GEMMs) in the device's L2 when they fit (DeviceSpec.l2_bytes) and read them at kv_l2_bytes_per_s (never a server,
+    whose other layers evict them; serving_gemm.moe_memory_s warm_l2); 0: always from HBM"""
     allreduce_twoshot_hop_s: float = 0.0
     """custom two-stage all-reduce under the vLLM SM100 tables, and SGLang's pull kernels under its Hopper tables
     (allreduce_sglang_v2): time per peer (its two barriers over n-1 peers)"""
@@ -389,6 +394,6 @@ class EngineCalibration(KernelConstants):
         for name in ("fp4_gemm_efficiency_max", "fp4_wave_weight", "fp4_hbm_efficiency"):
             v = getattr(self, name)
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
-        for name in ("fp4_pair_tiles", "fp8_sm100_tiles", "bf16_sm100_tile", "kv_warm_l2"):  # kernel selectors
+        for name in ("fp4_pair_tiles", "fp8_sm100_tiles", "bf16_sm100_tile", "kv_warm_l2", "moe_warm_l2"):  # selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")

@@ -299,15 +299,17 @@ def grouped_gemm_s(dev: DeviceSpec, k: KernelConstants, slots: float, local_expe
 
 
 def grouped_gemm_rows_s(dev: DeviceSpec, k: KernelConstants, rows: tuple[tuple[float, int], ...], n: float,
-                        kk: float, dtype: str, default_rows: float = 0.0, all_slots: float = 0.0) -> float:
+                        kk: float, dtype: str, default_rows: float = 0.0, all_slots: float = 0.0,
+                        warm_l2: bool = False) -> float:
     """grouped_gemm_s for a known, uneven split of the rows: `rows` as (rows of one expert, experts with that
-    many rows) pairs; each expert's rows padded to whole blocks on their own."""
+    many rows) pairs; each expert's rows padded to whole blocks on their own; `warm_l2`: the expert weights are read
+    from L2 (moe_memory_s)."""
     block = _moe_block(k, dtype, default_rows)
     hit = max(sum(count for r, count in rows if r > 0), 1)
     padded = sum(count * math.ceil(r / block) * block for r, count in rows)
     slots = sum(r * count for r, count in rows)
     experts = sum(count for _, count in rows)
-    return (_grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots)
+    return (_grouped_s(dev, k, padded, hit, slots, n, kk, dtype, default_rows, all_slots, warm_l2)
             + serial_s(dev, k, dtype, experts, slots, all_slots, n, kk))
 
 
@@ -341,7 +343,7 @@ def _moe_block(k: KernelConstants, dtype: str, default_rows: float) -> float:
 
 
 def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, slots: float, n: float, kk: float,
-               dtype: str, default_rows: float, all_slots: float) -> float:
+               dtype: str, default_rows: float, all_slots: float, warm_l2: bool = False) -> float:
     """Grouped GEMM time of `padded` computed rows over `hit` experts holding `slots` token rows."""
     fp8 = dtype == "fp8"
     floor_s, eff_moe = (k.moe_fp8_floor_s, k.moe_fp8_efficiency) if fp8 else (k.moe_floor_s, k.moe_efficiency)
@@ -356,19 +358,22 @@ def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, s
         compute_s += 2.0 * padded * n * k.moe_fp8_k_overhead / (dev.peak_flops_per_s(dtype) * top)
     expert = (1.0 if fp8 else 2.0) * kk * n
     weights = hit * expert * weight_passes(k, padded / hit / _moe_block(k, dtype, default_rows), expert)
-    memory_s = moe_memory_s(dev, k, weights, slots, all_slots, n, kk, fp8)
+    memory_s = moe_memory_s(dev, k, weights, slots, all_slots, n, kk, fp8, warm_l2)
     return floor_s + overlap_s(compute_s, memory_s, k.moe_fp8_overlap_exponent if fp8 else k.moe_overlap_exponent)
 
 
 def moe_memory_s(dev: DeviceSpec, k: KernelConstants, weight_bytes: float, slots: float, all_slots: float, n: float,
-                 kk: float, fp8: bool) -> float:
+                 kk: float, fp8: bool, warm_l2: bool = False) -> float:
     """Memory time of a grouped expert GEMM: t_floor + (weights + σ·(s·β·k + S·2·n)) / (BW · η_moe), the expert
-    weights read (`weight_bytes`) plus the slot traffic of `slots` rows in and max(slots, all_slots) rows out."""
+    weights read (`weight_bytes`) plus the slot traffic of `slots` rows in and max(slots, all_slots) rows out;
+    `warm_l2` (a per-op benchmark repeating one layer whose weights fit in L2, moe_warm_l2; never a server): the
+    weights come from L2 instead, W / r_L2 (kv_l2_bytes_per_s)."""
     e_w = 1.0 if fp8 else 2.0
     sigma = (k.moe_fp8_slot_bytes or k.moe_slot_bytes) if fp8 else k.moe_slot_bytes
     hbm = k.moe_fp8_hbm_efficiency if fp8 else k.moe_hbm_efficiency
-    moved = weight_bytes + sigma * slot_traffic(slots, all_slots, n, kk, e_w)
-    return k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency))
+    l2_s = weight_bytes / k.kv_l2_bytes_per_s if warm_l2 and k.moe_warm_l2 and k.kv_l2_bytes_per_s > 0 else 0.0
+    moved = (0.0 if l2_s else weight_bytes) + sigma * slot_traffic(slots, all_slots, n, kk, e_w)
+    return k.kernel_floor_s + l2_s + moved / (dev.hbm_bytes_per_s * (hbm or k.hbm_efficiency))
 
 
 def weight_passes(k: KernelConstants, blocks: float, expert_bytes: float = 0.0) -> float:
