@@ -134,7 +134,12 @@ ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0),
                            **{("sglang", d): dict(allreduce_sglang_v2=1.0) for d in ("h100-sxm", "h200")}}
 for _key in TRTLLM_GEN_MOE:  # Blackwell's TensorRT-LLM-gen fused MoE: never FlashInfer CUTLASS's fallback tile
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), "moe_trtllm_gen": 1.0,
-                                     "moe_fp8_tile_s": 0.0, "moe_fp8_oob_penalty": 0.0}
+                                     "moe_fp8_tile_s": 0.0, "moe_fp8_oob_penalty": 0.0,
+                                     # one slot traffic, the fused GEMMs' own (moe_fp8_slot_bytes): its separate
+                                     # activation kernel is trtllm_gen_activation_s; the L2 term sets the re-read
+                                     # share (moe_gen_l2_bytes); no per-slot time (see trtllm_gen_launch_s)
+                                     "moe_fp8_serial_bytes": 0.0, "moe_block_weight_reads": 0.0,
+                                     "moe_gen_slot_s": 0.0}
 for _key, _rule in ATTENTION_SM100.items():  # Blackwell's attention kernels (serve_engine_ops.ATTENTION_SM100)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 for _key, _rule in GEMM_SM100.items():  # Blackwell's GEMM tiles (serve_engine_ops.GEMM_SM100)
@@ -158,19 +163,18 @@ for _dev in ("h100-sxm", "h200"):  # vLLM's block-scaled Triton MoE on Hopper: i
                                            "moe_blockfp8_k_overhead": 256.0, "fp8_gemm_row_chunk_s": 1e-10}
 # the same per-token quantise program on B200 (its n 32 rows are flat to k 2048 and step up at 2560, as on Hopper)
 ENGINE_DEVICE_START[("vllm", "b200")]["fp8_gemm_row_chunk_s"] = 1e-10
-for _key in TRTLLM_GEN_MOE:  # the share of a TensorRT-LLM-gen MoE expert's weights re-read per further token tile
-    ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "moe_block_weight_reads": 0.1}
-    if _key[0] == "vllm":  # re-reads miss L2 by the expert's weight bytes instead (moe_gen_l2_bytes, fitted)
-        ENGINE_DEVICE_START[_key].update(moe_block_weight_reads=0.0, moe_gen_l2_bytes=64.0 * 2**20,
-                                         moe_gen_slot_s=2e-10,  # and its time per routed slot (fitted)
-                                         moe_blockfp8_quant_s=1e-11,  # block FP8: its input's group quantisation
+for _key in TRTLLM_GEN_MOE:  # TensorRT-LLM-gen MoE (vLLM and SGLang alike): an expert's weights re-read per further
+    # token tile miss L2 by the expert's weight bytes (moe_gen_l2_bytes), and its grouped GEMMs pay a time per launched
+    # token-tile CTA (serving_moe_flashinfer.trtllm_gen_launch_s), fitted in 'moe bf16' and kept for FP8 (the same
+    # launcher's grid rule)
+    ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "moe_gen_l2_bytes": 64.0 * 2**20,
+                                 "moe_gen_cta_s": 5e-8}
+    if _key[0] == "vllm":
+        ENGINE_DEVICE_START[_key].update(moe_blockfp8_quant_s=1e-11,  # block FP8: its input's group quantisation
                                          moe_blockfp8_act_s=4e-12)  # and its activation kernel
 # SGLang's FP8 experts (block-scaled) on TensorRT-LLM-gen: its activation kernel's time per routed slot and width
 # element (serving_moe_flashinfer.trtllm_gen_activation_s), fitted in 'moe fp8'
 ENGINE_DEVICE_START[("sglang", "b200")]["moe_gen_act_s"] = 4e-12
-# and its grouped GEMMs' time per launched token-tile CTA (serving_moe_flashinfer.trtllm_gen_launch_s), fitted in
-# 'moe bf16' and kept for FP8 (the same launcher's grid rule)
-ENGINE_DEVICE_START[("sglang", "b200")]["moe_gen_cta_s"] = 5e-8
 for _key, _rule in ATTENTION_SM100.items():  # the warm-L2 KV read rate: fitted where the rule reads warm L2
     if _rule.get("kv_warm_l2"):
         ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "kv_l2_bytes_per_s": 1e13}
@@ -195,7 +199,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_blockfp8_hbm_efficiency": (0.02, 1.0), "moe_blockfp8_slot_bytes": (0.01, 100.0),
           "moe_blockfp8_expert_s": (1e-10, 1e-5), "moe_blockfp8_serial_bytes": (0.01, 100.0),
           "moe_blockfp8_default_efficiency": (0.05, 1.0), "moe_blockfp8_k_overhead": (1.0, 1e5),
-          "moe_gen_l2_bytes": (2.0**20, 2.0**33), "moe_gen_slot_s": (1e-13, 1e-8),
+          "moe_gen_l2_bytes": (2.0**20, 2.0**33),
           "moe_blockfp8_quant_s": (1e-14, 1e-9),
           "moe_blockfp8_act_s": (1e-15, 1e-10)}
 """efficiencies live in (0, 1]; times and FLOP counts in [1e-9, 1e13] (log-space fit)"""

@@ -183,9 +183,11 @@ def predict_moe_block(ek, p, engine: str = ""):
             cfg = serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep)
         act = block_act_s(ek, tokens * topk, inter / tp, int(ep))  # vLLM on B200: its activation kernel (else 0)
         warm = warm_weights(ek, rows, h, inter / tp, "fp8")  # a repeated layer's weights in L2 (moe_warm_l2)
+        # its launched token-tile CTAs, as serving adds them (serving_kernels.grouped_gemm_s)
+        launch = (serving_moe_flashinfer.trtllm_gen_launch_s(ek.k, tokens * topk, experts / ep)
+                  if ek.k.moe_trtllm_gen else 0.0)
         return act + block_quant_s(ek, tokens, h) + sum(  # and its input's group quantisation (else 0)
-            grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg, 0.0, warm)
-            + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * ek.k.moe_trtllm_gen) for n, kk in shapes)
+            grouped_gemm_rows_s(block[0], block[1], rows, n, kk, "fp8", cfg, 0.0, warm) + launch for n, kk in shapes)
     local, slots = experts / ep, tokens * topk / ep
     return sum(grouped_gemm_s(ek, slots, local, n, kk, "fp8", True, 0.0, 0.0, True) for n, kk in shapes)
 
@@ -235,7 +237,7 @@ def _moe_collector(ek, p, engine: str):
     launch = serving_moe_flashinfer.trtllm_gen_launch_s(ek.k, tokens * topk, experts / ep) if gen else 0.0
     warm = warm_weights(ek, rows, h, inter / tp, dtype)
     return act + sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked, warm) + launch
-                     + serving_moe_flashinfer.trtllm_gen_route_s(ek.k, tokens * topk * gen) for n, kk in shapes)
+                     for n, kk in shapes)
 
 
 def shipped_heads() -> set[tuple[int, int]]:
@@ -349,7 +351,7 @@ OPS = {
     "moe bf16": (lambda t: _moe_domain(t, "bf16"), predict_moe,
                  ("moe_efficiency", "moe_floor_s", "moe_slot_bytes", "moe_hbm_efficiency", "moe_default_efficiency",
                   "moe_block_rows", "moe_block_weight_reads", "moe_overlap_exponent", "moe_gen_l2_bytes",
-                  "moe_gen_slot_s", "moe_gen_cta_s")),
+                  "moe_gen_cta_s")),
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), predict_moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",

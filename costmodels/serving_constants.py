@@ -89,9 +89,9 @@ class KernelConstants:
     """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200): weight bytes C of one expert GEMM at which
     half of a further token tile's weight reads miss L2 (serving_gemm.weight_passes; fitted); 0: no such term"""
     moe_gen_slot_s: float = 0.0
-    """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200): time per routed slot of the whole layer
-    (tokens · top_k, all GPUs' slots) that each of its grouped GEMMs spends walking the routing's permutation
-    (serving_moe_flashinfer.trtllm_gen_route_s; fitted); 0: no such term"""
+    """retired (read by no model, 0 in every profile; kept only so the profiles' key still loads): a time per routed
+    slot of FlashInfer's TensorRT-LLM-gen MoE, dropped for the per-CTA term (serving_moe_flashinfer.
+    trtllm_gen_launch_s)"""
     moe_gen_cta_s: float = 0.0
     """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200), BF16 and FP8: time per token-dimension CTA
     each grouped GEMM launches, computing or exiting (serving_moe_flashinfer.trtllm_gen_launch_s; fitted); 0: none"""

@@ -185,8 +185,8 @@ def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: flo
     autotuned one on its fitted rows; else as per-tensor). An engine on FlashInfer's TensorRT-LLM-gen fused MoE
     (moe_trtllm_gen, Blackwell) runs no Triton tile config and computes only its own experts' slots: `default_rows`
     and `all_slots` do not apply; its rows are cut into its own token tiles (serving_moe_flashinfer.trtllm_gen_tile of
-    the slots of all `ep` GPUs over the local experts), it walks those slots (trtllm_gen_route_s) and pays for the
-    token-tile CTAs its grid launches (trtllm_gen_launch_s)."""
+    the slots of all `ep` GPUs over the local experts) and it pays for the token-tile CTAs its grid launches
+    (trtllm_gen_launch_s)."""
     if slots <= 0:
         return 0.0
     dtype = "fp8" if dtype == "fp8" else "bf16"
@@ -207,7 +207,6 @@ def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: flo
         t = serving_gemm.grouped_gemm_s(ek.device, ek.k, slots, local_experts, n, kk, dtype, default_rows, all_slots)
     if dtype == "fp8" and not fused_quant:
         t += serving_gemm.fp8_quant_s(ek.device, ek.k, slots, kk)
-    if ek.k.moe_trtllm_gen:  # its walk of the layer's routed slots (all `ep` GPUs') and the token-tile CTAs it launches
-        t += (serving_moe_flashinfer.trtllm_gen_route_s(ek.k, slots * ep)
-              + serving_moe_flashinfer.trtllm_gen_launch_s(ek.k, slots * ep, local_experts))
+    if ek.k.moe_trtllm_gen:  # the token-tile CTAs it launches for the layer's routed slots (all `ep` GPUs')
+        t += serving_moe_flashinfer.trtllm_gen_launch_s(ek.k, slots * ep, local_experts)
     return t

@@ -120,14 +120,6 @@ def trtllm_gen_tile(slots: float, local_experts: float) -> float:
     return float(max(t // 2, GEN_TILES[0]))
 
 
-def trtllm_gen_route_s(k: KernelConstants, routed_slots: float) -> float:
-    """Time one grouped GEMM of FlashInfer's TensorRT-LLM-gen fused MoE spends on the layer's `routed_slots` (tokens
-    · top_k of all GPUs: the routing's permutation it gathers its rows by, or scatters them back with, covers every
-    routed slot, also under expert parallelism where most go to other GPUs' experts): t_slot · slots
-    (moe_gen_slot_s; 0 for other kernels)."""
-    return k.moe_gen_slot_s * routed_slots
-
-
 def trtllm_gen_launched_ctas(routed_slots: float, local_experts: float) -> float:
     """CTAs along the token dimension that each grouped GEMM of FlashInfer's TensorRT-LLM-gen fused MoE launches
     (include/flashinfer/trtllm/fused_moe/runner.h Routing::getMaxNumCtasInBatchDim, read, not copied): the grid is
@@ -152,8 +144,13 @@ def trtllm_gen_launch_s(k: KernelConstants, routed_slots: float, local_experts: 
     (BF16 / FP8 median/p90 |error|, each fitted on BF16 and kept for FP8) and not kept: a time per hit expert
     (6.7/17.6, 7.7/19.6 %), per routed token tile (7.1/18.5, 7.0/17.5 %), per launched CTA counting 128-row weight
     tiles over the SMs (5.3/15.6, 6.9/17.5 %: as good, but on an assumed weight tile); this term 5.6/15.3, 7.5/17.6 %.
-    With it, the L2 re-read and routed-slot terms vLLM fits on this kernel add nothing for SGLang (moe_gen_slot_s
-    runs to its lower bound)."""
+    vLLM and SGLang run this kernel on B200 and fit the same terms on it (benchmarks/serve_engine_fit.py
+    TRTLLM_GEN_MOE): this one, the L2 re-read share of serving_gemm.weight_passes (moe_gen_l2_bytes) and the slot
+    traffic inside the grouped GEMM (moe_fp8_slot_bytes), each constant per engine. A time per routed slot of the
+    layer (each GEMM walking the routing's permutation), fitted for vLLM before, was dropped: fitted beside this
+    term one of the two ran to its lower bound in each engine (vLLM: this one, at 0.1 ns; SGLang: the slot time).
+    With this term instead, vLLM's training rows (median/p90) move BF16 3.5/12.2 -> 3.7/12.6 %, FP8 5.9/17.2 ->
+    6.5/17.8 %, block FP8 6.1/20.1 -> 5.6/18.1 %; fitted 20 ns per CTA for vLLM, 28 ns for SGLang."""
     return k.moe_gen_cta_s * trtllm_gen_launched_ctas(routed_slots, local_experts) if k.moe_gen_cta_s else 0.0
 
 

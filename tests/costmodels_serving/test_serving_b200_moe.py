@@ -22,7 +22,7 @@ from costmodels.errors import SpecError
 from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, block_fp8_kernels, engine_calibration, grouped_gemm_s
 from costmodels.serving_moe_configs import SGLANG_SM100_TRTLLM_GEN, TRTLLM_GEN_MOE, family_refusal
-from costmodels.serving_moe_flashinfer import trtllm_gen_route_s, trtllm_gen_tile
+from costmodels.serving_moe_flashinfer import trtllm_gen_launch_s, trtllm_gen_tile
 from planner.serve.estimate import estimate_serving
 from profiles.hardware import engines_from_mapping
 
@@ -32,12 +32,12 @@ MODEL = "qwen3-30b-a3b"
 SERVED = {"trtllm": (True, False, True), "vllm": (True, True, True), "sglang": (True, True, True)}
 """engine -> (moe_fitted, moe_fp8_fitted, moe_blockfp8_fitted) on B200 after benchmarks/serve_engine_fit.py --devices
 b200: TensorRT-LLM's BF16 and block-FP8 MoE meet the bar, its per-tensor FP8 MoE misses it (held-aside p90 22.6 %);
-vLLM's TensorRT-LLM-gen MoE meets it at BF16 and per-tensor FP8 (held-aside 2.9/11.6 %, 4.8/16.8 %, with its L2
-re-read term moe_gen_l2_bytes and routed-slot walk moe_gen_slot_s), and at block-scaled FP8 (4.9/17.5 %, with its
-input's group quantisation moe_blockfp8_quant_s and its DeepSeek-FP8 activation kernel moe_blockfp8_act_s; was
-7.6/20.0 % without the activation kernel); SGLang's
-(the same kernel, for Qwen3-MoE and DeepSeek-V3 only) meets it at BF16 and at (block-scaled) FP8 with its grouped
-GEMMs' time per launched token-tile CTA moe_gen_cta_s (held-aside 6.4/15.4 % and 6.6/18.6 %; FP8 was 7.7/22.7 % with
+vLLM's and SGLang's TensorRT-LLM-gen MoE (the same kernel; SGLang's for Qwen3-MoE and DeepSeek-V3 only) with the same
+terms: its L2 re-read share moe_gen_l2_bytes, its grouped GEMMs' time per launched token-tile CTA moe_gen_cta_s and the
+slot traffic inside the GEMMs, once. vLLM meets it at BF16 and per-tensor FP8 (held-aside 3.4/12.1 %, 5.2/18.2 %), and
+at block-scaled FP8 (4.8/17.5 %, with its input's group quantisation moe_blockfp8_quant_s and its DeepSeek-FP8
+activation kernel moe_blockfp8_act_s; was 7.6/20.0 % without the activation kernel); SGLang at BF16 and at
+(block-scaled) FP8 (held-aside 6.1/15.6 % and 6.7/18.9 %; FP8 was 7.7/22.7 % without the CTA term, with
 its activation kernel moe_gen_act_s alone, 11.3/35.6 % before it)"""
 
 
@@ -62,7 +62,7 @@ def test_trtllm_gen_moe_runs_no_triton_config_and_only_its_own_slots():
         alone = grouped_gemm_s(gen, slots, local, n, kk, dtype, True)
         assert grouped_gemm_s(gen, slots, local, n, kk, dtype, True, default_rows=64.0, all_slots=8 * slots) == alone
         kernel = serving_gemm.grouped_gemm_s(gen.device, gen.k, slots, local, n, kk, dtype)
-        assert alone == pytest.approx(kernel + trtllm_gen_route_s(gen.k, slots))  # plus its routed-slot walk (EP 1)
+        assert alone == pytest.approx(kernel + trtllm_gen_launch_s(gen.k, slots, local))  # plus its launched CTAs
     hopper_rules = _kernels("vllm", moe_trtllm_gen=0.0, moe_fp8_tile_s=0.0)
     assert (grouped_gemm_s(hopper_rules, slots, local, n, kk, "bf16", default_rows=64.0, all_slots=8 * slots)
             > grouped_gemm_s(hopper_rules, slots, local, n, kk, "bf16"))
@@ -323,15 +323,20 @@ def test_vllm_moe_served_on_b200_end_to_end(dtype: str):
     assert math.isfinite(b["decode_step_s"]) and b["decode_step_s"] > f["decode_step_s"]
 
 
-def test_trtllm_gen_walks_the_layers_routed_slots():
-    """Hand-checked: each TensorRT-LLM-gen grouped GEMM adds t_slot · (slots of all GPUs): 1e-9 s x 80 local slots
-    x EP 4 = 320 ns on top of the same GEMM without the term; other kernels (moe_trtllm_gen 0) never pay it."""
-    args = (80.0, 2.0, 4096.0, 2048.0, "bf16")
-    on = grouped_gemm_s(_kernels("vllm", moe_gen_slot_s=1e-9), *args, ep=4)
-    off = grouped_gemm_s(_kernels("vllm", moe_gen_slot_s=0.0), *args, ep=4)
-    assert on - off == pytest.approx(320e-9)
-    hopper = grouped_gemm_s(_kernels("vllm", moe_trtllm_gen=0.0, moe_gen_slot_s=1e-9), *args, ep=4)
-    assert hopper == grouped_gemm_s(_kernels("vllm", moe_trtllm_gen=0.0, moe_gen_slot_s=0.0), *args, ep=4)
+def test_trtllm_gen_prices_its_slot_traffic_once():
+    """Hand-checked: on the TensorRT-LLM-gen kernel (vLLM and SGLang on B200) an FP8 grouped GEMM's slot traffic
+    s·k + s·2·n is priced once, inside the kernel (σ = moe_fp8_slot_bytes), never again as separate serial kernels
+    (moe_fp8_serial_bytes 0 in both engines' profiles): with σ_s = 1 forced, the GEMM grows by exactly
+    (80·2048 + 80·2·4096) B / (BW · η_fp8), what serving_gemm.serial_s charges."""
+    args = (80.0, 2.0, 4096.0, 2048.0, "fp8")
+    for engine in ("vllm", "sglang"):
+        ek = _kernels(engine)
+        assert ek.k.moe_trtllm_gen == 1.0 and ek.k.moe_fp8_serial_bytes == 0.0 and ek.k.moe_fp8_slot_bytes > 0.1
+        assert ek.k.moe_gen_slot_s == 0.0 and ek.k.moe_block_weight_reads == 0.0 and ek.k.moe_gen_l2_bytes > 0
+        doubled = grouped_gemm_s(_kernels(engine, moe_fp8_serial_bytes=1.0), *args, True)
+        bw = ek.device.hbm_bytes_per_s * ek.k.moe_fp8_hbm_efficiency
+        extra = (80 * 2048 + 80 * 2 * 4096) / bw
+        assert doubled - grouped_gemm_s(ek, *args, True) == pytest.approx(extra)
 
 
 def test_sglang_qwen3_moe_served_on_b200_end_to_end():

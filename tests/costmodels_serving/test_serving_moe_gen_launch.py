@@ -1,7 +1,7 @@
 """FlashInfer's TensorRT-LLM-gen fused MoE on B200 pays a fixed time per token-dimension CTA each grouped GEMM launches
 (serving_moe_flashinfer.trtllm_gen_launch_s, moe_gen_cta_s): the grid is sized by Routing::getMaxNumCtasInBatchDim
-before the routing is known. Checked by hand, in serving's grouped GEMM and in the fit's predictor; fitted for SGLang on
-B200 only (its 'moe bf16' rows, kept for FP8), which takes its FP8 MoE within the accuracy bar."""
+before the routing is known. Checked by hand, in serving's grouped GEMM and in the fit's predictors; fitted for vLLM and
+SGLang on B200 (their 'moe bf16' rows, kept for FP8), which takes SGLang's FP8 MoE within the accuracy bar."""
 
 import dataclasses
 import functools
@@ -69,22 +69,40 @@ def test_predictor_pays_it_on_both_gemms():
         assert got == pytest.approx(2 * t * ctas)
 
 
-def test_fitted_for_sglang_on_b200_only_off_its_bounds():
+def test_fitted_for_both_trtllm_gen_engines_on_b200_off_its_bounds():
+    """vLLM and SGLang run the same TensorRT-LLM-gen kernel on B200: the term is fitted for both (their own constants,
+    off the bounds, 10-100 ns per CTA), and 0 for every other engine and device."""
     fit = pytest.importorskip("serve_engine_fit", reason="needs benchmarks/ (scipy, numpy)")
+    gen = {("sglang", "b200"), ("vllm", "b200")}
     assert "moe_gen_cta_s" in fit.OPS["moe bf16"][2] and "moe_gen_cta_s" not in fit.OPS["moe fp8"][2]
-    assert fit.START["moe_gen_cta_s"] == 0.0 and "moe_gen_cta_s" in fit.ENGINE_DEVICE_START["sglang", "b200"]
+    assert fit.START["moe_gen_cta_s"] == 0.0 and all("moe_gen_cta_s" in fit.ENGINE_DEVICE_START[key] for key in gen)
     for engine in ("sglang", "vllm", "trtllm"):  # a term off at START: fitted only where the engine starts it
         for device in ("b200", "h100-sxm", "h200"):
             names = fit._constrained(fit.OPS["moe bf16"][2], functools.partial(fit.predict_moe, engine=engine), engine,
                                      device, [])
-            assert ("moe_gen_cta_s" in names) == ((engine, device) == ("sglang", "b200"))
+            assert ("moe_gen_cta_s" in names) == ((engine, device) in gen)
     lo, hi = fit.BOUNDS["moe_gen_cta_s"]
     for device in ("b200", "h100-sxm", "h200"):
         for cal in profiles.load_device(device).serving_engines:
-            if (cal.engine, device) == ("sglang", "b200"):
+            if (cal.engine, device) in gen:
                 assert 3 * lo < cal.moe_gen_cta_s < hi / 3 and 1e-8 < cal.moe_gen_cta_s < 1e-7
             else:
                 assert cal.moe_gen_cta_s == 0.0
+
+
+def test_block_fp8_predictor_pays_it_as_serving_does():
+    """vLLM's block-FP8 rows on B200 (predict_moe_block) add t_cta · launched CTAs to both grouped GEMMs, as serving's
+    grouped_gemm_s does for block-scaled experts: DeepSeek-V3's layer (256 experts, top-8) at 4 tokens, EP 8 (32 local
+    experts): 32 slots, 32 single-slot CTAs, nothing left: 2 · 32 · t."""
+    ops = pytest.importorskip("serve_engine_ops", reason="needs benchmarks/ (scipy, numpy)")
+    t = 4e-8
+    on, off = _kernels("vllm", moe_gen_cta_s=t), _kernels("vllm", moe_gen_cta_s=0.0)
+    p = (4, 7168, 2048, 8, 256, 1, 8, "fp8", 1e-5)
+    got = ops.predict_moe_block(on, p, engine="vllm") - ops.predict_moe_block(off, p, engine="vllm")
+    assert got == pytest.approx(2 * t * 32)
+    served = (grouped_gemm_s(on, 4.0, 32.0, 4096.0, 7168.0, "fp8", True, block_scaled=True, ep=8)
+              - grouped_gemm_s(off, 4.0, 32.0, 4096.0, 7168.0, "fp8", True, block_scaled=True, ep=8))
+    assert served == pytest.approx(32 * t)
 
 
 @pytest.mark.parametrize("op", ["moe bf16", "moe fp8"])
