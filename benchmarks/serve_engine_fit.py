@@ -166,7 +166,10 @@ ENGINE_DEVICE_START[("vllm", "b200")]["fp8_gemm_row_chunk_s"] = 1e-10
 for _key in TRTLLM_GEN_MOE:  # TensorRT-LLM-gen MoE (vLLM and SGLang alike): an expert's weights re-read per further
     # token tile miss L2 by the expert's weight bytes (moe_gen_l2_bytes), and its grouped GEMMs pay a time per launched
     # token-tile CTA (serving_moe_flashinfer.trtllm_gen_launch_s), fitted in 'moe bf16' and kept for FP8 (the same
-    # launcher's grid rule)
+    # launcher's grid rule). Still per engine: the compute/memory overlap exponents (ENGINE_START: SGLang's on every
+    # device); tested both ways on B200 and not kept: fitted for vLLM (training BF16 3.7/12.6 -> 3.5/12.1 %, FP8
+    # 6.5/17.8 -> 5.4/17.6 %) its held-aside FP8 p90 goes 18.2 -> 20.5 %, off for SGLang its FP8 7.5/17.9 ->
+    # 7.5/20.2 % (held-aside p90 22.7 %): over the bar either way
     ENGINE_DEVICE_START[_key] = {**ENGINE_DEVICE_START.get(_key, {}), "moe_gen_l2_bytes": 64.0 * 2**20,
                                  "moe_gen_cta_s": 5e-8}
     if _key[0] == "vllm":
