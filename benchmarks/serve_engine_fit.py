@@ -86,7 +86,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
-             moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_gen_l2_bytes=0.0, moe_gen_slot_s=0.0,
+             moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_gen_l2_bytes=0.0,
              moe_gen_act_s=0.0, moe_gen_cta_s=0.0,
              moe_blockfp8_quant_s=0.0, moe_blockfp8_act_s=0.0,
              moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
@@ -138,8 +138,7 @@ for _key in TRTLLM_GEN_MOE:  # Blackwell's TensorRT-LLM-gen fused MoE: never Fla
                                      # one slot traffic, the fused GEMMs' own (moe_fp8_slot_bytes): its separate
                                      # activation kernel is trtllm_gen_activation_s; the L2 term sets the re-read
                                      # share (moe_gen_l2_bytes); no per-slot time (see trtllm_gen_launch_s)
-                                     "moe_fp8_serial_bytes": 0.0, "moe_block_weight_reads": 0.0,
-                                     "moe_gen_slot_s": 0.0}
+                                     "moe_fp8_serial_bytes": 0.0, "moe_block_weight_reads": 0.0}
 for _key, _rule in ATTENTION_SM100.items():  # Blackwell's attention kernels (serve_engine_ops.ATTENTION_SM100)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 for _key, _rule in GEMM_SM100.items():  # Blackwell's GEMM tiles (serve_engine_ops.GEMM_SM100)

@@ -84,10 +84,14 @@ tile's epilogue, Sm90ColBroadcast/RowBroadcast, and fit k_0 > 0); TensorRT-LLM 1
 cublas_scaled_mm, whose cuBLASLt heuristic picks the kernel per shape, so a padded row costs no more than its tile's
 share (π = 0; the fixed-bucket CUTLASS kernels of vLLM and SGLang pay π ≈ 0.5-1.4)"""
 
-MOE_WARM_L2 = {("trtllm", "b200"): dict(moe_warm_l2=1.0)}
-"""engines whose MoE tables on a device time one layer's call repeated (aiconfigurator's collector: the same
-routed batch each repeat), so the weights of the experts it hits stay in the L2 when they fit (B200: 126 MiB,
-DeviceSpec.l2_bytes) and are read from there at the fitted L2 rate (moe_warm_l2; serving_gemm.moe_memory_s)"""
+MOE_WARM_L2 = {(engine, "b200"): dict(moe_warm_l2=1.0) for engine in ("trtllm", "vllm", "sglang")}
+"""engines whose MoE tables on a device time one layer's call repeated (aiconfigurator's collector, all three
+engines: the same routed batch each repeat, no L2 flush), so the weights of the experts it hits stay in the L2 when
+they fit (B200: 126 MiB, DeviceSpec.l2_bytes) and are read from there at the L2 rate fitted on the engine's decode
+attention (moe_warm_l2; serving_gemm.moe_memory_s). Every B200 engine: one collector, one physics (for vLLM and
+SGLang the held-aside rows moved by at most 0.7 points of median or p90, 2.2 of SGLang's BF16 median, all within
+the bar); not on Hopper, where no warm-L2 rate is fitted (its attention tables show no L2 step) and a fitted one did
+not move SGLang's FP8 rows (benchmarks/results/serve_hopper_bounds.md)"""
 
 ELEM_BYTES = 2.0
 """bytes of a BF16 element: the all-reduce tables give message sizes in elements; prefill K and V are BF16"""

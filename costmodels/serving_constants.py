@@ -88,10 +88,6 @@ class KernelConstants:
     moe_gen_l2_bytes: float = 0.0
     """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200): weight bytes C of one expert GEMM at which
     half of a further token tile's weight reads miss L2 (serving_gemm.weight_passes; fitted); 0: no such term"""
-    moe_gen_slot_s: float = 0.0
-    """retired (read by no model, 0 in every profile; kept only so the profiles' key still loads): a time per routed
-    slot of FlashInfer's TensorRT-LLM-gen MoE, dropped for the per-CTA term (serving_moe_flashinfer.
-    trtllm_gen_launch_s)"""
     moe_gen_cta_s: float = 0.0
     """grouped expert GEMMs on FlashInfer's TensorRT-LLM-gen MoE (B200), BF16 and FP8: time per token-dimension CTA
     each grouped GEMM launches, computing or exiting (serving_moe_flashinfer.trtllm_gen_launch_s; fitted); 0: none"""
@@ -376,7 +372,7 @@ class EngineCalibration(KernelConstants):
                      "moe_blockfp8_hbm_efficiency", "moe_blockfp8_slot_bytes", "moe_fp8_expert_s",
                      "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
                      "moe_trtllm_gen", "moe_blockfp8_k_overhead", "moe_gen_l2_bytes",
-                     "moe_gen_slot_s", "moe_fp8_k_overhead", "moe_blockfp8_quant_s", "moe_blockfp8_act_s",
+                     "moe_fp8_k_overhead", "moe_blockfp8_quant_s", "moe_blockfp8_act_s",
                      "moe_gen_act_s", "moe_gen_cta_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")

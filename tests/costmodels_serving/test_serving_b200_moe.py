@@ -332,7 +332,7 @@ def test_trtllm_gen_prices_its_slot_traffic_once():
     for engine in ("vllm", "sglang"):
         ek = _kernels(engine)
         assert ek.k.moe_trtllm_gen == 1.0 and ek.k.moe_fp8_serial_bytes == 0.0 and ek.k.moe_fp8_slot_bytes > 0.1
-        assert ek.k.moe_gen_slot_s == 0.0 and ek.k.moe_block_weight_reads == 0.0 and ek.k.moe_gen_l2_bytes > 0
+        assert ek.k.moe_block_weight_reads == 0.0 and ek.k.moe_gen_l2_bytes > 0
         doubled = grouped_gemm_s(_kernels(engine, moe_fp8_serial_bytes=1.0), *args, True)
         bw = ek.device.hbm_bytes_per_s * ek.k.moe_fp8_hbm_efficiency
         extra = (80 * 2048 + 80 * 2 * 4096) / bw

@@ -1,5 +1,5 @@
 """A per-op MoE table that repeats one layer's call finds the weights of the experts it hits in the L2 when they fit
-(moe_warm_l2: TensorRT-LLM's CUTLASS MoE rows on B200, serve_engine_ops.MOE_WARM_L2) and reads them at the fitted L2
+(moe_warm_l2: every engine's MoE rows on B200, serve_engine_ops.MOE_WARM_L2) and reads them at the fitted L2
 rate kv_l2_bytes_per_s; a server never does (serving_kernels.grouped_gemm_s passes no warm_l2). Checked by hand."""
 
 import dataclasses
@@ -23,11 +23,12 @@ def _trtllm(selector: float = 1.0) -> EngineKernels:
     return EngineKernels(dev, dataclasses.replace(k, moe_warm_l2=selector))
 
 
-def test_profile_selects_warm_l2_for_trtllm_on_b200_only():
+def test_profile_selects_warm_l2_for_every_engine_on_b200_only():
+    """One collector (the same routed batch repeated, no L2 flush) for all three engines: one selector on B200."""
     dev = profiles.load_device("b200")
-    assert {c.engine: c.moe_warm_l2 for c in dev.serving_engines} == {"sglang": 0.0, "trtllm": 1.0, "vllm": 0.0}
-    assert serve_engine_ops.MOE_WARM_L2[("trtllm", "b200")] == dict(moe_warm_l2=1.0)
-    assert list(serve_engine_ops.MOE_WARM_L2) == [("trtllm", "b200")]
+    assert {c.engine: c.moe_warm_l2 for c in dev.serving_engines} == {"sglang": 1.0, "trtllm": 1.0, "vllm": 1.0}
+    want = {(e, "b200"): dict(moe_warm_l2=1.0) for e in ("trtllm", "vllm", "sglang")}
+    assert want == serve_engine_ops.MOE_WARM_L2
     for hopper in ("h100-sxm", "h200"):
         assert all(c.moe_warm_l2 == 0.0 for c in profiles.load_device(hopper).serving_engines)
 
