@@ -78,7 +78,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6, allreduce_vllm_sm100=0.0,
              allreduce_twoshot_hop_s=0.0, allreduce_symm_call_s=0.0, allreduce_symm_efficiency=1.0,
-             allreduce_sglang_v2=0.0, allreduce_pass_s=0.0,
+             allreduce_sglang_v2=0.0, allreduce_pass_s=0.0, allreduce_trtllm_sm100=0.0,
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
              moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
              moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
@@ -131,6 +131,7 @@ permute/quantise/activation/finalize kernels around it is the fitted moe_blockfp
 as well, that share ran to its lower bound 0.01); TensorRT-LLM's and vLLM's static-scale FP8 quantise kernels compute
 no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
 ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0),
+                           ("trtllm", "b200"): dict(allreduce_trtllm_sm100=1.0),
                            **{("sglang", d): dict(allreduce_sglang_v2=1.0) for d in ("h100-sxm", "h200")}}
 for _key in TRTLLM_GEN_MOE:  # Blackwell's TensorRT-LLM-gen fused MoE: never FlashInfer CUTLASS's fallback tile
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), "moe_trtllm_gen": 1.0,
@@ -150,7 +151,8 @@ for _key, _rule in MOE_WARM_L2.items():  # a repeated MoE layer's weights read f
 """rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
 all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"];
 costmodels/serving_allreduce.vllm_sm100_allreduce_s), SGLang 0.5.14 on Hopper by its CustomAllReduceV2 tables
-(serving_allreduce.sglang_v2_allreduce_s); vLLM 0.24.0's MoE on Blackwell runs FlashInfer's TensorRT-LLM-gen
+(serving_allreduce.sglang_v2_allreduce_s), TensorRT-LLM 1.3 on Blackwell by its workspace limit and SM100 lookup
+table (serving_allreduce.trtllm_sm100_allreduce_s); vLLM 0.24.0's MoE on Blackwell runs FlashInfer's TensorRT-LLM-gen
 fused MoE (serving_moe_configs.TRTLLM_GEN_MOE: moe_trtllm_gen 1, the fallback-tile terms off)"""
 ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allreduce_symm_call_s=1e-5,
                                                allreduce_symm_efficiency=0.6, allreduce_pass_s=1.5e-6),
@@ -387,16 +389,30 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
     return tuple(n for n in names if not n.endswith("default_efficiency"))
 
 
+ALLREDUCE_DOMAIN = ("all-reduce 1 Ki-256 Mi elements (9 held-aside points per engine: the p90 is the second-worst; "
+                    "cross-validated over all folds below; vLLM on B200 by the algorithm its SM100 size tables pick: "
+                    "custom one-/two-stage kernel, torch symmetric memory, PyNCCL; TensorRT-LLM on B200 by its AUTO "
+                    "strategy's workspace limit and SM100 lookup table: one-shot, two-shot, NCCL above 16 MB (TP 2) / "
+                    "8 MB; SGLang on H100/H200 by its CustomAllReduceV2 tables: one-shot push, one-shot pull, two-shot "
+                    "pull to 16 MiB, then NCCL); ")
+"""the report's all-reduce domain and algorithm choice (serve_engine_fit main)"""
+
+
 def _unused_allreduce(engine: str, device: str) -> tuple[str, ...]:
     """All-reduce constants the engine's algorithm choice leaves unused on the device: vLLM's SM100 size tables
     stand for the custom kernel's size limit (its two-stage kernel has the one-shot efficiency, the two-shot one is
     torch symmetric memory's two-shot kernel's); SGLang's Hopper tables (allreduce_sglang_v2) stand for the limit,
-    no symmetric memory, no pass bound; elsewhere no per-peer two-stage time either."""
+    no symmetric memory, no pass bound; TensorRT-LLM's Blackwell rules (allreduce_trtllm_sm100) stand for the limit,
+    its two-shot kernel runs at the one-shot efficiency (and every table point above its workspace runs NCCL: the
+    NCCL constants are fitted there); elsewhere no per-peer two-stage time either."""
     if ENGINE_DEVICE_CONSTANTS.get((engine, device), {}).get("allreduce_vllm_sm100"):
         return ("allreduce_custom_max_bytes",)
     if ENGINE_DEVICE_CONSTANTS.get((engine, device), {}).get("allreduce_sglang_v2"):  # its tables stand for the limit
         return ("allreduce_custom_max_bytes", "allreduce_symm_call_s", "allreduce_symm_efficiency", "allreduce_pass_s")
-    return ("allreduce_twoshot_hop_s", "allreduce_symm_call_s", "allreduce_symm_efficiency", "allreduce_pass_s")
+    unused = ("allreduce_twoshot_hop_s", "allreduce_symm_call_s", "allreduce_symm_efficiency", "allreduce_pass_s")
+    if ENGINE_DEVICE_CONSTANTS.get((engine, device), {}).get("allreduce_trtllm_sm100"):
+        return ("allreduce_custom_max_bytes", "allreduce_twoshot_efficiency", *unused)
+    return unused
 
 
 def fit_op(dev: DeviceSpec, values: dict, names, points, predict, starts: tuple[dict, ...] = ()) -> dict:
@@ -571,10 +587,7 @@ def main() -> None:
            "constants on the whole attention table (every head count and width 64-512, incl. GQA groups of 24-128 "
            "no shipped model has; on B200 with the Blackwell attention terms of costmodels/serving_attention_sm100.py, "
            "serve_engine_ops.ATTENTION_SM100, SGLang's rows those of its default trtllm_mha backend); "
-           "all-reduce 1 Ki-256 Mi elements (9 held-aside points per engine: the p90 is the "
-           "second-worst; cross-validated over all folds below; vLLM on B200 by the algorithm its SM100 size tables "
-           "pick: custom one-/two-stage kernel, torch symmetric memory, PyNCCL; SGLang on H100/H200 by its "
-           "CustomAllReduceV2 tables: one-shot push, one-shot pull, two-shot pull to 16 MiB, then NCCL); "
+           + ALLREDUCE_DOMAIN +
            "MoE <= 16384 tokens, moe_tp x ep <= 16, balanced routing, the (hidden, expert width, "
            "top-k, experts) of the MoE model profiles, FP8 with per-tensor scales (SGLang's table has only "
            "128x128 block scales: those) (" + ", ".join("/".join(map(str, s)) for s in sorted(SHIPPED_MOE))

@@ -6,7 +6,7 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
   TP all-reduce inside a node: the engine's custom one-shot / two-shot kernels below a size limit, NCCL (ring or
       NVLS) above it (`engine_allreduce_s`); across nodes the comm layer's ring (costmodels/comm.py)
   an engine whose source picks the algorithm by size tables: vLLM 0.24.0 on Blackwell (`vllm_sm100_allreduce_s`),
-      SGLang 0.5.14 on Hopper (`sglang_v2_allreduce_s`)
+      SGLang 0.5.14 on Hopper (`sglang_v2_allreduce_s`), TensorRT-LLM 1.3 on Blackwell (`trtllm_sm100_allreduce_s`)
 """
 
 import math
@@ -33,12 +33,15 @@ def engine_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
       two-shot (reduce-scatter + all-gather in peer memory):  t_call,2 + 2(n-1)/n · S / (B·η_2)
     and above it NCCL, t_call,nccl + v·S / (B·η_nccl) with the per-GPU volume v of the lower-volume algorithm:
     ring 2(n-1)/n, or NVLS (in-switch reduction; sends S, receives S/n, then sends S/n, receives S) (n+1)/n;
-    an engine with allreduce_vllm_sm100 set picks by vLLM's Blackwell size tables (`vllm_sm100_allreduce_s`)."""
+    an engine with allreduce_vllm_sm100 set picks by vLLM's Blackwell size tables (`vllm_sm100_allreduce_s`), one
+    with allreduce_trtllm_sm100 by TensorRT-LLM's Blackwell rules (`trtllm_sm100_allreduce_s`)."""
     k, link = ek.k, ek.device.intra_node_bytes_per_s
     if k.allreduce_vllm_sm100:
         return vllm_sm100_allreduce_s(ek, size_bytes, n)
     if k.allreduce_sglang_v2:
         return sglang_v2_allreduce_s(ek, size_bytes, n)
+    if k.allreduce_trtllm_sm100:
+        return trtllm_sm100_allreduce_s(ek, size_bytes, n)
     if size_bytes >= k.allreduce_custom_max_bytes:
         return nccl_allreduce_s(ek, size_bytes, n)
     two = k.allreduce_twoshot_call_s + 2 * (n - 1) / n * size_bytes / (link * k.allreduce_twoshot_efficiency)
@@ -154,3 +157,35 @@ def sglang_v2_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float
         return (k.allreduce_twoshot_call_s
                 + (n - 1) * (k.allreduce_twoshot_hop_s + size_bytes / (link * k.allreduce_twoshot_efficiency)))
     return two_stage_allreduce_s(ek, size_bytes, n, k.allreduce_twoshot_efficiency)
+
+
+TRTLLM_WORKSPACE_BYTES = {2: 16e6}
+"""TensorRT-LLM 1.3 cpp/tensorrt_llm/common/customAllReduceUtils.h getMaxRequiredWorkspaceSize: 16 MB (decimal) for
+two GPUs, 8 MB (TRTLLM_WORKSPACE_BYTES_DEFAULT) for more; thop/allreduceOp.cpp AllreduceOp::selectImplementation runs
+NCCL for larger messages (ifFallbackToNCCL) before it consults the lookup table"""
+TRTLLM_WORKSPACE_BYTES_DEFAULT = 8e6
+TRTLLM_SM100_ONESHOT_BELOW = {2: 16 * MIB, 4: 4 * MIB, 8: 2 * MIB}
+"""the same header's AllReduceBestStrategyTableSM100, fusion NONE, hidden size 4096 (the shape aiconfigurator's
+collector gives every message above 4096 elements: [elements / 4096, 4096]), BF16: ONESHOT (4) up to 1024 tokens at
+TP 2, 256 at TP 4, 128 at TP 8 (the table indexes floor(log2 tokens), so below these byte sizes)"""
+TRTLLM_SM100_TWOSHOT_BELOW = {2: 16 * MIB, 4: 8 * MIB, 8: 8 * MIB}
+"""the same row: TWOSHOT (5) above the one-shot sizes up to 512 tokens at TP 4 and 8 (never at TP 2), NCCL (0) above"""
+
+
+def trtllm_sm100_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
+    """TensorRT-LLM 1.3 on Blackwell (SM100) inside an NVSwitch node, its AUTO strategy as the per-op benchmark runs it
+    (TLLM_DISABLE_ALLREDUCE_AUTOTUNE=1: no autotuner; one node on x86: no MNNVL): NCCL (`nccl_allreduce_s`) above the
+    workspace (TRTLLM_WORKSPACE_BYTES), else the lookup table's row for the TP size (the row of the power of two at
+    or below n: the table's index is the integer part of log2(n) - 1; none above 8: NCCL): one-shot
+    (`one_shot_allreduce_s`) below TRTLLM_SM100_ONESHOT_BELOW, two-shot t_call,2 + 2(n-1)/n · S / (B·η_1) below
+    TRTLLM_SM100_TWOSHOT_BELOW (the same kernel file's loads over the same links: the one-shot efficiency; three table
+    points run it), NCCL above. Only the table's hidden-4096 row is modelled (serving passes the message size
+    alone)."""
+    k = ek.k
+    row = 2 ** int(math.log2(n))
+    if size_bytes > TRTLLM_WORKSPACE_BYTES.get(n, TRTLLM_WORKSPACE_BYTES_DEFAULT) or row > 8 \
+            or size_bytes >= TRTLLM_SM100_TWOSHOT_BELOW[row]:
+        return nccl_allreduce_s(ek, size_bytes, n)
+    if size_bytes < TRTLLM_SM100_ONESHOT_BELOW[row]:
+        return one_shot_allreduce_s(ek, size_bytes, n)
+    return two_stage_allreduce_s(ek, size_bytes, n, k.allreduce_efficiency)

@@ -289,6 +289,11 @@ class KernelConstants:
     CUDA) size tables for Hopper (serving_allreduce.sglang_v2_allreduce_s; read from SGLang's source, not fitted:
     one-shot push, one-shot pull, two-shot pull up to its 16 MiB pull buffer, then NCCL; the pull kernels run on the
     two-shot constants); 0: `engine_allreduce_s`"""
+    allreduce_trtllm_sm100: float = 0.0
+    """1: the engine picks its all-reduce as TensorRT-LLM 1.3's AUTO strategy does on Blackwell (SM100;
+    serving_allreduce.trtllm_sm100_allreduce_s: NCCL above the custom kernels' workspace, else its lookup table's
+    one-shot / two-shot / NCCL choice; read from TensorRT-LLM's source, not fitted; it stands for
+    allreduce_custom_max_bytes); 0: `engine_allreduce_s`"""
     allreduce_pass_s: float = 0.0
     """all-reduce kernels under the vLLM SM100 tables: time of one pass of the grid's remote loads (a kernel of few
     thread blocks keeps a fixed number of bytes per peer in flight, serving_allreduce.pass_bound_s); 0: no such bound"""
@@ -357,7 +362,8 @@ class EngineCalibration(KernelConstants):
                      "allreduce_custom_max_bytes", "attention_tile_s", "prefill_kv_passes", "allreduce_twoshot_call_s",
                      "allreduce_nccl_call_s", "allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "prefill_tail_tile",
                      "prefill_one_token_decode", "decode_mha_as_gqa", "kv_l2_bytes_per_s",
-                     "allreduce_symm_call_s", "allreduce_sglang_v2", "allreduce_pass_s"):
+                     "allreduce_symm_call_s", "allreduce_sglang_v2", "allreduce_pass_s",
+                     "allreduce_trtllm_sm100"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("fp8_wave_weight", "gemm_wave_weight", "gemm_large_efficiency_max"):

@@ -81,7 +81,7 @@ def calibration_from_mapping(data: dict, *, source: str) -> DeviceCalibration:
     return DeviceCalibration(**values)
 
 
-SM100_ONLY_KEYS = ("allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "allreduce_symm_call_s",
+SM100_ONLY_KEYS = ("allreduce_vllm_sm100", "allreduce_trtllm_sm100", "allreduce_twoshot_hop_s", "allreduce_symm_call_s",
                    "allreduce_symm_efficiency", "moe_trtllm_gen", "prefill_tail_tile", "prefill_one_token_decode",
                    "decode_mha_as_gqa", "kv_warm_l2", "kv_l2_bytes_per_s", "fp8_sm100_tiles",
                    "bf16_sm100_tile", "moe_gen_l2_bytes", "moe_blockfp8_quant_s",
