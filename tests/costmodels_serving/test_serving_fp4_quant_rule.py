@@ -1,9 +1,9 @@
 """vLLM's NVFP4 input quantise kernel's fixed time is its FP8 quantise kernel's, measured on its own table
 (serve_engine_fit.FP4_QUANT_FROM_FP8), not fitted in 'gemm fp4' where it ran to its lower bound."""
 
-import profiles
 from bench_modules import bench_modules
 
+import profiles
 from costmodels.serving_kernels import engine_calibration
 
 
