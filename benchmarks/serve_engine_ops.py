@@ -43,15 +43,15 @@ constants are fitted on it; other widths behave differently per kernel and are r
 GEMM_SM100 = {("vllm", "b200"): dict(fp8_sm100_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0,
                                      fp8_large_efficiency_max=0.0,
                                      bf16_sm100_tile=1.0),
-              ("trtllm", "b200"): dict(fp4_pair_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0,
+              ("trtllm", "b200"): dict(fp4_pair_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0, fp8_wave_weight=0.0,
                                        bf16_sm100_tile=1.0),
               ("sglang", "b200"): dict(bf16_sm100_tile=1.0)}
 """the Blackwell GEMM terms (costmodels/serving_gemm_sm100.py) per engine, read from its source, not fitted: vLLM
 0.24.0's per-tensor FP8 GEMM on its SM100 cutlass_scaled_mm tiles (2-CTA MMA tiles and clusters by m bucket),
 without the SM90 kernels' per-tile prologue/epilogue, out-of-bounds row cost and large-GEMM kernel (fitted on B200
 with the Hopper tiles, k_0 and π ran to their lower bounds); TensorRT-LLM 1.3's NVFP4 GEMM on 256 x 256 2-CTA tiles
-over the SM pairs, and its FP8 GEMM (cuBLASLt, picked per shape) without k_0 and π (both ran to their lower bounds on
-B200, as π does on Hopper: FP8_GEMM_HOPPER); the FP8 input quantise kernel's L2
+over the SM pairs, and its FP8 GEMM (cuBLASLt, picked per shape) without k_0, π and ω (all ran to their lower bounds on
+B200; likewise on Hopper: FP8_GEMM_HOPPER); the FP8 input quantise kernel's L2
 residency on the device's L2 (DeviceSpec.l2_bytes); every engine's BF16 GEMM (torch F.linear: cuBLASLt) on Blackwell's
 128 x 256 wave tiles (serving_gemm_sm100.BF16_TILE: the tile the B200 tables fit best)"""
 ATTENTION_SM100 = {("trtllm", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_warm_l2=1.0,
@@ -72,7 +72,7 @@ split and 8-head GMMA padding (ENGINE_CONSTANTS) are off there; the tables time 
 KV cache within B200's L2 (kv_warm_l2; DeviceSpec.l2_bytes) is read from it"""
 
 FP8_GEMM_HOPPER = {**{("vllm", d): dict(fp8_k_overhead=0.0) for d in ("h100-sxm", "h200")},
-                   **{("trtllm", d): dict(fp8_oob_penalty=0.0) for d in ("h100-sxm", "h200")}}
+                   **{("trtllm", d): dict(fp8_oob_penalty=0.0, fp8_wave_weight=0.0) for d in ("h100-sxm", "h200")}}
 """per-tensor FP8 GEMM terms an engine's Hopper kernel does not have, read from its source, not fitted (fitted, each ran
 to its lower bound): vLLM 0.24.0's cutlass_scaled_mm SM90 kernels for m > 64 (scaled_mm_sm90_fp8_dispatch.cuh:
 128 x 128 or 64 x 128 tiles, KernelTmaWarpSpecializedPingpongFP8FastAccum) run one consumer warp group's epilogue
@@ -82,7 +82,10 @@ activation_scheme "dynamic"), so ScaledEpilogue (scaled_mm_epilogues_c3x.hpp) lo
 (k_0 = 0; SGLang's Pingpong kernels load a per-token and a per-channel scale vector in every
 tile's epilogue, Sm90ColBroadcast/RowBroadcast, and fit k_0 > 0); TensorRT-LLM 1.3's FP8 linear layer calls
 cublas_scaled_mm, whose cuBLASLt heuristic picks the kernel per shape, so a padded row costs no more than its tile's
-share (π = 0; the fixed-bucket CUTLASS kernels of vLLM and SGLang pay π ≈ 0.5-1.4)"""
+share (π = 0; the fixed-bucket CUTLASS kernels of vLLM and SGLang pay π ≈ 0.5-1.4) and a partial last wave of a fixed
+tile grid does not apply (ω = 0: its tables show no wave step, one row past a 256-row boundary costs 1.014x on H200 and
+1.018x on B200 against 1.48x / 1.19x for vLLM's fixed-tile CUTLASS; fitted, ω ran to its 1e-3 bound on B200 and took
+0.25-0.34 on Hopper, leaving the held-aside errors within 0.6 points of ω = 0's)"""
 
 MOE_WARM_L2 = {(engine, "b200"): dict(moe_warm_l2=1.0) for engine in ("trtllm", "vllm", "sglang")}
 """engines whose MoE tables on a device time one layer's call repeated (aiconfigurator's collector, all three

@@ -43,14 +43,16 @@ def test_fp8_gemm_by_hand_without_tile_overhead_or_padded_row_penalty():
 @pytest.mark.parametrize("device", HOPPER)
 def test_hopper_rules_fix_the_terms_the_kernels_lack(device):
     """vLLM's Pingpong kernels hide the per-tile epilogue (k_0 = 0), TensorRT-LLM's cuBLASLt kernels pay nothing
-    extra for padded rows (π = 0): both in the profiles, neither fitted; the other engines keep theirs fitted."""
+    extra for padded rows (π = 0) nor for a partial last wave (ω = 0): in the profiles, not fitted; the other engines
+    keep theirs fitted."""
     f, ops = _bench()
     assert set(ops.FP8_GEMM_HOPPER) == {(e, d) for e in ("vllm", "trtllm") for d in HOPPER}  # no Blackwell rule
     dev = profiles.load_device(device)
     vllm, trtllm, sglang = (engine_calibration(dev, e) for e in ("vllm", "trtllm", "sglang"))
-    assert vllm.fp8_k_overhead == 0.0 and trtllm.fp8_oob_penalty == 0.0
+    assert vllm.fp8_k_overhead == 0.0 and trtllm.fp8_oob_penalty == 0.0 and trtllm.fp8_wave_weight == 0.0
     assert vllm.fp8_oob_penalty > 0.3 and trtllm.fp8_k_overhead > 50 and sglang.fp8_k_overhead > 50
-    for engine, name in (("vllm", "fp8_k_overhead"), ("trtllm", "fp8_oob_penalty")):
+    assert vllm.fp8_wave_weight > 0.1 and sglang.fp8_wave_weight > 0.1
+    for engine, name in (("vllm", "fp8_k_overhead"), ("trtllm", "fp8_oob_penalty"), ("trtllm", "fp8_wave_weight")):
         assert name in f.op_names("gemm fp8", engine)
         assert name not in f._constrained(f.op_names("gemm fp8", engine), ops.predict_gemm, engine, device, [])
 

@@ -87,7 +87,7 @@ def test_b200_profile_selects_the_engines_sm100_tiles():
         assert (cal.fp8_sm100_tiles, cal.fp4_pair_tiles, cal.bf16_sm100_tile) == (fp8, fp4, 1.0)
     vllm, trtllm = engine_calibration(b200, "vllm"), engine_calibration(b200, "trtllm")
     assert vllm.fp8_k_overhead == 0.0 and vllm.fp8_oob_penalty == 0.0 and vllm.fp8_large_efficiency_max == 0.0
-    assert trtllm.fp8_k_overhead == 0.0 and trtllm.fp8_oob_penalty == 0.0  # SM100: no Hopper k_0 or π
+    assert trtllm.fp8_k_overhead == 0.0 and trtllm.fp8_oob_penalty == 0.0 and trtllm.fp8_wave_weight == 0.0  # cuBLASLt
     for name in ("h100-sxm", "h200"):
         for cal in profiles.load_device(name).serving_engines:
             assert cal.fp8_sm100_tiles == 0.0 and cal.fp4_pair_tiles == 0.0 and cal.bf16_sm100_tile == 0.0
