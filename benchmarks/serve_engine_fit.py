@@ -122,7 +122,7 @@ VLLM_B200_BLOCK = ("on B200, where vLLM runs FlashInfer's TensorRT-LLM-gen MoE a
                    "..._trtllmfp8expertsmonolithic), its own fitted moe_blockfp8_* constants plus the per-128-group "
                    "quantisation of the layer's input (moe_blockfp8_quant_s per token-hidden element) and its "
                    "DeepSeek-FP8 activation kernel between the GEMMs (moe_blockfp8_act_s per routed slot and expert "
-                   "width element per GPU; serving_kernels.block_act_s).")
+                   "width element per GPU; serving_kernels.gen_activation_s).")
 """how the report describes vLLM's B200 'moe fp8 block' rows (serve_engine_ops.predict_moe_block)"""
 BLOCK_KINDS = ["", "vLLM's 'moe fp8 block' held-aside points by the kernel vLLM 0.24.0 runs on Hopper (the table's "
                "kernel_source): its Triton fused MoE at EP 1 (vllm_fp8moe_triton_tritonexperts, vLLM's own fitted "

@@ -23,10 +23,10 @@ from costmodels.serving_attention import (  # noqa: E402
 from costmodels.serving_attention_sm100 import longest_tile_flops, runs_decode_kernel  # noqa: E402
 from costmodels.serving_gemm import fp8_quant_s, grouped_gemm_rows_s  # noqa: E402
 from costmodels.serving_kernels import (  # noqa: E402
-    block_act_s,
     block_fp8_kernels,
     block_quant_s,
     gemm_s,
+    gen_activation_s,
     grouped_gemm_s,
 )
 from costmodels.serving_moe_configs import (  # noqa: E402
@@ -152,7 +152,7 @@ def predict_moe_block(ek, p, engine: str = ""):
     # FP8 experts of a 128x128 block-scaled checkpoint as serving times them (grouped_gemm_s block_scaled: the
     # engine's block-scaled kernel, for vLLM on Hopper its Triton kernel at EP 1 and TensorRT-LLM's at EP > 1, on
     # B200 FlashInfer's TensorRT-LLM-gen MoE at every EP with its layer input's group quantisation, block_quant_s,
-    # and its separate DeepSeek-FP8 activation kernel, block_act_s; without one, its per-tensor FP8 path). vLLM's
+    # and its separate DeepSeek-FP8 activation kernel, gen_activation_s; without one, its per-tensor FP8 path). vLLM's
     # Triton kernel scales each 128-deep k step's MMA result by its
     # token and weight block scales before adding it (fused_moe.py: accumulator += tl.dot(a, b) * a_scale *
     # b_scale, where the per-tensor kernel accumulates in the MMA and scales once): work proportional to the MMAs,
@@ -188,7 +188,7 @@ def predict_moe_block(ek, p, engine: str = ""):
                else 0.0)  # (a tuned file's rows stay FileRows: no default-config efficiency on them)
         if ek.k.moe_trtllm_gen:  # Blackwell's TensorRT-LLM-gen MoE (vLLM on B200): its own token tiles
             cfg = serving_moe_flashinfer.trtllm_gen_tile(tokens * topk, experts / ep)
-        act = block_act_s(ek, tokens * topk, inter / tp, int(ep))  # vLLM on B200: its activation kernel (else 0)
+        act = gen_activation_s(ek, tokens * topk, inter / tp, int(ep), True)  # vLLM on B200: its activation kernel
         warm = warm_weights(ek, rows, h, inter / tp, "fp8")  # a repeated layer's weights in L2 (moe_warm_l2)
         # its launched token-tile CTAs, as serving adds them (serving_kernels.grouped_gemm_s)
         launch = (serving_moe_flashinfer.trtllm_gen_launch_s(ek.k, tokens * topk, experts / ep)
@@ -240,7 +240,7 @@ def _moe_collector(ek, p, engine: str):
              else config_block_rows(engine, ek.device.name, tokens, experts / ep, inter / tp, dtype))
     walked = tokens * topk if walks_all_slots(engine, dtype) and not gen else 0.0
     # block-scaled FP8 experts on it (SGLang's FP8 rows): its activation kernel over the layer's routed slots
-    act = serving_moe_flashinfer.trtllm_gen_activation_s(ek.k, tokens * topk * gen, inter / tp) if dtype == "fp8" else 0
+    act = gen_activation_s(ek, tokens * topk, inter / tp, int(ep)) if dtype == "fp8" else 0.0
     launch = serving_moe_flashinfer.trtllm_gen_launch_s(ek.k, tokens * topk, experts / ep) if gen else 0.0
     warm = warm_weights(ek, rows, h, inter / tp, dtype)
     return act + sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked, warm) + launch

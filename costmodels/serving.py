@@ -56,15 +56,14 @@ from costmodels.serving_constants import KernelConstants
 from costmodels.serving_fusions import MEASURED_FUSED_QUANT, family_fused_quant, fused_quant_sources
 from costmodels.serving_kernels import (
     EngineKernels,
-    block_act_s,
     block_quant_s,
     engine_calibration,
     gemm_s,
+    gen_activation_s,
     grouped_gemm_s,
     moe_exchange_s,
 )
 from costmodels.serving_moe_configs import config_block_rows, walks_all_slots
-from costmodels.serving_moe_flashinfer import trtllm_gen_activation_s
 from costmodels.serving_precision import WEIGHT_BYTES, Precision, check_precision, max_routing_skew
 from costmodels.serving_shapes import attention_gemms, mlp_gemms
 
@@ -327,11 +326,12 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: 
     width = p.routed_expert / mlp_params(model, 1)
     rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype, prec.block_scaled)
     walked = tokens * moe.top_k if walks_all_slots(engine.name, prec.dtype) else 0.0
-    # block-scaled FP8 on TensorRT-LLM-gen (vLLM on B200): its input's quantisation and its activation kernel (else 0)
-    quant = (block_quant_s(ek, tokens, model.hidden) + block_act_s(ek, tokens * moe.top_k, width / etp, shape.ep)
-             if prec.block_scaled else 0.0)
-    # block-scaled FP8 experts on TensorRT-LLM-gen (SGLang on B200): its activation kernel, once per layer (else 0)
-    act = trtllm_gen_activation_s(ek.k, tokens * moe.top_k, width / etp) if prec.dtype == "fp8" else 0.0
+    # block-scaled FP8 on TensorRT-LLM-gen (vLLM on B200): its input's quantisation (else 0)
+    quant = block_quant_s(ek, tokens, model.hidden) if prec.block_scaled else 0.0
+    # FP8 experts on TensorRT-LLM-gen with block scales (vLLM's block-scaled, SGLang's): the activation kernel between
+    # the GEMMs, once per layer (else 0)
+    act = (gen_activation_s(ek, tokens * moe.top_k, width / etp, shape.ep, prec.block_scaled)
+           if prec.dtype == "fp8" else 0.0)
     return act + quant + sum(grouped_gemm_s(ek, slots, local, n, kk, prec.dtype, "moe" in engine.fused_quant, rows,
                                             walked, prec.block_scaled, shape.ep)
                              for n, kk, _ in mlp_gemms(model, width, etp))

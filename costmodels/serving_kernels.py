@@ -159,17 +159,20 @@ def block_quant_s(ek: EngineKernels, tokens: float, hidden: float) -> float:
     return ek.k.moe_blockfp8_quant_s * tokens * hidden
 
 
-def block_act_s(ek: EngineKernels, routed_slots: float, width: float, ep: int = 1) -> float:
-    """Time of the separate DeepSeek-FP8 activation kernel of a block-scaled FP8 MoE layer on FlashInfer's
-    TensorRT-LLM-gen MoE (vLLM 0.24.0 on B200: TrtLlmFp8ExpertsMonolithic passes DeepSeekFp8 block scales, whose
-    first GEMM has no fused SwiGLU, so Runner::run launches activationDeepSeekKernel between the GEMMs):
-    serving_moe_flashinfer.trtllm_gen_activation_s on the block-scaled kernel's constants (moe_blockfp8_act_s, which
-    block_fp8_constants puts in moe_gen_act_s), over the layer's `routed_slots` (tokens · top_k of all GPUs) and the
-    expert `width` per GPU; 0 where the engine's block-scaled kernel is not TensorRT-LLM-gen or fits none."""
-    block = block_fp8_kernels(ek, ep)
-    if block is None or not ek.k.moe_trtllm_gen:
+def gen_activation_s(ek: EngineKernels, routed_slots: float, width: float, ep: int = 1,
+                     block_scaled: bool = False) -> float:
+    """Time of the separate DeepSeek-FP8 activation kernel of an FP8 MoE layer on FlashInfer's TensorRT-LLM-gen MoE
+    (moe_trtllm_gen; with DeepSeekFp8 block scales its first GEMM has no fused SwiGLU, so Runner::run launches
+    activationDeepSeekKernel between the GEMMs): serving_moe_flashinfer.trtllm_gen_activation_s over the layer's
+    `routed_slots` (tokens · top_k of all GPUs) and the expert `width` per GPU, on the constants the FP8 experts run
+    with: for a `block_scaled` checkpoint the engine's block-scaled kernel's where it has one (vLLM 0.24.0 on B200,
+    TrtLlmFp8ExpertsMonolithic: moe_blockfp8_act_s, which block_fp8_constants puts in moe_gen_act_s), else the
+    engine's own (SGLang, whose FP8 experts are block-scaled: moe_gen_act_s; 0 for per-tensor experts, which fuse
+    the activation); 0 on every other kernel."""
+    if not ek.k.moe_trtllm_gen:
         return 0.0
-    return serving_moe_flashinfer.trtllm_gen_activation_s(block[1], routed_slots, width)
+    block = block_fp8_kernels(ek, ep) if block_scaled else None
+    return serving_moe_flashinfer.trtllm_gen_activation_s(block[1] if block is not None else ek.k, routed_slots, width)
 
 
 def grouped_gemm_s(ek: EngineKernels, slots: float, local_experts: float, n: float, kk: float, dtype: str,

@@ -18,11 +18,11 @@ from costmodels.serving import InstanceShape, prefill_time
 from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import (
     EngineKernels,
-    block_act_s,
     block_fp8_constants,
     block_fp8_kernels,
     block_quant_s,
     engine_calibration,
+    gen_activation_s,
     grouped_gemm_s,
 )
 from costmodels.serving_moe_configs import config_block_rows, default_block_rows, expert_dtype, tuned_config
@@ -227,9 +227,9 @@ def test_block_activation_kernel_by_hand():
     # (Triton / CUTLASS, not TensorRT-LLM-gen) and where the constant is 0
     gen = _vllm("b200", moe_trtllm_gen=1.0, moe_fp8_tile_s=0.0, moe_blockfp8_act_s=3e-12)
     for ep in (1, 2, 8):
-        assert block_act_s(gen, 4096.0 * 8, 768.0, ep) == pytest.approx(3e-12 * 4096 * 8 * 768, rel=1e-12)
-    assert block_act_s(_vllm("b200", moe_trtllm_gen=1.0, moe_fp8_tile_s=0.0), 4096.0 * 8, 768.0) == 0.0
-    assert block_act_s(_vllm(moe_blockfp8_act_s=3e-12), 4096.0 * 8, 768.0) == 0.0
+        assert gen_activation_s(gen, 4096.0 * 8, 768.0, ep, True) == pytest.approx(3e-12 * 4096 * 8 * 768, rel=1e-12)
+    assert gen_activation_s(_vllm("b200", moe_trtllm_gen=1.0, moe_fp8_tile_s=0.0), 4096.0 * 8, 768.0, 1, True) == 0.0
+    assert gen_activation_s(_vllm(moe_blockfp8_act_s=3e-12), 4096.0 * 8, 768.0, 1, True) == 0.0
     # the slot only carries the block value: the per-tensor constants keep their own (0 for vLLM)
     assert gen.k.moe_gen_act_s == 0.0 and block_fp8_constants(gen.k).moe_gen_act_s == 3e-12
 
