@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from bench_modules import fit_tables, held_aside_errors
 from click.testing import CliRunner
 
 import profiles
@@ -193,17 +194,11 @@ def test_moe_estimate_on_b200_end_to_end_faster_than_h100():
 def test_trtllm_b200_moe_constants_meet_the_bar_on_held_aside_rows(op: str):
     """The committed B200 constants of TensorRT-LLM predict its held-aside measured MoE rows (one in five by key hash,
     never fitted) within the bar: median <= 8 %, p90 <= 20 %."""
-    fit = pytest.importorskip("serve_engine_fit", reason="needs benchmarks/ (scipy, numpy)")
-    try:
-        tables = fit.load("b200", "trtllm")
-    except SpecError as e:
-        pytest.skip(f"aiconfigurator-core tables not installed: {e}")
-    domain, predict, _ = fit.OPS[op]
     ek = EngineKernels(profiles.load_device("b200"),
                        KernelConstants.of_engine(engine_calibration(profiles.load_device("b200"), "trtllm")))
-    err = [abs(predict(ek, p, engine="trtllm") / p[-1] - 1) for p in domain(tables) if fit.held_aside(p[:-1])]
+    err, bar = held_aside_errors(ek, "b200", "trtllm", op)
     assert len(err) > 100
-    assert statistics.median(err) <= fit.MOE_BAR[0] and float(np.quantile(err, 0.9)) <= fit.MOE_BAR[1]
+    assert statistics.median(err) <= bar[0] and float(np.quantile(err, 0.9)) <= bar[1]
 
 
 def test_sglang_b200_moe_kernel_by_model_family():
@@ -235,11 +230,7 @@ def test_sglang_b200_fit_domain_is_its_trtllm_gen_families():
     """The SGLang B200 MoE ops fit and report only the shapes of the families it runs the TensorRT-LLM-gen kernel
     for (Qwen3-MoE; DeepSeek-V3 at FP8), predicted as that kernel (own slots, no Triton config); Hopper keeps all."""
     ops = pytest.importorskip("serve_engine_ops", reason="needs benchmarks/ (scipy, numpy)")
-    fit = pytest.importorskip("serve_engine_fit", reason="needs benchmarks/ (scipy, numpy)")
-    try:
-        tables = fit.load("b200", "sglang")
-    except SpecError as e:
-        pytest.skip(f"aiconfigurator-core tables not installed: {e}")
+    fit, tables = fit_tables("b200", "sglang")
     families = {ops.SHIPPED_MOE_FAMILY[p[1:5]] for p in ops.OPS["moe bf16"][0](tables)}
     assert families == {"qwen3_moe"}
     families = {ops.SHIPPED_MOE_FAMILY[p[1:5]] for p in ops.OPS["moe fp8"][0](tables)}

@@ -11,9 +11,9 @@ import sys
 
 import numpy as np
 import pytest
+from bench_modules import held_aside_errors
 
 import profiles
-from costmodels.errors import SpecError
 from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration, grouped_gemm_s
 from costmodels.serving_moe_flashinfer import trtllm_gen_launch_s, trtllm_gen_launched_ctas
@@ -109,13 +109,6 @@ def test_block_fp8_predictor_pays_it_as_serving_does():
 def test_sglang_b200_moe_constants_meet_the_bar_on_held_aside_rows(op: str):
     """The committed SGLang B200 constants predict its held-aside measured MoE rows (one in five by key hash, never
     fitted) within the bar (median <= 8 %, p90 <= 20 %); FP8 was 7.7/22.7 % without the launch term."""
-    fit = pytest.importorskip("serve_engine_fit", reason="needs benchmarks/ (scipy, numpy)")
-    try:
-        tables = fit.load("b200", "sglang")
-    except SpecError as e:
-        pytest.skip(f"aiconfigurator-core tables not installed: {e}")
-    domain, predict, _ = fit.OPS[op]
-    ek = _kernels("sglang")
-    err = [abs(predict(ek, p, engine="sglang") / p[-1] - 1) for p in domain(tables) if fit.held_aside(p[:-1])]
+    err, bar = held_aside_errors(_kernels("sglang"), "b200", "sglang", op)
     assert len(err) > 100
-    assert statistics.median(err) <= fit.MOE_BAR[0] and float(np.quantile(err, 0.9)) <= fit.MOE_BAR[1]
+    assert statistics.median(err) <= bar[0] and float(np.quantile(err, 0.9)) <= bar[1]
