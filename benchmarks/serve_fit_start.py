@@ -24,7 +24,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6, allreduce_vllm_sm100=0.0,
              allreduce_twoshot_hop_s=0.0, allreduce_symm_call_s=0.0, allreduce_symm_efficiency=1.0,
-             allreduce_sglang_v2=0.0, allreduce_pass_s=0.0, allreduce_trtllm_sm100=0.0,
+             allreduce_sglang_v2=0.0, allreduce_pass_s=0.0, allreduce_trtllm_sm100=0.0, allreduce_trtllm_sm90=0.0,
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
              moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
              moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
@@ -78,7 +78,8 @@ as well, that share ran to its lower bound 0.01); TensorRT-LLM's and vLLM's stat
 no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
 ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0),
                            ("trtllm", "b200"): dict(allreduce_trtllm_sm100=1.0),
-                           **{("sglang", d): dict(allreduce_sglang_v2=1.0) for d in ("h100-sxm", "h200")}}
+                           **{("sglang", d): dict(allreduce_sglang_v2=1.0) for d in ("h100-sxm", "h200")},
+                           **{("trtllm", d): dict(allreduce_trtllm_sm90=1.0) for d in ("h100-sxm", "h200")}}
 for _key in TRTLLM_GEN_MOE:  # Blackwell's TensorRT-LLM-gen fused MoE: never FlashInfer CUTLASS's fallback tile
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), "moe_trtllm_gen": 1.0,
                                      "moe_fp8_tile_s": 0.0, "moe_fp8_oob_penalty": 0.0,
@@ -97,9 +98,9 @@ for _key, _rule in MOE_WARM_L2.items():  # a repeated MoE layer's weights read f
 """rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
 all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"];
 costmodels/serving_allreduce.vllm_sm100_allreduce_s), SGLang 0.5.14 on Hopper by its CustomAllReduceV2 tables
-(serving_allreduce.sglang_v2_allreduce_s), TensorRT-LLM 1.3 on Blackwell by its workspace limit and SM100 lookup
-table (serving_allreduce.trtllm_sm100_allreduce_s); vLLM 0.24.0's MoE on Blackwell runs FlashInfer's TensorRT-LLM-gen
-fused MoE (serving_moe_configs.TRTLLM_GEN_MOE: moe_trtllm_gen 1, the fallback-tile terms off)"""
+(serving_allreduce.sglang_v2_allreduce_s), TensorRT-LLM 1.3.0rc20 on Blackwell and Hopper by its 64 MiB workspace limit
+and SM100 / SM90 lookup table (serving_allreduce.trtllm_allreduce_s); vLLM 0.24.0's MoE on Blackwell runs FlashInfer's
+TensorRT-LLM-gen fused MoE (serving_moe_configs.TRTLLM_GEN_MOE: moe_trtllm_gen 1, the fallback-tile terms off)"""
 ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allreduce_symm_call_s=1e-5,
                                                allreduce_symm_efficiency=0.6, allreduce_pass_s=1.5e-6),
                        **{("sglang", d): dict(allreduce_twoshot_hop_s=3e-7) for d in ("h100-sxm", "h200")}}

@@ -6,7 +6,8 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
   TP all-reduce inside a node: the engine's custom one-shot / two-shot kernels below a size limit, NCCL (ring or
       NVLS) above it (`engine_allreduce_s`); across nodes the comm layer's ring (costmodels/comm.py)
   an engine whose source picks the algorithm by size tables: vLLM 0.24.0 on Blackwell (`vllm_sm100_allreduce_s`),
-      SGLang 0.5.14 on Hopper (`sglang_v2_allreduce_s`), TensorRT-LLM 1.3 on Blackwell (`trtllm_sm100_allreduce_s`)
+      SGLang 0.5.14 on Hopper (`sglang_v2_allreduce_s`), TensorRT-LLM 1.3.0rc20 on Hopper and Blackwell
+      (`trtllm_allreduce_s`)
 """
 
 import math
@@ -34,14 +35,15 @@ def engine_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
     and above it NCCL, t_call,nccl + v·S / (B·η_nccl) with the per-GPU volume v of the lower-volume algorithm:
     ring 2(n-1)/n, or NVLS (in-switch reduction; sends S, receives S/n, then sends S/n, receives S) (n+1)/n;
     an engine with allreduce_vllm_sm100 set picks by vLLM's Blackwell size tables (`vllm_sm100_allreduce_s`), one
-    with allreduce_trtllm_sm100 by TensorRT-LLM's Blackwell rules (`trtllm_sm100_allreduce_s`)."""
+    with allreduce_trtllm_sm100 / allreduce_trtllm_sm90 by TensorRT-LLM's Blackwell / Hopper rules
+    (`trtllm_allreduce_s`)."""
     k, link = ek.k, ek.device.intra_node_bytes_per_s
     if k.allreduce_vllm_sm100:
         return vllm_sm100_allreduce_s(ek, size_bytes, n)
     if k.allreduce_sglang_v2:
         return sglang_v2_allreduce_s(ek, size_bytes, n)
-    if k.allreduce_trtllm_sm100:
-        return trtllm_sm100_allreduce_s(ek, size_bytes, n)
+    if k.allreduce_trtllm_sm100 or k.allreduce_trtllm_sm90:
+        return trtllm_allreduce_s(ek, size_bytes, n, 100 if k.allreduce_trtllm_sm100 else 90)
     if size_bytes >= k.allreduce_custom_max_bytes:
         return nccl_allreduce_s(ek, size_bytes, n)
     two = k.allreduce_twoshot_call_s + 2 * (n - 1) / n * size_bytes / (link * k.allreduce_twoshot_efficiency)
@@ -159,33 +161,52 @@ def sglang_v2_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float
     return two_stage_allreduce_s(ek, size_bytes, n, k.allreduce_twoshot_efficiency)
 
 
-TRTLLM_WORKSPACE_BYTES = {2: 16e6}
-"""TensorRT-LLM 1.3 cpp/tensorrt_llm/common/customAllReduceUtils.h getMaxRequiredWorkspaceSize: 16 MB (decimal) for
-two GPUs, 8 MB (TRTLLM_WORKSPACE_BYTES_DEFAULT) for more; thop/allreduceOp.cpp AllreduceOp::selectImplementation runs
-NCCL for larger messages (ifFallbackToNCCL) before it consults the lookup table"""
-TRTLLM_WORKSPACE_BYTES_DEFAULT = 8e6
-TRTLLM_SM100_ONESHOT_BELOW = {2: 16 * MIB, 4: 4 * MIB, 8: 2 * MIB}
-"""the same header's AllReduceBestStrategyTableSM100, fusion NONE, hidden size 4096 (the shape aiconfigurator's
-collector gives every message above 4096 elements: [elements / 4096, 4096]), BF16: ONESHOT (4) up to 1024 tokens at
-TP 2, 256 at TP 4, 128 at TP 8 (the table indexes floor(log2 tokens), so below these byte sizes)"""
-TRTLLM_SM100_TWOSHOT_BELOW = {2: 16 * MIB, 4: 8 * MIB, 8: 8 * MIB}
-"""the same row: TWOSHOT (5) above the one-shot sizes up to 512 tokens at TP 4 and 8 (never at TP 2), NCCL (0) above"""
+TRTLLM_TOKEN_BYTES = 4096 * 2
+"""bytes of a token in the lookup table's row aiconfigurator's collector reads: hidden size 4096 (the shape it gives
+every message above 4096 elements: [elements / 4096, 4096]), BF16"""
+TRTLLM_STRATEGY_ROWS = {
+    90: {2: "OOOOOOOOOOOO", 4: "OOOOOOOOTTT", 8: "OOOOOOONTT"},
+    100: {2: "OOOOOOOOOOOO", 4: "OOOOOOOOOOTT", 8: "OOOOOOOOOTTTT"},
+}
+"""TensorRT-LLM 1.3.0rc20 cpp/tensorrt_llm/common/customAllReduceUtils.h AllReduceBestStrategyTableSM90 / SM100
+(selectStrategyLookUpTable: SM versions below 100 read the SM90 table, 100 and above the SM100 one), fusion NONE, hidden
+size 4096, by TP size: the strategy at index floor(log2 tokens) (1 to 16384 tokens), O ONESHOT (4), T TWOSHOT (5), N
+NCCL (0); every index past the string is NCCL. SM90: one-shot up to 2048 tokens at TP 2; at TP 4 up to 128, two-shot
+256-1024; at TP 8 up to 64, NCCL at 128, two-shot 256-512; SM100: one-shot up to 2048 tokens at TP 2; at TP 4 up to 512,
+two-shot 1024-2048; at TP 8 up to 256, two-shot 512-4096. A message under one token reads index 0 (one-shot in every
+hidden-size row of both tables). thop/allreduceOp.cpp AllreduceOp::selectImplementation runs NCCL above the custom
+kernels' workspace before it consults the table (ifFallbackToNCCL: message bytes > customAllReduceUtils.h
+getMaxRequiredWorkspaceSize, 64 MiB at every TP size in 1.3.0rc20: raised from 16 MB at two GPUs / 8 MB above by
+NVIDIA/TensorRT-LLM PR #9145, merged November 2025; tensorrt_llm/_torch/distributed/allreduce_helper.py
+max_workspace_size_auto allocates the same). 64 MiB is 8192 tokens of this row, where every row is NCCL already: the
+workspace never binds here. Version: of the header's stored versions, these rows are those of the one with the 64 MiB
+workspace (and PR #9541's TRTLLM_NAMESPACE_BEGIN, November 2025), the newest; the older ones (16 MB / 8 MB, other rows:
+SM90 two-shot at 8-64 tokens at TP 4, at 2 and 8 tokens at TP 2) predate the 1.3.0 candidates (1.3.0rc20: June 2026),
+and the measured tables show no two-shot step there"""
 
 
-def trtllm_sm100_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
-    """TensorRT-LLM 1.3 on Blackwell (SM100) inside an NVSwitch node, its AUTO strategy as the per-op benchmark runs it
-    (TLLM_DISABLE_ALLREDUCE_AUTOTUNE=1: no autotuner; one node on x86: no MNNVL): NCCL (`nccl_allreduce_s`) above the
-    workspace (TRTLLM_WORKSPACE_BYTES), else the lookup table's row for the TP size (the row of the power of two at
-    or below n: the table's index is the integer part of log2(n) - 1; none above 8: NCCL): one-shot
-    (`one_shot_allreduce_s`) below TRTLLM_SM100_ONESHOT_BELOW, two-shot t_call,2 + 2(n-1)/n · S / (B·η_1) below
-    TRTLLM_SM100_TWOSHOT_BELOW (the same kernel file's loads over the same links: the one-shot efficiency; three table
-    points run it), NCCL above. Only the table's hidden-4096 row is modelled (serving passes the message size
-    alone)."""
-    k = ek.k
+def trtllm_strategy(size_bytes: float, n: int, sm: int) -> str:
+    """TensorRT-LLM 1.3.0rc20's AUTO all-reduce choice as aiconfigurator's collector runs it
+    (collector/network/collect_all_reduce.py: AllReduceStrategy.AUTO, fusion NONE, TLLM_DISABLE_ALLREDUCE_AUTOTUNE=1,
+    so _torch/distributed/ops.py AllReduce.forward calls the C++ op directly, no autotuner; one node on x86: no
+    MNNVL) for a message of size_bytes over n GPUs on SM version sm (90, 100): the lookup table's entry in the row of
+    the power of two at or below n (the table's index is the integer part of log2(n) - 1; none above 8: NCCL) at index
+    floor(log2 tokens): "O", "T" or "N"."""
     row = 2 ** int(math.log2(n))
-    if size_bytes > TRTLLM_WORKSPACE_BYTES.get(n, TRTLLM_WORKSPACE_BYTES_DEFAULT) or row > 8 \
-            or size_bytes >= TRTLLM_SM100_TWOSHOT_BELOW[row]:
+    if row > 8:
+        return "N"
+    index = max(int(size_bytes // TRTLLM_TOKEN_BYTES).bit_length() - 1, 0)
+    strategies = TRTLLM_STRATEGY_ROWS[sm][row]
+    return strategies[index] if index < len(strategies) else "N"
+
+
+def trtllm_allreduce_s(ek: EngineKernels, size_bytes: float, n: int, sm: int) -> float:
+    """TensorRT-LLM 1.3.0rc20 inside an NVSwitch node on SM version sm by its source's rules (`trtllm_strategy`):
+    NCCL (`nccl_allreduce_s`), one-shot (`one_shot_allreduce_s`) or two-shot (`two_stage_allreduce_s`: t_call,2 +
+    2(n-1)/n · S / (B·η_2)). Only the table's hidden-4096 row is modelled (serving passes the message size alone)."""
+    strategy = trtllm_strategy(size_bytes, n, sm)
+    if strategy == "N":
         return nccl_allreduce_s(ek, size_bytes, n)
-    if size_bytes < TRTLLM_SM100_ONESHOT_BELOW[row]:
+    if strategy == "O":
         return one_shot_allreduce_s(ek, size_bytes, n)
-    return two_stage_allreduce_s(ek, size_bytes, n, k.allreduce_efficiency)
+    return two_stage_allreduce_s(ek, size_bytes, n, ek.k.allreduce_twoshot_efficiency)

@@ -290,9 +290,9 @@ class KernelConstants:
     one-shot push, one-shot pull, two-shot pull up to its 16 MiB pull buffer, then NCCL; the pull kernels run on the
     two-shot constants); 0: `engine_allreduce_s`"""
     allreduce_trtllm_sm100: float = 0.0
-    """1: the engine picks its all-reduce as TensorRT-LLM 1.3's AUTO strategy does on Blackwell (SM100;
-    serving_allreduce.trtllm_sm100_allreduce_s: NCCL above the custom kernels' workspace, else its lookup table's
-    one-shot / two-shot / NCCL choice; read from TensorRT-LLM's source, not fitted; it stands for
+    """1: the engine picks its all-reduce as TensorRT-LLM 1.3.0rc20's AUTO strategy does on Blackwell (SM100;
+    serving_allreduce.trtllm_allreduce_s: NCCL above the custom kernels' 64 MiB workspace, else its SM100 lookup
+    table's one-shot / two-shot / NCCL choice; read from TensorRT-LLM's source, not fitted; it stands for
     allreduce_custom_max_bytes); 0: `engine_allreduce_s`"""
     allreduce_pass_s: float = 0.0
     """all-reduce kernels under the vLLM SM100 tables: time of one pass of the grid's remote loads (a kernel of few
@@ -303,6 +303,8 @@ class KernelConstants:
     """NVFP4 GEMMs: FLOPs' worth of fixed time per call, at the FP4 peak and efficiency"""
     fp4_wave_weight: float = 0.0
     """NVFP4 GEMMs: weight of the idle share of the last wave of 128 x 128 tiles (0: filled)"""
+    allreduce_trtllm_sm90: float = 0.0
+    """1: the same on Hopper (SM90: the same workspace rule, the SM90 lookup table); 0: `engine_allreduce_s`"""
     fp4_hbm_efficiency: float = 0.0
     """NVFP4 GEMMs: fraction of HBM bandwidth reached streaming operands (0: hbm_efficiency)"""
     fp4_quant_s: float = 0.0
@@ -363,7 +365,7 @@ class EngineCalibration(KernelConstants):
                      "allreduce_nccl_call_s", "allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "prefill_tail_tile",
                      "prefill_one_token_decode", "decode_mha_as_gqa", "kv_l2_bytes_per_s",
                      "allreduce_symm_call_s", "allreduce_sglang_v2", "allreduce_pass_s",
-                     "allreduce_trtllm_sm100"):
+                     "allreduce_trtllm_sm100", "allreduce_trtllm_sm90"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("fp8_wave_weight", "gemm_wave_weight", "gemm_large_efficiency_max"):

@@ -103,7 +103,8 @@ def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration,
     for engine in sorted(outer.data):
         s = Section(outer.raw(engine), source=source, prefix=f"serving_engines.{engine}", allowed=keys,
                     required=tuple(k for k in keys if k not in ("source", *FLAGS, *SM100_ONLY_KEYS)
-                                   and k not in ("allreduce_sglang_v2", "allreduce_pass_s", "moe_blockfp8_k_overhead")
+                                   and k not in ("allreduce_sglang_v2", "allreduce_trtllm_sm90", "allreduce_pass_s",
+                                                 "moe_blockfp8_k_overhead")
                                    and not k.startswith("fp4_")))
         values = {key: (s.text(key) if key == "source" else s.flag(key) if key in FLAGS else s.number(key))
                   for key in keys if key in s.data}

@@ -1,7 +1,7 @@
 """vLLM's all-reduce on Blackwell (SM100) by its size tables (serving_allreduce.vllm_sm100_allreduce_s), checked by
 hand: custom one-/two-stage kernel, torch symmetric memory (multimem or two-shot), PyNCCL; the pass bound of its
-few-block kernels (allreduce_pass_s) in test_serving_allreduce.py; TensorRT-LLM 1.3's by its workspace limit and SM100
-lookup table (serving_allreduce.trtllm_sm100_allreduce_s): one-shot, two-shot, NCCL."""
+few-block kernels (allreduce_pass_s) in test_serving_allreduce.py; TensorRT-LLM's lookup-table rules in
+test_serving_allreduce_trtllm.py."""
 
 import dataclasses
 
@@ -75,50 +75,3 @@ def test_hopper_formula_unchanged_without_the_flag():
     assert allreduce_s(ek, s, 8) == pytest.approx(min(one, two))
     assert allreduce_s(ek, 2.0**24, 8) == pytest.approx(20e-6 + 9 / 8 * 2.0**24 / (450e9 * 0.5))
 
-
-T = {**C, "allreduce_vllm_sm100": 0.0, "allreduce_trtllm_sm100": 1.0, "allreduce_twoshot_hop_s": 0.0}
-"""TensorRT-LLM 1.3 on Blackwell (serving_allreduce.trtllm_sm100_allreduce_s): B·η_1 = 450e9 (one- and two-shot; the
-two-shot efficiency 0.9 is not read), B·η_nccl = 450e9"""
-
-
-def test_trtllm_sm100_one_shot_two_shot_nccl_by_the_lookup_table_row():
-    ek = _kernels(engine="trtllm", **T)
-    # TP 8, hidden 4096 BF16 (8 KiB a token): one-shot up to 128 tokens (below 2 MiB), 5 + 7·(0.1 + S / 450e9) us
-    assert allreduce_s(ek, 1 * MIB, 8) == pytest.approx(5e-6 + 7 * (0.1e-6 + MIB / 450e9))
-    # 256 and 512 tokens (2 MiB, 4 MiB): two-shot, 8 us + 2·7/8·S / 450e9
-    assert allreduce_s(ek, 2 * MIB, 8) == pytest.approx(8e-6 + 1.75 * 2 * MIB / 450e9)
-    assert allreduce_s(ek, 4 * MIB, 8) == pytest.approx(8e-6 + 1.75 * 4 * MIB / 450e9)
-    # TP 4: one-shot up to 256 tokens (2 MiB), two-shot at 512 tokens (4 MiB)
-    assert allreduce_s(ek, 2 * MIB, 4) == pytest.approx(5e-6 + 3 * (0.1e-6 + 2 * MIB / 450e9))
-    assert allreduce_s(ek, 4 * MIB, 4) == pytest.approx(8e-6 + 1.5 * 4 * MIB / 450e9)
-    # TP 2: one-shot at every size the workspace holds (15 MiB = 15.7 MB <= 16 MB), never two-shot
-    assert allreduce_s(ek, 15 * MIB, 2) == pytest.approx(5e-6 + 0.1e-6 + 15 * MIB / 450e9)
-    assert allreduce_s(ek, 16e6, 2) == pytest.approx(5e-6 + 0.1e-6 + 16e6 / 450e9)
-
-
-def test_trtllm_sm100_nccl_above_the_workspace_and_outside_the_table():
-    ek = _kernels(engine="trtllm", **T)
-    # above 16 MB (TP 2) or 8 MB (TP > 2): NCCL, the lower of ring 2(n-1)/n and NVLS (n+1)/n, 20 us + v·S / 450e9
-    assert allreduce_s(ek, 16 * MIB, 2) == pytest.approx(20e-6 + 1.0 * 16 * MIB / 450e9)
-    assert allreduce_s(ek, 8 * MIB, 4) == pytest.approx(20e-6 + 1.25 * 8 * MIB / 450e9)  # 8.39 MB > 8 MB
-    assert allreduce_s(ek, 8 * MIB, 8) == pytest.approx(20e-6 + 9 / 8 * 8 * MIB / 450e9)
-    assert allreduce_s(ek, 7.9e6, 8) == pytest.approx(8e-6 + 1.75 * 7.9e6 / 450e9)  # under both: two-shot
-    # TP 6 reads the TP 4 row (index int(log2 6) - 1 = 1): one-shot below 4 MiB, two-shot 2·5/6 above
-    assert allreduce_s(ek, 3 * MIB, 6) == pytest.approx(5e-6 + 5 * (0.1e-6 + 3 * MIB / 450e9))
-    assert allreduce_s(ek, 5 * MIB, 6) == pytest.approx(8e-6 + 5 / 3 * 5 * MIB / 450e9)
-    # TP 16 has no row: NCCL (NVLS 17/16) even for 64 KiB
-    assert engine_allreduce_s(ek, 64 * KIB, 16) == pytest.approx(20e-6 + 17 / 16 * 64 * KIB / 450e9)
-    # the rules stand for the fitted size limit: it changes nothing
-    other = _kernels(engine="trtllm", **{**T, "allreduce_custom_max_bytes": 2.0**20})
-    for s, n in ((1 * MIB, 8), (4 * MIB, 8), (15 * MIB, 2), (64 * MIB, 4)):
-        assert allreduce_s(other, s, n) == allreduce_s(ek, s, n)
-
-
-def test_only_trtllm_on_b200_uses_its_rules_and_its_nccl_constants_are_fitted():
-    cal = engine_calibration(profiles.load_device("b200"), "trtllm")
-    assert cal.allreduce_trtllm_sm100 == 1.0
-    assert cal.allreduce_nccl_call_s > 1e-8  # fitted on the points above the workspace, not at the 1e-9 bound
-    for device in ("b200", "h100-sxm", "h200"):
-        for c in profiles.load_device(device).serving_engines:
-            if (device, c.engine) != ("b200", "trtllm"):
-                assert c.allreduce_trtllm_sm100 == 0.0, (device, c.engine)
