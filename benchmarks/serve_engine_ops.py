@@ -21,7 +21,7 @@ from costmodels.serving_attention import (  # noqa: E402
     query_tiles,
 )
 from costmodels.serving_attention_sm100 import longest_tile_flops, runs_decode_kernel  # noqa: E402
-from costmodels.serving_gemm import fp8_quant_s, grouped_gemm_rows_s  # noqa: E402
+from costmodels.serving_gemm import fp8_quant_s, grouped_gemm_rows_s, moe_input_quant_s  # noqa: E402
 from costmodels.serving_kernels import (  # noqa: E402
     block_fp8_kernels,
     block_quant_s,
@@ -95,6 +95,17 @@ attention (moe_warm_l2; serving_gemm.moe_memory_s). Every B200 engine: one colle
 SGLang the held-aside rows moved by at most 0.7 points of median or p90, 2.2 of SGLang's BF16 median, all within
 the bar); not on Hopper, where no warm-L2 rate is fitted (its attention tables show no L2 step) and a fitted one did
 not move SGLang's FP8 rows (benchmarks/results/serve_hopper_bounds.md)"""
+
+MOE_INPUT_QUANT = {("trtllm", "b200"): dict(moe_input_quant=1.0)}
+"""engines whose per-tensor FP8 MoE layer quantises its whole BF16 input (all T tokens x hidden, at any expert-parallel
+size) in a kernel of its own before the fused op, priced by the engine's fitted static quantise kernel (fp8_quant_s,
+fitted on its own table in 'fp8 quant'; serving_gemm.moe_input_quant_s), not by the MoE constants: TensorRT-LLM
+1.3.0rc20's CutlassFusedMoE (moe_backend "cutlass", the B200 per-tensor FP8 rows' kernel_source moe_torch_flow_cutlass:
+aiconfigurator collector/trtllm/collect_moe.py) runs quantize_input -> static_quantize_e4m3_per_tensor on its input,
+then the fused op (tensorrt_llm/_torch/modules/fused_moe/fused_moe_cutlass.py). On B200 the term was missing: fitted
+into the local-slot traffic it left EP 1 over- and EP 8-16 under-predicted at many tokens (Qwen3-235B's layer at
+16384 tokens, EP 1 +30 %; Qwen3-30B's at EP 16 -22 %). Not on Hopper, whose profiles (not refitted with it) carry it in
+their FP8 MoE constants, which also time vLLM's tuned FP8 experts there (serving_kernels.tuned_moe_kernels)"""
 
 ELEM_BYTES = 2.0
 """bytes of a BF16 element: the all-reduce tables give message sizes in elements; prefill K and V are BF16"""
@@ -241,6 +252,8 @@ def _moe_collector(ek, p, engine: str):
     walked = tokens * topk if walks_all_slots(engine, dtype) and not gen else 0.0
     # block-scaled FP8 experts on it (SGLang's FP8 rows): its activation kernel over the layer's routed slots
     act = gen_activation_s(ek, tokens * topk, inter / tp, int(ep)) if dtype == "fp8" else 0.0
+    # per-tensor FP8 experts: the layer's input quantised by a kernel of its own where the engine does (MOE_INPUT_QUANT)
+    act += moe_input_quant_s(ek.device, ek.k, tokens, h) if dtype == "fp8" else 0.0
     launch = serving_moe_flashinfer.trtllm_gen_launch_s(ek.k, tokens * topk, experts / ep) if gen else 0.0
     warm = warm_weights(ek, rows, h, inter / tp, dtype)
     return act + sum(grouped_gemm_rows_s(ek.device, ek.k, rows, n, kk, dtype, block, walked, warm) + launch

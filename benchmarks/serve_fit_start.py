@@ -7,7 +7,7 @@ import sys
 
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
 
-from serve_engine_ops import ATTENTION_SM100, FP8_GEMM_HOPPER, GEMM_SM100, MOE_WARM_L2  # noqa: E402
+from serve_engine_ops import ATTENTION_SM100, FP8_GEMM_HOPPER, GEMM_SM100, MOE_INPUT_QUANT, MOE_WARM_L2  # noqa: E402
 
 from costmodels.serving_moe_configs import TRTLLM_GEN_MOE  # noqa: E402
 
@@ -20,6 +20,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              decode_mha_floor_s=9e-6, decode_mha_dequant_s=1e-13,
              decode_free_units=100.0, kv_dequant_s=1e-13, decode_split_s=5e-6, decode_split_tokens=500.0,
              decode_overlap_exponent=2.0, decode_mha_token_s=3e-8, kv_l2_bytes_per_s=0.0, moe_warm_l2=0.0,
+             moe_input_quant=0.0,
              allreduce_call_s=3e-6, allreduce_hop_s=1e-7, allreduce_efficiency=0.6,
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
              allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6, allreduce_vllm_sm100=0.0,
@@ -94,6 +95,8 @@ for _key, _rule in GEMM_SM100.items():  # Blackwell's GEMM tiles (serve_engine_o
 for _key, _rule in FP8_GEMM_HOPPER.items():  # FP8 GEMM terms a Hopper kernel lacks (serve_engine_ops.FP8_GEMM_HOPPER)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 for _key, _rule in MOE_WARM_L2.items():  # a repeated MoE layer's weights read from L2 (serve_engine_ops.MOE_WARM_L2)
+    ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
+for _key, _rule in MOE_INPUT_QUANT.items():  # its per-tensor FP8 MoE input's own quantise kernel (MOE_INPUT_QUANT)
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 """rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
 all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"];

@@ -277,6 +277,11 @@ class KernelConstants:
     """1: a per-op benchmark's repeated MoE layer calls find the expert weights the layer reads (its hit experts', both
     GEMMs) in the device's L2 when they fit (DeviceSpec.l2_bytes) and read them at kv_l2_bytes_per_s (never a server,
     whose other layers evict them; serving_gemm.moe_memory_s warm_l2); 0: always from HBM"""
+    moe_input_quant: float = 0.0
+    """1: the engine's MoE layer with per-tensor FP8 experts quantises its whole BF16 input (every token entering the
+    layer, at any expert-parallel size) to FP8 in the static-scale quantise kernel of its FP8 linear layers before the
+    fused MoE op (TensorRT-LLM's CutlassFusedMoE; read from its source, not fitted: serving_gemm.moe_input_quant_s,
+    priced by fp8_quant_s); 0: the fused kernel reads BF16 or its fitted constants carry the quantisation"""
     allreduce_twoshot_hop_s: float = 0.0
     """custom two-stage all-reduce under the vLLM SM100 tables, and SGLang's pull kernels under its Hopper tables
     (allreduce_sglang_v2): time per peer (its two barriers over n-1 peers)"""
@@ -398,6 +403,7 @@ class EngineCalibration(KernelConstants):
         for name in ("fp4_gemm_efficiency_max", "fp4_wave_weight", "fp4_hbm_efficiency"):
             v = getattr(self, name)
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
-        for name in ("fp4_pair_tiles", "fp8_sm100_tiles", "bf16_sm100_tile", "kv_warm_l2", "moe_warm_l2"):  # selectors
+        for name in ("fp4_pair_tiles", "fp8_sm100_tiles", "bf16_sm100_tile", "kv_warm_l2", "moe_warm_l2",
+                     "moe_input_quant"):  # selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")

@@ -86,9 +86,10 @@ SM100_ONLY_KEYS = ("allreduce_vllm_sm100", "allreduce_trtllm_sm100", "allreduce_
                    "decode_mha_as_gqa", "kv_warm_l2", "kv_l2_bytes_per_s", "fp8_sm100_tiles",
                    "bf16_sm100_tile", "moe_gen_l2_bytes", "moe_blockfp8_quant_s",
                    "moe_gen_act_s", "moe_blockfp8_act_s",
-                   "moe_gen_cta_s", "moe_warm_l2")
+                   "moe_gen_cta_s", "moe_warm_l2", "moe_input_quant")
 """engine keys only an engine with vLLM's Blackwell all-reduce tables, or with Blackwell's TensorRT-LLM-gen fused MoE,
-or with Blackwell's attention terms (costmodels/serving_attention_sm100.py), sets (absent: 0, off)"""
+or with Blackwell's attention terms (costmodels/serving_attention_sm100.py), or with its MoE layer's input
+quantisation priced on its own (moe_input_quant: TensorRT-LLM's B200 profile), sets (absent: 0, off)"""
 
 
 FLAGS = ("moe_fitted", "moe_fp8_fitted", "moe_blockfp8_fitted")
