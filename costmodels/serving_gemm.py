@@ -77,15 +77,12 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       second kernel (Triton declares REDUCE_TO_SINGLE_ELEMENT only with cooperative reductions, off). The tables agree:
       median over n of t(m 1) − t(m 2): H100/H200 −0.3 to −1.1 µs at k 10240-16384 and −2.6 to −3.8 µs at 51200-65536
       (0 ± 2 below), as a parallel amax in place of one program's serial chunks would be; B200 11.0-11.3 µs there
-      against 13.4 (9.3-14.8) at k <= 8192; small, not modelled. Neither lead explains B200's residuals: its fast
-      rows are not a function of (m, k), as any term of this program is (m 32768, k 1536: n 32 98 µs, n 64-512
-      219-229 µs, n 32 at m 16384 113 µs), and its m = 1 step (serving_gemm_sm100, "Not modelled") is there at every
-      k, where no split is made. B200's vLLM FP8 table is not monotonic in n: 2173 of 34114 points run more than 15 %
-      slower than the same (m, k) with the next larger n (H100 44, H200 65), at every n and m, seldom at the adjacent
-      m too (383), by a median 13 µs (4 to over 30), and 1647 of 32486 more than 25 % faster than the next smaller n
-      (H100 26, H200 33, all but 2 at m = 1). They carry the held-aside p90 (20.7 %): 56 of the 78 under-predicted
-      points beyond it are slower than the larger n; without both kinds the held-aside set (886 of 1002) is at
-      4.3/11.9 % with the same constants. Not a term of this program (it has no n), and the points stay in the fit
+      against 13.4 (9.3-14.8) at k <= 8192; small, not modelled. B200's scatter is this program too, but not as a
+      function of the shape timed: the chunk is fixed when the program is compiled, from that call's k hint
+      (_reduction_configs: R0_BLOCK = the hint where 256 <= hint < 2048, never above it), and reused for later shapes
+      (dynamic=True), so it depends on the history of the collector process that took the point (worker processes
+      taking tasks from a shared queue: aiconfigurator collector/collect.py); B200's points slower than the next larger
+      n ran 256-element chunks (serving_gemm_sm100, "Not modelled"): no term of the shape, and they stay in the fit
   NVFP4 GEMM (Blackwell; FP4 E2M1 weights and input, an FP8 scale per 16 elements: β4 = 0.5 + 1/16 bytes):
       t = max((2·m_pad·n_pad·k·w(T) + F_half) / (P_fp4 · e_max), t_floor + (β4·(m·k + k·n) + 2·m·n) / (BW · η))
           + t_q4 + q4·m·k / (BW · η_hbm)

@@ -46,6 +46,20 @@ on that path in vLLM 0.24.0's source is the scaled epilogue reading a one-elemen
 (csrc/cutlass_extensions/epilogue/scaled_mm_epilogues_c3x.hpp, args_from_tensor: numel() != 1), shared with SM90, and
 the SM100 dispatch has none (m <= 16: the M16 swap-AB tile for m = 1 and 2 alike): no mechanism read from source, so
 no term (leaving out the 11 held-aside m = 1 points, p90 21.1 -> 19.7 %).
+Not a term of any shape either: the scatter of vLLM's B200 per-tensor FP8 table, which sets its held-aside p90
+(benchmarks/serve_fp8_scatter.py, results/serve_fp8_scatter.md). 2173 of 34114 points run > 15 % slower than the
+next larger n (H100 44, H200 65, GB200's run of the same SM100 kernels and collector 49). Where the dispatch above
+runs one config and one CTA row for every m (2-16) and the quantise program is one kernel for every m > 1, 620 of
+7245 points are > 15 % above their (n, k) group's median, no group more than 5 of 15 (a kernel chosen by shape makes
+whole groups slow), the next m slow too 11 % of the time against 8.6 %; GB200 6 points. No tile feature of the shape
+selects them (m bucket, one wave or more on 148 SMs, odd or even CTAs along n, cluster padding: 4.9-9.2 % each).
+Their excess over the group median is, at every k from 768 to 16384, 2·L·(⌈k/256⌉ − ⌈k/2048⌉) with L = 0.36 µs
+within 4.7 % (a cost linear in k misses by up to 36 %, 128- or 512-element chunks by 21-22 %): the per-token
+quantise program (serving_gemm.token_quant_s) run with 256-element chunks instead of 2048, the chunk Inductor
+compiles for a k hint of 256 and then keeps for every later shape (serving_gemm, token quantise); which chunk a point
+ran with depends on the collector process that took it, not on its shape. The model fitted on B200 predicts its
+held-aside points at 4.8/20.7 % against B200's times and 6.2/12.6 % against GB200's times of the same shapes; 91 %
+of the points it under-predicts by > 20 % run > 15 % slower on B200 than on GB200 (median point: 1.01x).
 vLLM's NVFP4 rows do time the input's quantise kernel (kernels/linear/nvfp4/flashinfer.py,
 FlashInferCuteDslNvFp4LinearKernel.apply_weights: _custom_ops.scaled_fp4_quant -> torch.ops._C.scaled_fp4_quant, a
 kernel of its own, then the CuTe-DSL GEMM), so its fixed time fp4_quant_s is not 0 by source; on those rows it is not
