@@ -40,12 +40,16 @@ HEAD_DIM = 128
 """attention head width of every GQA/MHA model in profiles/models (MLA runs other kernels): the attention
 constants are fitted on it; other widths behave differently per kernel and are reported separately (WIDE)"""
 
+NO_FP4_KERNEL_RATES = dict(fp4_sm_bytes_per_s=0.0, fp4_quant_cta_bytes_per_s=0.0)
+"""the rates of the SGLang NVFP4 kernels' terms (fp4_cutedsl_tiles, fp4_quant_tma) where an engine's rows are not
+modelled with them: not fitted (vLLM's rows, which time the same CuTe-DSL GEMM, keep the fixed 128 x 128 tiles they
+were fitted on; its quantise kernel is its own, _C.scaled_fp4_quant)"""
 GEMM_SM100 = {("vllm", "b200"): dict(fp8_sm100_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0,
                                      fp8_large_efficiency_max=0.0,
-                                     bf16_sm100_tile=1.0),
+                                     bf16_sm100_tile=1.0, **NO_FP4_KERNEL_RATES),
               ("trtllm", "b200"): dict(fp4_pair_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0, fp8_wave_weight=0.0,
-                                       bf16_sm100_tile=1.0),
-              ("sglang", "b200"): dict(bf16_sm100_tile=1.0)}
+                                       bf16_sm100_tile=1.0, **NO_FP4_KERNEL_RATES),
+              ("sglang", "b200"): dict(bf16_sm100_tile=1.0, fp4_cutedsl_tiles=1.0, fp4_quant_tma=1.0)}
 """the Blackwell GEMM terms (costmodels/serving_gemm_sm100.py) per engine, read from its source, not fitted: vLLM
 0.24.0's per-tensor FP8 GEMM on its SM100 cutlass_scaled_mm tiles (2-CTA MMA tiles and clusters by m bucket),
 without the SM90 kernels' per-tile prologue/epilogue, out-of-bounds row cost and large-GEMM kernel (fitted on B200
@@ -53,7 +57,10 @@ with the Hopper tiles, k_0 and π ran to their lower bounds); TensorRT-LLM 1.3's
 over the SM pairs, and its FP8 GEMM (cuBLASLt, picked per shape) without k_0, π and ω (all ran to their lower bounds on
 B200; likewise on Hopper: FP8_GEMM_HOPPER); the FP8 input quantise kernel's L2
 residency on the device's L2 (DeviceSpec.l2_bytes); every engine's BF16 GEMM (torch F.linear: cuBLASLt) on Blackwell's
-128 x 256 wave tiles (serving_gemm_sm100.BF16_TILE: the tile the B200 tables fit best)"""
+128 x 256 wave tiles (serving_gemm_sm100.BF16_TILE: the tile the B200 tables fit best); SGLang 0.5.14's NVFP4 rows
+(aiconfigurator collector/sglang/collect_gemm.py: flashinfer.fp4_quantize, backend "cuda", then mm_fp4 backend
+"cute-dsl" outside autotune; FlashInfer 0.6.12, the version SGLang 0.5.14 pins) on the CuTe-DSL kernel's untuned
+tactic rule (fp4_cutedsl_tiles) and the CUDA quantise kernel's TMA variant (fp4_quant_tma)"""
 ATTENTION_SM100 = {("trtllm", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_warm_l2=1.0,
                                             decode_split_block_tokens=0.0, decode_gqa_min_block_factor=0.0,
                                             decode_mha_block_tokens=0.0, decode_fp8_head_tile=0.0),
@@ -350,7 +357,7 @@ OPS = {
     # NVFP4 GEMMs with their input quantisation (serving_gemm.gemm_fp4_s): only devices with an FP4 peak (DEVICE_OPS)
     "gemm fp4": (lambda t: _gemm_domain(t, "fp4"), predict_gemm,
                  ("fp4_gemm_efficiency_max", "fp4_gemm_half_flops", "fp4_wave_weight", "fp4_hbm_efficiency",
-                  "fp4_quant_s", "fp4_quant_bytes")),
+                  "fp4_quant_s", "fp4_quant_bytes", "fp4_sm_bytes_per_s", "fp4_quant_cta_bytes_per_s")),
     "prefill attention": (lambda t: [p for p in t.prefill if p[0] * p[1] >= 128 and p[4] == HEAD_DIM
                                      and (p[2], p[3]) in SHIPPED], _prefill,
                           ("attention_efficiency", "attention_floor_s", "attention_half_work", "attention_tile_s",

@@ -323,6 +323,17 @@ class KernelConstants:
     """1: the engine's BF16 GEMM waves count Blackwell's 128 x 256 tiles (costmodels/serving_gemm_sm100.py; the tile the
     B200 tables fit best, not read from source: cuBLASLt picks per shape); 0: serving_gemm.BF16_TILE"""
     fp8_sm100_tiles: float = 0.0
+    fp4_cutedsl_tiles: float = 0.0
+    """1: the engine's NVFP4 GEMM runs FlashInfer 0.6.12's CuTe-DSL kernel on the tactic its untuned path picks per
+    (n, k, m bucket) (costmodels/serving_gemm_sm100.py; read from its source, not fitted); 0: fp4_pair_tiles' rule"""
+    fp4_sm_bytes_per_s: float = 0.0
+    """NVFP4 GEMMs on fp4_cutedsl_tiles: bytes per second through one SM (its CTA's operand tiles in, its BF16 output
+    tile out; serving_gemm.cutedsl_fp4_s); 0: no such bound"""
+    fp4_quant_tma: float = 0.0
+    """1: the NVFP4 input quantisation is FlashInfer 0.6.12's CUDA kernel, whose TMA variant (m >= 1024) runs one CTA
+    per 16-row tile on at most 2 per SM (serving_gemm.fp4_quant_s; read from its source, not fitted); 0: one pass"""
+    fp4_quant_cta_bytes_per_s: float = 0.0
+    """NVFP4 input quantisation on fp4_quant_tma: BF16 input bytes per second one CTA of the TMA kernel reads"""
     """1: the engine's per-tensor FP8 GEMM picks its tiles by vLLM's SM100 cutlass_scaled_mm dispatch (2-CTA MMA tiles
     and clusters by m bucket: costmodels/serving_gemm_sm100.py; read from its source, not fitted); 0: the Hopper
     tiles of serving_gemm.FP8_TILES"""
@@ -407,3 +418,11 @@ class EngineCalibration(KernelConstants):
                      "moe_input_quant"):  # selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
+        for name in ("fp4_cutedsl_tiles", "fp4_quant_tma"):  # NVFP4 kernel selectors
+            v = getattr(self, name)
+            require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
+        require(self.fp4_sm_bytes_per_s >= 0.0, f"must be >= 0, got {self.fp4_sm_bytes_per_s}",
+                field=f"serving_engines.{self.engine}.fp4_sm_bytes_per_s")
+        rate = self.fp4_quant_cta_bytes_per_s  # the TMA quantise kernel's CTAs need a rate
+        require(rate > 0.0 if self.fp4_quant_tma else rate >= 0.0, f"must be > 0 where fp4_quant_tma is 1, else >= 0, "
+                f"got {rate}", field=f"serving_engines.{self.engine}.fp4_quant_cta_bytes_per_s")

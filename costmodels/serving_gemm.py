@@ -89,7 +89,20 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       whole 128 x 128 tiles T in waves (weight ω4; TensorRT-LLM's 256 x 256 2-CTA tiles on the SM pairs:
       serving_gemm_sm100), and the input's quantisation kernel (never fused: every engine's NVFP4 linear layer
       quantises its BF16 input itself; q4 bytes per element, 2.56 for one pass); fitted to the table's nvfp4 rows
-      ('gemm fp4', which time that quantisation with the GEMM)
+      ('gemm fp4', which time that quantisation with the GEMM).
+      SGLang 0.5.14's rows (fp4_cutedsl_tiles, fp4_quant_tma: benchmarks/serve_engine_ops.GEMM_SM100) run FlashInfer
+      0.6.12's CuTe-DSL kernel on the tactic its untuned path picks per (n, k, m bucket) (serving_gemm_sm100): its
+      C CTAs, one per SM, in waves, each CTA's tile taking the longer of its MMAs and its traffic through the SM,
+          t_CTA = max(2·r·c·k·S / (P_fp4 · e_max), (β4·k·(r_A + c_B) + 2·r_A·c_out) / B_SM)
+          compute = (C / S)·w(C)·t_CTA + F_half / (P_fp4 · e_max)
+      (r x c its MMA tile, r_A rows of A and c_B columns of B it loads, c_out output columns within the problem; B_SM
+      bytes per second into and out of one SM, fitted: 123 GB/s on B200, 18 TB/s over its 148 SMs; a 128 x 128 tile
+      moves 144 bytes per k element for 32768 FLOPs, 128 x 256 216 for 65536: without the term the k <= 2048 rows,
+      where the rule picks 128 x 128, ran 10-20 % slower than predicted and the k >= 4096 ones 10-20 % faster), and
+      the quantise kernel its collector calls (flashinfer.fp4_quantize, CUDA backend): where m >= 1024 and 512 | k,
+      a TMA kernel of one CTA per 16-row tile, at most 2 per SM (fp4_quant_s: its busiest CTA's BF16 rows at a fitted
+      rate, 20 GB/s, where that is longer than one pass: m 1024-2367 run fewer CTAs than SMs). Fitted without them
+      q4 ran to 5.45 bytes per element; with them 2.63, one pass (2.5625)
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
@@ -236,10 +249,9 @@ def token_quant_s(k: KernelConstants, m: float, kk: float) -> float:
 
 
 FP4_TILE = (128, 128)
-"""output tile of the NVFP4 GEMMs (rows, columns) on every SM: vLLM's and SGLang's tables time FlashInfer's CuTe-DSL
-mm_fp4 untuned, whose default tactic up to FlashInfer 0.6.8 is 128 x 128, cluster 1 x 1, no operand swap (gemm_base.py
-_SM100_DEFAULT_MMA_TILER_MN); the per-m-bucket tactic rule of FlashInfer >= 0.6.9 fits those tables worse
-(benchmarks/fp4_cutedsl_tiles.py, benchmarks/results/serve_gemm_scatter.md)"""
+"""output tile of the NVFP4 GEMMs (rows, columns) on every SM where no kernel rule of the engine is modelled (vLLM's
+rows, fitted on it: they time the same untuned CuTe-DSL kernel as SGLang's, whose rule is
+serving_gemm_sm100.cutedsl_fp4_ctas; benchmarks/fp4_cutedsl_tiles.py compares the two on both engines)"""
 FP4_WEIGHT_BYTES = 0.5 + 1.0 / 16.0
 """bytes per NVFP4 element: a 4-bit E2M1 value and an FP8 (E4M3) scale per 16 elements"""
 
@@ -251,12 +263,47 @@ def gemm_fp4_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
     require(k.fp4_gemm_efficiency_max > 0, f"no fitted NVFP4 GEMM constants on {dev.name!r} for this engine "
             "(benchmarks/serve_engine_fit.py 'gemm fp4': devices with NVFP4 tables)", field="dtype")
     peak = dev.peak_flops_per_s("fp4") * k.fp4_gemm_efficiency_max
-    tile, units = serving_gemm_sm100.fp4_tiles(k) or (FP4_TILE, k.gemm_sms)  # TensorRT-LLM: 2-CTA tiles on SM pairs
-    compute_s = (tile_wave_flops(m, n, kk, tile, units, k.fp4_wave_weight) + k.fp4_gemm_half_flops) / peak
+    if k.fp4_cutedsl_tiles:  # FlashInfer's CuTe-DSL kernel on its untuned tactic (vLLM's and SGLang's NVFP4 linear)
+        compute_s = cutedsl_fp4_s(k, peak, m, n, kk)
+    else:
+        tile, units = serving_gemm_sm100.fp4_tiles(k) or (FP4_TILE, k.gemm_sms)  # TensorRT-LLM: 2-CTA tiles, SM pairs
+        compute_s = (tile_wave_flops(m, n, kk, tile, units, k.fp4_wave_weight) + k.fp4_gemm_half_flops) / peak
     moved = FP4_WEIGHT_BYTES * (m * kk + kk * n) + 2.0 * m * n
     memory_s = k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (k.fp4_hbm_efficiency or k.hbm_efficiency))
-    quant_s = k.fp4_quant_s + compute.memory_bound_time_s(k.fp4_quant_bytes * m * kk, dev)
-    return max(compute_s, memory_s) + quant_s
+    return max(compute_s, memory_s) + fp4_quant_s(dev, k, m, kk)
+
+
+def cutedsl_fp4_s(k: KernelConstants, peak: float, m: float, n: float, kk: float) -> float:
+    """The CTAs of FlashInfer's CuTe-DSL NVFP4 GEMM (serving_gemm_sm100.cutedsl_fp4_ctas) in waves on the SMs (weight
+    ω4), each CTA's tile taking its MMAs at the SM's share of the fitted FP4 rate `peak`, or its traffic through the SM
+    (operands in, BF16 output out) at fp4_sm_bytes_per_s, whichever is longer; plus F_half at `peak`."""
+    c = serving_gemm_sm100.cutedsl_fp4_ctas(m, n, kk, k.gemm_sms)
+    tile_s = 2.0 * c.rows * c.cols * kk * k.gemm_sms / peak
+    if k.fp4_sm_bytes_per_s > 0:
+        traffic = FP4_WEIGHT_BYTES * kk * (c.a_rows + c.b_cols) + 2.0 * c.a_rows * c.out_cols
+        tile_s = max(tile_s, traffic / k.fp4_sm_bytes_per_s)
+    waves = c.ctas / k.gemm_sms * wave_factor(c.ctas, k.gemm_sms, k.fp4_wave_weight)
+    return waves * tile_s + k.fp4_gemm_half_flops / peak
+
+
+FP4_QUANT_TMA = (1024, 512, 16, 128, 2)
+"""FlashInfer 0.6.12's CUDA NVFP4 quantise kernel (csrc/nv_internal/cpp/kernels/quantization.cu, invokeFP4Quantization,
+BF16 input, 16-element scales): (smallest m, multiple of k, rows per CTA, row padding of the swizzled scale layout,
+CTAs per SM) of its TMA variant (launchFP4QuantizationTma: 8 consumer warps of 64 columns, 16-row tiles of the rows
+padded to the 128-row scale layout, computeEffectiveRows; grid min(tiles, 2 x SMs), each CTA looping over tiles)"""
+
+
+def fp4_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> float:
+    """The kernel quantising an NVFP4 GEMM's (m x kk) BF16 input: t_q4 + one pass of q4 bytes per element through HBM,
+    or, FlashInfer's TMA kernel (fp4_quant_tma), its busiest CTA reading its 16-row tiles of BF16 input at
+    fp4_quant_cta_bytes_per_s where that is longer (few CTAs: m 1024-2367 run fewer than one per SM)."""
+    t = compute.memory_bound_time_s(k.fp4_quant_bytes * m * kk, dev)
+    min_m, k_step, tile_rows, sf_rows, per_sm = FP4_QUANT_TMA
+    if k.fp4_quant_tma and m >= min_m and kk % k_step == 0:
+        tiles = math.ceil(m / sf_rows) * sf_rows / tile_rows
+        cta_bytes = math.ceil(tiles / min(tiles, per_sm * k.gemm_sms)) * tile_rows * kk * 2.0  # BF16 rows read
+        t = max(t, cta_bytes / k.fp4_quant_cta_bytes_per_s)
+    return k.fp4_quant_s + t
 
 
 def overlap_s(compute_s: float, memory_s: float, p: float) -> float:

@@ -30,6 +30,16 @@ benchmarks/serve_engine_ops.GEMM_SM100; never fitted):
       tiles; the 128 x 128 one-SM tiles of serving_gemm.FP4_TILE ran their wave weight to its bound 1). vLLM's and
       SGLang's NVFP4 rows run FlashInfer's CuTe-DSL kernel (kernel_source FlashInferCuteDslNvFp4LinearKernel,
       sglang_flashinfer_cutedsl_nvfp4), which fit the 128 x 128 tiles as well as any other (fp4_pair_tiles 0).
+  fp4_cutedsl_tiles = 1: SGLang 0.5.14's NVFP4 rows (aiconfigurator collector/sglang/collect_gemm.py: mm_fp4 backend
+      "cute-dsl" on SM100, as initialize_fp4_gemm_config picks; called outside FlashInfer's autotune(), no bundled
+      config for it: AutoTuner.search_cache returns the fallback tactic -1) run FlashInfer 0.6.12's (the version SGLang
+      0.5.14 pins) CuTe-DSL persistent kernel on _select_sm100_mm_fp4_cute_dsl_tactic's pick (flashinfer/gemm/
+      kernels/utils.py, _compute_tactic_for_m; cutedsl_fp4_ctas): m takes the largest power of two <= m (at most
+      4096); A and B swap where that bucket is 8 or 16, m is 8-aligned and n > m (or n is not 8-aligned); of eight MMA
+      tiles, 128 or 256 (a CTA pair) rows x 64-256 columns, the highest score rows·CTAs·fill_n·rate / (tile rows ·
+      waves · S), rate = sqrt(area / 256²)·(short side / long side)^¼, halved for tiles above 128 x 128 at k <= 1024
+      (0.8 at k <= 2048); a problem one tile tall clusters up to 4 CTAs along n. (benchmarks/fp4_cutedsl_tiles.py
+      compares it with fixed 128 x 128 tiles: the rule, written out correctly, fits both engines' tables better.)
   bf16_sm100_tile = 1: the BF16 GEMMs of all three engines (torch's F.linear, cuBLASLt, which picks its kernel per
       shape by heuristics not in any engine's source) counted in waves of 128 x 256 tiles on the S SMs (BF16_TILE: the
       largest one-SM tcgen05 MMA tile), where Hopper's model counts 64 x 256 (serving_gemm.BF16_TILE): of 64 x 256,
@@ -68,7 +78,9 @@ moves F_half 31.8 -> 22.5 GFLOP and η 0.61 -> 0.69 at held-aside 6.0/16.0 -> 6.
 bound.
 """
 
+import functools
 import math
+from typing import NamedTuple
 
 from costmodels.serving_constants import KernelConstants
 
@@ -116,3 +128,58 @@ def fp4_tiles(k: KernelConstants) -> tuple[tuple[int, int], float] | None:
     """(MMA tile, work units it runs on in waves) of the engine's NVFP4 GEMM on SM100: TensorRT-LLM's 2-CTA tile
     over the SM pairs (fp4_pair_tiles 1), else None (serving_gemm.FP4_TILE on every SM)."""
     return (FP4_PAIR_TILE, k.gemm_sms / 2.0) if k.fp4_pair_tiles else None
+
+
+CUTEDSL_FP4_TILES = ((128, 64), (256, 64), (128, 128), (256, 128), (128, 192), (256, 192), (128, 256), (256, 256))
+"""MMA tiles (rows, columns; 256 rows: a CTA pair) FlashInfer 0.6.12's untuned CuTe-DSL NVFP4 GEMM scores, in its
+order (flashinfer/gemm/kernels/utils.py, _SM100_MMA_TILER_MN_CANDIDATES: the first of equal scores wins)"""
+CUTEDSL_FP4_LARGEST_BUCKET = 4096
+"""largest m bucket of the rule (_M_BUCKETS, powers of two 1-4096; an m takes the largest power of two <= m)"""
+
+
+@functools.cache
+def _cutedsl_fp4_bucket(rep_m: int, n: int, kk: int, sms: int, aligned: bool) -> tuple[tuple[int, int], int, bool]:
+    """FlashInfer 0.6.12's _compute_tactic_for_m: (MMA tile, CTAs per cluster along the kernel's n, swap A/B)."""
+    swap = aligned and (8 <= rep_m <= 16 and n > rep_m or n % 8 != 0)  # aligned m 8, 16, 24; unaligned n
+    rows, cols = (n, rep_m) if swap else (rep_m, n)
+    small_k = 0.5 if kk <= 1024 else 0.8 if kk <= 2048 else 1.0  # tiles larger than 128 x 128 at short k
+
+    def score(tile: tuple[int, int]) -> float:
+        tm, tn = tile
+        n_tiles, ctas = math.ceil(cols / tn), math.ceil(rows / tm) * math.ceil(cols / tn)
+        rate = math.sqrt(tm * tn / 256**2) * (min(tile) / max(tile)) ** 0.25 * (small_k if tm * tn > 128**2 else 1.0)
+        return rows * ctas * cols / (n_tiles * tn) * rate / (tm * math.ceil(ctas / sms) * sms)
+
+    tile = max(CUTEDSL_FP4_TILES, key=score)
+    n_tiles = math.ceil(cols / tile[1])  # a problem one tile tall clusters up to 4 CTAs along n
+    cluster_n = 1 if rows > tile[0] else 4 if n_tiles % 4 == 0 or n_tiles > 10 else 2 if n_tiles % 2 == 0 else 1
+    return tile, cluster_n, swap
+
+
+class CuteDslCtas(NamedTuple):
+    """The CTAs of a CuTe-DSL NVFP4 GEMM (cutedsl_fp4_ctas)."""
+
+    rows: float
+    """rows of one CTA's MMA output tile (128 of a pair's 256)"""
+    cols: float
+    """its columns"""
+    a_rows: float
+    """rows of A one CTA loads, within the problem (TMA fills rows past its edge with zeros, reading nothing)"""
+    b_cols: float
+    """columns of B one CTA loads, within the problem (half of a pair's tile)"""
+    out_cols: float
+    """columns of its output tile within the problem"""
+    ctas: float
+    """CTAs, rounded up to whole clusters"""
+
+
+def cutedsl_fp4_ctas(m: float, n: float, kk: float, sms: float) -> CuteDslCtas:
+    """The CTAs FlashInfer 0.6.12's untuned CuTe-DSL NVFP4 GEMM runs for an (m x kk) @ (kk x n) GEMM on `sms` SMs, one
+    CTA per SM, a 256-row tile on a CTA pair (each CTA holds 128 of its rows and loads half of B's columns); A and B
+    swapped where the rule swaps them (the kernel's rows are then n)."""
+    bucket = min(1 << (int(m).bit_length() - 1), CUTEDSL_FP4_LARGEST_BUCKET)
+    (tm, tn), cluster_n, swap = _cutedsl_fp4_bucket(bucket, int(n), int(kk), int(sms), int(m) % 8 == 0)
+    rows, cols = (n, m) if swap else (m, n)
+    pair = 2 if tm == 256 else 1
+    ctas = math.ceil(rows / tm) * pair * math.ceil(math.ceil(cols / tn) / cluster_n) * cluster_n
+    return CuteDslCtas(tm / pair, tn, min(tm / pair, rows), min(tn / pair, cols), min(tn, cols), ctas)
