@@ -102,7 +102,11 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       the quantise kernel its collector calls (flashinfer.fp4_quantize, CUDA backend): where m >= 1024 and 512 | k,
       a TMA kernel of one CTA per 16-row tile, at most 2 per SM (fp4_quant_s: its busiest CTA's BF16 rows at a fitted
       rate, 20 GB/s, where that is longer than one pass: m 1024-2367 run fewer CTAs than SMs). Fitted without them
-      q4 ran to 5.45 bytes per element; with them 2.63, one pass (2.5625)
+      q4 ran to 5.45 bytes per element; with them 2.63, one pass (2.5625). Serving prices SGLang's NVFP4 layers on
+      these terms, the kernels its table times; SGLang 0.5.14 itself autotunes mm_fp4 at startup (model_executor/
+      runner/base_runner.py, _should_run_flashinfer_autotune: modelopt_fp4 on flashinfer_cutedsl) and quantises with
+      FlashInfer's CuTe-DSL kernel (fp4_utils: backend "cute-dsl" on SM100), which no table times; the autotuner
+      profiles the valid tactics (get_valid_tactics), the rule's pick among them, so a tuned GEMM is at most as slow
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
