@@ -382,7 +382,7 @@ OPS = {
     "moe fp8": (lambda t: _moe_domain(t, "fp8"), predict_moe,
                 ("moe_fp8_efficiency", "moe_fp8_floor_s", "moe_fp8_hbm_efficiency", "moe_fp8_default_efficiency",
                  "moe_fp8_slot_bytes", "moe_fp8_block_rows", "moe_fp8_tile_s", "moe_fp8_oob_penalty",
-                 "moe_fp8_overlap_exponent", "moe_fp8_serial_bytes", "moe_gen_act_s")),
+                 "moe_fp8_overlap_exponent", "moe_fp8_serial_bytes", "moe_gen_act_s", "moe_fp8_k_overhead")),
     # FP8 experts with 128x128 block scales (serving_kernels.block_fp8_constants): their own kernel's constants
     "moe fp8 block": (lambda t: [p for p in _moe_block_table(t) if _served_shape(t, p, "fp8")], predict_moe_block,
                       ("moe_blockfp8_efficiency", "moe_blockfp8_floor_s", "moe_blockfp8_hbm_efficiency",

@@ -33,7 +33,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_fp8_tile_s=0.0, moe_fp8_oob_penalty=0.0, moe_block_weight_reads=0.0,
              moe_blockfp8_efficiency=0.0, moe_blockfp8_block_rows=64.0, moe_blockfp8_floor_s=1e-5,
              moe_blockfp8_hbm_efficiency=0.8, moe_blockfp8_slot_bytes=1.0, moe_blockfp8_default_efficiency=1.0,
-             moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_gen_l2_bytes=0.0,
+             moe_fp8_expert_s=0.0, moe_blockfp8_k_overhead=0.0, moe_fp8_k_overhead=0.0, moe_gen_l2_bytes=0.0,
              moe_gen_act_s=0.0, moe_gen_cta_s=0.0,
              moe_blockfp8_quant_s=0.0, moe_blockfp8_act_s=0.0,
              moe_blockfp8_expert_s=0.0, moe_fp8_serial_bytes=0.0, moe_blockfp8_serial_bytes=0.0, moe_trtllm_gen=0.0,
@@ -114,6 +114,11 @@ for _dev in ("h100-sxm", "h200"):  # vLLM's block-scaled Triton MoE on Hopper: i
     # and its FP8 GEMM rows' per-token quantise program's time per 2048-element chunk (serving_gemm.token_quant_s)
     ENGINE_DEVICE_START[("vllm", _dev)] = {**ENGINE_DEVICE_START.get(("vllm", _dev), {}),
                                            "moe_blockfp8_k_overhead": 256.0, "fp8_gemm_row_chunk_s": 1e-10}
+for _dev in ("h100-sxm", "h200"):  # SGLang's Triton fused MoE on Hopper, whose FP8 constants are its 128x128
+    # block-scaled kernel's: the same per-tile prologue/epilogue k_0 as vLLM's (fused_moe_triton_kernels.py
+    # fused_moe_kernel: the block scales loaded and applied per 128-deep k step, accumulator += tl.dot(a, b) *
+    # a_scale * b_scale; serving_gemm._grouped_s), fitted in 'moe fp8' (stored as moe_blockfp8_k_overhead)
+    ENGINE_DEVICE_START[("sglang", _dev)]["moe_fp8_k_overhead"] = 256.0
 # the same per-token quantise program on B200 (its n 32 rows are flat to k 2048 and step up at 2560, as on Hopper)
 ENGINE_DEVICE_START[("vllm", "b200")]["fp8_gemm_row_chunk_s"] = 1e-10
 for _key in TRTLLM_GEN_MOE:  # TensorRT-LLM-gen MoE (vLLM and SGLang alike): an expert's weights re-read per further
@@ -155,6 +160,7 @@ BOUNDS = {"gemm_efficiency_max": (0.05, 1.0), "fp8_gemm_efficiency_max": (0.05, 
           "moe_blockfp8_hbm_efficiency": (0.02, 1.0), "moe_blockfp8_slot_bytes": (0.01, 100.0),
           "moe_blockfp8_expert_s": (1e-10, 1e-5), "moe_blockfp8_serial_bytes": (0.01, 100.0),
           "moe_blockfp8_default_efficiency": (0.05, 1.0), "moe_blockfp8_k_overhead": (1.0, 1e5),
+          "moe_fp8_k_overhead": (1.0, 1e5),
           "moe_gen_l2_bytes": (2.0**20, 2.0**33),
           "moe_blockfp8_quant_s": (1e-14, 1e-9),
           "moe_blockfp8_act_s": (1e-15, 1e-10)}

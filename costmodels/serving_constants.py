@@ -13,7 +13,8 @@ CURVE_RELATIVE = {"moe_efficiency": "gemm_efficiency_max", "moe_fp8_efficiency":
 (DeepGEMM vs cuBLASLt), never the peak, so each is at most 1 / that maximum (checked here; the fit's upper bound)"""
 SLOT_KEYS = ("moe_fp8_k_overhead",)
 """KernelConstants fields no profile sets: slots serving_kernels.block_fp8_constants fills from the block-scaled
-kernel's own constants (moe_blockfp8_*), so the per-tensor FP8 kernels never read a block-scaled value"""
+kernel's own constants (moe_blockfp8_*), so the per-tensor FP8 kernels never read a block-scaled value; an engine
+whose FP8 constants are its block-scaled kernel's own (EngineCalibration.__post_init__) keeps its value there too"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -133,8 +134,9 @@ class KernelConstants:
     """block-scaled FP8 grouped expert GEMMs (TensorRT-LLM's CutlassMoeFCRunner around DeepGEMM): traffic per slot
     of its separate slot kernels, as moe_fp8_serial_bytes; 0: none"""
     moe_blockfp8_k_overhead: float = 0.0
-    """block-scaled FP8 grouped expert GEMMs (vLLM's Triton kernel on Hopper): per-tile prologue/epilogue k_0 in
-    elements of k; 0: none (the value serving_kernels.block_fp8_constants puts in moe_fp8_k_overhead)"""
+    """block-scaled FP8 grouped expert GEMMs (vLLM's and SGLang's Triton kernels on Hopper): per-tile
+    prologue/epilogue k_0 in elements of k; 0: none (the value serving_kernels.block_fp8_constants puts in
+    moe_fp8_k_overhead; SGLang's, fitted with its FP8 constants in 'moe fp8', is that slot's value itself)"""
     moe_blockfp8_quant_s: float = 0.0
     """block-scaled FP8 experts on FlashInfer's TensorRT-LLM-gen MoE (vLLM on B200): time per element of the layer's
     input (tokens · hidden, every token entering the layer, at any expert-parallel size) of the kernels before the
@@ -148,7 +150,9 @@ class KernelConstants:
     moe_fp8_k_overhead: float = 0.0
     """FP8 grouped expert GEMMs: per-tile prologue/epilogue k_0 (serving_gemm._grouped_s). A slot, not a profile key
     (SLOT_KEYS): 0 on the per-tensor kernels, moe_blockfp8_k_overhead once block_fp8_constants swaps the block-scaled
-    kernel's constants in"""
+    kernel's constants in; for an engine whose FP8 constants are those of its block-scaled kernel (no block-scaled
+    constants of its own, moe_blockfp8_efficiency 0: SGLang, whose Triton fused MoE its FP8 table times with
+    128x128 block scales only) moe_blockfp8_k_overhead always (EngineCalibration.__post_init__)"""
     moe_trtllm_gen: float = 0.0
     """1: the engine's MoE layer runs FlashInfer's TensorRT-LLM-gen fused MoE (Blackwell, SM100; read from the engine's
     source, not fitted: costmodels/serving_moe_configs.py TRTLLM_GEN_MOE): routing inside the kernel, only the slots of
@@ -365,6 +369,11 @@ class EngineCalibration(KernelConstants):
     at FP8 with --quant-block on it"""
 
     def __post_init__(self) -> None:
+        if self.moe_blockfp8_efficiency <= 0:  # its FP8 constants are its block-scaled kernel's (SGLang): one k_0,
+            # fitted in the slot (moe_fp8_k_overhead), stored in the profile as moe_blockfp8_k_overhead
+            k_0 = self.moe_fp8_k_overhead or self.moe_blockfp8_k_overhead
+            object.__setattr__(self, "moe_fp8_k_overhead", k_0)
+            object.__setattr__(self, "moe_blockfp8_k_overhead", k_0)
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
                      "kv_read_efficiency", "allreduce_efficiency", "allreduce_twoshot_efficiency",
                      "allreduce_nccl_efficiency", "allreduce_symm_efficiency", "moe_default_efficiency",

@@ -412,8 +412,9 @@ def _grouped_s(dev: DeviceSpec, k: KernelConstants, padded: float, hit: float, s
         eff_moe *= k.moe_fp8_default_efficiency if fp8 else k.moe_default_efficiency
     eff = compute.gemm_efficiency(padded, n, kk, dtype, dev.calibration) * eff_moe
     compute_s = 2.0 * padded * n * kk / (dev.peak_flops_per_s(dtype) * eff)
-    if fp8 and k.moe_fp8_k_overhead > 0:  # per-tile prologue/epilogue, k_0 k elements at full rate: vLLM's
-        # block-scaled Triton kernel (block_fp8_constants fills the slot; the per-tensor kernels leave it 0)
+    if fp8 and k.moe_fp8_k_overhead > 0:  # per-tile prologue/epilogue, k_0 k elements at full rate: vLLM's and
+        # SGLang's block-scaled Triton kernels (block_fp8_constants fills the slot, SGLang's FP8 constants are that
+        # kernel's: EngineCalibration; the per-tensor kernels leave it 0)
         top = compute.gemm_curve(dtype, dev.calibration)[0] * eff_moe
         compute_s += 2.0 * padded * n * k.moe_fp8_k_overhead / (dev.peak_flops_per_s(dtype) * top)
     expert = (1.0 if fp8 else 2.0) * kk * n
