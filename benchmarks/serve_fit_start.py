@@ -83,6 +83,8 @@ ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0),
                            ("trtllm", "b200"): dict(allreduce_trtllm_sm100=1.0),
                            **{("sglang", d): dict(allreduce_sglang_v2=1.0) for d in ("h100-sxm", "h200")},
                            **{("trtllm", d): dict(allreduce_trtllm_sm90=1.0) for d in ("h100-sxm", "h200")}}
+for _dev in ("h100-sxm", "h200"):  # SGLang's block-FP8 Triton MoE: its default config is its tuned files' tile
+    ENGINE_DEVICE_CONSTANTS[("sglang", _dev)]["moe_fp8_default_efficiency"] = 1.0
 for _key in TRTLLM_GEN_MOE:  # Blackwell's TensorRT-LLM-gen fused MoE: never FlashInfer CUTLASS's fallback tile
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), "moe_trtllm_gen": 1.0,
                                      "moe_fp8_tile_s": 0.0, "moe_fp8_oob_penalty": 0.0,
@@ -105,7 +107,12 @@ all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYM
 costmodels/serving_allreduce.vllm_sm100_allreduce_s), SGLang 0.5.14 on Hopper by its CustomAllReduceV2 tables
 (serving_allreduce.sglang_v2_allreduce_s), TensorRT-LLM 1.3.0rc20 on Blackwell and Hopper by its 64 MiB workspace limit
 and SM100 / SM90 lookup table (serving_allreduce.trtllm_allreduce_s); vLLM 0.24.0's MoE on Blackwell runs FlashInfer's
-TensorRT-LLM-gen fused MoE (serving_moe_configs.TRTLLM_GEN_MOE: moe_trtllm_gen 1, the fallback-tile terms off)"""
+TensorRT-LLM-gen fused MoE (serving_moe_configs.TRTLLM_GEN_MOE: moe_trtllm_gen 1, the fallback-tile terms off);
+SGLang 0.5.14's Triton MoE with 128x128 block-scaled FP8 experts on Hopper runs its default config
+(get_default_config: BLOCK_SIZE_M 64, N 128, K 128, 4 warps, 3 stages) at the tuned configs' efficiency
+(moe_fp8_default_efficiency 1): 60 of the 69 configs of its shipped H100/H200 block-FP8 files at 2048-4096 tokens
+pick that same 64 x 128 x 128 4-warp tile, and the smaller row blocks they pick at fewer tokens are priced as rows
+(serving_moe_configs.file_block_rows); fitted, it ran to its bound 1 (H100 0.998 with the tile term k_0)"""
 ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allreduce_symm_call_s=1e-5,
                                                allreduce_symm_efficiency=0.6, allreduce_pass_s=1.5e-6),
                        **{("sglang", d): dict(allreduce_twoshot_hop_s=3e-7) for d in ("h100-sxm", "h200")}}
