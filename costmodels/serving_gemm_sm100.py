@@ -147,7 +147,8 @@ def _cutedsl_fp4_bucket(rep_m: int, n: int, kk: int, sms: int, aligned: bool) ->
     def score(tile: tuple[int, int]) -> float:
         tm, tn = tile
         n_tiles, ctas = math.ceil(cols / tn), math.ceil(rows / tm) * math.ceil(cols / tn)
-        rate = math.sqrt(tm * tn / 256**2) * (min(tile) / max(tile)) ** 0.25 * (small_k if tm * tn > 128**2 else 1.0)
+        balance = math.sqrt(math.sqrt(min(tile) / max(tile)))  # (short side / long side)^¼
+        rate = math.sqrt(tm * tn / 256**2) * balance * (small_k if tm * tn > 128**2 else 1.0)
         return rows * ctas * cols / (n_tiles * tn) * rate / (tm * math.ceil(ctas / sms) * sms)
 
     tile = max(CUTEDSL_FP4_TILES, key=score)
