@@ -103,16 +103,19 @@ SGLang the held-aside rows moved by at most 0.7 points of median or p90, 2.2 of 
 the bar); not on Hopper, where no warm-L2 rate is fitted (its attention tables show no L2 step) and a fitted one did
 not move SGLang's FP8 rows (benchmarks/results/serve_hopper_bounds.md)"""
 
-MOE_INPUT_QUANT = {("trtllm", "b200"): dict(moe_input_quant=1.0)}
+MOE_INPUT_QUANT = {("trtllm", d): dict(moe_input_quant=1.0) for d in ("h100-sxm", "h200", "b200")}
 """engines whose per-tensor FP8 MoE layer quantises its whole BF16 input (all T tokens x hidden, at any expert-parallel
 size) in a kernel of its own before the fused op, priced by the engine's fitted static quantise kernel (fp8_quant_s,
 fitted on its own table in 'fp8 quant'; serving_gemm.moe_input_quant_s), not by the MoE constants: TensorRT-LLM
 1.3.0rc20's CutlassFusedMoE (moe_backend "cutlass", the B200 per-tensor FP8 rows' kernel_source moe_torch_flow_cutlass:
 aiconfigurator collector/trtllm/collect_moe.py) runs quantize_input -> static_quantize_e4m3_per_tensor on its input,
-then the fused op (tensorrt_llm/_torch/modules/fused_moe/fused_moe_cutlass.py). On B200 the term was missing: fitted
-into the local-slot traffic it left EP 1 over- and EP 8-16 under-predicted at many tokens (Qwen3-235B's layer at
-16384 tokens, EP 1 +30 %; Qwen3-30B's at EP 16 -22 %). Not on Hopper, whose profiles (not refitted with it) carry it in
-their FP8 MoE constants, which also time vLLM's tuned FP8 experts there (serving_kernels.tuned_moe_kernels)"""
+then the fused op (tensorrt_llm/_torch/modules/fused_moe/fused_moe_cutlass.py), on Hopper as on B200 (the collector
+sets moe_backend "cutlass" for per-tensor FP8 on both). Without the term, fitted into the local-slot traffic, it left
+EP 1 over- and EP 8-16 under-predicted at many tokens (B200: Qwen3-235B's layer at 16384 tokens, EP 1 +30 %; Qwen3-30B's
+at EP 16 -22 %). vLLM's FlashInfer CUTLASS experts, which serving times with these constants on Hopper
+(serving_kernels.tuned_moe_kernels), quantise their input in a kernel of their own as well (vLLM 0.24.0
+prepare_finalize/no_dp_ep.py _quantize_input: FlashInferExperts.expects_unquantized_inputs is false for per-tensor
+FP8), so serving charges it there on the same constants (serving._routed_experts)"""
 
 ELEM_BYTES = 2.0
 """bytes of a BF16 element: the all-reduce tables give message sizes in elements; prefill K and V are BF16"""

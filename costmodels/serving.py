@@ -328,11 +328,12 @@ def _routed_experts(ek: EngineKernels, model: ModelSpec, p: LayerParams, shape: 
     rows = config_block_rows(engine.name, ek.device.name, tokens, local, width / etp, prec.dtype, prec.block_scaled)
     walked = tokens * moe.top_k if walks_all_slots(engine.name, prec.dtype) else 0.0
     # block-scaled FP8 on TensorRT-LLM-gen (vLLM on B200): its input's quantisation; per-tensor FP8 where the layer
-    # quantises its input in a kernel of its own (TensorRT-LLM's CUTLASS MoE on B200: moe_input_quant), each
-    # attention-DP replica its own tokens before the all-gather (CutlassFusedMoE: quantize_input, then allgather);
-    # else 0
+    # quantises its input in a kernel of its own (TensorRT-LLM's CUTLASS MoE: moe_input_quant; vLLM's FlashInfer
+    # CUTLASS experts on Hopper too, timed on TensorRT-LLM's constants: ek.tuned_moe), each attention-DP replica
+    # its own tokens before the all-gather (CutlassFusedMoE: quantize_input, then allgather); else 0
+    qk = ek.tuned_moe or ek
     quant = (block_quant_s(ek, tokens, model.hidden) if prec.block_scaled
-             else moe_input_quant_s(ek.device, ek.k, tokens / shape.dp, model.hidden) if prec.dtype == "fp8" else 0.0)
+             else moe_input_quant_s(qk.device, qk.k, tokens / shape.dp, model.hidden) if prec.dtype == "fp8" else 0.0)
     # FP8 experts on TensorRT-LLM-gen with block scales (vLLM's block-scaled, SGLang's): the activation kernel between
     # the GEMMs, once per layer (else 0)
     act = (gen_activation_s(ek, tokens * moe.top_k, width / etp, shape.ep, prec.block_scaled)

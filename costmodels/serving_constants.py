@@ -303,6 +303,8 @@ class KernelConstants:
     serving_allreduce.trtllm_allreduce_s: NCCL above the custom kernels' 64 MiB workspace, else its SM100 lookup
     table's one-shot / two-shot / NCCL choice; read from TensorRT-LLM's source, not fitted; it stands for
     allreduce_custom_max_bytes); 0: `engine_allreduce_s`"""
+    allreduce_trtllm_sm90: float = 0.0
+    """1: the same on Hopper (SM90: the same workspace rule, the SM90 lookup table); 0: `engine_allreduce_s`"""
     allreduce_pass_s: float = 0.0
     """all-reduce kernels under the vLLM SM100 tables: time of one pass of the grid's remote loads (a kernel of few
     thread blocks keeps a fixed number of bytes per peer in flight, serving_allreduce.pass_bound_s); 0: no such bound"""
@@ -312,8 +314,6 @@ class KernelConstants:
     """NVFP4 GEMMs: FLOPs' worth of fixed time per call, at the FP4 peak and efficiency"""
     fp4_wave_weight: float = 0.0
     """NVFP4 GEMMs: weight of the idle share of the last wave of 128 x 128 tiles (0: filled)"""
-    allreduce_trtllm_sm90: float = 0.0
-    """1: the same on Hopper (SM90: the same workspace rule, the SM90 lookup table); 0: `engine_allreduce_s`"""
     fp4_hbm_efficiency: float = 0.0
     """NVFP4 GEMMs: fraction of HBM bandwidth reached streaming operands (0: hbm_efficiency)"""
     fp4_quant_s: float = 0.0
@@ -323,10 +323,6 @@ class KernelConstants:
     fp4_pair_tiles: float = 0.0
     """1: the engine's NVFP4 GEMM runs 256 x 256 output tiles on pairs of SMs (TensorRT-LLM's CUTLASS SM100 FP4 GEMM,
     2-CTA cluster MMA: costmodels/serving_gemm_sm100.py; read from its source, not fitted); 0: 128 x 128 tiles"""
-    bf16_sm100_tile: float = 0.0
-    """1: the engine's BF16 GEMM waves count Blackwell's 128 x 256 tiles (costmodels/serving_gemm_sm100.py; the tile the
-    B200 tables fit best, not read from source: cuBLASLt picks per shape); 0: serving_gemm.BF16_TILE"""
-    fp8_sm100_tiles: float = 0.0
     fp4_cutedsl_tiles: float = 0.0
     """1: the engine's NVFP4 GEMM runs FlashInfer 0.6.12's CuTe-DSL kernel on the tactic its untuned path picks per
     (n, k, m bucket) (costmodels/serving_gemm_sm100.py; read from its source, not fitted); 0: fp4_pair_tiles' rule"""
@@ -338,6 +334,10 @@ class KernelConstants:
     per 16-row tile on at most 2 per SM (serving_gemm.fp4_quant_s; read from its source, not fitted); 0: one pass"""
     fp4_quant_cta_bytes_per_s: float = 0.0
     """NVFP4 input quantisation on fp4_quant_tma: BF16 input bytes per second one CTA of the TMA kernel reads"""
+    bf16_sm100_tile: float = 0.0
+    """1: the engine's BF16 GEMM waves count Blackwell's 128 x 256 tiles (costmodels/serving_gemm_sm100.py; the tile the
+    B200 tables fit best, not read from source: cuBLASLt picks per shape); 0: serving_gemm.BF16_TILE"""
+    fp8_sm100_tiles: float = 0.0
     """1: the engine's per-tensor FP8 GEMM picks its tiles by vLLM's SM100 cutlass_scaled_mm dispatch (2-CTA MMA tiles
     and clusters by m bucket: costmodels/serving_gemm_sm100.py; read from its source, not fitted); 0: the Hopper
     tiles of serving_gemm.FP8_TILES"""

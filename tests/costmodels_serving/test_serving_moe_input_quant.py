@@ -1,7 +1,7 @@
-"""A MoE layer's per-tensor FP8 input quantised by a kernel of its own (moe_input_quant: TensorRT-LLM's CutlassFusedMoE
-on B200, quantize_input -> static_quantize_e4m3_per_tensor over every token entering the layer): priced once per layer
-by the engine's fitted static quantise kernel (serving_gemm.moe_input_quant_s = fp8_quant_s(tokens, hidden)), in the
-fit's predictor of the measured rows and in serving alike."""
+"""A MoE layer's per-tensor FP8 input quantised by a kernel of its own (moe_input_quant: TensorRT-LLM's
+CutlassFusedMoE on Hopper and B200, quantize_input -> static_quantize_e4m3_per_tensor over every token entering the
+layer): priced once per layer by the engine's fitted static quantise kernel (serving_gemm.moe_input_quant_s =
+fp8_quant_s(tokens, hidden)), in the fit's predictor of the measured rows and in serving alike."""
 
 import dataclasses
 import json
@@ -14,6 +14,7 @@ import profiles
 from cli import main
 from costmodels import serving_gemm
 from costmodels.errors import SpecError
+from costmodels.serving import InstanceShape, prefill_time
 from costmodels.serving_constants import KernelConstants
 from costmodels.serving_kernels import EngineKernels, engine_calibration
 from planner.serve.estimate import estimate_serving
@@ -39,18 +40,32 @@ def test_input_quant_is_the_static_quantise_kernel_over_the_whole_input():
 
 
 def test_rule_and_profiles():
-    """The rule is TensorRT-LLM's on B200 only (read from its source, not fitted); the B200 profile carries it and
-    serves per-tensor FP8 experts; Hopper profiles (not refitted with it) and the other engines leave it off."""
+    """The rule is TensorRT-LLM's on every device it is fitted on (read from its source, not fitted); the profiles
+    carry it, B200 serves per-tensor FP8 experts with it; the other engines leave it off."""
     fit, _ = fit_tables("b200", "trtllm")
-    assert fit.ENGINE_DEVICE_CONSTANTS["trtllm", "b200"]["moe_input_quant"] == 1.0
-    assert all(rules.get("moe_input_quant", 0.0) == 0.0 for key, rules in fit.ENGINE_DEVICE_CONSTANTS.items()
-               if key != ("trtllm", "b200"))
-    b200 = engine_calibration(profiles.load_device("b200"), "trtllm")
-    assert b200.moe_input_quant == 1.0 and b200.moe_fp8_fitted
-    assert {c.engine: c.moe_input_quant for c in profiles.load_device("b200").serving_engines} == {
-        "sglang": 0.0, "trtllm": 1.0, "vllm": 0.0}
-    for hopper in ("h100-sxm", "h200"):
-        assert all(c.moe_input_quant == 0.0 for c in profiles.load_device(hopper).serving_engines)
+    rules = {key: rule["moe_input_quant"] for key, rule in fit.ENGINE_DEVICE_CONSTANTS.items()
+             if "moe_input_quant" in rule}
+    assert rules == {("trtllm", "h100-sxm"): 1.0, ("trtllm", "h200"): 1.0, ("trtllm", "b200"): 1.0}
+    assert engine_calibration(profiles.load_device("b200"), "trtllm").moe_fp8_fitted
+    for device in ("h100-sxm", "h200", "b200"):
+        assert {c.engine: c.moe_input_quant for c in profiles.load_device(device).serving_engines} == {
+            "sglang": 0.0, "trtllm": 1.0, "vllm": 0.0}
+
+
+def test_vllm_hopper_tuned_experts_pay_it_on_tensorrt_llm_constants():
+    """vLLM's per-tensor FP8 experts on Hopper run FlashInfer's CUTLASS MoE, timed on TensorRT-LLM's constants
+    (ek.tuned_moe), and quantise their input in a kernel of their own (no_dp_ep._quantize_input): a vLLM prefill step
+    pays TensorRT-LLM's quantise kernel over the step's tokens x hidden once per MoE layer, by that selector."""
+    dev, model = profiles.load_device("h100-sxm"), profiles.load_model(MODEL)
+    ek = EngineKernels(dev, KernelConstants.of_engine(engine_calibration(dev, "vllm")))
+    assert ek.k.moe_input_quant == 0.0 and ek.tuned_moe is not None and ek.tuned_moe.k.moe_input_quant == 1.0
+    off = dataclasses.replace(dev, serving_engines=tuple(
+        dataclasses.replace(c, moe_input_quant=0.0) if c.engine == "trtllm" else c for c in dev.serving_engines))
+    shape, tokens = InstanceShape(tp=1), 4096.0
+    times = [prefill_time(model, d, shape, batch=1, prompt_len=tokens, engine="vllm", dtype="fp8")["time_s"]
+             for d in (dev, off)]
+    want = model.layers * serving_gemm.fp8_quant_s(ek.tuned_moe.device, ek.tuned_moe.k, tokens, model.hidden)
+    assert times[0] - times[1] == pytest.approx(want, rel=1e-6) and want > 0
 
 
 def test_fit_predictor_adds_it_once_per_layer_at_every_ep():
