@@ -45,7 +45,10 @@ def test_every_expert_gets_one_row_where_slots_equal_experts(dtype: str):
     assert measured_rows(16, 128, 8, 1, False)[1] == ((1, 128),)
     point = (16.0, 2048.0, 768.0, 8.0, 128.0, 1.0, 1.0, dtype, 1.0)
     got = serve_engine_ops.predict_moe(ek, point, engine="trtllm")
-    assert got == pytest.approx(_by_hand(ek, ((1, 128),), 2048.0, 768.0, dtype), rel=1e-12)
+    # per-tensor FP8: plus the layer's input quantise kernel over the 16 tokens (moe_input_quant)
+    quant = serving_gemm.moe_input_quant_s(ek.device, ek.k, 16.0, 2048.0) if dtype == "fp8" else 0.0
+    assert (quant > 0) == (dtype == "fp8")
+    assert got == pytest.approx(_by_hand(ek, ((1, 128),), 2048.0, 768.0, dtype) + quant, rel=1e-12)
     assert serving_gemm.experts_hit(128, 128) == pytest.approx(81.0, abs=0.5)
     assert got > 1.4 * _uniform(ek, 128.0, 128.0, 2048.0, 768.0, dtype)  # 128 experts' weights read, not 81
 
@@ -58,7 +61,9 @@ def test_expert_parallel_rows_are_gpu0s_own_without_grouped_topk():
     assert measured_rows(1, 256, 8, 2, False)[1] == ((0, 124), (1, 4))
     assert measured_rows(1, 256, 8, 2, False, (8, 4))[1] == ((0, 120), (1, 8))
     point = (1.0, 7168.0, 2048.0, 8.0, 256.0, 1.0, 2.0, "fp8", 1.0)
-    want = _by_hand(ek, ((0, 124), (1, 4)), 7168.0, 2048.0, "fp8")
+    # plus the input quantise kernel over the layer's one token (moe_input_quant: every GPU quantises all of them)
+    want = _by_hand(ek, ((0, 124), (1, 4)), 7168.0, 2048.0, "fp8") + serving_gemm.moe_input_quant_s(
+        ek.device, ek.k, 1.0, 7168.0)
     assert serve_engine_ops.predict_moe(ek, point, engine="trtllm") == pytest.approx(want, rel=1e-12)
 
 
