@@ -5,13 +5,13 @@
 
 Reads the nvfp4 rows of aiconfigurator-core's B200 GEMM tables (SGLang 0.5.14, vLLM 0.24.0, TensorRT-LLM 1.3.0rc20)
 and tests the residual structure without any model where it can:
-  flat region   m 1-16: every shape runs one tile along m (FlashInfer <= 0.6.8's untuned 128 x 128 tile, or the
-                8/16-wide swapped tiles of the >= 0.6.9 rule: benchmarks/fp4_cutedsl_tiles.py), so the time at fixed
-                (n, k) should not depend on m; a point's ratio r = t / median over m 1-16 of its (n, k) group;
+  flat region   m 1-16: every shape runs one tile along m (FlashInfer 0.6.12's untuned CuTe-DSL rule, the tiles
+                of costmodels/serving_gemm_sm100.cutedsl_fp4_ctas: at most 128 rows, or A and B swapped), so the time
+                at fixed (n, k) should not depend on m; a point's ratio r = t / median over m 1-16 of its (n, k) group;
                 |r - 1| > 20 % is an outlier; a shape-determined kernel choice would make whole groups or buckets slow
   buckets       FlashInfer's untuned mm_fp4(backend="cute-dsl") path (flashinfer/gemm/kernels/utils.py,
-                _select_sm100_mm_fp4_cute_dsl_tactic, since v0.6.9) picks one tactic per (n, k, next power of two
-                of m): a tactic switch is shared by all m of a bucket (3-4, 5-8, 9-16); noise is not
+                _select_sm100_mm_fp4_cute_dsl_tactic, since v0.6.9) picks one tactic per (n, k, largest power of two
+                <= m): a tactic switch is shared by all m of a bucket (2-3, 4-7, 8-15); noise is not
   neighbours    P(outlier at m+1 | outlier at m) against P(outlier); outliers per (n, k) group against a binomial
   n and k       outlier rate by n and by k (chi-square test of independence)
   other engine  vLLM's collector times the same FlashInfer CuTe-DSL kernel on the same grid: its ratio at SGLang's
@@ -19,7 +19,8 @@ and tests the residual structure without any model where it can:
   monotone      over the whole m grid a GEMM's time does not fall as m grows at fixed (n, k): points > 20 % slower
                 than the fastest larger m are anomalies (any region)
   model         the fitted model's held-aside error (profile constants) with and without those anomalies
-  tiles         'gemm fp4' refitted on the fixed 128 x 128 tiles and on the >= 0.6.9 rule's tiles (held-aside errors)
+  tiles         'gemm fp4' refitted on the fixed 128 x 128 tiles and on the rule's tiles (benchmarks/
+                fp4_cutedsl_tiles.py: held-aside errors)
 Nothing here enters the profiles.
 """
 
@@ -36,8 +37,8 @@ from machine import machine_note  # noqa: E402
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "serve_gemm_scatter.md"
 ENGINES = ("sglang", "vllm", "trtllm")
 FLAT_M = range(1, 17)
-BUCKETS = ((3, 4), (5, 6, 7, 8), (9, 10, 11, 12, 13, 14, 15, 16))
-"""the m of one untuned CuTe-DSL tactic bucket (next power of two of m: 4, 8, 16) within the flat region"""
+BUCKETS = ((2, 3), (4, 5, 6, 7), (8, 9, 10, 11, 12, 13, 14, 15))
+"""the m of one untuned CuTe-DSL tactic bucket (the largest power of two <= m: 2, 4, 8) within the flat region"""
 OUTLIER = 0.20
 
 Table = dict[tuple[int, int, int], float]
@@ -246,7 +247,7 @@ def report(tables: dict[str, Table]) -> str:
              "## FlashInfer's untuned CuTe-DSL tiles (benchmarks/fp4_cutedsl_tiles.py; 'gemm fp4' refitted on each)",
              "",
              *tile_rows(), "",
-             "## Per-tensor FP8: one row past a 256-row boundary (TensorRT-LLM B200: fp8_wave_weight at its bound)",
+             "## Per-tensor FP8: one row past a 256-row boundary (why TensorRT-LLM's fp8_wave_weight is 0 by rule)",
              "", *boundary_rows()]
     return "\n".join(lines) + "\n"
 
