@@ -7,15 +7,17 @@ SGLang 0.5.14's and vLLM 0.24.0's NVFP4 rows both time FlashInfer 0.6.12's CuTe-
 pin; aiconfigurator's collectors call mm_fp4(backend="cute-dsl") outside autotune()), whose tactic rule
 (serving_gemm_sm100.cutedsl_fp4_ctas) picks 128 x 64 to 128 x 256 tiles by (n, k, m bucket). SGLang's collector
 quantises the input with flashinfer.fp4_quantize (CUDA backend; its TMA kernel from m 1024: serving_gemm.fp4_quant_s),
-vLLM's with its own _C.scaled_fp4_quant. Variants, each fitted from the fit's start on the engine's B200 training
-points (the 'gemm fp4' constants plus the variant's rates):
-  fixed tiles      128 x 128 on every SM, one quantise pass (serving_gemm.FP4_TILE: the model before, vLLM's now)
+vLLM's with its own _C.scaled_fp4_quant, replaying one layer on one input. Variants, each fitted from the fit's start
+on the engine's B200 training points (the 'gemm fp4' constants plus the variant's rates):
+  fixed tiles      128 x 128 on every SM, one quantise pass (serving_gemm.FP4_TILE: the model before)
   tactic rule      the rule's tiles, MMA time only
   + SM traffic     each CTA's operand and output bytes through its SM at a fitted rate (fp4_sm_bytes_per_s)
   + TMA quantise   FlashInfer's TMA quantise kernel's few-CTA bound (fp4_quant_tma; SGLang's collector only)
-The last SGLang variant is the profile's model (serve_engine_ops.GEMM_SM100). An earlier version of this file scored
-tactics with terms FlashInfer's code has at no version (the rule's only commit, 42ff2b05, is in 0.6.9-0.6.12): a 1.05
-bonus for 2-CTA tiles, cluster factors, 8- to 32-wide tiles, the next power of two of m as the bucket; it found the
+  + L2 input       the quantise kernel's input read from L2 where the replayed layer fits there (fp4_quant_warm_l2;
+                   vLLM's collector only)
+The last variant of each engine is the profile's model (serve_engine_ops.GEMM_SM100). An earlier version of this file
+scored tactics with terms FlashInfer's code has at no version (the rule's only commit, 42ff2b05, is in 0.6.9-0.6.12): a
+1.05 bonus for 2-CTA tiles, cluster factors, 8- to 32-wide tiles, the next power of two of m as the bucket; it found the
 rule worse than fixed tiles. Nothing here enters the profiles.
 """
 
@@ -26,13 +28,16 @@ import sys
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
 
 RATES = ("fp4_sm_bytes_per_s", "fp4_quant_cta_bytes_per_s")
-VARIANTS = (("fixed 128 x 128 tiles", dict(fp4_cutedsl_tiles=0.0, fp4_quant_tma=0.0), ()),
-            ("tactic rule", dict(fp4_cutedsl_tiles=1.0, fp4_quant_tma=0.0), ()),
-            ("tactic rule + SM traffic", dict(fp4_cutedsl_tiles=1.0, fp4_quant_tma=0.0), RATES[:1]),
-            ("tactic rule + SM traffic + TMA quantise", dict(fp4_cutedsl_tiles=1.0, fp4_quant_tma=1.0), RATES))
+OFF = dict(fp4_cutedsl_tiles=0.0, fp4_quant_tma=0.0, fp4_quant_warm_l2=0.0)
+VARIANTS = (("fixed 128 x 128 tiles", OFF, ()),
+            ("tactic rule", {**OFF, "fp4_cutedsl_tiles": 1.0}, ()),
+            ("tactic rule + SM traffic", {**OFF, "fp4_cutedsl_tiles": 1.0}, RATES[:1]),
+            ("tactic rule + SM traffic + TMA quantise", {**OFF, "fp4_cutedsl_tiles": 1.0, "fp4_quant_tma": 1.0}, RATES),
+            ("tactic rule + SM traffic + L2 input", {**OFF, "fp4_cutedsl_tiles": 1.0, "fp4_quant_warm_l2": 1.0},
+             RATES[:1]))
 """(label, kernel selectors, rates fitted with the 'gemm fp4' constants)"""
-ENGINES = {"sglang": VARIANTS, "vllm": VARIANTS[:3]}
-"""the variants per engine: vLLM's quantise kernel is not FlashInfer's"""
+ENGINES = {"sglang": VARIANTS[:4], "vllm": VARIANTS[:3] + VARIANTS[4:]}
+"""the variants per engine: vLLM's quantise kernel is not FlashInfer's, SGLang's collector times six layer copies"""
 
 
 def variant_fits(engine: str) -> list[tuple[str, float, float, dict]]:

@@ -102,11 +102,18 @@ benchmarks/serve_engine_fit.py to measured per-op tables).
       the quantise kernel its collector calls (flashinfer.fp4_quantize, CUDA backend): where m >= 1024 and 512 | k,
       a TMA kernel of one CTA per 16-row tile, at most 2 per SM (fp4_quant_s: its busiest CTA's BF16 rows at a fitted
       rate, 20 GB/s, where that is longer than one pass: m 1024-2367 run fewer CTAs than SMs). Fitted without them
-      q4 ran to 5.45 bytes per element; with them 2.63, one pass (2.5625). Serving prices SGLang's NVFP4 layers on
-      these terms, the kernels its table times; SGLang 0.5.14 itself autotunes mm_fp4 at startup (model_executor/
-      runner/base_runner.py, _should_run_flashinfer_autotune: modelopt_fp4 on flashinfer_cutedsl) and quantises with
-      FlashInfer's CuTe-DSL kernel (fp4_utils: backend "cute-dsl" on SM100), which no table times; the autotuner
-      profiles the valid tactics (get_valid_tactics), the rule's pick among them, so a tuned GEMM is at most as slow
+      q4 ran to 5.45 bytes per element; with them 2.63, one pass (2.5625). vLLM 0.24.0's rows run the same GEMM
+      (fp4_cutedsl_tiles) after its own quantise kernel (_C.scaled_fp4_quant), and its collector replays one layer on
+      one input (aiconfigurator collector/vllm/collect_gemm.py: outside_loop_count 1 for nvfp4; TensorRT-LLM's and
+      SGLang's time up to 5 and 6 copies, each with its own weights): where that input, its FP4 copy, the weights and
+      the output fit in L2 (4646 of the table's 5256 points) the kernel reads its 2 bytes per element from L2 at the
+      engine's fitted L2 rate (kv_l2_bytes_per_s, fp4_quant_warm_l2; never a server). Fitted with every read from HBM q4
+      ran to 2.03 (fixed tiles) or 1.34 (the rule), below one pass; with the L2 reads 2.44. Serving prices SGLang's
+      NVFP4 layers on these terms, the kernels its table times; SGLang 0.5.14 itself autotunes mm_fp4 at startup
+      (model_executor/runner/base_runner.py, _should_run_flashinfer_autotune: modelopt_fp4 on flashinfer_cutedsl) and
+      quantises with FlashInfer's CuTe-DSL kernel (fp4_utils: backend "cute-dsl" on SM100), which no table times; the
+      autotuner profiles the valid tactics (get_valid_tactics), the rule's pick among them, so a tuned GEMM is at most
+      as slow as the one the table times
   grouped expert GEMMs (one MoE kernel), s token-expert slots over E_l local experts of (k x n) weights:
       hit = E_l·(1 − (1 − 1/E_l)^s) experts receive r = s/hit rows each, padded to the kernel's block rows b
       (token sorting aligns every expert's rows to whole blocks): F_pad = 2·hit·⌈r/b⌉·b·n·k
@@ -253,17 +260,18 @@ def token_quant_s(k: KernelConstants, m: float, kk: float) -> float:
 
 
 FP4_TILE = (128, 128)
-"""output tile of the NVFP4 GEMMs (rows, columns) on every SM where no kernel rule of the engine is modelled (vLLM's
-rows, fitted on it: they time the same untuned CuTe-DSL kernel as SGLang's, whose rule is
-serving_gemm_sm100.cutedsl_fp4_ctas; benchmarks/fp4_cutedsl_tiles.py compares the two on both engines)"""
+"""output tile of the NVFP4 GEMMs (rows, columns) on every SM where no kernel rule of the engine is modelled (no B200
+engine: TensorRT-LLM's pair tiles and the CuTe-DSL rule of vLLM and SGLang, serving_gemm_sm100;
+benchmarks/fp4_cutedsl_tiles.py compares it with the rule on both CuTe-DSL engines)"""
 FP4_WEIGHT_BYTES = 0.5 + 1.0 / 16.0
 """bytes per NVFP4 element: a 4-bit E2M1 value and an FP8 (E4M3) scale per 16 elements"""
 
 
-def gemm_fp4_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float) -> float:
+def gemm_fp4_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: float, warm_l2: bool = False) -> float:
     """NVFP4 GEMM with its input's quantisation (BF16 -> E2M1 + per-16 FP8 scales, a kernel of its own in every
     engine's NVFP4 linear layer): whole 128 x 128 tiles in waves at the FP4 peak, or its operands streamed from
-    HBM (FP4 weights and input with their scales, BF16 output); SpecError on a device without an FP4 peak."""
+    HBM (FP4 weights and input with their scales, BF16 output); `warm_l2`: a benchmark repeating the layer on one
+    input finds that input in L2 (fp4_quant_s); SpecError on a device without an FP4 peak."""
     require(k.fp4_gemm_efficiency_max > 0, f"no fitted NVFP4 GEMM constants on {dev.name!r} for this engine "
             "(benchmarks/serve_engine_fit.py 'gemm fp4': devices with NVFP4 tables)", field="dtype")
     peak = dev.peak_flops_per_s("fp4") * k.fp4_gemm_efficiency_max
@@ -274,7 +282,7 @@ def gemm_fp4_s(dev: DeviceSpec, k: KernelConstants, m: float, n: float, kk: floa
         compute_s = (tile_wave_flops(m, n, kk, tile, units, k.fp4_wave_weight) + k.fp4_gemm_half_flops) / peak
     moved = FP4_WEIGHT_BYTES * (m * kk + kk * n) + 2.0 * m * n
     memory_s = k.kernel_floor_s + moved / (dev.hbm_bytes_per_s * (k.fp4_hbm_efficiency or k.hbm_efficiency))
-    return max(compute_s, memory_s) + fp4_quant_s(dev, k, m, kk)
+    return max(compute_s, memory_s) + fp4_quant_s(dev, k, m, kk, warm_l2)
 
 
 def cutedsl_fp4_s(k: KernelConstants, peak: float, m: float, n: float, kk: float) -> float:
@@ -297,10 +305,16 @@ CTAs per SM) of its TMA variant (launchFP4QuantizationTma: 8 consumer warps of 6
 padded to the 128-row scale layout, computeEffectiveRows; grid min(tiles, 2 x SMs), each CTA looping over tiles)"""
 
 
-def fp4_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float) -> float:
+def fp4_quant_s(dev: DeviceSpec, k: KernelConstants, m: float, kk: float, warm_l2: bool = False) -> float:
     """The kernel quantising an NVFP4 GEMM's (m x kk) BF16 input: t_q4 + one pass of q4 bytes per element through HBM,
     or, FlashInfer's TMA kernel (fp4_quant_tma), its busiest CTA reading its 16-row tiles of BF16 input at
-    fp4_quant_cta_bytes_per_s where that is longer (few CTAs: m 1024-2367 run fewer than one per SM)."""
+    fp4_quant_cta_bytes_per_s where that is longer (few CTAs: m 1024-2367 run fewer than one per SM); `warm_l2` on an
+    engine with fp4_quant_warm_l2 (a benchmark replaying one layer on one input that fits in L2 with the layer's
+    operands; never a server): its 2 BF16 bytes per element come from L2 at kv_l2_bytes_per_s, the rest of q4 (the
+    FP4 values and scales written) through HBM."""
+    if warm_l2 and k.fp4_quant_warm_l2:
+        l2_s = 2.0 * m * kk / k.kv_l2_bytes_per_s
+        return k.fp4_quant_s + l2_s + compute.memory_bound_time_s(max(k.fp4_quant_bytes - 2.0, 0.0) * m * kk, dev)
     t = compute.memory_bound_time_s(k.fp4_quant_bytes * m * kk, dev)
     min_m, k_step, tile_rows, sf_rows, per_sm = FP4_QUANT_TMA
     if k.fp4_quant_tma and m >= min_m and kk % k_step == 0:

@@ -29,19 +29,20 @@ benchmarks/serve_engine_ops.GEMM_SM100; never fitted):
       (FP4_PAIR_TILE) over the S / 2 SM pairs (e.g. n 4096: 1280, 2305 and 3584 rows each add a wave of 16 pairs'
       tiles; the 128 x 128 one-SM tiles of serving_gemm.FP4_TILE ran their wave weight to its bound 1). vLLM's and
       SGLang's NVFP4 rows run FlashInfer's CuTe-DSL kernel (kernel_source FlashInferCuteDslNvFp4LinearKernel,
-      sglang_flashinfer_cutedsl_nvfp4): fp4_pair_tiles 0 (vLLM's on 128 x 128 tiles, SGLang's on that kernel's rule).
-  fp4_cutedsl_tiles = 1: SGLang 0.5.14's NVFP4 rows (aiconfigurator collector/sglang/collect_gemm.py: mm_fp4 backend
-      "cute-dsl" on SM100, as initialize_fp4_gemm_config picks; called outside FlashInfer's autotune(), no bundled
-      config for it: AutoTuner.search_cache returns the fallback tactic -1) run FlashInfer 0.6.12's (the version SGLang
-      0.5.14 pins) CuTe-DSL persistent kernel on _select_sm100_mm_fp4_cute_dsl_tactic's pick (flashinfer/gemm/
+      sglang_flashinfer_cutedsl_nvfp4): fp4_pair_tiles 0 (both on that kernel's rule).
+  fp4_cutedsl_tiles = 1: SGLang 0.5.14's and vLLM 0.24.0's NVFP4 rows (aiconfigurator collector/sglang/
+      collect_gemm.py: mm_fp4 backend "cute-dsl" on SM100, as initialize_fp4_gemm_config picks; collector/vllm/
+      collect_gemm.py: the layer's FlashInferCuteDslNvFp4LinearKernel; both called outside FlashInfer's autotune(), no
+      bundled config for it: AutoTuner.search_cache returns the fallback tactic -1) run FlashInfer 0.6.12's (the
+      version both pin) CuTe-DSL persistent kernel on _select_sm100_mm_fp4_cute_dsl_tactic's pick (flashinfer/gemm/
       kernels/utils.py, _compute_tactic_for_m; cutedsl_fp4_ctas): m takes the largest power of two <= m (at most
       4096); A and B swap where that bucket is 8 or 16, m is 8-aligned and n > m (or n is not 8-aligned); of eight MMA
       tiles, 128 or 256 (a CTA pair) rows x 64-256 columns, the highest score rows·CTAs·fill_n·rate / (tile rows ·
       waves · S), rate = sqrt(area / 256²)·(short side / long side)^¼, halved for tiles above 128 x 128 at k <= 1024
       (0.8 at k <= 2048); a problem one tile tall clusters up to 4 CTAs along n. With each CTA's traffic through its
       SM (serving_gemm.cutedsl_fp4_s) it fits both engines' tables better than fixed 128 x 128 tiles, held-aside
-      SGLang 9.3/24.6 -> 8.3/20.2 %, vLLM 6.1/16.1 -> 6.0/14.1 % (benchmarks/fp4_cutedsl_tiles.py; vLLM's profile
-      keeps the fixed tiles: not refitted)
+      SGLang 9.3/24.6 -> 8.3/20.2 %, vLLM 6.1/16.1 -> 6.0/14.1 % (benchmarks/fp4_cutedsl_tiles.py; with vLLM's
+      quantise input read from L2, serving_gemm.fp4_quant_s, 6.1/14.0 %)
   bf16_sm100_tile = 1: the BF16 GEMMs of all three engines (torch's F.linear, cuBLASLt, which picks its kernel per
       shape by heuristics not in any engine's source) counted in waves of 128 x 256 tiles on the S SMs (BF16_TILE: the
       largest one-SM tcgen05 MMA tile), where Hopper's model counts 64 x 256 (serving_gemm.BF16_TILE): of 64 x 256,

@@ -1,7 +1,8 @@
-"""SGLang's B200 NVFP4 GEMM kernels, checked by hand: FlashInfer 0.6.12's untuned CuTe-DSL tactic rule
+"""SGLang's and vLLM's B200 NVFP4 GEMM kernels, checked by hand: FlashInfer 0.6.12's untuned CuTe-DSL tactic rule
 (costmodels/serving_gemm_sm100.cutedsl_fp4_ctas), its CTAs' MMA time or traffic through the SM in waves
-(serving_gemm.cutedsl_fp4_s), FlashInfer's TMA quantise kernel's few-CTA bound (serving_gemm.fp4_quant_s), and the
-selectors the fit writes for SGLang only."""
+(serving_gemm.cutedsl_fp4_s), FlashInfer's TMA quantise kernel's few-CTA bound (serving_gemm.fp4_quant_s), the
+L2-resident quantise input of vLLM's one-layer table (fp4_quant_warm_l2), and the selectors the fit writes per
+engine."""
 
 import dataclasses
 import math
@@ -93,6 +94,37 @@ def test_tma_quantise_kernel_bounds_few_ctas():
     assert fp4_quant_s(dev, off, 1024, 4096) == pytest.approx(2.5625 * 1024 * 4096 / hbm)
 
 
+def test_warm_quantise_input_is_read_from_l2():
+    """fp4_quant_warm_l2 with a warm call: m 1024, k 4096 reads 2 bytes per element at the L2 rate (1e13 B/s:
+    0.84 µs) and writes the other 0.5625 through HBM; a cold call, or an engine without the selector, one pass;
+    the selector needs an L2 rate."""
+    dev, k = _b200(fp4_quant_warm_l2=1.0, kv_l2_bytes_per_s=1e13)
+    hbm = dev.hbm_bytes_per_s * dev.calibration.hbm_efficiency
+    warm = 2.0 * 1024 * 4096 / 1e13 + 0.5625 * 1024 * 4096 / hbm
+    assert fp4_quant_s(dev, k, 1024, 4096, warm_l2=True) == pytest.approx(warm)
+    assert fp4_quant_s(dev, k, 1024, 4096) == pytest.approx(2.5625 * 1024 * 4096 / hbm)
+    off = dataclasses.replace(k, fp4_quant_warm_l2=0.0)
+    assert fp4_quant_s(dev, off, 1024, 4096, warm_l2=True) == pytest.approx(2.5625 * 1024 * 4096 / hbm)
+    with pytest.raises(SpecError, match="fp4_quant_warm_l2"):
+        dataclasses.replace(engine_calibration(profiles.load_device("b200"), "trtllm"), fp4_quant_warm_l2=1.0,
+                            kv_l2_bytes_per_s=0.0)
+
+
+def test_fit_predictor_warms_the_input_where_the_layer_fits_l2():
+    """vLLM's B200 rows: m n k 4096 (input, output 33.6 MB each, FP4 input and weights 9.4: 86 MB < 126 MiB) read the
+    quantise input from L2, m 16384, k 8192 (256 MiB of input alone) from HBM; serving (serving_kernels.gemm_s)
+    never does."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    ops = pytest.importorskip("serve_engine_ops")
+    from costmodels.serving_kernels import gemm_s
+    b200 = profiles.load_device("b200")
+    ek = EngineKernels(b200, engine_calibration(b200, "vllm"))
+    for m, n, kk, warm in ((4096, 4096, 4096, True), (16384, 4096, 8192, False)):
+        got = ops.predict_gemm(ek, (m, n, kk, "fp4", 0.0))
+        assert got == pytest.approx(gemm_fp4_s(ek.device, ek.k, m, n, kk, warm_l2=warm))
+        assert (got < gemm_s(ek, m, n, kk, "fp4")) == warm
+
+
 def test_gemm_fp4_adds_the_quantise_kernel_to_the_cutedsl_tiles():
     dev, k = _b200(fp4_cutedsl_tiles=1.0, fp4_quant_tma=1.0, fp4_quant_cta_bytes_per_s=2e10)
     m, n, kk = 4096, 4096, 4096
@@ -101,17 +133,20 @@ def test_gemm_fp4_adds_the_quantise_kernel_to_the_cutedsl_tiles():
     assert gemm_fp4_s(dev, k, m, n, kk) == pytest.approx(max(compute, memory) + fp4_quant_s(dev, k, m, kk))
 
 
-def test_b200_profile_sets_sglang_nvfp4_kernels_only():
-    """SGLang's NVFP4 rows run both FlashInfer kernels (GEMM_SM100); vLLM's and TensorRT-LLM's keep their terms off,
-    with no rate; a TMA quantise kernel needs a rate."""
+def test_b200_profile_sets_each_engines_nvfp4_kernels():
+    """SGLang's NVFP4 rows run both FlashInfer kernels, vLLM's the CuTe-DSL GEMM after its own quantise kernel, whose
+    input its one-layer table finds in L2 (GEMM_SM100); TensorRT-LLM's keep all off, with no rate; a TMA quantise
+    kernel needs a rate."""
     b200 = profiles.load_device("b200")
     sglang = engine_calibration(b200, "sglang")
-    assert (sglang.fp4_cutedsl_tiles, sglang.fp4_quant_tma) == (1.0, 1.0)
+    assert (sglang.fp4_cutedsl_tiles, sglang.fp4_quant_tma, sglang.fp4_quant_warm_l2) == (1.0, 1.0, 0.0)
     assert sglang.fp4_sm_bytes_per_s > 0 and sglang.fp4_quant_cta_bytes_per_s > 0
-    for engine in ("vllm", "trtllm"):
-        cal = engine_calibration(b200, engine)
-        assert (cal.fp4_cutedsl_tiles, cal.fp4_quant_tma, cal.fp4_sm_bytes_per_s, cal.fp4_quant_cta_bytes_per_s) == (
-            0.0, 0.0, 0.0, 0.0)
+    vllm = engine_calibration(b200, "vllm")
+    assert (vllm.fp4_cutedsl_tiles, vllm.fp4_quant_tma, vllm.fp4_quant_warm_l2) == (1.0, 0.0, 1.0)
+    assert vllm.fp4_sm_bytes_per_s > 0 and vllm.fp4_quant_cta_bytes_per_s == 0.0 and vllm.kv_l2_bytes_per_s > 0
+    trtllm = engine_calibration(b200, "trtllm")
+    assert (trtllm.fp4_cutedsl_tiles, trtllm.fp4_quant_tma, trtllm.fp4_quant_warm_l2, trtllm.fp4_sm_bytes_per_s,
+            trtllm.fp4_quant_cta_bytes_per_s) == (0.0, 0.0, 0.0, 0.0, 0.0)
     with pytest.raises(SpecError, match="fp4_quant_cta_bytes_per_s"):
         dataclasses.replace(engine_calibration(b200, "vllm"), fp4_quant_tma=1.0)
     with pytest.raises(SpecError, match="fp4_cutedsl_tiles"):
@@ -119,12 +154,15 @@ def test_b200_profile_sets_sglang_nvfp4_kernels_only():
 
 
 def test_ablation_ends_on_the_profiles_rule():
-    """benchmarks/fp4_cutedsl_tiles.py's last SGLang variant is the rule the fit writes (GEMM_SM100) with both rates
-    fitted; vLLM's variants never switch on FlashInfer's quantise kernel, which its collector does not run."""
+    """benchmarks/fp4_cutedsl_tiles.py's last variant of each engine is what the fit writes (GEMM_SM100): SGLang's
+    with both rates fitted, vLLM's with the L2 input and the TMA rate unfitted; vLLM's variants never switch on
+    FlashInfer's quantise kernel, which its collector does not run, nor SGLang's the one-layer L2 input."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     tiles = pytest.importorskip("fp4_cutedsl_tiles")
     ops = pytest.importorskip("serve_engine_ops")
-    rule = ops.GEMM_SM100[("sglang", "b200")]
-    _, selectors, rates = tiles.ENGINES["sglang"][-1]
-    assert all(rule[n] == v for n, v in selectors.items()) and rates == tiles.RATES
+    for engine, rates in (("sglang", tiles.RATES), ("vllm", tiles.RATES[:1])):
+        rule = ops.GEMM_SM100[(engine, "b200")]
+        _, selectors, fitted = tiles.ENGINES[engine][-1]
+        assert all(rule.get(n, 0.0) == v for n, v in selectors.items()) and fitted == rates
     assert all(not s["fp4_quant_tma"] for _, s, _ in tiles.ENGINES["vllm"])
+    assert all(not s["fp4_quant_warm_l2"] for _, s, _ in tiles.ENGINES["sglang"])
