@@ -23,7 +23,8 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              moe_input_quant=0.0,
              allreduce_call_s=3e-6, allreduce_hop_s=1e-7, allreduce_efficiency=0.6,
              allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_call_s=6e-6, allreduce_twoshot_efficiency=0.6,
-             allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6, allreduce_vllm_sm100=0.0,
+             allreduce_nccl_call_s=2e-5, allreduce_nccl_efficiency=0.6, allreduce_nccl_ring_efficiency=0.6,
+             allreduce_vllm_sm100=0.0,
              allreduce_twoshot_hop_s=0.0, allreduce_symm_call_s=0.0, allreduce_symm_efficiency=1.0,
              allreduce_sglang_v2=0.0, allreduce_pass_s=0.0, allreduce_trtllm_sm100=0.0, allreduce_trtllm_sm90=0.0,
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
@@ -65,7 +66,7 @@ START.update(fp4_gemm_efficiency_max=0.6, fp4_gemm_half_flops=1e9, fp4_wave_weig
              fp4_quant_s=3e-6, fp4_quant_bytes=2.5625,  # 'gemm fp4' (devices with NVFP4: B200); 0 elsewhere
              fp4_sm_bytes_per_s=1e11, fp4_quant_cta_bytes_per_s=3e10)  # SGLang's NVFP4 kernels (GEMM_SM100)
 START.update(fp8_sm100_tiles=0.0, fp4_pair_tiles=0.0, bf16_sm100_tile=0.0)  # Blackwell tile selectors (GEMM_SM100)
-START.update(fp4_cutedsl_tiles=0.0, fp4_quant_tma=0.0, fp4_quant_warm_l2=0.0)  # NVFP4 kernel selectors (GEMM_SM100)
+START.update(fp4_cutedsl_tiles=0.0, fp4_quant_tma=0.0)  # NVFP4 kernel selectors (GEMM_SM100)
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
                                    decode_mha_block_tokens=256.0, decode_fp8_head_tile=8.0,
                                    moe_blockfp8_slot_bytes=1.0, fp8_quant_row_s=0.0),
@@ -176,6 +177,7 @@ BOUNDS.update({"fp4_gemm_efficiency_max": (0.05, 1.0), "fp4_wave_weight": (1e-3,
                "fp4_hbm_efficiency": (0.05, 1.0), "fp4_quant_bytes": (0.1, 100.0),
                "fp4_sm_bytes_per_s": (1e9, 1e13), "fp4_quant_cta_bytes_per_s": (1e9, 1e13)})
 BOUNDS["allreduce_symm_efficiency"] = (0.02, 1.0)
+BOUNDS["allreduce_nccl_ring_efficiency"] = (0.02, 1.0)
 BOUNDS["kv_l2_bytes_per_s"] = (1e11, 1e15)
 BOUNDS["moe_gen_act_s"] = (1e-15, 1e-10)
 BOUNDS["moe_gen_cta_s"] = (1e-10, 1e-5)

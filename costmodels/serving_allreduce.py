@@ -32,8 +32,9 @@ def engine_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
     below the custom kernel's size limit the faster of
       one-shot (every GPU reads the n-1 peers' buffers):  t_call + (n-1)·(t_hop + S / (B·η_1))
       two-shot (reduce-scatter + all-gather in peer memory):  t_call,2 + 2(n-1)/n · S / (B·η_2)
-    and above it NCCL, t_call,nccl + v·S / (B·η_nccl) with the per-GPU volume v of the lower-volume algorithm:
-    ring 2(n-1)/n, or NVLS (in-switch reduction; sends S, receives S/n, then sends S/n, receives S) (n+1)/n;
+    and above it NCCL, t_call,nccl + v·S / (B·η) with the per-GPU volume v of the lower-volume algorithm:
+    ring 2(n-1)/n at η_ring, or NVLS (in-switch reduction; sends S, receives S/n, then sends S/n, receives S)
+    (n+1)/n at η_nccl (`nccl_allreduce_s`);
     an engine with allreduce_vllm_sm100 set picks by vLLM's Blackwell size tables (`vllm_sm100_allreduce_s`), one
     with allreduce_trtllm_sm100 / allreduce_trtllm_sm90 by TensorRT-LLM's Blackwell / Hopper rules
     (`trtllm_allreduce_s`)."""
@@ -57,11 +58,21 @@ def one_shot_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
 
 
 def nccl_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
-    """NCCL's all-reduce over NVLink on its lower-volume algorithm (ring 2(n-1)/n or NVLS (n+1)/n per GPU):
-    t_call,nccl + v·S / (B·η_nccl)."""
+    """NCCL's all-reduce over NVLink on its lower-volume algorithm, each at its own efficiency:
+    t_call,nccl + v·S / (B·η), the ring (v = 2(n-1)/n, η = η_ring) where it moves no more bytes per GPU than NVLS
+    (n <= 3), else NVLS, the in-switch reduction (v = (n+1)/n, η = η_nccl). They are different kernels on different
+    channel sets (NVIDIA/nccl v2.28.9, the release torch 2.11.0 pins as nvidia-nccl-cu13 for vLLM 0.24.0 and SGLang
+    0.5.14: src/graph/tuning.cc ncclTopoTuneModel gives NVLS a bandwidth of its own, the NVLS graph's per-channel
+    rate times nvlsEfficiency, on nvlsChannels CTAs, src/transport/nvls.cc 16 on SM90 and 24 on one SM100 node; the
+    ring runs on the ring graph's channels). The tables show it: at n = 2 (512 MiB) NCCL moves 338 GB/s per GPU on
+    Hopper and 588 GB/s on B200 at the ring's volume 1 (NVLS's 3/2 would need 507 GB/s of a 450 GB/s link), at n = 4
+    and 8 about 300 GB/s and 490-510 GB/s at NVLS's (n+1)/n (the ring's volume would need 460 GB/s at n = 8 on
+    Hopper); the three engines' tables agree within 1.5 % at >= 128 MiB."""
     k, link = ek.k, ek.device.intra_node_bytes_per_s
-    volume = min(2 * (n - 1) / n, (n + 1) / n)
-    return k.allreduce_nccl_call_s + volume * size_bytes / (link * k.allreduce_nccl_efficiency)
+    ring, nvls = 2 * (n - 1) / n, (n + 1) / n
+    if ring <= nvls:
+        return k.allreduce_nccl_call_s + ring * size_bytes / (link * k.allreduce_nccl_ring_efficiency)
+    return k.allreduce_nccl_call_s + nvls * size_bytes / (link * k.allreduce_nccl_efficiency)
 
 
 MIB = 2.0**20

@@ -254,7 +254,10 @@ class KernelConstants:
     allreduce_nccl_call_s: float = 0.0
     """NCCL all-reduce above the custom kernel's size limit: fixed time per call"""
     allreduce_nccl_efficiency: float = 1.0
-    """NCCL all-reduce: fraction of the NVLink bandwidth reached"""
+    """NCCL all-reduce on its NVLS algorithm (in-switch reduction): fraction of the NVLink bandwidth reached"""
+    allreduce_nccl_ring_efficiency: float = 1.0
+    """NCCL all-reduce on its ring algorithm (where the ring moves fewer bytes than NVLS: n <= 3): fraction of the
+    NVLink bandwidth reached (serving_allreduce.nccl_allreduce_s)"""
     allreduce_vllm_sm100: float = 0.0
     """1: the engine picks its all-reduce by vLLM 0.24.0's Blackwell (SM100) size tables (serving_allreduce.
     vllm_sm100_allreduce_s; read from vLLM's source, not fitted; their size limits stand for
@@ -334,10 +337,6 @@ class KernelConstants:
     per 16-row tile on at most 2 per SM (serving_gemm.fp4_quant_s; read from its source, not fitted); 0: one pass"""
     fp4_quant_cta_bytes_per_s: float = 0.0
     """NVFP4 input quantisation on fp4_quant_tma: BF16 input bytes per second one CTA of the TMA kernel reads"""
-    fp4_quant_warm_l2: float = 0.0
-    """1: the engine's NVFP4 table replays one layer on one input (vLLM 0.24.0: aiconfigurator collector/vllm/
-    collect_gemm.py, outside_loop_count 1 for nvfp4), so where input and operands fit in L2 the quantise kernel reads
-    its input from there (serving_gemm.fp4_quant_s; read from the collector, not fitted); 0: from HBM"""
     bf16_sm100_tile: float = 0.0
     """1: the engine's BF16 GEMM waves count Blackwell's 128 x 256 tiles (costmodels/serving_gemm_sm100.py; the tile the
     B200 tables fit best, not read from source: cuBLASLt picks per shape); 0: serving_gemm.BF16_TILE"""
@@ -380,7 +379,8 @@ class EngineCalibration(KernelConstants):
             object.__setattr__(self, "moe_blockfp8_k_overhead", k_0)
         for name in ("gemm_efficiency_max", "fp8_gemm_efficiency_max", "hbm_efficiency", "attention_efficiency",
                      "kv_read_efficiency", "allreduce_efficiency", "allreduce_twoshot_efficiency",
-                     "allreduce_nccl_efficiency", "allreduce_symm_efficiency", "moe_default_efficiency",
+                     "allreduce_nccl_efficiency", "allreduce_nccl_ring_efficiency", "allreduce_symm_efficiency",
+                     "moe_default_efficiency",
                      "moe_fp8_default_efficiency", "moe_blockfp8_default_efficiency"):
             v = getattr(self, name)
             require(0.0 < v <= 1.0, f"must be in (0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
@@ -431,13 +431,11 @@ class EngineCalibration(KernelConstants):
                      "moe_input_quant"):  # selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
-        for name in ("fp4_cutedsl_tiles", "fp4_quant_tma", "fp4_quant_warm_l2"):  # NVFP4 kernel selectors
+        for name in ("fp4_cutedsl_tiles", "fp4_quant_tma"):  # NVFP4 kernel selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
         require(self.fp4_sm_bytes_per_s >= 0.0, f"must be >= 0, got {self.fp4_sm_bytes_per_s}",
                 field=f"serving_engines.{self.engine}.fp4_sm_bytes_per_s")
-        require(self.kv_l2_bytes_per_s > 0.0 or not self.fp4_quant_warm_l2, "fp4_quant_warm_l2 needs a fitted "
-                "kv_l2_bytes_per_s", field=f"serving_engines.{self.engine}.fp4_quant_warm_l2")
         rate = self.fp4_quant_cta_bytes_per_s  # the TMA quantise kernel's CTAs need a rate
         require(rate > 0.0 if self.fp4_quant_tma else rate >= 0.0, f"must be > 0 where fp4_quant_tma is 1, else >= 0, "
                 f"got {rate}", field=f"serving_engines.{self.engine}.fp4_quant_cta_bytes_per_s")

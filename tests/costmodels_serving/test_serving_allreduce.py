@@ -17,11 +17,12 @@ B200_NVLINK, H200_NVLINK, H100_NVLINK = 900e9, 450e9, 450e9  # the profiles' int
 KIB, MIB = 1024.0, 2.0**20
 SGLANG = dict(allreduce_sglang_v2=1.0, allreduce_call_s=3e-6, allreduce_hop_s=0.2e-6, allreduce_efficiency=0.5,
               allreduce_twoshot_call_s=4e-6, allreduce_twoshot_hop_s=0.5e-6, allreduce_twoshot_efficiency=0.4,
-              allreduce_nccl_call_s=20e-6, allreduce_nccl_efficiency=0.6, allreduce_custom_max_bytes=2.0**26)
+              allreduce_nccl_call_s=20e-6, allreduce_nccl_efficiency=0.6, allreduce_nccl_ring_efficiency=0.8,
+              allreduce_custom_max_bytes=2.0**26)
 VLLM = dict(allreduce_vllm_sm100=1.0, allreduce_call_s=5e-6, allreduce_hop_s=0.1e-6, allreduce_efficiency=0.5,
             allreduce_twoshot_call_s=8e-6, allreduce_twoshot_hop_s=2e-6, allreduce_twoshot_efficiency=0.5,
             allreduce_symm_call_s=15e-6, allreduce_symm_efficiency=0.4, allreduce_pass_s=2e-6,
-            allreduce_nccl_call_s=20e-6, allreduce_nccl_efficiency=0.5)
+            allreduce_nccl_call_s=20e-6, allreduce_nccl_efficiency=0.5, allreduce_nccl_ring_efficiency=0.5)
 
 
 def _kernels(device: str, engine: str, **changes: float) -> EngineKernels:
@@ -49,10 +50,11 @@ def test_sglang_hopper_push_then_pull_kernels_by_its_tables():
 
 def test_sglang_hopper_nccl_above_the_pull_buffer_and_outside_its_world_sizes():
     ek = _kernels("h200", "sglang", **SGLANG)
-    # 16 MiB at n = 8 is still the custom kernel (should_custom_ar: <= max_size), 32 MiB NCCL (NVLS 9/8, ring 1)
+    # 16 MiB at n = 8 is still the custom kernel (should_custom_ar: <= max_size), 32 MiB NCCL (NVLS 9/8 at
+    # B·0.6, ring 1 at n = 2 at B·0.8)
     assert allreduce_s(ek, 16 * MIB, 8) == pytest.approx(4e-6 + 3.5e-6 + 1.75 * 16 * MIB / 180e9)
     assert allreduce_s(ek, 32 * MIB, 8) == pytest.approx(20e-6 + 9 / 8 * 32 * MIB / 270e9)
-    assert allreduce_s(ek, 32 * MIB, 2) == pytest.approx(20e-6 + 1.0 * 32 * MIB / 270e9)
+    assert allreduce_s(ek, 32 * MIB, 2) == pytest.approx(20e-6 + 1.0 * 32 * MIB / 360e9)
     # the fitted size limit (allreduce_custom_max_bytes, 64 MiB here) does not apply under the tables
     assert engine_allreduce_s(ek, 48 * MIB, 4) == pytest.approx(20e-6 + 1.25 * 48 * MIB / 270e9)
     # world size 16 (beyond the tables): NCCL
@@ -115,7 +117,8 @@ def test_profiles_set_the_sglang_tables_on_hopper_only():
 def test_engine_allreduce_algorithms_by_hand():
     c = dict(allreduce_call_s=3e-6, allreduce_hop_s=0.1e-6, allreduce_efficiency=0.6,
              allreduce_twoshot_call_s=9e-6, allreduce_twoshot_efficiency=0.7, allreduce_nccl_call_s=30e-6,
-             allreduce_nccl_efficiency=0.65, allreduce_custom_max_bytes=2.0 ** 24)
+             allreduce_nccl_efficiency=0.65, allreduce_nccl_ring_efficiency=0.75,
+             allreduce_custom_max_bytes=2.0 ** 24)
     ek = _kernels("h100-sxm", "vllm", **c)
     # 16 KiB over 8 GPUs: one-shot (each GPU reads 7 peers) beats two-shot's larger fixed time
     one = 3e-6 + 7 * (0.1e-6 + 16384 / (H100_NVLINK * 0.6))
@@ -125,10 +128,12 @@ def test_engine_allreduce_algorithms_by_hand():
     two = 9e-6 + 2 * 7 / 8 * s / (H100_NVLINK * 0.7)
     assert two < 3e-6 + 7 * (0.1e-6 + s / (H100_NVLINK * 0.6))
     assert allreduce_s(ek, s, 8) == pytest.approx(two)
-    # 64 MiB: NCCL; NVLS volume (n+1)/n = 9/8 at 8 GPUs, the ring's 2(n-1)/n = 1 at 2 GPUs
+    # 64 MiB: NCCL; NVLS volume (n+1)/n = 9/8 at 8 GPUs at η_nccl, the ring's 2(n-1)/n = 1 at 2 GPUs at η_ring;
+    # at 3 GPUs both move 4/3 S: the ring
     big = 64 * 2.0 ** 20
     assert engine_allreduce_s(ek, big, 8) == pytest.approx(30e-6 + 9 / 8 * big / (H100_NVLINK * 0.65))
-    assert engine_allreduce_s(ek, big, 2) == pytest.approx(30e-6 + 1.0 * big / (H100_NVLINK * 0.65))
+    assert engine_allreduce_s(ek, big, 2) == pytest.approx(30e-6 + 1.0 * big / (H100_NVLINK * 0.75))
+    assert engine_allreduce_s(ek, big, 3) == pytest.approx(30e-6 + 4 / 3 * big / (H100_NVLINK * 0.75))
 
 
 def test_allreduce_without_custom_kernel_is_the_ring():

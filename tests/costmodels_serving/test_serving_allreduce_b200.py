@@ -17,6 +17,7 @@ KIB, MIB = 1024.0, 2.0**20
 C = dict(allreduce_vllm_sm100=1.0, allreduce_call_s=5e-6, allreduce_hop_s=0.1e-6, allreduce_efficiency=0.5,
          allreduce_twoshot_call_s=8e-6, allreduce_twoshot_hop_s=2e-6, allreduce_symm_call_s=15e-6,
          allreduce_symm_efficiency=0.4, allreduce_nccl_call_s=20e-6, allreduce_nccl_efficiency=0.5,
+         allreduce_nccl_ring_efficiency=0.6,
          allreduce_custom_max_bytes=2.0**24, allreduce_twoshot_efficiency=0.9, allreduce_pass_s=0.0)
 
 
@@ -50,12 +51,13 @@ def test_symmetric_memory_then_nccl_above_the_tables_limits():
     assert allreduce_s(ek, 2 * MIB, 4) == pytest.approx(15e-6 + 1.5 * 2 * MIB / 810e9)
     assert allreduce_s(ek, 32 * MIB, 4) == pytest.approx(15e-6 + 1.5 * 32 * MIB / 810e9)
     assert allreduce_s(ek, 8 * MIB, 2) == pytest.approx(15e-6 + 1.0 * 8 * MIB / 810e9)
-    # above 8 MiB (n = 2), 32 MiB (n = 4), 128 MiB (n = 8): NCCL, the lower of ring 2(n-1)/n and NVLS (n+1)/n
-    assert allreduce_s(ek, 16 * MIB, 2) == pytest.approx(20e-6 + 1.0 * 16 * MIB / 450e9)
+    # above 8 MiB (n = 2), 32 MiB (n = 4), 128 MiB (n = 8): NCCL, the lower of ring 2(n-1)/n (at B·0.6) and NVLS
+    # (n+1)/n (at B·0.5)
+    assert allreduce_s(ek, 16 * MIB, 2) == pytest.approx(20e-6 + 1.0 * 16 * MIB / 540e9)
     assert allreduce_s(ek, 64 * MIB, 4) == pytest.approx(20e-6 + 1.25 * 64 * MIB / 450e9)
     assert allreduce_s(ek, 256 * MIB, 8) == pytest.approx(20e-6 + 9 / 8 * 256 * MIB / 450e9)
     # a world size outside vLLM's tables (3) runs neither custom kernel nor symmetric memory: NCCL ring 4/3
-    assert engine_allreduce_s(ek, 64 * KIB, 3) == pytest.approx(20e-6 + 4 / 3 * 64 * KIB / 450e9)
+    assert engine_allreduce_s(ek, 64 * KIB, 3) == pytest.approx(20e-6 + 4 / 3 * 64 * KIB / 540e9)
 
 
 def test_only_vllm_on_b200_uses_the_tables():

@@ -15,9 +15,11 @@ KIB, MIB = 1024.0, 2.0**20
 TOKEN = 8 * KIB
 T = dict(allreduce_call_s=5e-6, allreduce_hop_s=0.1e-6, allreduce_efficiency=0.5, allreduce_twoshot_call_s=8e-6,
          allreduce_twoshot_hop_s=0.0, allreduce_twoshot_efficiency=0.9, allreduce_nccl_call_s=20e-6,
-         allreduce_nccl_efficiency=0.5, allreduce_custom_max_bytes=2.0**24, allreduce_vllm_sm100=0.0,
+         allreduce_nccl_efficiency=0.5, allreduce_nccl_ring_efficiency=0.7, allreduce_custom_max_bytes=2.0**24,
+         allreduce_vllm_sm100=0.0,
          allreduce_sglang_v2=0.0)
-"""one-shot B·η_1 = 0.5 B, two-shot B·η_2 = 0.9 B, NCCL B·η_nccl = 0.5 B (B: 450 GB/s on H100, 900 GB/s on B200)"""
+"""one-shot B·η_1 = 0.5 B, two-shot B·η_2 = 0.9 B, NCCL NVLS B·η_nccl = 0.5 B, NCCL ring B·η_ring = 0.7 B (B: 450 GB/s
+on H100, 900 GB/s on B200)"""
 
 
 def _kernels(device: str, **changes: float) -> EngineKernels:
@@ -43,7 +45,8 @@ def _two(s: float, n: int, link: float) -> float:
 
 
 def _nccl(s: float, n: int, link: float) -> float:
-    return 20e-6 + min(2 * (n - 1) / n, (n + 1) / n) * s / (0.5 * link)
+    ring, nvls = 2 * (n - 1) / n, (n + 1) / n  # the ring at n <= 3, NVLS above
+    return 20e-6 + (ring * s / (0.7 * link) if ring <= nvls else nvls * s / (0.5 * link))
 
 
 def test_sm90_row_one_shot_two_shot_nccl_by_tokens():
@@ -60,9 +63,10 @@ def test_sm90_row_one_shot_two_shot_nccl_by_tokens():
     assert allreduce_s(ek, 256 * TOKEN, 4) == pytest.approx(_two(256 * TOKEN, 4, b))
     assert allreduce_s(ek, 1024 * TOKEN, 4) == pytest.approx(_two(1024 * TOKEN, 4, b))
     assert allreduce_s(ek, 2048 * TOKEN, 4) == pytest.approx(20e-6 + 1.25 * 16 * MIB / (0.5 * b))
-    # TP 2: one-shot up to 2048 tokens (16 MiB: above the 16 MB workspace older releases had), NCCL (ring 1) above
+    # TP 2: one-shot up to 2048 tokens (16 MiB: above the 16 MB workspace older releases had), NCCL (ring 1, η_ring)
+    # above
     assert allreduce_s(ek, 2048 * TOKEN, 2) == pytest.approx(5e-6 + 0.1e-6 + 16 * MIB / (0.5 * b))
-    assert allreduce_s(ek, 4096 * TOKEN, 2) == pytest.approx(20e-6 + 32 * MIB / (0.5 * b))
+    assert allreduce_s(ek, 4096 * TOKEN, 2) == pytest.approx(20e-6 + 32 * MIB / (0.7 * b))
 
 
 def test_sm100_row_one_shot_two_shot_nccl_by_tokens():
