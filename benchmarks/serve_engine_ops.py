@@ -21,7 +21,13 @@ from costmodels.serving_attention import (  # noqa: E402
     query_tiles,
 )
 from costmodels.serving_attention_sm100 import longest_tile_flops, runs_decode_kernel  # noqa: E402
-from costmodels.serving_gemm import fp8_quant_s, grouped_gemm_rows_s, moe_input_quant_s  # noqa: E402
+from costmodels.serving_gemm import (  # noqa: E402
+    FP4_WEIGHT_BYTES,
+    fp8_quant_s,
+    gemm_fp4_s,
+    grouped_gemm_rows_s,
+    moe_input_quant_s,
+)
 from costmodels.serving_kernels import (  # noqa: E402
     block_fp8_kernels,
     block_quant_s,
@@ -41,12 +47,13 @@ HEAD_DIM = 128
 constants are fitted on it; other widths behave differently per kernel and are reported separately (WIDE)"""
 
 NO_FP4_KERNEL_RATES = dict(fp4_sm_bytes_per_s=0.0, fp4_quant_cta_bytes_per_s=0.0)
-"""the rates of the SGLang NVFP4 kernels' terms (fp4_cutedsl_tiles, fp4_quant_tma) where an engine's rows are not
-modelled with them: not fitted (vLLM's rows, which time the same CuTe-DSL GEMM, keep the fixed 128 x 128 tiles they
-were fitted on; its quantise kernel is its own, _C.scaled_fp4_quant)"""
+"""the rates of the FlashInfer NVFP4 kernels' terms (fp4_cutedsl_tiles, fp4_quant_tma) where an engine's rows are not
+modelled with them: not fitted (TensorRT-LLM: its own CUTLASS GEMM; vLLM's quantise kernel is its own,
+_C.scaled_fp4_quant, so only the TMA quantise rate)"""
 GEMM_SM100 = {("vllm", "b200"): dict(fp8_sm100_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0,
                                      fp8_large_efficiency_max=0.0,
-                                     bf16_sm100_tile=1.0, **NO_FP4_KERNEL_RATES),
+                                     bf16_sm100_tile=1.0, fp4_cutedsl_tiles=1.0, fp4_quant_warm_l2=1.0,
+                                     fp4_quant_cta_bytes_per_s=0.0),
               ("trtllm", "b200"): dict(fp4_pair_tiles=1.0, fp8_k_overhead=0.0, fp8_oob_penalty=0.0, fp8_wave_weight=0.0,
                                        bf16_sm100_tile=1.0, **NO_FP4_KERNEL_RATES),
               ("sglang", "b200"): dict(bf16_sm100_tile=1.0, fp4_cutedsl_tiles=1.0, fp4_quant_tma=1.0)}
@@ -60,7 +67,10 @@ residency on the device's L2 (DeviceSpec.l2_bytes); every engine's BF16 GEMM (to
 128 x 256 wave tiles (serving_gemm_sm100.BF16_TILE: the tile the B200 tables fit best); SGLang 0.5.14's NVFP4 rows
 (aiconfigurator collector/sglang/collect_gemm.py: flashinfer.fp4_quantize, backend "cuda", then mm_fp4 backend
 "cute-dsl" outside autotune; FlashInfer 0.6.12, the version SGLang 0.5.14 pins) on the CuTe-DSL kernel's untuned
-tactic rule (fp4_cutedsl_tiles) and the CUDA quantise kernel's TMA variant (fp4_quant_tma)"""
+tactic rule (fp4_cutedsl_tiles) and the CUDA quantise kernel's TMA variant (fp4_quant_tma); vLLM 0.24.0's NVFP4 rows
+on the same untuned CuTe-DSL kernel (kernel_source FlashInferCuteDslNvFp4LinearKernel) and its quantise kernel's
+input read from L2 where the one layer its collector replays fits there (fp4_quant_warm_l2: aiconfigurator
+collector/vllm/collect_gemm.py, outside_loop_count 1 for nvfp4, one input x)"""
 ATTENTION_SM100 = {("trtllm", "b200"): dict(prefill_tail_tile=1.0, decode_mha_as_gqa=1.0, kv_warm_l2=1.0,
                                             decode_split_block_tokens=0.0, decode_gqa_min_block_factor=0.0,
                                             decode_mha_block_tokens=0.0, decode_fp8_head_tile=0.0),
@@ -128,6 +138,9 @@ def predict_gemm(ek, p, engine: str = "", device: str = ""):
     # an FP8 row of TensorRT-LLM's table also holds the amax pass of a dynamic input scale (its collector loads no
     # input_scale), taken from the measured compute_scale table: the fitted quantisation is the static kernel alone
     m, n, kk, dtype, _ = p
+    if dtype == "fp4":  # a table replaying one layer on one input finds it in L2 where all fits (fp4_quant_warm_l2)
+        footprint = 2.0 * m * kk + FP4_WEIGHT_BYTES * (m * kk + kk * n) + 2.0 * m * n
+        return gemm_fp4_s(ek.device, ek.k, m, n, kk, warm_l2=footprint <= ek.device.l2_bytes)
     scale = dynamic_scale_s(SCALE_TABLES, device, engine, m, kk) if dtype == "fp8" else 0.0
     return gemm_s(ek, m, n, kk, dtype) + scale
 

@@ -66,7 +66,7 @@ START.update(fp4_gemm_efficiency_max=0.6, fp4_gemm_half_flops=1e9, fp4_wave_weig
              fp4_quant_s=3e-6, fp4_quant_bytes=2.5625,  # 'gemm fp4' (devices with NVFP4: B200); 0 elsewhere
              fp4_sm_bytes_per_s=1e11, fp4_quant_cta_bytes_per_s=3e10)  # SGLang's NVFP4 kernels (GEMM_SM100)
 START.update(fp8_sm100_tiles=0.0, fp4_pair_tiles=0.0, bf16_sm100_tile=0.0)  # Blackwell tile selectors (GEMM_SM100)
-START.update(fp4_cutedsl_tiles=0.0, fp4_quant_tma=0.0)  # NVFP4 kernel selectors (GEMM_SM100)
+START.update(fp4_cutedsl_tiles=0.0, fp4_quant_tma=0.0, fp4_quant_warm_l2=0.0)  # NVFP4 kernel selectors (GEMM_SM100)
 ENGINE_CONSTANTS = {"trtllm": dict(decode_split_block_tokens=128.0, decode_gqa_min_block_factor=4.0,
                                    decode_mha_block_tokens=256.0, decode_fp8_head_tile=8.0,
                                    moe_blockfp8_slot_bytes=1.0, fp8_quant_row_s=0.0),

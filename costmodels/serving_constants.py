@@ -337,6 +337,10 @@ class KernelConstants:
     per 16-row tile on at most 2 per SM (serving_gemm.fp4_quant_s; read from its source, not fitted); 0: one pass"""
     fp4_quant_cta_bytes_per_s: float = 0.0
     """NVFP4 input quantisation on fp4_quant_tma: BF16 input bytes per second one CTA of the TMA kernel reads"""
+    fp4_quant_warm_l2: float = 0.0
+    """1: the engine's NVFP4 table replays one layer on one input (vLLM 0.24.0: aiconfigurator collector/vllm/
+    collect_gemm.py, outside_loop_count 1 for nvfp4), so where input and operands fit in L2 the quantise kernel reads
+    its input from there (serving_gemm.fp4_quant_s; read from the collector, not fitted); 0: from HBM"""
     bf16_sm100_tile: float = 0.0
     """1: the engine's BF16 GEMM waves count Blackwell's 128 x 256 tiles (costmodels/serving_gemm_sm100.py; the tile the
     B200 tables fit best, not read from source: cuBLASLt picks per shape); 0: serving_gemm.BF16_TILE"""
@@ -431,11 +435,13 @@ class EngineCalibration(KernelConstants):
                      "moe_input_quant"):  # selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
-        for name in ("fp4_cutedsl_tiles", "fp4_quant_tma"):  # NVFP4 kernel selectors
+        for name in ("fp4_cutedsl_tiles", "fp4_quant_tma", "fp4_quant_warm_l2"):  # NVFP4 kernel selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
         require(self.fp4_sm_bytes_per_s >= 0.0, f"must be >= 0, got {self.fp4_sm_bytes_per_s}",
                 field=f"serving_engines.{self.engine}.fp4_sm_bytes_per_s")
+        require(self.kv_l2_bytes_per_s > 0.0 or not self.fp4_quant_warm_l2, "fp4_quant_warm_l2 needs a fitted "
+                "kv_l2_bytes_per_s", field=f"serving_engines.{self.engine}.fp4_quant_warm_l2")
         rate = self.fp4_quant_cta_bytes_per_s  # the TMA quantise kernel's CTAs need a rate
         require(rate > 0.0 if self.fp4_quant_tma else rate >= 0.0, f"must be > 0 where fp4_quant_tma is 1, else >= 0, "
                 f"got {rate}", field=f"serving_engines.{self.engine}.fp4_quant_cta_bytes_per_s")
