@@ -243,26 +243,31 @@ def _constrained(names, predict, engine: str, device: str, train) -> tuple:
 
 
 ALLREDUCE_DOMAIN = ("all-reduce 1 Ki-256 Mi elements (9 held-aside points per engine: the p90 is the second-worst; "
-                    "cross-validated over all folds below; vLLM on B200 by the algorithm its SM100 size tables pick: "
-                    "custom one-/two-stage kernel, torch symmetric memory, PyNCCL; TensorRT-LLM 1.3.0rc20 by its AUTO "
-                    "strategy's 64 MiB workspace limit and lookup table, SM100 on B200, SM90 on H100/H200: one-shot, "
-                    "two-shot, NCCL; SGLang on H100/H200 by its CustomAllReduceV2 tables: one-shot push, one-shot "
-                    "pull, two-shot pull to 16 MiB, then NCCL); ")
+                    "cross-validated over all folds below; vLLM by the algorithm its SM100 (B200) / SM90 (H100/H200) "
+                    "size tables pick: custom one-/two-stage kernel, torch symmetric memory, PyNCCL; TensorRT-LLM "
+                    "1.3.0rc20 by its AUTO strategy's 64 MiB workspace limit and lookup table, SM100 on B200, SM90 on "
+                    "H100/H200: one-shot, two-shot, NCCL; SGLang on H100/H200 by its CustomAllReduceV2 tables: one-shot"
+                    " push, one-shot pull, two-shot pull to 16 MiB, then NCCL); ")
 """the report's all-reduce domain and algorithm choice (serve_engine_fit main)"""
 
 
 def _unused_allreduce(engine: str, device: str) -> tuple[str, ...]:
-    """All-reduce constants the engine's algorithm choice leaves unused on the device: vLLM's SM100 size tables
+    """All-reduce constants the engine's algorithm choice leaves unused on the device: vLLM's SM100 / SM90 size tables
     stand for the custom kernel's size limit (its two-stage kernel has the one-shot efficiency, the two-shot one is
-    torch symmetric memory's two-shot kernel's); SGLang's Hopper tables (allreduce_sglang_v2) stand for the limit,
-    no symmetric memory, no pass bound; TensorRT-LLM's Blackwell and Hopper rules (allreduce_trtllm_sm100 / _sm90)
-    stand for the limit; elsewhere no per-peer two-stage time either."""
-    if ENGINE_DEVICE_CONSTANTS.get((engine, device), {}).get("allreduce_vllm_sm100"):
+    torch symmetric memory's two-shot kernel's); on SM90 its two-stage kernel runs at n = 4 alone of the measured
+    world sizes (at 8 its custom kernel stops at 256 KiB, one-stage), so no per-peer two-stage time beside its
+    call time, and no pass bound (fitted, it fell below where it binds: the 450 GB/s link binds first); SGLang's
+    Hopper tables (allreduce_sglang_v2) stand for the limit, no symmetric memory, no pass bound; TensorRT-LLM's
+    Blackwell and Hopper rules (allreduce_trtllm_sm100 / _sm90) stand for the limit; elsewhere no per-peer two-stage
+    time either."""
+    rules = ENGINE_DEVICE_CONSTANTS.get((engine, device), {})
+    if rules.get("allreduce_vllm_sm100"):
         return ("allreduce_custom_max_bytes",)
-    if ENGINE_DEVICE_CONSTANTS.get((engine, device), {}).get("allreduce_sglang_v2"):  # its tables stand for the limit
+    if rules.get("allreduce_vllm_sm90"):
+        return ("allreduce_custom_max_bytes", "allreduce_twoshot_hop_s", "allreduce_pass_s")
+    if rules.get("allreduce_sglang_v2"):  # its tables stand for the limit
         return ("allreduce_custom_max_bytes", "allreduce_symm_call_s", "allreduce_symm_efficiency", "allreduce_pass_s")
     unused = ("allreduce_twoshot_hop_s", "allreduce_symm_call_s", "allreduce_symm_efficiency", "allreduce_pass_s")
-    rules = ENGINE_DEVICE_CONSTANTS.get((engine, device), {})
     if rules.get("allreduce_trtllm_sm100") or rules.get("allreduce_trtllm_sm90"):
         return ("allreduce_custom_max_bytes", *unused)
     return unused

@@ -27,6 +27,7 @@ START = dict(gemm_efficiency_max=0.8, gemm_half_flops=1e9, fp8_gemm_efficiency_m
              allreduce_vllm_sm100=0.0,
              allreduce_twoshot_hop_s=0.0, allreduce_symm_call_s=0.0, allreduce_symm_efficiency=1.0,
              allreduce_sglang_v2=0.0, allreduce_pass_s=0.0, allreduce_trtllm_sm100=0.0, allreduce_trtllm_sm90=0.0,
+             allreduce_vllm_sm90=0.0,
              moe_efficiency=1.0, moe_fp8_efficiency=1.0, moe_block_rows=64.0, moe_floor_s=1e-5, moe_slot_bytes=1.0,
              moe_hbm_efficiency=0.8, moe_fp8_block_rows=64.0, moe_fp8_floor_s=1e-5, moe_fp8_hbm_efficiency=0.8,
              moe_default_efficiency=1.0, moe_fp8_default_efficiency=1.0, moe_fp8_slot_bytes=1.0,
@@ -83,7 +84,8 @@ no per-row scale (fp8_quant_row_s 0; fitted, it ran to its lower bound)"""
 ENGINE_DEVICE_CONSTANTS = {("vllm", "b200"): dict(allreduce_vllm_sm100=1.0),
                            ("trtllm", "b200"): dict(allreduce_trtllm_sm100=1.0),
                            **{("sglang", d): dict(allreduce_sglang_v2=1.0) for d in ("h100-sxm", "h200")},
-                           **{("trtllm", d): dict(allreduce_trtllm_sm90=1.0) for d in ("h100-sxm", "h200")}}
+                           **{("trtllm", d): dict(allreduce_trtllm_sm90=1.0) for d in ("h100-sxm", "h200")},
+                           **{("vllm", d): dict(allreduce_vllm_sm90=1.0) for d in ("h100-sxm", "h200")}}
 for _dev in ("h100-sxm", "h200"):  # SGLang's block-FP8 Triton MoE: its default config is its tuned files' tile
     ENGINE_DEVICE_CONSTANTS[("sglang", _dev)]["moe_fp8_default_efficiency"] = 1.0
 for _key in TRTLLM_GEN_MOE:  # Blackwell's TensorRT-LLM-gen fused MoE: never FlashInfer CUTLASS's fallback tile
@@ -105,10 +107,11 @@ for _key, _rule in MOE_INPUT_QUANT.items():  # its per-tensor FP8 MoE input's ow
     ENGINE_DEVICE_CONSTANTS[_key] = {**ENGINE_DEVICE_CONSTANTS.get(_key, {}), **_rule}
 """rules of an engine on a device read from its source, not fitted: vLLM 0.24.0 on Blackwell (SM100) picks its
 all-reduce by size tables (all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES / SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"];
-costmodels/serving_allreduce.vllm_sm100_allreduce_s), SGLang 0.5.14 on Hopper by its CustomAllReduceV2 tables
-(serving_allreduce.sglang_v2_allreduce_s), TensorRT-LLM 1.3.0rc20 on Blackwell and Hopper by its 64 MiB workspace limit
-and SM100 / SM90 lookup table (serving_allreduce.trtllm_allreduce_s); vLLM 0.24.0's MoE on Blackwell runs FlashInfer's
-TensorRT-LLM-gen fused MoE (serving_moe_configs.TRTLLM_GEN_MOE: moe_trtllm_gen 1, the fallback-tile terms off);
+costmodels/serving_allreduce.vllm_allreduce_s), on Hopper (SM90) by their "9.0" rows, SGLang 0.5.14 on Hopper by its
+CustomAllReduceV2 tables (serving_allreduce.sglang_v2_allreduce_s), TensorRT-LLM 1.3.0rc20 on Blackwell and Hopper by
+its 64 MiB workspace limit and SM100 / SM90 lookup table (serving_allreduce.trtllm_allreduce_s); vLLM 0.24.0's MoE on
+Blackwell runs FlashInfer's TensorRT-LLM-gen fused MoE (serving_moe_configs.TRTLLM_GEN_MOE: moe_trtllm_gen 1, the
+fallback-tile terms off);
 SGLang 0.5.14's Triton MoE with 128x128 block-scaled FP8 experts on Hopper runs its default config
 (get_default_config: BLOCK_SIZE_M 64, N 128, K 128, 4 warps, 3 stages) at the tuned configs' efficiency
 (moe_fp8_default_efficiency 1): 60 of the 69 configs of its shipped H100/H200 block-FP8 files at 2048-4096 tokens
@@ -116,6 +119,8 @@ pick that same 64 x 128 x 128 4-warp tile, and the smaller row blocks they pick 
 (serving_moe_configs.file_block_rows); fitted, it ran to its bound 1 (H100 0.998 with the tile term k_0)"""
 ENGINE_DEVICE_START = {("vllm", "b200"): dict(allreduce_twoshot_hop_s=1e-6, allreduce_symm_call_s=1e-5,
                                                allreduce_symm_efficiency=0.6, allreduce_pass_s=1.5e-6),
+                       **{("vllm", d): dict(allreduce_symm_call_s=1e-5, allreduce_symm_efficiency=0.6)
+                          for d in ("h100-sxm", "h200")},
                        **{("sglang", d): dict(allreduce_twoshot_hop_s=3e-7) for d in ("h100-sxm", "h200")}}
 """starting values of the constants only such a rule fits (0, unused, elsewhere)"""
 for _dev in ("h100-sxm", "h200"):  # vLLM's block-scaled Triton MoE on Hopper: its per-tile prologue/epilogue k_0,

@@ -5,7 +5,7 @@ engines' measured per-op tables); `EngineKernels` carries them with the device.
 
   TP all-reduce inside a node: the engine's custom one-shot / two-shot kernels below a size limit, NCCL (ring or
       NVLS) above it (`engine_allreduce_s`); across nodes the comm layer's ring (costmodels/comm.py)
-  an engine whose source picks the algorithm by size tables: vLLM 0.24.0 on Blackwell (`vllm_sm100_allreduce_s`),
+  an engine whose source picks the algorithm by size tables: vLLM 0.24.0 on Hopper and Blackwell (`vllm_allreduce_s`),
       SGLang 0.5.14 on Hopper (`sglang_v2_allreduce_s`), TensorRT-LLM 1.3.0rc20 on Hopper and Blackwell
       (`trtllm_allreduce_s`)
 """
@@ -35,12 +35,12 @@ def engine_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
     and above it NCCL, t_call,nccl + v·S / (B·η) with the per-GPU volume v of the lower-volume algorithm:
     ring 2(n-1)/n at η_ring, or NVLS (in-switch reduction; sends S, receives S/n, then sends S/n, receives S)
     (n+1)/n at η_nccl (`nccl_allreduce_s`);
-    an engine with allreduce_vllm_sm100 set picks by vLLM's Blackwell size tables (`vllm_sm100_allreduce_s`), one
-    with allreduce_trtllm_sm100 / allreduce_trtllm_sm90 by TensorRT-LLM's Blackwell / Hopper rules
-    (`trtllm_allreduce_s`)."""
+    an engine with allreduce_vllm_sm100 / allreduce_vllm_sm90 set picks by vLLM's Blackwell / Hopper size tables
+    (`vllm_allreduce_s`), one with allreduce_trtllm_sm100 / allreduce_trtllm_sm90 by TensorRT-LLM's Blackwell /
+    Hopper rules (`trtllm_allreduce_s`)."""
     k, link = ek.k, ek.device.intra_node_bytes_per_s
-    if k.allreduce_vllm_sm100:
-        return vllm_sm100_allreduce_s(ek, size_bytes, n)
+    if k.allreduce_vllm_sm100 or k.allreduce_vllm_sm90:
+        return vllm_allreduce_s(ek, size_bytes, n, 100 if k.allreduce_vllm_sm100 else 90)
     if k.allreduce_sglang_v2:
         return sglang_v2_allreduce_s(ek, size_bytes, n)
     if k.allreduce_trtllm_sm100 or k.allreduce_trtllm_sm90:
@@ -76,14 +76,24 @@ def nccl_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
 
 
 MIB = 2.0**20
-VLLM_SM100_CUSTOM_MAX_BYTES = {2: 2 * MIB, 4: 2 * MIB, 6: MIB, 8: MIB}
-"""vLLM 0.24.0 vllm/distributed/device_communicators/all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES["10.0"]: its
-custom all-reduce runs messages below these sizes (should_custom_ar; world sizes 2, 4, 6, 8 only)"""
-VLLM_SM100_SYMM_MEM_MAX_BYTES = {2: 8 * MIB, 4: 32 * MIB, 6: 128 * MIB, 8: 128 * MIB}
-"""the same file's SYMM_MEM_ALL_REDUCE_MAX_SIZES["10.0"]: larger messages run torch symmetric memory's all-reduce
-(cuda_communicator.all_reduce tries the custom kernel, then symm_mem, then PyNCCL) below these sizes"""
-VLLM_SM100_MULTIMEM_SIZES = (6, 8)
-"""symm_mem.py SymmMemCommunicator._WORLD_SIZES_MULTIMEM["10.0"]: multimem (NVLS) all-reduce, else two-shot"""
+VLLM_CUSTOM_MAX_BYTES = {90: {2: 64 * MIB, 4: 32 * MIB, 6: MIB / 2, 8: MIB / 4},
+                         100: {2: 2 * MIB, 4: 2 * MIB, 6: MIB, 8: MIB}}
+"""vLLM 0.24.0 vllm/distributed/device_communicators/all_reduce_utils.py CUSTOM_ALL_REDUCE_MAX_SIZES["9.0"] / ["10.0"]
+by world size (2, 4, 6, 8 only): its custom all-reduce runs messages below these sizes (custom_all_reduce.py
+CustomAllreduce.should_custom_ar: inp_size < max_size), capped at VLLM_CUSTOM_BUFFER_BYTES"""
+VLLM_CUSTOM_BUFFER_BYTES = 8 * MIB
+"""custom_all_reduce.py CustomAllreduce.__init__: max_size = min(the table's size, its max_size argument, default
+8192 * 1024), the IPC buffer it allocates (cuda_communicator.py passes none): on Hopper the table's 64 / 32 MiB at
+2 / 4 GPUs run the custom kernel below 8 MiB only. The H100 table shows the step: vLLM at TP 2 takes 20.2 us at
+4 MiB and 45.0 us at 8 MiB (torch's two-shot kernel, as up to its 64 MiB symmetric-memory limit, 307 us there)"""
+VLLM_SYMM_MEM_MAX_BYTES = {90: {2: 64 * MIB, 4: 32 * MIB, 6: 64 * MIB, 8: 64 * MIB},
+                           100: {2: 8 * MIB, 4: 32 * MIB, 6: 128 * MIB, 8: 128 * MIB}}
+"""the same file's SYMM_MEM_ALL_REDUCE_MAX_SIZES["9.0"] / ["10.0"]: larger messages run torch symmetric memory's
+all-reduce (VLLM_ALLREDUCE_USE_SYMM_MEM, on by default; cuda_communicator.all_reduce tries the custom kernel, then
+symm_mem, then PyNCCL) up to these sizes (symm_mem.should_use_symm_mem: inp_size <= max_size)"""
+VLLM_MULTIMEM_SIZES = {90: (4, 6, 8), 100: (6, 8)}
+"""symm_mem.py SymmMemCommunicator._WORLD_SIZES_MULTIMEM["9.0"] / ["10.0"]: multimem (NVLS) all-reduce at these
+world sizes, else torch's two-shot kernel"""
 
 
 VLLM_CUSTOM_PASS_BYTES = 36 * 512 * 16
@@ -94,19 +104,19 @@ TORCH_TWO_SHOT_PASS_BYTES = 24 * 1024 * 16
 threads, 16-byte vectors)"""
 
 
-def vllm_sm100_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> float:
-    """vLLM 0.24.0 on Blackwell (SM100) inside an NVSwitch node, by its size tables: the custom kernel below
-    VLLM_SM100_CUSTOM_MAX_BYTES, one-stage at n = 2 or below 512 KiB (n <= 4) / 256 KiB (n <= 8)
-    (csrc/custom_all_reduce.cuh, CustomAllreduce::allreduce), else two-stage:
+def vllm_allreduce_s(ek: EngineKernels, size_bytes: float, n: int, sm: int) -> float:
+    """vLLM 0.24.0 on Hopper (sm 90) or Blackwell (sm 100) inside an NVSwitch node, by its size tables: the custom
+    kernel below VLLM_CUSTOM_MAX_BYTES (and its 8 MiB buffer), one-stage at n = 2 or below 512 KiB (n <= 4) /
+    256 KiB (n <= 8) (csrc/custom_all_reduce.cuh, CustomAllreduce::allreduce), else two-stage:
       one-stage  t_call + (n-1)·t_hop + max((n-1)·S / (B·η_1), pass bound of S per peer)
       two-stage  t_call,2 + (n-1)·t_hop,2 + max(2(n-1)/n · S / (B·η_1), pass bound of S/n per peer, twice)
-    (the same peer loads; two barriers per peer), then torch symmetric memory up to VLLM_SM100_SYMM_MEM_MAX_BYTES
-    (symm_mem.should_use_symm_mem: inp_size <= max_size), multimem (volume (n+1)/n) t_call,symm + v·S / (B·η_symm),
-    or two-shot t_call,symm + max(2(n-1)/n · S / (B·η_2), pass bound of S/n, twice), and PyNCCL above (ring or
-    NVLS, the lower volume). The pass bound (`pass_bound_s`) is the time a kernel of few thread blocks takes to
-    stream its bytes per peer at a fixed number in flight: at n = 2 it, not the link, limits both kernels."""
+    (the same peer loads; two barriers per peer), then torch symmetric memory up to VLLM_SYMM_MEM_MAX_BYTES,
+    multimem (volume (n+1)/n) t_call,symm + v·S / (B·η_symm), or two-shot
+    t_call,symm + max(2(n-1)/n · S / (B·η_2), pass bound of S/n, twice), and PyNCCL above (ring or NVLS, the lower
+    volume). The pass bound (`pass_bound_s`) is the time a kernel of few thread blocks takes to stream its bytes per
+    peer at a fixed number in flight: at n = 2 it, not the link, limits both kernels."""
     k, link = ek.k, ek.device.intra_node_bytes_per_s
-    if size_bytes < VLLM_SM100_CUSTOM_MAX_BYTES.get(n, 0.0):
+    if size_bytes < min(VLLM_CUSTOM_MAX_BYTES[sm].get(n, 0.0), VLLM_CUSTOM_BUFFER_BYTES):
         if n == 2 or size_bytes < (512 if n <= 4 else 256) * 1024:
             return k.allreduce_call_s + (n - 1) * k.allreduce_hop_s + max(
                 (n - 1) * size_bytes / (link * k.allreduce_efficiency),
@@ -114,8 +124,8 @@ def vllm_sm100_allreduce_s(ek: EngineKernels, size_bytes: float, n: int) -> floa
         return k.allreduce_twoshot_call_s + (n - 1) * k.allreduce_twoshot_hop_s + max(
             2 * (n - 1) / n * size_bytes / (link * k.allreduce_efficiency),
             pass_bound_s(ek, size_bytes / n, VLLM_CUSTOM_PASS_BYTES, 2))
-    if size_bytes <= VLLM_SM100_SYMM_MEM_MAX_BYTES.get(n, 0.0):
-        if n in VLLM_SM100_MULTIMEM_SIZES:
+    if size_bytes <= VLLM_SYMM_MEM_MAX_BYTES[sm].get(n, 0.0):
+        if n in VLLM_MULTIMEM_SIZES[sm]:
             return k.allreduce_symm_call_s + (n + 1) / n * size_bytes / (link * k.allreduce_symm_efficiency)
         return k.allreduce_symm_call_s + max(2 * (n - 1) / n * size_bytes / (link * k.allreduce_twoshot_efficiency),
                                              pass_bound_s(ek, size_bytes / n, TORCH_TWO_SHOT_PASS_BYTES, 2))

@@ -260,8 +260,10 @@ class KernelConstants:
     NVLink bandwidth reached (serving_allreduce.nccl_allreduce_s)"""
     allreduce_vllm_sm100: float = 0.0
     """1: the engine picks its all-reduce by vLLM 0.24.0's Blackwell (SM100) size tables (serving_allreduce.
-    vllm_sm100_allreduce_s; read from vLLM's source, not fitted; their size limits stand for
+    vllm_allreduce_s; read from vLLM's source, not fitted; their size limits stand for
     allreduce_custom_max_bytes, and its two-stage kernel reaches the one-shot efficiency); 0: `engine_allreduce_s`"""
+    allreduce_vllm_sm90: float = 0.0
+    """1: the same by vLLM 0.24.0's Hopper (SM90) size tables; 0: `engine_allreduce_s`"""
     prefill_tail_tile: float = 0.0
     """1: the engine's prefill kernel ends with its longest work unit run at one SM's share of the peak after the
     rest (TensorRT-LLM-gen FMHA on Blackwell, SM100: costmodels/serving_attention_sm100.py tail_tile_s; read from
@@ -291,11 +293,13 @@ class KernelConstants:
     priced by fp8_quant_s); 0: the fused kernel reads BF16 or its fitted constants carry the quantisation"""
     allreduce_twoshot_hop_s: float = 0.0
     """custom two-stage all-reduce under the vLLM SM100 tables, and SGLang's pull kernels under its Hopper tables
-    (allreduce_sglang_v2): time per peer (its two barriers over n-1 peers)"""
+    (allreduce_sglang_v2): time per peer (its two barriers over n-1 peers); 0 under vLLM's SM90 tables (their
+    two-stage kernel runs at n = 4 alone of the measured sizes, where t_call,2 carries it)"""
     allreduce_symm_call_s: float = 0.0
-    """torch symmetric-memory all-reduce under the vLLM SM100 tables (copy in, multimem or two-shot): time per call"""
+    """torch symmetric-memory all-reduce under vLLM's SM100 / SM90 tables (copy in, multimem or two-shot): time per
+    call"""
     allreduce_symm_efficiency: float = 1.0
-    """torch symmetric-memory all-reduce under the vLLM SM100 tables: fraction of the NVLink bandwidth reached"""
+    """torch symmetric-memory all-reduce under vLLM's SM100 / SM90 tables: fraction of the NVLink bandwidth reached"""
     allreduce_sglang_v2: float = 0.0
     """1: the engine picks its all-reduce by SGLang 0.5.14's JIT custom all-reduce (CustomAllReduceV2, its default on
     CUDA) size tables for Hopper (serving_allreduce.sglang_v2_allreduce_s; read from SGLang's source, not fitted:
@@ -310,7 +314,8 @@ class KernelConstants:
     """1: the same on Hopper (SM90: the same workspace rule, the SM90 lookup table); 0: `engine_allreduce_s`"""
     allreduce_pass_s: float = 0.0
     """all-reduce kernels under the vLLM SM100 tables: time of one pass of the grid's remote loads (a kernel of few
-    thread blocks keeps a fixed number of bytes per peer in flight, serving_allreduce.pass_bound_s); 0: no such bound"""
+    thread blocks keeps a fixed number of bytes per peer in flight, serving_allreduce.pass_bound_s); 0: no such bound
+    (vLLM on Hopper: at half Blackwell's NVLink rate the link binds first)"""
     fp4_gemm_efficiency_max: float = 0.0
     """NVFP4 GEMMs (serving_gemm.gemm_fp4_s): fraction of the FP4 peak reached on large GEMMs (0: not fitted)"""
     fp4_gemm_half_flops: float = 0.0
@@ -398,7 +403,7 @@ class EngineCalibration(KernelConstants):
                      "allreduce_nccl_call_s", "allreduce_vllm_sm100", "allreduce_twoshot_hop_s", "prefill_tail_tile",
                      "prefill_one_token_decode", "decode_mha_as_gqa", "kv_l2_bytes_per_s",
                      "allreduce_symm_call_s", "allreduce_sglang_v2", "allreduce_pass_s",
-                     "allreduce_trtllm_sm100", "allreduce_trtllm_sm90"):
+                     "allreduce_trtllm_sm100", "allreduce_trtllm_sm90", "allreduce_vllm_sm90"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("fp8_wave_weight", "gemm_wave_weight", "gemm_large_efficiency_max"):

@@ -87,9 +87,10 @@ SM100_ONLY_KEYS = ("allreduce_vllm_sm100", "allreduce_trtllm_sm100", "allreduce_
                    "bf16_sm100_tile", "moe_gen_l2_bytes", "moe_blockfp8_quant_s",
                    "moe_gen_act_s", "moe_blockfp8_act_s",
                    "moe_gen_cta_s", "moe_warm_l2", "moe_input_quant")
-"""engine keys only an engine with vLLM's Blackwell all-reduce tables, or with Blackwell's TensorRT-LLM-gen fused MoE,
-or with Blackwell's attention terms (costmodels/serving_attention_sm100.py), or with its MoE layer's input
-quantisation priced on its own (moe_input_quant: TensorRT-LLM's B200 profile), sets (absent: 0, off)"""
+"""engine keys only an engine with vLLM's Blackwell all-reduce tables (its symmetric-memory ones: also its Hopper
+tables), or with Blackwell's TensorRT-LLM-gen fused MoE, or with Blackwell's attention terms
+(costmodels/serving_attention_sm100.py), or with its MoE layer's input quantisation priced on its own
+(moe_input_quant: TensorRT-LLM's B200 profile), sets (absent: 0, off)"""
 
 
 FLAGS = ("moe_fitted", "moe_fp8_fitted", "moe_blockfp8_fitted")
@@ -104,7 +105,8 @@ def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration,
     for engine in sorted(outer.data):
         s = Section(outer.raw(engine), source=source, prefix=f"serving_engines.{engine}", allowed=keys,
                     required=tuple(k for k in keys if k not in ("source", *FLAGS, *SM100_ONLY_KEYS)
-                                   and k not in ("allreduce_sglang_v2", "allreduce_trtllm_sm90", "allreduce_pass_s",
+                                   and k not in ("allreduce_sglang_v2", "allreduce_trtllm_sm90", "allreduce_vllm_sm90",
+                                                 "allreduce_pass_s",
                                                  "moe_blockfp8_k_overhead")
                                    and not k.startswith("fp4_")))
         values = {key: (s.text(key) if key == "source" else s.flag(key) if key in FLAGS else s.number(key))

@@ -118,7 +118,7 @@ def test_engine_allreduce_algorithms_by_hand():
     c = dict(allreduce_call_s=3e-6, allreduce_hop_s=0.1e-6, allreduce_efficiency=0.6,
              allreduce_twoshot_call_s=9e-6, allreduce_twoshot_efficiency=0.7, allreduce_nccl_call_s=30e-6,
              allreduce_nccl_efficiency=0.65, allreduce_nccl_ring_efficiency=0.75,
-             allreduce_custom_max_bytes=2.0 ** 24)
+             allreduce_custom_max_bytes=2.0 ** 24, allreduce_vllm_sm90=0.0)  # no size tables: the fitted limit
     ek = _kernels("h100-sxm", "vllm", **c)
     # 16 KiB over 8 GPUs: one-shot (each GPU reads 7 peers) beats two-shot's larger fixed time
     one = 3e-6 + 7 * (0.1e-6 + 16384 / (H100_NVLINK * 0.6))

@@ -1,4 +1,4 @@
-"""vLLM's all-reduce on Blackwell (SM100) by its size tables (serving_allreduce.vllm_sm100_allreduce_s), checked by
+"""vLLM's all-reduce on Blackwell (SM100) by its size tables (serving_allreduce.vllm_allreduce_s, sm 100), checked by
 hand: custom one-/two-stage kernel, torch symmetric memory (multimem or two-shot), PyNCCL; the pass bound of its
 few-block kernels (allreduce_pass_s) in test_serving_allreduce.py; TensorRT-LLM's lookup-table rules in
 test_serving_allreduce_trtllm.py."""
@@ -70,7 +70,7 @@ def test_only_vllm_on_b200_uses_the_tables():
 
 def test_hopper_formula_unchanged_without_the_flag():
     # the same constants with the flag off: the custom kernel's min(one-shot, two-shot) below its limit, NCCL above
-    ek = _kernels("h100-sxm", **{**C, "allreduce_vllm_sm100": 0.0})
+    ek = _kernels("h100-sxm", **{**C, "allreduce_vllm_sm100": 0.0, "allreduce_vllm_sm90": 0.0})
     s = 4 * MIB
     one = 5e-6 + 7 * (0.1e-6 + s / (450e9 * 0.5))
     two = 8e-6 + 1.75 * s / (450e9 * 0.9)
