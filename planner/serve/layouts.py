@@ -7,9 +7,9 @@ keeps the best simulated one (the analytic ranking and the simulator can disagre
 are paired, so the number of small ILPs stays bounded.
 """
 
+from planner.serve.budget import VerifyBudget
 from planner.serve.capacity import Candidate
 from planner.serve.formulation import CountSolution, solve_counts
-from solvers import SolverOptions
 
 PER_ROLE = 6
 """candidates per role (by capacity per GPU) that enter the pairing"""
@@ -23,8 +23,10 @@ def _best(cands: list[Candidate]) -> list[Candidate]:
 
 
 def ranked_layouts(cluster, groups: dict[str, list[Candidate]], *, kv_bytes_per_req: float,
-                   options: SolverOptions) -> list[tuple[CountSolution, dict]]:
-    """(solution, its one-shape-per-role groups), best model goodput per GPU first (ties: layout names)."""
+                   budget: VerifyBudget) -> list[tuple[CountSolution, dict]]:
+    """(solution, its one-shape-per-role groups), best model goodput per GPU first (ties: layout names). Each
+    layout's ILP gets the time the budget has left; past its deadline the rest are skipped (the deadline is then
+    recorded as hit, and the ranking holds the layouts solved so far)."""
     roles = sorted(groups)
     if roles == ["decode", "prefill"]:
         combos = [{"prefill": [p], "decode": [d]} for p in _best(groups["prefill"]) for d in _best(groups["decode"])]
@@ -32,8 +34,10 @@ def ranked_layouts(cluster, groups: dict[str, list[Candidate]], *, kv_bytes_per_
         combos = [{roles[0]: [c]} for c in _best(groups[roles[0]])]
     out = []
     for combo in combos:
+        if budget.deadline.expired():  # records the hit
+            break
         sol = solve_counts(cluster, combo, objective="goodput", rate=None, kv_bytes_per_req=kv_bytes_per_req,
-                           options=options)
+                           options=budget.solver_options())
         if sol is not None and sol.rate_rps > 0:
             out.append((sol, combo))
     out.sort(key=lambda sg: (-sg[0].goodput_per_gpu, [c.key for c, _ in sg[0].counts]))

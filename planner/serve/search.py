@@ -473,7 +473,7 @@ def _solve_modes(cm: CapacityModel, cands: dict, *, objective: str, rate: float 
     verified, ranked = {}, {}
     for mode, (sol, groups) in results.items():
         budget.stage = f"verifying {mode}"
-        ranked[mode] = ranked_layouts(cm.cluster, groups, kv_bytes_per_req=kv_req, options=budget.solver_options()) \
+        ranked[mode] = ranked_layouts(cm.cluster, groups, kv_bytes_per_req=kv_req, budget=budget) \
             if rate is None and not budget.deadline.expired() else []
         floor = sol.goodput_per_gpu * (1 - LAYOUT_MARGIN)
         tries = [(sol, groups)] + [sg for sg in ranked[mode] if not same_counts(sg[0], sol)
