@@ -300,9 +300,23 @@ def _least_squares(dev: DeviceSpec, values: dict, names, points, predict) -> tup
     return {**values, **{n: float(f"{math.exp(v):.4g}") for n, v in zip(names, res.x, strict=True)}}, res.cost
 
 
+FIT_AFTER = {"gemm fp4": "decode attention"}
+"""op -> the op whose constants it reads, fitted first (a full refit otherwise fits OPS in order): vLLM's NVFP4
+quantise reads its warm input at the L2 rate decode attention fits (fp4_quant_warm_l2, kv_l2_bytes_per_s)"""
+
+
+def fit_order() -> list[str]:
+    """OPS in the order the fit takes them: OPS's, each op of FIT_AFTER moved to just after the op it reads."""
+    order = [op for op in OPS if op not in FIT_AFTER]
+    for op, after in FIT_AFTER.items():
+        order.insert(order.index(after) + 1, op)
+    return order
+
+
 def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[EngineCalibration, list[tuple]]:
-    """Fitted constants and the report rows (op, points fitted, held aside, median, p90, max |error|); ops not
-    in `refit` keep the constants the device profile has (and are only evaluated)."""
+    """Fitted constants and the report rows (op, points fitted, held aside, median, p90, max |error|), every row
+    evaluated on the final constants; ops not in `refit` keep the constants the device profile has (and are only
+    evaluated)."""
     dev = fitted_device(device)
     tables: Tables = load(device, engine)
     values = {**START, **ENGINE_START.get(engine, {}), **ENGINE_CONSTANTS.get(engine, {}),
@@ -313,33 +327,21 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
         fitted = {n for op in refit for n in op_names(op, engine)}
         values.update({n: getattr(have[engine], n) for n in START if engine in have and n not in fitted})
     values.update(ENGINE_DEVICE_CONSTANTS.get((engine, device), {}))  # a rule read from source, not the profile's
-    rows = []
-    for op, (domain, predict, _) in OPS.items():
-        if op not in device_ops(device) or (op.startswith("moe") and (engine, device) in MOE_REFUSED):
-            continue
+    ops = [op for op in fit_order() if op in device_ops(device)
+           and not (op.startswith("moe") and (engine, device) in MOE_REFUSED)]
+    for op in ops:
         names = op_names(op, engine) if op in refit else ()
         if op == "gemm fp4" and engine in FP4_QUANT_FROM_FP8:
             values["fp4_quant_s"] = values["fp8_quant_s"]
-        if predict in (predict_moe, predict_moe_block):  # which shapes have tuned kernel configs depends on the engine
-            predict = functools.partial(predict, engine=engine)
-        elif predict is predict_gemm:  # which engines' FP8 rows quantise dynamically (aic_quant_tables)
-            predict = functools.partial(predict, engine=engine, device=device)
-        points = domain(tables)
-        train = [p for p in points if not held_aside(p[:-1])]
-        test = [p for p in points if held_aside(p[:-1])]
+        domain, predict = _op_predictor(op, engine, device)
+        train = [p for p in domain(tables) if not held_aside(p[:-1])]
         names = _constrained(names, predict, engine, device, train)
-        if not train:
-            rows.append((op, 0, 0, math.nan, math.nan, math.nan, math.nan, math.nan))
-            continue
-        if names:
+        if names and train:
             # an engine's own starting point (ENGINE_START) competes with START's where both exist
             alt = {n: START[n] for n in names if n in ENGINE_START.get(engine, {}) and START[n] > 0}
             values = fit_op(dev, values, names, train, predict, (alt,) if alt else ())
-        ek = _kernels(dev, values)
-        err = sorted(abs(predict(ek, p) / p[-1] - 1) for p in test)
-        wide = sorted(abs(predict(ek, p) / p[-1] - 1) for p in WIDE.get(op, domain)(tables) if held_aside(p[:-1]))
-        rows.append((op, len(train), len(test), statistics.median(err), float(np.quantile(err, 0.9)), err[-1],
-                     statistics.median(wide), float(np.quantile(wide, 0.9))))
+    ek = _kernels(dev, values)
+    rows = [_report_row(op, ek, tables, engine, device) for op in OPS if op in ops]
     if "gemm fp4" not in device_ops(device):  # no NVFP4 on the device: its FP4 constants stay off (0)
         values.update({n: 0.0 for n in OPS["gemm fp4"][2]})
     moe, moe_fp8, moe_block = moe_served(rows)
@@ -350,6 +352,30 @@ def fit(device: str, engine: str, refit: tuple[str, ...] = tuple(OPS)) -> tuple[
                                  "balanced MoE" + _moe_note(moe, moe_fp8, moe_block) + ")"))
     return EngineCalibration(engine=engine, source=source, moe_fitted=moe, moe_fp8_fitted=moe_fp8,
                              moe_blockfp8_fitted=moe_block, **values), rows
+
+
+def _op_predictor(op: str, engine: str, device: str):
+    """(domain, predictor) of the op, the predictor bound to the engine (and device) where it depends on them."""
+    domain, predict, _ = OPS[op]
+    if predict in (predict_moe, predict_moe_block):  # which shapes have tuned kernel configs depends on the engine
+        predict = functools.partial(predict, engine=engine)
+    elif predict is predict_gemm:  # which engines' FP8 rows quantise dynamically (aic_quant_tables)
+        predict = functools.partial(predict, engine=engine, device=device)
+    return domain, predict
+
+
+def _report_row(op: str, ek, tables: Tables, engine: str, device: str) -> tuple:
+    """(op, points fitted, held aside, median, p90, max |error| held aside, whole-table median, p90) on `ek`."""
+    domain, predict = _op_predictor(op, engine, device)
+    points = domain(tables)
+    train = [p for p in points if not held_aside(p[:-1])]
+    test = [p for p in points if held_aside(p[:-1])]
+    if not train:
+        return (op, 0, 0, math.nan, math.nan, math.nan, math.nan, math.nan)
+    err = sorted(abs(predict(ek, p) / p[-1] - 1) for p in test)
+    wide = sorted(abs(predict(ek, p) / p[-1] - 1) for p in WIDE.get(op, domain)(tables) if held_aside(p[:-1]))
+    return (op, len(train), len(test), statistics.median(err), float(np.quantile(err, 0.9)), err[-1],
+            statistics.median(wide), float(np.quantile(wide, 0.9)))
 
 
 def _moe_note(moe: bool, fp8: bool, block: bool) -> str:

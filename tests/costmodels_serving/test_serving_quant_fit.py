@@ -44,8 +44,10 @@ def test_op_names_fit_the_quantise_kernel_once():
     assert f.op_names("fp8 quant", "sglang") == ()
     assert {"fp8_quant_s", "fp8_quant_row_s", "fp8_quant_bytes"} <= set(f.op_names("gemm fp8", "sglang"))
     assert "fp8_gemm_row_s" not in f.op_names("gemm fp8", "sglang")
-    ops = list(f.OPS)
-    assert ops.index("fp8 quant") < ops.index("gemm fp8")  # fitted in OPS order: the quantise kernel first
+    ops = f.fit_order()
+    assert ops.index("fp8 quant") < ops.index("gemm fp8")  # the quantise kernel's constants first
+    # every op once; NVFP4 (vLLM's warm-L2 quantise reads the L2 rate decode attention fits) after decode attention
+    assert sorted(ops) == sorted(f.OPS) and ops.index("gemm fp4") == ops.index("decode attention") + 1
 
 
 @pytest.mark.parametrize("device", ["h100-sxm", "h200"])
