@@ -43,6 +43,7 @@ import sys
 
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[1]), str(pathlib.Path(__file__).resolve().parent)]
 
+import serve_gemm_scatter  # noqa: E402
 from machine import machine_note  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "serve_fp8_scatter.md"
@@ -83,13 +84,8 @@ def next_n(t: Table) -> dict[tuple[int, int, int], float]:
 
 
 def flat_ratios(t: Table) -> dict[tuple[int, int, int], float]:
-    """r = t / median over m 2-16 of the point's (n, k) group, for the complete groups."""
-    groups: dict[tuple[int, int], list[float]] = {}
-    for (m, n, k), s in t.items():
-        if m in FLAT_M:
-            groups.setdefault((n, k), []).append(s)
-    med = {nk: statistics.median(v) for nk, v in groups.items() if len(v) == len(FLAT_M)}
-    return {(m, n, k): s / med[(n, k)] for (m, n, k), s in t.items() if m in FLAT_M and (n, k) in med}
+    """r = t / median over m 2-16 of the point's (n, k) group, for the complete groups (serve_gemm_scatter's)."""
+    return serve_gemm_scatter.flat_ratios(t, FLAT_M)
 
 
 def group_counts(r: dict) -> list[int]:

@@ -52,14 +52,15 @@ def fp4_table(engine: str) -> Table:
     return {(int(m), int(n), int(k)): s for m, n, k, dtype, s in t.gemm if dtype == "fp4"}
 
 
-def flat_ratios(table: Table) -> dict[tuple[int, int, int], float]:
-    """r = t / median over m 1-16 of the point's (n, k) group, for the flat-region points."""
+def flat_ratios(table: Table, flat_m: range = FLAT_M) -> dict[tuple[int, int, int], float]:
+    """r = t / median over the m of `flat_m` (default 1-16) of the point's (n, k) group, for the flat-region points
+    of the groups timed at every one of those m."""
     groups: dict[tuple[int, int], list[float]] = {}
     for (m, n, k), t in table.items():
-        if m in FLAT_M:
+        if m in flat_m:
             groups.setdefault((n, k), []).append(t)
-    medians = {nk: statistics.median(ts) for nk, ts in groups.items() if len(ts) == len(FLAT_M)}
-    return {(m, n, k): t / medians[(n, k)] for (m, n, k), t in table.items() if m in FLAT_M and (n, k) in medians}
+    medians = {nk: statistics.median(ts) for nk, ts in groups.items() if len(ts) == len(flat_m)}
+    return {(m, n, k): t / medians[(n, k)] for (m, n, k), t in table.items() if m in flat_m and (n, k) in medians}
 
 
 def pct(values: list[float], q: float) -> float:
