@@ -419,7 +419,7 @@ class EngineCalibration(KernelConstants):
                      "moe_blockfp8_expert_s", "moe_fp8_serial_bytes", "moe_blockfp8_serial_bytes",
                      "moe_trtllm_gen", "moe_blockfp8_k_overhead", "moe_gen_l2_bytes",
                      "moe_fp8_k_overhead", "moe_blockfp8_quant_s", "moe_blockfp8_act_s",
-                     "moe_gen_act_s", "moe_gen_cta_s"):
+                     "moe_gen_act_s", "moe_gen_cta_s", "fp4_sm_bytes_per_s"):
             v = getattr(self, name)
             require(v >= 0.0, f"must be >= 0, got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name, curve in CURVE_RELATIVE.items():  # at most the peak: 1 / the curve's maximum
@@ -437,14 +437,9 @@ class EngineCalibration(KernelConstants):
             v = getattr(self, name)
             require(0.0 <= v <= 1.0, f"must be in [0, 1], got {v}", field=f"serving_engines.{self.engine}.{name}")
         for name in ("fp4_pair_tiles", "fp8_sm100_tiles", "bf16_sm100_tile", "kv_warm_l2", "moe_warm_l2",
-                     "moe_input_quant"):  # selectors
+                     "moe_input_quant", "fp4_cutedsl_tiles", "fp4_quant_tma", "fp4_quant_warm_l2"):  # selectors
             v = getattr(self, name)
             require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
-        for name in ("fp4_cutedsl_tiles", "fp4_quant_tma", "fp4_quant_warm_l2"):  # NVFP4 kernel selectors
-            v = getattr(self, name)
-            require(v in (0.0, 1.0), f"must be 0 or 1, got {v}", field=f"serving_engines.{self.engine}.{name}")
-        require(self.fp4_sm_bytes_per_s >= 0.0, f"must be >= 0, got {self.fp4_sm_bytes_per_s}",
-                field=f"serving_engines.{self.engine}.fp4_sm_bytes_per_s")
         require(self.kv_l2_bytes_per_s > 0.0 or not self.fp4_quant_warm_l2, "fp4_quant_warm_l2 needs a fitted "
                 "kv_l2_bytes_per_s", field=f"serving_engines.{self.engine}.fp4_quant_warm_l2")
         rate = self.fp4_quant_cta_bytes_per_s  # the TMA quantise kernel's CTAs need a rate
