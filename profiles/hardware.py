@@ -81,16 +81,18 @@ def calibration_from_mapping(data: dict, *, source: str) -> DeviceCalibration:
     return DeviceCalibration(**values)
 
 
-SM100_ONLY_KEYS = ("allreduce_vllm_sm100", "allreduce_trtllm_sm100", "allreduce_twoshot_hop_s", "allreduce_symm_call_s",
-                   "allreduce_symm_efficiency", "moe_trtllm_gen", "prefill_tail_tile", "prefill_one_token_decode",
-                   "decode_mha_as_gqa", "kv_warm_l2", "kv_l2_bytes_per_s", "fp8_sm100_tiles",
-                   "bf16_sm100_tile", "moe_gen_l2_bytes", "moe_blockfp8_quant_s",
-                   "moe_gen_act_s", "moe_blockfp8_act_s",
-                   "moe_gen_cta_s", "moe_warm_l2", "moe_input_quant")
-"""engine keys only an engine with vLLM's Blackwell all-reduce tables (its symmetric-memory ones: also its Hopper
-tables), or with Blackwell's TensorRT-LLM-gen fused MoE, or with Blackwell's attention terms
-(costmodels/serving_attention_sm100.py), or with its MoE layer's input quantisation priced on its own
-(moe_input_quant: TensorRT-LLM's B200 profile), sets (absent: 0, off)"""
+OPTIONAL_KEYS = ("allreduce_vllm_sm100", "allreduce_trtllm_sm100", "allreduce_twoshot_hop_s", "allreduce_symm_call_s",
+                 "allreduce_symm_efficiency", "moe_trtllm_gen", "prefill_tail_tile", "prefill_one_token_decode",
+                 "decode_mha_as_gqa", "kv_warm_l2", "kv_l2_bytes_per_s", "fp8_sm100_tiles",
+                 "bf16_sm100_tile", "moe_gen_l2_bytes", "moe_blockfp8_quant_s",
+                 "moe_gen_act_s", "moe_blockfp8_act_s", "moe_gen_cta_s", "moe_warm_l2", "moe_input_quant",
+                 "allreduce_sglang_v2", "allreduce_trtllm_sm90", "allreduce_vllm_sm90", "allreduce_pass_s",
+                 "moe_blockfp8_k_overhead")
+"""engine keys a profile may leave out (absent: 0, off), besides the fp4_* keys (NVFP4: Blackwell only): those only
+an engine sets whose source picks its all-reduce by size tables (vLLM's SM90/SM100 and TensorRT-LLM's lookup tables,
+SGLang's CustomAllReduceV2, vLLM's symmetric-memory and pass-bound terms), that runs Blackwell's TensorRT-LLM-gen fused
+MoE or attention terms (costmodels/serving_attention_sm100.py), that quantises its MoE layer's input on its own
+(moe_input_quant: TensorRT-LLM), or whose Triton MoE pays the block-scaled per-tile overhead"""
 
 
 FLAGS = ("moe_fitted", "moe_fp8_fitted", "moe_blockfp8_fitted")
@@ -104,10 +106,7 @@ def engines_from_mapping(data: dict, *, source: str) -> tuple[EngineCalibration,
     out = []
     for engine in sorted(outer.data):
         s = Section(outer.raw(engine), source=source, prefix=f"serving_engines.{engine}", allowed=keys,
-                    required=tuple(k for k in keys if k not in ("source", *FLAGS, *SM100_ONLY_KEYS)
-                                   and k not in ("allreduce_sglang_v2", "allreduce_trtllm_sm90", "allreduce_vllm_sm90",
-                                                 "allreduce_pass_s",
-                                                 "moe_blockfp8_k_overhead")
+                    required=tuple(k for k in keys if k not in ("source", *FLAGS, *OPTIONAL_KEYS)
                                    and not k.startswith("fp4_")))
         values = {key: (s.text(key) if key == "source" else s.flag(key) if key in FLAGS else s.number(key))
                   for key in keys if key in s.data}
